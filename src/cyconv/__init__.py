@@ -1,0 +1,19 @@
+"""cyconv: fast, SciPy-exact 2-D convolution and PyTorch-style conv2d for NumPy.
+
+    convolve2d(in1, in2, mode, boundary, fillvalue)   # = scipy.signal.convolve2d
+    correlate2d(in1, in2, mode, boundary, fillvalue)  # = scipy.signal.correlate2d
+    show_config()                                     # CPU features and kernel level
+"""
+
+from ._version import __version__
+from ._config import show_config, kernel_level, cpu_features
+from ._convolve import convolve2d, correlate2d
+
+__all__ = [
+    "__version__",
+    "convolve2d",
+    "correlate2d",
+    "show_config",
+    "kernel_level",
+    "cpu_features",
+]

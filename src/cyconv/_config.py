@@ -1,0 +1,50 @@
+"""Run-time choice of the kernel level (instruction set) and its report."""
+
+from __future__ import annotations
+
+import os
+
+from . import _core
+
+LEVELS = ("baseline", "avx2", "avx512")
+_FEATURES = ("sse2", "avx", "avx2", "fma", "avx512f", "neon")
+
+
+def _choose_level() -> int:
+    """Best level the CPU supports, lowered by CYCONV_CPU if set."""
+    best = _core.detect_level()
+    forced = os.environ.get("CYCONV_CPU", "").strip().lower()
+    if not forced:
+        return best
+    if forced not in LEVELS:
+        raise ImportError(
+            f"CYCONV_CPU={forced!r} is not a kernel level; use one of {', '.join(LEVELS)}"
+        )
+    # Forcing a level above what the CPU has would crash: cap it.
+    return min(LEVELS.index(forced), best)
+
+
+_core.set_level(_choose_level())
+
+
+def cpu_features() -> list[str]:
+    """Names of the CPU features cyconv detected."""
+    mask = _core.detect_features()
+    return [name for bit, name in enumerate(_FEATURES) if mask & (1 << bit)]
+
+
+def kernel_level() -> str:
+    """Name of the instruction-set level the kernels use in this process."""
+    return _core.level_name()
+
+
+def show_config() -> None:
+    """Print the detected CPU features and the kernel level in use."""
+    from ._version import __version__
+
+    best = LEVELS[_core.detect_level()]
+    print(f"cyconv {__version__}")
+    print(f"  CPU features detected: {', '.join(cpu_features()) or 'none'}")
+    print(f"  best kernel level:     {best}")
+    print(f"  kernel level in use:   {kernel_level()}"
+          + ("  (lowered by CYCONV_CPU)" if kernel_level() != best else ""))

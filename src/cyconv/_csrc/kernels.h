@@ -1,0 +1,59 @@
+/* cyconv compute kernels: plain C, no Python, no validation.
+ *
+ * Every function here trusts its caller (the Cython layer, which trusts the
+ * Python layer): pointers are valid for every element the documented loops
+ * touch, sizes are positive, and nothing overflows. Each kernel exists once
+ * per instruction-set level; cyc_kernels(level) returns the table to use.
+ */
+#ifndef CYCONV_KERNELS_H
+#define CYCONV_KERNELS_H
+
+#include <stddef.h>
+
+typedef ptrdiff_t cyc_index;
+
+enum cyc_level { CYC_BASELINE = 0, CYC_AVX2 = 1, CYC_AVX512 = 2 };
+
+/* One row of a multi-channel 2-D correlation, vectorized along the row:
+ *   out[x] = sum_{c<C} sum_{r<R} sum_{s<S} w[(c*R + r)*S + s] * in[c*cs + r*rs + s*ds + x]
+ * for 0 <= x < width, summed in exactly that (c, r, s) order from zero.
+ * `in` points at column 0 of the first input row; rs already includes any
+ * row dilation and ds is the column dilation. */
+typedef void (*cyc_spatial_row_f32)(const float *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                    cyc_index C, cyc_index R, cyc_index S,
+                                    const float *w, float *out, cyc_index width);
+typedef void (*cyc_spatial_row_f64)(const double *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                    cyc_index C, cyc_index R, cyc_index S,
+                                    const double *w, double *out, cyc_index width);
+
+/* A tile of `pixels` (PT, see cyc_kernel_table) consecutive output pixels of
+ * one row times KB output channels, channels innermost:
+ *   tile[i*KB + k] = sum_{c,r,s} in[c*cs + r*rs + s*ds + i*sx] * wp[((c*R + r)*S + s)*KB + k]
+ * summed in (c, r, s) order from zero. `in` points at the tile's first
+ * input pixel; wp holds the weights packed with KB channels innermost. */
+typedef void (*cyc_blocked_tile_f32)(const float *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                     cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                                     const float *wp, float *tile);
+typedef void (*cyc_blocked_tile_f64)(const double *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                     cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                                     const double *wp, double *tile);
+
+typedef struct {
+    const char *name;
+    cyc_spatial_row_f32 spatial_row_f32;
+    cyc_spatial_row_f64 spatial_row_f64;
+    cyc_blocked_tile_f32 blocked_tile_f32;
+    cyc_blocked_tile_f64 blocked_tile_f64;
+    cyc_index tile_pixels;      /* PT: output pixels per blocked tile */
+    cyc_index block_f32;        /* KB for float32: output channels per blocked tile */
+    cyc_index block_f64;        /* KB for float64 */
+} cyc_kernel_table;
+
+/* Highest level this CPU and OS support (cpuid/xgetbv on x86-64). */
+int cyc_detect_level(void);
+/* Bitmask of detected features, for show_config: 1=sse2 2=avx 4=avx2 8=fma 16=avx512f 32=neon */
+int cyc_detect_features(void);
+/* Table for `level`, which must be <= cyc_detect_level(). */
+const cyc_kernel_table *cyc_kernels(int level);
+
+#endif

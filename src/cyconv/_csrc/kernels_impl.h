@@ -1,0 +1,134 @@
+/* Kernel template, included by kernels.c once per (element type, level).
+ *
+ * Expects: T (float or double), SFX (f32/f64), ISA (name token),
+ * TARGET (function attribute or empty), VBYTES (vector size in bytes, 0 for
+ * plain scalar C), PT (pixels per blocked tile).
+ * Vectors use the GCC/Clang vector extension, so one source serves SSE2,
+ * AVX2, AVX-512 and NEON; the compiler fuses a*b+c into FMA where the target
+ * has it (no -ffast-math: every other rounding is the plain C one).
+ */
+#define CAT4_(a, b, c, d) a##_##b##_##c##_##d
+#define CAT4(a, b, c, d) CAT4_(a, b, c, d)
+#define FN(name) CAT4(cyc, name, SFX, ISA)
+
+#if VBYTES
+#define VW ((cyc_index)(VBYTES / sizeof(T)))
+typedef T CAT4(vec, T, ISA, SFX) __attribute__((vector_size(VBYTES)));
+#define VEC CAT4(vec, T, ISA, SFX)
+/* Unaligned load/store through memcpy: compiles to one vector move. */
+#define VLOAD(dst, p) memcpy(&(dst), (p), sizeof(VEC))
+#define VSTORE(p, src) memcpy((p), &(src), sizeof(VEC))
+#endif
+
+TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                   cyc_index C, cyc_index R, cyc_index S,
+                                   const T *w, T *out, cyc_index width)
+{
+    cyc_index x = 0;
+#if VBYTES
+    /* Four vectors of outputs per pass keep four independent accumulators. */
+    for (; x + 4 * VW <= width; x += 4 * VW) {
+        VEC a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        const T *wk = w;
+        for (cyc_index c = 0; c < C; c++) {
+            for (cyc_index r = 0; r < R; r++) {
+                const T *p = in + c * cs + r * rs + x;
+                for (cyc_index s = 0; s < S; s++, wk++) {
+                    VEC wv = (VEC){0} + *wk, v0, v1, v2, v3;
+                    const T *q = p + s * ds;
+                    VLOAD(v0, q); VLOAD(v1, q + VW); VLOAD(v2, q + 2 * VW); VLOAD(v3, q + 3 * VW);
+                    a0 += wv * v0; a1 += wv * v1; a2 += wv * v2; a3 += wv * v3;
+                }
+            }
+        }
+        VSTORE(out + x, a0); VSTORE(out + x + VW, a1);
+        VSTORE(out + x + 2 * VW, a2); VSTORE(out + x + 3 * VW, a3);
+    }
+    for (; x + VW <= width; x += VW) {
+        VEC a0 = {0};
+        const T *wk = w;
+        for (cyc_index c = 0; c < C; c++) {
+            for (cyc_index r = 0; r < R; r++) {
+                const T *p = in + c * cs + r * rs + x;
+                for (cyc_index s = 0; s < S; s++, wk++) {
+                    VEC wv = (VEC){0} + *wk, v0;
+                    VLOAD(v0, p + s * ds);
+                    a0 += wv * v0;
+                }
+            }
+        }
+        VSTORE(out + x, a0);
+    }
+#endif
+    for (; x < width; x++) {
+        T acc = 0;
+        const T *wk = w;
+        for (cyc_index c = 0; c < C; c++)
+            for (cyc_index r = 0; r < R; r++)
+                for (cyc_index s = 0; s < S; s++, wk++)
+                    acc += *wk * in[c * cs + r * rs + s * ds + x];
+        out[x] = acc;
+    }
+}
+
+#if VBYTES
+#define KB (2 * VW)
+TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                    cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                                    const T *wp, T *tile)
+{
+    /* PT pixels x 2 vectors of channels: fully unrolled so the
+     * accumulators live in registers; weights are loaded once per
+     * (c, r, s) and each input value is broadcast once. */
+    VEC acc[PT][2];
+#pragma GCC unroll 32
+    for (int i = 0; i < PT; i++) { acc[i][0] = (VEC){0}; acc[i][1] = (VEC){0}; }
+    for (cyc_index c = 0; c < C; c++) {
+        for (cyc_index r = 0; r < R; r++) {
+            const T *p = in + c * cs + r * rs;
+            for (cyc_index s = 0; s < S; s++, wp += KB) {
+                const T *q = p + s * ds;
+                VEC w0, w1;
+                VLOAD(w0, wp); VLOAD(w1, wp + VW);
+#pragma GCC unroll 32
+                for (int i = 0; i < PT; i++) {
+                    VEC b = (VEC){0} + q[i * sx];
+                    acc[i][0] += b * w0;
+                    acc[i][1] += b * w1;
+                }
+            }
+        }
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < PT; i++) {
+        VSTORE(tile + i * KB, acc[i][0]);
+        VSTORE(tile + i * KB + VW, acc[i][1]);
+    }
+}
+#undef KB
+#else
+/* Scalar build (compilers without vector extensions): KB = 2, same order. */
+static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                             cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                             const T *wp, T *tile)
+{
+    for (int i = 0; i < PT * 2; i++) tile[i] = 0;
+    for (cyc_index c = 0; c < C; c++)
+        for (cyc_index r = 0; r < R; r++)
+            for (cyc_index s = 0; s < S; s++, wp += 2) {
+                const T *q = in + c * cs + r * rs + s * ds;
+                for (int i = 0; i < PT; i++) {
+                    tile[2 * i] += q[i * sx] * wp[0];
+                    tile[2 * i + 1] += q[i * sx] * wp[1];
+                }
+            }
+}
+#endif
+
+#undef VEC
+#undef VW
+#undef VLOAD
+#undef VSTORE
+#undef FN
+#undef CAT4
+#undef CAT4_
