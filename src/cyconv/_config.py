@@ -46,5 +46,8 @@ def show_config() -> None:
     print(f"cyconv {__version__}")
     print(f"  CPU features detected: {', '.join(cpu_features()) or 'none'}")
     print(f"  best kernel level:     {best}")
+    from ._parallel import available_cpus, get_num_threads
+
     print(f"  kernel level in use:   {kernel_level()}"
           + ("  (lowered by CYCONV_CPU)" if kernel_level() != best else ""))
+    print(f"  threads:               {get_num_threads()} (of {available_cpus()} available CPUs)")

@@ -13,7 +13,7 @@ from typing import Literal, Sequence, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
+from . import _core, _parallel
 
 IntPair = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], Literal["valid", "same"]]
@@ -33,7 +33,7 @@ _MAX_BYTES = 2 ** 62  # beyond this no allocation can succeed; refuse before try
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
            stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
            groups: int = 1, *, padding_mode: PaddingMode = "zeros",
-           out: NDArray | None = None) -> NDArray:
+           out: NDArray | None = None, workers: int | None = None) -> NDArray:
     """2-D convolution layer (cross-correlation), like ``torch.nn.functional.conv2d``.
 
     Parameters
@@ -55,6 +55,10 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     out : ndarray, optional
         Writeable array of the exact result shape and dtype, not overlapping
         the inputs; filled and returned.
+    workers : int, optional
+        Threads to use; None: the process default (see :func:`set_num_threads`).
+        Threads share out images, or output rows, never a sum: the result
+        is bitwise the same for any value.
 
     Returns
     -------
@@ -85,6 +89,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     if b is not None and b.shape != (K,):
         raise ValueError(f"bias must have shape ({K},), one value per output channel, "
                          f"got shape {b.shape}")
+    workers = _parallel.resolve_workers(workers)
     sh, sw = _int_pair(stride, "stride")
     dh, dw = _int_pair(dilation, "dilation")
     if not isinstance(padding_mode, str) or padding_mode not in _PAD_MODES:
@@ -124,19 +129,30 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         # The last tile may read past the padded width: give it zero columns.
         Wb = max(Wp, (tiles * pixels - 1) * sw + span_w)
         weights = _pack_weights(w.astype(dtype, copy=False), groups, block)
-        scratch = np.empty(pixels * block, dtype)
+        scratch_size = pixels * block
     else:
         Wb = Wp
         weights = np.ascontiguousarray(w, dtype=dtype)
-        scratch = np.empty((Wo - 1) * sw + 1, dtype)
+        scratch_size = (Wo - 1) * sw + 1
     _check_size((C, Hp, Wb), dtype, "padded input")
     mode = _PAD_MODES[padding_mode]
     row_map = _index_map(H, top, bottom, mode)
     col_map = np.concatenate([_index_map(W, left, right, mode),
                               np.full(Wb - Wp, -1, np.int64)])
-    padded = np.empty((C, Hp, Wb), dtype)
-    _core.conv2d(x, row_map, col_map, weights, bias_arr, out4, padded, scratch,
-                 blocked, groups, R, S, sh, sw, dh, dw)
+
+    def job(n0, n1, y0, y1):
+        # Each thread pads its own copy of one image at a time.
+        padded = np.empty((C, Hp, Wb), dtype)
+        scratch = np.empty(scratch_size, dtype)
+        _core.conv2d(x, row_map, col_map, weights, bias_arr, out4, padded, scratch,
+                     blocked, groups, R, S, sh, sw, dh, dw, n0, n1, y0, y1)
+
+    nthreads = _parallel.threads_for(workers, out4.size * Cg * R * S, max(N, Ho))
+    if N % nthreads == 0:
+        chunks = [(n0, n1, 0, Ho) for n0, n1 in _parallel.split(N, nthreads)]
+    else:
+        chunks = [(0, N, y0, y1) for y0, y1 in _parallel.split(Ho, nthreads)]
+    _parallel.run(job, chunks)
     return result
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
+from . import _core, _parallel
 
 Mode = Literal["full", "same", "valid"]
 Boundary = Literal["fill", "pad", "wrap", "circular", "symm", "symmetric"]
@@ -29,7 +29,8 @@ _BOUNDARIES = {
 
 
 def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
-               boundary: Boundary = "fill", fillvalue: complex = 0) -> NDArray:
+               boundary: Boundary = "fill", fillvalue: complex = 0, *,
+               workers: int | None = None) -> NDArray:
     """Convolve two 2-D arrays, exactly like ``scipy.signal.convolve2d``.
 
     Parameters
@@ -46,6 +47,10 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
         periodically, or mirrored with the edge sample repeated.
     fillvalue : scalar
         Value outside ``in1`` for ``boundary="fill"``, cast to the result type.
+    workers : int, optional
+        Threads to use (keyword only; not in SciPy). None: the process default
+        (see :func:`set_num_threads`); negative counts back from all CPUs.
+        The result is bitwise the same for any value.
 
     Returns
     -------
@@ -53,11 +58,12 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
         Result of NumPy's type promotion of ``in1`` and ``in2``; integer sums
         wrap around in that type like SciPy's.
     """
-    return _filter2d(in1, in2, mode, boundary, fillvalue, convolve=True)
+    return _filter2d(in1, in2, mode, boundary, fillvalue, workers, convolve=True)
 
 
 def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
-                boundary: Boundary = "fill", fillvalue: complex = 0) -> NDArray:
+                boundary: Boundary = "fill", fillvalue: complex = 0, *,
+                workers: int | None = None) -> NDArray:
     """Cross-correlate two 2-D arrays, like ``scipy.signal.correlate2d``.
 
     Same arguments and result type as :func:`convolve2d`; ``in2`` is
@@ -65,10 +71,10 @@ def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
     mode with ``in1`` smaller than ``in2`` the result is the true
     cross-correlation (SciPy returns its complex conjugate).
     """
-    return _filter2d(in1, in2, mode, boundary, fillvalue, convolve=False)
+    return _filter2d(in1, in2, mode, boundary, fillvalue, workers, convolve=False)
 
 
-def _filter2d(in1, in2, mode, boundary, fillvalue, *, convolve):
+def _filter2d(in1, in2, mode, boundary, fillvalue, workers, *, convolve):
     name = "convolve2d" if convolve else "correlate2d"
     in1 = np.asarray(in1)
     in2 = np.asarray(in2)
@@ -81,6 +87,7 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, *, convolve):
         raise ValueError("boundary must be 'fill' (or 'pad'), 'wrap' (or 'circular') or "
                          f"'symm' (or 'symmetric'), got {boundary!r}")
     dtype = _result_dtype(in1.dtype, in2.dtype, name)
+    workers = _parallel.resolve_workers(workers)
     pad_mode = _BOUNDARIES[boundary]
     fill = _fill_scalar(fillvalue, dtype) if pad_mode == "constant" else None
 
@@ -118,7 +125,7 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, *, convolve):
             image = np.pad(image, pads, mode="constant", constant_values=fill)
         else:
             image = np.pad(image, pads, mode=pad_mode)
-    out = _correlate_valid(image, np.asarray(kernel, dtype=dtype), out_shape, dtype)
+    out = _correlate_valid(image, np.asarray(kernel, dtype=dtype), out_shape, dtype, workers)
     if swapped and not convolve:
         # We computed sum_k in1[k] * conj(in2_small[k]) slid over the big
         # array; the true correlation of (small, big) is its conjugate, reversed.
@@ -127,14 +134,15 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, *, convolve):
     return out
 
 
-def _correlate_valid(image: np.ndarray, kernel: np.ndarray, out_shape, dtype) -> np.ndarray:
+def _correlate_valid(image: np.ndarray, kernel: np.ndarray, out_shape, dtype,
+                     workers: int) -> np.ndarray:
     """Valid correlation of a padded image, in the core type that matches `dtype`."""
     if dtype.kind == "c":
         # Complex = four real correlations: (a+ib)(c+id) = (ac-bd) + i(ad+bc).
         part = np.dtype(dtype.char.lower())  # F->f, D->d, G->g
         a, b = (np.ascontiguousarray(x, dtype=part) for x in (image.real, image.imag))
         c, d = (np.ascontiguousarray(x, dtype=part) for x in (kernel.real, kernel.imag))
-        ac, bd, ad, bc = (_correlate_valid(x, y, out_shape, part)
+        ac, bd, ad, bc = (_correlate_valid(x, y, out_shape, part, workers)
                           for x, y in ((a, c), (b, d), (a, d), (b, c)))
         out = np.empty(out_shape, dtype)
         np.subtract(ac, bd, out=out.real)
@@ -142,12 +150,19 @@ def _correlate_valid(image: np.ndarray, kernel: np.ndarray, out_shape, dtype) ->
         return out
     if dtype.kind in "iu":
         # Integer sums wrap like SciPy's: compute modulo 2**64, then truncate.
-        out = np.empty(out_shape, np.uint64)
-        _core.correlate_valid(np.ascontiguousarray(image).astype(np.uint64),
-                              np.ascontiguousarray(kernel).astype(np.uint64), out)
+        out = _run_rows(np.ascontiguousarray(image).astype(np.uint64),
+                        np.ascontiguousarray(kernel).astype(np.uint64), out_shape, workers)
         return out.astype(dtype)
-    out = np.empty(out_shape, dtype)
-    _core.correlate_valid(np.ascontiguousarray(image), np.ascontiguousarray(kernel), out)
+    return _run_rows(np.ascontiguousarray(image), np.ascontiguousarray(kernel), out_shape, workers)
+
+
+def _run_rows(image: np.ndarray, kernel: np.ndarray, out_shape, workers: int) -> np.ndarray:
+    """The core's valid correlation, output rows shared among threads."""
+    out = np.empty(out_shape, image.dtype)
+    work = out.size * kernel.size
+    nthreads = _parallel.threads_for(workers, work, out_shape[0])
+    _parallel.run(lambda r0, r1: _core.correlate_valid(image, kernel, out, r0, r1),
+                  _parallel.split(out_shape[0], nthreads))
     return out
 
 

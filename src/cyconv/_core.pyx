@@ -115,10 +115,11 @@ cdef void _correlate_rows(const real_t[:, ::1] image, const real_t[:, ::1] kerne
 
 def correlate_valid(const real_t[:, ::1] image,   # IN  padded plane, (Ho+M-1) x (Wo+N-1)
                     const real_t[:, ::1] kernel,  # IN  M x N, M, N >= 1
-                    real_t[:, ::1] out):          # OUT Ho x Wo
-    """out[i, j] = sum_{u,v} image[i+u, j+v] * kernel[u, v]."""
+                    real_t[:, ::1] out,           # OUT Ho x Wo
+                    Py_ssize_t row0, Py_ssize_t row1):
+    """out[i, j] = sum_{u,v} image[i+u, j+v] * kernel[u, v] for rows row0 <= i < row1."""
     with nogil:
-        _correlate_rows(image, kernel, out, 0, out.shape[0])
+        _correlate_rows(image, kernel, out, row0, row1)
 
 
 # ---------------------------------------------------------------------------
@@ -128,10 +129,12 @@ def correlate_valid(const real_t[:, ::1] image,   # IN  padded plane, (Ho+M-1) x
 cdef void _gather_padded(const fp_t[:, :, :] image,      # C x H x W, any strides
                          const int64_t[::1] row_map,     # padded row -> source row, or -1
                          const int64_t[::1] col_map,     # padded col -> source col, or -1
-                         fp_t[:, :, ::1] padded) noexcept nogil:
+                         fp_t[:, :, ::1] padded,
+                         Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
+    # Only padded rows row0 <= i < row1 are filled: those the caller's output rows read.
     cdef Py_ssize_t c, i, j, si, sj
     for c in range(padded.shape[0]):
-        for i in range(padded.shape[1]):
+        for i in range(row0, row1):
             si = row_map[i]
             if si < 0:
                 for j in range(padded.shape[2]):
@@ -148,8 +151,9 @@ cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                                 fp_t[:, :, :] out,               # K x Ho x Wo
                                 fp_t[::1] tile,
                                 Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
-                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
-    cdef Py_ssize_t K = out.shape[0], Ho = out.shape[1], Wo = out.shape[2]
+                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                                Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    cdef Py_ssize_t K = out.shape[0], Wo = out.shape[2]
     cdef Py_ssize_t Cg = padded.shape[0] // groups, Kg = K // groups
     cdef Py_ssize_t PT = _table.tile_pixels
     cdef Py_ssize_t KB = wpack.shape[3]
@@ -163,7 +167,7 @@ cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
         for b in range(nblocks):
             wp = &wpack[g * nblocks + b, 0, 0, 0]
             nk = min(KB, Kg - b * KB)
-            for y in range(Ho):
+            for y in range(y0, y1):
                 for t in range((Wo + PT - 1) // PT):
                     x0 = t * PT
                     inp = &padded[g * Cg, y * sh, x0 * sw]
@@ -187,8 +191,9 @@ cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                                 fp_t[:, :, :] out,               # K x Ho x Wo
                                 fp_t[::1] row,                   # >= (Wo-1)*sw + 1
                                 Py_ssize_t groups,
-                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
-    cdef Py_ssize_t K = out.shape[0], Ho = out.shape[1], Wo = out.shape[2]
+                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                                Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    cdef Py_ssize_t K = out.shape[0], Wo = out.shape[2]
     cdef Py_ssize_t Cg = weight.shape[1], R = weight.shape[2], S = weight.shape[3]
     cdef Py_ssize_t Kg = K // groups
     cdef Py_ssize_t cs = padded.shape[1] * padded.shape[2], rs = padded.shape[2]
@@ -197,7 +202,7 @@ cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
     cdef fp_t bk
     for k in range(K):
         bk = bias[k] if has_bias else 0
-        for y in range(Ho):
+        for y in range(y0, y1):
             if fp_t is float:
                 _table.spatial_row_f32(&padded[(k // Kg) * Cg, y * sh, 0], cs, rs * dh, dw,
                                        Cg, R, S, &weight[k, 0, 0, 0], &row[0], dense)
@@ -221,15 +226,18 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
            fp_t[:, :, ::1] padded,            # scratch C x Hb x Wb
            fp_t[::1] scratch,                 # scratch: one tile (blocked) or one dense row (spatial)
            bint blocked, Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
-           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+           Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
+    """Output rows y0 <= y < y1 of images n0 <= n < n1 (one thread's share)."""
     cdef Py_ssize_t n
     cdef bint has_bias = bias.shape[0] > 0
+    cdef Py_ssize_t row0 = y0 * sh, row1 = (y1 - 1) * sh + (R - 1) * dh + 1
     with nogil:
-        for n in range(image.shape[0]):
-            _gather_padded(image[n], row_map, col_map, padded)
+        for n in range(n0, n1):
+            _gather_padded(image[n], row_map, col_map, padded, row0, row1)
             if blocked:
                 _conv2d_image_blocked(padded, weights, bias, has_bias, out[n], scratch,
-                                      groups, R, S, sh, sw, dh, dw)
+                                      groups, R, S, sh, sw, dh, dw, y0, y1)
             else:
                 _conv2d_image_spatial(padded, weights, bias, has_bias, out[n], scratch,
-                                      groups, sh, sw, dh, dw)
+                                      groups, sh, sw, dh, dw, y0, y1)

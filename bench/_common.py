@@ -1,0 +1,390 @@
+"""Shared helpers for cyconv's benchmark suites.
+
+Timing
+    :func:`time_interleaved` runs the callables of one case round-robin
+    (peer A, peer B, ..., then again), so a burst of machine noise hits all
+    of them alike, and quotes the median of the per-run times.  Calls that
+    are shorter than ``min_sample`` seconds are batched (``number`` calls per
+    timed sample) so the timer's resolution does not matter.
+
+Threads
+    :func:`single_thread` must be called *before* numpy / torch / cv2 are
+    imported: it sets the usual thread-count variables to 1 and then, once
+    the libraries are imported, :func:`limit_threads` pins them at run time
+    (threadpoolctl for the BLAS / OpenMP pools, ``torch.set_num_threads(1)``,
+    ``cv2.setNumThreads(1)``).  ``OPENBLAS_CORETYPE`` is *not* changed: it is
+    recorded in the machine info as found, so numpy's OpenBLAS picks its
+    kernels for this CPU by itself (see ``blas`` in :func:`machine_info`).
+
+Memory
+    :func:`tracemalloc_peak` measures the peak of *traced* allocations during
+    one call above the level before it.  NumPy reports every array buffer to
+    tracemalloc (``PyTraceMalloc_Track``), so for cyconv, whose scratch
+    buffers are NumPy arrays, this is exactly "bytes of arrays alive at the
+    worst moment of the call" (the output array included).  Memory that C
+    code takes with plain malloc (torch, OpenCV, BLAS packing buffers) is
+    invisible to it; :func:`subprocess_peak_rss` covers those: it runs the
+    case in a fresh interpreter and reports the growth of the peak resident
+    set size (``ru_maxrss``) caused by the first call, to within a page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+SRC = REPO / "src"
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "BLIS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+# --------------------------------------------------------------------------- setup
+
+def single_thread() -> None:
+    """Ask every library for one thread; call before importing numpy & co."""
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+
+
+def use_source_tree() -> None:
+    """Import cyconv from the in-place build in src/ unless PYTHONPATH says otherwise."""
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
+
+
+def import_cyconv(wait: float = 120.0):
+    """Import cyconv, waiting a little if its extension is being rebuilt."""
+    use_source_tree()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            import cyconv  # noqa: F401
+            return sys.modules["cyconv"]
+        except ImportError:
+            if time.monotonic() > deadline:
+                raise
+            for name in [m for m in sys.modules if m == "cyconv" or m.startswith("cyconv.")]:
+                del sys.modules[name]
+            time.sleep(5)
+
+
+def optional_import(name: str):
+    try:
+        return __import__(name)
+    except Exception:  # ImportError, or a broken wheel
+        return None
+
+
+_limiter = None
+
+
+def limit_threads() -> dict:
+    """Pin the thread pools of the libraries imported so far to one thread."""
+    global _limiter
+    done = {}
+    tpc = optional_import("threadpoolctl")
+    if tpc is not None:
+        _limiter = tpc.threadpool_limits(limits=1)   # kept alive: process-wide
+        done["threadpoolctl"] = [
+            {k: p.get(k) for k in ("internal_api", "prefix", "version", "architecture",
+                                   "num_threads")}
+            for p in tpc.threadpool_info()
+        ]
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.set_num_threads(1)
+        done["torch_threads"] = torch.get_num_threads()
+    if "cv2" in sys.modules:
+        cv2 = sys.modules["cv2"]
+        cv2.setNumThreads(1)
+        done["cv2_threads"] = cv2.getNumThreads()
+    return done
+
+
+# --------------------------------------------------------------------------- timing
+
+@dataclasses.dataclass
+class Timing:
+    median: float           # seconds per call
+    best: float
+    runs: int               # timed samples
+    number: int             # calls per sample
+    samples: list
+
+    def as_dict(self) -> dict:
+        return {"median_s": self.median, "min_s": self.best, "runs": self.runs,
+                "number": self.number}
+
+
+def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
+                     repeat: int | Mapping[str, int] = 7,
+                     budget: float | None = None,
+                     warmup: int = 1,
+                     min_sample: float = 0.02) -> dict[str, Timing]:
+    """Time ``fns`` round-robin and return the median per call of each.
+
+    repeat : samples per callable (a mapping gives each its own count;
+             a callable with fewer samples drops out of later rounds).
+    budget : if given, each callable's repeat count is also capped so that
+             its samples take about ``budget`` seconds (never below 1).
+    warmup : untimed calls of each callable first (also used to calibrate).
+    min_sample : calls faster than this are batched into one sample.
+    """
+    names = list(fns)
+    reps = {n: (repeat[n] if isinstance(repeat, Mapping) else repeat) for n in names}
+    number = {}
+    for n in names:
+        t = math.inf
+        for _ in range(max(warmup, 1)):
+            t0 = time.perf_counter()
+            fns[n]()
+            t = min(t, time.perf_counter() - t0)
+        number[n] = 1 if t >= min_sample else min(1000, max(1, math.ceil(min_sample / max(t, 1e-7))))
+        if budget is not None:
+            reps[n] = max(1, min(reps[n], int(budget / max(t * number[n], 1e-9))))
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(max(reps.values())):
+            # rotate the starting peer each round so none is always first
+            order = names[r % len(names):] + names[:r % len(names)]
+            for n in order:
+                if r >= reps[n]:
+                    continue
+                f, k = fns[n], number[n]
+                t0 = time.perf_counter()
+                for _ in range(k):
+                    f()
+                samples[n].append((time.perf_counter() - t0) / k)
+    finally:
+        if gc_was:
+            gc.enable()
+    return {n: Timing(statistics.median(s), min(s), len(s), number[n], s)
+            for n, s in samples.items()}
+
+
+# --------------------------------------------------------------------------- memory
+
+def tracemalloc_peak(fn: Callable[[], object]) -> int:
+    """Peak bytes of traced (Python + NumPy) allocations during ``fn()``.
+
+    The result object is kept alive until after the measurement, so it is
+    part of the peak.  Returns bytes above the traced level before the call.
+    """
+    gc.collect()
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        tracemalloc.clear_traces()
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+        del result
+    finally:
+        if started:
+            tracemalloc.stop()
+    return max(0, peak - base)
+
+
+_RSS_CHILD = r"""
+import os, sys, resource, json
+for v in {thread_vars!r}:
+    os.environ[v] = "1"
+sys.path[:0] = {paths!r}
+{setup}
+import gc; gc.collect()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = ({call})
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"before_kib": before, "after_kib": after}}))
+"""
+
+
+def subprocess_peak_rss(setup: str, call: str, timeout: float = 300.0) -> int | None:
+    """Growth of peak RSS (bytes) caused by evaluating ``call`` once after ``setup``.
+
+    Runs in a fresh interpreter (same executable, thread variables set to 1).
+    ``setup`` must create the inputs; the first call is measured, so lazy
+    one-off initialisation inside the library counts too.  Linux reports
+    ``ru_maxrss`` in KiB.  Returns None if the child fails.
+    """
+    code = _RSS_CHILD.format(thread_vars=_THREAD_VARS, paths=[str(BENCH_DIR), str(SRC)],
+                             setup=setup, call=call)
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=timeout)
+        line = proc.stdout.strip().splitlines()[-1]
+        d = json.loads(line)
+    except Exception:
+        return None
+    return max(0, d["after_kib"] - d["before_kib"]) * 1024
+
+
+# --------------------------------------------------------------------------- checks
+
+def max_rel_err(a, b) -> float:
+    """max|a - b| / max|b| (b is the reference); inf on a shape mismatch."""
+    import numpy as np
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        return math.inf
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    err = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if b.size else 0.0
+    return err / scale if scale > 0 else err
+
+
+def tolerance(dtype) -> float:
+    import numpy as np
+    return 1e-4 if np.dtype(dtype) == np.float32 else 1e-10
+
+
+# --------------------------------------------------------------------------- machine
+
+def _cpuinfo() -> dict:
+    info: dict = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    first = text.split("\n\n")[0]
+    for line in first.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            info.setdefault(k.strip(), v.strip())
+    mhz = [float(l.split(":")[1]) for l in text.splitlines() if l.startswith("cpu MHz")]
+    if mhz:
+        info["cpu MHz (all)"] = mhz
+    return info
+
+
+def _version(name: str) -> str | None:
+    mod = sys.modules.get(name) or optional_import(name)
+    if mod is None:
+        return None
+    return getattr(mod, "__version__", "?")
+
+
+def machine_info() -> dict:
+    ci = _cpuinfo()
+    flags = set(ci.get("flags", "").split())
+    mhz = ci.get("cpu MHz (all)") or []
+    info = {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": ci.get("model name", platform.processor() or "?"),
+        "cpu_family_model": f"family {ci.get('cpu family', '?')} model {ci.get('model', '?')}"
+                            f" stepping {ci.get('stepping', '?')}",
+        "flags": [f for f in ("avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512_bf16",
+                              "avx512_vnni", "avx_vnni") if f in flags],
+        "hypervisor": "hypervisor" in flags,
+        "cores": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_mhz": round(statistics.median(mhz), 1) if mhz else None,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "versions": {n: _version(n) for n in ("numpy", "scipy", "cv2", "torch", "threadpoolctl")},
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", *_THREAD_VARS,
+                                               "CYCONV_CPU")},
+    }
+    cyconv = sys.modules.get("cyconv")
+    if cyconv is not None:
+        info["versions"]["cyconv"] = cyconv.__version__
+        info["cyconv_kernel_level"] = cyconv.kernel_level()
+        info["cyconv_cpu_features"] = cyconv.cpu_features()
+        info["cyconv_path"] = str(Path(cyconv.__file__).parent)
+    tpc = optional_import("threadpoolctl")
+    if tpc is not None:
+        info["blas"] = [f"{p.get('internal_api')} {p.get('version')} "
+                        f"({p.get('architecture', '-')}, {p.get('num_threads')} thr, "
+                        f"{Path(p.get('filepath', '')).name})"
+                        for p in tpc.threadpool_info()]
+    if "torch" in sys.modules:
+        info["torch_threads"] = sys.modules["torch"].get_num_threads()
+    if "cv2" in sys.modules:
+        info["cv2_threads"] = sys.modules["cv2"].getNumThreads()
+    return info
+
+
+def machine_markdown(info: dict) -> str:
+    v = info["versions"]
+    rows = [
+        ("date", info["date"]),
+        ("CPU", f"{info['cpu']} ({info['cpu_family_model']}), "
+                f"{'VM, ' if info['hypervisor'] else ''}{info['cores']} cores, "
+                f"{info['cpu_mhz']} MHz reported"),
+        ("CPU flags (subset)", ", ".join(info["flags"])),
+        ("OS / Python", f"{info['os']} / Python {info['python']}"),
+        ("versions", ", ".join(f"{k} {val}" for k, val in v.items() if val)
+                     + ("; not installed: " + ", ".join(k for k, val in v.items() if not val)
+                        if any(not val for val in v.values()) else "")),
+        ("cyconv kernel level", info.get("cyconv_kernel_level", "?")),
+        ("BLAS / OpenMP pools", "; ".join(info.get("blas", [])) or "?"),
+        ("threads", f"1 everywhere (torch {info.get('torch_threads', '-')}, "
+                    f"cv2 {info.get('cv2_threads', '-')}, BLAS via threadpoolctl)"),
+        ("OPENBLAS_CORETYPE", info["env"].get("OPENBLAS_CORETYPE") or "unset (left alone)"),
+    ]
+    return markdown_table(["", ""], rows, align="ll")
+
+
+# --------------------------------------------------------------------------- output
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+                   align: str | None = None) -> str:
+    """A GitHub markdown table; ``align`` is one letter per column (l/r/c)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    sep = {"l": ":---", "r": "---:", "c": ":---:"}
+    cells = [[("" if c is None else str(c)).replace("|", "\\|") for c in row] for row in rows]
+    out = ["| " + " | ".join(headers) + " |",
+           "| " + " | ".join(sep[a] for a in align) + " |"]
+    out += ["| " + " | ".join(r) + " |" for r in cells]
+    return "\n".join(out)
+
+
+def fmt_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+
+
+def fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else (f"{x:.2f}×" if x < 10 else f"{x:.1f}×")
+
+
+def fmt_gflops(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    Path(path).write_text(json.dumps(data, indent=1, default=str) + "\n")
+
+
+def progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

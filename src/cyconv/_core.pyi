@@ -1,0 +1,29 @@
+# Type stubs for the compiled core (internal: called only by cyconv's Python layer,
+# which validates every argument and allocates every buffer first).
+import numpy as np
+from numpy.typing import NDArray
+
+def detect_level() -> int: ...
+def detect_features() -> int: ...
+def set_level(level: int) -> None: ...
+def level_name() -> str: ...
+def blocked_geometry(double_precision: bool) -> tuple[int, int]: ...
+def correlate_valid(image: NDArray, kernel: NDArray, out: NDArray) -> None: ...
+def conv2d(
+    image: NDArray,
+    row_map: NDArray[np.int64],
+    col_map: NDArray[np.int64],
+    weights: NDArray,
+    bias: NDArray,
+    out: NDArray,
+    padded: NDArray,
+    scratch: NDArray,
+    blocked: bool,
+    groups: int,
+    R: int,
+    S: int,
+    sh: int,
+    sw: int,
+    dh: int,
+    dw: int,
+) -> None: ...

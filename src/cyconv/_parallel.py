@@ -1,0 +1,121 @@
+"""Threads for the GIL-free kernels: a process-wide pool of Python threads.
+
+Each compiled call releases the GIL, so plain threads run the kernels truly
+in parallel. The work is split into static, independent chunks (rows or
+images, never a reduction), so results do not depend on the thread count.
+A pool inherited through fork() has no live threads in the child: the pool
+remembers its process id and is rebuilt in a new process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from typing import Callable, Iterator, Sequence
+
+# Below this many multiply-adds a call stays on the calling thread: waking
+# the pool costs tens of microseconds.
+MIN_WORK_PER_THREAD = 1_000_000
+
+_global_threads: int | None = None
+_scoped_threads: ContextVar[int | None] = ContextVar("cyconv_threads", default=None)
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_pid = -1
+_pool_lock = threading.Lock()
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_count(n, name: str) -> int:
+    """A thread count as SciPy's `workers`: positive, or negative counting back from all CPUs."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        try:
+            import operator
+            n = operator.index(n)
+        except TypeError:
+            raise TypeError(f"{name} must be an int or None, got {n!r}") from None
+    if n == 0:
+        raise ValueError(f"{name} must be a positive int, or negative to count back from "
+                         f"the {available_cpus()} available CPUs (-1 = all); got 0")
+    if n < 0:
+        total = available_cpus()
+        if n < -total:
+            raise ValueError(f"{name}={n} asks for fewer than one of the {total} available CPUs")
+        n = total + 1 + n
+    return n
+
+
+def get_num_threads() -> int:
+    """Threads a call with ``workers=None`` uses (default: all available CPUs)."""
+    scoped = _scoped_threads.get()
+    if scoped is not None:
+        return scoped
+    return _global_threads if _global_threads is not None else available_cpus()
+
+
+def set_num_threads(n: int | None) -> int:
+    """Set the default thread count for this process (None: all CPUs); returns the old one."""
+    global _global_threads
+    old = get_num_threads()
+    _global_threads = None if n is None else _check_count(n, "n")
+    return old
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None) -> Iterator[None]:
+    """Context manager: calls in this block (in this thread or task) use `n` threads."""
+    token = _scoped_threads.set(None if n is None else _check_count(n, "n"))
+    try:
+        yield
+    finally:
+        _scoped_threads.reset(token)
+
+
+def resolve_workers(workers) -> int:
+    return get_num_threads() if workers is None else _check_count(workers, "workers")
+
+
+def split(total: int, parts: int) -> list[tuple[int, int]]:
+    """`total` items as `parts` contiguous, near-equal, non-empty ranges."""
+    parts = max(1, min(parts, total))
+    return [(total * i // parts, total * (i + 1) // parts) for i in range(parts)]
+
+
+def threads_for(workers: int, work: float, units: int) -> int:
+    """How many threads a call with `work` multiply-adds over `units` chunks should use."""
+    return max(1, min(workers, units, int(work // MIN_WORK_PER_THREAD) or 1))
+
+
+def _get_pool(size: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid() or _pool_size < size:
+            if _pool is not None and _pool_pid == os.getpid():
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="cyconv")
+            _pool_size, _pool_pid = size, os.getpid()
+        return _pool
+
+
+def run(func: Callable[..., None], chunks: Sequence[tuple]) -> None:
+    """Call func(*chunk) for every chunk: the first on this thread, the rest on the pool."""
+    if len(chunks) == 1:
+        func(*chunks[0])
+        return
+    pool = _get_pool(len(chunks) - 1)
+    futures = [pool.submit(func, *chunk) for chunk in chunks[1:]]
+    try:
+        func(*chunks[0])
+    finally:
+        for f in futures:
+            f.result()
