@@ -12,8 +12,9 @@ Threads
     imported: it sets the usual thread-count variables to 1 and then, once
     the libraries are imported, :func:`limit_threads` pins them at run time
     (threadpoolctl for the BLAS / OpenMP pools, ``torch.set_num_threads(1)``,
-    ``cv2.setNumThreads(1)``).  ``OPENBLAS_CORETYPE`` is *not* changed: it is
-    recorded in the machine info as found, so numpy's OpenBLAS picks its
+    ``cv2.setNumThreads(1)``, ``cyconv.set_num_threads(1)``).
+    ``OPENBLAS_CORETYPE`` is *not* changed: it is recorded in the machine
+    info as found, so numpy's OpenBLAS picks its
     kernels for this CPU by itself (see ``blas`` in :func:`machine_info`).
 
 Memory
@@ -113,6 +114,10 @@ def limit_threads() -> dict:
         cv2 = sys.modules["cv2"]
         cv2.setNumThreads(1)
         done["cv2_threads"] = cv2.getNumThreads()
+    cyconv = sys.modules.get("cyconv")
+    if cyconv is not None and hasattr(cyconv, "set_num_threads"):
+        cyconv.set_num_threads(1)        # cyconv's own pool defaults to all CPUs
+        done["cyconv_threads"] = cyconv.get_num_threads()
     return done
 
 
@@ -310,6 +315,8 @@ def machine_info() -> dict:
         info["cyconv_kernel_level"] = cyconv.kernel_level()
         info["cyconv_cpu_features"] = cyconv.cpu_features()
         info["cyconv_path"] = str(Path(cyconv.__file__).parent)
+        if hasattr(cyconv, "get_num_threads"):
+            info["cyconv_threads"] = cyconv.get_num_threads()
     tpc = optional_import("threadpoolctl")
     if tpc is not None:
         info["blas"] = [f"{p.get('internal_api')} {p.get('version')} "
@@ -337,8 +344,9 @@ def machine_markdown(info: dict) -> str:
                         if any(not val for val in v.values()) else "")),
         ("cyconv kernel level", info.get("cyconv_kernel_level", "?")),
         ("BLAS / OpenMP pools", "; ".join(info.get("blas", [])) or "?"),
-        ("threads", f"1 everywhere (torch {info.get('torch_threads', '-')}, "
-                    f"cv2 {info.get('cv2_threads', '-')}, BLAS via threadpoolctl)"),
+        ("threads", f"1 everywhere (cyconv {info.get('cyconv_threads', '-')}, "
+                    f"torch {info.get('torch_threads', '-')}, "
+                    f"cv2 {info.get('cv2_threads', '-')}, BLAS/OpenMP via threadpoolctl)"),
         ("OPENBLAS_CORETYPE", info["env"].get("OPENBLAS_CORETYPE") or "unset (left alone)"),
     ]
     return markdown_table(["", ""], rows, align="ll")

@@ -27,7 +27,6 @@ reference agree on it:
 
 from __future__ import annotations
 
-import math
 import operator
 
 import numpy as np
@@ -339,5 +338,5 @@ __all__ = [
     "PADDING_MODES", "NP_PAD_MODE", "as_pair", "effective_kernel", "same_pad_1d",
     "resolve_padding", "output_hw", "output_shape", "result_dtype", "pad_input",
     "dilate_kernel", "contract_violation", "conv2d_reference", "conv2d_direct",
-    "conv2d_abs_bound", "tolerance", "assert_conv_close", "describe", "math",
+    "conv2d_abs_bound", "tolerance", "assert_conv_close", "describe",
 ]
