@@ -289,6 +289,8 @@ def _version(name: str) -> str | None:
 
 
 def machine_info() -> dict:
+    versions = {n: _version(n) for n in ("numpy", "scipy", "cv2", "torch", "threadpoolctl")}
+    limit_threads()     # _version may have imported a library: pin it before reporting
     ci = _cpuinfo()
     flags = set(ci.get("flags", "").split())
     mhz = ci.get("cpu MHz (all)") or []
@@ -305,7 +307,7 @@ def machine_info() -> dict:
         "cpu_mhz": round(statistics.median(mhz), 1) if mhz else None,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "versions": {n: _version(n) for n in ("numpy", "scipy", "cv2", "torch", "threadpoolctl")},
+        "versions": versions,
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", *_THREAD_VARS,
                                                "CYCONV_CPU")},
     }

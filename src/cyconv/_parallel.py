@@ -10,11 +10,14 @@ remembers its process id and is rebuilt in a new process.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Callable, Iterator, Sequence
+
+import numpy as np
 
 # Below this many multiply-adds a call stays on the calling thread: waking
 # the pool costs tens of microseconds.
@@ -38,12 +41,12 @@ def available_cpus() -> int:
 
 def _check_count(n, name: str) -> int:
     """A thread count as SciPy's `workers`: positive, or negative counting back from all CPUs."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        try:
-            import operator
-            n = operator.index(n)
-        except TypeError:
-            raise TypeError(f"{name} must be an int or None, got {n!r}") from None
+    if isinstance(n, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int or None, got {n!r}")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or None, got {n!r}") from None
     if n == 0:
         raise ValueError(f"{name} must be a positive int, or negative to count back from "
                          f"the {available_cpus()} available CPUs (-1 = all); got 0")
