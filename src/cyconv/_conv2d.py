@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core, _parallel
+from ._padding import index_map
 
 IntPair = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], Literal["valid", "same"]]
@@ -136,8 +137,8 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         scratch_size = (Wo - 1) * sw + 1
     _check_size((C, Hp, Wb), dtype, "padded input")
     mode = _PAD_MODES[padding_mode]
-    row_map = _index_map(H, top, bottom, mode)
-    col_map = np.concatenate([_index_map(W, left, right, mode),
+    row_map = index_map(H, top, bottom, mode)
+    col_map = np.concatenate([index_map(W, left, right, mode),
                               np.full(Wb - Wp, -1, np.int64)])
 
     def job(n0, n1, y0, y1):
@@ -145,7 +146,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         padded = np.empty((C, Hp, Wb), dtype)
         scratch = np.empty(scratch_size, dtype)
         _core.conv2d(x, row_map, col_map, weights, bias_arr, out4, padded, scratch,
-                     blocked, groups, R, S, sh, sw, dh, dw, n0, n1, y0, y1)
+                     blocked, groups, R, S, sh, sw, dh, dw, left, n0, n1, y0, y1)
 
     nthreads = _parallel.threads_for(workers, out4.size * Cg * R * S, max(N, Ho))
     if N % nthreads == 0:
@@ -264,14 +265,6 @@ def _check_out(out, shape, dtype, inputs) -> np.ndarray:
     if any(a is not None and np.may_share_memory(out, a) for a in inputs):
         raise ValueError("out must not overlap input, weight or bias")
     return out
-
-
-def _index_map(n: int, before: int, after: int, np_mode: str) -> np.ndarray:
-    """Source index of every padded position along one axis, -1 for a zero."""
-    idx = np.arange(n, dtype=np.int64)
-    if np_mode == "constant":
-        return np.pad(idx, (before, after), mode="constant", constant_values=-1)
-    return np.pad(idx, (before, after), mode=np_mode)
 
 
 def _pack_weights(w: np.ndarray, groups: int, block: int) -> np.ndarray:

@@ -13,12 +13,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core, _parallel
+from ._padding import index_map
 
 Mode = Literal["full", "same", "valid"]
 Boundary = Literal["fill", "pad", "wrap", "circular", "symm", "symmetric"]
 
 _MODES = ("full", "same", "valid")
-# SciPy's names and aliases -> the np.pad mode that extends the image the same way.
+# SciPy's names and aliases -> the np.pad mode that extends the image the same way
+# (used through index_map).
 # np.pad's "symmetric" repeats the edge sample like SciPy's "symm", and both
 # np.pad and SciPy keep reflecting / wrapping when the kernel is larger than the image.
 _BOUNDARIES = {
@@ -119,13 +121,12 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, workers, *, convolve):
                          f"{in1.shape}; use boundary='fill' or a non-empty in1")
 
     kernel = in2[::-1, ::-1] if convolve else np.conj(in2)
-    image = np.asarray(in1, dtype=dtype)
-    if pads != ((0, 0), (0, 0)):
-        if pad_mode == "constant":
-            image = np.pad(image, pads, mode="constant", constant_values=fill)
-        else:
-            image = np.pad(image, pads, mode=pad_mode)
-    out = _correlate_valid(image, np.asarray(kernel, dtype=dtype), out_shape, dtype, workers)
+    (top, bottom), (left, right) = pads
+    row_map = index_map(H, top, bottom, pad_mode)
+    col_map = index_map(W, left, right, pad_mode)
+    image = np.asarray(in1, dtype=dtype)  # native byte order; any strides
+    out = _correlate(image, np.asarray(kernel, dtype=dtype), row_map, col_map, left,
+                     fill if fill is not None else np.zeros((), dtype), out_shape, workers)
     if swapped and not convolve:
         # We computed sum_k in1[k] * conj(in2_small[k]) slid over the big
         # array; the true correlation of (small, big) is its conjugate, reversed.
@@ -134,35 +135,44 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, workers, *, convolve):
     return out
 
 
-def _correlate_valid(image: np.ndarray, kernel: np.ndarray, out_shape, dtype,
-                     workers: int) -> np.ndarray:
-    """Valid correlation of a padded image, in the core type that matches `dtype`."""
+# Rows of padded input gathered at a time: small enough to stay in L2.
+_STRIP_BYTES = 1 << 17
+
+
+def _correlate(image, kernel, row_map, col_map, left, fill, out_shape, workers) -> np.ndarray:
+    """Valid correlation of the padded image (padding described by the maps)."""
+    dtype = image.dtype
     if dtype.kind == "c":
         # Complex = four real correlations: (a+ib)(c+id) = (ac-bd) + i(ad+bc).
-        part = np.dtype(dtype.char.lower())  # F->f, D->d, G->g
-        a, b = (np.ascontiguousarray(x, dtype=part) for x in (image.real, image.imag))
-        c, d = (np.ascontiguousarray(x, dtype=part) for x in (kernel.real, kernel.imag))
-        ac, bd, ad, bc = (_correlate_valid(x, y, out_shape, part, workers)
-                          for x, y in ((a, c), (b, d), (a, d), (b, c)))
+        args = (row_map, col_map, left)
+        a, b, c, d = image.real, image.imag, kernel.real, kernel.imag
+        ac = _correlate(a, c, *args, fill.real, out_shape, workers)
+        bd = _correlate(b, d, *args, fill.imag, out_shape, workers)
+        ad = _correlate(a, d, *args, fill.real, out_shape, workers)
+        bc = _correlate(b, c, *args, fill.imag, out_shape, workers)
         out = np.empty(out_shape, dtype)
         np.subtract(ac, bd, out=out.real)
         np.add(ad, bc, out=out.imag)
         return out
-    if dtype.kind in "iu":
+    if dtype.kind in "iu" and dtype != np.uint64:
         # Integer sums wrap like SciPy's: compute modulo 2**64, then truncate.
-        out = _run_rows(np.ascontiguousarray(image).astype(np.uint64),
-                        np.ascontiguousarray(kernel).astype(np.uint64), out_shape, workers)
+        wide = np.uint64
+        out = _correlate(image.astype(wide), kernel.astype(wide), row_map, col_map, left,
+                         fill.astype(wide), out_shape, workers)
         return out.astype(dtype)
-    return _run_rows(np.ascontiguousarray(image), np.ascontiguousarray(kernel), out_shape, workers)
 
+    kernel = np.ascontiguousarray(kernel)
+    fill = np.asarray(fill, dtype).reshape(1)
+    out = np.empty(out_shape, dtype)
+    M, width = kernel.shape[0], len(col_map)
+    strip_rows = max(16, _STRIP_BYTES // (width * dtype.itemsize))
 
-def _run_rows(image: np.ndarray, kernel: np.ndarray, out_shape, workers: int) -> np.ndarray:
-    """The core's valid correlation, output rows shared among threads."""
-    out = np.empty(out_shape, image.dtype)
-    work = out.size * kernel.size
-    nthreads = _parallel.threads_for(workers, work, out_shape[0])
-    _parallel.run(lambda r0, r1: _core.correlate_valid(image, kernel, out, r0, r1),
-                  _parallel.split(out_shape[0], nthreads))
+    def rows(r0, r1):
+        strip = np.empty((min(strip_rows, r1 - r0) + M - 1, width), dtype)
+        _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out, strip, r0, r1)
+
+    nthreads = _parallel.threads_for(workers, out.size * kernel.size, out_shape[0])
+    _parallel.run(rows, _parallel.split(out_shape[0], nthreads))
     return out
 
 

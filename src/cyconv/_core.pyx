@@ -3,6 +3,7 @@ allocates every output and scratch buffer, and only then calls in here.
 Nothing here raises for bad input; every kernel runs without the GIL."""
 
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
 
 cdef extern from "kernels.h" nogil:
     ctypedef Py_ssize_t cyc_index
@@ -72,78 +73,100 @@ def blocked_geometry(bint double_precision):
 
 
 # ---------------------------------------------------------------------------
-# 2-D correlation of one padded plane ("valid" over the padded image)
+# Padding: copy padded rows of a plane into a C-contiguous buffer
 # ---------------------------------------------------------------------------
 
-cdef void _correlate_rows_generic(const real_t[:, ::1] image, const real_t[:, ::1] kernel,
-                                  real_t[:, ::1] out, Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
-    # Row-at-a-time multiply-add: the innermost loop runs along contiguous
-    # memory with no branches, in (kernel row, kernel column) order per pixel.
-    cdef Py_ssize_t i, u, v, j
-    cdef Py_ssize_t width = out.shape[1]
+cdef void _gather_rows(const real_t[:, :] plane,      # H x W, any strides
+                       const int64_t[::1] row_map,    # padded row -> source row, or -1
+                       const int64_t[::1] col_map,    # padded col -> source col, or -1
+                       Py_ssize_t left,               # padded cols [left, left+W) are the plane's own
+                       real_t fill,                   # value where a map says -1
+                       real_t *dst, Py_ssize_t width, # dst rows of `width` = len(col_map)
+                       Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
+    """Padded rows i0 <= i < i1 into dst rows 0, 1, ...: the boundary rule is
+    entirely in the two maps, so the compute loops never see a border."""
+    cdef Py_ssize_t i, j, si, sj
+    cdef Py_ssize_t W = plane.shape[1]
+    cdef Py_ssize_t xs = plane.strides[1] // <Py_ssize_t>sizeof(real_t)
+    cdef const real_t *src
+    for i in range(i0, i1):
+        si = row_map[i]
+        if si < 0 or W == 0:
+            for j in range(width):
+                dst[j] = fill
+        else:
+            src = &plane[si, 0]
+            for j in range(left):
+                sj = col_map[j]
+                dst[j] = src[sj * xs] if sj >= 0 else fill
+            if xs == 1:
+                memcpy(dst + left, src, W * sizeof(real_t))
+            else:
+                for j in range(W):
+                    dst[left + j] = src[j * xs]
+            for j in range(left + W, width):
+                sj = col_map[j]
+                dst[j] = src[sj * xs] if sj >= 0 else fill
+        dst += width
+
+
+# ---------------------------------------------------------------------------
+# 2-D correlation of one plane (convolve2d / correlate2d)
+# ---------------------------------------------------------------------------
+
+cdef void _correlate_row_generic(const real_t *image, Py_ssize_t width_in,
+                                 const real_t[:, ::1] kernel,
+                                 real_t *out, Py_ssize_t width) noexcept nogil:
+    # One output row as row-wide multiply-adds: the innermost loop runs along
+    # contiguous memory with no branches, in (kernel row, kernel column) order.
+    cdef Py_ssize_t u, v, j
     cdef real_t w
-    cdef real_t *orow
     cdef const real_t *irow
-    for i in range(row0, row1):
-        orow = &out[i, 0]
-        for j in range(width):
-            orow[j] = 0
-        for u in range(kernel.shape[0]):
-            irow = &image[i + u, 0]
-            for v in range(kernel.shape[1]):
-                w = kernel[u, v]
-                for j in range(width):
-                    orow[j] = orow[j] + w * irow[j + v]
+    for j in range(width):
+        out[j] = 0
+    for u in range(kernel.shape[0]):
+        irow = image + u * width_in
+        for v in range(kernel.shape[1]):
+            w = kernel[u, v]
+            for j in range(width):
+                out[j] = out[j] + w * irow[j + v]
 
 
-cdef void _correlate_rows(const real_t[:, ::1] image, const real_t[:, ::1] kernel,
-                          real_t[:, ::1] out, Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
-    cdef Py_ssize_t i
-    if real_t is float:
-        for i in range(row0, row1):
-            _table.spatial_row_f32(&image[i, 0], 0, image.shape[1], 1, 1,
-                                   kernel.shape[0], kernel.shape[1], &kernel[0, 0],
-                                   &out[i, 0], out.shape[1])
-    elif real_t is double:
-        for i in range(row0, row1):
-            _table.spatial_row_f64(&image[i, 0], 0, image.shape[1], 1, 1,
-                                   kernel.shape[0], kernel.shape[1], &kernel[0, 0],
-                                   &out[i, 0], out.shape[1])
-    else:
-        _correlate_rows_generic(image, kernel, out, row0, row1)
-
-
-def correlate_valid(const real_t[:, ::1] image,   # IN  padded plane, (Ho+M-1) x (Wo+N-1)
-                    const real_t[:, ::1] kernel,  # IN  M x N, M, N >= 1
-                    real_t[:, ::1] out,           # OUT Ho x Wo
+def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
+                    const int64_t[::1] row_map,    # IN  Ho+M-1 padded rows -> source row or -1
+                    const int64_t[::1] col_map,    # IN  Wo+N-1 padded cols -> source col or -1
+                    Py_ssize_t left,               # IN  padding before column 0
+                    const real_t[::1] fill,        # IN  one value, used where a map says -1
+                    const real_t[:, ::1] kernel,   # IN  M x N, M, N >= 1
+                    real_t[:, ::1] out,            # OUT Ho x Wo
+                    real_t[:, ::1] strip,          # scratch (rows + M - 1) x (Wo + N - 1)
                     Py_ssize_t row0, Py_ssize_t row1):
-    """out[i, j] = sum_{u,v} image[i+u, j+v] * kernel[u, v] for rows row0 <= i < row1."""
+    """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for rows row0 <= i < row1,
+    padding a strip of rows at a time into `strip` (sized to stay in cache)."""
+    cdef Py_ssize_t M = kernel.shape[0], N = kernel.shape[1]
+    cdef Py_ssize_t Wo = out.shape[1], Wp = strip.shape[1]
+    cdef Py_ssize_t rows = strip.shape[0] - M + 1
+    cdef Py_ssize_t y, y1, i
     with nogil:
-        _correlate_rows(image, kernel, out, row0, row1)
+        y = row0
+        while y < row1:
+            y1 = min(y + rows, row1)
+            _gather_rows(image, row_map, col_map, left, fill[0], &strip[0, 0], Wp, y, y1 + M - 1)
+            for i in range(y, y1):
+                if real_t is float:
+                    _table.spatial_row_f32(&strip[i - y, 0], 0, Wp, 1, 1, M, N,
+                                           &kernel[0, 0], &out[i, 0], Wo)
+                elif real_t is double:
+                    _table.spatial_row_f64(&strip[i - y, 0], 0, Wp, 1, 1, M, N,
+                                           &kernel[0, 0], &out[i, 0], Wo)
+                else:
+                    _correlate_row_generic(&strip[i - y, 0], Wp, kernel, &out[i, 0], Wo)
+            y = y1
 
 
 # ---------------------------------------------------------------------------
 # conv2d
 # ---------------------------------------------------------------------------
-
-cdef void _gather_padded(const fp_t[:, :, :] image,      # C x H x W, any strides
-                         const int64_t[::1] row_map,     # padded row -> source row, or -1
-                         const int64_t[::1] col_map,     # padded col -> source col, or -1
-                         fp_t[:, :, ::1] padded,
-                         Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
-    # Only padded rows row0 <= i < row1 are filled: those the caller's output rows read.
-    cdef Py_ssize_t c, i, j, si, sj
-    for c in range(padded.shape[0]):
-        for i in range(row0, row1):
-            si = row_map[i]
-            if si < 0:
-                for j in range(padded.shape[2]):
-                    padded[c, i, j] = 0
-                continue
-            for j in range(padded.shape[2]):
-                sj = col_map[j]
-                padded[c, i, j] = image[c, si, sj] if sj >= 0 else 0
-
 
 cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                                 const fp_t[:, :, :, ::1] wpack,  # G*nblocks x (Cg*R*S) x KB ... flattened
@@ -160,9 +183,11 @@ cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
     cdef Py_ssize_t nblocks = wpack.shape[0] // groups
     cdef Py_ssize_t cs = padded.shape[1] * padded.shape[2], rs = padded.shape[2]
     cdef Py_ssize_t g, b, y, t, x0, i, k, kk, nk, npx
+    cdef Py_ssize_t xs = out.strides[2] // <Py_ssize_t>sizeof(fp_t)
     cdef const fp_t *inp
     cdef const fp_t *wp
-    cdef fp_t v
+    cdef fp_t *o
+    cdef fp_t bk
     for g in range(groups):
         for b in range(nblocks):
             wp = &wpack[g * nblocks + b, 0, 0, 0]
@@ -178,11 +203,14 @@ cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                     npx = min(PT, Wo - x0)
                     for kk in range(nk):
                         k = g * Kg + b * KB + kk
-                        for i in range(npx):
-                            v = tile[i * KB + kk]
-                            if has_bias:
-                                v = v + bias[k]
-                            out[k, y, x0 + i] = v
+                        o = &out[k, y, x0]
+                        if has_bias:
+                            bk = bias[k]
+                            for i in range(npx):
+                                o[i * xs] = tile[i * KB + kk] + bk
+                        else:
+                            for i in range(npx):
+                                o[i * xs] = tile[i * KB + kk]
 
 
 cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
@@ -199,6 +227,8 @@ cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
     cdef Py_ssize_t cs = padded.shape[1] * padded.shape[2], rs = padded.shape[2]
     cdef Py_ssize_t dense = (Wo - 1) * sw + 1
     cdef Py_ssize_t k, y, x
+    cdef Py_ssize_t xs = out.strides[2] // <Py_ssize_t>sizeof(fp_t)
+    cdef fp_t *o
     cdef fp_t bk
     for k in range(K):
         bk = bias[k] if has_bias else 0
@@ -209,12 +239,13 @@ cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
             else:
                 _table.spatial_row_f64(&padded[(k // Kg) * Cg, y * sh, 0], cs, rs * dh, dw,
                                        Cg, R, S, &weight[k, 0, 0, 0], &row[0], dense)
+            o = &out[k, y, 0]
             if has_bias:
                 for x in range(Wo):
-                    out[k, y, x] = row[x * sw] + bk
+                    o[x * xs] = row[x * sw] + bk
             else:
                 for x in range(Wo):
-                    out[k, y, x] = row[x * sw]
+                    o[x * xs] = row[x * sw]
 
 
 def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
@@ -227,14 +258,16 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
            fp_t[::1] scratch,                 # scratch: one tile (blocked) or one dense row (spatial)
            bint blocked, Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-           Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
+           Py_ssize_t left, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
     """Output rows y0 <= y < y1 of images n0 <= n < n1 (one thread's share)."""
-    cdef Py_ssize_t n
+    cdef Py_ssize_t n, c
     cdef bint has_bias = bias.shape[0] > 0
     cdef Py_ssize_t row0 = y0 * sh, row1 = (y1 - 1) * sh + (R - 1) * dh + 1
     with nogil:
         for n in range(n0, n1):
-            _gather_padded(image[n], row_map, col_map, padded, row0, row1)
+            for c in range(padded.shape[0]):
+                _gather_rows(image[n, c], row_map, col_map, left, <fp_t>0,
+                             &padded[c, row0, 0], padded.shape[2], row0, row1)
             if blocked:
                 _conv2d_image_blocked(padded, weights, bias, has_bias, out[n], scratch,
                                       groups, R, S, sh, sw, dh, dw, y0, y1)

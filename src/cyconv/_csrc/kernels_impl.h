@@ -18,6 +18,9 @@ typedef T CAT4(vec, T, ISA, SFX) __attribute__((vector_size(VBYTES)));
 /* Unaligned load/store through memcpy: compiles to one vector move. */
 #define VLOAD(dst, p) memcpy(&(dst), (p), sizeof(VEC))
 #define VSTORE(p, src) memcpy((p), &(src), sizeof(VEC))
+/* Splat a scalar: x - 0 is exactly x for every x (x + 0 is not, for -0.0),
+ * so the compiler drops the subtraction and emits a single broadcast. */
+#define VSPLAT(x) ((x) - (VEC){0})
 #endif
 
 TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
@@ -34,7 +37,7 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
             for (cyc_index r = 0; r < R; r++) {
                 const T *p = in + c * cs + r * rs + x;
                 for (cyc_index s = 0; s < S; s++, wk++) {
-                    VEC wv = (VEC){0} + *wk, v0, v1, v2, v3;
+                    VEC wv = VSPLAT(*wk), v0, v1, v2, v3;
                     const T *q = p + s * ds;
                     VLOAD(v0, q); VLOAD(v1, q + VW); VLOAD(v2, q + 2 * VW); VLOAD(v3, q + 3 * VW);
                     a0 += wv * v0; a1 += wv * v1; a2 += wv * v2; a3 += wv * v3;
@@ -51,7 +54,7 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
             for (cyc_index r = 0; r < R; r++) {
                 const T *p = in + c * cs + r * rs + x;
                 for (cyc_index s = 0; s < S; s++, wk++) {
-                    VEC wv = (VEC){0} + *wk, v0;
+                    VEC wv = VSPLAT(*wk), v0;
                     VLOAD(v0, p + s * ds);
                     a0 += wv * v0;
                 }
@@ -92,7 +95,7 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
                 VLOAD(w0, wp); VLOAD(w1, wp + VW);
 #pragma GCC unroll 32
                 for (int i = 0; i < PT; i++) {
-                    VEC b = (VEC){0} + q[i * sx];
+                    VEC b = VSPLAT(q[i * sx]);
                     acc[i][0] += b * w0;
                     acc[i][1] += b * w1;
                 }
@@ -129,6 +132,7 @@ static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index 
 #undef VW
 #undef VLOAD
 #undef VSTORE
+#undef VSPLAT
 #undef FN
 #undef CAT4
 #undef CAT4_
