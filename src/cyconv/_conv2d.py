@@ -125,28 +125,39 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     Kg = K // groups
     pixels, block = _core.blocked_geometry(dtype == np.float64)
     blocked = 2 * Kg >= block   # few channels per group: vectorize along the row instead
+    flat = False
+    extra_rows = 0
     if blocked:
         tiles = -(-Wo // pixels)
-        # The last tile may read past the padded width: give it zero columns.
-        Wb = max(Wp, (tiles * pixels - 1) * sw + span_w)
+        row_waste = tiles * pixels - Wo  # per output row, in row tiles
+        # Flat tiles waste the padding columns instead (unit stride only).
+        flat = sh == 1 and sw == 1 and Wp - Wo < row_waste
+        if flat:
+            Wb = Wp
+            extra_rows = -(-pixels // Wb)  # zero rows for the last tile's overrun
+        else:
+            # The last tile of a row may read past the padded width: zero columns.
+            Wb = max(Wp, (tiles * pixels - 1) * sw + span_w)
         weights = _pack_weights(w.astype(dtype, copy=False), groups, block)
         scratch_size = pixels * block
     else:
         Wb = Wp
         weights = np.ascontiguousarray(w, dtype=dtype)
         scratch_size = (Wo - 1) * sw + 1
-    _check_size((C, Hp, Wb), dtype, "padded input")
+    Hb = Hp + extra_rows
+    _check_size((C, Hb, Wb), dtype, "padded input")
     mode = _PAD_MODES[padding_mode]
-    row_map = index_map(H, top, bottom, mode)
+    row_map = np.concatenate([index_map(H, top, bottom, mode),
+                              np.full(extra_rows, -1, np.int64)])
     col_map = np.concatenate([index_map(W, left, right, mode),
                               np.full(Wb - Wp, -1, np.int64)])
 
     def job(n0, n1, y0, y1):
         # Each thread pads its own copy of one image at a time.
-        padded = np.empty((C, Hp, Wb), dtype)
+        padded = np.empty((C, Hb, Wb), dtype)
         scratch = np.empty(scratch_size, dtype)
         _core.conv2d(x, row_map, col_map, weights, bias_arr, out4, padded, scratch,
-                     blocked, groups, R, S, sh, sw, dh, dw, left, n0, n1, y0, y1)
+                     blocked, flat, groups, R, S, sh, sw, dh, dw, left, n0, n1, y0, y1)
 
     nthreads = _parallel.threads_for(workers, out4.size * Cg * R * S, max(N, Ho))
     if N % nthreads == 0:

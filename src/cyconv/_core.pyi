@@ -19,6 +19,7 @@ def conv2d(
     padded: NDArray,
     scratch: NDArray,
     blocked: bool,
+    flat: bool,
     groups: int,
     R: int,
     S: int,

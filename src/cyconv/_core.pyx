@@ -13,6 +13,14 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_spatial_row_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                          cyc_index C, cyc_index R, cyc_index S,
                                          const double *w, double *out, cyc_index width)
+    ctypedef void (*cyc_spatial_rows_f32)(const float *inp, cyc_index cs, cyc_index rs,
+                                          cyc_index C, cyc_index R, cyc_index S,
+                                          const float *w, float *out, cyc_index os,
+                                          cyc_index width, cyc_index nrows)
+    ctypedef void (*cyc_spatial_rows_f64)(const double *inp, cyc_index cs, cyc_index rs,
+                                          cyc_index C, cyc_index R, cyc_index S,
+                                          const double *w, double *out, cyc_index os,
+                                          cyc_index width, cyc_index nrows)
     ctypedef void (*cyc_blocked_tile_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                           cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                                           const float *wp, float *tile)
@@ -23,6 +31,8 @@ cdef extern from "kernels.h" nogil:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
         cyc_spatial_row_f64 spatial_row_f64
+        cyc_spatial_rows_f32 spatial_rows_f32
+        cyc_spatial_rows_f64 spatial_rows_f64
         cyc_blocked_tile_f32 blocked_tile_f32
         cyc_blocked_tile_f64 blocked_tile_f64
         cyc_index tile_pixels
@@ -152,14 +162,14 @@ def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
         while y < row1:
             y1 = min(y + rows, row1)
             _gather_rows(image, row_map, col_map, left, fill[0], &strip[0, 0], Wp, y, y1 + M - 1)
-            for i in range(y, y1):
-                if real_t is float:
-                    _table.spatial_row_f32(&strip[i - y, 0], 0, Wp, 1, 1, M, N,
-                                           &kernel[0, 0], &out[i, 0], Wo)
-                elif real_t is double:
-                    _table.spatial_row_f64(&strip[i - y, 0], 0, Wp, 1, 1, M, N,
-                                           &kernel[0, 0], &out[i, 0], Wo)
-                else:
+            if real_t is float:
+                _table.spatial_rows_f32(&strip[0, 0], 0, Wp, 1, M, N, &kernel[0, 0],
+                                        &out[y, 0], Wo, Wo, y1 - y)
+            elif real_t is double:
+                _table.spatial_rows_f64(&strip[0, 0], 0, Wp, 1, M, N, &kernel[0, 0],
+                                        &out[y, 0], Wo, Wo, y1 - y)
+            else:
+                for i in range(y, y1):
                     _correlate_row_generic(&strip[i - y, 0], Wp, kernel, &out[i, 0], Wo)
             y = y1
 
@@ -168,49 +178,85 @@ def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
 # conv2d
 # ---------------------------------------------------------------------------
 
+cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
+                             fp_t[:, :, :] out, Py_ssize_t k0, Py_ssize_t y, Py_ssize_t x,
+                             Py_ssize_t npx, const fp_t[::1] bias, bint has_bias) noexcept nogil:
+    # npx pixels of one output row from a channels-innermost tile, plus bias.
+    cdef Py_ssize_t xs = out.strides[2] // <Py_ssize_t>sizeof(fp_t)
+    cdef Py_ssize_t i, kk
+    cdef fp_t *o
+    cdef fp_t bk
+    for kk in range(nk):
+        o = &out[k0 + kk, y, x]
+        if has_bias:
+            bk = bias[k0 + kk]
+            for i in range(npx):
+                o[i * xs] = tile[i * KB + kk] + bk
+        else:
+            for i in range(npx):
+                o[i * xs] = tile[i * KB + kk]
+
+
 cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
-                                const fp_t[:, :, :, ::1] wpack,  # G*nblocks x (Cg*R*S) x KB ... flattened
+                                const fp_t[:, :, :, ::1] wpack,  # G*blocks x Cg x R*S x KB
                                 const fp_t[::1] bias, bint has_bias,
                                 fp_t[:, :, :] out,               # K x Ho x Wo
-                                fp_t[::1] tile,
+                                fp_t[::1] tile,                  # PT x KB
                                 Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
                                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-                                Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+                                bint flat, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """Output rows y0 <= y < y1, in tiles of PT pixels x KB channels.
+
+    Row tiles run along one output row (any stride). Flat tiles (unit
+    stride only) run along the padded image read as one long row of pitch
+    Wb, so narrow images fill whole tiles; the Wb - Wo pixels per row that
+    land in the padding are computed and dropped."""
     cdef Py_ssize_t K = out.shape[0], Wo = out.shape[2]
     cdef Py_ssize_t Cg = padded.shape[0] // groups, Kg = K // groups
     cdef Py_ssize_t PT = _table.tile_pixels
     cdef Py_ssize_t KB = wpack.shape[3]
     cdef Py_ssize_t nblocks = wpack.shape[0] // groups
-    cdef Py_ssize_t cs = padded.shape[1] * padded.shape[2], rs = padded.shape[2]
-    cdef Py_ssize_t g, b, y, t, x0, i, k, kk, nk, npx
-    cdef Py_ssize_t xs = out.strides[2] // <Py_ssize_t>sizeof(fp_t)
+    cdef Py_ssize_t Wb = padded.shape[2]
+    cdef Py_ssize_t cs = padded.shape[1] * Wb
+    cdef Py_ssize_t g, b, y, t, x, k0, nk, f, f_end, npx
     cdef const fp_t *inp
     cdef const fp_t *wp
-    cdef fp_t *o
-    cdef fp_t bk
     for g in range(groups):
         for b in range(nblocks):
             wp = &wpack[g * nblocks + b, 0, 0, 0]
+            k0 = g * Kg + b * KB
             nk = min(KB, Kg - b * KB)
-            for y in range(y0, y1):
-                for t in range((Wo + PT - 1) // PT):
-                    x0 = t * PT
-                    inp = &padded[g * Cg, y * sh, x0 * sw]
+            if flat:
+                f_end = (y1 - 1) * Wb + Wo
+                f = y0 * Wb
+                while f < f_end:
+                    inp = &padded[g * Cg, 0, 0] + f
                     if fp_t is float:
-                        _table.blocked_tile_f32(inp, cs, rs * dh, dw, sw, Cg, R, S, wp, &tile[0])
+                        _table.blocked_tile_f32(inp, cs, Wb, 1, 1, Cg, R, S, wp, &tile[0])
                     else:
-                        _table.blocked_tile_f64(inp, cs, rs * dh, dw, sw, Cg, R, S, wp, &tile[0])
-                    npx = min(PT, Wo - x0)
-                    for kk in range(nk):
-                        k = g * Kg + b * KB + kk
-                        o = &out[k, y, x0]
-                        if has_bias:
-                            bk = bias[k]
-                            for i in range(npx):
-                                o[i * xs] = tile[i * KB + kk] + bk
+                        _table.blocked_tile_f64(inp, cs, Wb, 1, 1, Cg, R, S, wp, &tile[0])
+                    # Store the tile's pixels row by row, skipping padding columns.
+                    t = 0
+                    while t < PT and f + t < f_end:
+                        y = (f + t) // Wb
+                        x = (f + t) - y * Wb
+                        npx = min(PT - t, Wb - x)
+                        if x < Wo:
+                            _store_tile(&tile[t * KB], KB, nk, out, k0, y, x,
+                                        min(npx, Wo - x), bias, has_bias)
+                        t = t + npx
+                    f = f + PT
+            else:
+                for y in range(y0, y1):
+                    for t in range((Wo + PT - 1) // PT):
+                        x = t * PT
+                        inp = &padded[g * Cg, y * sh, x * sw]
+                        if fp_t is float:
+                            _table.blocked_tile_f32(inp, cs, Wb * dh, dw, sw, Cg, R, S, wp, &tile[0])
                         else:
-                            for i in range(npx):
-                                o[i * xs] = tile[i * KB + kk]
+                            _table.blocked_tile_f64(inp, cs, Wb * dh, dw, sw, Cg, R, S, wp, &tile[0])
+                        _store_tile(&tile[0], KB, nk, out, k0, y, x, min(PT, Wo - x),
+                                    bias, has_bias)
 
 
 cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
@@ -256,13 +302,16 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
            fp_t[:, :, ::1] padded,            # scratch C x Hb x Wb
            fp_t[::1] scratch,                 # scratch: one tile (blocked) or one dense row (spatial)
-           bint blocked, Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
+           bint blocked, bint flat, Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
            Py_ssize_t left, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
     """Output rows y0 <= y < y1 of images n0 <= n < n1 (one thread's share)."""
     cdef Py_ssize_t n, c
     cdef bint has_bias = bias.shape[0] > 0
-    cdef Py_ssize_t row0 = y0 * sh, row1 = (y1 - 1) * sh + (R - 1) * dh + 1
+    # Padded rows these output rows read; flat tiles also read the zero
+    # rows past the bottom of the padded image, where their last tile overruns.
+    cdef Py_ssize_t row0 = y0 * sh
+    cdef Py_ssize_t row1 = padded.shape[1] if flat else (y1 - 1) * sh + (R - 1) * dh + 1
     with nogil:
         for n in range(n0, n1):
             for c in range(padded.shape[0]):
@@ -270,7 +319,7 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
                              &padded[c, row0, 0], padded.shape[2], row0, row1)
             if blocked:
                 _conv2d_image_blocked(padded, weights, bias, has_bias, out[n], scratch,
-                                      groups, R, S, sh, sw, dh, dw, y0, y1)
+                                      groups, R, S, sh, sw, dh, dw, flat, y0, y1)
             else:
                 _conv2d_image_spatial(padded, weights, bias, has_bias, out[n], scratch,
                                       groups, sh, sw, dh, dw, y0, y1)

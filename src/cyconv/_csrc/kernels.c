@@ -25,9 +25,11 @@
 #if CYC_HAVE_VECTOR_EXT
 #define VBYTES 16
 #define PT 6
+#define TR 2
 #else
 #define VBYTES 0
 #define PT 4
+#define TR 1
 #endif
 #define T float
 #define SFX f32
@@ -43,6 +45,7 @@
 #undef TARGET
 #undef VBYTES
 #undef PT
+#undef TR
 
 #if CYC_X86_DISPATCH
 /* ---- AVX2 + FMA: 16 ymm registers, 6 pixels x 2 vectors = 12 accumulators ---- */
@@ -50,6 +53,7 @@
 #define TARGET __attribute__((target("avx2,fma")))
 #define VBYTES 32
 #define PT 6
+#define TR 4
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -64,12 +68,14 @@
 #undef TARGET
 #undef VBYTES
 #undef PT
+#undef TR
 
 /* ---- AVX-512F: 32 zmm registers, 14 pixels x 2 vectors = 28 accumulators ---- */
 #define ISA avx512
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
 #define VBYTES 64
 #define PT 14
+#define TR 4
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -84,11 +90,13 @@
 #undef TARGET
 #undef VBYTES
 #undef PT
+#undef TR
 #endif
 
 static const cyc_kernel_table table_base = {
     "baseline",
     cyc_spatial_row_f32_base, cyc_spatial_row_f64_base,
+    cyc_spatial_rows_f32_base, cyc_spatial_rows_f64_base,
     cyc_blocked_tile_f32_base, cyc_blocked_tile_f64_base,
 #if CYC_HAVE_VECTOR_EXT
     6, 8, 4,
@@ -101,12 +109,14 @@ static const cyc_kernel_table table_base = {
 static const cyc_kernel_table table_avx2 = {
     "avx2",
     cyc_spatial_row_f32_avx2, cyc_spatial_row_f64_avx2,
+    cyc_spatial_rows_f32_avx2, cyc_spatial_rows_f64_avx2,
     cyc_blocked_tile_f32_avx2, cyc_blocked_tile_f64_avx2,
     6, 16, 8,
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
     cyc_spatial_row_f32_avx512, cyc_spatial_row_f64_avx512,
+    cyc_spatial_rows_f32_avx512, cyc_spatial_rows_f64_avx512,
     cyc_blocked_tile_f32_avx512, cyc_blocked_tile_f64_avx512,
     14, 32, 16,
 };

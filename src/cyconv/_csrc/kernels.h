@@ -26,6 +26,18 @@ typedef void (*cyc_spatial_row_f64)(const double *in, cyc_index cs, cyc_index rs
                                     cyc_index C, cyc_index R, cyc_index S,
                                     const double *w, double *out, cyc_index width);
 
+/* nrows consecutive output rows (unit stride and dilation), out rows `os` apart:
+ *   out[t*os + x] = sum_{c,r,s} w[(c*R + r)*S + s] * in[c*cs + (t + r)*rs + s + x]
+ * bitwise equal to calling the row kernel once per row. */
+typedef void (*cyc_spatial_rows_f32)(const float *in, cyc_index cs, cyc_index rs,
+                                     cyc_index C, cyc_index R, cyc_index S,
+                                     const float *w, float *out, cyc_index os,
+                                     cyc_index width, cyc_index nrows);
+typedef void (*cyc_spatial_rows_f64)(const double *in, cyc_index cs, cyc_index rs,
+                                     cyc_index C, cyc_index R, cyc_index S,
+                                     const double *w, double *out, cyc_index os,
+                                     cyc_index width, cyc_index nrows);
+
 /* A tile of `pixels` (PT, see cyc_kernel_table) consecutive output pixels of
  * one row times KB output channels, channels innermost:
  *   tile[i*KB + k] = sum_{c,r,s} in[c*cs + r*rs + s*ds + i*sx] * wp[((c*R + r)*S + s)*KB + k]
@@ -42,6 +54,8 @@ typedef struct {
     const char *name;
     cyc_spatial_row_f32 spatial_row_f32;
     cyc_spatial_row_f64 spatial_row_f64;
+    cyc_spatial_rows_f32 spatial_rows_f32;
+    cyc_spatial_rows_f64 spatial_rows_f64;
     cyc_blocked_tile_f32 blocked_tile_f32;
     cyc_blocked_tile_f64 blocked_tile_f64;
     cyc_index tile_pixels;      /* PT: output pixels per blocked tile */

@@ -74,6 +74,55 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
     }
 }
 
+/* TR output rows at once, for unit stride and dilation: one weight
+ * broadcast and one pass of loop control serve 2*TR vectors of outputs.
+ * Per pixel the sum runs in the same (c, r, s) order as spatial_row, so
+ * results are bitwise identical whichever of the two computes a row. */
+TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
+                                    cyc_index C, cyc_index R, cyc_index S,
+                                    const T *w, T *out, cyc_index os,
+                                    cyc_index width, cyc_index nrows)
+{
+    cyc_index t = 0;
+#if VBYTES
+    for (; t + TR <= nrows; t += TR) {
+        cyc_index x = 0;
+        for (; x + 2 * VW <= width; x += 2 * VW) {
+            VEC acc[TR][2];
+#pragma GCC unroll 8
+            for (int k = 0; k < TR; k++) { acc[k][0] = (VEC){0}; acc[k][1] = (VEC){0}; }
+            const T *wk = w;
+            for (cyc_index c = 0; c < C; c++) {
+                for (cyc_index r = 0; r < R; r++) {
+                    const T *p = in + c * cs + (t + r) * rs + x;
+                    for (cyc_index s = 0; s < S; s++, wk++) {
+                        VEC wv = VSPLAT(*wk);
+#pragma GCC unroll 8
+                        for (int k = 0; k < TR; k++) {
+                            VEC v0, v1;
+                            VLOAD(v0, p + k * rs + s); VLOAD(v1, p + k * rs + s + VW);
+                            acc[k][0] += wv * v0;
+                            acc[k][1] += wv * v1;
+                        }
+                    }
+                }
+            }
+#pragma GCC unroll 8
+            for (int k = 0; k < TR; k++) {
+                VSTORE(out + (t + k) * os + x, acc[k][0]);
+                VSTORE(out + (t + k) * os + x + VW, acc[k][1]);
+            }
+        }
+        if (x < width)
+            for (int k = 0; k < TR; k++)
+                FN(spatial_row)(in + (t + k) * rs + x, cs, rs, 1, C, R, S, w,
+                                out + (t + k) * os + x, width - x);
+    }
+#endif
+    for (; t < nrows; t++)
+        FN(spatial_row)(in + t * rs, cs, rs, 1, C, R, S, w, out + t * os, width);
+}
+
 #if VBYTES
 #define KB (2 * VW)
 TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
