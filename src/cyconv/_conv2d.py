@@ -29,6 +29,7 @@ _PAD_MODES = {
     "symmetric": "symmetric",  # extension: mirror with the edge repeated (SciPy's 'symm')
 }
 _MAX_BYTES = 2 ** 62  # beyond this no allocation can succeed; refuse before trying
+_SPATIAL_ROWS = 8  # output rows per call of the row-vectorized kernel
 
 
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
@@ -143,7 +144,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     else:
         Wb = Wp
         weights = np.ascontiguousarray(w, dtype=dtype)
-        scratch_size = (Wo - 1) * sw + 1
+        scratch_size = _SPATIAL_ROWS * ((Wo - 1) * sw + 1)
     Hb = Hp + extra_rows
     _check_size((C, Hb, Wb), dtype, "padded input")
     mode = _PAD_MODES[padding_mode]

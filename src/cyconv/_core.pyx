@@ -263,35 +263,56 @@ cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                                 const fp_t[:, :, :, ::1] weight, # K x Cg x R x S
                                 const fp_t[::1] bias, bint has_bias,
                                 fp_t[:, :, :] out,               # K x Ho x Wo
-                                fp_t[::1] row,                   # >= (Wo-1)*sw + 1
+                                fp_t[::1] rows,                  # a few dense rows of (Wo-1)*sw + 1
                                 Py_ssize_t groups,
                                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                                 Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """Output rows y0 <= y < y1, one output channel at a time, vectorized
+    along the row (for few output channels per group, e.g. depthwise).
+    Rows are computed at unit column stride into `rows`, then subsampled."""
     cdef Py_ssize_t K = out.shape[0], Wo = out.shape[2]
     cdef Py_ssize_t Cg = weight.shape[1], R = weight.shape[2], S = weight.shape[3]
     cdef Py_ssize_t Kg = K // groups
     cdef Py_ssize_t cs = padded.shape[1] * padded.shape[2], rs = padded.shape[2]
     cdef Py_ssize_t dense = (Wo - 1) * sw + 1
-    cdef Py_ssize_t k, y, x
+    cdef bint multi_row = sh == 1 and dh == 1 and dw == 1
+    cdef Py_ssize_t batch = max(1, rows.shape[0] // dense) if multi_row else 1
+    cdef Py_ssize_t k, y, yn, i, x
     cdef Py_ssize_t xs = out.strides[2] // <Py_ssize_t>sizeof(fp_t)
+    cdef const fp_t *inp
+    cdef const fp_t *src
     cdef fp_t *o
     cdef fp_t bk
     for k in range(K):
         bk = bias[k] if has_bias else 0
-        for y in range(y0, y1):
+        y = y0
+        while y < y1:
+            yn = min(y + batch, y1)
+            inp = &padded[(k // Kg) * Cg, y * sh, 0]
             if fp_t is float:
-                _table.spatial_row_f32(&padded[(k // Kg) * Cg, y * sh, 0], cs, rs * dh, dw,
-                                       Cg, R, S, &weight[k, 0, 0, 0], &row[0], dense)
+                if multi_row:
+                    _table.spatial_rows_f32(inp, cs, rs, Cg, R, S, &weight[k, 0, 0, 0],
+                                            &rows[0], dense, dense, yn - y)
+                else:
+                    _table.spatial_row_f32(inp, cs, rs * dh, dw, Cg, R, S,
+                                           &weight[k, 0, 0, 0], &rows[0], dense)
             else:
-                _table.spatial_row_f64(&padded[(k // Kg) * Cg, y * sh, 0], cs, rs * dh, dw,
-                                       Cg, R, S, &weight[k, 0, 0, 0], &row[0], dense)
-            o = &out[k, y, 0]
-            if has_bias:
-                for x in range(Wo):
-                    o[x * xs] = row[x * sw] + bk
-            else:
-                for x in range(Wo):
-                    o[x * xs] = row[x * sw]
+                if multi_row:
+                    _table.spatial_rows_f64(inp, cs, rs, Cg, R, S, &weight[k, 0, 0, 0],
+                                            &rows[0], dense, dense, yn - y)
+                else:
+                    _table.spatial_row_f64(inp, cs, rs * dh, dw, Cg, R, S,
+                                           &weight[k, 0, 0, 0], &rows[0], dense)
+            for i in range(yn - y):
+                o = &out[k, y + i, 0]
+                src = &rows[i * dense]
+                if has_bias:
+                    for x in range(Wo):
+                        o[x * xs] = src[x * sw] + bk
+                else:
+                    for x in range(Wo):
+                        o[x * xs] = src[x * sw]
+            y = yn
 
 
 def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
