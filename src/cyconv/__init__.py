@@ -2,6 +2,7 @@
 
     convolve2d(in1, in2, mode, boundary, fillvalue)   # = scipy.signal.convolve2d
     correlate2d(in1, in2, mode, boundary, fillvalue)  # = scipy.signal.correlate2d
+    choose_method(in1, in2, mode, boundary)           # what method='auto' will use
     conv2d(input, weight, bias, stride, padding, dilation, groups)  # = torch.nn.functional.conv2d
     show_config()                                     # CPU features, kernel level, threads
     set_num_threads(n) / get_num_threads() / with num_threads(n): ...
@@ -9,7 +10,7 @@
 
 from ._version import __version__
 from ._config import show_config, kernel_level, cpu_features
-from ._convolve import convolve2d, correlate2d
+from ._convolve import choose_method, convolve2d, correlate2d
 from ._conv2d import conv2d
 from ._parallel import get_num_threads, set_num_threads, num_threads
 
@@ -17,6 +18,7 @@ __all__ = [
     "__version__",
     "convolve2d",
     "correlate2d",
+    "choose_method",
     "conv2d",
     "get_num_threads",
     "set_num_threads",

@@ -1,8 +1,9 @@
 """convolve2d / correlate2d: SciPy's semantics, cyconv's kernels.
 
-This layer validates the arguments, works out the result type, pads the
-image for the boundary, allocates the output and calls the compiled core,
-which only ever sees a C-contiguous padded plane and a C-contiguous kernel.
+This layer validates the arguments, works out the result type, reduces
+every mode and boundary to one valid correlation of a padded image (a Plan:
+the padding is described by index maps, never materialised here), and
+hands the Plan to the chosen method in _methods.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core, _parallel
+from . import _methods, _parallel
 from ._padding import index_map
 
 Mode = Literal["full", "same", "valid"]
 Boundary = Literal["fill", "pad", "wrap", "circular", "symm", "symmetric"]
+Method = Literal["auto", "direct", "separable", "fft"]
 
 _MODES = ("full", "same", "valid")
-# SciPy's names and aliases -> the np.pad mode that extends the image the same way
-# (used through index_map).
-# np.pad's "symmetric" repeats the edge sample like SciPy's "symm", and both
-# np.pad and SciPy keep reflecting / wrapping when the kernel is larger than the image.
+# SciPy's names and aliases -> the np.pad mode that extends the image the same
+# way (through index_map). np.pad's "symmetric" repeats the edge sample like
+# SciPy's "symm", and both keep reflecting / wrapping when the kernel is
+# larger than the image.
 _BOUNDARIES = {
     "fill": "constant", "pad": "constant",
     "wrap": "wrap", "circular": "wrap",
@@ -32,7 +34,7 @@ _BOUNDARIES = {
 
 def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
                boundary: Boundary = "fill", fillvalue: complex = 0, *,
-               workers: int | None = None) -> NDArray:
+               method: Method = "auto", workers: int | None = None) -> NDArray:
     """Convolve two 2-D arrays, exactly like ``scipy.signal.convolve2d``.
 
     Parameters
@@ -49,6 +51,17 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
         periodically, or mirrored with the edge sample repeated.
     fillvalue : scalar
         Value outside ``in1`` for ``boundary="fill"``, cast to the result type.
+    method : {"auto", "direct", "separable", "fft"}
+        Keyword only; not in SciPy. ``"direct"`` sums every product, like
+        SciPy. ``"separable"`` runs a rank-1 kernel as two 1-D passes
+        (float32/float64; ``ValueError`` if the kernel is not rank 1).
+        ``"fft"`` uses the convolution theorem through ``numpy.fft``: a NaN
+        or inf then spreads over the whole output, integer results are
+        rounded back only when that is provably exact (otherwise direct is
+        used), and longdouble is computed in double precision. ``"auto"``
+        picks the cheapest by a cost model measured on real hardware (see
+        :func:`choose_method`), keeps the result type, and stays direct when
+        an input holds NaN or inf.
     workers : int, optional
         Threads to use (keyword only; not in SciPy). None: the process default
         (see :func:`set_num_threads`); negative counts back from all CPUs.
@@ -60,12 +73,12 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
         Result of NumPy's type promotion of ``in1`` and ``in2``; integer sums
         wrap around in that type like SciPy's.
     """
-    return _filter2d(in1, in2, mode, boundary, fillvalue, workers, convolve=True)
+    return _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, convolve=True)
 
 
 def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
                 boundary: Boundary = "fill", fillvalue: complex = 0, *,
-                workers: int | None = None) -> NDArray:
+                method: Method = "auto", workers: int | None = None) -> NDArray:
     """Cross-correlate two 2-D arrays, like ``scipy.signal.correlate2d``.
 
     Same arguments and result type as :func:`convolve2d`; ``in2`` is
@@ -73,10 +86,39 @@ def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
     mode with ``in1`` smaller than ``in2`` the result is the true
     cross-correlation (SciPy returns its complex conjugate).
     """
-    return _filter2d(in1, in2, mode, boundary, fillvalue, workers, convolve=False)
+    return _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, convolve=False)
 
 
-def _filter2d(in1, in2, mode, boundary, fillvalue, workers, *, convolve):
+def choose_method(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
+                  boundary: Boundary = "fill", *, convolve: bool = True) -> str:
+    """The method ``method="auto"`` picks for these arguments:
+    ``"direct"``, ``"separable"`` or ``"fft"``."""
+    plan = _plan(in1, in2, mode, boundary, 0, convolve)
+    if isinstance(plan, np.ndarray):
+        return "direct"
+    return _methods.choose(plan, "auto")
+
+
+def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve):
+    if not isinstance(method, str) or method not in _methods.METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _methods.METHODS))}, "
+                         f"got {method!r}")
+    workers = _parallel.resolve_workers(workers)
+    plan = _plan(in1, in2, mode, boundary, fillvalue, convolve)
+    if isinstance(plan, np.ndarray):
+        return plan
+    out = _methods.run(plan, _methods.choose(plan, method), workers)
+    if plan.swapped and not convolve:
+        # We computed sum_k in1[k] * conj(in2_small[k]) slid over the big
+        # array; the true correlation of (small, big) is its conjugate, reversed.
+        out = np.conj(out[::-1, ::-1]) if out.dtype.kind == "c" else out[::-1, ::-1]
+        out = np.ascontiguousarray(out)
+    return out
+
+
+def _plan(in1, in2, mode, boundary, fillvalue, convolve):
+    """Validate everything and reduce the call to a valid correlation of a
+    padded image: a Plan, or the final result when nothing is left to compute."""
     name = "convolve2d" if convolve else "correlate2d"
     in1 = np.asarray(in1)
     in2 = np.asarray(in2)
@@ -89,9 +131,8 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, workers, *, convolve):
         raise ValueError("boundary must be 'fill' (or 'pad'), 'wrap' (or 'circular') or "
                          f"'symm' (or 'symmetric'), got {boundary!r}")
     dtype = _result_dtype(in1.dtype, in2.dtype, name)
-    workers = _parallel.resolve_workers(workers)
     pad_mode = _BOUNDARIES[boundary]
-    fill = _fill_scalar(fillvalue, dtype) if pad_mode == "constant" else None
+    fill = _fill_scalar(fillvalue, dtype) if pad_mode == "constant" else np.zeros((), dtype)
 
     swapped = mode == "valid" and _valid_swap_needed(in1.shape, in2.shape)
     if swapped:
@@ -122,58 +163,12 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, workers, *, convolve):
 
     kernel = in2[::-1, ::-1] if convolve else np.conj(in2)
     (top, bottom), (left, right) = pads
-    row_map = index_map(H, top, bottom, pad_mode)
-    col_map = index_map(W, left, right, pad_mode)
-    image = np.asarray(in1, dtype=dtype)  # native byte order; any strides
-    out = _correlate(image, np.asarray(kernel, dtype=dtype), row_map, col_map, left,
-                     fill if fill is not None else np.zeros((), dtype), out_shape, workers)
-    if swapped and not convolve:
-        # We computed sum_k in1[k] * conj(in2_small[k]) slid over the big
-        # array; the true correlation of (small, big) is its conjugate, reversed.
-        out = np.conj(out[::-1, ::-1]) if dtype.kind == "c" else out[::-1, ::-1]
-        out = np.ascontiguousarray(out)
-    return out
-
-
-# Rows of padded input gathered at a time: small enough to stay in L2.
-_STRIP_BYTES = 1 << 17
-
-
-def _correlate(image, kernel, row_map, col_map, left, fill, out_shape, workers) -> np.ndarray:
-    """Valid correlation of the padded image (padding described by the maps)."""
-    dtype = image.dtype
-    if dtype.kind == "c":
-        # Complex = four real correlations: (a+ib)(c+id) = (ac-bd) + i(ad+bc).
-        args = (row_map, col_map, left)
-        a, b, c, d = image.real, image.imag, kernel.real, kernel.imag
-        ac = _correlate(a, c, *args, fill.real, out_shape, workers)
-        bd = _correlate(b, d, *args, fill.imag, out_shape, workers)
-        ad = _correlate(a, d, *args, fill.real, out_shape, workers)
-        bc = _correlate(b, c, *args, fill.imag, out_shape, workers)
-        out = np.empty(out_shape, dtype)
-        np.subtract(ac, bd, out=out.real)
-        np.add(ad, bc, out=out.imag)
-        return out
-    if dtype.kind in "iu" and dtype != np.uint64:
-        # Integer sums wrap like SciPy's: compute modulo 2**64, then truncate.
-        wide = np.uint64
-        out = _correlate(image.astype(wide), kernel.astype(wide), row_map, col_map, left,
-                         fill.astype(wide), out_shape, workers)
-        return out.astype(dtype)
-
-    kernel = np.ascontiguousarray(kernel)
-    fill = np.asarray(fill, dtype).reshape(1)
-    out = np.empty(out_shape, dtype)
-    M, width = kernel.shape[0], len(col_map)
-    strip_rows = max(16, _STRIP_BYTES // (width * dtype.itemsize))
-
-    def rows(r0, r1):
-        strip = np.empty((min(strip_rows, r1 - r0) + M - 1, width), dtype)
-        _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out, strip, r0, r1)
-
-    nthreads = _parallel.threads_for(workers, out.size * kernel.size, out_shape[0])
-    _parallel.run(rows, _parallel.split(out_shape[0], nthreads))
-    return out
+    return _methods.Plan(
+        image=np.asarray(in1, dtype=dtype),  # native byte order; any strides
+        kernel=np.asarray(kernel, dtype=dtype),
+        row_map=index_map(H, top, bottom, pad_mode),
+        col_map=index_map(W, left, right, pad_mode),
+        left=left, fill=fill, out_shape=out_shape, swapped=swapped)
 
 
 def _result_dtype(dt1: np.dtype, dt2: np.dtype, name: str) -> np.dtype:

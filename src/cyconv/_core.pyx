@@ -4,6 +4,7 @@ Nothing here raises for bad input; every kernel runs without the GIL."""
 
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
+from libc.math cimport isnan, isinf, copysign, INFINITY
 
 cdef extern from "kernels.h" nogil:
     ctypedef Py_ssize_t cyc_index
@@ -52,6 +53,11 @@ ctypedef fused real_t:
 ctypedef fused fp_t:
     float
     double
+
+ctypedef fused part_t:   # the real type of each half of a complex number
+    float
+    double
+    long double
 
 
 cdef const cyc_kernel_table *_table = cyc_kernels(cyc_detect_level())
@@ -174,6 +180,110 @@ def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
             y = y1
 
 
+def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strides
+                              const int64_t[::1] row_map,  # IN  as correlate_plane
+                              const int64_t[::1] col_map,  # IN  as correlate_plane
+                              Py_ssize_t left,
+                              const fp_t[::1] fill,
+                              const fp_t[::1] krow,        # IN  N: the kernel's row factor
+                              const fp_t[::1] kcol,        # IN  M: the kernel's column factor
+                              fp_t[:, ::1] out,            # OUT Ho x Wo
+                              fp_t[:, ::1] strip,          # scratch (rows + M - 1) x (Wo + N - 1)
+                              fp_t[:, ::1] across,         # scratch (rows + M - 1) x Wo
+                              Py_ssize_t row0, Py_ssize_t row1):
+    """Correlation with the rank-1 kernel kcol x krow as two 1-D passes, fused
+    strip by strip: pad rows, filter them along the row into `across`, then
+    filter `across` down the columns into `out`; all in cache."""
+    cdef Py_ssize_t M = kcol.shape[0], N = krow.shape[0]
+    cdef Py_ssize_t Wo = out.shape[1], Wp = strip.shape[1]
+    cdef Py_ssize_t rows = strip.shape[0] - M + 1
+    cdef Py_ssize_t y, y1
+    with nogil:
+        y = row0
+        while y < row1:
+            y1 = min(y + rows, row1)
+            _gather_rows(image, row_map, col_map, left, fill[0], &strip[0, 0], Wp, y, y1 + M - 1)
+            if fp_t is float:
+                _table.spatial_rows_f32(&strip[0, 0], 0, Wp, 1, 1, N, &krow[0],
+                                        &across[0, 0], Wo, Wo, y1 - y + M - 1)
+                _table.spatial_rows_f32(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
+                                        &out[y, 0], Wo, Wo, y1 - y)
+            else:
+                _table.spatial_rows_f64(&strip[0, 0], 0, Wp, 1, 1, N, &krow[0],
+                                        &across[0, 0], Wo, Wo, y1 - y + M - 1)
+                _table.spatial_rows_f64(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
+                                        &out[y, 0], Wo, Wo, y1 - y)
+            y = y1
+
+
+cdef inline void _complex_mul_add(part_t a, part_t b, part_t c, part_t d,
+                                  part_t *acc) noexcept nogil:
+    """acc += (a + ib)(c + id) as C99 Annex G (and so SciPy's C++) multiplies:
+    where the plain formula gives NaN in both parts but a factor is infinite,
+    the infinity is recovered instead."""
+    cdef part_t x = a * c - b * d
+    cdef part_t y = a * d + b * c
+    cdef bint again = False
+    if isnan(x) and isnan(y):
+        if isinf(a) or isinf(b):
+            a = copysign(1.0 if isinf(a) else 0.0, a)
+            b = copysign(1.0 if isinf(b) else 0.0, b)
+            if isnan(c):
+                c = copysign(0.0, c)
+            if isnan(d):
+                d = copysign(0.0, d)
+            again = True
+        if isinf(c) or isinf(d):
+            c = copysign(1.0 if isinf(c) else 0.0, c)
+            d = copysign(1.0 if isinf(d) else 0.0, d)
+            if isnan(a):
+                a = copysign(0.0, a)
+            if isnan(b):
+                b = copysign(0.0, b)
+            again = True
+        if not again and (isinf(a * c) or isinf(b * d) or isinf(a * d) or isinf(b * c)):
+            # an overflow, not an infinite input: NaNs become zeros
+            if isnan(a):
+                a = copysign(0.0, a)
+            if isnan(b):
+                b = copysign(0.0, b)
+            if isnan(c):
+                c = copysign(0.0, c)
+            if isnan(d):
+                d = copysign(0.0, d)
+            again = True
+        if again:
+            x = INFINITY * (a * c - b * d)
+            y = INFINITY * (a * d + b * c)
+    acc[0] = acc[0] + x
+    acc[1] = acc[1] + y
+
+
+def correlate_complex(const part_t[:, ::1] padded,  # IN  padded plane, complex as (re, im) pairs
+                      const part_t[:, ::1] kernel,  # IN  M x 2N pairs
+                      part_t[:, ::1] out,           # OUT Ho x 2Wo pairs
+                      Py_ssize_t row0, Py_ssize_t row1):
+    """Complex valid correlation, one complex product per term like SciPy's."""
+    cdef Py_ssize_t M = kernel.shape[0], N = kernel.shape[1] // 2, Wo = out.shape[1] // 2
+    cdef Py_ssize_t i, u, v, j
+    cdef part_t wr, wi
+    cdef const part_t *irow
+    cdef part_t *orow
+    with nogil:
+        for i in range(row0, row1):
+            orow = &out[i, 0]
+            for j in range(2 * Wo):
+                orow[j] = 0
+            for u in range(M):
+                irow = &padded[i + u, 0]
+                for v in range(N):
+                    wr = kernel[u, 2 * v]
+                    wi = kernel[u, 2 * v + 1]
+                    for j in range(Wo):
+                        _complex_mul_add(irow[2 * (j + v)], irow[2 * (j + v) + 1], wr, wi,
+                                         &orow[2 * j])
+
+
 # ---------------------------------------------------------------------------
 # conv2d
 # ---------------------------------------------------------------------------
@@ -232,9 +342,9 @@ cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                 while f < f_end:
                     inp = &padded[g * Cg, 0, 0] + f
                     if fp_t is float:
-                        _table.blocked_tile_f32(inp, cs, Wb, 1, 1, Cg, R, S, wp, &tile[0])
+                        _table.blocked_tile_f32(inp, cs, Wb * dh, dw, 1, Cg, R, S, wp, &tile[0])
                     else:
-                        _table.blocked_tile_f64(inp, cs, Wb, 1, 1, Cg, R, S, wp, &tile[0])
+                        _table.blocked_tile_f64(inp, cs, Wb * dh, dw, 1, Cg, R, S, wp, &tile[0])
                     # Store the tile's pixels row by row, skipping padding columns.
                     t = 0
                     while t < PT and f + t < f_end:

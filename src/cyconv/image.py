@@ -1,0 +1,423 @@
+"""Filter images (Pillow images or NumPy arrays) with cyconv.
+
+Pillow is optional (``pip install 'cyconv[image]'``): it is only imported by
+the functions that need it (:func:`save_feature_grid`), so ``import
+cyconv.image`` and every function on NumPy arrays work without it.
+
+Kinds in, kinds out
+-------------------
+*Pillow image in, Pillow image out* of the same size rules and mode, values
+rounded to the nearest integer and clipped to the mode's range:
+
+==========  ==================  =========================================
+mode        channels filtered   output range
+==========  ==================  =========================================
+L           L                   0..255
+LA, RGBA    L / R, G, B         0..255; alpha carried through untouched
+RGB, YCbCr  every band          0..255
+CMYK        every band          0..255
+I;16        I                   0..65535
+I           I                   int32 range
+F           F                   float32, not rounded or clipped
+==========  ==================  =========================================
+
+Converted first (the result has the converted mode): ``"1"`` -> ``"L"``,
+``"P"`` -> ``"RGBA"`` when the palette has transparency else ``"RGB"``,
+``"PA"`` -> ``"RGBA"``. Any other mode (``"HSV"``, ``"I;16B"``, ``"RGBa"``, ...)
+raises ``ValueError``; convert it yourself (``img.convert("RGB")``).
+
+*Array in, array out*: ``H x W`` or ``H x W x C`` (every channel filtered),
+float32 out for a float32 input, float64 otherwise; ``out_dtype=`` asks for
+another dtype (integer dtypes are rounded and clipped to their range, NaN
+becomes 0).
+
+The default operation is a convolution (:func:`cyconv.convolve2d`, kernel
+flipped), as in SciPy; ``correlate=True`` uses :func:`cyconv.correlate2d`
+(kernel laid over the image as printed). See :mod:`cyconv.kernels` for the
+orientation of the derivative kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal, Mapping, NamedTuple, Sequence, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from . import kernels as _kernels
+from ._conv2d import conv2d
+from ._convolve import convolve2d, correlate2d
+
+__all__ = ["filter_image", "feature_maps", "save_feature_grid", "sobel_edges", "PIL_HINT"]
+
+PIL_HINT = "pip install 'cyconv[image]'"
+
+KernelLike = Union[str, ArrayLike]
+
+
+class _ModeInfo(NamedTuple):
+    dtype: np.dtype       # storage type of one sample
+    colour: int           # number of bands filtered (the alpha band, if any, is last)
+    alpha: bool
+    gray: str             # single-band mode of the same depth (for sobel_edges)
+
+
+_U8, _U16, _I32, _F32 = (np.dtype(t) for t in (np.uint8, "<u2", "=i4", "=f4"))
+_MODES: dict[str, _ModeInfo] = {
+    "L": _ModeInfo(_U8, 1, False, "L"),
+    "LA": _ModeInfo(_U8, 1, True, "L"),
+    "RGB": _ModeInfo(_U8, 3, False, "L"),
+    "RGBA": _ModeInfo(_U8, 3, True, "L"),
+    "YCbCr": _ModeInfo(_U8, 3, False, "L"),
+    "CMYK": _ModeInfo(_U8, 4, False, "L"),
+    "I;16": _ModeInfo(_U16, 1, False, "I;16"),
+    "I": _ModeInfo(_I32, 1, False, "I"),
+    "F": _ModeInfo(_F32, 1, False, "F"),
+}
+
+
+# ---------------------------------------------------------------------------
+# Pillow plumbing (PIL is never imported here unless the caller already has it)
+
+def _require_pil():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError(f"this needs Pillow, the optional extra: {PIL_HINT}") from None
+    return Image
+
+
+def _is_pil(img: Any) -> bool:
+    # A Pillow image can only exist if PIL.Image has been imported.
+    mod = sys.modules.get("PIL.Image")
+    return mod is not None and isinstance(img, mod.Image)
+
+
+def _pil_planes(img) -> tuple[np.ndarray, str]:
+    """(H x W x bands array, mode) for a Pillow image, converting where documented."""
+    mode = img.mode
+    if mode == "1":
+        img, mode = img.convert("L"), "L"
+    elif mode == "P":
+        mode = "RGBA" if img.has_transparency_data else "RGB"
+        img = img.convert(mode)
+    elif mode == "PA":
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode not in _MODES:
+        raise ValueError(f"images of mode {mode!r} are not supported; supported modes: "
+                         f"{', '.join(_MODES)} (and 1, P, PA, converted); "
+                         f"convert first, e.g. img.convert('RGB')")
+    data = np.asarray(img)
+    if data.ndim == 2:
+        data = data[:, :, None]
+    return data, mode
+
+
+def _to_pil(data: np.ndarray, mode: str):
+    """An H x W x bands array, already in the mode's sample type, as a Pillow image."""
+    Image = _require_pil()
+    info = _MODES[mode]
+    h, w = data.shape[:2]
+    raw = np.ascontiguousarray(data, dtype=info.dtype)
+    return Image.frombytes(mode, (w, h), raw.tobytes())
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+def _kernel(kernel: KernelLike, what: str = "kernel") -> np.ndarray:
+    if isinstance(kernel, str):
+        return _kernels.get(kernel)
+    k = np.asarray(kernel)
+    if k.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be a real numeric 2-D array or a kernel name, "
+                        f"got dtype {k.dtype}")
+    if k.ndim != 2:
+        raise ValueError(f"{what} must be 2-D, got shape {k.shape}")
+    if k.size == 0:
+        raise ValueError(f"{what} must not be empty, got shape {k.shape}")
+    return k.astype(np.float64)
+
+
+def _array_planes(img: ArrayLike) -> tuple[np.ndarray, bool]:
+    """(H x W x C array, was 2-D) for an array image."""
+    a = np.asarray(img)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"image arrays must be real numeric (bool, integer or float), "
+                        f"got dtype {a.dtype}")
+    if a.ndim == 2:
+        return a[:, :, None], True
+    if a.ndim == 3:
+        return a, False
+    raise ValueError(f"image arrays must be H x W or H x W x C, got shape {a.shape}")
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+def _filter_planes(planes, k, *, mode, boundary, fillvalue, correlate, workers, dtype):
+    """Filter every channel of an H x W x C array; returns an H' x W' x C array."""
+    fn = correlate2d if correlate else convolve2d
+    k = k.astype(dtype, copy=False)
+    outs = [fn(planes[:, :, c].astype(dtype, copy=False), k, mode, boundary, fillvalue,
+               workers=workers) for c in range(planes.shape[2])]
+    if not outs:
+        raise ValueError("the image has no channels")
+    return np.stack(outs, axis=-1)
+
+
+def _round_clip(a: np.ndarray, dtype: DTypeLike) -> np.ndarray:
+    """`a` in `dtype`: integer types rounded half to even and clipped, NaN -> 0."""
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return a.astype(dt)
+    if dt.kind not in "iu":
+        raise TypeError(f"out_dtype must be an integer or floating dtype, got {dt}")
+    info = np.iinfo(dt)
+    lo, hi = float(info.min), float(info.max)
+    if hi > info.max:  # 64-bit limits round up in float64
+        hi = float(np.nextafter(hi, 0.0))
+    if lo < info.min:
+        lo = float(np.nextafter(lo, 0.0))
+    r = np.rint(np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=hi, neginf=lo))
+    return np.clip(r, lo, hi).astype(dt)
+
+
+def _carry_alpha(alpha, kshape, *, mode, boundary, correlate, workers) -> np.ndarray:
+    """Alpha of the input pixel under the kernel's centre, for every output pixel.
+
+    In ``mode="same"`` that is the input's alpha itself; in "full"/"valid"
+    the same boundary rule extends it (with 0, transparent, for "fill").
+    """
+    if mode == "same":
+        return alpha.copy()
+    m, n = kshape
+    delta = np.zeros((m, n))
+    delta[(m - 1) // 2, (n - 1) // 2] = 1.0  # the sample 'same' mode centres on
+    fn = correlate2d if correlate else convolve2d
+    return _round_clip(fn(alpha.astype(np.float64), delta, mode, boundary, 0,
+                          workers=workers), np.uint8)
+
+
+# ---------------------------------------------------------------------------
+# public API
+
+def filter_image(img, kernel: KernelLike, *, boundary: str = "symm", mode: str = "same",
+                 fillvalue: float = 0, correlate: bool = False, workers: int | None = None,
+                 out_dtype: DTypeLike | None = None):
+    """Filter every channel of an image with a 2-D kernel.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image or array_like (H, W) or (H, W, C)
+        See the module docstring for the supported modes and what comes back.
+    kernel : array_like (2-D) or str
+        A kernel, or a name for :func:`cyconv.kernels.get` (``"gaussian:7,1.5"``).
+    boundary, mode, fillvalue :
+        As :func:`cyconv.convolve2d`; the defaults keep the size and mirror
+        the edges (``boundary="symm"``, ``mode="same"``). ``fillvalue`` is in
+        the image's units. With ``mode="full"``/``"valid"`` an alpha band takes
+        the alpha of the input pixel under the kernel's centre.
+    correlate : bool
+        Use :func:`cyconv.correlate2d` instead of :func:`cyconv.convolve2d`.
+    workers : int, optional
+        Threads, as in :func:`cyconv.convolve2d`.
+    out_dtype : dtype, optional
+        Array inputs only: the result's dtype (integer types are rounded and
+        clipped). Default float32 for float32 input, else float64.
+
+    Returns
+    -------
+    PIL.Image.Image of the input's mode (after the documented conversions), or ndarray.
+    """
+    k = _kernel(kernel)
+    opts = dict(mode=mode, boundary=boundary, correlate=correlate, workers=workers)
+    if _is_pil(img):
+        if out_dtype is not None:
+            raise TypeError("out_dtype applies to array inputs; Pillow images keep their mode "
+                            "(convert the result, or pass np.asarray(img))")
+        data, pmode = _pil_planes(img)
+        info = _MODES[pmode]
+        colour = data[:, :, :info.colour]
+        out = _filter_planes(colour, k, fillvalue=fillvalue,
+                             dtype=_compute_dtype(info.dtype), **opts)
+        out = _round_clip(out, info.dtype)
+        if info.alpha:
+            alpha = _carry_alpha(data[:, :, -1], k.shape, **opts)
+            out = np.concatenate([out, alpha[:, :, None]], axis=-1)
+        return _to_pil(out, pmode)
+    planes, flat = _array_planes(img)
+    out = _filter_planes(planes, k, fillvalue=fillvalue, dtype=_compute_dtype(planes.dtype),
+                         **opts)
+    if flat:
+        out = out[:, :, 0]
+    return out if out_dtype is None else _round_clip(out, out_dtype)
+
+
+def _kernel_list(kernels) -> list[np.ndarray]:
+    if isinstance(kernels, Mapping):
+        return [_kernel(v, f"kernels[{key!r}]") for key, v in kernels.items()]
+    if isinstance(kernels, str):
+        return [_kernel(kernels)]
+    if isinstance(kernels, np.ndarray):
+        if kernels.ndim == 2:
+            return [_kernel(kernels)]
+        if kernels.ndim == 3:
+            return [_kernel(k, f"kernels[{i}]") for i, k in enumerate(kernels)]
+        raise ValueError(f"a kernels array must be 2-D or a 3-D stack, got shape "
+                         f"{kernels.shape}")
+    return [_kernel(k, f"kernels[{i}]") for i, k in enumerate(kernels)]
+
+
+def feature_maps(img, kernels: Sequence[KernelLike] | Mapping[str, ArrayLike] | np.ndarray, *,
+                 workers: int | None = None) -> NDArray[np.floating]:
+    """Every kernel on every channel: an array (n_kernels, C, H, W).
+
+    ``maps[i, c]`` equals ``cyconv.convolve2d(channel_c, kernels[i],
+    mode="same", boundary="symm")`` -- a convolution, like
+    :func:`filter_image`'s default, including its centring of even-sized
+    kernels. Computed as one depthwise :func:`cyconv.conv2d` layer
+    (``groups=C``, symmetric padding) per distinct kernel shape.
+
+    ``img``: a Pillow image (its colour bands; an alpha band is left out) or
+    an array (H, W) (C = 1) or (H, W, C). ``kernels``: a list of arrays or
+    names, a dict name -> array (in its order), or a 3-D array stack.
+    The result is float32 for float32 (and mode "F") inputs, else float64.
+    """
+    if _is_pil(img):
+        data, pmode = _pil_planes(img)
+        planes = data[:, :, :_MODES[pmode].colour]
+    else:
+        planes, _ = _array_planes(img)
+    dtype = _compute_dtype(planes.dtype)
+    ks = _kernel_list(kernels)
+    H, W, C = planes.shape
+    out = np.empty((len(ks), C, H, W), dtype)
+    if not ks or out.size == 0:
+        return out
+    x = np.ascontiguousarray(planes.transpose(2, 0, 1), dtype=dtype)
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, k in enumerate(ks):
+        by_shape.setdefault(k.shape, []).append(i)
+    for (m, n), idx in by_shape.items():
+        # conv2d correlates and centres "same" on offset (P-1)//2 of an odd
+        # P-sized kernel; convolve2d centres on (M-1)//2 of the flipped kernel.
+        # An even kernel therefore goes one sample down/right in a (M+1)-sized
+        # canvas, then everything is flipped.
+        pm, pn = 2 * (m // 2) + 1, 2 * (n // 2) + 1
+        om, on = m // 2 - (m - 1) // 2, n // 2 - (n - 1) // 2
+        bank = np.zeros((len(idx), pm, pn), dtype)
+        for j, i in enumerate(idx):
+            bank[j, om:om + m, on:on + n] = ks[i]
+        bank = bank[:, ::-1, ::-1]
+        weight = np.ascontiguousarray(np.broadcast_to(bank, (C,) + bank.shape)
+                                      .reshape(C * len(idx), 1, pm, pn))
+        res = conv2d(x, weight, padding="same", groups=C, padding_mode="symmetric",
+                     workers=workers)
+        out[idx] = res.reshape(C, len(idx), H, W).transpose(1, 0, 2, 3)
+    return out
+
+
+def _stretch(a: np.ndarray) -> np.ndarray:
+    """A map's finite range onto 0..255 (constant maps and non-finite values -> 0)."""
+    a = np.asarray(a, dtype=np.float64)
+    finite = np.isfinite(a)
+    if not finite.any():
+        return np.zeros(a.shape, np.uint8)
+    lo, hi = float(a[finite].min()), float(a[finite].max())
+    scaled = (np.where(finite, a, lo) - lo) * (255.0 / (hi - lo if hi > lo else 1.0))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def save_feature_grid(maps: ArrayLike, path: str | os.PathLike, *,
+                      labels: Sequence[str] | None = None) -> Path:
+    """Write feature maps as one grayscale PNG mosaic; returns the path.
+
+    ``maps``: (n_kernels, C, H, W) as from :func:`feature_maps` (or
+    (n, H, W), one channel). Rows are kernels, columns channels; each map is
+    stretched on its own onto 0..255. The image is exactly
+    ``(n * H) x (C * W)`` pixels: ``labels[i]`` (one string per row,
+    optional) is written in the top-left corner of row ``i`` in Pillow's
+    default font, white on a black box. Always PNG, whatever the suffix.
+    Needs Pillow.
+    """
+    Image = _require_pil()
+    from PIL import ImageDraw
+
+    m = np.asarray(maps)
+    if m.ndim == 3:
+        m = m[:, None]
+    if m.ndim != 4:
+        raise ValueError(f"maps must be (n_kernels, C, H, W) or (n_kernels, H, W), "
+                         f"got shape {m.shape}")
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"maps must be real numeric, got dtype {m.dtype}")
+    n, C, H, W = m.shape
+    if n * C * H * W == 0:
+        raise ValueError(f"cannot draw an empty grid of maps with shape {m.shape}")
+    if labels is not None:
+        labels = [str(s) for s in labels]
+        if len(labels) != n:
+            raise ValueError(f"labels must have one string per row ({n}), got {len(labels)}")
+    grid = np.zeros((n * H, C * W), np.uint8)
+    for i in range(n):
+        for c in range(C):
+            grid[i * H:(i + 1) * H, c * W:(c + 1) * W] = _stretch(m[i, c])
+    for i, text in enumerate(labels or ()):
+        if text:
+            # Drawn on the row alone, so a label never spills into the next row.
+            row = Image.fromarray(grid[i * H:(i + 1) * H])
+            draw = ImageDraw.Draw(row)
+            draw.fontmode = "1"  # crisp, not anti-aliased, at this small size
+            left, top, right, bottom = draw.textbbox((2, 1), text)
+            draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=0)
+            draw.text((2, 1), text, fill=255)
+            grid[i * H:(i + 1) * H] = np.asarray(row)
+    im = Image.fromarray(grid)
+    out = Path(path)
+    im.save(out, format="PNG")
+    return out
+
+
+def sobel_edges(img, *, reduce: Literal["max", "mean"] = "max", scale: float = 1.0,
+                workers: int | None = None, out_dtype: DTypeLike | None = None):
+    """Sobel gradient magnitude ``hypot(gx, gy) * scale`` (``boundary="symm"``, same size).
+
+    Every colour channel gets its own magnitude; ``reduce`` combines them:
+    ``"max"`` (default: the strongest edge in any channel) or ``"mean"``.
+    A Pillow image comes back as a single-band image (``"L"`` for 8-bit
+    modes, ``"I;16"``, ``"I"`` or ``"F"`` otherwise), rounded and clipped
+    like :func:`filter_image`; the raw magnitude of a Sobel pair reaches
+    ``4 * sqrt(2)`` times the input's range, so strong 8-bit edges saturate
+    at 255 unless ``scale`` is below 1 (``scale=1 / (4 * 2**0.5)`` keeps the
+    input's range). An array comes back H x W (float32 for float32 input,
+    else float64, or ``out_dtype``). Alpha bands are ignored.
+    """
+    if reduce not in ("max", "mean"):
+        raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
+    if _is_pil(img):
+        if out_dtype is not None:
+            raise TypeError("out_dtype applies to array inputs; Pillow images keep their depth")
+        data, pmode = _pil_planes(img)
+        info = _MODES[pmode]
+        planes, dtype = data[:, :, :info.colour], _compute_dtype(info.dtype)
+    else:
+        planes, _ = _array_planes(img)
+        dtype = _compute_dtype(planes.dtype)
+    opts = dict(mode="same", boundary="symm", fillvalue=0, correlate=True, workers=workers,
+                dtype=dtype)
+    gx = _filter_planes(planes, _kernels.sobel_x(), **opts)
+    gy = _filter_planes(planes, _kernels.sobel_y(), **opts)
+    mag = np.hypot(gx, gy)
+    mag = mag.max(axis=-1) if reduce == "max" else mag.mean(axis=-1)
+    if scale != 1:
+        mag = mag * dtype.type(scale)
+    mag = mag.astype(dtype, copy=False)
+    if _is_pil(img):
+        gray = _MODES[pmode].gray
+        return _to_pil(_round_clip(mag, _MODES[gray].dtype)[:, :, None], gray)
+    return mag if out_dtype is None else _round_clip(mag, out_dtype)
