@@ -103,7 +103,7 @@ def demo(out_dir: Path) -> int:
     gauss = K.gaussian(31, 6.0)
     gray = img.mean(axis=-1)
     t0 = time.perf_counter()
-    direct = convolve2d(gray, gauss, mode="same")
+    direct = convolve2d(gray, gauss, mode="same", method="direct")
     t1 = time.perf_counter()
     via_fft = _fft_convolve_same(gray, gauss)
     t2 = time.perf_counter()
@@ -241,14 +241,16 @@ def _check_out_dir(directory: Path, create: bool) -> None:
 
 
 def _outputs(inputs: list[Path], args) -> list[Path]:
+    """Output paths, checked; nothing is created here (see _prepare_out_dir)."""
     if args.output is not None:
         if len(inputs) > 1:
             raise CLIError(f"-o/--output names one file but {len(inputs)} inputs were given; "
                            "use --out-dir DIR")
         outs = [args.output]
-        _check_out_dir(args.output.parent if str(args.output.parent) else Path("."), False)
+        _check_out_dir(args.output.parent, False)
     elif args.out_dir is not None:
-        _check_out_dir(args.out_dir, True)
+        if args.out_dir.exists() and not args.out_dir.is_dir():
+            raise CLIError(f"output directory {args.out_dir} is not a directory")
         outs = [args.out_dir / p.name for p in inputs]
     else:
         outs = [p.with_name(f"{p.stem}-filtered{p.suffix}") for p in inputs]
@@ -307,6 +309,8 @@ def filter_files(args) -> int:
         _check_input(p, Image)
     outputs = _outputs(inputs, args)
     formats = [_format_for(o, Image) for o in outputs]
+    if args.out_dir is not None:  # created only once everything else checked out
+        _check_out_dir(args.out_dir, True)
 
     progress = None
     if args.progress or (len(inputs) > 1 and sys.stderr.isatty()):

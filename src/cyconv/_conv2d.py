@@ -137,35 +137,42 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
             Wb = Wp
             extra_rows = -(-pixels // Wb)  # zero rows for the last tile's overrun
         else:
-            # The last tile of a row may read past the padded width: zero columns.
-            Wb = max(Wp, (tiles * pixels - 1) * sw + span_w)
+            Wb = Wp
         weights = _pack_weights(w.astype(dtype, copy=False), groups, block)
         scratch_size = pixels * block
+        edge_size = Cg * R * pixels * S
     else:
         Wb = Wp
         weights = np.ascontiguousarray(w, dtype=dtype)
         scratch_size = _SPATIAL_ROWS * ((Wo - 1) * sw + 1)
+        edge_size = 0
     Hb = Hp + extra_rows
     _check_size((C, Hb, Wb), dtype, "padded input")
     mode = _PAD_MODES[padding_mode]
     row_map = np.concatenate([index_map(H, top, bottom, mode),
                               np.full(extra_rows, -1, np.int64)])
-    col_map = np.concatenate([index_map(W, left, right, mode),
-                              np.full(Wb - Wp, -1, np.int64)])
+    col_map = index_map(W, left, right, mode)
 
-    def job(n0, n1, y0, y1):
+    def scratch():
         # Each thread pads its own copy of one image at a time.
-        padded = np.empty((C, Hb, Wb), dtype)
-        scratch = np.empty(scratch_size, dtype)
-        _core.conv2d(x, row_map, col_map, weights, bias_arr, out4, padded, scratch,
+        return (np.empty((C, Hb, Wb), dtype), np.empty(scratch_size, dtype),
+                np.empty(edge_size, dtype))
+
+    def job(buffers, n0, n1, y0, y1):
+        padded, tiles, edge = buffers
+        _core.conv2d(x, row_map, col_map, weights, bias_arr, out4, padded, tiles, edge,
                      blocked, flat, groups, R, S, sh, sw, dh, dw, left, n0, n1, y0, y1)
 
-    nthreads = _parallel.threads_for(workers, out4.size * Cg * R * S, max(N, Ho))
-    if N % nthreads == 0:
-        chunks = [(n0, n1, 0, Ho) for n0, n1 in _parallel.split(N, nthreads)]
+    # Pieces of about CHUNK_WORK: whole images when they are small, else row ranges.
+    per_row = K * Wo * Cg * R * S
+    rows = max(1, int(_parallel.CHUNK_WORK // per_row))
+    if rows >= Ho:
+        images = rows // Ho
+        chunks = [(n, min(n + images, N), 0, Ho) for n in range(0, N, images)]
     else:
-        chunks = [(0, N, y0, y1) for y0, y1 in _parallel.split(Ho, nthreads)]
-    _parallel.run(job, chunks)
+        chunks = [(n, n + 1, y, min(y + rows, Ho)) for n in range(N) for y in range(0, Ho, rows)]
+    nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
+    _parallel.run(job, chunks, nthreads, scratch)
     return result
 
 

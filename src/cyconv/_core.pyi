@@ -17,6 +17,7 @@ def conv2d(
     out: NDArray,
     padded: NDArray,
     scratch: NDArray,
+    edge: NDArray,
     blocked: bool,
     flat: bool,
     groups: int,

@@ -307,11 +307,26 @@ cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
                 o[i * xs] = tile[i * KB + kk]
 
 
+cdef void _gather_edge(const fp_t[:, :, ::1] padded, Py_ssize_t c0, Py_ssize_t Cg,
+                       Py_ssize_t row, Py_ssize_t dh, Py_ssize_t x0, Py_ssize_t npx,
+                       Py_ssize_t sw, Py_ssize_t dw, Py_ssize_t R, Py_ssize_t S,
+                       Py_ssize_t PT, fp_t[::1] edge) noexcept nogil:
+    cdef Py_ssize_t c, r, i, s
+    cdef fp_t *e = &edge[0]
+    for c in range(Cg):
+        for r in range(R):
+            for i in range(PT):
+                for s in range(S):
+                    e[0] = padded[c0 + c, row + r * dh, (x0 + i) * sw + s * dw] if i < npx else 0
+                    e += 1
+
+
 cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                                 const fp_t[:, :, :, ::1] wpack,  # G*blocks x Cg x R*S x KB
                                 const fp_t[::1] bias, bint has_bias,
                                 fp_t[:, :, :] out,               # K x Ho x Wo
                                 fp_t[::1] tile,                  # PT x KB
+                                fp_t[::1] edge,                  # Cg x R x PT x S
                                 Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
                                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                                 bint flat, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
@@ -360,13 +375,28 @@ cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                 for y in range(y0, y1):
                     for t in range((Wo + PT - 1) // PT):
                         x = t * PT
-                        inp = &padded[g * Cg, y * sh, x * sw]
-                        if fp_t is float:
-                            _table.blocked_tile_f32(inp, cs, Wb * dh, dw, sw, Cg, R, S, wp, &tile[0])
+                        npx = min(PT, Wo - x)
+                        if npx == PT:
+                            inp = &padded[g * Cg, y * sh, x * sw]
+                            if fp_t is float:
+                                _table.blocked_tile_f32(inp, cs, Wb * dh, dw, sw, Cg, R, S,
+                                                        wp, &tile[0])
+                            else:
+                                _table.blocked_tile_f64(inp, cs, Wb * dh, dw, sw, Cg, R, S,
+                                                        wp, &tile[0])
                         else:
-                            _table.blocked_tile_f64(inp, cs, Wb * dh, dw, sw, Cg, R, S, wp, &tile[0])
-                        _store_tile(&tile[0], KB, nk, out, k0, y, x, min(PT, Wo - x),
-                                    bias, has_bias)
+                            # A partial tile: its missing pixels would read past the
+                            # row, so the pixels it needs are gathered into `edge`,
+                            # laid out [c][r][pixel][s], zeros for missing pixels.
+                            _gather_edge(padded, g * Cg, Cg, y * sh, dh, x, npx, sw, dw,
+                                         R, S, PT, edge)
+                            if fp_t is float:
+                                _table.blocked_tile_f32(&edge[0], R * PT * S, PT * S, 1, S,
+                                                        Cg, R, S, wp, &tile[0])
+                            else:
+                                _table.blocked_tile_f64(&edge[0], R * PT * S, PT * S, 1, S,
+                                                        Cg, R, S, wp, &tile[0])
+                        _store_tile(&tile[0], KB, nk, out, k0, y, x, npx, bias, has_bias)
 
 
 cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
@@ -432,7 +462,8 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
            const fp_t[::1] bias,              # IN  K values, or length 0 for none
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
            fp_t[:, :, ::1] padded,            # scratch C x Hb x Wb
-           fp_t[::1] scratch,                 # scratch: one tile (blocked) or one dense row (spatial)
+           fp_t[::1] scratch,                 # scratch: one tile (blocked) or dense rows (spatial)
+           fp_t[::1] edge,                    # scratch: Cg x R x PT x S (blocked), else unused
            bint blocked, bint flat, Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
            Py_ssize_t left, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
@@ -449,7 +480,7 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
                 _gather_rows(image[n, c], row_map, col_map, left, <fp_t>0,
                              &padded[c, row0, 0], padded.shape[2], row0, row1)
             if blocked:
-                _conv2d_image_blocked(padded, weights, bias, has_bias, out[n], scratch,
+                _conv2d_image_blocked(padded, weights, bias, has_bias, out[n], scratch, edge,
                                       groups, R, S, sh, sw, dh, dw, flat, y0, y1)
             else:
                 _conv2d_image_spatial(padded, weights, bias, has_bias, out[n], scratch,

@@ -92,10 +92,10 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
         padded = np.ascontiguousarray(_padded(plan)).view(part)
         pairs = np.ascontiguousarray(kernel).view(part)
         out = np.empty(plan.out_shape, dtype)
-        Ho = plan.out_shape[0]
-        nthreads = _parallel.threads_for(workers, out.size * kernel.size * 4, Ho)
-        _parallel.run(lambda r0, r1: _core.correlate_complex(padded, pairs, out.view(part), r0, r1),
-                      _parallel.split(Ho, nthreads))
+        Ho, Wo = plan.out_shape
+        _parallel.run_rows(
+            lambda _, r0, r1: _core.correlate_complex(padded, pairs, out.view(part), r0, r1),
+            Ho, Wo * kernel.size * 4, workers)
         return out
     if dtype.kind in "iu" and dtype != np.uint64:
         # Integer sums wrap like SciPy's: compute modulo 2**64, then truncate.
@@ -107,16 +107,15 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
     fill = np.asarray(fill, dtype).reshape(1)
     out = np.empty(plan.out_shape, dtype)
     M, width = kernel.shape[0], len(plan.col_map)
-    strip_rows = max(16, _STRIP_BYTES // (width * dtype.itemsize))
+    Ho, Wo = plan.out_shape
+    strip_rows = min(Ho, max(16, _STRIP_BYTES // (width * dtype.itemsize)))
 
-    def rows(r0, r1):
-        strip = np.empty((min(strip_rows, r1 - r0) + M - 1, width), dtype)
+    def rows(strip, r0, r1):
         _core.correlate_plane(image, plan.row_map, plan.col_map, plan.left, fill, kernel,
                               out, strip, r0, r1)
 
-    Ho = plan.out_shape[0]
-    nthreads = _parallel.threads_for(workers, out.size * kernel.size, Ho)
-    _parallel.run(rows, _parallel.split(Ho, nthreads))
+    _parallel.run_rows(rows, Ho, Wo * kernel.size, workers,
+                       scratch=lambda: np.empty((strip_rows + M - 1, width), dtype))
     return out
 
 
@@ -147,17 +146,18 @@ def _separable(plan: Plan, workers: int) -> np.ndarray:
     M = len(column)
     Ho, Wo = plan.out_shape
     width = len(plan.col_map)
-    strip_rows = max(16, _STRIP_BYTES // (width * dtype.itemsize))
+    strip_rows = min(Ho, max(16, _STRIP_BYTES // (width * dtype.itemsize)))
 
-    def rows(r0, r1):
-        n = min(strip_rows, r1 - r0) + M - 1
-        strip = np.empty((n, width), dtype)
-        across = np.empty((n, Wo), dtype)
+    def scratch():
+        n = strip_rows + M - 1
+        return np.empty((n, width), dtype), np.empty((n, Wo), dtype)
+
+    def rows(buffers, r0, r1):
+        strip, across = buffers
         _core.correlate_plane_separable(plan.image, plan.row_map, plan.col_map, plan.left,
                                         fill, row, column, out, strip, across, r0, r1)
 
-    nthreads = _parallel.threads_for(workers, out.size * (M + len(row)), Ho)
-    _parallel.run(rows, _parallel.split(Ho, nthreads))
+    _parallel.run_rows(rows, Ho, Wo * (M + len(row)), workers, scratch)
     return out
 
 

@@ -22,6 +22,10 @@ import numpy as np
 # Below this many multiply-adds a call stays on the calling thread: waking
 # the pool costs tens of microseconds.
 MIN_WORK_PER_THREAD = 1_000_000
+# Work is handed out in pieces of about this many multiply-adds (a few ms):
+# enough to balance threads and to answer Ctrl-C quickly, few enough that
+# the Python overhead per piece stays negligible.
+CHUNK_WORK = 1 << 25
 
 _global_threads: int | None = None
 _scoped_threads: ContextVar[int | None] = ContextVar("cyconv_threads", default=None)
@@ -94,9 +98,15 @@ def split(total: int, parts: int) -> list[tuple[int, int]]:
     return [(total * i // parts, total * (i + 1) // parts) for i in range(parts)]
 
 
-def threads_for(workers: int, work: float, units: int) -> int:
-    """How many threads a call with `work` multiply-adds over `units` chunks should use."""
-    return max(1, min(workers, units, int(work // MIN_WORK_PER_THREAD) or 1))
+def chunks_of(total: int, work_per_item: float) -> list[tuple[int, int]]:
+    """`total` items as ranges of about CHUNK_WORK multiply-adds each."""
+    per_chunk = max(1, int(CHUNK_WORK // max(work_per_item, 1)))
+    return [(i, min(i + per_chunk, total)) for i in range(0, total, per_chunk)]
+
+
+def threads_for(workers: int, work: float, chunks: int) -> int:
+    """How many threads a call with `work` multiply-adds in `chunks` pieces should use."""
+    return max(1, min(workers, chunks, int(work // MIN_WORK_PER_THREAD) or 1))
 
 
 def _get_pool(size: int) -> ThreadPoolExecutor:
@@ -110,15 +120,64 @@ def _get_pool(size: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def run(func: Callable[..., None], chunks: Sequence[tuple]) -> None:
-    """Call func(*chunk) for every chunk: the first on this thread, the rest on the pool."""
-    if len(chunks) == 1:
-        func(*chunks[0])
-        return
-    pool = _get_pool(len(chunks) - 1)
-    futures = [pool.submit(func, *chunk) for chunk in chunks[1:]]
+def _reset_after_fork() -> None:
+    # Threads do not survive fork(): slots they held would never come back.
+    global _cpu_slots
+    _cpu_slots = threading.BoundedSemaphore(available_cpus())
+
+
+_cpu_slots = threading.BoundedSemaphore(available_cpus())
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def run(func: Callable[..., None], chunks: Sequence[tuple], nthreads: int,
+        scratch: Callable[[], object] | None = None) -> None:
+    """Call func(state, *chunk) for every chunk on up to `nthreads` threads.
+
+    The calling thread takes part. Chunks are handed out one at a time, and
+    each runs while holding one of the process's CPU slots, so concurrent
+    calls from many Python threads never run more kernels at once than there
+    are CPUs. Between chunks the calling thread is back in Python, where
+    Ctrl-C raises KeyboardInterrupt: the remaining chunks are then dropped,
+    running ones finish (each is short), and the exception propagates.
+    `state` is scratch() made once per thread (None without `scratch`).
+    """
+    lock = threading.Lock()
+    todo = iter(chunks)
+    stop = False
+
+    def work() -> None:
+        state = scratch() if scratch is not None else None
+        while True:
+            with lock:
+                chunk = None if stop else next(todo, None)
+            if chunk is None:
+                return
+            with _cpu_slots:
+                func(state, *chunk)
+
+    helpers = min(nthreads, len(chunks)) - 1
+    futures = []
+    if helpers > 0:
+        pool = _get_pool(helpers)
+        futures = [pool.submit(work) for _ in range(helpers)]
     try:
-        func(*chunks[0])
-    finally:
+        work()
         for f in futures:
             f.result()
+    except BaseException:
+        stop = True
+        for f in futures:
+            try:
+                f.result()
+            except BaseException:
+                pass
+        raise
+
+
+def run_rows(func: Callable[..., None], rows: int, work_per_row: float, workers: int,
+             scratch: Callable[[], object] | None = None) -> None:
+    """run() over output rows 0..rows-1, in chunks of about CHUNK_WORK: func(state, r0, r1)."""
+    chunks = chunks_of(rows, work_per_row)
+    run(func, chunks, threads_for(workers, rows * work_per_row, len(chunks)), scratch)

@@ -102,7 +102,7 @@ def _pil_planes(img) -> tuple[np.ndarray, str]:
     if mode == "1":
         img, mode = img.convert("L"), "L"
     elif mode == "P":
-        mode = "RGBA" if img.has_transparency_data else "RGB"
+        mode = "RGBA" if "transparency" in img.info else "RGB"
         img = img.convert(mode)
     elif mode == "PA":
         img, mode = img.convert("RGBA"), "RGBA"
