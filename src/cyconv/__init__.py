@@ -6,6 +6,8 @@
     conv2d(input, weight, bias, stride, padding, dilation, groups)  # = torch.nn.functional.conv2d
     show_config()                                     # CPU features, kernel level, threads
     set_num_threads(n) / get_num_threads() / with num_threads(n): ...
+    kernels.get("gaussian:7,1.5"), kernels.sobel_x(), ...  # named kernels
+    image.filter_image(img, kernel), image.feature_maps(...)  # Pillow images and arrays
 """
 
 from ._version import __version__
@@ -13,6 +15,7 @@ from ._config import show_config, kernel_level, cpu_features
 from ._convolve import choose_method, convolve2d, correlate2d
 from ._conv2d import conv2d
 from ._parallel import get_num_threads, set_num_threads, num_threads
+from . import image, kernels
 
 __all__ = [
     "__version__",
@@ -23,6 +26,8 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "num_threads",
+    "image",
+    "kernels",
     "show_config",
     "kernel_level",
     "cpu_features",

@@ -290,9 +290,7 @@ def _pack_weights(w: np.ndarray, groups: int, block: int) -> np.ndarray:
     """(K, Cg, R, S) -> (groups * blocks, Cg, R * S, block): each block of
     output channels innermost, zero-filled up to a whole block."""
     K, Cg, R, S = w.shape
-    Kg = K // groups
-    blocks = -(-Kg // block)
-    wg = w.reshape(groups, Kg, Cg, R, S)
-    wg = np.pad(wg, ((0, 0), (0, blocks * block - Kg), (0, 0), (0, 0), (0, 0)))
-    wg = wg.reshape(groups, blocks, block, Cg, R, S).transpose(0, 1, 3, 4, 5, 2)
-    return np.ascontiguousarray(wg.reshape(groups * blocks, Cg, R * S, block))
+    blocks = -(-(K // groups) // block)
+    packed = np.empty((groups * blocks, Cg, R * S, block), w.dtype)
+    _core.pack_weights(w, groups, packed)
+    return packed

@@ -455,6 +455,40 @@ cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
             y = yn
 
 
+def pack_weights(const fp_t[:, :, :, :] weight,   # IN  K x Cg x R x S, any strides
+                 Py_ssize_t groups,
+                 fp_t[:, :, :, ::1] packed):        # OUT groups*blocks x Cg x R*S x KB
+    """Blocks of KB output channels, channels innermost, zeros past K/groups."""
+    cdef Py_ssize_t K = weight.shape[0], Cg = weight.shape[1]
+    cdef Py_ssize_t R = weight.shape[2], S = weight.shape[3]
+    cdef Py_ssize_t KB = packed.shape[3], blocks = packed.shape[0] // groups
+    cdef Py_ssize_t Kg = K // groups
+    cdef Py_ssize_t g, b, kk, nk, c, r, s
+    cdef fp_t *dst = &packed[0, 0, 0, 0]
+    cdef const char *src
+    cdef const char *base = <const char *>&weight[0, 0, 0, 0]
+    cdef Py_ssize_t sk = weight.strides[0], sc = weight.strides[1]
+    cdef Py_ssize_t sr = weight.strides[2], ss = weight.strides[3]
+    with nogil:
+        # One (block, input channel) at a time: read each kernel's R x S
+        # run once, write into an L1-sized piece of the output.
+        for g in range(groups):
+            for b in range(blocks):
+                nk = min(KB, Kg - b * KB)
+                for c in range(Cg):
+                    for kk in range(KB):
+                        if kk < nk:
+                            src = base + (g * Kg + b * KB + kk) * sk + c * sc
+                            for r in range(R):
+                                for s in range(S):
+                                    dst[(r * S + s) * KB + kk] = \
+                                        (<const fp_t *>(src + r * sr + s * ss))[0]
+                        else:
+                            for r in range(R * S):
+                                dst[r * KB + kk] = 0
+                    dst += R * S * KB
+
+
 def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
            const int64_t[::1] row_map,        # IN  Hb padded rows -> source row or -1
            const int64_t[::1] col_map,        # IN  Wb padded cols -> source col or -1
