@@ -1,0 +1,1121 @@
+"""Tests of cyconv.conv2d against its contract (torch.nn.functional.conv2d semantics).
+
+Expected values come from tests/conv2d_reference.py (SciPy's correlate2d on
+explicitly padded planes, in float64); tolerances are relative to
+sum |x| |w| + |b| per output element. The hypothesis tests are named
+``test_properties_*`` so that ``-k properties`` selects them; their budget is
+CYCONV_HYPOTHESIS_EXAMPLES (default 150).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import os
+import random
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cyconv
+from conv2d_reference import (
+    PADDING_MODES,
+    assert_conv_close,
+    contract_violation,
+    conv2d_abs_bound,
+    conv2d_direct,
+    conv2d_reference,
+    describe,
+    effective_kernel,
+    output_shape,
+    resolve_padding,
+    result_dtype,
+)
+
+F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+
+
+# =========================================================================== helpers
+
+def make(rng, shape, dtype=F64):
+    """Random values of ``dtype``: normal floats, small ints, random bools."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return rng.random(shape) < 0.5
+    if dtype.kind == "u":
+        return rng.integers(0, 5, shape).astype(dtype)
+    if dtype.kind == "i":
+        return rng.integers(-3, 4, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def seed_of(*parts) -> int:
+    """A deterministic seed from any reprs (``hash`` of str is salted per process)."""
+    return zlib.crc32(repr(parts).encode())
+
+
+def assert_same(a, b, err_msg=""):
+    """Two results of cyconv for the same mathematical problem: equal up to rounding."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, a.dtype, b.shape, b.dtype)
+    rtol = 1e-5 if a.dtype == F32 else 1e-12
+    scale = np.nanmax(np.abs(b), initial=0.0) if b.size else 0.0
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=err_msg)
+
+
+def _snapshot(a):
+    return None if not isinstance(a, np.ndarray) else (a.copy(), a.dtype, a.shape, a.strides,
+                                                       a.flags.writeable)
+
+
+def _assert_unchanged(a, snap, name):
+    if snap is None:
+        return
+    copy, dtype, shape, strides, writeable = snap
+    assert a.dtype == dtype and a.shape == shape and a.strides == strides, f"{name} altered"
+    assert a.flags.writeable == writeable, f"{name}.flags.writeable changed"
+    np.testing.assert_array_equal(a, copy, err_msg=f"conv2d modified {name}")
+
+
+def check(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *,
+          out=None, reference=conv2d_reference, keywords=False):
+    """Call cyconv.conv2d, check dtype, shape, values against the reference and
+    that no argument was modified; return the result."""
+    snaps = [_snapshot(a) for a in (x, w, b)]
+    kw = {"padding_mode": padding_mode}
+    if out is not None:
+        kw["out"] = out
+    if keywords:
+        got = cyconv.conv2d(input=x, weight=w, bias=b, stride=stride, padding=padding,
+                            dilation=dilation, groups=groups, **kw)
+    else:
+        got = cyconv.conv2d(x, w, b, stride, padding, dilation, groups, **kw)
+    for a, snap, name in zip((x, w, b), snaps, ("input", "weight", "bias")):
+        _assert_unchanged(a, snap, name)
+    args = (x, w, b, stride, padding, dilation, groups, padding_mode)
+    msg = describe(input=x, weight=w, bias=b, stride=stride, padding=padding,
+                   dilation=dilation, groups=groups, padding_mode=padding_mode)
+    assert isinstance(got, np.ndarray), msg
+    if out is not None:
+        assert got is out, "conv2d(out=...) must return out itself"
+    assert got.dtype == result_dtype(x, w, b), f"dtype {got.dtype}; {msg}"
+    assert got.shape == output_shape(np.shape(x), np.shape(w), stride, padding, dilation), msg
+    with np.errstate(all="ignore"):
+        ref = reference(*args)
+        bound = conv2d_abs_bound(*args)
+    assert_conv_close(got, ref, bound, err_msg=msg)
+    return got
+
+
+def case_arrays(seed, *, batched=True, N=2, C=3, K=4, groups=1, H=9, W=10, R=3, S=3, bias=True,
+                dtype=F64):
+    """(input, weight, bias) for one case; ``dtype`` is one dtype or a triple."""
+    rng = np.random.default_rng(seed)
+    xd, wd, bd = dtype if isinstance(dtype, tuple) else (dtype, dtype, dtype)
+    x = make(rng, (N, C, H, W) if batched else (C, H, W), xd)
+    w = make(rng, (K, C // groups, R, S), wd)
+    b = make(rng, (K,), bd) if bias else None
+    return x, w, b
+
+
+def fit_size(size, k, d, extra=1):
+    """An input size at least the dilated kernel's extent plus ``extra``."""
+    return max(size, effective_kernel(k, d) + extra)
+
+
+def expect_error(exc, names, call):
+    """``call()`` raises one of ``exc`` whose message names one of ``names``."""
+    with pytest.raises(exc) as info:
+        call()
+    msg = str(info.value).lower()
+    assert any(n in msg for n in names), (
+        f"error message does not name any of {names}: {info.type.__name__}: {info.value}")
+    return info
+
+
+# ----------------------------------------------------------------------- layouts
+
+def layout(a, kind):
+    """An array equal to ``a`` in value with another memory layout (None passes)."""
+    if a is None or kind == "C" or np.ndim(a) == 0:
+        return a
+    if kind == "F":
+        return np.asfortranarray(a)
+    if kind == "channels_last":
+        if a.ndim == 4:
+            return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        if a.ndim == 3:
+            return np.ascontiguousarray(a.transpose(1, 2, 0)).transpose(2, 0, 1)
+        return a
+    if kind == "sliced":
+        # every other element of a larger array, starting at an odd offset
+        big = np.zeros(tuple(2 * n + 1 for n in a.shape), a.dtype)
+        view = big[(slice(1, None, 2),) * a.ndim]
+        view[...] = a
+        return view
+    if kind == "negative":
+        rev = (slice(None, None, -1),) * a.ndim
+        return np.ascontiguousarray(a[rev])[rev]
+    if kind == "bigendian":
+        return a.astype(a.dtype.newbyteorder(">")) if a.dtype.itemsize > 1 else a
+    if kind == "readonly":
+        r = a.copy()
+        r.flags.writeable = False
+        return r
+    if kind == "unaligned":
+        if a.dtype.itemsize == 1:
+            return a
+        buf = np.zeros(a.nbytes + 1, np.uint8)
+        u = buf[1:].view(a.dtype).reshape(a.shape)
+        u[...] = a
+        return u
+    if kind == "mixed":
+        # channels-last and read-only and big-endian at once
+        r = layout(layout(a, "bigendian"), "channels_last")
+        r.flags.writeable = False
+        return r
+    raise AssertionError(kind)
+
+
+LAYOUTS = ("C", "F", "channels_last", "sliced", "negative", "bigendian", "readonly",
+           "unaligned", "mixed")
+
+
+# ----------------------------------------------------------------------- all-pairs
+
+def all_pairs(factors: dict, seed=1234, tries=40):
+    """A small set of cases covering every pair of values of every two factors."""
+    names = list(factors)
+    sizes = [len(factors[n]) for n in names]
+    uncovered = {(i, a, j, b) for i, j in itertools.combinations(range(len(names)), 2)
+                 for a in range(sizes[i]) for b in range(sizes[j])}
+    rng = random.Random(seed)
+    cases = []
+    while uncovered:
+        best, best_gain = None, -1
+        pool = sorted(uncovered)
+        for _ in range(tries):
+            i, a, j, b = rng.choice(pool)
+            case = [None] * len(names)
+            case[i], case[j] = a, b
+            order = [f for f in range(len(names)) if case[f] is None]
+            rng.shuffle(order)
+            for f in order:
+                gains = []
+                for v in range(sizes[f]):
+                    g = sum(1 for e in range(len(names)) if case[e] is not None and
+                            ((min(e, f), case[e] if e < f else v, max(e, f),
+                              v if e < f else case[e]) in uncovered))
+                    gains.append((g, rng.random(), v))
+                case[f] = max(gains)[2]
+            gain = sum(1 for p, q in itertools.combinations(range(len(names)), 2)
+                       if (p, case[p], q, case[q]) in uncovered)
+            if gain > best_gain:
+                best, best_gain = case, gain
+        for p, q in itertools.combinations(range(len(names)), 2):
+            uncovered.discard((p, best[p], q, best[q]))
+        cases.append({n: factors[n][v] for n, v in zip(names, best)})
+    return cases
+
+
+# =========================================================================== grids
+
+KERNELS = [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (7, 7), (3, 5), (1, 7), (7, 1), (2, 3)]
+STRIDES = [1, 2, 3, (1, 2)]
+DILATIONS = [1, 2, (2, 1)]
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("dilation", DILATIONS, ids=str)
+@pytest.mark.parametrize("stride", STRIDES, ids=str)
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: f"{k[0]}x{k[1]}")
+def test_kernel_stride_dilation(kernel, stride, dilation, dtype):
+    R, S = kernel
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+    H, W = fit_size(9, R, dh), fit_size(11, S, dw)
+    seed = seed_of(kernel, stride, dilation, dtype.char)
+    x, w, b = case_arrays(seed, C=3, K=5, H=H, W=W, R=R, S=S, dtype=dtype)
+    check(x, w, b, stride, 1, dilation)
+
+
+PADDINGS = [0, 1, 2, (1, 2), (0, 3), (2, 0), (1, 0, 2, 3), (0, 2, 0, 1), (3, 1, 0, 2),
+            (0, 0, 3, 0), "valid", "same"]
+PAD_KERNELS = [((3, 3), 1), ((2, 4), 1), ((3, 2), (2, 1)), ((4, 1), (1, 3))]
+
+
+@pytest.mark.parametrize("stride", [1, 2, (2, 1)], ids=str)
+@pytest.mark.parametrize("kernel", PAD_KERNELS, ids=lambda k: f"{k[0][0]}x{k[0][1]}d{k[1]}")
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+@pytest.mark.parametrize("padding", PADDINGS, ids=str)
+def test_padding_forms_and_modes(padding, padding_mode, kernel, stride):
+    (R, S), dilation = kernel
+    seed = seed_of(padding, padding_mode, kernel, stride)
+    dtype = F32 if seed % 2 else F64
+    x, w, b = case_arrays(seed, N=2, C=2, K=3, H=7, W=8, R=R, S=S, dtype=dtype,
+                          bias=bool(seed % 3))
+    check(x, w, b, stride, padding, dilation, 1, padding_mode)
+
+
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+@pytest.mark.parametrize("kernel,dilation", [((1, 1), 1), ((2, 2), 1), ((3, 3), 1), ((4, 4), 1),
+                                             ((5, 5), 1), ((7, 7), 1), ((2, 3), 2),
+                                             ((4, 2), (1, 3)), ((3, 5), (2, 1)), ((1, 7), 1),
+                                             ((6, 1), 2)], ids=str)
+@pytest.mark.parametrize("stride", [1, 2, 3, (1, 2), (3, 2)], ids=str)
+def test_padding_same(kernel, dilation, stride, padding_mode):
+    """"same": PyTorch's split with stride 1 (even kernels too), TensorFlow's SAME otherwise."""
+    R, S = kernel
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    H, W = fit_size(8, R, dh), fit_size(13, S, dw)
+    seed = seed_of(kernel, dilation, stride, padding_mode)
+    x, w, b = case_arrays(seed, N=1, C=2, K=2, H=H, W=W, R=R, S=S, dtype=F64)
+    got = check(x, w, b, stride, "same", dilation, 1, padding_mode)
+    assert got.shape[-2:] == (-(-H // sh), -(-W // sw))
+    left, right, top, bottom = resolve_padding("same", (H, W), (R, S), stride, dilation)
+    if sh == 1:
+        assert top + bottom == dh * (R - 1) and top == (top + bottom) // 2
+    # "same" equals the resolved explicit 4-tuple
+    explicit = cyconv.conv2d(x, w, b, stride, (left, right, top, bottom), dilation,
+                             padding_mode=padding_mode)
+    assert_same(explicit, got)
+
+
+@pytest.mark.parametrize("H,W,R,S,stride,dilation", [
+    (5, 5, 3, 3, 2, 1), (6, 6, 3, 3, 2, 1), (7, 4, 2, 2, 3, 1), (4, 9, 5, 4, (2, 3), 1),
+    (1, 1, 3, 3, 2, 1), (2, 3, 1, 1, 2, 1), (9, 8, 3, 2, 4, 2), (3, 3, 7, 7, 5, 1),
+])
+def test_padding_same_tensorflow_rule(H, W, R, S, stride, dilation):
+    """With stride > 1, "same" keeps ceil(H / s) rows and pads like TF's SAME."""
+    x, w, b = case_arrays(H * 100 + W, N=1, C=1, K=2, H=H, W=W, R=R, S=S)
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    got = check(x, w, b, stride, "same", dilation)
+    assert got.shape == (1, 2, -(-H // sh), -(-W // sw))
+    # hand-written TF rule for the rows
+    dh = dilation
+    Ho = -(-H // sh)
+    total = max((Ho - 1) * sh + dh * (R - 1) + 1 - H, 0)
+    assert resolve_padding("same", (H, W), (R, S), stride, dilation)[2:] == (total // 2,
+                                                                             total - total // 2)
+
+
+def test_padding_forms_equivalent():
+    x, w, b = case_arrays(7, C=2, K=3, H=8, W=9)
+    r_int = cyconv.conv2d(x, w, b, padding=2)
+    assert_same(r_int, cyconv.conv2d(x, w, b, padding=(2, 2)))
+    assert_same(r_int, cyconv.conv2d(x, w, b, padding=(2, 2, 2, 2)))
+    assert_same(r_int, cyconv.conv2d(x, w, b, padding=[2, 2]))
+    r_pair = cyconv.conv2d(x, w, b, padding=(1, 3))  # (ph, pw)
+    assert_same(r_pair, cyconv.conv2d(x, w, b, padding=(3, 3, 1, 1)))
+    assert_same(cyconv.conv2d(x, w, b, padding="valid"), cyconv.conv2d(x, w, b, padding=0))
+    assert_same(cyconv.conv2d(x, w, b, stride=[2, 1], dilation=[1, 2]),
+                cyconv.conv2d(x, w, b, stride=(2, 1), dilation=(1, 2)))
+    # asymmetric: left/right act on W, top/bottom on H
+    r = cyconv.conv2d(x, w, None, padding=(0, 2, 1, 0))
+    assert r.shape == (2, 3, 8 + 1 - 2, 9 + 2 - 2)
+
+
+CHANNELS = [  # (C, K, groups)
+    (1, 1, 1), (3, 1, 1), (2, 2, 1), (3, 3, 1), (4, 7, 1), (3, 8, 1), (2, 16, 1), (3, 17, 1),
+    (2, 33, 1), (2, 40, 1), (3, 70, 1), (4, 4, 2), (6, 4, 2), (4, 6, 2), (6, 70, 2),
+    (4, 40, 4), (8, 8, 8), (5, 5, 5), (3, 6, 3), (4, 12, 4), (8, 40, 8), (16, 32, 16),
+    (6, 6, 3), (12, 36, 4), (3, 96, 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+@pytest.mark.parametrize("C,K,groups", CHANNELS, ids=lambda v: str(v))
+def test_channels_and_groups(C, K, groups, batched, dtype):
+    seed = C * 10000 + K * 10 + groups + 7 * batched
+    stride = 1 + seed % 2
+    R = (3, 1, 5, 2)[seed % 4]
+    x, w, b = case_arrays(seed, batched=batched, N=2, C=C, K=K, groups=groups, H=5, W=37,
+                          R=R, S=R, bias=bool(seed % 3), dtype=dtype)
+    check(x, w, b, stride, R // 2, 1, groups)
+
+
+@pytest.mark.parametrize("W", [1, 2, 13, 14, 15, 27, 28, 29, 37, 64])
+@pytest.mark.parametrize("K,dtype", [(40, F32), (70, F32), (20, F64), (3, F32), (1, F64)],
+                         ids=str)
+def test_widths_and_tiles(W, K, dtype):
+    """Output widths around multiples of a tile, for blocked and row paths."""
+    x, w, b = case_arrays(W * 100 + K, N=1, C=3, K=K, H=4, W=W, R=3, S=3, dtype=dtype)
+    check(x, w, b, 1, 1)
+    check(x, w, b, 2, (1, 1, 1, 0), 1, 1, "replicate")
+
+
+@pytest.mark.parametrize("shape", [
+    # (N, C, H, W, K, R, S, padding)
+    (1, 1, 1, 1, 1, 1, 1, 0), (2, 1, 1, 1, 3, 1, 1, 0), (1, 2, 1, 5, 2, 1, 3, 0),
+    (1, 1, 5, 1, 2, 3, 1, 0), (3, 2, 4, 4, 2, 4, 4, 0), (1, 1, 1, 1, 1, 3, 3, 1),
+    (1, 1, 2, 2, 1, 5, 5, 2), (1, 2, 3, 3, 40, 3, 3, 0), (5, 1, 2, 3, 1, 2, 3, 0),
+])
+def test_small_and_degenerate_shapes(shape):
+    N, C, H, W, K, R, S, padding = shape
+    x, w, b = case_arrays(sum(shape), N=N, C=C, K=K, H=H, W=W, R=R, S=S)
+    check(x, w, b, 1, padding)
+    check(x.astype(F32), w.astype(F32), b.astype(F32), 1, padding)
+
+
+FACTORS = {
+    "batched": [True, False],
+    "chans": [(1, 1, 1), (3, 2, 1), (2, 40, 1), (3, 70, 1), (4, 6, 2), (6, 6, 6), (4, 8, 4),
+              (6, 3, 3)],
+    "kernel": KERNELS,
+    "stride": STRIDES,
+    "dilation": DILATIONS,
+    "padding": [0, 1, (2, 1), (1, 0, 2, 0), "valid", "same"],
+    "padding_mode": list(PADDING_MODES),
+    "bias": [True, False],
+    "dtype": [F32, F64, F16, np.dtype(np.int32), np.dtype(bool), (F32, F64, F32),
+              (F64, F32, F32), (F32, F32, F64)],
+    "layout": ["C", "channels_last", "negative", "sliced", "bigendian", "readonly"],
+    "size": [(5, 7), (8, 37), (12, 9)],
+}
+PAIRWISE = all_pairs(FACTORS)
+
+
+@pytest.mark.parametrize("case", PAIRWISE, ids=[f"pw{i}" for i in range(len(PAIRWISE))])
+def test_pairwise(case):
+    C, K, groups = case["chans"]
+    R, S = case["kernel"]
+    dil = case["dilation"]
+    dh, dw = (dil, dil) if isinstance(dil, int) else dil
+    H, W = case["size"]
+    H, W = fit_size(H, R, dh, 2), fit_size(W, S, dw, 2)
+    seed = seed_of(case)
+    x, w, b = case_arrays(seed, batched=case["batched"], N=2, C=C, K=K, groups=groups, H=H,
+                          W=W, R=R, S=S, bias=case["bias"], dtype=case["dtype"])
+    lay = case["layout"]
+    check(layout(x, lay), layout(w, lay), layout(b, lay), case["stride"], case["padding"],
+          dil, groups, case["padding_mode"])
+
+
+# =========================================================================== dtypes
+
+DTYPE_CASES = [  # (input, weight, bias) -> result
+    ((F32, F32, None), F32), ((F32, F32, F32), F32), ((F16, F16, F16), F32),
+    ((F16, F32, None), F32), ((F32, F16, F32), F32), ((F32, F32, F16), F32),
+    ((F64, F64, F64), F64), ((F64, F64, None), F64), ((F32, F64, None), F64),
+    ((F64, F32, None), F64), ((F32, F32, F64), F64), ((F16, F64, None), F64),
+    (("int32", "int32", None), F64), (("int64", F32, None), F64), ((F32, F32, "int64"), F64),
+    (("uint8", F32, F32), F64), (("int8", "int16", "int32"), F64), ((bool, bool, None), F64),
+    ((bool, F32, F32), F64), ((F32, "uint16", None), F64), ((">f4", F32, None), F32),
+    ((">f4", ">f4", ">f4"), F32), ((">f8", "<f4", None), F64), ((">f2", F32, None), F32),
+    ((">i4", ">f4", None), F64),
+]
+
+
+@pytest.mark.parametrize("dtypes,expected", DTYPE_CASES, ids=str)
+def test_dtypes(dtypes, expected):
+    xd, wd, bd = (None if d is None else np.dtype(d) for d in dtypes)
+    rng = np.random.default_rng(len(str(dtypes)))
+    x = make(rng, (2, 4, 6, 7), xd)
+    w = make(rng, (6, 2, 3, 2), wd)
+    b = None if bd is None else make(rng, (6,), bd)
+    got = check(x, w, b, (1, 2), (1, 0), 1, 2)
+    assert got.dtype == expected
+    assert got.dtype.isnative
+    got = check(x, w, b, 2, "same", 1, 2, "reflect")
+    assert got.dtype == expected
+
+
+def test_integer_inputs_exact():
+    """Small integers: the float64 result is exact."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-50, 50, (2, 3, 9, 8)).astype(np.int64)
+    w = rng.integers(-9, 10, (4, 3, 3, 3)).astype(np.int16)
+    b = np.arange(4, dtype=np.int8)
+    got = cyconv.conv2d(x, w, b, padding=1, padding_mode="circular")
+    assert got.dtype == F64
+    np.testing.assert_array_equal(got, conv2d_reference(x, w, b, 1, 1, 1, 1, "circular"))
+
+
+def test_float32_not_upcast_by_python_scalars_and_float16_exact_inputs():
+    # float16 values are exactly representable in float32
+    rng = np.random.default_rng(5)
+    x = make(rng, (1, 2, 5, 5), F16)
+    w = make(rng, (3, 2, 2, 2), F16)
+    got = check(x, w, None, 1, 0)
+    assert got.dtype == F32
+
+
+@pytest.mark.parametrize("which", ["input", "weight", "bias"])
+@pytest.mark.parametrize("ctype", [np.complex64, np.complex128])
+def test_complex_raises_type_error(which, ctype):
+    x, w, b = case_arrays(1, C=2, K=2, H=5, W=5)
+    args = {"input": x, "weight": w, "bias": b}
+    args[which] = args[which].astype(ctype)
+    expect_error(TypeError, (which, "complex"), lambda: cyconv.conv2d(**args))
+
+
+# =========================================================================== layouts
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("where", ["input", "weight", "bias", "all"])
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_layouts(kind, where, dtype):
+    x, w, b = case_arrays(LAYOUTS.index(kind), N=2, C=4, K=6, groups=2, H=7, W=9, R=3, S=2,
+                          dtype=dtype)
+    if where in ("input", "all"):
+        x = layout(x, kind)
+    if where in ("weight", "all"):
+        w = layout(w, kind)
+    if where in ("bias", "all"):
+        b = layout(b, kind)
+    contiguous = cyconv.conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w),
+                               np.ascontiguousarray(b), 1, 1, groups=2)
+    got = check(x, w, b, 1, 1, 1, 2)
+    assert_same(got, contiguous)
+    check(x, w, b, 2, "same", (2, 1), 2, "reflect")
+
+
+def test_layout_blocked_channels_last():
+    """Many output channels (blocked path) with channels-last input and weight."""
+    x, w, b = case_arrays(11, N=2, C=5, K=70, H=6, W=37, R=3, S=3, dtype=F32)
+    check(layout(x, "channels_last"), layout(w, "channels_last"), b, 1, 1)
+    check(layout(x, "negative"), layout(w, "sliced"), layout(b, "negative"), 2, "same", 1, 1,
+          "circular")
+
+
+def test_broadcast_views():
+    """Zero-stride (broadcast, read-only) arguments."""
+    rng = np.random.default_rng(2)
+    x = np.broadcast_to(rng.standard_normal((1, 3, 1, 8)), (4, 3, 6, 8))
+    w = np.broadcast_to(rng.standard_normal((1, 3, 2, 2)), (5, 3, 2, 2))
+    b = np.broadcast_to(np.float32(0.5), (5,))
+    check(x, w, b, 1, 1)
+    check(x, w, b, 1, 1, 1, 1, "reflect")
+
+
+def test_transposed_spatial_axes():
+    """input transposed so that H and W swap strides; weight likewise."""
+    x0, w0, b = case_arrays(4, C=2, K=3, H=6, W=9)
+    x = np.ascontiguousarray(x0.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    w = np.ascontiguousarray(w0.transpose(1, 0, 3, 2)).transpose(1, 0, 3, 2)
+    got = check(x, w, b, (1, 2), (1, 2))
+    assert_same(got, cyconv.conv2d(x0, w0, b, (1, 2), (1, 2)))
+
+
+def test_keyword_arguments():
+    x, w, b = case_arrays(9, C=2, K=3, H=6, W=6)
+    check(x, w, b, 2, 1, 1, 1, "symmetric", keywords=True)
+    got = cyconv.conv2d(x, w, bias=b, stride=(2, 1))
+    assert got.shape == (2, 3, 2, 4)
+
+
+# =========================================================================== out=
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+@pytest.mark.parametrize("K,groups,padding_mode", [(3, 1, "zeros"), (40, 1, "reflect"),
+                                                   (70, 2, "circular"), (4, 4, "symmetric")])
+def test_out(K, groups, padding_mode, batched, dtype):
+    x, w, b = case_arrays(K, batched=batched, N=2, C=4, K=K, groups=groups, H=6, W=37,
+                          dtype=dtype)
+    shape = output_shape(x.shape, w.shape, 1, 1, 1)
+    out = np.full(shape, np.nan, dtype)
+    res = check(x, w, b, 1, 1, 1, groups, padding_mode, out=out)
+    assert res is out
+    # a second call overwrites everything
+    out[...] = 1e30
+    res2 = cyconv.conv2d(x, w, b, 1, 1, 1, groups, padding_mode=padding_mode, out=out)
+    assert res2 is out
+    assert_same(out, cyconv.conv2d(x, w, b, 1, 1, 1, groups, padding_mode=padding_mode))
+
+
+@pytest.mark.parametrize("kind", ["sliced", "channels_last", "negative"])
+def test_out_non_contiguous(kind):
+    """A writeable non-contiguous out of the right shape and dtype is either filled
+    correctly (and nothing around it touched) or refused with a ValueError naming out."""
+    x, w, b = case_arrays(3, N=2, C=3, K=5, H=6, W=7)
+    shape = output_shape(x.shape, w.shape, 1, 1, 1)
+    base = np.full(tuple(2 * n + 1 for n in shape), -7.0)
+    if kind == "sliced":
+        out = base[(slice(1, None, 2),) * 4]
+    elif kind == "channels_last":
+        base = np.full((shape[0], shape[2], shape[3], shape[1]), -7.0)
+        out = base.transpose(0, 3, 1, 2)
+    else:
+        base = np.full(shape, -7.0)
+        out = base[:, ::-1, ::-1, ::-1]
+    outside = np.ones(base.shape, bool)
+    if kind == "sliced":
+        outside[(slice(1, None, 2),) * 4] = False
+    else:
+        outside[...] = False
+    try:
+        res = cyconv.conv2d(x, w, b, 1, 1, out=out)
+    except ValueError as exc:
+        assert "out" in str(exc).lower()
+        return
+    assert res is out
+    assert_conv_close(out, conv2d_reference(x, w, b, 1, 1), conv2d_abs_bound(x, w, b, 1, 1))
+    assert (base[outside] == -7.0).all(), "conv2d wrote outside out"
+
+
+def test_out_disjoint_part_of_same_buffer_is_accepted():
+    x0, w, b = case_arrays(8, N=1, C=2, K=2, H=5, W=5, R=1, S=1)
+    buf = np.zeros(2 * x0.size)
+    x = buf[:x0.size].reshape(x0.shape)
+    x[...] = x0
+    out = buf[x0.size:].reshape(x0.shape)
+    res = cyconv.conv2d(x, w, b, out=out)
+    assert res is out
+    np.testing.assert_array_equal(x, x0)
+    assert_conv_close(out, conv2d_reference(x0, w, b), conv2d_abs_bound(x0, w, b))
+
+
+def _out_error_cases():
+    x, w, b = case_arrays(1, N=2, C=2, K=3, H=5, W=6)
+    shape = (2, 3, 3, 4)
+    cases = {
+        "wrong_shape": (x, w, b, np.empty((2, 3, 3, 5))),
+        "wrong_ndim": (x, w, b, np.empty((3, 3, 4))),
+        "unbatched_given_batched_out": (x[0], w, b, np.empty((1,) + shape[1:])),
+        "batched_given_unbatched_out": (x, w, b, np.empty(shape)[0]),
+        "wrong_dtype_f32": (x, w, b, np.empty(shape, F32)),
+        "wrong_dtype_int": (x, w, b, np.empty(shape, np.int64)),
+        "wrong_dtype_bigendian": (x, w, b, np.empty(shape, ">f8")),
+        "f64_for_f32_result": (x.astype(F32), w.astype(F32), None, np.empty(shape, F64)),
+        "readonly": (x, w, b, np.lib.stride_tricks.as_strided(np.empty(shape), writeable=False)),
+        "broadcast": (x, w, b, np.broadcast_to(np.empty((1, 3, 3, 4)), shape)),
+        "list": (x, w, b, np.empty(shape).tolist()),
+    }
+    # out overlapping each argument
+    buf = np.zeros(x.size + 100)
+    xo = buf[:x.size].reshape(x.shape)
+    xo[...] = x
+    cases["overlaps_input"] = (xo, w, b, buf[50:50 + 72].reshape(shape))
+    wbuf = np.zeros(w.size + 72)
+    wo = wbuf[:w.size].reshape(w.shape)
+    wo[...] = w
+    cases["overlaps_weight"] = (x, wo, b, wbuf[w.size - 1:w.size + 71].reshape(shape))
+    bbuf = np.zeros(80)
+    bo = bbuf[:3]
+    bo[...] = b
+    cases["overlaps_bias"] = (x, w, bo, bbuf[2:74].reshape(shape))
+    # 1x1 kernel, C == K: out the input itself
+    x1 = np.random.default_rng(0).standard_normal((1, 3, 4, 4))
+    w1 = np.random.default_rng(1).standard_normal((3, 3, 1, 1))
+    cases["is_input"] = (x1, w1, None, x1)
+    cases["input_view_reversed"] = (x1, w1, None, x1[:, ::-1])
+    return cases
+
+
+OUT_ERRORS = _out_error_cases()
+
+
+@pytest.mark.parametrize("name", list(OUT_ERRORS))
+def test_out_errors(name):
+    x, w, b, out = OUT_ERRORS[name]
+    snaps = [_snapshot(a) for a in (x, w, b)]
+    expect_error((ValueError, TypeError), ("out",), lambda: cyconv.conv2d(x, w, b, out=out))
+    for a, snap, n in zip((x, w, b), snaps, ("input", "weight", "bias")):
+        _assert_unchanged(a, snap, n)
+
+
+def test_out_readonly_and_overlap_are_value_errors():
+    x, w, b, out = OUT_ERRORS["readonly"]
+    expect_error(ValueError, ("out",), lambda: cyconv.conv2d(x, w, b, out=out))
+    x, w, b, out = OUT_ERRORS["overlaps_input"]
+    expect_error(ValueError, ("out",), lambda: cyconv.conv2d(x, w, b, out=out))
+    x, w, b, out = OUT_ERRORS["wrong_shape"]
+    expect_error(ValueError, ("out",), lambda: cyconv.conv2d(x, w, b, out=out))
+
+
+# =========================================================================== NaN / inf
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("stride,dilation,padding,padding_mode", [
+    (1, 1, 0, "zeros"), (1, 1, 1, "zeros"), (2, 1, 2, "zeros"), (1, 2, 2, "zeros"),
+    ((1, 2), (2, 1), "same", "zeros"), (1, 1, 2, "reflect"), (1, 1, 2, "circular"),
+    (2, 2, (1, 2), "replicate"), (1, 1, (2, 0, 0, 2), "symmetric"),
+], ids=str)
+@pytest.mark.parametrize("K", [3, 40])
+def test_nonfinite_input_propagates(K, stride, dilation, padding, padding_mode, dtype):
+    x, w, b = case_arrays(K, N=2, C=3, K=K, H=8, W=9, dtype=dtype)
+    x[0, 1, 3, 4] = np.nan
+    x[0, 2, 0, 0] = np.inf
+    x[1, 0, 7, 8] = -np.inf
+    x[1, 0, 2, 2] = np.inf
+    x[1, 2, 2, 3] = np.inf  # opposite-signed products with the one above give NaN somewhere
+    with np.errstate(all="ignore"):
+        got = check(x, w, b, stride, padding, dilation, 1, padding_mode,
+                    reference=conv2d_direct)
+    assert np.isnan(got).any() and np.isinf(got).any()
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("K", [3, 40])
+def test_nonfinite_weight_and_bias_propagate(K, dtype):
+    x, w, b = case_arrays(K + 1, N=2, C=2, K=K, H=6, W=7, dtype=dtype)
+    w[1, 0, 1, 1] = np.nan
+    w[0, 1, 0, 2] = np.inf  # inf * 0 (zero padding) is NaN, inf * x is +-inf
+    b[K - 1] = -np.inf
+    with np.errstate(all="ignore"):
+        got = check(x, w, b, 1, 1, 1, 1, reference=conv2d_direct)
+        assert np.isnan(got[:, 1]).all()
+        assert np.isinf(got[:, K - 1]).any()
+        got = check(x, w, b, 1, 0, 1, 1, reference=conv2d_direct)  # no padding zeros
+        assert np.isnan(got[:, 1]).all()
+    # a NaN bias fills its channel
+    x, w, b = case_arrays(K, N=1, C=2, K=K, H=5, W=5, dtype=dtype)
+    b[0] = np.nan
+    got = check(x, w, b, 1, 1)
+    assert np.isnan(got[:, 0]).all() and np.isfinite(got[:, 1:]).all()
+
+
+def test_reference_formulations_agree():
+    """The SciPy-based reference and the direct one agree (sanity of the tests)."""
+    for i, (mode, pad, st_, dil) in enumerate(itertools.product(
+            PADDING_MODES, [0, (1, 2), (0, 2, 1, 0), "same"], [1, (2, 3)], [1, (2, 1)])):
+        x, w, b = case_arrays(i, N=2, C=4, K=4, groups=2, H=7, W=8, R=3, S=2)
+        np.testing.assert_allclose(conv2d_reference(x, w, b, st_, pad, dil, 2, mode),
+                                   conv2d_direct(x, w, b, st_, pad, dil, 2, mode),
+                                   rtol=1e-12, atol=1e-12)
+
+
+# =========================================================================== immutability
+
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+def test_inputs_not_modified(padding_mode):
+    x, w, b = case_arrays(5, N=2, C=4, K=40, groups=2, H=6, W=9, dtype=F32)
+    x16 = x.astype(F16)
+    for args in [(x, w, b), (x16, w, b), (layout(x, "negative"), layout(w, "channels_last"), b),
+                 (x.astype(">f4"), w, b.astype(F64))]:
+        snaps = [a.copy() for a in args]
+        cyconv.conv2d(*args, 1, 2, 1, 2, padding_mode=padding_mode)
+        cyconv.conv2d(args[0][0], *args[1:], 2, "same", 1, 2, padding_mode=padding_mode)
+        for a, s in zip(args, snaps):
+            np.testing.assert_array_equal(a, s)
+            assert a.flags.writeable
+
+
+# =========================================================================== extremes
+
+def test_extreme_but_valid_arguments():
+    x, w, b = case_arrays(12, N=1, C=2, K=3, H=5, W=6, R=2, S=2)
+    # huge dilation of a 1x1 kernel spans one pixel
+    w1 = w[:, :, :1, :1]
+    got = check(x, w1, b, 1, 0, 2**40)
+    assert got.shape == (1, 3, 5, 6)
+    # padding larger than the input, where the mode allows it
+    check(x, w, b, 1, 7, 1, 1, "zeros")
+    check(x, w, b, 1, (9, 11), 1, 1, "replicate")
+    check(x, w, b, 1, (5, 6), 1, 1, "circular")   # pad == size: one full wrap
+    check(x, w, b, 1, (4, 5), 1, 1, "reflect")    # pad == size - 1
+    check(x, w, b, 1, (0, 6, 5, 0), 1, 1, "circular")
+    # kernel exactly the padded input
+    wbig = case_arrays(1, C=2, K=3, R=7, S=8)[1]
+    got = check(x, wbig, b, 1, 1)
+    assert got.shape == (1, 3, 1, 1)
+    got = check(x, wbig, b, 3, (0, 2, 2, 0))
+    assert got.shape == (1, 3, 1, 1)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("K", [3, 70])
+@pytest.mark.parametrize("stride", [2**31, (2**62, 1), (1, 2**40), (3, 2**16)], ids=str)
+def test_huge_stride_small_output(stride, K, dtype):
+    """A stride far beyond the input is valid: one output row / column, no big buffers.
+    (K=70 takes the channel-blocked path at every kernel level, K=3 the other one.)"""
+    x, w, b = case_arrays(12, N=2, C=2, K=K, H=5, W=6, R=2, S=2, dtype=dtype)
+    check(x, w, b, stride, 0)  # output shape checked against the contract's formula
+    check(x, w, b, stride, 1, 1, 1, "reflect")
+
+
+@pytest.mark.parametrize("padding", [(6, 0), (0, 7), (0, 0, 6, 0), (20, 20)], ids=str)
+def test_symmetric_large_padding(padding):
+    """symmetric has no PyTorch limit: with pads beyond the input it either
+    follows np.pad's 'symmetric' or refuses with a ValueError naming padding."""
+    x, w, b = case_arrays(13, N=1, C=2, K=2, H=5, W=6)
+    try:
+        cyconv.conv2d(x, w, b, 1, padding, padding_mode="symmetric")
+    except ValueError as exc:
+        assert "padding" in str(exc).lower()
+        return
+    check(x, w, b, 1, padding, 1, 1, "symmetric")
+
+
+_HAS_WORKERS = "workers" in inspect.signature(cyconv.conv2d).parameters
+
+
+@pytest.mark.skipif(not _HAS_WORKERS, reason="conv2d has no workers argument")
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_workers_give_identical_results(dtype):
+    x, w, b = case_arrays(21, N=3, C=8, K=40, H=30, W=37, R=3, S=3, dtype=dtype)
+    r1 = cyconv.conv2d(x, w, b, 1, 1, workers=1)
+    r2 = cyconv.conv2d(x, w, b, 1, 1, workers=2)
+    np.testing.assert_array_equal(r1, r2)
+    r3 = cyconv.conv2d(x[1], w, b, 1, 1, workers=2)
+    np.testing.assert_array_equal(r1[1], r3)
+    assert_conv_close(r1, conv2d_reference(x, w, b, 1, 1), conv2d_abs_bound(x, w, b, 1, 1))
+
+
+@pytest.mark.parametrize("N,K,groups,stride,padding,padding_mode,dtype", [
+    (1, 40, 1, 1, 1, "zeros", F32),          # one image: split by output rows
+    (2, 40, 2, 1, "same", "reflect", F64),   # images split between threads
+    (3, 70, 1, 2, (1, 2, 0, 1), "circular", F32),
+    (1, 8, 8, 1, 2, "replicate", F64),       # depthwise
+    (2, 6, 2, (1, 2), (2, 1), "symmetric", F32),
+    (None, 40, 1, 1, 1, "zeros", F64),       # unbatched
+], ids=str)
+def test_problems_big_enough_for_threads(N, K, groups, stride, padding, padding_mode, dtype):
+    """More than a million multiply-adds per call, so the work is split between threads."""
+    x, w, b = case_arrays(seed_of(N, K, groups), batched=N is not None, N=N or 1, C=8, K=K,
+                          groups=groups, H=33, W=37, R=3, S=3, dtype=dtype)
+    got = check(x, w, b, stride, padding, 1, groups, padding_mode)
+    out = np.full(got.shape, np.nan, dtype)
+    assert cyconv.conv2d(x, w, b, stride, padding, 1, groups, padding_mode=padding_mode,
+                         out=out) is out
+    assert_same(out, got)
+
+
+# =========================================================================== errors
+
+def _std(seed=0, **kw):
+    p = dict(N=2, C=4, K=6, H=6, W=7, R=3, S=3)
+    p.update(kw)
+    return case_arrays(seed, **p)
+
+
+X, WT, B = _std()
+VE, TE = ValueError, TypeError
+VT = (ValueError, TypeError)
+
+ERROR_CASES = {
+    # ---- ndim
+    "input_2d": (dict(input=X[0, 0]), VE, ("input",)),
+    "input_5d": (dict(input=X[None]), VE, ("input",)),
+    "input_1d": (dict(input=X.ravel()), VE, ("input",)),
+    "input_0d": (dict(input=np.float64(1.0)), VE, ("input",)),
+    "weight_3d": (dict(weight=WT[0]), VE, ("weight",)),
+    "weight_5d": (dict(weight=WT[None]), VE, ("weight",)),
+    "weight_2d": (dict(weight=WT[0, 0]), VE, ("weight",)),
+    # ---- channels / groups
+    "channel_mismatch": (dict(weight=_std(K=6, C=3)[1]), VE, ("input", "weight", "channel")),
+    "channel_mismatch_groups": (dict(weight=_std(C=1)[1], groups=2), VE,
+                                ("input", "weight", "channel", "groups")),
+    "channel_mismatch_unbatched": (dict(input=X[0, :3]), VE, ("input", "weight", "channel")),
+    "groups_not_dividing_C": (dict(input=_std(C=3)[0], weight=_std(C=1, K=6)[1], groups=2), VE,
+                              ("groups",)),
+    "groups_not_dividing_K": (dict(weight=_std(C=2, K=5)[1], bias=None, groups=2), VE,
+                              ("groups",)),
+    "groups_zero": (dict(groups=0), VE, ("groups",)),
+    "groups_negative": (dict(groups=-2), VE, ("groups",)),
+    "groups_float": (dict(groups=2.0), VT, ("groups",)),
+    "groups_none": (dict(groups=None), VT, ("groups",)),
+    # ---- stride
+    "stride_zero": (dict(stride=0), VE, ("stride",)),
+    "stride_negative": (dict(stride=-1), VE, ("stride",)),
+    "stride_pair_zero": (dict(stride=(1, 0)), VE, ("stride",)),
+    "stride_pair_negative": (dict(stride=(-2, 1)), VE, ("stride",)),
+    "stride_triple": (dict(stride=(1, 1, 1)), VE, ("stride",)),
+    "stride_single": (dict(stride=(1,)), VE, ("stride",)),
+    "stride_float": (dict(stride=1.5), VT, ("stride",)),
+    "stride_pair_float": (dict(stride=(1, 1.5)), VT, ("stride",)),
+    "stride_str": (dict(stride="2"), VT, ("stride",)),
+    "stride_none": (dict(stride=None), VT, ("stride",)),
+    # ---- dilation
+    "dilation_zero": (dict(dilation=0), VE, ("dilation",)),
+    "dilation_negative": (dict(dilation=-2), VE, ("dilation",)),
+    "dilation_pair_zero": (dict(dilation=(0, 1)), VE, ("dilation",)),
+    "dilation_triple": (dict(dilation=(1, 1, 1)), VE, ("dilation",)),
+    "dilation_float": (dict(dilation=1.5), VT, ("dilation",)),
+    "dilation_pair_float": (dict(dilation=(2.5, 1)), VT, ("dilation",)),
+    # ---- padding
+    "padding_negative": (dict(padding=-1), VE, ("padding",)),
+    "padding_pair_negative": (dict(padding=(1, -1)), VE, ("padding",)),
+    "padding_quad_negative": (dict(padding=(0, 0, 0, -1)), VE, ("padding",)),
+    "padding_triple": (dict(padding=(1, 1, 1)), VE, ("padding",)),
+    "padding_single": (dict(padding=(1,)), VE, ("padding",)),
+    "padding_five": (dict(padding=(1, 1, 1, 1, 1)), VE, ("padding",)),
+    "padding_float": (dict(padding=1.5), VT, ("padding",)),
+    "padding_pair_float": (dict(padding=(1.0, 2)), VT, ("padding",)),
+    "padding_unknown_str": (dict(padding="bogus"), VE, ("padding",)),
+    "padding_full": (dict(padding="full"), VE, ("padding",)),
+    "padding_empty_str": (dict(padding=""), VE, ("padding",)),
+    "padding_none": (dict(padding=None), VT, ("padding",)),
+    # ---- padding_mode
+    "mode_unknown": (dict(padding_mode="bogus"), VE, ("padding_mode",)),
+    "mode_empty": (dict(padding_mode=""), VE, ("padding_mode",)),
+    "mode_none": (dict(padding_mode=None), VT, ("padding_mode",)),
+    "mode_int": (dict(padding_mode=0), VT, ("padding_mode",)),
+    "mode_unknown_padding0": (dict(padding_mode="bogus", padding=0), VE, ("padding_mode",)),
+    # ---- kernel larger than the padded input
+    "kernel_too_tall": (dict(weight=_std(R=7)[1]), VE, ("weight", "kernel", "input")),
+    "kernel_too_wide": (dict(weight=_std(S=8)[1]), VE, ("weight", "kernel", "input")),
+    "kernel_too_large_dilated": (dict(dilation=3), VE, ("weight", "kernel", "input",
+                                                        "dilation")),
+    "kernel_too_large_dilated_w": (dict(dilation=(1, 4)), VE, ("weight", "kernel", "input",
+                                                               "dilation")),
+    "kernel_too_large_valid": (dict(weight=_std(R=7)[1], padding="valid"), VE,
+                               ("weight", "kernel", "input")),
+    "kernel_too_large_asym_pad": (dict(weight=_std(R=8, S=3)[1], padding=(0, 0, 1, 0)), VE,
+                                  ("weight", "kernel", "input")),
+    # ---- bias
+    "bias_too_long": (dict(bias=np.zeros(7)), VE, ("bias",)),
+    "bias_too_short": (dict(bias=np.zeros(5)), VE, ("bias",)),
+    "bias_2d": (dict(bias=np.zeros((6, 1))), VE, ("bias",)),
+    "bias_2d_row": (dict(bias=np.zeros((1, 6))), VE, ("bias",)),
+    "bias_0d": (dict(bias=np.float64(1.0)), VE, ("bias",)),
+    "bias_empty": (dict(bias=np.zeros(0)), VE, ("bias",)),
+    # ---- pad limits of reflect / circular
+    "reflect_pad_eq_H": (dict(input=_std(H=3)[0], padding=3, padding_mode="reflect"), VE,
+                         ("padding",)),
+    "reflect_pad_eq_W": (dict(input=_std(W=2)[0], padding=(1, 2), padding_mode="reflect"), VE,
+                         ("padding",)),
+    "reflect_quad_left": (dict(input=_std(W=3)[0], padding=(3, 0, 0, 0),
+                               padding_mode="reflect"), VE, ("padding",)),
+    "reflect_quad_bottom": (dict(input=_std(H=4)[0], padding=(0, 0, 0, 4),
+                                 padding_mode="reflect"), VE, ("padding",)),
+    "reflect_same_big_kernel": (dict(input=_std(H=3, W=9)[0], weight=_std(R=7)[1],
+                                     padding="same", padding_mode="reflect"), VE, ("padding",)),
+    "circular_pad_gt_H": (dict(input=_std(H=3)[0], padding=4, padding_mode="circular"), VE,
+                          ("padding",)),
+    "circular_quad_right": (dict(input=_std(W=3)[0], padding=(0, 4, 0, 0),
+                                 padding_mode="circular"), VE, ("padding",)),
+    "circular_same_big_kernel": (dict(input=_std(H=9, W=2)[0], weight=_std(S=7)[1],
+                                      padding="same", padding_mode="circular"), VE,
+                                 ("padding",)),
+}
+
+
+@pytest.mark.parametrize("name", list(ERROR_CASES))
+def test_errors(name):
+    kwargs, exc, names = ERROR_CASES[name]
+    args = dict(input=X, weight=WT, bias=B)
+    args.update(kwargs)
+    if "padding_mode" not in args:
+        args["padding_mode"] = "zeros"
+    snaps = {k: _snapshot(v) for k, v in args.items() if isinstance(v, np.ndarray)}
+    expect_error(exc, names, lambda: cyconv.conv2d(**args))
+    for k, s in snaps.items():
+        _assert_unchanged(args[k], s, k)
+
+
+def test_error_cases_agree_with_reference_classification():
+    """Sanity of the tests: the reference's validity check flags every error case."""
+    for name, (kwargs, _, _) in ERROR_CASES.items():
+        args = dict(input=X, weight=WT, bias=B)
+        args.update(kwargs)
+        try:
+            v = contract_violation(**args)
+        except (TypeError, ValueError):
+            v = "raised"
+        assert v is not None, name
+
+
+def test_pad_limits_boundary():
+    """reflect: each pad < size; circular: each pad <= size; the others: no limit."""
+    x, w, b = case_arrays(17, N=1, C=1, K=1, H=4, W=5, R=1, S=1)
+    for mode, ok_h, ok_w in [("reflect", 3, 4), ("circular", 4, 5)]:
+        check(x, w, b, 1, (ok_h, ok_w), 1, 1, mode)
+        check(x, w, b, 1, (ok_w, 0, ok_h, 0), 1, 1, mode)
+        check(x, w, b, 1, (0, ok_w, 0, ok_h), 1, 1, mode)
+        for pad in [(ok_h + 1, 0), (0, ok_w + 1), (ok_w + 1, 0, 0, 0), (0, 0, 0, ok_h + 1)]:
+            expect_error(ValueError, ("padding",),
+                         lambda: cyconv.conv2d(x, w, b, 1, pad, padding_mode=mode))
+    for mode in ("zeros", "replicate"):
+        check(x, w, b, 1, (9, 10), 1, 1, mode)
+
+
+# ------------------------------------------------------------------ sizes that overflow
+
+OVERFLOW_CASES = {  # name: (setup, call)
+    "broadcast_input_huge_N": (
+        "x = np.broadcast_to(np.float32(1), (2**40, 3, 4, 4)); "
+        "w = np.ones((2, 3, 3, 3), np.float32)",
+        "cyconv.conv2d(x, w)"),
+    "broadcast_weight_huge_K": (
+        "x = np.ones((1, 1, 4, 4)); w = np.broadcast_to(np.float64(1), (2**40, 1, 1, 1))",
+        "cyconv.conv2d(x, w)"),
+    "strided_product_over_2_63": (
+        "z = np.zeros(1, np.float32); "
+        "x = np.lib.stride_tricks.as_strided(z, (2**30, 1, 2**15, 2**15), (0,) * 4); "
+        "w = np.lib.stride_tricks.as_strided(z, (2**31, 1, 1, 1), (0,) * 4)",
+        "cyconv.conv2d(x, w)"),
+    "strided_huge_plane": (
+        "x = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (1, 1, 2**40, 2**20), "
+        "(0,) * 4); w = np.ones((3, 1, 1, 1), np.float32)",
+        "cyconv.conv2d(x, w)"),
+    "broadcast_both_huge": (
+        "x = np.broadcast_to(np.float32(1), (2**33, 2**20, 1, 1)); "
+        "w = np.broadcast_to(np.float32(1), (2**33, 2**20, 1, 1))",
+        "cyconv.conv2d(x, w)"),
+    "huge_padding": (
+        "x = np.ones((1, 1, 2, 2)); w = np.ones((1, 1, 1, 1))",
+        "cyconv.conv2d(x, w, padding=2**40)"),
+    "padding_over_int64": (
+        "x = np.ones((1, 1, 2, 2)); w = np.ones((1, 1, 1, 1))",
+        "cyconv.conv2d(x, w, padding=(2**62, 2**62, 0, 0))"),
+    "padding_replicate_huge": (
+        "x = np.ones((2, 3, 2, 2)); w = np.ones((4, 3, 1, 1))",
+        "cyconv.conv2d(x, w, padding=2**31, padding_mode='replicate')"),
+}
+
+
+@pytest.mark.parametrize("name", list(OVERFLOW_CASES))
+def test_sizes_that_overflow(name):
+    """ValueError or MemoryError, never a crash (run in a child process)."""
+    setup, call = OVERFLOW_CASES[name]
+    code = "\n".join([
+        "import numpy as np, cyconv",
+        setup,
+        "try:",
+        f"    {call}",
+        "except (ValueError, MemoryError) as exc:",
+        "    print('RAISED', type(exc).__name__, exc)",
+        "else:",
+        "    print('NO ERROR')",
+    ])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(cyconv.__path__[0]),
+                                                    env.get("PYTHONPATH", "")] if p)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, f"child failed (rc={proc.returncode}): {proc.stderr[-2000:]}"
+    assert proc.stdout.startswith("RAISED"), proc.stdout + proc.stderr[-2000:]
+
+
+# =========================================================================== properties
+
+EXAMPLES = int(os.environ.get("CYCONV_HYPOTHESIS_EXAMPLES", "150"))
+PROP_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
+                         suppress_health_check=[HealthCheck.too_slow,
+                                                HealthCheck.data_too_large])
+
+DTYPE_CHOICES = [F32, F64, F16, np.dtype(np.int16), np.dtype(bool), (F32, F64, F32),
+                 (F16, F32, F32), (F64, F32, np.dtype(np.int8))]
+
+_pos = st.integers(1, 3)
+_pair = st.one_of(_pos, st.tuples(_pos, _pos))
+_pad = st.integers(0, 3)
+_padding = st.one_of(_pad, st.tuples(_pad, _pad), st.tuples(_pad, _pad, _pad, _pad),
+                     st.sampled_from(["valid", "same"]))
+_bad_scalar = st.sampled_from([0, -1, 1.5, "1", None, (1, 0), (1, 2, 3), (2,)])
+_bad_padding = st.sampled_from([-1, (1, -1), (0, 0, -1, 0), (1, 1, 1), 2.5, "full", "bogus",
+                                None])
+
+
+@st.composite
+def conv_cases(draw, allow_invalid=True):
+    groups = draw(st.sampled_from([1, 1, 1, 2, 3]))
+    Cg = draw(st.integers(1, 3))
+    Kg = draw(st.sampled_from([1, 2, 3, 4, 5, 9, 17, 35]))
+    C, K = Cg * groups, Kg * groups
+    a = dict(
+        batched=draw(st.booleans()),
+        N=draw(st.integers(1, 3)),
+        C=C, K=K, groups=groups, Cg=Cg,
+        H=draw(st.integers(1, 12)), W=draw(st.integers(1, 24)),
+        R=draw(st.integers(1, 5)), S=draw(st.integers(1, 5)),
+        stride=draw(_pair), dilation=draw(_pair), padding=draw(_padding),
+        padding_mode=draw(st.sampled_from(PADDING_MODES)),
+        bias=draw(st.booleans()),
+        dtype=draw(st.sampled_from(DTYPE_CHOICES)),
+        layout=draw(st.sampled_from(["C", "channels_last", "negative", "sliced", "bigendian"])),
+        seed=draw(st.integers(0, 2**32 - 1)),
+        bad=None,
+    )
+    if allow_invalid and draw(st.integers(0, 4)) == 0:
+        bad = draw(st.sampled_from(["stride", "dilation", "padding", "groups", "padding_mode",
+                                    "channels", "bias", "ndim", "complex"]))
+        a["bad"] = bad
+        if bad in ("stride", "dilation"):
+            a[bad] = draw(_bad_scalar)
+        elif bad == "padding":
+            a["padding"] = draw(_bad_padding)
+        elif bad == "groups":
+            a["groups_arg"] = draw(st.sampled_from([0, -1, 2.0, groups + 1, C + 1]))
+        elif bad == "padding_mode":
+            a["padding_mode"] = draw(st.sampled_from(["bogus", "constant", "", None]))
+        elif bad == "channels":
+            a["Cg"] = Cg + draw(st.sampled_from([-1, 1])) if Cg > 1 else Cg + 1
+        elif bad == "bias":
+            a["bias_shape"] = draw(st.sampled_from([(K + 1,), (K, 1), (), (max(K - 1, 0),)]))
+    return a
+
+
+def build(a):
+    rng = np.random.default_rng(a["seed"])
+    xd, wd, bd = a["dtype"] if isinstance(a["dtype"], tuple) else (a["dtype"],) * 3
+    shape = (a["N"], a["C"], a["H"], a["W"]) if a["batched"] else (a["C"], a["H"], a["W"])
+    if a["bad"] == "ndim":
+        shape = shape[1:] if len(shape) == 3 else (1,) + shape
+    x = make(rng, shape, xd)
+    w = make(rng, (a["K"], a["Cg"], a["R"], a["S"]), wd)
+    b = make(rng, a.get("bias_shape", (a["K"],)), bd) if a["bias"] or "bias_shape" in a \
+        else None
+    if a["bad"] == "complex":
+        x = x.astype(np.complex128)
+    lay = a["layout"]
+    x, w, b = layout(x, lay), layout(w, lay), layout(b, lay)
+    return dict(input=x, weight=w, bias=b, stride=a["stride"], padding=a["padding"],
+                dilation=a["dilation"], groups=a.get("groups_arg", a["groups"]),
+                padding_mode=a["padding_mode"])
+
+
+@PROP_SETTINGS
+@given(conv_cases())
+def test_properties_against_reference(a):
+    kw = build(a)
+    try:
+        violation = contract_violation(**kw)
+    except (TypeError, ValueError):
+        violation = "unclassifiable"
+    if violation is not None:
+        with pytest.raises((ValueError, TypeError)):
+            cyconv.conv2d(**kw)
+        return
+    kw2 = dict(kw)
+    got = check(kw2.pop("input"), kw2.pop("weight"), kw2.pop("bias"), **kw2)
+    assert got.ndim == (4 if a["batched"] else 3)
+
+
+@PROP_SETTINGS
+@given(conv_cases(allow_invalid=False), st.booleans())
+def test_properties_metamorphic(a, with_out):
+    """Self-consistency without the reference: groups are independent convs,
+    the batch is independent images, out= gives the same values, and "same"
+    equals its resolved explicit padding."""
+    kw = build(a)
+    if contract_violation(**kw) is not None:
+        return
+    x, w, b = kw.pop("input"), kw.pop("weight"), kw.pop("bias")
+    groups = kw.pop("groups")
+    res = cyconv.conv2d(x, w, b, groups=groups, **kw)
+    dtype = res.dtype
+    if with_out:
+        out = np.full(res.shape, np.nan, dtype)
+        assert cyconv.conv2d(x, w, b, groups=groups, out=out, **kw) is out
+        assert_same(out, res)
+    tol = 2e-4 if dtype == F32 else 1e-11
+    scale = conv2d_abs_bound(x, w, b, kw["stride"], kw["padding"], kw["dilation"], groups,
+                             kw["padding_mode"]) + 1e-300
+    C, K = np.shape(x)[-3], np.shape(w)[0]
+    Cg, Kg = C // groups, K // groups
+    parts = []
+    for g in range(groups):
+        xg = x[..., g * Cg:(g + 1) * Cg, :, :]
+        bg = None if b is None else b[g * Kg:(g + 1) * Kg]
+        parts.append(cyconv.conv2d(xg, w[g * Kg:(g + 1) * Kg], bg, **kw))
+    joined = np.concatenate(parts, axis=-3)
+    assert joined.dtype == dtype
+    assert (np.abs(joined.astype(F64) - res) <= tol * scale).all()
+    if res.ndim == 4:
+        single = cyconv.conv2d(x[-1], w, b, groups=groups, **kw)
+        assert (np.abs(single.astype(F64) - res[-1]) <= tol * scale[-1]).all()
+    H, W = np.shape(x)[-2:]
+    pads = resolve_padding(kw["padding"], (H, W), np.shape(w)[-2:], kw["stride"],
+                           kw["dilation"])
+    explicit = cyconv.conv2d(x, w, b, kw["stride"], pads, kw["dilation"], groups,
+                             padding_mode=kw["padding_mode"])
+    assert (np.abs(explicit.astype(F64) - res) <= tol * scale).all()

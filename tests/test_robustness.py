@@ -1,0 +1,178 @@
+"""Robustness: Ctrl-C, many threads at once, no oversubscription, no leaks."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cyconv
+from cyconv import _core, _parallel
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+
+_INTERRUPTED_CALL = r"""
+import sys, time
+import numpy as np, cyconv
+which = sys.argv[1]
+rng = np.random.default_rng(0)
+if which == "convolve2d":
+    a = rng.standard_normal((4000, 4000)); k = rng.standard_normal((41, 41))
+    call = lambda: cyconv.convolve2d(a, k, "same", method="direct", workers=2)
+else:
+    x = rng.standard_normal((12, 128, 96, 96))
+    w = rng.standard_normal((128, 128, 7, 7))
+    call = lambda: cyconv.conv2d(x, w, padding=3, workers=2)
+print("ready", flush=True)
+start = time.time()
+try:
+    call()
+    print("finished", time.time() - start, flush=True)
+except KeyboardInterrupt:
+    print("interrupted", time.time(), flush=True)
+# The process is still usable afterwards.
+small = cyconv.convolve2d(np.ones((20, 20)), np.ones((3, 3)), "same")
+assert small[10, 10] == 9.0
+print("usable", flush=True)
+"""
+
+
+@posix_only
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["convolve2d", "conv2d"])
+def test_ctrl_c_interrupts_a_long_call(which):
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_CALL, which],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.5)  # well inside a call that takes seconds
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        line = proc.stdout.readline().split()
+        assert line and line[0] == "interrupted", f"call was not interrupted: {line}"
+        assert float(line[1]) - sent < 0.5, f"KeyboardInterrupt after {float(line[1]) - sent:.2f} s"
+        assert proc.stdout.readline().strip() == "usable"
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def _mixed_calls(seed):
+    """A reproducible list of (function, args, kwargs) of varied shapes and settings."""
+    rng = np.random.default_rng(seed)
+    calls = []
+    for i in range(12):
+        h, w = rng.integers(1, 120, 2)
+        m, n = rng.integers(1, 9, 2)
+        dtype = [np.float32, np.float64, np.int16, np.complex128][i % 4]
+        a = (rng.standard_normal((h, w)) * 9).astype(dtype)
+        k = (rng.standard_normal((m, n)) * 3).astype(dtype)
+        mode = ["full", "same", "valid"][i % 3]
+        if mode == "valid" and (m > h or n > w):
+            mode = "full"
+        calls.append((cyconv.convolve2d, (a, k, mode, ["fill", "wrap", "symm"][i % 3]),
+                      {"workers": 1 + i % 2}))
+        x = rng.standard_normal((2, 6, 20 + i, 17)).astype(np.float32)
+        wt = rng.standard_normal((36 if i % 2 else 6, 6 // (1 + i % 2 * 0), 3, 3)).astype(np.float32)
+        calls.append((cyconv.conv2d, (x, wt), {"padding": 1, "workers": 1 + i % 2}))
+    return calls
+
+
+def test_many_python_threads_match_serial_results():
+    calls = _mixed_calls(1)
+    expected = [f(*args, **kw) for f, args, kw in calls]
+    results = {}
+
+    def worker(t):
+        out = []
+        for rep in range(3):
+            for j in range((t + rep) % len(calls), len(calls)):
+                f, args, kw = calls[j]
+                out.append((j, f(*args, **kw)))
+        results[t] = out
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8
+    for out in results.values():
+        for j, got in out:
+            assert got.dtype == expected[j].dtype
+            assert got.tobytes() == expected[j].tobytes()
+
+
+def test_concurrent_calls_do_not_oversubscribe(monkeypatch):
+    """However many Python threads call at once, at most one kernel runs per CPU."""
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+    real = _core.correlate_plane
+
+    def counted(*args):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            real(*args)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(_core, "correlate_plane", counted)
+    a = np.random.default_rng(2).standard_normal((600, 600))
+    k = np.ones((9, 9))
+    ref = cyconv.convolve2d(a, k, "same", method="direct", workers=1)
+    errors = []
+
+    def caller():
+        got = cyconv.convolve2d(a, k, "same", method="direct", workers=-1)
+        if got.tobytes() != ref.tobytes():
+            errors.append("mismatch")
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert 1 <= peak <= _parallel.available_cpus()
+
+
+def _rss_bytes():
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_leak_over_ten_thousand_calls():
+    calls = _mixed_calls(3)
+    bad_calls = [
+        (cyconv.convolve2d, (np.ones((3, 3)), np.ones(3)), {}),
+        (cyconv.conv2d, (np.ones((1, 2, 5, 5)), np.ones((4, 3, 3, 3))), {}),
+        (cyconv.correlate2d, (np.ones((3, 3)), np.ones((2, 2))), {"boundary": "reflect"}),
+    ]
+
+    def batch(n):
+        for i in range(n):
+            f, args, kw = calls[i % len(calls)]
+            f(*args, **kw)
+            if i % 10 == 0:
+                f, args, kw = bad_calls[i % len(bad_calls)]
+                with pytest.raises((ValueError, TypeError)):
+                    f(*args, **kw)
+
+    batch(2000)  # warm up: pools, caches, allocator arenas
+    before = _rss_bytes()
+    batch(10_000)
+    grown = _rss_bytes() - before
+    assert grown < 8 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 10,000 calls"
