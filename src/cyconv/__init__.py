@@ -17,6 +17,17 @@ from ._conv2d import conv2d
 from ._parallel import get_num_threads, set_num_threads, num_threads
 from . import image, kernels
 
+
+def get_include() -> str:
+    """Folder of cyconv's C headers, for extensions that build against cyconv.
+
+    Cython code needs only ``cimport cyconv`` (the .pxd files are installed
+    with the package); see the README's "Using cyconv from Cython".
+    """
+    import os
+
+    return os.path.join(os.path.dirname(__file__), "_csrc")
+
 __all__ = [
     "__version__",
     "convolve2d",
@@ -31,4 +42,5 @@ __all__ = [
     "show_config",
     "kernel_level",
     "cpu_features",
+    "get_include",
 ]

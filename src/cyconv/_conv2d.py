@@ -29,7 +29,6 @@ _PAD_MODES = {
     "symmetric": "symmetric",  # extension: mirror with the edge repeated (SciPy's 'symm')
 }
 _MAX_BYTES = 2 ** 62  # beyond this no allocation can succeed; refuse before trying
-_SPATIAL_ROWS = 8  # output rows per call of the row-vectorized kernel
 
 
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
@@ -123,45 +122,29 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         x = x.astype(dtype)
     bias_arr = np.empty(0, dtype) if b is None else np.ascontiguousarray(b, dtype=dtype)
 
-    Kg = K // groups
-    pixels, block = _core.blocked_geometry(dtype == np.float64)
-    blocked = 2 * Kg >= block   # few channels per group: vectorize along the row instead
-    flat = False
-    extra_rows = 0
-    if blocked:
-        tiles = -(-Wo // pixels)
-        row_waste = tiles * pixels - Wo  # per output row, in row tiles
-        # Flat tiles waste the padding columns instead (unit stride only).
-        flat = sh == 1 and sw == 1 and Wp - Wo < row_waste
-        if flat:
-            Wb = Wp
-            extra_rows = -(-pixels // Wb)  # zero rows for the last tile's overrun
-        else:
-            Wb = Wp
-        weights = _pack_weights(w.astype(dtype, copy=False), groups, block)
-        scratch_size = pixels * block
-        edge_size = Cg * R * pixels * S
-    else:
-        Wb = Wp
-        weights = np.ascontiguousarray(w, dtype=dtype)
-        scratch_size = _SPATIAL_ROWS * ((Wo - 1) * sw + 1)
-        edge_size = 0
-    Hb = Hp + extra_rows
+    plan = _core.conv2d_plan(N, C, H, W, K, R, S, groups, sh, sw, dh, dw,
+                             top, bottom, left, right, dtype == np.float64)
+    Hb, Wb = plan["Hb"], plan["Wb"]
     _check_size((C, Hb, Wb), dtype, "padded input")
+    if plan["blocked"]:
+        weights = np.empty(plan["packed_shape"], dtype)
+        _core.pack_weights(w.astype(dtype, copy=False), groups, weights)
+    else:
+        weights = np.ascontiguousarray(w, dtype=dtype)
     mode = _PAD_MODES[padding_mode]
     row_map = np.concatenate([index_map(H, top, bottom, mode),
-                              np.full(extra_rows, -1, np.int64)])
+                              np.full(Hb - Hp, -1, np.int64)])  # flat tiles' zero rows
     col_map = index_map(W, left, right, mode)
 
     def scratch():
         # Each thread pads its own copy of one image at a time.
-        return (np.empty((C, Hb, Wb), dtype), np.empty(scratch_size, dtype),
-                np.empty(edge_size, dtype))
+        return (np.empty((C, Hb, Wb), dtype), np.empty(plan["scratch"], dtype),
+                np.empty(plan["edge"], dtype))
 
     def job(buffers, n0, n1, y0, y1):
         padded, tiles, edge = buffers
         _core.conv2d(x, row_map, col_map, weights, bias_arr, out4, padded, tiles, edge,
-                     blocked, flat, groups, R, S, sh, sw, dh, dw, left, n0, n1, y0, y1)
+                     R, S, groups, sh, sw, dh, dw, top, bottom, left, right, n0, n1, y0, y1)
 
     # Pieces of about CHUNK_WORK: whole images when they are small, else row ranges.
     per_row = K * Wo * Cg * R * S
@@ -284,13 +267,3 @@ def _check_out(out, shape, dtype, inputs) -> np.ndarray:
     if any(a is not None and np.may_share_memory(out, a) for a in inputs):
         raise ValueError("out must not overlap input, weight or bias")
     return out
-
-
-def _pack_weights(w: np.ndarray, groups: int, block: int) -> np.ndarray:
-    """(K, Cg, R, S) -> (groups * blocks, Cg, R * S, block): each block of
-    output channels innermost, zero-filled up to a whole block."""
-    K, Cg, R, S = w.shape
-    blocks = -(-(K // groups) // block)
-    packed = np.empty((groups * blocks, Cg, R * S, block), w.dtype)
-    _core.pack_weights(w, groups, packed)
-    return packed

@@ -1,6 +1,12 @@
-"""Typed loops of cyconv. Internal: the Python layer validates every argument,
-allocates every output and scratch buffer, and only then calls in here.
-Nothing here raises for bad input; every kernel runs without the GIL."""
+"""Typed loops of cyconv.
+
+The `def` functions are internal: cyconv's Python layer validates every
+argument and allocates every output and scratch buffer before calling them,
+and they only unpack buffers and release the GIL. They share pointer-based
+`cdef` drivers with the C-level API at the end of this file (declared in
+_core.pxd), which checks its own scalar arguments and returns a status.
+Nothing here raises for bad input.
+"""
 
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
@@ -83,46 +89,89 @@ def level_name():
     return _table.name.decode()
 
 
-def blocked_geometry(bint double_precision):
-    """(pixels, channels) of one blocked conv2d tile at the current level."""
-    return _table.tile_pixels, (_table.block_f64 if double_precision else _table.block_f32)
+# ---------------------------------------------------------------------------
+# Boundaries as index maps
+# ---------------------------------------------------------------------------
+
+# How an axis is extended (np.pad's names): every boundary rule of SciPy and
+# PyTorch is one of these.
+cdef enum:
+    RULE_CONSTANT = 0   # the fill value (map entry -1)
+    RULE_WRAP = 1       # periodic
+    RULE_SYMMETRIC = 2  # mirrored, edge sample repeated
+    RULE_REFLECT = 3    # mirrored about the edge sample
+    RULE_EDGE = 4       # edge sample repeated
+
+
+cdef inline Py_ssize_t _floor_mod(Py_ssize_t a, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t r = a % n
+    return r + n if r < 0 else r
+
+
+cdef void _index_map(Py_ssize_t n, Py_ssize_t before, Py_ssize_t total, int rule,
+                     int64_t *out) noexcept nogil:
+    """out[i] = source index of padded position i (i < total), -1 for the fill.
+    Rules other than RULE_CONSTANT need n >= 1; any depth is fine."""
+    cdef Py_ssize_t i, j, period
+    for i in range(total):
+        j = i - before
+        if 0 <= j < n:
+            out[i] = j
+        elif rule == RULE_CONSTANT:
+            out[i] = -1
+        elif rule == RULE_WRAP:
+            out[i] = _floor_mod(j, n)
+        elif rule == RULE_SYMMETRIC:
+            j = _floor_mod(j, 2 * n)
+            out[i] = 2 * n - 1 - j if j >= n else j
+        elif rule == RULE_REFLECT:
+            if n == 1:
+                out[i] = 0
+            else:
+                period = 2 * n - 2
+                j = _floor_mod(j, period)
+                out[i] = period - j if j >= n else j
+        else:
+            out[i] = 0 if j < 0 else n - 1
+
+
+def index_map(Py_ssize_t n, Py_ssize_t before, int rule, int64_t[::1] out):
+    """Fill `out` with the source index of each padded position (see _padding)."""
+    _index_map(n, before, out.shape[0], rule, &out[0] if out.shape[0] else NULL)
 
 
 # ---------------------------------------------------------------------------
 # Padding: copy padded rows of a plane into a C-contiguous buffer
 # ---------------------------------------------------------------------------
 
-cdef void _gather_rows(const real_t[:, :] plane,      # H x W, any strides
-                       const int64_t[::1] row_map,    # padded row -> source row, or -1
-                       const int64_t[::1] col_map,    # padded col -> source col, or -1
-                       Py_ssize_t left,               # padded cols [left, left+W) are the plane's own
-                       real_t fill,                   # value where a map says -1
-                       real_t *dst, Py_ssize_t width, # dst rows of `width` = len(col_map)
+cdef void _gather_rows(const char *plane, Py_ssize_t W,        # H x W source, any layout:
+                       Py_ssize_t ys, Py_ssize_t xs,           # byte strides
+                       const int64_t *row_map, const int64_t *col_map,
+                       Py_ssize_t left, Py_ssize_t width,      # padded cols [left, left+W) are the plane's
+                       real_t fill, real_t *dst,
                        Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
-    """Padded rows i0 <= i < i1 into dst rows 0, 1, ...: the boundary rule is
-    entirely in the two maps, so the compute loops never see a border."""
+    """Padded rows i0 <= i < i1 into consecutive dst rows of `width`: the
+    boundary rule is all in the two maps, so the compute loops never see a border."""
     cdef Py_ssize_t i, j, si, sj
-    cdef Py_ssize_t W = plane.shape[1]
-    cdef Py_ssize_t xs = plane.strides[1] // <Py_ssize_t>sizeof(real_t)
-    cdef const real_t *src
+    cdef const char *src
     for i in range(i0, i1):
         si = row_map[i]
         if si < 0 or W == 0:
             for j in range(width):
                 dst[j] = fill
         else:
-            src = &plane[si, 0]
+            src = plane + si * ys
             for j in range(left):
                 sj = col_map[j]
-                dst[j] = src[sj * xs] if sj >= 0 else fill
-            if xs == 1:
+                dst[j] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
+            if xs == <Py_ssize_t>sizeof(real_t):
                 memcpy(dst + left, src, W * sizeof(real_t))
             else:
                 for j in range(W):
-                    dst[left + j] = src[j * xs]
+                    dst[left + j] = (<const real_t *>(src + j * xs))[0]
             for j in range(left + W, width):
                 sj = col_map[j]
-                dst[j] = src[sj * xs] if sj >= 0 else fill
+                dst[j] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
         dst += width
 
 
@@ -131,7 +180,7 @@ cdef void _gather_rows(const real_t[:, :] plane,      # H x W, any strides
 # ---------------------------------------------------------------------------
 
 cdef void _correlate_row_generic(const real_t *image, Py_ssize_t width_in,
-                                 const real_t[:, ::1] kernel,
+                                 const real_t *kernel, Py_ssize_t M, Py_ssize_t N,
                                  real_t *out, Py_ssize_t width) noexcept nogil:
     # One output row as row-wide multiply-adds: the innermost loop runs along
     # contiguous memory with no branches, in (kernel row, kernel column) order.
@@ -140,12 +189,39 @@ cdef void _correlate_row_generic(const real_t *image, Py_ssize_t width_in,
     cdef const real_t *irow
     for j in range(width):
         out[j] = 0
-    for u in range(kernel.shape[0]):
+    for u in range(M):
         irow = image + u * width_in
-        for v in range(kernel.shape[1]):
-            w = kernel[u, v]
+        for v in range(N):
+            w = kernel[u * N + v]
             for j in range(width):
                 out[j] = out[j] + w * irow[j + v]
+
+
+cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_ssize_t xs,
+                            const int64_t *row_map, const int64_t *col_map,
+                            Py_ssize_t left, Py_ssize_t Wp, real_t fill,
+                            const real_t *kernel, Py_ssize_t M, Py_ssize_t N,
+                            real_t *out, Py_ssize_t Wo, Py_ssize_t out_stride,
+                            real_t *strip, Py_ssize_t strip_rows,
+                            Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
+    """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for row0 <= i < row1,
+    padding strip_rows output rows' worth of input at a time into `strip`
+    ((strip_rows + M - 1) x Wp, sized by the caller to stay in cache)."""
+    cdef Py_ssize_t y = row0, y1, i
+    while y < row1:
+        y1 = min(y + strip_rows, row1)
+        _gather_rows(image, W, ys, xs, row_map, col_map, left, Wp, fill, strip, y, y1 + M - 1)
+        if real_t is float:
+            _table.spatial_rows_f32(strip, 0, Wp, 1, M, N, kernel,
+                                    out + y * out_stride, out_stride, Wo, y1 - y)
+        elif real_t is double:
+            _table.spatial_rows_f64(strip, 0, Wp, 1, M, N, kernel,
+                                    out + y * out_stride, out_stride, Wo, y1 - y)
+        else:
+            for i in range(y, y1):
+                _correlate_row_generic(strip + (i - y) * Wp, Wp, kernel, M, N,
+                                       out + i * out_stride, Wo)
+        y = y1
 
 
 def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
@@ -157,27 +233,14 @@ def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
                     real_t[:, ::1] out,            # OUT Ho x Wo
                     real_t[:, ::1] strip,          # scratch (rows + M - 1) x (Wo + N - 1)
                     Py_ssize_t row0, Py_ssize_t row1):
-    """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for rows row0 <= i < row1,
-    padding a strip of rows at a time into `strip` (sized to stay in cache)."""
-    cdef Py_ssize_t M = kernel.shape[0], N = kernel.shape[1]
-    cdef Py_ssize_t Wo = out.shape[1], Wp = strip.shape[1]
-    cdef Py_ssize_t rows = strip.shape[0] - M + 1
-    cdef Py_ssize_t y, y1, i
+    """Valid correlation of the padded image, output rows row0 <= i < row1."""
+    cdef Py_ssize_t M = kernel.shape[0]
+    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and image.shape[1] else NULL
     with nogil:
-        y = row0
-        while y < row1:
-            y1 = min(y + rows, row1)
-            _gather_rows(image, row_map, col_map, left, fill[0], &strip[0, 0], Wp, y, y1 + M - 1)
-            if real_t is float:
-                _table.spatial_rows_f32(&strip[0, 0], 0, Wp, 1, M, N, &kernel[0, 0],
-                                        &out[y, 0], Wo, Wo, y1 - y)
-            elif real_t is double:
-                _table.spatial_rows_f64(&strip[0, 0], 0, Wp, 1, M, N, &kernel[0, 0],
-                                        &out[y, 0], Wo, Wo, y1 - y)
-            else:
-                for i in range(y, y1):
-                    _correlate_row_generic(&strip[i - y, 0], Wp, kernel, &out[i, 0], Wo)
-            y = y1
+        _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
+                          &row_map[0], &col_map[0], left, strip.shape[1], fill[0],
+                          &kernel[0, 0], M, kernel.shape[1], &out[0, 0], out.shape[1],
+                          out.shape[1], &strip[0, 0], strip.shape[0] - M + 1, row0, row1)
 
 
 def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strides
@@ -198,11 +261,13 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
     cdef Py_ssize_t Wo = out.shape[1], Wp = strip.shape[1]
     cdef Py_ssize_t rows = strip.shape[0] - M + 1
     cdef Py_ssize_t y, y1
+    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and image.shape[1] else NULL
     with nogil:
         y = row0
         while y < row1:
             y1 = min(y + rows, row1)
-            _gather_rows(image, row_map, col_map, left, fill[0], &strip[0, 0], Wp, y, y1 + M - 1)
+            _gather_rows(data, image.shape[1], image.strides[0], image.strides[1],
+                         &row_map[0], &col_map[0], left, Wp, fill[0], &strip[0, 0], y, y1 + M - 1)
             if fp_t is float:
                 _table.spatial_rows_f32(&strip[0, 0], 0, Wp, 1, 1, N, &krow[0],
                                         &across[0, 0], Wo, Wo, y1 - y + M - 1)
@@ -288,78 +353,154 @@ def correlate_complex(const part_t[:, ::1] padded,  # IN  padded plane, complex 
 # conv2d
 # ---------------------------------------------------------------------------
 
+cdef enum:
+    SPATIAL_ROWS = 8    # output rows per call of the row-vectorized kernel
+
+
+ctypedef struct _Conv:
+    # the problem (set by the caller)
+    Py_ssize_t N, C, H, W, K, R, S, groups
+    Py_ssize_t sh, sw, dh, dw
+    Py_ssize_t top, bottom, left, right
+    # derived by _conv_plan
+    Py_ssize_t Cg, Kg, Hp, Wp, Ho, Wo
+    Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp adds zero rows for flat tiles
+    Py_ssize_t PT, KB, blocks       # blocked tiles: pixels x channels; blocks per group
+    bint blocked, flat
+    Py_ssize_t packed_size, scratch_size, edge_size   # elements
+
+
+cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
+    """Derive the output size and the kernel choice. The caller checked that
+    the padded input is at least as large as the dilated kernel."""
+    cdef Py_ssize_t tiles
+    g.Cg = g.C // g.groups
+    g.Kg = g.K // g.groups
+    g.Hp = g.H + g.top + g.bottom
+    g.Wp = g.W + g.left + g.right
+    g.Ho = (g.Hp - g.dh * (g.R - 1) - 1) // g.sh + 1
+    g.Wo = (g.Wp - g.dw * (g.S - 1) - 1) // g.sw + 1
+    g.PT = _table.tile_pixels
+    g.KB = _table.block_f64 if double_precision else _table.block_f32
+    # Few output channels per group would leave most of a channel block
+    # empty: vectorize along the row instead.
+    g.blocked = 2 * g.Kg >= g.KB
+    g.flat = False
+    g.Hb, g.Wb = g.Hp, g.Wp
+    if g.blocked:
+        tiles = (g.Wo + g.PT - 1) // g.PT
+        # Row tiles waste the end of each row; flat tiles (unit stride only)
+        # waste the padding columns instead: take the smaller waste.
+        g.flat = g.sh == 1 and g.sw == 1 and g.Wp - g.Wo < tiles * g.PT - g.Wo
+        if g.flat:
+            g.Hb = g.Hp + (g.PT + g.Wb - 1) // g.Wb  # zero rows for the last tile's overrun
+        g.blocks = (g.Kg + g.KB - 1) // g.KB
+        g.packed_size = g.groups * g.blocks * g.Cg * g.R * g.S * g.KB
+        g.scratch_size = g.PT * g.KB
+        g.edge_size = g.Cg * g.R * g.PT * g.S
+    else:
+        g.blocks = 0
+        g.packed_size = 0
+        g.scratch_size = SPATIAL_ROWS * ((g.Wo - 1) * g.sw + 1)
+        g.edge_size = 0
+
+
+cdef void _pack_weights(const _Conv *g, const char *w, Py_ssize_t sk, Py_ssize_t sc,
+                        Py_ssize_t sr, Py_ssize_t ss, fp_t *dst) noexcept nogil:
+    """(K, Cg, R, S) with byte strides -> (groups * blocks, Cg, R * S, KB):
+    each block of KB output channels innermost, zeros past the group's end."""
+    cdef Py_ssize_t grp, b, kk, nk, c, r, s, RS = g.R * g.S, KB = g.KB
+    cdef const char *src
+    # One (block, input channel) at a time: each kernel's R x S run is read
+    # once and written into an L1-sized piece of the output.
+    for grp in range(g.groups):
+        for b in range(g.blocks):
+            nk = min(KB, g.Kg - b * KB)
+            for c in range(g.Cg):
+                for kk in range(KB):
+                    if kk < nk:
+                        src = w + (grp * g.Kg + b * KB + kk) * sk + c * sc
+                        for r in range(g.R):
+                            for s in range(g.S):
+                                dst[(r * g.S + s) * KB + kk] = \
+                                    (<const fp_t *>(src + r * sr + s * ss))[0]
+                    else:
+                        for r in range(RS):
+                            dst[r * KB + kk] = 0
+                dst += RS * KB
+
+
 cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
-                             fp_t[:, :, :] out, Py_ssize_t k0, Py_ssize_t y, Py_ssize_t x,
-                             Py_ssize_t npx, const fp_t[::1] bias, bint has_bias) noexcept nogil:
-    # npx pixels of one output row from a channels-innermost tile, plus bias.
-    cdef Py_ssize_t xs = out.strides[2] // <Py_ssize_t>sizeof(fp_t)
+                             char *out, Py_ssize_t osk, Py_ssize_t osx,
+                             Py_ssize_t npx, const fp_t *bias) noexcept nogil:
+    # npx pixels (from `out`, along the row) of nk channels from a
+    # channels-innermost tile, plus bias; `out` and `bias` at the first channel.
     cdef Py_ssize_t i, kk
-    cdef fp_t *o
+    cdef char *o
     cdef fp_t bk
     for kk in range(nk):
-        o = &out[k0 + kk, y, x]
-        if has_bias:
-            bk = bias[k0 + kk]
+        o = out + kk * osk
+        if bias != NULL:
+            bk = bias[kk]
             for i in range(npx):
-                o[i * xs] = tile[i * KB + kk] + bk
+                (<fp_t *>(o + i * osx))[0] = tile[i * KB + kk] + bk
         else:
             for i in range(npx):
-                o[i * xs] = tile[i * KB + kk]
+                (<fp_t *>(o + i * osx))[0] = tile[i * KB + kk]
 
 
-cdef void _gather_edge(const fp_t[:, :, ::1] padded, Py_ssize_t c0, Py_ssize_t Cg,
-                       Py_ssize_t row, Py_ssize_t dh, Py_ssize_t x0, Py_ssize_t npx,
-                       Py_ssize_t sw, Py_ssize_t dw, Py_ssize_t R, Py_ssize_t S,
-                       Py_ssize_t PT, fp_t[::1] edge) noexcept nogil:
+cdef void _gather_edge(const _Conv *g, const fp_t *padded, Py_ssize_t row, Py_ssize_t x0,
+                       Py_ssize_t npx, fp_t *edge) noexcept nogil:
+    # The input pixels of a partial tile, laid out [c][r][pixel][s], zeros
+    # for the pixels past the row's end.
     cdef Py_ssize_t c, r, i, s
-    cdef fp_t *e = &edge[0]
-    for c in range(Cg):
-        for r in range(R):
-            for i in range(PT):
-                for s in range(S):
-                    e[0] = padded[c0 + c, row + r * dh, (x0 + i) * sw + s * dw] if i < npx else 0
-                    e += 1
+    cdef const fp_t *p
+    for c in range(g.Cg):
+        for r in range(g.R):
+            p = padded + (c * g.Hb + row + r * g.dh) * g.Wb
+            for i in range(g.PT):
+                for s in range(g.S):
+                    edge[0] = p[(x0 + i) * g.sw + s * g.dw] if i < npx else 0
+                    edge += 1
 
 
-cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
-                                const fp_t[:, :, :, ::1] wpack,  # G*blocks x Cg x R*S x KB
-                                const fp_t[::1] bias, bint has_bias,
-                                fp_t[:, :, :] out,               # K x Ho x Wo
-                                fp_t[::1] tile,                  # PT x KB
-                                fp_t[::1] edge,                  # Cg x R x PT x S
-                                Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
-                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-                                bint flat, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
-    """Output rows y0 <= y < y1, in tiles of PT pixels x KB channels.
+cdef inline void _blocked_tile(const fp_t *inp, Py_ssize_t cs, Py_ssize_t rs, Py_ssize_t ds,
+                               Py_ssize_t sx, const _Conv *g, const fp_t *wp,
+                               fp_t *tile) noexcept nogil:
+    if fp_t is float:
+        _table.blocked_tile_f32(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, tile)
+    else:
+        _table.blocked_tile_f64(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, tile)
+
+
+cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed,
+                          const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
+                          Py_ssize_t osx, fp_t *tile, fp_t *edge,
+                          Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """Output rows y0 <= y < y1 of one image, in tiles of PT pixels x KB channels.
 
     Row tiles run along one output row (any stride). Flat tiles (unit
     stride only) run along the padded image read as one long row of pitch
     Wb, so narrow images fill whole tiles; the Wb - Wo pixels per row that
     land in the padding are computed and dropped."""
-    cdef Py_ssize_t K = out.shape[0], Wo = out.shape[2]
-    cdef Py_ssize_t Cg = padded.shape[0] // groups, Kg = K // groups
-    cdef Py_ssize_t PT = _table.tile_pixels
-    cdef Py_ssize_t KB = wpack.shape[3]
-    cdef Py_ssize_t nblocks = wpack.shape[0] // groups
-    cdef Py_ssize_t Wb = padded.shape[2]
-    cdef Py_ssize_t cs = padded.shape[1] * Wb
-    cdef Py_ssize_t g, b, y, t, x, k0, nk, f, f_end, npx
-    cdef const fp_t *inp
+    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo
+    cdef Py_ssize_t cs = g.Hb * Wb
+    cdef Py_ssize_t grp, b, y, t, x, k0, nk, f, f_end, npx
+    cdef const fp_t *base
     cdef const fp_t *wp
-    for g in range(groups):
-        for b in range(nblocks):
-            wp = &wpack[g * nblocks + b, 0, 0, 0]
-            k0 = g * Kg + b * KB
-            nk = min(KB, Kg - b * KB)
-            if flat:
+    cdef const fp_t *bk
+    for grp in range(g.groups):
+        base = padded + grp * g.Cg * cs
+        for b in range(g.blocks):
+            wp = packed + (grp * g.blocks + b) * g.Cg * g.R * g.S * KB
+            k0 = grp * g.Kg + b * KB
+            nk = min(KB, g.Kg - b * KB)
+            bk = bias + k0 if bias != NULL else NULL
+            if g.flat:
                 f_end = (y1 - 1) * Wb + Wo
                 f = y0 * Wb
                 while f < f_end:
-                    inp = &padded[g * Cg, 0, 0] + f
-                    if fp_t is float:
-                        _table.blocked_tile_f32(inp, cs, Wb * dh, dw, 1, Cg, R, S, wp, &tile[0])
-                    else:
-                        _table.blocked_tile_f64(inp, cs, Wb * dh, dw, 1, Cg, R, S, wp, &tile[0])
+                    _blocked_tile(base + f, cs, Wb * g.dh, g.dw, 1, g, wp, tile)
                     # Store the tile's pixels row by row, skipping padding columns.
                     t = 0
                     while t < PT and f + t < f_end:
@@ -367,8 +508,8 @@ cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                         x = (f + t) - y * Wb
                         npx = min(PT - t, Wb - x)
                         if x < Wo:
-                            _store_tile(&tile[t * KB], KB, nk, out, k0, y, x,
-                                        min(npx, Wo - x), bias, has_bias)
+                            _store_tile(tile + t * KB, KB, nk, out + k0 * osk + y * osy + x * osx,
+                                        osk, osx, min(npx, Wo - x), bk)
                         t = t + npx
                     f = f + PT
             else:
@@ -377,145 +518,372 @@ cdef void _conv2d_image_blocked(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
                         x = t * PT
                         npx = min(PT, Wo - x)
                         if npx == PT:
-                            inp = &padded[g * Cg, y * sh, x * sw]
-                            if fp_t is float:
-                                _table.blocked_tile_f32(inp, cs, Wb * dh, dw, sw, Cg, R, S,
-                                                        wp, &tile[0])
-                            else:
-                                _table.blocked_tile_f64(inp, cs, Wb * dh, dw, sw, Cg, R, S,
-                                                        wp, &tile[0])
+                            _blocked_tile(base + y * g.sh * Wb + x * g.sw, cs, Wb * g.dh, g.dw,
+                                          g.sw, g, wp, tile)
                         else:
-                            # A partial tile: its missing pixels would read past the
-                            # row, so the pixels it needs are gathered into `edge`,
-                            # laid out [c][r][pixel][s], zeros for missing pixels.
-                            _gather_edge(padded, g * Cg, Cg, y * sh, dh, x, npx, sw, dw,
-                                         R, S, PT, edge)
-                            if fp_t is float:
-                                _table.blocked_tile_f32(&edge[0], R * PT * S, PT * S, 1, S,
-                                                        Cg, R, S, wp, &tile[0])
-                            else:
-                                _table.blocked_tile_f64(&edge[0], R * PT * S, PT * S, 1, S,
-                                                        Cg, R, S, wp, &tile[0])
-                        _store_tile(&tile[0], KB, nk, out, k0, y, x, npx, bias, has_bias)
+                            # The missing pixels of a partial tile would read past
+                            # the row: gather the ones it needs instead.
+                            _gather_edge(g, base, y * g.sh, x, npx, edge)
+                            _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
+                        _store_tile(tile, KB, nk, out + k0 * osk + y * osy + x * osx,
+                                    osk, osx, npx, bk)
 
 
-cdef void _conv2d_image_spatial(const fp_t[:, :, ::1] padded,    # C x Hb x Wb
-                                const fp_t[:, :, :, ::1] weight, # K x Cg x R x S
-                                const fp_t[::1] bias, bint has_bias,
-                                fp_t[:, :, :] out,               # K x Ho x Wo
-                                fp_t[::1] rows,                  # a few dense rows of (Wo-1)*sw + 1
-                                Py_ssize_t groups,
-                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-                                Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
-    """Output rows y0 <= y < y1, one output channel at a time, vectorized
-    along the row (for few output channels per group, e.g. depthwise).
+cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight,
+                          const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
+                          Py_ssize_t osx, fp_t *rows, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """Output rows y0 <= y < y1 of one image, one output channel at a time,
+    vectorized along the row (few output channels per group, e.g. depthwise).
     Rows are computed at unit column stride into `rows`, then subsampled."""
-    cdef Py_ssize_t K = out.shape[0], Wo = out.shape[2]
-    cdef Py_ssize_t Cg = weight.shape[1], R = weight.shape[2], S = weight.shape[3]
-    cdef Py_ssize_t Kg = K // groups
-    cdef Py_ssize_t cs = padded.shape[1] * padded.shape[2], rs = padded.shape[2]
-    cdef Py_ssize_t dense = (Wo - 1) * sw + 1
-    cdef bint multi_row = sh == 1 and dh == 1 and dw == 1
-    cdef Py_ssize_t batch = max(1, rows.shape[0] // dense) if multi_row else 1
-    cdef Py_ssize_t k, y, yn, i, x
-    cdef Py_ssize_t xs = out.strides[2] // <Py_ssize_t>sizeof(fp_t)
+    cdef Py_ssize_t cs = g.Hb * g.Wb, rs = g.Wb
+    cdef Py_ssize_t dense = (g.Wo - 1) * g.sw + 1
+    cdef bint multi_row = g.sh == 1 and g.dh == 1 and g.dw == 1
+    cdef Py_ssize_t batch = SPATIAL_ROWS if multi_row else 1
+    cdef Py_ssize_t k, y, yn, i, x, taps = g.Cg * g.R * g.S
     cdef const fp_t *inp
     cdef const fp_t *src
-    cdef fp_t *o
+    cdef char *o
     cdef fp_t bk
-    for k in range(K):
-        bk = bias[k] if has_bias else 0
+    for k in range(g.K):
+        bk = bias[k] if bias != NULL else 0
         y = y0
         while y < y1:
             yn = min(y + batch, y1)
-            inp = &padded[(k // Kg) * Cg, y * sh, 0]
+            inp = padded + (k // g.Kg) * g.Cg * cs + y * g.sh * rs
             if fp_t is float:
                 if multi_row:
-                    _table.spatial_rows_f32(inp, cs, rs, Cg, R, S, &weight[k, 0, 0, 0],
-                                            &rows[0], dense, dense, yn - y)
+                    _table.spatial_rows_f32(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
+                                            rows, dense, dense, yn - y)
                 else:
-                    _table.spatial_row_f32(inp, cs, rs * dh, dw, Cg, R, S,
-                                           &weight[k, 0, 0, 0], &rows[0], dense)
+                    _table.spatial_row_f32(inp, cs, rs * g.dh, g.dw, g.Cg, g.R, g.S,
+                                           weight + k * taps, rows, dense)
             else:
                 if multi_row:
-                    _table.spatial_rows_f64(inp, cs, rs, Cg, R, S, &weight[k, 0, 0, 0],
-                                            &rows[0], dense, dense, yn - y)
+                    _table.spatial_rows_f64(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
+                                            rows, dense, dense, yn - y)
                 else:
-                    _table.spatial_row_f64(inp, cs, rs * dh, dw, Cg, R, S,
-                                           &weight[k, 0, 0, 0], &rows[0], dense)
+                    _table.spatial_row_f64(inp, cs, rs * g.dh, g.dw, g.Cg, g.R, g.S,
+                                           weight + k * taps, rows, dense)
             for i in range(yn - y):
-                o = &out[k, y + i, 0]
-                src = &rows[i * dense]
-                if has_bias:
-                    for x in range(Wo):
-                        o[x * xs] = src[x * sw] + bk
+                o = out + k * osk + (y + i) * osy
+                src = rows + i * dense
+                if bias != NULL:
+                    for x in range(g.Wo):
+                        (<fp_t *>(o + x * osx))[0] = src[x * g.sw] + bk
                 else:
-                    for x in range(Wo):
-                        o[x * xs] = src[x * sw]
+                    for x in range(g.Wo):
+                        (<fp_t *>(o + x * osx))[0] = src[x * g.sw]
             y = yn
+
+
+cdef void _conv2d_range(const _Conv *g,
+                        const char *image, const Py_ssize_t *istr,  # N x C x H x W, byte strides
+                        const int64_t *row_map, const int64_t *col_map,
+                        const fp_t *weights,     # packed (blocked) or K x Cg x R x S (spatial)
+                        const fp_t *bias,        # K values, or NULL
+                        char *out, const Py_ssize_t *ostr,          # N x K x Ho x Wo, byte strides
+                        fp_t *padded, fp_t *scratch, fp_t *edge,    # one thread's scratch
+                        Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """Output rows y0 <= y < y1 of images n0 <= n < n1."""
+    cdef Py_ssize_t n, c
+    # Padded rows these output rows read; flat tiles also read the zero rows
+    # below the padded image, where their last tile overruns.
+    cdef Py_ssize_t row0 = y0 * g.sh
+    cdef Py_ssize_t row1 = g.Hb if g.flat else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
+    for n in range(n0, n1):
+        for c in range(g.C):
+            _gather_rows(image + n * istr[0] + c * istr[1], g.W, istr[2], istr[3],
+                         row_map, col_map, g.left, g.Wb, <fp_t>0,
+                         padded + (c * g.Hb + row0) * g.Wb, row0, row1)
+        if g.blocked:
+            _conv2d_blocked(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
+                            ostr[3], scratch, edge, y0, y1)
+        else:
+            _conv2d_spatial(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
+                            ostr[3], scratch, y0, y1)
+
+
+cdef _Conv _conv_of(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
+                    Py_ssize_t R, Py_ssize_t S, Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw,
+                    Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t top, Py_ssize_t bottom,
+                    Py_ssize_t left, Py_ssize_t right, bint double_precision) noexcept nogil:
+    cdef _Conv g
+    g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.groups = N, C, H, W, K, R, S, groups
+    g.sh, g.sw, g.dh, g.dw = sh, sw, dh, dw
+    g.top, g.bottom, g.left, g.right = top, bottom, left, right
+    _conv_plan(&g, double_precision)
+    return g
+
+
+def conv2d_plan(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
+                Py_ssize_t R, Py_ssize_t S, Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t top, Py_ssize_t bottom,
+                Py_ssize_t left, Py_ssize_t right, bint double_precision):
+    """The buffers conv2d needs (the caller checked every argument)."""
+    cdef _Conv g = _conv_of(N, C, H, W, K, R, S, groups, sh, sw, dh, dw,
+                            top, bottom, left, right, double_precision)
+    return dict(Ho=g.Ho, Wo=g.Wo, Hb=g.Hb, Wb=g.Wb, blocked=g.blocked, flat=g.flat,
+                packed_shape=(g.groups * g.blocks, g.Cg, g.R * g.S, g.KB) if g.blocked else None,
+                scratch=g.scratch_size, edge=g.edge_size)
 
 
 def pack_weights(const fp_t[:, :, :, :] weight,   # IN  K x Cg x R x S, any strides
                  Py_ssize_t groups,
                  fp_t[:, :, :, ::1] packed):        # OUT groups*blocks x Cg x R*S x KB
-    """Blocks of KB output channels, channels innermost, zeros past K/groups."""
-    cdef Py_ssize_t K = weight.shape[0], Cg = weight.shape[1]
-    cdef Py_ssize_t R = weight.shape[2], S = weight.shape[3]
-    cdef Py_ssize_t KB = packed.shape[3], blocks = packed.shape[0] // groups
-    cdef Py_ssize_t Kg = K // groups
-    cdef Py_ssize_t g, b, kk, nk, c, r, s
-    cdef fp_t *dst = &packed[0, 0, 0, 0]
-    cdef const char *src
-    cdef const char *base = <const char *>&weight[0, 0, 0, 0]
-    cdef Py_ssize_t sk = weight.strides[0], sc = weight.strides[1]
-    cdef Py_ssize_t sr = weight.strides[2], ss = weight.strides[3]
+    cdef _Conv g
+    g.K, g.R, g.S, g.groups = weight.shape[0], weight.shape[2], weight.shape[3], groups
+    g.Cg, g.Kg = weight.shape[1], weight.shape[0] // groups
+    g.KB, g.blocks = packed.shape[3], packed.shape[0] // groups
     with nogil:
-        # One (block, input channel) at a time: read each kernel's R x S
-        # run once, write into an L1-sized piece of the output.
-        for g in range(groups):
-            for b in range(blocks):
-                nk = min(KB, Kg - b * KB)
-                for c in range(Cg):
-                    for kk in range(KB):
-                        if kk < nk:
-                            src = base + (g * Kg + b * KB + kk) * sk + c * sc
-                            for r in range(R):
-                                for s in range(S):
-                                    dst[(r * S + s) * KB + kk] = \
-                                        (<const fp_t *>(src + r * sr + s * ss))[0]
-                        else:
-                            for r in range(R * S):
-                                dst[r * KB + kk] = 0
-                    dst += R * S * KB
+        _pack_weights(&g, <const char *>&weight[0, 0, 0, 0], weight.strides[0],
+                      weight.strides[1], weight.strides[2], weight.strides[3], &packed[0, 0, 0, 0])
 
 
 def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
            const int64_t[::1] row_map,        # IN  Hb padded rows -> source row or -1
            const int64_t[::1] col_map,        # IN  Wb padded cols -> source col or -1
-           const fp_t[:, :, :, ::1] weights,  # IN  blocked: (G*nblocks, Cg*R*S... see _api) / spatial: K x Cg x R x S
+           const fp_t[:, :, :, ::1] weights,  # IN  packed (blocked) or K x Cg x R x S
            const fp_t[::1] bias,              # IN  K values, or length 0 for none
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
            fp_t[:, :, ::1] padded,            # scratch C x Hb x Wb
-           fp_t[::1] scratch,                 # scratch: one tile (blocked) or dense rows (spatial)
-           fp_t[::1] edge,                    # scratch: Cg x R x PT x S (blocked), else unused
-           bint blocked, bint flat, Py_ssize_t groups, Py_ssize_t R, Py_ssize_t S,
+           fp_t[::1] scratch,                 # scratch: conv2d_plan()["scratch"]
+           fp_t[::1] edge,                    # scratch: conv2d_plan()["edge"]
+           Py_ssize_t R, Py_ssize_t S, Py_ssize_t groups,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-           Py_ssize_t left, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
-    """Output rows y0 <= y < y1 of images n0 <= n < n1 (one thread's share)."""
-    cdef Py_ssize_t n, c
-    cdef bint has_bias = bias.shape[0] > 0
-    # Padded rows these output rows read; flat tiles also read the zero
-    # rows past the bottom of the padded image, where their last tile overruns.
-    cdef Py_ssize_t row0 = y0 * sh
-    cdef Py_ssize_t row1 = padded.shape[1] if flat else (y1 - 1) * sh + (R - 1) * dh + 1
+           Py_ssize_t top, Py_ssize_t bottom, Py_ssize_t left, Py_ssize_t right,
+           Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
+    """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call)."""
+    cdef _Conv g = _conv_of(image.shape[0], image.shape[1], image.shape[2], image.shape[3],
+                            out.shape[1], R, S, groups, sh, sw, dh, dw, top, bottom, left,
+                            right, fp_t is double)
+    cdef Py_ssize_t istr[4]
+    cdef Py_ssize_t ostr[4]
+    cdef int i
+    for i in range(4):
+        istr[i] = image.strides[i]
+        ostr[i] = out.strides[i]
+    # An empty image (H or W of 0, padded with zeros) is never read.
+    cdef const char *data = <const char *>&image[0, 0, 0, 0] if image.shape[2] and image.shape[3] else NULL
     with nogil:
-        for n in range(n0, n1):
-            for c in range(padded.shape[0]):
-                _gather_rows(image[n, c], row_map, col_map, left, <fp_t>0,
-                             &padded[c, row0, 0], padded.shape[2], row0, row1)
-            if blocked:
-                _conv2d_image_blocked(padded, weights, bias, has_bias, out[n], scratch, edge,
-                                      groups, R, S, sh, sw, dh, dw, flat, y0, y1)
-            else:
-                _conv2d_image_spatial(padded, weights, bias, has_bias, out[n], scratch,
-                                      groups, sh, sw, dh, dw, y0, y1)
+        _conv2d_range(&g, data, istr, &row_map[0], &col_map[0],
+                      &weights[0, 0, 0, 0], &bias[0] if bias.shape[0] else NULL,
+                      <char *>&out[0, 0, 0, 0], ostr, &padded[0, 0, 0],
+                      &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1)
+
+
+# ---------------------------------------------------------------------------
+# The C-level API (declared in _core.pxd): argument checks and a status code
+# in front of the same drivers, single-threaded, scratch from the caller.
+# ---------------------------------------------------------------------------
+
+cdef enum:
+    API_STRIP_ROWS = 32   # output rows padded at a time by the filter2d API
+
+
+cdef inline char *_align64(char *p) noexcept nogil:
+    return <char *>((<size_t>p + 63) & ~(<size_t>63))
+
+
+cdef int _filter2d_geometry(cyc_index_t h, cyc_index_t w, cyc_index_t m, cyc_index_t n, int mode,
+                            bint convolve, cyc_index_t *ho, cyc_index_t *wo,
+                            cyc_index_t *top, cyc_index_t *left) noexcept nogil:
+    if h < 1 or w < 1 or m < 1 or n < 1:
+        return CYC_EINVAL
+    if mode == CYC_FULL:
+        ho[0], wo[0], top[0], left[0] = h + m - 1, w + n - 1, m - 1, n - 1
+    elif mode == CYC_SAME:
+        # as scipy: centred with offset (M-1)//2; the flip moves it for convolution
+        ho[0], wo[0] = h, w
+        top[0] = m // 2 if convolve else (m - 1) // 2
+        left[0] = n // 2 if convolve else (n - 1) // 2
+    elif mode == CYC_VALID:
+        if h < m or w < n:
+            return CYC_EINVAL
+        ho[0], wo[0], top[0], left[0] = h - m + 1, w - n + 1, 0, 0
+    else:
+        return CYC_EINVAL
+    return CYC_OK
+
+
+cdef int filter2d_shape(cyc_index_t h, cyc_index_t w, cyc_index_t m, cyc_index_t n, int mode,
+                        cyc_index_t *out_h, cyc_index_t *out_w) noexcept nogil:
+    cdef cyc_index_t top, left
+    return _filter2d_geometry(h, w, m, n, mode, False, out_h, out_w, &top, &left)
+
+
+cdef cyc_index_t filter2d_work_bytes(cyc_index_t h, cyc_index_t w, cyc_index_t m,
+                                     cyc_index_t n, int mode, cyc_index_t itemsize) noexcept nogil:
+    """Bytes of `work` the filter2d functions need; -1 for invalid sizes."""
+    cdef cyc_index_t ho, wo, top, left
+    if _filter2d_geometry(h, w, m, n, mode, False, &ho, &wo, &top, &left) != CYC_OK:
+        return -1
+    cdef cyc_index_t hp = ho + m - 1, wp = wo + n - 1
+    return 3 * 64 + (hp + wp) * 8 + (m * n + (min(ho, API_STRIP_ROWS) + m - 1) * wp) * itemsize
+
+
+cdef int _filter2d_api(const fp_t *in1, cyc_index_t h, cyc_index_t w, cyc_index_t in1_stride,
+                       const fp_t *in2, cyc_index_t m, cyc_index_t n, cyc_index_t in2_stride,
+                       int mode, int boundary, fp_t fillvalue, fp_t *out, cyc_index_t out_stride,
+                       void *work, cyc_index_t work_bytes, bint convolve) noexcept nogil:
+    cdef cyc_index_t ho, wo, top, left, u, v
+    cdef int status = _filter2d_geometry(h, w, m, n, mode, convolve, &ho, &wo, &top, &left)
+    if status != CYC_OK:
+        return status
+    if boundary not in (CYC_FILL, CYC_WRAP, CYC_SYMM) or in1_stride < w or in2_stride < n \
+            or out_stride < wo or in1 == NULL or in2 == NULL or out == NULL or work == NULL:
+        return CYC_EINVAL
+    if work_bytes < filter2d_work_bytes(h, w, m, n, mode, sizeof(fp_t)):
+        return CYC_EWORK
+    cdef int rule = RULE_CONSTANT if boundary == CYC_FILL else \
+        (RULE_WRAP if boundary == CYC_WRAP else RULE_SYMMETRIC)
+    cdef cyc_index_t hp = ho + m - 1, wp = wo + n - 1
+    cdef int64_t *row_map = <int64_t *>_align64(<char *>work)
+    cdef int64_t *col_map = row_map + hp
+    cdef fp_t *kernel = <fp_t *>_align64(<char *>(col_map + wp))
+    cdef fp_t *strip = <fp_t *>_align64(<char *>(kernel + m * n))
+    _index_map(h, top, hp, rule, row_map)
+    _index_map(w, left, wp, rule, col_map)
+    for u in range(m):
+        for v in range(n):
+            # convolution = correlation with the kernel flipped both ways
+            kernel[u * n + v] = in2[(m - 1 - u) * in2_stride + n - 1 - v] if convolve \
+                else in2[u * in2_stride + v]
+    _correlate_strips(<const char *>in1, w, in1_stride * sizeof(fp_t), sizeof(fp_t),
+                      row_map, col_map, left, wp, fillvalue, kernel, m, n,
+                      out, wo, out_stride, strip, min(ho, API_STRIP_ROWS), 0, ho)
+    return CYC_OK
+
+
+cdef int correlate2d_f32(const float *in1, cyc_index_t h, cyc_index_t w, cyc_index_t in1_stride,
+                         const float *in2, cyc_index_t m, cyc_index_t n, cyc_index_t in2_stride,
+                         int mode, int boundary, float fillvalue,
+                         float *out, cyc_index_t out_stride,
+                         void *work, cyc_index_t work_bytes) noexcept nogil:
+    return _filter2d_api(in1, h, w, in1_stride, in2, m, n, in2_stride, mode, boundary,
+                         fillvalue, out, out_stride, work, work_bytes, False)
+
+
+cdef int correlate2d_f64(const double *in1, cyc_index_t h, cyc_index_t w, cyc_index_t in1_stride,
+                         const double *in2, cyc_index_t m, cyc_index_t n, cyc_index_t in2_stride,
+                         int mode, int boundary, double fillvalue,
+                         double *out, cyc_index_t out_stride,
+                         void *work, cyc_index_t work_bytes) noexcept nogil:
+    return _filter2d_api(in1, h, w, in1_stride, in2, m, n, in2_stride, mode, boundary,
+                         fillvalue, out, out_stride, work, work_bytes, False)
+
+
+cdef int convolve2d_f32(const float *in1, cyc_index_t h, cyc_index_t w, cyc_index_t in1_stride,
+                        const float *in2, cyc_index_t m, cyc_index_t n, cyc_index_t in2_stride,
+                        int mode, int boundary, float fillvalue,
+                        float *out, cyc_index_t out_stride,
+                        void *work, cyc_index_t work_bytes) noexcept nogil:
+    return _filter2d_api(in1, h, w, in1_stride, in2, m, n, in2_stride, mode, boundary,
+                         fillvalue, out, out_stride, work, work_bytes, True)
+
+
+cdef int convolve2d_f64(const double *in1, cyc_index_t h, cyc_index_t w, cyc_index_t in1_stride,
+                        const double *in2, cyc_index_t m, cyc_index_t n, cyc_index_t in2_stride,
+                        int mode, int boundary, double fillvalue,
+                        double *out, cyc_index_t out_stride,
+                        void *work, cyc_index_t work_bytes) noexcept nogil:
+    return _filter2d_api(in1, h, w, in1_stride, in2, m, n, in2_stride, mode, boundary,
+                         fillvalue, out, out_stride, work, work_bytes, True)
+
+
+cdef int _conv_of_params(const cyc_conv2d_params *p, bint double_precision,
+                         _Conv *g) noexcept nogil:
+    if p == NULL:
+        return CYC_EINVAL
+    if p.N < 1 or p.C < 1 or p.H < 1 or p.W < 1 or p.K < 1 or p.R < 1 or p.S < 1 \
+            or p.groups < 1 or p.C % p.groups or p.K % p.groups \
+            or p.stride_h < 1 or p.stride_w < 1 or p.dilation_h < 1 or p.dilation_w < 1 \
+            or p.pad_top < 0 or p.pad_bottom < 0 or p.pad_left < 0 or p.pad_right < 0:
+        return CYC_EINVAL
+    if p.padding_mode < CYC_PAD_ZEROS or p.padding_mode > CYC_PAD_SYMMETRIC:
+        return CYC_EINVAL
+    if p.padding_mode == CYC_PAD_REFLECT and (max(p.pad_top, p.pad_bottom) >= p.H
+                                              or max(p.pad_left, p.pad_right) >= p.W):
+        return CYC_EINVAL
+    if p.padding_mode == CYC_PAD_CIRCULAR and (max(p.pad_top, p.pad_bottom) > p.H
+                                               or max(p.pad_left, p.pad_right) > p.W):
+        return CYC_EINVAL
+    if p.H + p.pad_top + p.pad_bottom < p.dilation_h * (p.R - 1) + 1 \
+            or p.W + p.pad_left + p.pad_right < p.dilation_w * (p.S - 1) + 1:
+        return CYC_EINVAL
+    g[0] = _conv_of(p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.groups, p.stride_h, p.stride_w,
+                    p.dilation_h, p.dilation_w, p.pad_top, p.pad_bottom, p.pad_left,
+                    p.pad_right, double_precision)
+    return CYC_OK
+
+
+cdef int conv2d_shape(const cyc_conv2d_params *p, cyc_index_t *out_h,
+                      cyc_index_t *out_w) noexcept nogil:
+    cdef _Conv g
+    cdef int status = _conv_of_params(p, False, &g)
+    if status == CYC_OK:
+        out_h[0], out_w[0] = g.Ho, g.Wo
+    return status
+
+
+cdef cyc_index_t conv2d_work_bytes(const cyc_conv2d_params *p, cyc_index_t itemsize) noexcept nogil:
+    """Bytes of `work` conv2d_f32 (itemsize 4) or conv2d_f64 (8) needs; -1 if invalid."""
+    cdef _Conv g
+    if _conv_of_params(p, itemsize == 8, &g) != CYC_OK:
+        return -1
+    return 5 * 64 + (g.Hb + g.Wb) * 8 + itemsize * (
+        g.packed_size + g.C * g.Hb * g.Wb + g.scratch_size + g.edge_size)
+
+
+cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *weight,
+                     const fp_t *bias, fp_t *out, void *work, cyc_index_t work_bytes) noexcept nogil:
+    cdef _Conv g
+    cdef int status = _conv_of_params(p, fp_t is double, &g)
+    if status != CYC_OK:
+        return status
+    if input == NULL or weight == NULL or out == NULL or work == NULL:
+        return CYC_EINVAL
+    if work_bytes < conv2d_work_bytes(p, sizeof(fp_t)):
+        return CYC_EWORK
+    cdef int rule = RULE_CONSTANT
+    if p.padding_mode == CYC_PAD_REFLECT:
+        rule = RULE_REFLECT
+    elif p.padding_mode == CYC_PAD_REPLICATE:
+        rule = RULE_EDGE
+    elif p.padding_mode == CYC_PAD_CIRCULAR:
+        rule = RULE_WRAP
+    elif p.padding_mode == CYC_PAD_SYMMETRIC:
+        rule = RULE_SYMMETRIC
+    cdef int64_t *row_map = <int64_t *>_align64(<char *>work)
+    cdef int64_t *col_map = row_map + g.Hb
+    cdef fp_t *packed = <fp_t *>_align64(<char *>(col_map + g.Wb))
+    cdef fp_t *padded = <fp_t *>_align64(<char *>(packed + g.packed_size))
+    cdef fp_t *scratch = <fp_t *>_align64(<char *>(padded + g.C * g.Hb * g.Wb))
+    cdef fp_t *edge = <fp_t *>_align64(<char *>(scratch + g.scratch_size))
+    cdef Py_ssize_t i, item = sizeof(fp_t)
+    cdef Py_ssize_t istr[4]
+    cdef Py_ssize_t ostr[4]
+    istr[0], istr[1], istr[2], istr[3] = g.C * g.H * g.W * item, g.H * g.W * item, g.W * item, item
+    ostr[0], ostr[1], ostr[2], ostr[3] = g.K * g.Ho * g.Wo * item, g.Ho * g.Wo * item, g.Wo * item, item
+    _index_map(g.H, g.top, g.Hp, rule, row_map)
+    for i in range(g.Hp, g.Hb):
+        row_map[i] = -1
+    _index_map(g.W, g.left, g.Wb, rule, col_map)
+    cdef const fp_t *weights = weight
+    if g.blocked:
+        _pack_weights(&g, <const char *>weight, g.Cg * g.R * g.S * item, g.R * g.S * item,
+                      g.S * item, item, packed)
+        weights = packed
+    _conv2d_range(&g, <const char *>input, istr, row_map, col_map,
+                  weights, bias, <char *>out, ostr,
+                  padded, scratch, edge, 0, g.N, 0, g.Ho)
+    return CYC_OK
+
+
+cdef int conv2d_f32(const cyc_conv2d_params *p, const float *input, const float *weight,
+                    const float *bias, float *out, void *work, cyc_index_t work_bytes) noexcept nogil:
+    return _conv2d_api(p, input, weight, bias, out, work, work_bytes)
+
+
+cdef int conv2d_f64(const cyc_conv2d_params *p, const double *input, const double *weight,
+                    const double *bias, double *out, void *work, cyc_index_t work_bytes) noexcept nogil:
+    return _conv2d_api(p, input, weight, bias, out, work, work_bytes)

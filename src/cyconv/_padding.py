@@ -1,22 +1,24 @@
 """Boundary rules as index maps, shared by every function.
 
 The compiled core pads by gathering: padded position i along an axis reads
-source index map[i], or a fill value where map[i] is -1. Building the map
-with np.pad on an index range gives exactly NumPy's (and so SciPy's and
-PyTorch's) extension rules at any depth.
+source index map[i], or a fill value where map[i] is -1. The maps follow
+np.pad's extension rules (and so SciPy's and PyTorch's) at any depth; the
+core builds them, so the C-level API shares them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# np.pad modes that extend an axis; "constant" means the fill value.
-NP_MODES = ("constant", "wrap", "symmetric", "reflect", "edge")
+from . import _core
+
+# np.pad's names for the ways to extend an axis -> the core's rule numbers.
+RULES = {"constant": 0, "wrap": 1, "symmetric": 2, "reflect": 3, "edge": 4}
 
 
 def index_map(n: int, before: int, after: int, np_mode: str) -> np.ndarray:
-    """Source index of each of the n + before + after padded positions, -1 for the fill."""
-    idx = np.arange(n, dtype=np.int64)
-    if np_mode == "constant":
-        return np.pad(idx, (before, after), mode="constant", constant_values=-1)
-    return np.pad(idx, (before, after), mode=np_mode)
+    """Source index of each of the n + before + after padded positions, -1 for
+    the fill; like np.pad(np.arange(n), (before, after), np_mode), at any depth."""
+    out = np.empty(n + before + after, np.int64)
+    _core.index_map(n, before, RULES[np_mode], out)
+    return out
