@@ -60,13 +60,16 @@ def choose(plan: Plan, method: str) -> str:
     M, N = plan.kernel.shape
     Hp, Wp = len(plan.row_map), len(plan.col_map)
     size = dtype.itemsize
-    costs = {"direct": Ho * Wo * (M * N * _DIRECT_PER_MAC[size] + _DIRECT_PER_PIXEL)}
-    if M > 1 and N > 1 and _rank1_factors(plan.kernel) is not None:
-        costs["separable"] = (Hp * Wo * N + Ho * Wo * M) * _SEPARABLE_PER_MAC[size] \
-            + Ho * Wo * _DIRECT_PER_PIXEL
+    best, best_cost = "direct", Ho * Wo * (M * N * _DIRECT_PER_MAC[size] + _DIRECT_PER_PIXEL)
+    # Cheap estimates first; the SVD and the NaN scan only when they could matter.
     points = next_fast_len(Hp) * next_fast_len(Wp)
-    costs["fft"] = points * math.log2(max(points, 2)) * _FFT_PER_POINT_LOG[size]
-    best = min(costs, key=costs.get)
+    fft_cost = points * math.log2(max(points, 2)) * _FFT_PER_POINT_LOG[size]
+    sep_cost = (Hp * Wo * N + Ho * Wo * M) * _SEPARABLE_PER_MAC[size] + Ho * Wo * _DIRECT_PER_PIXEL
+    if M > 1 and N > 1 and sep_cost < min(best_cost, fft_cost) \
+            and _rank1_factors(plan.kernel) is not None:
+        best, best_cost = "separable", sep_cost
+    if fft_cost < best_cost:
+        best = "fft"
     if best != "direct" and not (np.isfinite(plan.image).all() and np.isfinite(plan.kernel).all()
                                  and np.isfinite(plan.fill)):
         return "direct"  # only direct summation propagates NaN/inf like SciPy
@@ -128,6 +131,11 @@ def _rank1_factors(kernel: np.ndarray):
     k = kernel.astype(np.float64)
     scale = np.abs(k).max()
     if not np.isfinite(scale) or scale == 0:
+        return None
+    # Quick rejection without an SVD: a rank-1 kernel equals the outer product
+    # of its column and row through its largest entry.
+    i0, j0 = np.unravel_index(np.argmax(np.abs(k)), k.shape)
+    if np.abs(np.outer(k[:, j0], k[i0] / k[i0, j0]) - k).max() > 1e-3 * scale:
         return None
     u, s, vt = np.linalg.svd(k)
     column, row = u[:, 0] * math.sqrt(s[0]), vt[0] * math.sqrt(s[0])
