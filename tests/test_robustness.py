@@ -106,7 +106,7 @@ def test_many_python_threads_match_serial_results():
     for out in results.values():
         for j, got in out:
             assert got.dtype == expected[j].dtype
-            assert got.tobytes() == expected[j].tobytes()
+            assert got.tobytes() == expected[j].tobytes()  # no longdouble here: no padding bytes
 
 
 def test_concurrent_calls_do_not_oversubscribe(monkeypatch):
@@ -176,3 +176,29 @@ def test_no_leak_over_ten_thousand_calls():
     batch(10_000)
     grown = _rss_bytes() - before
     assert grown < 8 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 10,000 calls"
+
+
+def _unaligned(a):
+    """A copy of `a` whose data starts one byte past an aligned address."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    view = raw[1:].view(a.dtype).reshape(a.shape)
+    view[...] = a
+    assert not view.flags.aligned
+    return view
+
+
+def test_unaligned_inputs_are_read_correctly_and_unaligned_out_is_refused():
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((30, 41))
+    k = rng.standard_normal((5, 4))
+    expected = cyconv.convolve2d(a, k, "same", "symm")
+    got = cyconv.convolve2d(_unaligned(a), _unaligned(k), "same", "symm")
+    assert got.tobytes() == expected.tobytes()
+    x = rng.standard_normal((2, 4, 9, 11)).astype(np.float32)
+    w = rng.standard_normal((40, 4, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    expected = cyconv.conv2d(x, w, b, padding=1)
+    got = cyconv.conv2d(_unaligned(x), _unaligned(w), _unaligned(b), padding=1)
+    assert got.tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="out must be aligned"):
+        cyconv.conv2d(x, w, b, padding=1, out=_unaligned(np.empty_like(expected)))

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core, _parallel
-from ._padding import index_map
+from ._padding import aligned, index_map
 
 IntPair = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], Literal["valid", "same"]]
@@ -120,7 +120,8 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
 
     if x.dtype != dtype:  # also fixes a non-native byte order; any strides are fine
         x = x.astype(dtype)
-    bias_arr = np.empty(0, dtype) if b is None else np.ascontiguousarray(b, dtype=dtype)
+    x, w = aligned(x), aligned(w)
+    bias_arr = np.empty(0, dtype) if b is None else aligned(np.ascontiguousarray(b, dtype=dtype))
 
     plan = _core.conv2d_plan(N, C, H, W, K, R, S, groups, sh, sw, dh, dw,
                              top, bottom, left, right, dtype == np.float64)
@@ -262,6 +263,8 @@ def _check_out(out, shape, dtype, inputs) -> np.ndarray:
     if out.shape != tuple(shape) or out.dtype != dtype:
         raise ValueError(f"out must have shape {tuple(shape)} and dtype {dtype}, "
                          f"got shape {out.shape} and dtype {out.dtype}")
+    if not out.flags.aligned:
+        raise ValueError("out must be aligned for its dtype (it is written through typed pointers)")
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
     if any(a is not None and np.may_share_memory(out, a) for a in inputs):

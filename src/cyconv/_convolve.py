@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _methods, _parallel
-from ._padding import index_map
+from ._padding import aligned, index_map
 
 Mode = Literal["full", "same", "valid"]
 Boundary = Literal["fill", "pad", "wrap", "circular", "symm", "symmetric"]
@@ -164,8 +164,8 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
     kernel = in2[::-1, ::-1] if convolve else np.conj(in2)
     (top, bottom), (left, right) = pads
     return _methods.Plan(
-        image=np.asarray(in1, dtype=dtype),  # native byte order; any strides
-        kernel=np.asarray(kernel, dtype=dtype),
+        image=aligned(np.asarray(in1, dtype=dtype)),  # native byte order; any strides
+        kernel=aligned(np.asarray(kernel, dtype=dtype)),
         row_map=index_map(H, top, bottom, pad_mode),
         col_map=index_map(W, left, right, pad_mode),
         left=left, fill=fill, out_shape=out_shape, swapped=swapped)

@@ -22,3 +22,9 @@ def index_map(n: int, before: int, after: int, np_mode: str) -> np.ndarray:
     out = np.empty(n + before + after, np.int64)
     _core.index_map(n, before, RULES[np_mode], out)
     return out
+
+
+def aligned(a: np.ndarray) -> np.ndarray:
+    """`a`, or an aligned copy if its data is not aligned for its dtype (the
+    core reads elements through typed pointers)."""
+    return a if a.flags.aligned else a.copy()

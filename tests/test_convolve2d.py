@@ -1,0 +1,1237 @@
+"""cyconv.convolve2d / cyconv.correlate2d against scipy.signal.
+
+The contract: same shape, same dtype and same values as
+``scipy.signal.convolve2d`` / ``correlate2d`` (bitwise for integer results,
+within a rounding bound for floating results) for every input SciPy accepts,
+the same ValueErrors for the inputs SciPy rejects, and two documented
+differences (empty inputs never crash; complex ``correlate2d`` in ``"valid"``
+mode with a smaller ``in1`` is the true correlation, not its conjugate).
+
+SciPy dies with SIGFPE for an empty ``in1`` with ``boundary="wrap"``/``"symm"``,
+so :func:`scipy_call` refuses to make that call: those cases are checked
+against :func:`reference`, a brute-force implementation of the definitions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import scipy.signal
+
+import cyconv
+
+FUNCS = ("convolve2d", "correlate2d")
+MODES = ("full", "same", "valid")
+BOUNDARIES = ("fill", "pad", "wrap", "circular", "symm", "symmetric")
+FILL_BOUNDARIES = ("fill", "pad")
+
+INT_DTYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64,
+                                         np.uint8, np.uint16, np.uint32, np.uint64))
+REAL_FLOAT_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.longdouble))
+COMPLEX_DTYPES = tuple(np.dtype(t) for t in (np.complex64, np.complex128, np.clongdouble))
+FLOAT_DTYPES = REAL_FLOAT_DTYPES + COMPLEX_DTYPES
+SUPPORTED_DTYPES = INT_DTYPES + FLOAT_DTYPES
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+def cy(name):
+    return getattr(cyconv, name)
+
+
+def scipy_call(name, in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """scipy.signal.<name>, refusing the calls that kill the interpreter."""
+    in1 = np.asarray(in1)
+    if in1.size == 0 and boundary not in FILL_BOUNDARIES:
+        raise AssertionError("scipy crashes (SIGFPE) for an empty in1 with wrap/symm")
+    return getattr(scipy.signal, name)(in1, in2, mode=mode, boundary=boundary,
+                                       fillvalue=fillvalue)
+
+
+def scipy_quiet(name, *args, **kwargs):
+    """scipy call with its warnings (ComplexWarning on a rejected fill) silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return scipy_call(name, *args, **kwargs)
+
+
+def make_data(shape, dtype, rng, *, small=False):
+    """Seeded test data of `dtype`: negative values for signed types, values that
+    overflow integer sums, true complex values, extra precision for longdouble."""
+    dt = np.dtype(dtype)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        if small:
+            lo, hi = max(info.min, -9), min(info.max, 9)
+        else:
+            lo, hi = info.min, info.max
+        return rng.integers(lo, hi, size=shape, dtype=dt, endpoint=True)
+    if dt.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    scale = 1.0 if small else 4.0
+    if dt.kind == "f":
+        x = (rng.standard_normal(shape) * scale).astype(dt)
+        if dt.itemsize > 8:   # bits below double precision, so a double-precision
+            x += (rng.standard_normal(shape) * 2.0 ** -40).astype(dt)  # core is caught
+        return x
+    if dt.kind == "c":
+        re = (rng.standard_normal(shape) * scale).astype(dt)
+        im = (rng.standard_normal(shape) * scale).astype(dt)
+        x = re + 1j * im
+        if dt.itemsize > 16:
+            x += (rng.standard_normal(shape) * 2.0 ** -40).astype(dt)
+        return x.astype(dt)
+    raise TypeError(dt)
+
+
+def fill_for(dtype):
+    """A non-zero fill value representable in `dtype` (large for integers)."""
+    dt = np.dtype(dtype)
+    if dt.kind == "u":
+        return int(np.iinfo(dt).max) - 2
+    if dt.kind == "i":
+        return int(np.iinfo(dt).min) + 3
+    if dt.kind == "c":
+        return 1.5 - 2.25j
+    return -1.75
+
+
+def output_shape(shape1, shape2, mode):
+    """SciPy's output shape (None when 'valid' has no input that contains the other)."""
+    (H, W), (M, N) = shape1, shape2
+    if mode == "full":
+        return (H + M - 1, W + N - 1)
+    if mode == "same":
+        return (H, W)
+    if H >= M and W >= N:
+        return (H - M + 1, W - N + 1)
+    if M >= H and N >= W:
+        return (M - H + 1, N - W + 1)
+    return None
+
+
+def _extend_index(idx, size, boundary):
+    """Map integer positions outside [0, size) the way `boundary` extends an image."""
+    if boundary in ("wrap", "circular"):
+        return idx % size
+    if boundary in ("symm", "symmetric"):
+        j = idx % (2 * size)
+        return np.where(j < size, j, 2 * size - 1 - j)
+    return idx
+
+
+def _valid_reference(name, in1, in2, dtype, shape):
+    """'valid' from the definition: only products of actual samples, where the
+    smaller input lies entirely inside the larger one (no boundary values)."""
+    (H, W), (M, N) = in1.shape, in2.shape
+    Ho, Wo = shape
+    if dtype.kind in "iu":
+        x, y, acc = in1.astype(object), in2.astype(object), np.zeros(shape, object)
+    else:
+        acc_t = np.clongdouble if dtype.kind == "c" else np.longdouble
+        x, y, acc = in1.astype(acc_t), in2.astype(acc_t), np.zeros(shape, acc_t)
+        if name == "correlate2d" and dtype.kind == "c":
+            y = np.conj(y)
+    correlate = name == "correlate2d"
+    if H >= M and W >= N:   # in2 slides over in1
+        for m in range(M):
+            for n in range(N):
+                if correlate:   # out[k, l] = sum conj(in2[m, n]) * in1[k + m, l + n]
+                    acc += y[m, n] * x[m:m + Ho, n:n + Wo]
+                else:           # out[k, l] = sum in2[m, n] * in1[k + M-1 - m, l + N-1 - n]
+                    acc += y[m, n] * x[M - 1 - m:M - 1 - m + Ho, N - 1 - n:N - 1 - n + Wo]
+    else:                   # in1 slides over in2
+        for i in range(H):
+            for j in range(W):
+                if correlate:   # z[k, l] = sum in1[i, j] * conj(in2[i + M-H - k, j + N-W - l])
+                    acc += x[i, j] * y[i:i + Ho, j:j + Wo][::-1, ::-1]
+                else:           # out[k, l] = sum in1[i, j] * in2[k + H-1 - i, l + W-1 - j]
+                    acc += x[i, j] * y[H - 1 - i:H - 1 - i + Ho, W - 1 - j:W - 1 - j + Wo]
+    return _finish(acc, dtype)
+
+
+def _finish(acc, dtype):
+    """Exact integer sums wrapped into `dtype`; long-double sums rounded to it."""
+    if dtype.kind in "iu":
+        bits = 8 * dtype.itemsize
+        vals = [int(v) % (1 << bits) for v in acc.ravel()]
+        if dtype.kind == "i":
+            vals = [v - (1 << bits) if v >> (bits - 1) else v for v in vals]
+        return np.array(vals, dtype).reshape(acc.shape)
+    if dtype.kind != "c":
+        acc = acc.real
+    return np.ascontiguousarray(acc.astype(dtype))
+
+
+def reference(name, in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """Brute-force convolve2d/correlate2d from the definitions.
+
+    Integers are summed exactly as Python ints and wrapped into the result
+    type; floats are summed in long double. Raises ValueError where the
+    contract says cyconv raises.
+    """
+    in1, in2 = np.asarray(in1), np.asarray(in2)
+    dtype = np.result_type(in1, in2)
+    (H, W), (M, N) = in1.shape, in2.shape
+    if mode == "valid":
+        out_shape = output_shape(in1.shape, in2.shape, "valid")
+        if out_shape is None:
+            raise ValueError("valid mode: neither input contains the other")
+        if in1.size == 0 or in2.size == 0:
+            # the smaller input has an empty dimension: every output sums nothing
+            return np.zeros(out_shape, dtype)
+        return _valid_reference(name, in1, in2, dtype, out_shape)
+    out_full = (H + M - 1, W + N - 1)
+    if mode == "full" and min(out_full) < 0:
+        raise ValueError("negative output size")
+    out_shape = out_full if mode == "full" else (H, W)
+    if min(out_shape) == 0 or in2.size == 0:
+        return np.zeros(out_shape, dtype)
+    if in1.size == 0 and boundary not in FILL_BOUNDARIES:
+        raise ValueError("cannot extend an empty in1 periodically or symmetrically")
+
+    exact_int = dtype.kind in "iu"
+    if exact_int:
+        img = in1.astype(object)
+        ker = in2.astype(object)
+        fill = int(fillvalue)
+        acc = np.zeros(out_full, dtype=object)
+    else:
+        acc_t = np.clongdouble if dtype.kind == "c" else np.longdouble
+        img = in1.astype(acc_t)
+        ker = in2.astype(acc_t)
+        fill = np.asarray(fillvalue).astype(acc_t)
+        acc = np.zeros(out_full, dtype=acc_t)
+    correlate = name == "correlate2d"
+    if correlate and dtype.kind == "c":
+        ker = np.conj(ker)
+    # e(i, j): the extended image, for i in [-(M-1), H+M-1), j in [-(N-1), W+N-1).
+    rows = np.arange(-(M - 1), H + M - 1)
+    cols = np.arange(-(N - 1), W + N - 1)
+    if boundary in FILL_BOUNDARIES:
+        ext = np.full((rows.size, cols.size), fill, dtype=acc.dtype)
+        ext[M - 1:M - 1 + H, N - 1:N - 1 + W] = img
+    else:
+        ext = img[np.ix_(_extend_index(rows, H, boundary), _extend_index(cols, W, boundary))]
+    for m in range(M):
+        for n in range(N):
+            if correlate:
+                # out[k, l] = sum conj(in2[m, n]) * e(k - (M-1) + m, l - (N-1) + n)
+                acc += ker[m, n] * ext[m:m + out_full[0], n:n + out_full[1]]
+            else:
+                # out[k, l] = sum in2[m, n] * e(k - m, l - n)
+                acc += ker[m, n] * ext[M - 1 - m:M - 1 - m + out_full[0],
+                                       N - 1 - n:N - 1 - n + out_full[1]]
+    if mode == "same":
+        r0 = M // 2 if correlate else (M - 1) // 2
+        c0 = N // 2 if correlate else (N - 1) // 2
+        acc = acc[r0:r0 + H, c0:c0 + W]
+    return _finish(acc, dtype)
+
+
+def error_bound(name, in1, in2, mode, boundary, fillvalue):
+    """Per-element bound on |cyconv - exact| + |scipy - exact| for floating results.
+
+    Each output is a sum of K products (K = in2.size; the smaller size in 'valid'); a
+    recursive sum of K terms is off by at most ~K*eps*sum|terms|, and
+    sum|terms| is the same filter applied to the absolute values. Plus the
+    (small) allowance of :func:`transform_error_term`.
+    """
+    a = np.abs(np.asarray(in1)).astype(np.float64)
+    b = np.abs(np.asarray(in2)).astype(np.float64)
+    a[~np.isfinite(a)] = 0
+    b[~np.isfinite(b)] = 0
+    fill = abs(complex(np.asarray(fillvalue).reshape(-1)[0])) if boundary in FILL_BOUNDARIES else 0
+    if not np.isfinite(fill):
+        fill = 0.0
+    if a.size == 0 and boundary not in FILL_BOUNDARIES:
+        mag = reference(name, a, b, mode, boundary, fill).astype(np.float64)
+    else:
+        mag = scipy_call(name, a, b, mode, boundary, fill)
+    dtype = np.result_type(np.asarray(in1), np.asarray(in2))
+    eps = float(np.finfo(dtype).eps)
+    # terms per output: the kernel's size (the smaller input in 'valid', which swaps)
+    terms = min(a.size, b.size) if mode == "valid" else b.size
+    return 8.0 * (terms + 2) * eps * mag + np.finfo(dtype).tiny \
+        + transform_error_term(a, b, boundary, fill, eps)
+
+
+def transform_error_term(a, b, boundary, fill, eps):
+    """Allowance for a result computed by transform (FFT) rather than by direct
+    summation, which the contract permits ("within rounding"): the error of an
+    FFT convolution of the extended image x with b spreads over every element
+    at the scale eps * log2(P) * ||x||_2 * ||b||_2 (P transform points).
+    `a`, `b`: absolute values, non-finite entries zeroed; `fill`: |fillvalue|."""
+    (H, W), (M, N) = a.shape, b.shape
+    if a.size == 0 or b.size == 0:
+        return 0.0
+    rows, cols = H + 2 * M, W + 2 * N
+    P = rows * cols
+    if boundary in FILL_BOUNDARIES:
+        x2 = np.sqrt((a * a).sum() + fill * fill * (P - a.size))
+    else:   # the extension is made of (partial) copies of the image
+        x2 = np.sqrt((a * a).sum() * (-(-rows // H)) * (-(-cols // W)))
+    return 4.0 * eps * np.log2(P + 2) * x2 * np.sqrt((b * b).sum())
+
+
+def assert_same_result(got, expected, *, bound=None, exact_float=False):
+    """Same type, shape and dtype; integer values bitwise, floating values within
+    `bound` (elementwise); NaN where the other has NaN, same infinities."""
+    assert isinstance(got, np.ndarray), type(got)
+    assert got.shape == expected.shape, (got.shape, expected.shape)
+    assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
+    if got.dtype.kind not in "fc" or exact_float or bound is None:
+        assert np.array_equal(got, expected, equal_nan=got.dtype.kind in "fc"), \
+            _diff_report(got, expected)
+        return
+    parts = ((got.real, expected.real), (got.imag, expected.imag)) if got.dtype.kind == "c" \
+        else ((got, expected),)
+    for g, e in parts:
+        assert np.array_equal(np.isnan(g), np.isnan(e)), _diff_report(got, expected)
+        inf = np.isinf(e) | np.isinf(g)
+        assert np.array_equal(g[inf], e[inf]), _diff_report(got, expected)
+        fin = np.isfinite(g) & np.isfinite(e)
+        err = np.abs(g[fin].astype(np.longdouble) - e[fin].astype(np.longdouble))
+        tol = np.broadcast_to(bound, got.shape)[fin]
+        bad = err > tol
+        assert not bad.any(), (f"max error {err.max()} > tolerance; "
+                               + _diff_report(got, expected))
+
+
+def _diff_report(got, expected):
+    with np.printoptions(precision=20, threshold=200):
+        return f"\ngot:\n{got!r}\nexpected:\n{expected!r}"
+
+
+def check_against_scipy(name, in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """cyconv's result is SciPy's (bitwise for integers, within the rounding bound
+    for floating types); returns cyconv's result."""
+    expected = scipy_call(name, in1, in2, mode, boundary, fillvalue)
+    got = cy(name)(in1, in2, mode=mode, boundary=boundary, fillvalue=fillvalue)
+    bound = None
+    if expected.dtype.kind in "fc":
+        bound = error_bound(name, in1, in2, mode, boundary, fillvalue)
+    assert_same_result(got, expected, bound=bound)
+    return got
+
+
+# ---------------------------------------------------------------------------
+# the reference itself agrees with scipy (so it can stand in where scipy can't)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", ("fill", "wrap", "symm"))
+@pytest.mark.parametrize("shapes", [((5, 6), (3, 2)), ((2, 3), (7, 8)), ((4, 4), (4, 4)),
+                                    ((1, 5), (4, 1)), ((3, 2), (2, 5))])
+def test_reference_matches_scipy(name, mode, boundary, shapes):
+    rng = np.random.default_rng(12345)
+    a = make_data(shapes[0], np.complex128, rng)
+    b = make_data(shapes[1], np.complex128, rng)
+    if output_shape(shapes[0], shapes[1], mode) is None:
+        with pytest.raises(ValueError):
+            reference(name, a, b, mode, boundary, 0.5 + 1j)
+        return
+    expected = scipy_call(name, a, b, mode, boundary, 0.5 + 1j)
+    (H, W), (M, N) = shapes
+    if name == "correlate2d" and mode == "valid" and not (H >= M and W >= N):
+        expected = np.conj(expected)   # documented difference: the true correlation
+    got = reference(name, a, b, mode, boundary, 0.5 + 1j)
+    assert_same_result(got, expected, bound=error_bound(name, a, b, mode, boundary, 0.5 + 1j))
+
+
+# ---------------------------------------------------------------------------
+# the grid: function x mode x boundary x dtype x shapes
+# ---------------------------------------------------------------------------
+
+SHAPE_PAIRS = {
+    "odd-kernel": ((7, 8), (3, 3)),
+    "even-kernel": ((6, 7), (2, 4)),
+    "odd-even-kernel": ((5, 6), (4, 3)),
+    "1xN": ((1, 9), (1, 3)),
+    "Nx1": ((9, 1), (3, 1)),
+    "1xN-image-Nx1-kernel": ((1, 7), (3, 1)),
+    "kernel-equal": ((5, 6), (5, 6)),
+    "kernel-taller": ((4, 5), (6, 3)),
+    "kernel-wider": ((5, 2), (2, 4)),
+    "kernel-larger-both": ((3, 4), (7, 9)),
+    "kernel-much-larger": ((2, 3), (9, 11)),
+    "1x1-both": ((1, 1), (1, 1)),
+    "1x1-kernel": ((6, 5), (1, 1)),
+    "1x1-image": ((1, 1), (3, 4)),
+}
+
+
+@pytest.mark.parametrize("shapes", list(SHAPE_PAIRS.values()), ids=list(SHAPE_PAIRS))
+@pytest.mark.parametrize("dtype", SUPPORTED_DTYPES, ids=str)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", FUNCS)
+def test_grid_matches_scipy(name, mode, boundary, dtype, shapes):
+    seed = [FUNCS.index(name), MODES.index(mode), BOUNDARIES.index(boundary),
+            SUPPORTED_DTYPES.index(dtype), list(SHAPE_PAIRS.values()).index(shapes)]
+    rng = np.random.default_rng(seed)
+    a = make_data(shapes[0], dtype, rng)
+    b = make_data(shapes[1], dtype, rng)
+    fill = fill_for(dtype)
+    a0, b0 = a.copy(), b.copy()
+    if output_shape(shapes[0], shapes[1], mode) is None:
+        with pytest.raises(ValueError):
+            scipy_call(name, a, b, mode, boundary, fill)
+        with pytest.raises(ValueError, match="valid"):
+            cy(name)(a, b, mode=mode, boundary=boundary, fillvalue=fill)
+        return
+    (H, W), (M, N) = shapes
+    swapped = mode == "valid" and not (H >= M and W >= N)
+    if name == "correlate2d" and swapped and dtype.kind == "c":
+        # The documented difference: the conjugate of SciPy's result.
+        expected = np.conj(scipy_call(name, a, b, mode, boundary, fill))
+        got = cyconv.correlate2d(a, b, mode=mode, boundary=boundary, fillvalue=fill)
+        assert_same_result(got, expected,
+                           bound=error_bound(name, a, b, mode, boundary, fill))
+    else:
+        check_against_scipy(name, a, b, mode, boundary, fill)
+    assert np.array_equal(a, a0) and np.array_equal(b, b0)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("dtype", SUPPORTED_DTYPES, ids=str)
+def test_default_arguments_match_scipy(name, dtype):
+    rng = np.random.default_rng(7)
+    a = make_data((6, 7), dtype, rng)
+    b = make_data((3, 2), dtype, rng)
+    expected = getattr(scipy.signal, name)(a, b)
+    got = cy(name)(a, b)
+    bound = error_bound(name, a, b, "full", "fill", 0) if dtype.kind in "fc" else None
+    assert_same_result(got, expected, bound=bound)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("boundary", ("fill", "wrap", "symm"))
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.int32], ids=str)
+def test_larger_arrays_match_scipy(name, mode, boundary, dtype):
+    """Sizes past any small-array fast path / SIMD tail handling."""
+    rng = np.random.default_rng(99)
+    a = make_data((37, 45), dtype, rng)
+    b = make_data((5, 7), dtype, rng)
+    check_against_scipy(name, a, b, mode, boundary, fill_for(dtype))
+    check_against_scipy(name, a, a[:20, 3:33].copy(), mode, boundary, fill_for(dtype))
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+@pytest.mark.parametrize("kernel", ["random", "rank-1"])
+def test_big_arrays_match_scipy(name, dtype, kernel):
+    """Sizes where a fast implementation may evaluate differently (transforms,
+    separable passes): still SciPy's values within rounding."""
+    rng = np.random.default_rng(101)
+    a = make_data((200, 180), dtype, rng)
+    if kernel == "rank-1":
+        b = np.outer(make_data(17, dtype, rng), make_data(13, dtype, rng)).astype(dtype)
+    else:
+        b = make_data((31, 31), dtype, rng)
+    for mode, boundary in [("full", "fill"), ("same", "symm"), ("valid", "wrap"),
+                           ("same", "fill")]:
+        check_against_scipy(name, a, b, mode, boundary, 0.25)
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps,
+                    reason="long double is double on this platform")
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("dtype", [np.longdouble, np.clongdouble], ids=str)
+def test_longdouble_keeps_extended_precision(name, dtype):
+    """1 + 2**-60 is exact in long double (64-bit mantissa) but not in double."""
+    tiny = np.longdouble(2) ** -60
+    a = np.array([[1, tiny, 3]], dtype)
+    k = np.array([[1, 1]], dtype)
+    got = cy(name)(a, k)
+    # full: [a0, a0 + a1, a1 + a2, a2] (the kernel is symmetric)
+    assert got.dtype == np.dtype(dtype)
+    assert got[0, 1] == np.longdouble(1) + tiny
+    assert got[0, 2] == np.longdouble(3) + tiny
+    assert_same_result(got, scipy_call(name, a, k), exact_float=True)
+    got = cy(name)(a, k, mode="same", boundary="fill", fillvalue=tiny)
+    assert_same_result(got, scipy_call(name, a, k, "same", "fill", tiny), exact_float=True)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("boundary", ("wrap", "symm"))
+@pytest.mark.parametrize("mode", ("full", "same"))
+@pytest.mark.parametrize("shapes", [((1, 1), (7, 9)), ((2, 1), (11, 4)), ((3, 2), (13, 13)),
+                                    ((2, 5), (1, 16))])
+def test_boundary_extension_deeper_than_image(name, mode, boundary, shapes):
+    """Kernels many times larger than the image: the extension repeats."""
+    rng = np.random.default_rng(5)
+    a = make_data(shapes[0], np.float64, rng)
+    b = make_data(shapes[1], np.float64, rng)
+    got = check_against_scipy(name, a, b, mode, boundary)
+    assert_same_result(got, reference(name, a, b, mode, boundary),
+                       bound=error_bound(name, a, b, mode, boundary, 0))
+
+
+def test_boundary_aliases_are_identical():
+    rng = np.random.default_rng(3)
+    a = make_data((6, 5), np.float64, rng)
+    b = make_data((4, 3), np.float64, rng)
+    for name, mode in itertools.product(FUNCS, MODES):
+        for x, y in (("fill", "pad"), ("wrap", "circular"), ("symm", "symmetric")):
+            r1 = cy(name)(a, b, mode=mode, boundary=x, fillvalue=2.5)
+            r2 = cy(name)(a, b, mode=mode, boundary=y, fillvalue=2.5)
+            assert np.array_equal(r1, r2), (name, mode, x, y)
+
+
+# ---------------------------------------------------------------------------
+# integer wrap-around
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("dtype", INT_DTYPES, ids=str)
+def test_integer_sums_wrap_like_scipy(name, dtype):
+    info = np.iinfo(dtype)
+    a = np.full((4, 5), info.max, dtype)
+    a[1, ::2] = info.min
+    a[2, 1] = info.max - 1
+    b = np.full((3, 3), info.max, dtype)
+    b[1, 1] = info.min if info.min < 0 else 3
+    for mode, boundary in itertools.product(MODES, ("fill", "wrap", "symm")):
+        got = check_against_scipy(name, a, b, mode, boundary, int(info.max))
+        exact = reference(name, a, b, mode, boundary, int(info.max))
+        assert np.array_equal(got, exact), (mode, boundary)
+
+
+def test_integer_overflow_example():
+    a = np.array([[200, 100]], np.uint8)
+    b = np.array([[2, 1]], np.uint8)
+    # full: [200*2, 200*1 + 100*2, 100*1] = [400, 400, 100] mod 256
+    expected = np.array([[400 % 256, 400 % 256, 100]], np.uint8)
+    assert np.array_equal(cyconv.convolve2d(a, b), expected)
+    assert np.array_equal(scipy.signal.convolve2d(a, b), expected)
+    big = np.array([[2**62, 2**62]], np.int64)
+    got = cyconv.correlate2d(big, np.array([[2, 2]], np.int64), mode="valid")
+    assert got.dtype == np.int64
+    assert got.tolist() == [[0]]   # 2**64 wraps to 0
+
+
+# ---------------------------------------------------------------------------
+# layouts, byte order, read-only inputs, non-mutation
+# ---------------------------------------------------------------------------
+
+def _layouts(x):
+    """(label, array with the values of x) in assorted memory layouts."""
+    out = [("C", np.ascontiguousarray(x)), ("F", np.asfortranarray(x))]
+    big = np.zeros((x.shape[0] * 2, x.shape[1] * 3), x.dtype)
+    big[::2, ::3] = x
+    out.append(("strided", big[::2, ::3]))
+    rev = np.ascontiguousarray(x[::-1, ::-1])
+    out.append(("negative-strides", rev[::-1, ::-1]))
+    out.append(("negative-row-stride", np.ascontiguousarray(x[::-1])[::-1]))
+    out.append(("transposed-view", np.ascontiguousarray(x.T).T))
+    if x.dtype.itemsize > 1:
+        out.append(("byteswapped", x.astype(x.dtype.newbyteorder(">" if np.little_endian
+                                                                 else "<"))))
+    ro = x.copy()
+    ro.setflags(write=False)
+    out.append(("read-only", ro))
+    ro_strided = big.copy()[::2, ::3]
+    ro_strided.setflags(write=False)
+    out.append(("read-only-strided", ro_strided))
+    for label, arr in out:
+        assert np.array_equal(arr, x, equal_nan=x.dtype.kind in "fc"), label
+    return out
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", ("fill", "wrap", "symm"))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128, np.int32, np.uint8,
+                                   np.longdouble], ids=str)
+def test_layouts_give_same_result(name, mode, boundary, dtype):
+    rng = np.random.default_rng(11)
+    a = make_data((6, 7), dtype, rng)
+    b = make_data((3, 4), dtype, rng)
+    fill = fill_for(dtype)
+    reference_result = check_against_scipy(name, a, b, mode, boundary, fill)
+    for (la, xa), (lb, xb) in itertools.product(_layouts(a), _layouts(b)):
+        before_a, before_b = xa.copy(), xb.copy()
+        got = cy(name)(xa, xb, mode=mode, boundary=boundary, fillvalue=fill)
+        assert got.dtype == reference_result.dtype.newbyteorder("="), (la, lb, got.dtype)
+        assert np.array_equal(got, reference_result), (la, lb)
+        assert np.array_equal(xa, before_a) and np.array_equal(xb, before_b), (la, lb)
+        assert xa.dtype == before_a.dtype and xb.dtype == before_b.dtype
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">i4", ">c16", ">f4", ">u2", ">i8", "<f8", "=c8"])
+@pytest.mark.parametrize("name", FUNCS)
+def test_byte_order_matches_scipy(name, dtype):
+    rng = np.random.default_rng(17)
+    native = np.dtype(dtype).newbyteorder("=")
+    a = make_data((5, 6), native, rng).astype(dtype)
+    b = make_data((3, 2), native, rng).astype(dtype)
+    for mode, boundary in itertools.product(MODES, ("fill", "wrap", "symm")):
+        got = check_against_scipy(name, a, b, mode, boundary, fill_for(native))
+        assert got.dtype.isnative
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_mixed_byte_order_and_layout_pair(name):
+    rng = np.random.default_rng(23)
+    a = make_data((8, 9), np.float64, rng)
+    b = make_data((3, 5), np.float32, rng)
+    xa = a.astype(">f8")[::-1, ::-1]
+    xb = np.asfortranarray(b.astype(">f4"))
+    xb.setflags(write=False)
+    expected = scipy.signal.correlate2d(a, b, "same", "symm")
+    got = cyconv.correlate2d(xa, xb, "same", "symm")
+    assert_same_result(got, scipy.signal.correlate2d(xa, xb, "same", "symm"),
+                       bound=error_bound("correlate2d", a, b, "same", "symm", 0))
+    assert np.array_equal(cyconv.correlate2d(a[::-1, ::-1], b, "same", "symm"), got)
+    assert expected.dtype == got.dtype == np.float64
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_inputs_are_not_modified(name, mode, boundary):
+    rng = np.random.default_rng(29)
+    for dtype in (np.float64, np.complex64, np.int16):
+        a = make_data((5, 4), dtype, rng)
+        b = make_data((6, 5), dtype, rng)   # larger: exercises the valid-mode swap
+        fa, fb = np.asfortranarray(a), b[::-1]
+        copies = [x.copy() for x in (a, b, fa, fb)]
+        flags = [(x.flags.c_contiguous, x.flags.f_contiguous, x.strides) for x in (a, b, fa, fb)]
+        cy(name)(a, b, mode=mode, boundary=boundary, fillvalue=1)
+        cy(name)(fa, fb, mode=mode, boundary=boundary, fillvalue=1)
+        for x, c, f in zip((a, b, fa, fb), copies, flags):
+            assert np.array_equal(x, c)
+            assert (x.flags.c_contiguous, x.flags.f_contiguous, x.strides) == f
+            assert x.flags.writeable
+
+
+def test_result_does_not_alias_inputs():
+    a = np.arange(12.0).reshape(3, 4)
+    k = np.ones((1, 1))
+    for name, mode in itertools.product(FUNCS, MODES):
+        out = cy(name)(a, k, mode=mode)
+        assert not np.shares_memory(out, a) and not np.shares_memory(out, k)
+        out[...] = -1
+        assert a[0, 1] == 1.0 and k[0, 0] == 1.0
+
+
+# ---------------------------------------------------------------------------
+# dtypes and promotion
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dt2", SUPPORTED_DTYPES, ids=str)
+@pytest.mark.parametrize("dt1", SUPPORTED_DTYPES, ids=str)
+def test_mixed_dtypes_promote_like_scipy(dt1, dt2):
+    rng = np.random.default_rng([SUPPORTED_DTYPES.index(dt1), SUPPORTED_DTYPES.index(dt2)])
+    a = make_data((5, 4), dt1, rng, small=True)
+    b = make_data((2, 3), dt2, rng, small=True)
+    result_type = np.result_type(dt1, dt2)
+    for name in FUNCS:
+        got = check_against_scipy(name, a, b, "same", "symm")
+        assert got.dtype == result_type
+        got = check_against_scipy(name, a, b, "full", "fill", 3)
+        assert got.dtype == result_type
+
+
+@pytest.mark.parametrize("pair, result", [
+    ((np.bool_, np.uint8), np.uint8),
+    ((np.uint8, np.bool_), np.uint8),
+    ((np.bool_, np.float64), np.float64),
+    ((np.bool_, np.complex64), np.complex64),
+    ((np.float16, np.float32), np.float32),
+    ((np.float16, np.int16), np.float32),
+    ((np.float16, np.complex64), np.complex64),
+    ((np.uint64, np.int64), np.float64),
+    ((np.uint32, np.int8), np.int64),
+    ((np.int8, np.uint8), np.int16),
+    ((np.float32, np.int64), np.float64),
+    ((np.complex64, np.float64), np.complex128),
+    ((np.longdouble, np.complex64), np.clongdouble),
+], ids=str)
+def test_promotion_through_unsupported_operand(pair, result):
+    rng = np.random.default_rng(31)
+    a = make_data((4, 4), pair[0], rng, small=True)
+    b = make_data((2, 3), pair[1], rng, small=True)
+    for name, mode in itertools.product(FUNCS, MODES):
+        got = check_against_scipy(name, a, b, mode, "wrap")
+        assert got.dtype == np.dtype(result)
+
+
+UNSUPPORTED = [
+    (np.bool_, np.bool_), (np.float16, np.float16), (np.float16, np.int8),
+    (np.uint8, np.float16), (np.bool_, np.float16), (object, object), (object, np.float64),
+    (np.float64, object), ("datetime64[s]", "datetime64[s]"), ("timedelta64[s]", np.int64),
+    ("U3", "U3"), ("U3", np.float64), ("S2", "S2"),
+]
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("pair", UNSUPPORTED, ids=str)
+def test_unsupported_dtypes_raise_value_error(name, pair):
+    a = np.ones((3, 3)).astype(np.dtype(pair[0])) if np.dtype(pair[0]).kind != "M" \
+        else np.full((3, 3), 1, dtype=pair[0])
+    b = np.ones((2, 2)).astype(np.dtype(pair[1])) if np.dtype(pair[1]).kind != "M" \
+        else np.full((2, 2), 1, dtype=pair[1])
+    for mode, boundary in itertools.product(MODES, ("fill", "symm")):
+        with pytest.raises((ValueError, TypeError)):   # SciPy's correlate2d: TypeError
+            scipy_quiet(name, a, b, mode, boundary)    # from in2.conj() for some
+        with pytest.raises(ValueError, match="dtype|type"):
+            cy(name)(a, b, mode=mode, boundary=boundary)
+
+
+def test_python_lists_become_arrays_first():
+    img = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    for name in FUNCS:
+        got = check_against_scipy(name, img, [[1, 1]])
+        assert got.dtype == np.int64   # the list is an int64 array, not a weak scalar
+        got = check_against_scipy(name, img, [[1.5, -2]])
+        assert got.dtype == np.float64
+        got = check_against_scipy(name, img, [[1j, 2]])
+        assert got.dtype == np.complex128
+        got = check_against_scipy(name, img, [[True, False]])
+        assert got.dtype == np.uint8
+        got = check_against_scipy(name, [[1, 2, 3], [4, 5, 6]], [[1, -1]], "same", "wrap")
+        assert got.dtype == np.int64
+        got = check_against_scipy(name, [[1, 2.5], [3, 4]], ((2, 1),), "valid")
+        assert got.dtype == np.float64
+        for big in ([[2**63, 1]], [[2**63]], [[2**64 - 1, 2]]):
+            for k in ([[1]], np.ones((1, 1), np.uint8), [[0.5, 1]]):
+                got = check_against_scipy(name, big, k)
+                assert got.dtype == np.result_type(np.asarray(big), np.asarray(k))
+        got = check_against_scipy(name, np.float32([[1, 2], [3, 4]]), [[0.5]])
+        assert got.dtype == np.float64
+        got = check_against_scipy(name, [[1 + 2j, 3], [4, 5j]], np.ones((2, 2), np.float32),
+                                  "same", "symm")
+        assert got.dtype == np.complex128
+
+
+def test_python_int_too_large_in_list_raises():
+    for name in FUNCS:
+        with pytest.raises((ValueError, TypeError)):
+            cy(name)([[2**70, 1]], [[1]])
+        with pytest.raises((ValueError, TypeError)):
+            scipy_quiet(name, [[2**70, 1]], [[1]])
+
+
+# ---------------------------------------------------------------------------
+# fillvalue
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", SUPPORTED_DTYPES, ids=str)
+@pytest.mark.parametrize("fill", [0, 1, 7, -1, 127, 255, 2**31 - 1, 2**63 - 1, 2**64 - 1,
+                                  -2**63, 1.5, -0.5, 2.75, 1e10, 1 + 2j, 3j, 0j,
+                                  np.float32(2.5), np.int8(-3), np.uint16(65535),
+                                  np.float64(-1.25), np.longdouble(1) / 3, [4], (6,), [2.5],
+                                  float("inf"), float("-inf"), float("nan")], ids=repr)
+def test_fillvalue_matches_scipy(dtype, fill):
+    """Any fill SciPy accepts gives SciPy's result; any it rejects raises ValueError."""
+    rng = np.random.default_rng(41)
+    a = make_data((3, 4), dtype, rng, small=True)
+    b = make_data((2, 3), dtype, rng, small=True)
+    for name, mode, boundary in itertools.product(FUNCS, ("full", "same"), FILL_BOUNDARIES):
+        with warnings.catch_warnings(record=True) as w_scipy:
+            warnings.simplefilter("always")
+            try:
+                expected = scipy_call(name, a, b, mode, boundary, fill)
+            except ValueError:
+                expected = None
+        with warnings.catch_warnings(record=True) as w_cy:
+            warnings.simplefilter("always")
+            if expected is None:
+                with pytest.raises(ValueError, match="fillvalue"):
+                    cy(name)(a, b, mode=mode, boundary=boundary, fillvalue=fill)
+                continue
+            got = cy(name)(a, b, mode=mode, boundary=boundary, fillvalue=fill)
+        # cyconv warns (e.g. NaN cast to int) only where SciPy warns too.
+        assert {x.category for x in w_cy} <= {x.category for x in w_scipy}
+        bound = error_bound(name, a, b, mode, boundary, fill) if expected.dtype.kind in "fc" \
+            else None
+        assert_same_result(got, expected, bound=bound)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_fillvalue_is_cast_to_result_type(name):
+    one = np.zeros((1, 1))
+    k = np.ones((2, 1))
+    # full output (2, 1): each sums one image sample and one fill sample
+    for dtype, fill, expect in [
+        (np.uint8, 255, 255), (np.int8, -128, -128), (np.int64, 2**63 - 1, 2**63 - 1),
+        (np.uint64, 2**64 - 1, 2**64 - 1), (np.int32, 2.9, 2), (np.uint8, 7.99, 7),
+        (np.float32, 0.1, np.float32(0.1)), (np.float64, 2**60 + 1, float(2**60)),
+        (np.complex64, 1 + 1j, np.complex64(1 + 1j)), (np.float64, [5], 5.0),
+    ]:
+        got = cy(name)(one.astype(dtype), k.astype(dtype), fillvalue=fill)
+        ref = scipy_call(name, one.astype(dtype), k.astype(dtype), fillvalue=fill)
+        assert got.dtype == np.dtype(dtype)
+        assert np.array_equal(got, ref), (dtype, fill, got, ref)
+        assert got[0, 0] == expect and got[1, 0] == expect, (dtype, fill, got)
+    # long double keeps the bits of a long-double fill
+    fill = np.longdouble(1) + np.finfo(np.longdouble).eps
+    got = cy(name)(one.astype(np.longdouble), k.astype(np.longdouble), fillvalue=fill)
+    assert got.dtype == np.longdouble
+    assert got[0, 0] == fill and got[1, 0] == fill
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("dtype, fill", [
+    (np.uint8, -1), (np.uint8, 256), (np.int8, 128), (np.int8, -129), (np.int16, 2**15),
+    (np.uint16, -5), (np.int32, 2**31), (np.uint32, 2**32), (np.int64, 2**70),
+    (np.int64, 2**63), (np.int64, -2**63 - 1), (np.uint64, 2**64), (np.uint64, -1),
+    (np.uint8, 1j), (np.int64, 1 + 0j), (np.float32, 2 - 1j), (np.float64, 1j),
+    (np.longdouble, 0.5j), (np.float64, 0j), (np.int32, complex(3, 0)),
+    (np.uint8, float("nan")), (np.int32, float("inf")), (np.int64, 1e30),
+    (np.float64, [1, 2]), (np.int32, [[1], [2]]), (np.complex128, [1, 2, 3]),
+    (np.float64, []), (np.uint8, []), (np.complex64, [[]]),
+    (np.float64, "abc"), (np.int64, "x"),
+], ids=repr)
+def test_invalid_fillvalue_raises_like_scipy(name, dtype, fill):
+    a = np.ones((3, 3), dtype)
+    b = np.ones((2, 2), dtype)
+    with pytest.raises(ValueError):
+        scipy_quiet(name, a, b, "full", "fill", fill)
+    for boundary in FILL_BOUNDARIES:
+        for mode in MODES:
+            with pytest.raises(ValueError, match="fillvalue"):
+                cy(name)(a, b, mode=mode, boundary=boundary, fillvalue=fill)
+
+
+@pytest.mark.parametrize("fill", [object(), None], ids=repr)
+def test_unconvertible_fillvalue_raises(fill):
+    a = np.ones((3, 3), np.uint8)
+    for name in FUNCS:
+        with pytest.raises((ValueError, TypeError)):
+            scipy_quiet(name, a, a, "full", "fill", fill)
+        with pytest.raises((ValueError, TypeError), match="fillvalue"):
+            cy(name)(a, a, fillvalue=fill)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("boundary", ("wrap", "circular", "symm", "symmetric"))
+@pytest.mark.parametrize("fill", [-1, 2**70, 1j, [1, 2], [], "abc", None, float("nan")],
+                         ids=repr)
+def test_fillvalue_only_validated_for_fill_boundary(name, boundary, fill):
+    a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    b = np.ones((2, 2), np.uint8)
+    for mode in MODES:
+        expected = scipy_quiet(name, a, b, mode, boundary, fill)
+        got = cy(name)(a, b, mode=mode, boundary=boundary, fillvalue=fill)
+        assert_same_result(got, expected)
+        assert np.array_equal(got, cy(name)(a, b, mode=mode, boundary=boundary))
+
+
+# ---------------------------------------------------------------------------
+# NaN and infinity
+# ---------------------------------------------------------------------------
+
+def _with_nonfinite(x, rng, count=3):
+    x = x.copy()
+    values = [np.nan, np.inf, -np.inf]
+    if x.dtype.kind == "c":
+        values += [complex(np.inf, 1), complex(0, np.nan), complex(-np.inf, np.inf)]
+    flat = x.reshape(-1)
+    for v, i in zip(itertools.cycle(values), rng.choice(flat.size, size=min(count, flat.size),
+                                                        replace=False)):
+        flat[i] = v
+    return x
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", ("fill", "wrap", "symm"))
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("where", ["in1", "in2", "both"])
+def test_nan_inf_propagate_like_scipy(name, mode, boundary, dtype, where):
+    rng = np.random.default_rng([MODES.index(mode), FLOAT_DTYPES.index(dtype), len(where)])
+    a = make_data((7, 6), dtype, rng)
+    b = make_data((3, 4), dtype, rng)
+    b[0, 1] = 0   # 0 * inf = nan
+    if where in ("in1", "both"):
+        a = _with_nonfinite(a, rng)
+    if where in ("in2", "both"):
+        b = _with_nonfinite(b, rng, count=2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = check_against_scipy(name, a, b, mode, boundary, 0.5)
+    assert not np.isfinite(got).all()
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("fill", [float("nan"), float("inf"), float("-inf")], ids=repr)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_nonfinite_fillvalue_like_scipy(name, fill, dtype):
+    rng = np.random.default_rng(43)
+    a = make_data((4, 5), dtype, rng)
+    b = make_data((3, 2), dtype, rng)
+    for mode in MODES:
+        got = check_against_scipy(name, a, b, mode, "fill", fill)
+        if mode == "valid":
+            assert np.isfinite(got).all()
+        else:
+            assert not np.isfinite(got).all()
+
+
+COMPLEX_INF_CASES = {
+    # SciPy multiplies complex numbers like C99/C++ (Annex G): a product whose
+    # naive real and imaginary parts are both NaN but has an infinite factor is
+    # recovered as an infinity.
+    "real-int-image-x-inf-inf-kernel": (np.array([[4, -2], [1, 3]], np.int32),
+                                        np.array([[complex(-np.inf, -np.inf)]], np.complex64)),
+    "real-image-x-inf-inf-kernel": (np.array([[4.0, 1.5, -2.0]]),
+                                    np.array([[complex(np.inf, np.inf), 1 + 1j]])),
+    "inf-inf-image-x-real-kernel": (np.array([[complex(np.inf, np.inf), 2 + 0j]]),
+                                    np.array([[2.0, 1.0]])),
+    "imaginary-image-x-inf-inf-kernel": (np.array([[1j, 3j]], np.complex128),
+                                         np.array([[complex(-np.inf, -np.inf)]])),
+    "clongdouble": (np.array([[complex(np.inf, np.inf), 0.5]], np.clongdouble),
+                    np.array([[3.0]], np.longdouble)),
+}
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("case", list(COMPLEX_INF_CASES.values()), ids=list(COMPLEX_INF_CASES))
+def test_complex_infinity_products_like_scipy(name, case):
+    a, b = case
+    for mode in ("full", "same"):
+        expected = scipy_call(name, a, b, mode)
+        with np.errstate(invalid="ignore"):
+            got = cy(name)(a, b, mode=mode)
+        assert got.dtype == expected.dtype
+        for part in ("real", "imag"):
+            g, e = getattr(got, part), getattr(expected, part)
+            assert np.array_equal(np.isnan(g), np.isnan(e)), (mode, part, got, expected)
+            assert np.array_equal(g[np.isinf(e)], e[np.isinf(e)]), (mode, part, got, expected)
+
+
+def test_nan_example():
+    a = np.array([[1.0, np.nan, 2.0]])
+    got = cyconv.convolve2d(a, [[1.0, 1.0]])
+    np.testing.assert_allclose(got, [[1.0, np.nan, np.nan, 2.0]], equal_nan=True)
+    got = cyconv.correlate2d(np.array([[np.inf, 1.0]]), [[1.0, 0.0]], mode="valid")
+    # valid: inf*1 + 1*0 = inf; the kernel's 0 multiplies the finite sample
+    assert got.tolist() == [[np.inf]]
+    got = cyconv.correlate2d(np.array([[np.inf, 1.0]]), [[0.0, 1.0]], mode="valid")
+    assert np.isnan(got[0, 0])   # inf * 0
+
+
+# ---------------------------------------------------------------------------
+# correlation conjugates in2
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", COMPLEX_DTYPES, ids=str)
+@pytest.mark.parametrize("boundary", ("fill", "wrap", "symm"))
+def test_correlate_conjugates_in2(dtype, boundary):
+    rng = np.random.default_rng(47)
+    a = make_data((6, 5), dtype, rng)
+    b = make_data((3, 3), dtype, rng)   # odd, so 'same' centring is the same for both
+    for mode in ("full", "same"):
+        corr = cyconv.correlate2d(a, b, mode, boundary, 1 - 1j)
+        conv = cyconv.convolve2d(a, np.conj(b)[::-1, ::-1], mode, boundary, 1 - 1j)
+        assert_same_result(corr, conv, bound=error_bound("correlate2d", a, b, mode, boundary,
+                                                         1 - 1j))
+        # and conjugation really happens: differs from the unconjugated sum
+        no_conj = cyconv.convolve2d(a, b[::-1, ::-1], mode, boundary, 1 - 1j)
+        assert not np.allclose(corr, no_conj)
+    small = np.array([[1j]], dtype)
+    assert cyconv.correlate2d(small, small).tolist() == [[1 + 0j]]   # i * conj(i) = 1
+    assert cyconv.convolve2d(small, small).tolist() == [[-1 + 0j]]   # i * i = -1
+
+
+# ---------------------------------------------------------------------------
+# documented difference (2): complex correlate2d, valid mode, in1 smaller
+# ---------------------------------------------------------------------------
+
+def _brute_force_valid_correlation(small, big):
+    """z[k, l] = sum_{i, j} small[i, j] * conj(big[i + p, j + q]) with the lag
+    (p, q) = (M - H - k, N - W - l), i.e. the 'full' correlation restricted to
+    the lags where `small` lies entirely inside `big`."""
+    H, W = small.shape
+    M, N = big.shape
+    out = np.zeros((M - H + 1, N - W + 1), np.clongdouble)
+    for k in range(M - H + 1):
+        for l in range(N - W + 1):
+            p, q = M - H - k, N - W - l
+            s = np.clongdouble(0)
+            for i in range(H):
+                for j in range(W):
+                    s += np.clongdouble(small[i, j]) * np.conj(np.clongdouble(big[i + p, j + q]))
+            out[k, l] = s
+    return out
+
+
+@pytest.mark.parametrize("dtype", COMPLEX_DTYPES, ids=str)
+@pytest.mark.parametrize("shapes", [((2, 3), (5, 6)), ((1, 1), (3, 4)), ((3, 3), (3, 5)),
+                                    ((2, 2), (4, 2)), ((1, 4), (6, 4))])
+@pytest.mark.parametrize("boundary", ("fill", "wrap", "symm"))
+def test_complex_valid_correlation_with_smaller_in1_is_true_correlation(dtype, shapes, boundary):
+    rng = np.random.default_rng(53)
+    small = make_data(shapes[0], dtype, rng)
+    big = make_data(shapes[1], dtype, rng)
+    got = cyconv.correlate2d(small, big, mode="valid", boundary=boundary, fillvalue=2j)
+    bound = error_bound("correlate2d", small, big, "valid", boundary, 0)
+    # 1. brute force from the definition
+    brute = _brute_force_valid_correlation(small, big).astype(dtype)
+    assert_same_result(got, brute, bound=bound)
+    # 2. the 'valid' part of the full correlation (which SciPy gets right)
+    (H, W), (M, N) = shapes
+    full = scipy.signal.correlate2d(small, big, mode="full")
+    assert_same_result(got, np.ascontiguousarray(full[H - 1:M, W - 1:N]), bound=bound)
+    # 3. the conjugate of SciPy's valid result; equal to SciPy's for real parts
+    scipy_valid = scipy.signal.correlate2d(small, big, mode="valid", boundary=boundary,
+                                           fillvalue=2j)
+    assert_same_result(got, np.conj(scipy_valid), bound=bound)
+    # 4. via the swapped correlation: corr(small, big) = conj(corr(big, small))[::-1, ::-1]
+    swapped = cyconv.correlate2d(big, small, mode="valid")
+    assert_same_result(got, np.ascontiguousarray(np.conj(swapped)[::-1, ::-1]), bound=bound)
+    # and equal shapes (no swap) agree with SciPy exactly as usual
+    check_against_scipy("correlate2d", big, big[::-1].copy(), "valid", boundary)
+
+
+@pytest.mark.parametrize("dtype", REAL_FLOAT_DTYPES + INT_DTYPES, ids=str)
+def test_real_valid_correlation_with_smaller_in1_matches_scipy(dtype):
+    rng = np.random.default_rng(59)
+    small = make_data((2, 3), dtype, rng)
+    big = make_data((5, 7), dtype, rng)
+    got = check_against_scipy("correlate2d", small, big, "valid")
+    assert_same_result(got, reference("correlate2d", small, big, "valid"),
+                       bound=error_bound("correlate2d", small, big, "valid", "fill", 0)
+                       if got.dtype.kind == "f" else None)
+
+
+def test_complex_valid_correlation_swap_example():
+    a = np.array([[1j]])
+    b = np.array([[1.0, 2j]])
+    # lags where a lies inside b: z[l] = a * conj(b[1 - l]) -> [1j * conj(2j), 1j * 1]
+    got = cyconv.correlate2d(a, b, mode="valid")
+    assert got.tolist() == [[2 + 0j, 1j]]
+    assert np.conj(scipy.signal.correlate2d(a, b, mode="valid")).tolist() == [[2 + 0j, 1j]]
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_valid_mode_swap_rules(name):
+    rng = np.random.default_rng(61)
+    a = make_data((3, 5), np.float64, rng)
+    for b_shape, out_shape in [((3, 5), (1, 1)), ((4, 5), (2, 1)), ((3, 9), (1, 5)),
+                               ((6, 7), (4, 3)), ((2, 2), (2, 4)), ((3, 1), (1, 5))]:
+        b = make_data(b_shape, np.float64, rng)
+        got = check_against_scipy(name, a, b, "valid")
+        assert got.shape == out_shape
+    for b_shape in [(4, 4), (2, 6), (1, 9), (7, 1)]:
+        b = make_data(b_shape, np.float64, rng)
+        with pytest.raises(ValueError):
+            scipy_call(name, a, b, "valid")
+        with pytest.raises(ValueError, match="valid"):
+            cy(name)(a, b, mode="valid")
+
+
+# ---------------------------------------------------------------------------
+# documented difference (1): empty inputs
+# ---------------------------------------------------------------------------
+
+EMPTY_SHAPES = [(0, 0), (0, 3), (3, 0), (0, 1), (1, 0), (2, 0)]
+NONEMPTY_SHAPES = [(1, 1), (2, 3), (4, 2)]
+
+
+def _empty_cases():
+    for s1, s2 in itertools.product(EMPTY_SHAPES + NONEMPTY_SHAPES, repeat=2):
+        if 0 in s1 + s2:
+            yield s1, s2
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float64, np.int16, np.complex64, np.uint8], ids=str)
+@pytest.mark.parametrize("shapes", list(_empty_cases()), ids=str)
+def test_empty_inputs_with_fill_match_scipy(name, mode, dtype, shapes):
+    """SciPy is safe with empty arrays and boundary='fill': compare directly."""
+    a = np.arange(1, 1 + int(np.prod(shapes[0])), dtype=dtype).reshape(shapes[0])
+    b = np.arange(2, 2 + int(np.prod(shapes[1])), dtype=dtype).reshape(shapes[1])
+    try:
+        expected = scipy_call(name, a, b, mode, "fill", 3)
+    except ValueError:
+        expected = None
+    shape = output_shape(shapes[0], shapes[1], mode)
+    if expected is None:
+        # SciPy: 'valid' with neither input containing the other, or a
+        # negative 'full' size; cyconv raises ValueError too.
+        assert shape is None or min(shape) < 0
+        with pytest.raises(ValueError):
+            cy(name)(a, b, mode=mode, boundary="fill", fillvalue=3)
+        return
+    got = cy(name)(a, b, mode=mode, boundary="fill", fillvalue=3)
+    assert_same_result(got, expected)
+    assert got.shape == shape
+    assert_same_result(got, reference(name, a, b, mode, "fill", 3))
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", ("wrap", "circular", "symm", "symmetric"))
+@pytest.mark.parametrize("shapes", list(_empty_cases()), ids=str)
+def test_empty_inputs_with_wrap_symm(name, mode, boundary, shapes):
+    """Derived expectation (SciPy is never called with an empty in1 here):
+    - 'valid' with neither input containing the other: ValueError;
+    - negative 'full' size: ValueError;
+    - an empty output, or an empty in2 (the sum over nothing): zeros of
+      SciPy's shape and dtype;
+    - otherwise an empty in1 cannot be extended: ValueError."""
+    dtype = np.float32
+    a = np.ones(shapes[0], dtype)
+    b = np.ones(shapes[1], dtype)
+    before = (a.copy(), b.copy())
+    shape = output_shape(shapes[0], shapes[1], mode)
+    if shape is None:
+        with pytest.raises(ValueError, match="valid"):
+            cy(name)(a, b, mode=mode, boundary=boundary)
+        return
+    if min(shape) < 0:
+        with pytest.raises(ValueError):
+            cy(name)(a, b, mode=mode, boundary=boundary)
+        return
+    # the operand that ends up as the kernel ('valid' swaps)
+    (H, W), (M, N) = shapes
+    swap = mode == "valid" and not (H >= M and W >= N)
+    kernel_shape = shapes[0] if swap else shapes[1]
+    image_shape = shapes[1] if swap else shapes[0]
+    if min(shape) == 0 or 0 in kernel_shape:
+        got = cy(name)(a, b, mode=mode, boundary=boundary)
+        assert_same_result(got, np.zeros(shape, dtype))
+        if a.size:   # safe for SciPy: compare
+            assert_same_result(got, scipy_call(name, a, b, mode, boundary))
+    else:
+        assert 0 in image_shape
+        with pytest.raises(ValueError, match="in1|boundary|empty"):
+            cy(name)(a, b, mode=mode, boundary=boundary)
+    assert np.array_equal(a, before[0]) and np.array_equal(b, before[1])
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("dtype", SUPPORTED_DTYPES, ids=str)
+def test_empty_examples_from_contract(name, dtype):
+    a03 = np.zeros((0, 3), dtype)
+    k = np.ones((2, 2), dtype)
+    # non-empty output with an empty in1 and wrap/symm: ValueError, never SIGFPE
+    for boundary in ("wrap", "circular", "symm", "symmetric"):
+        with pytest.raises(ValueError):
+            cy(name)(a03, k, mode="full", boundary=boundary)
+        # mode 'same' with in1 (0, 3): the empty result
+        got = cy(name)(a03, k, mode="same", boundary=boundary)
+        assert got.shape == (0, 3) and got.dtype == np.dtype(dtype)
+    assert_same_result(cy(name)(a03, k, mode="same"), scipy_call(name, a03, k, "same"))
+    # full mode, fill: every output sees only fill values -> fill * sum(kernel)
+    got = cy(name)(a03, k, mode="full", fillvalue=2)
+    assert_same_result(got, scipy_call(name, a03, k, "full", "fill", 2))
+    assert got.shape == (1, 4) and np.all(got == 8)
+    # empty in2: zeros of SciPy's output shape
+    img = make_data((4, 5), dtype, np.random.default_rng(67))
+    for e in ((0, 3), (2, 0), (0, 0)):
+        for mode, boundary in itertools.product(MODES, BOUNDARIES):
+            got = cy(name)(img, np.ones(e, dtype), mode=mode, boundary=boundary, fillvalue=1)
+            assert_same_result(got, scipy_call(name, img, np.ones(e, dtype), mode, boundary, 1))
+            assert not got.any()
+    # negative full size
+    for boundary in BOUNDARIES:
+        with pytest.raises(ValueError):
+            cy(name)(a03, np.ones((0, 3), dtype), mode="full", boundary=boundary)
+        with pytest.raises(ValueError):
+            cy(name)(np.ones((3, 0), dtype), np.ones((2, 0), dtype), boundary=boundary)
+
+
+def test_empty_in1_wrap_full_example_message():
+    with pytest.raises(ValueError, match="in1|boundary"):
+        cyconv.convolve2d(np.zeros((0, 3)), np.ones((2, 2)), boundary="wrap")
+    with pytest.raises(ValueError, match="in1|boundary"):
+        cyconv.correlate2d(np.zeros((3, 0)), np.ones((1, 2)), mode="full", boundary="symm")
+
+
+# ---------------------------------------------------------------------------
+# argument errors
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("mode", ["FULL", "Same", "", "fulll", "reflect", None, 1, b"full",
+                                  ["full"]], ids=repr)
+def test_invalid_mode_raises(name, mode):
+    a = np.ones((3, 3))
+    with pytest.raises((ValueError, TypeError)):
+        scipy_quiet(name, a, a, mode)
+    with pytest.raises(ValueError, match="mode"):
+        cy(name)(a, a, mode=mode)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("boundary", ["reflect", "Fill", "constant", "edge", "mirror", "",
+                                      None, 0, b"fill", ["fill"]], ids=repr)
+def test_invalid_boundary_raises(name, boundary):
+    a = np.ones((3, 3))
+    with pytest.raises((ValueError, TypeError)):
+        scipy_quiet(name, a, a, "full", boundary)
+    for mode in MODES:
+        with pytest.raises(ValueError, match="boundary"):
+            cy(name)(a, a, mode=mode, boundary=boundary)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("shapes", [((3,), (2, 2)), ((3, 3), (2,)), ((), (2, 2)),
+                                    ((2, 2), ()), ((2, 2, 2), (2, 2)), ((2, 2), (1, 2, 2)),
+                                    ((1, 3, 3), (1, 2, 2)), ((0,), (0,)), ((4,), (2,))], ids=str)
+def test_non_2d_inputs_raise(name, shapes):
+    a = np.ones(shapes[0])
+    b = np.ones(shapes[1])
+    with pytest.raises(ValueError):
+        scipy_quiet(name, a, b)
+    for boundary in ("fill", "wrap"):
+        with pytest.raises(ValueError, match="2-D"):
+            cy(name)(a, b, boundary=boundary)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_non_2d_python_objects_raise(name):
+    for a, b in [([1, 2, 3], [[1]]), ([[1]], 5), (5, 5), ([[[1]]], [[1]])]:
+        with pytest.raises(ValueError, match="2-D"):
+            cy(name)(a, b)
+
+
+def test_all_errors_are_value_or_type_errors():
+    """A sweep of bad calls: each raises ValueError/TypeError, never anything else."""
+    a = np.ones((3, 3))
+    bad_calls = [
+        dict(in1=a, in2=a, mode="nope"),
+        dict(in1=a, in2=a, boundary="reflect"),
+        dict(in1=a, in2=a, fillvalue=[1, 2]),
+        dict(in1=a, in2=a, fillvalue=[]),
+        dict(in1=a, in2=a, fillvalue=1j),
+        dict(in1=a.astype(np.uint8), in2=a.astype(np.uint8), fillvalue=-1),
+        dict(in1=a.astype(np.int64), in2=a.astype(np.int64), fillvalue=2**70),
+        dict(in1=a.astype(bool), in2=a.astype(bool)),
+        dict(in1=a.astype(np.float16), in2=a.astype(np.float16)),
+        dict(in1=a.astype(object), in2=a),
+        dict(in1=a.astype("U1"), in2=a),
+        dict(in1=np.ones(3), in2=a),
+        dict(in1=a, in2=np.ones((4, 1)), mode="valid"),
+        dict(in1=np.ones((0, 3)), in2=np.ones((0, 3))),
+        dict(in1=np.ones((0, 3)), in2=a, boundary="wrap"),
+        dict(in1=np.ones((2, 0)), in2=a, boundary="symm"),
+    ]
+    for name, kw in itertools.product(FUNCS, bad_calls):
+        with pytest.raises((ValueError, TypeError)):
+            cy(name)(**kw)
+            pytest.fail(f"{name} did not raise for {kw}")
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_keyword_and_positional_arguments(name):
+    rng = np.random.default_rng(71)
+    a = make_data((5, 5), np.float64, rng)
+    b = make_data((2, 3), np.float64, rng)
+    r1 = cy(name)(a, b, "same", "fill", 1.5)
+    r2 = cy(name)(in1=a, in2=b, mode="same", boundary="fill", fillvalue=1.5)
+    assert np.array_equal(r1, r2)
+    assert_same_result(r1, scipy_call(name, a, b, "same", "fill", 1.5),
+                       bound=error_bound(name, a, b, "same", "fill", 1.5))
