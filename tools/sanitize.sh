@@ -50,7 +50,7 @@ fi
 
 if command -v valgrind >/dev/null; then
     echo "== valgrind memcheck: every public function once (same debug build, no ASan)"
-    (cd "$work/src-tree" && rm -f src/cyconv/_core*.so && CYCONV_DEBUG=1 \
+    (cd "$work/src-tree" && rm -rf build src/cyconv/_core*.so && CYCONV_DEBUG=1 \
         "$work/venv/bin/python" setup.py build_ext --inplace -q)
     cat > "$work/exercise.py" <<'PY'
 import numpy as np, cyconv
