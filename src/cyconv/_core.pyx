@@ -542,28 +542,39 @@ cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight
     cdef const fp_t *src
     cdef char *o
     cdef fp_t bk
+    # Unit column stride into contiguous output rows: the kernel writes
+    # straight into `out` (bias added after); otherwise through `rows`.
+    cdef bint direct = g.sw == 1 and osx == sizeof(fp_t) and osy % sizeof(fp_t) == 0
+    cdef fp_t *dst
+    cdef Py_ssize_t dst_stride = osy // sizeof(fp_t) if direct else dense
     for k in range(g.K):
         bk = bias[k] if bias != NULL else 0
         y = y0
         while y < y1:
             yn = min(y + batch, y1)
             inp = padded + (k // g.Kg) * g.Cg * cs + y * g.sh * rs
+            dst = <fp_t *>(out + k * osk + y * osy) if direct else rows
             if fp_t is float:
                 if multi_row:
                     _table.spatial_rows_f32(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
-                                            rows, dense, dense, yn - y)
+                                            dst, dst_stride, dense, yn - y)
                 else:
                     _table.spatial_row_f32(inp, cs, rs * g.dh, g.dw, g.Cg, g.R, g.S,
-                                           weight + k * taps, rows, dense)
+                                           weight + k * taps, dst, dense)
             else:
                 if multi_row:
                     _table.spatial_rows_f64(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
-                                            rows, dense, dense, yn - y)
+                                            dst, dst_stride, dense, yn - y)
                 else:
                     _table.spatial_row_f64(inp, cs, rs * g.dh, g.dw, g.Cg, g.R, g.S,
-                                           weight + k * taps, rows, dense)
+                                           weight + k * taps, dst, dense)
             for i in range(yn - y):
                 o = out + k * osk + (y + i) * osy
+                if direct:
+                    if bias != NULL:
+                        for x in range(g.Wo):
+                            (<fp_t *>o)[x] = (<fp_t *>o)[x] + bk
+                    continue
                 src = rows + i * dense
                 if bias != NULL:
                     for x in range(g.Wo):
