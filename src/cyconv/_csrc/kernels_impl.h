@@ -125,9 +125,10 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
 
 #if VBYTES
 #define KB (2 * VW)
-TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
-                                    cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                                    const T *wp, T *tile)
+TARGET static inline __attribute__((always_inline)) void
+FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                      cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                      const T *wp, T *tile)
 {
     /* PT pixels x 2 vectors of channels: fully unrolled so the
      * accumulators live in registers; weights are loaded once per
@@ -156,6 +157,18 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
         VSTORE(tile + i * KB, acc[i][0]);
         VSTORE(tile + i * KB + VW, acc[i][1]);
     }
+}
+
+TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                    cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                                    const T *wp, T *tile)
+{
+    /* Unit pixel stride (stride-1 layers, flat tiles) gets its own copy:
+     * the PT input offsets become constants instead of registers. */
+    if (sx == 1)
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, tile);
+    else
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, tile);
 }
 #undef KB
 #else
