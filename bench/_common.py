@@ -5,7 +5,12 @@ Timing
     (peer A, peer B, ..., then again), so a burst of machine noise hits all
     of them alike, and quotes the median of the per-run times.  Calls that
     are shorter than ``min_sample`` seconds are batched (``number`` calls per
-    timed sample) so the timer's resolution does not matter.
+    timed sample) so the timer's resolution does not matter.  Each sample is
+    timed on two clocks, process CPU time and wall time; the quoted median
+    is CPU time by default (see ``CLOCK``): on this shared 2-core machine
+    other jobs regularly take a core, which inflates wall time of a
+    single-threaded run but not its CPU time.  :func:`wall_over_cpu`
+    reports how much they differed.
 
 Threads
     :func:`single_thread` must be called *before* numpy / torch / cv2 are
@@ -25,8 +30,9 @@ Memory
     worst moment of the call" (the output array included).  Memory that C
     code takes with plain malloc (torch, OpenCV, BLAS packing buffers) is
     invisible to it; :func:`subprocess_peak_rss` covers those: it runs the
-    case in a fresh interpreter and reports the growth of the peak resident
-    set size (``ru_maxrss``) caused by the first call, to within a page.
+    case in a fresh interpreter and reports how far the resident set size
+    peaks above its level just before the call (``VmHWM`` after a reset via
+    ``/proc/self/clear_refs``), to within a page.
 """
 
 from __future__ import annotations
@@ -62,26 +68,59 @@ def single_thread() -> None:
         os.environ[var] = "1"
 
 
+def _src_is_built() -> bool:
+    return any((SRC / "cyconv").glob("_core*.so")) or any((SRC / "cyconv").glob("_core*.pyd"))
+
+
 def use_source_tree() -> None:
-    """Import cyconv from the in-place build in src/ unless PYTHONPATH says otherwise."""
-    if str(SRC) not in sys.path:
-        sys.path.insert(0, str(SRC))
+    """Put src/ first on sys.path: the in-place build is what we benchmark.
+
+    Not done when src/ has no built extension and a cyconv is installed
+    elsewhere (e.g. CI that pip-installed the package): that one is used.
+    """
+    if str(SRC) in sys.path:
+        return
+    if not _src_is_built():
+        import importlib.util
+        spec = importlib.util.find_spec("cyconv")
+        if spec is not None and spec.origin and SRC not in Path(spec.origin).resolve().parents:
+            return
+    sys.path.insert(0, str(SRC))
 
 
-def import_cyconv(wait: float = 120.0):
-    """Import cyconv, waiting a little if its extension is being rebuilt."""
+def _probe(cyconv) -> None:
+    """Tiny calls that fail if src/ is half-rebuilt (Python newer than the .so)."""
+    import numpy as np
+    x = np.arange(20.0).reshape(4, 5)
+    cyconv.convolve2d(x, np.ones((2, 3)), "same", "symm")
+    cyconv.convolve2d(x.astype(np.float32), np.ones((3, 3), np.float32), "same")
+    if hasattr(cyconv, "conv2d"):
+        cyconv.conv2d(np.ones((1, 2, 5, 5), np.float32), np.ones((4, 2, 3, 3), np.float32),
+                      padding=1)
+
+
+def import_cyconv(wait: float = 1800.0):
+    """Import cyconv once it works, waiting while src/ is being rebuilt.
+
+    The check runs in a fresh interpreter each time: a compiled extension
+    cannot be re-imported in the same process, so only a new process sees
+    a rebuilt ``_core``.
+    """
     use_source_tree()
+    code = ("import sys; sys.path[:0] = {!r}; import _common, cyconv; "
+            "_common._probe(cyconv)").format(
+                [str(BENCH_DIR)] + ([str(SRC)] if str(SRC) in sys.path else []))
     deadline = time.monotonic() + wait
     while True:
-        try:
-            import cyconv  # noqa: F401
-            return sys.modules["cyconv"]
-        except ImportError:
-            if time.monotonic() > deadline:
-                raise
-            for name in [m for m in sys.modules if m == "cyconv" or m.startswith("cyconv.")]:
-                del sys.modules[name]
-            time.sleep(5)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if proc.returncode == 0 or time.monotonic() > deadline:
+            break
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        progress(f"cyconv not usable ({last}); src/ being rebuilt? retrying in 30 s")
+        time.sleep(30)
+    import cyconv  # noqa: F401
+    _probe(cyconv)
+    return cyconv
 
 
 def optional_import(name: str):
@@ -106,12 +145,12 @@ def limit_threads() -> dict:
                                    "num_threads")}
             for p in tpc.threadpool_info()
         ]
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.set_num_threads(1)
         done["torch_threads"] = torch.get_num_threads()
-    if "cv2" in sys.modules:
-        cv2 = sys.modules["cv2"]
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
         cv2.setNumThreads(1)
         done["cv2_threads"] = cv2.getNumThreads()
     cyconv = sys.modules.get("cyconv")
@@ -123,24 +162,44 @@ def limit_threads() -> dict:
 
 # --------------------------------------------------------------------------- timing
 
+# Which clock the quoted median comes from: "cpu" (time.process_time: CPU
+# time of all threads of this process, which leaves out the time the process
+# waits for a core while other processes load the machine -- every peer is
+# pinned to one thread, so for them CPU time is the single-core time) or
+# "wall" (time.perf_counter).  Both are always recorded (JSON: cpu_median_s,
+# wall_median_s); --clock changes this.
+CLOCK = "cpu"
+
+
 @dataclasses.dataclass
 class Timing:
-    median: float           # seconds per call
+    median: float           # seconds per call, on the CLOCK clock
     best: float
     runs: int               # timed samples
     number: int             # calls per sample
-    samples: list
+    wall: list              # per-sample seconds per call
+    cpu: list
+
+    @property
+    def wall_median(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu)
 
     def as_dict(self) -> dict:
-        return {"median_s": self.median, "min_s": self.best, "runs": self.runs,
-                "number": self.number}
+        return {"median_s": self.median, "min_s": self.best, "clock": CLOCK,
+                "wall_median_s": self.wall_median, "wall_min_s": min(self.wall),
+                "cpu_median_s": self.cpu_median, "cpu_min_s": min(self.cpu),
+                "runs": self.runs, "number": self.number}
 
 
 def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
                      repeat: int | Mapping[str, int] = 7,
                      budget: float | None = None,
                      warmup: int = 1,
-                     min_sample: float = 0.02) -> dict[str, Timing]:
+                     min_sample: float = 0.01) -> dict[str, Timing]:
     """Time ``fns`` round-robin and return the median per call of each.
 
     repeat : samples per callable (a mapping gives each its own count;
@@ -156,13 +215,14 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
     for n in names:
         t = math.inf
         for _ in range(max(warmup, 1)):
-            t0 = time.perf_counter()
+            c0 = time.process_time()
             fns[n]()
-            t = min(t, time.perf_counter() - t0)
+            t = min(t, time.process_time() - c0)
         number[n] = 1 if t >= min_sample else min(1000, max(1, math.ceil(min_sample / max(t, 1e-7))))
         if budget is not None:
             reps[n] = max(1, min(reps[n], int(budget / max(t * number[n], 1e-9))))
-    samples: dict[str, list[float]] = {n: [] for n in names}
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     gc_was = gc.isenabled()
     gc.disable()
     try:
@@ -173,15 +233,54 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
                 if r >= reps[n]:
                     continue
                 f, k = fns[n], number[n]
+                c0 = time.process_time()
                 t0 = time.perf_counter()
                 for _ in range(k):
                     f()
-                samples[n].append((time.perf_counter() - t0) / k)
+                t1 = time.perf_counter()
+                c1 = time.process_time()
+                wall[n].append((t1 - t0) / k)
+                cpu[n].append((c1 - c0) / k)
     finally:
         if gc_was:
             gc.enable()
-    return {n: Timing(statistics.median(s), min(s), len(s), number[n], s)
-            for n, s in samples.items()}
+    out = {}
+    for n in names:
+        s = cpu[n] if CLOCK == "cpu" else wall[n]
+        out[n] = Timing(statistics.median(s), min(s), len(s), number[n], wall[n], cpu[n])
+    return out
+
+
+def wall_over_cpu(cases) -> float | None:
+    """Geometric mean of wall/CPU median time over every timed peer of every case.
+
+    1.00: the process never waited for a core; 1.3: timings are inflated
+    by ~30 % on average because other processes competed for the CPUs.
+    """
+    r = [p["wall_median_s"] / p["cpu_median_s"] for c in cases for p in c["peers"].values()
+         if p.get("cpu_median_s")]
+    return math.exp(sum(map(math.log, r)) / len(r)) if r else None
+
+
+def noise_note(result: dict) -> str:
+    """One line on the clock and how loaded the machine was during a suite."""
+    la = result.get("loadavg") or [None, None]
+    wc = result.get("wall_over_cpu")
+    clock = {"wall": "wall-clock time", "cpu": "process CPU time"}[result.get("clock", "wall")]
+    text = (f"Medians of {clock}. Load average (1/5/15 min) before → after: "
+            f"{la[0]} → {la[1]} on {os.cpu_count()} CPUs")
+    if wc:
+        text += f"; wall/CPU time ratio (geometric mean over all timings) {wc:.2f}"
+        if wc > 1.1:
+            text += " — other processes were competing for the cores"
+    return text + "."
+
+
+def loadavg() -> list | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- memory
@@ -216,10 +315,22 @@ for v in {thread_vars!r}:
 sys.path[:0] = {paths!r}
 {setup}
 import gc; gc.collect()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])      # KiB
+
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                             # reset VmHWM to the current RSS
+    before, how = status("VmRSS"), "VmHWM"
+except OSError:
+    before, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "ru_maxrss"
 result = ({call})
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"before_kib": before, "after_kib": after}}))
+after = status("VmHWM") if how == "VmHWM" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"before_kib": before, "after_kib": after, "how": how}}))
 """
 
 
@@ -227,18 +338,23 @@ def subprocess_peak_rss(setup: str, call: str, timeout: float = 300.0) -> int | 
     """Growth of peak RSS (bytes) caused by evaluating ``call`` once after ``setup``.
 
     Runs in a fresh interpreter (same executable, thread variables set to 1).
-    ``setup`` must create the inputs; the first call is measured, so lazy
-    one-off initialisation inside the library counts too.  Linux reports
-    ``ru_maxrss`` in KiB.  Returns None if the child fails.
+    ``setup`` must create the inputs.  On Linux the peak is the kernel's
+    high-water mark ``VmHWM``, first reset to the current RSS by writing 5 to
+    ``/proc/self/clear_refs``, so the result is "peak RSS during the call
+    minus RSS just before it".  (``ru_maxrss`` is the fallback; it is not
+    used on Linux because a child inherits its parent's value across
+    fork+exec.)  Returns None if the child fails.
     """
     code = _RSS_CHILD.format(thread_vars=_THREAD_VARS, paths=[str(BENCH_DIR), str(SRC)],
                              setup=setup, call=call)
+    proc = None
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               timeout=timeout)
         line = proc.stdout.strip().splitlines()[-1]
         d = json.loads(line)
-    except Exception:
+    except Exception as exc:
+        progress(f"peak-RSS child failed ({exc!r}): " + (proc.stderr[-500:] if proc else ""))
         return None
     return max(0, d["after_kib"] - d["before_kib"]) * 1024
 
@@ -317,6 +433,12 @@ def machine_info() -> dict:
         info["cyconv_kernel_level"] = cyconv.kernel_level()
         info["cyconv_cpu_features"] = cyconv.cpu_features()
         info["cyconv_path"] = str(Path(cyconv.__file__).parent)
+        try:
+            info["cyconv_git"] = subprocess.run(
+                ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                capture_output=True, text=True, timeout=10).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            info["cyconv_git"] = None
         if hasattr(cyconv, "get_num_threads"):
             info["cyconv_threads"] = cyconv.get_num_threads()
     tpc = optional_import("threadpoolctl")
@@ -325,9 +447,9 @@ def machine_info() -> dict:
                         f"({p.get('architecture', '-')}, {p.get('num_threads')} thr, "
                         f"{Path(p.get('filepath', '')).name})"
                         for p in tpc.threadpool_info()]
-    if "torch" in sys.modules:
+    if sys.modules.get("torch") is not None:
         info["torch_threads"] = sys.modules["torch"].get_num_threads()
-    if "cv2" in sys.modules:
+    if sys.modules.get("cv2") is not None:
         info["cv2_threads"] = sys.modules["cv2"].getNumThreads()
     return info
 
@@ -345,10 +467,12 @@ def machine_markdown(info: dict) -> str:
                      + ("; not installed: " + ", ".join(k for k, val in v.items() if not val)
                         if any(not val for val in v.values()) else "")),
         ("cyconv kernel level", info.get("cyconv_kernel_level", "?")),
+        ("cyconv source", f"{info.get('cyconv_path', '?')} (git {info.get('cyconv_git') or '?'})"),
         ("BLAS / OpenMP pools", "; ".join(info.get("blas", [])) or "?"),
         ("threads", f"1 everywhere (cyconv {info.get('cyconv_threads', '-')}, "
                     f"torch {info.get('torch_threads', '-')}, "
-                    f"cv2 {info.get('cv2_threads', '-')}, BLAS/OpenMP via threadpoolctl)"),
+                    f"cv2 {info.get('cv2_threads', '-')}, BLAS/OpenMP "
+                    + ("via threadpoolctl" if info.get("blas") else "via *_NUM_THREADS=1") + ")"),
         ("OPENBLAS_CORETYPE", info["env"].get("OPENBLAS_CORETYPE") or "unset (left alone)"),
     ]
     return markdown_table(["", ""], rows, align="ll")

@@ -23,10 +23,13 @@ Memory per call:
     array: cyconv takes all its scratch (padded image copy, packed weights,
     tiles) as NumPy arrays, which NumPy reports to tracemalloc.  The same is
     given for the im2col peer (its column matrix).
-  * peak RSS growth -- the case run once in a fresh interpreter; growth of
-    ``ru_maxrss`` over the first call (output included), for every peer,
-    since torch's and BLAS's buffers are invisible to tracemalloc.  Page
-    granular and includes one-off lazy initialisation of the library.
+  * peak RSS growth -- the case run once in a fresh interpreter, after one
+    warm-up call on a tiny version of the layer (so one-off library
+    initialisation is mostly excluded): peak resident set size during the
+    call minus the RSS just before it (Linux ``VmHWM`` reset through
+    ``/proc/self/clear_refs``), output included, for every peer, since
+    torch's and BLAS's buffers are invisible to tracemalloc.  Page granular;
+    memory the allocator already held (freed by the warm-up) is not counted.
 
     python bench/bench_conv2d.py [--quick] [--json PATH] [--markdown] [--no-rss]
 """
@@ -180,31 +183,38 @@ _RSS_SETUP = """
 import numpy as np
 import bench_conv2d as B
 from _common import limit_threads
-case = B.Case(**{case!r})
-x, w = B._inputs(case)
-kw = dict(stride=case.stride, padding=case.padding, groups=case.groups)
-{extra}
+{imports}
 limit_threads()
+# warm the library up on a tiny version of the layer (one-off init, not per call)
+for case in (B.Case(**{case!r}).quick(), B.Case(**{case!r})):
+    kw = dict(stride=case.stride, padding=case.padding, groups=case.groups)
+    x, w = B._inputs(case)
+    {prepare}
+    if case.H < {H}:
+        _ = {call}
+        del _
 """
-_RSS_PEERS = {
-    "cyconv": ("import cyconv", "cyconv.conv2d(x, w, **kw)"),
-    "torch": ("import torch; F = torch.nn.functional; xt, wt = torch.from_numpy(x), "
-              "torch.from_numpy(w)", "F.conv2d(xt, wt, None, **kw)"),
-    "numpy im2col": ("", "B.conv2d_im2col(x, w, **kw)"),
+_RSS_PEERS = {   # name -> (imports, prepare, call)
+    "cyconv": ("import cyconv", "", "cyconv.conv2d(x, w, **kw)"),
+    "torch": ("import torch", "xt, wt = torch.from_numpy(x), torch.from_numpy(w)",
+              "torch.nn.functional.conv2d(xt, wt, None, **kw)"),
+    "numpy im2col": ("", "", "B.conv2d_im2col(x, w, **kw)"),
 }
 
 
 def measure_rss(case: Case, peers) -> dict:
     res = {}
     for name in peers:
-        extra, call = _RSS_PEERS[name]
-        setup = _RSS_SETUP.format(case=dataclasses.asdict(case), extra=extra)
+        imports, prepare, call = _RSS_PEERS[name]
+        setup = _RSS_SETUP.format(case=dataclasses.asdict(case), imports=imports,
+                                  prepare=prepare or "pass", call=call, H=case.H)
         res[name] = C.subprocess_peak_rss(setup, call)
     return res
 
 
 def run(quick: bool = False, rss: bool = True, log=C.progress) -> dict:
     cyconv, torch = _load()
+    load_before = C.loadavg()
     results = []
     for case in CASES:
         if quick:
@@ -226,7 +236,7 @@ def run(quick: bool = False, rss: bool = True, log=C.progress) -> dict:
         if quick:
             timings = C.time_interleaved(fns, repeat=1, warmup=1, min_sample=0.0)
         else:
-            timings = C.time_interleaved(fns, repeat=21, budget=2.5, warmup=2)
+            timings = C.time_interleaved(fns, repeat=31, budget=2.5, warmup=2)
         out_bytes = ref.nbytes
         mem = {"output_bytes": out_bytes,
                "cyconv_tracemalloc_peak": C.tracemalloc_peak(fns["cyconv"]),
@@ -252,6 +262,8 @@ def run(quick: bool = False, rss: bool = True, log=C.progress) -> dict:
             + (f"  MISMATCH: {', '.join(bad)}" if bad else ""))
     names = ["cyconv", "torch", "numpy im2col"]
     return {"suite": "conv2d", "quick": quick, "machine": C.machine_info(),
+            "clock": C.CLOCK, "loadavg": [load_before, C.loadavg()],
+            "wall_over_cpu": C.wall_over_cpu(results),
             "peers": [n for n in names if any(n in r["peers"] for r in results)],
             "cases": results}
 
@@ -261,7 +273,7 @@ def markdown(result: dict) -> str:
     others = [p for p in peers if p != "cyconv"]
     cases = result["cases"]
     out = ["### conv2d (NCHW, torch semantics), single thread",
-           "",
+           "", C.noise_note(result), "",
            "Median time per call (ms), GFLOP/s (2·N·K·Ho·Wo·C/groups·R·S / t) and "
            "cyconv's speed-up over each peer (t_peer / t_cyconv; > 1 means cyconv is faster).",
            ""]
@@ -279,9 +291,9 @@ def markdown(result: dict) -> str:
         rows, align="llr" + "r" * (2 * len(peers) + len(others))))
 
     out += ["", "Memory per call. *scratch*: tracemalloc peak during one call minus the "
-                "output array (NumPy allocations only). *RSS growth*: rise of peak RSS over "
-                "the first call in a fresh process, output included (page granular; "
-                "includes one-off library initialisation).", ""]
+                "output array (NumPy allocations only). *RSS growth*: peak RSS during one "
+                "call minus RSS before it, in a fresh process, output included, after a "
+                "warm-up call on a tiny version of the layer (page granular).", ""]
     has_rss = any("rss_growth" in r["memory"] for r in cases)
     rows = []
     for r in cases:
@@ -321,7 +333,10 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", action="store_true", help="print markdown tables to stdout")
     ap.add_argument("--no-rss", action="store_true",
                     help="skip the per-peer peak-RSS measurement in subprocesses")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="clock of the quoted medians (both are recorded in the JSON)")
     args = ap.parse_args(argv)
+    C.CLOCK = args.clock
     result = run(quick=args.quick, rss=not args.no_rss)
     if args.json:
         C.write_json(args.json, result)

@@ -86,6 +86,7 @@ def make_callables(libs, x: np.ndarray, k: np.ndarray, boundary: str) -> dict:
 
 def run(quick: bool = False, log=C.progress) -> dict:
     libs = _load()
+    load_before = C.loadavg()
     size = 64 if quick else SIZE
     rng = np.random.default_rng(20240601)
     cases = []
@@ -108,8 +109,8 @@ def run(quick: bool = False, log=C.progress) -> dict:
                 if quick:
                     timings = C.time_interleaved(fns, repeat=1, warmup=1, min_sample=0.0)
                 else:
-                    repeat = {n: (3 if n == "scipy.signal" else 15) for n in fns}
-                    timings = C.time_interleaved(fns, repeat=repeat, budget=2.0, warmup=1)
+                    repeat = {n: (3 if n == "scipy.signal" else 25) for n in fns}
+                    timings = C.time_interleaved(fns, repeat=repeat, budget=2.5, warmup=1)
                 flops = 2.0 * size * size * ks * ks
                 t_cy = timings["cyconv"].median
                 peers = {}
@@ -126,6 +127,8 @@ def run(quick: bool = False, log=C.progress) -> dict:
                     + ", ".join(f"{n} {C.fmt_ms(t.median)} ms" for n, t in timings.items())
                     + (f"  MISMATCH: {', '.join(bad)}" if bad else ""))
     return {"suite": "convolve2d", "quick": quick, "machine": C.machine_info(),
+            "clock": C.CLOCK, "loadavg": [load_before, C.loadavg()],
+            "wall_over_cpu": C.wall_over_cpu(cases),
             "peers": [p for p in PEERS if any(p in c["peers"] for c in cases)],
             "cases": cases}
 
@@ -136,7 +139,7 @@ def markdown(result: dict) -> str:
     cases = result["cases"]
     H, W = cases[0]["size"]
     out = [f"### convolve2d, mode \"same\", {H}×{W} image, single thread",
-           "",
+           "", C.noise_note(result), "",
            "Median time per call (ms) and cyconv's speed-up over each peer "
            "(t_peer / t_cyconv; > 1 means cyconv is faster).",
            ""]
@@ -180,7 +183,10 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one run: checks every case runs")
     ap.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables to stdout")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="clock of the quoted medians (both are recorded in the JSON)")
     args = ap.parse_args(argv)
+    C.CLOCK = args.clock
     result = run(quick=args.quick)
     if args.json:
         C.write_json(args.json, result)

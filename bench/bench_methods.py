@@ -57,7 +57,7 @@ def run(quick: bool) -> dict:
                 if cv2 is not None:
                     flipped = np.ascontiguousarray(k[::-1, ::-1])
                     fns["cv2.filter2D"] = lambda: cv2.filter2D(
-                        image, -1, flipped, anchor=(size - 1 - size // 2, size - 1 - size // 2),
+                        image, -1, flipped, anchor=(size // 2, size // 2),
                         borderType=cv2.BORDER_CONSTANT)
                 times = _common.time_interleaved(fns, repeat=3 if quick else 7,
                                                  budget=1.0 if quick else 4.0)

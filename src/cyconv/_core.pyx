@@ -599,11 +599,18 @@ cdef void _conv2d_range(const _Conv *g,
     # below the padded image, where their last tile overruns.
     cdef Py_ssize_t row0 = y0 * g.sh
     cdef Py_ssize_t row1 = g.Hb if g.flat else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
+    cdef Py_ssize_t item = sizeof(fp_t)
+    # Without padding, a C-contiguous image already is the padded buffer.
+    cdef bint in_place = g.Hb == g.H and g.Wb == g.W and istr[3] == item \
+        and istr[2] == g.W * item and istr[1] == g.H * g.W * item
     for n in range(n0, n1):
-        for c in range(g.C):
-            _gather_rows(image + n * istr[0] + c * istr[1], g.W, istr[2], istr[3],
-                         row_map, col_map, g.left, g.Wb, <fp_t>0,
-                         padded + (c * g.Hb + row0) * g.Wb, row0, row1)
+        if in_place:
+            padded = <fp_t *>(image + n * istr[0])
+        else:
+            for c in range(g.C):
+                _gather_rows(image + n * istr[0] + c * istr[1], g.W, istr[2], istr[3],
+                             row_map, col_map, g.left, g.Wb, <fp_t>0,
+                             padded + (c * g.Hb + row0) * g.Wb, row0, row1)
         if g.blocked:
             _conv2d_blocked(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
                             ostr[3], scratch, edge, y0, y1)
