@@ -149,7 +149,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
 
     # Pieces of about CHUNK_WORK: whole images when they are small, else row ranges.
     per_row = K * Wo * Cg * R * S
-    rows = max(1, int(_parallel.CHUNK_WORK // per_row))
+    rows = max(plan["min_rows"], int(_parallel.CHUNK_WORK // per_row))
     if rows >= Ho:
         images = rows // Ho
         chunks = [(n, min(n + images, N), 0, Ho) for n in range(0, N, images)]

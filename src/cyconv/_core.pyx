@@ -34,6 +34,12 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_blocked_tile_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                           cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                                           const double *wp, double *tile)
+    ctypedef void (*cyc_flat_tile_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
+                                       cyc_index C, cyc_index R, cyc_index S,
+                                       const float *const *wk, float *tile)
+    ctypedef void (*cyc_flat_tile_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
+                                       cyc_index C, cyc_index R, cyc_index S,
+                                       const double *const *wk, double *tile)
     ctypedef struct cyc_kernel_table:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
@@ -45,6 +51,11 @@ cdef extern from "kernels.h" nogil:
         cyc_index tile_pixels
         cyc_index block_f32
         cyc_index block_f64
+        cyc_flat_tile_f32 flat_tile_f32
+        cyc_flat_tile_f64 flat_tile_f64
+        cyc_index flat_channels
+        cyc_index flat_f32
+        cyc_index flat_f64
     int cyc_detect_level()
     int cyc_detect_features()
     const cyc_kernel_table *cyc_kernels(int level)
@@ -355,6 +366,7 @@ def correlate_complex(const part_t[:, ::1] padded,  # IN  padded plane, complex 
 
 cdef enum:
     SPATIAL_ROWS = 8    # output rows per call of the row-vectorized kernel
+    SMALL_PIXELS = 128  # below this many output pixels per call, weights are not packed
 
 
 ctypedef struct _Conv:
@@ -366,7 +378,8 @@ ctypedef struct _Conv:
     Py_ssize_t Cg, Kg, Hp, Wp, Ho, Wo
     Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp adds zero rows for flat tiles
     Py_ssize_t PT, KB, blocks       # blocked tiles: pixels x channels; blocks per group
-    bint blocked, flat
+    Py_ssize_t FK, FP               # small-image tiles: channels x flat pixels
+    bint blocked, flat, small
     Py_ssize_t packed_size, scratch_size, edge_size   # elements
 
 
@@ -387,7 +400,19 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.blocked = 2 * g.Kg >= g.KB
     g.flat = False
     g.Hb, g.Wb = g.Hp, g.Wp
-    if g.blocked:
+    g.FK = _table.flat_channels
+    g.FP = _table.flat_f64 if double_precision else _table.flat_f32
+    # Tiny images (deep layers at 7x7): packing the weights would cost as
+    # much as the arithmetic; read them in place, vectorized along the pixels.
+    g.small = g.blocked and g.sh == 1 and g.sw == 1 and g.N * g.Ho * g.Wo < SMALL_PIXELS
+    if g.small:
+        g.blocked = False
+        g.Hb = g.Hp + (g.FP + g.Wb - 1) // g.Wb  # zero rows for the last tile's overrun
+        g.blocks = 0
+        g.packed_size = 0
+        g.scratch_size = g.FK * g.FP
+        g.edge_size = 0
+    elif g.blocked:
         tiles = (g.Wo + g.PT - 1) // g.PT
         # Row tiles waste the end of each row; flat tiles (unit stride only)
         # waste the padding columns instead: take the smaller waste.
@@ -585,6 +610,50 @@ cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight
             y = yn
 
 
+cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
+                        const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
+                        Py_ssize_t osx, fp_t *tile, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """Output rows y0 <= y < y1 of one image for small images: tiles of FK
+    output channels x FP flat pixels of the padded image (pitch Wb), weights
+    read in place; pixels that land in the padding are computed and dropped."""
+    cdef Py_ssize_t FK = g.FK, FP = g.FP, Wb = g.Wb, Wo = g.Wo
+    cdef Py_ssize_t cs = g.Hb * Wb, taps = g.Cg * g.R * g.S
+    cdef Py_ssize_t grp, kb, kb_index, k, nk, f, f_end = (y1 - 1) * Wb + Wo, t, y, x, npx, i
+    cdef const fp_t *wk[16]     # FK <= 16
+    cdef const fp_t *base
+    cdef char *o
+    cdef fp_t bk
+    for grp in range(g.groups):
+        base = padded + grp * g.Cg * cs
+        for kb_index in range((g.Kg + FK - 1) // FK):
+            kb = kb_index * FK
+            nk = min(FK, g.Kg - kb)
+            for k in range(FK):  # a short last block repeats its last channel
+                wk[k] = weight + (grp * g.Kg + kb + min(k, nk - 1)) * taps
+            f = y0 * Wb
+            while f < f_end:
+                if fp_t is float:
+                    _table.flat_tile_f32(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk, tile)
+                else:
+                    _table.flat_tile_f64(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk, tile)
+                t = 0
+                while t < FP and f + t < f_end:
+                    y = (f + t) // Wb
+                    x = (f + t) - y * Wb
+                    npx = min(FP - t, Wb - x, f_end - f - t)
+                    if x < Wo:
+                        for k in range(nk):
+                            o = out + (grp * g.Kg + kb + k) * osk + y * osy + x * osx
+                            bk = bias[grp * g.Kg + kb + k] if bias != NULL else 0
+                            for i in range(min(npx, Wo - x)):
+                                if bias != NULL:
+                                    (<fp_t *>(o + i * osx))[0] = tile[k * FP + t + i] + bk
+                                else:
+                                    (<fp_t *>(o + i * osx))[0] = tile[k * FP + t + i]
+                    t = t + npx
+                f = f + FP
+
+
 cdef void _conv2d_range(const _Conv *g,
                         const char *image, const Py_ssize_t *istr,  # N x C x H x W, byte strides
                         const int64_t *row_map, const int64_t *col_map,
@@ -598,7 +667,7 @@ cdef void _conv2d_range(const _Conv *g,
     # Padded rows these output rows read; flat tiles also read the zero rows
     # below the padded image, where their last tile overruns.
     cdef Py_ssize_t row0 = y0 * g.sh
-    cdef Py_ssize_t row1 = g.Hb if g.flat else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
+    cdef Py_ssize_t row1 = g.Hb if g.flat or g.small else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
     cdef Py_ssize_t item = sizeof(fp_t)
     # Without padding, a C-contiguous image already is the padded buffer.
     cdef bint in_place = g.Hb == g.H and g.Wb == g.W and istr[3] == item \
@@ -614,6 +683,9 @@ cdef void _conv2d_range(const _Conv *g,
         if g.blocked:
             _conv2d_blocked(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
                             ostr[3], scratch, edge, y0, y1)
+        elif g.small:
+            _conv2d_small(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
+                          ostr[3], scratch, y0, y1)
         else:
             _conv2d_spatial(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
                             ostr[3], scratch, y0, y1)
@@ -638,7 +710,11 @@ def conv2d_plan(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize
     """The buffers conv2d needs (the caller checked every argument)."""
     cdef _Conv g = _conv_of(N, C, H, W, K, R, S, groups, sh, sw, dh, dw,
                             top, bottom, left, right, double_precision)
-    return dict(Ho=g.Ho, Wo=g.Wo, Hb=g.Hb, Wb=g.Wb, blocked=g.blocked, flat=g.flat,
+    # Flat tiles run across rows: a piece of fewer rows than one tile spans
+    # would compute a whole tile for a few pixels.
+    cdef Py_ssize_t span = g.FP if g.small else (g.PT if g.flat else 1)
+    return dict(Ho=g.Ho, Wo=g.Wo, Hb=g.Hb, Wb=g.Wb, blocked=g.blocked, flat=g.flat, small=g.small,
+                min_rows=(span + g.Wb - 1) // g.Wb,
                 packed_shape=(g.groups * g.blocks, g.Cg, g.R * g.S, g.KB) if g.blocked else None,
                 scratch=g.scratch_size, edge=g.edge_size)
 

@@ -26,10 +26,14 @@
 #define VBYTES 16
 #define PT 6
 #define TR 2
+#define FK 2
+#define FV 4
 #else
 #define VBYTES 0
 #define PT 4
 #define TR 1
+#define FK 2
+#define FV 4
 #endif
 #define T float
 #define SFX f32
@@ -46,6 +50,8 @@
 #undef VBYTES
 #undef PT
 #undef TR
+#undef FK
+#undef FV
 
 #if CYC_X86_DISPATCH
 /* ---- AVX2 + FMA: 16 ymm registers, 6 pixels x 2 vectors = 12 accumulators ---- */
@@ -54,6 +60,8 @@
 #define VBYTES 32
 #define PT 6
 #define TR 4
+#define FK 2
+#define FV 4
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -69,6 +77,8 @@
 #undef VBYTES
 #undef PT
 #undef TR
+#undef FK
+#undef FV
 
 /* ---- AVX-512F: 32 zmm registers, 14 pixels x 2 vectors = 28 accumulators ---- */
 #define ISA avx512
@@ -76,6 +86,8 @@
 #define VBYTES 64
 #define PT 14
 #define TR 4
+#define FK 4
+#define FV 4
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -91,6 +103,8 @@
 #undef VBYTES
 #undef PT
 #undef TR
+#undef FK
+#undef FV
 #endif
 
 static const cyc_kernel_table table_base = {
@@ -100,8 +114,10 @@ static const cyc_kernel_table table_base = {
     cyc_blocked_tile_f32_base, cyc_blocked_tile_f64_base,
 #if CYC_HAVE_VECTOR_EXT
     6, 8, 4,
+    cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, 2, 16, 8,
 #else
     4, 2, 2,
+    cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, 2, 4, 4,
 #endif
 };
 
@@ -112,6 +128,7 @@ static const cyc_kernel_table table_avx2 = {
     cyc_spatial_rows_f32_avx2, cyc_spatial_rows_f64_avx2,
     cyc_blocked_tile_f32_avx2, cyc_blocked_tile_f64_avx2,
     6, 16, 8,
+    cyc_flat_tile_f32_avx2, cyc_flat_tile_f64_avx2, 2, 32, 16,
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
@@ -119,6 +136,7 @@ static const cyc_kernel_table table_avx512 = {
     cyc_spatial_rows_f32_avx512, cyc_spatial_rows_f64_avx512,
     cyc_blocked_tile_f32_avx512, cyc_blocked_tile_f64_avx512,
     14, 32, 16,
+    cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, 4, 64, 32,
 };
 
 static unsigned long long read_xcr0(void)

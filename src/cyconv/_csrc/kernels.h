@@ -50,6 +50,14 @@ typedef void (*cyc_blocked_tile_f64)(const double *in, cyc_index cs, cyc_index r
                                      cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                                      const double *wp, double *tile);
 
+/* FK output channels x FP flat pixels (see kernels_impl.h: flat_tile). */
+typedef void (*cyc_flat_tile_f32)(const float *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                  cyc_index C, cyc_index R, cyc_index S,
+                                  const float *const *wk, float *tile);
+typedef void (*cyc_flat_tile_f64)(const double *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                  cyc_index C, cyc_index R, cyc_index S,
+                                  const double *const *wk, double *tile);
+
 typedef struct {
     const char *name;
     cyc_spatial_row_f32 spatial_row_f32;
@@ -61,6 +69,11 @@ typedef struct {
     cyc_index tile_pixels;      /* PT: output pixels per blocked tile */
     cyc_index block_f32;        /* KB for float32: output channels per blocked tile */
     cyc_index block_f64;        /* KB for float64 */
+    cyc_flat_tile_f32 flat_tile_f32;
+    cyc_flat_tile_f64 flat_tile_f64;
+    cyc_index flat_channels;    /* FK: output channels per flat tile */
+    cyc_index flat_f32;         /* FP for float32: flat pixels per tile */
+    cyc_index flat_f64;         /* FP for float64 */
 } cyc_kernel_table;
 
 /* Highest level this CPU and OS support (cpuid/xgetbv on x86-64). */

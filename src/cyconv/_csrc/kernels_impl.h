@@ -190,6 +190,65 @@ static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index 
 }
 #endif
 
+/* A tile of FK output channels x FV vectors of consecutive flat pixels
+ * (the padded image read as one long row; unit stride), with the weights in
+ * their natural (K, C, R, S) layout: wk[k] points at output channel k's
+ * C*R*S weights, so nothing is repacked. For layers whose images are too
+ * small to amortize packing. Sum order per pixel: (c, r, s), from zero.
+ *   tile[k*FV*VW + x] = sum_{c,r,s} wk[k][(c*R + r)*S + s] * in[c*cs + r*rs + s*ds + x] */
+#if VBYTES
+TARGET static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                 cyc_index C, cyc_index R, cyc_index S,
+                                 const T *const *wk, T *tile)
+{
+    VEC acc[FK][FV];
+#pragma GCC unroll 16
+    for (int k = 0; k < FK; k++)
+#pragma GCC unroll 16
+        for (int v = 0; v < FV; v++) acc[k][v] = (VEC){0};
+    cyc_index t = 0;
+    for (cyc_index c = 0; c < C; c++) {
+        for (cyc_index r = 0; r < R; r++) {
+            const T *p = in + c * cs + r * rs;
+            for (cyc_index s = 0; s < S; s++, t++) {
+                VEC x[FV];
+#pragma GCC unroll 16
+                for (int v = 0; v < FV; v++) VLOAD(x[v], p + s * ds + v * VW);
+#pragma GCC unroll 16
+                for (int k = 0; k < FK; k++) {
+                    /* The FK weight streams advance slowly (one float per
+                     * step) and the hardware prefetcher leaves them cold:
+                     * ask for them a few cache lines ahead. */
+                    __builtin_prefetch(wk[k] + t + 256 / sizeof(T));
+                    VEC wv = VSPLAT(wk[k][t]);
+#pragma GCC unroll 16
+                    for (int v = 0; v < FV; v++) acc[k][v] += wv * x[v];
+                }
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < FK; k++)
+#pragma GCC unroll 16
+        for (int v = 0; v < FV; v++) VSTORE(tile + (k * FV + v) * VW, acc[k][v]);
+}
+#else
+static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                          cyc_index C, cyc_index R, cyc_index S,
+                          const T *const *wk, T *tile)
+{
+    /* scalar build: FV "vectors" of one element */
+    for (int i = 0; i < FK * FV; i++) tile[i] = 0;
+    cyc_index t = 0;
+    for (cyc_index c = 0; c < C; c++)
+        for (cyc_index r = 0; r < R; r++)
+            for (cyc_index s = 0; s < S; s++, t++)
+                for (int k = 0; k < FK; k++)
+                    for (int v = 0; v < FV; v++)
+                        tile[k * FV + v] += wk[k][t] * in[c * cs + r * rs + s * ds + v];
+}
+#endif
+
 #undef VEC
 #undef VW
 #undef VLOAD
