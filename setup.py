@@ -36,7 +36,14 @@ common = dict(
 )
 
 extensions = [
-    Extension("cyconv._core", ["src/cyconv/_core.pyx", "src/cyconv/_csrc/kernels.c"], **common),
+    Extension(
+        "cyconv._core",
+        ["src/cyconv/_core.pyx", "src/cyconv/_csrc/kernels.c"],
+        # setuptools does not scan #includes: rebuild when the kernel template changes
+        depends=["src/cyconv/_csrc/kernels.h", "src/cyconv/_csrc/kernels_impl.h",
+                 "src/cyconv/_core.pxd"],
+        **common,
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

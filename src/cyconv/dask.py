@@ -9,9 +9,9 @@ shape and dtype are those of the in-memory cyconv function:
     import dask.array as da, numpy as np
     import cyconv.dask as cd
 
-    img = da.from_array(np.load("big.npy", mmap_mode="r"), chunks=(2048, 2048))
+    img = da.random.random((20000, 20000), chunks=(2048, 2048))
     smooth = cd.convolve2d(img, np.ones((5, 5)) / 25, mode="same", boundary="symm")
-    da.store(smooth, np.lib.format.open_memmap("out.npy", "w+", smooth.dtype, smooth.shape))
+    smooth[:100, :100].compute()    # reads and filters only the chunks it needs
 
 How it works
 ------------
@@ -61,11 +61,25 @@ chunk. The result is bitwise the same for any ``workers``.
 
 Results
 -------
-With ``method="direct"`` (and for integer types with any method) the result
-is bitwise equal to the in-memory cyconv call for every chunking. With
-``method="auto"`` each chunk chooses its own method (a chunk is smaller than
-the whole image, so the cost model can choose differently), and floats then
-agree within rounding.
+Shape and dtype are always those of the in-memory call; integer results
+(any method) are bitwise equal. Floating results agree to rounding: every
+output pixel is the same sum of the same products in the same order, but
+the core computes most of each output row with SIMD vectors and its last
+few pixels with scalar code, which can round differently, and which pixels
+are "last" depends on the chunk width. With ``method="direct"`` and chunks
+that span whole rows the result is bitwise equal. With ``method="auto"``
+each chunk chooses its own method (the cost model sees the chunk, not the
+whole image), which also only changes the rounding.
+
+Reading and writing ``.npy`` files
+----------------------------------
+Since Dask 2024.12, ``dask.array.from_array`` copies a ``np.memmap`` (such
+as ``np.load(path, mmap_mode="r")``) into memory (dask/dask#11850), and a
+memmap sent to a worker process is pickled with all its data. Wrap the
+file in a small object with ``shape``, ``dtype``, ``ndim``, ``__getitem__``
+and ``__setitem__`` that maps the file on each access instead (see the
+README); it serves as the source of ``from_array`` and the target of
+``dask.array.store``.
 """
 
 from __future__ import annotations
@@ -79,6 +93,7 @@ from numpy.typing import ArrayLike
 
 try:
     import dask
+    from dask.base import tokenize
     import dask.array as da
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("cyconv.dask needs Dask: pip install 'cyconv[dask]' "
@@ -87,11 +102,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from . import _conv2d, _convolve, _methods, _parallel
 
 __all__ = ["convolve2d", "correlate2d", "conv2d"]
-
-# np.pad modes reachable from the two APIs (the in-memory code pads with the
-# same rules; see cyconv._padding).
-_NP_PAD_MODES = ("constant", "wrap", "symmetric", "reflect", "edge")
-
 
 # =========================================================================== public API
 
@@ -119,7 +129,9 @@ def convolve2d(in1, in2: ArrayLike, mode: str = "full", boundary: str = "fill",
     Returns
     -------
     dask.array.Array
-        Lazy; the shape and dtype of the in-memory result. For ``"same"`` the
+        Lazy; the shape and dtype of the in-memory result, values bitwise
+        equal for integers and to rounding for floats (see the module
+        docstring). For ``"same"`` the
         chunks are those of ``in1`` (after merging too-small ones); ``"full"``
         grows the last chunk by ``M - 1`` and ``"valid"`` shrinks it.
         ``"valid"`` with a kernel larger than the image (SciPy swaps the two)
@@ -164,7 +176,8 @@ def conv2d(input, weight: ArrayLike, bias: ArrayLike | None = None, stride=1, pa
     Returns
     -------
     dask.array.Array (N, K, Ho, Wo) or (K, Ho, Wo)
-        Lazy; the dtype of the in-memory result (float32 or float64). The
+        Lazy; the shape and dtype of the in-memory result (float32 or
+        float64), values equal to rounding (see the module docstring). The
         batch chunks are those of ``input``; K is one chunk; spatial output
         chunks follow the input chunks (divided by the stride). There is no
         ``out=``: write the result with ``dask.array.store``.
@@ -186,7 +199,7 @@ def conv2d(input, weight: ArrayLike, bias: ArrayLike | None = None, stride=1, pa
                            groups, padding_mode=padding_mode, workers=workers)
     dtype = probe.dtype
     _, K, Ho, Wo = probe.shape
-    K_, Cg, R, S = w.shape
+    _, Cg, R, S = w.shape
     sh, sw = _conv2d._int_pair(stride, "stride")
     dh, dw = _conv2d._int_pair(dilation, "dilation")
     top, bottom, left, right = _conv2d._resolve_padding(padding, (H, W), (R, S), (sh, sw),
@@ -205,7 +218,8 @@ def conv2d(input, weight: ArrayLike, bias: ArrayLike | None = None, stride=1, pa
         whole = x.astype(dtype).rechunk({1: -1, 2: -1, 3: -1})
         result = da.map_blocks(_conv2d_block, whole, dtype=dtype, meta=meta,
                                chunks=(x.chunks[0], (K,), (Ho,), (Wo,)),
-                               token="cyconv-conv2d",
+                               name=_key("cyconv-conv2d", whole, kwargs, padding,
+                                         padding_mode),
                                **dict(kwargs, padding=(left, right, top, bottom),
                                       padding_mode=padding_mode))
     else:
@@ -221,7 +235,8 @@ def conv2d(input, weight: ArrayLike, bias: ArrayLike | None = None, stride=1, pa
             _conv2d_block, xp, depth={0: 0, 1: 0, 2: rows.depth, 3: cols.depth},
             boundary="none", trim=False, allow_rechunk=False, dtype=dtype, meta=meta,
             chunks=(xp.chunks[0], (K,), rows.out_chunks, cols.out_chunks),
-            token="cyconv-conv2d", **dict(kwargs, padding=0, padding_mode="zeros"))
+            name=_key("cyconv-conv2d", xp, kwargs, rows, cols),
+            **dict(kwargs, padding=0, padding_mode="zeros"))
     return result[0] if unbatched else result
 
 
@@ -249,10 +264,14 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve)
     np_mode = _convolve._BOUNDARIES[boundary]
     fill = (_convolve._fill_scalar(fillvalue, dtype) if np_mode == "constant"
             else np.zeros((), dtype))
+    if method == "separable" and k.size:
+        # Whether the kernel qualifies depends on it alone: ask on a stand-in
+        # image of the kernel's shape, now rather than in every task.
+        func(np.broadcast_to(np.zeros((), dtype), k.shape), k, "valid", method=method)
     call = partial(func, boundary=boundary, fillvalue=fillvalue, method=method,
                    workers=workers)
     meta = np.empty((0, 0), dtype)
-    token = f"cyconv-{name}"
+    key = partial(_key, f"cyconv-{name}", k, mode, boundary, fillvalue, method, workers)
 
     (H, W), (M, N) = x.shape, k.shape
     if mode == "valid" and _convolve._valid_swap_needed((H, W), (M, N)):
@@ -260,7 +279,7 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve)
         # kernel in every dimension, so one task computes it whole.
         return da.map_blocks(_whole_block, x.rechunk(-1), kernel=k, mode=mode, call=call,
                              chunks=((M - H + 1,), (N - W + 1,)), dtype=dtype, meta=meta,
-                             token=token)
+                             name=key(x))
     if mode == "full":
         pads = ((M - 1, M - 1), (N - 1, N - 1))
     elif mode == "same":
@@ -289,7 +308,7 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve)
     return da.map_overlap(
         _valid_block, xp, depth={0: rows.depth, 1: cols.depth}, boundary="none", trim=False,
         allow_rechunk=False, chunks=(rows.out_chunks, cols.out_chunks), dtype=dtype,
-        meta=meta, token=token, kernel=np.asarray(k, dtype=dtype), call=call)
+        meta=meta, name=key(xp, rows, cols), kernel=np.asarray(k, dtype=dtype), call=call)
 
 
 # =========================================================================== tasks
@@ -325,6 +344,9 @@ class _AxisPlan:
     def __repr__(self):
         return (f"_AxisPlan(padded_chunks={self.padded_chunks}, depth={self.depth}, "
                 f"out_chunks={self.out_chunks})")
+
+    def __dask_tokenize__(self):
+        return (self.padded_chunks, self.depth, self.out_chunks)
 
 
 def _plan_axis(chunks: Sequence[int], before: int, after: int, span: int,
@@ -435,6 +457,11 @@ def _runs(x: da.Array, axis: int, src: np.ndarray, fill: np.ndarray) -> list[da.
 
 
 # =========================================================================== helpers
+
+def _key(prefix: str, *args) -> str:
+    """The output's name: the prefix and a hash of everything it depends on."""
+    return f"{prefix}-{tokenize(*args)}"
+
 
 def _as_dask(a, name: str) -> da.Array:
     if isinstance(a, da.Array):

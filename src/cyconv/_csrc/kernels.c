@@ -22,6 +22,11 @@
 /* ---- baseline: SSE2 on x86-64, NEON on aarch64, 16-byte vectors ---- */
 #define ISA base
 #define TARGET
+#if defined(__aarch64__) && CYC_HAVE_VECTOR_EXT
+#define HAS_FMA 1   /* AArch64 always has FMA, and the compiler fuses NEON multiply-adds */
+#else
+#define HAS_FMA 0
+#endif
 #if CYC_HAVE_VECTOR_EXT
 #define VBYTES 16
 #define PT 6
@@ -47,6 +52,7 @@
 #undef SFX
 #undef ISA
 #undef TARGET
+#undef HAS_FMA
 #undef VBYTES
 #undef PT
 #undef TR
@@ -57,6 +63,7 @@
 /* ---- AVX2 + FMA: 16 ymm registers, 6 pixels x 2 vectors = 12 accumulators ---- */
 #define ISA avx2
 #define TARGET __attribute__((target("avx2,fma")))
+#define HAS_FMA 1
 #define VBYTES 32
 #define PT 6
 #define TR 4
@@ -74,6 +81,7 @@
 #undef SFX
 #undef ISA
 #undef TARGET
+#undef HAS_FMA
 #undef VBYTES
 #undef PT
 #undef TR
@@ -83,6 +91,7 @@
 /* ---- AVX-512F: 32 zmm registers, 14 pixels x 2 vectors = 28 accumulators ---- */
 #define ISA avx512
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
+#define HAS_FMA 1
 #define VBYTES 64
 #define PT 14
 #define TR 4
@@ -100,6 +109,7 @@
 #undef SFX
 #undef ISA
 #undef TARGET
+#undef HAS_FMA
 #undef VBYTES
 #undef PT
 #undef TR

@@ -7,6 +7,15 @@
  * AVX2, AVX-512 and NEON; the compiler fuses a*b+c into FMA where the target
  * has it (no -ffast-math: every other rounding is the plain C one).
  */
+/* acc + a*b rounded like the vector code of this level: one fused
+ * rounding where the level has FMA (the compiler fuses the vector
+ * multiply-adds there), two roundings elsewhere. */
+#if HAS_FMA
+#define MADD(a, b, acc) (sizeof(T) == 4 ? __builtin_fmaf((a), (b), (acc)) \
+                                        : __builtin_fma((a), (b), (acc)))
+#else
+#define MADD(a, b, acc) ((acc) + (a) * (b))
+#endif
 #define CAT4_(a, b, c, d) a##_##b##_##c##_##d
 #define CAT4(a, b, c, d) CAT4_(a, b, c, d)
 #define FN(name) CAT4(cyc, name, SFX, ISA)
@@ -64,12 +73,14 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
     }
 #endif
     for (; x < width; x++) {
+        /* The same rounding as the vector lanes (fused where they fuse), so a
+         * pixel's value does not depend on where its row starts or ends. */
         T acc = 0;
         const T *wk = w;
         for (cyc_index c = 0; c < C; c++)
             for (cyc_index r = 0; r < R; r++)
                 for (cyc_index s = 0; s < S; s++, wk++)
-                    acc += *wk * in[c * cs + r * rs + s * ds + x];
+                    acc = MADD(*wk, in[c * cs + r * rs + s * ds + x], acc);
         out[x] = acc;
     }
 }
@@ -255,5 +266,6 @@ static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
 #undef VSTORE
 #undef VSPLAT
 #undef FN
+#undef MADD
 #undef CAT4
 #undef CAT4_
