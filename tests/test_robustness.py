@@ -202,3 +202,17 @@ def test_unaligned_inputs_are_read_correctly_and_unaligned_out_is_refused():
     assert got.tobytes() == expected.tobytes()
     with pytest.raises(ValueError, match="out must be aligned"):
         cyconv.conv2d(x, w, b, padding=1, out=_unaligned(np.empty_like(expected)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda big, tall: cyconv.convolve2d(big, np.ones((3, 3), np.float32)),
+    lambda big, tall: cyconv.correlate2d(big, big[:5, :5], "same"),
+    lambda big, tall: cyconv.convolve2d(tall, np.ones((2, 2), np.float32), "valid", workers=2),
+    lambda big, tall: cyconv.conv2d(big[None, None], np.ones((8, 1, 3, 3), np.float32)),
+], ids=["full", "same-auto", "valid-tall", "conv2d"])
+def test_outputs_too_large_fail_cleanly(call):
+    """Zero-copy views of astronomical size: a clean error before any work."""
+    big = np.broadcast_to(np.float32(1), (2**30, 2**30))
+    tall = np.broadcast_to(np.float32(1), (2**40, 3))
+    with pytest.raises((ValueError, MemoryError)):
+        call(big, tall)

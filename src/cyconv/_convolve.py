@@ -157,6 +157,9 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
     if min(out_shape) == 0 or M == 0 or N == 0:
         # An empty kernel sums over nothing: zeros, whatever the boundary.
         return np.zeros(out_shape, dtype)
+    # An output that cannot exist fails here, before any work or buffer
+    # (np.empty reserves address space only; the methods allocate their own).
+    np.empty(out_shape, dtype)
     if in1.size == 0 and pad_mode != "constant":
         raise ValueError(f"{name}: boundary={boundary!r} cannot extend an empty in1 of shape "
                          f"{in1.shape}; use boundary='fill' or a non-empty in1")

@@ -70,10 +70,16 @@ def choose(plan: Plan, method: str) -> str:
         best, best_cost = "separable", sep_cost
     if fft_cost < best_cost:
         best = "fft"
-    if best != "direct" and not (np.isfinite(plan.image).all() and np.isfinite(plan.kernel).all()
+    if best != "direct" and not (_all_finite(plan.image) and _all_finite(plan.kernel)
                                  and np.isfinite(plan.fill)):
         return "direct"  # only direct summation propagates NaN/inf like SciPy
     return best
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """np.isfinite(a).all(), a block of rows at a time (no image-sized temporary)."""
+    rows = max(1, (1 << 16) // max(a.shape[1], 1))
+    return all(np.isfinite(a[i:i + rows]).all() for i in range(0, a.shape[0], rows))
 
 
 def run(plan: Plan, method: str, workers: int) -> np.ndarray:
