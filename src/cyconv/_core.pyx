@@ -496,6 +496,23 @@ cdef inline void _blocked_tile(const fp_t *inp, Py_ssize_t cs, Py_ssize_t rs, Py
         _table.blocked_tile_f64(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, tile)
 
 
+cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t *wp,
+                                   const fp_t *bk, char *o, Py_ssize_t osk, Py_ssize_t osx,
+                                   Py_ssize_t nk, Py_ssize_t y, Py_ssize_t x, Py_ssize_t npx,
+                                   fp_t *tile, fp_t *edge) noexcept nogil:
+    # One tile of a row at (y, x) for one channel block; `o` at its first output.
+    cdef Py_ssize_t PT = g.PT, Wb = g.Wb
+    if npx == PT:
+        _blocked_tile(base + y * g.sh * Wb + x * g.sw, g.Hb * Wb, Wb * g.dh, g.dw,
+                      g.sw, g, wp, tile)
+    else:
+        # The missing pixels of a partial tile would read past the row:
+        # gather the ones it needs instead.
+        _gather_edge(g, base, y * g.sh, x, npx, edge)
+        _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
+    _store_tile(tile, g.KB, nk, o, osk, osx, npx, bk)
+
+
 cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed,
                           const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
                           Py_ssize_t osx, fp_t *tile, fp_t *edge,
@@ -507,15 +524,33 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
     Wb, so narrow images fill whole tiles; the Wb - Wo pixels per row that
     land in the padding are computed and dropped."""
     cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo
-    cdef Py_ssize_t cs = g.Hb * Wb
+    cdef Py_ssize_t cs = g.Hb * Wb, block = g.Cg * g.R * g.S * KB
     cdef Py_ssize_t grp, b, y, t, x, k0, nk, f, f_end, npx
     cdef const fp_t *base
     cdef const fp_t *wp
     cdef const fp_t *bk
+    # When all the packed weights fit in L2, every channel block of a tile
+    # position runs back to back, so the tile's input stays in L1; otherwise
+    # each block's weights stay in cache while its tiles run.
+    cdef bint tiles_outer = not g.flat and g.packed_size * <Py_ssize_t>sizeof(fp_t) <= 262144
+    if tiles_outer:
+        for y in range(y0, y1):
+            for t in range((Wo + PT - 1) // PT):
+                x = t * PT
+                npx = min(PT, Wo - x)
+                for grp in range(g.groups):
+                    for b in range(g.blocks):
+                        k0 = grp * g.Kg + b * KB
+                        _blocked_row_tile(g, padded + grp * g.Cg * cs,
+                                          packed + (grp * g.blocks + b) * block,
+                                          bias + k0 if bias != NULL else NULL,
+                                          out + k0 * osk + y * osy + x * osx, osk, osx,
+                                          min(KB, g.Kg - b * KB), y, x, npx, tile, edge)
+        return
     for grp in range(g.groups):
         base = padded + grp * g.Cg * cs
         for b in range(g.blocks):
-            wp = packed + (grp * g.blocks + b) * g.Cg * g.R * g.S * KB
+            wp = packed + (grp * g.blocks + b) * block
             k0 = grp * g.Kg + b * KB
             nk = min(KB, g.Kg - b * KB)
             bk = bias + k0 if bias != NULL else NULL
@@ -539,17 +574,8 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                 for y in range(y0, y1):
                     for t in range((Wo + PT - 1) // PT):
                         x = t * PT
-                        npx = min(PT, Wo - x)
-                        if npx == PT:
-                            _blocked_tile(base + y * g.sh * Wb + x * g.sw, cs, Wb * g.dh, g.dw,
-                                          g.sw, g, wp, tile)
-                        else:
-                            # The missing pixels of a partial tile would read past
-                            # the row: gather the ones it needs instead.
-                            _gather_edge(g, base, y * g.sh, x, npx, edge)
-                            _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
-                        _store_tile(tile, KB, nk, out + k0 * osk + y * osy + x * osx,
-                                    osk, osx, npx, bk)
+                        _blocked_row_tile(g, base, wp, bk, out + k0 * osk + y * osy + x * osx,
+                                          osk, osx, nk, y, x, min(PT, Wo - x), tile, edge)
 
 
 cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight,
