@@ -112,8 +112,8 @@ def client(request):
         try:
             cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
                                                processes=request.param == "processes",
-                                               dashboard_address=None,
-                                               worker_dashboard_address=None)
+                                               dashboard_address=":0",
+                                               worker_dashboard_address=":0")
             break
         except RuntimeError:
             if attempt == 2:
