@@ -174,16 +174,22 @@ def _compute_dtype(x, w, b) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def _positive_int(value, name: str) -> int:
+def _int_at_least(value, name: str, minimum: int) -> int:
+    """`value` as an int >= minimum (bools refused), or a TypeError/ValueError naming `name`."""
+    what = "a positive integer" if minimum == 1 else "a non-negative integer"
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+        raise TypeError(f"{name} must be {what}, got {value!r}")
     try:
         v = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be a positive integer, got {value!r}") from None
-    if v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v}")
+        raise TypeError(f"{name} must be {what}, got {value!r}") from None
+    if v < minimum:
+        raise ValueError(f"{name} must be {what}, got {v}")
     return v
+
+
+def _positive_int(value, name: str) -> int:
+    return _int_at_least(value, name, 1)
 
 
 def _int_pair(value, name: str) -> tuple[int, int]:
@@ -196,15 +202,7 @@ def _int_pair(value, name: str) -> tuple[int, int]:
 
 
 def _non_negative(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a non-negative integer, got {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a non-negative integer, got {value!r}") from None
-    if v < 0:
-        raise ValueError(f"{name} must be non-negative, got {v}")
-    return v
+    return _int_at_least(value, name, 0)
 
 
 def _resolve_padding(padding, size, kernel, stride, dilation) -> tuple[int, int, int, int]:
