@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import cyconv
+from convolve2d_reference import FILL_BOUNDARIES, reference
 
 MAX_EXAMPLES = int(os.environ.get("CYCONV_HYPOTHESIS_EXAMPLES", "200"))
 SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
@@ -37,7 +38,6 @@ SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
 FUNCS = ("convolve2d", "correlate2d")
 MODES = ("full", "same", "valid")
 BOUNDARIES = ("fill", "pad", "wrap", "circular", "symm", "symmetric")
-FILL_BOUNDARIES = ("fill", "pad")
 SUPPORTED = tuple(np.dtype(t) for t in (
     np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
     np.float32, np.float64, np.longdouble, np.complex64, np.complex128, np.clongdouble))
@@ -70,111 +70,6 @@ def valid_shape(s1, s2):
     if M >= H and N >= W:
         return (M - H + 1, N - W + 1), True
     return None, None
-
-
-def _ext_index(idx, size, boundary):
-    if boundary in ("wrap", "circular"):
-        return idx % size
-    j = idx % (2 * size)
-    return np.where(j < size, j, 2 * size - 1 - j)
-
-
-def _valid_reference(name, in1, in2, dtype, shape):
-    """'valid' from the definition: only products of actual samples, where the
-    smaller input lies entirely inside the larger one (no boundary values)."""
-    (H, W), (M, N) = in1.shape, in2.shape
-    Ho, Wo = shape
-    if dtype.kind in "iu":
-        x, y, acc = in1.astype(object), in2.astype(object), np.zeros(shape, object)
-    else:
-        acc_t = np.clongdouble if dtype.kind == "c" else np.longdouble
-        x, y, acc = in1.astype(acc_t), in2.astype(acc_t), np.zeros(shape, acc_t)
-        if name == "correlate2d" and dtype.kind == "c":
-            y = np.conj(y)
-    correlate = name == "correlate2d"
-    if H >= M and W >= N:   # in2 slides over in1
-        for m in range(M):
-            for n in range(N):
-                if correlate:   # out[k, l] = sum conj(in2[m, n]) * in1[k + m, l + n]
-                    acc += y[m, n] * x[m:m + Ho, n:n + Wo]
-                else:           # out[k, l] = sum in2[m, n] * in1[k + M-1 - m, l + N-1 - n]
-                    acc += y[m, n] * x[M - 1 - m:M - 1 - m + Ho, N - 1 - n:N - 1 - n + Wo]
-    else:                   # in1 slides over in2
-        for i in range(H):
-            for j in range(W):
-                if correlate:   # z[k, l] = sum in1[i, j] * conj(in2[i + M-H - k, j + N-W - l])
-                    acc += x[i, j] * y[i:i + Ho, j:j + Wo][::-1, ::-1]
-                else:           # out[k, l] = sum in1[i, j] * in2[k + H-1 - i, l + W-1 - j]
-                    acc += x[i, j] * y[H - 1 - i:H - 1 - i + Ho, W - 1 - j:W - 1 - j + Wo]
-    return _finish(acc, dtype)
-
-
-def _finish(acc, dtype):
-    """Exact integer sums wrapped into `dtype`; long-double sums rounded to it."""
-    if dtype.kind in "iu":
-        bits = 8 * dtype.itemsize
-        vals = [int(v) % (1 << bits) for v in acc.ravel()]
-        if dtype.kind == "i":
-            vals = [v - (1 << bits) if v >> (bits - 1) else v for v in vals]
-        return np.array(vals, dtype).reshape(acc.shape)
-    if dtype.kind != "c":
-        acc = acc.real
-    return np.ascontiguousarray(acc.astype(dtype))
-
-
-def reference(name, in1, in2, mode, boundary, fill):
-    """Brute force from the definitions; `fill` already cast to the result type.
-
-    Exact Python-int sums wrapped into integer result types, long-double sums
-    otherwise; ValueError where the contract says ValueError."""
-    dtype = np.result_type(in1, in2)
-    (H, W), (M, N) = in1.shape, in2.shape
-    correlate = name == "correlate2d"
-    if mode == "valid":
-        shape, _ = valid_shape(in1.shape, in2.shape)
-        if shape is None:
-            raise ValueError("valid")
-        if in1.size == 0 or in2.size == 0:
-            return np.zeros(shape, dtype)
-        return _valid_reference(name, in1, in2, dtype, shape)
-    full_shape = (H + M - 1, W + N - 1)
-    if mode == "full" and min(full_shape) < 0:
-        raise ValueError("negative size")
-    shape = full_shape if mode == "full" else (H, W)
-    if min(shape) == 0 or in2.size == 0:
-        return np.zeros(shape, dtype)
-    if in1.size == 0 and boundary not in FILL_BOUNDARIES:
-        raise ValueError("empty in1")
-    if dtype.kind in "iu":
-        img, ker = in1.astype(object), in2.astype(object)
-        fill_v = int(fill)
-        acc = np.zeros(full_shape, object)
-    else:
-        acc_t = np.clongdouble if dtype.kind == "c" else np.longdouble
-        img, ker = in1.astype(acc_t), in2.astype(acc_t)
-        fill_v = np.asarray(fill).astype(acc_t)
-        acc = np.zeros(full_shape, acc_t)
-        if correlate:
-            ker = np.conj(ker)
-    rows = np.arange(-(M - 1), H + M - 1)
-    cols = np.arange(-(N - 1), W + N - 1)
-    if boundary in FILL_BOUNDARIES:
-        ext = np.full((rows.size, cols.size), fill_v, dtype=acc.dtype)
-        ext[M - 1:M - 1 + H, N - 1:N - 1 + W] = img
-    else:
-        ext = img[np.ix_(_ext_index(rows, H, boundary), _ext_index(cols, W, boundary))]
-    for m in range(M):
-        for n in range(N):
-            if correlate:
-                acc += ker[m, n] * ext[m:m + full_shape[0], n:n + full_shape[1]]
-            else:
-                acc += ker[m, n] * ext[M - 1 - m:M - 1 - m + full_shape[0],
-                                       N - 1 - n:N - 1 - n + full_shape[1]]
-    if mode == "same":
-        r0 = M // 2 if correlate else (M - 1) // 2
-        c0 = N // 2 if correlate else (N - 1) // 2
-        acc = acc[r0:r0 + H, c0:c0 + W]
-    return _finish(acc, dtype)
 
 
 def magnitude(name, in1, in2, mode, boundary, fill):
