@@ -1,8 +1,10 @@
 """Threads for the GIL-free kernels: a process-wide pool of Python threads.
 
 Each compiled call releases the GIL, so plain threads run the kernels truly
-in parallel. The work is split into static, independent chunks (rows or
-images, never a reduction), so results do not depend on the thread count.
+in parallel. The work is cut into independent chunks (output rows or
+images, never a reduction) handed out one at a time; a chunk's pixels are
+computed the same way whichever thread takes it, so results do not depend
+on the thread count.
 A pool inherited through fork() has no live threads in the child: the pool
 remembers its process id and is rebuilt in a new process.
 """
@@ -90,12 +92,6 @@ def num_threads(n: int | None) -> Iterator[None]:
 
 def resolve_workers(workers) -> int:
     return get_num_threads() if workers is None else _check_count(workers, "workers")
-
-
-def split(total: int, parts: int) -> list[tuple[int, int]]:
-    """`total` items as `parts` contiguous, near-equal, non-empty ranges."""
-    parts = max(1, min(parts, total))
-    return [(total * i // parts, total * (i + 1) // parts) for i in range(parts)]
 
 
 def chunks_of(total: int, work_per_item: float) -> list[tuple[int, int]]:
