@@ -214,9 +214,9 @@ PYX = textwrap.dedent('''
 SETUP = textwrap.dedent('''
     from setuptools import Extension, setup
     from Cython.Build import cythonize
-    import numpy, cyconv
-    ext = Extension("capi_user", ["capi_user.pyx"],
-                    include_dirs=[numpy.get_include(), cyconv.get_include()])
+    import cyconv
+    # cyconv's headers only: the C-level API needs no NumPy headers
+    ext = Extension("capi_user", ["capi_user.pyx"], include_dirs=[cyconv.get_include()])
     setup(ext_modules=cythonize([ext]), script_args=["build_ext", "--inplace", "-q"])
     ''')
 
