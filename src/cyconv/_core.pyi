@@ -1,13 +1,23 @@
 # Type stubs for the compiled core (internal: called only by cyconv's Python layer,
 # which validates every argument and allocates every buffer first). The C-level
 # API for other Cython packages is declared in _core.pxd.
+import enum
+
 import numpy as np
 from numpy.typing import NDArray
+
+class BoundaryRule(enum.IntFlag):  # how index_map extends an axis (np.pad's names)
+    RULE_CONSTANT = 0
+    RULE_WRAP = 1
+    RULE_SYMMETRIC = 2
+    RULE_REFLECT = 3
+    RULE_EDGE = 4
 
 def detect_level() -> int: ...
 def detect_features() -> int: ...
 def set_level(level: int) -> None: ...
 def level_name() -> str: ...
+def tile_sizes() -> dict[str, int]: ...
 def index_map(n: int, before: int, rule: int, out: NDArray[np.int64]) -> None: ...
 def correlate_plane(
     image: NDArray, row_map: NDArray[np.int64], col_map: NDArray[np.int64], left: int,

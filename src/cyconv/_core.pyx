@@ -15,6 +15,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 
 cdef extern from "kernels.h" nogil:
     ctypedef Py_ssize_t cyc_index
+    enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
     ctypedef void (*cyc_spatial_row_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                          cyc_index C, cyc_index R, cyc_index S,
                                          const float *w, float *out, cyc_index width)
@@ -106,8 +107,8 @@ def level_name():
 # ---------------------------------------------------------------------------
 
 # How an axis is extended (np.pad's names): every boundary rule of SciPy and
-# PyTorch is one of these.
-cdef enum:
+# PyTorch is one of these. cpdef: Python (_padding) reads the same numbers.
+cpdef enum BoundaryRule:
     RULE_CONSTANT = 0   # the fill value (map entry -1)
     RULE_WRAP = 1       # periodic
     RULE_SYMMETRIC = 2  # mirrored, edge sample repeated
@@ -646,7 +647,7 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
     cdef Py_ssize_t FK = g.FK, FP = g.FP, Wb = g.Wb, Wo = g.Wo
     cdef Py_ssize_t cs = g.Hb * Wb, taps = g.Cg * g.R * g.S
     cdef Py_ssize_t grp, kb, kb_index, k, nk, f, f_end = (y1 - 1) * Wb + Wo, t, y, x, npx, i
-    cdef const fp_t *wk[16]     # FK <= 16
+    cdef const fp_t *wk[CYC_MAX_FLAT_CHANNELS]     # FK pointers
     cdef const fp_t *base
     cdef char *o
     cdef fp_t bk

@@ -19,6 +19,39 @@
 #define CYC_X86_DISPATCH 0
 #endif
 
+/* Each level's tile parameters, defined once: the template is instantiated
+ * with them, and the tables at the end report the tile sizes they give.
+ * VBYTES: vector bytes (0: plain scalar C); PT: pixels per blocked tile;
+ * TR: rows per spatial_rows step; FK x FV: flat tiles of FK output channels
+ * by FV vectors of pixels. */
+#if CYC_HAVE_VECTOR_EXT
+#define BASE_VBYTES 16
+#define BASE_PT 6
+#define BASE_TR 2
+#else
+#define BASE_VBYTES 0
+#define BASE_PT 4
+#define BASE_TR 1
+#endif
+#define BASE_FK 2
+#define BASE_FV 4
+#define AVX2_VBYTES 32
+#define AVX2_PT 6
+#define AVX2_TR 4
+#define AVX2_FK 2
+#define AVX2_FV 4
+#define AVX512_VBYTES 64
+#define AVX512_PT 14
+#define AVX512_TR 4
+#define AVX512_FK 4
+#define AVX512_FV 4
+
+/* A compile-time check that works in C89 and MSVC (a negative array size). */
+#define CYC_STATIC_ASSERT(cond, name) typedef char cyc_static_assert_##name[(cond) ? 1 : -1]
+CYC_STATIC_ASSERT(BASE_FK <= CYC_MAX_FLAT_CHANNELS, base_flat_channels);
+CYC_STATIC_ASSERT(AVX2_FK <= CYC_MAX_FLAT_CHANNELS, avx2_flat_channels);
+CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
+
 /* ---- baseline: SSE2 on x86-64, NEON on aarch64, 16-byte vectors ---- */
 #define ISA base
 #define TARGET
@@ -27,19 +60,11 @@
 #else
 #define HAS_FMA 0
 #endif
-#if CYC_HAVE_VECTOR_EXT
-#define VBYTES 16
-#define PT 6
-#define TR 2
-#define FK 2
-#define FV 4
-#else
-#define VBYTES 0
-#define PT 4
-#define TR 1
-#define FK 2
-#define FV 4
-#endif
+#define VBYTES BASE_VBYTES
+#define PT BASE_PT
+#define TR BASE_TR
+#define FK BASE_FK
+#define FV BASE_FV
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -64,11 +89,11 @@
 #define ISA avx2
 #define TARGET __attribute__((target("avx2,fma")))
 #define HAS_FMA 1
-#define VBYTES 32
-#define PT 6
-#define TR 4
-#define FK 2
-#define FV 4
+#define VBYTES AVX2_VBYTES
+#define PT AVX2_PT
+#define TR AVX2_TR
+#define FK AVX2_FK
+#define FV AVX2_FV
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -92,11 +117,11 @@
 #define ISA avx512
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
 #define HAS_FMA 1
-#define VBYTES 64
-#define PT 14
-#define TR 4
-#define FK 4
-#define FV 4
+#define VBYTES AVX512_VBYTES
+#define PT AVX512_PT
+#define TR AVX512_TR
+#define FK AVX512_FK
+#define FV AVX512_FV
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -117,18 +142,20 @@
 #undef FV
 #endif
 
+/* The tile-size fields of a level's table (see cyc_kernel_table): PT and KB
+ * for float32, float64; FK and FP for float32, float64. */
+#define TILE_SIZES(L) L##_PT, CYC_BLOCK_CHANNELS(L##_VBYTES, float), \
+    CYC_BLOCK_CHANNELS(L##_VBYTES, double)
+#define FLAT_SIZES(L) L##_FK, CYC_FLAT_PIXELS(L##_VBYTES, L##_FV, float), \
+    CYC_FLAT_PIXELS(L##_VBYTES, L##_FV, double)
+
 static const cyc_kernel_table table_base = {
     "baseline",
     cyc_spatial_row_f32_base, cyc_spatial_row_f64_base,
     cyc_spatial_rows_f32_base, cyc_spatial_rows_f64_base,
     cyc_blocked_tile_f32_base, cyc_blocked_tile_f64_base,
-#if CYC_HAVE_VECTOR_EXT
-    6, 8, 4,
-    cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, 2, 16, 8,
-#else
-    4, 2, 2,
-    cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, 2, 4, 4,
-#endif
+    TILE_SIZES(BASE),
+    cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, FLAT_SIZES(BASE),
 };
 
 #if CYC_X86_DISPATCH
@@ -137,16 +164,16 @@ static const cyc_kernel_table table_avx2 = {
     cyc_spatial_row_f32_avx2, cyc_spatial_row_f64_avx2,
     cyc_spatial_rows_f32_avx2, cyc_spatial_rows_f64_avx2,
     cyc_blocked_tile_f32_avx2, cyc_blocked_tile_f64_avx2,
-    6, 16, 8,
-    cyc_flat_tile_f32_avx2, cyc_flat_tile_f64_avx2, 2, 32, 16,
+    TILE_SIZES(AVX2),
+    cyc_flat_tile_f32_avx2, cyc_flat_tile_f64_avx2, FLAT_SIZES(AVX2),
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
     cyc_spatial_row_f32_avx512, cyc_spatial_row_f64_avx512,
     cyc_spatial_rows_f32_avx512, cyc_spatial_rows_f64_avx512,
     cyc_blocked_tile_f32_avx512, cyc_blocked_tile_f64_avx512,
-    14, 32, 16,
-    cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, 4, 64, 32,
+    TILE_SIZES(AVX512),
+    cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, FLAT_SIZES(AVX512),
 };
 
 static unsigned long long read_xcr0(void)
