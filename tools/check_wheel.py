@@ -141,13 +141,15 @@ def run(cmd, *, cwd=None, env=None, check=True, capture=False):
     output is returned when capture=True."""
     cmd = [str(c) for c in cmd]
     say("$ " + " ".join(shlex.quote(c) for c in cmd))
-    proc = subprocess.run(cmd, cwd=cwd, env=env or CLEAN_ENV, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout.splitlines():
-        say(line)
+    lines = []
+    with subprocess.Popen(cmd, cwd=cwd, env=env or CLEAN_ENV, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:   # streamed: long test runs show their progress
+            say(line.rstrip("\n"))
+            lines.append(line)
     if check and proc.returncode != 0:
         raise Fail(f"{cmd[0]} exited with {proc.returncode}")
-    return proc.stdout if capture else proc.returncode
+    return "".join(lines) if capture else proc.returncode
 
 
 def tpy(*args, **kw):
