@@ -13,23 +13,16 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _methods, _parallel
-from ._padding import aligned, index_map
+from . import _geometry, _methods, _parallel
+from ._padding import aligned
 
 Mode = Literal["full", "same", "valid"]
 Boundary = Literal["fill", "pad", "wrap", "circular", "symm", "symmetric"]
 Method = Literal["auto", "direct", "separable", "fft"]
 
-_MODES = ("full", "same", "valid")
-# SciPy's names and aliases -> the np.pad mode that extends the image the same
-# way (through index_map). np.pad's "symmetric" repeats the edge sample like
-# SciPy's "symm", and both keep reflecting / wrapping when the kernel is
-# larger than the image.
-_BOUNDARIES = {
-    "fill": "constant", "pad": "constant",
-    "wrap": "wrap", "circular": "wrap",
-    "symm": "symmetric", "symmetric": "symmetric",
-}
+# Outputs of more pixels than this are allocated once as a probe before any
+# work, so that an impossible size fails early; smaller ones always fit.
+_PROBE_PIXELS = 1 << 20
 
 
 def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
@@ -100,9 +93,7 @@ def choose_method(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
 
 
 def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve):
-    if not isinstance(method, str) or method not in _methods.METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, _methods.METHODS))}, "
-                         f"got {method!r}")
+    _geometry.check_method(method)
     workers = _parallel.resolve_workers(workers)
     plan = _plan(in1, in2, mode, boundary, fillvalue, convolve)
     if isinstance(plan, np.ndarray):
@@ -122,98 +113,26 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
     name = "convolve2d" if convolve else "correlate2d"
     in1 = np.asarray(in1)
     in2 = np.asarray(in2)
-    if in1.ndim != 2 or in2.ndim != 2:
-        raise ValueError(f"{name} inputs must both be 2-D arrays, got in1.ndim={in1.ndim} "
-                         f"and in2.ndim={in2.ndim}")
-    if not isinstance(mode, str) or mode not in _MODES:
-        raise ValueError(f"mode must be one of 'full', 'same', 'valid', got {mode!r}")
-    if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
-        raise ValueError("boundary must be 'fill' (or 'pad'), 'wrap' (or 'circular') or "
-                         f"'symm' (or 'symmetric'), got {boundary!r}")
-    dtype = _result_dtype(in1.dtype, in2.dtype, name)
-    pad_mode = _BOUNDARIES[boundary]
-    fill = _fill_scalar(fillvalue, dtype) if pad_mode == "constant" else np.zeros((), dtype)
-
-    swapped = mode == "valid" and _valid_swap_needed(in1.shape, in2.shape)
-    if swapped:
-        in1, in2 = in2, in1
-
-    (H, W), (M, N) = in1.shape, in2.shape
-    if mode == "full":
-        out_shape = (H + M - 1, W + N - 1)
-        pads = ((M - 1, M - 1), (N - 1, N - 1))
-    elif mode == "same":
-        out_shape = (H, W)
-        # Output (i, j) is centred on input (i, j) with offset (M-1)//2 for
-        # convolution; correlation's flipped kernel moves the odd sample to the other side.
-        pads = ((M // 2, (M - 1) // 2), (N // 2, (N - 1) // 2)) if convolve else \
-               (((M - 1) // 2, M // 2), ((N - 1) // 2, N // 2))
-    else:
-        out_shape = (H - M + 1, W - N + 1)
-        pads = ((0, 0), (0, 0))
-    if min(out_shape) < 0:
-        raise ValueError(f"{name}: in1 of shape {in1.shape} and in2 of shape {in2.shape} "
-                         f"give a {mode!r} output of negative size {out_shape}")
-    if min(out_shape) == 0 or M == 0 or N == 0:
+    geometry = _geometry.filter2d(in1.shape, in2.shape, mode, boundary, convolve)
+    dtype = _geometry.filter2d_dtype(in1.dtype, in2.dtype, name)
+    fill = _geometry.fill_scalar(fillvalue if geometry.rule == "constant" else 0, dtype)
+    if geometry.empty:
         # An empty kernel sums over nothing: zeros, whatever the boundary.
-        return np.zeros(out_shape, dtype)
-    # An output that cannot exist fails here, before any work or buffer
-    # (np.empty reserves address space only; the methods allocate their own).
-    np.empty(out_shape, dtype)
-    if in1.size == 0 and pad_mode != "constant":
-        raise ValueError(f"{name}: boundary={boundary!r} cannot extend an empty in1 of shape "
-                         f"{in1.shape}; use boundary='fill' or a non-empty in1")
-
-    kernel = in2[::-1, ::-1] if convolve else np.conj(in2)
-    (top, bottom), (left, right) = pads
+        return np.zeros(geometry.out_shape, dtype)
+    Ho, Wo = geometry.out_shape
+    if Ho * Wo > _PROBE_PIXELS:
+        # An output that cannot exist fails here, before any work or buffer
+        # (np.empty reserves address space only; the methods allocate their own).
+        np.empty(geometry.out_shape, dtype)
+    if geometry.swapped:
+        in1, in2 = in2, in1
+    if convolve:
+        kernel = in2[::-1, ::-1]
+    else:
+        kernel = np.conj(in2) if in2.dtype.kind == "c" else in2
+    row_map, col_map = geometry.index_maps()
     return _methods.Plan(
         image=aligned(np.asarray(in1, dtype=dtype)),  # native byte order; any strides
         kernel=aligned(np.asarray(kernel, dtype=dtype)),
-        row_map=index_map(H, top, bottom, pad_mode),
-        col_map=index_map(W, left, right, pad_mode),
-        left=left, fill=fill, out_shape=out_shape, swapped=swapped)
-
-
-def _result_dtype(dt1: np.dtype, dt2: np.dtype, name: str) -> np.dtype:
-    try:
-        dtype = np.result_type(dt1, dt2)
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.kind not in "iufc" or dtype.itemsize < 4 and dtype.kind == "f":
-        raise ValueError(
-            f"{name} is not available for inputs of dtype {dt1} and {dt2}: the result type "
-            "must be an integer, float32, float64, longdouble or complex type "
-            "(bool, float16, object, string and datetime are not supported)")
-    return dtype.newbyteorder("=")
-
-
-def _fill_scalar(fillvalue, dtype: np.dtype) -> np.ndarray:
-    """`fillvalue` cast to the result type, with SciPy's rules and errors."""
-    try:
-        fill = np.asarray(fillvalue, dtype=dtype)
-    except (TypeError, ValueError, OverflowError):
-        # SciPy retries through complex; that is only a valid cast into a complex type.
-        try:
-            fill = np.asarray(fillvalue, dtype=np.complex128)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"fillvalue {fillvalue!r} cannot be converted to the result "
-                             f"type {dtype}: {exc}") from None
-        if dtype.kind != "c":
-            raise ValueError(f"fillvalue {fillvalue!r} cannot be cast to the real result type "
-                             f"{dtype} without loss (a complex fill needs complex inputs)")
-        fill = fill.astype(dtype)
-    if fill.size == 0:
-        raise ValueError("`fillvalue` cannot be an empty array.")
-    if fill.size != 1:
-        raise ValueError(f"`fillvalue` must be scalar or an array with one element, "
-                         f"got shape {fill.shape}")
-    return fill.reshape(())
-
-
-def _valid_swap_needed(shape1, shape2) -> bool:
-    ok1 = all(a >= b for a, b in zip(shape1, shape2))
-    ok2 = all(b >= a for a, b in zip(shape1, shape2))
-    if not (ok1 or ok2):
-        raise ValueError(f"For 'valid' mode, one must be at least as large as the other in "
-                         f"every dimension, got shapes {tuple(shape1)} and {tuple(shape2)}")
-    return not ok1
+        row_map=row_map, col_map=col_map, left=geometry.cols.before, fill=fill,
+        out_shape=geometry.out_shape, swapped=geometry.swapped)

@@ -12,14 +12,13 @@ remembers its process id and is rebuilt in a new process.
 from __future__ import annotations
 
 import contextlib
-import operator
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
+from ._geometry import as_int
 
 # Below this many multiply-adds a call stays on the calling thread: waking
 # the pool costs tens of microseconds.
@@ -47,12 +46,7 @@ def available_cpus() -> int:
 
 def _check_count(n, name: str) -> int:
     """A thread count as SciPy's `workers`: positive, or negative counting back from all CPUs."""
-    if isinstance(n, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or None, got {n!r}")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or None, got {n!r}") from None
+    n = as_int(n, name, "an int or None")
     if n == 0:
         raise ValueError(f"{name} must be a positive int, or negative to count back from "
                          f"the {available_cpus()} available CPUs (-1 = all); got 0")
