@@ -3,17 +3,19 @@
 This layer validates the arguments, works out the result type, reduces
 every mode and boundary to one valid correlation of a padded image (a Plan:
 the padding is described by index maps, never materialised here), and
-hands the Plan to the chosen method in _methods.
+hands the Plan to the chosen method in _methods. Argument resolution lives
+in _geometry. Repeated small float calls take a short path (see the end of
+this file) that skips everything already resolved for the same arguments.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _geometry, _methods, _parallel
+from . import _core, _geometry, _methods, _parallel
 from ._padding import aligned
 
 Mode = Literal["full", "same", "valid"]
@@ -93,12 +95,23 @@ def choose_method(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
 
 
 def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve):
+    if type(in1) is np.ndarray and type(in2) is np.ndarray and type(fillvalue) is int \
+            and (workers is None or type(workers) is int and workers > 0):
+        try:
+            short = _short_paths.get((in1.shape, in2.shape, in1.dtype, in2.dtype, mode,
+                                      boundary, fillvalue, method, convolve))
+        except TypeError:  # an unhashable argument: the full path explains what is wrong
+            short = None
+        if short is not None and in1.flags.aligned and in2.flags.aligned:
+            return _run_short(short, in1, in2)
     _geometry.check_method(method)
     workers = _parallel.resolve_workers(workers)
     plan = _plan(in1, in2, mode, boundary, fillvalue, convolve)
     if isinstance(plan, np.ndarray):
         return plan
-    out = _methods.run(plan, _methods.choose(plan, method), workers)
+    chosen = _methods.choose(plan, method)
+    _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, plan, chosen)
+    out = _methods.run(plan, chosen, workers)
     if plan.swapped and not convolve:
         # We computed sum_k in1[k] * conj(in2_small[k]) slid over the big
         # array; the true correlation of (small, big) is its conjugate, reversed.
@@ -113,9 +126,10 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
     name = "convolve2d" if convolve else "correlate2d"
     in1 = np.asarray(in1)
     in2 = np.asarray(in2)
-    geometry = _geometry.filter2d(in1.shape, in2.shape, mode, boundary, convolve)
+    rule = _geometry.check_filter2d(in1.shape, in2.shape, mode, boundary, convolve)
     dtype = _geometry.filter2d_dtype(in1.dtype, in2.dtype, name)
-    fill = _geometry.fill_scalar(fillvalue if geometry.rule == "constant" else 0, dtype)
+    fill = _geometry.fill_scalar(fillvalue if rule == "constant" else 0, dtype)
+    geometry = _geometry.filter2d(in1.shape, in2.shape, mode, boundary, convolve)
     if geometry.empty:
         # An empty kernel sums over nothing: zeros, whatever the boundary.
         return np.zeros(geometry.out_shape, dtype)
@@ -136,3 +150,66 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
         kernel=aligned(np.asarray(kernel, dtype=dtype)),
         row_map=row_map, col_map=col_map, left=geometry.cols.before, fill=fill,
         out_shape=geometry.out_shape, swapped=geometry.swapped)
+
+
+# --------------------------------------------------------------------------- small calls
+# A call in a loop repeats the same shapes, dtypes and scalar arguments: all
+# that follows from them (validation, result type, padding, index maps,
+# method, thread decision) is resolved once by the full path and kept as a
+# ShortPath, keyed by those arguments. A later call with the same key only
+# allocates its output and runs the core: the same call, on the same
+# buffers' values, that _methods._direct makes, so the result is bitwise the same.
+
+class ShortPath(NamedTuple):
+    row_map: np.ndarray    # read-only, shared
+    col_map: np.ndarray
+    left: int
+    fill: np.ndarray       # 1 element, read-only
+    out_shape: tuple
+    strip_shape: tuple     # (rows + M - 1, padded width): any rows give the same result
+    dtype: np.dtype
+    convolve: bool
+
+
+_short_paths: dict = {}
+_MAX_SHORT_PATHS = 256
+# Strip rows padded at a time by the short path (as _methods._direct: in L2).
+_STRIP_BYTES = 1 << 17
+
+
+def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, plan,
+                         chosen) -> None:
+    """Keep a ShortPath for this key when the call qualifies: float32/float64
+    arrays already of the result type, not swapped, an int fillvalue, direct
+    chosen from the shapes alone, and too little work for a second thread."""
+    dtype = plan.image.dtype
+    if not (type(in1) is np.ndarray and type(in2) is np.ndarray and type(fillvalue) is int
+            and dtype in (np.float32, np.float64) and in1.dtype == dtype == in2.dtype
+            and chosen == "direct" and not plan.swapped):
+        return
+    Ho, Wo = plan.out_shape
+    M, N = plan.kernel.shape
+    Wp = len(plan.col_map)
+    if Ho * Wo * M * N >= _parallel.MIN_WORK_PER_THREAD:
+        return
+    if method != "direct" and not _methods.direct_by_cost(
+            dtype.itemsize, plan.out_shape, (M, N), (len(plan.row_map), Wp)):
+        return
+    if len(_short_paths) >= _MAX_SHORT_PATHS:
+        _short_paths.clear()
+    fill = plan.fill.reshape(1).copy()
+    fill.flags.writeable = False
+    rows = min(Ho, max(16, _STRIP_BYTES // (Wp * dtype.itemsize)))
+    key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, boundary, fillvalue, method,
+           convolve)
+    _short_paths[key] = ShortPath(plan.row_map, plan.col_map, plan.left, fill, plan.out_shape,
+                                  (rows + M - 1, Wp), dtype, convolve)
+
+
+def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    row_map, col_map, left, fill, out_shape, strip_shape, dtype, convolve = short
+    kernel = np.ascontiguousarray(kernel[::-1, ::-1] if convolve else kernel)
+    out = np.empty(out_shape, dtype)
+    _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out,
+                          np.empty(strip_shape, dtype), 0, out_shape[0])
+    return out

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import _methods
 from ._padding import index_map
 
 # =========================================================================== integers
@@ -151,7 +152,7 @@ def split_axis(axis: Axis, chunks: Sequence[int]) -> AxisChunks:
 
 # Index maps of up to this many entries are cached (read-only): small calls
 # reuse them, big ones are cheap to rebuild compared with their filtering.
-_CACHED_MAP_LENGTH = 1 << 14
+_CACHED_MAP_LENGTH = 1 << 12
 
 
 @functools.lru_cache(maxsize=256)
@@ -186,9 +187,9 @@ BOUNDARIES = {
 
 
 def check_method(method) -> str:
-    from ._methods import METHODS
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, "
+    """convolve2d's `method`, one of _methods.METHODS."""
+    if not isinstance(method, str) or method not in _methods.METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _methods.METHODS))}, "
                          f"got {method!r}")
     return method
 
@@ -247,21 +248,31 @@ class Filter2d:
 
 def filter2d(shape1: tuple, shape2: tuple, mode, boundary, convolve: bool) -> Filter2d:
     """Resolve a convolve2d (`convolve`) or correlate2d call on 2-D inputs of
-    these shapes: mode and boundary checked, the valid-mode swap applied,
-    padding per side, output shape. Errors are SciPy's (and cyconv's).
+    these shapes: check_filter2d's checks, the valid-mode swap, padding per
+    side, output shape. Errors are SciPy's (and cyconv's); a caller that also
+    checks the result type and fill value does so between check_filter2d and
+    this, as SciPy orders its errors.
     Results are cached (calls in loops resolve the same shapes again)."""
     if type(mode) is str and type(boundary) is str:  # hashable: cacheable
         return _filter2d_cached(tuple(shape1), tuple(shape2), mode, boundary, bool(convolve))
     return _resolve_filter2d(tuple(shape1), tuple(shape2), mode, boundary, bool(convolve))
 
 
-def _resolve_filter2d(shape1, shape2, mode, boundary, convolve) -> Filter2d:
-    name = "convolve2d" if convolve else "correlate2d"
+def check_filter2d(shape1: tuple, shape2: tuple, mode, boundary, convolve: bool) -> str:
+    """The checks of a convolve2d/correlate2d call that come before its
+    result type and fill value (SciPy's order): 2-D inputs, mode, boundary.
+    Returns the boundary's np.pad mode."""
     if len(shape1) != 2 or len(shape2) != 2:
+        name = "convolve2d" if convolve else "correlate2d"
         raise ValueError(f"{name} inputs must both be 2-D arrays, got in1.ndim={len(shape1)} "
                          f"and in2.ndim={len(shape2)}")
     check_mode(mode)
-    rule = boundary_rule(boundary)
+    return boundary_rule(boundary)
+
+
+def _resolve_filter2d(shape1, shape2, mode, boundary, convolve) -> Filter2d:
+    name = "convolve2d" if convolve else "correlate2d"
+    rule = check_filter2d(shape1, shape2, mode, boundary, convolve)
     swapped = mode == "valid" and valid_swap_needed(shape1, shape2)
     if swapped:
         shape1, shape2 = shape2, shape1

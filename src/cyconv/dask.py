@@ -240,9 +240,10 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve)
     # Every argument is checked here, as the in-memory function checks it.
     _geometry.check_method(method)
     _parallel.resolve_workers(workers)  # validate now; resolved again in each task
-    geo = _geometry.filter2d(x.shape, k.shape, mode, boundary, convolve)
+    rule = _geometry.check_filter2d(x.shape, k.shape, mode, boundary, convolve)
     dtype = _geometry.filter2d_dtype(x.dtype, k.dtype, name)
-    fill = _geometry.fill_scalar(fillvalue if geo.rule == "constant" else 0, dtype)
+    fill = _geometry.fill_scalar(fillvalue if rule == "constant" else 0, dtype)
+    geo = _geometry.filter2d(x.shape, k.shape, mode, boundary, convolve)
     if method == "separable" and k.size:
         # Whether the kernel qualifies depends on it alone: ask on a stand-in
         # image of the kernel's shape, now rather than in every task.
