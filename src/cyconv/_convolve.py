@@ -10,6 +10,7 @@ this file) that skips everything already resolved for the same arguments.
 
 from __future__ import annotations
 
+import threading
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -206,10 +207,17 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
                                   (rows + M - 1, Wp), dtype, convolve)
 
 
+# Each thread keeps the last strip it used (scratch the core overwrites).
+_thread_scratch = threading.local()
+
+
 def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     row_map, col_map, left, fill, out_shape, strip_shape, dtype, convolve = short
     kernel = np.ascontiguousarray(kernel[::-1, ::-1] if convolve else kernel)
     out = np.empty(out_shape, dtype)
-    _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out,
-                          np.empty(strip_shape, dtype), 0, out_shape[0])
+    strip = getattr(_thread_scratch, "strip", None)
+    if strip is None or strip.shape != strip_shape or strip.dtype != dtype:
+        strip = _thread_scratch.strip = np.empty(strip_shape, dtype)
+    _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out, strip, 0,
+                          out_shape[0])
     return out
