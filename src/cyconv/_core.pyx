@@ -731,51 +731,99 @@ cdef _Conv _conv_of(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_s
     return g
 
 
-def conv2d_plan(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
-                Py_ssize_t R, Py_ssize_t S, Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw,
-                Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t top, Py_ssize_t bottom,
-                Py_ssize_t left, Py_ssize_t right, bint double_precision):
-    """The buffers conv2d needs (the caller checked every argument)."""
-    cdef _Conv g = _conv_of(N, C, H, W, K, R, S, groups, sh, sw, dh, dw,
-                            top, bottom, left, right, double_precision)
-    # Flat tiles run across rows: a piece of fewer rows than one tile spans
-    # would compute a whole tile for a few pixels.
-    cdef Py_ssize_t span = g.FP if g.small else (g.PT if g.flat else 1)
-    return dict(Ho=g.Ho, Wo=g.Wo, Hb=g.Hb, Wb=g.Wb, blocked=g.blocked, flat=g.flat, small=g.small,
-                min_rows=(span + g.Wb - 1) // g.Wb,
-                packed_shape=(g.groups * g.blocks, g.Cg, g.R * g.S, g.KB) if g.blocked else None,
-                scratch=g.scratch_size, edge=g.edge_size)
-
-
-def pack_weights(const fp_t[:, :, :, :] weight,   # IN  K x Cg x R x S, any strides
-                 Py_ssize_t groups,
-                 fp_t[:, :, :, ::1] packed):        # OUT groups*blocks x Cg x R*S x KB
+cdef class Conv2dPlan:
+    """A conv2d call's compiled plan, built once per call by conv2d_plan() and
+    passed to pack_weights() and to conv2d() for every piece. Read-only."""
     cdef _Conv g
-    g.K, g.R, g.S, g.groups = weight.shape[0], weight.shape[2], weight.shape[3], groups
-    g.Cg, g.Kg = weight.shape[1], weight.shape[0] // groups
-    g.KB, g.blocks = packed.shape[3], packed.shape[0] // groups
+    cdef readonly bint double_precision   # float64 (else float32) buffers
+
+    @property
+    def Ho(self):
+        return self.g.Ho
+
+    @property
+    def Wo(self):
+        return self.g.Wo
+
+    @property
+    def Hb(self):
+        """Rows of the padded buffer: the padded input's, plus zero rows that
+        flat tiles overrun into."""
+        return self.g.Hb
+
+    @property
+    def Wb(self):
+        return self.g.Wb
+
+    @property
+    def blocked(self):
+        """Weights are packed (pack_weights) into packed_shape."""
+        return self.g.blocked
+
+    @property
+    def packed_shape(self):
+        g = &self.g
+        return (g.groups * g.blocks, g.Cg, g.R * g.S, g.KB) if g.blocked else None
+
+    @property
+    def scratch(self):
+        """Elements of conv2d's `scratch` buffer."""
+        return self.g.scratch_size
+
+    @property
+    def edge(self):
+        """Elements of conv2d's `edge` buffer."""
+        return self.g.edge_size
+
+    @property
+    def min_rows(self):
+        """Fewest output rows worth a piece: flat tiles run across rows, and a
+        piece of fewer rows than one tile spans would compute a whole tile
+        for a few pixels."""
+        cdef Py_ssize_t span = self.g.FP if self.g.small else (self.g.PT if self.g.flat else 1)
+        return (span + self.g.Wb - 1) // self.g.Wb
+
+
+def conv2d_plan(shape, Py_ssize_t K, kernel, Py_ssize_t groups, stride, dilation, padding,
+                bint double_precision):
+    """The plan of one conv2d call: input `shape` (N, C, H, W), K output
+    channels, `kernel` (R, S), `stride` and `dilation` (h, w), `padding`
+    (top, bottom, left, right). The caller checked every argument (the padded
+    input is at least as large as the dilated kernel)."""
+    cdef Py_ssize_t N, C, H, W, R, S, sh, sw, dh, dw, top, bottom, left, right
+    N, C, H, W = shape
+    R, S = kernel
+    sh, sw = stride
+    dh, dw = dilation
+    top, bottom, left, right = padding
+    cdef Conv2dPlan plan = Conv2dPlan.__new__(Conv2dPlan)
+    plan.g = _conv_of(N, C, H, W, K, R, S, groups, sh, sw, dh, dw,
+                      top, bottom, left, right, double_precision)
+    plan.double_precision = double_precision
+    return plan
+
+
+def pack_weights(Conv2dPlan plan,
+                 const fp_t[:, :, :, :] weight,   # IN  K x Cg x R x S, any strides
+                 fp_t[:, :, :, ::1] packed):        # OUT plan.packed_shape
     with nogil:
-        _pack_weights(&g, <const char *>&weight[0, 0, 0, 0], weight.strides[0],
+        _pack_weights(&plan.g, <const char *>&weight[0, 0, 0, 0], weight.strides[0],
                       weight.strides[1], weight.strides[2], weight.strides[3], &packed[0, 0, 0, 0])
 
 
-def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
+def conv2d(Conv2dPlan plan,
+           const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
            const int64_t[::1] row_map,        # IN  Hb padded rows -> source row or -1
            const int64_t[::1] col_map,        # IN  Wb padded cols -> source col or -1
            const fp_t[:, :, :, ::1] weights,  # IN  packed (blocked) or K x Cg x R x S
            const fp_t[::1] bias,              # IN  K values, or length 0 for none
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
            fp_t[:, :, ::1] padded,            # scratch C x Hb x Wb
-           fp_t[::1] scratch,                 # scratch: conv2d_plan()["scratch"]
-           fp_t[::1] edge,                    # scratch: conv2d_plan()["edge"]
-           Py_ssize_t R, Py_ssize_t S, Py_ssize_t groups,
-           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-           Py_ssize_t top, Py_ssize_t bottom, Py_ssize_t left, Py_ssize_t right,
+           fp_t[::1] scratch,                 # scratch: plan.scratch elements
+           fp_t[::1] edge,                    # scratch: plan.edge elements
            Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
-    """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call)."""
-    cdef _Conv g = _conv_of(image.shape[0], image.shape[1], image.shape[2], image.shape[3],
-                            out.shape[1], R, S, groups, sh, sw, dh, dw, top, bottom, left,
-                            right, fp_t is double)
+    """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call);
+    fp_t is the plan's precision."""
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
     cdef int i
@@ -785,7 +833,7 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
     # An empty image (H or W of 0, padded with zeros) is never read.
     cdef const char *data = <const char *>&image[0, 0, 0, 0] if image.shape[2] and image.shape[3] else NULL
     with nogil:
-        _conv2d_range(&g, data, istr, &row_map[0], &col_map[0],
+        _conv2d_range(&plan.g, data, istr, &row_map[0], &col_map[0],
                       &weights[0, 0, 0, 0], &bias[0] if bias.shape[0] else NULL,
                       <char *>&out[0, 0, 0, 0], ostr, &padded[0, 0, 0],
                       &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1)
