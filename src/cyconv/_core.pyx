@@ -60,6 +60,7 @@ cdef extern from "kernels.h" nogil:
         cyc_index flat_f64
     int cyc_detect_level()
     int cyc_detect_features()
+    const char *cyc_compiler()
     const cyc_kernel_table *cyc_kernels(int level)
 
 
@@ -90,6 +91,11 @@ def detect_level():
 def detect_features():
     """Bitmask of detected CPU features (see kernels.h)."""
     return cyc_detect_features()
+
+
+def compiler():
+    """The C compiler (and version) that built the kernels."""
+    return cyc_compiler().decode()
 
 
 def set_level(int level):

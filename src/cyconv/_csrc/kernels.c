@@ -6,17 +6,30 @@
 #include <string.h>
 #include "kernels.h"
 
+/* GCC and Clang (clang-cl included: it defines __clang__ and _MSC_VER, not
+ * __GNUC__) compile the vector template; MSVC's cl.exe does not, and gets the
+ * scalar fallback. setup.py therefore builds Windows wheels with clang-cl. */
 #if defined(__GNUC__) || defined(__clang__)
 #define CYC_HAVE_VECTOR_EXT 1
 #else
 #define CYC_HAVE_VECTOR_EXT 0
 #endif
 
-#if CYC_HAVE_VECTOR_EXT && (defined(__x86_64__) || defined(__i386__))
-#define CYC_X86_DISPATCH 1
-#include <cpuid.h>
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
+#define CYC_X86 1
 #else
-#define CYC_X86_DISPATCH 0
+#define CYC_X86 0
+#endif
+/* Run-time dispatch needs the vector kernels and an x86 CPU to ask. */
+#define CYC_X86_DISPATCH (CYC_HAVE_VECTOR_EXT && CYC_X86)
+
+#if CYC_X86 && defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>           /* cl.exe: __cpuidex, _xgetbv */
+#elif CYC_X86
+#include <cpuid.h>            /* GCC, Clang, clang-cl, mingw-w64 */
+#endif
+#if CYC_X86 && defined(__APPLE__)
+#include <sys/sysctl.h>
 #endif
 
 /* Each level's tile parameters, defined once: the template is instantiated
@@ -176,34 +189,77 @@ static const cyc_kernel_table table_avx512 = {
     cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, FLAT_SIZES(AVX512),
 };
 
+#endif
+
+#if CYC_X86
+/* cpuid leaf/subleaf into r[0..3] = eax, ebx, ecx, edx; 0 if the leaf is
+ * beyond the CPU's maximum. */
+static int cyc_cpuid(unsigned int leaf, unsigned int sub, unsigned int r[4])
+{
+#if defined(_MSC_VER) && !defined(__clang__)
+    int x[4];
+    __cpuid(x, (int)(leaf & 0x80000000u));
+    if ((unsigned int)x[0] < leaf) return 0;
+    __cpuidex(x, (int)leaf, (int)sub);
+    r[0] = (unsigned int)x[0]; r[1] = (unsigned int)x[1];
+    r[2] = (unsigned int)x[2]; r[3] = (unsigned int)x[3];
+    return 1;
+#else
+    if (__get_cpuid_max(leaf & 0x80000000u, 0) < leaf) return 0;
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+    return 1;
+#endif
+}
+
+/* XCR0: which register states the OS saves (call only when OSXSAVE is set). */
 static unsigned long long read_xcr0(void)
 {
+#if defined(_MSC_VER) && !defined(__clang__)
+    return _xgetbv(0);
+#else
+    /* xgetbv as bytes: needs no -mxsave and assembles everywhere. */
     unsigned int eax, edx;
-    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(eax), "=d"(edx) : "c"(0)); /* xgetbv */
+    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(eax), "=d"(edx) : "c"(0));
     return ((unsigned long long)edx << 32) | eax;
+#endif
+}
+
+/* macOS enables the AVX-512 register state lazily, on a thread's first
+ * AVX-512 instruction, so XCR0 may not show it yet; the kernel reports the
+ * support it will give instead. */
+static int os_saves_zmm(unsigned long long xcr0)
+{
+    if ((xcr0 & 0xe6) == 0xe6) return 1;                 /* opmask, zmm hi256, hi16 zmm */
+#if defined(__APPLE__)
+    int on = 0;
+    size_t size = sizeof(on);
+    if ((xcr0 & 0x6) == 0x6 && sysctlbyname("hw.optional.avx512f", &on, &size, NULL, 0) == 0)
+        return on != 0;
+#endif
+    return 0;
 }
 #endif
 
 int cyc_detect_features(void)
 {
     int f = 0;
-#if CYC_X86_DISPATCH
-    unsigned int a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d))
+#if CYC_X86
+    unsigned int r[4];
+    if (!cyc_cpuid(1, 0, r))
         return 0;
+    unsigned int c = r[2], d = r[3];
     if (d & (1u << 26)) f |= 1;                        /* sse2 */
     int osxsave = (c >> 27) & 1;
     unsigned long long xcr0 = osxsave ? read_xcr0() : 0;
     int ymm_ok = (xcr0 & 0x6) == 0x6;                  /* OS saves xmm and ymm */
-    int zmm_ok = (xcr0 & 0xe6) == 0xe6;                /* ... and opmask, zmm */
+    int zmm_ok = ymm_ok && os_saves_zmm(xcr0);
     if (ymm_ok && (c & (1u << 28))) f |= 2;            /* avx */
     if (ymm_ok && (c & (1u << 12))) f |= 8;            /* fma */
-    if (__get_cpuid_max(0, 0) >= 7) {
-        __cpuid_count(7, 0, a, b, c, d);
-        if (ymm_ok && (b & (1u << 5))) f |= 4;         /* avx2 */
-        if (zmm_ok && (b & (1u << 16))) f |= 16;       /* avx512f */
+    if (cyc_cpuid(7, 0, r)) {
+        if (ymm_ok && (r[1] & (1u << 5))) f |= 4;      /* avx2 */
+        if (zmm_ok && (r[1] & (1u << 16))) f |= 16;    /* avx512f */
     }
-#elif defined(__aarch64__)
+#elif defined(__aarch64__) || defined(_M_ARM64)
     f |= 32;                                           /* NEON is part of AArch64 */
 #endif
     return f;
@@ -211,10 +267,14 @@ int cyc_detect_features(void)
 
 int cyc_detect_level(void)
 {
+#if !CYC_X86_DISPATCH
+    return CYC_BASELINE;  /* one level only: NEON / SSE2, or the scalar build */
+#else
     int f = cyc_detect_features();
     if ((f & 16) && (f & 4) && (f & 8)) return CYC_AVX512;
     if ((f & 4) && (f & 8)) return CYC_AVX2;
     return CYC_BASELINE;
+#endif
 }
 
 const cyc_kernel_table *cyc_kernels(int level)
@@ -225,4 +285,22 @@ const cyc_kernel_table *cyc_kernels(int level)
 #endif
     (void)level;
     return &table_base;
+}
+
+#define CYC_STR_(x) #x
+#define CYC_STR(x) CYC_STR_(x)
+
+const char *cyc_compiler(void)
+{
+#if defined(__clang__) && defined(_MSC_VER)
+    return "clang-cl " __clang_version__;
+#elif defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#elif defined(_MSC_VER)
+    return "MSVC " CYC_STR(_MSC_FULL_VER) " (no vector extensions: scalar kernels)";
+#else
+    return "unknown C compiler";
+#endif
 }

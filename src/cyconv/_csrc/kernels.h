@@ -90,6 +90,8 @@ typedef struct {
 int cyc_detect_level(void);
 /* Bitmask of detected features, for show_config: 1=sse2 2=avx 4=avx2 8=fma 16=avx512f 32=neon */
 int cyc_detect_features(void);
+/* The compiler that built the kernels, for show_config. */
+const char *cyc_compiler(void);
 /* Table for `level`, which must be <= cyc_detect_level(). */
 const cyc_kernel_table *cyc_kernels(int level);
 
