@@ -53,7 +53,7 @@ from ._convolve import convolve2d, correlate2d
 
 __all__ = ["filter_image", "feature_maps", "save_feature_grid", "sobel_edges", "PIL_HINT"]
 
-PIL_HINT = "pip install 'cyconv[image]'"
+PIL_HINT = "pip install 'cyconv[image]' (from a source checkout: pip install '.[image]')"
 
 KernelLike = Union[str, ArrayLike]
 
