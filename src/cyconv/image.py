@@ -51,11 +51,15 @@ from . import kernels as _kernels
 from ._conv2d import conv2d
 from ._convolve import convolve2d, correlate2d
 
-__all__ = ["filter_image", "feature_maps", "save_feature_grid", "sobel_edges", "PIL_HINT"]
+__all__ = ["filter_image", "feature_maps", "save_feature_grid", "sobel_edges", "sample",
+           "SAMPLE_PATH", "PIL_HINT"]
 
 PIL_HINT = "pip install 'cyconv[image]' (from a source checkout: pip install '.[image]')"
 
 KernelLike = Union[str, ArrayLike]
+
+# A 256 x 256 RGB picture made for the demo (tools/make_sample.py), installed with the package.
+SAMPLE_PATH = Path(__file__).with_name("data") / "sample.png"
 
 
 class _ModeInfo(NamedTuple):
@@ -505,3 +509,13 @@ def sobel_edges(img, *, reduce: Literal["max", "mean"] = "max", scale: float = 1
         gray = _MODES[pmode].gray
         return _to_pil(_round_clip(mag, _MODES[gray].dtype)[:, :, None], gray)
     return mag if out_dtype is None else _round_clip(mag, out_dtype)
+
+
+def sample():
+    """The bundled sample picture (256 x 256, RGB) as a Pillow image, loaded
+    into memory (the file is closed). Its path is :data:`SAMPLE_PATH`.
+    Needs Pillow."""
+    Image = _require_pil()
+    with Image.open(SAMPLE_PATH) as im:
+        im.load()
+        return im.copy()
