@@ -23,10 +23,19 @@
 /* Run-time dispatch needs the vector kernels and an x86 CPU to ask. */
 #define CYC_X86_DISPATCH (CYC_HAVE_VECTOR_EXT && CYC_X86)
 
+/* How to ask the CPU: MSVC intrinsics, or GCC/Clang's cpuid.h and inline
+ * asm; another compiler reports no features (and runs the baseline). */
 #if CYC_X86 && defined(_MSC_VER) && !defined(__clang__)
+#define CYC_CPUID_MSVC 1
 #include <intrin.h>           /* cl.exe: __cpuidex, _xgetbv */
-#elif CYC_X86
+#elif CYC_X86 && (defined(__GNUC__) || defined(__clang__))
+#define CYC_CPUID_GNU 1
 #include <cpuid.h>            /* GCC, Clang, clang-cl, mingw-w64 */
+#endif
+#if defined(CYC_CPUID_MSVC) || defined(CYC_CPUID_GNU)
+#define CYC_HAVE_CPUID 1
+#else
+#define CYC_HAVE_CPUID 0
 #endif
 #if CYC_X86 && defined(__APPLE__)
 #include <sys/sysctl.h>
@@ -191,12 +200,12 @@ static const cyc_kernel_table table_avx512 = {
 
 #endif
 
-#if CYC_X86
+#if CYC_HAVE_CPUID
 /* cpuid leaf/subleaf into r[0..3] = eax, ebx, ecx, edx; 0 if the leaf is
  * beyond the CPU's maximum. */
 static int cyc_cpuid(unsigned int leaf, unsigned int sub, unsigned int r[4])
 {
-#if defined(_MSC_VER) && !defined(__clang__)
+#if defined(CYC_CPUID_MSVC)
     int x[4];
     __cpuid(x, (int)(leaf & 0x80000000u));
     if ((unsigned int)x[0] < leaf) return 0;
@@ -214,7 +223,7 @@ static int cyc_cpuid(unsigned int leaf, unsigned int sub, unsigned int r[4])
 /* XCR0: which register states the OS saves (call only when OSXSAVE is set). */
 static unsigned long long read_xcr0(void)
 {
-#if defined(_MSC_VER) && !defined(__clang__)
+#if defined(CYC_CPUID_MSVC)
     return _xgetbv(0);
 #else
     /* xgetbv as bytes: needs no -mxsave and assembles everywhere. */
@@ -243,7 +252,7 @@ static int os_saves_zmm(unsigned long long xcr0)
 int cyc_detect_features(void)
 {
     int f = 0;
-#if CYC_X86
+#if CYC_HAVE_CPUID
     unsigned int r[4];
     if (!cyc_cpuid(1, 0, r))
         return 0;
