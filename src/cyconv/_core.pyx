@@ -790,6 +790,190 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
 
 
 # ---------------------------------------------------------------------------
+# cyconv.ndimage: 1-D and N-d correlation drivers
+#
+# "Exact" drivers compute in double in exactly SciPy's order of operations
+# (NI_Correlate1D's symmetric / antisymmetric / plain sums, NI_Correlate's
+# term order, NI_UniformFilter1D's running sum), one multiply and one add per
+# term, so integer outputs truncate like SciPy's, bit for bit. Their inner
+# loops run over contiguous "lanes" (independent output positions) and are
+# vectorized by the compiler; the baseline x86-64 target has no FMA, so no
+# multiply-add is fused. The "fast" driver runs the SIMD row kernels (FMA
+# where the level has it) for float32/float64 outputs.
+# Layouts: a padded block is (outer, n + L - 1, lanes), C-contiguous; its
+# output block is (outer, n, lanes).
+# ---------------------------------------------------------------------------
+
+cdef enum:
+    SYMMETRY_NONE = 0
+    SYMMETRY_EVEN = 1     # w[c + i] == w[c - i] (within DBL_EPSILON, as SciPy tests it)
+    SYMMETRY_ODD = -1     # w[c + i] == -w[c - i]
+
+
+cdef void _lanes_correlate_exact(const double *p, Py_ssize_t ps,   # padded rows, ps apart
+                                 const double *w, Py_ssize_t L, int symmetry,
+                                 double *o, Py_ssize_t os,        # output rows, os apart
+                                 Py_ssize_t n, Py_ssize_t lanes) noexcept nogil:
+    """o[l*os + b] for l < n, b < lanes, as NI_Correlate1D computes each output."""
+    cdef Py_ssize_t l, jj, b, c = L // 2
+    cdef double wj
+    cdef const double *pa
+    cdef const double *pb
+    cdef double *orow
+    for l in range(n):
+        orow = o + l * os
+        if symmetry != SYMMETRY_NONE:
+            pa = p + (l + c) * ps
+            wj = w[c]
+            for b in range(lanes):
+                orow[b] = pa[b] * wj
+            for jj in range(-c, 0):
+                pa = p + (l + c + jj) * ps
+                pb = p + (l + c - jj) * ps
+                wj = w[c + jj]
+                if symmetry == SYMMETRY_EVEN:
+                    for b in range(lanes):
+                        orow[b] = orow[b] + (pa[b] + pb[b]) * wj
+                else:
+                    for b in range(lanes):
+                        orow[b] = orow[b] + (pa[b] - pb[b]) * wj
+        else:
+            pa = p + (l + L - 1) * ps
+            wj = w[L - 1]
+            for b in range(lanes):
+                orow[b] = pa[b] * wj
+            for jj in range(L - 1):
+                pa = p + (l + jj) * ps
+                wj = w[jj]
+                for b in range(lanes):
+                    orow[b] = orow[b] + pa[b] * wj
+
+
+def ndimage_correlate1d_lanes(const double[:, :, ::1] padded,  # IN  outer x (n+L-1) x lanes
+                              const double[::1] weights,       # IN  L
+                              int symmetry,
+                              double[:, :, ::1] out,            # OUT outer x n x lanes
+                              Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t b0, Py_ssize_t b1):
+    """Exact 1-D correlation down axis 1, for outer blocks o0..o1, lanes b0..b1."""
+    cdef Py_ssize_t o, lanes = padded.shape[2]
+    with nogil:
+        for o in range(o0, o1):
+            _lanes_correlate_exact(&padded[o, 0, b0], lanes, &weights[0], weights.shape[0],
+                                   symmetry, &out[o, 0, b0], lanes, out.shape[1], b1 - b0)
+
+
+def ndimage_correlate1d_rows(const double[:, ::1] padded,   # IN  rows x (n+L-1)
+                             const double[::1] weights,     # IN  L
+                             int symmetry,
+                             double[:, ::1] out,             # OUT rows x n
+                             Py_ssize_t r0, Py_ssize_t r1):
+    """Exact 1-D correlation along each row (the row's positions are the lanes)."""
+    cdef Py_ssize_t r
+    with nogil:
+        for r in range(r0, r1):
+            _lanes_correlate_exact(&padded[r, 0], 1, &weights[0], weights.shape[0], symmetry,
+                                   &out[r, 0], 1, 1, out.shape[1])
+
+
+def ndimage_uniform1d_lanes(const double[:, :, ::1] padded,  # IN  outer x (n+size-1) x lanes
+                            Py_ssize_t size,
+                            double[:, :, ::1] out,            # OUT outer x n x lanes
+                            double[::1] total,                # scratch >= b1 - b0
+                            Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t b0, Py_ssize_t b1):
+    """NI_UniformFilter1D's running sum down axis 1 (divided by size at each
+    output), every lane in step."""
+    cdef Py_ssize_t o, l, b, n = out.shape[1], nb = b1 - b0
+    cdef double d = <double>size
+    cdef const double *p
+    cdef double *t = &total[0]
+    with nogil:
+        for o in range(o0, o1):
+            for b in range(nb):
+                t[b] = 0.0
+            for l in range(size):
+                p = &padded[o, l, b0]
+                for b in range(nb):
+                    t[b] = t[b] + p[b]
+            for b in range(nb):
+                out[o, 0, b0 + b] = t[b] / d
+            for l in range(1, n):
+                for b in range(nb):
+                    t[b] = t[b] + (padded[o, l + size - 1, b0 + b] - padded[o, l - 1, b0 + b])
+                    out[o, l, b0 + b] = t[b] / d
+
+
+def ndimage_uniform1d_rows(const double[:, ::1] padded,  # IN  rows x (n+size-1)
+                           Py_ssize_t size,
+                           double[:, ::1] out,            # OUT rows x n
+                           Py_ssize_t r0, Py_ssize_t r1):
+    """NI_UniformFilter1D's running sum along each row (divided by size at each output)."""
+    cdef Py_ssize_t r, l, n = out.shape[1]
+    cdef double t, d = <double>size
+    with nogil:
+        for r in range(r0, r1):
+            t = 0.0
+            for l in range(size):
+                t = t + padded[r, l]
+            out[r, 0] = t / d
+            for l in range(1, n):
+                t = t + (padded[r, l + size - 1] - padded[r, l - 1])
+                out[r, l] = t / d
+
+
+def ndimage_correlate_lines(const double[::1] padded,      # IN  the padded N-d array, flat
+                            const int64_t[::1] line_start,  # IN  flat index of each output line's first term
+                            const int64_t[::1] offsets,     # IN  flat offset of each term
+                            const double[::1] weights,      # IN  one weight per term, C order
+                            double[:, ::1] out,              # OUT lines x line length
+                            Py_ssize_t r0, Py_ssize_t r1):
+    """Exact N-d correlation: out[r, j] = sum_t weights[t] * padded[line_start[r] + offsets[t] + j],
+    summed from 0.0 in term order like NI_Correlate (which has dropped |w| <= DBL_EPSILON)."""
+    cdef Py_ssize_t r, t, j, n = out.shape[1]
+    cdef double wt
+    cdef const double *src
+    cdef double *orow
+    with nogil:
+        for r in range(r0, r1):
+            orow = &out[r, 0]
+            for j in range(n):
+                orow[j] = 0.0
+            for t in range(offsets.shape[0]):
+                src = &padded[0] + line_start[r] + offsets[t]
+                wt = weights[t]
+                for j in range(n):
+                    orow[j] = orow[j] + wt * src[j]
+
+
+def ndimage_correlate1d_lanes_fast(const fp_t[:, :, ::1] padded,  # IN  outer x (n+L-1) x lanes
+                                   const fp_t[::1] weights,       # IN  L
+                                   fp_t[:, :, ::1] out,            # OUT outer x n x lanes
+                                   Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t b0, Py_ssize_t b1):
+    """1-D correlation down axis 1 on the SIMD row kernels (an L x 1 kernel)."""
+    cdef Py_ssize_t o, lanes = padded.shape[2]
+    with nogil:
+        for o in range(o0, o1):
+            if fp_t is float:
+                _table.spatial_rows_f32(&padded[o, 0, b0], 0, lanes, 1, weights.shape[0], 1,
+                                        &weights[0], &out[o, 0, b0], lanes, b1 - b0, out.shape[1])
+            else:
+                _table.spatial_rows_f64(&padded[o, 0, b0], 0, lanes, 1, weights.shape[0], 1,
+                                        &weights[0], &out[o, 0, b0], lanes, b1 - b0, out.shape[1])
+
+def ndimage_correlate1d_rows_fast(const fp_t[:, ::1] padded,  # IN  rows x (n+L-1)
+                                  const fp_t[::1] weights,    # IN  L
+                                  fp_t[:, ::1] out,            # OUT rows x n
+                                  Py_ssize_t r0, Py_ssize_t r1):
+    """1-D correlation along each row on the SIMD row kernels (a 1 x L kernel)."""
+    with nogil:
+        if fp_t is float:
+            _table.spatial_rows_f32(&padded[r0, 0], 0, padded.shape[1], 1, 1, weights.shape[0],
+                                    &weights[0], &out[r0, 0], out.shape[1], out.shape[1], r1 - r0)
+        else:
+            _table.spatial_rows_f64(&padded[r0, 0], 0, padded.shape[1], 1, 1, weights.shape[0],
+                                    &weights[0], &out[r0, 0], out.shape[1], out.shape[1], r1 - r0)
+
+
+# ---------------------------------------------------------------------------
 # The C-level API (declared in _core.pxd): argument checks and a status code
 # in front of the same drivers, single-threaded, scratch from the caller.
 # ---------------------------------------------------------------------------
