@@ -208,6 +208,24 @@ def _compute_type(src: np.dtype, out: np.dtype):
     return None
 
 
+def _kernel_as(weights: np.ndarray, dtype) -> np.ndarray:
+    """weights in the compute type. float32 weights are rounded with error
+    diffusion (largest first, each absorbing the rounding so far), so their sum
+    stays within half an ulp of the smallest weight of the float64 sum: plain
+    rounding would bias every output by up to ~1e-7 (a blur would brighten or
+    darken the image), where SciPy's double weights do not."""
+    if dtype != np.float32:
+        return np.ascontiguousarray(weights, dtype)
+    flat = weights.reshape(-1)
+    rounded = np.empty(flat.shape, np.float32)
+    exact = chosen = 0.0
+    for i in np.argsort(-np.abs(flat), kind="stable"):
+        exact += float(flat[i])
+        rounded[i] = np.float32(exact - chosen)
+        chosen += float(rounded[i])
+    return rounded.reshape(weights.shape)
+
+
 def _target(out: np.ndarray, dtype) -> np.ndarray:
     """A C-contiguous buffer of `dtype` to compute into: `out` itself if it is one."""
     if out.dtype == dtype and out.flags.c_contiguous:
@@ -312,7 +330,7 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
         r2 = result.reshape(outer, n)
         chunks = _parallel.chunks_of(outer, n * L)
         if ctype is not None:
-            w = np.ascontiguousarray(weights, ctype)
+            w = _kernel_as(weights, ctype)
             _run_chunks(lambda r0, r1: _core.ndimage_correlate1d_rows_fast(p2, w, r2, r0, r1),
                         chunks, n * L, workers)
         elif weights is None:
@@ -330,7 +348,7 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
                   for o in range(outer) for b in range(0, lanes, block)]
         work = n * min(block, lanes) * L
         if ctype is not None:
-            w = np.ascontiguousarray(weights, ctype)
+            w = _kernel_as(weights, ctype)
             _run_chunks(lambda o0, o1, b0, b1:
                         _core.ndimage_correlate1d_lanes_fast(p3, w, r3, o0, o1, b0, b1),
                         chunks, work, workers)
@@ -401,8 +419,9 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers) ->
     plane_axes = [a for a in (ay, ax) if a is not None]
     others = [a for a in range(ndim) if a not in plane_axes]
     kernel = weights.reshape([weights.shape[a] for a in plane_axes] or [1])
-    kernel = kernel.reshape((1,) * (2 - kernel.ndim) + kernel.shape).astype(ctype)
-    kernel[np.abs(kernel) <= np.finfo(np.float64).eps] = 0  # SciPy drops these terms
+    kernel = kernel.reshape((1,) * (2 - kernel.ndim) + kernel.shape)
+    kernel = np.where(np.abs(kernel) <= np.finfo(np.float64).eps, 0, kernel)  # SciPy drops these
+    kernel = _kernel_as(kernel, ctype)
     src = np.moveaxis(input, others + plane_axes, range(ndim))
     dst = np.moveaxis(out, others + plane_axes, range(ndim))
     if ay is None:
