@@ -70,11 +70,27 @@ def _uses_cyconv(item) -> bool:
         return True
     if any(getattr(v, "__module__", "").startswith("scipy.ndimage") for v in values):
         return False        # parametrized over a SciPy function cyconv does not provide
+    return _calls_cyconv(item.function, item.cls, item.module)
+
+
+def _calls_cyconv(function, cls, module, depth: int = 1) -> bool:
+    """Does the test's source call ndimage.<provided>, itself or through one of
+    the test file's helpers (e.g. self._validate_complex)?"""
     try:
-        source = inspect.getsource(item.function)
+        source = inspect.getsource(function)
     except (OSError, TypeError):
         return False
-    return bool(_call.search(source))
+    if _call.search(source):
+        return True
+    if depth == 0:
+        return False
+    for name in set(re.findall(r"\b(\w+)\(", source)):
+        helper = getattr(cls, name, None) or getattr(module, name, None)
+        if inspect.isfunction(helper) and helper is not function \
+                and getattr(helper, "__module__", None) == module.__name__ \
+                and _calls_cyconv(helper, cls, module, depth - 1):
+            return True
+    return False
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -85,9 +85,14 @@ _LANE_BLOCK = 512
 
 # ------------------------------------------------------------------ arguments
 
+def _native(dtype: np.dtype) -> np.dtype:
+    return dtype.newbyteorder("=")
+
+
 def _as_input(input) -> np.ndarray:
     a = np.asarray(input)
-    if a.dtype not in _REAL_TYPES and a.dtype not in (np.complex64, np.complex128):
+    if _native(a.dtype) not in _REAL_TYPES and _native(a.dtype) not in (np.complex64,
+                                                                        np.complex128):
         raise NdimageTypeError(f"array type {a.dtype!r} not supported: cyconv.ndimage takes "
                                "bool, integer, float32/float64 and complex64/complex128 arrays")
     return a
@@ -131,7 +136,8 @@ def _get_output(output, input: np.ndarray, complex_output: bool = False) -> np.n
     """The array results go to, as scipy.ndimage makes it from `output`."""
     shape = input.shape
     if output is None:
-        dtype = np.promote_types(input.dtype, np.complex64) if complex_output else input.dtype
+        dtype = np.promote_types(input.dtype, np.complex64) if complex_output \
+            else _native(input.dtype)
         out = np.zeros(shape, dtype)
     elif isinstance(output, (type, np.dtype)):
         dtype = np.dtype(output)
@@ -154,10 +160,17 @@ def _get_output(output, input: np.ndarray, complex_output: bool = False) -> np.n
             raise NdimageArgumentError("output must have complex dtype")
         if not out.flags.writeable:
             raise ValueError("output array is read-only")
-    if out.dtype not in _REAL_TYPES and out.dtype not in (np.complex64, np.complex128):
+    if _native(out.dtype) not in _REAL_TYPES and _native(out.dtype) not in (np.complex64,
+                                                                            np.complex128):
         raise NdimageTypeError(f"output type {out.dtype!r} not supported: use bool, an "
                                "integer type, float32/float64 or complex64/complex128")
     return out
+
+
+def _check_real_output(out: np.ndarray) -> None:
+    if _native(out.dtype) not in _REAL_TYPES:
+        raise NdimageTypeError(f"array type {out.dtype!r} not supported as the output of a "
+                               "real input and real weights: use a real output dtype")
 
 
 def _real_cval(cval) -> float:
@@ -187,7 +200,7 @@ def _store(result: np.ndarray, out: np.ndarray) -> None:
     of the type's range as the platform's C cast leaves them (NumPy's casts are
     the same C casts, except uint32, which C compilers convert through int64,
     and bool, which SciPy writes as the byte of a uint8 cast)."""
-    kind = out.dtype
+    kind = _native(out.dtype)
     with np.errstate(invalid="ignore", over="ignore"):
         if kind.kind == "f" or result.dtype == kind:
             out[...] = result
@@ -201,6 +214,7 @@ def _store(result: np.ndarray, out: np.ndarray) -> None:
 
 def _compute_type(src: np.dtype, out: np.dtype):
     """float32 / float64 for the SIMD path, None for the exact double path."""
+    src, out = _native(src), _native(out)
     if out == np.float32:
         return np.dtype(np.float32) if src in _EXACT_IN_FLOAT32 else np.dtype(np.float64)
     if out == np.float64:
@@ -226,9 +240,15 @@ def _kernel_as(weights: np.ndarray, dtype) -> np.ndarray:
     return rounded.reshape(weights.shape)
 
 
+def _readable(src: np.ndarray) -> np.ndarray:
+    """SciPy reads a bool array's bytes as unsigned chars: an earlier pass may
+    have stored any byte in it (the C cast of its double result)."""
+    return src.view(np.uint8) if src.dtype == np.bool_ else src
+
+
 def _target(out: np.ndarray, dtype) -> np.ndarray:
     """A C-contiguous buffer of `dtype` to compute into: `out` itself if it is one."""
-    if out.dtype == dtype and out.flags.c_contiguous:
+    if out.dtype == dtype and out.dtype.isnative and out.flags.c_contiguous:
         return out
     return np.empty(out.shape, dtype)
 
@@ -311,8 +331,10 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
              cval: float, origin: int, out: np.ndarray, workers: int) -> None:
     """One correlation (weights) or running mean (weights None, `size`) of the
     real array `src` along `axis`, written into the real array `out`."""
+    _check_real_output(out)
     if src.size == 0:
         return
+    src = _readable(src)
     L = size if weights is None else len(weights)
     n = src.shape[axis]
     before = L // 2 + origin
@@ -439,7 +461,7 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers) ->
         if plane.dtype != ctype:
             plane = plane.astype(ctype)
         target = dst[index]
-        direct = target.dtype == ctype and target.flags.c_contiguous \
+        direct = target.dtype == ctype and target.dtype.isnative and target.flags.c_contiguous \
             and not np.may_share_memory(target, input)
         result = target if direct else plane_out
         _correlate_plane_into(plane, kernel, row_map, col_map, left, cval, result, workers)
@@ -449,8 +471,10 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers) ->
 
 def _correlate_real(input, weights, out, rule, cval, origins, workers) -> None:
     """Real input, float64 weights with input.ndim dimensions, validated origins."""
+    _check_real_output(out)
     if input.size == 0:
         return
+    input = _readable(input)
     ctype = _compute_type(input.dtype, out.dtype)
     filtered = sum(1 for L in weights.shape if L > 1)
     if ctype is not None and filtered <= 2 and input.ndim >= 1:
