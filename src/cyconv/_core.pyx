@@ -920,28 +920,35 @@ def ndimage_uniform1d_rows(const double[:, ::1] padded,  # IN  rows x (n+size-1)
                 out[r, l] = t / d
 
 
+cdef extern from "ndimage_exact.h" nogil:
+    void cyc_exact_line_sse2(const double *src, const Py_ssize_t *off, const double *w,
+                             Py_ssize_t T, double *out, Py_ssize_t n)
+    void cyc_exact_line_avx2(const double *src, const Py_ssize_t *off, const double *w,
+                             Py_ssize_t T, double *out, Py_ssize_t n)
+
+
 def ndimage_correlate_lines(const double[::1] padded,      # IN  the padded N-d array, flat
                             const int64_t[::1] line_start,  # IN  flat index of each output line's first term
-                            const int64_t[::1] offsets,     # IN  flat offset of each term
+                            const Py_ssize_t[::1] offsets,  # IN  flat offset of each term
                             const double[::1] weights,      # IN  one weight per term, C order
                             double[:, ::1] out,              # OUT lines x line length
                             Py_ssize_t r0, Py_ssize_t r1):
     """Exact N-d correlation: out[r, j] = sum_t weights[t] * padded[line_start[r] + offsets[t] + j],
     summed from 0.0 in term order like NI_Correlate (which has dropped |w| <= DBL_EPSILON)."""
-    cdef Py_ssize_t r, t, j, n = out.shape[1]
-    cdef double wt
-    cdef const double *src
-    cdef double *orow
+    cdef Py_ssize_t r, j, n = out.shape[1], T = offsets.shape[0]
+    # the AVX2 copy wherever the kernel level in use is above the baseline
+    cdef bint avx2 = _table != cyc_kernels(0)
     with nogil:
         for r in range(r0, r1):
-            orow = &out[r, 0]
-            for j in range(n):
-                orow[j] = 0.0
-            for t in range(offsets.shape[0]):
-                src = &padded[0] + line_start[r] + offsets[t]
-                wt = weights[t]
+            if T == 0:
                 for j in range(n):
-                    orow[j] = orow[j] + wt * src[j]
+                    out[r, j] = 0.0
+            elif avx2:
+                cyc_exact_line_avx2(&padded[0] + line_start[r], &offsets[0], &weights[0], T,
+                                    &out[r, 0], n)
+            else:
+                cyc_exact_line_sse2(&padded[0] + line_start[r], &offsets[0], &weights[0], T,
+                                    &out[r, 0], n)
 
 
 def ndimage_correlate1d_lanes_fast(const fp_t[:, :, ::1] padded,  # IN  outer x (n+L-1) x lanes
@@ -971,6 +978,115 @@ def ndimage_correlate1d_rows_fast(const fp_t[:, ::1] padded,  # IN  rows x (n+L-
         else:
             _table.spatial_rows_f64(&padded[r0, 0], 0, padded.shape[1], 1, 1, weights.shape[0],
                                     &weights[0], &out[r0, 0], out.shape[1], out.shape[1], r1 - r0)
+
+
+cdef void _gather_block(const char *plane, Py_ssize_t ys,       # rows ys bytes apart, unit column stride
+                        const int64_t *row_map, fp_t fill,
+                        Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t c0, Py_ssize_t bw,
+                        fp_t *dst) noexcept nogil:
+    """Padded rows q0 <= q < q1, columns c0..c0+bw, into consecutive dst rows of bw."""
+    cdef Py_ssize_t q, j, sq
+    for q in range(q0, q1):
+        sq = row_map[q]
+        if sq < 0:
+            for j in range(bw):
+                dst[j] = fill
+        else:
+            memcpy(dst, plane + sq * ys + c0 * <Py_ssize_t>sizeof(fp_t), bw * sizeof(fp_t))
+        dst += bw
+
+
+cdef inline void _rows_kernel(const fp_t *inp, Py_ssize_t rs, Py_ssize_t R, Py_ssize_t S,
+                              const fp_t *w, fp_t *out, Py_ssize_t os,
+                              Py_ssize_t width, Py_ssize_t nrows) noexcept nogil:
+    if fp_t is float:
+        _table.spatial_rows_f32(inp, 0, rs, 1, R, S, w, out, os, width, nrows)
+    else:
+        _table.spatial_rows_f64(inp, 0, rs, 1, R, S, w, out, os, width, nrows)
+
+
+def ndimage_correlate_down_fast(const fp_t[:, :] image,     # IN  n x W, unit column stride
+                                const int64_t[::1] row_map, # IN  n+L-1 padded rows -> row or -1
+                                Py_ssize_t before,          # padding before row 0
+                                const fp_t[::1] fill,       # IN  one value
+                                const fp_t[::1] weights,    # IN  L
+                                fp_t[:, :] out,              # OUT n x W, unit column stride
+                                fp_t[::1] scratch,           # (PIECE + L - 1) * BLOCK
+                                Py_ssize_t piece, Py_ssize_t block,
+                                Py_ssize_t r0, Py_ssize_t r1):
+    """out[i, :] = sum_k weights[k] * padded[i + k, :] for r0 <= i < r1, the
+    filter running down the columns, a block of columns at a time. Rows whose
+    window lies inside the image are read in place; the others are gathered
+    through row_map, `piece` rows at a time."""
+    cdef Py_ssize_t n = out.shape[0], W = out.shape[1], L = weights.shape[0]
+    cdef Py_ssize_t lo, hi, c0, bw, a, b
+    cdef Py_ssize_t ys = image.strides[0], os = out.strides[0] // <Py_ssize_t>sizeof(fp_t)
+    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and W else NULL
+    if W == 0 or r1 <= r0:
+        return
+    # interior rows: the window of output row i is image rows i - before .. i - before + L - 1
+    lo = max(r0, before)
+    hi = min(r1, n - (L - 1 - before))
+    with nogil:
+        c0 = 0
+        while c0 < W:
+            bw = min(block, W - c0)
+            if lo < hi:
+                _rows_kernel(<const fp_t *>(data + (lo - before) * ys) + c0, ys // <Py_ssize_t>sizeof(fp_t),
+                             L, 1, &weights[0], &out[lo, c0], os, bw, hi - lo)
+            a = r0
+            while a < r1:
+                if lo < hi and a == lo:
+                    a = hi
+                    continue
+                b = min(a + piece, r1, lo if (lo < hi and a < lo) else r1)
+                _gather_block(data, ys, &row_map[0], fill[0], a, b + L - 1, c0, bw, &scratch[0])
+                _rows_kernel(&scratch[0], bw, L, 1, &weights[0], &out[a, c0], os, bw, b - a)
+                a = b
+            c0 += bw
+
+
+def ndimage_correlate_along_fast(const fp_t[:, :] image,     # IN  rows x n, unit column stride
+                                 const int64_t[::1] col_map, # IN  n+L-1 padded cols -> col or -1
+                                 Py_ssize_t before,          # padding before column 0
+                                 const fp_t[::1] fill,
+                                 const fp_t[::1] weights,    # IN  L
+                                 fp_t[:, :] out,              # OUT rows x n, unit column stride
+                                 fp_t[::1] scratch,           # >= longest gathered segment
+                                 Py_ssize_t r0, Py_ssize_t r1):
+    """out[r, j] = sum_k weights[k] * padded[r, j + k] along each row: the
+    columns whose window lies inside the row are read in place (all rows
+    r0..r1 at once), the border columns from a gathered segment per row."""
+    cdef Py_ssize_t n = out.shape[1], L = weights.shape[0], after = L - 1 - before
+    cdef Py_ssize_t lo = before, hi = n - after, r, q, j, sq
+    cdef Py_ssize_t ys = image.strides[0], os = out.strides[0] // <Py_ssize_t>sizeof(fp_t)
+    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and n else NULL
+    cdef const fp_t *row
+    cdef Py_ssize_t segs[4]
+    cdef Py_ssize_t s, nseg
+    if n == 0 or r1 <= r0:
+        return
+    if lo < hi:
+        segs[0], segs[1], segs[2], segs[3] = 0, lo, hi, n
+        nseg = 2
+    else:
+        segs[0], segs[1] = 0, n
+        nseg = 1
+    with nogil:
+        if lo < hi:
+            _rows_kernel(<const fp_t *>(data + r0 * ys), ys // <Py_ssize_t>sizeof(fp_t), 1, L,
+                         &weights[0], &out[r0, lo], os, hi - lo, r1 - r0)
+        for r in range(r0, r1):
+            row = <const fp_t *>(data + r * ys)
+            for s in range(nseg):
+                if segs[2 * s + 1] <= segs[2 * s]:
+                    continue
+                # padded columns segs[2s] .. segs[2s+1] + L - 1
+                for q in range(segs[2 * s], segs[2 * s + 1] + L - 1):
+                    sq = col_map[q]
+                    scratch[q - segs[2 * s]] = row[sq] if sq >= 0 else fill[0]
+                _rows_kernel(&scratch[0], 0, 1, L, &weights[0], &out[r, segs[2 * s]], os,
+                             segs[2 * s + 1] - segs[2 * s], 1)
 
 
 # ---------------------------------------------------------------------------

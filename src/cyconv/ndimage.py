@@ -258,8 +258,8 @@ def _target(out: np.ndarray, dtype) -> np.ndarray:
 def _pad_axis(src: np.ndarray, axis: int, before: int, after: int, rule: str, cval: float,
               dtype) -> np.ndarray:
     """src extended along `axis` by np.pad's `rule` (any depth), as a new
-    C-contiguous array of `dtype`: the interior is one strided copy, the
-    borders are gathered through the index map."""
+    C-contiguous array of `dtype`: the interior is one strided copy, each
+    border position one slice copied from the source position of the map."""
     n = src.shape[axis]
     shape = list(src.shape)
     shape[axis] = n + before + after
@@ -277,8 +277,9 @@ def _pad_axis(src: np.ndarray, axis: int, before: int, after: int, rule: str, cv
             if hi > lo:
                 if rule == "constant":
                     padded[part(lo, hi)] = cval
-                else:
-                    padded[part(lo, hi)] = np.take(src, sources[lo:hi], axis=axis)
+                    continue
+                for q in range(lo, hi):       # one slice copy per border position
+                    padded[part(q, q + 1)] = src[part(sources[q], sources[q] + 1)]
     return padded
 
 
@@ -308,6 +309,27 @@ def _correlate_plane_into(image, kernel, row_map, col_map, left, fill, out, work
 
     _parallel.run_rows(rows, Ho, Wo * kernel.size, workers,
                        scratch=lambda: np.empty((strip_rows + M - 1, width), dtype))
+
+
+def _separable_plane_into(image, krow, kcol, row_map, col_map, left, fill, out, workers) -> None:
+    """Correlation with the rank-1 kernel kcol x krow as two fused 1-D passes
+    (rows, then columns, strip by strip in cache) into the C-contiguous `out`."""
+    dtype = out.dtype
+    M, width = len(kcol), len(col_map)
+    Ho, Wo = out.shape
+    strip_rows = min(Ho, max(16, (1 << 17) // (width * dtype.itemsize)))
+    image = _padding.aligned(image)
+
+    def scratch():
+        rows = strip_rows + M - 1
+        return np.empty((rows, width), dtype), np.empty((rows, Wo), dtype)
+
+    def rows(buffers, r0, r1):
+        strip, across = buffers
+        _core.correlate_plane_separable(image, row_map, col_map, left, fill, krow, kcol, out,
+                                        strip, across, r0, r1)
+
+    _parallel.run_rows(rows, Ho, Wo * (M + len(krow)), workers, scratch)
 
 
 # ------------------------------------------------------------------ one 1-D pass
@@ -342,6 +364,9 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
     ctype = _compute_type(src.dtype, out.dtype)
     if weights is None and ctype is not None:
         weights = np.full(size, 1.0 / size)    # float outputs: a plain correlation
+    if ctype is not None and _pass_in_place(src, weights, axis, before, rule, cval, out, ctype,
+                                            workers):
+        return
     padded = _pad_axis(src, axis, before, after, rule, cval,
                        np.float64 if ctype is None else ctype)
     result = _target(out, np.float64 if ctype is None else ctype)
@@ -387,22 +412,105 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
         _store(result, out)
 
 
+def _as_3d(a: np.ndarray, axis: int):
+    """`a` as an (outer, n, inner) view with unit stride along inner, or None
+    if that needs a copy."""
+    outer = int(np.prod(a.shape[:axis], dtype=np.int64))
+    inner = int(np.prod(a.shape[axis + 1:], dtype=np.int64))
+    v = a.view()
+    try:
+        v.shape = (outer, a.shape[axis], inner)
+    except AttributeError:
+        return None
+    if inner > 1 and v.strides[2] != a.itemsize or inner == 1 and v.strides[1] != a.itemsize:
+        return None
+    return v
+
+
+# Down the rows: columns per block (their window of rows stays in cache) and
+# border rows gathered at a time.
+_DOWN_BLOCK_BYTES = 2048
+_DOWN_PIECE = 32
+
+
+def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) -> bool:
+    """A float 1-D pass on the SIMD kernels reading `src` in place (no padded
+    copy): only the border windows are gathered. False if `src` is not a
+    native `ctype` array whose rows along the contiguous axis have unit stride."""
+    if src.dtype != ctype or not src.dtype.isnative:
+        return False
+    s3 = _as_3d(src, axis)
+    if s3 is None:
+        return False
+    outer, n, inner = s3.shape
+    L = len(weights)
+    o3 = _as_3d(out, axis) if out.dtype == ctype and out.dtype.isnative \
+        and not np.may_share_memory(src, out) else None
+    result = None
+    if o3 is None:
+        result = np.empty(src.shape, ctype)
+        o3 = result.reshape(s3.shape)
+    w = _kernel_as(weights, ctype)
+    fill = np.full(1, cval, ctype)
+    index = _padding.index_map(n, before, L - 1 - before, rule)
+    if inner == 1:
+        rows_in, rows_out = s3[:, :, 0], o3[:, :, 0]
+        segment = n + L - 1 if n <= L - 1 else L - 1 + max(before, L - 1 - before)
+        chunks = _parallel.chunks_of(outer, n * L)
+        _parallel.run(lambda scratch, r0, r1: _core.ndimage_correlate_along_fast(
+            rows_in, index, before, fill, w, rows_out, scratch, r0, r1),
+            chunks, _parallel.threads_for(workers, outer * n * L, len(chunks)),
+            scratch=lambda: np.empty(segment, ctype))
+    else:
+        block = max(16, _DOWN_BLOCK_BYTES // ctype.itemsize)
+        chunks = [(o, r0, r1) for o in range(outer)
+                  for r0, r1 in _parallel.chunks_of(n, inner * L)]
+        _parallel.run(lambda scratch, o, r0, r1: _core.ndimage_correlate_down_fast(
+            s3[o], index, before, fill, w, o3[o], scratch, _DOWN_PIECE, block, r0, r1),
+            chunks, _parallel.threads_for(workers, outer * n * inner * L, len(chunks)),
+            scratch=lambda: np.empty((_DOWN_PIECE + L - 1) * block, ctype))
+    if result is not None:
+        _store(result, out)
+    return True
+
+
 # ------------------------------------------------------------------ N-d correlation
+
+def _padded_double(input, weights_shape, origins, rule, cval) -> np.ndarray:
+    """input extended by `rule` for a window of weights_shape at origins, in
+    double: one converting copy into the interior, then each axis's borders
+    gathered from what is already there (as np.pad extends axis by axis)."""
+    befores = [L // 2 + o for L, o in zip(weights_shape, origins)]
+    padded = np.empty([n + L - 1 for n, L in zip(input.shape, weights_shape)], np.float64)
+    inner = [slice(b, b + n) for b, n in zip(befores, input.shape)]
+    padded[tuple(inner)] = input
+    done = [slice(None)] * input.ndim
+    for ax, (n, L, b) in enumerate(zip(input.shape, weights_shape, befores)):
+        if L > 1:
+            sources = _padding.index_map(n, b, L - 1 - b, rule)
+            for lo, hi in ((0, b), (b + n, n + L - 1)):
+                if hi <= lo:
+                    continue
+                where = done[:ax] + [slice(lo, hi)] + inner[ax + 1:]
+                if rule == "constant":
+                    padded[tuple(where)] = cval
+                    continue
+                for q in range(lo, hi):       # one slice copy per border position
+                    dst = done[:ax] + [q] + inner[ax + 1:]
+                    src = done[:ax] + [b + sources[q]] + inner[ax + 1:]
+                    padded[tuple(dst)] = padded[tuple(src)]
+    return padded
+
 
 def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
     """NI_Correlate's sums for any number of dimensions, in double, into `out`."""
-    padded = input.astype(np.float64)
-    for ax, L in enumerate(weights.shape):
-        if L > 1:
-            before = L // 2 + origins[ax]
-            padded = _pad_axis(padded, ax, before, L - 1 - before, rule, cval, np.float64)
-    padded = np.ascontiguousarray(padded)
+    padded = _padded_double(input, weights.shape, origins, rule, cval)
     pstrides = np.array(padded.strides, np.int64) // 8
     # Terms: SciPy drops weights with |w| <= DBL_EPSILON and sums the rest in C order.
     keep = np.abs(weights) > np.finfo(np.float64).eps
     terms = np.argwhere(keep)
     offsets = np.ascontiguousarray(terms @ pstrides if terms.size else np.zeros(0, np.int64),
-                                   np.int64)
+                                   np.intp)
     w = np.ascontiguousarray(weights[keep], np.float64)
     n_last = input.shape[-1]
     lead = input.shape[:-1]
@@ -679,11 +787,10 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     sizes = _normalize_sequence(size, len(axes))
     origins = _normalize_sequence(origin, len(axes))
     modes = _normalize_sequence(mode, len(axes))
-    passes = [(ax, s, o, m) for ax, s, o, m in zip(axes, sizes, origins, modes) if s > 1]
+    passes = [(ax, None, int(s), o, m) for ax, s, o, m in zip(axes, sizes, origins, modes)
+              if s > 1]
     if passes:
-        for ax, s, o, m in passes:
-            uniform_filter1d(input, int(s), ax, output, m, cval, o, workers=workers)
-            input = output
+        _run_passes(input, output, passes, cval, workers)
     else:
         output[...] = input[...]
     return output
@@ -718,14 +825,19 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     """1-D Gaussian filter (or its order-th derivative) along `axis`, as
     scipy.ndimage.gaussian_filter1d: radius = int(truncate * sigma + 0.5) unless
     `radius` is given."""
+    weights = _gaussian_weights(sigma, order, truncate, radius)
+    return correlate1d(input, weights, axis, output, mode, cval, 0, workers=workers)
+
+
+def _gaussian_weights(sigma, order, truncate, radius) -> np.ndarray:
+    """The correlation weights of gaussian_filter1d (the kernel reversed)."""
     sd = float(sigma)
     lw = int(truncate * sd + 0.5)
     if radius is not None:
         lw = radius
     if not isinstance(lw, numbers.Integral) or lw < 0:
         raise ValueError("Radius must be a nonnegative integer.")
-    weights = _gaussian_kernel1d(sigma, order, lw)[::-1]
-    return correlate1d(input, weights, axis, output, mode, cval, 0, workers=workers)
+    return _gaussian_kernel1d(sigma, order, lw)[::-1]
 
 
 def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0, truncate=4.0,
@@ -742,13 +854,10 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     sigmas = _normalize_sequence(sigma, n)
     modes = _normalize_sequence(mode, n)
     radii = _normalize_sequence(radius, n)
-    passes = [(axes[i], sigmas[i], orders[i], modes[i], radii[i]) for i in range(n)
-              if sigmas[i] > 1e-15]
+    passes = [(axes[i], _gaussian_weights(sigmas[i], orders[i], truncate, radii[i]), 0, 0,
+               modes[i]) for i in range(n) if sigmas[i] > 1e-15]
     if passes:
-        for ax, s, o, m, r in passes:
-            gaussian_filter1d(input, s, ax, o, output, m, cval, truncate, radius=r,
-                              workers=workers)
-            input = output
+        _run_passes(input, output, passes, cval, workers)
     else:
         output[...] = input[...]
     return output
@@ -759,11 +868,91 @@ def _derivative_filter(input, axis, output, mode, cval, derivative, smooth, work
     axis = normalize_axis_index(axis, input.ndim)
     output = _get_output(output, input)
     modes = _normalize_sequence(mode, input.ndim)
-    correlate1d(input, derivative, axis, output, modes[axis], cval, 0, workers=workers)
-    for ax in range(input.ndim):
-        if ax != axis:
-            correlate1d(output, smooth, ax, output, modes[ax], cval, 0, workers=workers)
+    passes = [(axis, np.asarray(derivative, np.float64), 0, 0, modes[axis])]
+    passes += [(ax, np.asarray(smooth, np.float64), 0, 0, modes[ax])
+               for ax in range(input.ndim) if ax != axis]
+    _run_passes(input, output, passes, cval, workers)
     return output
+
+
+def _run_passes(input, output, passes, cval, workers) -> None:
+    """1-D passes (axis, weights or None for a mean of `size`, size, origin,
+    mode) one after the other, each into `output` and read back from it (as
+    SciPy runs them). With a float output, a final pair along the last two
+    axes runs first, fused strip by strip in cache: passes along different
+    axes commute (up to rounding) unless some pass pads with a nonzero cval,
+    which SciPy applies to the previous pass's result; then nothing is fused."""
+    constant = any(mode in ("constant", "grid-constant") for *_, mode in passes)
+    if len(passes) >= 2 and not (constant and cval != 0) \
+            and _fused_pair(input, output, passes[-2], passes[-1], cval, workers):
+        passes = passes[:-2]
+        fused = True
+    else:
+        fused = False
+    for i, (axis, weights, size, origin, mode) in enumerate(passes):
+        src = output if i or fused else input
+        if weights is None:
+            uniform_filter1d(src, size, axis, output, mode, cval, origin, workers=workers)
+        else:
+            correlate1d(src, weights, axis, output, mode, cval, origin, workers=workers)
+
+
+def _fused_pair(input, output, first, second, cval, workers) -> bool:
+    """The two passes along axes ndim-2 then ndim-1 of a real input into a
+    float output, fused plane by plane on the SIMD kernels; False (nothing
+    done) where that does not apply. Runs BEFORE the other passes would: only
+    called when those passes are along other axes, which commute with it."""
+    ndim = input.ndim
+    (ax0, w0, size0, origin0, mode0), (ax1, w1, size1, origin1, mode1) = first, second
+    if ndim < 2 or (ax0, ax1) != (ndim - 2, ndim - 1) or input.dtype.kind == "c" \
+            or output.dtype.kind == "c" or input.size == 0:
+        return False
+    ctype = _compute_type(input.dtype, output.dtype)
+    if ctype is None:
+        return False
+    rule0, rule1 = _extend_mode(mode0), _extend_mode(mode1)
+    cval = _real_cval(cval)
+    specs = []
+    for w, size, origin in ((w0, size0, origin0), (w1, size1, origin1)):
+        if w is None:
+            size = operator.index(size)
+            if size < 1:
+                raise NdimageArgumentError("incorrect filter size")
+            origin = operator.index(origin)
+            if size // 2 + origin < 0 or size // 2 + origin >= size:
+                raise ValueError("invalid origin")
+            w = np.full(size, 1.0 / size)
+        specs.append((_kernel_as(np.asarray(w, np.float64), ctype), len(w) // 2 + origin))
+    (kcol, top), (krow, left) = specs
+    workers = _parallel.resolve_workers(workers)
+    return _separable_planes(input, kcol, top, rule0, krow, left, rule1, cval, output, ctype,
+                             workers)
+
+
+def _separable_planes(input, kcol, top, rule0, krow, left, rule1, cval, output, ctype,
+                      workers) -> bool:
+    """Every plane (last two axes) of `input` correlated with the rank-1
+    kernel kcol x krow (top/left: padding before row/column 0) into `output`,
+    as the first pass's result read back by the second, in float."""
+    H, W = input.shape[-2:]
+    M, N = len(kcol), len(krow)
+    row_map = _padding.index_map(H, top, M - 1 - top, rule0)
+    col_map = _padding.index_map(W, left, N - 1 - left, rule1)
+    fill = np.full(1, cval, ctype)
+    shares = np.may_share_memory(input, output)
+    plane_out = np.empty((H, W), ctype)
+    for index in np.ndindex(*input.shape[:-2]):
+        plane = _readable(input[index])
+        if plane.dtype != ctype:
+            plane = plane.astype(ctype)
+        target = output[index]
+        direct = target.dtype == ctype and target.dtype.isnative \
+            and target.flags.c_contiguous and not shares
+        result = target if direct else plane_out
+        _separable_plane_into(plane, krow, kcol, row_map, col_map, left, fill, result, workers)
+        if not direct:
+            _store(result, target)
+    return True
 
 
 def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0, *, workers=None):
