@@ -311,27 +311,6 @@ def _correlate_plane_into(image, kernel, row_map, col_map, left, fill, out, work
                        scratch=lambda: np.empty((strip_rows + M - 1, width), dtype))
 
 
-def _separable_plane_into(image, krow, kcol, row_map, col_map, left, fill, out, workers) -> None:
-    """Correlation with the rank-1 kernel kcol x krow as two fused 1-D passes
-    (rows, then columns, strip by strip in cache) into the C-contiguous `out`."""
-    dtype = out.dtype
-    M, width = len(kcol), len(col_map)
-    Ho, Wo = out.shape
-    strip_rows = min(Ho, max(16, (1 << 17) // (width * dtype.itemsize)))
-    image = _padding.aligned(image)
-
-    def scratch():
-        rows = strip_rows + M - 1
-        return np.empty((rows, width), dtype), np.empty((rows, Wo), dtype)
-
-    def rows(buffers, r0, r1):
-        strip, across = buffers
-        _core.correlate_plane_separable(image, row_map, col_map, left, fill, krow, kcol, out,
-                                        strip, across, r0, r1)
-
-    _parallel.run_rows(rows, Ho, Wo * (M + len(krow)), workers, scratch)
-
-
 # ------------------------------------------------------------------ one 1-D pass
 
 def _symmetry(weights: np.ndarray) -> int:
@@ -896,82 +875,23 @@ def _derivative_filter(input, axis, output, mode, cval, derivative, smooth, work
 
 def _run_passes(input, output, passes, cval, workers) -> None:
     """1-D passes (axis, weights or None for a mean of `size`, size, origin,
-    mode) one after the other, each into `output` and read back from it (as
-    SciPy runs them). With a float output, a final pair along the last two
-    axes runs first, fused strip by strip in cache: passes along different
-    axes commute (up to rounding) unless some pass pads with a nonzero cval,
-    which SciPy applies to the previous pass's result; then nothing is fused."""
-    constant = any(mode in ("constant", "grid-constant") for *_, mode in passes)
-    if len(passes) >= 2 and not (constant and cval != 0) \
-            and _fused_pair(input, output, passes[-2], passes[-1], cval, workers):
-        passes = passes[:-2]
-        fused = True
-    else:
-        fused = False
+    mode) one after the other, each written in the output's dtype and read
+    back by the next, as SciPy runs them: the result equals the same
+    sequence of correlate1d / uniform_filter1d calls bit for bit. A float
+    output alternates with one scratch array of its dtype so that no pass
+    reads the array it writes (which would need a copy)."""
+    buffers = [output]
+    if len(passes) > 1 and output.dtype.kind == "f" and output.dtype.isnative \
+            and output.flags.c_contiguous:
+        buffers = [output, np.empty(output.shape, output.dtype)]
+    src = input
     for i, (axis, weights, size, origin, mode) in enumerate(passes):
-        src = output if i or fused else input
+        dst = buffers[(len(passes) - 1 - i) % len(buffers)]
         if weights is None:
-            uniform_filter1d(src, size, axis, output, mode, cval, origin, workers=workers)
+            uniform_filter1d(src, size, axis, dst, mode, cval, origin, workers=workers)
         else:
-            correlate1d(src, weights, axis, output, mode, cval, origin, workers=workers)
-
-
-def _fused_pair(input, output, first, second, cval, workers) -> bool:
-    """The two passes along axes ndim-2 then ndim-1 of a real input into a
-    float output, fused plane by plane on the SIMD kernels; False (nothing
-    done) where that does not apply. Runs BEFORE the other passes would: only
-    called when those passes are along other axes, which commute with it."""
-    ndim = input.ndim
-    (ax0, w0, size0, origin0, mode0), (ax1, w1, size1, origin1, mode1) = first, second
-    if ndim < 2 or (ax0, ax1) != (ndim - 2, ndim - 1) or input.dtype.kind == "c" \
-            or output.dtype.kind == "c" or input.size == 0:
-        return False
-    ctype = _compute_type(input.dtype, output.dtype)
-    if ctype is None:
-        return False
-    rule0, rule1 = _extend_mode(mode0), _extend_mode(mode1)
-    cval = _real_cval(cval)
-    specs = []
-    for w, size, origin in ((w0, size0, origin0), (w1, size1, origin1)):
-        if w is None:
-            size = operator.index(size)
-            if size < 1:
-                raise NdimageArgumentError("incorrect filter size")
-            origin = operator.index(origin)
-            if size // 2 + origin < 0 or size // 2 + origin >= size:
-                raise ValueError("invalid origin")
-            w = np.full(size, 1.0 / size)
-        specs.append((_kernel_as(np.asarray(w, np.float64), ctype), len(w) // 2 + origin))
-    (kcol, top), (krow, left) = specs
-    workers = _parallel.resolve_workers(workers)
-    return _separable_planes(input, kcol, top, rule0, krow, left, rule1, cval, output, ctype,
-                             workers)
-
-
-def _separable_planes(input, kcol, top, rule0, krow, left, rule1, cval, output, ctype,
-                      workers) -> bool:
-    """Every plane (last two axes) of `input` correlated with the rank-1
-    kernel kcol x krow (top/left: padding before row/column 0) into `output`,
-    as the first pass's result read back by the second, in float."""
-    H, W = input.shape[-2:]
-    M, N = len(kcol), len(krow)
-    row_map = _padding.index_map(H, top, M - 1 - top, rule0)
-    col_map = _padding.index_map(W, left, N - 1 - left, rule1)
-    fill = np.full(1, cval, ctype)
-    shares = np.may_share_memory(input, output)
-    plane_out = np.empty((H, W), ctype)
-    for index in np.ndindex(*input.shape[:-2]):
-        plane = _readable(input[index])
-        if plane.dtype != ctype:
-            plane = plane.astype(ctype)
-        target = output[index]
-        direct = target.dtype == ctype and target.dtype.isnative \
-            and target.flags.c_contiguous and not shares
-        result = target if direct else plane_out
-        _separable_plane_into(plane, krow, kcol, row_map, col_map, left, fill, result, workers)
-        if not direct:
-            _store(result, target)
-    return True
+            correlate1d(src, weights, axis, dst, mode, cval, origin, workers=workers)
+        src = dst
 
 
 def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0, *, workers=None):
