@@ -186,6 +186,7 @@ LAYOUTS = {
     "negative": lambda a: a[::-1, ::-1].copy()[::-1, ::-1],
     "big-endian": lambda a: a.astype(a.dtype.newbyteorder(">")),
     "read-only": lambda a: np.lib.stride_tricks.as_strided(a, writeable=False),
+    "unaligned": lambda a: np.frombuffer(b"\0" + a.tobytes(), a.dtype, offset=1).reshape(a.shape),
 }
 
 
@@ -203,6 +204,20 @@ def test_layouts(layout, dtype):
         got = getattr(cnd, name)(x, *args, **kwargs)
         assert_matches(got, getattr(ndi, name)(base, *args, **kwargs), peak_bound(x, w))
         np.testing.assert_array_equal(x, before)    # the input is never modified
+
+
+def test_unaligned_output():
+    x = sample((13, 17), np.float64, 26)
+    w = sample((3, 4), np.float64, 27)
+    for dtype in ("float32", "float64", "int32"):
+        raw = np.zeros(x.size * np.dtype(dtype).itemsize + 1, np.uint8)
+        out = raw[1:].view(dtype).reshape(x.shape)
+        assert not out.flags.aligned
+        for name, args in [("correlate", (w,)), ("correlate1d", (w[0],)),
+                           ("gaussian_filter", (1.0,)), ("uniform_filter", (3,))]:
+            got = getattr(cnd, name)(x, *args, output=out)
+            assert_matches(got, getattr(ndi, name)(x, *args, output=np.dtype(dtype)),
+                           peak_bound(x, w))
 
 
 def test_in_place_output():

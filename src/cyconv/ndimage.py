@@ -248,7 +248,7 @@ def _readable(src: np.ndarray) -> np.ndarray:
 
 def _target(out: np.ndarray, dtype) -> np.ndarray:
     """A C-contiguous buffer of `dtype` to compute into: `out` itself if it is one."""
-    if out.dtype == dtype and out.dtype.isnative and out.flags.c_contiguous:
+    if out.dtype == dtype and out.dtype.isnative and out.flags.c_contiguous and out.flags.aligned:
         return out
     return np.empty(out.shape, dtype)
 
@@ -417,7 +417,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
     """A float 1-D pass on the SIMD kernels reading `src` in place (no padded
     copy): only the border windows are gathered. False if `src` is not a
     native `ctype` array whose rows along the contiguous axis have unit stride."""
-    if src.dtype != ctype or not src.dtype.isnative:
+    if src.dtype != ctype or not src.dtype.isnative or not src.flags.aligned:
         return False
     s3 = _as_3d(src, axis)
     if s3 is None:
@@ -425,7 +425,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
     outer, n, inner = s3.shape
     L = len(weights)
     o3 = _as_3d(out, axis) if out.dtype == ctype and out.dtype.isnative \
-        and not np.may_share_memory(src, out) else None
+        and out.flags.aligned and not np.may_share_memory(src, out) else None
     result = None
     if o3 is None:
         result = np.empty(src.shape, ctype)
@@ -509,7 +509,8 @@ def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
     per_line = n_last * max(len(w), 1)
     # Lines in pieces of ~64 KiB of doubles, each stored into `out` while in cache.
     piece = max(1, min(lines, (1 << 16) // (8 * max(n_last, 1))))
-    out_lines = out.reshape(lines, n_last) if out.flags.c_contiguous else None
+    out_lines = out.reshape(lines, n_last) if out.flags.c_contiguous else None  # any alignment:
+    # _store writes through NumPy
     result = None if out_lines is not None else np.empty((lines, n_last), np.float64)
 
     def chunk(scratch, r0, r1):
@@ -568,6 +569,7 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers) ->
             plane = plane.astype(ctype)
         target = dst[index]
         direct = target.dtype == ctype and target.dtype.isnative and target.flags.c_contiguous \
+            and target.flags.aligned \
             and not np.may_share_memory(target, input)
         result = target if direct else plane_out
         _correlate_plane_into(plane, kernel, row_map, col_map, left, cval, result, workers)
