@@ -100,7 +100,8 @@ def run(quick: bool = False, suites=SUITES, log=C.progress) -> dict:
                 for mode in ("reflect", "constant"):
                     for func in ("correlate", "convolve"):
                         fns = {"cyconv": lambda f=func, m=mode: getattr(cnd, f)(x, w, mode=m),
-                               "scipy.ndimage": lambda f=func, m=mode: getattr(ndi, f)(x, w, mode=m)}
+                               "scipy.ndimage":
+                                   lambda f=func, m=mode: getattr(ndi, f)(x, w, mode=m)}
                         cases.append(_case(fns, f"{func} {dtype} {n}² k={k} {mode}",
                                            {"suite": "correlate", "func": func, "dtype": dtype,
                                             "size": n, "k": k, "mode": mode}, quick, log))
@@ -184,7 +185,8 @@ def markdown(result: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one run")
-    ap.add_argument("--suite", default=",".join(SUITES), help="comma-separated: " + ", ".join(SUITES))
+    ap.add_argument("--suite", default=",".join(SUITES),
+                    help="comma-separated: " + ", ".join(SUITES))
     ap.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")

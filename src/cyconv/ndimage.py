@@ -25,8 +25,9 @@ and converts it to the output dtype with a C cast):
   including truncation toward zero and the platform's wrap-around of
   out-of-range values.
 - multi-pass filters (uniform_filter, gaussian_filter, sobel, ...) write each
-  pass into the output array and read it back for the next, like SciPy, so
-  integer outputs are rounded between passes exactly as SciPy rounds them.
+  pass in the output's dtype and read it back for the next, like SciPy, so
+  they equal the same sequence of 1-D calls bit for bit and integer outputs
+  are rounded between passes exactly as SciPy rounds them.
 - weights of any dimension are supported: filters over one or two axes
   (any number of other axes is a stack) with float outputs run on the SIMD
   kernels; three or more filtered axes, and integer outputs, run on the
@@ -366,7 +367,7 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
             sym = _symmetry(weights)
             _run_chunks(lambda r0, r1: _core.ndimage_correlate1d_rows(p2, weights, sym, r2, r0, r1),
                         chunks, n * L, workers)
-    else:                                            # down an axis: neighbouring lines are the lanes
+    else:                                   # down an axis: neighbouring lines are the lanes
         p3 = padded.reshape(outer, n + L - 1, lanes)
         r3 = result.reshape(outer, n, lanes)
         block = _LANE_BLOCK
