@@ -846,6 +846,306 @@ def conv2d(Conv2dPlan plan,
 
 
 # ---------------------------------------------------------------------------
+# cyconv.ndimage: 1-D and N-d correlation drivers
+#
+# "Exact" drivers compute in double in exactly SciPy's order of operations
+# (NI_Correlate1D's symmetric / antisymmetric / plain sums, NI_Correlate's
+# term order, NI_UniformFilter1D's running sum), one multiply and one add per
+# term, so integer outputs truncate like SciPy's, bit for bit. Their inner
+# loops run over contiguous "lanes" (independent output positions) and are
+# vectorized by the compiler; the baseline x86-64 target has no FMA, so no
+# multiply-add is fused. The "fast" driver runs the SIMD row kernels (FMA
+# where the level has it) for float32/float64 outputs.
+# Layouts: a padded block is (outer, n + L - 1, lanes), C-contiguous; its
+# output block is (outer, n, lanes).
+# ---------------------------------------------------------------------------
+
+cdef enum:
+    SYMMETRY_NONE = 0
+    SYMMETRY_EVEN = 1     # w[c + i] == w[c - i] (within DBL_EPSILON, as SciPy tests it)
+    SYMMETRY_ODD = -1     # w[c + i] == -w[c - i]
+
+
+cdef void _lanes_correlate_exact(const double *p, Py_ssize_t ps,   # padded rows, ps apart
+                                 const double *w, Py_ssize_t L, int symmetry,
+                                 double *o, Py_ssize_t os,        # output rows, os apart
+                                 Py_ssize_t n, Py_ssize_t lanes) noexcept nogil:
+    """o[l*os + b] for l < n, b < lanes, as NI_Correlate1D computes each output."""
+    cdef Py_ssize_t l, jj, b, c = L // 2
+    cdef double wj
+    cdef const double *pa
+    cdef const double *pb
+    cdef double *orow
+    for l in range(n):
+        orow = o + l * os
+        if symmetry != SYMMETRY_NONE:
+            pa = p + (l + c) * ps
+            wj = w[c]
+            for b in range(lanes):
+                orow[b] = pa[b] * wj
+            for jj in range(-c, 0):
+                pa = p + (l + c + jj) * ps
+                pb = p + (l + c - jj) * ps
+                wj = w[c + jj]
+                if symmetry == SYMMETRY_EVEN:
+                    for b in range(lanes):
+                        orow[b] = orow[b] + (pa[b] + pb[b]) * wj
+                else:
+                    for b in range(lanes):
+                        orow[b] = orow[b] + (pa[b] - pb[b]) * wj
+        else:
+            pa = p + (l + L - 1) * ps
+            wj = w[L - 1]
+            for b in range(lanes):
+                orow[b] = pa[b] * wj
+            for jj in range(L - 1):
+                pa = p + (l + jj) * ps
+                wj = w[jj]
+                for b in range(lanes):
+                    orow[b] = orow[b] + pa[b] * wj
+
+
+def ndimage_correlate1d_lanes(const double[:, :, ::1] padded,  # IN  outer x (n+L-1) x lanes
+                              const double[::1] weights,       # IN  L
+                              int symmetry,
+                              double[:, :, ::1] out,            # OUT outer x n x lanes
+                              Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t b0, Py_ssize_t b1):
+    """Exact 1-D correlation down axis 1, for outer blocks o0..o1, lanes b0..b1."""
+    cdef Py_ssize_t o, lanes = padded.shape[2]
+    with nogil:
+        for o in range(o0, o1):
+            _lanes_correlate_exact(&padded[o, 0, b0], lanes, &weights[0], weights.shape[0],
+                                   symmetry, &out[o, 0, b0], lanes, out.shape[1], b1 - b0)
+
+
+def ndimage_correlate1d_rows(const double[:, ::1] padded,   # IN  rows x (n+L-1)
+                             const double[::1] weights,     # IN  L
+                             int symmetry,
+                             double[:, ::1] out,             # OUT rows x n
+                             Py_ssize_t r0, Py_ssize_t r1):
+    """Exact 1-D correlation along each row (the row's positions are the lanes)."""
+    cdef Py_ssize_t r
+    with nogil:
+        for r in range(r0, r1):
+            _lanes_correlate_exact(&padded[r, 0], 1, &weights[0], weights.shape[0], symmetry,
+                                   &out[r, 0], 1, 1, out.shape[1])
+
+
+def ndimage_uniform1d_lanes(const double[:, :, ::1] padded,  # IN  outer x (n+size-1) x lanes
+                            Py_ssize_t size,
+                            double[:, :, ::1] out,            # OUT outer x n x lanes
+                            double[::1] total,                # scratch >= b1 - b0
+                            Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t b0, Py_ssize_t b1):
+    """NI_UniformFilter1D's running sum down axis 1 (divided by size at each
+    output), every lane in step."""
+    cdef Py_ssize_t o, l, b, n = out.shape[1], nb = b1 - b0
+    cdef double d = <double>size
+    cdef const double *p
+    cdef double *t = &total[0]
+    with nogil:
+        for o in range(o0, o1):
+            for b in range(nb):
+                t[b] = 0.0
+            for l in range(size):
+                p = &padded[o, l, b0]
+                for b in range(nb):
+                    t[b] = t[b] + p[b]
+            for b in range(nb):
+                out[o, 0, b0 + b] = t[b] / d
+            for l in range(1, n):
+                for b in range(nb):
+                    t[b] = t[b] + (padded[o, l + size - 1, b0 + b] - padded[o, l - 1, b0 + b])
+                    out[o, l, b0 + b] = t[b] / d
+
+
+def ndimage_uniform1d_rows(const double[:, ::1] padded,  # IN  rows x (n+size-1)
+                           Py_ssize_t size,
+                           double[:, ::1] out,            # OUT rows x n
+                           Py_ssize_t r0, Py_ssize_t r1):
+    """NI_UniformFilter1D's running sum along each row (divided by size at each output)."""
+    cdef Py_ssize_t r, l, n = out.shape[1]
+    cdef double t, d = <double>size
+    with nogil:
+        for r in range(r0, r1):
+            t = 0.0
+            for l in range(size):
+                t = t + padded[r, l]
+            out[r, 0] = t / d
+            for l in range(1, n):
+                t = t + (padded[r, l + size - 1] - padded[r, l - 1])
+                out[r, l] = t / d
+
+
+cdef extern from "ndimage_exact.h" nogil:
+    void cyc_exact_line_sse2(const double *src, const Py_ssize_t *off, const double *w,
+                             Py_ssize_t T, double *out, Py_ssize_t n)
+    void cyc_exact_line_avx2(const double *src, const Py_ssize_t *off, const double *w,
+                             Py_ssize_t T, double *out, Py_ssize_t n)
+
+
+def ndimage_correlate_lines(const double[::1] padded,      # IN  the padded N-d array, flat
+                            const int64_t[::1] line_start,  # IN  flat index of each output line's first term
+                            const Py_ssize_t[::1] offsets,  # IN  flat offset of each term
+                            const double[::1] weights,      # IN  one weight per term, C order
+                            double[:, ::1] out,              # OUT lines x line length
+                            Py_ssize_t r0, Py_ssize_t r1):
+    """Exact N-d correlation: out[r, j] = sum_t weights[t] * padded[line_start[r] + offsets[t] + j],
+    summed from 0.0 in term order like NI_Correlate (which has dropped |w| <= DBL_EPSILON)."""
+    cdef Py_ssize_t r, j, n = out.shape[1], T = offsets.shape[0]
+    # the AVX2 copy wherever the kernel level in use is above the baseline
+    cdef bint avx2 = _table != cyc_kernels(0)
+    with nogil:
+        for r in range(r0, r1):
+            if T == 0:
+                for j in range(n):
+                    out[r, j] = 0.0
+            elif avx2:
+                cyc_exact_line_avx2(&padded[0] + line_start[r], &offsets[0], &weights[0], T,
+                                    &out[r, 0], n)
+            else:
+                cyc_exact_line_sse2(&padded[0] + line_start[r], &offsets[0], &weights[0], T,
+                                    &out[r, 0], n)
+
+
+def ndimage_correlate1d_lanes_fast(const fp_t[:, :, ::1] padded,  # IN  outer x (n+L-1) x lanes
+                                   const fp_t[::1] weights,       # IN  L
+                                   fp_t[:, :, ::1] out,            # OUT outer x n x lanes
+                                   Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t b0, Py_ssize_t b1):
+    """1-D correlation down axis 1 on the SIMD row kernels (an L x 1 kernel)."""
+    cdef Py_ssize_t o, lanes = padded.shape[2]
+    with nogil:
+        for o in range(o0, o1):
+            if fp_t is float:
+                _table.spatial_rows_f32(&padded[o, 0, b0], 0, lanes, 1, weights.shape[0], 1,
+                                        &weights[0], &out[o, 0, b0], lanes, b1 - b0, out.shape[1])
+            else:
+                _table.spatial_rows_f64(&padded[o, 0, b0], 0, lanes, 1, weights.shape[0], 1,
+                                        &weights[0], &out[o, 0, b0], lanes, b1 - b0, out.shape[1])
+
+def ndimage_correlate1d_rows_fast(const fp_t[:, ::1] padded,  # IN  rows x (n+L-1)
+                                  const fp_t[::1] weights,    # IN  L
+                                  fp_t[:, ::1] out,            # OUT rows x n
+                                  Py_ssize_t r0, Py_ssize_t r1):
+    """1-D correlation along each row on the SIMD row kernels (a 1 x L kernel)."""
+    with nogil:
+        if fp_t is float:
+            _table.spatial_rows_f32(&padded[r0, 0], 0, padded.shape[1], 1, 1, weights.shape[0],
+                                    &weights[0], &out[r0, 0], out.shape[1], out.shape[1], r1 - r0)
+        else:
+            _table.spatial_rows_f64(&padded[r0, 0], 0, padded.shape[1], 1, 1, weights.shape[0],
+                                    &weights[0], &out[r0, 0], out.shape[1], out.shape[1], r1 - r0)
+
+
+cdef void _gather_block(const char *plane, Py_ssize_t ys,       # rows ys bytes apart, unit column stride
+                        const int64_t *row_map, fp_t fill,
+                        Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t c0, Py_ssize_t bw,
+                        fp_t *dst) noexcept nogil:
+    """Padded rows q0 <= q < q1, columns c0..c0+bw, into consecutive dst rows of bw."""
+    cdef Py_ssize_t q, j, sq
+    for q in range(q0, q1):
+        sq = row_map[q]
+        if sq < 0:
+            for j in range(bw):
+                dst[j] = fill
+        else:
+            memcpy(dst, plane + sq * ys + c0 * <Py_ssize_t>sizeof(fp_t), bw * sizeof(fp_t))
+        dst += bw
+
+
+cdef inline void _rows_kernel(const fp_t *inp, Py_ssize_t rs, Py_ssize_t R, Py_ssize_t S,
+                              const fp_t *w, fp_t *out, Py_ssize_t os,
+                              Py_ssize_t width, Py_ssize_t nrows) noexcept nogil:
+    if fp_t is float:
+        _table.spatial_rows_f32(inp, 0, rs, 1, R, S, w, out, os, width, nrows)
+    else:
+        _table.spatial_rows_f64(inp, 0, rs, 1, R, S, w, out, os, width, nrows)
+
+
+def ndimage_correlate_down_fast(const fp_t[:, :] image,     # IN  n x W, unit column stride
+                                const int64_t[::1] row_map, # IN  n+L-1 padded rows -> row or -1
+                                Py_ssize_t before,          # padding before row 0
+                                const fp_t[::1] fill,       # IN  one value
+                                const fp_t[::1] weights,    # IN  L
+                                fp_t[:, :] out,              # OUT n x W, unit column stride
+                                fp_t[::1] scratch,           # (PIECE + L - 1) * BLOCK
+                                Py_ssize_t piece, Py_ssize_t block,
+                                Py_ssize_t r0, Py_ssize_t r1):
+    """out[i, :] = sum_k weights[k] * padded[i + k, :] for r0 <= i < r1, the
+    filter running down the columns, a block of columns at a time. Rows whose
+    window lies inside the image are read in place; the others are gathered
+    through row_map, `piece` rows at a time."""
+    cdef Py_ssize_t n = out.shape[0], W = out.shape[1], L = weights.shape[0]
+    cdef Py_ssize_t lo, hi, c0, bw, a, b
+    cdef Py_ssize_t ys = image.strides[0], os = out.strides[0] // <Py_ssize_t>sizeof(fp_t)
+    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and W else NULL
+    if W == 0 or r1 <= r0:
+        return
+    # interior rows: the window of output row i is image rows i - before .. i - before + L - 1
+    lo = max(r0, before)
+    hi = min(r1, n - (L - 1 - before))
+    with nogil:
+        c0 = 0
+        while c0 < W:
+            bw = min(block, W - c0)
+            if lo < hi:
+                _rows_kernel(<const fp_t *>(data + (lo - before) * ys) + c0, ys // <Py_ssize_t>sizeof(fp_t),
+                             L, 1, &weights[0], &out[lo, c0], os, bw, hi - lo)
+            a = r0
+            while a < r1:
+                if lo < hi and a == lo:
+                    a = hi
+                    continue
+                b = min(a + piece, r1, lo if (lo < hi and a < lo) else r1)
+                _gather_block(data, ys, &row_map[0], fill[0], a, b + L - 1, c0, bw, &scratch[0])
+                _rows_kernel(&scratch[0], bw, L, 1, &weights[0], &out[a, c0], os, bw, b - a)
+                a = b
+            c0 += bw
+
+
+def ndimage_correlate_along_fast(const fp_t[:, :] image,     # IN  rows x n, unit column stride
+                                 const int64_t[::1] col_map, # IN  n+L-1 padded cols -> col or -1
+                                 Py_ssize_t before,          # padding before column 0
+                                 const fp_t[::1] fill,
+                                 const fp_t[::1] weights,    # IN  L
+                                 fp_t[:, :] out,              # OUT rows x n, unit column stride
+                                 fp_t[::1] scratch,           # >= longest gathered segment
+                                 Py_ssize_t r0, Py_ssize_t r1):
+    """out[r, j] = sum_k weights[k] * padded[r, j + k] along each row: the
+    columns whose window lies inside the row are read in place (all rows
+    r0..r1 at once), the border columns from a gathered segment per row."""
+    cdef Py_ssize_t n = out.shape[1], L = weights.shape[0], after = L - 1 - before
+    cdef Py_ssize_t lo = before, hi = n - after, r, q, j, sq
+    cdef Py_ssize_t ys = image.strides[0], os = out.strides[0] // <Py_ssize_t>sizeof(fp_t)
+    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and n else NULL
+    cdef const fp_t *row
+    cdef Py_ssize_t segs[4]
+    cdef Py_ssize_t s, nseg
+    if n == 0 or r1 <= r0:
+        return
+    if lo < hi:
+        segs[0], segs[1], segs[2], segs[3] = 0, lo, hi, n
+        nseg = 2
+    else:
+        segs[0], segs[1] = 0, n
+        nseg = 1
+    with nogil:
+        if lo < hi:
+            _rows_kernel(<const fp_t *>(data + r0 * ys), ys // <Py_ssize_t>sizeof(fp_t), 1, L,
+                         &weights[0], &out[r0, lo], os, hi - lo, r1 - r0)
+        for r in range(r0, r1):
+            row = <const fp_t *>(data + r * ys)
+            for s in range(nseg):
+                if segs[2 * s + 1] <= segs[2 * s]:
+                    continue
+                # padded columns segs[2s] .. segs[2s+1] + L - 1
+                for q in range(segs[2 * s], segs[2 * s + 1] + L - 1):
+                    sq = col_map[q]
+                    scratch[q - segs[2 * s]] = row[sq] if sq >= 0 else fill[0]
+                _rows_kernel(&scratch[0], 0, 1, L, &weights[0], &out[r, segs[2 * s]], os,
+                             segs[2 * s + 1] - segs[2 * s], 1)
+
+
+# ---------------------------------------------------------------------------
 # The C-level API (declared in _core.pxd): argument checks and a status code
 # in front of the same drivers, single-threaded, scratch from the caller.
 # ---------------------------------------------------------------------------
