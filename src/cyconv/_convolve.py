@@ -191,16 +191,18 @@ def _fill_scalar(fillvalue, dtype: np.dtype) -> np.ndarray:
     """`fillvalue` cast to the result type, with SciPy's rules and errors."""
     try:
         fill = np.asarray(fillvalue, dtype=dtype)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError) as direct_error:
         # SciPy retries through complex; that is only a valid cast into a complex type.
         try:
             fill = np.asarray(fillvalue, dtype=np.complex128)
         except (TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"fillvalue {fillvalue!r} cannot be converted to the result "
-                             f"type {dtype}: {exc}") from None
+            raise ValueError(f"could not cast `fillvalue` directly to the output type {dtype}: "
+                             f"{fillvalue!r} is not a number ({exc})") from None
         if dtype.kind != "c":
-            raise ValueError(f"fillvalue {fillvalue!r} cannot be cast to the real result type "
-                             f"{dtype} without loss (a complex fill needs complex inputs)")
+            reason = ("a complex fill needs complex inputs" if np.any(fill.imag != 0)
+                      else str(direct_error))
+            raise ValueError(f"could not cast `fillvalue` directly to the output type "
+                             f"{dtype}: {fillvalue!r} ({reason})") from None
         fill = fill.astype(dtype)
     if fill.size == 0:
         raise ValueError("`fillvalue` cannot be an empty array.")

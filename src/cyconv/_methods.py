@@ -9,6 +9,7 @@ index maps (see _padding) and the fill value. The kernel is already flipped
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ def choose(plan: Plan, method: str) -> str:
                              "float64 kernel; use method='direct' or 'auto'")
         return "separable"
     if method == "fft":
-        return "fft" if dtype.kind != "iu" or _fft_is_exact(plan) else "direct"
+        return "fft" if dtype.kind not in "iu" or _fft_is_exact(plan) else "direct"
     # auto: only float32/float64 have a measured model; direct for the rest.
     if dtype not in (np.float32, np.float64):
         return "direct"
@@ -131,27 +132,85 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ separable
 
+# Entries of a kernel looked at per step of the rank-1 test (a few hundred KB
+# of float64 temporaries, whatever the kernel's size).
+_RANK1_BLOCK = 1 << 15
+# Separable factors must reproduce every kernel entry within this many
+# machine epsilons of itself: a few ulps (an entry that is the rounded
+# product of two factors, divided by a rounded norm, lands within 3).
+_RANK1_ULPS = 4
+
+
+def _row_blocks(a: np.ndarray):
+    rows = max(1, _RANK1_BLOCK // max(a.shape[1], 1))
+    for r in range(0, a.shape[0], rows):
+        yield r, a[r:r + rows]
+
+
 def _rank1_factors(kernel: np.ndarray):
-    """(column, row) with outer(column, row) == kernel to rounding, or None."""
+    """_rank1_test, remembered for the last large kernel: cyconv.image filters
+    each channel with the same kernel array, and a test of 25 M entries
+    takes a fifth of a second. The entry is dropped when the array it
+    was made from is freed, and reused only for equal contents."""
+    if kernel.size < _RANK1_CACHE_MIN:
+        return _rank1_test(kernel)
+    key = (kernel.__array_interface__["data"][0], kernel.shape, kernel.strides, kernel.dtype)
+    cached = _rank1_cache.get(key)
+    if cached is not None and np.array_equal(cached[0], kernel):
+        return cached[1]
+    factors = _rank1_test(kernel)
+    root = kernel
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    _rank1_cache.clear()
+    _rank1_cache[key] = (kernel.copy(), factors)
+    weakref.finalize(root, _rank1_cache.pop, key, None)
+    return factors
+
+
+_RANK1_CACHE_MIN = 1 << 16
+_rank1_cache: dict = {}
+
+
+def _rank1_test(kernel: np.ndarray):
+    """(column, row) of the kernel's dtype whose outer product reproduces
+    every kernel entry to a few ulps of that entry (zeros exactly), or None.
+
+    The factors are the kernel's pivot column, divided by the pivot, and its
+    pivot row, the pivot being the entry of largest magnitude: the exact
+    factors of an exact rank-1 kernel. They are accepted only if an
+    entry-by-entry check passes. O(kernel entries) time, in blocks of rows
+    (small temporaries); a kernel that is not rank 1 is usually rejected
+    after its first block.
+    """
     if kernel.dtype not in (np.float32, np.float64) or min(kernel.shape) < 1:
         return None
-    k = kernel.astype(np.float64)
-    scale = np.abs(k).max()
-    if not np.isfinite(scale) or scale == 0:
+    M, N = kernel.shape
+    pivot_value, i0, j0 = 0.0, 0, 0
+    for r, block in _row_blocks(kernel):
+        flat = int(np.argmax(np.abs(block)))
+        value = abs(float(block.flat[flat]))
+        if not value <= np.finfo(np.float64).max:   # inf or NaN: not separable
+            return None
+        if value > pivot_value:
+            pivot_value, i0, j0 = value, r + flat // N, flat % N
+    if pivot_value == 0:
         return None
-    # Quick rejection without an SVD: a rank-1 kernel equals the outer product
-    # of its column and row through its largest entry.
-    i0, j0 = np.unravel_index(np.argmax(np.abs(k)), k.shape)
-    if np.abs(np.outer(k[:, j0], k[i0] / k[i0, j0]) - k).max() > 1e-3 * scale:
-        return None
-    u, s, vt = np.linalg.svd(k)
-    column, row = u[:, 0] * math.sqrt(s[0]), vt[0] * math.sqrt(s[0])
-    # Accept only if the product reproduces every entry to the dtype's rounding
-    # (an SVD's reconstruction error grows about like the square root of the size).
-    tol = 8 * np.finfo(kernel.dtype).eps * scale * math.sqrt(k.size)
-    if np.abs(np.outer(column, row) - k).max() > tol:
-        return None
-    return column.astype(kernel.dtype), row.astype(kernel.dtype)
+    pivot = float(kernel[i0, j0])
+    column = (kernel[:, j0].astype(np.float64) / pivot).astype(kernel.dtype)
+    row = np.array(kernel[i0], dtype=kernel.dtype)
+    info = np.finfo(kernel.dtype)
+    column64, row64 = column.astype(np.float64), row.astype(np.float64)
+    with np.errstate(all="ignore"):
+        for r, block in _row_blocks(kernel):
+            k = block.astype(np.float64)
+            product = column64[r:r + len(k), None] * row64   # exact for float32
+            # A few ulps of each entry; an ulp is at least the smallest
+            # subnormal, and a zero entry must come out exactly zero.
+            tol = _RANK1_ULPS * (info.eps * np.abs(k) + np.where(k != 0, info.smallest_subnormal, 0))
+            if not (np.abs(product - k) <= tol).all():
+                return None
+    return column, row
 
 
 def _separable(plan: Plan, workers: int) -> np.ndarray:
