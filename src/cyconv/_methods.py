@@ -14,21 +14,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, _parallel
+from . import _core, _fft, _parallel
 
 METHODS = ("auto", "direct", "separable", "fft")
 
 # Rows of padded input gathered at a time: small enough to stay in L2.
 _STRIP_BYTES = 1 << 17
 
-# Cost model, in seconds, fitted by `bench/bench_methods.py --fit` on one core
-# of the development machine (AMD EPYC Zen 4, AVX-512; 1024x1024 image,
-# kernels 3-63; see bench/RESULTS.md). Only the ratios matter: they place the
-# crossovers.
+# Cost model, in seconds on one core, fitted by `bench/bench_methods.py --fit`
+# on the development machine (AMD EPYC Zen 4, AVX-512; see bench/RESULTS.md).
+# The FFT method's constants are in _fft (FFT_PER_*). Only the ratios between
+# methods matter: they place the crossovers.
 _DIRECT_PER_MAC = {4: 1.0 / 30e9, 8: 1.0 / 15.5e9}   # per multiply-add, by itemsize
 _DIRECT_PER_PIXEL = 0.4e-9                            # gather + store per output pixel
 _SEPARABLE_PER_MAC = {4: 1.0 / 13.3e9, 8: 1.0 / 5.7e9}
-_FFT_PER_POINT_LOG = {4: 1.58e-9, 8: 1.98e-9}        # per point * log2(points), rfft2 + irfft2
+# Below this modelled direct time no other method can win: decide at once.
+_DIRECT_ALWAYS_BELOW = 50e-6
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,19 @@ def choose(plan: Plan, method: str) -> str:
                              "float64 kernel; use method='direct' or 'auto'")
         return "separable"
     if method == "fft":
-        return "fft" if dtype.kind not in "iu" or _fft_is_exact(plan) else "direct"
+        return "fft" if dtype.kind not in "iu" or _fft.is_exact_for_integers(plan) else "direct"
     # auto: only float32/float64 have a measured model; direct for the rest.
     if dtype not in (np.float32, np.float64):
         return "direct"
     Ho, Wo = plan.out_shape
     M, N = plan.kernel.shape
-    Hp, Wp = len(plan.row_map), len(plan.col_map)
     size = dtype.itemsize
     best, best_cost = "direct", Ho * Wo * (M * N * _DIRECT_PER_MAC[size] + _DIRECT_PER_PIXEL)
-    # Cheap estimates first; the SVD and the NaN scan only when they could matter.
-    points = next_fast_len(Hp) * next_fast_len(Wp)
-    fft_cost = points * math.log2(max(points, 2)) * _FFT_PER_POINT_LOG[size]
+    if best_cost < _DIRECT_ALWAYS_BELOW:
+        return "direct"
+    # Cheap estimates first; the rank-1 test and the NaN scan only when they could matter.
+    fft_cost = _fft.tile_shape(plan.out_shape, plan.kernel.shape, dtype)[2]
+    Hp = len(plan.row_map)
     sep_cost = (Hp * Wo * N + Ho * Wo * M) * _SEPARABLE_PER_MAC[size] + Ho * Wo * _DIRECT_PER_PIXEL
     if M > 1 and N > 1 and sep_cost < min(best_cost, fft_cost) \
             and _rank1_factors(plan.kernel) is not None:
@@ -86,7 +88,7 @@ def _all_finite(a: np.ndarray) -> bool:
 
 def run(plan: Plan, method: str, workers: int) -> np.ndarray:
     if method == "fft":
-        return _fft(plan)
+        return _fft.run(plan, workers)
     if method == "separable":
         return _separable(plan, workers)
     return _direct(plan.image, plan.kernel, plan, plan.fill, workers)
@@ -236,27 +238,10 @@ def _separable(plan: Plan, workers: int) -> np.ndarray:
     return out
 
 
-# ------------------------------------------------------------------ FFT
-
-def next_fast_len(n: int) -> int:
-    """Smallest 2**a 3**b 5**c >= n: sizes numpy.fft (pocketfft) handles fastest."""
-    if n <= 6:
-        return max(n, 1)
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            # smallest power of two that lifts p35 to at least n
-            p = p35 << max(0, (-(-n // p35) - 1).bit_length())
-            best = min(best, p)
-            p35 *= 3
-        p5 *= 5
-    return best
-
+# ------------------------------------------------------------------ padded image
 
 def _padded(plan: Plan) -> np.ndarray:
-    """The padded image itself (FFT needs it whole)."""
+    """The padded image itself (the complex direct kernel reads it whole)."""
     rows, cols = plan.row_map, plan.col_map
     if plan.image.size == 0:
         return np.full((len(rows), len(cols)), plan.fill, plan.image.dtype)
@@ -264,43 +249,3 @@ def _padded(plan: Plan) -> np.ndarray:
     padded[rows < 0, :] = plan.fill
     padded[:, cols < 0] = plan.fill
     return padded
-
-
-def _fft_is_exact(plan: Plan) -> bool:
-    """Can a float64 FFT result be rounded back to the exact integer sums?"""
-    a = np.abs(plan.image.astype(np.float64))
-    k = np.abs(plan.kernel.astype(np.float64))
-    peak = max(float(a.max(initial=0)), abs(float(plan.fill))) * float(k.sum())
-    points = len(plan.row_map) * len(plan.col_map)
-    # FFT convolution error is about eps * log2(points) * ||a||_2 ||k||_2;
-    # bound ||a||_2 by sqrt(points) * max|a|, and ask for error < 1/4.
-    norm = max(float(a.max(initial=0)), abs(float(plan.fill))) * math.sqrt(points) \
-        * float(np.sqrt((k ** 2).sum()))
-    err = 8 * np.finfo(np.float64).eps * math.log2(max(points, 2)) * norm
-    return peak < 2.0 ** 52 and err < 0.25
-
-
-def _fft(plan: Plan) -> np.ndarray:
-    dtype = plan.image.dtype
-    if dtype.kind in "iu":
-        work = np.float64
-    elif dtype.kind == "c":
-        work = np.complex64 if dtype == np.complex64 else np.complex128
-    else:
-        work = np.float32 if dtype == np.float32 else np.float64
-    padded = _padded(plan).astype(work, copy=False)
-    kernel = plan.kernel.astype(work)
-    (Hp, Wp), (M, N) = padded.shape, kernel.shape
-    shape = (next_fast_len(Hp), next_fast_len(Wp))
-    # Circular convolution of size >= the padded image with the flipped
-    # kernel: rows/cols from M-1 (N-1) on never wrap, and are the valid correlation.
-    flipped = kernel[::-1, ::-1]
-    if np.dtype(work).kind == "c":
-        full = np.fft.ifft2(np.fft.fft2(padded, shape) * np.fft.fft2(flipped, shape))
-    else:
-        full = np.fft.irfft2(np.fft.rfft2(padded, shape) * np.fft.rfft2(flipped, shape), shape)
-    valid = full[M - 1:Hp, N - 1:Wp]
-    if dtype.kind in "iu":
-        # Exact by _fft_is_exact: round, then wrap into the type like the direct sums.
-        return np.rint(valid).astype(np.int64).astype(dtype)
-    return np.ascontiguousarray(valid, dtype=dtype)

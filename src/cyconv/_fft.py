@@ -1,0 +1,266 @@
+"""The FFT method: overlap-save over tiles of the padded image.
+
+The valid correlation of the padded image (a Plan: image + index maps +
+fill, see _methods) is cut into tiles of Th x Tw padded pixels, Th and Tw
+fast FFT lengths chosen from the kernel's size by the cost model below.
+Each tile's circular convolution with the flipped kernel holds
+(Th - M + 1) x (Tw - N + 1) exact outputs (those that do not wrap). A band
+of tiles (one row of tiles, gathered from the index maps: the padded image
+is never built whole) goes through one batched 2-D transform; the kernel's
+spectrum is computed once per call. Bands are independent chunks for
+_parallel.run, so threads share them and Ctrl-C is seen between bands.
+
+Transforms: scipy.fft when SciPy is installed (native float32), numpy.fft
+otherwise (in float64 even for float32 data: NumPy's float32 transforms are
+slower). A tile's arithmetic does not depend on the thread count, so the
+result is the same for any `workers`.
+
+Accuracy: every output has an absolute error of a few machine epsilons
+times log2(Th * Tw) times the largest term scale, max|padded input| *
+sum|kernel| (see `error_bound`); outputs much smaller than that scale lose
+relative accuracy, unlike direct summation.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from . import _parallel
+
+# Cost model of one call, in seconds on one core, by (backend, itemsize of
+# the real type the transforms run in); fitted by bench/bench_methods.py --fit.
+# Per tile point * log2(tile points): forward + inverse transform.
+FFT_PER_POINT_LOG = {("scipy", 4): 0.30e-9, ("scipy", 8): 0.50e-9,
+                     ("numpy", 4): 0.75e-9, ("numpy", 8): 0.75e-9}
+# Per tile point: gathering the tiles, the spectrum product, writing outputs.
+FFT_PER_POINT = {("scipy", 4): 0.6e-9, ("scipy", 8): 1.0e-9,
+                 ("numpy", 4): 1.5e-9, ("numpy", 8): 1.5e-9}
+# Per band of tiles (a few NumPy calls).
+FFT_PER_BAND = 30e-6
+# Tiles larger than this many bytes spill out of the L2 cache: slower per point.
+FFT_CACHE_BYTES = 4 << 20
+FFT_SPILL_FACTOR = 1.3
+
+# Error of an FFT convolution output, in units of
+# eps * log2(tile points) * max|input| * sum|kernel| (see error_bound).
+ERROR_FACTOR = 2.0
+
+_backend = None
+
+
+def backend():
+    """("scipy", scipy.fft) when SciPy is importable, else ("numpy", numpy.fft)."""
+    global _backend
+    if _backend is None:
+        try:
+            import scipy.fft
+            _backend = ("scipy", scipy.fft)
+        except ImportError:
+            _backend = ("numpy", np.fft)
+    return _backend
+
+
+def _fast_lengths(limit: int) -> list[int]:
+    """All 2**a 3**b 5**c up to `limit`, sorted (fast for both pocketffts)."""
+    out = []
+    p5 = 1
+    while p5 <= limit:
+        p35 = p5
+        while p35 <= limit:
+            p = p35
+            while p <= limit:
+                out.append(p)
+                p *= 2
+            p35 *= 3
+        p5 *= 5
+    return sorted(out)
+
+
+def next_fast_len(n: int) -> int:
+    """Smallest 2**a 3**b 5**c >= n."""
+    return next(p for p in _fast_lengths(max(2 * n, 8)) if p >= n)
+
+
+def _work_dtype(dtype: np.dtype, backend_name: str) -> np.dtype:
+    """Real or complex float type the transforms run in."""
+    if dtype.kind == "c":
+        return np.dtype(np.complex64 if dtype == np.complex64 and backend_name == "scipy"
+                        else np.complex128)
+    if dtype == np.float32 and backend_name == "scipy":
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _axis_tiles(out_len: int, k: int, lengths: list[int]):
+    """Candidate (tile length, tiles) along an axis: fast lengths from k up to
+    the one that covers the whole axis in a single tile."""
+    whole = out_len + k - 1
+    cands = []
+    for t in lengths:
+        if t < k:
+            continue
+        cands.append((t, -(-out_len // (t - k + 1))))
+        if t >= whole:
+            break
+    return cands
+
+
+def tile_shape(out_shape, kernel_shape, dtype: np.dtype):
+    """(Th, Tw, seconds): the tile shape of least modelled cost, and that cost."""
+    name, _ = backend()
+    return _tile_shape(tuple(out_shape), tuple(kernel_shape), _work_dtype(dtype, name), name)
+
+
+@functools.lru_cache(maxsize=256)
+def _tile_shape(out_shape, kernel_shape, work: np.dtype, name: str):
+    (Ho, Wo), (M, N) = out_shape, kernel_shape
+    real = work.itemsize // 2 if work.kind == "c" else work.itemsize
+    per_log, per_point = FFT_PER_POINT_LOG[name, real], FFT_PER_POINT[name, real]
+    if work.kind == "c":   # complex transforms: about twice the real ones
+        per_log, per_point = 2 * per_log, 2 * per_point
+    lengths = _fast_lengths(2 * max(Ho + M, Wo + N, 8))
+    best = None
+    for th, nh in _axis_tiles(Ho, M, lengths):
+        for tw, nw in _axis_tiles(Wo, N, lengths):
+            points = th * tw
+            per_tile = points * (per_log * math.log2(max(points, 2)) + per_point)
+            if points * work.itemsize > FFT_CACHE_BYTES:
+                per_tile *= FFT_SPILL_FACTOR
+            cost = nh * (nw * per_tile + FFT_PER_BAND)
+            if best is None or cost < best[2]:
+                best = (th, tw, cost)
+    return best
+
+
+def error_bound(plan, tile_points: int) -> float:
+    """Absolute error bound of the FFT method's outputs for this plan."""
+    eps = np.finfo(_work_dtype(plan.image.dtype, backend()[0])).eps
+    a = max(_max_abs(plan.image), float(np.abs(plan.fill)))
+    s = float(np.abs(plan.kernel).sum(dtype=np.float64))
+    return ERROR_FACTOR * eps * math.log2(max(tile_points, 2)) * a * s
+
+
+def _max_abs(a: np.ndarray) -> float:
+    if a.size == 0:
+        return 0.0
+    return float(max(np.abs(a[i:i + 256]).max() for i in range(0, a.shape[0], 256)))
+
+
+def is_exact_for_integers(plan) -> bool:
+    """Can float64 FFT outputs be rounded back to the exact integer sums?
+    Needs every sum below 2**52 and an error bound below 1/4."""
+    th, tw, _ = tile_shape(plan.out_shape, plan.kernel.shape, np.dtype(np.float64))
+    a = max(_max_abs(plan.image), float(np.abs(plan.fill)))
+    s = float(np.abs(plan.kernel.astype(np.float64)).sum())
+    eps = np.finfo(np.float64).eps
+    return a * s < 2.0 ** 52 and ERROR_FACTOR * eps * math.log2(th * tw) * a * s < 0.25
+
+
+def _check_memory(shape, dtype, tiles_per_band, th, tw, work):
+    """Fail before any work if the buffers cannot be had: MemoryError naming the size."""
+    spectrum = np.dtype(np.complex64 if work in (np.float32, np.complex64) else np.complex128)
+    cols = tw if work.kind == "c" else tw // 2 + 1
+    need = (th * cols * spectrum.itemsize                        # kernel spectrum
+            + tiles_per_band * th * cols * spectrum.itemsize * 2  # band spectra, product
+            + tiles_per_band * th * tw * work.itemsize            # band's inverse
+            + 2 * th * (tiles_per_band * tw) * work.itemsize)     # gathered rows, tiles
+    try:
+        probe = np.empty(need, np.uint8)
+    except MemoryError:
+        raise MemoryError(f"method='fft' needs about {need / 2**30:.1f} GiB of buffers for a "
+                          f"{shape[0]}x{shape[1]} kernel (tiles of {th}x{tw}); "
+                          "use a smaller kernel, or method='direct' or 'separable'") from None
+    del probe
+
+
+def run(plan, workers: int) -> np.ndarray:
+    dtype = plan.image.dtype
+    name, fft = backend()
+    work = _work_dtype(dtype, name)
+    (Ho, Wo), (M, N) = plan.out_shape, plan.kernel.shape
+    th, tw, _ = tile_shape(plan.out_shape, plan.kernel.shape, dtype)
+    sh, sw = th - M + 1, tw - N + 1                  # exact outputs per tile
+    nh, nw = -(-Ho // sh), -(-Wo // sw)
+    _check_memory((M, N), dtype, nw, th, tw, work)
+    complex_ = work.kind == "c"
+    forward = fft.fft2 if complex_ else fft.rfft2
+    inverse = fft.ifft2 if complex_ else fft.irfft2
+    # Threads: bands are shared among them; a single band uses SciPy's own.
+    inner = {}
+    if name == "scipy":
+        inner["workers"] = workers if nh == 1 else 1
+    flipped = np.asarray(plan.kernel[::-1, ::-1], dtype=work)
+    kernel_spectrum = forward(flipped, s=(th, tw), **inner)
+    del flipped
+    gather = _Gather(plan, width=nw * sw + N - 1, work=work)
+    out = np.empty((Ho, Wo), dtype)
+    integer = dtype.kind in "iu"
+    whole = Wo // sw                                  # tiles whose outputs all fit
+
+    def band(_, b):
+        r0 = b * sh
+        rows = min(sh, Ho - r0)
+        padded = gather.rows(r0, th)
+        # (tiles, th, tw), contiguous: batched transforms run fastest this way.
+        tiles = np.lib.stride_tricks.sliding_window_view(padded, tw, axis=1)[:, ::sw]
+        tiles = np.ascontiguousarray(tiles.transpose(1, 0, 2))
+        spectra = forward(tiles, **inner)
+        del tiles
+        spectra *= kernel_spectrum
+        result = inverse(spectra, s=(th, tw), **inner)
+        good = result[:, M - 1:M - 1 + rows, N - 1:]  # (tiles, rows, sw)
+        if integer:
+            good = np.rint(good).astype(np.int64)
+        block = out[r0:r0 + rows]
+        # out's rows seen as (rows, tile, column in tile), written in one copy.
+        as_tiles = np.lib.stride_tricks.as_strided(
+            block, (rows, whole, sw), (block.strides[0], sw * block.strides[1], block.strides[1]))
+        np.copyto(as_tiles, good[:whole].transpose(1, 0, 2), casting="unsafe")
+        if whole < nw:
+            np.copyto(block[:, whole * sw:], good[whole, :, :Wo - whole * sw], casting="unsafe")
+
+    per_band = nw * th * tw * max(math.log2(th * tw), 1)
+    chunks = [(b,) for b in range(nh)]
+    _parallel.run(band, chunks, _parallel.threads_for(workers, nh * per_band, nh))
+    return out
+
+
+class _Gather:
+    """Rows of the padded image, `width` columns (zeros past its right edge),
+    read through the plan's index maps: slices where the maps are runs of
+    consecutive image indices, fancy indexing only for the boundary."""
+
+    def __init__(self, plan, width: int, work: np.dtype):
+        self.plan, self.width, self.work = plan, width, work
+        self.fill = plan.fill.astype(work)
+        H, W = plan.image.shape
+        left = plan.left
+        self.inner = (left, left + W)                # col_map is 0..W-1 there
+        cols = plan.col_map
+        self.outer_cols = np.r_[np.arange(left), np.arange(left + W, len(cols))]
+        self.outer_src = cols[self.outer_cols]
+
+    def rows(self, r0: int, count: int) -> np.ndarray:
+        plan, image = self.plan, self.plan.image
+        src = plan.row_map[r0:r0 + count]
+        band = np.zeros((count, self.width), self.work)
+        if image.size == 0:
+            band[:len(src), :len(plan.col_map)] = self.fill
+            return band
+        c0, c1, n = *self.inner, len(src)
+        valid = src >= 0
+        if n and src[0] >= 0 and (np.diff(src) == 1).all():
+            picked = image[src[0]:src[0] + n]         # a run of image rows: a view
+        else:
+            picked = image[np.maximum(src, 0)]
+        band[:n, c0:c1] = picked
+        if len(self.outer_cols):
+            outer = self.outer_src
+            part = picked[:, np.maximum(outer, 0)].astype(self.work)
+            part[:, outer < 0] = self.fill
+            band[:n, self.outer_cols] = part
+        band[np.flatnonzero(~valid), :len(plan.col_map)] = self.fill
+        return band
