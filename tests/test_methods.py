@@ -62,7 +62,9 @@ def test_every_method_matches_scipy(method, name, mode, boundary, dtype, shapes)
         with pytest.raises(ValueError, match="separable"):
             getattr(cyconv, name)(a, b, mode, boundary, fill, method=method)
         return
+    a0, b0 = a.copy(), b.copy()
     got = getattr(cyconv, name)(a, b, mode, boundary, fill, method=method)
+    assert np.array_equal(a, a0) and np.array_equal(b, b0)   # inputs untouched
     expected = scipy_call(name, a, b, mode, boundary, fill)
     swapped = mode == "valid" and not (H >= M and W >= N)
     if name == "correlate2d" and swapped and dtype.kind == "c":

@@ -196,10 +196,10 @@ def run(plan, workers: int) -> np.ndarray:
     inner = {}
     if name == "scipy":
         inner["workers"] = workers if nh == 1 else 1
-        inner["overwrite_x"] = True                  # every input is a temporary
-    flipped = np.asarray(plan.kernel[::-1, ::-1], dtype=work)
-    kernel_spectrum = forward(flipped, s=(th, tw), **inner)
-    del flipped
+        inner["overwrite_x"] = True                  # the tiles are temporaries
+    # plan.kernel may be a view of the caller's array: never transformed in place.
+    kernel_spectrum = forward(np.asarray(plan.kernel[::-1, ::-1], dtype=work), s=(th, tw),
+                              **{k: v for k, v in inner.items() if k != "overwrite_x"})
     gather = _Gather(plan, width=nw * sw + N - 1, work=work)
     out = np.empty((Ho, Wo), dtype)
     integer = dtype.kind in "iu"
