@@ -36,21 +36,20 @@ def gaussian(size: int) -> np.ndarray:
     return np.outer(g, g) / g.sum() ** 2
 
 
-def modelled(cyconv, image, k):
-    """The cost model's seconds per method for this case (None: not applicable)."""
-    from cyconv import _fft, _methods
+def features(image, k):
+    """The cost model's features and modelled seconds of each method for this case."""
+    from cyconv import _cost_model as cm, _fft
     from cyconv._convolve import _plan
     plan = _plan(image, k, "same", "fill", 0, True)
     size = image.dtype.itemsize
-    (Ho, Wo), (M, N) = plan.out_shape, plan.kernel.shape
-    Hp = len(plan.row_map)
-    th, tw, fft = _fft.tile_shape(plan.out_shape, plan.kernel.shape, image.dtype)
-    return dict(
-        direct=Ho * Wo * (M * N * _methods._DIRECT_PER_MAC[size] + _methods._DIRECT_PER_PIXEL),
-        separable=(Hp * Wo * N + Ho * Wo * M) * _methods._SEPARABLE_PER_MAC[size]
-        + Ho * Wo * _methods._DIRECT_PER_PIXEL,
-        fft=fft, tile=(th, tw),
-        macs=Ho * Wo * M * N, sep_macs=Hp * Wo * N + Ho * Wo * M, pixels=Ho * Wo)
+    shapes = plan.out_shape, plan.kernel.shape
+    th, tw, fft = _fft.tile_shape(*shapes, image.dtype)
+    f = dict(direct=cm.direct_features(*shapes),
+             separable=cm.separable_features(*shapes, len(plan.row_map)),
+             fft=cm.fft_features(*shapes, (th, tw), size))
+    return dict(features=f, tile=(th, tw), fft=fft,
+                direct=cm.cost(cm.DIRECT[size], f["direct"]),
+                separable=cm.cost(cm.SEPARABLE[size], f["separable"]))
 
 
 def run(args) -> dict:
@@ -66,7 +65,7 @@ def run(args) -> dict:
                 for kind in ("dense", "rank-1"):
                     k = (rng.standard_normal((size, size)) if kind == "dense"
                          else gaussian(size)).astype(dtype)
-                    model = modelled(cyconv, image, k)
+                    model = features(image, k)
                     methods = ["fft", "auto"]
                     if model["direct"] < args.max_seconds:
                         methods.append("direct")
@@ -88,46 +87,40 @@ def run(args) -> dict:
     return dict(machine=_common.machine_info(), rows=rows)
 
 
-def _ratio_fit(pairs):
-    """Scale c minimising the geometric spread of time / (c * units): exp(mean log)."""
-    pairs = [(t, u) for t, u in pairs if t and u]
-    return math.exp(sum(math.log(t / u) for t, u in pairs) / len(pairs)) if pairs else None
+def _fit_relative(rows, method, names):
+    """Non-negative constants c minimising sum ((c . features - t) / t)^2."""
+    feats = [(r["seconds"][method], r["model"]["features"][method]) for r in rows
+             if r["seconds"].get(method)]
+    if len(feats) < len(names):
+        return None
+    A = np.array([[f[n] / t for n in names] for t, f in feats])
+    active = list(range(len(names)))
+    while True:   # least squares, dropping constants that come out negative
+        c, *_ = np.linalg.lstsq(A[:, active], np.ones(len(A)), rcond=None)
+        if (c >= 0).all():
+            break
+        active.pop(int(np.argmin(c)))
+    out = dict.fromkeys(names, 0.0)
+    out.update({names[i]: float(v) for i, v in zip(active, c)})
+    return out
 
 
 def fit(result: dict) -> None:
-    """Per-unit costs implied by the timings, as lines for the source."""
-    print("\n# fitted on this machine (see the JSON for its description)")
-    direct, sep, fft = {}, {}, {}
-    for size in (4, 8):
-        name = "float32" if size == 4 else "float64"
-        rows = [r for r in result["rows"] if r["dtype"] == name]
-        # direct: time = pixels * (macs/pixel * c_mac + c_pixel); fit c_mac on
-        # kernels >= 7, c_pixel from the remainder on 3x3.
-        c_mac = _ratio_fit([(r["seconds"].get("direct"), r["model"]["macs"])
-                            for r in rows if r["size"] >= 7])
-        small = [(r["seconds"].get("direct", 0) - r["model"]["macs"] * c_mac,
-                  r["model"]["pixels"]) for r in rows if r["size"] == 3 and c_mac]
-        c_pix = max(_ratio_fit([(t, u) for t, u in small if t > 0]) or 0.0, 0.0)
-        direct[size] = (c_mac, c_pix)
-        sep[size] = _ratio_fit([(r["seconds"].get("separable"), r["model"]["sep_macs"])
-                                for r in rows])
-        # fft: the model's tile cost is linear in FFT_PER_POINT_LOG once the
-        # per-point part (a fixed fraction of it) is included: rescale.
-        fft[size] = _ratio_fit([(r["seconds"]["fft"], r["model"]["fft"]) for r in rows])
-    print("_DIRECT_PER_MAC = {4: 1.0 / %.1fe9, 8: 1.0 / %.1fe9}"
-          % (1e-9 / direct[4][0], 1e-9 / direct[8][0]))
-    print("_DIRECT_PER_PIXEL = %.2ge-9" % (1e9 * (direct[4][1] + direct[8][1]) / 2))
-    if sep[4] and sep[8]:
-        print("_SEPARABLE_PER_MAC = {4: 1.0 / %.1fe9, 8: 1.0 / %.1fe9}"
-              % (1e-9 / sep[4], 1e-9 / sep[8]))
-    from cyconv import _fft
-    name = result["rows"][0]["backend"]
-    print(f"# _fft.py, backend {name}: multiply the current FFT_PER_POINT_LOG and "
-          "FFT_PER_POINT entries by")
-    for size in (4, 8):
-        print(f"#   itemsize {size}: {fft[size]:.2f}  ->  FFT_PER_POINT_LOG[{name!r}, {size}] = "
-              f"{_fft.FFT_PER_POINT_LOG[name, size] * fft[size]:.3g}, FFT_PER_POINT[{name!r}, "
-              f"{size}] = {_fft.FFT_PER_POINT[name, size] * fft[size]:.3g}")
+    """Least-squares constants for src/cyconv/_cost_model.py, printed as source."""
+    print("\n# bench/bench_methods.py --fit: paste into src/cyconv/_cost_model.py")
+    backend = result["rows"][0]["backend"]
+    for table, method, names in (("DIRECT", "direct", ("call", "pixel", "mac")),
+                                 ("SEPARABLE", "separable", ("call", "pixel", "mac")),
+                                 ("FFT", "fft", ("call", "band", "point", "point_log"))):
+        print(f"{table} = {{")
+        for size, dtype in ((4, "float32"), (8, "float64")):
+            c = _fit_relative([r for r in result["rows"] if r["dtype"] == dtype], method, names)
+            if c is None:
+                continue
+            key = f"({backend!r}, {size})" if method == "fft" else str(size)
+            body = ", ".join(f'"{n}": {v:.3g}' for n, v in c.items())
+            print(f"    {key}: {{{body}}},")
+        print("}")
 
 
 def markdown(result: dict) -> str:

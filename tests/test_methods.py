@@ -263,7 +263,6 @@ def test_fft_results_do_not_depend_on_workers():
 
 def test_fft_with_numpy_backend(monkeypatch):
     monkeypatch.setattr(_fft, "_backend", ("numpy", np.fft))
-    _fft._tile_shape.cache_clear()
     rng = np.random.default_rng(4)
     for dtype in (np.float32, np.float64, np.complex64):
         a = make_data((90, 70), dtype, rng)
@@ -273,7 +272,6 @@ def test_fft_with_numpy_backend(monkeypatch):
         expected = scipy.signal.convolve2d(a, k, "full")
         assert_same_result(got, expected, bound=error_bound("convolve2d", a, k, "full",
                                                             "fill", 0))
-    _fft._tile_shape.cache_clear()
 
 
 # ------------------------------------------------------------------ memory

@@ -2,12 +2,13 @@
 
 The valid correlation of the padded image (a Plan: image + index maps +
 fill, see _methods) is cut into tiles of Th x Tw padded pixels, Th and Tw
-fast FFT lengths chosen from the kernel's size by the cost model below.
+fast FFT lengths chosen from the shapes by the cost model
+(_cost_model.tile_shape).
 Each tile's circular convolution with the flipped kernel holds
 (Th - M + 1) x (Tw - N + 1) exact outputs (those that do not wrap). A band
 of tiles (one row of tiles, gathered from the index maps: the padded image
-is never built whole) goes through one batched 2-D transform; the kernel's
-spectrum is computed once per call. Bands are independent chunks for
+is never built whole) goes through batched 2-D transforms, a cache-sized
+group of tiles per call; the kernel's spectrum is computed once per call. Bands are independent chunks for
 _parallel.run, so threads share them and Ctrl-C is seen between bands.
 
 Transforms: scipy.fft when SciPy is installed (native float32), numpy.fft
@@ -23,28 +24,15 @@ relative accuracy, unlike direct summation.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
-from . import _parallel
+from . import _cost_model, _parallel
 
-# Cost model of one call, in seconds on one core, by (backend, itemsize of
-# the real type the transforms run in); fitted by bench/bench_methods.py --fit.
-# Per tile point * log2(tile points): forward + inverse transform.
-FFT_PER_POINT_LOG = {("scipy", 4): 0.30e-9, ("scipy", 8): 0.50e-9,
-                     ("numpy", 4): 0.75e-9, ("numpy", 8): 0.75e-9}
-# Per tile point: gathering the tiles, the spectrum product, writing outputs.
-FFT_PER_POINT = {("scipy", 4): 0.6e-9, ("scipy", 8): 1.0e-9,
-                 ("numpy", 4): 1.5e-9, ("numpy", 8): 1.5e-9}
-# Per band of tiles (a few NumPy calls).
-FFT_PER_BAND = 30e-6
-# Bytes of tiles transformed per call.
+# Bytes of tiles transformed per call: batched, but only as many as stay in
+# cache (bigger batches thrash the L2 in the second, strided axis pass).
 FFT_BATCH_BYTES = 256 << 10
-# Tiles larger than this many bytes spill out of the L2 cache: slower per point.
-FFT_CACHE_BYTES = 512 << 10
-FFT_SPILL_FACTOR = 1.3
 
 # Error of an FFT convolution output, in units of
 # eps * log2(tile points) * max|input| * sum|kernel| (see error_bound).
@@ -65,26 +53,9 @@ def backend():
     return _backend
 
 
-def _fast_lengths(limit: int, factors=(2, 3, 5)) -> list[int]:
-    """All 2**a 3**b 5**c up to `limit`, sorted (fast for both pocketffts);
-    factors=(2, 3): without the 5s."""
-    out = []
-    p5 = 1
-    while p5 <= limit and (p5 == 1 or 5 in factors):
-        p35 = p5
-        while p35 <= limit:
-            p = p35
-            while p <= limit:
-                out.append(p)
-                p *= 2
-            p35 *= 3
-        p5 *= 5
-    return sorted(out)
-
-
 def next_fast_len(n: int) -> int:
     """Smallest 2**a 3**b 5**c >= n."""
-    return next(p for p in _fast_lengths(max(2 * n, 8)) if p >= n)
+    return next(p for p in _cost_model.fast_lengths(max(2 * n, 8)) if p >= n)
 
 
 def _work_dtype(dtype: np.dtype, backend_name: str) -> np.dtype:
@@ -97,46 +68,13 @@ def _work_dtype(dtype: np.dtype, backend_name: str) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def _axis_tiles(out_len: int, k: int, lengths: list[int]):
-    """Candidate (tile length, tiles) along an axis: fast lengths from k up to
-    the one that covers the whole axis in a single tile."""
-    whole = out_len + k - 1
-    cands = []
-    for t in lengths:
-        if t < k:
-            continue
-        cands.append((t, -(-out_len // (t - k + 1))))
-        if t >= whole:
-            break
-    return cands
-
-
 def tile_shape(out_shape, kernel_shape, dtype: np.dtype):
     """(Th, Tw, seconds): the tile shape of least modelled cost, and that cost."""
     name, _ = backend()
-    return _tile_shape(tuple(out_shape), tuple(kernel_shape), _work_dtype(dtype, name), name)
-
-
-@functools.lru_cache(maxsize=256)
-def _tile_shape(out_shape, kernel_shape, work: np.dtype, name: str):
-    (Ho, Wo), (M, N) = out_shape, kernel_shape
+    work = _work_dtype(dtype, name)
     real = work.itemsize // 2 if work.kind == "c" else work.itemsize
-    per_log, per_point = FFT_PER_POINT_LOG[name, real], FFT_PER_POINT[name, real]
-    if work.kind == "c":   # complex transforms: about twice the real ones
-        per_log, per_point = 2 * per_log, 2 * per_point
-    # Tile lengths 2**a 3**b: measured faster per point than those with 5s.
-    lengths = _fast_lengths(2 * max(Ho + M, Wo + N, 8), (2, 3))
-    best = None
-    for th, nh in _axis_tiles(Ho, M, lengths):
-        for tw, nw in _axis_tiles(Wo, N, lengths):
-            points = th * tw
-            per_tile = points * (per_log * math.log2(max(points, 2)) + per_point)
-            if points * work.itemsize > FFT_CACHE_BYTES:
-                per_tile *= FFT_SPILL_FACTOR
-            cost = nh * (nw * per_tile + FFT_PER_BAND)
-            if best is None or cost < best[2]:
-                best = (th, tw, cost)
-    return best
+    return _cost_model.tile_shape(tuple(out_shape), tuple(kernel_shape), (name, real),
+                                  work.kind == "c")
 
 
 def error_bound(plan, tile_points: int) -> float:
@@ -203,8 +141,6 @@ def run(plan, workers: int) -> np.ndarray:
     gather = _Gather(plan, width=nw * sw + N - 1, work=work)
     out = np.empty((Ho, Wo), dtype)
     integer = dtype.kind in "iu"
-    # Tiles per transform call: batched, but only as many as stay in cache
-    # (bigger batches thrash the L2 in the second, strided axis pass).
     group = max(1, FFT_BATCH_BYTES // (th * tw * work.itemsize))
 
     def band(_, b):

@@ -14,20 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, _fft, _parallel
+from . import _core, _cost_model, _fft, _parallel
 
 METHODS = ("auto", "direct", "separable", "fft")
 
 # Rows of padded input gathered at a time: small enough to stay in L2.
 _STRIP_BYTES = 1 << 17
 
-# Cost model, in seconds on one core, fitted by `bench/bench_methods.py --fit`
-# on the development machine (AMD EPYC Zen 4, AVX-512; see bench/RESULTS.md).
-# The FFT method's constants are in _fft (FFT_PER_*). Only the ratios between
-# methods matter: they place the crossovers.
-_DIRECT_PER_MAC = {4: 1.0 / 30e9, 8: 1.0 / 15.5e9}   # per multiply-add, by itemsize
-_DIRECT_PER_PIXEL = 0.4e-9                            # gather + store per output pixel
-_SEPARABLE_PER_MAC = {4: 1.0 / 13.3e9, 8: 1.0 / 5.7e9}
 # Below this modelled direct time no other method can win: decide at once.
 _DIRECT_ALWAYS_BELOW = 50e-6
 
@@ -59,16 +52,17 @@ def choose(plan: Plan, method: str) -> str:
     # auto: only float32/float64 have a measured model; direct for the rest.
     if dtype not in (np.float32, np.float64):
         return "direct"
-    Ho, Wo = plan.out_shape
-    M, N = plan.kernel.shape
     size = dtype.itemsize
-    best, best_cost = "direct", Ho * Wo * (M * N * _DIRECT_PER_MAC[size] + _DIRECT_PER_PIXEL)
+    M, N = plan.kernel.shape
+    best = "direct"
+    best_cost = _cost_model.cost(_cost_model.DIRECT[size],
+                                 _cost_model.direct_features(plan.out_shape, (M, N)))
     if best_cost < _DIRECT_ALWAYS_BELOW:
         return "direct"
     # Cheap estimates first; the rank-1 test and the NaN scan only when they could matter.
-    fft_cost = _fft.tile_shape(plan.out_shape, plan.kernel.shape, dtype)[2]
-    Hp = len(plan.row_map)
-    sep_cost = (Hp * Wo * N + Ho * Wo * M) * _SEPARABLE_PER_MAC[size] + Ho * Wo * _DIRECT_PER_PIXEL
+    fft_cost = _fft.tile_shape(plan.out_shape, (M, N), dtype)[2]
+    sep_cost = _cost_model.cost(_cost_model.SEPARABLE[size], _cost_model.separable_features(
+        plan.out_shape, (M, N), len(plan.row_map)))
     if M > 1 and N > 1 and sep_cost < min(best_cost, fft_cost) \
             and _rank1_factors(plan.kernel) is not None:
         best, best_cost = "separable", sep_cost
