@@ -15,26 +15,30 @@ from __future__ import annotations
 import functools
 import math
 
-# Fitted on the development machine (AMD EPYC Zen 4, AVX-512, 2 cores shared;
-# one thread; scipy.fft backend; see bench/RESULTS.md), keyed by itemsize of
-# the real type (4: float32, 8: float64).
+# Fitted on the development machine (AMD EPYC Zen 4, AVX-512, 2 cores shared
+# by other jobs; one thread, CPU time; images 64-1024, kernels 3-101; see
+# bench/RESULTS.md), keyed by the itemsize of the real type (4: float32,
+# 8: float64). "call": fixed cost of a call; "pixel": per output pixel;
+# "mac": per multiply-add.
 DIRECT = {
-    4: {"call": 12e-6, "pixel": 1.5e-9, "mac": 1 / 17e9},
-    8: {"call": 12e-6, "pixel": 2.0e-9, "mac": 1 / 9.8e9},
+    4: {"call": 39e-6, "pixel": 1.12e-9, "mac": 5.18e-11},
+    8: {"call": 43e-6, "pixel": 1.91e-9, "mac": 9.64e-11},
 }
 SEPARABLE = {
-    4: {"call": 25e-6, "pixel": 3.0e-9, "mac": 1 / 8e9},
-    8: {"call": 25e-6, "pixel": 4.0e-9, "mac": 1 / 5e9},
+    4: {"call": 241e-6, "pixel": 1.32e-9, "mac": 1.13e-10},
+    8: {"call": 256e-6, "pixel": 2.02e-9, "mac": 2.39e-10},
 }
 # FFT, by (backend, itemsize of the real type the transforms run in; complex
 # data counts twice). "point_log": per tile point * log2(tile points) of a
 # forward + inverse transform; "point": per tile point (gather, spectrum
-# product, output); "band": per band of tiles (NumPy call overheads).
+# product, output); "band": per band of tiles (NumPy call overheads). The
+# fit cannot tell "point" from "point_log" apart over the measured tile
+# sizes: "point_log" is set to pocketfft's share and "point" fitted.
 FFT = {
-    ("scipy", 4): {"call": 150e-6, "band": 40e-6, "point": 3.0e-9, "point_log": 1.2e-9},
-    ("scipy", 8): {"call": 150e-6, "band": 40e-6, "point": 4.4e-9, "point_log": 1.8e-9},
-    ("numpy", 4): {"call": 150e-6, "band": 40e-6, "point": 6.0e-9, "point_log": 3.0e-9},
-    ("numpy", 8): {"call": 150e-6, "band": 40e-6, "point": 6.0e-9, "point_log": 3.0e-9},
+    ("scipy", 4): {"call": 470e-6, "band": 50e-6, "point": 6.4e-9, "point_log": 1.4e-9},
+    ("scipy", 8): {"call": 540e-6, "band": 50e-6, "point": 10e-9, "point_log": 2.2e-9},
+    ("numpy", 4): {"call": 540e-6, "band": 50e-6, "point": 15e-9, "point_log": 3.3e-9},
+    ("numpy", 8): {"call": 540e-6, "band": 50e-6, "point": 15e-9, "point_log": 3.3e-9},
 }
 # A tile of more bytes than this spills out of the L2 cache: its points cost
 # this factor more.

@@ -193,9 +193,18 @@ def _rank1_test(kernel: np.ndarray):
     if pivot_value == 0:
         return None
     pivot = float(kernel[i0, j0])
+    info = np.finfo(kernel.dtype)
+    # Quick rejection of most kernels that are not rank 1: a few entries,
+    # checked in Python with a tolerance much looser than the full check's.
+    loose = 8 * _RANK1_ULPS * info.eps
+    for i, j in ((0, 0), (0, N - 1), (M - 1, 0), (M - 1, N - 1), (M // 2, N // 3),
+                 (M // 3, N // 2)):
+        k_ij = float(kernel[i, j])
+        if abs(float(kernel[i, j0]) * float(kernel[i0, j]) / pivot - k_ij) \
+                > loose * abs(k_ij) + 64 * info.smallest_subnormal:
+            return None
     column = (kernel[:, j0].astype(np.float64) / pivot).astype(kernel.dtype)
     row = np.array(kernel[i0], dtype=kernel.dtype)
-    info = np.finfo(kernel.dtype)
     column64, row64 = column.astype(np.float64), row.astype(np.float64)
     with np.errstate(all="ignore"):
         for r, block in _row_blocks(kernel):
