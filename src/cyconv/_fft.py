@@ -79,7 +79,11 @@ def tile_shape(out_shape, kernel_shape, dtype: np.dtype):
 
 def error_bound(plan, tile_points: int) -> float:
     """Absolute error bound of the FFT method's outputs for this plan."""
-    eps = np.finfo(_work_dtype(plan.image.dtype, backend()[0])).eps
+    # The transforms' precision, or the result's if coarser (its final rounding).
+    dtype = plan.image.dtype
+    longdouble = dtype.itemsize > 8 * (1 + (dtype.kind == "c"))
+    result = np.float64 if dtype.kind in "iu" or longdouble else dtype
+    eps = max(np.finfo(_work_dtype(dtype, backend()[0])).eps, np.finfo(result).eps)
     a = max(_max_abs(plan.image), float(np.abs(plan.fill)))
     s = float(np.abs(plan.kernel).sum(dtype=np.float64))
     return ERROR_FACTOR * eps * math.log2(max(tile_points, 2)) * a * s
