@@ -38,14 +38,14 @@ def gaussian(size: int) -> np.ndarray:
 
 def features(image, k):
     """The cost model's features and modelled seconds of each method for this case."""
-    from cyconv import _cost_model as cm, _fft
+    from cyconv import _cost_model as cm, _fft, _methods
     from cyconv._convolve import _plan
     plan = _plan(image, k, "same", "fill", 0, True)
     size = image.dtype.itemsize
     shapes = plan.out_shape, plan.kernel.shape
     th, tw, fft = _fft.tile_shape(*shapes, image.dtype)
     f = dict(direct=cm.direct_features(*shapes),
-             separable=cm.separable_features(*shapes, len(plan.row_map)),
+             separable=cm.separable_features(*shapes, _methods._strip_rows(plan)),
              fft=cm.fft_features(*shapes, (th, tw), size))
     return dict(features=f, tile=(th, tw), fft=fft,
                 direct=cm.cost(cm.DIRECT[size], f["direct"]),

@@ -40,6 +40,8 @@ FFT = {
     ("numpy", 4): {"call": 540e-6, "band": 50e-6, "point": 15e-9, "point_log": 3.3e-9},
     ("numpy", 8): {"call": 540e-6, "band": 50e-6, "point": 15e-9, "point_log": 3.3e-9},
 }
+FFT_MIN_CALL = min(c["call"] for c in FFT.values())
+
 # A tile of more bytes than this spills out of the L2 cache: its points cost
 # this factor more.
 FFT_CACHE_BYTES = 512 << 10
@@ -55,10 +57,13 @@ def direct_features(out_shape, kernel_shape) -> dict:
     return {"call": 1.0, "pixel": Ho * Wo, "mac": Ho * Wo * M * N}
 
 
-def separable_features(out_shape, kernel_shape, padded_rows: int) -> dict:
-    """Column pass over every padded row (N taps), row pass over the output (M taps)."""
+def separable_features(out_shape, kernel_shape, strip_rows: int) -> dict:
+    """The 1-D pass along rows (N taps) over each strip of `strip_rows` output
+    rows plus its M - 1 rows of overlap, the pass down columns (M taps) once."""
     (Ho, Wo), (M, N) = out_shape, kernel_shape
-    return {"call": 1.0, "pixel": Ho * Wo, "mac": padded_rows * Wo * N + Ho * Wo * M}
+    strips = -(-Ho // strip_rows)
+    return {"call": 1.0, "pixel": Ho * Wo,
+            "mac": (Ho + strips * (M - 1)) * Wo * N + Ho * Wo * M}
 
 
 def fft_features(out_shape, kernel_shape, tile, itemsize: int) -> dict:

@@ -21,10 +21,6 @@ METHODS = ("auto", "direct", "separable", "fft")
 # Rows of padded input gathered at a time: small enough to stay in L2.
 _STRIP_BYTES = 1 << 17
 
-# Below this modelled direct time no other method can win: decide at once.
-_DIRECT_ALWAYS_BELOW = 50e-6
-
-
 @dataclass(frozen=True)
 class Plan:
     image: np.ndarray      # H x W, result dtype, any strides
@@ -57,12 +53,12 @@ def choose(plan: Plan, method: str) -> str:
     best = "direct"
     best_cost = _cost_model.cost(_cost_model.DIRECT[size],
                                  _cost_model.direct_features(plan.out_shape, (M, N)))
-    if best_cost < _DIRECT_ALWAYS_BELOW:
-        return "direct"
+    if best_cost <= min(_cost_model.SEPARABLE[size]["call"], _cost_model.FFT_MIN_CALL):
+        return "direct"   # cheaper than the fixed cost of any other method
     # Cheap estimates first; the rank-1 test and the NaN scan only when they could matter.
     fft_cost = _fft.tile_shape(plan.out_shape, (M, N), dtype)[2]
     sep_cost = _cost_model.cost(_cost_model.SEPARABLE[size], _cost_model.separable_features(
-        plan.out_shape, (M, N), len(plan.row_map)))
+        plan.out_shape, (M, N), _strip_rows(plan)))
     if M > 1 and N > 1 and sep_cost < min(best_cost, fft_cost) \
             and _rank1_factors(plan.kernel) is not None:
         best, best_cost = "separable", sep_cost
@@ -75,7 +71,11 @@ def choose(plan: Plan, method: str) -> str:
 
 
 def _all_finite(a: np.ndarray) -> bool:
-    """np.isfinite(a).all(), a block of rows at a time (no image-sized temporary)."""
+    """np.isfinite(a).all(), a block of rows at a time (no image-sized temporary).
+    A finite sum proves it in one pass; an overflowing one falls back to the scan."""
+    with np.errstate(all="ignore"):
+        if np.isfinite(a.sum()):
+            return True
     rows = max(1, (1 << 16) // max(a.shape[1], 1))
     return all(np.isfinite(a[i:i + rows]).all() for i in range(0, a.shape[0], rows))
 
@@ -216,6 +216,12 @@ def _rank1_test(kernel: np.ndarray):
             if not (np.abs(product - k) <= tol).all():
                 return None
     return column, row
+
+
+def _strip_rows(plan: Plan) -> int:
+    """Output rows per strip of the direct and separable drivers."""
+    width = len(plan.col_map) * plan.image.dtype.itemsize
+    return min(plan.out_shape[0], max(16, _STRIP_BYTES // width))
 
 
 def _separable(plan: Plan, workers: int) -> np.ndarray:
