@@ -19,7 +19,6 @@ not timed for direct (they could not be auto's choice).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 

@@ -10,7 +10,6 @@ each method's accuracy contract (see README, "convolve2d / correlate2d").
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest

@@ -8,7 +8,6 @@ index maps (see _padding) and the fill value. The kernel is already flipped
 
 from __future__ import annotations
 
-import math
 import weakref
 from dataclasses import dataclass
 
