@@ -50,9 +50,11 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
     method : {"auto", "direct", "separable", "fft"}
         Keyword only; not in SciPy. ``"direct"`` sums every product, like
         SciPy. ``"separable"`` runs a rank-1 kernel as two 1-D passes
-        (float32/float64; ``ValueError`` if the kernel is not rank 1).
-        ``"fft"`` uses the convolution theorem through ``numpy.fft``: a NaN
-        or inf then spreads over the whole output, integer results are
+        (float32/float64; factors reproduce every kernel entry to a few
+        ulps, else ``ValueError``). ``"fft"`` uses overlap-save FFT tiles
+        (``scipy.fft`` if installed, else ``numpy.fft``), with an absolute
+        error bounded relative to the largest term: a NaN or inf then
+        spreads over the tiles that read it, integer results are
         rounded back only when that is provably exact (otherwise direct is
         used), and longdouble is computed in double precision. ``"auto"``
         picks the cheapest by a cost model measured on real hardware (see
@@ -193,8 +195,8 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
     Wp = len(plan.col_map)
     if Ho * Wo * M * N >= _parallel.MIN_WORK_PER_THREAD:
         return
-    if method != "direct" and not _methods.direct_by_cost(
-            dtype.itemsize, plan.out_shape, (M, N), (len(plan.row_map), Wp)):
+    if method != "direct" and not _methods.direct_by_cost(dtype.itemsize, plan.out_shape,
+                                                          (M, N)):
         return
     if len(_short_paths) >= _MAX_SHORT_PATHS:
         _short_paths.clear()
