@@ -40,6 +40,10 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_flat_tile_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                        cyc_index C, cyc_index R, cyc_index S,
                                        const double *const *wk, double *tile)
+    ctypedef void (*cyc_u8_to_f32)(const unsigned char *src, float *dst, cyc_index n)
+    ctypedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n)
+    ctypedef void (*cyc_f32_to_u8)(const float *src, unsigned char *dst, cyc_index n)
+    ctypedef void (*cyc_f32_to_u16)(const float *src, unsigned short *dst, cyc_index n)
     ctypedef struct cyc_kernel_table:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
@@ -56,6 +60,10 @@ cdef extern from "kernels.h" nogil:
         cyc_index flat_channels
         cyc_index flat_f32
         cyc_index flat_f64
+        cyc_u8_to_f32 u8_to_f32
+        cyc_u16_to_f32 u16_to_f32
+        cyc_f32_to_u8 f32_to_u8
+        cyc_f32_to_u16 f32_to_u16
     int cyc_detect_level()
     int cyc_detect_features()
     const cyc_kernel_table *cyc_kernels(int level)
@@ -794,13 +802,6 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
 # with the float32 row kernel, rounded and saturated straight into the output
 # ---------------------------------------------------------------------------
 
-cdef extern from "pixels.h" nogil:
-    void cyc_u8_to_f32(const unsigned char *src, float *dst, cyc_index n)
-    void cyc_u16_to_f32(const unsigned short *src, float *dst, cyc_index n)
-    void cyc_f32_to_u8(const float *src, unsigned char *dst, cyc_index n)
-    void cyc_f32_to_u16(const float *src, unsigned short *dst, cyc_index n)
-    float cyc_round_saturate(float x, float hi)
-
 ctypedef unsigned char uchar
 ctypedef unsigned short ushort
 
@@ -819,7 +820,9 @@ cdef class PixelPlan:
 
     The padded image is described by index maps, as everywhere in the core;
     `weights` holds the M x N correlation kernel (already flipped for a
-    convolution), or for a separable one its M column then N row factors.
+    convolution) M times, its rows rotated by 0..M-1 (np.roll along axis 0);
+    for a separable kernel, the M rotations of its column factor, then its
+    row factor.
     Output (i, j) of a carried band (alpha) is the input sample at padded
     position (i + alpha_top, j + alpha_left), 0 where a map says -1."""
     cdef const int64_t[::1] row_map
@@ -840,7 +843,7 @@ cdef class PixelPlan:
     def scratch_size(self, Py_ssize_t group):
         """float32 scratch for one thread filtering `group` interleaved channels at once."""
         cdef Py_ssize_t ring_width = (self.Wo if self.separable else self.Wp) * group
-        return 2 * self.M * ring_width + (self.Wp + self.Wo) * group
+        return self.M * ring_width + (self.Wp + self.Wo) * group
 
 
 cdef inline void _samples_to_f32(const pixel_t *src, Py_ssize_t step, float *dst,
@@ -849,9 +852,9 @@ cdef inline void _samples_to_f32(const pixel_t *src, Py_ssize_t step, float *dst
     cdef Py_ssize_t i
     if step == <Py_ssize_t>sizeof(pixel_t):
         if pixel_t is uchar:
-            cyc_u8_to_f32(src, dst, n)
+            _table.u8_to_f32(src, dst, n)
         else:
-            cyc_u16_to_f32(src, dst, n)
+            _table.u16_to_f32(src, dst, n)
     else:
         for i in range(n):
             dst[i] = (<const pixel_t *>(<const char *>src + i * step))[0]
@@ -884,6 +887,13 @@ cdef void _gather_pixel_row(const pixel_t *row, Py_ssize_t W, Py_ssize_t xs, Py_
     _border_samples(row, xs, cs, group, col_map, left + W, Wp, fill, dst)
 
 
+cdef inline float _round_saturate(float x, float hi) noexcept nogil:
+    """As the table's f32_to_u8/u16 (pixels_impl.h), one sample."""
+    x = x if x > 0 else 0     # NaN -> 0
+    x = x if x < hi else hi
+    return (x + <float>12582912.0) - <float>12582912.0
+
+
 cdef inline void _store_row(const float *src, Py_ssize_t n, pixel_out_t *dst,
                             Py_ssize_t step) noexcept nogil:
     """n results into samples `step` bytes apart: integers rounded half to
@@ -892,9 +902,9 @@ cdef inline void _store_row(const float *src, Py_ssize_t n, pixel_out_t *dst,
     cdef float hi = 255.0 if pixel_out_t is uchar else 65535.0
     if step == <Py_ssize_t>sizeof(pixel_out_t):
         if pixel_out_t is uchar:
-            cyc_f32_to_u8(src, dst, n)
+            _table.f32_to_u8(src, dst, n)
         elif pixel_out_t is ushort:
-            cyc_f32_to_u16(src, dst, n)
+            _table.f32_to_u16(src, dst, n)
         else:
             memcpy(dst, src, n * sizeof(float))
     else:
@@ -903,7 +913,7 @@ cdef inline void _store_row(const float *src, Py_ssize_t n, pixel_out_t *dst,
                 (<float *>(<char *>dst + i * step))[0] = src[i]
             else:
                 (<pixel_out_t *>(<char *>dst + i * step))[0] = \
-                    <pixel_out_t>cyc_round_saturate(src[i], hi)
+                    <pixel_out_t>_round_saturate(src[i], hi)
 
 
 cdef void _filter_pixel_group(PixelPlan plan, const pixel_t *image, Py_ssize_t W,
@@ -912,39 +922,41 @@ cdef void _filter_pixel_group(PixelPlan plan, const pixel_t *image, Py_ssize_t W
                               float *scratch, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
     """Output rows y0 <= y < y1 of `group` interleaved channels (or one plane).
 
-    A ring of M padded (direct) or row-filtered (separable) rows holds each
-    row twice, at slots s and s + M, so the M rows under output row y are
-    always consecutive: every input row is converted (and row-filtered)
-    once, and each output row is one call of the float32 row kernel."""
+    A ring of M rows holds padded row p (direct) or p filtered along the row
+    (separable) in slot p % M, so every input row is converted and
+    row-filtered once. Output row y reads the ring in slot order with the
+    kernel's rows rotated by y % M (the plan keeps all M rotations), so
+    the ring is never copied; a pixel's sum order depends on y alone, not
+    on y0 or y1."""
     cdef Py_ssize_t M = plan.M, N = plan.N, Wp = plan.Wp, Wo = plan.Wo
     cdef Py_ssize_t width = Wo * group
     cdef Py_ssize_t ring_width = (Wo if plan.separable else Wp) * group
+    cdef Py_ssize_t block = M if plan.separable else M * N   # weights per rotation
     cdef float *ring = scratch
-    cdef float *line = ring + 2 * M * ring_width
+    cdef float *line = ring + M * ring_width
     cdef float *result = line + Wp * group
     cdef const float *w = &plan.weights[0]
     cdef const int64_t *row_map = &plan.row_map[0]
     cdef const int64_t *col_map = &plan.col_map[0]
-    cdef Py_ssize_t y, slot, src, nxt = y0
+    cdef Py_ssize_t y, src, nxt = y0
     cdef float *dst
     for y in range(y0, y1):
         while nxt < y + M:
-            slot = nxt % M
-            dst = ring + slot * ring_width
+            dst = ring + (nxt % M) * ring_width
             src = row_map[nxt]
             _gather_pixel_row(<const pixel_t *>(<const char *>image + src * ys)
                               if src >= 0 and W > 0 else NULL,
                               W, xs, cs, group, col_map, plan.left, Wp, plan.fill,
                               line if plan.separable else dst)
             if plan.separable:
-                _table.spatial_row_f32(line, 0, 0, group, 1, 1, N, w + M, dst, width)
-            memcpy(dst + M * ring_width, dst, ring_width * sizeof(float))
+                _table.spatial_row_f32(line, 0, 0, group, 1, 1, N, w + M * M, dst, width)
             nxt += 1
-        dst = ring + (y % M) * ring_width
         if plan.separable:
-            _table.spatial_row_f32(dst, 0, ring_width, 1, 1, M, 1, w, result, width)
+            _table.spatial_row_f32(ring, 0, ring_width, 1, 1, M, 1, w + (y % M) * block,
+                                   result, width)
         else:
-            _table.spatial_row_f32(dst, 0, ring_width, group, 1, M, N, w, result, width)
+            _table.spatial_row_f32(ring, 0, ring_width, group, 1, M, N, w + (y % M) * block,
+                                   result, width)
         _store_row(result, width, <pixel_out_t *>(<char *>out + y * oys), ostep)
 
 

@@ -50,6 +50,7 @@
 #include "kernels_impl.h"
 #undef T
 #undef SFX
+#include "pixels_impl.h"
 #undef ISA
 #undef TARGET
 #undef HAS_FMA
@@ -79,6 +80,7 @@
 #include "kernels_impl.h"
 #undef T
 #undef SFX
+#include "pixels_impl.h"
 #undef ISA
 #undef TARGET
 #undef HAS_FMA
@@ -107,6 +109,7 @@
 #include "kernels_impl.h"
 #undef T
 #undef SFX
+#include "pixels_impl.h"
 #undef ISA
 #undef TARGET
 #undef HAS_FMA
@@ -129,6 +132,7 @@ static const cyc_kernel_table table_base = {
     4, 2, 2,
     cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, 2, 4, 4,
 #endif
+    cyc_u8_to_f32_base, cyc_u16_to_f32_base, cyc_f32_to_u8_base, cyc_f32_to_u16_base,
 };
 
 #if CYC_X86_DISPATCH
@@ -139,6 +143,7 @@ static const cyc_kernel_table table_avx2 = {
     cyc_blocked_tile_f32_avx2, cyc_blocked_tile_f64_avx2,
     6, 16, 8,
     cyc_flat_tile_f32_avx2, cyc_flat_tile_f64_avx2, 2, 32, 16,
+    cyc_u8_to_f32_avx2, cyc_u16_to_f32_avx2, cyc_f32_to_u8_avx2, cyc_f32_to_u16_avx2,
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
@@ -147,6 +152,7 @@ static const cyc_kernel_table table_avx512 = {
     cyc_blocked_tile_f32_avx512, cyc_blocked_tile_f64_avx512,
     14, 32, 16,
     cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, 4, 64, 32,
+    cyc_u8_to_f32_avx512, cyc_u16_to_f32_avx512, cyc_f32_to_u8_avx512, cyc_f32_to_u16_avx512,
 };
 
 static unsigned long long read_xcr0(void)
