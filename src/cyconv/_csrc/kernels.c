@@ -15,6 +15,7 @@
 #if CYC_HAVE_VECTOR_EXT && (defined(__x86_64__) || defined(__i386__))
 #define CYC_X86_DISPATCH 1
 #include <cpuid.h>
+#include <immintrin.h>
 #else
 #define CYC_X86_DISPATCH 0
 #endif

@@ -24,7 +24,8 @@ TARGET static void PFN(u16_to_f32)(const unsigned short *restrict src, float *re
  * half to even by adding 1.5 * 2**23 (exact for 0 <= x <= 2**22 in the
  * default rounding mode), which leaves the integer in the low mantissa bits.
  * Written with explicit vectors: without -ffast-math the compiler will not
- * turn the saturating compares into min/max by itself. */
+ * turn the saturating compares into min/max by itself. x86 needs
+ * <immintrin.h> (kernels.c includes it). */
 #if VBYTES
 #define PVW (VBYTES / 4)
 typedef float PCAT3(pvf, ISA, t) __attribute__((vector_size(VBYTES)));
@@ -45,6 +46,53 @@ TARGET static inline __attribute__((always_inline)) PVI PFN(round_saturate_v)(PV
 }
 #endif
 
+/* Narrow PVW int32 values, already in the target range, to 8 or 16 bits and
+ * store them: pack instructions on x86 (the generic conversion there is
+ * scalarised), the compiler's generic conversion elsewhere. */
+#if VBYTES
+TARGET static inline __attribute__((always_inline)) void
+PFN(store_u8_v)(PVI n, unsigned char *dst)
+{
+#if CYC_X86_DISPATCH && VBYTES == 64
+    _mm_storeu_si128((__m128i *)dst, _mm512_cvtepi32_epi8((__m512i)n));
+#elif CYC_X86_DISPATCH && VBYTES == 32
+    /* 8 values: pack within each 128-bit lane, then gather the two 4-byte groups */
+    __m256i w = _mm256_packs_epi32((__m256i)n, (__m256i)n);
+    __m256i b = _mm256_packus_epi16(w, w);
+    int lo = _mm256_cvtsi256_si32(b), hi = _mm256_extract_epi32(b, 4);
+    memcpy(dst, &lo, 4);
+    memcpy(dst + 4, &hi, 4);
+#elif CYC_X86_DISPATCH && VBYTES == 16
+    __m128i w = _mm_packs_epi32((__m128i)n, (__m128i)n);
+    int v = _mm_cvtsi128_si32(_mm_packus_epi16(w, w));
+    memcpy(dst, &v, 4);
+#else
+    PCAT3(pvu8, ISA, t) b = __builtin_convertvector(n, PCAT3(pvu8, ISA, t));
+    memcpy(dst, &b, sizeof b);
+#endif
+}
+
+TARGET static inline __attribute__((always_inline)) void
+PFN(store_u16_v)(PVI n, unsigned short *dst)
+{
+#if CYC_X86_DISPATCH && VBYTES == 64
+    _mm256_storeu_si256((__m256i *)dst, _mm512_cvtepi32_epi16((__m512i)n));
+#elif CYC_X86_DISPATCH && VBYTES == 32
+    __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32((__m256i)n, (__m256i)n), 0x08);
+    _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(w));
+#elif CYC_X86_DISPATCH && VBYTES == 16
+    /* SSE2 packs signed: shift 0..65535 to the int16 range and back */
+    const __m128i half = _mm_set1_epi32(32768);
+    __m128i w = _mm_packs_epi32(_mm_sub_epi32((__m128i)n, half), _mm_sub_epi32((__m128i)n, half));
+    w = _mm_xor_si128(w, _mm_set1_epi16((short)0x8000));
+    _mm_storel_epi64((__m128i *)dst, w);
+#else
+    PCAT3(pvu16, ISA, t) b = __builtin_convertvector(n, PCAT3(pvu16, ISA, t));
+    memcpy(dst, &b, sizeof b);
+#endif
+}
+#endif
+
 TARGET static void PFN(f32_to_u8)(const float *restrict src, unsigned char *restrict dst,
                                   cyc_index n)
 {
@@ -53,9 +101,7 @@ TARGET static void PFN(f32_to_u8)(const float *restrict src, unsigned char *rest
     for (; i + PVW <= n; i += PVW) {
         PVF x;
         memcpy(&x, src + i, sizeof x);
-        PCAT3(pvu8, ISA, t) b = __builtin_convertvector(PFN(round_saturate_v)(x, 255.0f),
-                                                         PCAT3(pvu8, ISA, t));
-        memcpy(dst + i, &b, sizeof b);
+        PFN(store_u8_v)(PFN(round_saturate_v)(x, 255.0f), dst + i);
     }
 #endif
     for (; i < n; i++) {
@@ -73,9 +119,7 @@ TARGET static void PFN(f32_to_u16)(const float *restrict src, unsigned short *re
     for (; i + PVW <= n; i += PVW) {
         PVF x;
         memcpy(&x, src + i, sizeof x);
-        PCAT3(pvu16, ISA, t) b = __builtin_convertvector(PFN(round_saturate_v)(x, 65535.0f),
-                                                          PCAT3(pvu16, ISA, t));
-        memcpy(dst + i, &b, sizeof b);
+        PFN(store_u16_v)(PFN(round_saturate_v)(x, 65535.0f), dst + i);
     }
 #endif
     for (; i < n; i++) {
