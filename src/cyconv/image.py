@@ -423,18 +423,28 @@ def feature_maps(img, kernels: Sequence[KernelLike] | Mapping[str, ArrayLike] | 
     ``img``: a Pillow image (its colour bands; an alpha band is left out) or
     an array (H, W) (C = 1) or (H, W, C). ``kernels``: a list of arrays or
     names, a dict name -> array (in its order), or a 3-D array stack.
-    The result is float32 for float32 (and mode "F") inputs, else float64.
+    The result is float32 for float32 (and mode "F") inputs and for 8- and
+    16-bit unsigned inputs (modes L, RGB, RGBA, I;16, ...; uint8 and uint16
+    arrays), which take the fused path of :func:`filter_image` and are
+    computed in float32; float64 otherwise.
     """
     if _is_pil(img):
         data, pmode = _pil_planes(img)
         planes = data[:, :, :_MODES[pmode].colour]
     else:
         planes, _ = _array_planes(img)
-    dtype = _compute_dtype(planes.dtype)
+    pixels = planes.dtype in _PIXEL_TYPES
+    dtype = np.dtype(np.float32) if pixels else _compute_dtype(planes.dtype)
     ks = _kernel_list(kernels)
     H, W, C = planes.shape
     out = np.empty((len(ks), C, H, W), dtype)
     if not ks or out.size == 0:
+        return out
+    if pixels:
+        # The fused path reads the samples in place and writes each map plane.
+        for i, k in enumerate(ks):
+            _pixel_filter(planes, k, C, dtype, mode="same", boundary="symm", fillvalue=0,
+                          correlate=False, workers=workers, out=out[i].transpose(1, 2, 0))
         return out
     x = np.ascontiguousarray(planes.transpose(2, 0, 1), dtype=dtype)
     by_shape: dict[tuple[int, int], list[int]] = {}
@@ -545,11 +555,18 @@ def sobel_edges(img, *, reduce: Literal["max", "mean"] = "max", scale: float = 1
     else:
         planes, _ = _array_planes(img)
         dtype = _compute_dtype(planes.dtype)
-    opts = dict(mode="same", boundary="symm", fillvalue=0, correlate=True, workers=workers,
-                dtype=dtype)
-    gx = _filter_planes(planes, _kernels.sobel_x(), **opts)
-    gy = _filter_planes(planes, _kernels.sobel_y(), **opts)
-    mag = np.hypot(gx, gy)
+    if planes.dtype in _PIXEL_TYPES and planes.size:
+        # Sobel sums of 8/16-bit samples are exact in float32 (|sum| <= 4 * 65535 < 2**24)
+        opts = dict(mode="same", boundary="symm", fillvalue=0, correlate=True, workers=workers)
+        gx = _pixel_filter(planes, _kernels.sobel_x(), planes.shape[2], np.float32, **opts)
+        gy = _pixel_filter(planes, _kernels.sobel_y(), planes.shape[2], np.float32, **opts)
+        mag = np.hypot(gx, gy, dtype=dtype)
+    else:
+        opts = dict(mode="same", boundary="symm", fillvalue=0, correlate=True,
+                    workers=workers, dtype=dtype)
+        gx = _filter_planes(planes, _kernels.sobel_x(), **opts)
+        gy = _filter_planes(planes, _kernels.sobel_y(), **opts)
+        mag = np.hypot(gx, gy)
     mag = mag.max(axis=-1) if reduce == "max" else mag.mean(axis=-1)
     if scale != 1:
         mag = mag * dtype.type(scale)
