@@ -35,6 +35,30 @@ The default operation is a convolution (:func:`cyconv.convolve2d`, kernel
 flipped), as in SciPy; ``correlate=True`` uses :func:`cyconv.correlate2d`
 (kernel laid over the image as printed). See :mod:`cyconv.kernels` for the
 orientation of the derivative kernels.
+8- and 16-bit images: the fused path
+------------------------------------
+8-bit Pillow modes (L, LA, RGB, RGBA, YCbCr, CMYK), ``I;16``, and uint8 /
+uint16 arrays asked for ``out_dtype=np.uint8`` or ``np.uint16`` are filtered
+in one pass: the samples are read in place (any layout: interleaved,
+planar, strided), converted to float32 a row at a time, filtered by the
+float32 kernels, then rounded half to even and saturated straight into the
+output. Rank-1 kernels (Gaussian, box, ...) run as a row and a column pass.
+Compared with the float64 reference (convolve2d per channel, rounded half
+to even, clipped):
+
+* integer kernels with ``sum|k| * max(sample max, |fillvalue|) < 2**24``
+  (Sobel, Laplacian, sharpen, emboss, box sums, ... on 8 and 16 bits; every
+  partial sum is an integer below 2**24, exact in float32): identical;
+* other kernels: identical except where the float64 value lies within
+  ``B`` of a tie (``n + 0.5``); there the result may be one level off.
+  ``B = s * 2**-24 / (1 - s * 2**-24) * sum|k| * peak`` (plus, for the row
+  and column passes, the rank-1 factorisation's residual times
+  ``M * N * peak``), with ``s = M*N + 1`` (direct) or ``M + N + 2`` (row
+  and column passes) and ``peak = max(sample max, |fillvalue|)``. When
+  ``B >= 0.5``, or the kernel is not finite, or ``fillvalue`` is not exactly
+  a float32, the float64 path runs instead.
+
+Results are bitwise the same for any ``workers``.
 """
 
 from __future__ import annotations
@@ -358,7 +382,9 @@ def filter_image(img, kernel: KernelLike, *, boundary: str = "symm", mode: str =
         Threads, as in :func:`cyconv.convolve2d`.
     out_dtype : dtype, optional
         Array inputs only: the result's dtype (integer types are rounded and
-        clipped). Default float32 for float32 input, else float64.
+        clipped). Default float32 for float32 input, else float64. A uint8
+        or uint16 array with ``out_dtype`` uint8 or uint16 takes the fused
+        path (see the module docstring for its exactness).
 
     Returns
     -------
