@@ -36,6 +36,7 @@ KERNELS = {
     "rand2x5": RNG.standard_normal((2, 5)),      # floating, even rows
     "row1x4": RNG.random((1, 4)),
     "col5x1": RNG.random((5, 1)),
+    "zeros2x3": np.zeros((2, 3)),                # no taps at all
 }
 
 

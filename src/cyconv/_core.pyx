@@ -44,6 +44,8 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n)
     ctypedef void (*cyc_f32_to_u8)(const float *src, unsigned char *dst, cyc_index n)
     ctypedef void (*cyc_f32_to_u16)(const float *src, unsigned short *dst, cyc_index n)
+    ctypedef void (*cyc_taps_row_f32)(const float *const *src, const float *w, cyc_index ntaps,
+                                      float *out, cyc_index width)
     ctypedef struct cyc_kernel_table:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
@@ -64,6 +66,7 @@ cdef extern from "kernels.h" nogil:
         cyc_u16_to_f32 u16_to_f32
         cyc_f32_to_u8 f32_to_u8
         cyc_f32_to_u16 f32_to_u16
+        cyc_taps_row_f32 taps_row_f32
     int cyc_detect_level()
     int cyc_detect_features()
     const cyc_kernel_table *cyc_kernels(int level)
@@ -820,9 +823,7 @@ cdef class PixelPlan:
 
     The padded image is described by index maps, as everywhere in the core;
     `weights` holds the M x N correlation kernel (already flipped for a
-    convolution) M times, its rows rotated by 0..M-1 (np.roll along axis 0);
-    for a separable kernel, the M rotations of its column factor, then its
-    row factor.
+    convolution), or for a separable one its M column then N row factors.
     Output (i, j) of a carried band (alpha) is the input sample at padded
     position (i + alpha_top, j + alpha_left), 0 where a map says -1."""
     cdef const int64_t[::1] row_map
@@ -843,7 +844,7 @@ cdef class PixelPlan:
     def scratch_size(self, Py_ssize_t group):
         """float32 scratch for one thread filtering `group` interleaved channels at once."""
         cdef Py_ssize_t ring_width = (self.Wo if self.separable else self.Wp) * group
-        return self.M * ring_width + (self.Wp + self.Wo) * group
+        return 3 * self.M * self.N + self.M * ring_width + (self.Wp + self.Wo) * group
 
 
 cdef inline void _samples_to_f32(const pixel_t *src, Py_ssize_t step, float *dst,
@@ -922,41 +923,48 @@ cdef void _filter_pixel_group(PixelPlan plan, const pixel_t *image, Py_ssize_t W
                               float *scratch, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
     """Output rows y0 <= y < y1 of `group` interleaved channels (or one plane).
 
-    A ring of M rows holds padded row p (direct) or p filtered along the row
-    (separable) in slot p % M, so every input row is converted and
-    row-filtered once. Output row y reads the ring in slot order with the
-    kernel's rows rotated by y % M (the plan keeps all M rotations), so
-    the ring is never copied; a pixel's sum order depends on y alone, not
-    on y0 or y1."""
+    A ring of M rows holds padded row p (direct), or p filtered along the row
+    (separable), in slot p % M, so every input row is converted and
+    row-filtered once. Each output row is then one list of taps over the
+    ring (zero weights left out), summed in the kernel's order: a pixel's
+    value does not depend on y0, y1 or the layout."""
     cdef Py_ssize_t M = plan.M, N = plan.N, Wp = plan.Wp, Wo = plan.Wo
     cdef Py_ssize_t width = Wo * group
     cdef Py_ssize_t ring_width = (Wo if plan.separable else Wp) * group
-    cdef Py_ssize_t block = M if plan.separable else M * N   # weights per rotation
-    cdef float *ring = scratch
+    cdef Py_ssize_t ncol = 1 if plan.separable else N   # taps per kernel row in the ring
+    cdef const float **taps = <const float **>scratch   # M * N pointers (2 floats each)
+    cdef float *weights = scratch + 2 * M * N           # the nonzero ones, in kernel order
+    cdef float *ring = weights + M * N
     cdef float *line = ring + M * ring_width
     cdef float *result = line + Wp * group
-    cdef const float *w = &plan.weights[0]
+    cdef const float *w = &plan.weights[0]              # M x ncol, then the row factor
     cdef const int64_t *row_map = &plan.row_map[0]
     cdef const int64_t *col_map = &plan.col_map[0]
-    cdef Py_ssize_t y, src, nxt = y0
-    cdef float *dst
+    cdef Py_ssize_t y, r, s, t, ntaps = 0, src, nxt = y0
+    cdef float *row
+    for t in range(M * ncol):
+        if w[t] != 0:
+            weights[ntaps] = w[t]
+            ntaps += 1
     for y in range(y0, y1):
         while nxt < y + M:
-            dst = ring + (nxt % M) * ring_width
+            row = ring + (nxt % M) * ring_width
             src = row_map[nxt]
             _gather_pixel_row(<const pixel_t *>(<const char *>image + src * ys)
                               if src >= 0 and W > 0 else NULL,
                               W, xs, cs, group, col_map, plan.left, Wp, plan.fill,
-                              line if plan.separable else dst)
+                              line if plan.separable else row)
             if plan.separable:
-                _table.spatial_row_f32(line, 0, 0, group, 1, 1, N, w + M * M, dst, width)
+                _table.spatial_row_f32(line, 0, 0, group, 1, 1, N, w + M, row, width)
             nxt += 1
-        if plan.separable:
-            _table.spatial_row_f32(ring, 0, ring_width, 1, 1, M, 1, w + (y % M) * block,
-                                   result, width)
-        else:
-            _table.spatial_row_f32(ring, 0, ring_width, group, 1, M, N, w + (y % M) * block,
-                                   result, width)
+        t = 0
+        for r in range(M):
+            row = ring + ((y + r) % M) * ring_width
+            for s in range(ncol):
+                if w[r * ncol + s] != 0:
+                    taps[t] = row + s * group
+                    t += 1
+        _table.taps_row_f32(taps, weights, ntaps, result, width)
         _store_row(result, width, <pixel_out_t *>(<char *>out + y * oys), ostep)
 
 

@@ -224,16 +224,10 @@ _F32_EXACT = 2.0 ** 24        # integers below this are exact in float32
 
 
 class _Float32Route(NamedTuple):
-    weights: np.ndarray   # float32: kernel rotations, or column rotations then row factor
+    weights: np.ndarray   # float32: M x N kernel, or M column then N row factors
     separable: bool
     bound: float          # |float32 result - float64 reference| <= bound (0: exact)
     taps: int             # multiply-adds per output sample
-
-
-def _rotations(kernel: np.ndarray) -> np.ndarray:
-    """The M row rotations of an M-row kernel (np.roll by 0..M-1), flattened:
-    the core's ring of rows reads them in place of the kernel (PixelPlan)."""
-    return np.concatenate([np.roll(kernel, q, axis=0).ravel() for q in range(len(kernel))])
 
 
 def _rank1(kernel: np.ndarray):
@@ -258,17 +252,17 @@ def _float32_route(kernel: np.ndarray, fill: float, peak: float,
     total = float(np.abs(kernel).sum()) * peak   # bounds sum |w * x|
     if np.array_equal(kernel, np.rint(kernel)) and fill == round(fill) and total < _F32_EXACT:
         # integer weights and samples, every partial sum an integer < 2**24: exact
-        return _Float32Route(_rotations(kernel).astype(np.float32), False, 0.0, M * N)
+        return _Float32Route(kernel.astype(np.float32).ravel(), False, 0.0, M * N)
     factors = _rank1(kernel) if M * N > 2 * (M + N) else None
     if factors is not None:
         column, row, residual = factors
         # factors rounded to float32 (2 roundings per weight), a row sum of N
         # and a column sum of M terms, plus the factorisation's own residual
         steps, taps, extra = M + N + 2, M + N, residual * M * N * peak
-        weights = np.concatenate([_rotations(column), row]).astype(np.float32)
+        weights = np.concatenate([column, row]).astype(np.float32)
     else:
         steps, taps, extra = M * N + 1, M * N, 0.0
-        weights = _rotations(kernel).astype(np.float32)
+        weights = kernel.astype(np.float32).ravel()
     gamma = steps * _F32_UNIT / (1 - steps * _F32_UNIT)
     bound = gamma * total + extra
     if rounded and not bound < 0.5:

@@ -134,6 +134,7 @@ static const cyc_kernel_table table_base = {
     cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, 2, 4, 4,
 #endif
     cyc_u8_to_f32_base, cyc_u16_to_f32_base, cyc_f32_to_u8_base, cyc_f32_to_u16_base,
+    cyc_taps_row_f32_base,
 };
 
 #if CYC_X86_DISPATCH
@@ -145,6 +146,7 @@ static const cyc_kernel_table table_avx2 = {
     6, 16, 8,
     cyc_flat_tile_f32_avx2, cyc_flat_tile_f64_avx2, 2, 32, 16,
     cyc_u8_to_f32_avx2, cyc_u16_to_f32_avx2, cyc_f32_to_u8_avx2, cyc_f32_to_u16_avx2,
+    cyc_taps_row_f32_avx2,
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
@@ -154,6 +156,7 @@ static const cyc_kernel_table table_avx512 = {
     14, 32, 16,
     cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, 4, 64, 32,
     cyc_u8_to_f32_avx512, cyc_u16_to_f32_avx512, cyc_f32_to_u8_avx512, cyc_f32_to_u16_avx512,
+    cyc_taps_row_f32_avx512,
 };
 
 static unsigned long long read_xcr0(void)

@@ -63,6 +63,9 @@ typedef void (*cyc_u8_to_f32)(const unsigned char *src, float *dst, cyc_index n)
 typedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n);
 typedef void (*cyc_f32_to_u8)(const float *src, unsigned char *dst, cyc_index n);
 typedef void (*cyc_f32_to_u16)(const float *src, unsigned short *dst, cyc_index n);
+/* out[x] = sum_t w[t] * src[t][x], 0 <= x < width, in t order from zero (pixels_impl.h). */
+typedef void (*cyc_taps_row_f32)(const float *const *src, const float *w, cyc_index ntaps,
+                                 float *out, cyc_index width);
 
 typedef struct {
     const char *name;
@@ -86,6 +89,7 @@ typedef struct {
     cyc_u16_to_f32 u16_to_f32;
     cyc_f32_to_u8 f32_to_u8;
     cyc_f32_to_u16 f32_to_u16;
+    cyc_taps_row_f32 taps_row_f32;
 } cyc_kernel_table;
 
 /* Highest level this CPU and OS support (cpuid/xgetbv on x86-64). */

@@ -5,6 +5,61 @@
 #define PCAT3(a, b, c) PCAT3_(a, b, c)
 #define PFN(name) PCAT3(cyc, name, ISA)
 
+#if VBYTES
+#define PVW (VBYTES / 4)
+typedef float PCAT3(pvf, ISA, t) __attribute__((vector_size(VBYTES)));
+typedef int PCAT3(pvi, ISA, t) __attribute__((vector_size(VBYTES)));
+typedef unsigned char PCAT3(pvu8, ISA, t) __attribute__((vector_size(VBYTES / 4)));
+typedef unsigned short PCAT3(pvu16, ISA, t) __attribute__((vector_size(VBYTES / 2)));
+#define PVF PCAT3(pvf, ISA, t)
+#define PVI PCAT3(pvi, ISA, t)
+#endif
+
+/* One output row as a list of taps: out[x] = sum_t w[t] * src[t][x] for
+ * 0 <= x < width, summed in t order from zero, fused (FMA) where the level
+ * has it, the same in the vector lanes and the scalar tail. The caller
+ * leaves out zero weights and points src[t] at each tap's input row, so a
+ * ring of rows needs no copying and a sparse kernel (sharpen) no zero work. */
+TARGET static void PFN(taps_row_f32)(const float *const *src, const float *w, cyc_index ntaps,
+                                     float *out, cyc_index width)
+{
+    cyc_index x = 0;
+#if VBYTES
+    for (; x + 4 * PVW <= width; x += 4 * PVW) {
+        PVF a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (cyc_index t = 0; t < ntaps; t++) {
+            const PVF wv = w[t] - (PVF){0};   /* splat, as kernels_impl.h */
+            const float *p = src[t] + x;
+            PVF v0, v1, v2, v3;
+            memcpy(&v0, p, sizeof v0); memcpy(&v1, p + PVW, sizeof v1);
+            memcpy(&v2, p + 2 * PVW, sizeof v2); memcpy(&v3, p + 3 * PVW, sizeof v3);
+            a0 += wv * v0; a1 += wv * v1; a2 += wv * v2; a3 += wv * v3;
+        }
+        memcpy(out + x, &a0, sizeof a0); memcpy(out + x + PVW, &a1, sizeof a1);
+        memcpy(out + x + 2 * PVW, &a2, sizeof a2); memcpy(out + x + 3 * PVW, &a3, sizeof a3);
+    }
+    for (; x + PVW <= width; x += PVW) {
+        PVF a0 = {0};
+        for (cyc_index t = 0; t < ntaps; t++) {
+            PVF v0;
+            memcpy(&v0, src[t] + x, sizeof v0);
+            a0 += (w[t] - (PVF){0}) * v0;
+        }
+        memcpy(out + x, &a0, sizeof a0);
+    }
+#endif
+    for (; x < width; x++) {
+        float acc = 0;
+        for (cyc_index t = 0; t < ntaps; t++)
+#if HAS_FMA
+            acc = __builtin_fmaf(w[t], src[t][x], acc);
+#else
+            acc = acc + w[t] * src[t][x];
+#endif
+        out[x] = acc;
+    }
+}
+
 /* Unsigned samples to float32: plain loops the compiler vectorizes for the level. */
 TARGET static void PFN(u8_to_f32)(const unsigned char *restrict src, float *restrict dst,
                                   cyc_index n)
@@ -27,14 +82,6 @@ TARGET static void PFN(u16_to_f32)(const unsigned short *restrict src, float *re
  * turn the saturating compares into min/max by itself. x86 needs
  * <immintrin.h> (kernels.c includes it). */
 #if VBYTES
-#define PVW (VBYTES / 4)
-typedef float PCAT3(pvf, ISA, t) __attribute__((vector_size(VBYTES)));
-typedef int PCAT3(pvi, ISA, t) __attribute__((vector_size(VBYTES)));
-typedef unsigned char PCAT3(pvu8, ISA, t) __attribute__((vector_size(VBYTES / 4)));
-typedef unsigned short PCAT3(pvu16, ISA, t) __attribute__((vector_size(VBYTES / 2)));
-#define PVF PCAT3(pvf, ISA, t)
-#define PVI PCAT3(pvi, ISA, t)
-
 TARGET static inline __attribute__((always_inline)) PVI PFN(round_saturate_v)(PVF x, float hi)
 {
     const PVF zero = {0}, top = zero + hi, magic = zero + 12582912.0f;
