@@ -802,7 +802,7 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
 
 # ---------------------------------------------------------------------------
 # 8- and 16-bit images: samples converted to float32 a row at a time, filtered
-# with the float32 row kernel, rounded and saturated straight into the output
+# by the float32 row kernels, rounded and saturated straight into the output
 # ---------------------------------------------------------------------------
 
 ctypedef unsigned char uchar
