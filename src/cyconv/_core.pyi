@@ -85,3 +85,27 @@ def ndimage_correlate_down_fast(image: NDArray, row_map: NDArray[np.int64], befo
 def ndimage_correlate_along_fast(image: NDArray, col_map: NDArray[np.int64], before: int,
                                  fill: NDArray, weights: NDArray, out: NDArray,
                                  scratch: NDArray, r0: int, r1: int) -> None: ...
+
+
+class PixelPlan:
+    """Geometry and weights of the fused 8/16-bit image filter (built by cyconv.image)."""
+    M: int
+    N: int
+    left: int
+    Wp: int
+    Wo: int
+    alpha_top: int
+    alpha_left: int
+    separable: bool
+    fill: float
+    def __init__(
+        self, row_map: NDArray[np.int64], col_map: NDArray[np.int64], left: int, fill: float,
+        weights: NDArray[np.float32], M: int, N: int, separable: bool, alpha_top: int,
+        alpha_left: int,
+    ) -> None: ...
+    def scratch_size(self, group: int) -> int: ...
+
+def filter_pixels(
+    plan: PixelPlan, image: NDArray, out: NDArray, colour: int, interleaved: bool,
+    scratch: NDArray[np.float32], y0: int, y1: int,
+) -> None: ...

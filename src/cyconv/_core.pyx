@@ -42,6 +42,12 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_flat_tile_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                        cyc_index C, cyc_index R, cyc_index S,
                                        const double *const *wk, double *tile)
+    ctypedef void (*cyc_u8_to_f32)(const unsigned char *src, float *dst, cyc_index n)
+    ctypedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n)
+    ctypedef void (*cyc_f32_to_u8)(const float *src, unsigned char *dst, cyc_index n)
+    ctypedef void (*cyc_f32_to_u16)(const float *src, unsigned short *dst, cyc_index n)
+    ctypedef void (*cyc_taps_row_f32)(const float *const *src, const float *w, cyc_index ntaps,
+                                      float *out, cyc_index width)
     ctypedef struct cyc_kernel_table:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
@@ -58,6 +64,11 @@ cdef extern from "kernels.h" nogil:
         cyc_index flat_channels
         cyc_index flat_f32
         cyc_index flat_f64
+        cyc_u8_to_f32 u8_to_f32
+        cyc_u16_to_f32 u16_to_f32
+        cyc_f32_to_u8 f32_to_u8
+        cyc_f32_to_u16 f32_to_u16
+        cyc_taps_row_f32 taps_row_f32
     int cyc_detect_level()
     int cyc_detect_features()
     const char *cyc_compiler()
@@ -1143,6 +1154,221 @@ def ndimage_correlate_along_fast(const fp_t[:, :] image,     # IN  rows x n, uni
                     scratch[q - segs[2 * s]] = row[sq] if sq >= 0 else fill[0]
                 _rows_kernel(&scratch[0], 0, 1, L, &weights[0], &out[r, segs[2 * s]], os,
                              segs[2 * s + 1] - segs[2 * s], 1)
+
+# 8- and 16-bit images: samples converted to float32 a row at a time, filtered
+# by the float32 row kernels, rounded and saturated straight into the output
+# ---------------------------------------------------------------------------
+
+ctypedef unsigned char uchar
+ctypedef unsigned short ushort
+
+ctypedef fused pixel_t:
+    uchar
+    ushort
+
+ctypedef fused pixel_out_t:
+    uchar
+    ushort
+    float
+
+
+cdef class PixelPlan:
+    """What filter_pixels needs besides the buffers (built by cyconv.image).
+
+    The padded image is described by index maps, as everywhere in the core;
+    `weights` holds the M x N correlation kernel (already flipped for a
+    convolution), or for a separable one its M column then N row factors.
+    Output (i, j) of a carried band (alpha) is the input sample at padded
+    position (i + alpha_top, j + alpha_left), 0 where a map says -1."""
+    cdef const int64_t[::1] row_map
+    cdef const int64_t[::1] col_map
+    cdef const float[::1] weights
+    cdef readonly Py_ssize_t M, N, left, Wp, Wo, alpha_top, alpha_left
+    cdef readonly bint separable
+    cdef readonly float fill
+
+    def __init__(self, const int64_t[::1] row_map, const int64_t[::1] col_map, Py_ssize_t left,
+                 float fill, const float[::1] weights, Py_ssize_t M, Py_ssize_t N,
+                 bint separable, Py_ssize_t alpha_top, Py_ssize_t alpha_left):
+        self.row_map, self.col_map, self.weights = row_map, col_map, weights
+        self.left, self.fill, self.M, self.N, self.separable = left, fill, M, N, separable
+        self.Wp, self.Wo = col_map.shape[0], col_map.shape[0] - N + 1
+        self.alpha_top, self.alpha_left = alpha_top, alpha_left
+
+    def scratch_size(self, Py_ssize_t group):
+        """float32 scratch for one thread filtering `group` interleaved channels at once."""
+        cdef Py_ssize_t ring_width = (self.Wo if self.separable else self.Wp) * group
+        return 3 * self.M * self.N + self.M * ring_width + (self.Wp + self.Wo) * group
+
+
+cdef inline void _samples_to_f32(const pixel_t *src, Py_ssize_t step, float *dst,
+                                 Py_ssize_t n) noexcept nogil:
+    """n samples `step` bytes apart as float32."""
+    cdef Py_ssize_t i
+    if step == <Py_ssize_t>sizeof(pixel_t):
+        if pixel_t is uchar:
+            _table.u8_to_f32(src, dst, n)
+        else:
+            _table.u16_to_f32(src, dst, n)
+    else:
+        for i in range(n):
+            dst[i] = (<const pixel_t *>(<const char *>src + i * step))[0]
+
+
+cdef inline void _border_samples(const pixel_t *row, Py_ssize_t xs, Py_ssize_t cs,
+                                 Py_ssize_t group, const int64_t *col_map, Py_ssize_t j0,
+                                 Py_ssize_t j1, float fill, float *dst) noexcept nogil:
+    cdef Py_ssize_t j, g, sj
+    for j in range(j0, j1):
+        sj = col_map[j]
+        for g in range(group):
+            dst[j * group + g] = (<const pixel_t *>(<const char *>row + sj * xs + g * cs))[0] \
+                if sj >= 0 else fill
+
+
+cdef void _gather_pixel_row(const pixel_t *row, Py_ssize_t W, Py_ssize_t xs, Py_ssize_t cs,
+                            Py_ssize_t group, const int64_t *col_map, Py_ssize_t left,
+                            Py_ssize_t Wp, float fill, float *dst) noexcept nogil:
+    """One padded row of `group` interleaved channels (channel innermost) as
+    float32; row == NULL is a row of the fill. For group > 1 the caller
+    guarantees the group is contiguous (cs == itemsize, xs == group * cs)."""
+    cdef Py_ssize_t j
+    if row == NULL:
+        for j in range(Wp * group):
+            dst[j] = fill
+        return
+    _border_samples(row, xs, cs, group, col_map, 0, left, fill, dst)
+    _samples_to_f32(row, xs if group == 1 else cs, dst + left * group, W * group)
+    _border_samples(row, xs, cs, group, col_map, left + W, Wp, fill, dst)
+
+
+cdef inline float _round_saturate(float x, float hi) noexcept nogil:
+    """As the table's f32_to_u8/u16 (pixels_impl.h), one sample."""
+    x = x if x > 0 else 0     # NaN -> 0
+    x = x if x < hi else hi
+    return (x + <float>12582912.0) - <float>12582912.0
+
+
+cdef inline void _store_row(const float *src, Py_ssize_t n, pixel_out_t *dst,
+                            Py_ssize_t step) noexcept nogil:
+    """n results into samples `step` bytes apart: integers rounded half to
+    even and saturated to the type's range, float32 as they are."""
+    cdef Py_ssize_t i
+    cdef float hi = 255.0 if pixel_out_t is uchar else 65535.0
+    if step == <Py_ssize_t>sizeof(pixel_out_t):
+        if pixel_out_t is uchar:
+            _table.f32_to_u8(src, dst, n)
+        elif pixel_out_t is ushort:
+            _table.f32_to_u16(src, dst, n)
+        else:
+            memcpy(dst, src, n * sizeof(float))
+    else:
+        for i in range(n):
+            if pixel_out_t is float:
+                (<float *>(<char *>dst + i * step))[0] = src[i]
+            else:
+                (<pixel_out_t *>(<char *>dst + i * step))[0] = \
+                    <pixel_out_t>_round_saturate(src[i], hi)
+
+
+cdef void _filter_pixel_group(PixelPlan plan, const pixel_t *image, Py_ssize_t W,
+                              Py_ssize_t ys, Py_ssize_t xs, Py_ssize_t cs, Py_ssize_t group,
+                              pixel_out_t *out, Py_ssize_t oys, Py_ssize_t ostep,
+                              float *scratch, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """Output rows y0 <= y < y1 of `group` interleaved channels (or one plane).
+
+    A ring of M rows holds padded row p (direct), or p filtered along the row
+    (separable), in slot p % M, so every input row is converted and
+    row-filtered once. Each output row is then one list of taps over the
+    ring (zero weights left out), summed in the kernel's order: a pixel's
+    value does not depend on y0, y1 or the layout."""
+    cdef Py_ssize_t M = plan.M, N = plan.N, Wp = plan.Wp, Wo = plan.Wo
+    cdef Py_ssize_t width = Wo * group
+    cdef Py_ssize_t ring_width = (Wo if plan.separable else Wp) * group
+    cdef Py_ssize_t ncol = 1 if plan.separable else N   # taps per kernel row in the ring
+    cdef const float **taps = <const float **>scratch   # M * N pointers (2 floats each)
+    cdef float *weights = scratch + 2 * M * N           # the nonzero ones, in kernel order
+    cdef float *ring = weights + M * N
+    cdef float *line = ring + M * ring_width
+    cdef float *result = line + Wp * group
+    cdef const float *w = &plan.weights[0]              # M x ncol, then the row factor
+    cdef const int64_t *row_map = &plan.row_map[0]
+    cdef const int64_t *col_map = &plan.col_map[0]
+    cdef Py_ssize_t y, r, s, t, ntaps = 0, src, nxt = y0
+    cdef float *row
+    for t in range(M * ncol):
+        if w[t] != 0:
+            weights[ntaps] = w[t]
+            ntaps += 1
+    for y in range(y0, y1):
+        while nxt < y + M:
+            row = ring + (nxt % M) * ring_width
+            src = row_map[nxt]
+            _gather_pixel_row(<const pixel_t *>(<const char *>image + src * ys)
+                              if src >= 0 and W > 0 else NULL,
+                              W, xs, cs, group, col_map, plan.left, Wp, plan.fill,
+                              line if plan.separable else row)
+            if plan.separable:
+                _table.spatial_row_f32(line, 0, 0, group, 1, 1, N, w + M, row, width)
+            nxt += 1
+        t = 0
+        for r in range(M):
+            row = ring + ((y + r) % M) * ring_width
+            for s in range(ncol):
+                if w[r * ncol + s] != 0:
+                    taps[t] = row + s * group
+                    t += 1
+        _table.taps_row_f32(taps, weights, ntaps, result, width)
+        _store_row(result, width, <pixel_out_t *>(<char *>out + y * oys), ostep)
+
+
+cdef void _carry_band(PixelPlan plan, const pixel_t *image, Py_ssize_t W,
+                      Py_ssize_t ys, Py_ssize_t xs, pixel_out_t *out, Py_ssize_t oys,
+                      Py_ssize_t oxs, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """A band copied untouched (alpha): the input sample under the kernel's centre."""
+    cdef Py_ssize_t y, j, si, sj
+    cdef const int64_t *row_map = &plan.row_map[0]
+    cdef const int64_t *col_map = &plan.col_map[0]
+    cdef char *orow
+    for y in range(y0, y1):
+        si = row_map[y + plan.alpha_top]
+        orow = <char *>out + y * oys
+        for j in range(plan.Wo):
+            sj = col_map[j + plan.alpha_left]
+            (<pixel_out_t *>(orow + j * oxs))[0] = <pixel_out_t>(
+                (<const pixel_t *>(<const char *>image + si * ys + sj * xs))[0]
+                if si >= 0 and sj >= 0 else 0)
+
+
+def filter_pixels(PixelPlan plan,
+                  const pixel_t[:, :, :] image,   # IN  H x W x C, any strides
+                  pixel_out_t[:, :, :] out,       # OUT Ho x Wo x C, any strides
+                  Py_ssize_t colour,              # IN  bands 0..colour-1 filtered, the rest carried
+                  bint interleaved,               # IN  filter bands together (see below)
+                  float[::1] scratch,             # scratch: plan.scratch_size(group)
+                  Py_ssize_t y0, Py_ssize_t y1):
+    """Output rows y0 <= y < y1. `interleaved`: every band is filtered as one
+    group (the caller checked that each pixel's C samples are contiguous in
+    both image and out), and carried bands are then overwritten; otherwise
+    each filtered band is a plane of its own."""
+    cdef Py_ssize_t C = image.shape[2], W = image.shape[1], c
+    cdef Py_ssize_t ys = image.strides[0], xs = image.strides[1], cs = image.strides[2]
+    cdef Py_ssize_t oys = out.strides[0], oxs = out.strides[1], ocs = out.strides[2]
+    cdef const pixel_t *data = &image[0, 0, 0] if image.shape[0] and W else NULL
+    cdef pixel_out_t *dst = &out[0, 0, 0]
+    with nogil:
+        if interleaved:
+            _filter_pixel_group(plan, data, W, ys, xs, cs, C, dst, oys, ocs,
+                                &scratch[0], y0, y1)
+        else:
+            for c in range(colour):
+                _filter_pixel_group(plan, <const pixel_t *>(<const char *>data + c * cs),
+                                    W, ys, xs, cs, 1,
+                                    <pixel_out_t *>(<char *>dst + c * ocs), oys, oxs,
+                                    &scratch[0], y0, y1)
+        for c in range(colour, C):
+            _carry_band(plan, <const pixel_t *>(<const char *>data + c * cs), W, ys, xs,
+                        <pixel_out_t *>(<char *>dst + c * ocs), oys, oxs, y0, y1)
 
 
 # ---------------------------------------------------------------------------

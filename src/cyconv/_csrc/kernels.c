@@ -37,6 +37,9 @@
 #else
 #define CYC_HAVE_CPUID 0
 #endif
+#if CYC_X86_DISPATCH
+#include <immintrin.h>        /* pack instructions of the 8/16-bit conversions (pixels_impl.h) */
+#endif
 #if CYC_X86 && defined(__APPLE__)
 #include <sys/sysctl.h>
 #endif
@@ -97,6 +100,7 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #include "kernels_impl.h"
 #undef T
 #undef SFX
+#include "pixels_impl.h"
 #undef ISA
 #undef TARGET
 #undef HAS_FMA
@@ -126,6 +130,7 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #include "kernels_impl.h"
 #undef T
 #undef SFX
+#include "pixels_impl.h"
 #undef ISA
 #undef TARGET
 #undef HAS_FMA
@@ -154,6 +159,7 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #include "kernels_impl.h"
 #undef T
 #undef SFX
+#include "pixels_impl.h"
 #undef ISA
 #undef TARGET
 #undef HAS_FMA
@@ -178,6 +184,8 @@ static const cyc_kernel_table table_base = {
     cyc_blocked_tile_f32_base, cyc_blocked_tile_f64_base,
     TILE_SIZES(BASE),
     cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, FLAT_SIZES(BASE),
+    cyc_u8_to_f32_base, cyc_u16_to_f32_base, cyc_f32_to_u8_base, cyc_f32_to_u16_base,
+    cyc_taps_row_f32_base,
 };
 
 #if CYC_X86_DISPATCH
@@ -188,6 +196,8 @@ static const cyc_kernel_table table_avx2 = {
     cyc_blocked_tile_f32_avx2, cyc_blocked_tile_f64_avx2,
     TILE_SIZES(AVX2),
     cyc_flat_tile_f32_avx2, cyc_flat_tile_f64_avx2, FLAT_SIZES(AVX2),
+    cyc_u8_to_f32_avx2, cyc_u16_to_f32_avx2, cyc_f32_to_u8_avx2, cyc_f32_to_u16_avx2,
+    cyc_taps_row_f32_avx2,
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
@@ -196,6 +206,8 @@ static const cyc_kernel_table table_avx512 = {
     cyc_blocked_tile_f32_avx512, cyc_blocked_tile_f64_avx512,
     TILE_SIZES(AVX512),
     cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, FLAT_SIZES(AVX512),
+    cyc_u8_to_f32_avx512, cyc_u16_to_f32_avx512, cyc_f32_to_u8_avx512, cyc_f32_to_u16_avx512,
+    cyc_taps_row_f32_avx512,
 };
 
 #endif
