@@ -37,8 +37,15 @@
 #else
 #define CYC_HAVE_CPUID 0
 #endif
-#if CYC_X86_DISPATCH
-#include <immintrin.h>        /* pack instructions of the 8/16-bit conversions (pixels_impl.h) */
+/* x86 intrinsics for the pack instructions of the 8/16-bit conversions
+ * (pixels_impl.h). Not with clang-cl: its <immintrin.h>, like MSVC's, declares
+ * AVX2/AVX-512 intrinsics only when /arch enables them for the whole file;
+ * there the conversions take the generic vector code. */
+#if CYC_X86_DISPATCH && !defined(_MSC_VER)
+#define CYC_X86_INTRINSICS 1
+#include <immintrin.h>
+#else
+#define CYC_X86_INTRINSICS 0
 #endif
 #if CYC_X86 && defined(__APPLE__)
 #include <sys/sysctl.h>

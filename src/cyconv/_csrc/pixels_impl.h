@@ -80,7 +80,7 @@ TARGET static void PFN(u16_to_f32)(const unsigned short *restrict src, float *re
  * default rounding mode), which leaves the integer in the low mantissa bits.
  * Written with explicit vectors: without -ffast-math the compiler will not
  * turn the saturating compares into min/max by itself. x86 needs
- * <immintrin.h> (kernels.c includes it). */
+ * <immintrin.h> (kernels.c includes it, CYC_X86_INTRINSICS). */
 #if VBYTES
 TARGET static inline __attribute__((always_inline)) PVI PFN(round_saturate_v)(PVF x, float hi)
 {
@@ -100,16 +100,16 @@ TARGET static inline __attribute__((always_inline)) PVI PFN(round_saturate_v)(PV
 TARGET static inline __attribute__((always_inline)) void
 PFN(store_u8_v)(PVI n, unsigned char *dst)
 {
-#if CYC_X86_DISPATCH && VBYTES == 64
+#if CYC_X86_INTRINSICS && VBYTES == 64
     _mm_storeu_si128((__m128i *)dst, _mm512_cvtepi32_epi8((__m512i)n));
-#elif CYC_X86_DISPATCH && VBYTES == 32
+#elif CYC_X86_INTRINSICS && VBYTES == 32
     /* 8 values: pack within each 128-bit lane, then gather the two 4-byte groups */
     __m256i w = _mm256_packs_epi32((__m256i)n, (__m256i)n);
     __m256i b = _mm256_packus_epi16(w, w);
     int lo = _mm256_cvtsi256_si32(b), hi = _mm256_extract_epi32(b, 4);
     memcpy(dst, &lo, 4);
     memcpy(dst + 4, &hi, 4);
-#elif CYC_X86_DISPATCH && VBYTES == 16
+#elif CYC_X86_INTRINSICS && VBYTES == 16
     __m128i w = _mm_packs_epi32((__m128i)n, (__m128i)n);
     int v = _mm_cvtsi128_si32(_mm_packus_epi16(w, w));
     memcpy(dst, &v, 4);
@@ -122,12 +122,12 @@ PFN(store_u8_v)(PVI n, unsigned char *dst)
 TARGET static inline __attribute__((always_inline)) void
 PFN(store_u16_v)(PVI n, unsigned short *dst)
 {
-#if CYC_X86_DISPATCH && VBYTES == 64
+#if CYC_X86_INTRINSICS && VBYTES == 64
     _mm256_storeu_si256((__m256i *)dst, _mm512_cvtepi32_epi16((__m512i)n));
-#elif CYC_X86_DISPATCH && VBYTES == 32
+#elif CYC_X86_INTRINSICS && VBYTES == 32
     __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32((__m256i)n, (__m256i)n), 0x08);
     _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(w));
-#elif CYC_X86_DISPATCH && VBYTES == 16
+#elif CYC_X86_INTRINSICS && VBYTES == 16
     /* SSE2 packs signed: shift 0..65535 to the int16 range and back */
     const __m128i half = _mm_set1_epi32(32768);
     __m128i w = _mm_packs_epi32(_mm_sub_epi32((__m128i)n, half), _mm_sub_epi32((__m128i)n, half));
