@@ -30,13 +30,23 @@
 #if CYC_HAVE_VECTOR_EXT
 #define VBYTES 16
 #define PT 6
-#define TR 2
+#if defined(__aarch64__)
+#define TR 8        /* 32 NEON registers: up to 24 accumulators */
+#define RB_REGS 32
+#define RB_ACCS 24
+#else
+#define TR 4        /* 16 xmm registers: up to 12 accumulators */
+#define RB_REGS 16
+#define RB_ACCS 12
+#endif
 #define FK 2
 #define FV 4
 #else
 #define VBYTES 0
 #define PT 4
 #define TR 1
+#define RB_REGS 1
+#define RB_ACCS 1
 #define FK 2
 #define FV 4
 #endif
@@ -56,6 +66,8 @@
 #undef VBYTES
 #undef PT
 #undef TR
+#undef RB_REGS
+#undef RB_ACCS
 #undef FK
 #undef FV
 
@@ -67,6 +79,8 @@
 #define VBYTES 32
 #define PT 6
 #define TR 4
+#define RB_REGS 16
+#define RB_ACCS 12
 #define FK 2
 #define FV 4
 #define T float
@@ -85,6 +99,8 @@
 #undef VBYTES
 #undef PT
 #undef TR
+#undef RB_REGS
+#undef RB_ACCS
 #undef FK
 #undef FV
 
@@ -94,7 +110,9 @@
 #define HAS_FMA 1
 #define VBYTES 64
 #define PT 14
-#define TR 4
+#define TR 8        /* up to 24 accumulators in the 32 zmm registers */
+#define RB_REGS 32
+#define RB_ACCS 24
 #define FK 4
 #define FV 4
 #define T float
@@ -113,6 +131,8 @@
 #undef VBYTES
 #undef PT
 #undef TR
+#undef RB_REGS
+#undef RB_ACCS
 #undef FK
 #undef FV
 #endif
