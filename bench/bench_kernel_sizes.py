@@ -177,7 +177,7 @@ def plot(cases: list, peak: dict, path: Path, title: str) -> bool:
         ax.set_xlabel("kernel size k (k×k)")
         ax.set_xticks(KERNELS)
         ax.set_yscale("log")
-        ax.set_ylim(0.3, (peak.get(dtype) or 100) * 1.6)
+        ax.set_ylim(0.1, (peak.get(dtype) or 100) * 1.6)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("GFLOP/s (2·H·W·k² / time)")
     axes[1].legend(fontsize=8, loc="lower right")
