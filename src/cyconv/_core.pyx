@@ -227,6 +227,53 @@ cdef void _correlate_row_generic(const real_t *image, Py_ssize_t width_in,
                 out[j] = out[j] + w * irow[j + v]
 
 
+cdef void _gather_cols(const char *plane, Py_ssize_t ys, Py_ssize_t xs,
+                       const int64_t *row_map, const int64_t *col_map,
+                       Py_ssize_t c0, Py_ssize_t c1, real_t fill, real_t *dst,
+                       Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
+    """Padded columns c0 <= j < c1 of padded rows i0 <= i < i1 into consecutive
+    dst rows of c1 - c0: the narrow border strips beside an in-place interior."""
+    cdef Py_ssize_t i, j, si, sj
+    for i in range(i0, i1):
+        si = row_map[i]
+        for j in range(c0, c1):
+            sj = col_map[j]
+            dst[j - c0] = fill if si < 0 or sj < 0 else \
+                (<const real_t *>(plane + si * ys + sj * xs))[0]
+        dst += c1 - c0
+
+
+cdef inline bint _rows_in_place(const int64_t *row_map, Py_ssize_t i, Py_ssize_t M) noexcept nogil:
+    """Are padded rows i .. i+M-1 consecutive rows of the image (no border row)?"""
+    cdef Py_ssize_t u
+    if row_map[i] < 0:
+        return False
+    for u in range(1, M):
+        if row_map[i + u] != row_map[i] + u:
+            return False
+    return True
+
+
+cdef enum:
+    # Border strips computed beside an in-place interior are at least this
+    # many columns wide, so that they too run through full vectors.
+    EDGE_COLS = 32
+
+
+cdef inline void _spatial_rows(const real_t *inp, Py_ssize_t rs, const real_t *kernel,
+                               Py_ssize_t M, Py_ssize_t N, real_t *out, Py_ssize_t os,
+                               Py_ssize_t width, Py_ssize_t nrows) noexcept nogil:
+    """The SIMD row kernel for float/double, the generic loop for other types."""
+    cdef Py_ssize_t i
+    if real_t is float:
+        _table.spatial_rows_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+    elif real_t is double:
+        _table.spatial_rows_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+    else:
+        for i in range(nrows):
+            _correlate_row_generic(inp + i * rs, rs, kernel, M, N, out + i * os, width)
+
+
 cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_ssize_t xs,
                             const int64_t *row_map, const int64_t *col_map,
                             Py_ssize_t left, Py_ssize_t Wp, real_t fill,
@@ -234,23 +281,50 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
                             real_t *out, Py_ssize_t Wo, Py_ssize_t out_stride,
                             real_t *strip, Py_ssize_t strip_rows,
                             Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
-    """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for row0 <= i < row1,
-    padding strip_rows output rows' worth of input at a time into `strip`
-    ((strip_rows + M - 1) x Wp, sized by the caller to stay in cache)."""
-    cdef Py_ssize_t y = row0, y1, i
+    """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for row0 <= i < row1.
+
+    Output rows whose M input rows are consecutive image rows read the image
+    in place when its rows are unit-stride (float/double): the interior
+    columns straight from the image, the border columns (at least EDGE_COLS
+    wide) from narrow gathered strips. Other rows are padded whole into
+    `strip` ((strip_rows + M - 1) x Wp, sized by the caller to stay in
+    cache), strip_rows output rows' worth at a time. Every pixel is summed by
+    the same kernel in the same order either way."""
+    cdef Py_ssize_t y = row0, y1, i, rs = 0, jl = 0, jr = 0, el, er
+    cdef const real_t *src
+    # Interior output columns [jl, jr): windows inside image columns, widened
+    # borders; in place needs them at least N - 1 wide (the border strips then
+    # fit in `strip`) and unit-stride rows.
+    cdef bint in_place = (real_t is float or real_t is double) and W > 0 \
+        and xs == <Py_ssize_t>sizeof(real_t) and ys % <Py_ssize_t>sizeof(real_t) == 0 \
+        and (<size_t>image) % sizeof(real_t) == 0
+    if in_place:
+        rs = ys // <Py_ssize_t>sizeof(real_t)
+        jl = min(max(left, EDGE_COLS), Wo)
+        jr = max(min(W - N + 1 + left, Wo - EDGE_COLS), jl)
+        in_place = jr - jl >= max(N - 1, EDGE_COLS)
+    el, er = jl + N - 1, Wp - jr
     while y < row1:
-        y1 = min(y + strip_rows, row1)
-        _gather_rows(image, W, ys, xs, row_map, col_map, left, Wp, fill, strip, y, y1 + M - 1)
-        if real_t is float:
-            _table.spatial_rows_f32(strip, 0, Wp, 1, M, N, kernel,
-                                    out + y * out_stride, out_stride, Wo, y1 - y)
-        elif real_t is double:
-            _table.spatial_rows_f64(strip, 0, Wp, 1, M, N, kernel,
-                                    out + y * out_stride, out_stride, Wo, y1 - y)
+        if in_place and _rows_in_place(row_map, y, M):
+            y1 = y + 1
+            while y1 < row1 and y1 - y < strip_rows and _rows_in_place(row_map, y1, M) \
+                    and row_map[y1] == row_map[y] + (y1 - y):
+                y1 += 1
+            src = <const real_t *>(image + row_map[y] * ys)
+            _spatial_rows(src + (jl - left), rs, kernel, M, N, out + y * out_stride + jl,
+                          out_stride, jr - jl, y1 - y)
+            _gather_cols(image, ys, xs, row_map, col_map, 0, el, fill, strip, y, y1 + M - 1)
+            _spatial_rows(strip, el, kernel, M, N, out + y * out_stride, out_stride, jl, y1 - y)
+            _gather_cols(image, ys, xs, row_map, col_map, jr, Wp, fill, strip, y, y1 + M - 1)
+            _spatial_rows(strip, er, kernel, M, N, out + y * out_stride + jr, out_stride,
+                          Wo - jr, y1 - y)
         else:
-            for i in range(y, y1):
-                _correlate_row_generic(strip + (i - y) * Wp, Wp, kernel, M, N,
-                                       out + i * out_stride, Wo)
+            y1 = y + 1
+            while y1 < row1 and y1 - y < strip_rows and not (
+                    in_place and _rows_in_place(row_map, y1, M)):
+                y1 += 1
+            _gather_rows(image, W, ys, xs, row_map, col_map, left, Wp, fill, strip, y, y1 + M - 1)
+            _spatial_rows(strip, Wp, kernel, M, N, out + y * out_stride, out_stride, Wo, y1 - y)
         y = y1
 
 
@@ -285,7 +359,8 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
                               fp_t[:, ::1] across,         # scratch (rows + M - 1) x Wo
                               Py_ssize_t row0, Py_ssize_t row1):
     """Correlation with the rank-1 kernel kcol x krow as two 1-D passes, fused
-    strip by strip: pad rows, filter them along the row into `across`, then
+    strip by strip: filter the padded rows along the row into `across` (by
+    _correlate_strips: in place where it can, through `strip` elsewhere), then
     filter `across` down the columns into `out`; all in cache."""
     cdef Py_ssize_t M = kcol.shape[0], N = krow.shape[0]
     cdef Py_ssize_t Wo = out.shape[1], Wp = strip.shape[1]
@@ -296,16 +371,17 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
         y = row0
         while y < row1:
             y1 = min(y + rows, row1)
-            _gather_rows(data, image.shape[1], image.strides[0], image.strides[1],
-                         &row_map[0], &col_map[0], left, Wp, fill[0], &strip[0, 0], y, y1 + M - 1)
+            # along the rows: padded rows y .. y1+M-2 into `across` (the row
+            # map shifted so that across's row 0 is padded row y)
+            _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
+                              &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], 1, N,
+                              &across[0, 0], Wo, Wo, &strip[0, 0], strip.shape[0],
+                              0, y1 - y + M - 1)
+            # down the columns, into out
             if fp_t is float:
-                _table.spatial_rows_f32(&strip[0, 0], 0, Wp, 1, 1, N, &krow[0],
-                                        &across[0, 0], Wo, Wo, y1 - y + M - 1)
                 _table.spatial_rows_f32(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
                                         &out[y, 0], Wo, Wo, y1 - y)
             else:
-                _table.spatial_rows_f64(&strip[0, 0], 0, Wp, 1, 1, N, &krow[0],
-                                        &across[0, 0], Wo, Wo, y1 - y + M - 1)
                 _table.spatial_rows_f64(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
                                         &out[y, 0], Wo, Wo, y1 - y)
             y = y1

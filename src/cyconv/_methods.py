@@ -97,6 +97,12 @@ def run(plan: Plan, method: str, workers: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ direct
 
+def _strip_rows(Ho: int, width: int, itemsize: int) -> int:
+    """Output rows per strip: about _STRIP_BYTES of padded input, a multiple of
+    8 (the row kernels work on blocks of 4 or 8 rows), at least 16."""
+    return min(Ho, max(16, _STRIP_BYTES // (width * itemsize) // 8 * 8))
+
+
 def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
     """Direct summation in the core, output rows shared among threads."""
     dtype = image.dtype
@@ -122,7 +128,7 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
     out = np.empty(plan.out_shape, dtype)
     M, width = kernel.shape[0], len(plan.col_map)
     Ho, Wo = plan.out_shape
-    strip_rows = min(Ho, max(16, _STRIP_BYTES // (width * dtype.itemsize)))
+    strip_rows = _strip_rows(Ho, width, dtype.itemsize)
 
     def rows(strip, r0, r1):
         _core.correlate_plane(image, plan.row_map, plan.col_map, plan.left, fill, kernel,
@@ -239,7 +245,7 @@ def _separable(plan: Plan, workers: int) -> np.ndarray:
     M = len(column)
     Ho, Wo = plan.out_shape
     width = len(plan.col_map)
-    strip_rows = min(Ho, max(16, _STRIP_BYTES // (width * dtype.itemsize)))
+    strip_rows = _strip_rows(Ho, width, dtype.itemsize)
 
     def scratch():
         n = strip_rows + M - 1

@@ -54,27 +54,42 @@
 /* Each level's tile parameters, defined once: the template is instantiated
  * with them, and the tables at the end report the tile sizes they give.
  * VBYTES: vector bytes (0: plain scalar C); PT: pixels per blocked tile;
- * TR: rows per spatial_rows step; FK x FV: flat tiles of FK output channels
+ * TR: rows per spatial_rows step; RB_REGS, RB_ACCS: vector registers and
+ * accumulators the register-blocked rows may use; FK x FV: flat tiles of FK output channels
  * by FV vectors of pixels. */
 #if CYC_HAVE_VECTOR_EXT
 #define BASE_VBYTES 16
 #define BASE_PT 6
-#define BASE_TR 2
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define BASE_TR 8        /* 32 NEON registers: up to 24 accumulators */
+#define BASE_RB_REGS 32
+#define BASE_RB_ACCS 24
+#else
+#define BASE_TR 4        /* 16 xmm registers: up to 12 accumulators */
+#define BASE_RB_REGS 16
+#define BASE_RB_ACCS 12
+#endif
 #else
 #define BASE_VBYTES 0
 #define BASE_PT 4
 #define BASE_TR 1
+#define BASE_RB_REGS 1
+#define BASE_RB_ACCS 1
 #endif
 #define BASE_FK 2
 #define BASE_FV 4
 #define AVX2_VBYTES 32
 #define AVX2_PT 6
 #define AVX2_TR 4
+#define AVX2_RB_REGS 16
+#define AVX2_RB_ACCS 12
 #define AVX2_FK 2
 #define AVX2_FV 4
 #define AVX512_VBYTES 64
 #define AVX512_PT 14
-#define AVX512_TR 4
+#define AVX512_TR 8      /* up to 24 accumulators in the 32 zmm registers */
+#define AVX512_RB_REGS 32
+#define AVX512_RB_ACCS 24
 #define AVX512_FK 4
 #define AVX512_FV 4
 
@@ -95,6 +110,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define VBYTES BASE_VBYTES
 #define PT BASE_PT
 #define TR BASE_TR
+#define RB_REGS BASE_RB_REGS
+#define RB_ACCS BASE_RB_ACCS
 #define FK BASE_FK
 #define FV BASE_FV
 #define T float
@@ -114,6 +131,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #undef VBYTES
 #undef PT
 #undef TR
+#undef RB_REGS
+#undef RB_ACCS
 #undef FK
 #undef FV
 
@@ -125,6 +144,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define VBYTES AVX2_VBYTES
 #define PT AVX2_PT
 #define TR AVX2_TR
+#define RB_REGS AVX2_RB_REGS
+#define RB_ACCS AVX2_RB_ACCS
 #define FK AVX2_FK
 #define FV AVX2_FV
 #define T float
@@ -144,6 +165,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #undef VBYTES
 #undef PT
 #undef TR
+#undef RB_REGS
+#undef RB_ACCS
 #undef FK
 #undef FV
 
@@ -154,6 +177,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define VBYTES AVX512_VBYTES
 #define PT AVX512_PT
 #define TR AVX512_TR
+#define RB_REGS AVX512_RB_REGS
+#define RB_ACCS AVX512_RB_ACCS
 #define FK AVX512_FK
 #define FV AVX512_FV
 #define T float
@@ -173,6 +198,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #undef VBYTES
 #undef PT
 #undef TR
+#undef RB_REGS
+#undef RB_ACCS
 #undef FK
 #undef FV
 #endif

@@ -38,7 +38,8 @@ typedef void (*cyc_spatial_row_f64)(const double *in, cyc_index cs, cyc_index rs
 
 /* nrows consecutive output rows (unit stride and dilation), out rows `os` apart:
  *   out[t*os + x] = sum_{c,r,s} w[(c*R + r)*S + s] * in[c*cs + (t + r)*rs + s + x]
- * bitwise equal to calling the row kernel once per row. */
+ * bitwise equal to calling the row kernel once per row. Register-blocked for R >= 4:
+ * blocks may overlap and write a pixel twice (same value), so out must not alias in. */
 typedef void (*cyc_spatial_rows_f32)(const float *in, cyc_index cs, cyc_index rs,
                                      cyc_index C, cyc_index R, cyc_index S,
                                      const float *w, float *out, cyc_index os,
