@@ -176,8 +176,6 @@ class ShortPath(NamedTuple):
 
 _short_paths: dict = {}
 _MAX_SHORT_PATHS = 256
-# Strip rows padded at a time by the short path (as _methods._direct: in L2).
-_STRIP_BYTES = 1 << 17
 
 
 def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, plan,
@@ -202,7 +200,7 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
         _short_paths.clear()
     fill = plan.fill.reshape(1).copy()
     fill.flags.writeable = False
-    rows = min(Ho, max(16, _STRIP_BYTES // (Wp * dtype.itemsize)))
+    rows = _methods._strip_rows(Ho, Wp, dtype.itemsize)
     key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, boundary, fillvalue, method,
            convolve)
     _short_paths[key] = ShortPath(plan.row_map, plan.col_map, plan.left, fill, plan.out_shape,

@@ -57,7 +57,7 @@ def choose(plan: Plan, method: str) -> str:
     # Cheap estimates first; the rank-1 test and the NaN scan only when they could matter.
     fft_cost = _fft.tile_shape(plan.out_shape, (M, N), dtype)[2]
     sep_cost = _cost_model.cost(_cost_model.SEPARABLE[size], _cost_model.separable_features(
-        plan.out_shape, (M, N), _strip_rows(plan)))
+        plan.out_shape, (M, N), _strip_rows(plan.out_shape[0], len(plan.col_map), size)))
     if M > 1 and N > 1 and sep_cost < min(best_cost, fft_cost) \
             and _rank1_factors(plan.kernel) is not None:
         best, best_cost = "separable", sep_cost
@@ -229,12 +229,6 @@ def _rank1_test(kernel: np.ndarray):
             if not (np.abs(product - k) <= tol).all():
                 return None
     return column, row
-
-
-def _strip_rows(plan: Plan) -> int:
-    """Output rows per strip of the direct and separable drivers."""
-    width = len(plan.col_map) * plan.image.dtype.itemsize
-    return min(plan.out_shape[0], max(16, _STRIP_BYTES // width))
 
 
 def _separable(plan: Plan, workers: int) -> np.ndarray:
