@@ -352,7 +352,7 @@ def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
             # first of them the highest original tap.
             r_first = R - 1 - (fr + (nr - 1) * stepr)
             c_first = S - 1 - (fc + (nc - 1) * stepc)
-            sub = wt[:, :, r_first::stepr, c_first::stepc]
+            sub = np.ascontiguousarray(wt[:, :, r_first::stepr, c_first::stepc])
             conv2d(gout[:, :, ylo:yhi, xlo:xhi], sub, bias, padding=(xpre, xpost, ypre, ypost),
                    dilation=(dh // gcd(sh, dh), dw // gcd(sw, dw)), groups=G, out=target,
                    workers=geo.workers)
@@ -383,43 +383,74 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     """grad_weight[k, c, r, s] = sum over n, oy, ox of
     grad_output[n, k, oy, ox] * padded_input[n, c, oy*sh + r*dh, ox*sw + s*dw].
 
-    The padded input is split into its stride phases, each laid out as
-    (C, N, Hq, Wq) and flattened per channel; grad_output is laid out as
-    (K, N, Hq, Wq) with zeros beyond (Ho, Wo). For tap (r, s) the input
-    samples sit at one flat offset from grad_output's in one phase, so the
-    tap is a single GEMM of (K, N*Hq*Wq) with a strided view (N*Hq*Wq, C).
+    With grad_output laid out on the padded input's grid (rows of the padded
+    width, zeros beyond Wo), the input samples of tap (r, s) sit at one flat
+    offset from grad_output's, so a tap is one GEMM of (K, rows*cols) with a
+    strided view (rows*cols, C) of the input, read in place. Stride 1: one
+    GEMM per image, summed in image order. Stride > 1: the padded input is
+    split into its stride phases, each laid out as (C, N, Hq, Wq), so that a
+    tap is a single GEMM over all images of one phase.
     """
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     top, bottom, left, right = geo.pad
     Ho, Wo, Kg = geo.Ho, geo.Wo, K // G
     grad = np.zeros((R * S, G, Kg, Cg), geo.dtype)
-    if grad.size and N * Ho * Wo and Cg:
-        padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
-        Hq, Wq = -(-padded.shape[2] // sh), -(-padded.shape[3] // sw)
-        L = N * Hq * Wq
-        # Taps read up to this far past one phase's end (into zeros).
-        tail = ((R - 1) * dh // sh) * Wq + (S - 1) * dw // sw
+    if not (grad.size and N * Ho * Wo and Cg):
+        return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
+    if any(geo.pad):
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+    Hq, Wq = -(-x.shape[2] // sh), -(-x.shape[3] // sw)
+    if sh == sw == 1:
+        # Images stay separate: (N, G, Cg, Hp*Wp) and (N, G, Kg, Ho*Wp).
+        phases = {(0, 0): np.ascontiguousarray(x).reshape(N, G, Cg, Hq * Wq)}
+        g = gout
+        if Wq != Wo:
+            g = np.zeros((N, K, Ho, Wq), geo.dtype)
+            g[:, :, :, :Wo] = gout
+        g = np.ascontiguousarray(g).reshape(N, G, Kg, Ho * Wq)
+        images = N
+    else:
+        # One (G, Cg, N*Hq*Wq) buffer per phase used, one (G, Kg, N*Hq*Wq) grad_output.
         phases = {}
         for a in sorted({r * dh % sh for r in range(R)}):
             for b in sorted({s * dw % sw for s in range(S)}):
-                buf = np.zeros((C, L + tail), geo.dtype)
-                part = padded[:, :, a::sh, b::sw]
-                buf[:, :L].reshape(C, N, Hq, Wq)[:, :, :part.shape[2], :part.shape[3]] = \
-                    part.transpose(1, 0, 2, 3)
-                phases[a, b] = buf.reshape(G, Cg, L + tail)
+                buf = np.zeros((C, N, Hq, Wq), geo.dtype)
+                part = x[:, :, a::sh, b::sw]
+                buf[:, :, :part.shape[2], :part.shape[3]] = part.transpose(1, 0, 2, 3)
+                phases[a, b] = buf.reshape(1, G, Cg, N * Hq * Wq)
         g = np.zeros((K, N, Hq, Wq), geo.dtype)
         g[:, :, :Ho, :Wo] = gout.transpose(1, 0, 2, 3)
-        g = g.reshape(G, Kg, L)
+        g = g.reshape(1, G, Kg, N * Hq * Wq)
+        images = 1
+    # GEMMs run up to the last nonzero of grad_output: the views stay in bounds.
+    L = (Ho - 1) * Wq + Wo + (0 if sh == sw == 1 else (N - 1) * Hq * Wq)
 
-        def tap(_, t0, t1):
-            for t in range(t0, t1):
-                r, s = divmod(t, S)
-                off = (r * dh // sh) * Wq + s * dw // sw
-                xs = phases[r * dh % sh, s * dw % sw][:, :, off:off + L]
-                np.matmul(g, xs.transpose(0, 2, 1), out=grad[t])
+    def views(n, r):
+        """Input views (G, Cg, L) of the taps of kernel row r, image n."""
+        for s_ in range(S):
+            off = (r * dh // sh) * Wq + s_ * dw // sw
+            yield phases[r * dh % sh, s_ * dw % sw][n, :, :, off:off + L]
 
-        chunks = [(t, t + 1) for t in range(R * S)]
-        work = float(K) * Cg * L
-        _parallel.run(tap, chunks, _parallel.threads_for(geo.workers, work * R * S, len(chunks)))
+    def kernel_row(_, r0, r1):
+        for r in range(r0, r1):
+            for n in range(images):
+                if stack:
+                    # Few channels: one GEMM for the row's S taps (a skinny GEMM
+                    # per tap would re-read grad_output S times).
+                    cols = np.stack(list(views(n, r)), axis=2).reshape(G, Cg * S, L)
+                    part = np.matmul(g[n, :, :, :L], cols.transpose(0, 2, 1))
+                    part = part.reshape(G, Kg, Cg, S).transpose(3, 0, 1, 2)
+                else:
+                    part = np.stack([np.matmul(g[n, :, :, :L], v.transpose(0, 2, 1))
+                                     for v in views(n, r)])
+                if n == 0:
+                    grad[r * S:(r + 1) * S] = part
+                else:
+                    grad[r * S:(r + 1) * S] += part
+
+    stack = Cg * S <= 64 and S > 1
+    chunks = [(r, r + 1) for r in range(R)]
+    work = float(K) * Cg * N * Ho * Wq * R * S
+    _parallel.run(kernel_row, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
     return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
