@@ -386,10 +386,10 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     With grad_output laid out on the padded input's grid (rows of the padded
     width, zeros beyond Wo), the input samples of tap (r, s) sit at one flat
     offset from grad_output's, so a tap is one GEMM of (K, rows*cols) with a
-    strided view (rows*cols, C) of the input, read in place. Stride 1: one
-    GEMM per image, summed in image order. Stride > 1: the padded input is
-    split into its stride phases, each laid out as (C, N, Hq, Wq), so that a
-    tap is a single GEMM over all images of one phase.
+    strided view (rows*cols, C) of the input, read in place. Either one GEMM
+    per image, summed in image order (stride 1), or one GEMM over all images:
+    the padded input split into its stride phases, each laid out as
+    (C, N, Hq, Wq).
     """
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
@@ -401,8 +401,11 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     if any(geo.pad):
         x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
     Hq, Wq = -(-x.shape[2] // sh), -(-x.shape[3] // sw)
-    if sh == sw == 1:
-        # Images stay separate: (N, G, Cg, Hp*Wp) and (N, G, Kg, Ho*Wp).
+    # Images one by one where that needs no copy of a large input; else all
+    # images in one GEMM per tap (fewer, longer GEMMs; one copy of each).
+    per_image = sh == sw == 1 and (N == 1 or (not any(geo.pad) and Ho * Wo >= 256))
+    if per_image:
+        # (N, G, Cg, Hp*Wp) and (N, G, Kg, Ho*Wp).
         phases = {(0, 0): np.ascontiguousarray(x).reshape(N, G, Cg, Hq * Wq)}
         g = gout
         if Wq != Wo:
@@ -411,7 +414,7 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
         g = np.ascontiguousarray(g).reshape(N, G, Kg, Ho * Wq)
         images = N
     else:
-        # One (G, Cg, N*Hq*Wq) buffer per phase used, one (G, Kg, N*Hq*Wq) grad_output.
+        # One (G, Cg, N*Hq*Wq) buffer per stride phase used, one (G, Kg, N*Hq*Wq) grad_output.
         phases = {}
         for a in sorted({r * dh % sh for r in range(R)}):
             for b in sorted({s * dw % sw for s in range(S)}):
@@ -424,7 +427,7 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
         g = g.reshape(1, G, Kg, N * Hq * Wq)
         images = 1
     # GEMMs run up to the last nonzero of grad_output: the views stay in bounds.
-    L = (Ho - 1) * Wq + Wo + (0 if sh == sw == 1 else (N - 1) * Hq * Wq)
+    L = (Ho - 1) * Wq + Wo + (0 if per_image else (N - 1) * Hq * Wq)
 
     def views(n, r):
         """Input views (G, Cg, L) of the taps of kernel row r, image n."""
