@@ -20,7 +20,12 @@ Every result is compared once with torch's (max relative error). Timing is
 round-robin (``_common.time_interleaved``), CPU-time medians; ratio =
 t_torch / t_cyconv (> 1: cyconv faster).
 
-    python bench/bench_grad.py [--quick] [--json PATH] [--markdown]
+A last case times one training step of ``examples/numpy_cnn`` (batch 32,
+float32: forward, backward, SGD update) against its PyTorch twin
+(``torch_twin.py``: the same net with ``loss.backward()`` and
+``torch.optim.SGD``); ``--train-step`` runs only that case.
+
+    python bench/bench_grad.py [--quick] [--train-step] [--json PATH] [--markdown]
 """
 
 from __future__ import annotations
@@ -69,12 +74,41 @@ def callables(case: B.Case, op: str, cyconv, torch):
             lambda: F.conv_transpose2d(gt, wt, **tkw).numpy())
 
 
-def run(quick: bool = False) -> dict:
+def train_step(torch, repeat: int = 15) -> dict:
+    """One training step of the example, NumPy + cyconv vs the PyTorch twin."""
+    sys.path.insert(0, str(C.REPO / "examples" / "numpy_cnn"))
+    import cnn
+    import torch_twin
+
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 1, 8, 8), dtype=np.float32)
+    labels = rng.integers(0, 10, 32)
+    params = cnn.init_params(0, np.float32)
+    opt = cnn.SGD(params, 0.01, 0.9)
+    torch_step, _ = torch_twin.make_step(cnn.init_params(0, np.float32), 0.01, 0.9)
+
+    def ours():
+        loss, grads = cnn.loss_and_grads(params, x, labels)
+        opt.step(grads)
+
+    t = C.time_interleaved({"cyconv": ours, "torch": lambda: torch_step(x, labels)},
+                           repeat=repeat)
+    ratio = t["torch"].median / t["cyconv"].median
+    C.progress(f"training step (examples/numpy_cnn, batch 32, float32): cyconv "
+               f"{t['cyconv'].median * 1e3:.2f} ms  torch {t['torch'].median * 1e3:.2f} ms  "
+               f"{ratio:.2f}x")
+    return dict(cyconv=t["cyconv"].as_dict(), torch=t["torch"].as_dict(), ratio=ratio)
+
+
+def run(quick: bool = False, only_train_step: bool = False) -> dict:
     cyconv = C.import_cyconv()
     torch = C.optional_import("torch")
     if torch is None:
         raise SystemExit("bench_grad.py compares with PyTorch: install torch")
     C.limit_threads()
+    step = train_step(torch, repeat=3 if quick else 15)
+    if only_train_step:
+        return dict(machine=C.machine_info(), rows=[], summary={}, train_step=step)
     cases = [c.quick() for c in CASES] if quick else CASES
     rows = []
     for case in cases:
@@ -95,11 +129,17 @@ def run(quick: bool = False) -> dict:
             rs = [r["ratio"] for r in rows if r["op"] == op and (n is None or r["N"] == n)]
             summary[f"{op} N={n or 'all'}"] = dict(
                 geomean=math.exp(sum(map(math.log, rs)) / len(rs)), min=min(rs), max=max(rs))
-    return dict(machine=C.machine_info(), rows=rows, summary=summary)
+    return dict(machine=C.machine_info(), rows=rows, summary=summary, train_step=step)
 
 
 def markdown(result: dict) -> str:
-    out = [C.markdown_table(
+    step = result["train_step"]
+    out = [f"Training step of examples/numpy_cnn (batch 32, float32): cyconv "
+           f"{C.fmt_ms(step['cyconv']['median_s'])} ms, torch {C.fmt_ms(step['torch']['median_s'])}"
+           f" ms, speed-up {C.fmt_ratio(step['ratio'])}", ""]
+    if not result["rows"]:
+        return "\n".join(out)
+    out += [C.markdown_table(
         ["layer", "op", "cyconv ms", "torch ms", "cyconv GFLOP/s", "speed-up vs torch", "rel. err"],
         [(r["case"], r["op"], C.fmt_ms(r["cyconv"]["median_s"]), C.fmt_ms(r["torch"]["median_s"]),
           C.fmt_gflops(r["flops"] / r["cyconv"]["median_s"] / 1e9), C.fmt_ratio(r["ratio"]),
@@ -117,8 +157,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny shapes: checks the script only")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables to stdout")
+    ap.add_argument("--train-step", action="store_true", help="only the training-step case")
     args = ap.parse_args(argv)
-    result = run(args.quick)
+    result = run(args.quick, args.train_step)
     if args.json:
         C.write_json(args.json, result)
     if args.markdown:
