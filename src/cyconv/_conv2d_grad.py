@@ -56,8 +56,7 @@ class _Geometry:
     workers: int
 
 
-def _resolve(x, w, g, stride, padding, dilation, groups, padding_mode, workers,
-             names=("input", "weight")) -> _Geometry:
+def _resolve(x, w, g, stride, padding, dilation, groups, padding_mode, workers) -> _Geometry:
     """Check conv2d's arguments as conv2d does; every call into _conv2d's helpers is here."""
     dtype = _compute_dtype(x, w, g)  # float32 only when all are float32/float16
     N, C, H, W = x.shape
@@ -67,8 +66,8 @@ def _resolve(x, w, g, stride, padding, dilation, groups, padding_mode, workers,
         raise ValueError(f"groups={groups} must divide both the input channels ({C}) "
                          f"and the output channels ({K})")
     if Cg * groups != C:
-        raise ValueError(f"{names[1]} of shape {w.shape} expects {Cg * groups} input channels "
-                         f"with groups={groups}, but {names[0]} has {C}")
+        raise ValueError(f"weight of shape {w.shape} expects {Cg * groups} input channels "
+                         f"with groups={groups}, but input has {C}")
     workers = _parallel.resolve_workers(workers)
     sh, sw = _int_pair(stride, "stride")
     dh, dw = _int_pair(dilation, "dilation")
@@ -287,8 +286,7 @@ def _non_negative_pair(value, name: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- grad_input
 
 def _phase_taps(phase: int, stride: int, dilation: int, taps: int):
-    """Kernel taps r with r * dilation = phase (mod stride), as (first, step, count),
-    and the tap spacing in grad_output rows (dilation / gcd)."""
+    """Kernel taps r with r * dilation = phase (mod stride), as (first, step, count)."""
     step = stride // gcd(stride, dilation)
     first = next((r for r in range(min(step, taps)) if (r * dilation - phase) % stride == 0), None)
     if first is None:
@@ -296,19 +294,23 @@ def _phase_taps(phase: int, stride: int, dilation: int, taps: int):
     return first, step, (taps - 1 - first) // step + 1
 
 
+def _phase_start(phase, stride, y0) -> int:
+    """Index, counted from y0, of the first padded-input row y >= y0 with y = phase (mod stride)."""
+    return phase - y0 + stride * -(-(y0 - phase) // stride)
+
+
 def _phase_rows(phase, stride, dilation, first, step, count, y0, y1, n_out):
-    """For the padded-input rows y = phase (mod stride) in [y0, y1): where the
-    first lands in the result, how many there are, and the window of
-    grad_output rows (offset, zeros before, rows read, zeros after)."""
+    """For the padded-input rows y = phase (mod stride) in [y0, y1), as a
+    stride-1 correlation with the phase's taps: the grad_output rows read
+    [lo, hi) and the zero rows the correlation needs before and after them."""
     j0 = -(-(y0 - phase) // stride)
     J = -(-(y1 - phase) // stride) - j0
-    start = phase + stride * j0 - y0
     last = first + (count - 1) * step              # flipped: the last tap comes first
     off = j0 + (phase - last * dilation) // stride
     span = (count - 1) * (dilation // gcd(stride, dilation)) + 1
     end = off + J - 1 + span
     lo, hi = max(off, 0), min(end, n_out)
-    return start, J, lo, hi, lo - off, end - hi
+    return lo, hi, lo - off, end - hi
 
 
 def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
@@ -338,16 +340,15 @@ def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
             fc, stepc, nc = _phase_taps(px, sw, dw, S)
             rows = _phase_rows(py, sh, dh, fr, stepr, nr, y0, y1, geo.Ho) if nr else None
             cols = _phase_rows(px, sw, dw, fc, stepc, nc, x0, x1, geo.Wo) if nc else None
-            ystart = py - y0 + sh * -(-(y0 - py) // sh)
-            xstart = px - x0 + sw * -(-(x0 - px) // sw)
-            target = out[:, :, ystart::sh, xstart::sw]
+            target = out[:, :, _phase_start(py, sh, y0)::sh, _phase_start(px, sw, x0)::sw]
             if target.size == 0:
                 continue
-            if rows is None or cols is None or rows[2] >= rows[3] or cols[2] >= cols[3] or Kg == 0:
+            if rows is None or cols is None or rows[0] >= rows[1] or cols[0] >= cols[1] or Kg == 0:
+                # No tap reaches these pixels (or nothing to sum): zero, or the bias.
                 target[...] = 0 if bias is None else bias[:, None, None]
                 continue
-            _, _, ylo, yhi, ypre, ypost = rows
-            _, _, xlo, xhi, xpre, xpost = cols
+            ylo, yhi, ypre, ypost = rows
+            xlo, xhi, xpre, xpost = cols
             # Taps of this phase, in flipped order: wt's reversed axes make the
             # first of them the highest original tap.
             r_first = R - 1 - (fr + (nr - 1) * stepr)
@@ -429,31 +430,55 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     # GEMMs run up to the last nonzero of grad_output: the views stay in bounds.
     L = (Ho - 1) * Wq + Wo + (0 if per_image else (N - 1) * Hq * Wq)
 
-    def views(n, r):
-        """Input views (G, Cg, L) of the taps of kernel row r, image n."""
-        for s_ in range(S):
-            off = (r * dh // sh) * Wq + s_ * dw // sw
-            yield phases[r * dh % sh, s_ * dw % sw][n, :, :, off:off + L]
+    offsets = [((r * dh // sh) * Wq + s_ * dw // sw, (r * dh % sh, s_ * dw % sw))
+               for r in range(R) for s_ in range(S)]
+    if Cg * R * S <= _FEW_COLUMNS:
+        _grad_weight_packed(g, phases, offsets, L, grad, geo)
+    else:
+        def taps(_, t0, t1):
+            for t in range(t0, t1):
+                off, phase = offsets[t]
+                for n in range(images):
+                    view = phases[phase][n, :, :, off:off + L].transpose(0, 2, 1)
+                    if n == 0:
+                        np.matmul(g[n, :, :, :L], view, out=grad[t])
+                    else:
+                        grad[t] += np.matmul(g[n, :, :, :L], view)
 
-    def kernel_row(_, r0, r1):
-        for r in range(r0, r1):
-            for n in range(images):
-                if stack:
-                    # Few channels: one GEMM for the row's S taps (a skinny GEMM
-                    # per tap would re-read grad_output S times).
-                    cols = np.stack(list(views(n, r)), axis=2).reshape(G, Cg * S, L)
-                    part = np.matmul(g[n, :, :, :L], cols.transpose(0, 2, 1))
-                    part = part.reshape(G, Kg, Cg, S).transpose(3, 0, 1, 2)
-                else:
-                    part = np.stack([np.matmul(g[n, :, :, :L], v.transpose(0, 2, 1))
-                                     for v in views(n, r)])
-                if n == 0:
-                    grad[r * S:(r + 1) * S] = part
-                else:
-                    grad[r * S:(r + 1) * S] += part
-
-    stack = Cg * S <= 64 and S > 1
-    chunks = [(r, r + 1) for r in range(R)]
-    work = float(K) * Cg * N * Ho * Wq * R * S
-    _parallel.run(kernel_row, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
+        chunks = [(t, t + 1) for t in range(R * S)]
+        work = float(K) * Cg * N * Ho * Wq * R * S
+        _parallel.run(taps, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
     return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
+
+
+# Few input channels: every tap's GEMM would be skinny (Cg columns) and
+# re-read grad_output; instead the taps' input views are packed side by side
+# for one block of BLOCK columns of the reduction at a time (a bounded
+# buffer, not an im2col of the whole input) and each block is one GEMM.
+_FEW_COLUMNS = 256
+_BLOCK = 4096
+
+
+def _grad_weight_packed(g, phases, offsets, L, grad, geo: _Geometry) -> None:
+    images, G, Kg = g.shape[0], g.shape[1], g.shape[2]
+    Cg, T = grad.shape[3], len(offsets)
+    blocks = [(n, b, min(b + _BLOCK, L)) for n in range(images) for b in range(0, L, _BLOCK)]
+    partial = np.empty((len(blocks), G, Kg, T * Cg), geo.dtype)
+
+    def run(_, i0, i1):
+        cols = np.empty((G, T, Cg, _BLOCK), geo.dtype)
+        for i in range(i0, i1):
+            n, b0, b1 = blocks[i]
+            for t, (off, phase) in enumerate(offsets):
+                cols[:, t, :, :b1 - b0] = phases[phase][n, :, :, off + b0:off + b1]
+            packed = cols[:, :, :, :b1 - b0].reshape(G, T * Cg, b1 - b0)
+            np.matmul(g[n, :, :, b0:b1], packed.transpose(0, 2, 1), out=partial[i])
+
+    chunks = [(i, i + 1) for i in range(len(blocks))]
+    work = float(G) * Kg * T * Cg * L * images
+    _parallel.run(run, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
+    # The blocks' sums in block order: the same bits for any thread count.
+    total = partial[0].copy()
+    for p in partial[1:]:
+        total += p
+    grad[...] = total.reshape(G, Kg, T, Cg).transpose(2, 0, 1, 3)
