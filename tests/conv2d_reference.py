@@ -45,8 +45,10 @@ NP_PAD_MODE = {
 # --------------------------------------------------------------------------- arguments
 
 def as_pair(value, name: str) -> tuple[int, int]:
-    """An int or a pair of ints as a pair (no range checks)."""
+    """An int or a sequence of one or two ints as a pair (no range checks)."""
     if isinstance(value, (tuple, list)):
+        if len(value) == 1:
+            return operator.index(value[0]), operator.index(value[0])
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair, got {value!r}")
         return operator.index(value[0]), operator.index(value[1])
@@ -82,6 +84,9 @@ def resolve_padding(padding, in_hw, kernel_hw, stride=1, dilation=1) -> tuple[in
             return left, right, top, bottom
         raise ValueError(f"unknown padding {padding!r}")
     if isinstance(padding, (tuple, list)):
+        if len(padding) == 1:
+            p = operator.index(padding[0])
+            return p, p, p, p
         if len(padding) == 2:
             ph, pw = (operator.index(p) for p in padding)
             return pw, pw, ph, ph
@@ -163,7 +168,7 @@ def contract_violation(input, weight, bias=None, stride=1, padding=0, dilation=1
         return "weight"
     for name, v in (("stride", stride), ("dilation", dilation)):
         vals = v if isinstance(v, (tuple, list)) else (v,)
-        if isinstance(v, (tuple, list)) and len(v) != 2:
+        if isinstance(v, (tuple, list)) and len(v) not in (1, 2):
             return name
         if not all(_is_int(e) and e > 0 for e in vals):
             return name
@@ -176,7 +181,7 @@ def contract_violation(input, weight, bias=None, stride=1, padding=0, dilation=1
             return "padding"
     else:
         vals = padding if isinstance(padding, (tuple, list)) else (padding,)
-        if isinstance(padding, (tuple, list)) and len(padding) not in (2, 4):
+        if isinstance(padding, (tuple, list)) and len(padding) not in (1, 2, 4):
             return "padding"
         if not all(_is_int(e) and e >= 0 for e in vals):
             return "padding"

@@ -1,6 +1,6 @@
-"""Brute-force convolve2d / correlate2d from their definitions, shared by the
-convolve2d test files (integers summed exactly as Python ints, floats in
-long double)."""
+"""Brute-force convolve2d / correlate2d from their definitions, and the
+rounding-error bound of a floating result, shared by the convolve2d test
+files (integers summed exactly as Python ints, floats in long double)."""
 
 from __future__ import annotations
 
@@ -140,3 +140,48 @@ def reference(name, in1, in2, mode="full", boundary="fill", fillvalue=0):
         c0 = N // 2 if correlate else (N - 1) // 2
         acc = acc[r0:r0 + H, c0:c0 + W]
     return _finish(acc, dtype)
+
+
+def _abs64(x):
+    """|x| as float64 (complex magnitudes, no integer overflow), non-finite -> 0."""
+    a = np.abs(np.asarray(x).astype(np.clongdouble)).astype(np.float64)
+    a[~np.isfinite(a)] = 0
+    return a
+
+
+def error_bound(name, in1, in2, mode, boundary, fillvalue, dtype=None):
+    """Per-element bound on |result - exact| for a floating result of `dtype`
+    (default: the inputs' result type), loose enough for cyconv's and SciPy's.
+
+    Each output is a sum of K products (K = in2.size; the smaller size in
+    'valid'); a recursive sum of K terms is off by at most ~K*eps*sum|terms|,
+    and sum|terms| is the same filter applied to the absolute values. Plus
+    the (small) allowance of :func:`transform_error_term`.
+    """
+    a, b = _abs64(in1), _abs64(in2)
+    fill = abs(complex(np.asarray(fillvalue).reshape(-1)[0])) if boundary in FILL_BOUNDARIES else 0.0
+    fill = fill if np.isfinite(fill) else 0.0
+    dtype = np.result_type(np.asarray(in1), np.asarray(in2)) if dtype is None else dtype
+    eps = float(np.finfo(dtype).eps)
+    terms = min(a.size, b.size) if mode == "valid" else b.size   # products per output
+    magnitude = reference(name, a, b, mode, boundary, np.float64(fill)).astype(np.float64)
+    return 8.0 * (terms + 2) * eps * magnitude + float(np.finfo(dtype).tiny) \
+        + transform_error_term(a, b, boundary, fill, eps)
+
+
+def transform_error_term(a, b, boundary, fill, eps):
+    """Allowance for a result computed by transform (FFT) rather than by direct
+    summation, which the contract permits ("within rounding"): the error of an
+    FFT convolution of the extended image x with b spreads over every element
+    at the scale eps * log2(P) * ||x||_2 * ||b||_2 (P transform points).
+    `a`, `b`: absolute values, non-finite entries zeroed; `fill`: |fillvalue|."""
+    (H, W), (M, N) = a.shape, b.shape
+    if a.size == 0 or b.size == 0:
+        return 0.0
+    rows, cols = H + 2 * M, W + 2 * N
+    P = rows * cols
+    if boundary in FILL_BOUNDARIES:
+        x2 = np.sqrt((a * a).sum() + fill * fill * (P - a.size))
+    else:   # the extension is made of (partial) copies of the image
+        x2 = np.sqrt((a * a).sum() * (-(-rows // H)) * (-(-cols // W)))
+    return 4.0 * eps * np.log2(P + 2) * x2 * np.sqrt((b * b).sum())

@@ -10,14 +10,17 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings, strategies as st
 
 import cyconv
+from cyconv import _core
 
 pytest.importorskip("Cython")
 
 PYX = textwrap.dedent('''
     # cython: language_level=3, boundscheck=False, wraparound=False
     from libc.stdlib cimport malloc, free
+    from libc.string cimport memset
     cimport cyconv
     from cyconv cimport cyc_index_t, cyc_conv2d_params, CYC_OK
     import numpy as np
@@ -84,15 +87,136 @@ PYX = textwrap.dedent('''
         free(work)
         return status, out
 
+    # --- raw size queries and calls with a work buffer of exactly the reported size ---
+
+    def filter2d_query(cyc_index_t h, cyc_index_t w, cyc_index_t m, cyc_index_t n, int mode,
+                       cyc_index_t itemsize):
+        cdef cyc_index_t oh = -7, ow = -7
+        cdef int status = cyconv.filter2d_shape(h, w, m, n, mode, &oh, &ow)
+        return status, oh, ow, cyconv.filter2d_work_bytes(h, w, m, n, mode, itemsize)
+
+    cdef cyc_conv2d_params params_of(tuple t):
+        cdef cyc_conv2d_params p
+        (p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.groups, p.stride_h, p.stride_w, p.dilation_h,
+         p.dilation_w, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right, p.padding_mode) = t
+        return p
+
+    def conv2d_query(tuple t, cyc_index_t itemsize):
+        cdef cyc_conv2d_params p = params_of(t)
+        cdef cyc_index_t oh = -7, ow = -7
+        cdef int status = cyconv.conv2d_shape(&p, &oh, &ow)
+        return status, oh, ow, cyconv.conv2d_work_bytes(&p, itemsize)
+
+    cdef char *exact_work(cyc_index_t nbytes, int offset, int guard):
+        # `offset` bytes, then the work, then `guard` bytes: both ends filled with
+        # a pattern that check_guards() expects back. With guard == 0 the work
+        # ends where the allocation ends (AddressSanitizer sees any overrun).
+        cdef char *base = <char *>malloc(offset + nbytes + guard)
+        memset(base, 0xA5, offset)
+        memset(base + offset + nbytes, 0xA5, guard)
+        return base
+
+    cdef bint check_guards(char *base, cyc_index_t nbytes, int offset, int guard):
+        cdef cyc_index_t i
+        for i in range(offset):
+            if <unsigned char>base[i] != 0xA5:
+                return False
+        for i in range(guard):
+            if <unsigned char>base[offset + nbytes + i] != 0xA5:
+                return False
+        return True
+
+    def filter2d_exact(a, k, out, cyc_index_t w, cyc_index_t n, cyc_index_t ow, int mode,
+                       int boundary, double fill, bint convolve, int offset, int guard):
+        """a, k, out: C-contiguous planes whose first w, n, ow columns are used
+        (row strides = their widths); returns (status, guards intact)."""
+        cdef cyc_index_t h = a.shape[0], m = k.shape[0], item = a.itemsize
+        cdef cyc_index_t nbytes = cyconv.filter2d_work_bytes(h, w, m, n, mode, item)
+        if nbytes < 0:
+            return -100, True
+        cdef char *base = exact_work(nbytes, offset, guard)
+        cdef float[:, ::1] a4, k4, o4
+        cdef double[:, ::1] a8, k8, o8
+        cdef int status
+        if item == 4:
+            a4, k4, o4 = a, k, out
+            with nogil:
+                if convolve:
+                    status = cyconv.convolve2d_f32(&a4[0, 0], h, w, a4.shape[1], &k4[0, 0], m, n,
+                                                   k4.shape[1], mode, boundary, <float>fill,
+                                                   &o4[0, 0], o4.shape[1], base + offset, nbytes)
+                else:
+                    status = cyconv.correlate2d_f32(&a4[0, 0], h, w, a4.shape[1], &k4[0, 0], m, n,
+                                                    k4.shape[1], mode, boundary, <float>fill,
+                                                    &o4[0, 0], o4.shape[1], base + offset, nbytes)
+        else:
+            a8, k8, o8 = a, k, out
+            with nogil:
+                if convolve:
+                    status = cyconv.convolve2d_f64(&a8[0, 0], h, w, a8.shape[1], &k8[0, 0], m, n,
+                                                   k8.shape[1], mode, boundary, fill,
+                                                   &o8[0, 0], o8.shape[1], base + offset, nbytes)
+                else:
+                    status = cyconv.correlate2d_f64(&a8[0, 0], h, w, a8.shape[1], &k8[0, 0], m, n,
+                                                    k8.shape[1], mode, boundary, fill,
+                                                    &o8[0, 0], o8.shape[1], base + offset, nbytes)
+        intact = check_guards(base, nbytes, offset, guard)
+        free(base)
+        return status, intact
+
+    def conv2d_exact(tuple t, x, w, b, out, int offset, int guard):
+        """conv2d_f32/_f64 (by x's dtype) with exactly conv2d_work_bytes() of work."""
+        cdef cyc_conv2d_params p = params_of(t)
+        cdef cyc_index_t item = x.itemsize
+        cdef cyc_index_t nbytes = cyconv.conv2d_work_bytes(&p, item)
+        if nbytes < 0:
+            return -100, True
+        cdef char *base = exact_work(nbytes, offset, guard)
+        cdef float[:, :, :, ::1] x4, w4, o4
+        cdef double[:, :, :, ::1] x8, w8, o8
+        cdef float[::1] b4
+        cdef double[::1] b8
+        cdef const float *bias4 = NULL
+        cdef const double *bias8 = NULL
+        cdef int status
+        if item == 4:
+            x4, w4, o4 = x, w, out
+            if b is not None:
+                b4 = b
+                bias4 = &b4[0]
+            with nogil:
+                status = cyconv.conv2d_f32(&p, &x4[0, 0, 0, 0], &w4[0, 0, 0, 0], bias4,
+                                           &o4[0, 0, 0, 0], base + offset, nbytes)
+        else:
+            x8, w8, o8 = x, w, out
+            if b is not None:
+                b8 = b
+                bias8 = &b8[0]
+            with nogil:
+                status = cyconv.conv2d_f64(&p, &x8[0, 0, 0, 0], &w8[0, 0, 0, 0], bias8,
+                                           &o8[0, 0, 0, 0], base + offset, nbytes)
+        intact = check_guards(base, nbytes, offset, guard)
+        free(base)
+        return status, intact
+
+    def correlate2d_strides(cyc_index_t h, cyc_index_t w, cyc_index_t in1_stride, cyc_index_t m,
+                            cyc_index_t n, cyc_index_t in2_stride, cyc_index_t out_stride):
+        """Status of a call on tiny dummy buffers: only for arguments it must reject."""
+        cdef double dummy[4]
+        cdef char work[64]
+        return cyconv.correlate2d_f64(dummy, h, w, in1_stride, dummy, m, n, in2_stride,
+                                      cyconv.CYC_VALID, cyconv.CYC_FILL, 0, dummy, out_stride,
+                                      work, 64)
+
     API_VERSION = cyconv.CYC_API_VERSION
     ''')
 
 SETUP = textwrap.dedent('''
     from setuptools import Extension, setup
     from Cython.Build import cythonize
-    import numpy, cyconv
-    ext = Extension("capi_user", ["capi_user.pyx"],
-                    include_dirs=[numpy.get_include(), cyconv.get_include()])
+    import cyconv
+    # cyconv's headers only: the C-level API needs no NumPy headers
+    ext = Extension("capi_user", ["capi_user.pyx"], include_dirs=[cyconv.get_include()])
     setup(ext_modules=cythonize([ext]), script_args=["build_ext", "--inplace", "-q"])
     ''')
 
@@ -194,3 +318,281 @@ def test_conv2d_reports_bad_arguments(capi_user):
     assert capi_user.conv2d(x, w, None, (1, 1), (5, 0, 0, 0), (1, 1), 2, 1)[0] == -1  # reflect
     assert capi_user.conv2d(x, w, None, (1, 1), (0, 0, 0, 0), (3, 3), 2, 0)[0] == -1  # too big
     assert capi_user.conv2d(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 2, 9)[0] == -1  # mode
+
+
+# ---------------------------------------------------------------------------
+# Size queries never wrap: each answer is -1 / CYC_EINVAL or the exact byte
+# count of the layout, computed here with Python's unbounded integers.
+# ---------------------------------------------------------------------------
+
+MAX = sys.maxsize  # PY_SSIZE_T_MAX
+# conv2d's check uses an upper bound of its work (at most a few hundred times
+# the exact size): below this, a valid problem must get its exact answer.
+EXACT_BELOW = MAX >> 12
+EXAMPLES = int(os.environ.get("CYCONV_HYPOTHESIS_EXAMPLES", "200"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None)
+TILES = _core.tile_sizes()
+
+
+def filter2d_expected(h, w, m, n, mode, itemsize):
+    """(output shape or None, work bytes or -1) of the filter2d API."""
+    if min(h, w, m, n) < 1 or mode not in (0, 1, 2) or (mode == 2 and (h < m or w < n)):
+        return None, -1
+    ho, wo = {0: (h + m - 1, w + n - 1), 1: (h, w), 2: (h - m + 1, w - n + 1)}[mode]
+    if ho * wo * 4 > MAX:  # the float32 output would not fit
+        return None, -1
+    if itemsize not in (4, 8):
+        return (ho, wo), -1
+    hp, wp = ho + m - 1, wo + n - 1
+    # row and column maps (int64), kernel, strip; three 64-byte aligned regions
+    work = 3 * TILES["align"] + 8 * (hp + wp) \
+        + itemsize * (m * n + (min(ho, TILES["strip_rows"]) + m - 1) * wp)
+    return (ho, wo), work if work <= MAX else -1
+
+
+def conv2d_expected(t, itemsize):
+    """(output shape, work bytes, largest array or work in bytes) of the
+    conv2d API, mirroring _core._conv_plan; None for invalid arguments."""
+    N, C, H, W, K, R, S, groups, sh, sw, dh, dw, top, bottom, left, right, mode = t
+    if min(N, C, H, W, K, R, S, groups, sh, sw, dh, dw) < 1 or min(top, bottom, left, right) < 0 \
+            or C % groups or K % groups or mode not in range(5):
+        return None
+    if mode == 1 and (max(top, bottom) >= H or max(left, right) >= W):
+        return None
+    if mode == 3 and (max(top, bottom) > H or max(left, right) > W):
+        return None
+    Hp, Wp = H + top + bottom, W + left + right
+    eh, ew = dh * (R - 1) + 1, dw * (S - 1) + 1
+    if Hp < eh or Wp < ew:
+        return None
+    Ho, Wo = (Hp - eh) // sh + 1, (Wp - ew) // sw + 1
+    Cg, Kg = C // groups, K // groups
+    PT, FK = TILES["tile_pixels"], TILES["flat_channels"]
+    KB = TILES["block_f64" if itemsize == 8 else "block_f32"]
+    FP = TILES["flat_f64" if itemsize == 8 else "flat_f32"]
+    Hb, Wb, packed, edge = Hp, Wp, 0, 0
+    blocked = 2 * Kg >= KB
+    if blocked and sh == 1 and sw == 1 and N * Ho * Wo < TILES["small_pixels"]:
+        Hb = Hp + -(-FP // Wb)
+        scratch = FK * FP
+    elif blocked:
+        tiles = -(-Wo // PT)
+        if sh == 1 and sw == 1 and Wp - Wo < tiles * PT - Wo:  # flat tiles
+            Hb = Hp + -(-PT // Wb)
+        packed = groups * -(-Kg // KB) * Cg * R * S * KB
+        scratch = PT * KB
+        edge = Cg * R * PT * S
+    else:
+        scratch = TILES["spatial_rows"] * ((Wo - 1) * sw + 1)
+    # maps, packed weights, padded input, scratch, edge: five aligned regions
+    work = 5 * TILES["align"] + 8 * (Hb + Wb) + itemsize * (packed + C * Hb * Wb + scratch + edge)
+    largest = max(work, itemsize * N * C * H * W, itemsize * K * Cg * R * S,
+                  itemsize * N * K * Ho * Wo)
+    return (Ho, Wo), work, largest
+
+
+def check_filter2d_query(capi_user, h, w, m, n, mode, itemsize):
+    status, oh, ow, work = capi_user.filter2d_query(h, w, m, n, mode, itemsize)
+    shape, expected_work = filter2d_expected(h, w, m, n, mode, itemsize)
+    assert (status, oh, ow) == ((0, *shape) if shape else (-1, -7, -7))
+    assert work == expected_work
+
+
+def check_conv2d_query(capi_user, t, itemsize):
+    status, oh, ow, work = capi_user.conv2d_query(t, itemsize)
+    shape = conv2d_expected(t, 4)  # the shape query checks float32 sizes
+    if shape is None or shape[2] > MAX:
+        assert status == -1
+    elif shape[2] <= EXACT_BELOW or status != -1:
+        assert (status, oh, ow) == (0, *shape[0])
+    expected = conv2d_expected(t, itemsize) if itemsize in (4, 8) else None
+    if expected is None or expected[2] > MAX:
+        assert work == -1
+    elif expected[2] <= EXACT_BELOW or work != -1:
+        assert work == expected[1]
+
+
+EDGE_VALUES = [-2**63, -2**62, -2, -1, 0, 1, 2, 3, 2**31 - 1, 2**31, 2**32 + 1, 2**60,
+               2**61 - 1, 2**61, 2**62 - 1, 2**62, 2**62 + 1, 2**63 - 1]
+size_values = st.one_of(
+    st.integers(-1, 9), st.sampled_from(EDGE_VALUES),
+    st.builds(lambda e, d: min(2**e + d, MAX), st.integers(0, 63), st.integers(-3, 3)),
+    st.integers(-2**63, MAX))
+itemsizes = st.one_of(st.sampled_from([4, 8]), st.integers(-2, 17), st.sampled_from(EDGE_VALUES))
+
+
+@st.composite
+def small_conv2d_params(draw):
+    """A valid small conv2d problem (tuple in cyc_conv2d_params order)."""
+    groups = draw(st.integers(1, 3))
+    mode = draw(st.integers(0, 4))
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    top, bottom, left, right = (draw(st.integers(0, 2)) for _ in range(4))
+    if mode == 1:
+        top, bottom, left, right = min(top, H - 1), min(bottom, H - 1), min(left, W - 1), \
+            min(right, W - 1)
+    t = (draw(st.integers(1, 3)), groups * draw(st.integers(1, 3)), H, W,
+         groups * draw(st.sampled_from([1, 2, 5, 16, 40])), draw(st.integers(1, 3)),
+         draw(st.integers(1, 3)), groups, draw(st.integers(1, 3)), draw(st.integers(1, 3)),
+         draw(st.integers(1, 2)), draw(st.integers(1, 2)), top, bottom, left, right, mode)
+    assume(conv2d_expected(t, 4) is not None)
+    return t
+
+
+@st.composite
+def huge_conv2d_params(draw):
+    """A valid small problem with a few fields replaced by huge, negative or
+    boundary values."""
+    t = list(draw(small_conv2d_params()))
+    for field in draw(st.sets(st.integers(0, 15), min_size=1, max_size=4)):
+        t[field] = draw(size_values)
+    if draw(st.booleans()):
+        t[16] = draw(st.integers(-1, 6))
+    return tuple(t)
+
+
+@SETTINGS
+@given(h=size_values, w=size_values, m=size_values, n=size_values,
+       mode=st.integers(-1, 3), itemsize=itemsizes)
+def test_filter2d_size_queries_never_wrap(capi_user, h, w, m, n, mode, itemsize):
+    check_filter2d_query(capi_user, h, w, m, n, mode, itemsize)
+
+
+@SETTINGS
+@given(t=huge_conv2d_params(), itemsize=itemsizes)
+def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
+    check_conv2d_query(capi_user, t, itemsize)
+
+
+def _threshold(fits, lo=1, hi=MAX):
+    """The smallest value in (lo, hi] for which fits() is False (fits(lo) is True)."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return hi
+
+
+CONV_BASE = (2, 3, 5, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0)   # blocked, zeros padding
+CONV_FIELDS = {"N": 0, "C": 1, "H": 2, "W": 3, "K": 4, "pad_top": 12, "pad_bottom": 13,
+               "pad_left": 14, "pad_right": 15}
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+@pytest.mark.parametrize("field", list(CONV_FIELDS))
+@pytest.mark.parametrize("base", [CONV_BASE, CONV_BASE[:4] + (1,) + CONV_BASE[5:]],
+                         ids=["blocked", "spatial"])
+def test_conv2d_queries_around_the_overflow_threshold(capi_user, itemsize, field, base):
+    def with_value(v):
+        t = list(base)
+        t[CONV_FIELDS[field]] = v
+        return tuple(t)
+
+    for limit in (MAX, EXACT_BELOW):
+        edge = _threshold(lambda v: conv2d_expected(with_value(v), itemsize)[2] <= limit)
+        for v in range(edge - 3, edge + 3):
+            check_conv2d_query(capi_user, with_value(v), itemsize)
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+@pytest.mark.parametrize("field", range(4))
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_filter2d_queries_around_the_overflow_threshold(capi_user, itemsize, field, mode):
+    base = [6, 7, 3, 2]
+
+    def with_value(v):
+        args = list(base)
+        args[field] = v
+        if mode == 2:   # valid: the image grows with the kernel
+            args[field - 2 if field >= 2 else field] = max(args[field - 2 if field >= 2 else field], v)
+        return args
+
+    for fits in (lambda v: filter2d_expected(*with_value(v), mode, itemsize)[1] != -1,
+                 lambda v: filter2d_expected(*with_value(v), mode, itemsize)[0] is not None):
+        if fits(MAX):
+            continue
+        edge = _threshold(fits)
+        for v in range(edge - 3, edge + 3):
+            check_filter2d_query(capi_user, *with_value(v), mode, itemsize)
+
+
+def test_issue_examples_are_rejected(capi_user):
+    # pad_top=2**61, W=4 used to report 1008 bytes; pad_top=2**60, W=16 a negative number
+    for pad, W in ((2**61, 4), (2**60, 16)):
+        t = (1, 1, 1, W, 1, 1, 1, 1, 1, 1, 1, 1, pad, 0, 0, 0, 0)
+        assert capi_user.conv2d_query(t, 4) == (-1, -7, -7, -1)
+        assert capi_user.conv2d_query(t, 8) == (-1, -7, -7, -1)
+
+
+def test_itemsize_must_be_the_dtypes(capi_user):
+    t = (1, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0)
+    for bad in (-8, -1, 0, 1, 2, 3, 5, 12, 16, 2**62):
+        assert capi_user.filter2d_query(5, 5, 3, 3, 0, bad)[3] == -1
+        assert capi_user.conv2d_query(t, bad)[3] == -1
+    assert capi_user.filter2d_query(5, 5, 3, 3, 0, 4)[3] > 0
+    assert capi_user.conv2d_query(t, 8)[3] > 0
+
+
+@pytest.mark.parametrize("args", [
+    (3, 4, 3, 2, 2, 2, 3),          # in1 stride below its width
+    (3, 4, 4, 2, 2, 1, 3),          # in2 stride below its width
+    (3, 4, 4, 2, 2, 2, 2),          # out stride below its width
+    (2, 4, 2**62, 1, 1, 1, 4),      # h * in1_stride * 8 bytes overflow
+    (1, 4, 2**62, 1, 1, 1, 4),      # a one-row plane too: the stride is still multiplied
+    (3, 4, 4, 1, 1, 2**61, 4),      # in2 plane overflows
+    (3, 4, 4, 1, 1, 1, 2**61),      # out plane overflows
+    (3, 4, -1, 1, 1, 1, 4),         # negative stride
+])
+def test_filter2d_rejects_bad_strides(capi_user, args):
+    assert capi_user.correlate2d_strides(*args) == -1
+
+
+DTYPES = {4: np.float32, 8: np.float64}
+PADDING_NAMES = {v: k for k, v in PADDING_MODES.items()}
+
+
+@SETTINGS
+@given(t=small_conv2d_params(), itemsize=st.sampled_from([4, 8]), bias=st.booleans(),
+       offset=st.integers(0, 63), guard=st.sampled_from([0, 64]), seed=st.integers(0, 2**32 - 1))
+def test_conv2d_exact_work_buffer_is_enough(capi_user, t, itemsize, bias, offset, guard, seed):
+    N, C, H, W, K, R, S, groups, sh, sw, dh, dw, top, bottom, left, right, mode = t
+    (Ho, Wo), _, _ = conv2d_expected(t, itemsize)
+    rng = np.random.default_rng(seed)
+    dtype = DTYPES[itemsize]
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // groups, R, S)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype) if bias else None
+    out = np.full((N, K, Ho, Wo), np.nan, dtype)
+    status, intact = capi_user.conv2d_exact(t, x, w, b, out, offset, guard)
+    assert (status, intact) == (0, True)
+    expected = cyconv.conv2d(x, w, b, (sh, sw), (left, right, top, bottom), (dh, dw), groups,
+                             padding_mode=PADDING_NAMES[mode])
+    tol = 1e-4 if itemsize == 4 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * (1 + np.abs(expected).max()))
+
+
+@SETTINGS
+@given(h=st.integers(1, 12), w=st.integers(1, 12), m=st.integers(1, 6), n=st.integers(1, 6),
+       pads=st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)),
+       mode=st.integers(0, 2), boundary=st.integers(0, 2), convolve=st.booleans(),
+       itemsize=st.sampled_from([4, 8]), offset=st.integers(0, 63), guard=st.sampled_from([0, 64]),
+       seed=st.integers(0, 2**32 - 1))
+def test_filter2d_exact_work_buffer_is_enough(capi_user, h, w, m, n, pads, mode, boundary,
+                                              convolve, itemsize, offset, guard, seed):
+    shape, _ = filter2d_expected(h, w, m, n, mode, itemsize)
+    assume(shape is not None)
+    rng = np.random.default_rng(seed)
+    dtype = DTYPES[itemsize]
+    # each plane is the first columns of a wider C-contiguous array: row stride > width
+    a = rng.standard_normal((h, w + pads[0])).astype(dtype)
+    k = rng.standard_normal((m, n + pads[1])).astype(dtype)
+    out = np.full((shape[0], shape[1] + pads[2]), np.nan, dtype)
+    status, intact = capi_user.filter2d_exact(a, k, out, w, n, shape[1], mode, boundary, 0.5,
+                                              convolve, offset, guard)
+    assert (status, intact) == (0, True)
+    fn = cyconv.convolve2d if convolve else cyconv.correlate2d
+    expected = fn(a[:, :w], k[:, :n], list(MODES)[mode], list(BOUNDARIES)[boundary], 0.5,
+                  method="direct")
+    tol = 1e-4 if itemsize == 4 else 1e-12
+    np.testing.assert_allclose(out[:, :shape[1]], expected, rtol=tol,
+                               atol=tol * (1 + np.abs(expected).max()))
+    assert np.isnan(out[:, shape[1]:]).all()  # nothing written past the output's width

@@ -14,7 +14,7 @@ from cyconv import kernels as K
 
 Image = pytest.importorskip("PIL.Image")
 
-PIL_HINT = "pip install 'cyconv[image]'"
+PIL_HINT = "pip install 'cyconv[image]' (from a source checkout: pip install '.[image]')"
 
 
 def cyconv(*args, cwd=None):
@@ -50,6 +50,46 @@ def _close(got, want):
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # .5 ties may round apart
 
 
+def test_version():
+    from cyconv import __version__
+
+    proc = cyconv("--version")
+    assert proc.returncode == 0 and proc.stdout == f"cyconv {__version__}\n"
+
+
+def test_output_folders_are_created_alike(tmp_path, capsys):
+    """-o and --out-dir both create missing folders, and say so."""
+    a = _rgb(tmp_path / "in.png")
+    for args, made, out in [(["-o", tmp_path / "a" / "b" / "o.png"], [tmp_path / "a",
+                             tmp_path / "a" / "b"], tmp_path / "a" / "b" / "o.png"),
+                            (["--out-dir", tmp_path / "c"], [tmp_path / "c"],
+                             tmp_path / "c" / "in.png")]:
+        assert _main(["filter", tmp_path / "in.png", "-k", "box:3", *args]) == 0
+        assert capsys.readouterr() == ("".join(f"created folder {d}\n" for d in made)
+                                       + f"wrote {out}\n", "")
+        _close(_load(out)[1], _expected(a, K.box(3)))
+
+
+def test_normalize_and_clipping_note(tmp_path, capsys):
+    a = _rgb(tmp_path / "in.png", seed=4)
+    ones = tmp_path / "ones.txt"
+    ones.write_text("1 1 1\n1 1 1\n1 1 1\n")
+    assert _main(["filter", tmp_path / "in.png", "-k", ones, "-o", tmp_path / "raw.png"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"wrote {tmp_path / 'raw.png'}\n"
+    (note,) = err.splitlines()  # most pixels clip at 255: a one-line hint
+    assert note.startswith("cyconv: note: ") and "sums to 9" in note and "--normalize" in note
+    assert _main(["filter", tmp_path / "in.png", "-k", ones, "--normalize",
+                  "-o", tmp_path / "mean.png"]) == 0
+    assert capsys.readouterr().err == ""
+    _close(_load(tmp_path / "mean.png")[1], _expected(a, np.ones((3, 3)) / 9))
+    assert _main(["filter", tmp_path / "in.png", "-k", "laplacian", "--normalize",
+                  "-o", tmp_path / "lap.png"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "sums to 0" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "lap.png").exists()
+
+
 def test_kernels_listing():
     proc = cyconv("kernels")
     assert proc.returncode == 0, proc.stderr
@@ -59,6 +99,8 @@ def test_kernels_listing():
         assert any(line.startswith(name) for line in lines), name
     assert "box:SIZE" in proc.stdout and "gaussian:SIZE[,SIGMA]" in proc.stdout
     assert any(line.startswith("sobel_x") and " 3x3 " in line for line in lines)
+    # a family whose size must be given shows no fixed shape
+    assert any(line.startswith("gaussian:SIZE") and " any " in line for line in lines)
 
 
 def test_filter_one_file(tmp_path):
@@ -66,7 +108,7 @@ def test_filter_one_file(tmp_path):
     proc = cyconv("filter", tmp_path / "in.png", "-k", "gaussian:5,1.2", "-o",
                   tmp_path / "out.png", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "" and proc.stderr == ""  # quiet
+    assert proc.stdout == f"wrote {tmp_path / 'out.png'}\n" and proc.stderr == ""
     mode, got = _load(tmp_path / "out.png")
     assert mode == "RGB"
     _close(got, _expected(a, K.gaussian(5, 1.2)))
@@ -76,7 +118,7 @@ def test_filter_options_and_default_output(tmp_path, capsys):
     a = _rgb(tmp_path / "photo.png", seed=3)
     assert _main(["filter", tmp_path / "photo.png", "-k", "sobel_x", "--correlate",
                   "--boundary", "wrap", "--mode", "valid"]) == 0
-    assert capsys.readouterr() == ("", "")
+    assert capsys.readouterr() == (f"wrote {tmp_path / 'photo-filtered.png'}\n", "")
     _, got = _load(tmp_path / "photo-filtered.png")  # default: next to the input
     _close(got, _expected(a, K.sobel_x(), correlate=True, mode="valid", boundary="wrap"))
 
@@ -91,6 +133,9 @@ def test_filter_several_inputs_to_out_dir(tmp_path):
     proc = cyconv("filter", *inputs, "-k", "box:3", "--out-dir", out)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
+    assert proc.stdout.splitlines() == [f"created folder {tmp_path / 'out'}",
+                                        f"created folder {out}"] + \
+        [f"wrote {out / p.name}" for p in inputs]
     for i, a in enumerate(arrays):
         _, got = _load(out / f"img{i}.png")
         _close(got, _expected(a, K.box(3)))
@@ -112,11 +157,14 @@ def test_progress_bar(tmp_path, capsys):
     assert _main(["filter", *inputs, "-k", "box:3", "--out-dir", tmp_path / "o",
                   "--progress"]) == 0
     out, err = capsys.readouterr()
-    assert out == ""
+    written = [tmp_path / "o" / p.name for p in inputs]
+    assert out == (f"created folder {tmp_path / 'o'}\n"
+                   f"wrote 3 images: {', '.join(map(str, written))}\n")
     assert "1/3 img1.png" in err and "3/3" in err and "[" in err and err.endswith("\n")
     assert err.count("\n") == 1  # one line, redrawn with carriage returns
     assert _main(["filter", *inputs, "-k", "box:3", "--out-dir", tmp_path / "o"]) == 0
-    assert capsys.readouterr() == ("", "")  # stderr is not a terminal here: quiet
+    # stderr is not a terminal here: no bar, one line per file written
+    assert capsys.readouterr() == ("".join(f"wrote {p}\n" for p in written), "")
 
 
 def test_kernel_from_npy_and_text(tmp_path, monkeypatch):
@@ -178,7 +226,7 @@ def _error_cases(tmp_path):
                                        "overwrite"),
         "out-dir under a file": (["in.png", *k, "--out-dir", "a_file/out"], [src], "a_file"),
         "out-dir is a file": (["in.png", *k, "--out-dir", "a_file"], [src], "not a directory"),
-        "-o into a missing dir": (["in.png", *k, "-o", "nodir/o.png"], [src], "does not exist"),
+        "-o under a file": (["in.png", *k, "-o", "a_file/o.png"], [src], "not a directory"),
         "-o with several inputs": (["in.png", "other.png", *k, "-o", "o.png"], [src, other],
                                    "--out-dir"),
         "unknown extension": (["in.png", *k, "-o", "o.xyz"], [src], "format"),
@@ -200,7 +248,7 @@ SUBPROCESS_ERRORS = ["missing image", "unreadable image", "unknown kernel", "mal
 INPROCESS_ERRORS = ["directory as image", "bad kernel params", "missing kernel file",
                     "3-D npy", "ragged text", "words in text", "empty text",
                     "output is input, other spelling", "output is the other input",
-                    "out-dir is the inputs' dir", "out-dir is a file", "-o into a missing dir",
+                    "out-dir is the inputs' dir", "out-dir is a file", "-o under a file",
                     "unknown extension", "unwritable mode", "no kernel", "bad workers",
                     "-o and --out-dir", "two inputs, one output"]
 

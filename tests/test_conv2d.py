@@ -818,7 +818,11 @@ ERROR_CASES = {
     "stride_pair_zero": (dict(stride=(1, 0)), VE, ("stride",)),
     "stride_pair_negative": (dict(stride=(-2, 1)), VE, ("stride",)),
     "stride_triple": (dict(stride=(1, 1, 1)), VE, ("stride",)),
-    "stride_single": (dict(stride=(1,)), VE, ("stride",)),
+    "stride_empty": (dict(stride=()), VE, ("stride",)),    # (2,) is valid, as in PyTorch
+    "stride_bool": (dict(stride=True), TE, ("stride",)),
+    "stride_single_bool": (dict(stride=(True,)), TE, ("stride",)),
+    "stride_single_zero": (dict(stride=[0]), VE, ("stride",)),
+    "stride_array": (dict(stride=np.array([2, 2])), TE, ("stride",)),
     "stride_float": (dict(stride=1.5), VT, ("stride",)),
     "stride_pair_float": (dict(stride=(1, 1.5)), VT, ("stride",)),
     "stride_str": (dict(stride="2"), VT, ("stride",)),
@@ -828,6 +832,8 @@ ERROR_CASES = {
     "dilation_negative": (dict(dilation=-2), VE, ("dilation",)),
     "dilation_pair_zero": (dict(dilation=(0, 1)), VE, ("dilation",)),
     "dilation_triple": (dict(dilation=(1, 1, 1)), VE, ("dilation",)),
+    "dilation_empty": (dict(dilation=[]), VE, ("dilation",)),
+    "dilation_single_float": (dict(dilation=(2.0,)), TE, ("dilation",)),
     "dilation_float": (dict(dilation=1.5), VT, ("dilation",)),
     "dilation_pair_float": (dict(dilation=(2.5, 1)), VT, ("dilation",)),
     # ---- padding
@@ -835,7 +841,8 @@ ERROR_CASES = {
     "padding_pair_negative": (dict(padding=(1, -1)), VE, ("padding",)),
     "padding_quad_negative": (dict(padding=(0, 0, 0, -1)), VE, ("padding",)),
     "padding_triple": (dict(padding=(1, 1, 1)), VE, ("padding",)),
-    "padding_single": (dict(padding=(1,)), VE, ("padding",)),
+    "padding_empty": (dict(padding=()), VE, ("padding",)),   # (1,) is valid, as in PyTorch
+    "padding_single_negative": (dict(padding=[-1]), VE, ("padding",)),
     "padding_five": (dict(padding=(1, 1, 1, 1, 1)), VE, ("padding",)),
     "padding_float": (dict(padding=1.5), VT, ("padding",)),
     "padding_pair_float": (dict(padding=(1.0, 2)), VT, ("padding",)),
@@ -911,6 +918,25 @@ def test_error_cases_agree_with_reference_classification():
         except (TypeError, ValueError):
             v = "raised"
         assert v is not None, name
+
+
+@pytest.mark.parametrize("kw, same_as", [
+    (dict(stride=(2,)), dict(stride=2)),
+    (dict(stride=[2]), dict(stride=(2, 2))),
+    (dict(stride=(np.int64(2),)), dict(stride=2)),
+    (dict(dilation=(2,)), dict(dilation=2)),
+    (dict(dilation=[np.int32(2)]), dict(dilation=(2, 2))),
+    (dict(padding=(1,)), dict(padding=1)),
+    (dict(padding=[2]), dict(padding=(2, 2, 2, 2))),
+    (dict(stride=(2,), padding=(1,), dilation=(2,)), dict(stride=2, padding=1, dilation=2)),
+    (dict(padding="same", dilation=(2,)), dict(padding="same", dilation=2)),
+])
+def test_one_element_sequences_as_pytorch(kw, same_as):
+    """PyTorch takes a one-element list/tuple for stride, padding and dilation
+    as the value for both axes: so does conv2d (and against the reference)."""
+    x, w, b = case_arrays(23, N=2, C=3, K=4, H=11, W=9, R=3, S=2)
+    got = check(x, w, b, **kw)
+    assert_same(got, cyconv.conv2d(x, w, b, **same_as))
 
 
 def test_pad_limits_boundary():

@@ -163,6 +163,39 @@ def test_functional_zeros(kernel, dilation, padding, dtype):
         compare(got, expected, x[1], w, b, stride, padding, dilation, 2, "zeros")
 
 
+@pytest.mark.parametrize("kw", [
+    dict(stride=(2,)), dict(stride=[3]), dict(padding=(1,)), dict(padding=[2]),
+    dict(dilation=(2,)), dict(stride=(2,), padding=(1,), dilation=(2,)),
+    dict(stride=(np.int64(2),), padding=np.int32(1)), dict(padding="same", dilation=[2]),
+    dict(stride=[1, 2], padding=[1, 0], dilation=[2, 1]),
+], ids=repr)
+def test_sequence_forms_accepted_like_torch(kw):
+    """What F.conv2d accepts for stride/padding/dilation (one- and two-element
+    lists/tuples, NumPy integers), cyconv accepts with the same result."""
+    x, w, b = arrays(seed_of("forms", repr(kw)), N=2, C=3, K=4, H=12, W=11, R=3, S=2)
+    expected = quiet(F.conv2d, T(x), T(w), T(b), **kw).numpy()
+    got = cyconv.conv2d(x, w, b, **kw)
+    assert got.shape == expected.shape
+    args = {k: kw.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))}
+    compare(got, expected, x, w, b, args["stride"], args["padding"], args["dilation"], 1,
+            "zeros")
+
+
+@pytest.mark.parametrize("kw", [
+    dict(stride=()), dict(stride=(1, 1, 1)), dict(padding=()), dict(padding=(1, 1, 1)),
+    dict(dilation=[]), dict(stride=True), dict(stride=(2.0,)), dict(padding=1.5),
+    dict(dilation=np.array([2, 2])), dict(stride=0), dict(padding=[-1]),
+], ids=repr)
+def test_sequence_forms_rejected_like_torch(kw):
+    """What F.conv2d rejects, cyconv rejects (ValueError/TypeError; torch may
+    raise RuntimeError)."""
+    x, w, b = arrays(5, N=1, C=2, K=2, H=8, W=8)
+    with pytest.raises((RuntimeError, TypeError, ValueError)):
+        quiet(F.conv2d, T(x), T(w), T(b), **kw)
+    with pytest.raises((TypeError, ValueError)):
+        cyconv.conv2d(x, w, b, **kw)
+
+
 MODULE_CASES = [  # (kernel, stride, dilation, padding); PyTorch has no "same" with stride > 1
     (k, s, d, p)
     for (k, s, d), p in itertools.product(

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import cyconv
-from convolve2d_reference import FILL_BOUNDARIES, reference
+from convolve2d_reference import FILL_BOUNDARIES, error_bound, reference
 
 MAX_EXAMPLES = int(os.environ.get("CYCONV_HYPOTHESIS_EXAMPLES", "200"))
 SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
@@ -72,18 +72,6 @@ def valid_shape(s1, s2):
     return None, None
 
 
-def magnitude(name, in1, in2, mode, boundary, fill):
-    """The same filter applied to |in1|, |in2|, |fill| (non-finite values -> 0)."""
-    a = np.abs(in1.astype(np.clongdouble)).astype(np.float64)
-    b = np.abs(in2.astype(np.clongdouble)).astype(np.float64)
-    a[~np.isfinite(a)] = 0
-    b[~np.isfinite(b)] = 0
-    f = abs(complex(fill)) if boundary in FILL_BOUNDARIES else 0.0
-    if not np.isfinite(f):
-        f = 0.0
-    return reference(name, a, b, mode, boundary, np.float64(f)).astype(np.float64)
-
-
 def assert_same(got, expected, bound=None):
     assert isinstance(got, np.ndarray)
     assert got.shape == expected.shape, (got.shape, expected.shape)
@@ -100,40 +88,6 @@ def assert_same(got, expected, bound=None):
         fin = np.isfinite(g) & np.isfinite(e)
         err = np.abs(g[fin].astype(np.longdouble) - e[fin].astype(np.longdouble))
         assert (err <= bound[fin]).all(), (err.max(), got, expected)
-
-
-def tolerance(name, a, b, mode, boundary, fill, dtype):
-    """Elementwise: direct summation of K terms is off by ~K*eps*sum|terms|
-    (sum|terms| = the filter applied to absolute values), plus a small
-    allowance for transform (FFT) / multi-pass evaluation."""
-    eps = float(np.finfo(dtype).eps)
-    terms = min(a.size, b.size) if mode == "valid" else b.size   # products per output
-    f = abs(complex(fill)) if boundary in FILL_BOUNDARIES else 0.0
-    f = f if np.isfinite(f) else 0.0
-    absa = np.abs(a.astype(np.clongdouble)).astype(np.float64)
-    absb = np.abs(b.astype(np.clongdouble)).astype(np.float64)
-    absa[~np.isfinite(absa)] = 0
-    absb[~np.isfinite(absb)] = 0
-    return 8.0 * (terms + 2) * eps * magnitude(name, a, b, mode, boundary, fill) \
-        + float(np.finfo(dtype).tiny) + transform_error_term(absa, absb, boundary, f, eps)
-
-
-def transform_error_term(a, b, boundary, fill, eps):
-    """Allowance for a result computed by transform (FFT) rather than by direct
-    summation, which the contract permits ("within rounding"): the error of an
-    FFT convolution of the extended image x with b spreads over every element
-    at the scale eps * log2(P) * ||x||_2 * ||b||_2 (P transform points).
-    `a`, `b`: absolute values, non-finite entries zeroed; `fill`: |fillvalue|."""
-    (H, W), (M, N) = a.shape, b.shape
-    if a.size == 0 or b.size == 0:
-        return 0.0
-    rows, cols = H + 2 * M, W + 2 * N
-    P = rows * cols
-    if boundary in FILL_BOUNDARIES:
-        x2 = np.sqrt((a * a).sum() + fill * fill * (P - a.size))
-    else:   # the extension is made of (partial) copies of the image
-        x2 = np.sqrt((a * a).sum() * (-(-rows // H)) * (-(-cols // W)))
-    return 4.0 * eps * np.log2(P + 2) * x2 * np.sqrt((b * b).sum())
 
 
 # ---------------------------------------------------------------------------
@@ -360,7 +314,7 @@ def test_matches_scipy_or_documented_behaviour(data):
                                      "non-finite" if dtype.kind == "f" and not (
                                          np.isfinite(a).all() and np.isfinite(b).all()) else
                                      f"{dtype.kind}, {'scipy' if expected is not None else 'derived only'}"))
-        bound = tolerance(name, a, b, mode, boundary, fill_cast, dtype) \
+        bound = error_bound(name, a, b, mode, boundary, fill_cast, dtype) \
             if dtype.kind in "fc" else None
         if expected is not None:
             assert_same(got, expected, bound)
@@ -411,7 +365,7 @@ def test_nonfinite_complex_matches_scipy(data):
     with np.errstate(all="ignore"):
         got = getattr(cyconv, name)(a, b, mode=mode, boundary=boundary, fillvalue=0.5)
     dtype = expected.dtype
-    assert_same(got, expected, tolerance(name, a, b, mode, boundary, 0.5, dtype))
+    assert_same(got, expected, error_bound(name, a, b, mode, boundary, 0.5, dtype))
 
 
 @SETTINGS
@@ -439,7 +393,7 @@ def test_complex_valid_correlation_smaller_in1_is_true_correlation(data):
                   data.draw(st.sampled_from(LAYOUTS), label="layout2"))
     dtype = np.result_type(a, b)
     got = cyconv.correlate2d(a, b, mode="valid", boundary=boundary, fillvalue=1)
-    bound = tolerance("correlate2d", a, b, "valid", "fill", 0, dtype)
+    bound = error_bound("correlate2d", a, b, "valid", "fill", 0, dtype)
     assert_same(got, reference("correlate2d", a, b, "valid", "fill", np.zeros((), dtype)), bound)
     assert_same(got, np.conj(scipy_call("correlate2d", a, b, "valid", boundary, 1)), bound)
     # brute force from the definition: z[k, l] = sum a[i, j] conj(b[i + M-H-k, j + N-W-l])

@@ -74,6 +74,22 @@ def test_show_config(capsys):
         with open("/proc/cpuinfo") as f:
             flags = f.read()
         assert ("avx2" in cyconv.cpu_features()) == (" avx2" in flags)
+        assert ("avx512f" in cyconv.cpu_features()) == (" avx512f" in flags)
+
+
+def test_show_config_names_the_compiler(capsys):
+    import sysconfig
+
+    from cyconv._core import compiler
+
+    cyconv.show_config()
+    name = compiler()
+    assert f"built with:            {name}" in capsys.readouterr().out
+    # the compiler that built this interpreter's extensions, by family
+    cc = (sysconfig.get_config_var("CC") or "").split()
+    family = {"gcc": "gcc", "cc": "gcc", "clang": "clang", "cl.exe": "clang-cl"}
+    if cc and os.path.basename(cc[0]) in ("gcc", "clang") and not os.environ.get("CC"):
+        assert name.split()[0] == family[os.path.basename(cc[0])], (name, cc)
 
 
 def test_cli_info():

@@ -266,37 +266,91 @@ def test_feature_maps_pil_rgba_skips_alpha():
 
 # --- grid -----------------------------------------------------------------------------------
 
+def _panels(grid, n, C, H, W, top, left, gap):
+    return [[grid[top + i * (H + gap):top + i * (H + gap) + H,
+                  left + c * (W + gap):left + c * (W + gap) + W] for c in range(C)]
+            for i in range(n)]
+
+
 def test_save_feature_grid(tmp_path):
     maps = cimage.feature_maps(RNG.random((20, 30, 3)), ["box:3", "sobel_x"])
-    path = cimage.save_feature_grid(maps, tmp_path / "grid.png", labels=["box:3", "sobel_x"])
+    path = cimage.save_feature_grid(maps, tmp_path / "grid.png", labels=["box:3", "sobel_x"],
+                                    channel_labels=["R", "G", "B"])
     assert path == tmp_path / "grid.png"
     with Image.open(path) as im:
         assert im.format == "PNG" and im.mode == "L"
-        assert im.size == (3 * 30, 2 * 20)
         grid = np.asarray(im)
-    # stretched per map: every tile reaches 0 and 255 (away from the label)
-    tile = grid[20:40, 60:90]
-    assert tile.min() == 0 and tile.max() == 255
-    # the label is drawn in the row's corner: white text on black
-    corner = grid[20:32, :40]
-    assert (corner == 255).any() and (corner == 0).sum() > 20
-    unlabelled = cimage.save_feature_grid(maps, str(tmp_path / "plain.png"))
-    with Image.open(unlabelled) as im:
+    plain_path = cimage.save_feature_grid(maps, str(tmp_path / "plain.png"))
+    with Image.open(plain_path) as im:
         plain = np.asarray(im)
-    np.testing.assert_array_equal(plain[:, 45:], grid[:, 45:])  # only the corners differ
+    gap = 4
+    assert plain.shape == (2 * 20 + gap, 3 * 30 + 2 * gap)  # no labels: no margins
+    top, left = grid.shape[0] - plain.shape[0], grid.shape[1] - plain.shape[1]
+    assert top > 6 and left > 6  # room for the labels, outside the maps
+    # the maps are the same with or without labels: labels never cover them
+    np.testing.assert_array_equal(grid[top:, left:], plain)
+    panels = _panels(plain, 2, 3, 20, 30, 0, 0, gap)
+    # the gaps are mid-gray
+    assert (plain[20:20 + gap] == 96).all() and (plain[:, 30:30 + gap] == 96).all()
+    # blur row (one-signed): percentiles stretched onto the full range
+    box = np.stack(panels[0])
+    assert box.min() == 0 and box.max() == 255
+    # sobel row (signed): zero is mid-gray, shared scale over the channels
+    want = maps[1]
+    s = np.percentile(np.abs(want), 99.5)
+    expect = np.clip(np.rint(128 + 127 * want / s), 0, 255)
+    np.testing.assert_array_equal(np.stack(panels[1]), expect)
+    # label ink (white on black) is in the margins, fully inside the image
+    margin = grid[top:, :left]
+    assert (margin == 255).any() and (margin[:, -2:] == 0).all()  # nothing cut at the edge
+    header = grid[:top, left:]
+    assert (header == 255).any()
+
+
+def test_feature_grid_labels_are_not_clipped(tmp_path):
+    """Every label is drawn whole: the ink of each label, rendered alone, appears
+    in the grid pixel for pixel."""
+    words = ["gaussian:7,1.5", "W", "sharpen"]
+    maps = np.random.default_rng(1).random((3, 2, 24, 24))
+    path = cimage.save_feature_grid(maps, tmp_path / "g.png", labels=words,
+                                    channel_labels=["left", "right"])
+    with Image.open(path) as im:
+        grid = np.asarray(im)
+    for word in words + ["left", "right"]:
+        ink = cimage._text_image(word)
+        h, w = ink.shape
+        hits = [(y, x) for y in range(grid.shape[0] - h + 1) for x in range(grid.shape[1] - w + 1)
+                if grid[y, x:x + w].tobytes() == ink[0].tobytes()
+                and (grid[y:y + h, x:x + w] == ink).all()]
+        assert hits, word
+        # and the drawn text fills its whole measured box: the last column has ink
+        assert (ink[:, -1] == 255).any() and (ink[:, 0] == 255).any()
 
 
 def test_save_feature_grid_shapes_and_errors(tmp_path):
-    path = cimage.save_feature_grid(np.zeros((2, 5, 6)), tmp_path / "g.png", labels=["a", "b"])
+    path = cimage.save_feature_grid(np.zeros((2, 5, 6)), tmp_path / "g.png")
     with Image.open(path) as im:
-        assert im.size == (6, 10)  # (n, H, W): one column; constant maps -> 0
+        assert im.size == (6, 10 + 4)  # (n, H, W): one column; constant maps -> 0
+        assert (np.asarray(im)[5:9] == 96).all()
     with pytest.raises(ValueError, match="labels"):
         cimage.save_feature_grid(np.zeros((2, 1, 5, 6)), tmp_path / "x.png", labels=["a"])
+    with pytest.raises(ValueError, match="channel_labels"):
+        cimage.save_feature_grid(np.zeros((2, 3, 5, 6)), tmp_path / "x.png",
+                                 channel_labels=["R", "G"])
+    with pytest.raises(TypeError, match="channel_labels"):
+        cimage.save_feature_grid(np.zeros((2, 3, 5, 6)), tmp_path / "x.png",
+                                 channel_labels="RGB")
+    with pytest.raises(ValueError, match="gap"):
+        cimage.save_feature_grid(np.zeros((2, 3, 5, 6)), tmp_path / "x.png", gap=-1)
     with pytest.raises(ValueError):
         cimage.save_feature_grid(np.zeros((5, 6)), tmp_path / "x.png")
     with pytest.raises(ValueError):
         cimage.save_feature_grid(np.zeros((0, 1, 5, 6)), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+    # gap=0 packs the panels
+    path = cimage.save_feature_grid(np.zeros((2, 3, 5, 6)), tmp_path / "g0.png", gap=0)
+    with Image.open(path) as im:
+        assert im.size == (18, 10)
 
 
 # --- sobel edges ----------------------------------------------------------------------------

@@ -33,10 +33,12 @@ asan_lib="$(gcc -print-file-name=libasan.so)"
 ubsan_lib="$(gcc -print-file-name=libubsan.so)"
 echo "== pytest under ASan/UBSan (LD_PRELOAD=$asan_lib $ubsan_lib)"
 # Reports go to files (pytest captures stderr, and a sanitizer ends the process).
+# CFLAGS/LDFLAGS: extensions the tests compile (tests/test_capi.py's cimporting
+# user of the C API, examples/embed) are instrumented too.
 # The timing tests (GIL, Ctrl-C latency) measure speed, which -O0 plus
 # sanitizers does not have: they are deselected here and run in normal CI.
 if ! (cd "$work/src-tree" && \
-    LD_PRELOAD="$asan_lib $ubsan_lib" \
+    LD_PRELOAD="$asan_lib $ubsan_lib" CFLAGS="$san" LDFLAGS="$san" \
     ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:log_path=$work/asan" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$work/ubsan" \
     PYTHONPATH="$work/src-tree/src" PYTHONMALLOC=malloc \

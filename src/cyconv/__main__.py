@@ -41,26 +41,11 @@ def _need_pil(command: str):
 # ---------------------------------------------------------------------------
 # cyconv demo
 
-def _stretch(a: np.ndarray) -> np.ndarray:
-    """Map a feature map's range onto 0..255 for display."""
-    lo, hi = float(a.min()), float(a.max())
-    scaled = (a - lo) * (255.0 / (hi - lo if hi > lo else 1.0))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
-def _fft_convolve_same(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """'same' convolution with zero fill through the convolution theorem."""
-    (H, W), (M, N) = image.shape, kernel.shape
-    shape = (H + M - 1, W + N - 1)
-    full = np.fft.irfft2(np.fft.rfft2(image, shape) * np.fft.rfft2(kernel, shape), shape)
-    return full[(M - 1) // 2:(M - 1) // 2 + H, (N - 1) // 2:(N - 1) // 2 + W]
-
-
 def demo(out_dir: Path) -> int:
     Image = _need_pil("demo")
     from . import convolve2d, kernel_level
     from . import kernels as K
-    from .image import feature_maps, filter_image, save_feature_grid, sobel_edges
+    from .image import _stretch, feature_maps, filter_image, save_feature_grid, sobel_edges
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,13 +84,13 @@ def demo(out_dir: Path) -> int:
     written.append(path)
     print(f"  feature maps: rows {', '.join(bank)}; columns R, G, B")
 
-    # A large kernel: direct summation vs the convolution theorem.
+    # A large kernel: direct summation vs the convolution theorem (method="fft").
     gauss = K.gaussian(31, 6.0)
     gray = img.mean(axis=-1)
     t0 = time.perf_counter()
     direct = convolve2d(gray, gauss, mode="same", method="direct")
     t1 = time.perf_counter()
-    via_fft = _fft_convolve_same(gray, gauss)
+    via_fft = convolve2d(gray, gauss, mode="same", method="fft")
     t2 = time.perf_counter()
     print(f"  31x31 Gaussian: direct {1e3 * (t1 - t0):.2f} ms, FFT {1e3 * (t2 - t1):.2f} ms, "
           f"max difference {np.abs(direct - via_fft).max():.2e}")
@@ -123,7 +108,9 @@ def demo(out_dir: Path) -> int:
 def list_kernels() -> int:
     from . import kernels as K
 
-    rows = [(syntax, f"{shape[0]}x{shape[1]}", text) for syntax, shape, text in K.describe()]
+    # A family whose size must be given (box:SIZE) has no shape of its own.
+    rows = [(syntax, "any" if K._REGISTRY[name].required else f"{shape[0]}x{shape[1]}", text)
+            for name, (syntax, shape, text) in zip(K.names(), K.describe())]
     w0 = max(len(r[0]) for r in rows + [("NAME", "", "")])
     w1 = max(len(r[1]) for r in rows + [("", "SHAPE", "")])
     print(f"{'NAME':<{w0}}  {'SHAPE':<{w1}}  DESCRIPTION")
@@ -240,17 +227,29 @@ def _check_out_dir(directory: Path, create: bool) -> None:
         raise CLIError(f"output directory {directory} is not writable")
 
 
+def _missing_dirs(directory: Path) -> list[Path]:
+    """`directory` and its missing ancestors that would have to be created,
+    outermost first; a CLIError if one of them exists but is not a folder."""
+    missing = []
+    for d in [directory, *directory.parents]:
+        if d.exists():
+            if not d.is_dir():
+                raise CLIError(f"output directory {directory} cannot be created: "
+                               f"{d} is not a directory")
+            break
+        missing.append(d)
+    return missing[::-1]
+
+
 def _outputs(inputs: list[Path], args) -> list[Path]:
-    """Output paths, checked; nothing is created here (see _prepare_out_dir)."""
+    """Output paths, checked. Missing output folders (of -o or --out-dir
+    alike) are created later by filter_files, once every check has passed."""
     if args.output is not None:
         if len(inputs) > 1:
             raise CLIError(f"-o/--output names one file but {len(inputs)} inputs were given; "
                            "use --out-dir DIR")
         outs = [args.output]
-        _check_out_dir(args.output.parent, False)
     elif args.out_dir is not None:
-        if args.out_dir.exists() and not args.out_dir.is_dir():
-            raise CLIError(f"output directory {args.out_dir} is not a directory")
         outs = [args.out_dir / p.name for p in inputs]
     else:
         outs = [p.with_name(f"{p.stem}-filtered{p.suffix}") for p in inputs]
@@ -299,22 +298,52 @@ class _Progress:
         self.stream.flush()
 
 
+def _normalized(kernel: np.ndarray, spec: str) -> np.ndarray:
+    total = float(kernel.sum())
+    if total == 0:
+        raise CLIError(f"--normalize: kernel {spec} sums to 0 (an edge or Laplacian kernel "
+                       "keeps no brightness to preserve); drop --normalize")
+    return kernel / total
+
+
+def _clipped_share(result, mode: str) -> float:
+    """Fraction of channel values at the ends of an integer image's range."""
+    if mode not in ("L", "RGB", "RGBA", "I;16"):
+        return 0.0
+    a = np.asarray(result)
+    if mode == "RGBA":
+        a = a[..., :3]
+    top = np.iinfo(a.dtype).max
+    return float(np.count_nonzero((a == 0) | (a == top))) / max(a.size, 1)
+
+
 def filter_files(args) -> int:
     Image = _need_pil("filter")
     from .image import filter_image
 
-    kernel, _ = _load_kernel(args.kernel)
+    kernel, name = _load_kernel(args.kernel)
+    if args.normalize:
+        kernel = _normalized(kernel, name)
     inputs = list(args.inputs)
     for p in inputs:
         _check_input(p, Image)
     outputs = _outputs(inputs, args)
     formats = [_format_for(o, Image) for o in outputs]
-    if args.out_dir is not None:  # created only once everything else checked out
-        _check_out_dir(args.out_dir, True)
+    # Missing output folders are created only once everything else checked out.
+    for d in sorted({d for o in outputs for d in _missing_dirs(o.parent)}):
+        _check_out_dir(d, True)
+        print(f"created folder {d}")
+    for d in {o.parent for o in outputs}:
+        _check_out_dir(d, False)
 
+    # A blur given as integer weights (sum 9, 16) saturates most pixels; an
+    # edge kernel (sum 0) clips its negative half by design and gets no hint.
+    total = float(kernel.sum())
+    hint_on_clipping = abs(total) > 1e-9 and not 0.5 <= total <= 2.0
     progress = None
     if args.progress or (len(inputs) > 1 and sys.stderr.isatty()):
         progress = _Progress(len(inputs), sys.stderr)
+    clipped = []
     try:
         for i, (inp, out, fmt) in enumerate(zip(inputs, outputs, formats)):
             if progress:
@@ -322,12 +351,19 @@ def filter_files(args) -> int:
             try:
                 with Image.open(inp) as im:
                     im.load()
+                    before = _clipped_share(im, im.mode) if hint_on_clipping else 0.0
                     result = filter_image(im, kernel, boundary=args.boundary, mode=args.mode,
                                           correlate=args.correlate, workers=args.workers)
             except OSError as exc:
                 raise CLIError(f"cannot read image {inp}: {exc.strerror or exc}") from None
+            except MemoryError as exc:
+                raise CLIError(f"cannot filter {inp}: out of memory ({exc})") from None
             except ValueError as exc:
                 raise CLIError(f"cannot filter {inp}: {exc}") from None
+            if hint_on_clipping:
+                after = _clipped_share(result, result.mode)
+                if after > 0.5 and after > 2 * before:
+                    clipped.append((out, after))
             tmp = out.with_name(f".{out.name}.cyconv-{os.getpid()}.tmp")
             try:
                 result.save(tmp, format=fmt)
@@ -336,11 +372,20 @@ def filter_files(args) -> int:
                 tmp.unlink(missing_ok=True)
                 reason = getattr(exc, "strerror", None) or exc
                 raise CLIError(f"cannot write {out}: {reason}") from None
+            if not progress:
+                print(f"wrote {out}")
         if progress:
             progress.show(len(inputs), "done")
     finally:
         if progress:
             progress.end()
+    if progress:
+        print(f"wrote {len(outputs)} images: {', '.join(map(str, outputs))}")
+    for out, share in clipped:
+        # The usual cause: integer weights (a sum of 9 or 16) where a blur wants sum 1.
+        print(f"cyconv: note: {share:.0%} of the values in {out} hit the ends of the range; "
+              f"the kernel sums to {total:g}: --normalize divides it by its sum",
+              file=sys.stderr)
     return 0
 
 
@@ -354,7 +399,10 @@ def _workers(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="cyconv", description="Fast 2-D convolution.")
+    parser.add_argument("--version", action="version", version=f"cyconv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p_demo = sub.add_parser("demo", help="filter the bundled sample image and save the results")
     p_demo.add_argument("--out", type=Path, default=Path("cyconv-demo"),
@@ -378,6 +426,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="edge handling (default: symm)")
     p_filter.add_argument("--mode", choices=("same", "full", "valid"), default="same",
                           help="output size (default: same)")
+    p_filter.add_argument("--normalize", action="store_true",
+                          help="divide the kernel by its sum (keeps the brightness of blurs "
+                               "given as integer weights, e.g. a .txt of ones)")
     p_filter.add_argument("--correlate", action="store_true",
                           help="correlate instead of convolve (kernel not flipped)")
     p_filter.add_argument("--workers", type=_workers, default=None, metavar="N",

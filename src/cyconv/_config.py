@@ -33,6 +33,11 @@ def cpu_features() -> list[str]:
     return [name for bit, name in enumerate(_FEATURES) if mask & (1 << bit)]
 
 
+def compiler() -> str:
+    """The C compiler that built cyconv's kernels (e.g. "gcc 12.2.0", "clang-cl 19.1.0")."""
+    return _core.compiler()
+
+
 def kernel_level() -> str:
     """Name of the instruction-set level the kernels use in this process."""
     return _core.level_name()
@@ -44,6 +49,7 @@ def show_config() -> None:
 
     best = LEVELS[_core.detect_level()]
     print(f"cyconv {__version__}")
+    print(f"  built with:            {_core.compiler()}")
     print(f"  CPU features detected: {', '.join(cpu_features()) or 'none'}")
     print(f"  best kernel level:     {best}")
     from ._parallel import available_cpus, get_num_threads

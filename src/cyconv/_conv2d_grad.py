@@ -14,7 +14,8 @@ Both gradients are computed without im2col buffers:
   window of every image is a plain strided view, so each tap is one BLAS
   GEMM over N * rows * cols, reading the input in place.
 
-Argument resolution lives in ``_resolve`` / ``_resolve_transpose`` only.
+Arguments are resolved (through ``_geometry``) in ``_resolve`` /
+``_resolve_transpose`` only.
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _parallel
-from ._conv2d import (IntPair, Padding, PaddingMode, conv2d,
-                      _PAD_MODES, _check_out, _check_pad_fits, _compute_dtype,
-                      _int_pair, _non_negative, _positive_int, _resolve_padding)
+from . import _geometry, _parallel
+from ._conv2d import IntPair, Padding, PaddingMode, conv2d, _check_out
 from ._padding import index_map
 
 
@@ -57,34 +56,14 @@ class _Geometry:
 
 
 def _resolve(x, w, g, stride, padding, dilation, groups, padding_mode, workers) -> _Geometry:
-    """Check conv2d's arguments as conv2d does; every call into _conv2d's helpers is here."""
-    dtype = _compute_dtype(x, w, g)  # float32 only when all are float32/float16
-    N, C, H, W = x.shape
-    K, Cg, R, S = w.shape
-    groups = _positive_int(groups, "groups")
-    if C % groups or K % groups:
-        raise ValueError(f"groups={groups} must divide both the input channels ({C}) "
-                         f"and the output channels ({K})")
-    if Cg * groups != C:
-        raise ValueError(f"weight of shape {w.shape} expects {Cg * groups} input channels "
-                         f"with groups={groups}, but input has {C}")
+    """conv2d's arguments checked and resolved as conv2d does (by _geometry)."""
+    dtype = _geometry.conv2d_dtype(x.dtype, w.dtype, g.dtype)  # float32 iff all float32/16
+    geo = _geometry.conv2d(x.shape, w.shape, None, stride, padding, dilation, groups,
+                           padding_mode)
     workers = _parallel.resolve_workers(workers)
-    sh, sw = _int_pair(stride, "stride")
-    dh, dw = _int_pair(dilation, "dilation")
-    if not isinstance(padding_mode, str) or padding_mode not in _PAD_MODES:
-        raise ValueError(f"padding_mode must be one of {', '.join(map(repr, _PAD_MODES))}, "
-                         f"got {padding_mode!r}")
-    top, bottom, left, right = _resolve_padding(padding, (H, W), (R, S), (sh, sw), (dh, dw))
-    _check_pad_fits(padding_mode, (top, bottom), H, "height")
-    _check_pad_fits(padding_mode, (left, right), W, "width")
-    span_h, span_w = dh * (R - 1) + 1, dw * (S - 1) + 1
-    Hp, Wp = H + top + bottom, W + left + right
-    if Hp < span_h or Wp < span_w:
-        raise ValueError(f"kernel of size ({R}, {S}) with dilation ({dh}, {dw}) spans "
-                         f"({span_h}, {span_w}), larger than the padded input ({Hp}, {Wp})")
-    Ho, Wo = (Hp - span_h) // sh + 1, (Wp - span_w) // sw + 1
-    return _Geometry(N, C, H, W, K, Cg, R, S, groups, (sh, sw), (dh, dw),
-                     (top, bottom, left, right), Ho, Wo, _PAD_MODES[padding_mode], dtype, workers)
+    return _Geometry(geo.N, geo.C, geo.H, geo.W, geo.K, geo.Cg, geo.R, geo.S, geo.groups,
+                     geo.stride, geo.dilation, geo.padding, geo.Ho, geo.Wo, geo.rule, dtype,
+                     workers)
 
 
 def _as_float(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -216,7 +195,7 @@ def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None
     """
     x, w = np.asarray(input), np.asarray(weight)
     b = None if bias is None else np.asarray(bias)
-    dtype = _compute_dtype(x, w, b)
+    dtype = _geometry.conv2d_dtype(x.dtype, w.dtype, None if b is None else b.dtype)
     if x.ndim not in (3, 4):
         raise ValueError(f"input must be 4-D (N, C_in, H, W) or 3-D (C_in, H, W), "
                          f"got shape {x.shape}")
@@ -243,18 +222,18 @@ def _resolve_transpose(x, w, stride, padding, output_padding, groups, dilation, 
     """conv_transpose2d's arguments as the conv2d whose input gradient it is."""
     N, K, Ho, Wo = x.shape
     Kw, Cg, R, S = w.shape
-    groups = _positive_int(groups, "groups")
+    groups = _geometry.int_at_least(groups, "groups", 1)
     if Kw != K:
         raise ValueError(f"weight of shape {w.shape} expects {Kw} input channels "
                          f"(its first dimension), but input has {K}")
     if K % groups:
         raise ValueError(f"groups={groups} must divide the input channels ({K})")
-    sh, sw = _int_pair(stride, "stride")
-    dh, dw = _int_pair(dilation, "dilation")
+    sh, sw = _geometry.int_pair(stride, "stride")
+    dh, dw = _geometry.int_pair(dilation, "dilation")
     if isinstance(padding, str):
         raise TypeError(f"padding must be an int or a pair of ints, got {padding!r}")
-    ph, pw = _non_negative_pair(padding, "padding")
-    oph, opw = _non_negative_pair(output_padding, "output_padding")
+    ph, pw = _geometry.int_pair(padding, "padding", 0)
+    oph, opw = _geometry.int_pair(output_padding, "output_padding", 0)
     if not (oph < sh or oph < dh) or not (opw < sw or opw < dw):
         raise ValueError(f"output_padding must be smaller than either stride or dilation, got "
                          f"output_padding ({oph}, {opw}), stride ({sh}, {sw}), "
@@ -272,15 +251,6 @@ def _resolve_transpose(x, w, stride, padding, output_padding, groups, dilation, 
     right = (Wo - 1) * sw + dw * (S - 1) + 1 - W - pw
     return _Geometry(N, Cg * groups, H, W, K, Cg, R, S, groups, (sh, sw), (dh, dw),
                      (ph, bottom, pw, right), Ho, Wo, "constant", dtype, workers)
-
-
-def _non_negative_pair(value, name: str) -> tuple[int, int]:
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return _non_negative(value[0], name), _non_negative(value[1], name)
-    v = _non_negative(value, name)
-    return v, v
 
 
 # --------------------------------------------------------------------------- grad_input

@@ -3,33 +3,29 @@
 This layer validates the arguments, works out the result type, reduces
 every mode and boundary to one valid correlation of a padded image (a Plan:
 the padding is described by index maps, never materialised here), and
-hands the Plan to the chosen method in _methods.
+hands the Plan to the chosen method in _methods. Argument resolution lives
+in _geometry. Repeated small float calls take a short path (see the end of
+this file) that skips everything already resolved for the same arguments.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import threading
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _methods, _parallel
-from ._padding import aligned, index_map
+from . import _core, _geometry, _methods, _parallel
+from ._padding import aligned
 
 Mode = Literal["full", "same", "valid"]
 Boundary = Literal["fill", "pad", "wrap", "circular", "symm", "symmetric"]
 Method = Literal["auto", "direct", "separable", "fft"]
 
-_MODES = ("full", "same", "valid")
-# SciPy's names and aliases -> the np.pad mode that extends the image the same
-# way (through index_map). np.pad's "symmetric" repeats the edge sample like
-# SciPy's "symm", and both keep reflecting / wrapping when the kernel is
-# larger than the image.
-_BOUNDARIES = {
-    "fill": "constant", "pad": "constant",
-    "wrap": "wrap", "circular": "wrap",
-    "symm": "symmetric", "symmetric": "symmetric",
-}
+# Outputs of more pixels than this are allocated once as a probe before any
+# work, so that an impossible size fails early; smaller ones always fit.
+_PROBE_PIXELS = 1 << 20
 
 
 def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
@@ -100,14 +96,23 @@ def choose_method(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
 
 
 def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve):
-    if not isinstance(method, str) or method not in _methods.METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, _methods.METHODS))}, "
-                         f"got {method!r}")
+    if type(in1) is np.ndarray and type(in2) is np.ndarray and type(fillvalue) is int \
+            and (workers is None or type(workers) is int and workers > 0):
+        try:
+            short = _short_paths.get((in1.shape, in2.shape, in1.dtype, in2.dtype, mode,
+                                      boundary, fillvalue, method, convolve))
+        except TypeError:  # an unhashable argument: the full path explains what is wrong
+            short = None
+        if short is not None and in1.flags.aligned and in2.flags.aligned:
+            return _run_short(short, in1, in2)
+    _geometry.check_method(method)
     workers = _parallel.resolve_workers(workers)
     plan = _plan(in1, in2, mode, boundary, fillvalue, convolve)
     if isinstance(plan, np.ndarray):
         return plan
-    out = _methods.run(plan, _methods.choose(plan, method), workers)
+    chosen = _methods.choose(plan, method)
+    _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, plan, chosen)
+    out = _methods.run(plan, chosen, workers)
     if plan.swapped and not convolve:
         # We computed sum_k in1[k] * conj(in2_small[k]) slid over the big
         # array; the true correlation of (small, big) is its conjugate, reversed.
@@ -122,98 +127,97 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
     name = "convolve2d" if convolve else "correlate2d"
     in1 = np.asarray(in1)
     in2 = np.asarray(in2)
-    if in1.ndim != 2 or in2.ndim != 2:
-        raise ValueError(f"{name} inputs must both be 2-D arrays, got in1.ndim={in1.ndim} "
-                         f"and in2.ndim={in2.ndim}")
-    if not isinstance(mode, str) or mode not in _MODES:
-        raise ValueError(f"mode must be one of 'full', 'same', 'valid', got {mode!r}")
-    if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
-        raise ValueError("boundary must be 'fill' (or 'pad'), 'wrap' (or 'circular') or "
-                         f"'symm' (or 'symmetric'), got {boundary!r}")
-    dtype = _result_dtype(in1.dtype, in2.dtype, name)
-    pad_mode = _BOUNDARIES[boundary]
-    fill = _fill_scalar(fillvalue, dtype) if pad_mode == "constant" else np.zeros((), dtype)
-
-    swapped = mode == "valid" and _valid_swap_needed(in1.shape, in2.shape)
-    if swapped:
-        in1, in2 = in2, in1
-
-    (H, W), (M, N) = in1.shape, in2.shape
-    if mode == "full":
-        out_shape = (H + M - 1, W + N - 1)
-        pads = ((M - 1, M - 1), (N - 1, N - 1))
-    elif mode == "same":
-        out_shape = (H, W)
-        # Output (i, j) is centred on input (i, j) with offset (M-1)//2 for
-        # convolution; correlation's flipped kernel moves the odd sample to the other side.
-        pads = ((M // 2, (M - 1) // 2), (N // 2, (N - 1) // 2)) if convolve else \
-               (((M - 1) // 2, M // 2), ((N - 1) // 2, N // 2))
-    else:
-        out_shape = (H - M + 1, W - N + 1)
-        pads = ((0, 0), (0, 0))
-    if min(out_shape) < 0:
-        raise ValueError(f"{name}: in1 of shape {in1.shape} and in2 of shape {in2.shape} "
-                         f"give a {mode!r} output of negative size {out_shape}")
-    if min(out_shape) == 0 or M == 0 or N == 0:
+    rule = _geometry.check_filter2d(in1.shape, in2.shape, mode, boundary, convolve)
+    dtype = _geometry.filter2d_dtype(in1.dtype, in2.dtype, name)
+    fill = _geometry.fill_scalar(fillvalue if rule == "constant" else 0, dtype)
+    geometry = _geometry.filter2d(in1.shape, in2.shape, mode, boundary, convolve)
+    if geometry.empty:
         # An empty kernel sums over nothing: zeros, whatever the boundary.
-        return np.zeros(out_shape, dtype)
-    # An output that cannot exist fails here, before any work or buffer
-    # (np.empty reserves address space only; the methods allocate their own).
-    np.empty(out_shape, dtype)
-    if in1.size == 0 and pad_mode != "constant":
-        raise ValueError(f"{name}: boundary={boundary!r} cannot extend an empty in1 of shape "
-                         f"{in1.shape}; use boundary='fill' or a non-empty in1")
-
-    kernel = in2[::-1, ::-1] if convolve else np.conj(in2)
-    (top, bottom), (left, right) = pads
+        return np.zeros(geometry.out_shape, dtype)
+    Ho, Wo = geometry.out_shape
+    if Ho * Wo > _PROBE_PIXELS:
+        # An output that cannot exist fails here, before any work or buffer
+        # (np.empty reserves address space only; the methods allocate their own).
+        np.empty(geometry.out_shape, dtype)
+    if geometry.swapped:
+        in1, in2 = in2, in1
+    if convolve:
+        kernel = in2[::-1, ::-1]
+    else:
+        kernel = np.conj(in2) if in2.dtype.kind == "c" else in2
+    row_map, col_map = geometry.index_maps()
     return _methods.Plan(
         image=aligned(np.asarray(in1, dtype=dtype)),  # native byte order; any strides
         kernel=aligned(np.asarray(kernel, dtype=dtype)),
-        row_map=index_map(H, top, bottom, pad_mode),
-        col_map=index_map(W, left, right, pad_mode),
-        left=left, fill=fill, out_shape=out_shape, swapped=swapped)
+        row_map=row_map, col_map=col_map, left=geometry.cols.before, fill=fill,
+        out_shape=geometry.out_shape, swapped=geometry.swapped)
 
 
-def _result_dtype(dt1: np.dtype, dt2: np.dtype, name: str) -> np.dtype:
-    try:
-        dtype = np.result_type(dt1, dt2)
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.kind not in "iufc" or dtype.itemsize < 4 and dtype.kind == "f":
-        raise ValueError(
-            f"{name} is not available for inputs of dtype {dt1} and {dt2}: the result type "
-            "must be an integer, float32, float64, longdouble or complex type "
-            "(bool, float16, object, string and datetime are not supported)")
-    return dtype.newbyteorder("=")
+# --------------------------------------------------------------------------- small calls
+# A call in a loop repeats the same shapes, dtypes and scalar arguments: all
+# that follows from them (validation, result type, padding, index maps,
+# method, thread decision) is resolved once by the full path and kept as a
+# ShortPath, keyed by those arguments. A later call with the same key only
+# allocates its output and runs the core: the same call, on the same
+# buffers' values, that _methods._direct makes, so the result is bitwise the same.
+
+class ShortPath(NamedTuple):
+    row_map: np.ndarray    # read-only, shared
+    col_map: np.ndarray
+    left: int
+    fill: np.ndarray       # 1 element, read-only
+    out_shape: tuple
+    strip_shape: tuple     # (rows + M - 1, padded width): any rows give the same result
+    dtype: np.dtype
+    convolve: bool
 
 
-def _fill_scalar(fillvalue, dtype: np.dtype) -> np.ndarray:
-    """`fillvalue` cast to the result type, with SciPy's rules and errors."""
-    try:
-        fill = np.asarray(fillvalue, dtype=dtype)
-    except (TypeError, ValueError, OverflowError):
-        # SciPy retries through complex; that is only a valid cast into a complex type.
-        try:
-            fill = np.asarray(fillvalue, dtype=np.complex128)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"fillvalue {fillvalue!r} cannot be converted to the result "
-                             f"type {dtype}: {exc}") from None
-        if dtype.kind != "c":
-            raise ValueError(f"fillvalue {fillvalue!r} cannot be cast to the real result type "
-                             f"{dtype} without loss (a complex fill needs complex inputs)")
-        fill = fill.astype(dtype)
-    if fill.size == 0:
-        raise ValueError("`fillvalue` cannot be an empty array.")
-    if fill.size != 1:
-        raise ValueError(f"`fillvalue` must be scalar or an array with one element, "
-                         f"got shape {fill.shape}")
-    return fill.reshape(())
+_short_paths: dict = {}
+_MAX_SHORT_PATHS = 256
+# Strip rows padded at a time by the short path (as _methods._direct: in L2).
+_STRIP_BYTES = 1 << 17
 
 
-def _valid_swap_needed(shape1, shape2) -> bool:
-    ok1 = all(a >= b for a, b in zip(shape1, shape2))
-    ok2 = all(b >= a for a, b in zip(shape1, shape2))
-    if not (ok1 or ok2):
-        raise ValueError(f"For 'valid' mode, one must be at least as large as the other in "
-                         f"every dimension, got shapes {tuple(shape1)} and {tuple(shape2)}")
-    return not ok1
+def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, plan,
+                         chosen) -> None:
+    """Keep a ShortPath for this key when the call qualifies: float32/float64
+    arrays already of the result type, not swapped, an int fillvalue, direct
+    chosen from the shapes alone, and too little work for a second thread."""
+    dtype = plan.image.dtype
+    if not (type(in1) is np.ndarray and type(in2) is np.ndarray and type(fillvalue) is int
+            and dtype in (np.float32, np.float64) and in1.dtype == dtype == in2.dtype
+            and chosen == "direct" and not plan.swapped):
+        return
+    Ho, Wo = plan.out_shape
+    M, N = plan.kernel.shape
+    Wp = len(plan.col_map)
+    if Ho * Wo * M * N >= _parallel.MIN_WORK_PER_THREAD:
+        return
+    if method != "direct" and not _methods.direct_by_cost(
+            dtype.itemsize, plan.out_shape, (M, N), (len(plan.row_map), Wp)):
+        return
+    if len(_short_paths) >= _MAX_SHORT_PATHS:
+        _short_paths.clear()
+    fill = plan.fill.reshape(1).copy()
+    fill.flags.writeable = False
+    rows = min(Ho, max(16, _STRIP_BYTES // (Wp * dtype.itemsize)))
+    key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, boundary, fillvalue, method,
+           convolve)
+    _short_paths[key] = ShortPath(plan.row_map, plan.col_map, plan.left, fill, plan.out_shape,
+                                  (rows + M - 1, Wp), dtype, convolve)
+
+
+# Each thread keeps the last strip it used (scratch the core overwrites).
+_thread_scratch = threading.local()
+
+
+def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    row_map, col_map, left, fill, out_shape, strip_shape, dtype, convolve = short
+    kernel = np.ascontiguousarray(kernel[::-1, ::-1] if convolve else kernel)
+    out = np.empty(out_shape, dtype)
+    strip = getattr(_thread_scratch, "strip", None)
+    if strip is None or strip.shape != strip_shape or strip.dtype != dtype:
+        strip = _thread_scratch.strip = np.empty(strip_shape, dtype)
+    _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out, strip, 0,
+                          out_shape[0])
+    return out

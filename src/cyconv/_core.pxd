@@ -3,8 +3,19 @@
 # Version 1. Every function here is `noexcept nogil`, single-threaded, never
 # allocates, never raises and never touches Python objects: call it inside
 # `with nogil:` from any thread. Arrays are C-contiguous in row-major order,
-# with an explicit row stride (in elements) for 2-D planes. Each function
-# checks its scalar arguments and returns a cyc_status; it cannot check that
+# with an explicit row stride (in elements) for 2-D planes.
+#
+# Every scalar argument is checked, and every size is computed with overflow
+# checks: a function returns CYC_EINVAL, and a *_work_bytes query -1, for
+# sizes out of range (below 1, a stride shorter than its row, padding the
+# mode does not allow, ...), an itemsize other than 4 (float32) or 8
+# (float64), and for any problem whose arrays cannot be addressed with
+# Py_ssize_t byte offsets (an image, kernel, weight or output, or the work
+# buffer, of more than PY_SSIZE_T_MAX bytes; for conv2d's work this uses an
+# upper bound a small factor above the exact size). A size query never
+# returns a wrapped value: whatever it returns is the exact byte count, and a
+# buffer of that many bytes at any alignment is enough. The *_shape queries
+# check the sizes for float32. What no function can check is that the
 # pointers are valid for the sizes given: that is the caller's precondition.
 
 ctypedef Py_ssize_t cyc_index_t
@@ -46,6 +57,7 @@ ctypedef struct cyc_conv2d_params:
 # correlate2d / convolve2d of one real plane, as scipy.signal's (in1 is the image).
 cdef int filter2d_shape(cyc_index_t h, cyc_index_t w, cyc_index_t m, cyc_index_t n, int mode,
                         cyc_index_t *out_h, cyc_index_t *out_w) noexcept nogil
+# Bytes of `work` a filter2d call of that dtype (itemsize 4 or 8) needs, or -1.
 cdef cyc_index_t filter2d_work_bytes(cyc_index_t h, cyc_index_t w, cyc_index_t m,
                                      cyc_index_t n, int mode, cyc_index_t itemsize) noexcept nogil
 cdef int correlate2d_f32(const float *in1, cyc_index_t h, cyc_index_t w, cyc_index_t in1_stride,
@@ -73,6 +85,8 @@ cdef int convolve2d_f64(const double *in1, cyc_index_t h, cyc_index_t w, cyc_ind
 # bias (K,) or NULL, out (N, K, Ho, Wo), all C-contiguous.
 cdef int conv2d_shape(const cyc_conv2d_params *p, cyc_index_t *out_h,
                       cyc_index_t *out_w) noexcept nogil
+# Bytes of `work` conv2d_f32 (itemsize 4) or conv2d_f64 (8) needs, or -1. It depends on
+# the kernel level chosen when cyconv is imported (CPU, CYCONV_CPU).
 cdef cyc_index_t conv2d_work_bytes(const cyc_conv2d_params *p, cyc_index_t itemsize) noexcept nogil
 cdef int conv2d_f32(const cyc_conv2d_params *p, const float *input, const float *weight,
                     const float *bias, float *out, void *work, cyc_index_t work_bytes) noexcept nogil

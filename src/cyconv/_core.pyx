@@ -11,9 +11,11 @@ Nothing here raises for bad input.
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isinf, copysign, INFINITY
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 cdef extern from "kernels.h" nogil:
     ctypedef Py_ssize_t cyc_index
+    enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
     ctypedef void (*cyc_spatial_row_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                          cyc_index C, cyc_index R, cyc_index S,
                                          const float *w, float *out, cyc_index width)
@@ -58,6 +60,7 @@ cdef extern from "kernels.h" nogil:
         cyc_index flat_f64
     int cyc_detect_level()
     int cyc_detect_features()
+    const char *cyc_compiler()
     const cyc_kernel_table *cyc_kernels(int level)
 
 
@@ -90,6 +93,11 @@ def detect_features():
     return cyc_detect_features()
 
 
+def compiler():
+    """The C compiler (and version) that built the kernels."""
+    return cyc_compiler().decode()
+
+
 def set_level(int level):
     """Use the kernels of `level` (the caller checked level <= detect_level())."""
     global _table
@@ -105,8 +113,8 @@ def level_name():
 # ---------------------------------------------------------------------------
 
 # How an axis is extended (np.pad's names): every boundary rule of SciPy and
-# PyTorch is one of these.
-cdef enum:
+# PyTorch is one of these. cpdef: Python (_padding) reads the same numbers.
+cpdef enum BoundaryRule:
     RULE_CONSTANT = 0   # the fill value (map entry -1)
     RULE_WRAP = 1       # periodic
     RULE_SYMMETRIC = 2  # mirrored, edge sample repeated
@@ -645,7 +653,7 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
     cdef Py_ssize_t FK = g.FK, FP = g.FP, Wb = g.Wb, Wo = g.Wo
     cdef Py_ssize_t cs = g.Hb * Wb, taps = g.Cg * g.R * g.S
     cdef Py_ssize_t grp, kb, kb_index, k, nk, f, f_end = (y1 - 1) * Wb + Wo, t, y, x, npx, i
-    cdef const fp_t *wk[16]     # FK <= 16
+    cdef const fp_t *wk[CYC_MAX_FLAT_CHANNELS]     # FK pointers
     cdef const fp_t *base
     cdef char *o
     cdef fp_t bk
@@ -729,51 +737,99 @@ cdef _Conv _conv_of(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_s
     return g
 
 
-def conv2d_plan(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
-                Py_ssize_t R, Py_ssize_t S, Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw,
-                Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t top, Py_ssize_t bottom,
-                Py_ssize_t left, Py_ssize_t right, bint double_precision):
-    """The buffers conv2d needs (the caller checked every argument)."""
-    cdef _Conv g = _conv_of(N, C, H, W, K, R, S, groups, sh, sw, dh, dw,
-                            top, bottom, left, right, double_precision)
-    # Flat tiles run across rows: a piece of fewer rows than one tile spans
-    # would compute a whole tile for a few pixels.
-    cdef Py_ssize_t span = g.FP if g.small else (g.PT if g.flat else 1)
-    return dict(Ho=g.Ho, Wo=g.Wo, Hb=g.Hb, Wb=g.Wb, blocked=g.blocked, flat=g.flat, small=g.small,
-                min_rows=(span + g.Wb - 1) // g.Wb,
-                packed_shape=(g.groups * g.blocks, g.Cg, g.R * g.S, g.KB) if g.blocked else None,
-                scratch=g.scratch_size, edge=g.edge_size)
-
-
-def pack_weights(const fp_t[:, :, :, :] weight,   # IN  K x Cg x R x S, any strides
-                 Py_ssize_t groups,
-                 fp_t[:, :, :, ::1] packed):        # OUT groups*blocks x Cg x R*S x KB
+cdef class Conv2dPlan:
+    """A conv2d call's compiled plan, built once per call by conv2d_plan() and
+    passed to pack_weights() and to conv2d() for every piece. Read-only."""
     cdef _Conv g
-    g.K, g.R, g.S, g.groups = weight.shape[0], weight.shape[2], weight.shape[3], groups
-    g.Cg, g.Kg = weight.shape[1], weight.shape[0] // groups
-    g.KB, g.blocks = packed.shape[3], packed.shape[0] // groups
+    cdef readonly bint double_precision   # float64 (else float32) buffers
+
+    @property
+    def Ho(self):
+        return self.g.Ho
+
+    @property
+    def Wo(self):
+        return self.g.Wo
+
+    @property
+    def Hb(self):
+        """Rows of the padded buffer: the padded input's, plus zero rows that
+        flat tiles overrun into."""
+        return self.g.Hb
+
+    @property
+    def Wb(self):
+        return self.g.Wb
+
+    @property
+    def blocked(self):
+        """Weights are packed (pack_weights) into packed_shape."""
+        return self.g.blocked
+
+    @property
+    def packed_shape(self):
+        g = &self.g
+        return (g.groups * g.blocks, g.Cg, g.R * g.S, g.KB) if g.blocked else None
+
+    @property
+    def scratch(self):
+        """Elements of conv2d's `scratch` buffer."""
+        return self.g.scratch_size
+
+    @property
+    def edge(self):
+        """Elements of conv2d's `edge` buffer."""
+        return self.g.edge_size
+
+    @property
+    def min_rows(self):
+        """Fewest output rows worth a piece: flat tiles run across rows, and a
+        piece of fewer rows than one tile spans would compute a whole tile
+        for a few pixels."""
+        cdef Py_ssize_t span = self.g.FP if self.g.small else (self.g.PT if self.g.flat else 1)
+        return (span + self.g.Wb - 1) // self.g.Wb
+
+
+def conv2d_plan(shape, Py_ssize_t K, kernel, Py_ssize_t groups, stride, dilation, padding,
+                bint double_precision):
+    """The plan of one conv2d call: input `shape` (N, C, H, W), K output
+    channels, `kernel` (R, S), `stride` and `dilation` (h, w), `padding`
+    (top, bottom, left, right). The caller checked every argument (the padded
+    input is at least as large as the dilated kernel)."""
+    cdef Py_ssize_t N, C, H, W, R, S, sh, sw, dh, dw, top, bottom, left, right
+    N, C, H, W = shape
+    R, S = kernel
+    sh, sw = stride
+    dh, dw = dilation
+    top, bottom, left, right = padding
+    cdef Conv2dPlan plan = Conv2dPlan.__new__(Conv2dPlan)
+    plan.g = _conv_of(N, C, H, W, K, R, S, groups, sh, sw, dh, dw,
+                      top, bottom, left, right, double_precision)
+    plan.double_precision = double_precision
+    return plan
+
+
+def pack_weights(Conv2dPlan plan,
+                 const fp_t[:, :, :, :] weight,   # IN  K x Cg x R x S, any strides
+                 fp_t[:, :, :, ::1] packed):        # OUT plan.packed_shape
     with nogil:
-        _pack_weights(&g, <const char *>&weight[0, 0, 0, 0], weight.strides[0],
+        _pack_weights(&plan.g, <const char *>&weight[0, 0, 0, 0], weight.strides[0],
                       weight.strides[1], weight.strides[2], weight.strides[3], &packed[0, 0, 0, 0])
 
 
-def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
+def conv2d(Conv2dPlan plan,
+           const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
            const int64_t[::1] row_map,        # IN  Hb padded rows -> source row or -1
            const int64_t[::1] col_map,        # IN  Wb padded cols -> source col or -1
            const fp_t[:, :, :, ::1] weights,  # IN  packed (blocked) or K x Cg x R x S
            const fp_t[::1] bias,              # IN  K values, or length 0 for none
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
            fp_t[:, :, ::1] padded,            # scratch C x Hb x Wb
-           fp_t[::1] scratch,                 # scratch: conv2d_plan()["scratch"]
-           fp_t[::1] edge,                    # scratch: conv2d_plan()["edge"]
-           Py_ssize_t R, Py_ssize_t S, Py_ssize_t groups,
-           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-           Py_ssize_t top, Py_ssize_t bottom, Py_ssize_t left, Py_ssize_t right,
+           fp_t[::1] scratch,                 # scratch: plan.scratch elements
+           fp_t[::1] edge,                    # scratch: plan.edge elements
            Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
-    """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call)."""
-    cdef _Conv g = _conv_of(image.shape[0], image.shape[1], image.shape[2], image.shape[3],
-                            out.shape[1], R, S, groups, sh, sw, dh, dw, top, bottom, left,
-                            right, fp_t is double)
+    """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call);
+    fp_t is the plan's precision."""
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
     cdef int i
@@ -783,7 +839,7 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
     # An empty image (H or W of 0, padded with zeros) is never read.
     cdef const char *data = <const char *>&image[0, 0, 0, 0] if image.shape[2] and image.shape[3] else NULL
     with nogil:
-        _conv2d_range(&g, data, istr, &row_map[0], &col_map[0],
+        _conv2d_range(&plan.g, data, istr, &row_map[0], &col_map[0],
                       &weights[0, 0, 0, 0], &bias[0] if bias.shape[0] else NULL,
                       <char *>&out[0, 0, 0, 0], ostr, &padded[0, 0, 0],
                       &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1)
@@ -796,31 +852,87 @@ def conv2d(const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
 
 cdef enum:
     API_STRIP_ROWS = 32   # output rows padded at a time by the filter2d API
+    API_ALIGN = 64        # every region of `work` starts on a 64-byte boundary
+
+
+# Checked size arithmetic, for every size the C API derives from its
+# caller's arguments. Operands are sizes (>= 0); a result above
+# PY_SSIZE_T_MAX is -1, and -1 stays -1 through later steps, so a chain is
+# tested once at its end. Plain comparisons, no compiler builtins (MSVC).
+cdef inline cyc_index_t _size_add(cyc_index_t a, cyc_index_t b) noexcept nogil:
+    if a < 0 or b < 0 or a > PY_SSIZE_T_MAX - b:
+        return -1
+    return a + b
+
+
+cdef inline cyc_index_t _size_mul(cyc_index_t a, cyc_index_t b) noexcept nogil:
+    if a < 0 or b < 0 or (b > 0 and a > PY_SSIZE_T_MAX // b):
+        return -1
+    return a * b
+
+
+cdef inline bint _plane_fits(cyc_index_t rows, cyc_index_t cols, cyc_index_t stride,
+                             cyc_index_t itemsize) noexcept nogil:
+    """A rows x cols plane with a row stride of `stride` elements is
+    addressable: stride >= cols, and rows * stride elements fit in bytes."""
+    return stride >= cols and _size_mul(_size_mul(rows, stride), itemsize) >= 0
 
 
 cdef inline char *_align64(char *p) noexcept nogil:
-    return <char *>((<size_t>p + 63) & ~(<size_t>63))
+    return <char *>((<size_t>p + (API_ALIGN - 1)) & ~(<size_t>(API_ALIGN - 1)))
+
+
+def tile_sizes():
+    """The active kernel table's tile sizes and the conv2d planning
+    constants: what the work size of the C API depends on (for its tests)."""
+    return dict(tile_pixels=_table.tile_pixels, block_f32=_table.block_f32,
+                block_f64=_table.block_f64, flat_channels=_table.flat_channels,
+                flat_f32=_table.flat_f32, flat_f64=_table.flat_f64,
+                spatial_rows=SPATIAL_ROWS, small_pixels=SMALL_PIXELS,
+                strip_rows=API_STRIP_ROWS, align=API_ALIGN)
 
 
 cdef int _filter2d_geometry(cyc_index_t h, cyc_index_t w, cyc_index_t m, cyc_index_t n, int mode,
                             bint convolve, cyc_index_t *ho, cyc_index_t *wo,
                             cyc_index_t *top, cyc_index_t *left) noexcept nogil:
+    """Output size and padding (written only on success); CYC_EINVAL also when
+    the output of Ho x Wo float32 values (the smallest dtype) would not fit in
+    PY_SSIZE_T_MAX bytes."""
+    cdef cyc_index_t oh, ow
     if h < 1 or w < 1 or m < 1 or n < 1:
         return CYC_EINVAL
     if mode == CYC_FULL:
-        ho[0], wo[0], top[0], left[0] = h + m - 1, w + n - 1, m - 1, n - 1
+        oh, ow = _size_add(h, m - 1), _size_add(w, n - 1)
     elif mode == CYC_SAME:
-        # as scipy: centred with offset (M-1)//2; the flip moves it for convolution
-        ho[0], wo[0] = h, w
-        top[0] = m // 2 if convolve else (m - 1) // 2
-        left[0] = n // 2 if convolve else (n - 1) // 2
-    elif mode == CYC_VALID:
-        if h < m or w < n:
-            return CYC_EINVAL
-        ho[0], wo[0], top[0], left[0] = h - m + 1, w - n + 1, 0, 0
+        oh, ow = h, w
+    elif mode == CYC_VALID and h >= m and w >= n:
+        oh, ow = h - m + 1, w - n + 1
     else:
         return CYC_EINVAL
+    if _size_mul(_size_mul(oh, ow), sizeof(float)) < 0:
+        return CYC_EINVAL
+    ho[0], wo[0] = oh, ow
+    if mode == CYC_FULL:
+        top[0], left[0] = m - 1, n - 1
+    elif mode == CYC_SAME:
+        # as scipy: centred with offset (M-1)//2; the flip moves it for convolution
+        top[0] = m // 2 if convolve else (m - 1) // 2
+        left[0] = n // 2 if convolve else (n - 1) // 2
+    else:
+        top[0], left[0] = 0, 0
     return CYC_OK
+
+
+cdef cyc_index_t _filter2d_work(cyc_index_t ho, cyc_index_t wo, cyc_index_t m, cyc_index_t n,
+                                cyc_index_t itemsize) noexcept nogil:
+    """Bytes of `work` _filter2d_api lays out, or -1: a row map (Hp int64) and
+    a column map (Wp int64), the kernel (m x n), the strip ((rows + m - 1) x Wp),
+    each region 64-byte aligned."""
+    cdef cyc_index_t hp = _size_add(ho, m - 1), wp = _size_add(wo, n - 1)
+    cdef cyc_index_t maps = _size_mul(_size_add(hp, wp), sizeof(int64_t))
+    cdef cyc_index_t strip = _size_mul(_size_add(min(ho, API_STRIP_ROWS), m - 1), wp)
+    cdef cyc_index_t values = _size_mul(_size_add(_size_mul(m, n), strip), itemsize)
+    return _size_add(3 * API_ALIGN, _size_add(maps, values))
 
 
 cdef int filter2d_shape(cyc_index_t h, cyc_index_t w, cyc_index_t m, cyc_index_t n, int mode,
@@ -831,27 +943,35 @@ cdef int filter2d_shape(cyc_index_t h, cyc_index_t w, cyc_index_t m, cyc_index_t
 
 cdef cyc_index_t filter2d_work_bytes(cyc_index_t h, cyc_index_t w, cyc_index_t m,
                                      cyc_index_t n, int mode, cyc_index_t itemsize) noexcept nogil:
-    """Bytes of `work` the filter2d functions need; -1 for invalid sizes."""
+    """Bytes of `work` the filter2d functions need (itemsize 4: float32, 8:
+    float64); -1 for invalid sizes or a size that does not fit in Py_ssize_t."""
     cdef cyc_index_t ho, wo, top, left
+    if itemsize != sizeof(float) and itemsize != sizeof(double):
+        return -1
     if _filter2d_geometry(h, w, m, n, mode, False, &ho, &wo, &top, &left) != CYC_OK:
         return -1
-    cdef cyc_index_t hp = ho + m - 1, wp = wo + n - 1
-    return 3 * 64 + (hp + wp) * 8 + (m * n + (min(ho, API_STRIP_ROWS) + m - 1) * wp) * itemsize
+    return _filter2d_work(ho, wo, m, n, itemsize)
 
 
 cdef int _filter2d_api(const fp_t *in1, cyc_index_t h, cyc_index_t w, cyc_index_t in1_stride,
                        const fp_t *in2, cyc_index_t m, cyc_index_t n, cyc_index_t in2_stride,
                        int mode, int boundary, fp_t fillvalue, fp_t *out, cyc_index_t out_stride,
                        void *work, cyc_index_t work_bytes, bint convolve) noexcept nogil:
-    cdef cyc_index_t ho, wo, top, left, u, v
+    cdef cyc_index_t ho, wo, top, left, u, v, item = sizeof(fp_t)
     cdef int status = _filter2d_geometry(h, w, m, n, mode, convolve, &ho, &wo, &top, &left)
     if status != CYC_OK:
         return status
-    if boundary not in (CYC_FILL, CYC_WRAP, CYC_SYMM) or in1_stride < w or in2_stride < n \
-            or out_stride < wo or in1 == NULL or in2 == NULL or out == NULL or work == NULL:
+    if boundary not in (CYC_FILL, CYC_WRAP, CYC_SYMM) \
+            or in1 == NULL or in2 == NULL or out == NULL or work == NULL \
+            or not _plane_fits(h, w, in1_stride, item) or not _plane_fits(m, n, in2_stride, item) \
+            or not _plane_fits(ho, wo, out_stride, item):
         return CYC_EINVAL
-    if work_bytes < filter2d_work_bytes(h, w, m, n, mode, sizeof(fp_t)):
+    cdef cyc_index_t need = _filter2d_work(ho, wo, m, n, item)
+    if need < 0:
+        return CYC_EINVAL
+    if work_bytes < need:
         return CYC_EWORK
+    # From here on every size is below the checked ones: plain arithmetic.
     cdef int rule = RULE_CONSTANT if boundary == CYC_FILL else \
         (RULE_WRAP if boundary == CYC_WRAP else RULE_SYMMETRIC)
     cdef cyc_index_t hp = ho + m - 1, wp = wo + n - 1
@@ -866,7 +986,7 @@ cdef int _filter2d_api(const fp_t *in1, cyc_index_t h, cyc_index_t w, cyc_index_
             # convolution = correlation with the kernel flipped both ways
             kernel[u * n + v] = in2[(m - 1 - u) * in2_stride + n - 1 - v] if convolve \
                 else in2[u * in2_stride + v]
-    _correlate_strips(<const char *>in1, w, in1_stride * sizeof(fp_t), sizeof(fp_t),
+    _correlate_strips(<const char *>in1, w, in1_stride * item, item,
                       row_map, col_map, left, wp, fillvalue, kernel, m, n,
                       out, wo, out_stride, strip, min(ho, API_STRIP_ROWS), 0, ho)
     return CYC_OK
@@ -908,9 +1028,34 @@ cdef int convolve2d_f64(const double *in1, cyc_index_t h, cyc_index_t w, cyc_ind
                          fillvalue, out, out_stride, work, work_bytes, True)
 
 
-cdef int _conv_of_params(const cyc_conv2d_params *p, bint double_precision,
+cdef cyc_index_t _conv2d_work_bound(const cyc_conv2d_params *p, cyc_index_t hp, cyc_index_t wp,
+                                    cyc_index_t itemsize) noexcept nogil:
+    """An upper bound of conv2d's work bytes, whichever kernel _conv_plan
+    picks (-1 if it does not fit): when it fits, no product _conv_plan and
+    the drivers form can wrap. It over-counts by a small factor (the padded
+    buffer's extra rows, packed weights an unblocked layer does not use):
+    it only rejects sizes far beyond any allocation."""
+    cdef cyc_index_t tile = max(_table.tile_pixels, _table.flat_f32, _table.flat_f64)
+    cdef cyc_index_t kb = max(_table.block_f32, _table.block_f64)
+    cdef cyc_index_t taps = _size_mul(_size_mul(p.C // p.groups, p.R), p.S)
+    cdef cyc_index_t rows = _size_add(hp, tile)
+    cdef cyc_index_t padded = _size_mul(_size_mul(p.C, rows), wp)
+    # groups * ceil(Kg / KB) * KB <= K + groups * KB output channels packed
+    cdef cyc_index_t packed = _size_mul(_size_add(p.K, _size_mul(p.groups, kb)), taps)
+    cdef cyc_index_t edge = _size_mul(taps, _table.tile_pixels)
+    cdef cyc_index_t scratch = max(_size_mul(SPATIAL_ROWS, wp),
+                                   tile * max(kb, _table.flat_channels))
+    cdef cyc_index_t values = _size_add(_size_add(padded, packed), _size_add(edge, scratch))
+    cdef cyc_index_t maps = _size_mul(_size_add(rows, wp), sizeof(int64_t))
+    return _size_add(5 * API_ALIGN, _size_add(maps, _size_mul(values, itemsize)))
+
+
+cdef int _conv_of_params(const cyc_conv2d_params *p, cyc_index_t itemsize,
                          _Conv *g) noexcept nogil:
-    if p == NULL:
+    """Check every argument and size of a conv2d call, then plan it into g.
+    CYC_EINVAL also when the input, weight, output or an upper bound of the
+    work buffer would not fit in PY_SSIZE_T_MAX bytes."""
+    if p == NULL or (itemsize != sizeof(float) and itemsize != sizeof(double)):
         return CYC_EINVAL
     if p.N < 1 or p.C < 1 or p.H < 1 or p.W < 1 or p.K < 1 or p.R < 1 or p.S < 1 \
             or p.groups < 1 or p.C % p.groups or p.K % p.groups \
@@ -925,19 +1070,45 @@ cdef int _conv_of_params(const cyc_conv2d_params *p, bint double_precision,
     if p.padding_mode == CYC_PAD_CIRCULAR and (max(p.pad_top, p.pad_bottom) > p.H
                                                or max(p.pad_left, p.pad_right) > p.W):
         return CYC_EINVAL
-    if p.H + p.pad_top + p.pad_bottom < p.dilation_h * (p.R - 1) + 1 \
-            or p.W + p.pad_left + p.pad_right < p.dilation_w * (p.S - 1) + 1:
+    # A one-tap axis never moves by its dilation: 1 keeps the drivers'
+    # pointer steps (row pitch x dilation) small.
+    cdef cyc_index_t dh = p.dilation_h if p.R > 1 else 1
+    cdef cyc_index_t dw = p.dilation_w if p.S > 1 else 1
+    cdef cyc_index_t hp = _size_add(_size_add(p.H, p.pad_top), p.pad_bottom)
+    cdef cyc_index_t wp = _size_add(_size_add(p.W, p.pad_left), p.pad_right)
+    cdef cyc_index_t extent_h = _size_add(_size_mul(dh, p.R - 1), 1)
+    cdef cyc_index_t extent_w = _size_add(_size_mul(dw, p.S - 1), 1)
+    if hp < 0 or wp < 0 or extent_h < 0 or extent_w < 0 or hp < extent_h or wp < extent_w:
+        return CYC_EINVAL
+    cdef cyc_index_t ho = (hp - extent_h) // p.stride_h + 1
+    cdef cyc_index_t wo = (wp - extent_w) // p.stride_w + 1
+    cdef cyc_index_t taps = _size_mul(_size_mul(p.C // p.groups, p.R), p.S)
+    if _size_mul(_size_mul(_size_mul(_size_mul(p.N, p.C), p.H), p.W), itemsize) < 0 \
+            or _size_mul(_size_mul(p.K, taps), itemsize) < 0 \
+            or _size_mul(_size_mul(_size_mul(_size_mul(p.N, p.K), ho), wo), itemsize) < 0 \
+            or _conv2d_work_bound(p, hp, wp, itemsize) < 0:
         return CYC_EINVAL
     g[0] = _conv_of(p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.groups, p.stride_h, p.stride_w,
-                    p.dilation_h, p.dilation_w, p.pad_top, p.pad_bottom, p.pad_left,
-                    p.pad_right, double_precision)
+                    dh, dw, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right,
+                    itemsize == sizeof(double))
     return CYC_OK
+
+
+cdef cyc_index_t _conv2d_work(const _Conv *g, cyc_index_t itemsize) noexcept nogil:
+    """Bytes of `work` _conv2d_api lays out, or -1: row and column maps (Hb,
+    Wb int64), packed weights, the padded input (C x Hb x Wb), the tile
+    scratch and the edge scratch, each region 64-byte aligned."""
+    cdef cyc_index_t maps = _size_mul(_size_add(g.Hb, g.Wb), sizeof(int64_t))
+    cdef cyc_index_t padded = _size_mul(_size_mul(g.C, g.Hb), g.Wb)
+    cdef cyc_index_t values = _size_add(_size_add(g.packed_size, padded),
+                                        _size_add(g.scratch_size, g.edge_size))
+    return _size_add(5 * API_ALIGN, _size_add(maps, _size_mul(values, itemsize)))
 
 
 cdef int conv2d_shape(const cyc_conv2d_params *p, cyc_index_t *out_h,
                       cyc_index_t *out_w) noexcept nogil:
     cdef _Conv g
-    cdef int status = _conv_of_params(p, False, &g)
+    cdef int status = _conv_of_params(p, sizeof(float), &g)
     if status == CYC_OK:
         out_h[0], out_w[0] = g.Ho, g.Wo
     return status
@@ -946,22 +1117,26 @@ cdef int conv2d_shape(const cyc_conv2d_params *p, cyc_index_t *out_h,
 cdef cyc_index_t conv2d_work_bytes(const cyc_conv2d_params *p, cyc_index_t itemsize) noexcept nogil:
     """Bytes of `work` conv2d_f32 (itemsize 4) or conv2d_f64 (8) needs; -1 if invalid."""
     cdef _Conv g
-    if _conv_of_params(p, itemsize == 8, &g) != CYC_OK:
+    if _conv_of_params(p, itemsize, &g) != CYC_OK:
         return -1
-    return 5 * 64 + (g.Hb + g.Wb) * 8 + itemsize * (
-        g.packed_size + g.C * g.Hb * g.Wb + g.scratch_size + g.edge_size)
+    return _conv2d_work(&g, itemsize)
 
 
 cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *weight,
                      const fp_t *bias, fp_t *out, void *work, cyc_index_t work_bytes) noexcept nogil:
     cdef _Conv g
-    cdef int status = _conv_of_params(p, fp_t is double, &g)
+    cdef cyc_index_t item = sizeof(fp_t)
+    cdef int status = _conv_of_params(p, item, &g)
     if status != CYC_OK:
         return status
     if input == NULL or weight == NULL or out == NULL or work == NULL:
         return CYC_EINVAL
-    if work_bytes < conv2d_work_bytes(p, sizeof(fp_t)):
+    cdef cyc_index_t need = _conv2d_work(&g, item)
+    if need < 0:
+        return CYC_EINVAL
+    if work_bytes < need:
         return CYC_EWORK
+    # From here on every size is below the checked ones: plain arithmetic.
     cdef int rule = RULE_CONSTANT
     if p.padding_mode == CYC_PAD_REFLECT:
         rule = RULE_REFLECT
@@ -977,7 +1152,7 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
     cdef fp_t *padded = <fp_t *>_align64(<char *>(packed + g.packed_size))
     cdef fp_t *scratch = <fp_t *>_align64(<char *>(padded + g.C * g.Hb * g.Wb))
     cdef fp_t *edge = <fp_t *>_align64(<char *>(scratch + g.scratch_size))
-    cdef Py_ssize_t i, item = sizeof(fp_t)
+    cdef Py_ssize_t i
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
     istr[0], istr[1], istr[2], istr[3] = g.C * g.H * g.W * item, g.H * g.W * item, g.W * item, item

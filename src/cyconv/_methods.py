@@ -61,6 +61,8 @@ def choose(plan: Plan, method: str) -> str:
     M, N = plan.kernel.shape
     Hp, Wp = len(plan.row_map), len(plan.col_map)
     size = dtype.itemsize
+    if direct_by_cost(size, plan.out_shape, plan.kernel.shape, (Hp, Wp)):
+        return "direct"  # small calls: no exact FFT sizes, no data scans
     best, best_cost = "direct", Ho * Wo * (M * N * _DIRECT_PER_MAC[size] + _DIRECT_PER_PIXEL)
     # Cheap estimates first; the SVD and the NaN scan only when they could matter.
     points = next_fast_len(Hp) * next_fast_len(Wp)
@@ -75,6 +77,18 @@ def choose(plan: Plan, method: str) -> str:
                                  and np.isfinite(plan.fill)):
         return "direct"  # only direct summation propagates NaN/inf like SciPy
     return best
+
+
+def direct_by_cost(itemsize: int, out_shape, kernel_shape, padded_shape) -> bool:
+    """True when the cost model puts direct summation at or below separable
+    and at or below the least an FFT could cost (next_fast_len(n) >= n):
+    then "auto" picks direct whatever the data (a decision from shapes alone)."""
+    (Ho, Wo), (M, N), (Hp, Wp) = out_shape, kernel_shape, padded_shape
+    direct = Ho * Wo * (M * N * _DIRECT_PER_MAC[itemsize] + _DIRECT_PER_PIXEL)
+    separable = (Hp * Wo * N + Ho * Wo * M) * _SEPARABLE_PER_MAC[itemsize] \
+        + Ho * Wo * _DIRECT_PER_PIXEL
+    fft_least = Hp * Wp * math.log2(max(Hp * Wp, 2)) * _FFT_PER_POINT_LOG[itemsize]
+    return direct <= separable and direct <= fft_least
 
 
 def _all_finite(a: np.ndarray) -> bool:

@@ -12,8 +12,11 @@ import numpy as np
 
 from . import _core
 
-# np.pad's names for the ways to extend an axis -> the core's rule numbers.
-RULES = {"constant": 0, "wrap": 1, "symmetric": 2, "reflect": 3, "edge": 4}
+# np.pad's names for the ways to extend an axis -> the core's rules (the
+# numbers are defined once, by the cpdef enum in _core.pyx).
+_Rule = _core.BoundaryRule
+RULES = {"constant": _Rule.RULE_CONSTANT, "wrap": _Rule.RULE_WRAP,
+         "symmetric": _Rule.RULE_SYMMETRIC, "reflect": _Rule.RULE_REFLECT, "edge": _Rule.RULE_EDGE}
 
 
 def index_map(n: int, before: int, after: int, np_mode: str) -> np.ndarray:

@@ -12,14 +12,13 @@ remembers its process id and is rebuilt in a new process.
 from __future__ import annotations
 
 import contextlib
-import operator
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
+from . import _geometry
 
 # Below this many multiply-adds a call stays on the calling thread: waking
 # the pool costs tens of microseconds.
@@ -47,12 +46,7 @@ def available_cpus() -> int:
 
 def _check_count(n, name: str) -> int:
     """A thread count as SciPy's `workers`: positive, or negative counting back from all CPUs."""
-    if isinstance(n, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or None, got {n!r}")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or None, got {n!r}") from None
+    n = _geometry.as_int(n, name, "an int or None")
     if n == 0:
         raise ValueError(f"{name} must be a positive int, or negative to count back from "
                          f"the {available_cpus()} available CPUs (-1 = all); got 0")
@@ -139,6 +133,13 @@ def run(func: Callable[..., None], chunks: Sequence[tuple], nthreads: int,
     running ones finish (each is short), and the exception propagates.
     `state` is scratch() made once per thread (None without `scratch`).
     """
+    if nthreads <= 1 or len(chunks) <= 1:
+        # The calling thread alone: no pool, no hand-out lock.
+        state = scratch() if scratch is not None else None
+        for chunk in chunks:
+            with _cpu_slots:
+                func(state, *chunk)
+        return
     lock = threading.Lock()
     todo = iter(chunks)
     stop = False
@@ -174,6 +175,13 @@ def run(func: Callable[..., None], chunks: Sequence[tuple], nthreads: int,
 
 def run_rows(func: Callable[..., None], rows: int, work_per_row: float, workers: int,
              scratch: Callable[[], object] | None = None) -> None:
-    """run() over output rows 0..rows-1, in chunks of about CHUNK_WORK: func(state, r0, r1)."""
+    """run() over output rows 0..rows-1, in chunks of about CHUNK_WORK: func(state, r0, r1).
+
+    A call of less than MIN_WORK_PER_THREAD multiply-adds is one chunk run
+    on the calling thread without taking a CPU slot: it lasts microseconds,
+    less than the slot's bookkeeping."""
+    if rows * work_per_row < MIN_WORK_PER_THREAD:
+        func(scratch() if scratch is not None else None, 0, rows)
+        return
     chunks = chunks_of(rows, work_per_row)
     run(func, chunks, threads_for(workers, rows * work_per_row, len(chunks)), scratch)

@@ -99,7 +99,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("cyconv.dask needs Dask: pip install 'cyconv[dask]' "
                       "(or pip install 'dask[array]')") from exc
 
-from . import _conv2d, _convolve, _methods, _parallel
+from . import _conv2d, _convolve, _geometry, _parallel
 
 __all__ = ["convolve2d", "correlate2d", "conv2d"]
 
@@ -185,34 +185,24 @@ def conv2d(input, weight: ArrayLike, bias: ArrayLike | None = None, stride=1, pa
     x = _as_dask(input, "input")
     w = _in_memory(weight, "weight")
     b = None if bias is None else _in_memory(bias, "bias")
-    if x.ndim not in (3, 4):
-        raise ValueError(f"input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {x.shape}")
     _check_known_chunks(x)
-    unbatched = x.ndim == 3
-    if unbatched:
+    # Every argument is checked here, as the in-memory function checks it.
+    dtype = _geometry.conv2d_dtype(x.dtype, w.dtype, None if b is None else b.dtype)
+    geo = _geometry.conv2d(x.shape, w.shape, None if b is None else b.shape, stride, padding,
+                           dilation, groups, padding_mode)
+    _parallel.resolve_workers(workers)  # validate now; resolved again in each task
+    if geo.unbatched:
         x = x[np.newaxis]
-    N, C, H, W = x.shape
-    # An empty batch makes the in-memory function validate every argument
-    # (dtypes, shapes, groups, padding and padding_mode against H and W) and
-    # return the result's dtype and shape without computing anything.
-    probe = _conv2d.conv2d(np.empty((0, C, H, W), x.dtype), w, b, stride, padding, dilation,
-                           groups, padding_mode=padding_mode, workers=workers)
-    dtype = probe.dtype
-    _, K, Ho, Wo = probe.shape
-    _, Cg, R, S = w.shape
-    sh, sw = _conv2d._int_pair(stride, "stride")
-    dh, dw = _conv2d._int_pair(dilation, "dilation")
-    top, bottom, left, right = _conv2d._resolve_padding(padding, (H, W), (R, S), (sh, sw),
-                                                        (dh, dw))
-    np_mode = _conv2d._PAD_MODES[padding_mode]
-    out_batched = (N, K, Ho, Wo)
+    N, K, Ho, Wo = geo.out_shape
+    top, bottom, left, right = geo.padding
+    out_batched = geo.out_shape
     meta = np.empty((0, 0, 0, 0), dtype)
-    kwargs = dict(weight=w, bias=b, stride=(sh, sw), dilation=(dh, dw), groups=groups,
-                  workers=workers)
+    kwargs = dict(weight=w, bias=b, stride=geo.stride, dilation=geo.dilation,
+                  groups=geo.groups, workers=workers)
 
     if N == 0 or K == 0:
         result = da.zeros(out_batched, dtype=dtype, chunks=(x.chunks[0], -1, -1, -1))
-    elif Cg == 0 or R == 0 or S == 0:
+    elif geo.empty_kernel:
         # Degenerate kernels (no taps): the output is the bias alone, which
         # the in-memory function produces; one task per batch chunk.
         whole = x.astype(dtype).rechunk({1: -1, 2: -1, 3: -1})
@@ -223,13 +213,12 @@ def conv2d(input, weight: ArrayLike, bias: ArrayLike | None = None, stride=1, pa
                                **dict(kwargs, padding=(left, right, top, bottom),
                                       padding_mode=padding_mode))
     else:
-        rows = _plan_axis(x.chunks[2], top, bottom, dh * (R - 1) + 1, sh)
-        cols = _plan_axis(x.chunks[3], left, right, dw * (S - 1) + 1, sw)
-        assert (sum(rows.out_chunks), sum(cols.out_chunks)) == (Ho, Wo)
+        rows = _geometry.split_axis(geo.rows, x.chunks[2])
+        cols = _geometry.split_axis(geo.cols, x.chunks[3])
         xp = x.astype(dtype).rechunk({1: -1})
         zero = np.zeros((), dtype)
-        xp = _pad_axis(xp, 2, top, bottom, np_mode, zero)
-        xp = _pad_axis(xp, 3, left, right, np_mode, zero)
+        xp = _pad_axis(xp, 2, top, bottom, geo.rule, zero)
+        xp = _pad_axis(xp, 3, left, right, geo.rule, zero)
         xp = xp.rechunk({2: rows.padded_chunks, 3: cols.padded_chunks})
         result = da.map_overlap(
             _conv2d_block, xp, depth={0: 0, 1: 0, 2: rows.depth, 3: cols.depth},
@@ -237,7 +226,7 @@ def conv2d(input, weight: ArrayLike, bias: ArrayLike | None = None, stride=1, pa
             chunks=(xp.chunks[0], (K,), rows.out_chunks, cols.out_chunks),
             name=_key("cyconv-conv2d", xp, kwargs, rows, cols),
             **dict(kwargs, padding=0, padding_mode="zeros"))
-    return result[0] if unbatched else result
+    return result[0] if geo.unbatched else result
 
 
 # =========================================================================== convolve2d
@@ -247,23 +236,14 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve)
     func = _convolve.convolve2d if convolve else _convolve.correlate2d
     x = _as_dask(in1, "in1")
     k = _in_memory(in2, "in2")
-    if x.ndim != 2 or k.ndim != 2:
-        raise ValueError(f"{name} inputs must both be 2-D arrays, got in1.ndim={x.ndim} "
-                         f"and in2.ndim={k.ndim}")
     _check_known_chunks(x)
-    if not isinstance(mode, str) or mode not in _convolve._MODES:
-        raise ValueError(f"mode must be one of 'full', 'same', 'valid', got {mode!r}")
-    if not isinstance(boundary, str) or boundary not in _convolve._BOUNDARIES:
-        raise ValueError("boundary must be 'fill' (or 'pad'), 'wrap' (or 'circular') or "
-                         f"'symm' (or 'symmetric'), got {boundary!r}")
-    if not isinstance(method, str) or method not in _methods.METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, _methods.METHODS))}, "
-                         f"got {method!r}")
+    # Every argument is checked here, as the in-memory function checks it.
+    _geometry.check_method(method)
     _parallel.resolve_workers(workers)  # validate now; resolved again in each task
-    dtype = _convolve._result_dtype(x.dtype, k.dtype, name)
-    np_mode = _convolve._BOUNDARIES[boundary]
-    fill = (_convolve._fill_scalar(fillvalue, dtype) if np_mode == "constant"
-            else np.zeros((), dtype))
+    rule = _geometry.check_filter2d(x.shape, k.shape, mode, boundary, convolve)
+    dtype = _geometry.filter2d_dtype(x.dtype, k.dtype, name)
+    fill = _geometry.fill_scalar(fillvalue if rule == "constant" else 0, dtype)
+    geo = _geometry.filter2d(x.shape, k.shape, mode, boundary, convolve)
     if method == "separable" and k.size:
         # Whether the kernel qualifies depends on it alone: ask on a stand-in
         # image of the kernel's shape, now rather than in every task.
@@ -273,37 +253,26 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve)
     meta = np.empty((0, 0), dtype)
     key = partial(_key, f"cyconv-{name}", k, mode, boundary, fillvalue, method, workers)
 
-    (H, W), (M, N) = x.shape, k.shape
-    if mode == "valid" and _convolve._valid_swap_needed((H, W), (M, N)):
+    if geo.swapped:
         # SciPy swaps the inputs: the image is smaller than the in-memory
         # kernel in every dimension, so one task computes it whole.
         return da.map_blocks(_whole_block, x.rechunk(-1), kernel=k, mode=mode, call=call,
-                             chunks=((M - H + 1,), (N - W + 1,)), dtype=dtype, meta=meta,
-                             name=key(x))
-    if mode == "full":
-        pads = ((M - 1, M - 1), (N - 1, N - 1))
-    elif mode == "same":
-        # The in-memory centring: convolution puts the odd sample of an even
-        # kernel before the pixel, correlation after it.
-        pads = ((M // 2, (M - 1) // 2), (N // 2, (N - 1) // 2)) if convolve else \
-               (((M - 1) // 2, M // 2), ((N - 1) // 2, N // 2))
-    else:
-        pads = ((0, 0), (0, 0))
-    out_shape = (H + sum(pads[0]) - M + 1, W + sum(pads[1]) - N + 1)
-    if x.size == 0 or min(out_shape) < 0:
-        # Nothing to read: the in-memory function gives the result (or its
-        # error) from a zero-size stand-in of the image.
+                             chunks=tuple((n,) for n in geo.out_shape), dtype=dtype,
+                             meta=meta, name=key(x))
+    if geo.empty:
+        return da.zeros(geo.out_shape, dtype=dtype)  # an empty sum: zeros, like in memory
+    if x.size == 0:
+        # Nothing to read: the output is all fill; the in-memory function
+        # computes it from a zero-size stand-in of the image.
         stand_in = np.broadcast_to(np.zeros((), x.dtype), x.shape)
-        return da.from_array(func(stand_in, k, mode, boundary, fillvalue, method=method,
-                                  workers=workers))
-    if min(out_shape) == 0 or M == 0 or N == 0:
-        return da.zeros(out_shape, dtype=dtype)  # an empty sum: zeros, like in memory
+        return da.from_array(call(stand_in, k, mode))
 
-    rows = _plan_axis(x.chunks[0], *pads[0], M, 1)
-    cols = _plan_axis(x.chunks[1], *pads[1], N, 1)
+    rows = _geometry.split_axis(geo.rows, x.chunks[0])
+    cols = _geometry.split_axis(geo.cols, x.chunks[1])
+    top, bottom, left, right = geo.pads
     xp = x.astype(dtype)
-    xp = _pad_axis(xp, 0, *pads[0], np_mode, fill)
-    xp = _pad_axis(xp, 1, *pads[1], np_mode, fill)
+    xp = _pad_axis(xp, 0, top, bottom, geo.rule, fill)
+    xp = _pad_axis(xp, 1, left, right, geo.rule, fill)
     xp = xp.rechunk((rows.padded_chunks, cols.padded_chunks))
     return da.map_overlap(
         _valid_block, xp, depth={0: rows.depth, 1: cols.depth}, boundary="none", trim=False,
@@ -328,79 +297,7 @@ def _conv2d_block(block, *, weight, bias, stride, padding, dilation, groups, pad
                           padding_mode=padding_mode, workers=workers)
 
 
-# =========================================================================== chunk plans
-
-class _AxisPlan:
-    """How one axis is split: chunks of the padded axis, the (before, after)
-    halo each chunk receives from its neighbours, and the output chunks."""
-
-    __slots__ = ("padded_chunks", "depth", "out_chunks")
-
-    def __init__(self, padded_chunks, depth, out_chunks):
-        self.padded_chunks = padded_chunks
-        self.depth = depth
-        self.out_chunks = out_chunks
-
-    def __repr__(self):
-        return (f"_AxisPlan(padded_chunks={self.padded_chunks}, depth={self.depth}, "
-                f"out_chunks={self.out_chunks})")
-
-    def __dask_tokenize__(self):
-        return (self.padded_chunks, self.depth, self.out_chunks)
-
-
-def _plan_axis(chunks: Sequence[int], before: int, after: int, span: int,
-               stride: int) -> _AxisPlan:
-    """Split one axis of a valid filter of the padded axis.
-
-    Output i reads padded positions [i*stride, i*stride + span). An output
-    chunk [u, v) therefore reads [u*stride, (v-1)*stride + span): its own
-    padded chunk [u*stride + a, v*stride + a) plus a halo of ``a`` before
-    and ``b = span - stride - a`` after. ``a`` is the padding before the
-    image (capped at the halo), which puts the output chunk boundaries on
-    the input chunk boundaries for stride 1; the first chunk has no halo
-    before (it starts at padded position 0) and the last none after.
-    """
-    n = sum(chunks)
-    padded = n + before + after
-    total = (padded - span) // stride + 1
-    halo = max(span - stride, 0)
-    a = min(before, halo)
-    b = halo - a
-    # Every padded chunk must hold the halo its neighbours take from it
-    # (dask.array.overlap only reaches the adjacent chunk), and every output
-    # chunk must be non-empty.
-    least = max(1, -(-max(a, b) // stride))
-
-    bounds = []
-    edge = 0
-    for c in chunks[:-1]:
-        edge += c
-        u = (edge + before - a) // stride
-        if 0 < u < total and (not bounds or u > bounds[-1]):
-            bounds.append(u)
-    merged: list[int] = []
-    pending = 0
-    for size in np.diff([0, *bounds, total]).tolist():
-        pending += size
-        if pending >= least:
-            merged.append(pending)
-            pending = 0
-    if pending:
-        if merged:
-            merged[-1] += pending
-        else:
-            merged.append(pending)
-    out_chunks = tuple(merged)
-    if len(out_chunks) == 1:
-        padded_chunks: tuple[int, ...] = (padded,)
-    else:
-        last_start = (total - out_chunks[-1]) * stride + a
-        padded_chunks = (out_chunks[0] * stride + a,
-                         *(o * stride for o in out_chunks[1:-1]),
-                         padded - last_start)
-    return _AxisPlan(padded_chunks, (a, b), out_chunks)
-
+# =========================================================================== padding
 
 def _pad_axis(x: da.Array, axis: int, before: int, after: int, np_mode: str,
               fill: np.ndarray) -> da.Array:

@@ -51,11 +51,15 @@ from . import kernels as _kernels
 from ._conv2d import conv2d
 from ._convolve import convolve2d, correlate2d
 
-__all__ = ["filter_image", "feature_maps", "save_feature_grid", "sobel_edges", "PIL_HINT"]
+__all__ = ["filter_image", "feature_maps", "save_feature_grid", "sobel_edges", "sample",
+           "SAMPLE_PATH", "PIL_HINT"]
 
-PIL_HINT = "pip install 'cyconv[image]'"
+PIL_HINT = "pip install 'cyconv[image]' (from a source checkout: pip install '.[image]')"
 
 KernelLike = Union[str, ArrayLike]
+
+# A 256 x 256 RGB picture made for the demo (tools/make_sample.py), installed with the package.
+SAMPLE_PATH = Path(__file__).with_name("data") / "sample.png"
 
 
 class _ModeInfo(NamedTuple):
@@ -333,20 +337,73 @@ def _stretch(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+def _to_display(row: np.ndarray) -> np.ndarray:
+    """One kernel's maps (C, H, W) onto 0..255 with one shared scale, robust
+    to a few extreme pixels:
+
+    - signed maps (edges, Laplacians: at least 10 % of the values negative
+      and 10 % positive): 0 is mid-gray (128) and the 99.5th percentile of
+      ``|value|`` is white (+) or black (-);
+    - other maps (blurs, sharpened images): the 0.5th..99.5th percentile
+      range is stretched onto 0..255.
+
+    Values past the percentiles clip; non-finite values and constant maps
+    show as 0 (black)."""
+    a = np.asarray(row, dtype=np.float64)
+    finite = np.isfinite(a)
+    if not finite.any():
+        return np.zeros(a.shape, np.uint8)
+    values = a[finite]
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        return np.zeros(a.shape, np.uint8)
+    if min(np.count_nonzero(values < 0), np.count_nonzero(values > 0)) >= 0.1 * values.size:
+        s = float(np.percentile(np.abs(values), 99.5)) or max(-lo, hi)
+        scaled = 128.0 + 127.0 * np.where(finite, a, 0.0) / s
+    else:
+        lo, hi = (float(q) for q in np.percentile(values, [0.5, 99.5]))
+        if hi <= lo:
+            lo, hi = float(values.min()), float(values.max())
+        scaled = (np.where(finite, a, lo) - lo) * (255.0 / (hi - lo))
+    out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    out[~finite] = 0
+    return out
+
+
+def _text_image(text: str) -> np.ndarray:
+    """`text` in Pillow's default font, white on black, cropped to the ink:
+    measured from the drawn pixels, since ``textbbox`` can be narrower than
+    what some Pillow versions draw."""
+    from PIL import Image, ImageDraw
+
+    scratch = Image.new("L", (12 * len(text) + 32, 48), 0)
+    draw = ImageDraw.Draw(scratch)
+    draw.fontmode = "1"  # crisp, not anti-aliased, at this small size
+    draw.text((8, 8), text, fill=255)
+    box = scratch.getbbox()
+    return np.zeros((1, 1), np.uint8) if box is None else np.asarray(scratch.crop(box))
+
+
 def save_feature_grid(maps: ArrayLike, path: str | os.PathLike, *,
-                      labels: Sequence[str] | None = None) -> Path:
+                      labels: Sequence[str] | None = None,
+                      channel_labels: Sequence[str] | None = None,
+                      gap: int = 4) -> Path:
     """Write feature maps as one grayscale PNG mosaic; returns the path.
 
     ``maps``: (n_kernels, C, H, W) as from :func:`feature_maps` (or
-    (n, H, W), one channel). Rows are kernels, columns channels; each map is
-    stretched on its own onto 0..255. The image is exactly
-    ``(n * H) x (C * W)`` pixels: ``labels[i]`` (one string per row,
-    optional) is written in the top-left corner of row ``i`` in Pillow's
-    default font, white on a black box. Always PNG, whatever the suffix.
-    Needs Pillow.
+    (n, H, W), one channel). Rows are kernels, columns channels, with
+    ``gap`` pixels of mid-gray between panels. Each row (one kernel over
+    every channel) shares one display scale, so channels can be compared:
+    signed maps (at least 10 % negative and 10 % positive values) put 0 at
+    mid-gray and the 99.5th percentile of ``|value|`` at black/white; others
+    stretch their 0.5th..99.5th percentiles onto 0..255 (a few extreme
+    pixels do not wash out the rest).
+    ``labels`` (one per row) are written in a margin left of the rows, and
+    ``channel_labels`` (one per column, e.g. ``["R", "G", "B"]``) in a strip
+    above the columns, white on black, never over a map. Always PNG,
+    whatever the suffix. Needs Pillow.
     """
     Image = _require_pil()
-    from PIL import ImageDraw
 
     m = np.asarray(maps)
     if m.ndim == 3:
@@ -359,28 +416,59 @@ def save_feature_grid(maps: ArrayLike, path: str | os.PathLike, *,
     n, C, H, W = m.shape
     if n * C * H * W == 0:
         raise ValueError(f"cannot draw an empty grid of maps with shape {m.shape}")
-    if labels is not None:
-        labels = [str(s) for s in labels]
-        if len(labels) != n:
-            raise ValueError(f"labels must have one string per row ({n}), got {len(labels)}")
-    grid = np.zeros((n * H, C * W), np.uint8)
+    row_text = _labels(labels, n, "labels", "row")
+    col_text = _labels(channel_labels, C, "channel_labels", "column")
+    gap = _gap(gap)
+    row_ink = [_text_image(t) if t else None for t in row_text]
+    col_ink = [_text_image(t) if t else None for t in col_text]
+    pad = 3
+    left = max((a.shape[1] for a in row_ink if a is not None), default=-2 * pad) + 2 * pad
+    top = max((a.shape[0] for a in col_ink if a is not None), default=-2 * pad) + 2 * pad
+    height, width = top + n * H + (n - 1) * gap, left + C * W + (C - 1) * gap
+    # A label longer than its map is (a tiny map): widen or lengthen the
+    # picture so that it is still drawn whole.
+    if row_ink[-1] is not None:
+        height = max(height, top + (n - 1) * (H + gap) + pad + row_ink[-1].shape[0])
+    if col_ink[-1] is not None:
+        width = max(width, left + (C - 1) * (W + gap) + pad + col_ink[-1].shape[1])
+    grid = np.zeros((height, width), np.uint8)
+    grid[top:top + n * H + (n - 1) * gap, left:left + C * W + (C - 1) * gap] = 96  # the gaps
     for i in range(n):
+        y = top + i * (H + gap)
+        shown = _to_display(m[i])
         for c in range(C):
-            grid[i * H:(i + 1) * H, c * W:(c + 1) * W] = _stretch(m[i, c])
-    for i, text in enumerate(labels or ()):
-        if text:
-            # Drawn on the row alone, so a label never spills into the next row.
-            row = Image.fromarray(grid[i * H:(i + 1) * H])
-            draw = ImageDraw.Draw(row)
-            draw.fontmode = "1"  # crisp, not anti-aliased, at this small size
-            left, top, right, bottom = draw.textbbox((2, 1), text)
-            draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=0)
-            draw.text((2, 1), text, fill=255)
-            grid[i * H:(i + 1) * H] = np.asarray(row)
-    im = Image.fromarray(grid)
+            x = left + c * (W + gap)
+            grid[y:y + H, x:x + W] = shown[c]
+        _paste(grid, row_ink[i], y + pad, pad)
+    for c in range(C):
+        _paste(grid, col_ink[c], pad, left + c * (W + gap) + pad)
     out = Path(path)
-    im.save(out, format="PNG")
+    Image.fromarray(grid).save(out, format="PNG")
     return out
+
+
+def _labels(labels, count: int, name: str, what: str) -> list[str]:
+    if labels is None:
+        return [""] * count
+    if isinstance(labels, str):
+        raise TypeError(f"{name} must be a sequence of strings, one per {what}, got a string")
+    labels = [str(s) for s in labels]
+    if len(labels) != count:
+        raise ValueError(f"{name} must have one string per {what} ({count}), got {len(labels)}")
+    return labels
+
+
+def _gap(value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 0:
+        raise ValueError(f"gap must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _paste(grid: np.ndarray, ink: np.ndarray | None, y: int, x: int) -> None:
+    """Label ink at (y, x) (white on black, over whatever is there)."""
+    if ink is not None:
+        grid[y:y + ink.shape[0], x:x + ink.shape[1]] = ink
 
 
 def sobel_edges(img, *, reduce: Literal["max", "mean"] = "max", scale: float = 1.0,
@@ -421,3 +509,13 @@ def sobel_edges(img, *, reduce: Literal["max", "mean"] = "max", scale: float = 1
         gray = _MODES[pmode].gray
         return _to_pil(_round_clip(mag, _MODES[gray].dtype)[:, :, None], gray)
     return mag if out_dtype is None else _round_clip(mag, out_dtype)
+
+
+def sample():
+    """The bundled sample picture (256 x 256, RGB) as a Pillow image, loaded
+    into memory (the file is closed). Its path is :data:`SAMPLE_PATH`.
+    Needs Pillow."""
+    Image = _require_pil()
+    with Image.open(SAMPLE_PATH) as im:
+        im.load()
+        return im.copy()

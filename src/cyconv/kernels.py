@@ -46,11 +46,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from typing import Callable, NamedTuple, Sequence, Union
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ._geometry import as_int, int_at_least
 
 Size = Union[int, Sequence[int]]
 
@@ -64,25 +65,13 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # argument checking
 
-def _int(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a positive integer, got {value!r}") from None
-    if v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v}")
-    return v
-
-
 def _size(size, name: str = "size", *, odd: bool = False) -> tuple[int, int]:
     if isinstance(size, (tuple, list, np.ndarray)):
         if len(size) != 2:
             raise ValueError(f"{name} must be an int or a pair (h, w), got {size!r}")
-        h, w = _int(size[0], name), _int(size[1], name)
+        h, w = int_at_least(size[0], name, 1), int_at_least(size[1], name, 1)
     else:
-        h = w = _int(size, name)
+        h = w = int_at_least(size, name, 1)
     if odd and (h % 2 == 0 or w % 2 == 0):
         raise ValueError(f"{name} must be odd (the kernel needs a centre sample), "
                          f"got {size!r}")
@@ -207,12 +196,7 @@ def laplacian(neighbours: int = 4) -> NDArray[np.float64]:
     ``neighbours=4``: ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]``;
     ``neighbours=8``: ones with ``-8`` in the centre. Symmetric.
     """
-    if isinstance(neighbours, (bool, np.bool_)):
-        raise TypeError(f"neighbours must be 4 or 8, got {neighbours!r}")
-    try:
-        n = operator.index(neighbours)
-    except TypeError:
-        raise TypeError(f"neighbours must be 4 or 8, got {neighbours!r}") from None
+    n = as_int(neighbours, "neighbours", "4 or 8")
     if n == 4:
         return np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
     if n == 8:

@@ -6,18 +6,73 @@
 #include <string.h>
 #include "kernels.h"
 
+/* GCC and Clang (clang-cl included: it defines __clang__ and _MSC_VER, not
+ * __GNUC__) compile the vector template; MSVC's cl.exe does not, and gets the
+ * scalar fallback. setup.py therefore builds Windows wheels with clang-cl. */
 #if defined(__GNUC__) || defined(__clang__)
 #define CYC_HAVE_VECTOR_EXT 1
 #else
 #define CYC_HAVE_VECTOR_EXT 0
 #endif
 
-#if CYC_HAVE_VECTOR_EXT && (defined(__x86_64__) || defined(__i386__))
-#define CYC_X86_DISPATCH 1
-#include <cpuid.h>
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
+#define CYC_X86 1
 #else
-#define CYC_X86_DISPATCH 0
+#define CYC_X86 0
 #endif
+/* Run-time dispatch needs the vector kernels and an x86 CPU to ask. */
+#define CYC_X86_DISPATCH (CYC_HAVE_VECTOR_EXT && CYC_X86)
+
+/* How to ask the CPU: MSVC intrinsics, or GCC/Clang's cpuid.h and inline
+ * asm; another compiler reports no features (and runs the baseline). */
+#if CYC_X86 && defined(_MSC_VER) && !defined(__clang__)
+#define CYC_CPUID_MSVC 1
+#include <intrin.h>           /* cl.exe: __cpuidex, _xgetbv */
+#elif CYC_X86 && (defined(__GNUC__) || defined(__clang__))
+#define CYC_CPUID_GNU 1
+#include <cpuid.h>            /* GCC, Clang, clang-cl, mingw-w64 */
+#endif
+#if defined(CYC_CPUID_MSVC) || defined(CYC_CPUID_GNU)
+#define CYC_HAVE_CPUID 1
+#else
+#define CYC_HAVE_CPUID 0
+#endif
+#if CYC_X86 && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+/* Each level's tile parameters, defined once: the template is instantiated
+ * with them, and the tables at the end report the tile sizes they give.
+ * VBYTES: vector bytes (0: plain scalar C); PT: pixels per blocked tile;
+ * TR: rows per spatial_rows step; FK x FV: flat tiles of FK output channels
+ * by FV vectors of pixels. */
+#if CYC_HAVE_VECTOR_EXT
+#define BASE_VBYTES 16
+#define BASE_PT 6
+#define BASE_TR 2
+#else
+#define BASE_VBYTES 0
+#define BASE_PT 4
+#define BASE_TR 1
+#endif
+#define BASE_FK 2
+#define BASE_FV 4
+#define AVX2_VBYTES 32
+#define AVX2_PT 6
+#define AVX2_TR 4
+#define AVX2_FK 2
+#define AVX2_FV 4
+#define AVX512_VBYTES 64
+#define AVX512_PT 14
+#define AVX512_TR 4
+#define AVX512_FK 4
+#define AVX512_FV 4
+
+/* A compile-time check that works in C89 and MSVC (a negative array size). */
+#define CYC_STATIC_ASSERT(cond, name) typedef char cyc_static_assert_##name[(cond) ? 1 : -1]
+CYC_STATIC_ASSERT(BASE_FK <= CYC_MAX_FLAT_CHANNELS, base_flat_channels);
+CYC_STATIC_ASSERT(AVX2_FK <= CYC_MAX_FLAT_CHANNELS, avx2_flat_channels);
+CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 
 /* ---- baseline: SSE2 on x86-64, NEON on aarch64, 16-byte vectors ---- */
 #define ISA base
@@ -27,19 +82,11 @@
 #else
 #define HAS_FMA 0
 #endif
-#if CYC_HAVE_VECTOR_EXT
-#define VBYTES 16
-#define PT 6
-#define TR 2
-#define FK 2
-#define FV 4
-#else
-#define VBYTES 0
-#define PT 4
-#define TR 1
-#define FK 2
-#define FV 4
-#endif
+#define VBYTES BASE_VBYTES
+#define PT BASE_PT
+#define TR BASE_TR
+#define FK BASE_FK
+#define FV BASE_FV
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -64,11 +111,11 @@
 #define ISA avx2
 #define TARGET __attribute__((target("avx2,fma")))
 #define HAS_FMA 1
-#define VBYTES 32
-#define PT 6
-#define TR 4
-#define FK 2
-#define FV 4
+#define VBYTES AVX2_VBYTES
+#define PT AVX2_PT
+#define TR AVX2_TR
+#define FK AVX2_FK
+#define FV AVX2_FV
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -92,11 +139,11 @@
 #define ISA avx512
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
 #define HAS_FMA 1
-#define VBYTES 64
-#define PT 14
-#define TR 4
-#define FK 4
-#define FV 4
+#define VBYTES AVX512_VBYTES
+#define PT AVX512_PT
+#define TR AVX512_TR
+#define FK AVX512_FK
+#define FV AVX512_FV
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -117,18 +164,20 @@
 #undef FV
 #endif
 
+/* The tile-size fields of a level's table (see cyc_kernel_table): PT and KB
+ * for float32, float64; FK and FP for float32, float64. */
+#define TILE_SIZES(L) L##_PT, CYC_BLOCK_CHANNELS(L##_VBYTES, float), \
+    CYC_BLOCK_CHANNELS(L##_VBYTES, double)
+#define FLAT_SIZES(L) L##_FK, CYC_FLAT_PIXELS(L##_VBYTES, L##_FV, float), \
+    CYC_FLAT_PIXELS(L##_VBYTES, L##_FV, double)
+
 static const cyc_kernel_table table_base = {
     "baseline",
     cyc_spatial_row_f32_base, cyc_spatial_row_f64_base,
     cyc_spatial_rows_f32_base, cyc_spatial_rows_f64_base,
     cyc_blocked_tile_f32_base, cyc_blocked_tile_f64_base,
-#if CYC_HAVE_VECTOR_EXT
-    6, 8, 4,
-    cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, 2, 16, 8,
-#else
-    4, 2, 2,
-    cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, 2, 4, 4,
-#endif
+    TILE_SIZES(BASE),
+    cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, FLAT_SIZES(BASE),
 };
 
 #if CYC_X86_DISPATCH
@@ -137,46 +186,89 @@ static const cyc_kernel_table table_avx2 = {
     cyc_spatial_row_f32_avx2, cyc_spatial_row_f64_avx2,
     cyc_spatial_rows_f32_avx2, cyc_spatial_rows_f64_avx2,
     cyc_blocked_tile_f32_avx2, cyc_blocked_tile_f64_avx2,
-    6, 16, 8,
-    cyc_flat_tile_f32_avx2, cyc_flat_tile_f64_avx2, 2, 32, 16,
+    TILE_SIZES(AVX2),
+    cyc_flat_tile_f32_avx2, cyc_flat_tile_f64_avx2, FLAT_SIZES(AVX2),
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
     cyc_spatial_row_f32_avx512, cyc_spatial_row_f64_avx512,
     cyc_spatial_rows_f32_avx512, cyc_spatial_rows_f64_avx512,
     cyc_blocked_tile_f32_avx512, cyc_blocked_tile_f64_avx512,
-    14, 32, 16,
-    cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, 4, 64, 32,
+    TILE_SIZES(AVX512),
+    cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, FLAT_SIZES(AVX512),
 };
 
+#endif
+
+#if CYC_HAVE_CPUID
+/* cpuid leaf/subleaf into r[0..3] = eax, ebx, ecx, edx; 0 if the leaf is
+ * beyond the CPU's maximum. */
+static int cyc_cpuid(unsigned int leaf, unsigned int sub, unsigned int r[4])
+{
+#if defined(CYC_CPUID_MSVC)
+    int x[4];
+    __cpuid(x, (int)(leaf & 0x80000000u));
+    if ((unsigned int)x[0] < leaf) return 0;
+    __cpuidex(x, (int)leaf, (int)sub);
+    r[0] = (unsigned int)x[0]; r[1] = (unsigned int)x[1];
+    r[2] = (unsigned int)x[2]; r[3] = (unsigned int)x[3];
+    return 1;
+#else
+    if (__get_cpuid_max(leaf & 0x80000000u, 0) < leaf) return 0;
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+    return 1;
+#endif
+}
+
+/* XCR0: which register states the OS saves (call only when OSXSAVE is set). */
 static unsigned long long read_xcr0(void)
 {
+#if defined(CYC_CPUID_MSVC)
+    return _xgetbv(0);
+#else
+    /* xgetbv as bytes: needs no -mxsave and assembles everywhere. */
     unsigned int eax, edx;
-    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(eax), "=d"(edx) : "c"(0)); /* xgetbv */
+    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(eax), "=d"(edx) : "c"(0));
     return ((unsigned long long)edx << 32) | eax;
+#endif
+}
+
+/* macOS enables the AVX-512 register state lazily, on a thread's first
+ * AVX-512 instruction, so XCR0 may not show it yet; the kernel reports the
+ * support it will give instead. */
+static int os_saves_zmm(unsigned long long xcr0)
+{
+    if ((xcr0 & 0xe6) == 0xe6) return 1;                 /* opmask, zmm hi256, hi16 zmm */
+#if defined(__APPLE__)
+    int on = 0;
+    size_t size = sizeof(on);
+    if ((xcr0 & 0x6) == 0x6 && sysctlbyname("hw.optional.avx512f", &on, &size, NULL, 0) == 0)
+        return on != 0;
+#endif
+    return 0;
 }
 #endif
 
 int cyc_detect_features(void)
 {
     int f = 0;
-#if CYC_X86_DISPATCH
-    unsigned int a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d))
+#if CYC_HAVE_CPUID
+    unsigned int r[4];
+    if (!cyc_cpuid(1, 0, r))
         return 0;
+    unsigned int c = r[2], d = r[3];
     if (d & (1u << 26)) f |= 1;                        /* sse2 */
     int osxsave = (c >> 27) & 1;
     unsigned long long xcr0 = osxsave ? read_xcr0() : 0;
     int ymm_ok = (xcr0 & 0x6) == 0x6;                  /* OS saves xmm and ymm */
-    int zmm_ok = (xcr0 & 0xe6) == 0xe6;                /* ... and opmask, zmm */
+    int zmm_ok = ymm_ok && os_saves_zmm(xcr0);
     if (ymm_ok && (c & (1u << 28))) f |= 2;            /* avx */
     if (ymm_ok && (c & (1u << 12))) f |= 8;            /* fma */
-    if (__get_cpuid_max(0, 0) >= 7) {
-        __cpuid_count(7, 0, a, b, c, d);
-        if (ymm_ok && (b & (1u << 5))) f |= 4;         /* avx2 */
-        if (zmm_ok && (b & (1u << 16))) f |= 16;       /* avx512f */
+    if (cyc_cpuid(7, 0, r)) {
+        if (ymm_ok && (r[1] & (1u << 5))) f |= 4;      /* avx2 */
+        if (zmm_ok && (r[1] & (1u << 16))) f |= 16;    /* avx512f */
     }
-#elif defined(__aarch64__)
+#elif defined(__aarch64__) || defined(_M_ARM64)
     f |= 32;                                           /* NEON is part of AArch64 */
 #endif
     return f;
@@ -184,10 +276,14 @@ int cyc_detect_features(void)
 
 int cyc_detect_level(void)
 {
+#if !CYC_X86_DISPATCH
+    return CYC_BASELINE;  /* one level only: NEON / SSE2, or the scalar build */
+#else
     int f = cyc_detect_features();
     if ((f & 16) && (f & 4) && (f & 8)) return CYC_AVX512;
     if ((f & 4) && (f & 8)) return CYC_AVX2;
     return CYC_BASELINE;
+#endif
 }
 
 const cyc_kernel_table *cyc_kernels(int level)
@@ -198,4 +294,22 @@ const cyc_kernel_table *cyc_kernels(int level)
 #endif
     (void)level;
     return &table_base;
+}
+
+#define CYC_STR_(x) #x
+#define CYC_STR(x) CYC_STR_(x)
+
+const char *cyc_compiler(void)
+{
+#if defined(__clang__) && defined(_MSC_VER)
+    return "clang-cl " __clang_version__;
+#elif defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#elif defined(_MSC_VER)
+    return "MSVC " CYC_STR(_MSC_FULL_VER) " (no vector extensions: scalar kernels)";
+#else
+    return "unknown C compiler";
+#endif
 }

@@ -14,6 +14,16 @@ typedef ptrdiff_t cyc_index;
 
 enum cyc_level { CYC_BASELINE = 0, CYC_AVX2 = 1, CYC_AVX512 = 2 };
 
+/* Tile sizes from a level's vector size in bytes (0: plain scalar C, one
+ * element per "vector"): the template (kernels_impl.h) computes its tiles
+ * with these and the tables in kernels.c report them. */
+#define CYC_LANES(vbytes, T) ((vbytes) ? (cyc_index)((vbytes) / sizeof(T)) : (cyc_index)1)
+#define CYC_BLOCK_CHANNELS(vbytes, T) (2 * CYC_LANES(vbytes, T))     /* KB: 2 vectors */
+#define CYC_FLAT_PIXELS(vbytes, fv, T) ((fv) * CYC_LANES(vbytes, T))  /* FP: fv vectors */
+/* Bound of every level's flat-tile channels (FK): callers size the array of
+ * FK weight pointers (flat_tile's wk) with it; kernels.c asserts it. */
+#define CYC_MAX_FLAT_CHANNELS 16
+
 /* One row of a multi-channel 2-D correlation, vectorized along the row:
  *   out[x] = sum_{c<C} sum_{r<R} sum_{s<S} w[(c*R + r)*S + s] * in[c*cs + r*rs + s*ds + x]
  * for 0 <= x < width, summed in exactly that (c, r, s) order from zero.
@@ -80,6 +90,8 @@ typedef struct {
 int cyc_detect_level(void);
 /* Bitmask of detected features, for show_config: 1=sse2 2=avx 4=avx2 8=fma 16=avx512f 32=neon */
 int cyc_detect_features(void);
+/* The compiler that built the kernels, for show_config. */
+const char *cyc_compiler(void);
 /* Table for `level`, which must be <= cyc_detect_level(). */
 const cyc_kernel_table *cyc_kernels(int level);
 

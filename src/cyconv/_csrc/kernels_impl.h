@@ -135,7 +135,7 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
 }
 
 #if VBYTES
-#define KB (2 * VW)
+#define KB CYC_BLOCK_CHANNELS(VBYTES, T)
 TARGET static inline __attribute__((always_inline)) void
 FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                       cyc_index sx, cyc_index C, cyc_index R, cyc_index S,

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Small calls: the fixed cost of ``cyconv.convolve2d`` per call, one thread.
+
+Case: a C-contiguous float32 image of 8², 16², 32², 64², 128² with a 3x3
+kernel, mode "same", boundary "fill" — what numerical code calls in loops.
+Callables, timed round-robin (``_common.time_interleaved``, medians of
+process CPU time, each sample a batch of calls):
+
+``kernel``
+    the compiled core alone: ``_core.correlate_plane`` called directly with
+    prebuilt index maps, fill, flipped kernel, output and strip buffers —
+    what no Python layer can go below.
+``cyconv w=1`` / ``cyconv w=None``
+    ``cyconv.convolve2d(x, k, "same", workers=1)`` and with ``workers=None``
+    (the process default; the work is too small for a second thread).
+``scipy.signal``, ``cv2.filter2D``
+    the peers, set up as in ``bench_convolve2d.py`` (same array as cyconv).
+
+"overhead" = cyconv - kernel: the whole Python layer (checks, result type,
+plan, index maps, method, thread decision, output allocation).
+
+    python bench/bench_small.py [--json PATH] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+C.single_thread()
+
+import numpy as np  # noqa: E402
+
+SIZES = (8, 16, 32, 64, 128)
+PEERS = ("kernel", "cyconv w=1", "cyconv w=None", "scipy.signal", "cv2.filter2D")
+
+
+def make_callables(cyconv, signal, cv2, x, k) -> dict:
+    from cyconv import _core
+    from cyconv._padding import index_map
+
+    H, W = x.shape
+    kf = np.ascontiguousarray(k[::-1, ::-1])
+    rows, cols = index_map(H, 1, 1, "constant"), index_map(W, 1, 1, "constant")
+    fill = np.zeros(1, x.dtype)
+    out = np.empty((H, W), x.dtype)
+    strip = np.empty((H + 2, W + 2), x.dtype)
+
+    def kernel():
+        _core.correlate_plane(x, rows, cols, 1, fill, kf, out, strip, 0, H)
+        return out
+
+    fns = {"kernel": kernel,
+           "cyconv w=1": lambda: cyconv.convolve2d(x, k, "same", workers=1),
+           "cyconv w=None": lambda: cyconv.convolve2d(x, k, "same")}
+    if signal is not None:
+        fns["scipy.signal"] = lambda: signal.convolve2d(x, k, "same")
+    if cv2 is not None:
+        fns["cv2.filter2D"] = lambda: cv2.filter2D(x, -1, kf, anchor=(1, 1),
+                                                   borderType=cv2.BORDER_CONSTANT)
+    return fns
+
+
+def run(log=C.progress, repeat: int = 41) -> dict:
+    cyconv = C.import_cyconv()
+    signal = C.optional_import("scipy.signal") and sys.modules.get("scipy.signal")
+    cv2 = C.optional_import("cv2")
+    C.limit_threads()
+    load_before = C.loadavg()
+    rng = np.random.default_rng(11)
+    cases = []
+    for n in SIZES:
+        x = rng.standard_normal((n, n)).astype(np.float32)
+        k = rng.standard_normal((3, 3)).astype(np.float32)
+        fns = make_callables(cyconv, signal, cv2, x, k)
+        ref = fns["cyconv w=1"]()
+        for name, fn in fns.items():
+            err = C.max_rel_err(np.asarray(fn()), ref)
+            if err > C.tolerance(np.float32):
+                raise SystemExit(f"{name} differs from cyconv at {n}²: {err}")
+        timings = C.time_interleaved(fns, repeat=repeat, warmup=3, min_sample=0.02)
+        peers = {name: t.as_dict() for name, t in timings.items()}
+        cases.append({"size": n, "peers": peers})
+        log(f"small {n:3d}²: " + ", ".join(f"{name} {t.median * 1e6:.2f} µs"
+                                           for name, t in timings.items()))
+    return {"suite": "small", "machine": C.machine_info(), "clock": C.CLOCK,
+            "loadavg": [load_before, C.loadavg()], "wall_over_cpu": C.wall_over_cpu(cases),
+            "peers": [p for p in PEERS if p in cases[0]["peers"]], "cases": cases}
+
+
+def markdown(result: dict) -> str:
+    def us(case, name):
+        p = case["peers"].get(name)
+        return p["median_s"] * 1e6 if p else None
+
+    headers = ["image", "kernel µs", "cyconv w=1 µs", "overhead", "cyconv w=None µs",
+               "overhead", "scipy.signal µs", "vs scipy", "cv2 µs", "vs cv2"]
+    rows = []
+    for c in result["cases"]:
+        kern, c1, cn = us(c, "kernel"), us(c, "cyconv w=1"), us(c, "cyconv w=None")
+        sp, cv = us(c, "scipy.signal"), us(c, "cv2.filter2D")
+        rows.append([f"{c['size']}²", f"{kern:.2f}", f"{c1:.2f}", f"+{c1 - kern:.2f}",
+                     f"{cn:.2f}", f"+{cn - kern:.2f}",
+                     f"{sp:.2f}" if sp else "–", f"{sp / c1:.2f}×" if sp else "–",
+                     f"{cv:.2f}" if cv else "–", f"{c1 / cv:.2f}×" if cv else "–"])
+    table = C.markdown_table(headers, rows)
+    return (table + "\n\n"
+            + "vs scipy: t_scipy / t_cyconv (> 1: cyconv faster); vs cv2: t_cyconv / t_cv2 "
+              "(< 2: within 2× of OpenCV). " + C.noise_note(result))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", help="write the raw results here")
+    ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--repeat", type=int, default=41, help="samples per callable")
+    args = ap.parse_args(argv)
+    result = run(repeat=args.repeat)
+    if args.json:
+        C.write_json(args.json, result)
+    if args.markdown:
+        print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+/* Template: included by test_kernels.c once per element type (T, SFX, EPS). */
+#define CK_CAT_(a, b) a##_##b
+#define CK_CAT(a, b) CK_CAT_(a, b)
+#define CK(name) CK_CAT(name, SFX)
+
+static T *CK(rand_array)(cyc_index n)
+{
+    T *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(T));
+    for (cyc_index i = 0; i < n; i++) p[i] = (T)urand();
+    return p;
+}
+
+static int CK(agree)(T got, long double ref, long double mag, cyc_index nterms)
+{
+    long double err = fabsl((long double)got - ref);
+    long double unit = (long double)EPS * (mag > 0 ? mag : 1);
+    checks++;
+    if (err / unit > worst) worst = (double)(err / unit);
+    return err <= 2.0L * (nterms + 2) * unit;
+}
+
+/* spatial_row: every width class (vector blocks, single vectors, scalar
+ * tail), column and row dilation, one and several channels. */
+static int CK(check_row)(const cyc_kernel_table *kt)
+{
+    static const cyc_index widths[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33,
+                                       63, 64, 65, 100, 129};
+    int bad = 0;
+    for (cyc_index C = 1; C <= 3; C += 2)
+    for (cyc_index R = 1; R <= 3; R++)
+    for (cyc_index S = 1; S <= 5; S += 2)
+    for (cyc_index ds = 1; ds <= 2; ds++)
+    for (cyc_index dr = 1; dr <= 2; dr++)
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        cyc_index width = widths[wi];
+        cyc_index rstride = width + (S - 1) * ds + 3, rows = (R - 1) * dr + 1;
+        cyc_index cs = rows * rstride + 5;
+        T *in = CK(rand_array)(C * cs), *w = CK(rand_array)(C * R * S);
+        T *out = malloc((size_t)(width + GUARD) * sizeof(T));
+        for (cyc_index i = 0; i < width + GUARD; i++) out[i] = (T)SENTINEL;
+        kt->CK(spatial_row)(in, cs, dr * rstride, ds, C, R, S, w, out, width);
+        for (cyc_index x = 0; x < width; x++) {
+            long double ref = 0, mag = 0;
+            for (cyc_index c = 0; c < C; c++)
+                for (cyc_index r = 0; r < R; r++)
+                    for (cyc_index s = 0; s < S; s++) {
+                        long double p = (long double)w[(c * R + r) * S + s]
+                                        * in[c * cs + r * dr * rstride + s * ds + x];
+                        ref += p;
+                        mag += fabsl(p);
+                    }
+            if (!CK(agree)(out[x], ref, mag, C * R * S) && bad++ < 5)
+                printf("  spatial_row_%s C=%d R=%d S=%d ds=%d dr=%d width=%d x=%d: %g != %Lg\n",
+                       STR(SFX), (int)C, (int)R, (int)S, (int)ds, (int)dr, (int)width, (int)x,
+                       (double)out[x], ref);
+        }
+        for (cyc_index g = 0; g < GUARD; g++)
+            if (out[width + g] != (T)SENTINEL) {
+                if (bad++ < 5)
+                    printf("  spatial_row_%s wrote past the row (width=%d)\n", STR(SFX), (int)width);
+                break;
+            }
+        /* A pixel's value must not depend on where the row handed to the
+         * kernel starts (callers split rows into tiles and chunks): the
+         * same pixel falls into a vector lane in one call and into the
+         * scalar remainder in another. */
+        for (cyc_index x0 = 1; x0 < width && x0 <= 5; x0 += 2) {
+            kt->CK(spatial_row)(in + x0, cs, dr * rstride, ds, C, R, S, w, out + width + 1,
+                                width - x0 < GUARD - 1 ? width - x0 : GUARD - 1);
+            for (cyc_index i = 0; i < width - x0 && i < GUARD - 1; i++)
+                if (memcmp(&out[width + 1 + i], &out[x0 + i], sizeof(T)) != 0) {
+                    if (bad++ < 5)
+                        printf("  spatial_row_%s: pixel %d differs when the row starts at %d"
+                               " (C=%d R=%d S=%d width=%d)\n", STR(SFX), (int)(x0 + i),
+                               (int)x0, (int)C, (int)R, (int)S, (int)width);
+                    break;
+                }
+        }
+        free(in); free(w); free(out);
+    }
+    return bad;
+}
+
+/* spatial_rows: bitwise equal to spatial_row row by row (kernels.h says
+ * so); bitwise the same when the rows are split over two calls (as threads
+ * split them); nothing written between the output rows. */
+static int CK(check_rows)(const cyc_kernel_table *kt)
+{
+    static const cyc_index widths[] = {1, 3, 8, 9, 16, 17, 31, 33, 64, 70};
+    int bad = 0;
+    for (cyc_index C = 1; C <= 2; C++)
+    for (cyc_index R = 1; R <= 3; R += 2)
+    for (cyc_index S = 1; S <= 4; S += 3)
+    for (cyc_index nrows = 1; nrows <= 9; nrows += 2)
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        cyc_index width = widths[wi], rows = nrows + R - 1;
+        cyc_index rstride = width + S - 1 + 2, cs = rows * rstride + 3, os = width + GUARD;
+        T *in = CK(rand_array)(C * cs), *w = CK(rand_array)(C * R * S);
+        T *out = malloc((size_t)(nrows * os) * sizeof(T));
+        T *one = malloc((size_t)width * sizeof(T));
+        T *two = malloc((size_t)(nrows * os) * sizeof(T));
+        for (cyc_index i = 0; i < nrows * os; i++) out[i] = (T)SENTINEL;
+        kt->CK(spatial_rows)(in, cs, rstride, C, R, S, w, out, os, width, nrows);
+        for (cyc_index split = 1; split < nrows; split += 3) {
+            kt->CK(spatial_rows)(in, cs, rstride, C, R, S, w, two, os, width, split);
+            kt->CK(spatial_rows)(in + split * rstride, cs, rstride, C, R, S, w, two + split * os,
+                                 os, width, nrows - split);
+            for (cyc_index t = 0; t < nrows; t++)
+                if (memcmp(two + t * os, out + t * os, (size_t)width * sizeof(T)) != 0) {
+                    if (bad++ < 5)
+                        printf("  spatial_rows_%s: splitting %d rows at %d changes row %d"
+                               " (C=%d R=%d S=%d width=%d)\n", STR(SFX), (int)nrows, (int)split,
+                               (int)t, (int)C, (int)R, (int)S, (int)width);
+                    break;
+                }
+        }
+        for (cyc_index t = 0; t < nrows; t++) {
+            kt->CK(spatial_row)(in + t * rstride, cs, rstride, 1, C, R, S, w, one, width);
+            checks += width;
+            if (memcmp(one, out + t * os, (size_t)width * sizeof(T)) != 0 && bad++ < 5)
+                printf("  spatial_rows_%s is not bitwise spatial_row (C=%d R=%d S=%d width=%d"
+                       " nrows=%d row %d)\n", STR(SFX), (int)C, (int)R, (int)S, (int)width,
+                       (int)nrows, (int)t);
+            for (cyc_index g = width; g < os; g++)
+                if (out[t * os + g] != (T)SENTINEL) {
+                    if (bad++ < 5) printf("  spatial_rows_%s wrote between rows\n", STR(SFX));
+                    break;
+                }
+        }
+        free(in); free(w); free(out); free(one); free(two);
+    }
+    return bad;
+}
+
+/* blocked_tile: PT pixels x KB channels, pixel stride sx. */
+static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
+{
+    cyc_index PT = kt->tile_pixels;
+    int bad = 0;
+    for (cyc_index C = 1; C <= 5; C += 2)
+    for (cyc_index R = 1; R <= 3; R += 2)
+    for (cyc_index S = 1; S <= 3; S++)
+    for (cyc_index ds = 1; ds <= 2; ds++)
+    for (cyc_index dr = 1; dr <= 2; dr++)
+    for (cyc_index sx = 1; sx <= 3; sx++) {
+        cyc_index rstride = (PT - 1) * sx + (S - 1) * ds + 3, rows = (R - 1) * dr + 1;
+        cyc_index cs = rows * rstride + 1;
+        T *in = CK(rand_array)(C * cs), *wp = CK(rand_array)(C * R * S * KB);
+        T *tile = malloc((size_t)(PT * KB + GUARD) * sizeof(T));
+        for (cyc_index i = 0; i < PT * KB + GUARD; i++) tile[i] = (T)SENTINEL;
+        kt->CK(blocked_tile)(in, cs, dr * rstride, ds, sx, C, R, S, wp, tile);
+        for (cyc_index i = 0; i < PT; i++)
+            for (cyc_index k = 0; k < KB; k++) {
+                long double ref = 0, mag = 0;
+                for (cyc_index c = 0; c < C; c++)
+                    for (cyc_index r = 0; r < R; r++)
+                        for (cyc_index s = 0; s < S; s++) {
+                            long double p =
+                                (long double)in[c * cs + r * dr * rstride + s * ds + i * sx]
+                                * wp[((c * R + r) * S + s) * KB + k];
+                            ref += p;
+                            mag += fabsl(p);
+                        }
+                if (!CK(agree)(tile[i * KB + k], ref, mag, C * R * S) && bad++ < 5)
+                    printf("  blocked_tile_%s C=%d R=%d S=%d sx=%d pixel %d channel %d: %g != %Lg\n",
+                           STR(SFX), (int)C, (int)R, (int)S, (int)sx, (int)i, (int)k,
+                           (double)tile[i * KB + k], ref);
+            }
+        for (cyc_index g = 0; g < GUARD; g++)
+            if (tile[PT * KB + g] != (T)SENTINEL) {
+                if (bad++ < 5) printf("  blocked_tile_%s wrote past the tile\n", STR(SFX));
+                break;
+            }
+        free(in); free(wp); free(tile);
+    }
+    return bad;
+}
+
+/* flat_tile: FK channels x FP consecutive pixels, weights unpacked. */
+static int CK(check_flat)(const cyc_kernel_table *kt, cyc_index FP)
+{
+    cyc_index FK = kt->flat_channels;
+    int bad = 0;
+    for (cyc_index C = 1; C <= 3; C += 2)
+    for (cyc_index R = 1; R <= 3; R += 2)
+    for (cyc_index S = 1; S <= 3; S++)
+    for (cyc_index ds = 1; ds <= 2; ds++) {
+        cyc_index rstride = FP + (S - 1) * ds + 2, cs = R * rstride + 1;
+        T *in = CK(rand_array)(C * cs);
+        T *wts = CK(rand_array)(FK * C * R * S);
+        const T **wk = malloc((size_t)FK * sizeof(*wk));
+        T *tile = malloc((size_t)(FK * FP + GUARD) * sizeof(T));
+        for (cyc_index k = 0; k < FK; k++) wk[k] = wts + k * C * R * S;
+        for (cyc_index i = 0; i < FK * FP + GUARD; i++) tile[i] = (T)SENTINEL;
+        kt->CK(flat_tile)(in, cs, rstride, ds, C, R, S, (const T *const *)wk, tile);
+        for (cyc_index k = 0; k < FK; k++)
+            for (cyc_index x = 0; x < FP; x++) {
+                long double ref = 0, mag = 0;
+                for (cyc_index c = 0; c < C; c++)
+                    for (cyc_index r = 0; r < R; r++)
+                        for (cyc_index s = 0; s < S; s++) {
+                            long double p = (long double)wk[k][(c * R + r) * S + s]
+                                            * in[c * cs + r * rstride + s * ds + x];
+                            ref += p;
+                            mag += fabsl(p);
+                        }
+                if (!CK(agree)(tile[k * FP + x], ref, mag, C * R * S) && bad++ < 5)
+                    printf("  flat_tile_%s C=%d R=%d S=%d ds=%d channel %d pixel %d: %g != %Lg\n",
+                           STR(SFX), (int)C, (int)R, (int)S, (int)ds, (int)k, (int)x,
+                           (double)tile[k * FP + x], ref);
+            }
+        for (cyc_index g = 0; g < GUARD; g++)
+            if (tile[FK * FP + g] != (T)SENTINEL) {
+                if (bad++ < 5) printf("  flat_tile_%s wrote past the tile\n", STR(SFX));
+                break;
+            }
+        free(in); free(wts); free(wk); free(tile);
+    }
+    return bad;
+}
+
+#undef CK
+#undef CK_CAT
+#undef CK_CAT_
