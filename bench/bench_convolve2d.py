@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark ``cyconv.convolve2d`` (mode "same") against its peers, one thread.
 
-Cases: a 1024x1024 image, square kernels 3, 5, 7, 11, 15, float32 and
+Cases: a 1024x1024 image, square kernels 3, 5, 7, 9, 11, 15, float32 and
 float64, boundary "fill" (zeros) and "symm".  Peers, each set up to give the
 *same array* as ``cyconv.convolve2d(x, k, "same", boundary)``:
 
@@ -45,7 +45,7 @@ C.single_thread()
 import numpy as np  # noqa: E402
 
 SIZE = 1024
-KERNELS = (3, 5, 7, 11, 15)
+KERNELS = (3, 5, 7, 9, 11, 15)
 DTYPES = ("float32", "float64")
 BOUNDARIES = ("fill", "symm")
 PEERS = ("cyconv", "scipy.signal", "scipy.ndimage", "cv2.filter2D")

@@ -121,4 +121,12 @@ def test_cli_demo(tmp_path):
     assert np.abs(blur - ref).max() <= 0.5 + 1e-9  # rounded to uint8, nothing else
     assert abs(blur.mean() - sample.mean()) < 0.5  # the box kernel keeps brightness
     grid = load(out / "feature_maps.png")
-    assert grid.shape[:2] == (4 * sample.shape[0], 3 * sample.shape[1])
+    H, W = sample.shape[:2]
+    gap = 4  # 4 rows x 3 columns of maps, gaps between them, label margins left and on top
+    top, left = grid.shape[0] - (4 * H + 3 * gap), grid.shape[1] - (3 * W + 2 * gap)
+    assert 0 < top < 40 and 0 < left < 120, grid.shape
+    # the big blur mirrors the borders: no dark frame (zero fill would dim the edge rows)
+    g31 = load(out / "gaussian31.png")[..., 0]
+    gray = sample.mean(axis=-1)
+    assert abs(g31[:3].mean() - gray[:3].mean()) < 10 and abs(g31[:, :3].mean() - gray[:, :3].mean()) < 10
+    assert "auto picks" in proc.stdout

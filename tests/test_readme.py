@@ -129,3 +129,23 @@ def test_cython_block(tmp_path):
     sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], float)
     want = scipy.signal.correlate2d(img, sobel, "same", "symm")
     np.testing.assert_allclose(module.sobel_x(img), want, rtol=1e-12, atol=1e-12)
+
+
+def test_demo_pictures_are_current(tmp_path):
+    """docs/demo/ holds what `cyconv demo` writes (tools/make_demo_images.py)."""
+    Image = pytest.importorskip("PIL.Image")
+    from cyconv.__main__ import main
+
+    committed = README.parent / "docs" / "demo"
+    if not committed.is_dir():
+        pytest.skip("docs/demo is not next to the tests (installed-wheel run)")
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert sorted(p.name for p in committed.iterdir()) == written
+    text = README.read_text(encoding="utf-8")
+    for name in written:
+        assert f"docs/demo/{name}" in text, f"README does not show {name}"
+        with Image.open(committed / name) as a, Image.open(tmp_path / name) as b:
+            assert a.mode == b.mode and a.size == b.size, name
+            diff = np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int))
+            assert diff.max() <= 1, (name, diff.max())

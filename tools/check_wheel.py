@@ -136,16 +136,17 @@ def note(step, text):
     say(f">>> {text}")
 
 
-def run(cmd, *, cwd=None, env=None, check=True, capture=False):
-    """Run a command, its output to the terminal and the step's log; the
-    output is returned when capture=True."""
+def run(cmd, *, cwd=None, env=None, check=True, capture=False, echo=True):
+    """Run a command, its output to the terminal and the step's log (unless
+    echo=False: disassemblies); the output is returned when capture=True."""
     cmd = [str(c) for c in cmd]
     say("$ " + " ".join(shlex.quote(c) for c in cmd))
     lines = []
     with subprocess.Popen(cmd, cwd=cwd, env=env or CLEAN_ENV, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:   # streamed: long test runs show their progress
-            say(line.rstrip("\n"))
+            if echo:
+                say(line.rstrip("\n"))
             lines.append(line)
     if check and proc.returncode != 0:
         raise Fail(f"{cmd[0]} exited with {proc.returncode}")
@@ -439,7 +440,7 @@ def host_best_level():
 # Per function of the shipped extension: the instructions of its level and
 # none above it (baseline must run on any x86-64, i.e. SSE2).
 def kernel_isa_counts(so):
-    dis = run(["objdump", "-d", "--no-show-raw-insn", so], capture=True)
+    dis = run(["objdump", "-d", "--no-show-raw-insn", so], capture=True, echo=False)
     counts, fn = {}, None
     for line in dis.splitlines():
         head = re.match(r"^[0-9a-f]+ <(.*)>:$", line)
@@ -499,7 +500,8 @@ def step_aarch64(step):
         missing(f"{cc} not found (apt-get install gcc-aarch64-linux-gnu)")
     obj = TMP / "kernels_aarch64.o"
     run([cc, *KERNEL_CFLAGS, "-fPIC", f"-I{CSRC}", "-c", CSRC / "kernels.c", "-o", obj])
-    dis = run(["aarch64-linux-gnu-objdump", "-d", "--no-show-raw-insn", obj], capture=True)
+    dis = run(["aarch64-linux-gnu-objdump", "-d", "--no-show-raw-insn", obj], capture=True,
+              echo=False)
     f32 = len(re.findall(r"\tfmla\tv\d+\.4s", dis))
     f64 = len(re.findall(r"\tfmla\tv\d+\.2d", dis))
     if not (f32 and f64):

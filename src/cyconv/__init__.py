@@ -10,6 +10,7 @@
     set_num_threads(n) / get_num_threads() / with num_threads(n): ...
     kernels.get("gaussian:7,1.5"), kernels.sobel_x(), ...  # named kernels
     image.filter_image(img, kernel), image.feature_maps(...)  # Pillow images and arrays
+    ndimage.gaussian_filter(img, 2), ndimage.correlate(...), ...  # = scipy.ndimage's filters
 """
 
 from ._version import __version__
@@ -18,7 +19,7 @@ from ._convolve import choose_method, convolve2d, correlate2d
 from ._conv2d import conv2d
 from ._conv2d_grad import conv2d_backward, conv_transpose2d
 from ._parallel import get_num_threads, set_num_threads, num_threads
-from . import image, kernels
+from . import image, kernels, ndimage
 
 
 def get_include() -> str:
@@ -44,6 +45,7 @@ __all__ = [
     "num_threads",
     "image",
     "kernels",
+    "ndimage",
     "show_config",
     "kernel_level",
     "cpu_features",

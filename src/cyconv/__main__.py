@@ -78,22 +78,35 @@ def demo(out_dir: Path) -> int:
     maps = feature_maps(rgb, bank)
     path = out_dir / "feature_maps.png"
     try:
-        save_feature_grid(maps, path, labels=bank)
+        save_feature_grid(maps, path, labels=bank, channel_labels=["R", "G", "B"])
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
     written.append(path)
     print(f"  feature maps: rows {', '.join(bank)}; columns R, G, B")
 
-    # A large kernel: direct summation vs the convolution theorem (method="fft").
+    # A large kernel: direct summation costs 31*31 multiply-adds per pixel,
+    # the convolution theorem (method="fft") a few per pixel whatever the
+    # kernel size; method="auto" (the default) picks by a cost model.
+    # Mirrored borders ("symm") keep the brightness up to the edge.
+    from . import choose_method
+
     gauss = K.gaussian(31, 6.0)
     gray = img.mean(axis=-1)
-    t0 = time.perf_counter()
-    direct = convolve2d(gray, gauss, mode="same", method="direct")
-    t1 = time.perf_counter()
-    via_fft = convolve2d(gray, gauss, mode="same", method="fft")
-    t2 = time.perf_counter()
-    print(f"  31x31 Gaussian: direct {1e3 * (t1 - t0):.2f} ms, FFT {1e3 * (t2 - t1):.2f} ms, "
-          f"max difference {np.abs(direct - via_fft).max():.2e}")
+    times = {}
+    for method in ("direct", "fft", "auto"):
+        times[method] = float("inf")
+        for _ in range(3):  # best of 3: the first FFT call also imports and plans
+            t0 = time.perf_counter()
+            result = convolve2d(gray, gauss, mode="same", boundary="symm", method=method)
+            times[method] = min(times[method], 1e3 * (time.perf_counter() - t0))
+        if method == "direct":
+            direct = result
+        elif method == "fft":
+            via_fft = result
+    picked = choose_method(gray, gauss, "same", "symm")
+    print(f"  31x31 Gaussian: direct {times['direct']:.2f} ms, FFT {times['fft']:.2f} ms "
+          f"(max difference {np.abs(direct - via_fft).max():.1e}); "
+          f"auto picks {picked}: {times['auto']:.2f} ms")
     save(Image.fromarray(np.clip(np.rint(direct), 0, 255).astype(np.uint8)), "gaussian31.png")
 
     print("wrote:")

@@ -50,9 +50,11 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
     method : {"auto", "direct", "separable", "fft"}
         Keyword only; not in SciPy. ``"direct"`` sums every product, like
         SciPy. ``"separable"`` runs a rank-1 kernel as two 1-D passes
-        (float32/float64; ``ValueError`` if the kernel is not rank 1).
-        ``"fft"`` uses the convolution theorem through ``numpy.fft``: a NaN
-        or inf then spreads over the whole output, integer results are
+        (float32/float64; factors reproduce every kernel entry to a few
+        ulps, else ``ValueError``). ``"fft"`` uses overlap-save FFT tiles
+        (``scipy.fft`` if installed, else ``numpy.fft``), with an absolute
+        error bounded relative to the largest term: a NaN or inf then
+        spreads over the tiles that read it, integer results are
         rounded back only when that is provably exact (otherwise direct is
         used), and longdouble is computed in double precision. ``"auto"``
         picks the cheapest by a cost model measured on real hardware (see
@@ -174,8 +176,6 @@ class ShortPath(NamedTuple):
 
 _short_paths: dict = {}
 _MAX_SHORT_PATHS = 256
-# Strip rows padded at a time by the short path (as _methods._direct: in L2).
-_STRIP_BYTES = 1 << 17
 
 
 def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, plan,
@@ -193,14 +193,14 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
     Wp = len(plan.col_map)
     if Ho * Wo * M * N >= _parallel.MIN_WORK_PER_THREAD:
         return
-    if method != "direct" and not _methods.direct_by_cost(
-            dtype.itemsize, plan.out_shape, (M, N), (len(plan.row_map), Wp)):
+    if method != "direct" and not _methods.direct_by_cost(dtype.itemsize, plan.out_shape,
+                                                          (M, N)):
         return
     if len(_short_paths) >= _MAX_SHORT_PATHS:
         _short_paths.clear()
     fill = plan.fill.reshape(1).copy()
     fill.flags.writeable = False
-    rows = min(Ho, max(16, _STRIP_BYTES // (Wp * dtype.itemsize)))
+    rows = _methods._strip_rows(Ho, Wp, dtype.itemsize)
     key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, boundary, fillvalue, method,
            convolve)
     _short_paths[key] = ShortPath(plan.row_map, plan.col_map, plan.left, fill, plan.out_shape,

@@ -64,3 +64,48 @@ def conv2d(
     weights: NDArray, bias: NDArray, out: NDArray, padded: NDArray, scratch: NDArray,
     edge: NDArray, n0: int, n1: int, y0: int, y1: int,
 ) -> None: ...
+# cyconv.ndimage drivers
+def ndimage_correlate1d_lanes(padded: NDArray, weights: NDArray, symmetry: int, out: NDArray,
+                              o0: int, o1: int, b0: int, b1: int) -> None: ...
+def ndimage_correlate1d_rows(padded: NDArray, weights: NDArray, symmetry: int, out: NDArray,
+                             r0: int, r1: int) -> None: ...
+def ndimage_uniform1d_lanes(padded: NDArray, size: int, out: NDArray, total: NDArray,
+                            o0: int, o1: int, b0: int, b1: int) -> None: ...
+def ndimage_uniform1d_rows(padded: NDArray, size: int, out: NDArray, r0: int, r1: int) -> None: ...
+def ndimage_correlate_lines(padded: NDArray, line_start: NDArray[np.int64],
+                            offsets: NDArray[np.int64], weights: NDArray, out: NDArray,
+                            r0: int, r1: int) -> None: ...
+def ndimage_correlate1d_lanes_fast(padded: NDArray, weights: NDArray, out: NDArray,
+                                   o0: int, o1: int, b0: int, b1: int) -> None: ...
+def ndimage_correlate1d_rows_fast(padded: NDArray, weights: NDArray, out: NDArray,
+                                  r0: int, r1: int) -> None: ...
+def ndimage_correlate_down_fast(image: NDArray, row_map: NDArray[np.int64], before: int,
+                                fill: NDArray, weights: NDArray, out: NDArray, scratch: NDArray,
+                                piece: int, block: int, r0: int, r1: int) -> None: ...
+def ndimage_correlate_along_fast(image: NDArray, col_map: NDArray[np.int64], before: int,
+                                 fill: NDArray, weights: NDArray, out: NDArray,
+                                 scratch: NDArray, r0: int, r1: int) -> None: ...
+
+
+class PixelPlan:
+    """Geometry and weights of the fused 8/16-bit image filter (built by cyconv.image)."""
+    M: int
+    N: int
+    left: int
+    Wp: int
+    Wo: int
+    alpha_top: int
+    alpha_left: int
+    separable: bool
+    fill: float
+    def __init__(
+        self, row_map: NDArray[np.int64], col_map: NDArray[np.int64], left: int, fill: float,
+        weights: NDArray[np.float32], M: int, N: int, separable: bool, alpha_top: int,
+        alpha_left: int,
+    ) -> None: ...
+    def scratch_size(self, group: int) -> int: ...
+
+def filter_pixels(
+    plan: PixelPlan, image: NDArray, out: NDArray, colour: int, interleaved: bool,
+    scratch: NDArray[np.float32], y0: int, y1: int,
+) -> None: ...

@@ -42,6 +42,12 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_flat_tile_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                        cyc_index C, cyc_index R, cyc_index S,
                                        const double *const *wk, double *tile)
+    ctypedef void (*cyc_u8_to_f32)(const unsigned char *src, float *dst, cyc_index n)
+    ctypedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n)
+    ctypedef void (*cyc_f32_to_u8)(const float *src, unsigned char *dst, cyc_index n)
+    ctypedef void (*cyc_f32_to_u16)(const float *src, unsigned short *dst, cyc_index n)
+    ctypedef void (*cyc_taps_row_f32)(const float *const *src, const float *w, cyc_index ntaps,
+                                      float *out, cyc_index width)
     ctypedef struct cyc_kernel_table:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
@@ -58,6 +64,11 @@ cdef extern from "kernels.h" nogil:
         cyc_index flat_channels
         cyc_index flat_f32
         cyc_index flat_f64
+        cyc_u8_to_f32 u8_to_f32
+        cyc_u16_to_f32 u16_to_f32
+        cyc_f32_to_u8 f32_to_u8
+        cyc_f32_to_u16 f32_to_u16
+        cyc_taps_row_f32 taps_row_f32
     int cyc_detect_level()
     int cyc_detect_features()
     const char *cyc_compiler()
@@ -216,6 +227,53 @@ cdef void _correlate_row_generic(const real_t *image, Py_ssize_t width_in,
                 out[j] = out[j] + w * irow[j + v]
 
 
+cdef void _gather_cols(const char *plane, Py_ssize_t ys, Py_ssize_t xs,
+                       const int64_t *row_map, const int64_t *col_map,
+                       Py_ssize_t c0, Py_ssize_t c1, real_t fill, real_t *dst,
+                       Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
+    """Padded columns c0 <= j < c1 of padded rows i0 <= i < i1 into consecutive
+    dst rows of c1 - c0: the narrow border strips beside an in-place interior."""
+    cdef Py_ssize_t i, j, si, sj
+    for i in range(i0, i1):
+        si = row_map[i]
+        for j in range(c0, c1):
+            sj = col_map[j]
+            dst[j - c0] = fill if si < 0 or sj < 0 else \
+                (<const real_t *>(plane + si * ys + sj * xs))[0]
+        dst += c1 - c0
+
+
+cdef inline bint _rows_in_place(const int64_t *row_map, Py_ssize_t i, Py_ssize_t M) noexcept nogil:
+    """Are padded rows i .. i+M-1 consecutive rows of the image (no border row)?"""
+    cdef Py_ssize_t u
+    if row_map[i] < 0:
+        return False
+    for u in range(1, M):
+        if row_map[i + u] != row_map[i] + u:
+            return False
+    return True
+
+
+cdef enum:
+    # Border strips computed beside an in-place interior are at least this
+    # many columns wide, so that they too run through full vectors.
+    EDGE_COLS = 32
+
+
+cdef inline void _spatial_rows(const real_t *inp, Py_ssize_t rs, const real_t *kernel,
+                               Py_ssize_t M, Py_ssize_t N, real_t *out, Py_ssize_t os,
+                               Py_ssize_t width, Py_ssize_t nrows) noexcept nogil:
+    """The SIMD row kernel for float/double, the generic loop for other types."""
+    cdef Py_ssize_t i
+    if real_t is float:
+        _table.spatial_rows_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+    elif real_t is double:
+        _table.spatial_rows_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+    else:
+        for i in range(nrows):
+            _correlate_row_generic(inp + i * rs, rs, kernel, M, N, out + i * os, width)
+
+
 cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_ssize_t xs,
                             const int64_t *row_map, const int64_t *col_map,
                             Py_ssize_t left, Py_ssize_t Wp, real_t fill,
@@ -223,23 +281,50 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
                             real_t *out, Py_ssize_t Wo, Py_ssize_t out_stride,
                             real_t *strip, Py_ssize_t strip_rows,
                             Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
-    """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for row0 <= i < row1,
-    padding strip_rows output rows' worth of input at a time into `strip`
-    ((strip_rows + M - 1) x Wp, sized by the caller to stay in cache)."""
-    cdef Py_ssize_t y = row0, y1, i
+    """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for row0 <= i < row1.
+
+    Output rows whose M input rows are consecutive image rows read the image
+    in place when its rows are unit-stride (float/double): the interior
+    columns straight from the image, the border columns (at least EDGE_COLS
+    wide) from narrow gathered strips. Other rows are padded whole into
+    `strip` ((strip_rows + M - 1) x Wp, sized by the caller to stay in
+    cache), strip_rows output rows' worth at a time. Every pixel is summed by
+    the same kernel in the same order either way."""
+    cdef Py_ssize_t y = row0, y1, i, rs = 0, jl = 0, jr = 0, el, er
+    cdef const real_t *src
+    # Interior output columns [jl, jr): windows inside image columns, widened
+    # borders; in place needs them at least N - 1 wide (the border strips then
+    # fit in `strip`) and unit-stride rows.
+    cdef bint in_place = (real_t is float or real_t is double) and W > 0 \
+        and xs == <Py_ssize_t>sizeof(real_t) and ys % <Py_ssize_t>sizeof(real_t) == 0 \
+        and (<size_t>image) % sizeof(real_t) == 0
+    if in_place:
+        rs = ys // <Py_ssize_t>sizeof(real_t)
+        jl = min(max(left, EDGE_COLS), Wo)
+        jr = max(min(W - N + 1 + left, Wo - EDGE_COLS), jl)
+        in_place = jr - jl >= max(N - 1, EDGE_COLS)
+    el, er = jl + N - 1, Wp - jr
     while y < row1:
-        y1 = min(y + strip_rows, row1)
-        _gather_rows(image, W, ys, xs, row_map, col_map, left, Wp, fill, strip, y, y1 + M - 1)
-        if real_t is float:
-            _table.spatial_rows_f32(strip, 0, Wp, 1, M, N, kernel,
-                                    out + y * out_stride, out_stride, Wo, y1 - y)
-        elif real_t is double:
-            _table.spatial_rows_f64(strip, 0, Wp, 1, M, N, kernel,
-                                    out + y * out_stride, out_stride, Wo, y1 - y)
+        if in_place and _rows_in_place(row_map, y, M):
+            y1 = y + 1
+            while y1 < row1 and y1 - y < strip_rows and _rows_in_place(row_map, y1, M) \
+                    and row_map[y1] == row_map[y] + (y1 - y):
+                y1 += 1
+            src = <const real_t *>(image + row_map[y] * ys)
+            _spatial_rows(src + (jl - left), rs, kernel, M, N, out + y * out_stride + jl,
+                          out_stride, jr - jl, y1 - y)
+            _gather_cols(image, ys, xs, row_map, col_map, 0, el, fill, strip, y, y1 + M - 1)
+            _spatial_rows(strip, el, kernel, M, N, out + y * out_stride, out_stride, jl, y1 - y)
+            _gather_cols(image, ys, xs, row_map, col_map, jr, Wp, fill, strip, y, y1 + M - 1)
+            _spatial_rows(strip, er, kernel, M, N, out + y * out_stride + jr, out_stride,
+                          Wo - jr, y1 - y)
         else:
-            for i in range(y, y1):
-                _correlate_row_generic(strip + (i - y) * Wp, Wp, kernel, M, N,
-                                       out + i * out_stride, Wo)
+            y1 = y + 1
+            while y1 < row1 and y1 - y < strip_rows and not (
+                    in_place and _rows_in_place(row_map, y1, M)):
+                y1 += 1
+            _gather_rows(image, W, ys, xs, row_map, col_map, left, Wp, fill, strip, y, y1 + M - 1)
+            _spatial_rows(strip, Wp, kernel, M, N, out + y * out_stride, out_stride, Wo, y1 - y)
         y = y1
 
 
@@ -274,7 +359,8 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
                               fp_t[:, ::1] across,         # scratch (rows + M - 1) x Wo
                               Py_ssize_t row0, Py_ssize_t row1):
     """Correlation with the rank-1 kernel kcol x krow as two 1-D passes, fused
-    strip by strip: pad rows, filter them along the row into `across`, then
+    strip by strip: filter the padded rows along the row into `across` (by
+    _correlate_strips: in place where it can, through `strip` elsewhere), then
     filter `across` down the columns into `out`; all in cache."""
     cdef Py_ssize_t M = kcol.shape[0], N = krow.shape[0]
     cdef Py_ssize_t Wo = out.shape[1], Wp = strip.shape[1]
@@ -285,16 +371,17 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
         y = row0
         while y < row1:
             y1 = min(y + rows, row1)
-            _gather_rows(data, image.shape[1], image.strides[0], image.strides[1],
-                         &row_map[0], &col_map[0], left, Wp, fill[0], &strip[0, 0], y, y1 + M - 1)
+            # along the rows: padded rows y .. y1+M-2 into `across` (the row
+            # map shifted so that across's row 0 is padded row y)
+            _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
+                              &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], 1, N,
+                              &across[0, 0], Wo, Wo, &strip[0, 0], strip.shape[0],
+                              0, y1 - y + M - 1)
+            # down the columns, into out
             if fp_t is float:
-                _table.spatial_rows_f32(&strip[0, 0], 0, Wp, 1, 1, N, &krow[0],
-                                        &across[0, 0], Wo, Wo, y1 - y + M - 1)
                 _table.spatial_rows_f32(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
                                         &out[y, 0], Wo, Wo, y1 - y)
             else:
-                _table.spatial_rows_f64(&strip[0, 0], 0, Wp, 1, 1, N, &krow[0],
-                                        &across[0, 0], Wo, Wo, y1 - y + M - 1)
                 _table.spatial_rows_f64(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
                                         &out[y, 0], Wo, Wo, y1 - y)
             y = y1
@@ -843,6 +930,521 @@ def conv2d(Conv2dPlan plan,
                       &weights[0, 0, 0, 0], &bias[0] if bias.shape[0] else NULL,
                       <char *>&out[0, 0, 0, 0], ostr, &padded[0, 0, 0],
                       &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1)
+
+
+# ---------------------------------------------------------------------------
+# cyconv.ndimage: 1-D and N-d correlation drivers
+#
+# "Exact" drivers compute in double in exactly SciPy's order of operations
+# (NI_Correlate1D's symmetric / antisymmetric / plain sums, NI_Correlate's
+# term order, NI_UniformFilter1D's running sum), one multiply and one add per
+# term, so integer outputs truncate like SciPy's, bit for bit. Their inner
+# loops run over contiguous "lanes" (independent output positions) and are
+# vectorized by the compiler; the baseline x86-64 target has no FMA, so no
+# multiply-add is fused. The "fast" driver runs the SIMD row kernels (FMA
+# where the level has it) for float32/float64 outputs.
+# Layouts: a padded block is (outer, n + L - 1, lanes), C-contiguous; its
+# output block is (outer, n, lanes).
+# ---------------------------------------------------------------------------
+
+cdef enum:
+    SYMMETRY_NONE = 0
+    SYMMETRY_EVEN = 1     # w[c + i] == w[c - i] (within DBL_EPSILON, as SciPy tests it)
+    SYMMETRY_ODD = -1     # w[c + i] == -w[c - i]
+
+
+cdef void _lanes_correlate_exact(const double *p, Py_ssize_t ps,   # padded rows, ps apart
+                                 const double *w, Py_ssize_t L, int symmetry,
+                                 double *o, Py_ssize_t os,        # output rows, os apart
+                                 Py_ssize_t n, Py_ssize_t lanes) noexcept nogil:
+    """o[l*os + b] for l < n, b < lanes, as NI_Correlate1D computes each output."""
+    cdef Py_ssize_t l, jj, b, c = L // 2
+    cdef double wj
+    cdef const double *pa
+    cdef const double *pb
+    cdef double *orow
+    for l in range(n):
+        orow = o + l * os
+        if symmetry != SYMMETRY_NONE:
+            pa = p + (l + c) * ps
+            wj = w[c]
+            for b in range(lanes):
+                orow[b] = pa[b] * wj
+            for jj in range(-c, 0):
+                pa = p + (l + c + jj) * ps
+                pb = p + (l + c - jj) * ps
+                wj = w[c + jj]
+                if symmetry == SYMMETRY_EVEN:
+                    for b in range(lanes):
+                        orow[b] = orow[b] + (pa[b] + pb[b]) * wj
+                else:
+                    for b in range(lanes):
+                        orow[b] = orow[b] + (pa[b] - pb[b]) * wj
+        else:
+            pa = p + (l + L - 1) * ps
+            wj = w[L - 1]
+            for b in range(lanes):
+                orow[b] = pa[b] * wj
+            for jj in range(L - 1):
+                pa = p + (l + jj) * ps
+                wj = w[jj]
+                for b in range(lanes):
+                    orow[b] = orow[b] + pa[b] * wj
+
+
+def ndimage_correlate1d_lanes(const double[:, :, ::1] padded,  # IN  outer x (n+L-1) x lanes
+                              const double[::1] weights,       # IN  L
+                              int symmetry,
+                              double[:, :, ::1] out,            # OUT outer x n x lanes
+                              Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t b0, Py_ssize_t b1):
+    """Exact 1-D correlation down axis 1, for outer blocks o0..o1, lanes b0..b1."""
+    cdef Py_ssize_t o, lanes = padded.shape[2]
+    with nogil:
+        for o in range(o0, o1):
+            _lanes_correlate_exact(&padded[o, 0, b0], lanes, &weights[0], weights.shape[0],
+                                   symmetry, &out[o, 0, b0], lanes, out.shape[1], b1 - b0)
+
+
+def ndimage_correlate1d_rows(const double[:, ::1] padded,   # IN  rows x (n+L-1)
+                             const double[::1] weights,     # IN  L
+                             int symmetry,
+                             double[:, ::1] out,             # OUT rows x n
+                             Py_ssize_t r0, Py_ssize_t r1):
+    """Exact 1-D correlation along each row (the row's positions are the lanes)."""
+    cdef Py_ssize_t r
+    with nogil:
+        for r in range(r0, r1):
+            _lanes_correlate_exact(&padded[r, 0], 1, &weights[0], weights.shape[0], symmetry,
+                                   &out[r, 0], 1, 1, out.shape[1])
+
+
+def ndimage_uniform1d_lanes(const double[:, :, ::1] padded,  # IN  outer x (n+size-1) x lanes
+                            Py_ssize_t size,
+                            double[:, :, ::1] out,            # OUT outer x n x lanes
+                            double[::1] total,                # scratch >= b1 - b0
+                            Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t b0, Py_ssize_t b1):
+    """NI_UniformFilter1D's running sum down axis 1 (divided by size at each
+    output), every lane in step."""
+    cdef Py_ssize_t o, l, b, n = out.shape[1], nb = b1 - b0
+    cdef double d = <double>size
+    cdef const double *p
+    cdef double *t = &total[0]
+    with nogil:
+        for o in range(o0, o1):
+            for b in range(nb):
+                t[b] = 0.0
+            for l in range(size):
+                p = &padded[o, l, b0]
+                for b in range(nb):
+                    t[b] = t[b] + p[b]
+            for b in range(nb):
+                out[o, 0, b0 + b] = t[b] / d
+            for l in range(1, n):
+                for b in range(nb):
+                    t[b] = t[b] + (padded[o, l + size - 1, b0 + b] - padded[o, l - 1, b0 + b])
+                    out[o, l, b0 + b] = t[b] / d
+
+
+def ndimage_uniform1d_rows(const double[:, ::1] padded,  # IN  rows x (n+size-1)
+                           Py_ssize_t size,
+                           double[:, ::1] out,            # OUT rows x n
+                           Py_ssize_t r0, Py_ssize_t r1):
+    """NI_UniformFilter1D's running sum along each row (divided by size at each output)."""
+    cdef Py_ssize_t r, l, n = out.shape[1]
+    cdef double t, d = <double>size
+    with nogil:
+        for r in range(r0, r1):
+            t = 0.0
+            for l in range(size):
+                t = t + padded[r, l]
+            out[r, 0] = t / d
+            for l in range(1, n):
+                t = t + (padded[r, l + size - 1] - padded[r, l - 1])
+                out[r, l] = t / d
+
+
+cdef extern from "ndimage_exact.h" nogil:
+    void cyc_exact_line_sse2(const double *src, const Py_ssize_t *off, const double *w,
+                             Py_ssize_t T, double *out, Py_ssize_t n)
+    void cyc_exact_line_avx2(const double *src, const Py_ssize_t *off, const double *w,
+                             Py_ssize_t T, double *out, Py_ssize_t n)
+
+
+def ndimage_correlate_lines(const double[::1] padded,      # IN  the padded N-d array, flat
+                            const int64_t[::1] line_start,  # IN  flat index of each output line's first term
+                            const Py_ssize_t[::1] offsets,  # IN  flat offset of each term
+                            const double[::1] weights,      # IN  one weight per term, C order
+                            double[:, ::1] out,              # OUT lines x line length
+                            Py_ssize_t r0, Py_ssize_t r1):
+    """Exact N-d correlation: out[r, j] = sum_t weights[t] * padded[line_start[r] + offsets[t] + j],
+    summed from 0.0 in term order like NI_Correlate (which has dropped |w| <= DBL_EPSILON)."""
+    cdef Py_ssize_t r, j, n = out.shape[1], T = offsets.shape[0]
+    # the AVX2 copy wherever the kernel level in use is above the baseline
+    cdef bint avx2 = _table != cyc_kernels(0)
+    with nogil:
+        for r in range(r0, r1):
+            if T == 0:
+                for j in range(n):
+                    out[r, j] = 0.0
+            elif avx2:
+                cyc_exact_line_avx2(&padded[0] + line_start[r], &offsets[0], &weights[0], T,
+                                    &out[r, 0], n)
+            else:
+                cyc_exact_line_sse2(&padded[0] + line_start[r], &offsets[0], &weights[0], T,
+                                    &out[r, 0], n)
+
+
+def ndimage_correlate1d_lanes_fast(const fp_t[:, :, ::1] padded,  # IN  outer x (n+L-1) x lanes
+                                   const fp_t[::1] weights,       # IN  L
+                                   fp_t[:, :, ::1] out,            # OUT outer x n x lanes
+                                   Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t b0, Py_ssize_t b1):
+    """1-D correlation down axis 1 on the SIMD row kernels (an L x 1 kernel)."""
+    cdef Py_ssize_t o, lanes = padded.shape[2]
+    with nogil:
+        for o in range(o0, o1):
+            if fp_t is float:
+                _table.spatial_rows_f32(&padded[o, 0, b0], 0, lanes, 1, weights.shape[0], 1,
+                                        &weights[0], &out[o, 0, b0], lanes, b1 - b0, out.shape[1])
+            else:
+                _table.spatial_rows_f64(&padded[o, 0, b0], 0, lanes, 1, weights.shape[0], 1,
+                                        &weights[0], &out[o, 0, b0], lanes, b1 - b0, out.shape[1])
+
+def ndimage_correlate1d_rows_fast(const fp_t[:, ::1] padded,  # IN  rows x (n+L-1)
+                                  const fp_t[::1] weights,    # IN  L
+                                  fp_t[:, ::1] out,            # OUT rows x n
+                                  Py_ssize_t r0, Py_ssize_t r1):
+    """1-D correlation along each row on the SIMD row kernels (a 1 x L kernel)."""
+    with nogil:
+        if fp_t is float:
+            _table.spatial_rows_f32(&padded[r0, 0], 0, padded.shape[1], 1, 1, weights.shape[0],
+                                    &weights[0], &out[r0, 0], out.shape[1], out.shape[1], r1 - r0)
+        else:
+            _table.spatial_rows_f64(&padded[r0, 0], 0, padded.shape[1], 1, 1, weights.shape[0],
+                                    &weights[0], &out[r0, 0], out.shape[1], out.shape[1], r1 - r0)
+
+
+cdef void _gather_block(const char *plane, Py_ssize_t ys,       # rows ys bytes apart, unit column stride
+                        const int64_t *row_map, fp_t fill,
+                        Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t c0, Py_ssize_t bw,
+                        fp_t *dst) noexcept nogil:
+    """Padded rows q0 <= q < q1, columns c0..c0+bw, into consecutive dst rows of bw."""
+    cdef Py_ssize_t q, j, sq
+    for q in range(q0, q1):
+        sq = row_map[q]
+        if sq < 0:
+            for j in range(bw):
+                dst[j] = fill
+        else:
+            memcpy(dst, plane + sq * ys + c0 * <Py_ssize_t>sizeof(fp_t), bw * sizeof(fp_t))
+        dst += bw
+
+
+cdef inline void _rows_kernel(const fp_t *inp, Py_ssize_t rs, Py_ssize_t R, Py_ssize_t S,
+                              const fp_t *w, fp_t *out, Py_ssize_t os,
+                              Py_ssize_t width, Py_ssize_t nrows) noexcept nogil:
+    if fp_t is float:
+        _table.spatial_rows_f32(inp, 0, rs, 1, R, S, w, out, os, width, nrows)
+    else:
+        _table.spatial_rows_f64(inp, 0, rs, 1, R, S, w, out, os, width, nrows)
+
+
+def ndimage_correlate_down_fast(const fp_t[:, :] image,     # IN  n x W, unit column stride
+                                const int64_t[::1] row_map, # IN  n+L-1 padded rows -> row or -1
+                                Py_ssize_t before,          # padding before row 0
+                                const fp_t[::1] fill,       # IN  one value
+                                const fp_t[::1] weights,    # IN  L
+                                fp_t[:, :] out,              # OUT n x W, unit column stride
+                                fp_t[::1] scratch,           # (PIECE + L - 1) * BLOCK
+                                Py_ssize_t piece, Py_ssize_t block,
+                                Py_ssize_t r0, Py_ssize_t r1):
+    """out[i, :] = sum_k weights[k] * padded[i + k, :] for r0 <= i < r1, the
+    filter running down the columns, a block of columns at a time. Rows whose
+    window lies inside the image are read in place; the others are gathered
+    through row_map, `piece` rows at a time."""
+    cdef Py_ssize_t n = out.shape[0], W = out.shape[1], L = weights.shape[0]
+    cdef Py_ssize_t lo, hi, c0, bw, a, b
+    cdef Py_ssize_t ys = image.strides[0], os = out.strides[0] // <Py_ssize_t>sizeof(fp_t)
+    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and W else NULL
+    if W == 0 or r1 <= r0:
+        return
+    # interior rows: the window of output row i is image rows i - before .. i - before + L - 1
+    lo = max(r0, before)
+    hi = min(r1, n - (L - 1 - before))
+    with nogil:
+        c0 = 0
+        while c0 < W:
+            bw = min(block, W - c0)
+            if lo < hi:
+                _rows_kernel(<const fp_t *>(data + (lo - before) * ys) + c0, ys // <Py_ssize_t>sizeof(fp_t),
+                             L, 1, &weights[0], &out[lo, c0], os, bw, hi - lo)
+            a = r0
+            while a < r1:
+                if lo < hi and a == lo:
+                    a = hi
+                    continue
+                b = min(a + piece, r1, lo if (lo < hi and a < lo) else r1)
+                _gather_block(data, ys, &row_map[0], fill[0], a, b + L - 1, c0, bw, &scratch[0])
+                _rows_kernel(&scratch[0], bw, L, 1, &weights[0], &out[a, c0], os, bw, b - a)
+                a = b
+            c0 += bw
+
+
+def ndimage_correlate_along_fast(const fp_t[:, :] image,     # IN  rows x n, unit column stride
+                                 const int64_t[::1] col_map, # IN  n+L-1 padded cols -> col or -1
+                                 Py_ssize_t before,          # padding before column 0
+                                 const fp_t[::1] fill,
+                                 const fp_t[::1] weights,    # IN  L
+                                 fp_t[:, :] out,              # OUT rows x n, unit column stride
+                                 fp_t[::1] scratch,           # >= longest gathered segment
+                                 Py_ssize_t r0, Py_ssize_t r1):
+    """out[r, j] = sum_k weights[k] * padded[r, j + k] along each row: the
+    columns whose window lies inside the row are read in place (all rows
+    r0..r1 at once), the border columns from a gathered segment per row."""
+    cdef Py_ssize_t n = out.shape[1], L = weights.shape[0], after = L - 1 - before
+    cdef Py_ssize_t lo = before, hi = n - after, r, q, j, sq
+    cdef Py_ssize_t ys = image.strides[0], os = out.strides[0] // <Py_ssize_t>sizeof(fp_t)
+    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and n else NULL
+    cdef const fp_t *row
+    cdef Py_ssize_t segs[4]
+    cdef Py_ssize_t s, nseg
+    if n == 0 or r1 <= r0:
+        return
+    if lo < hi:
+        segs[0], segs[1], segs[2], segs[3] = 0, lo, hi, n
+        nseg = 2
+    else:
+        segs[0], segs[1] = 0, n
+        nseg = 1
+    with nogil:
+        if lo < hi:
+            _rows_kernel(<const fp_t *>(data + r0 * ys), ys // <Py_ssize_t>sizeof(fp_t), 1, L,
+                         &weights[0], &out[r0, lo], os, hi - lo, r1 - r0)
+        for r in range(r0, r1):
+            row = <const fp_t *>(data + r * ys)
+            for s in range(nseg):
+                if segs[2 * s + 1] <= segs[2 * s]:
+                    continue
+                # padded columns segs[2s] .. segs[2s+1] + L - 1
+                for q in range(segs[2 * s], segs[2 * s + 1] + L - 1):
+                    sq = col_map[q]
+                    scratch[q - segs[2 * s]] = row[sq] if sq >= 0 else fill[0]
+                _rows_kernel(&scratch[0], 0, 1, L, &weights[0], &out[r, segs[2 * s]], os,
+                             segs[2 * s + 1] - segs[2 * s], 1)
+
+# 8- and 16-bit images: samples converted to float32 a row at a time, filtered
+# by the float32 row kernels, rounded and saturated straight into the output
+# ---------------------------------------------------------------------------
+
+ctypedef unsigned char uchar
+ctypedef unsigned short ushort
+
+ctypedef fused pixel_t:
+    uchar
+    ushort
+
+ctypedef fused pixel_out_t:
+    uchar
+    ushort
+    float
+
+
+cdef class PixelPlan:
+    """What filter_pixels needs besides the buffers (built by cyconv.image).
+
+    The padded image is described by index maps, as everywhere in the core;
+    `weights` holds the M x N correlation kernel (already flipped for a
+    convolution), or for a separable one its M column then N row factors.
+    Output (i, j) of a carried band (alpha) is the input sample at padded
+    position (i + alpha_top, j + alpha_left), 0 where a map says -1."""
+    cdef const int64_t[::1] row_map
+    cdef const int64_t[::1] col_map
+    cdef const float[::1] weights
+    cdef readonly Py_ssize_t M, N, left, Wp, Wo, alpha_top, alpha_left
+    cdef readonly bint separable
+    cdef readonly float fill
+
+    def __init__(self, const int64_t[::1] row_map, const int64_t[::1] col_map, Py_ssize_t left,
+                 float fill, const float[::1] weights, Py_ssize_t M, Py_ssize_t N,
+                 bint separable, Py_ssize_t alpha_top, Py_ssize_t alpha_left):
+        self.row_map, self.col_map, self.weights = row_map, col_map, weights
+        self.left, self.fill, self.M, self.N, self.separable = left, fill, M, N, separable
+        self.Wp, self.Wo = col_map.shape[0], col_map.shape[0] - N + 1
+        self.alpha_top, self.alpha_left = alpha_top, alpha_left
+
+    def scratch_size(self, Py_ssize_t group):
+        """float32 scratch for one thread filtering `group` interleaved channels at once."""
+        cdef Py_ssize_t ring_width = (self.Wo if self.separable else self.Wp) * group
+        return 3 * self.M * self.N + self.M * ring_width + (self.Wp + self.Wo) * group
+
+
+cdef inline void _samples_to_f32(const pixel_t *src, Py_ssize_t step, float *dst,
+                                 Py_ssize_t n) noexcept nogil:
+    """n samples `step` bytes apart as float32."""
+    cdef Py_ssize_t i
+    if step == <Py_ssize_t>sizeof(pixel_t):
+        if pixel_t is uchar:
+            _table.u8_to_f32(src, dst, n)
+        else:
+            _table.u16_to_f32(src, dst, n)
+    else:
+        for i in range(n):
+            dst[i] = (<const pixel_t *>(<const char *>src + i * step))[0]
+
+
+cdef inline void _border_samples(const pixel_t *row, Py_ssize_t xs, Py_ssize_t cs,
+                                 Py_ssize_t group, const int64_t *col_map, Py_ssize_t j0,
+                                 Py_ssize_t j1, float fill, float *dst) noexcept nogil:
+    cdef Py_ssize_t j, g, sj
+    for j in range(j0, j1):
+        sj = col_map[j]
+        for g in range(group):
+            dst[j * group + g] = (<const pixel_t *>(<const char *>row + sj * xs + g * cs))[0] \
+                if sj >= 0 else fill
+
+
+cdef void _gather_pixel_row(const pixel_t *row, Py_ssize_t W, Py_ssize_t xs, Py_ssize_t cs,
+                            Py_ssize_t group, const int64_t *col_map, Py_ssize_t left,
+                            Py_ssize_t Wp, float fill, float *dst) noexcept nogil:
+    """One padded row of `group` interleaved channels (channel innermost) as
+    float32; row == NULL is a row of the fill. For group > 1 the caller
+    guarantees the group is contiguous (cs == itemsize, xs == group * cs)."""
+    cdef Py_ssize_t j
+    if row == NULL:
+        for j in range(Wp * group):
+            dst[j] = fill
+        return
+    _border_samples(row, xs, cs, group, col_map, 0, left, fill, dst)
+    _samples_to_f32(row, xs if group == 1 else cs, dst + left * group, W * group)
+    _border_samples(row, xs, cs, group, col_map, left + W, Wp, fill, dst)
+
+
+cdef inline float _round_saturate(float x, float hi) noexcept nogil:
+    """As the table's f32_to_u8/u16 (pixels_impl.h), one sample."""
+    x = x if x > 0 else 0     # NaN -> 0
+    x = x if x < hi else hi
+    return (x + <float>12582912.0) - <float>12582912.0
+
+
+cdef inline void _store_row(const float *src, Py_ssize_t n, pixel_out_t *dst,
+                            Py_ssize_t step) noexcept nogil:
+    """n results into samples `step` bytes apart: integers rounded half to
+    even and saturated to the type's range, float32 as they are."""
+    cdef Py_ssize_t i
+    cdef float hi = 255.0 if pixel_out_t is uchar else 65535.0
+    if step == <Py_ssize_t>sizeof(pixel_out_t):
+        if pixel_out_t is uchar:
+            _table.f32_to_u8(src, dst, n)
+        elif pixel_out_t is ushort:
+            _table.f32_to_u16(src, dst, n)
+        else:
+            memcpy(dst, src, n * sizeof(float))
+    else:
+        for i in range(n):
+            if pixel_out_t is float:
+                (<float *>(<char *>dst + i * step))[0] = src[i]
+            else:
+                (<pixel_out_t *>(<char *>dst + i * step))[0] = \
+                    <pixel_out_t>_round_saturate(src[i], hi)
+
+
+cdef void _filter_pixel_group(PixelPlan plan, const pixel_t *image, Py_ssize_t W,
+                              Py_ssize_t ys, Py_ssize_t xs, Py_ssize_t cs, Py_ssize_t group,
+                              pixel_out_t *out, Py_ssize_t oys, Py_ssize_t ostep,
+                              float *scratch, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """Output rows y0 <= y < y1 of `group` interleaved channels (or one plane).
+
+    A ring of M rows holds padded row p (direct), or p filtered along the row
+    (separable), in slot p % M, so every input row is converted and
+    row-filtered once. Each output row is then one list of taps over the
+    ring (zero weights left out), summed in the kernel's order: a pixel's
+    value does not depend on y0, y1 or the layout."""
+    cdef Py_ssize_t M = plan.M, N = plan.N, Wp = plan.Wp, Wo = plan.Wo
+    cdef Py_ssize_t width = Wo * group
+    cdef Py_ssize_t ring_width = (Wo if plan.separable else Wp) * group
+    cdef Py_ssize_t ncol = 1 if plan.separable else N   # taps per kernel row in the ring
+    cdef const float **taps = <const float **>scratch   # M * N pointers (2 floats each)
+    cdef float *weights = scratch + 2 * M * N           # the nonzero ones, in kernel order
+    cdef float *ring = weights + M * N
+    cdef float *line = ring + M * ring_width
+    cdef float *result = line + Wp * group
+    cdef const float *w = &plan.weights[0]              # M x ncol, then the row factor
+    cdef const int64_t *row_map = &plan.row_map[0]
+    cdef const int64_t *col_map = &plan.col_map[0]
+    cdef Py_ssize_t y, r, s, t, ntaps = 0, src, nxt = y0
+    cdef float *row
+    for t in range(M * ncol):
+        if w[t] != 0:
+            weights[ntaps] = w[t]
+            ntaps += 1
+    for y in range(y0, y1):
+        while nxt < y + M:
+            row = ring + (nxt % M) * ring_width
+            src = row_map[nxt]
+            _gather_pixel_row(<const pixel_t *>(<const char *>image + src * ys)
+                              if src >= 0 and W > 0 else NULL,
+                              W, xs, cs, group, col_map, plan.left, Wp, plan.fill,
+                              line if plan.separable else row)
+            if plan.separable:
+                _table.spatial_row_f32(line, 0, 0, group, 1, 1, N, w + M, row, width)
+            nxt += 1
+        t = 0
+        for r in range(M):
+            row = ring + ((y + r) % M) * ring_width
+            for s in range(ncol):
+                if w[r * ncol + s] != 0:
+                    taps[t] = row + s * group
+                    t += 1
+        _table.taps_row_f32(taps, weights, ntaps, result, width)
+        _store_row(result, width, <pixel_out_t *>(<char *>out + y * oys), ostep)
+
+
+cdef void _carry_band(PixelPlan plan, const pixel_t *image, Py_ssize_t W,
+                      Py_ssize_t ys, Py_ssize_t xs, pixel_out_t *out, Py_ssize_t oys,
+                      Py_ssize_t oxs, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+    """A band copied untouched (alpha): the input sample under the kernel's centre."""
+    cdef Py_ssize_t y, j, si, sj
+    cdef const int64_t *row_map = &plan.row_map[0]
+    cdef const int64_t *col_map = &plan.col_map[0]
+    cdef char *orow
+    for y in range(y0, y1):
+        si = row_map[y + plan.alpha_top]
+        orow = <char *>out + y * oys
+        for j in range(plan.Wo):
+            sj = col_map[j + plan.alpha_left]
+            (<pixel_out_t *>(orow + j * oxs))[0] = <pixel_out_t>(
+                (<const pixel_t *>(<const char *>image + si * ys + sj * xs))[0]
+                if si >= 0 and sj >= 0 else 0)
+
+
+def filter_pixels(PixelPlan plan,
+                  const pixel_t[:, :, :] image,   # IN  H x W x C, any strides
+                  pixel_out_t[:, :, :] out,       # OUT Ho x Wo x C, any strides
+                  Py_ssize_t colour,              # IN  bands 0..colour-1 filtered, the rest carried
+                  bint interleaved,               # IN  filter bands together (see below)
+                  float[::1] scratch,             # scratch: plan.scratch_size(group)
+                  Py_ssize_t y0, Py_ssize_t y1):
+    """Output rows y0 <= y < y1. `interleaved`: every band is filtered as one
+    group (the caller checked that each pixel's C samples are contiguous in
+    both image and out), and carried bands are then overwritten; otherwise
+    each filtered band is a plane of its own."""
+    cdef Py_ssize_t C = image.shape[2], W = image.shape[1], c
+    cdef Py_ssize_t ys = image.strides[0], xs = image.strides[1], cs = image.strides[2]
+    cdef Py_ssize_t oys = out.strides[0], oxs = out.strides[1], ocs = out.strides[2]
+    cdef const pixel_t *data = &image[0, 0, 0] if image.shape[0] and W else NULL
+    cdef pixel_out_t *dst = &out[0, 0, 0]
+    with nogil:
+        if interleaved:
+            _filter_pixel_group(plan, data, W, ys, xs, cs, C, dst, oys, ocs,
+                                &scratch[0], y0, y1)
+        else:
+            for c in range(colour):
+                _filter_pixel_group(plan, <const pixel_t *>(<const char *>data + c * cs),
+                                    W, ys, xs, cs, 1,
+                                    <pixel_out_t *>(<char *>dst + c * ocs), oys, oxs,
+                                    &scratch[0], y0, y1)
+        for c in range(colour, C):
+            _carry_band(plan, <const pixel_t *>(<const char *>data + c * cs), W, ys, xs,
+                        <pixel_out_t *>(<char *>dst + c * ocs), oys, oxs, y0, y1)
 
 
 # ---------------------------------------------------------------------------

@@ -8,27 +8,17 @@ index maps (see _padding) and the fill value. The kernel is already flipped
 
 from __future__ import annotations
 
-import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, _parallel
+from . import _core, _cost_model, _fft, _parallel
 
 METHODS = ("auto", "direct", "separable", "fft")
 
 # Rows of padded input gathered at a time: small enough to stay in L2.
 _STRIP_BYTES = 1 << 17
-
-# Cost model, in seconds, fitted by `bench/bench_methods.py --fit` on one core
-# of the development machine (AMD EPYC Zen 4, AVX-512; 1024x1024 image,
-# kernels 3-63; see bench/RESULTS.md). Only the ratios matter: they place the
-# crossovers.
-_DIRECT_PER_MAC = {4: 1.0 / 30e9, 8: 1.0 / 15.5e9}   # per multiply-add, by itemsize
-_DIRECT_PER_PIXEL = 0.4e-9                            # gather + store per output pixel
-_SEPARABLE_PER_MAC = {4: 1.0 / 13.3e9, 8: 1.0 / 5.7e9}
-_FFT_PER_POINT_LOG = {4: 1.58e-9, 8: 1.98e-9}        # per point * log2(points), rfft2 + irfft2
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -53,21 +43,21 @@ def choose(plan: Plan, method: str) -> str:
                              "float64 kernel; use method='direct' or 'auto'")
         return "separable"
     if method == "fft":
-        return "fft" if dtype.kind != "iu" or _fft_is_exact(plan) else "direct"
+        return "fft" if dtype.kind not in "iu" or _fft.is_exact_for_integers(plan) else "direct"
     # auto: only float32/float64 have a measured model; direct for the rest.
     if dtype not in (np.float32, np.float64):
         return "direct"
-    Ho, Wo = plan.out_shape
-    M, N = plan.kernel.shape
-    Hp, Wp = len(plan.row_map), len(plan.col_map)
     size = dtype.itemsize
-    if direct_by_cost(size, plan.out_shape, plan.kernel.shape, (Hp, Wp)):
-        return "direct"  # small calls: no exact FFT sizes, no data scans
-    best, best_cost = "direct", Ho * Wo * (M * N * _DIRECT_PER_MAC[size] + _DIRECT_PER_PIXEL)
-    # Cheap estimates first; the SVD and the NaN scan only when they could matter.
-    points = next_fast_len(Hp) * next_fast_len(Wp)
-    fft_cost = points * math.log2(max(points, 2)) * _FFT_PER_POINT_LOG[size]
-    sep_cost = (Hp * Wo * N + Ho * Wo * M) * _SEPARABLE_PER_MAC[size] + Ho * Wo * _DIRECT_PER_PIXEL
+    M, N = plan.kernel.shape
+    if direct_by_cost(size, plan.out_shape, (M, N)):
+        return "direct"   # cheaper than the fixed cost of any other method
+    best = "direct"
+    best_cost = _cost_model.cost(_cost_model.DIRECT[size],
+                                 _cost_model.direct_features(plan.out_shape, (M, N)))
+    # Cheap estimates first; the rank-1 test and the NaN scan only when they could matter.
+    fft_cost = _fft.tile_shape(plan.out_shape, (M, N), dtype)[2]
+    sep_cost = _cost_model.cost(_cost_model.SEPARABLE[size], _cost_model.separable_features(
+        plan.out_shape, (M, N), _strip_rows(plan.out_shape[0], len(plan.col_map), size)))
     if M > 1 and N > 1 and sep_cost < min(best_cost, fft_cost) \
             and _rank1_factors(plan.kernel) is not None:
         best, best_cost = "separable", sep_cost
@@ -79,33 +69,39 @@ def choose(plan: Plan, method: str) -> str:
     return best
 
 
-def direct_by_cost(itemsize: int, out_shape, kernel_shape, padded_shape) -> bool:
-    """True when the cost model puts direct summation at or below separable
-    and at or below the least an FFT could cost (next_fast_len(n) >= n):
-    then "auto" picks direct whatever the data (a decision from shapes alone)."""
-    (Ho, Wo), (M, N), (Hp, Wp) = out_shape, kernel_shape, padded_shape
-    direct = Ho * Wo * (M * N * _DIRECT_PER_MAC[itemsize] + _DIRECT_PER_PIXEL)
-    separable = (Hp * Wo * N + Ho * Wo * M) * _SEPARABLE_PER_MAC[itemsize] \
-        + Ho * Wo * _DIRECT_PER_PIXEL
-    fft_least = Hp * Wp * math.log2(max(Hp * Wp, 2)) * _FFT_PER_POINT_LOG[itemsize]
-    return direct <= separable and direct <= fft_least
+def direct_by_cost(itemsize: int, out_shape, kernel_shape) -> bool:
+    """True when direct summation costs less than the fixed cost of any other
+    method: then "auto" picks direct from the shapes alone, whatever the data."""
+    direct = _cost_model.cost(_cost_model.DIRECT[itemsize],
+                              _cost_model.direct_features(out_shape, kernel_shape))
+    return direct <= min(_cost_model.SEPARABLE[itemsize]["call"], _cost_model.FFT_MIN_CALL)
 
 
 def _all_finite(a: np.ndarray) -> bool:
-    """np.isfinite(a).all(), a block of rows at a time (no image-sized temporary)."""
+    """np.isfinite(a).all(), a block of rows at a time (no image-sized temporary).
+    A finite sum proves it in one pass; an overflowing one falls back to the scan."""
+    with np.errstate(all="ignore"):
+        if np.isfinite(a.sum()):
+            return True
     rows = max(1, (1 << 16) // max(a.shape[1], 1))
     return all(np.isfinite(a[i:i + rows]).all() for i in range(0, a.shape[0], rows))
 
 
 def run(plan: Plan, method: str, workers: int) -> np.ndarray:
     if method == "fft":
-        return _fft(plan)
+        return _fft.run(plan, workers)
     if method == "separable":
         return _separable(plan, workers)
     return _direct(plan.image, plan.kernel, plan, plan.fill, workers)
 
 
 # ------------------------------------------------------------------ direct
+
+def _strip_rows(Ho: int, width: int, itemsize: int) -> int:
+    """Output rows per strip: about _STRIP_BYTES of padded input, a multiple of
+    8 (the row kernels work on blocks of 4 or 8 rows), at least 16."""
+    return min(Ho, max(16, _STRIP_BYTES // (width * itemsize) // 8 * 8))
+
 
 def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
     """Direct summation in the core, output rows shared among threads."""
@@ -132,7 +128,7 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
     out = np.empty(plan.out_shape, dtype)
     M, width = kernel.shape[0], len(plan.col_map)
     Ho, Wo = plan.out_shape
-    strip_rows = min(Ho, max(16, _STRIP_BYTES // (width * dtype.itemsize)))
+    strip_rows = _strip_rows(Ho, width, dtype.itemsize)
 
     def rows(strip, r0, r1):
         _core.correlate_plane(image, plan.row_map, plan.col_map, plan.left, fill, kernel,
@@ -145,27 +141,94 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ separable
 
+# Entries of a kernel looked at per step of the rank-1 test (a few hundred KB
+# of float64 temporaries, whatever the kernel's size).
+_RANK1_BLOCK = 1 << 15
+# Separable factors must reproduce every kernel entry within this many
+# machine epsilons of itself: a few ulps (an entry that is the rounded
+# product of two factors, divided by a rounded norm, lands within 3).
+_RANK1_ULPS = 4
+
+
+def _row_blocks(a: np.ndarray):
+    rows = max(1, _RANK1_BLOCK // max(a.shape[1], 1))
+    for r in range(0, a.shape[0], rows):
+        yield r, a[r:r + rows]
+
+
 def _rank1_factors(kernel: np.ndarray):
-    """(column, row) with outer(column, row) == kernel to rounding, or None."""
+    """_rank1_test, remembered for the last large kernel: cyconv.image filters
+    each channel with the same kernel array, and a test of 25 M entries
+    takes a fifth of a second. The entry is dropped when the array it
+    was made from is freed, and reused only for equal contents."""
+    if kernel.size < _RANK1_CACHE_MIN:
+        return _rank1_test(kernel)
+    key = (kernel.__array_interface__["data"][0], kernel.shape, kernel.strides, kernel.dtype)
+    cached = _rank1_cache.get(key)
+    if cached is not None and np.array_equal(cached[0], kernel):
+        return cached[1]
+    factors = _rank1_test(kernel)
+    root = kernel
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    _rank1_cache.clear()
+    _rank1_cache[key] = (kernel.copy(), factors)
+    weakref.finalize(root, _rank1_cache.pop, key, None)
+    return factors
+
+
+_RANK1_CACHE_MIN = 1 << 16
+_rank1_cache: dict = {}
+
+
+def _rank1_test(kernel: np.ndarray):
+    """(column, row) of the kernel's dtype whose outer product reproduces
+    every kernel entry to a few ulps of that entry (zeros exactly), or None.
+
+    The factors are the kernel's pivot column, divided by the pivot, and its
+    pivot row, the pivot being the entry of largest magnitude: the exact
+    factors of an exact rank-1 kernel. They are accepted only if an
+    entry-by-entry check passes. O(kernel entries) time, in blocks of rows
+    (small temporaries); a kernel that is not rank 1 is usually rejected
+    after its first block.
+    """
     if kernel.dtype not in (np.float32, np.float64) or min(kernel.shape) < 1:
         return None
-    k = kernel.astype(np.float64)
-    scale = np.abs(k).max()
-    if not np.isfinite(scale) or scale == 0:
+    M, N = kernel.shape
+    pivot_value, i0, j0 = 0.0, 0, 0
+    for r, block in _row_blocks(kernel):
+        flat = int(np.argmax(np.abs(block)))
+        value = abs(float(block.flat[flat]))
+        if not value <= np.finfo(np.float64).max:   # inf or NaN: not separable
+            return None
+        if value > pivot_value:
+            pivot_value, i0, j0 = value, r + flat // N, flat % N
+    if pivot_value == 0:
         return None
-    # Quick rejection without an SVD: a rank-1 kernel equals the outer product
-    # of its column and row through its largest entry.
-    i0, j0 = np.unravel_index(np.argmax(np.abs(k)), k.shape)
-    if np.abs(np.outer(k[:, j0], k[i0] / k[i0, j0]) - k).max() > 1e-3 * scale:
-        return None
-    u, s, vt = np.linalg.svd(k)
-    column, row = u[:, 0] * math.sqrt(s[0]), vt[0] * math.sqrt(s[0])
-    # Accept only if the product reproduces every entry to the dtype's rounding
-    # (an SVD's reconstruction error grows about like the square root of the size).
-    tol = 8 * np.finfo(kernel.dtype).eps * scale * math.sqrt(k.size)
-    if np.abs(np.outer(column, row) - k).max() > tol:
-        return None
-    return column.astype(kernel.dtype), row.astype(kernel.dtype)
+    pivot = float(kernel[i0, j0])
+    info = np.finfo(kernel.dtype)
+    # Quick rejection of most kernels that are not rank 1: a few entries,
+    # checked in Python with a tolerance much looser than the full check's.
+    loose = 8 * _RANK1_ULPS * info.eps
+    for i, j in ((0, 0), (0, N - 1), (M - 1, 0), (M - 1, N - 1), (M // 2, N // 3),
+                 (M // 3, N // 2)):
+        k_ij = float(kernel[i, j])
+        if abs(float(kernel[i, j0]) * float(kernel[i0, j]) / pivot - k_ij) \
+                > loose * abs(k_ij) + 64 * info.smallest_subnormal:
+            return None
+    column = (kernel[:, j0].astype(np.float64) / pivot).astype(kernel.dtype)
+    row = np.array(kernel[i0], dtype=kernel.dtype)
+    column64, row64 = column.astype(np.float64), row.astype(np.float64)
+    with np.errstate(all="ignore"):
+        for r, block in _row_blocks(kernel):
+            k = block.astype(np.float64)
+            product = column64[r:r + len(k), None] * row64   # exact for float32
+            # A few ulps of each entry; an ulp is at least the smallest
+            # subnormal, and a zero entry must come out exactly zero.
+            tol = _RANK1_ULPS * (info.eps * np.abs(k) + np.where(k != 0, info.smallest_subnormal, 0))
+            if not (np.abs(product - k) <= tol).all():
+                return None
+    return column, row
 
 
 def _separable(plan: Plan, workers: int) -> np.ndarray:
@@ -176,7 +239,7 @@ def _separable(plan: Plan, workers: int) -> np.ndarray:
     M = len(column)
     Ho, Wo = plan.out_shape
     width = len(plan.col_map)
-    strip_rows = min(Ho, max(16, _STRIP_BYTES // (width * dtype.itemsize)))
+    strip_rows = _strip_rows(Ho, width, dtype.itemsize)
 
     def scratch():
         n = strip_rows + M - 1
@@ -191,27 +254,10 @@ def _separable(plan: Plan, workers: int) -> np.ndarray:
     return out
 
 
-# ------------------------------------------------------------------ FFT
-
-def next_fast_len(n: int) -> int:
-    """Smallest 2**a 3**b 5**c >= n: sizes numpy.fft (pocketfft) handles fastest."""
-    if n <= 6:
-        return max(n, 1)
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            # smallest power of two that lifts p35 to at least n
-            p = p35 << max(0, (-(-n // p35) - 1).bit_length())
-            best = min(best, p)
-            p35 *= 3
-        p5 *= 5
-    return best
-
+# ------------------------------------------------------------------ padded image
 
 def _padded(plan: Plan) -> np.ndarray:
-    """The padded image itself (FFT needs it whole)."""
+    """The padded image itself (the complex direct kernel reads it whole)."""
     rows, cols = plan.row_map, plan.col_map
     if plan.image.size == 0:
         return np.full((len(rows), len(cols)), plan.fill, plan.image.dtype)
@@ -219,43 +265,3 @@ def _padded(plan: Plan) -> np.ndarray:
     padded[rows < 0, :] = plan.fill
     padded[:, cols < 0] = plan.fill
     return padded
-
-
-def _fft_is_exact(plan: Plan) -> bool:
-    """Can a float64 FFT result be rounded back to the exact integer sums?"""
-    a = np.abs(plan.image.astype(np.float64))
-    k = np.abs(plan.kernel.astype(np.float64))
-    peak = max(float(a.max(initial=0)), abs(float(plan.fill))) * float(k.sum())
-    points = len(plan.row_map) * len(plan.col_map)
-    # FFT convolution error is about eps * log2(points) * ||a||_2 ||k||_2;
-    # bound ||a||_2 by sqrt(points) * max|a|, and ask for error < 1/4.
-    norm = max(float(a.max(initial=0)), abs(float(plan.fill))) * math.sqrt(points) \
-        * float(np.sqrt((k ** 2).sum()))
-    err = 8 * np.finfo(np.float64).eps * math.log2(max(points, 2)) * norm
-    return peak < 2.0 ** 52 and err < 0.25
-
-
-def _fft(plan: Plan) -> np.ndarray:
-    dtype = plan.image.dtype
-    if dtype.kind in "iu":
-        work = np.float64
-    elif dtype.kind == "c":
-        work = np.complex64 if dtype == np.complex64 else np.complex128
-    else:
-        work = np.float32 if dtype == np.float32 else np.float64
-    padded = _padded(plan).astype(work, copy=False)
-    kernel = plan.kernel.astype(work)
-    (Hp, Wp), (M, N) = padded.shape, kernel.shape
-    shape = (next_fast_len(Hp), next_fast_len(Wp))
-    # Circular convolution of size >= the padded image with the flipped
-    # kernel: rows/cols from M-1 (N-1) on never wrap, and are the valid correlation.
-    flipped = kernel[::-1, ::-1]
-    if np.dtype(work).kind == "c":
-        full = np.fft.ifft2(np.fft.fft2(padded, shape) * np.fft.fft2(flipped, shape))
-    else:
-        full = np.fft.irfft2(np.fft.rfft2(padded, shape) * np.fft.rfft2(flipped, shape), shape)
-    valid = full[M - 1:Hp, N - 1:Wp]
-    if dtype.kind in "iu":
-        # Exact by _fft_is_exact: round, then wrap into the type like the direct sums.
-        return np.rint(valid).astype(np.int64).astype(dtype)
-    return np.ascontiguousarray(valid, dtype=dtype)

@@ -86,7 +86,6 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike

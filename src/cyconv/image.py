@@ -35,6 +35,30 @@ The default operation is a convolution (:func:`cyconv.convolve2d`, kernel
 flipped), as in SciPy; ``correlate=True`` uses :func:`cyconv.correlate2d`
 (kernel laid over the image as printed). See :mod:`cyconv.kernels` for the
 orientation of the derivative kernels.
+8- and 16-bit images: the fused path
+------------------------------------
+8-bit Pillow modes (L, LA, RGB, RGBA, YCbCr, CMYK), ``I;16``, and uint8 /
+uint16 arrays asked for ``out_dtype=np.uint8`` or ``np.uint16`` are filtered
+in one pass: the samples are read in place (any layout: interleaved,
+planar, strided), converted to float32 a row at a time, filtered by the
+float32 kernels, then rounded half to even and saturated straight into the
+output. Rank-1 kernels (Gaussian, box, ...) run as a row and a column pass.
+Compared with the float64 reference (convolve2d per channel, rounded half
+to even, clipped):
+
+* integer kernels with ``sum|k| * max(sample max, |fillvalue|) < 2**24``
+  (Sobel, Laplacian, sharpen, emboss, box sums, ... on 8 and 16 bits; every
+  partial sum is an integer below 2**24, exact in float32): identical;
+* other kernels: identical except where the float64 value lies within
+  ``B`` of a tie (``n + 0.5``); there the result may be one level off.
+  ``B = s * 2**-24 / (1 - s * 2**-24) * sum|k| * peak`` (plus, for the row
+  and column passes, the rank-1 factorisation's residual times
+  ``M * N * peak``), with ``s = M*N + 1`` (direct) or ``M + N + 2`` (row
+  and column passes) and ``peak = max(sample max, |fillvalue|)``. When
+  ``B >= 0.5``, or the kernel is not finite, or ``fillvalue`` is not exactly
+  a float32, the float64 path runs instead.
+
+Results are bitwise the same for any ``workers``.
 """
 
 from __future__ import annotations
@@ -47,9 +71,12 @@ from typing import Any, Literal, Mapping, NamedTuple, Sequence, Union
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from . import _core, _parallel
 from . import kernels as _kernels
 from ._conv2d import conv2d
 from ._convolve import convolve2d, correlate2d
+from ._geometry import BOUNDARIES as _BOUNDARIES
+from ._padding import aligned, index_map
 
 __all__ = ["filter_image", "feature_maps", "save_feature_grid", "sobel_edges", "sample",
            "SAMPLE_PATH", "PIL_HINT"]
@@ -126,7 +153,8 @@ def _to_pil(data: np.ndarray, mode: str):
     info = _MODES[mode]
     h, w = data.shape[:2]
     raw = np.ascontiguousarray(data, dtype=info.dtype)
-    return Image.frombytes(mode, (w, h), raw.tobytes())
+    # frombuffer reads the array directly (no bytes copy in between)
+    return Image.frombuffer(mode, (w, h), raw, "raw", mode, 0, 1)
 
 
 # ---------------------------------------------------------------------------
@@ -191,6 +219,127 @@ def _round_clip(a: np.ndarray, dtype: DTypeLike) -> np.ndarray:
     return np.clip(r, lo, hi).astype(dt)
 
 
+# ---------------------------------------------------------------------------
+# The fused 8/16-bit path: samples read in place, filtered in float32 a row at
+# a time, rounded and saturated straight into the output (see filter_image)
+
+_PIXEL_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16))   # native byte order
+_F32_UNIT = 2.0 ** -24        # float32 unit roundoff
+_F32_EXACT = 2.0 ** 24        # integers below this are exact in float32
+
+
+class _Float32Route(NamedTuple):
+    weights: np.ndarray   # float32: M x N kernel, or M column then N row factors
+    separable: bool
+    bound: float          # |float32 result - float64 reference| <= bound (0: exact)
+    taps: int             # multiply-adds per output sample
+
+
+def _rank1(kernel: np.ndarray):
+    """(column, row, residual): kernel ~ outer(column, row), factored through
+    its largest entry; residual = max |outer - kernel|. None if not rank 1."""
+    i0, j0 = np.unravel_index(np.argmax(np.abs(kernel)), kernel.shape)
+    if kernel[i0, j0] == 0:
+        return None
+    column, row = kernel[:, j0], kernel[i0] / kernel[i0, j0]
+    residual = float(np.abs(np.outer(column, row) - kernel).max())
+    if not residual <= 1e-9 * abs(kernel[i0, j0]):
+        return None
+    return column, row, residual
+
+
+def _float32_route(kernel: np.ndarray, fill: float, peak: float,
+                   rounded: bool) -> _Float32Route | None:
+    """How the float32 path computes the correlation with `kernel` (float64,
+    already flipped for a convolution) for samples and fill of magnitude <= peak,
+    and its error bound; None when `rounded` results could be off by half a level."""
+    M, N = kernel.shape
+    total = float(np.abs(kernel).sum()) * peak   # bounds sum |w * x|
+    if np.array_equal(kernel, np.rint(kernel)) and fill == round(fill) and total < _F32_EXACT:
+        # integer weights and samples, every partial sum an integer < 2**24: exact
+        return _Float32Route(kernel.astype(np.float32).ravel(), False, 0.0, M * N)
+    factors = _rank1(kernel) if M * N > 2 * (M + N) else None
+    if factors is not None:
+        column, row, residual = factors
+        # factors rounded to float32 (2 roundings per weight), a row sum of N
+        # and a column sum of M terms, plus the factorisation's own residual
+        steps, taps, extra = M + N + 2, M + N, residual * M * N * peak
+        weights = np.concatenate([column, row]).astype(np.float32)
+    else:
+        steps, taps, extra = M * N + 1, M * N, 0.0
+        weights = kernel.astype(np.float32).ravel()
+    gamma = steps * _F32_UNIT / (1 - steps * _F32_UNIT)
+    bound = gamma * total + extra
+    if rounded and not bound < 0.5:
+        return None
+    return _Float32Route(weights, factors is not None, bound, taps)
+
+
+def _pixel_filter(data: np.ndarray, k: np.ndarray, colour: int, out_dtype, *, mode: str,
+                  boundary: str, fillvalue, correlate: bool, workers,
+                  out: np.ndarray | None = None) -> np.ndarray | None:
+    """`data` (H x W x C, uint8 or uint16, any strides) filtered by the fused
+    float32 path: bands < colour filtered, the rest carried like alpha.
+    Integer outputs are rounded half to even and saturated. Returns the
+    H' x W' x C result (written into `out` if given), or None where the path
+    does not apply (the caller then takes the float64 path)."""
+    out_dtype = np.dtype(out_dtype)
+    rounded = out_dtype in _PIXEL_TYPES
+    if data.dtype not in _PIXEL_TYPES or not (rounded or out_dtype == np.float32):
+        return None
+    if not isinstance(mode, str) or mode not in ("full", "same", "valid") \
+            or not isinstance(boundary, str) or boundary not in _BOUNDARIES:
+        return None  # the float64 path raises the error
+    pad_mode = _BOUNDARIES[boundary]
+    fill = 0.0
+    if pad_mode == "constant":
+        if not isinstance(fillvalue, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(fillvalue):
+            return None
+        fill = float(fillvalue)
+        if float(np.float32(fill)) != fill:
+            return None  # keep the fill exact: it is a sample like the others
+    H, W, C = data.shape
+    M, N = k.shape
+    if mode == "full":
+        Ho, Wo, pads = H + M - 1, W + N - 1, ((M - 1, M - 1), (N - 1, N - 1))
+    elif mode == "same":
+        Ho, Wo = H, W
+        pads = ((M // 2, (M - 1) // 2), (N // 2, (N - 1) // 2)) if not correlate else \
+               (((M - 1) // 2, M // 2), ((N - 1) // 2, N // 2))
+    else:
+        Ho, Wo, pads = H - M + 1, W - N + 1, ((0, 0), (0, 0))
+    if min(H, W, C, Ho, Wo) <= 0:
+        return None  # empty, or a 'valid' kernel larger than the image
+    kernel = k if correlate else k[::-1, ::-1]
+    peak = max(float(np.iinfo(data.dtype).max), abs(fill))
+    route = _float32_route(kernel, fill, peak, rounded)
+    if route is None:
+        return None
+    (top, bottom), (left, right) = pads
+    plan = _core.PixelPlan(index_map(H, top, bottom, pad_mode),
+                           index_map(W, left, right, pad_mode), left, fill, route.weights,
+                           M, N, route.separable,
+                           M // 2 if not correlate else (M - 1) // 2,
+                           N // 2 if not correlate else (N - 1) // 2)
+    if out is None:
+        out = np.empty((Ho, Wo, C), out_dtype)
+    data = aligned(data)
+    # Interleaved pixels (C samples side by side in both arrays) are filtered
+    # as one row of W*C samples; anything else a plane at a time.
+    interleaved = C > 1 and data.strides[2] == data.itemsize \
+        and data.strides[1] == C * data.itemsize \
+        and out.strides[2] == out.itemsize and out.strides[1] == C * out.itemsize
+    size = plan.scratch_size(C if interleaved else 1)
+
+    def rows(scratch, r0, r1):
+        _core.filter_pixels(plan, data, out, colour, interleaved, scratch, r0, r1)
+
+    _parallel.run_rows(rows, Ho, Wo * C * route.taps, _parallel.resolve_workers(workers),
+                       scratch=lambda: np.empty(size, np.float32))
+    return out
+
+
 def _carry_alpha(alpha, kshape, *, mode, boundary, correlate, workers) -> np.ndarray:
     """Alpha of the input pixel under the kernel's centre, for every output pixel.
 
@@ -232,7 +381,9 @@ def filter_image(img, kernel: KernelLike, *, boundary: str = "symm", mode: str =
         Threads, as in :func:`cyconv.convolve2d`.
     out_dtype : dtype, optional
         Array inputs only: the result's dtype (integer types are rounded and
-        clipped). Default float32 for float32 input, else float64.
+        clipped). Default float32 for float32 input, else float64. A uint8
+        or uint16 array with ``out_dtype`` uint8 or uint16 takes the fused
+        path (see the module docstring for its exactness).
 
     Returns
     -------
@@ -246,6 +397,9 @@ def filter_image(img, kernel: KernelLike, *, boundary: str = "symm", mode: str =
                             "(convert the result, or pass np.asarray(img))")
         data, pmode = _pil_planes(img)
         info = _MODES[pmode]
+        fast = _pixel_filter(data, k, info.colour, info.dtype, fillvalue=fillvalue, **opts)
+        if fast is not None:
+            return _to_pil(fast, pmode)
         colour = data[:, :, :info.colour]
         out = _filter_planes(colour, k, fillvalue=fillvalue,
                              dtype=_compute_dtype(info.dtype), **opts)
@@ -255,11 +409,15 @@ def filter_image(img, kernel: KernelLike, *, boundary: str = "symm", mode: str =
             out = np.concatenate([out, alpha[:, :, None]], axis=-1)
         return _to_pil(out, pmode)
     planes, flat = _array_planes(img)
-    out = _filter_planes(planes, k, fillvalue=fillvalue, dtype=_compute_dtype(planes.dtype),
-                         **opts)
-    if flat:
-        out = out[:, :, 0]
-    return out if out_dtype is None else _round_clip(out, out_dtype)
+    out = None
+    if out_dtype is not None:
+        out = _pixel_filter(planes, k, planes.shape[2], out_dtype, fillvalue=fillvalue, **opts)
+    if out is None:
+        out = _filter_planes(planes, k, fillvalue=fillvalue,
+                             dtype=_compute_dtype(planes.dtype), **opts)
+        if out_dtype is not None:
+            out = _round_clip(out, out_dtype)
+    return out[:, :, 0] if flat else out
 
 
 def _kernel_list(kernels) -> list[np.ndarray]:
@@ -290,18 +448,28 @@ def feature_maps(img, kernels: Sequence[KernelLike] | Mapping[str, ArrayLike] | 
     ``img``: a Pillow image (its colour bands; an alpha band is left out) or
     an array (H, W) (C = 1) or (H, W, C). ``kernels``: a list of arrays or
     names, a dict name -> array (in its order), or a 3-D array stack.
-    The result is float32 for float32 (and mode "F") inputs, else float64.
+    The result is float32 for float32 (and mode "F") inputs and for 8- and
+    16-bit unsigned inputs (modes L, RGB, RGBA, I;16, ...; uint8 and uint16
+    arrays), which take the fused path of :func:`filter_image` and are
+    computed in float32; float64 otherwise.
     """
     if _is_pil(img):
         data, pmode = _pil_planes(img)
         planes = data[:, :, :_MODES[pmode].colour]
     else:
         planes, _ = _array_planes(img)
-    dtype = _compute_dtype(planes.dtype)
+    pixels = planes.dtype in _PIXEL_TYPES
+    dtype = np.dtype(np.float32) if pixels else _compute_dtype(planes.dtype)
     ks = _kernel_list(kernels)
     H, W, C = planes.shape
     out = np.empty((len(ks), C, H, W), dtype)
     if not ks or out.size == 0:
+        return out
+    if pixels:
+        # The fused path reads the samples in place and writes each map plane.
+        for i, k in enumerate(ks):
+            _pixel_filter(planes, k, C, dtype, mode="same", boundary="symm", fillvalue=0,
+                          correlate=False, workers=workers, out=out[i].transpose(1, 2, 0))
         return out
     x = np.ascontiguousarray(planes.transpose(2, 0, 1), dtype=dtype)
     by_shape: dict[tuple[int, int], list[int]] = {}
@@ -496,11 +664,18 @@ def sobel_edges(img, *, reduce: Literal["max", "mean"] = "max", scale: float = 1
     else:
         planes, _ = _array_planes(img)
         dtype = _compute_dtype(planes.dtype)
-    opts = dict(mode="same", boundary="symm", fillvalue=0, correlate=True, workers=workers,
-                dtype=dtype)
-    gx = _filter_planes(planes, _kernels.sobel_x(), **opts)
-    gy = _filter_planes(planes, _kernels.sobel_y(), **opts)
-    mag = np.hypot(gx, gy)
+    if planes.dtype in _PIXEL_TYPES and planes.size:
+        # Sobel sums of 8/16-bit samples are exact in float32 (|sum| <= 4 * 65535 < 2**24)
+        opts = dict(mode="same", boundary="symm", fillvalue=0, correlate=True, workers=workers)
+        gx = _pixel_filter(planes, _kernels.sobel_x(), planes.shape[2], np.float32, **opts)
+        gy = _pixel_filter(planes, _kernels.sobel_y(), planes.shape[2], np.float32, **opts)
+        mag = np.hypot(gx, gy, dtype=dtype)
+    else:
+        opts = dict(mode="same", boundary="symm", fillvalue=0, correlate=True,
+                    workers=workers, dtype=dtype)
+        gx = _filter_planes(planes, _kernels.sobel_x(), **opts)
+        gy = _filter_planes(planes, _kernels.sobel_y(), **opts)
+        mag = np.hypot(gx, gy)
     mag = mag.max(axis=-1) if reduce == "max" else mag.mean(axis=-1)
     if scale != 1:
         mag = mag * dtype.type(scale)

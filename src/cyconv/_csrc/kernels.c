@@ -37,6 +37,16 @@
 #else
 #define CYC_HAVE_CPUID 0
 #endif
+/* x86 intrinsics for the pack instructions of the 8/16-bit conversions
+ * (pixels_impl.h). Not with clang-cl: its <immintrin.h>, like MSVC's, declares
+ * AVX2/AVX-512 intrinsics only when /arch enables them for the whole file;
+ * there the conversions take the generic vector code. */
+#if CYC_X86_DISPATCH && !defined(_MSC_VER)
+#define CYC_X86_INTRINSICS 1
+#include <immintrin.h>
+#else
+#define CYC_X86_INTRINSICS 0
+#endif
 #if CYC_X86 && defined(__APPLE__)
 #include <sys/sysctl.h>
 #endif
@@ -44,27 +54,42 @@
 /* Each level's tile parameters, defined once: the template is instantiated
  * with them, and the tables at the end report the tile sizes they give.
  * VBYTES: vector bytes (0: plain scalar C); PT: pixels per blocked tile;
- * TR: rows per spatial_rows step; FK x FV: flat tiles of FK output channels
+ * TR: rows per spatial_rows step; RB_REGS, RB_ACCS: vector registers and
+ * accumulators the register-blocked rows may use; FK x FV: flat tiles of FK output channels
  * by FV vectors of pixels. */
 #if CYC_HAVE_VECTOR_EXT
 #define BASE_VBYTES 16
 #define BASE_PT 6
-#define BASE_TR 2
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define BASE_TR 8        /* 32 NEON registers: up to 24 accumulators */
+#define BASE_RB_REGS 32
+#define BASE_RB_ACCS 24
+#else
+#define BASE_TR 4        /* 16 xmm registers: up to 12 accumulators */
+#define BASE_RB_REGS 16
+#define BASE_RB_ACCS 12
+#endif
 #else
 #define BASE_VBYTES 0
 #define BASE_PT 4
 #define BASE_TR 1
+#define BASE_RB_REGS 1
+#define BASE_RB_ACCS 1
 #endif
 #define BASE_FK 2
 #define BASE_FV 4
 #define AVX2_VBYTES 32
 #define AVX2_PT 6
 #define AVX2_TR 4
+#define AVX2_RB_REGS 16
+#define AVX2_RB_ACCS 12
 #define AVX2_FK 2
 #define AVX2_FV 4
 #define AVX512_VBYTES 64
 #define AVX512_PT 14
-#define AVX512_TR 4
+#define AVX512_TR 8      /* up to 24 accumulators in the 32 zmm registers */
+#define AVX512_RB_REGS 32
+#define AVX512_RB_ACCS 24
 #define AVX512_FK 4
 #define AVX512_FV 4
 
@@ -85,6 +110,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define VBYTES BASE_VBYTES
 #define PT BASE_PT
 #define TR BASE_TR
+#define RB_REGS BASE_RB_REGS
+#define RB_ACCS BASE_RB_ACCS
 #define FK BASE_FK
 #define FV BASE_FV
 #define T float
@@ -97,12 +124,15 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #include "kernels_impl.h"
 #undef T
 #undef SFX
+#include "pixels_impl.h"
 #undef ISA
 #undef TARGET
 #undef HAS_FMA
 #undef VBYTES
 #undef PT
 #undef TR
+#undef RB_REGS
+#undef RB_ACCS
 #undef FK
 #undef FV
 
@@ -114,6 +144,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define VBYTES AVX2_VBYTES
 #define PT AVX2_PT
 #define TR AVX2_TR
+#define RB_REGS AVX2_RB_REGS
+#define RB_ACCS AVX2_RB_ACCS
 #define FK AVX2_FK
 #define FV AVX2_FV
 #define T float
@@ -126,12 +158,15 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #include "kernels_impl.h"
 #undef T
 #undef SFX
+#include "pixels_impl.h"
 #undef ISA
 #undef TARGET
 #undef HAS_FMA
 #undef VBYTES
 #undef PT
 #undef TR
+#undef RB_REGS
+#undef RB_ACCS
 #undef FK
 #undef FV
 
@@ -142,6 +177,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define VBYTES AVX512_VBYTES
 #define PT AVX512_PT
 #define TR AVX512_TR
+#define RB_REGS AVX512_RB_REGS
+#define RB_ACCS AVX512_RB_ACCS
 #define FK AVX512_FK
 #define FV AVX512_FV
 #define T float
@@ -154,12 +191,15 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #include "kernels_impl.h"
 #undef T
 #undef SFX
+#include "pixels_impl.h"
 #undef ISA
 #undef TARGET
 #undef HAS_FMA
 #undef VBYTES
 #undef PT
 #undef TR
+#undef RB_REGS
+#undef RB_ACCS
 #undef FK
 #undef FV
 #endif
@@ -178,6 +218,8 @@ static const cyc_kernel_table table_base = {
     cyc_blocked_tile_f32_base, cyc_blocked_tile_f64_base,
     TILE_SIZES(BASE),
     cyc_flat_tile_f32_base, cyc_flat_tile_f64_base, FLAT_SIZES(BASE),
+    cyc_u8_to_f32_base, cyc_u16_to_f32_base, cyc_f32_to_u8_base, cyc_f32_to_u16_base,
+    cyc_taps_row_f32_base,
 };
 
 #if CYC_X86_DISPATCH
@@ -188,6 +230,8 @@ static const cyc_kernel_table table_avx2 = {
     cyc_blocked_tile_f32_avx2, cyc_blocked_tile_f64_avx2,
     TILE_SIZES(AVX2),
     cyc_flat_tile_f32_avx2, cyc_flat_tile_f64_avx2, FLAT_SIZES(AVX2),
+    cyc_u8_to_f32_avx2, cyc_u16_to_f32_avx2, cyc_f32_to_u8_avx2, cyc_f32_to_u16_avx2,
+    cyc_taps_row_f32_avx2,
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
@@ -196,6 +240,8 @@ static const cyc_kernel_table table_avx512 = {
     cyc_blocked_tile_f32_avx512, cyc_blocked_tile_f64_avx512,
     TILE_SIZES(AVX512),
     cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, FLAT_SIZES(AVX512),
+    cyc_u8_to_f32_avx512, cyc_u16_to_f32_avx512, cyc_f32_to_u8_avx512, cyc_f32_to_u16_avx512,
+    cyc_taps_row_f32_avx512,
 };
 
 #endif

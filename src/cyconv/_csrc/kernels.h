@@ -38,7 +38,8 @@ typedef void (*cyc_spatial_row_f64)(const double *in, cyc_index cs, cyc_index rs
 
 /* nrows consecutive output rows (unit stride and dilation), out rows `os` apart:
  *   out[t*os + x] = sum_{c,r,s} w[(c*R + r)*S + s] * in[c*cs + (t + r)*rs + s + x]
- * bitwise equal to calling the row kernel once per row. */
+ * bitwise equal to calling the row kernel once per row. Register-blocked for R >= 4:
+ * blocks may overlap and write a pixel twice (same value), so out must not alias in. */
 typedef void (*cyc_spatial_rows_f32)(const float *in, cyc_index cs, cyc_index rs,
                                      cyc_index C, cyc_index R, cyc_index S,
                                      const float *w, float *out, cyc_index os,
@@ -68,6 +69,15 @@ typedef void (*cyc_flat_tile_f64)(const double *in, cyc_index cs, cyc_index rs, 
                                   cyc_index C, cyc_index R, cyc_index S,
                                   const double *const *wk, double *tile);
 
+/* n samples converted between unsigned 8/16-bit and float32 (pixels_impl.h). */
+typedef void (*cyc_u8_to_f32)(const unsigned char *src, float *dst, cyc_index n);
+typedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n);
+typedef void (*cyc_f32_to_u8)(const float *src, unsigned char *dst, cyc_index n);
+typedef void (*cyc_f32_to_u16)(const float *src, unsigned short *dst, cyc_index n);
+/* out[x] = sum_t w[t] * src[t][x], 0 <= x < width, in t order from zero (pixels_impl.h). */
+typedef void (*cyc_taps_row_f32)(const float *const *src, const float *w, cyc_index ntaps,
+                                 float *out, cyc_index width);
+
 typedef struct {
     const char *name;
     cyc_spatial_row_f32 spatial_row_f32;
@@ -84,6 +94,13 @@ typedef struct {
     cyc_index flat_channels;    /* FK: output channels per flat tile */
     cyc_index flat_f32;         /* FP for float32: flat pixels per tile */
     cyc_index flat_f64;         /* FP for float64 */
+    /* 8/16-bit image samples (pixels_impl.h): unsigned -> float32, and
+     * float32 -> unsigned rounded half to even, saturated, NaN -> 0 */
+    cyc_u8_to_f32 u8_to_f32;
+    cyc_u16_to_f32 u16_to_f32;
+    cyc_f32_to_u8 f32_to_u8;
+    cyc_f32_to_u16 f32_to_u16;
+    cyc_taps_row_f32 taps_row_f32;
 } cyc_kernel_table;
 
 /* Highest level this CPU and OS support (cpuid/xgetbv on x86-64). */

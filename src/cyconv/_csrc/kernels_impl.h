@@ -26,6 +26,10 @@ typedef T CAT4(vec, T, ISA, SFX) __attribute__((vector_size(VBYTES)));
 #define VEC CAT4(vec, T, ISA, SFX)
 /* Unaligned load/store through memcpy: compiles to one vector move. */
 #define VLOAD(dst, p) memcpy(&(dst), (p), sizeof(VEC))
+/* The same load as a value (an element-aligned vector type), so arrays of
+ * loaded vectors stay in registers when their loops are fully unrolled. */
+typedef T CAT4(vecu, T, ISA, SFX) __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_alias));
+#define VLOADU(p) (*(const CAT4(vecu, T, ISA, SFX) *)(p))
 #define VSTORE(p, src) memcpy((p), &(src), sizeof(VEC))
 /* Splat a scalar: x - 0 is exactly x for every x (x + 0 is not, for -0.0),
  * so the compiler drops the subtraction and emits a single broadcast. */
@@ -85,14 +89,118 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
     }
 }
 
-/* TR output rows at once, for unit stride and dilation: one weight
- * broadcast and one pass of loop control serve 2*TR vectors of outputs.
- * Per pixel the sum runs in the same (c, r, s) order as spatial_row, so
- * results are bitwise identical whichever of the two computes a row. */
-TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
-                                    cyc_index C, cyc_index R, cyc_index S,
-                                    const T *w, T *out, cyc_index os,
-                                    cyc_index width, cyc_index nrows)
+/* Kernels with fewer rows go through rows_unshared (measured: faster there). */
+#define RB_MIN_R 4
+
+#if VBYTES
+/* Input row q (kernel row j - k for output row k) into the accumulators of
+ * output rows k0..k1: the nv vectors at each column offset s are loaded once
+ * and serve every one of those rows. */
+#define ROWS_STEP(q, j, k0, k1)                                                  \
+    for (cyc_index s = 0; s < S; s++) {                                          \
+        VEC xv[RB_REGS];                                                          \
+        _Pragma("GCC unroll 24")                                                 \
+        for (int v = 0; v < nv; v++) xv[v] = VLOADU((q) + s + v * VW);           \
+        _Pragma("GCC unroll 16")                                                 \
+        for (int k = (k0); k <= (k1); k++) {                                     \
+            VEC wv = VSPLAT(wc[((j) - k) * S + s]);                              \
+            _Pragma("GCC unroll 24")                                             \
+            for (int v = 0; v < nv; v++) acc[k * nv + v] += wv * xv[v];                \
+        }                                                                        \
+    }
+
+/* A block of `tr` output rows x `nv` vectors of columns (constants once
+ * inlined; tr <= min(TR, R), nv <= TV), register-blocked: the block's
+ * tr + R - 1 input rows are walked once and each loaded vector feeds every
+ * output row whose window holds it, so a load serves up to tr FMAs instead
+ * of one and a weight broadcast serves nv. The rows split so that which
+ * output rows an input row feeds is known at compile time: the first tr - 1
+ * feed rows 0..j, the middle ones all rows, the last tr - 1 rows past jj.
+ * Per pixel the sum still runs in (c, r, s) order from zero (for output row
+ * k, r = j - k grows with j), so results are bitwise those of spatial_row. */
+TARGET static inline __attribute__((always_inline)) void
+FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
+               cyc_index S, const T *w, T *out, cyc_index os, const int tr, const int nv)
+{
+    VEC acc[RB_ACCS];   /* acc[k * nv + v]: output row k, vector v */
+#pragma GCC unroll 32
+    for (int i = 0; i < tr * nv; i++) acc[i] = (VEC){0};
+    for (cyc_index c = 0; c < C; c++) {
+        const T *wc = w + c * R * S;
+        const T *ic = in + c * cs;
+        /* Hide wc from the optimizer: it would hoist the weight broadcasts
+         * out of the caller's column loop and spill the accumulators. */
+        __asm__("" : "+r"(wc));
+#pragma GCC unroll 16
+        for (int j = 0; j < tr - 1; j++)
+            ROWS_STEP(ic + j * rs, j, 0, j)
+        for (cyc_index j = tr - 1; j < R; j++)
+            ROWS_STEP(ic + j * rs, j, 0, tr - 1)
+#pragma GCC unroll 16
+        for (int jj = 0; jj < tr - 1; jj++)
+            ROWS_STEP(ic + (R + jj) * rs, R + jj, jj + 1, tr - 1)
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < tr; k++)
+#pragma GCC unroll 24
+        for (int v = 0; v < nv; v++) VSTORE(out + k * os + v * VW, acc[k * nv + v]);
+}
+#undef ROWS_STEP
+
+/* Output rows t0 <= t < t0 + tr (tr a constant once inlined) across the
+ * width in blocks of nv vectors; the last block is moved back to end at
+ * the row's end and recomputes a few pixels (to the same bits) rather than
+ * running a narrower copy. Rows narrower than nv vectors go one vector at a
+ * time, and rows narrower than one vector through spatial_row. */
+TARGET static inline __attribute__((always_inline)) void
+FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
+               cyc_index S, const T *w, T *out, cyc_index os, cyc_index width, const int tr)
+{
+    /* As many vectors as fit: tr * nv accumulators, nv inputs and a weight
+     * in RB_REGS registers, at most RB_ACCS accumulators. */
+    const int nv = RB_ACCS / tr < (RB_REGS - 1) / (tr + 1) ? RB_ACCS / tr
+                                                            : (RB_REGS - 1) / (tr + 1);
+    if (width >= nv * VW) {
+        for (cyc_index x = 0; x < width; x += nv * VW) {
+            cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
+            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, nv);
+        }
+    } else if (width >= VW) {
+        for (cyc_index x = 0; x < width; x += VW) {
+            cyc_index xb = x + VW <= width ? x : width - VW;
+            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, 1);
+        }
+    } else {
+        for (int k = 0; k < tr; k++)
+            FN(spatial_row)(in + k * rs, cs, rs, 1, C, R, S, w, out + k * os, width);
+    }
+}
+
+/* All nrows rows, tr at a time; the last block moved back like the columns. */
+TARGET static inline __attribute__((always_inline)) void
+FN(rows_all)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
+             cyc_index S, const T *w, T *out, cyc_index os, cyc_index width,
+             cyc_index nrows, const int tr)
+{
+    if (nrows < tr) {
+        for (cyc_index t = 0; t < nrows; t++)
+            FN(rows_strip)(in + t * rs, cs, rs, C, R, S, w, out + t * os, os, width, 1);
+        return;
+    }
+    for (cyc_index t = 0; t < nrows; t += tr) {
+        cyc_index tb = t + tr <= nrows ? t : nrows - tr;
+        FN(rows_strip)(in + tb * rs, cs, rs, C, R, S, w, out + tb * os, os, width, tr);
+    }
+}
+#endif
+
+/* TR output rows at a time, each FMA with its own unaligned load; one weight
+ * broadcast serves 2*TR vectors. Faster than rows_block for kernels of fewer
+ * than RB_MIN_R rows, whose short blocks are all head and tail. */
+TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
+                                     cyc_index C, cyc_index R, cyc_index S,
+                                     const T *w, T *out, cyc_index os,
+                                     cyc_index width, cyc_index nrows)
 {
     cyc_index t = 0;
 #if VBYTES
@@ -132,6 +240,34 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
 #endif
     for (; t < nrows; t++)
         FN(spatial_row)(in + t * rs, cs, rs, 1, C, R, S, w, out + t * os, width);
+}
+
+/* nrows consecutive output rows (unit stride and dilation): register-blocked
+ * min(TR, R) rows at a time for R >= RB_MIN_R, else rows_unshared. Bitwise
+ * equal to spatial_row row by row; blocks may overlap and compute a pixel
+ * twice (to the same bits), so `out` must not alias `in`. */
+TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
+                                    cyc_index C, cyc_index R, cyc_index S,
+                                    const T *w, T *out, cyc_index os,
+                                    cyc_index width, cyc_index nrows)
+{
+#if VBYTES
+    if (R < RB_MIN_R) {
+        FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows);
+        return;
+    }
+    switch (R < TR ? R : TR) {
+#if TR >= 8
+    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8); return;
+    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7); return;
+    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6); return;
+    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5); return;
+#endif
+    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4); return;
+    }
+#else
+    FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows);
+#endif
 }
 
 #if VBYTES
@@ -263,8 +399,10 @@ static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
 #undef VEC
 #undef VW
 #undef VLOAD
+#undef VLOADU
 #undef VSTORE
 #undef VSPLAT
+#undef RB_MIN_R
 #undef FN
 #undef MADD
 #undef CAT4

@@ -1,0 +1,123 @@
+"""The cost model method="auto" decides with: seconds on one core per method.
+
+Every method's time is modelled as a sum of constant * feature, where the
+features are counts worked out from the shapes alone (output pixels,
+multiply-adds, FFT tile points, ...), never from the data. The constants
+below are all of the model: `python bench/bench_methods.py --fit` times the
+forced methods over a grid of images and kernels and prints a fresh copy of
+them (a least-squares fit of relative error, per method and itemsize) to
+paste here after a kernel changes. The FFT's tile shape is chosen with the
+same model (`tile_shape`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+# Fitted on the development machine (AMD EPYC Zen 4, AVX-512, 2 cores shared
+# by other jobs; one thread, CPU time; images 64-1024, kernels 3-101; see
+# bench/RESULTS.md), keyed by the itemsize of the real type (4: float32,
+# 8: float64). "call": fixed cost of a call; "pixel": per output pixel;
+# "mac": per multiply-add.
+DIRECT = {
+    4: {"call": 39e-6, "pixel": 1.12e-9, "mac": 5.18e-11},
+    8: {"call": 43e-6, "pixel": 1.91e-9, "mac": 9.64e-11},
+}
+SEPARABLE = {
+    4: {"call": 241e-6, "pixel": 1.32e-9, "mac": 1.13e-10},
+    8: {"call": 256e-6, "pixel": 2.02e-9, "mac": 2.39e-10},
+}
+# FFT, by (backend, itemsize of the real type the transforms run in; complex
+# data counts twice). "point_log": per tile point * log2(tile points) of a
+# forward + inverse transform; "point": per tile point (gather, spectrum
+# product, output); "band": per band of tiles (NumPy call overheads). The
+# fit cannot tell "point" from "point_log" apart over the measured tile
+# sizes: "point_log" is set to pocketfft's share and "point" fitted.
+FFT = {
+    ("scipy", 4): {"call": 470e-6, "band": 50e-6, "point": 6.4e-9, "point_log": 1.4e-9},
+    ("scipy", 8): {"call": 540e-6, "band": 50e-6, "point": 10e-9, "point_log": 2.2e-9},
+    ("numpy", 4): {"call": 540e-6, "band": 50e-6, "point": 15e-9, "point_log": 3.3e-9},
+    ("numpy", 8): {"call": 540e-6, "band": 50e-6, "point": 15e-9, "point_log": 3.3e-9},
+}
+FFT_MIN_CALL = min(c["call"] for c in FFT.values())
+
+# A tile of more bytes than this spills out of the L2 cache: its points cost
+# this factor more.
+FFT_CACHE_BYTES = 512 << 10
+FFT_SPILL_FACTOR = 1.3
+
+
+def cost(constants: dict, features: dict) -> float:
+    return sum(constants[name] * value for name, value in features.items())
+
+
+def direct_features(out_shape, kernel_shape) -> dict:
+    (Ho, Wo), (M, N) = out_shape, kernel_shape
+    return {"call": 1.0, "pixel": Ho * Wo, "mac": Ho * Wo * M * N}
+
+
+def separable_features(out_shape, kernel_shape, strip_rows: int) -> dict:
+    """The 1-D pass along rows (N taps) over each strip of `strip_rows` output
+    rows plus its M - 1 rows of overlap, the pass down columns (M taps) once."""
+    (Ho, Wo), (M, N) = out_shape, kernel_shape
+    strips = -(-Ho // strip_rows)
+    return {"call": 1.0, "pixel": Ho * Wo,
+            "mac": (Ho + strips * (M - 1)) * Wo * N + Ho * Wo * M}
+
+
+def fft_features(out_shape, kernel_shape, tile, itemsize: int) -> dict:
+    (Ho, Wo), (M, N), (th, tw) = out_shape, kernel_shape, tile
+    bands = -(-Ho // (th - M + 1))
+    points = bands * -(-Wo // (tw - N + 1)) * th * tw
+    spill = FFT_SPILL_FACTOR if th * tw * itemsize > FFT_CACHE_BYTES else 1.0
+    return {"call": 1.0, "band": bands, "point": points * spill,
+            "point_log": points * spill * math.log2(max(th * tw, 2))}
+
+
+def fast_lengths(limit: int, factors=(2, 3, 5)) -> list[int]:
+    """All 2**a 3**b (5**c if 5 is in `factors`) up to `limit`, sorted."""
+    out = []
+    p5 = 1
+    while p5 <= limit and (p5 == 1 or 5 in factors):
+        p35 = p5
+        while p35 <= limit:
+            p = p35
+            while p <= limit:
+                out.append(p)
+                p *= 2
+            p35 *= 3
+        p5 *= 5
+    return sorted(out)
+
+
+def _axis_tiles(out_len: int, k: int, lengths: list[int]) -> list[int]:
+    """Candidate tile lengths along an axis: from k up to the first that holds
+    the whole axis in a single tile."""
+    whole = out_len + k - 1
+    cands = []
+    for t in lengths:
+        if t >= k:
+            cands.append(t)
+            if t >= whole:
+                break
+    return cands
+
+
+@functools.lru_cache(maxsize=256)
+def tile_shape(out_shape: tuple, kernel_shape: tuple, key: tuple, complex_: bool):
+    """(Th, Tw, seconds): the FFT tile shape of least modelled cost for FFT[key]."""
+    constants = FFT[key]
+    itemsize = key[1] * (2 if complex_ else 1)
+    scale = 2.0 if complex_ else 1.0   # complex transforms: about twice the real ones
+    (Ho, Wo), (M, N) = out_shape, kernel_shape
+    # Tile lengths 2**a 3**b: measured faster per point than those with 5s.
+    lengths = fast_lengths(2 * max(Ho + M, Wo + N, 8), (2, 3))
+    best = None
+    for th in _axis_tiles(Ho, M, lengths):
+        for tw in _axis_tiles(Wo, N, lengths):
+            seconds = scale * cost(constants, fft_features(out_shape, kernel_shape, (th, tw),
+                                                           itemsize))
+            if best is None or seconds < best[2]:
+                best = (th, tw, seconds)
+    return best

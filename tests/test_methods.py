@@ -1,0 +1,284 @@
+"""The `method` argument: every method against SciPy, auto's decisions, and
+each method's accuracy contract (see README, "convolve2d / correlate2d").
+
+- direct: SciPy's element-wise rounding (the grid in test_convolve2d.py);
+- separable: factors that reproduce every kernel entry to a few ulps;
+- fft: absolute error within _fft.error_bound (relative to the largest
+  term); integer results only when provably exact (else direct).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.signal
+
+import cyconv
+from cyconv import _fft, _methods
+from convolve2d_reference import output_shape
+from test_convolve2d import (assert_same_result, error_bound, fill_for, make_data,
+                             scipy_call)
+
+METHODS = ("auto", "direct", "separable", "fft")
+FUNCS = ("convolve2d", "correlate2d")
+DTYPES = tuple(np.dtype(t) for t in (np.int16, np.int64, np.uint8, np.float32, np.float64,
+                                     np.longdouble, np.complex64, np.complex128))
+SHAPES = {"odd": ((7, 8), (3, 3)), "even": ((6, 7), (2, 4)), "1xN": ((1, 9), (1, 3)),
+          "kernel-larger": ((3, 4), (7, 9)), "1x1-kernel": ((6, 5), (1, 1)),
+          "big": ((40, 37), (9, 8))}
+
+
+def rank1(shape, dtype, rng):
+    """A rank-1 kernel of `dtype` (outer product of two random vectors)."""
+    col = make_data((shape[0], 1), dtype, rng, small=True)
+    row = make_data((1, shape[1]), dtype, rng, small=True)
+    return (col * row).astype(dtype)
+
+
+@pytest.mark.parametrize("shapes", list(SHAPES.values()), ids=list(SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("mode,boundary", list(itertools.product(
+    ("full", "same", "valid"), ("fill", "wrap", "symm"))))
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_matches_scipy(method, name, mode, boundary, dtype, shapes):
+    rng = np.random.default_rng([METHODS.index(method), FUNCS.index(name),
+                                 DTYPES.index(dtype), list(SHAPES).index(str_key(shapes))])
+    (H, W), (M, N) = shapes
+    if method == "separable":   # both: 'valid' mode may swap them
+        a, b = rank1((H, W), dtype, rng), rank1((M, N), dtype, rng)
+    else:
+        a = make_data((H, W), dtype, rng, small=dtype.kind in "iu" and method == "fft")
+        b = make_data((M, N), dtype, rng)
+    fill = fill_for(dtype)
+    if output_shape((H, W), (M, N), mode) is None:
+        with pytest.raises(ValueError, match="valid"):
+            getattr(cyconv, name)(a, b, mode, boundary, fill, method=method)
+        return
+    if method == "separable" and dtype not in (np.float32, np.float64):
+        with pytest.raises(ValueError, match="separable"):
+            getattr(cyconv, name)(a, b, mode, boundary, fill, method=method)
+        return
+    a0, b0 = a.copy(), b.copy()
+    got = getattr(cyconv, name)(a, b, mode, boundary, fill, method=method)
+    assert np.array_equal(a, a0) and np.array_equal(b, b0)   # inputs untouched
+    expected = scipy_call(name, a, b, mode, boundary, fill)
+    swapped = mode == "valid" and not (H >= M and W >= N)
+    if name == "correlate2d" and swapped and dtype.kind == "c":
+        expected = np.conj(expected)   # the documented difference
+    bound = None
+    if expected.dtype.kind in "fc":
+        if method == "fft" and dtype.itemsize > 8 * (1 + (dtype.kind == "c")):
+            # longdouble transforms run in double precision (documented)
+            lower = np.complex128 if dtype.kind == "c" else np.float64
+            bound = error_bound(name, a.astype(lower), b.astype(lower), mode, boundary, fill)
+        else:
+            bound = error_bound(name, a, b, mode, boundary, fill)
+        if method == "separable":   # two rounded passes, then a rank-1 product
+            bound = bound * 4
+    assert_same_result(got, expected, bound=bound)
+
+
+def str_key(shapes):
+    return next(k for k, v in SHAPES.items() if v == shapes)
+
+
+# ------------------------------------------------------------------ auto's decisions
+
+def test_choose_method_tiny_inputs_are_direct():
+    assert cyconv.choose_method(np.ones((8, 8)), np.ones((3, 3))) == "direct"
+    assert cyconv.choose_method(np.ones((64, 64)), np.ones((3, 3)), "same") == "direct"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_choose_method_large_dense_kernel_is_fft(dtype):
+    rng = np.random.default_rng(0)
+    k = rng.standard_normal((51, 51)).astype(dtype)
+    assert cyconv.choose_method(np.ones((1024, 1024), dtype), k, "same") == "fft"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_choose_method_rank1_kernel_is_separable_when_cheapest(dtype):
+    g = cyconv.kernels.gaussian(15).astype(dtype)
+    assert cyconv.choose_method(np.ones((512, 512), dtype), g, "same") == "separable"
+    # The same kernel with one entry changed is not rank 1.
+    g2 = g.copy()
+    g2[3, 4] *= 1 + 1e-6
+    assert cyconv.choose_method(np.ones((512, 512), dtype), g2, "same") != "separable"
+
+
+def test_choose_method_non_float_and_non_finite_are_direct():
+    k = np.random.default_rng(1).standard_normal((31, 31))
+    assert cyconv.choose_method(np.ones((512, 512), np.int64), k.astype(np.int64),
+                                "same") == "direct"
+    img = np.ones((512, 512))
+    assert cyconv.choose_method(img, k, "same") == "fft"
+    img[100, 100] = np.nan
+    assert cyconv.choose_method(img, k, "same") == "direct"
+
+
+def test_auto_decides_a_huge_rank1_kernel_fast():
+    import time
+    g = cyconv.kernels.gaussian(2001)
+    t0 = time.perf_counter()
+    method = cyconv.choose_method(np.ones((64, 64)), g, "same")
+    assert method in ("separable", "fft")
+    # Not a timed test of speed: an SVD of 2001x2001 would take many seconds.
+    assert time.perf_counter() - t0 < 30
+
+
+# ------------------------------------------------------------------ integers
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.int32])
+def test_fft_on_integers_is_exact_or_falls_back(dtype):
+    rng = np.random.default_rng(5)
+    hi = min(2 ** 40, np.iinfo(dtype).max)
+    a = rng.integers(0, hi, (64, 64), dtype=dtype, endpoint=True)
+    k = rng.integers(0, min(2 ** 20, np.iinfo(dtype).max), (9, 9), dtype=dtype)
+    for mode in ("full", "same", "valid"):
+        got = cyconv.convolve2d(a, k, mode, method="fft")   # warnings are errors here
+        np.testing.assert_array_equal(got, scipy.signal.convolve2d(a, k, mode))
+    small_a, small_k = a % 1000, k % 100   # provably exact: the FFT really runs
+    assert _fft.is_exact_for_integers(_plan_for(small_a, small_k))
+    assert not _fft.is_exact_for_integers(_plan_for(a, k))
+    got = cyconv.correlate2d(small_a, small_k, "same", "symm", method="fft")
+    np.testing.assert_array_equal(got, scipy.signal.correlate2d(small_a, small_k, "same", "symm"))
+
+
+def _plan_for(a, k, mode="same", boundary="fill", fillvalue=0, convolve=True):
+    from cyconv._convolve import _plan
+    return _plan(a, k, mode, boundary, fillvalue, convolve)
+
+
+# ------------------------------------------------------------------ separable
+
+def _impulse_response(k, method):
+    M, N = k.shape
+    img = np.zeros((2 * M + 1, 2 * N + 1), k.dtype)
+    img[M, N] = 1
+    out = cyconv.convolve2d(img, k, "same", method=method)
+    return out[M - (M - 1) // 2 - 0: M - (M - 1) // 2 + M, N - (N - 1) // 2: N - (N - 1) // 2 + N]
+
+
+def _rank1_kernels(dtype):
+    rng = np.random.default_rng(3)
+    tiny = np.outer(np.logspace(-150, 0, 9), rng.uniform(0.5, 2, 7))
+    yield cyconv.kernels.gaussian(7)
+    yield cyconv.kernels.gaussian((9, 4), (1.3, 2.0))
+    yield scipy.signal.firwin_2d((31, 31), ("hamming", "hamming"), fc=0.4)
+    if dtype == np.float64:
+        yield tiny
+    else:
+        yield np.outer(np.logspace(-15, 0, 9), rng.uniform(0.5, 2, 7))
+    yield np.outer([1.0, 0.0, -2.0, 1e-10], [3.0, 0.0, 1e-5])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_separable_reproduces_every_entry_of_an_impulse_response(dtype):
+    eps = np.finfo(dtype).eps
+    for k in _rank1_kernels(dtype):
+        k = k.astype(dtype)
+        got = _impulse_response(k, "separable")
+        expected = cyconv.convolve2d(np.eye(1, dtype=dtype), k)   # the kernel itself
+        # Entry-wise: a few ulps of each entry, zeros exactly zero.
+        err = np.abs(got.astype(np.float64) - expected)
+        assert (err <= 8 * eps * np.abs(expected)).all(), (k.shape, (err / np.abs(expected)).max())
+
+
+def test_scipy_firwin_2d_impulse_response_with_auto():
+    taps = scipy.signal.firwin_2d((31, 31), ("hamming", "hamming"), fc=0.4)
+    impulse = np.zeros((63, 63))
+    impulse[31, 31] = 1
+    response = cyconv.convolve2d(impulse, taps, mode="same")
+    np.testing.assert_allclose(response[16:47, 16:47], taps, rtol=1e-5)
+
+
+def test_rank1_test_accepts_exact_products_and_rejects_perturbed_ones():
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        k = np.outer(rng.standard_normal(rng.integers(1, 30)),
+                     rng.standard_normal(rng.integers(1, 30)))
+        assert _methods._rank1_factors(k) is not None
+        if k.size > 1:
+            k2 = k.copy()
+            i, j = rng.integers(0, k.shape[0]), rng.integers(0, k.shape[1])
+            k2[i, j] = k2[i, j] * (1 + 1e-9) + 1e-300
+            assert _methods._rank1_factors(k2) is None
+    assert _methods._rank1_factors(np.zeros((3, 3))) is None
+    assert _methods._rank1_factors(np.array([[1.0, np.nan], [1.0, 1.0]])) is None
+    assert _methods._rank1_factors(np.array([[1.0, np.inf], [1.0, 1.0]])) is None
+    # A zero entry must be reproduced exactly: 1e-300 * 1e-300 underflows to 0 in the
+    # outer product, but the kernel's 0 next to non-zeros in its row and column is not rank 1.
+    assert _methods._rank1_factors(np.array([[1.0, 2.0], [3.0, 0.0]])) is None
+
+
+def test_separable_rejects_a_kernel_that_is_not_rank1():
+    with pytest.raises(ValueError, match="separable"):
+        cyconv.convolve2d(np.ones((5, 5)), [[1.0, 2.0], [3.0, 5.0]], method="separable")
+
+
+def test_rank1_cache_notices_a_changed_kernel():
+    k = cyconv.kernels.gaussian(301)
+    assert _methods._rank1_factors(k[::-1, ::-1]) is not None
+    assert _methods._rank1_factors(k[::-1, ::-1]) is not None   # from the cache
+    k[7, 9] += 1e-3
+    assert _methods._rank1_factors(k[::-1, ::-1]) is None
+
+
+# ------------------------------------------------------------------ fft accuracy
+
+@pytest.mark.parametrize("backend", ["scipy", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("shapes", [((200, 150), (31, 17)), ((64, 300), (5, 61)),
+                                    ((30, 20), (40, 45)), ((260, 211), (15, 15))])
+@pytest.mark.parametrize("mode,boundary", [("full", "fill"), ("same", "wrap"),
+                                           ("same", "symm"), ("valid", "fill")])
+def test_fft_error_within_documented_bound(dtype, shapes, mode, boundary, backend, monkeypatch):
+    if backend == "numpy":
+        monkeypatch.setattr(_fft, "_backend", ("numpy", np.fft))
+    rng = np.random.default_rng(11)
+    a = make_data(shapes[0], dtype, rng)
+    k = make_data(shapes[1], dtype, rng)
+    # Outputs of very different sizes: a slope, so most are far below the scale.
+    a = (a * np.linspace(1e-3, 1, shapes[0][1])).astype(dtype)
+    got = cyconv.correlate2d(a, k, mode, boundary, 2.5, method="fft")
+    exact = cyconv.correlate2d(a.astype(np.clongdouble), k.astype(np.clongdouble), mode,
+                               boundary, 2.5, method="direct")
+    plan = _plan_for(a, k, mode, boundary, 2.5, convolve=False)
+    th, tw, _ = _fft.tile_shape(plan.out_shape, plan.kernel.shape, plan.image.dtype)
+    bound = _fft.error_bound(plan, th * tw)
+    err = float(np.abs(got.astype(np.clongdouble) - exact).max())
+    assert err <= bound, (err, bound)
+
+
+def test_fft_results_do_not_depend_on_workers():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((700, 650)).astype(np.float32)
+    k = rng.standard_normal((21, 21)).astype(np.float32)
+    one = cyconv.convolve2d(a, k, "same", "symm", method="fft", workers=1)
+    for w in (2, 3, 7):
+        assert np.array_equal(one, cyconv.convolve2d(a, k, "same", "symm", method="fft",
+                                                     workers=w))
+
+
+def test_fft_with_numpy_backend(monkeypatch):
+    monkeypatch.setattr(_fft, "_backend", ("numpy", np.fft))
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64, np.complex64):
+        a = make_data((90, 70), dtype, rng)
+        k = make_data((13, 11), dtype, rng)
+        got = cyconv.convolve2d(a, k, "full", method="fft")
+        assert got.dtype == dtype
+        expected = scipy.signal.convolve2d(a, k, "full")
+        assert_same_result(got, expected, bound=error_bound("convolve2d", a, k, "full",
+                                                            "fill", 0))
+
+
+# ------------------------------------------------------------------ memory
+
+def test_fft_request_too_large_raises_memory_error_before_work():
+    huge = np.broadcast_to(np.float64(1.0), (300_000, 300_000))   # no memory behind it
+    with pytest.raises(MemoryError, match=r"GiB"):
+        cyconv.convolve2d(np.ones((4, 4)), huge, "same", method="fft")

@@ -1,0 +1,522 @@
+"""cyconv.ndimage against scipy.ndimage: a parity grid over every function,
+mode, origin, dtype (uint8 ... complex128), output= array or dtype, odd and
+even weights, 1-D to 4-D inputs and non-contiguous layouts; hypothesis
+properties; thread independence; bad arguments.
+
+Integer and bool results must equal SciPy's bit for bit (SciPy truncates a
+double; cyconv computes the same double in the same order). Float results
+must agree within a bound of the rounding of their sums.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+ndi = pytest.importorskip("scipy.ndimage")
+
+import cyconv.ndimage as cnd  # noqa: E402
+
+MODES = ["reflect", "constant", "nearest", "mirror", "wrap",
+         "grid-constant", "grid-mirror", "grid-wrap"]
+INT_TYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"]
+REAL_TYPES = ["bool"] + INT_TYPES + ["float32", "float64"]
+ALL_TYPES = REAL_TYPES + ["complex64", "complex128"]
+MAX_EXAMPLES = int(os.environ.get("CYCONV_HYPOTHESIS_EXAMPLES", "200"))
+SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None)
+
+
+def sample(shape, dtype, seed=0):
+    """Values that exercise a dtype: full range for small integers, moderate
+    magnitudes otherwise (so sums stay exact in double, as SciPy's do)."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.random(shape) > 0.5
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = max(info.min, -1000), min(info.max, 1000)
+        if dtype.itemsize == 1:
+            lo, hi = info.min, info.max
+        return rng.integers(lo, hi, shape, endpoint=True).astype(dtype)
+    if dtype.kind == "c":
+        return (rng.normal(size=shape) * 50 + 1j * rng.normal(size=shape) * 50).astype(dtype)
+    return (rng.normal(size=shape) * 50).astype(dtype)
+
+
+def assert_matches(got, ref, scale=None):
+    """Same dtype and shape; integers/bool bitwise; floats within rounding."""
+    assert got.dtype == ref.dtype, (got.dtype, ref.dtype)
+    assert got.shape == ref.shape
+    if ref.dtype.kind in "biu":
+        np.testing.assert_array_equal(got.view(np.uint8) if ref.dtype == np.bool_ else got,
+                                      ref.view(np.uint8) if ref.dtype == np.bool_ else ref)
+        return
+    real = np.finfo(ref.dtype).eps
+    finite = np.abs(ref[np.isfinite(ref)])
+    peak = float(finite.max(initial=0)) if scale is None else scale
+    np.testing.assert_allclose(got, ref, rtol=256 * real, atol=256 * real * max(peak, 1.0),
+                               equal_nan=True)
+
+
+def both(name, *args, **kwargs):
+    """(cyconv result, SciPy result) of the same call; arrays are never shared."""
+    copy = lambda v: v.copy() if isinstance(v, np.ndarray) else v  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        warnings.filterwarnings("ignore", "promoting specified output dtype to complex")
+        ref = getattr(ndi, name)(*map(copy, args), **{k: copy(v) for k, v in kwargs.items()})
+        got = getattr(cnd, name)(*args, **kwargs)
+    return got, ref
+
+
+def peak_bound(x, w):
+    """max|input| * sum|weights|: a bound on every term sum."""
+    return float(np.abs(x).max(initial=0)) * float(np.abs(np.asarray(w)).sum())
+
+
+# ------------------------------------------------------------------ correlate / convolve
+
+# (input shape, weights shape, axes)
+GEOMETRIES = [
+    ((17,), (5,), None),
+    ((17,), (4,), None),
+    ((13, 16), (3, 3), None),
+    ((13, 16), (4, 2), None),
+    ((13, 16), (1, 6), None),
+    ((13, 16), (7, 1), None),
+    ((4, 9, 10), (3, 4), (1, 2)),
+    ((4, 9, 10), (3, 2), (0, 2)),
+    ((4, 9, 10), (5,), (1,)),
+    ((4, 9, 10), (2, 3, 3), None),
+    ((2, 3, 5, 6), (3, 3), (2, 3)),
+    ((2, 3, 5, 6), (2, 2, 1, 3), None),
+    ((3, 2), (5, 7), None),          # weights larger than the image
+    ((1, 9), (3, 3), None),          # a size-1 axis
+]
+
+
+@pytest.mark.parametrize("func", ["correlate", "convolve"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape,wshape,axes", GEOMETRIES)
+def test_correlate_geometry_modes(func, mode, shape, wshape, axes):
+    x = sample(shape, np.float64, 1)
+    w = sample(wshape, np.float64, 2) / 50
+    got, ref = both(func, x, w, mode=mode, cval=1.25, axes=axes)
+    assert_matches(got, ref, peak_bound(x, w))
+
+
+@pytest.mark.parametrize("func", ["correlate", "convolve"])
+@pytest.mark.parametrize("dtype", ALL_TYPES)
+@pytest.mark.parametrize("wshape", [(3, 3), (4, 5), (5,)])
+@pytest.mark.parametrize("mode", ["reflect", "constant", "wrap"])
+def test_correlate_dtypes(func, dtype, wshape, mode):
+    x = sample((11, 14), dtype, 3)
+    axes = (1,) if len(wshape) == 1 else None
+    for w in (np.arange(np.prod(wshape)).reshape(wshape) % 3 - 1,     # integer weights
+              sample(wshape, np.float64, 4) / 50):                     # fractional weights
+        got, ref = both(func, x, w, mode=mode, cval=3, axes=axes)
+        assert_matches(got, ref, peak_bound(x, w))
+
+
+@pytest.mark.parametrize("func", ["correlate", "convolve"])
+@pytest.mark.parametrize("origin", [0, -1, 1, (1, -1), (-2, 0), (0, 1)])
+@pytest.mark.parametrize("wshape", [(3, 5), (4, 4), (5, 2)])
+def test_correlate_origins(func, origin, wshape):
+    x = sample((12, 13), np.float64, 5)
+    w = sample(wshape, np.float64, 6)
+    try:
+        ref = getattr(ndi, func)(x, w, origin=origin)
+    except ValueError:
+        with pytest.raises(ValueError, match="Invalid origin"):
+            getattr(cnd, func)(x, w, origin=origin)
+        return
+    assert_matches(getattr(cnd, func)(x, w, origin=origin), ref, peak_bound(x, w))
+
+
+@pytest.mark.parametrize("func", ["correlate", "convolve"])
+@pytest.mark.parametrize("in_type,out_type", [
+    ("uint8", "uint8"), ("uint8", "float32"), ("uint8", "int16"), ("int16", "uint8"),
+    ("float64", "uint8"), ("float64", "int8"), ("float64", "uint32"), ("float64", "int64"),
+    ("float64", "uint64"), ("float64", "bool"), ("float32", "float64"), ("float64", "float32"),
+    ("int32", "float32"), ("uint16", "float32"), ("float32", "int32"),
+    ("complex64", "complex128"), (">f8", "<f4"), ("<i2", ">f8"), (">u2", ">i4"),
+])
+@pytest.mark.parametrize("as_array", [False, True])
+def test_output_argument(func, in_type, out_type, as_array):
+    x = sample((9, 12), in_type, 7)
+    if np.dtype(in_type).kind == "f":
+        x = x * 7                         # values beyond the output range: wrap like C
+    w = sample((3, 4), np.float64, 8) / 10
+    if as_array:
+        out_c, out_s = np.full(x.shape, 7, out_type), np.full(x.shape, 7, out_type)
+        got, ref = getattr(cnd, func)(x, w, out_c), getattr(ndi, func)(x, w, out_s)
+        assert got is out_c
+    else:
+        got, ref = both(func, x, w, output=np.dtype(out_type))
+    assert_matches(got, ref, peak_bound(x, w))
+
+
+def test_integer_output_conversion():
+    """Double results stored in integer outputs as SciPy's C cast stores them:
+    truncation, and out-of-range values wrapped as x86-64's conversions do.
+    (Below -2**63, at or above 2**64, and NaN/inf, a C conversion to a 64-bit
+    integer is undefined, and SciPy's own functions disagree there.)"""
+    values = np.array([300.7, -1.5, -0.5, 255.9, 256.0, -300.2, 1e10, -1e10, 70000.3, -70000.3,
+                       2.0 ** 31 + 5, 2.0 ** 32 + 7, 1e19, -1e18, 2.0 ** 63, np.nan, np.inf,
+                       -np.inf])
+    for dtype in INT_TYPES + ["bool"]:
+        if np.dtype(dtype).itemsize == 8:
+            values = values[np.isfinite(values)]
+        for name, args in [("correlate1d", ([1.0],)), ("correlate", (np.ones(1),))]:
+            got, ref = both(name, values, *args, output=np.dtype(dtype))
+            assert_matches(got, ref)
+
+
+LAYOUTS = {
+    "C": lambda a: a,
+    "F": np.asfortranarray,
+    "strided": lambda a: np.repeat(np.repeat(a, 2, 0), 3, 1)[::2, ::3],
+    "negative": lambda a: a[::-1, ::-1].copy()[::-1, ::-1],
+    "big-endian": lambda a: a.astype(a.dtype.newbyteorder(">")),
+    "read-only": lambda a: np.lib.stride_tricks.as_strided(a, writeable=False),
+    "unaligned": lambda a: np.frombuffer(b"\0" + a.tobytes(), a.dtype, offset=1).reshape(a.shape),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("dtype", ["uint8", "float32", "float64", "complex128"])
+def test_layouts(layout, dtype):
+    base = sample((14, 11), dtype, 9)
+    x = LAYOUTS[layout](base)
+    w = sample((3, 4), np.float64, 10) / 10
+    for name, args, kwargs in [("correlate", (w,), {}), ("convolve", (w,), {"mode": "mirror"}),
+                               ("correlate1d", (w[0],), {"axis": 0}),
+                               ("gaussian_filter", (1.5,), {}), ("uniform_filter", (4,), {}),
+                               ("sobel", (), {"axis": 0})]:
+        before = x.copy()
+        got = getattr(cnd, name)(x, *args, **kwargs)
+        assert_matches(got, getattr(ndi, name)(base, *args, **kwargs), peak_bound(x, w))
+        np.testing.assert_array_equal(x, before)    # the input is never modified
+
+
+def test_unaligned_output():
+    x = sample((13, 17), np.float64, 26)
+    w = sample((3, 4), np.float64, 27)
+    for dtype in ("float32", "float64", "int32"):
+        raw = np.zeros(x.size * np.dtype(dtype).itemsize + 1, np.uint8)
+        out = raw[1:].view(dtype).reshape(x.shape)
+        assert not out.flags.aligned
+        for name, args in [("correlate", (w,)), ("correlate1d", (w[0],)),
+                           ("gaussian_filter", (1.0,)), ("uniform_filter", (3,))]:
+            got = getattr(cnd, name)(x, *args, output=out)
+            assert_matches(got, getattr(ndi, name)(x, *args, output=np.dtype(dtype)),
+                           peak_bound(x, w))
+
+
+def test_in_place_output():
+    x = sample((20, 21), np.float64, 11)
+    w = sample((3, 3), np.float64, 12)
+    ref = ndi.correlate(x, w)
+    y = x.copy()
+    assert cnd.correlate(y, w, output=y) is y
+    assert_matches(y, ref)
+    for name, args in [("correlate1d", ([1, 2, 3],)), ("gaussian_filter", (2,)),
+                       ("uniform_filter", (5,))]:
+        y = x.copy()
+        getattr(cnd, name)(y, *args, output=y)
+        assert_matches(y, getattr(ndi, name)(x, *args))
+
+
+# ------------------------------------------------------------------ 1-D filters
+
+SHAPES_1D_TO_4D = [(19,), (8, 13), (5, 6, 7), (3, 4, 5, 6)]
+
+
+@pytest.mark.parametrize("func", ["correlate1d", "convolve1d"])
+@pytest.mark.parametrize("shape", SHAPES_1D_TO_4D)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("length", [1, 4, 5, 12])
+def test_correlate1d_axes(func, shape, mode, length):
+    x = sample(shape, np.float64, 13)
+    w = sample((length,), np.float64, 14)
+    for axis in range(-1, len(shape)):
+        got, ref = both(func, x, w, axis=axis, mode=mode, cval=-2.0, origin=(length - 1) // 2)
+        assert_matches(got, ref, peak_bound(x, w))
+
+
+@pytest.mark.parametrize("func", ["correlate1d", "convolve1d"])
+@pytest.mark.parametrize("dtype", ALL_TYPES)
+@pytest.mark.parametrize("weights", [[1, 2, 1], [-1, 0, 1], [0.25, 0.5, 0.125, 0.3],
+                                     [1 / 3, 1 / 3, 1 / 3], [1, 2j, 3]])
+def test_correlate1d_dtypes(func, dtype, weights):
+    x = sample((6, 9, 10), dtype, 15)
+    for axis in range(3):
+        got, ref = both(func, x, weights, axis=axis, mode="nearest")
+        assert_matches(got, ref, peak_bound(x, weights))
+
+
+@pytest.mark.parametrize("dtype", ALL_TYPES)
+@pytest.mark.parametrize("size", [1, 2, 3, 6, 9])
+@pytest.mark.parametrize("mode", ["reflect", "constant", "wrap", "mirror"])
+def test_uniform_filter1d(dtype, size, mode):
+    x = sample((7, 10, 11), dtype, 16)
+    for axis in range(3):
+        for origin in {0, -(size // 2), (size - 1) // 2}:
+            got, ref = both("uniform_filter1d", x, size, axis=axis, mode=mode, cval=2,
+                            origin=origin)
+            assert_matches(got, ref, peak_bound(x, [1]))
+
+
+@pytest.mark.parametrize("dtype", ALL_TYPES)
+@pytest.mark.parametrize("sigma,order", [(0.7, 0), (1.5, 0), (2.0, 1), (1.2, 2), (3.0, 3)])
+def test_gaussian_filter1d(dtype, sigma, order):
+    x = sample((8, 30), dtype, 17)
+    for axis in (0, 1):
+        got, ref = both("gaussian_filter1d", x, sigma, axis=axis, order=order, truncate=3.0)
+        assert_matches(got, ref, peak_bound(x, [4]))
+    got, ref = both("gaussian_filter1d", x, sigma, radius=2)
+    assert_matches(got, ref, peak_bound(x, [4]))
+
+
+# ------------------------------------------------------------------ multi-pass filters
+
+MULTI = [
+    ("uniform_filter", (3,), {}),
+    ("uniform_filter", ((2, 5, 3, 4)[:0] or 5,), {"origin": 1}),
+    ("gaussian_filter", (1.3,), {}),
+    ("gaussian_filter", (2.0,), {"order": 1, "truncate": 2.5}),
+    ("gaussian_filter", (1.0,), {"radius": 3}),
+    ("sobel", (), {"axis": 0}),
+    ("sobel", (), {}),
+    ("prewitt", (), {"axis": 1}),
+    ("laplace", (), {}),
+    ("gaussian_laplace", (1.5,), {}),
+    ("gaussian_gradient_magnitude", (1.2,), {}),
+]
+
+
+@pytest.mark.parametrize("name,args,kwargs", MULTI, ids=lambda v: str(v)[:20])
+@pytest.mark.parametrize("dtype", ALL_TYPES)
+@pytest.mark.parametrize("shape", SHAPES_1D_TO_4D)
+def test_multipass_filters(name, args, kwargs, dtype, shape):
+    if dtype.startswith("complex") and name not in ("uniform_filter",):
+        pytest.skip("SciPy supports complex input only for uniform and the correlations")
+    if kwargs.get("axis", 0) >= len(shape):
+        pytest.skip("no such axis")
+    x = sample(shape, dtype, 18)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # sqrt of wrapped integers
+        got, ref = both(name, x, *args, mode="mirror", **kwargs)
+    assert_matches(got, ref, peak_bound(x, [16]))
+
+
+@pytest.mark.parametrize("name,args", [("uniform_filter", (4,)), ("gaussian_filter", (1.5,)),
+                                       ("sobel", ()), ("laplace", ()),
+                                       ("gaussian_gradient_magnitude", (1.0,))])
+@pytest.mark.parametrize("in_type,out_type", [("uint8", "float32"), ("float64", "uint8"),
+                                              ("uint8", "int16"), ("int16", "uint8"),
+                                              ("float32", "float64"), ("float64", "float32")])
+def test_multipass_output_dtype(name, args, in_type, out_type):
+    """Each pass is written into the output and read back, as in SciPy."""
+    x = sample((12, 15), in_type, 19)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got, ref = both(name, x, *args, output=np.dtype(out_type))
+    assert_matches(got, ref, peak_bound(x, [16]))
+
+
+def test_per_axis_arguments():
+    x = sample((9, 10, 11), np.float64, 20)
+    cases = [
+        ("gaussian_filter", (x, [1.0, 0.0, 2.0]), {"order": [0, 0, 1], "radius": [2, None, 5],
+                                                   "mode": ["wrap", "constant", "mirror"]}),
+        ("gaussian_filter", (x, [1.0, 2.0]), {"axes": (2, 0), "order": [1, 2]}),
+        ("uniform_filter", (x, [3, 1, 4]), {"origin": [1, 0, -2],
+                                            "mode": ["nearest", "reflect", "wrap"]}),
+        ("uniform_filter", (x, 3), {"axes": (-1,)}),
+        ("sobel", (x, 1), {"mode": ["constant", "wrap", "mirror"]}),
+        ("laplace", (x,), {"axes": (0, 2)}),
+        ("gaussian_laplace", (x, [1.0, 2.0]), {"axes": (0, 1)}),
+        ("gaussian_gradient_magnitude", (x, 1.5), {"axes": (1, 2), "mode": ["wrap", "nearest"]}),
+        ("correlate", (x, np.ones((2, 3))), {"axes": (2, 0), "origin": (1, 0)}),
+    ]
+    for name, args, kwargs in cases:
+        got, ref = both(name, *args, **kwargs)
+        assert_matches(got, ref, peak_bound(x, [16]))
+
+
+def test_generic_laplace_and_gradient_magnitude():
+    x = sample((10, 12), np.float64, 21)
+
+    def d2(inp, axis, output, mode, cval, scale):
+        return cnd.correlate1d(inp, [scale, -2 * scale, scale], axis, output, mode, cval)
+
+    def d2_ref(inp, axis, output, mode, cval, scale):
+        return ndi.correlate1d(inp, [scale, -2 * scale, scale], axis, output, mode, cval)
+
+    got = cnd.generic_laplace(x, d2, extra_arguments=(0.5,), mode="nearest")
+    ref = ndi.generic_laplace(x, d2_ref, extra_arguments=(0.5,), mode="nearest")
+    assert_matches(got, ref)
+    got = cnd.generic_gradient_magnitude(x, lambda *a: cnd.sobel(*a[:5]))
+    ref = ndi.generic_gradient_magnitude(x, lambda *a: ndi.sobel(*a[:5]))
+    assert_matches(got, ref)
+
+
+def test_empty_and_tiny_inputs():
+    for shape in [(0,), (0, 5), (3, 0), (1,), (1, 1)]:
+        x = np.ones(shape, np.float32)
+        for name, args in [("correlate1d", ([1, 2, 3],)), ("uniform_filter", (3,)),
+                           ("gaussian_filter", (1.0,))]:
+            got, ref = both(name, x, *args)
+            assert_matches(got, ref)
+        got, ref = both("correlate", x, np.ones((2,) * len(shape)))
+        assert_matches(got, ref)
+
+
+def test_nan_under_zero_weights_does_not_spread():
+    """SciPy's N-d correlation skips zero weights (|w| <= DBL_EPSILON)."""
+    x = sample((8, 9), np.float64, 22)
+    x[3, 4] = np.nan
+    x[6, 1] = np.inf
+    w = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float64)
+    for out in (np.float32, np.float64, np.int32):
+        got, ref = both("correlate", x, w, output=out)
+        assert_matches(got, ref)
+
+
+# ------------------------------------------------------------------ properties
+
+@st.composite
+def filter_cases(draw):
+    ndim = draw(st.integers(1, 4))
+    shape = tuple(draw(st.integers(1, 7)) for _ in range(ndim))
+    naxes = draw(st.integers(1, min(ndim, 3)))
+    # sorted: SciPy matches weights to sorted axes but origins to the given order
+    axes = tuple(sorted(draw(st.permutations(range(ndim)))[:naxes]))
+    wshape = tuple(draw(st.integers(1, 6)) for _ in axes)
+    origin = tuple(draw(st.integers(-(n // 2), (n - 1) // 2)) for n in wshape)
+    return dict(shape=shape, axes=axes, wshape=wshape, origin=origin,
+                mode=draw(st.sampled_from(MODES)),
+                dtype=draw(st.sampled_from(REAL_TYPES)),
+                out=draw(st.sampled_from([None] + REAL_TYPES)),
+                seed=draw(st.integers(0, 2 ** 32 - 1)),
+                integer_weights=draw(st.booleans()))
+
+
+@SETTINGS
+@given(filter_cases(), st.sampled_from(["correlate", "convolve"]))
+def test_property_correlate(case, func):
+    x = sample(case["shape"], case["dtype"], case["seed"])
+    rng = np.random.default_rng(case["seed"])
+    w = rng.integers(-3, 4, case["wshape"]) if case["integer_weights"] \
+        else rng.normal(size=case["wshape"])
+    out = None if case["out"] is None else np.dtype(case["out"])
+    got, ref = both(func, x, w, output=out, mode=case["mode"], cval=1.5, origin=case["origin"],
+                    axes=case["axes"])
+    assert_matches(got, ref, peak_bound(x, w))
+
+
+@SETTINGS
+@given(filter_cases(), st.integers(1, 7), st.floats(0.3, 4.0))
+def test_property_separable(case, size, sigma):
+    x = sample(case["shape"], case["dtype"], case["seed"])
+    out = None if case["out"] is None else np.dtype(case["out"])
+    axis = case["axes"][0]
+    for name, args, kwargs in [
+        ("uniform_filter1d", (size,), {"axis": axis, "origin": -(size // 2)}),
+        ("uniform_filter", (size,), {"axes": case["axes"]}),
+        ("gaussian_filter", (sigma,), {"axes": case["axes"]}),
+        ("gaussian_filter1d", (sigma,), {"axis": axis, "order": size % 3}),
+        ("sobel", (), {"axis": axis}),
+    ]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            got, ref = both(name, x, *args, output=out, mode=case["mode"], **kwargs)
+        assert_matches(got, ref, peak_bound(x, [16]))
+
+
+# ------------------------------------------------------------------ threads
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32", "float64"])
+def test_workers_bitwise_identical(dtype):
+    x = sample((300, 257), dtype, 23)
+    v = sample((40, 33, 35), dtype, 24)
+    w = sample((5, 6), np.float64, 25) / 10
+    calls = [
+        ("correlate", (x, w), {}), ("convolve", (x, w), {"mode": "constant"}),
+        ("correlate", (v, np.ones((3, 2, 3))), {}),
+        ("correlate1d", (v, [1, 2, 3, 4]), {"axis": 1}),
+        ("gaussian_filter", (v, 2.0), {}), ("uniform_filter", (x, 9), {}),
+        ("sobel", (v, 0), {}), ("gaussian_gradient_magnitude", (x, 1.5), {}),
+    ]
+    for name, args, kwargs in calls:
+        results = [getattr(cnd, name)(*args, workers=n, **kwargs) for n in (1, 2, 3, -1)]
+        for r in results[1:]:
+            np.testing.assert_array_equal(r, results[0])
+
+
+# ------------------------------------------------------------------ bad arguments
+
+x2 = np.ones((5, 6))
+BAD = [
+    ("correlate", (x2, np.ones((3, 3))), {"mode": "edge"}, ValueError, "boundary mode"),
+    ("correlate", (x2, np.ones((3, 3))), {"mode": ["reflect", "wrap"]}, ValueError,
+     "sequence of modes"),
+    ("correlate", (x2, np.ones((3, 3))), {"origin": 2}, ValueError, "Invalid origin"),
+    ("correlate", (x2, np.ones((3, 3))), {"origin": (0, 0, 0)}, ValueError, "length"),
+    ("correlate", (x2, np.ones(3)), {}, ValueError, "must match"),
+    ("correlate", (x2, np.ones((3, 3))), {"axes": (0, 0)}, ValueError, "unique"),
+    ("correlate", (x2, np.ones((3, 3))), {"axes": (0, 5)}, ValueError, "out of range"),
+    ("correlate", (x2, np.ones((3, 3))), {"output": np.ones((5, 5))}, ValueError,
+     "output shape"),
+    ("correlate", (x2, np.ones((3, 3))), {"output": np.float16}, TypeError, "not supported"),
+    ("correlate", (x2.astype(np.float16), np.ones((3, 3))), {}, TypeError, "not supported"),
+    ("correlate", (x2.astype(object), np.ones((3, 3))), {}, TypeError, "not supported"),
+    ("correlate", (x2, np.ones((3, 3))), {"cval": 1j}, ValueError, "complex-valued cval"),
+    ("correlate", (x2, np.ones((3, 3))), {"workers": 0}, ValueError, "workers"),
+    ("correlate", (x2, np.ones((3, 3))), {"workers": 1.5}, TypeError, "workers"),
+    ("correlate", (x2, np.ones((3, 3)) + 1j), {"output": "f8"}, ValueError, "complex dtype"),
+    ("correlate", (x2, np.ones((3, 3))), {"output": np.complex64}, TypeError, "not supported"),
+    ("uniform_filter", (x2, 3), {"output": np.zeros((5, 6), complex)}, TypeError,
+     "not supported"),
+    ("correlate1d", (x2, []), {}, ValueError, "no filter weights"),
+    ("correlate1d", (x2, np.ones((2, 2))), {}, ValueError, "no filter weights"),
+    ("correlate1d", (x2, [1, 2, 3]), {"origin": -2}, ValueError, "Invalid origin"),
+    ("correlate1d", (x2, [1, 2, 3]), {"axis": 2}, ValueError, "axis"),
+    ("convolve1d", (x2, [1, 2, 3]), {"mode": "bogus"}, ValueError, "boundary mode"),
+    ("uniform_filter1d", (x2, 0), {}, ValueError, "incorrect filter size"),
+    ("uniform_filter1d", (x2, 3), {"origin": 2}, ValueError, "invalid origin"),
+    ("uniform_filter", (x2, (3, 3, 3)), {}, ValueError, "length"),
+    ("gaussian_filter1d", (x2, 1.0), {"radius": -1}, ValueError, "Radius"),
+    ("gaussian_filter1d", (x2, 1.0), {"radius": 1.5}, ValueError, "Radius"),
+    ("gaussian_filter", (x2, 1.0), {"order": -1}, ValueError, "order"),
+    ("gaussian_filter", (x2, [1.0, 2.0, 3.0]), {}, ValueError, "length"),
+    ("sobel", (x2,), {"axis": 3}, ValueError, "axis"),
+    ("laplace", (x2,), {"mode": ["wrap"]}, ValueError, "length"),
+]
+
+
+@pytest.mark.parametrize("name,args,kwargs,error,match", BAD,
+                         ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_arguments(name, args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        getattr(cnd, name)(*args, **kwargs)
+    scipy_kwargs = {k: v for k, v in kwargs.items() if k != "workers"}
+    if "workers" not in kwargs:
+        with pytest.raises(Exception):         # SciPy refuses the same call
+            getattr(ndi, name)(*args, **scipy_kwargs)
+
+
+def test_runtime_error_compatibility():
+    """Where SciPy raises RuntimeError, cyconv's error is also a RuntimeError."""
+    with pytest.raises(RuntimeError):
+        cnd.correlate(x2, np.ones((3, 3)), output=np.ones((2, 2)))
+    with pytest.raises(RuntimeError):
+        cnd.uniform_filter1d(x2, 0)
