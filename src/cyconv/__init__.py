@@ -4,6 +4,8 @@
     correlate2d(in1, in2, mode, boundary, fillvalue)  # = scipy.signal.correlate2d
     choose_method(in1, in2, mode, boundary)           # what method='auto' will use
     conv2d(input, weight, bias, stride, padding, dilation, groups)  # = torch.nn.functional.conv2d
+    conv2d_backward(grad_output, input, weight, ...)  # conv2d's (grad_input, grad_weight, grad_bias)
+    conv_transpose2d(input, weight, bias, stride, padding, output_padding)  # = torch's
     show_config()                                     # CPU features, kernel level, threads
     set_num_threads(n) / get_num_threads() / with num_threads(n): ...
     kernels.get("gaussian:7,1.5"), kernels.sobel_x(), ...  # named kernels
@@ -15,6 +17,7 @@ from ._version import __version__
 from ._config import show_config, kernel_level, cpu_features
 from ._convolve import choose_method, convolve2d, correlate2d
 from ._conv2d import conv2d
+from ._conv2d_grad import conv2d_backward, conv_transpose2d
 from ._parallel import get_num_threads, set_num_threads, num_threads
 from . import image, kernels, ndimage
 
@@ -35,6 +38,8 @@ __all__ = [
     "correlate2d",
     "choose_method",
     "conv2d",
+    "conv2d_backward",
+    "conv_transpose2d",
     "get_num_threads",
     "set_num_threads",
     "num_threads",

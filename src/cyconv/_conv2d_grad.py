@@ -1,0 +1,454 @@
+"""conv2d's gradients and conv_transpose2d, with PyTorch's semantics.
+
+Both gradients are computed without im2col buffers:
+
+* grad_input (and conv_transpose2d, the same operation) is a sum of
+  stride_h * stride_w polyphase sub-convolutions: the output pixels of one
+  phase (y = py mod stride_h, x = px mod stride_w) each see the same subset
+  of kernel taps, so a phase is a stride-1 ``conv2d`` of grad_output with the
+  flipped, channel-transposed sub-kernel of those taps, written straight into
+  its interleaved slots of the result. No zeros are inserted or multiplied.
+* grad_weight is, per kernel tap (r, s), one matrix product of grad_output
+  with a shifted view of the padded input. With the input laid out as
+  (C, N, rows, cols) (one polyphase copy per stride phase), the shifted
+  window of every image is a plain strided view, so each tap is one BLAS
+  GEMM over N * rows * cols, reading the input in place.
+
+Arguments are resolved (through ``_geometry``) in ``_resolve`` /
+``_resolve_transpose`` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from math import gcd
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _geometry, _parallel
+from ._conv2d import IntPair, Padding, PaddingMode, conv2d, _check_out
+from ._padding import index_map
+
+
+@dataclasses.dataclass(frozen=True)
+class _Geometry:
+    """A convolution's shapes: input (N, C, H, W), weight (K, Cg, R, S),
+    output (N, K, Ho, Wo), padding per side, and how the border is filled."""
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    Cg: int
+    R: int
+    S: int
+    groups: int
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad: tuple[int, int, int, int]      # top, bottom, left, right
+    Ho: int
+    Wo: int
+    np_mode: str                         # np.pad's name of the padding rule
+    dtype: np.dtype
+    workers: int
+
+
+def _resolve(x, w, g, stride, padding, dilation, groups, padding_mode, workers) -> _Geometry:
+    """conv2d's arguments checked and resolved as conv2d does (by _geometry)."""
+    dtype = _geometry.conv2d_dtype(x.dtype, w.dtype, g.dtype)  # float32 iff all float32/16
+    geo = _geometry.conv2d(x.shape, w.shape, None, stride, padding, dilation, groups,
+                           padding_mode)
+    workers = _parallel.resolve_workers(workers)
+    return _Geometry(geo.N, geo.C, geo.H, geo.W, geo.K, geo.Cg, geo.R, geo.S, geo.groups,
+                     geo.stride, geo.dilation, geo.padding, geo.Ho, geo.Wo, geo.rule, dtype,
+                     workers)
+
+
+def _as_float(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return a if a.dtype == dtype else a.astype(dtype)
+
+
+def _check_mask(output_mask) -> tuple[bool, bool, bool]:
+    try:
+        mask = tuple(output_mask)
+    except TypeError:
+        raise TypeError(f"output_mask must be a sequence of 3 bools, got {output_mask!r}") from None
+    if len(mask) != 3 or not all(isinstance(m, (bool, np.bool_)) for m in mask):
+        raise ValueError(f"output_mask must be 3 bools (grad_input, grad_weight, grad_bias), "
+                         f"got {output_mask!r}")
+    return tuple(bool(m) for m in mask)
+
+
+# --------------------------------------------------------------------------- public API
+
+def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                    stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
+                    groups: int = 1, *, padding_mode: PaddingMode = "zeros",
+                    output_mask: Sequence[bool] = (True, True, True),
+                    workers: int | None = None
+                    ) -> tuple[NDArray | None, NDArray | None, NDArray | None]:
+    """Gradients of :func:`conv2d` with respect to its input, weight and bias.
+
+    For ``out = conv2d(input, weight, bias, stride, padding, dilation, groups,
+    padding_mode=padding_mode)`` and a loss with gradient ``grad_output``
+    with respect to ``out``, returns ``(grad_input, grad_weight, grad_bias)``,
+    what ``torch.autograd`` gives for the same convolution. Entries whose
+    ``output_mask`` flag is False are None (and not computed).
+
+    Parameters
+    ----------
+    grad_output : array_like, (N, K, Ho, Wo), or (K, Ho, Wo) with unbatched input
+        Must have exactly the shape ``conv2d`` returns for these arguments.
+    input : array_like, (N, C, H, W) or unbatched (C, H, W)
+    weight : array_like, (K, C // groups, R, S)
+    stride, padding, dilation, groups, padding_mode
+        As :func:`conv2d` (every form of ``padding``, every ``padding_mode``).
+        With a padding mode other than "zeros", the gradient that reaches a
+        padded border pixel is added to the input pixel it was copied from.
+    output_mask : 3 bools
+        Which of grad_input, grad_weight, grad_bias to compute.
+    workers : int, optional
+        Threads (None: the process default). Results are bitwise the same
+        for any value. grad_weight's matrix products run in NumPy's BLAS,
+        which may use its own threads (limit them with threadpoolctl).
+
+    Returns
+    -------
+    grad_input : ndarray like input, or None
+    grad_weight : ndarray like weight, or None
+    grad_bias : ndarray (K,), or None
+        float32 when grad_output, input and weight are all float32 or
+        float16, else float64.
+    """
+    gout, x, w = np.asarray(grad_output), np.asarray(input), np.asarray(weight)
+    mask = _check_mask(output_mask)
+    for name, a in (("grad_output", gout), ("input", x), ("weight", w)):
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{name} has unsupported dtype {a.dtype}; conv2d_backward supports "
+                            "real float, integer and bool arrays")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {x.shape}")
+    if w.ndim != 4:
+        raise ValueError(f"weight must be 4-D (K, C/groups, R, S), got shape {w.shape}")
+    unbatched = x.ndim == 3
+    if gout.ndim != x.ndim:
+        raise ValueError(f"grad_output must be {x.ndim}-D like input, got shape {gout.shape}")
+    if unbatched:
+        x, gout = x[np.newaxis], gout[np.newaxis]
+    geo = _resolve(x, w, gout, stride, padding, dilation, groups, padding_mode, workers)
+    expected = (geo.N, geo.K, geo.Ho, geo.Wo)
+    if gout.shape != expected:
+        want = expected[1:] if unbatched else expected
+        raise ValueError(f"grad_output must have the shape of conv2d's output, {want}, "
+                         f"got {gout.shape[1:] if unbatched else gout.shape}")
+    dtype = geo.dtype
+    gout, x, w = _as_float(gout, dtype), _as_float(x, dtype), _as_float(w, dtype)
+
+    grad_input = grad_weight = grad_bias = None
+    if mask[0]:
+        grad_input = _grad_input(gout, w, geo)
+        if unbatched:
+            grad_input = grad_input[0]
+    if mask[1]:
+        grad_weight = _grad_weight(gout, x, geo)
+    if mask[2]:
+        grad_bias = gout.sum(axis=(0, 2, 3), dtype=dtype)
+    return grad_input, grad_weight, grad_bias
+
+
+def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+                     stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
+                     groups: int = 1, dilation: IntPair = 1, *, out: NDArray | None = None,
+                     workers: int | None = None) -> NDArray:
+    """Transposed 2-D convolution, like ``torch.nn.functional.conv_transpose2d``.
+
+    The gradient of :func:`conv2d` with respect to its input, as a layer:
+    each input pixel scatters ``weight``-weighted copies of itself onto a
+    ``stride``-spaced grid of the output.
+
+    Parameters
+    ----------
+    input : array_like, (N, C_in, H, W) or unbatched (C_in, H, W)
+    weight : array_like, (C_in, C_out // groups, R, S)
+    bias : array_like (C_out,), optional
+    stride, dilation : int or (int, int), positive
+    padding : int or (int, int), non-negative
+        ``dilation * (kernel - 1) - padding`` zeros are (implicitly) added
+        to each side of the input, as in PyTorch.
+    output_padding : int or (int, int), non-negative
+        Extra rows/columns at the bottom/right of the output; each must be
+        smaller than the stride or the dilation of its axis.
+    groups : int
+    out : ndarray, optional
+        Writeable array of the exact result shape and dtype, not overlapping
+        the inputs; filled and returned.
+    workers : int, optional
+        Threads (None: the process default); bitwise the same result for any value.
+
+    Returns
+    -------
+    ndarray (N, C_out, Ho, Wo) or (C_out, Ho, Wo), with
+        ``Ho = (H - 1) * stride - 2 * padding + dilation * (R - 1) + output_padding + 1``
+        float32 when every array argument is float32 or float16, else float64.
+    """
+    x, w = np.asarray(input), np.asarray(weight)
+    b = None if bias is None else np.asarray(bias)
+    dtype = _geometry.conv2d_dtype(x.dtype, w.dtype, None if b is None else b.dtype)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must be 4-D (N, C_in, H, W) or 3-D (C_in, H, W), "
+                         f"got shape {x.shape}")
+    if w.ndim != 4:
+        raise ValueError(f"weight must be 4-D (C_in, C_out/groups, R, S), got shape {w.shape}")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x[np.newaxis]
+    geo = _resolve_transpose(x, w, stride, padding, output_padding, groups, dilation,
+                             workers, dtype)
+    if b is not None and b.shape != (geo.C,):
+        raise ValueError(f"bias must have shape ({geo.C},), one value per output channel, "
+                         f"got shape {b.shape}")
+    shape = (geo.N, geo.C, geo.H, geo.W)
+    result = _check_out(out, shape[1:] if unbatched else shape, dtype, (x, w, b))
+    out4 = result[np.newaxis] if unbatched else result
+    bias_arr = None if b is None else _as_float(b, dtype)
+    _grad_input(_as_float(x, dtype), _as_float(w, dtype), geo, out4, bias_arr)
+    return result
+
+
+def _resolve_transpose(x, w, stride, padding, output_padding, groups, dilation, workers,
+                       dtype) -> _Geometry:
+    """conv_transpose2d's arguments as the conv2d whose input gradient it is."""
+    N, K, Ho, Wo = x.shape
+    Kw, Cg, R, S = w.shape
+    groups = _geometry.int_at_least(groups, "groups", 1)
+    if Kw != K:
+        raise ValueError(f"weight of shape {w.shape} expects {Kw} input channels "
+                         f"(its first dimension), but input has {K}")
+    if K % groups:
+        raise ValueError(f"groups={groups} must divide the input channels ({K})")
+    sh, sw = _geometry.int_pair(stride, "stride")
+    dh, dw = _geometry.int_pair(dilation, "dilation")
+    if isinstance(padding, str):
+        raise TypeError(f"padding must be an int or a pair of ints, got {padding!r}")
+    ph, pw = _geometry.int_pair(padding, "padding", 0)
+    oph, opw = _geometry.int_pair(output_padding, "output_padding", 0)
+    if not (oph < sh or oph < dh) or not (opw < sw or opw < dw):
+        raise ValueError(f"output_padding must be smaller than either stride or dilation, got "
+                         f"output_padding ({oph}, {opw}), stride ({sh}, {sw}), "
+                         f"dilation ({dh}, {dw})")
+    H = (Ho - 1) * sh - 2 * ph + dh * (R - 1) + oph + 1
+    W = (Wo - 1) * sw - 2 * pw + dw * (S - 1) + opw + 1
+    if H <= 0 or W <= 0:
+        raise ValueError(f"the output size ({H}, {W}) would not be positive: input "
+                         f"({Ho}, {Wo}), kernel ({R}, {S}), stride ({sh}, {sw}), padding "
+                         f"({ph}, {pw}), dilation ({dh}, {dw}), output_padding ({oph}, {opw})")
+    workers = _parallel.resolve_workers(workers)
+    # The conv2d this is the input gradient of: input (N, Cg*groups, H, W),
+    # bottom/right padding chosen so that it has exactly Ho x Wo outputs.
+    bottom = (Ho - 1) * sh + dh * (R - 1) + 1 - H - ph
+    right = (Wo - 1) * sw + dw * (S - 1) + 1 - W - pw
+    return _Geometry(N, Cg * groups, H, W, K, Cg, R, S, groups, (sh, sw), (dh, dw),
+                     (ph, bottom, pw, right), Ho, Wo, "constant", dtype, workers)
+
+
+# --------------------------------------------------------------------------- grad_input
+
+def _phase_taps(phase: int, stride: int, dilation: int, taps: int):
+    """Kernel taps r with r * dilation = phase (mod stride), as (first, step, count)."""
+    step = stride // gcd(stride, dilation)
+    first = next((r for r in range(min(step, taps)) if (r * dilation - phase) % stride == 0), None)
+    if first is None:
+        return 0, step, 0
+    return first, step, (taps - 1 - first) // step + 1
+
+
+def _phase_start(phase, stride, y0) -> int:
+    """Index, counted from y0, of the first padded-input row y >= y0 with y = phase (mod stride)."""
+    return phase - y0 + stride * -(-(y0 - phase) // stride)
+
+
+def _phase_rows(phase, stride, dilation, first, step, count, y0, y1, n_out):
+    """For the padded-input rows y = phase (mod stride) in [y0, y1), as a
+    stride-1 correlation with the phase's taps: the grad_output rows read
+    [lo, hi) and the zero rows the correlation needs before and after them."""
+    j0 = -(-(y0 - phase) // stride)
+    J = -(-(y1 - phase) // stride) - j0
+    last = first + (count - 1) * step              # flipped: the last tap comes first
+    off = j0 + (phase - last * dilation) // stride
+    span = (count - 1) * (dilation // gcd(stride, dilation)) + 1
+    end = off + J - 1 + span
+    lo, hi = max(off, 0), min(end, n_out)
+    return lo, hi, lo - off, end - hi
+
+
+def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
+    """The input gradient (or conv_transpose2d): polyphase stride-1 conv2d calls.
+
+    Zero padding: only the rows/columns of the unpadded input are computed,
+    straight into `out`. Other modes: the whole padded gradient, then each
+    border pixel's gradient is added to the pixel it was copied from.
+    """
+    N, C, H, W, K, Cg, R, S, G = (geo.N, geo.C, geo.H, geo.W, geo.K, geo.Cg, geo.R, geo.S,
+                                  geo.groups)
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    top, bottom, left, right = geo.pad
+    zeros = geo.np_mode == "constant"
+    if zeros:
+        y0, y1, x0, x1 = top, top + H, left, left + W
+    else:
+        y0, y1, x0, x1 = 0, top + H + bottom, 0, left + W + right
+    if out is None:
+        out = np.empty((N, C, y1 - y0, x1 - x0), geo.dtype)
+    # conv2d's weight for this: (C, K/groups, R, S), flipped, within each group.
+    Kg = K // G
+    wt = w.reshape(G, Kg, Cg, R, S).transpose(0, 2, 1, 3, 4).reshape(C, Kg, R, S)[:, :, ::-1, ::-1]
+    for py in range(sh):
+        fr, stepr, nr = _phase_taps(py, sh, dh, R)
+        for px in range(sw):
+            fc, stepc, nc = _phase_taps(px, sw, dw, S)
+            rows = _phase_rows(py, sh, dh, fr, stepr, nr, y0, y1, geo.Ho) if nr else None
+            cols = _phase_rows(px, sw, dw, fc, stepc, nc, x0, x1, geo.Wo) if nc else None
+            target = out[:, :, _phase_start(py, sh, y0)::sh, _phase_start(px, sw, x0)::sw]
+            if target.size == 0:
+                continue
+            if rows is None or cols is None or rows[0] >= rows[1] or cols[0] >= cols[1] or Kg == 0:
+                # No tap reaches these pixels (or nothing to sum): zero, or the bias.
+                target[...] = 0 if bias is None else bias[:, None, None]
+                continue
+            ylo, yhi, ypre, ypost = rows
+            xlo, xhi, xpre, xpost = cols
+            # Taps of this phase, in flipped order: wt's reversed axes make the
+            # first of them the highest original tap.
+            r_first = R - 1 - (fr + (nr - 1) * stepr)
+            c_first = S - 1 - (fc + (nc - 1) * stepc)
+            sub = np.ascontiguousarray(wt[:, :, r_first::stepr, c_first::stepc])
+            conv2d(gout[:, :, ylo:yhi, xlo:xhi], sub, bias, padding=(xpre, xpost, ypre, ypost),
+                   dilation=(dh // gcd(sh, dh), dw // gcd(sw, dw)), groups=G, out=target,
+                   workers=geo.workers)
+    if zeros:
+        return out
+    row_map = index_map(H, top, bottom, geo.np_mode)
+    col_map = index_map(W, left, right, geo.np_mode)
+    folded = _fold(out, row_map, top, H, axis=2)
+    return _fold(folded, col_map, left, W, axis=3)
+
+
+def _fold(grad, source, before: int, n: int, axis: int) -> np.ndarray:
+    """Sum the gradient of each padded position into the source index it was copied from."""
+    index = [slice(None)] * grad.ndim
+    index[axis] = slice(before, before + n)
+    out = grad[tuple(index)].copy()
+    for i in [*range(before), *range(before + n, len(source))]:
+        if source[i] >= 0:
+            dst, src = list(index), list(index)
+            dst[axis], src[axis] = source[i], i
+            out[tuple(dst)] += grad[tuple(src)]
+    return out
+
+
+# --------------------------------------------------------------------------- grad_weight
+
+def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
+    """grad_weight[k, c, r, s] = sum over n, oy, ox of
+    grad_output[n, k, oy, ox] * padded_input[n, c, oy*sh + r*dh, ox*sw + s*dw].
+
+    With grad_output laid out on the padded input's grid (rows of the padded
+    width, zeros beyond Wo), the input samples of tap (r, s) sit at one flat
+    offset from grad_output's, so a tap is one GEMM of (K, rows*cols) with a
+    strided view (rows*cols, C) of the input, read in place. Either one GEMM
+    per image, summed in image order (stride 1), or one GEMM over all images:
+    the padded input split into its stride phases, each laid out as
+    (C, N, Hq, Wq).
+    """
+    N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    top, bottom, left, right = geo.pad
+    Ho, Wo, Kg = geo.Ho, geo.Wo, K // G
+    grad = np.zeros((R * S, G, Kg, Cg), geo.dtype)
+    if not (grad.size and N * Ho * Wo and Cg):
+        return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
+    if any(geo.pad):
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+    Hq, Wq = -(-x.shape[2] // sh), -(-x.shape[3] // sw)
+    # Images one by one where that needs no copy of a large input; else all
+    # images in one GEMM per tap (fewer, longer GEMMs; one copy of each).
+    per_image = sh == sw == 1 and (N == 1 or (not any(geo.pad) and Ho * Wo >= 256))
+    if per_image:
+        # (N, G, Cg, Hp*Wp) and (N, G, Kg, Ho*Wp).
+        phases = {(0, 0): np.ascontiguousarray(x).reshape(N, G, Cg, Hq * Wq)}
+        g = gout
+        if Wq != Wo:
+            g = np.zeros((N, K, Ho, Wq), geo.dtype)
+            g[:, :, :, :Wo] = gout
+        g = np.ascontiguousarray(g).reshape(N, G, Kg, Ho * Wq)
+        images = N
+    else:
+        # One (G, Cg, N*Hq*Wq) buffer per stride phase used, one (G, Kg, N*Hq*Wq) grad_output.
+        phases = {}
+        for a in sorted({r * dh % sh for r in range(R)}):
+            for b in sorted({s * dw % sw for s in range(S)}):
+                buf = np.zeros((C, N, Hq, Wq), geo.dtype)
+                part = x[:, :, a::sh, b::sw]
+                buf[:, :, :part.shape[2], :part.shape[3]] = part.transpose(1, 0, 2, 3)
+                phases[a, b] = buf.reshape(1, G, Cg, N * Hq * Wq)
+        g = np.zeros((K, N, Hq, Wq), geo.dtype)
+        g[:, :, :Ho, :Wo] = gout.transpose(1, 0, 2, 3)
+        g = g.reshape(1, G, Kg, N * Hq * Wq)
+        images = 1
+    # GEMMs run up to the last nonzero of grad_output: the views stay in bounds.
+    L = (Ho - 1) * Wq + Wo + (0 if per_image else (N - 1) * Hq * Wq)
+
+    offsets = [((r * dh // sh) * Wq + s_ * dw // sw, (r * dh % sh, s_ * dw % sw))
+               for r in range(R) for s_ in range(S)]
+    if Cg * R * S <= _FEW_COLUMNS:
+        _grad_weight_packed(g, phases, offsets, L, grad, geo)
+    else:
+        def taps(_, t0, t1):
+            for t in range(t0, t1):
+                off, phase = offsets[t]
+                for n in range(images):
+                    view = phases[phase][n, :, :, off:off + L].transpose(0, 2, 1)
+                    if n == 0:
+                        np.matmul(g[n, :, :, :L], view, out=grad[t])
+                    else:
+                        grad[t] += np.matmul(g[n, :, :, :L], view)
+
+        chunks = [(t, t + 1) for t in range(R * S)]
+        work = float(K) * Cg * N * Ho * Wq * R * S
+        _parallel.run(taps, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
+    return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
+
+
+# Few input channels: every tap's GEMM would be skinny (Cg columns) and
+# re-read grad_output; instead the taps' input views are packed side by side
+# for one block of BLOCK columns of the reduction at a time (a bounded
+# buffer, not an im2col of the whole input) and each block is one GEMM.
+_FEW_COLUMNS = 256
+_BLOCK = 4096
+
+
+def _grad_weight_packed(g, phases, offsets, L, grad, geo: _Geometry) -> None:
+    images, G, Kg = g.shape[0], g.shape[1], g.shape[2]
+    Cg, T = grad.shape[3], len(offsets)
+    blocks = [(n, b, min(b + _BLOCK, L)) for n in range(images) for b in range(0, L, _BLOCK)]
+    partial = np.empty((len(blocks), G, Kg, T * Cg), geo.dtype)
+
+    def run(_, i0, i1):
+        cols = np.empty((G, T, Cg, _BLOCK), geo.dtype)
+        for i in range(i0, i1):
+            n, b0, b1 = blocks[i]
+            for t, (off, phase) in enumerate(offsets):
+                cols[:, t, :, :b1 - b0] = phases[phase][n, :, :, off + b0:off + b1]
+            packed = cols[:, :, :, :b1 - b0].reshape(G, T * Cg, b1 - b0)
+            np.matmul(g[n, :, :, b0:b1], packed.transpose(0, 2, 1), out=partial[i])
+
+    chunks = [(i, i + 1) for i in range(len(blocks))]
+    work = float(G) * Kg * T * Cg * L * images
+    _parallel.run(run, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
+    # The blocks' sums in block order: the same bits for any thread count.
+    total = partial[0].copy()
+    for p in partial[1:]:
+        total += p
+    grad[...] = total.reshape(G, Kg, T, Cg).transpose(2, 0, 1, 3)

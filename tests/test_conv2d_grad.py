@@ -1,0 +1,341 @@
+"""conv2d_backward and conv_transpose2d without PyTorch.
+
+conv2d is linear in its input and in its weight, so its gradients are the
+transposes of two linear maps that cyconv.conv2d (tested against SciPy and
+PyTorch elsewhere) already defines:
+
+* basis: on tiny problems the transpose is built column by column, one
+  conv2d call per basis vector, and compared entry by entry;
+* adjoint identity: <conv2d(x, w), g> == <x, grad_input> == <w, grad_weight>
+  on random arrays of every argument combination, in float64;
+* finite differences of a nonlinear loss through conv2d;
+* conv_transpose2d is conv2d's input gradient as a layer (plus its bias).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import cyconv
+
+MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def rand(rng, shape, dtype=F64):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def problem(seed, N=2, C=4, K=6, H=7, W=8, R=3, S=2, groups=2, **conv):
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (N, C, H, W))
+    w = rand(rng, (K, C // groups, R, S))
+    y = cyconv.conv2d(x, w, groups=groups, **conv)
+    g = rand(rng, y.shape)
+    return x, w, g, dict(groups=groups, **conv)
+
+
+def transpose_by_basis(f, shape, g):
+    """Column i of f's transpose applied to g: <f(e_i), g>, for the linear f."""
+    out = np.empty(int(np.prod(shape)))
+    for i in range(out.size):
+        e = np.zeros(out.size)
+        e[i] = 1.0
+        out[i] = np.vdot(f(e.reshape(shape)), g)
+    return out.reshape(shape)
+
+
+# --------------------------------------------------------------------------- exact transposes
+
+BASIS_CASES = [
+    dict(),
+    dict(stride=2),
+    dict(stride=(2, 3), padding=1),
+    dict(stride=3, dilation=2, padding=(2, 1)),
+    dict(padding=(1, 2, 0, 1)),
+    dict(padding="same"),
+    dict(padding="same", stride=2),
+    dict(padding="same", stride=(3, 2), dilation=(1, 2)),
+    dict(dilation=(2, 1), padding="valid"),
+] + [dict(padding=(1, 2, 2, 1), stride=s, padding_mode=m)
+     for m in MODES[1:] for s in (1, 2)] + [dict(padding="same", stride=2, padding_mode=m)
+                                            for m in MODES[1:]]
+
+
+@pytest.mark.parametrize("conv", BASIS_CASES, ids=repr)
+def test_gradients_are_the_exact_transposes(conv):
+    x, w, g, kw = problem(1, N=2, C=2, K=4, H=5, W=6, R=3, S=2, groups=2, **conv)
+    gi, gw, gb = cyconv.conv2d_backward(g, x, w, **kw)
+    want_gi = transpose_by_basis(lambda e: cyconv.conv2d(e, w, **kw), x.shape, g)
+    want_gw = transpose_by_basis(lambda e: cyconv.conv2d(x, e, **kw), w.shape, g)
+    np.testing.assert_allclose(gi, want_gi, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, want_gw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-13, atol=1e-13)
+
+
+# --------------------------------------------------------------------------- adjoint identity
+
+GRID = list(itertools.product(
+    [(1, 1), (3, 3), (2, 4), (5, 3)],               # kernel
+    [1, 2, (2, 3)],                                 # stride
+    [0, 2, (1, 0, 2, 1), "same", "valid"],           # padding
+    [1, (2, 1)],                                    # dilation
+    [1, 2],                                         # groups
+    MODES,
+))
+
+
+def adjoint_errors(x, w, g, kw, **extra):
+    gi, gw, gb = cyconv.conv2d_backward(g, x, w, **kw, **extra)
+    y = cyconv.conv2d(x, w, **kw)
+    lhs = np.vdot(y, g)
+    scale = np.vdot(np.abs(y), np.abs(g)) + 1e-300
+    return abs(lhs - np.vdot(x, gi)) / scale, abs(lhs - np.vdot(w, gw)) / scale, gb
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,groups,mode", GRID)
+def test_adjoint_identity(kernel, stride, padding, dilation, groups, mode):
+    rng = np.random.default_rng(abs(hash((kernel, stride, str(padding), dilation, groups, mode)))
+                                % 2**32)
+    H, W = rng.integers(9, 14, size=2)
+    x = rand(rng, (2, 4, H, W))
+    w = rand(rng, (6, 4 // groups) + kernel)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
+    try:
+        y = cyconv.conv2d(x, w, **kw)
+    except ValueError:                      # e.g. reflect padding >= size: both must refuse
+        with pytest.raises(ValueError):
+            cyconv.conv2d_backward(np.zeros((2, 6, 1, 1)), x, w, **kw)
+        return
+    g = rand(rng, y.shape)
+    e_in, e_w, gb = adjoint_errors(x, w, g, kw)
+    assert e_in < 1e-13 and e_w < 1e-13, (e_in, e_w)
+    np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-13)
+
+
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 3), Cg=st.integers(1, 3), Kg=st.integers(1, 3), groups=st.integers(1, 3),
+       H=st.integers(1, 12), W=st.integers(1, 12), R=st.integers(1, 4), S=st.integers(1, 4),
+       sh=st.integers(1, 4), sw=st.integers(1, 4), dh=st.integers(1, 3), dw=st.integers(1, 3),
+       pads=st.tuples(*[st.integers(0, 4)] * 4), mode=st.sampled_from(MODES),
+       seed=st.integers(0, 2**32 - 1))
+def test_adjoint_identity_property(N, Cg, Kg, groups, H, W, R, S, sh, sw, dh, dw, pads, mode,
+                                   seed):
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (N, Cg * groups, H, W))
+    w = rand(rng, (Kg * groups, Cg, R, S))
+    kw = dict(stride=(sh, sw), padding=pads, dilation=(dh, dw), groups=groups, padding_mode=mode)
+    try:
+        y = cyconv.conv2d(x, w, **kw)
+    except ValueError:
+        return
+    g = rand(rng, y.shape)
+    e_in, e_w, gb = adjoint_errors(x, w, g, kw)
+    assert e_in < 1e-12 and e_w < 1e-12, (e_in, e_w)
+
+
+def test_float32():
+    x, w, g, kw = problem(3, stride=2, padding=1)
+    got = cyconv.conv2d_backward(*(a.astype(F32) for a in (g, x, w)), **kw)
+    want = cyconv.conv2d_backward(g, x, w, **kw)
+    for a, b in zip(got, want):
+        assert a.dtype == F32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+
+
+def test_dtype_rules():
+    x, w, g, kw = problem(4)
+    for dx, dw_, dg, want in [(F32, F32, F32, F32), (F32, F32, F64, F64), (np.float16, F32, F32, F32),
+                              (np.int64, F32, F32, F64), (F64, F32, F32, F64)]:
+        out = cyconv.conv2d_backward(g.astype(dg), x.astype(dx), w.astype(dw_), **kw)
+        assert all(a.dtype == want for a in out)
+
+
+# --------------------------------------------------------------------------- finite differences
+
+@pytest.mark.parametrize("conv", BASIS_CASES[:6] + [dict(padding=2, padding_mode="reflect")],
+                         ids=repr)
+def test_finite_differences(conv):
+    """d/dt loss(x + t dx, w + t dw, b + t db) for loss = sum(tanh(conv2d(...)) * g)."""
+    x, w, g, kw = problem(5, **conv)
+    rng = np.random.default_rng(6)
+    b = rand(rng, w.shape[0])
+    dx, dw, db = rand(rng, x.shape), rand(rng, w.shape), rand(rng, b.shape)
+
+    def loss(t):
+        return np.sum(np.tanh(cyconv.conv2d(x + t * dx, w + t * dw, b + t * db, **kw)) * g)
+
+    y = cyconv.conv2d(x, w, b, **kw)
+    gy = g * (1 - np.tanh(y) ** 2)
+    gi, gw, gb = cyconv.conv2d_backward(gy, x, w, **kw)
+    analytic = np.vdot(gi, dx) + np.vdot(gw, dw) + np.vdot(gb, db)
+    h = 1e-5
+    numeric = (loss(h) - loss(-h)) / (2 * h)
+    assert abs(analytic - numeric) <= 1e-6 * max(1.0, abs(analytic))
+
+
+# --------------------------------------------------------------------------- options
+
+def test_output_mask_and_unbatched():
+    x, w, g, kw = problem(7, N=1, stride=2, padding="same", padding_mode="circular")
+    full = cyconv.conv2d_backward(g, x, w, **kw)
+    for mask in itertools.product([False, True], repeat=3):
+        got = cyconv.conv2d_backward(g, x, w, output_mask=mask, **kw)
+        for m, a, b in zip(mask, got, full):
+            assert (a is None) if not m else np.array_equal(a, b)
+    gi, gw, gb = cyconv.conv2d_backward(g[0], x[0], w, **kw)
+    assert gi.shape == x.shape[1:]
+    np.testing.assert_array_equal(gi, full[0][0])
+    np.testing.assert_array_equal(gw, full[1])
+    np.testing.assert_array_equal(gb, full[2])
+
+
+@pytest.mark.parametrize("conv", [dict(stride=2, padding=1), dict(padding="same", dilation=2),
+                                  dict(stride=(1, 3), padding=2, padding_mode="reflect")], ids=repr)
+def test_workers_do_not_change_the_bits(conv):
+    x, w, g, kw = problem(8, N=3, C=8, K=12, H=40, W=37, R=3, S=3, **conv)
+    x, w, g = (a.astype(F32) for a in (x, w, g))
+    one = cyconv.conv2d_backward(g, x, w, workers=1, **kw)
+    for workers in (2, 3, -1):
+        for a, b in zip(one, cyconv.conv2d_backward(g, x, w, workers=workers, **kw)):
+            assert np.array_equal(a, b)
+    t1 = cyconv.conv_transpose2d(g, w, stride=2, padding=1, groups=2, workers=1)
+    assert np.array_equal(t1, cyconv.conv_transpose2d(g, w, stride=2, padding=1, groups=2,
+                                                      workers=3))
+
+
+def test_inputs_not_modified_and_any_layout():
+    x, w, g, kw = problem(9, stride=2, padding=1, padding_mode="replicate")
+    want = cyconv.conv2d_backward(g, x, w, **kw)
+    xf, wf, gf = np.asfortranarray(x), w[..., ::-1][..., ::-1], g.astype(">f8")
+    copies = [a.copy() for a in (xf, wf, gf)]
+    got = cyconv.conv2d_backward(gf, xf, wf, **kw)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip((xf, wf, gf), copies):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_empty_problems():
+    gi, gw, gb = cyconv.conv2d_backward(np.zeros((0, 4, 3, 3)), np.zeros((0, 2, 5, 5)),
+                                        np.ones((4, 2, 3, 3)))
+    assert gi.shape == (0, 2, 5, 5) and gw.shape == (4, 2, 3, 3) and gb.shape == (4,)
+    assert not gw.any() and not gb.any()
+    gi, gw, gb = cyconv.conv2d_backward(np.ones((1, 0, 3, 3)), np.ones((1, 2, 5, 5)),
+                                        np.ones((0, 2, 3, 3)))
+    assert gi.shape == (1, 2, 5, 5) and not gi.any() and gw.shape == (0, 2, 3, 3)
+
+
+# --------------------------------------------------------------------------- conv_transpose2d
+
+TRANSPOSE_CASES = [
+    dict(), dict(stride=2), dict(stride=2, output_padding=1), dict(stride=(3, 2), padding=(1, 2)),
+    dict(stride=3, output_padding=(2, 1), dilation=2), dict(dilation=3, output_padding=2),
+    dict(padding=1, groups=2), dict(stride=2, padding=2, groups=2, dilation=(1, 2)),
+]
+
+
+@pytest.mark.parametrize("conv", TRANSPOSE_CASES, ids=repr)
+@pytest.mark.parametrize("batched", [True, False])
+def test_conv_transpose2d_is_the_input_gradient(conv, batched):
+    rng = np.random.default_rng(10)
+    groups = conv.get("groups", 1)
+    x = rand(rng, (2, 4, 6, 5))
+    w = rand(rng, (4, 6 // groups, 3, 2))
+    b = rand(rng, 6)
+    y = cyconv.conv_transpose2d(x if batched else x[0], w, b, **conv)
+    # conv2d with weight w (in, out/g, ...) read as (K=in, Cg=out/g): its
+    # input gradient at the output size, padding as conv_transpose2d's.
+    s = conv.get("stride", 1)
+    s = (s, s) if isinstance(s, int) else s
+    p = conv.get("padding", 0)
+    p = (p, p) if isinstance(p, int) else p
+    d = conv.get("dilation", 1)
+    d = (d, d) if isinstance(d, int) else d
+    Ho, Wo = y.shape[-2:]
+    assert Ho == (6 - 1) * s[0] - 2 * p[0] + d[0] * 2 + np.broadcast_to(
+        conv.get("output_padding", 0), 2)[0] + 1
+    x_shape = (2, 6, Ho, Wo)
+    kw = dict(stride=s, padding=p, dilation=d, groups=groups)
+    # output_padding >= stride (allowed when < dilation) adds rows that no
+    # output of that conv2d reaches: its outputs past x's size are dropped.
+    want = transpose_by_basis(lambda e: cyconv.conv2d(e, w, **kw)[:, :, :6, :5], x_shape, x)
+    want += b[:, None, None]
+    np.testing.assert_allclose(y, want if batched else want[0], rtol=1e-12, atol=1e-12)
+
+
+def test_conv_transpose2d_out_and_dtype():
+    rng = np.random.default_rng(11)
+    x, w = rand(rng, (1, 3, 4, 4), F32), rand(rng, (3, 2, 3, 3), F32)
+    want = cyconv.conv_transpose2d(x, w, stride=2)
+    assert want.dtype == F32 and want.shape == (1, 2, 9, 9)
+    out = np.full_like(want, np.nan)
+    assert cyconv.conv_transpose2d(x, w, stride=2, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    assert cyconv.conv_transpose2d(x, w.astype(F64)).dtype == F64
+    with pytest.raises(ValueError, match="out must have shape"):
+        cyconv.conv_transpose2d(x, w, stride=2, out=np.empty((1, 2, 9, 8), F32))
+    with pytest.raises(ValueError, match="overlap"):
+        cyconv.conv_transpose2d(x, w, padding=1, out=x[:, :2])
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_backward_errors_name_the_argument():
+    x, w, g, kw = problem(12, groups=1)
+    bad = [
+        (dict(grad_output=g[:, :, :-1]), ValueError, "grad_output must have the shape"),
+        (dict(grad_output=g[0]), ValueError, "grad_output must be 4-D"),
+        (dict(input=x[0, 0]), ValueError, "input must be 4-D"),
+        (dict(weight=w[0]), ValueError, "weight must be 4-D"),
+        (dict(weight=w[:, :3]), ValueError, "input channels"),
+        (dict(groups=4), ValueError, "groups=4"),
+        (dict(groups=0), ValueError, "groups"),
+        (dict(stride=0), ValueError, "stride"),
+        (dict(stride=(1, 2, 3)), ValueError, "stride"),
+        (dict(dilation=1.5), TypeError, "dilation"),
+        (dict(padding=-1), ValueError, "padding"),
+        (dict(padding="full"), ValueError, "padding"),
+        (dict(padding_mode="wrap"), ValueError, "padding_mode"),
+        (dict(padding=7, padding_mode="reflect"), ValueError, "reflect"),
+        (dict(output_mask=(True, False)), ValueError, "output_mask"),
+        (dict(output_mask=(1, 0, 1)), ValueError, "output_mask"),
+        (dict(output_mask=None), TypeError, "output_mask"),
+        (dict(workers=0), ValueError, "workers"),
+        (dict(input=x.astype(complex)), TypeError, "input"),
+        (dict(grad_output=g.astype(object)), TypeError, "grad_output"),
+        (dict(weight=np.ones((6, 4, 30, 3))), ValueError, "kernel"),
+    ]
+    for change, exc, msg in bad:
+        args = dict(grad_output=g, input=x, weight=w) | change
+        with pytest.raises(exc, match=msg):
+            cyconv.conv2d_backward(**args)
+
+
+def test_conv_transpose2d_errors_name_the_argument():
+    x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 3, 3, 3))
+    bad = [
+        (dict(output_padding=1), ValueError, "output_padding"),
+        (dict(stride=2, output_padding=2), ValueError, "output_padding"),
+        (dict(stride=2, output_padding=(1, 2)), ValueError, "output_padding"),
+        (dict(padding=-1), ValueError, "padding"),
+        (dict(padding="same"), TypeError, "padding"),
+        (dict(padding=4), ValueError, "output size"),
+        (dict(groups=4), ValueError, "groups"),
+        (dict(stride=0), ValueError, "stride"),
+        (dict(dilation=(1, 0)), ValueError, "dilation"),
+        (dict(bias=np.zeros(2)), ValueError, "bias"),
+        (dict(input=np.zeros((1, 3, 5, 5))), ValueError, "input channels"),
+        (dict(input=np.zeros((2, 5))), ValueError, "input must be 4-D"),
+        (dict(weight=np.zeros((2, 3, 3))), ValueError, "weight must be 4-D"),
+        (dict(input=np.zeros((1, 2, 5, 5), complex)), TypeError, "input"),
+        (dict(workers=0), ValueError, "workers"),
+    ]
+    for change, exc, msg in bad:
+        args = dict(input=x, weight=w) | change
+        with pytest.raises(exc, match=msg):
+            cyconv.conv_transpose2d(**args)
