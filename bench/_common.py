@@ -37,6 +37,8 @@ Memory
 
 from __future__ import annotations
 
+import argparse
+
 import dataclasses
 import datetime as _dt
 import gc
@@ -522,3 +524,34 @@ def write_json(path: str | os.PathLike, data) -> None:
 
 def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def argument_parser(doc: str, quick_help: str = "tiny sizes, one run: checks every case runs"
+                    ) -> argparse.ArgumentParser:
+    """The options every bench script takes: --quick, --json, --markdown, --clock
+    (a script adds its own before calling parse_arguments)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
+    ap.add_argument("--markdown", action="store_true", help="print markdown tables to stdout")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="clock of the quoted medians (both are recorded in the JSON)")
+    return ap
+
+
+def parse_arguments(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse, and set the clock the medians are quoted on."""
+    global CLOCK
+    args = ap.parse_args(argv)
+    CLOCK = args.clock
+    return args
+
+
+def report(args: argparse.Namespace, result: dict, markdown: Callable[[dict], str]) -> None:
+    """Write --json and print --markdown (machine first, then the script's tables)."""
+    if args.json:
+        write_json(args.json, result)
+    if args.markdown:
+        print(machine_markdown(result["machine"]))
+        print()
+        print(markdown(result))

@@ -36,7 +36,6 @@ Memory per call:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -327,23 +326,12 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny shapes, one run: checks every case runs")
-    ap.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
-    ap.add_argument("--markdown", action="store_true", help="print markdown tables to stdout")
+    ap = C.argument_parser(__doc__, "tiny shapes, one run: checks every case runs")
     ap.add_argument("--no-rss", action="store_true",
                     help="skip the per-peer peak-RSS measurement in subprocesses")
-    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                    help="clock of the quoted medians (both are recorded in the JSON)")
-    args = ap.parse_args(argv)
-    C.CLOCK = args.clock
+    args = C.parse_arguments(ap, argv)
     result = run(quick=args.quick, rss=not args.no_rss)
-    if args.json:
-        C.write_json(args.json, result)
-    if args.markdown:
-        print(C.machine_markdown(result["machine"]))
-        print()
-        print(markdown(result))
+    C.report(args, result, markdown)
     bad = [(r["label"], r["case"]["dtype"], n) for r in result["cases"]
            for n, p in r["peers"].items() if "check" in p and not p["check"]["ok"]]
     if bad:

@@ -33,7 +33,6 @@ median of the runs; GFLOP/s = 2*H*W*M*N / t; "speed-up" = t_peer / t_cyconv
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -179,21 +178,9 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny sizes, one run: checks every case runs")
-    ap.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
-    ap.add_argument("--markdown", action="store_true", help="print markdown tables to stdout")
-    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                    help="clock of the quoted medians (both are recorded in the JSON)")
-    args = ap.parse_args(argv)
-    C.CLOCK = args.clock
+    args = C.parse_arguments(C.argument_parser(__doc__), argv)
     result = run(quick=args.quick)
-    if args.json:
-        C.write_json(args.json, result)
-    if args.markdown:
-        print(C.machine_markdown(result["machine"]))
-        print()
-        print(markdown(result))
+    C.report(args, result, markdown)
     bad = [(c["dtype"], c["boundary"], c["kernel"][0], n) for c in result["cases"]
            for n, p in c["peers"].items() if "check" in p and not p["check"]["ok"]]
     if bad:

@@ -38,7 +38,6 @@ case is timed on the wall clock (several processes), median of 3 runs.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
@@ -109,7 +108,6 @@ def _compare(out, ref) -> dict:
 
 
 def run_filters(libs, quick: bool, log=C.progress) -> list:
-    cyconv = libs["cyconv"]
     from cyconv import image as cimage
     from cyconv import kernels as K
     cv2, Image, IF = libs["cv2"], libs["PIL"], libs.get("ImageFilter")
@@ -277,21 +275,9 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny sizes, one run: checks every case runs")
-    ap.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
-    ap.add_argument("--markdown", action="store_true", help="print markdown tables to stdout")
-    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                    help="clock of the quoted medians (both are recorded in the JSON)")
-    args = ap.parse_args(argv)
-    C.CLOCK = args.clock
+    args = C.parse_arguments(C.argument_parser(__doc__), argv)
     result = run(quick=args.quick)
-    if args.json:
-        C.write_json(args.json, result)
-    if args.markdown:
-        print(C.machine_markdown(result["machine"]))
-        print()
-        print(markdown(result))
+    C.report(args, result, markdown)
     return 0
 
 

@@ -27,7 +27,6 @@ medians of process CPU time; "speed-up" = t_peer / t_cyconv.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -183,22 +182,12 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny sizes, one run")
+    ap = C.argument_parser(__doc__, "tiny sizes, one run")
     ap.add_argument("--suite", default=",".join(SUITES),
                     help="comma-separated: " + ", ".join(SUITES))
-    ap.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
-    ap.add_argument("--markdown", action="store_true", help="print markdown tables")
-    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
-    args = ap.parse_args(argv)
-    C.CLOCK = args.clock
+    args = C.parse_arguments(ap, argv)
     result = run(quick=args.quick, suites=args.suite.split(","))
-    if args.json:
-        C.write_json(args.json, result)
-    if args.markdown:
-        print(C.machine_markdown(result["machine"]))
-        print()
-        print(markdown(result))
+    C.report(args, result, markdown)
     bad = [c["label"] for c in result["cases"]
            for p in c["peers"].values() if "check" in p and not p["check"]["ok"]]
     if bad:
