@@ -8,6 +8,7 @@ index maps (see _padding) and the fill value. The kernel is already flipped
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from dataclasses import dataclass
 
@@ -90,9 +91,26 @@ def _all_finite(a: np.ndarray) -> bool:
 def run(plan: Plan, method: str, workers: int) -> np.ndarray:
     if method == "fft":
         return _fft.run(plan, workers)
+    plan = _row_major(plan, workers)
     if method == "separable":
         return _separable(plan, workers)
     return _direct(plan.image, plan.kernel, plan, plan.fill, workers)
+
+
+def _row_major(plan: Plan, workers: int) -> Plan:
+    """The plan, with a column-major float image (Fortran order, a transpose)
+    first copied to row-major in blocks: the row kernels gather the image a
+    strip of rows at a time, and a strip of a column-major image touches one
+    cache line and one page per element (the 3x3 call took 4x as long).
+    The copy holds the same values, so the result is the same to the bit."""
+    image = plan.image
+    H, W = image.shape
+    if image.dtype not in (np.float32, np.float64) or H < 2 or W < 2 \
+            or abs(image.strides[1]) <= abs(image.strides[0]):
+        return plan
+    copy = np.empty((H, W), image.dtype)
+    _parallel.run_rows(lambda _, r0, r1: _core.copy_rows(image, copy, r0, r1), H, W, workers)
+    return dataclasses.replace(plan, image=copy)
 
 
 # ------------------------------------------------------------------ direct
