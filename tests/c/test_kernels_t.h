@@ -88,11 +88,16 @@ static int CK(check_rows)(const cyc_kernel_table *kt)
 {
     static const cyc_index widths[] = {1, 3, 8, 9, 16, 17, 31, 33, 64, 70};
     int bad = 0;
+    /* R, S: the unshared rows (R < 4), the 3x3 kernel's own walk (C = 1),
+     * the register-blocked rows (R >= 4); nrows: their row blocks and the
+     * moved-back last block. */
+    static const cyc_index kernel_rows[] = {1, 3, 4, 5}, kernel_cols[] = {1, 3, 4};
     for (cyc_index C = 1; C <= 2; C++)
-    for (cyc_index R = 1; R <= 3; R += 2)
-    for (cyc_index S = 1; S <= 4; S += 3)
-    for (cyc_index nrows = 1; nrows <= 9; nrows += 2)
+    for (size_t ri = 0; ri < sizeof kernel_rows / sizeof kernel_rows[0]; ri++)
+    for (size_t si = 0; si < sizeof kernel_cols / sizeof kernel_cols[0]; si++)
+    for (cyc_index nrows = 1; nrows <= 14; nrows += 1 + (nrows > 8))
     for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        cyc_index R = kernel_rows[ri], S = kernel_cols[si];
         cyc_index width = widths[wi], rows = nrows + R - 1;
         cyc_index rstride = width + S - 1 + 2, cs = rows * rstride + 3, os = width + GUARD;
         T *in = CK(rand_array)(C * cs), *w = CK(rand_array)(C * R * S);
