@@ -206,52 +206,57 @@ cdef void _gather_rows(const char *plane, Py_ssize_t W,        # H x W source, a
 
 
 cdef enum:
-    # copy_rows moves blocks of COPY_ROWS x COPY_COLS elements (whole cache
-    # lines both ways; 16-64, square or not, measured within noise)
-    COPY_ROWS = 16
-    COPY_COLS = 16
+    COPY_BLOCK = 16   # copy_rows moves 16 x 16 blocks: a cache line of float32 each way
+
+
+cdef inline void _copy_block(const char *src, Py_ssize_t ys, Py_ssize_t xs, fp_t *block,
+                             fp_t *out, Py_ssize_t W) noexcept nogil:
+    # One whole block, with constant loop bounds the compiler unrolls and
+    # vectorizes (about twice as fast as the general loops, measured here).
+    cdef Py_ssize_t i, j
+    for j in range(COPY_BLOCK):
+        for i in range(COPY_BLOCK):
+            block[i * COPY_BLOCK + j] = (<const fp_t *>(src + i * ys + j * xs))[0]
+    for i in range(COPY_BLOCK):
+        for j in range(COPY_BLOCK):
+            out[i * W + j] = block[i * COPY_BLOCK + j]
 
 
 def copy_rows(const fp_t[:, :] src,    # IN  H x W, any strides (column-major: the point)
               fp_t[:, ::1] dst,        # OUT H x W
               Py_ssize_t row0, Py_ssize_t row1):
-    """dst[i, j] = src[i, j] for rows row0 <= i < row1, a block at a time through a small buffer: the block is read down its
-    columns and written along its rows, so a column-major source is read
-    along its contiguous columns and every cache line is used whole where a
-    row-by-row walk fetches a line per element. Going through the buffer
-    matters: in a plane with power-of-two strides all of a block's lines map
-    to one L1 set, and a direct transposing loop evicts them between uses.
-    (NumPy's own copy of a 1024² Fortran-ordered float32 plane is ~10x slower.)"""
+    """dst[i, j] = src[i, j] for rows row0 <= i < row1, a COPY_BLOCK-square
+    block at a time through a small buffer: read down the block's columns,
+    written along its rows, so a column-major source is read along its
+    contiguous columns and every cache line is used whole. The buffer
+    matters: with power-of-two strides all of a block's lines fall in one
+    L1 set, and a loop transposing straight into dst evicts them between
+    uses. (NumPy's copy of a 1024² Fortran-ordered float32 plane takes ~5x
+    as long.)"""
     cdef Py_ssize_t W = src.shape[1], ib, jb, i, j, ni, nj
     cdef Py_ssize_t ys = src.strides[0], xs = src.strides[1]
     cdef const char *base = <const char *>&src[0, 0] if src.shape[0] and W else NULL
     cdef const char *col
-    cdef fp_t block[COPY_ROWS * COPY_COLS]
+    cdef fp_t block[COPY_BLOCK * COPY_BLOCK]
     cdef fp_t *out
     with nogil:
         ib = row0
         while ib < row1:
-            ni = min(COPY_ROWS, row1 - ib)
+            ni = min(COPY_BLOCK, row1 - ib)
             jb = 0
             while jb < W:
-                nj = min(COPY_COLS, W - jb)
+                nj = min(COPY_BLOCK, W - jb)
                 out = &dst[ib, jb]
-                if ni == COPY_ROWS and nj == COPY_COLS:   # constant bounds: unrolled
-                    for j in range(COPY_COLS):
-                        col = base + ib * ys + (jb + j) * xs
-                        for i in range(COPY_ROWS):
-                            block[i * COPY_COLS + j] = (<const fp_t *>(col + i * ys))[0]
-                    for i in range(COPY_ROWS):
-                        for j in range(COPY_COLS):
-                            out[i * W + j] = block[i * COPY_COLS + j]
+                if ni == COPY_BLOCK and nj == COPY_BLOCK:
+                    _copy_block(base + ib * ys + jb * xs, ys, xs, block, out, W)
                 else:
                     for j in range(nj):
                         col = base + ib * ys + (jb + j) * xs
                         for i in range(ni):
-                            block[i * COPY_COLS + j] = (<const fp_t *>(col + i * ys))[0]
+                            block[i * COPY_BLOCK + j] = (<const fp_t *>(col + i * ys))[0]
                     for i in range(ni):
                         for j in range(nj):
-                            out[i * W + j] = block[i * COPY_COLS + j]
+                            out[i * W + j] = block[i * COPY_BLOCK + j]
                 jb += nj
             ib += ni
 
