@@ -88,10 +88,10 @@ static int CK(check_rows)(const cyc_kernel_table *kt)
 {
     static const cyc_index widths[] = {1, 3, 8, 9, 16, 17, 31, 33, 64, 70};
     int bad = 0;
-    /* R, S: the unshared rows (R < 4), the 3x3 kernel's own walk (C = 1),
-     * the register-blocked rows (R >= 4); nrows: their row blocks and the
-     * moved-back last block. */
-    static const cyc_index kernel_rows[] = {1, 3, 4, 5}, kernel_cols[] = {1, 3, 4};
+    /* R, S: the unshared rows (R < 4), the register-blocked rows (R >= 4),
+     * the walks of 3x3 and R x 1 kernels (C = 1); nrows: their row blocks
+     * and the moved-back last block. */
+    static const cyc_index kernel_rows[] = {1, 2, 3, 4, 5, 7, 8}, kernel_cols[] = {1, 3, 4};
     for (cyc_index C = 1; C <= 2; C++)
     for (size_t ri = 0; ri < sizeof kernel_rows / sizeof kernel_rows[0]; ri++)
     for (size_t si = 0; si < sizeof kernel_cols / sizeof kernel_cols[0]; si++)

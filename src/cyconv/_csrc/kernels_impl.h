@@ -329,6 +329,82 @@ TARGET static void FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, c
 #undef WALK_3X3
 #endif
 
+#if VBYTES
+/* Vectors per column walk of an R x 1 kernel, at most 4: R weights, R * NV
+ * accumulators and the loaded vector (and a product, without FMA) fit the
+ * registers. */
+#define WALK_FREE (RB_REGS - 1 - !HAS_FMA)
+#define WALK_NV(R) ((WALK_FREE - (R)) / (R) < 4 ? (WALK_FREE - (R)) / (R) : 4)
+
+/* A single-channel R x 1 kernel (a column filter: the separable method's
+ * second pass, 1-D filters down an axis), n output rows (a multiple of R)
+ * by NV vectors, walking down the rows with the R weights in registers:
+ * each input vector is loaded once and feeds the R output rows whose
+ * windows hold it (1/R load per FMA, no broadcasts). Output row o lives in
+ * accumulator o % R; input row j adds kernel row r to output row j - r, r
+ * ascending, so per pixel the sum runs in r order from zero. R, NV are
+ * constants once inlined, so every index below is one too. */
+TARGET static inline __attribute__((always_inline)) void
+FN(column_walk)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_index n,
+                const int R, const int NV)
+{
+    VEC wv[16], acc[16][4];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) wv[r] = VSPLAT(w[r]);
+    /* input rows 0 .. R-2 start output rows 0 .. R-2 */
+#pragma GCC unroll 16
+    for (int j = 0; j < R - 1; j++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            VEC x = VLOADU(in + j * rs + v * VW);
+            acc[j][v] = (VEC){0};
+#pragma GCC unroll 16
+            for (int r = 0; r <= j; r++) acc[j - r][v] += wv[r] * x;
+        }
+    /* input rows R-1 .. n+R-2, R per step: row j = R-1 + g*R + i starts
+     * output row j (slot (i + R - 1) % R) and finishes row j - R + 1 (slot i) */
+    for (cyc_index g = 0; g < n; g += R) {
+#pragma GCC unroll 16
+        for (int i = 0; i < R; i++) {
+            const T *q = in + (g + R - 1 + i) * rs;
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) {
+                VEC x = VLOADU(q + v * VW);
+                acc[(i + R - 1) % R][v] = (VEC){0};
+#pragma GCC unroll 16
+                for (int r = 0; r < R; r++) acc[(i + R - 1 - r) % R][v] += wv[r] * x;
+            }
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) VSTORE(out + (g + i) * os + v * VW, acc[i][v]);
+        }
+    }
+}
+
+/* nrows x width outputs of an R x 1 kernel (nrows >= R, width >= NV
+ * vectors): walks of about 12 rows (a multiple of R) across the width NV
+ * vectors at a time, the last walk and column block moved back to end at
+ * the edge (recomputing a few outputs to the same bits). */
+TARGET static inline __attribute__((always_inline)) void
+FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
+                cyc_index width, cyc_index nrows, const int R)
+{
+    const int NV = WALK_NV(R);
+    cyc_index walk = (12 / R > 1 ? 12 / R : 1) * R;
+    if (walk > nrows) walk = nrows - nrows % R;
+    for (cyc_index t = 0; t < nrows; t += walk) {
+        cyc_index tb = t + walk <= nrows ? t : nrows - walk;
+        for (cyc_index x = 0; x < width; x += NV * VW) {
+            cyc_index xb = x + NV * VW <= width ? x : width - NV * VW;
+            FN(column_walk)(in + tb * rs + xb, rs, w, out + tb * os + xb, os, walk, R, NV);
+        }
+    }
+}
+
+/* The largest R x 1 kernel a column walk serves (at least one vector; 8 at
+ * most, the cases spatial_rows dispatches). */
+#define COLUMN_WALK_MAX (WALK_FREE / 2 < 8 ? WALK_FREE / 2 : 8)
+#endif
+
 /* nrows consecutive output rows (unit stride and dilation): register-blocked
  * min(TR, R) rows at a time for R >= RB_MIN_R, else rows_unshared. Bitwise
  * equal to spatial_row row by row; blocks may overlap and compute a pixel
@@ -342,6 +418,22 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
         FN(rows_3x3)(in, rs, w, out, os, width, nrows);
         return;
+    }
+    if (C == 1 && S == 1 && R >= 2 && R <= COLUMN_WALK_MAX && nrows >= R
+            && width >= WALK_NV(R) * VW) {
+        switch (R) {
+        case 2: FN(column_rows)(in, rs, w, out, os, width, nrows, 2); return;
+        case 3: FN(column_rows)(in, rs, w, out, os, width, nrows, 3); return;
+        case 4: FN(column_rows)(in, rs, w, out, os, width, nrows, 4); return;
+        case 5: FN(column_rows)(in, rs, w, out, os, width, nrows, 5); return;
+        case 6: FN(column_rows)(in, rs, w, out, os, width, nrows, 6); return;
+#if COLUMN_WALK_MAX >= 7
+        case 7: FN(column_rows)(in, rs, w, out, os, width, nrows, 7); return;
+#endif
+#if COLUMN_WALK_MAX >= 8
+        case 8: FN(column_rows)(in, rs, w, out, os, width, nrows, 8); return;
+#endif
+        }
     }
     if (R < RB_MIN_R) {
         FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows);
@@ -494,6 +586,9 @@ static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
 #undef VSTORE
 #undef VSPLAT
 #undef RB_MIN_R
+#undef WALK_FREE
+#undef WALK_NV
+#undef COLUMN_WALK_MAX
 #undef FN
 #undef MADD
 #undef CAT4
