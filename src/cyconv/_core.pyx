@@ -596,16 +596,40 @@ cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t 
                                    Py_ssize_t nk, Py_ssize_t y, Py_ssize_t x, Py_ssize_t npx,
                                    fp_t *tile, fp_t *edge) noexcept nogil:
     # One tile of a row at (y, x) for one channel block; `o` at its first output.
-    cdef Py_ssize_t PT = g.PT, Wb = g.Wb
-    if npx == PT:
-        _blocked_tile(base + y * g.sh * Wb + x * g.sw, g.Hb * Wb, Wb * g.dh, g.dw,
+    cdef Py_ssize_t PT = g.PT, Wb = g.Wb, back = 0
+    if npx < PT and g.Wo >= PT:
+        # A partial tile at the row's end is moved back to end there: it
+        # recomputes PT - npx pixels of the previous tile (each pixel's sum
+        # does not depend on its place in a tile) and stores only its own.
+        back = PT - npx
+    if npx + back == PT:
+        _blocked_tile(base + y * g.sh * Wb + (x - back) * g.sw, g.Hb * Wb, Wb * g.dh, g.dw,
                       g.sw, g, wp, tile)
     else:
-        # The missing pixels of a partial tile would read past the row:
-        # gather the ones it needs instead.
+        # Rows narrower than a tile: the missing pixels would read past the
+        # row, so gather the ones it needs instead.
         _gather_edge(g, base, y * g.sh, x, npx, edge)
         _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
-    _store_tile(tile, g.KB, nk, o, osk, osx, npx, bk)
+    _store_tile(tile + back * g.KB, g.KB, nk, o, osk, osx, npx, bk)
+
+
+cdef inline void _blocked_flat_tile(const _Conv *g, const fp_t *base, const fp_t *wp,
+                                    const fp_t *bk, char *out, Py_ssize_t osk, Py_ssize_t osy,
+                                    Py_ssize_t osx, Py_ssize_t nk, Py_ssize_t f,
+                                    Py_ssize_t f_end, fp_t *tile) noexcept nogil:
+    # The flat tile at flat pixel f for one channel block (`out` and `bk` at
+    # its first channel); its pixels are stored row by row, skipping the
+    # padding columns and anything at or past f_end.
+    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo, t = 0, y, x, npx
+    _blocked_tile(base + f, g.Hb * Wb, Wb * g.dh, g.dw, 1, g, wp, tile)
+    while t < PT and f + t < f_end:
+        y = (f + t) // Wb
+        x = (f + t) - y * Wb
+        npx = min(PT - t, Wb - x)
+        if x < Wo:
+            _store_tile(tile + t * KB, KB, nk, out + y * osy + x * osx,
+                        osk, osx, min(npx, Wo - x), bk)
+        t = t + npx
 
 
 cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed,
@@ -618,59 +642,57 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
     stride only) run along the padded image read as one long row of pitch
     Wb, so narrow images fill whole tiles; the Wb - Wo pixels per row that
     land in the padding are computed and dropped."""
-    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo
-    cdef Py_ssize_t cs = g.Hb * Wb, block = g.Cg * g.R * g.S * KB
-    cdef Py_ssize_t grp, b, y, t, x, k0, nk, f, f_end, npx
+    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wo = g.Wo
+    cdef Py_ssize_t cs = g.Hb * g.Wb, block = g.Cg * g.R * g.S * KB
+    cdef Py_ssize_t grp, b, y, t, x, k0, f
+    cdef Py_ssize_t f_end = (y1 - 1) * g.Wb + Wo   # flat tiles: past the last pixel
     cdef const fp_t *base
     cdef const fp_t *wp
     cdef const fp_t *bk
     # When all the packed weights fit in L2, every channel block of a tile
-    # position runs back to back, so the tile's input stays in L1; otherwise
-    # each block's weights stay in cache while its tiles run.
-    cdef bint tiles_outer = not g.flat and g.packed_size * <Py_ssize_t>sizeof(fp_t) <= 262144
+    # position runs back to back, so the tile's input stays in L1 (and is
+    # read from memory once: it matters for 1x1 layers, whose images exceed
+    # L2); otherwise each block's weights stay in cache while its tiles run.
+    cdef bint tiles_outer = g.packed_size * <Py_ssize_t>sizeof(fp_t) <= 262144
     if tiles_outer:
-        for y in range(y0, y1):
-            for t in range((Wo + PT - 1) // PT):
+        f = y0 * g.Wb
+        for y in range(y0, y1 if not g.flat else y0 + 1):
+            for t in range((f_end - f + PT - 1) // PT if g.flat else (Wo + PT - 1) // PT):
                 x = t * PT
-                npx = min(PT, Wo - x)
                 for grp in range(g.groups):
                     for b in range(g.blocks):
                         k0 = grp * g.Kg + b * KB
-                        _blocked_row_tile(g, padded + grp * g.Cg * cs,
-                                          packed + (grp * g.blocks + b) * block,
-                                          bias + k0 if bias != NULL else NULL,
-                                          out + k0 * osk + y * osy + x * osx, osk, osx,
-                                          min(KB, g.Kg - b * KB), y, x, npx, tile, edge)
+                        wp = packed + (grp * g.blocks + b) * block
+                        bk = bias + k0 if bias != NULL else NULL
+                        if g.flat:
+                            _blocked_flat_tile(g, padded + grp * g.Cg * cs, wp, bk, out + k0 * osk,
+                                               osk, osy, osx, min(KB, g.Kg - b * KB),
+                                               f + x, f_end, tile)
+                        else:
+                            _blocked_row_tile(g, padded + grp * g.Cg * cs, wp, bk,
+                                              out + k0 * osk + y * osy + x * osx, osk, osx,
+                                              min(KB, g.Kg - b * KB), y, x, min(PT, Wo - x),
+                                              tile, edge)
         return
     for grp in range(g.groups):
         base = padded + grp * g.Cg * cs
         for b in range(g.blocks):
             wp = packed + (grp * g.blocks + b) * block
             k0 = grp * g.Kg + b * KB
-            nk = min(KB, g.Kg - b * KB)
             bk = bias + k0 if bias != NULL else NULL
             if g.flat:
-                f_end = (y1 - 1) * Wb + Wo
-                f = y0 * Wb
+                f = y0 * g.Wb
                 while f < f_end:
-                    _blocked_tile(base + f, cs, Wb * g.dh, g.dw, 1, g, wp, tile)
-                    # Store the tile's pixels row by row, skipping padding columns.
-                    t = 0
-                    while t < PT and f + t < f_end:
-                        y = (f + t) // Wb
-                        x = (f + t) - y * Wb
-                        npx = min(PT - t, Wb - x)
-                        if x < Wo:
-                            _store_tile(tile + t * KB, KB, nk, out + k0 * osk + y * osy + x * osx,
-                                        osk, osx, min(npx, Wo - x), bk)
-                        t = t + npx
+                    _blocked_flat_tile(g, base, wp, bk, out + k0 * osk, osk, osy, osx,
+                                       min(KB, g.Kg - b * KB), f, f_end, tile)
                     f = f + PT
             else:
                 for y in range(y0, y1):
                     for t in range((Wo + PT - 1) // PT):
                         x = t * PT
                         _blocked_row_tile(g, base, wp, bk, out + k0 * osk + y * osy + x * osx,
-                                          osk, osx, nk, y, x, min(PT, Wo - x), tile, edge)
+                                          osk, osx, min(KB, g.Kg - b * KB), y, x,
+                                          min(PT, Wo - x), tile, edge)
 
 
 cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight,
