@@ -95,7 +95,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     else:
         weights = np.ascontiguousarray(w, dtype=dtype)
     row_map = np.concatenate([_geometry.axis_map(geo.rows, geo.rule),
-                              np.full(Hb - geo.rows.padded, -1, np.int64)])  # flat tiles' zero rows
+                              np.full(Hb - geo.rows.padded, -1, np.int64)])  # small-image tiles' zero rows
     col_map = _geometry.axis_map(geo.cols, geo.rule)
 
     def scratch():

@@ -471,7 +471,7 @@ ctypedef struct _Conv:
     Py_ssize_t top, bottom, left, right
     # derived by _conv_plan
     Py_ssize_t Cg, Kg, Hp, Wp, Ho, Wo
-    Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp adds zero rows for flat tiles
+    Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp adds zero rows for small-image tiles
     Py_ssize_t PT, KB, blocks       # blocked tiles: pixels x channels; blocks per group
     Py_ssize_t FK, FP               # small-image tiles: channels x flat pixels
     bint blocked, flat, small
@@ -512,8 +512,6 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         # Row tiles waste the end of each row; flat tiles (unit stride only)
         # waste the padding columns instead: take the smaller waste.
         g.flat = g.sh == 1 and g.sw == 1 and g.Wp - g.Wo < tiles * g.PT - g.Wo
-        if g.flat:
-            g.Hb = g.Hp + (g.PT + g.Wb - 1) // g.Wb  # zero rows for the last tile's overrun
         g.blocks = (g.Kg + g.KB - 1) // g.KB
         g.packed_size = g.groups * g.blocks * g.Cg * g.R * g.S * g.KB
         g.scratch_size = g.PT * g.KB
@@ -616,12 +614,18 @@ cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t 
 cdef inline void _blocked_flat_tile(const _Conv *g, const fp_t *base, const fp_t *wp,
                                     const fp_t *bk, char *out, Py_ssize_t osk, Py_ssize_t osy,
                                     Py_ssize_t osx, Py_ssize_t nk, Py_ssize_t f,
-                                    Py_ssize_t f_end, fp_t *tile) noexcept nogil:
+                                    Py_ssize_t f_end, fp_t *tile, fp_t *edge) noexcept nogil:
     # The flat tile at flat pixel f for one channel block (`out` and `bk` at
     # its first channel); its pixels are stored row by row, skipping the
     # padding columns and anything at or past f_end.
     cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo, t = 0, y, x, npx
-    _blocked_tile(base + f, g.Hb * Wb, Wb * g.dh, g.dw, 1, g, wp, tile)
+    if f + PT <= f_end:
+        _blocked_tile(base + f, g.Hb * Wb, Wb * g.dh, g.dw, 1, g, wp, tile)
+    else:
+        # The last tile would read past the padded image (or past the rows
+        # this piece prepared): gather its own pixels' input, zeros after.
+        _gather_edge(g, base, 0, f, f_end - f, edge)
+        _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
     while t < PT and f + t < f_end:
         y = (f + t) // Wb
         x = (f + t) - y * Wb
@@ -667,7 +671,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                         if g.flat:
                             _blocked_flat_tile(g, padded + grp * g.Cg * cs, wp, bk, out + k0 * osk,
                                                osk, osy, osx, min(KB, g.Kg - b * KB),
-                                               f + x, f_end, tile)
+                                               f + x, f_end, tile, edge)
                         else:
                             _blocked_row_tile(g, padded + grp * g.Cg * cs, wp, bk,
                                               out + k0 * osk + y * osy + x * osx, osk, osx,
@@ -684,7 +688,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                 f = y0 * g.Wb
                 while f < f_end:
                     _blocked_flat_tile(g, base, wp, bk, out + k0 * osk, osk, osy, osx,
-                                       min(KB, g.Kg - b * KB), f, f_end, tile)
+                                       min(KB, g.Kg - b * KB), f, f_end, tile, edge)
                     f = f + PT
             else:
                 for y in range(y0, y1):
@@ -807,10 +811,10 @@ cdef void _conv2d_range(const _Conv *g,
                         Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
     """Output rows y0 <= y < y1 of images n0 <= n < n1."""
     cdef Py_ssize_t n, c
-    # Padded rows these output rows read; flat tiles also read the zero rows
-    # below the padded image, where their last tile overruns.
+    # Padded rows these output rows read; small-image tiles also read the
+    # zero rows below the padded image, where their last tile overruns.
     cdef Py_ssize_t row0 = y0 * g.sh
-    cdef Py_ssize_t row1 = g.Hb if g.flat or g.small else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
+    cdef Py_ssize_t row1 = g.Hb if g.small else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
     cdef Py_ssize_t item = sizeof(fp_t)
     # Without padding, a C-contiguous image already is the padded buffer.
     cdef bint in_place = g.Hb == g.H and g.Wb == g.W and istr[3] == item \
@@ -863,7 +867,7 @@ cdef class Conv2dPlan:
     @property
     def Hb(self):
         """Rows of the padded buffer: the padded input's, plus zero rows that
-        flat tiles overrun into."""
+        small-image tiles overrun into."""
         return self.g.Hb
 
     @property
