@@ -512,6 +512,12 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         # Row tiles waste the end of each row; flat tiles (unit stride only)
         # waste the padding columns instead: take the smaller waste.
         g.flat = g.sh == 1 and g.sw == 1 and g.Wp - g.Wo < tiles * g.PT - g.Wo
+        # A tile reads the same rows of every channel plane: with a plane
+        # pitch of a multiple of 1 KB those all land in a few L1 sets and
+        # evict each other (measured: 256 channels at 14x14). A spare row
+        # (never read) breaks the pattern.
+        if (g.Hb * g.Wb * (8 if double_precision else 4)) % 1024 == 0:
+            g.Hb += 1
         g.blocks = (g.Kg + g.KB - 1) // g.KB
         g.packed_size = g.groups * g.blocks * g.Cg * g.R * g.S * g.KB
         g.scratch_size = g.PT * g.KB
@@ -619,11 +625,17 @@ cdef inline void _blocked_flat_tile(const _Conv *g, const fp_t *base, const fp_t
     # its first channel); its pixels are stored row by row, skipping the
     # padding columns and anything at or past f_end.
     cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo, t = 0, y, x, npx
+    if f + PT > f_end and f_end >= PT:
+        # The last tile would read past the rows this piece prepared: move
+        # it back to end at f_end (its first pixels are recomputed, to the
+        # same bits, and not stored again; _conv2d_range prepared the rows
+        # it moves into).
+        t = f + PT - f_end
+        f = f_end - PT
     if f + PT <= f_end:
         _blocked_tile(base + f, g.Hb * Wb, Wb * g.dh, g.dw, 1, g, wp, tile)
     else:
-        # The last tile would read past the padded image (or past the rows
-        # this piece prepared): gather its own pixels' input, zeros after.
+        # Images of less than one tile: gather the input of its pixels.
         _gather_edge(g, base, 0, f, f_end - f, edge)
         _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
     while t < PT and f + t < f_end:
@@ -812,9 +824,12 @@ cdef void _conv2d_range(const _Conv *g,
     """Output rows y0 <= y < y1 of images n0 <= n < n1."""
     cdef Py_ssize_t n, c
     # Padded rows these output rows read; small-image tiles also read the
-    # zero rows below the padded image, where their last tile overruns.
+    # zero rows below the padded image, where their last tile overruns, and
+    # flat tiles the rows before, where their last tile moves back to.
     cdef Py_ssize_t row0 = y0 * g.sh
     cdef Py_ssize_t row1 = g.Hb if g.small else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
+    if g.flat:  # the piece's last flat tile moves back over up to PT pixels
+        row0 = max(0, row0 - (g.PT + g.Wb - 1) // g.Wb)
     cdef Py_ssize_t item = sizeof(fp_t)
     # Without padding, a C-contiguous image already is the padded buffer.
     cdef bint in_place = g.Hb == g.H and g.Wb == g.W and istr[3] == item \
