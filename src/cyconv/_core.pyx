@@ -471,7 +471,7 @@ ctypedef struct _Conv:
     Py_ssize_t top, bottom, left, right
     # derived by _conv_plan
     Py_ssize_t Cg, Kg, Hp, Wp, Ho, Wo
-    Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp adds zero rows for small-image tiles
+    Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp: small tiles' zero rows or a spare row
     Py_ssize_t PT, KB, blocks       # blocked tiles: pixels x channels; blocks per group
     Py_ssize_t FK, FP               # small-image tiles: channels x flat pixels
     bint blocked, flat, small
@@ -882,7 +882,8 @@ cdef class Conv2dPlan:
     @property
     def Hb(self):
         """Rows of the padded buffer: the padded input's, plus zero rows that
-        small-image tiles overrun into."""
+        small-image tiles overrun into, or a spare row that breaks a plane
+        pitch of a multiple of 1 KB."""
         return self.g.Hb
 
     @property
