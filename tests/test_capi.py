@@ -376,9 +376,8 @@ def conv2d_expected(t, itemsize):
         Hb = Hp + -(-FP // Wb)
         scratch = FK * FP
     elif blocked:
-        tiles = -(-Wo // PT)
-        if sh == 1 and sw == 1 and Wp - Wo < tiles * PT - Wo:  # flat tiles
-            Hb = Hp + -(-PT // Wb)
+        if (Hb * Wb * itemsize) % 1024 == 0:  # a spare row against L1 set aliasing
+            Hb += 1
         packed = groups * -(-Kg // KB) * Cg * R * S * KB
         scratch = PT * KB
         edge = Cg * R * PT * S

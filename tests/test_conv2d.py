@@ -1145,3 +1145,102 @@ def test_properties_metamorphic(a, with_out):
     explicit = cyconv.conv2d(x, w, b, kw["stride"], pads, kw["dilation"], groups,
                              padding_mode=kw["padding_mode"])
     assert (np.abs(explicit.astype(F64) - res) <= tol * scale).all()
+
+
+# =========================================================================== tile placement
+# The blocked driver moves a row's partial last tile back to end at the row's
+# end, moves a piece's last flat tile back over the rows before the piece,
+# gathers the input of tiles wider than the whole image, reads an unpadded
+# contiguous image in place and adds a spare row when the plane pitch is a
+# multiple of 1 KB; small images run tiles of FK channels (a short last block
+# repeats a channel). All of that must leave every output pixel's sum, in
+# (c, r, s) order from zero, bitwise unchanged: a pixel's bits may not
+# depend on where its tile starts, how the rows are split into pieces, or
+# how wide the image is.
+
+def _conv(x, w, b, **kw):
+    return cyconv.conv2d(x, w, b, workers=1, **kw)
+
+
+# (N, C, K, H, W, R, S, stride, padding, dilation, groups): flat and row
+# tiles, partial last tiles, strides, dilation, 1x1 in place, small images,
+# grouped, channel counts around a block (16 float32, 8 float64) and FK.
+TILE_CASES = [
+    (1, 24, 40, 9, 14, 3, 3, 1, 1, 1, 1),     # flat tiles, 14 + 2 columns
+    (1, 20, 33, 7, 29, 3, 3, 1, 1, 1, 1),     # row tiles (29 = 4 * 6 + 5)
+    (2, 9, 17, 11, 23, 3, 5, 2, 2, 1, 1),     # strided row tiles
+    (1, 12, 24, 13, 19, 3, 3, 1, 2, 2, 1),    # dilated
+    (1, 70, 20, 8, 11, 1, 1, 1, 0, 1, 1),     # 1x1, unpadded: input read in place
+    (3, 16, 48, 5, 4, 3, 3, 1, 1, 1, 2),      # grouped, rows narrower than a tile
+    (40, 5, 16, 1, 2, 1, 1, 1, 0, 1, 1),      # images of less than one tile
+    (1, 40, 7, 5, 5, 3, 3, 1, 1, 1, 1),       # small image: K not a multiple of FK
+    (2, 33, 5, 4, 6, 3, 3, 1, 1, 1, 1),       # small image, batch
+    (1, 32, 32, 14, 14, 3, 3, 1, 1, 1, 1),    # plane pitch 16 * 16 floats = 1 KB
+]
+
+
+@pytest.mark.parametrize("case", TILE_CASES, ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_tile_placement_against_reference(case, dtype):
+    N, C, K, H, W, R, S, stride, padding, dilation, groups = case
+    x, w, b = case_arrays(seed_of(case, dtype), N=N, C=C, K=K, groups=groups, H=H, W=W,
+                          R=R, S=S, dtype=dtype)
+    check(x, w, b, stride, padding, dilation, groups)
+
+
+@pytest.mark.parametrize("case", TILE_CASES, ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_pieces_of_one_row_bitwise(case, dtype, monkeypatch):
+    """Pieces of as few rows as the plan allows (each piece's last flat tile
+    moves back into rows it prepared itself) give the one-piece result."""
+    from cyconv import _parallel
+    N, C, K, H, W, R, S, stride, padding, dilation, groups = case
+    x, w, b = case_arrays(seed_of(case, dtype, "pieces"), N=N, C=C, K=K, groups=groups,
+                          H=H, W=W, R=R, S=S, dtype=dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    whole = _conv(x, w, b, **kw)
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    for workers in (1, 2):
+        pieces = cyconv.conv2d(x, w, b, workers=workers, **kw)
+        np.testing.assert_array_equal(pieces.view(np.uint8), whole.view(np.uint8))
+
+
+@pytest.mark.parametrize("R,S,stride,dilation,K", [
+    (3, 3, 1, 1, 40), (3, 3, 2, 1, 24), (1, 1, 1, 1, 20), (3, 2, 1, 2, 17), (5, 5, 2, 1, 33)])
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_crop_invariance_bitwise(R, S, stride, dilation, K, dtype):
+    """Without padding, the output of the first columns (rows) of an image is
+    the first columns (rows) of the whole output, to the bit, for every width
+    (height) around multiples of a tile: tiles moved back, gathered or run
+    flat compute each pixel exactly as a tile starting at that pixel."""
+    x, w, b = case_arrays(seed_of(R, S, stride, dilation, K, dtype), N=1, C=11, K=K,
+                          H=9, W=40, R=R, S=S, dtype=dtype)
+    kw = dict(stride=stride, dilation=dilation)
+    full = _conv(x, w, b, **kw)
+    ew, eh = effective_kernel(S, dilation), effective_kernel(R, dilation)
+    for width in range(ew, 41):
+        part = _conv(x[..., :width], w, b, **kw)
+        np.testing.assert_array_equal(part.view(np.uint8),
+                                      full[..., :part.shape[-1]].view(np.uint8),
+                                      err_msg=f"width {width}")
+    for height in range(eh, 10):
+        part = _conv(x[..., :height, :], w, b, **kw)
+        np.testing.assert_array_equal(part.view(np.uint8),
+                                      full[..., :part.shape[-2], :].view(np.uint8),
+                                      err_msg=f"height {height}")
+
+
+@pytest.mark.parametrize("dtype,H,W", [(F32, 14, 14), (F64, 14, 14), (F64, 6, 30), (F32, 30, 30)],
+                         ids=str)
+def test_spare_row_against_set_aliasing(dtype, H, W):
+    """A blocked plan whose padded plane pitch is a multiple of 1 KB gets one
+    spare row (never read); other pitches none. Results are unchanged."""
+    from cyconv import _core
+    plan = _core.conv2d_plan((1, 32, H, W), 32, (3, 3), 1, (1, 1), (1, 1), (1, 1, 1, 1),
+                             dtype == F64)
+    Hp, Wp = H + 2, W + 2
+    aliased = (Hp * Wp * dtype.itemsize) % 1024 == 0
+    assert plan.blocked and plan.Wb == Wp
+    assert plan.Hb == Hp + (1 if aliased else 0)
+    x, w, b = case_arrays(seed_of(dtype, H, W), N=1, C=32, K=32, H=H, W=W, dtype=dtype)
+    check(x, w, b, 1, 1)

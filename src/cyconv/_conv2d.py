@@ -94,8 +94,9 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         _core.pack_weights(plan, w.astype(dtype, copy=False), weights)
     else:
         weights = np.ascontiguousarray(w, dtype=dtype)
+    # Rows past the padded input (small-image tiles' zero rows, a spare row) map to -1.
     row_map = np.concatenate([_geometry.axis_map(geo.rows, geo.rule),
-                              np.full(Hb - geo.rows.padded, -1, np.int64)])  # flat tiles' zero rows
+                              np.full(Hb - geo.rows.padded, -1, np.int64)])
     col_map = _geometry.axis_map(geo.cols, geo.rule)
 
     def scratch():

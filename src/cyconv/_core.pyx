@@ -14,6 +14,7 @@ from libc.math cimport isnan, isinf, copysign, INFINITY
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 cdef extern from "kernels.h" nogil:
+    void cyc_prefetch_write(const void *p)
     ctypedef Py_ssize_t cyc_index
     enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
     ctypedef void (*cyc_spatial_row_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
@@ -527,7 +528,7 @@ ctypedef struct _Conv:
     Py_ssize_t top, bottom, left, right
     # derived by _conv_plan
     Py_ssize_t Cg, Kg, Hp, Wp, Ho, Wo
-    Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp adds zero rows for flat tiles
+    Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp: small tiles' zero rows or a spare row
     Py_ssize_t PT, KB, blocks       # blocked tiles: pixels x channels; blocks per group
     Py_ssize_t FK, FP               # small-image tiles: channels x flat pixels
     bint blocked, flat, small
@@ -568,8 +569,12 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         # Row tiles waste the end of each row; flat tiles (unit stride only)
         # waste the padding columns instead: take the smaller waste.
         g.flat = g.sh == 1 and g.sw == 1 and g.Wp - g.Wo < tiles * g.PT - g.Wo
-        if g.flat:
-            g.Hb = g.Hp + (g.PT + g.Wb - 1) // g.Wb  # zero rows for the last tile's overrun
+        # A tile reads the same rows of every channel plane: with a plane
+        # pitch of a multiple of 1 KB those all land in a few L1 sets and
+        # evict each other (measured: 256 channels at 14x14). A spare row
+        # (never read) breaks the pattern.
+        if (g.Hb * g.Wb * (8 if double_precision else 4)) % 1024 == 0:
+            g.Hb += 1
         g.blocks = (g.Kg + g.KB - 1) // g.KB
         g.packed_size = g.groups * g.blocks * g.Cg * g.R * g.S * g.KB
         g.scratch_size = g.PT * g.KB
@@ -614,6 +619,10 @@ cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
     cdef fp_t bk
     for kk in range(nk):
         o = out + kk * osk
+        # The next tiles write on along these rows: request the next line
+        # now (without it, stores waiting for lines of 16+ output planes
+        # stall; 12 % of the 7x7/2 layer).
+        cyc_prefetch_write(o + npx * osx + 64)
         if bias != NULL:
             bk = bias[kk]
             for i in range(npx):
@@ -652,16 +661,52 @@ cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t 
                                    Py_ssize_t nk, Py_ssize_t y, Py_ssize_t x, Py_ssize_t npx,
                                    fp_t *tile, fp_t *edge) noexcept nogil:
     # One tile of a row at (y, x) for one channel block; `o` at its first output.
-    cdef Py_ssize_t PT = g.PT, Wb = g.Wb
-    if npx == PT:
-        _blocked_tile(base + y * g.sh * Wb + x * g.sw, g.Hb * Wb, Wb * g.dh, g.dw,
+    cdef Py_ssize_t PT = g.PT, Wb = g.Wb, back = 0
+    if npx < PT and g.Wo >= PT:
+        # A partial tile at the row's end is moved back to end there: it
+        # recomputes PT - npx pixels of the previous tile (each pixel's sum
+        # does not depend on its place in a tile) and stores only its own.
+        back = PT - npx
+    if npx + back == PT:
+        _blocked_tile(base + y * g.sh * Wb + (x - back) * g.sw, g.Hb * Wb, Wb * g.dh, g.dw,
                       g.sw, g, wp, tile)
     else:
-        # The missing pixels of a partial tile would read past the row:
-        # gather the ones it needs instead.
+        # Rows narrower than a tile: the missing pixels would read past the
+        # row, so gather the ones it needs instead.
         _gather_edge(g, base, y * g.sh, x, npx, edge)
         _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
-    _store_tile(tile, g.KB, nk, o, osk, osx, npx, bk)
+    _store_tile(tile + back * g.KB, g.KB, nk, o, osk, osx, npx, bk)
+
+
+cdef inline void _blocked_flat_tile(const _Conv *g, const fp_t *base, const fp_t *wp,
+                                    const fp_t *bk, char *out, Py_ssize_t osk, Py_ssize_t osy,
+                                    Py_ssize_t osx, Py_ssize_t nk, Py_ssize_t f,
+                                    Py_ssize_t f_end, fp_t *tile, fp_t *edge) noexcept nogil:
+    # The flat tile at flat pixel f for one channel block (`out` and `bk` at
+    # its first channel); its pixels are stored row by row, skipping the
+    # padding columns and anything at or past f_end.
+    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo, t = 0, y, x, npx
+    if f + PT > f_end and f_end >= PT:
+        # The last tile would read past the rows this piece prepared: move
+        # it back to end at f_end (its first pixels are recomputed, to the
+        # same bits, and not stored again; _conv2d_range prepared the rows
+        # it moves into).
+        t = f + PT - f_end
+        f = f_end - PT
+    if f + PT <= f_end:
+        _blocked_tile(base + f, g.Hb * Wb, Wb * g.dh, g.dw, 1, g, wp, tile)
+    else:
+        # Images of less than one tile: gather the input of its pixels.
+        _gather_edge(g, base, 0, f, f_end - f, edge)
+        _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
+    while t < PT and f + t < f_end:
+        y = (f + t) // Wb
+        x = (f + t) - y * Wb
+        npx = min(PT - t, Wb - x)
+        if x < Wo:
+            _store_tile(tile + t * KB, KB, nk, out + y * osy + x * osx,
+                        osk, osx, min(npx, Wo - x), bk)
+        t = t + npx
 
 
 cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed,
@@ -674,59 +719,57 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
     stride only) run along the padded image read as one long row of pitch
     Wb, so narrow images fill whole tiles; the Wb - Wo pixels per row that
     land in the padding are computed and dropped."""
-    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo
-    cdef Py_ssize_t cs = g.Hb * Wb, block = g.Cg * g.R * g.S * KB
-    cdef Py_ssize_t grp, b, y, t, x, k0, nk, f, f_end, npx
+    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wo = g.Wo
+    cdef Py_ssize_t cs = g.Hb * g.Wb, block = g.Cg * g.R * g.S * KB
+    cdef Py_ssize_t grp, b, y, t, x, k0, f
+    cdef Py_ssize_t f_end = (y1 - 1) * g.Wb + Wo   # flat tiles: past the last pixel
     cdef const fp_t *base
     cdef const fp_t *wp
     cdef const fp_t *bk
     # When all the packed weights fit in L2, every channel block of a tile
-    # position runs back to back, so the tile's input stays in L1; otherwise
-    # each block's weights stay in cache while its tiles run.
-    cdef bint tiles_outer = not g.flat and g.packed_size * <Py_ssize_t>sizeof(fp_t) <= 262144
+    # position runs back to back, so the tile's input stays in L1 (and is
+    # read from memory once: it matters for 1x1 layers, whose images exceed
+    # L2); otherwise each block's weights stay in cache while its tiles run.
+    cdef bint tiles_outer = g.packed_size * <Py_ssize_t>sizeof(fp_t) <= 262144
     if tiles_outer:
-        for y in range(y0, y1):
-            for t in range((Wo + PT - 1) // PT):
+        f = y0 * g.Wb
+        for y in range(y0, y1 if not g.flat else y0 + 1):
+            for t in range((f_end - f + PT - 1) // PT if g.flat else (Wo + PT - 1) // PT):
                 x = t * PT
-                npx = min(PT, Wo - x)
                 for grp in range(g.groups):
                     for b in range(g.blocks):
                         k0 = grp * g.Kg + b * KB
-                        _blocked_row_tile(g, padded + grp * g.Cg * cs,
-                                          packed + (grp * g.blocks + b) * block,
-                                          bias + k0 if bias != NULL else NULL,
-                                          out + k0 * osk + y * osy + x * osx, osk, osx,
-                                          min(KB, g.Kg - b * KB), y, x, npx, tile, edge)
+                        wp = packed + (grp * g.blocks + b) * block
+                        bk = bias + k0 if bias != NULL else NULL
+                        if g.flat:
+                            _blocked_flat_tile(g, padded + grp * g.Cg * cs, wp, bk, out + k0 * osk,
+                                               osk, osy, osx, min(KB, g.Kg - b * KB),
+                                               f + x, f_end, tile, edge)
+                        else:
+                            _blocked_row_tile(g, padded + grp * g.Cg * cs, wp, bk,
+                                              out + k0 * osk + y * osy + x * osx, osk, osx,
+                                              min(KB, g.Kg - b * KB), y, x, min(PT, Wo - x),
+                                              tile, edge)
         return
     for grp in range(g.groups):
         base = padded + grp * g.Cg * cs
         for b in range(g.blocks):
             wp = packed + (grp * g.blocks + b) * block
             k0 = grp * g.Kg + b * KB
-            nk = min(KB, g.Kg - b * KB)
             bk = bias + k0 if bias != NULL else NULL
             if g.flat:
-                f_end = (y1 - 1) * Wb + Wo
-                f = y0 * Wb
+                f = y0 * g.Wb
                 while f < f_end:
-                    _blocked_tile(base + f, cs, Wb * g.dh, g.dw, 1, g, wp, tile)
-                    # Store the tile's pixels row by row, skipping padding columns.
-                    t = 0
-                    while t < PT and f + t < f_end:
-                        y = (f + t) // Wb
-                        x = (f + t) - y * Wb
-                        npx = min(PT - t, Wb - x)
-                        if x < Wo:
-                            _store_tile(tile + t * KB, KB, nk, out + k0 * osk + y * osy + x * osx,
-                                        osk, osx, min(npx, Wo - x), bk)
-                        t = t + npx
+                    _blocked_flat_tile(g, base, wp, bk, out + k0 * osk, osk, osy, osx,
+                                       min(KB, g.Kg - b * KB), f, f_end, tile, edge)
                     f = f + PT
             else:
                 for y in range(y0, y1):
                     for t in range((Wo + PT - 1) // PT):
                         x = t * PT
                         _blocked_row_tile(g, base, wp, bk, out + k0 * osk + y * osy + x * osx,
-                                          osk, osx, nk, y, x, min(PT, Wo - x), tile, edge)
+                                          osk, osx, min(KB, g.Kg - b * KB), y, x,
+                                          min(PT, Wo - x), tile, edge)
 
 
 cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight,
@@ -841,10 +884,13 @@ cdef void _conv2d_range(const _Conv *g,
                         Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
     """Output rows y0 <= y < y1 of images n0 <= n < n1."""
     cdef Py_ssize_t n, c
-    # Padded rows these output rows read; flat tiles also read the zero rows
-    # below the padded image, where their last tile overruns.
+    # Padded rows these output rows read; small-image tiles also read the
+    # zero rows below the padded image, where their last tile overruns, and
+    # flat tiles the rows before, where their last tile moves back to.
     cdef Py_ssize_t row0 = y0 * g.sh
-    cdef Py_ssize_t row1 = g.Hb if g.flat or g.small else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
+    cdef Py_ssize_t row1 = g.Hb if g.small else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
+    if g.flat:  # the piece's last flat tile moves back over up to PT pixels
+        row0 = max(0, row0 - (g.PT + g.Wb - 1) // g.Wb)
     cdef Py_ssize_t item = sizeof(fp_t)
     # Without padding, a C-contiguous image already is the padded buffer.
     cdef bint in_place = g.Hb == g.H and g.Wb == g.W and istr[3] == item \
@@ -897,7 +943,8 @@ cdef class Conv2dPlan:
     @property
     def Hb(self):
         """Rows of the padded buffer: the padded input's, plus zero rows that
-        flat tiles overrun into."""
+        small-image tiles overrun into, or a spare row that breaks a plane
+        pitch of a multiple of 1 KB."""
         return self.g.Hb
 
     @property

@@ -103,6 +103,14 @@ typedef struct {
     cyc_taps_row_f32 taps_row_f32;
 } cyc_kernel_table;
 
+/* Ask for the cache line at p before writing it (a no-op where the compiler
+ * has no prefetch builtin): for drivers that scatter tiles over many planes. */
+#if defined(__GNUC__) || defined(__clang__)
+#define cyc_prefetch_write(p) __builtin_prefetch((p), 1)
+#else
+#define cyc_prefetch_write(p) ((void)(p))
+#endif
+
 /* Highest level this CPU and OS support (cpuid/xgetbv on x86-64). */
 int cyc_detect_level(void);
 /* Bitmask of detected features, for show_config: 1=sse2 2=avx 4=avx2 8=fma 16=avx512f 32=neon */
