@@ -363,25 +363,22 @@ FN(column_walk)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc
 }
 
 /* nrows x width outputs of an R x 1 kernel (nrows >= R, width >= NV
- * vectors): walks of a multiple of R rows across the width NV vectors at a
- * time, the last walk and column block moved back to end at the edge
- * (recomputing a few outputs to the same bits). A walk reads about 8 input
- * rows where it can: rows a power-of-two pitch apart share one L1 set, and
- * a longer walk evicts the lines the next column block reads again
- * (measured at a 4096-byte pitch: 4 <= R <= 5 lost a third with 12-row
- * walks, and gain a third over the blocked rows with these). */
+ * vectors): walks of R rows across the width NV vectors at a time, the
+ * last walk and column block moved back to end at the edge (recomputing a
+ * few outputs to the same bits). Short walks: rows a power-of-two pitch
+ * apart share one L1 set, and a longer walk evicts the lines the next
+ * column block reads again (measured at a 4096-byte pitch: 12-row walks
+ * lost a third for R = 4-5; R-row walks gain a third over the blocked rows). */
 TARGET static inline __attribute__((always_inline)) void
 FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
                 cyc_index width, cyc_index nrows, const int R)
 {
     const int NV = WALK_NV(R);
-    cyc_index walk = ((9 - R) / R > 1 ? (9 - R) / R : 1) * R;
-    if (walk > nrows) walk = nrows - nrows % R;
-    for (cyc_index t = 0; t < nrows; t += walk) {
-        cyc_index tb = t + walk <= nrows ? t : nrows - walk;
+    for (cyc_index t = 0; t < nrows; t += R) {
+        cyc_index tb = t + R <= nrows ? t : nrows - R;
         for (cyc_index x = 0; x < width; x += NV * VW) {
             cyc_index xb = x + NV * VW <= width ? x : width - NV * VW;
-            FN(column_walk)(in + tb * rs + xb, rs, w, out + tb * os + xb, os, walk, R, NV);
+            FN(column_walk)(in + tb * rs + xb, rs, w, out + tb * os + xb, os, R, R, NV);
         }
     }
 }
