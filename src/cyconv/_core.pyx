@@ -280,19 +280,35 @@ cdef void _correlate_row_generic(const real_t *image, Py_ssize_t width_in,
                 out[j] = out[j] + w * irow[j + v]
 
 
-cdef void _gather_cols(const char *plane, Py_ssize_t ys, Py_ssize_t xs,
-                       const int64_t *row_map, const int64_t *col_map,
+cdef void _gather_cols(const char *plane, Py_ssize_t W, Py_ssize_t ys, Py_ssize_t xs,
+                       const int64_t *row_map, const int64_t *col_map, Py_ssize_t left,
                        Py_ssize_t c0, Py_ssize_t c1, real_t fill, real_t *dst,
                        Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
     """Padded columns c0 <= j < c1 of padded rows i0 <= i < i1 into consecutive
-    dst rows of c1 - c0: the narrow border strips beside an in-place interior."""
+    dst rows of c1 - c0: the narrow border strips beside an in-place interior.
+    As _gather_rows, the plane's own columns [left, left + W) are copied as a run."""
     cdef Py_ssize_t i, j, si, sj
+    cdef Py_ssize_t a = min(max(c0, left), c1)          # [a, b): the plane's own columns
+    cdef Py_ssize_t b = max(min(c1, left + W), a)
+    cdef const char *src
     for i in range(i0, i1):
         si = row_map[i]
-        for j in range(c0, c1):
-            sj = col_map[j]
-            dst[j - c0] = fill if si < 0 or sj < 0 else \
-                (<const real_t *>(plane + si * ys + sj * xs))[0]
+        if si < 0:
+            for j in range(c1 - c0):
+                dst[j] = fill
+        else:
+            src = plane + si * ys
+            for j in range(c0, a):
+                sj = col_map[j]
+                dst[j - c0] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
+            if xs == <Py_ssize_t>sizeof(real_t):
+                memcpy(dst + (a - c0), src + (a - left) * xs, (b - a) * sizeof(real_t))
+            else:
+                for j in range(a, b):
+                    dst[j - c0] = (<const real_t *>(src + (j - left) * xs))[0]
+            for j in range(b, c1):
+                sj = col_map[j]
+                dst[j - c0] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
         dst += c1 - c0
 
 
@@ -366,9 +382,11 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
             src = <const real_t *>(image + row_map[y] * ys)
             _spatial_rows(src + (jl - left), rs, kernel, M, N, out + y * out_stride + jl,
                           out_stride, jr - jl, y1 - y)
-            _gather_cols(image, ys, xs, row_map, col_map, 0, el, fill, strip, y, y1 + M - 1)
+            _gather_cols(image, W, ys, xs, row_map, col_map, left, 0, el, fill, strip, y,
+                         y1 + M - 1)
             _spatial_rows(strip, el, kernel, M, N, out + y * out_stride, out_stride, jl, y1 - y)
-            _gather_cols(image, ys, xs, row_map, col_map, jr, Wp, fill, strip, y, y1 + M - 1)
+            _gather_cols(image, W, ys, xs, row_map, col_map, left, jr, Wp, fill, strip, y,
+                         y1 + M - 1)
             _spatial_rows(strip, er, kernel, M, N, out + y * out_stride + jr, out_stride,
                           Wo - jr, y1 - y)
         else:
