@@ -481,17 +481,16 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
                                     cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                                     const T *wp, T *tile)
 {
-    /* Pixel strides 1 (stride-1 layers, flat tiles) and 2 (downsampling
-     * layers) get their own copies: the PT input offsets become constants
-     * instead of registers. 1x1 layers get one more, without the row and
-     * column loops, whose overhead they pay once per 2*PT FMAs (measured on
-     * Zen 3, 64 channels in L1: 33-60 GFLOP/s -> 47-76). */
+    /* Unit pixel stride (stride-1 layers, flat tiles) gets its own copy:
+     * the PT input offsets become constants instead of registers. 1x1
+     * layers get one more, without the row and column loops, whose overhead
+     * they pay once per 2*PT FMAs (measured on Zen 3, 64 channels in L1:
+     * 33-60 GFLOP/s -> 47-76). A copy for pixel stride 2 was measured
+     * slower on the 3x3/2 ResNet layer (0.78-0.81x PyTorch against 0.81-0.86x). */
     if (sx == 1 && R == 1 && S == 1)
         FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, wp, tile);
     else if (sx == 1)
         FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, tile);
-    else if (sx == 2)
-        FN(blocked_tile_body)(in, cs, rs, ds, 2, C, R, S, wp, tile);
     else
         FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, tile);
 }
