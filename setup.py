@@ -32,8 +32,13 @@ else:
     # build still fuses the vector multiply-adds the kernels' rounding relies on.
     # -g0: CPython's own CFLAGS usually carry -g, which setuptools passes on;
     # these flags come after them, so a release build ships no debug
-    # information (it was 1.9 of a 2.3 MB extension). CYCONV_DEBUG keeps -g.
-    compile_args = ["-O3", "-ffp-contract=fast", "-g0"] if not DEBUG else ["-O0", "-g"]
+    # information (it was 1.9 of a 2.3 MB extension). CYCONV_DEBUG keeps -g,
+    # at -O2: below it GCC fuses no vector multiply-adds while the kernels'
+    # scalar tails call fma(), so a pixel's bits would depend on whether a
+    # vector lane or a tail computed it (tests/c at -O1: 3x3 float64 rows
+    # differ), and results on `workers`.
+    compile_args = ["-O3", "-ffp-contract=fast", "-g0"] if not DEBUG \
+        else ["-O2", "-ffp-contract=fast", "-g"]
 
 # The extension uses typed memoryviews only, no NumPy C API: no NumPy headers.
 common = dict(
