@@ -175,35 +175,47 @@ def index_map(Py_ssize_t n, Py_ssize_t before, int rule, int64_t[::1] out):
 # Padding: copy padded rows of a plane into a C-contiguous buffer
 # ---------------------------------------------------------------------------
 
-cdef void _gather_rows(const char *plane, Py_ssize_t W,        # H x W source, any layout:
+cdef void _gather_cols(const char *plane, Py_ssize_t W,        # H x W source, any layout:
                        Py_ssize_t ys, Py_ssize_t xs,           # byte strides
                        const int64_t *row_map, const int64_t *col_map,
-                       Py_ssize_t left, Py_ssize_t width,      # padded cols [left, left+W) are the plane's
-                       real_t fill, real_t *dst,
+                       Py_ssize_t left,                        # padded cols [left, left+W) are the plane's
+                       Py_ssize_t c0, Py_ssize_t c1, real_t fill, real_t *dst,
                        Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
-    """Padded rows i0 <= i < i1 into consecutive dst rows of `width`: the
-    boundary rule is all in the two maps, so the compute loops never see a border."""
+    """Padded columns c0 <= j < c1 of padded rows i0 <= i < i1 into consecutive
+    dst rows of c1 - c0 (the narrow border strips beside an in-place
+    interior); the plane's own columns are copied as one run. The boundary
+    rule is all in the two maps, so the compute loops never see a border."""
     cdef Py_ssize_t i, j, si, sj
+    cdef Py_ssize_t a = min(max(c0, left), c1)          # [a, b): the plane's own columns
+    cdef Py_ssize_t b = max(min(c1, left + W), a)
     cdef const char *src
     for i in range(i0, i1):
         si = row_map[i]
         if si < 0 or W == 0:
-            for j in range(width):
+            for j in range(c1 - c0):
                 dst[j] = fill
         else:
             src = plane + si * ys
-            for j in range(left):
+            for j in range(c0, a):
                 sj = col_map[j]
-                dst[j] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
+                dst[j - c0] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
             if xs == <Py_ssize_t>sizeof(real_t):
-                memcpy(dst + left, src, W * sizeof(real_t))
+                memcpy(dst + (a - c0), src + (a - left) * xs, (b - a) * sizeof(real_t))
             else:
-                for j in range(W):
-                    dst[left + j] = (<const real_t *>(src + j * xs))[0]
-            for j in range(left + W, width):
+                for j in range(a, b):
+                    dst[j - c0] = (<const real_t *>(src + (j - left) * xs))[0]
+            for j in range(b, c1):
                 sj = col_map[j]
-                dst[j] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
-        dst += width
+                dst[j - c0] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
+        dst += c1 - c0
+
+
+cdef inline void _gather_rows(const char *plane, Py_ssize_t W, Py_ssize_t ys, Py_ssize_t xs,
+                              const int64_t *row_map, const int64_t *col_map,
+                              Py_ssize_t left, Py_ssize_t width, real_t fill, real_t *dst,
+                              Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
+    """Padded rows i0 <= i < i1, all `width` columns, into consecutive dst rows."""
+    _gather_cols(plane, W, ys, xs, row_map, col_map, left, 0, width, fill, dst, i0, i1)
 
 
 cdef enum:
@@ -278,38 +290,6 @@ cdef void _correlate_row_generic(const real_t *image, Py_ssize_t width_in,
             w = kernel[u * N + v]
             for j in range(width):
                 out[j] = out[j] + w * irow[j + v]
-
-
-cdef void _gather_cols(const char *plane, Py_ssize_t W, Py_ssize_t ys, Py_ssize_t xs,
-                       const int64_t *row_map, const int64_t *col_map, Py_ssize_t left,
-                       Py_ssize_t c0, Py_ssize_t c1, real_t fill, real_t *dst,
-                       Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
-    """Padded columns c0 <= j < c1 of padded rows i0 <= i < i1 into consecutive
-    dst rows of c1 - c0: the narrow border strips beside an in-place interior.
-    As _gather_rows, the plane's own columns [left, left + W) are copied as a run."""
-    cdef Py_ssize_t i, j, si, sj
-    cdef Py_ssize_t a = min(max(c0, left), c1)          # [a, b): the plane's own columns
-    cdef Py_ssize_t b = max(min(c1, left + W), a)
-    cdef const char *src
-    for i in range(i0, i1):
-        si = row_map[i]
-        if si < 0:
-            for j in range(c1 - c0):
-                dst[j] = fill
-        else:
-            src = plane + si * ys
-            for j in range(c0, a):
-                sj = col_map[j]
-                dst[j - c0] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
-            if xs == <Py_ssize_t>sizeof(real_t):
-                memcpy(dst + (a - c0), src + (a - left) * xs, (b - a) * sizeof(real_t))
-            else:
-                for j in range(a, b):
-                    dst[j - c0] = (<const real_t *>(src + (j - left) * xs))[0]
-            for j in range(b, c1):
-                sj = col_map[j]
-                dst[j - c0] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
-        dst += c1 - c0
 
 
 cdef inline bint _rows_in_place(const int64_t *row_map, Py_ssize_t i, Py_ssize_t M) noexcept nogil:
