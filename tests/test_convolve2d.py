@@ -395,9 +395,10 @@ def test_layouts_give_same_result(name, mode, boundary, dtype):
 @pytest.mark.parametrize("method", ["direct", "separable"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 def test_column_major_images_give_the_row_major_result(shape, method, dtype):
-    # Column-major float images are copied to row-major in 16 x 16 blocks
-    # first: full and partial blocks, split among threads, must give the
-    # same bits as the row-major image.
+    # Column-major float images are read as their transposes (direct) or
+    # copied to row-major in 16 x 16 blocks first (separable): full and
+    # partial blocks, split among threads, must give the same bits as the
+    # row-major image.
     rng = np.random.default_rng(23)
     x = rng.standard_normal(shape).astype(dtype)
     k = np.outer(rng.standard_normal(3), rng.standard_normal(4)).astype(dtype)
@@ -411,6 +412,33 @@ def test_column_major_images_give_the_row_major_result(shape, method, dtype):
                 got = cyconv.convolve2d(layout, k, "same", boundary, method=method,
                                         workers=workers)
                 assert np.array_equal(got, expected), (boundary, layout.strides, workers)
+
+
+@pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (11, 4), (2, 9), (1, 6), (7, 1), (4, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+@pytest.mark.parametrize("pitch", ["4096-byte", "odd"])
+def test_column_major_direct_reads_the_transpose(kshape, dtype, pitch):
+    # The direct method reads a column-major float image in place as its
+    # transpose, with the taps summed in the row-major kernel's order, and
+    # returns a column-major result: bitwise the row-major image's result,
+    # for any workers. Columns of 4096 bytes put every row of the transpose
+    # in one L1 set, so larger kernels read it through gathered strips:
+    # both routes, every boundary and mode.
+    rng = np.random.default_rng(31)
+    rows = 4096 // np.dtype(dtype).itemsize if pitch == "4096-byte" else 203
+    x = rng.standard_normal((rows, 45)).astype(dtype)
+    k = rng.standard_normal(kshape).astype(dtype)
+    for name in ("convolve2d", "correlate2d"):
+        for mode, boundary in [("same", "fill"), ("full", "wrap"), ("valid", "fill"),
+                               ("same", "symm")]:
+            expected = cy(name)(x, k, mode, boundary, method="direct")
+            npt.assert_allclose(expected, getattr(scipy.signal, name)(x, k, mode, boundary),
+                                rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
+            for workers in (1, 2):
+                got = cy(name)(np.asfortranarray(x), k, mode, boundary, method="direct",
+                               workers=workers)
+                assert got.flags.f_contiguous and got.dtype == expected.dtype
+                assert np.array_equal(got, expected), (name, mode, boundary, workers)
 
 
 @pytest.mark.parametrize("dtype", [">f8", ">i4", ">c16", ">f4", ">u2", ">i8", "<f8", "=c8"])

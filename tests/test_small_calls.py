@@ -68,6 +68,8 @@ def test_short_path_keeps_the_kernel_and_image_unchanged_and_output_fresh():
 
 
 def test_layouts_take_the_short_path_with_the_same_result():
+    # (a column-major image takes the full path instead: its result is
+    # column-major; the values are the same)
     rng = np.random.default_rng(3)
     a = rng.standard_normal((20, 24)).astype(np.float32)
     k = rng.standard_normal((3, 3)).astype(np.float32)

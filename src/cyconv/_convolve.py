@@ -69,7 +69,11 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
     -------
     ndarray
         Result of NumPy's type promotion of ``in1`` and ``in2``; integer sums
-        wrap around in that type like SciPy's.
+        wrap around in that type like SciPy's. Row-major (C order), except
+        that the direct method gives a column-major float32/float64 image
+        (Fortran order, a transposed view) a column-major result: it reads
+        the image in place as its transpose, and the values are those of
+        the row-major image to the bit.
     """
     return _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, convolve=True)
 
@@ -105,7 +109,9 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve)
                                       boundary, fillvalue, method, convolve))
         except TypeError:  # an unhashable argument: the full path explains what is wrong
             short = None
-        if short is not None and in1.flags.aligned and in2.flags.aligned:
+        if short is not None and in1.flags.aligned and in2.flags.aligned \
+                and abs(in1.strides[1]) <= abs(in1.strides[0]):
+            # (a column-major image takes the full path: its result is column-major too)
             return _run_short(short, in1, in2)
     _geometry.check_method(method)
     workers = _parallel.resolve_workers(workers)
@@ -151,7 +157,8 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
     return _methods.Plan(
         image=aligned(np.asarray(in1, dtype=dtype)),  # native byte order; any strides
         kernel=aligned(np.asarray(kernel, dtype=dtype)),
-        row_map=row_map, col_map=col_map, left=geometry.cols.before, fill=fill,
+        row_map=row_map, col_map=col_map, left=geometry.cols.before, top=geometry.rows.before,
+        fill=fill,
         out_shape=geometry.out_shape, swapped=geometry.swapped)
 
 

@@ -24,6 +24,7 @@ def copy_rows(src: NDArray, dst: NDArray, row0: int, row1: int) -> None: ...
 def correlate_plane(
     image: NDArray, row_map: NDArray[np.int64], col_map: NDArray[np.int64], left: int,
     fill: NDArray, kernel: NDArray, out: NDArray, strip: NDArray, row0: int, row1: int,
+    transposed: bool = False,
 ) -> None: ...
 def correlate_plane_separable(
     image: NDArray, row_map: NDArray[np.int64], col_map: NDArray[np.int64], left: int,

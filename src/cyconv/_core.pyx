@@ -70,6 +70,8 @@ cdef extern from "kernels.h" nogil:
         cyc_f32_to_u8 f32_to_u8
         cyc_f32_to_u16 f32_to_u16
         cyc_taps_row_f32 taps_row_f32
+        cyc_spatial_rows_f32 spatial_rows_t_f32
+        cyc_spatial_rows_f64 spatial_rows_t_f64
     int cyc_detect_level()
     int cyc_detect_features()
     const char *cyc_compiler()
@@ -303,6 +305,20 @@ cdef inline bint _rows_in_place(const int64_t *row_map, Py_ssize_t i, Py_ssize_t
     return True
 
 
+cdef inline bint _rows_spread_over_sets(Py_ssize_t pitch, Py_ssize_t rows) noexcept nogil:
+    """Can `rows` rows `pitch` bytes apart stay in L1 together? Lines 4096
+    bytes apart share a set (8 ways on current x86 and Arm cores); rows whose
+    pitch has period p in that cycle spread over p sets. The transposed row
+    kernel reuses the same block of rows for every kernel column, so rows
+    that evict each other halve its speed (measured, Zen 3: an 11 x 11 kernel
+    at a 4096-byte pitch 35 GFLOP/s, at 4136 bytes 82)."""
+    cdef Py_ssize_t g = 4096, b = pitch % 4096 if pitch >= 0 else (-pitch) % 4096, t
+    while b:                    # g = gcd(pitch, 4096)
+        t = g % b
+        g, b = b, t
+    return rows <= 6 * (4096 // g)
+
+
 cdef enum:
     # Border strips computed beside an in-place interior are at least this
     # many columns wide, so that they too run through full vectors.
@@ -311,13 +327,21 @@ cdef enum:
 
 cdef inline void _spatial_rows(const real_t *inp, Py_ssize_t rs, const real_t *kernel,
                                Py_ssize_t M, Py_ssize_t N, real_t *out, Py_ssize_t os,
-                               Py_ssize_t width, Py_ssize_t nrows) noexcept nogil:
-    """The SIMD row kernel for float/double, the generic loop for other types."""
+                               Py_ssize_t width, Py_ssize_t nrows, bint tmajor) noexcept nogil:
+    """The SIMD row kernel for float/double, the generic loop for other types.
+    With tmajor (float/double only) `kernel` is N x M, its rows along the
+    input rows' length: the taps of a column-major image read as its transpose."""
     cdef Py_ssize_t i
     if real_t is float:
-        _table.spatial_rows_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+        if tmajor:
+            _table.spatial_rows_t_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+        else:
+            _table.spatial_rows_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
     elif real_t is double:
-        _table.spatial_rows_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+        if tmajor:
+            _table.spatial_rows_t_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+        else:
+            _table.spatial_rows_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
     else:
         for i in range(nrows):
             _correlate_row_generic(inp + i * rs, rs, kernel, M, N, out + i * os, width)
@@ -329,8 +353,9 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
                             const real_t *kernel, Py_ssize_t M, Py_ssize_t N,
                             real_t *out, Py_ssize_t Wo, Py_ssize_t out_stride,
                             real_t *strip, Py_ssize_t strip_rows,
-                            Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
-    """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for row0 <= i < row1.
+                            Py_ssize_t row0, Py_ssize_t row1, bint tmajor) noexcept nogil:
+    """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for row0 <= i < row1
+    (with tmajor, kernel[v, u] summed in (v, u) order: see _spatial_rows).
 
     Output rows whose M input rows are consecutive image rows read the image
     in place when its rows are unit-stride (float/double): the interior
@@ -346,7 +371,8 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     # fit in `strip`) and unit-stride rows.
     cdef bint in_place = (real_t is float or real_t is double) and W > 0 \
         and xs == <Py_ssize_t>sizeof(real_t) and ys % <Py_ssize_t>sizeof(real_t) == 0 \
-        and (<size_t>image) % sizeof(real_t) == 0
+        and (<size_t>image) % sizeof(real_t) == 0 \
+        and (not tmajor or _rows_spread_over_sets(ys, M + 3))
     if in_place:
         rs = ys // <Py_ssize_t>sizeof(real_t)
         jl = min(max(left, EDGE_COLS), Wo)
@@ -361,21 +387,23 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
                 y1 += 1
             src = <const real_t *>(image + row_map[y] * ys)
             _spatial_rows(src + (jl - left), rs, kernel, M, N, out + y * out_stride + jl,
-                          out_stride, jr - jl, y1 - y)
+                          out_stride, jr - jl, y1 - y, tmajor)
             _gather_cols(image, W, ys, xs, row_map, col_map, left, 0, el, fill, strip, y,
                          y1 + M - 1)
-            _spatial_rows(strip, el, kernel, M, N, out + y * out_stride, out_stride, jl, y1 - y)
+            _spatial_rows(strip, el, kernel, M, N, out + y * out_stride, out_stride, jl, y1 - y,
+                          tmajor)
             _gather_cols(image, W, ys, xs, row_map, col_map, left, jr, Wp, fill, strip, y,
                          y1 + M - 1)
             _spatial_rows(strip, er, kernel, M, N, out + y * out_stride + jr, out_stride,
-                          Wo - jr, y1 - y)
+                          Wo - jr, y1 - y, tmajor)
         else:
             y1 = y + 1
             while y1 < row1 and y1 - y < strip_rows and not (
                     in_place and _rows_in_place(row_map, y1, M)):
                 y1 += 1
             _gather_rows(image, W, ys, xs, row_map, col_map, left, Wp, fill, strip, y, y1 + M - 1)
-            _spatial_rows(strip, Wp, kernel, M, N, out + y * out_stride, out_stride, Wo, y1 - y)
+            _spatial_rows(strip, Wp, kernel, M, N, out + y * out_stride, out_stride, Wo, y1 - y,
+                          tmajor)
         y = y1
 
 
@@ -384,18 +412,27 @@ def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
                     const int64_t[::1] col_map,    # IN  Wo+N-1 padded cols -> source col or -1
                     Py_ssize_t left,               # IN  padding before column 0
                     const real_t[::1] fill,        # IN  one value, used where a map says -1
-                    const real_t[:, ::1] kernel,   # IN  M x N, M, N >= 1
+                    const real_t[:, ::1] kernel,   # IN  M x N, M, N >= 1 (transposed: N x M)
                     real_t[:, ::1] out,            # OUT Ho x Wo
                     real_t[:, ::1] strip,          # scratch (rows + M - 1) x (Wo + N - 1)
-                    Py_ssize_t row0, Py_ssize_t row1):
-    """Valid correlation of the padded image, output rows row0 <= i < row1."""
-    cdef Py_ssize_t M = kernel.shape[0]
+                    Py_ssize_t row0, Py_ssize_t row1,
+                    bint transposed=False):
+    """Valid correlation of the padded image, output rows row0 <= i < row1.
+
+    transposed (float32/float64): `image`, the maps and `out` are the
+    transposes of a column-major problem's, and `kernel` is that problem's
+    own (row-major) kernel, so the sums run in its order: `out` gets the
+    transpose of its result to the bit."""
+    cdef Py_ssize_t M = kernel.shape[1] if transposed else kernel.shape[0]
+    cdef Py_ssize_t N = kernel.shape[0] if transposed else kernel.shape[1]
     cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and image.shape[1] else NULL
+    cdef bint tmajor = transposed and (real_t is float or real_t is double)
     with nogil:
         _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
                           &row_map[0], &col_map[0], left, strip.shape[1], fill[0],
-                          &kernel[0, 0], M, kernel.shape[1], &out[0, 0], out.shape[1],
-                          out.shape[1], &strip[0, 0], strip.shape[0] - M + 1, row0, row1)
+                          &kernel[0, 0], M, N, &out[0, 0], out.shape[1],
+                          out.shape[1], &strip[0, 0], strip.shape[0] - M + 1, row0, row1,
+                          tmajor)
 
 
 def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strides
@@ -427,7 +464,7 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
             _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
                               &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], 1, N,
                               &across[0, 0], Wo, Wo, &strip[0, 0], strip.shape[0],
-                              0, y1 - y + M - 1)
+                              0, y1 - y + M - 1, False)
             # down the columns, into out
             if fp_t is float:
                 _table.spatial_rows_f32(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
@@ -1687,7 +1724,7 @@ cdef int _filter2d_api(const fp_t *in1, cyc_index_t h, cyc_index_t w, cyc_index_
                 else in2[u * in2_stride + v]
     _correlate_strips(<const char *>in1, w, in1_stride * item, item,
                       row_map, col_map, left, wp, fillvalue, kernel, m, n,
-                      out, wo, out_stride, strip, min(ho, API_STRIP_ROWS), 0, ho)
+                      out, wo, out_stride, strip, min(ho, API_STRIP_ROWS), 0, ho, False)
     return CYC_OK
 
 

@@ -27,6 +27,7 @@ class Plan:
     row_map: np.ndarray    # padded row -> image row, -1 for the fill
     col_map: np.ndarray    # padded col -> image col, -1 for the fill
     left: int              # padding before image column 0
+    top: int               # padding before image row 0
     fill: np.ndarray       # 0-d, result dtype
     out_shape: tuple       # (Ho, Wo) = padded shape - kernel shape + 1
     swapped: bool          # valid mode swapped in1 and in2
@@ -90,10 +91,20 @@ def _all_finite(a: np.ndarray) -> bool:
 def run(plan: Plan, method: str, workers: int) -> np.ndarray:
     if method == "fft":
         return _fft.run(plan, workers)
+    if method == "direct" and _column_major_float(plan.image):
+        return _direct_transposed(plan, workers)
     plan = _row_major(plan, workers)
     if method == "separable":
         return _separable(plan, workers)
     return _direct(plan.image, plan.kernel, plan, plan.fill, workers)
+
+
+def _column_major_float(image: np.ndarray) -> bool:
+    """A float32/float64 image whose columns are its contiguous (or at least
+    its shorter-stride) axis: Fortran order, or a transpose."""
+    H, W = image.shape
+    return image.dtype in (np.float32, np.float64) and H >= 2 and W >= 2 \
+        and abs(image.strides[1]) > abs(image.strides[0])
 
 
 def _row_major(plan: Plan, workers: int) -> Plan:
@@ -105,8 +116,7 @@ def _row_major(plan: Plan, workers: int) -> Plan:
     The copy holds the same values, so the result is the same to the bit."""
     image = plan.image
     H, W = image.shape
-    if image.dtype not in (np.float32, np.float64) or H < 2 or W < 2 \
-            or abs(image.strides[1]) <= abs(image.strides[0]):
+    if not _column_major_float(image):
         return plan
     copy = np.empty((H, W), image.dtype)
     _parallel.run_rows(lambda _, r0, r1: _core.copy_rows(image, copy, r0, r1), H, W, workers)
@@ -155,6 +165,31 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
     _parallel.run_rows(rows, Ho, Wo * kernel.size, workers,
                        scratch=lambda: np.empty((strip_rows + M - 1, width), dtype))
     return out
+
+
+def _direct_transposed(plan: Plan, workers: int) -> np.ndarray:
+    """Direct summation of a column-major image, read in place as its
+    row-major transpose, into a column-major result: the core sums each pixel
+    in the row-major order of the kernel (taps transposed), so the values are
+    those of the row-major image to the bit, without copying the image (a
+    transposing copy costs more than a whole small-kernel call)."""
+    image = plan.image.T
+    kernel = np.ascontiguousarray(plan.kernel)
+    dtype = image.dtype
+    fill = np.asarray(plan.fill, dtype).reshape(1)
+    Ho, Wo = plan.out_shape
+    out_t = np.empty((Wo, Ho), dtype)
+    M, N = kernel.shape
+    width = len(plan.row_map)
+    strip_rows = _strip_rows(Wo, width, dtype.itemsize)
+
+    def rows(strip, r0, r1):
+        _core.correlate_plane(image, plan.col_map, plan.row_map, plan.top, fill, kernel,
+                              out_t, strip, r0, r1, transposed=True)
+
+    _parallel.run_rows(rows, Wo, Ho * kernel.size, workers,
+                       scratch=lambda: np.empty((strip_rows + N - 1, width), dtype))
+    return out_t.T
 
 
 # ------------------------------------------------------------------ separable

@@ -1,7 +1,7 @@
 /* Every kernel of every instruction-set level this CPU supports, against its
  * definition in kernels.h (reference in long double, tolerance
- * 2*(terms+2)*eps*sum|terms|); bitwise: spatial_rows against spatial_row and
- * against itself split in two, spatial_row against itself started at another
+ * 2*(terms+2)*eps*sum|terms|); bitwise: spatial_rows and spatial_rows_t
+ * against spatial_row and against themselves split in two, spatial_row against itself started at another
  * column; and guard cells that no kernel may write. Exit status 0 if all pass.
  * Built and run by tests/test_c_kernels.py (native, and the scalar build a
  * compiler without GNU C gets) and by tools/check_wheel.py (under qemu). */
@@ -57,9 +57,9 @@ int main(void)
         int bad;
         checks = 0;
         worst = 0;
-        bad = check_row_f32(kt) + check_rows_f32(kt) + check_tile_f32(kt, kt->block_f32)
+        bad = check_row_f32(kt) + check_rows_f32(kt, 0) + check_rows_f32(kt, 1) + check_tile_f32(kt, kt->block_f32)
             + check_flat_f32(kt, kt->flat_f32)
-            + check_row_f64(kt) + check_rows_f64(kt) + check_tile_f64(kt, kt->block_f64)
+            + check_row_f64(kt) + check_rows_f64(kt, 0) + check_rows_f64(kt, 1) + check_tile_f64(kt, kt->block_f64)
             + check_flat_f64(kt, kt->flat_f64);
         printf("level %d %-8s tiles %2dx%2d/%2d flat %dx%2d/%2d: %6ld values, worst %4.2f eps*sum|terms|: %s\n",
                level, kt->name, (int)kt->tile_pixels, (int)kt->block_f32, (int)kt->block_f64,

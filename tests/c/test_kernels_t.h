@@ -83,15 +83,19 @@ static int CK(check_row)(const cyc_kernel_table *kt)
 
 /* spatial_rows: bitwise equal to spatial_row row by row (kernels.h says
  * so); bitwise the same when the rows are split over two calls (as threads
- * split them); nothing written between the output rows. */
-static int CK(check_rows)(const cyc_kernel_table *kt)
+ * split them); nothing written between the output rows. With `tmajor`, the
+ * same for spatial_rows_t against spatial_row with the taps transposed
+ * (unit row stride, column stride rstride, S x R weights). */
+static int CK(check_rows)(const cyc_kernel_table *kt, int tmajor)
 {
+    CK(cyc_spatial_rows) rows_f = tmajor ? kt->CK(spatial_rows_t) : kt->CK(spatial_rows);
+    const char *name = tmajor ? "spatial_rows_t" : "spatial_rows";
     static const cyc_index widths[] = {1, 3, 8, 9, 16, 17, 31, 33, 64, 70};
     int bad = 0;
     /* R, S: the unshared rows (R < 4), the register-blocked rows (R >= 4),
      * the walks of 3x3 and R x 1 kernels (C = 1); nrows: their row blocks
      * and the moved-back last block. */
-    static const cyc_index kernel_rows[] = {1, 2, 3, 4, 5, 7, 8}, kernel_cols[] = {1, 3, 4};
+    static const cyc_index kernel_rows[] = {1, 2, 3, 4, 5, 7, 8, 9}, kernel_cols[] = {1, 3, 4};
     for (cyc_index C = 1; C <= 2; C++)
     for (size_t ri = 0; ri < sizeof kernel_rows / sizeof kernel_rows[0]; ri++)
     for (size_t si = 0; si < sizeof kernel_cols / sizeof kernel_cols[0]; si++)
@@ -105,30 +109,33 @@ static int CK(check_rows)(const cyc_kernel_table *kt)
         T *one = malloc((size_t)width * sizeof(T));
         T *two = malloc((size_t)(nrows * os) * sizeof(T));
         for (cyc_index i = 0; i < nrows * os; i++) out[i] = (T)SENTINEL;
-        kt->CK(spatial_rows)(in, cs, rstride, C, R, S, w, out, os, width, nrows);
+        rows_f(in, cs, rstride, C, R, S, w, out, os, width, nrows);
         for (cyc_index split = 1; split < nrows; split += 3) {
-            kt->CK(spatial_rows)(in, cs, rstride, C, R, S, w, two, os, width, split);
-            kt->CK(spatial_rows)(in + split * rstride, cs, rstride, C, R, S, w, two + split * os,
-                                 os, width, nrows - split);
+            rows_f(in, cs, rstride, C, R, S, w, two, os, width, split);
+            rows_f(in + split * rstride, cs, rstride, C, R, S, w, two + split * os,
+                   os, width, nrows - split);
             for (cyc_index t = 0; t < nrows; t++)
                 if (memcmp(two + t * os, out + t * os, (size_t)width * sizeof(T)) != 0) {
                     if (bad++ < 5)
-                        printf("  spatial_rows_%s: splitting %d rows at %d changes row %d"
-                               " (C=%d R=%d S=%d width=%d)\n", STR(SFX), (int)nrows, (int)split,
+                        printf("  %s_%s: splitting %d rows at %d changes row %d"
+                               " (C=%d R=%d S=%d width=%d)\n", name, STR(SFX), (int)nrows, (int)split,
                                (int)t, (int)C, (int)R, (int)S, (int)width);
                     break;
                 }
         }
         for (cyc_index t = 0; t < nrows; t++) {
-            kt->CK(spatial_row)(in + t * rstride, cs, rstride, 1, C, R, S, w, one, width);
+            if (tmajor)
+                kt->CK(spatial_row)(in + t * rstride, cs, 1, rstride, C, S, R, w, one, width);
+            else
+                kt->CK(spatial_row)(in + t * rstride, cs, rstride, 1, C, R, S, w, one, width);
             checks += width;
             if (memcmp(one, out + t * os, (size_t)width * sizeof(T)) != 0 && bad++ < 5)
-                printf("  spatial_rows_%s is not bitwise spatial_row (C=%d R=%d S=%d width=%d"
-                       " nrows=%d row %d)\n", STR(SFX), (int)C, (int)R, (int)S, (int)width,
+                printf("  %s_%s is not bitwise spatial_row (C=%d R=%d S=%d width=%d"
+                       " nrows=%d row %d)\n", name, STR(SFX), (int)C, (int)R, (int)S, (int)width,
                        (int)nrows, (int)t);
             for (cyc_index g = width; g < os; g++)
                 if (out[t * os + g] != (T)SENTINEL) {
-                    if (bad++ < 5) printf("  spatial_rows_%s wrote between rows\n", STR(SFX));
+                    if (bad++ < 5) printf("  %s_%s wrote between rows\n", name, STR(SFX));
                     break;
                 }
         }

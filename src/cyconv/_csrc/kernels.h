@@ -49,6 +49,16 @@ typedef void (*cyc_spatial_rows_f64)(const double *in, cyc_index cs, cyc_index r
                                      const double *w, double *out, cyc_index os,
                                      cyc_index width, cyc_index nrows);
 
+/* spatial_rows with the taps transposed: the weights are S x R, kernel
+ * column s steps down the rows and kernel row r along the row,
+ *   out[t*os + x] = sum_{c<C} sum_{s<S} sum_{r<R} w[(c*S + s)*R + r] * in[c*cs + (t + r)*rs + s + x]
+ * summed in exactly that (c, s, r) order from zero. A column-major image
+ * read as its (row-major) transpose, with its own row-major kernel, gives
+ * the transpose of the row-major result to the bit. Same rules as
+ * spatial_rows (blocks may overlap; out must not alias in). */
+typedef cyc_spatial_rows_f32 cyc_spatial_rows_t_f32;
+typedef cyc_spatial_rows_f64 cyc_spatial_rows_t_f64;
+
 /* A tile of `pixels` (PT, see cyc_kernel_table) consecutive output pixels of
  * one row times KB output channels, channels innermost:
  *   tile[i*KB + k] = sum_{c,r,s} in[c*cs + r*rs + s*ds + i*sx] * wp[((c*R + r)*S + s)*KB + k]
@@ -101,6 +111,8 @@ typedef struct {
     cyc_f32_to_u8 f32_to_u8;
     cyc_f32_to_u16 f32_to_u16;
     cyc_taps_row_f32 taps_row_f32;
+    cyc_spatial_rows_t_f32 spatial_rows_t_f32;
+    cyc_spatial_rows_t_f64 spatial_rows_t_f64;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing it (a no-op where the compiler

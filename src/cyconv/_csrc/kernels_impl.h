@@ -109,6 +109,30 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
         }                                                                        \
     }
 
+/* The same with the taps transposed (tmajor): kernel column s (< S) steps
+ * down the rows and kernel row r (< R) along the row, weights laid out
+ * S x R, wc[s * R + r] (a column-major image read as its transpose, with
+ * its row-major kernel). The input row loop goes inside the column offset
+ * loop, so per pixel the sum runs in (c, s, r) order: that of spatial_row
+ * reading the transpose with unit row stride and column stride rs. */
+#define TROWS_STEP(q, j, k0, k1)                                                 \
+    {                                                                            \
+        VEC xv[RB_REGS];                                                         \
+        const T *wj = wc + s * R + (j);                                          \
+        /* Opaque, or GCC sees that row k's weight is row k+1's at the next     \
+         * j, keeps tr-1 broadcasts alive across steps and spills (measured:    \
+         * half speed). */                                                      \
+        __asm__("" : "+r"(wj));                                                  \
+        _Pragma("GCC unroll 24")                                                 \
+        for (int v = 0; v < nv; v++) xv[v] = VLOADU((q) + v * VW);               \
+        _Pragma("GCC unroll 16")                                                 \
+        for (int k = (k0); k <= (k1); k++) {                                     \
+            VEC wv = VSPLAT(wj[-k]);                                             \
+            _Pragma("GCC unroll 24")                                             \
+            for (int v = 0; v < nv; v++) acc[k * nv + v] += wv * xv[v];          \
+        }                                                                        \
+    }
+
 /* A block of `tr` output rows x `nv` vectors of columns (constants once
  * inlined; tr <= min(TR, R), nv <= TV), register-blocked: the block's
  * tr + R - 1 input rows are walked once and each loaded vector feeds every
@@ -120,7 +144,8 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
  * k, r = j - k grows with j), so results are bitwise those of spatial_row. */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
-               cyc_index S, const T *w, T *out, cyc_index os, const int tr, const int nv)
+               cyc_index S, const T *w, T *out, cyc_index os, const int tr, const int nv,
+               const int tmajor)
 {
     VEC acc[RB_ACCS];   /* acc[k * nv + v]: output row k, vector v */
 #pragma GCC unroll 32
@@ -131,6 +156,20 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
         /* Hide wc from the optimizer: it would hoist the weight broadcasts
          * out of the caller's column loop and spill the accumulators. */
         __asm__("" : "+r"(wc));
+        if (tmajor) {
+            for (cyc_index s = 0; s < S; s++) {
+                const T *is = ic + s;
+#pragma GCC unroll 16
+                for (int j = 0; j < tr - 1; j++)
+                    TROWS_STEP(is + j * rs, j, 0, j)
+                for (cyc_index j = tr - 1; j < R; j++)
+                    TROWS_STEP(is + j * rs, j, 0, tr - 1)
+#pragma GCC unroll 16
+                for (int jj = 0; jj < tr - 1; jj++)
+                    TROWS_STEP(is + (R + jj) * rs, R + jj, jj + 1, tr - 1)
+            }
+            continue;
+        }
 #pragma GCC unroll 16
         for (int j = 0; j < tr - 1; j++)
             ROWS_STEP(ic + j * rs, j, 0, j)
@@ -146,6 +185,7 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
         for (int v = 0; v < nv; v++) VSTORE(out + k * os + v * VW, acc[k * nv + v]);
 }
 #undef ROWS_STEP
+#undef TROWS_STEP
 
 /* Output rows t0 <= t < t0 + tr (tr a constant once inlined) across the
  * width in blocks of nv vectors; the last block is moved back to end at
@@ -154,7 +194,8 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
  * time, and rows narrower than one vector through spatial_row. */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
-               cyc_index S, const T *w, T *out, cyc_index os, cyc_index width, const int tr)
+               cyc_index S, const T *w, T *out, cyc_index os, cyc_index width, const int tr,
+               const int tmajor)
 {
     /* As many vectors as fit: tr * nv accumulators, nv inputs and a weight
      * in RB_REGS registers, at most RB_ACCS accumulators. */
@@ -163,16 +204,19 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
     if (width >= nv * VW) {
         for (cyc_index x = 0; x < width; x += nv * VW) {
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
-            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, nv);
+            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, nv, tmajor);
         }
     } else if (width >= VW) {
         for (cyc_index x = 0; x < width; x += VW) {
             cyc_index xb = x + VW <= width ? x : width - VW;
-            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, 1);
+            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, 1, tmajor);
         }
     } else {
         for (int k = 0; k < tr; k++)
-            FN(spatial_row)(in + k * rs, cs, rs, 1, C, R, S, w, out + k * os, width);
+            if (tmajor)
+                FN(spatial_row)(in + k * rs, cs, 1, rs, C, S, R, w, out + k * os, width);
+            else
+                FN(spatial_row)(in + k * rs, cs, rs, 1, C, R, S, w, out + k * os, width);
     }
 }
 
@@ -180,16 +224,16 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_all)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
              cyc_index S, const T *w, T *out, cyc_index os, cyc_index width,
-             cyc_index nrows, const int tr)
+             cyc_index nrows, const int tr, const int tmajor)
 {
     if (nrows < tr) {
         for (cyc_index t = 0; t < nrows; t++)
-            FN(rows_strip)(in + t * rs, cs, rs, C, R, S, w, out + t * os, os, width, 1);
+            FN(rows_strip)(in + t * rs, cs, rs, C, R, S, w, out + t * os, os, width, 1, tmajor);
         return;
     }
     for (cyc_index t = 0; t < nrows; t += tr) {
         cyc_index tb = t + tr <= nrows ? t : nrows - tr;
-        FN(rows_strip)(in + tb * rs, cs, rs, C, R, S, w, out + tb * os, os, width, tr);
+        FN(rows_strip)(in + tb * rs, cs, rs, C, R, S, w, out + tb * os, os, width, tr, tmajor);
     }
 }
 #endif
@@ -312,6 +356,49 @@ TARGET static void FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, c
 #endif
 
 #if VBYTES
+/* rows_3x3 with the taps transposed (see spatial_rows_t): the six
+ * accumulators live through the block and each kernel column s walks the
+ * five input rows, so per pixel the sum runs in (s, r) order. */
+TARGET static inline __attribute__((always_inline)) void
+FN(three_rows_3x3_t)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index os)
+{
+    VEC acc[3][2];
+#pragma GCC unroll 3
+    for (int k = 0; k < 3; k++) acc[k][0] = acc[k][1] = (VEC){0};
+#pragma GCC unroll 3
+    for (int s = 0; s < 3; s++)
+#pragma GCC unroll 5
+        for (int j = 0; j < 5; j++)
+#pragma GCC unroll 2
+            for (int v = 0; v < 2; v++) {
+                VEC x = VLOADU(in + j * rs + s + v * VW);
+#pragma GCC unroll 3
+                for (int k = 0; k < 3; k++)
+                    if (j - k >= 0 && j - k < 3) acc[k][v] += wv[s * 3 + j - k] * x;
+            }
+#pragma GCC unroll 3
+    for (int k = 0; k < 3; k++) {
+        VSTORE(out + k * os, acc[k][0]);
+        VSTORE(out + k * os + VW, acc[k][1]);
+    }
+}
+
+TARGET static void FN(rows_3x3_t)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
+                                  cyc_index width, cyc_index nrows)
+{
+    VEC wv[9];
+    for (int i = 0; i < 9; i++) wv[i] = VSPLAT(w[i]);
+    for (cyc_index t = 0; t < nrows; t += 3) {
+        cyc_index tb = t + 3 <= nrows ? t : nrows - 3;
+        for (cyc_index x = 0; x < width; x += 2 * VW) {
+            cyc_index xb = x + 2 * VW <= width ? x : width - 2 * VW;
+            FN(three_rows_3x3_t)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os);
+        }
+    }
+}
+#endif
+
+#if VBYTES
 /* Vectors per column walk of an R x 1 kernel, at most 4: R weights, R * NV
  * accumulators, the loaded vector (and a product, without FMA) and one
  * spare fit the registers (without the spare GCC spills). */
@@ -424,15 +511,48 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
     }
     switch (R < TR ? R : TR) {
 #if TR >= 8
-    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8); return;
-    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7); return;
-    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6); return;
-    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5); return;
+    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 0); return;
+    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 0); return;
+    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 0); return;
+    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 0); return;
 #endif
-    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4); return;
+    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 0); return;
     }
 #else
     FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows);
+#endif
+}
+
+/* spatial_rows with the taps transposed (see kernels.h): S x R weights,
+ * kernel column s down the rows, kernel row r along the row; summed per
+ * pixel in (c, s, r) order, bitwise spatial_row(in + t*rs, cs, 1, rs, C, S,
+ * R, w, ...) row by row. Register-blocked min(TR, R) rows at a time for
+ * every R: its blocks load what rows_block loads. */
+TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
+                                      cyc_index C, cyc_index R, cyc_index S,
+                                      const T *w, T *out, cyc_index os,
+                                      cyc_index width, cyc_index nrows)
+{
+#if VBYTES
+    if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
+        FN(rows_3x3_t)(in, rs, w, out, os, width, nrows);
+        return;
+    }
+    switch (R < TR ? R : TR) {
+#if TR >= 8
+    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 1); return;
+    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 1); return;
+    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 1); return;
+    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 1); return;
+#endif
+    case 3: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 3, 1); return;
+    case 2: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 2, 1); return;
+    case 1: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 1, 1); return;
+    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 1); return;
+    }
+#else
+    for (cyc_index t = 0; t < nrows; t++)
+        FN(spatial_row)(in + t * rs, cs, 1, rs, C, S, R, w, out + t * os, width);
 #endif
 }
 
