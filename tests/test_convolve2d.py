@@ -395,10 +395,9 @@ def test_layouts_give_same_result(name, mode, boundary, dtype):
 @pytest.mark.parametrize("method", ["direct", "separable"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 def test_column_major_images_give_the_row_major_result(shape, method, dtype):
-    # Column-major float images are read as their transposes (direct) or
-    # copied to row-major in 16 x 16 blocks first (separable): full and
-    # partial blocks, split among threads, must give the same bits as the
-    # row-major image.
+    # Column-major float images are read in place as their transposes, the
+    # sums kept in the row-major order, and give column-major results: split
+    # among threads, they must have the same bits as the row-major image's.
     rng = np.random.default_rng(23)
     x = rng.standard_normal(shape).astype(dtype)
     k = np.outer(rng.standard_normal(3), rng.standard_normal(4)).astype(dtype)
@@ -412,6 +411,7 @@ def test_column_major_images_give_the_row_major_result(shape, method, dtype):
                 got = cyconv.convolve2d(layout, k, "same", boundary, method=method,
                                         workers=workers)
                 assert np.array_equal(got, expected), (boundary, layout.strides, workers)
+                assert got.flags.f_contiguous, (boundary, layout.strides)
 
 
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (11, 4), (2, 9), (1, 6), (7, 1), (4, 4)])

@@ -70,10 +70,10 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
     ndarray
         Result of NumPy's type promotion of ``in1`` and ``in2``; integer sums
         wrap around in that type like SciPy's. Row-major (C order), except
-        that the direct method gives a column-major float32/float64 image
-        (Fortran order, a transposed view) a column-major result: it reads
-        the image in place as its transpose, and the values are those of
-        the row-major image to the bit.
+        that the direct and separable methods give a column-major
+        float32/float64 image (Fortran order, a transposed view) a
+        column-major result: they read the image in place as its transpose,
+        and the values are those of the row-major image to the bit.
     """
     return _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, convolve=True)
 

@@ -220,58 +220,6 @@ cdef inline void _gather_rows(const char *plane, Py_ssize_t W, Py_ssize_t ys, Py
     _gather_cols(plane, W, ys, xs, row_map, col_map, left, 0, width, fill, dst, i0, i1)
 
 
-cdef enum:
-    COPY_BLOCK = 16   # copy_rows moves 16 x 16 blocks: a cache line of float32 each way
-
-
-cdef inline void _copy_block(const char *src, Py_ssize_t ys, Py_ssize_t xs, fp_t *block,
-                             fp_t *out, Py_ssize_t W, Py_ssize_t ni, Py_ssize_t nj) noexcept nogil:
-    # ni x nj elements through `block`: read down the columns, written along
-    # the rows. Inlined; called with constant COPY_BLOCK bounds for whole
-    # blocks, which the compiler unrolls and vectorizes (about twice as fast
-    # as runtime bounds, measured here).
-    cdef Py_ssize_t i, j
-    for j in range(nj):
-        for i in range(ni):
-            block[i * COPY_BLOCK + j] = (<const fp_t *>(src + i * ys + j * xs))[0]
-    for i in range(ni):
-        for j in range(nj):
-            out[i * W + j] = block[i * COPY_BLOCK + j]
-
-
-def copy_rows(const fp_t[:, :] src,    # IN  H x W, any strides (column-major: the point)
-              fp_t[:, ::1] dst,        # OUT H x W
-              Py_ssize_t row0, Py_ssize_t row1):
-    """dst[i, j] = src[i, j] for rows row0 <= i < row1, a COPY_BLOCK-square
-    block at a time through a small buffer: read down the block's columns,
-    written along its rows, so a column-major source is read along its
-    contiguous columns and every cache line is used whole. The buffer
-    matters: with power-of-two strides all of a block's lines fall in one
-    L1 set, and a loop transposing straight into dst evicts them between
-    uses. (NumPy's copy of a 1024² Fortran-ordered float32 plane takes ~5x
-    as long.)"""
-    cdef Py_ssize_t W = src.shape[1], ib, jb, ni, nj
-    cdef Py_ssize_t ys = src.strides[0], xs = src.strides[1]
-    cdef const char *base = <const char *>&src[0, 0] if src.shape[0] and W else NULL
-    cdef fp_t block[COPY_BLOCK * COPY_BLOCK]
-    cdef fp_t *out
-    with nogil:
-        ib = row0
-        while ib < row1:
-            ni = min(COPY_BLOCK, row1 - ib)
-            jb = 0
-            while jb < W:
-                nj = min(COPY_BLOCK, W - jb)
-                out = &dst[ib, jb]
-                if ni == COPY_BLOCK and nj == COPY_BLOCK:
-                    _copy_block(base + ib * ys + jb * xs, ys, xs, block, out, W,
-                                COPY_BLOCK, COPY_BLOCK)
-                else:
-                    _copy_block(base + ib * ys + jb * xs, ys, xs, block, out, W, ni, nj)
-                jb += nj
-            ib += ni
-
-
 # ---------------------------------------------------------------------------
 # 2-D correlation of one plane (convolve2d / correlate2d)
 # ---------------------------------------------------------------------------
@@ -471,6 +419,46 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
                                         &out[y, 0], Wo, Wo, y1 - y)
             else:
                 _table.spatial_rows_f64(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
+                                        &out[y, 0], Wo, Wo, y1 - y)
+            y = y1
+
+
+def correlate_plane_separable_t(const fp_t[:, :] image,   # IN  W x H: a column-major image's transpose
+                                const int64_t[::1] row_map,  # IN  its col_map (Wo+N-1 entries)
+                                const int64_t[::1] col_map,  # IN  its row_map (Ho+M-1 entries)
+                                Py_ssize_t left,             # IN  its padding before row 0
+                                const fp_t[::1] fill,
+                                const fp_t[::1] krow,        # IN  N: its kernel's row factor
+                                const fp_t[::1] kcol,        # IN  M: its kernel's column factor
+                                fp_t[:, ::1] out,            # OUT Wo x Ho: its result, transposed
+                                fp_t[:, ::1] strip,          # scratch (rows + N - 1) x (Ho + M - 1)
+                                fp_t[:, ::1] across,         # scratch rows x (Ho + M - 1)
+                                Py_ssize_t row0, Py_ssize_t row1):
+    """correlate_plane_separable of a column-major problem, read as its
+    transpose: its row pass (krow) runs down the transpose's rows first, over
+    every padded column, then its column pass (kcol) along them, so each
+    value is the same two sums as the row-major call's: `out` gets the
+    transpose of its result to the bit. Output rows row0 <= i < row1."""
+    cdef Py_ssize_t N = krow.shape[0], M = kcol.shape[0]
+    cdef Py_ssize_t Wo = out.shape[1], Wp = strip.shape[1]
+    cdef Py_ssize_t rows = strip.shape[0] - N + 1
+    cdef Py_ssize_t y, y1
+    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and image.shape[1] else NULL
+    with nogil:
+        y = row0
+        while y < row1:
+            y1 = min(y + rows, row1)
+            # down the rows: padded rows y .. y1+N-2, every padded column,
+            # into `across` (the row map shifted so that across's row 0 is row y)
+            _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
+                              &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], N, 1,
+                              &across[0, 0], Wp, Wp, &strip[0, 0], rows, 0, y1 - y, False)
+            # along the rows, into out
+            if fp_t is float:
+                _table.spatial_rows_f32(&across[0, 0], 0, Wp, 1, 1, M, &kcol[0],
+                                        &out[y, 0], Wo, Wo, y1 - y)
+            else:
+                _table.spatial_rows_f64(&across[0, 0], 0, Wp, 1, 1, M, &kcol[0],
                                         &out[y, 0], Wo, Wo, y1 - y)
             y = y1
 

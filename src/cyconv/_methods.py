@@ -9,7 +9,7 @@ index maps (see _padding) and the fill value. The kernel is already flipped
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -91,9 +91,11 @@ def _all_finite(a: np.ndarray) -> bool:
 def run(plan: Plan, method: str, workers: int) -> np.ndarray:
     if method == "fft":
         return _fft.run(plan, workers)
-    if method == "direct" and _column_major_float(plan.image):
+    if _column_major_float(plan.image):
+        # Read in place as its transpose; the result comes back column-major.
+        if method == "separable":
+            return _separable_transposed(plan, workers)
         return _direct_transposed(plan, workers)
-    plan = _row_major(plan, workers)
     if method == "separable":
         return _separable(plan, workers)
     return _direct(plan.image, plan.kernel, plan, plan.fill, workers)
@@ -105,22 +107,6 @@ def _column_major_float(image: np.ndarray) -> bool:
     H, W = image.shape
     return image.dtype in (np.float32, np.float64) and H >= 2 and W >= 2 \
         and abs(image.strides[1]) > abs(image.strides[0])
-
-
-def _row_major(plan: Plan, workers: int) -> Plan:
-    """The plan, with a column-major float image (Fortran order, a transpose)
-    first copied to row-major in blocks: the row kernels gather the image a
-    strip of rows at a time, and a strip of a column-major image touches one
-    cache line and one page per element (a 1024² float32 3x3 call took 4-8x
-    the C-order time; with the copy 2.5-7x, the copy being TLB-bound).
-    The copy holds the same values, so the result is the same to the bit."""
-    image = plan.image
-    H, W = image.shape
-    if not _column_major_float(image):
-        return plan
-    copy = np.empty((H, W), image.dtype)
-    _parallel.run_rows(lambda _, r0, r1: _core.copy_rows(image, copy, r0, r1), H, W, workers)
-    return replace(plan, image=copy)
 
 
 # ------------------------------------------------------------------ direct
@@ -305,6 +291,32 @@ def _separable(plan: Plan, workers: int) -> np.ndarray:
 
     _parallel.run_rows(rows, Ho, Wo * (M + len(row)), workers, scratch)
     return out
+
+
+def _separable_transposed(plan: Plan, workers: int) -> np.ndarray:
+    """_separable for a column-major image, read in place as its transpose
+    (see _core.correlate_plane_separable_t): the same two passes in the same
+    order, so the row-major image's bits, in a column-major result."""
+    column, row = _rank1_factors(plan.kernel)
+    image = plan.image.T
+    dtype = image.dtype
+    fill = np.asarray(plan.fill, dtype).reshape(1)
+    Ho, Wo = plan.out_shape
+    out_t = np.empty((Wo, Ho), dtype)
+    N = len(row)
+    width = len(plan.row_map)
+    strip_rows = _strip_rows(Wo, width, dtype.itemsize)
+
+    def scratch():
+        return np.empty((strip_rows + N - 1, width), dtype), np.empty((strip_rows, width), dtype)
+
+    def rows(buffers, r0, r1):
+        strip, across = buffers
+        _core.correlate_plane_separable_t(image, plan.col_map, plan.row_map, plan.top, fill,
+                                          row, column, out_t, strip, across, r0, r1)
+
+    _parallel.run_rows(rows, Wo, Ho * (len(column) + N), workers, scratch)
+    return out_t.T
 
 
 # ------------------------------------------------------------------ padded image
