@@ -414,12 +414,7 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
                               &across[0, 0], Wo, Wo, &strip[0, 0], strip.shape[0],
                               0, y1 - y + M - 1, False)
             # down the columns, into out
-            if fp_t is float:
-                _table.spatial_rows_f32(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
-                                        &out[y, 0], Wo, Wo, y1 - y)
-            else:
-                _table.spatial_rows_f64(&across[0, 0], 0, Wo, 1, M, 1, &kcol[0],
-                                        &out[y, 0], Wo, Wo, y1 - y)
+            _spatial_rows(&across[0, 0], Wo, &kcol[0], M, 1, &out[y, 0], Wo, Wo, y1 - y, False)
             y = y1
 
 
@@ -454,12 +449,7 @@ def correlate_plane_separable_t(const fp_t[:, :] image,   # IN  W x H: a column-
                               &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], N, 1,
                               &across[0, 0], Wp, Wp, &strip[0, 0], rows, 0, y1 - y, False)
             # along the rows, into out
-            if fp_t is float:
-                _table.spatial_rows_f32(&across[0, 0], 0, Wp, 1, 1, M, &kcol[0],
-                                        &out[y, 0], Wo, Wo, y1 - y)
-            else:
-                _table.spatial_rows_f64(&across[0, 0], 0, Wp, 1, 1, M, &kcol[0],
-                                        &out[y, 0], Wo, Wo, y1 - y)
+            _spatial_rows(&across[0, 0], Wp, &kcol[0], 1, M, &out[y, 0], Wo, Wo, y1 - y, False)
             y = y1
 
 

@@ -336,27 +336,7 @@ FN(three_rows_3x3)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index o
 }
 #undef STORE2
 
-/* nrows x width outputs of a single-channel 3x3 kernel (nrows >= 3,
- * width >= 2 vectors), three rows at a time across the width two vectors at
- * a time; the last block of rows or columns is moved back to end at the
- * edge (recomputing a few outputs to the same bits). */
-TARGET static void FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
-                                cyc_index width, cyc_index nrows)
-{
-    VEC wv[9];
-    for (int i = 0; i < 9; i++) wv[i] = VSPLAT(w[i]);
-    for (cyc_index t = 0; t < nrows; t += 3) {
-        cyc_index tb = t + 3 <= nrows ? t : nrows - 3;
-        for (cyc_index x = 0; x < width; x += 2 * VW) {
-            cyc_index xb = x + 2 * VW <= width ? x : width - 2 * VW;
-            FN(three_rows_3x3)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os);
-        }
-    }
-}
-#endif
-
-#if VBYTES
-/* rows_3x3 with the taps transposed (see spatial_rows_t): the six
+/* three_rows_3x3 with the taps transposed (see spatial_rows_t): the six
  * accumulators live through the block and each kernel column s walks the
  * five input rows, so per pixel the sum runs in (s, r) order. */
 TARGET static inline __attribute__((always_inline)) void
@@ -383,8 +363,14 @@ FN(three_rows_3x3_t)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index
     }
 }
 
-TARGET static void FN(rows_3x3_t)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
-                                  cyc_index width, cyc_index nrows)
+/* nrows x width outputs of a single-channel 3x3 kernel (nrows >= 3,
+ * width >= 2 vectors), three rows at a time across the width two vectors at
+ * a time; the last block of rows or columns is moved back to end at the
+ * edge (recomputing a few outputs to the same bits). tmajor (a constant
+ * once inlined): the taps transposed, see spatial_rows_t. */
+TARGET static inline __attribute__((always_inline)) void
+FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_index width,
+             cyc_index nrows, const int tmajor)
 {
     VEC wv[9];
     for (int i = 0; i < 9; i++) wv[i] = VSPLAT(w[i]);
@@ -392,7 +378,10 @@ TARGET static void FN(rows_3x3_t)(const T *in, cyc_index rs, const T *w, T *out,
         cyc_index tb = t + 3 <= nrows ? t : nrows - 3;
         for (cyc_index x = 0; x < width; x += 2 * VW) {
             cyc_index xb = x + 2 * VW <= width ? x : width - 2 * VW;
-            FN(three_rows_3x3_t)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os);
+            if (tmajor)
+                FN(three_rows_3x3_t)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os);
+            else
+                FN(three_rows_3x3)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os);
         }
     }
 }
@@ -486,7 +475,7 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
 {
 #if VBYTES
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3)(in, rs, w, out, os, width, nrows);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0);
         return;
     }
     /* R x 1 kernels of 2-3 rows measured no faster walking (R = 2 slower):
@@ -535,7 +524,7 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
 {
 #if VBYTES
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3_t)(in, rs, w, out, os, width, nrows);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 1);
         return;
     }
     switch (R < TR ? R : TR) {
