@@ -109,9 +109,7 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve)
                                       boundary, fillvalue, method, convolve))
         except TypeError:  # an unhashable argument: the full path explains what is wrong
             short = None
-        if short is not None and in1.flags.aligned and in2.flags.aligned \
-                and abs(in1.strides[1]) <= abs(in1.strides[0]):
-            # (a column-major image takes the full path: its result is column-major too)
+        if short is not None and in1.flags.aligned and in2.flags.aligned:
             return _run_short(short, in1, in2)
     _geometry.check_method(method)
     workers = _parallel.resolve_workers(workers)
@@ -168,15 +166,18 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
 # method, thread decision) is resolved once by the full path and kept as a
 # ShortPath, keyed by those arguments. A later call with the same key only
 # allocates its output and runs the core: the same call, on the same
-# buffers' values, that _methods._direct makes, so the result is bitwise the same.
+# buffers' values, that _methods._direct (or _direct_transposed, for a
+# column-major image) makes, so the result is bitwise the same.
 
 class ShortPath(NamedTuple):
     row_map: np.ndarray    # read-only, shared
     col_map: np.ndarray
     left: int
+    top: int
     fill: np.ndarray       # 1 element, read-only
     out_shape: tuple
     strip_shape: tuple     # (rows + M - 1, padded width): any rows give the same result
+    strip_shape_t: tuple   # the same for the transpose: (rows + N - 1, padded height)
     dtype: np.dtype
     convolve: bool
 
@@ -207,11 +208,14 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
         _short_paths.clear()
     fill = plan.fill.reshape(1).copy()
     fill.flags.writeable = False
+    Hp = len(plan.row_map)
     rows = _methods._strip_rows(Ho, Wp, dtype.itemsize)
+    rows_t = _methods._strip_rows(Wo, Hp, dtype.itemsize)
     key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, boundary, fillvalue, method,
            convolve)
-    _short_paths[key] = ShortPath(plan.row_map, plan.col_map, plan.left, fill, plan.out_shape,
-                                  (rows + M - 1, Wp), dtype, convolve)
+    _short_paths[key] = ShortPath(plan.row_map, plan.col_map, plan.left, plan.top, fill,
+                                  plan.out_shape, (rows + M - 1, Wp), (rows_t + N - 1, Hp),
+                                  dtype, convolve)
 
 
 # Each thread keeps the last strip it used (scratch the core overwrites).
@@ -219,12 +223,20 @@ _thread_scratch = threading.local()
 
 
 def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    row_map, col_map, left, fill, out_shape, strip_shape, dtype, convolve = short
+    row_map, col_map, left, top, fill, out_shape, strip_shape, strip_shape_t, dtype, \
+        convolve = short
     kernel = np.ascontiguousarray(kernel[::-1, ::-1] if convolve else kernel)
-    out = np.empty(out_shape, dtype)
+    transposed = _methods._column_major_float(image)
+    shape = strip_shape_t if transposed else strip_shape
     strip = getattr(_thread_scratch, "strip", None)
-    if strip is None or strip.shape != strip_shape or strip.dtype != dtype:
-        strip = _thread_scratch.strip = np.empty(strip_shape, dtype)
+    if strip is None or strip.shape != shape or strip.dtype != dtype:
+        strip = _thread_scratch.strip = np.empty(shape, dtype)
+    if transposed:
+        out_t = np.empty(out_shape[::-1], dtype)
+        _core.correlate_plane(image.T, col_map, row_map, top, fill, kernel, out_t, strip, 0,
+                              out_shape[1], transposed=True)
+        return out_t.T
+    out = np.empty(out_shape, dtype)
     _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out, strip, 0,
                           out_shape[0])
     return out

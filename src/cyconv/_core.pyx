@@ -320,7 +320,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     cdef bint in_place = (real_t is float or real_t is double) and W > 0 \
         and xs == <Py_ssize_t>sizeof(real_t) and ys % <Py_ssize_t>sizeof(real_t) == 0 \
         and (<size_t>image) % sizeof(real_t) == 0 \
-        and (not tmajor or _rows_spread_over_sets(ys, M + 3))
+        and (not tmajor or _rows_spread_over_sets(ys, M + 3))  # a 4-row block's rows
     if in_place:
         rs = ys // <Py_ssize_t>sizeof(real_t)
         jl = min(max(left, EDGE_COLS), Wo)
