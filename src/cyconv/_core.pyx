@@ -595,27 +595,58 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         g.edge_size = 0
 
 
+cdef enum:
+    PACK_J = 8   # taps per panel of _pack_panel
+
+
+cdef inline void _pack_panel(const char *src, Py_ssize_t sk, fp_t *dst,
+                             const Py_ssize_t KB) noexcept nogil:
+    # PACK_J consecutive taps of KB output channels (rows sk bytes apart)
+    # into PACK_J rows of KB. Inlined with a constant KB, so both loops have
+    # constant bounds and the compiler turns the transpose into vector loads
+    # and shuffles.
+    cdef Py_ssize_t kk, j
+    for kk in range(KB):
+        for j in range(PACK_J):
+            dst[j * KB + kk] = (<const fp_t *>(src + kk * sk))[j]
+
+
 cdef void _pack_weights(const _Conv *g, const char *w, Py_ssize_t sk, Py_ssize_t sc,
                         Py_ssize_t sr, Py_ssize_t ss, fp_t *dst) noexcept nogil:
     """(K, Cg, R, S) with byte strides -> (groups * blocks, Cg, R * S, KB):
     each block of KB output channels innermost, zeros past the group's end."""
-    cdef Py_ssize_t grp, b, kk, nk, c, r, s, KB = g.KB
+    cdef Py_ssize_t grp, b, kk, nk, c, r, s, j, KB = g.KB
+    cdef Py_ssize_t item = sizeof(fp_t), taps = g.Cg * g.R * g.S
     cdef const char *src
-    # Written in order (the measured fastest of the simple orders; a plain
-    # copy would be about 5x faster, so this matters only for big 1x1-ish
-    # layers on tiny images).
+    # Whole blocks of a weight whose (Cg, R, S) taps are contiguous go by
+    # panels (a transpose: 256 x 256 x 3 x 3 float32 took 0.43 ms element by
+    # element, 0.20 ms by panels); the rest element by element, in order.
+    cdef bint by_panels = ss == item and sr == g.S * item and sc == g.R * g.S * item
     for grp in range(g.groups):
         for b in range(g.blocks):
             nk = min(KB, g.Kg - b * KB)
-            for c in range(g.Cg):
-                for r in range(g.R):
-                    for s in range(g.S):
-                        src = w + (grp * g.Kg + b * KB) * sk + c * sc + r * sr + s * ss
-                        for kk in range(nk):
-                            dst[kk] = (<const fp_t *>(src + kk * sk))[0]
-                        for kk in range(nk, KB):
-                            dst[kk] = 0
-                        dst += KB
+            src = w + (grp * g.Kg + b * KB) * sk
+            j = 0
+            if by_panels and nk == KB:
+                while j + PACK_J <= taps:
+                    if KB == 16:
+                        _pack_panel(src + j * item, sk, dst, 16)
+                    elif KB == 8:
+                        _pack_panel(src + j * item, sk, dst, 8)
+                    elif KB == 32:
+                        _pack_panel(src + j * item, sk, dst, 32)
+                    else:
+                        _pack_panel(src + j * item, sk, dst, KB)
+                    dst += PACK_J * KB
+                    j += PACK_J
+            while j < taps:
+                c, r, s = j // (g.R * g.S), j // g.S % g.R, j % g.S
+                for kk in range(nk):
+                    dst[kk] = (<const fp_t *>(src + kk * sk + c * sc + r * sr + s * ss))[0]
+                for kk in range(nk, KB):
+                    dst[kk] = 0
+                dst += KB
+                j += 1
 
 
 cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
