@@ -206,6 +206,27 @@ def test_layouts(layout, dtype):
         np.testing.assert_array_equal(x, before)    # the input is never modified
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1024, 37), (53, 40), (6, 29, 31)])
+def test_column_major_planes_give_the_row_major_bits(dtype, shape):
+    # Column-major planes are read in place as their transposes (the core
+    # keeps the row-major sum order) and the result copied back transposed:
+    # the same bits as the C-ordered input, in a C-ordered output. 1024
+    # float32 rows are a 4096-byte pitch, where wide kernels take gathered
+    # strips instead.
+    x = sample(shape, dtype, 31)
+    for w in (sample((3, 3), np.float64, 32), sample((5, 2), np.float64, 33),
+              sample((7, 6), np.float64, 34)):
+        w = w.reshape((1,) * (len(shape) - 2) + w.shape)
+        for name, kwargs in [("correlate", {}), ("convolve", {"mode": "wrap"}),
+                             ("correlate", {"mode": "constant", "cval": 1.5})]:
+            expected = getattr(cnd, name)(x, w, **kwargs)
+            for workers in (1, 2):
+                got = getattr(cnd, name)(np.asfortranarray(x), w, workers=workers, **kwargs)
+                assert got.flags.c_contiguous
+                assert np.array_equal(got, expected), (name, kwargs, w.shape, workers)
+
+
 def test_unaligned_output():
     x = sample((13, 17), np.float64, 26)
     w = sample((3, 4), np.float64, 27)
