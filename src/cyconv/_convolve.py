@@ -166,8 +166,8 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
 # method, thread decision) is resolved once by the full path and kept as a
 # ShortPath, keyed by those arguments. A later call with the same key only
 # allocates its output and runs the core: the same call, on the same
-# buffers' values, that _methods._direct (or _direct_transposed, for a
-# column-major image) makes, so the result is bitwise the same.
+# buffers' values (for a column-major image on its transpose), that
+# _methods.correlate_into makes, so the result is bitwise the same.
 
 class ShortPath(NamedTuple):
     row_map: np.ndarray    # read-only, shared

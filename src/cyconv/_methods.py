@@ -91,12 +91,11 @@ def _all_finite(a: np.ndarray) -> bool:
 def run(plan: Plan, method: str, workers: int) -> np.ndarray:
     if method == "fft":
         return _fft.run(plan, workers)
-    if _column_major_float(plan.image):
-        # Read in place as its transpose; the result comes back column-major.
-        if method == "separable":
-            return _separable_transposed(plan, workers)
-        return _direct_transposed(plan, workers)
     if method == "separable":
+        # A column-major image is read in place as its transpose; the result
+        # comes back column-major.
+        if _column_major_float(plan.image):
+            return _separable_transposed(plan, workers)
         return _separable(plan, workers)
     return _direct(plan.image, plan.kernel, plan, plan.fill, workers)
 
@@ -137,45 +136,48 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
         out = _direct(image.astype(wide), kernel.astype(wide), plan, fill.astype(wide), workers)
         return out.astype(dtype)
 
-    kernel = np.ascontiguousarray(kernel)
-    fill = np.asarray(fill, dtype).reshape(1)
-    out = np.empty(plan.out_shape, dtype)
-    M, width = kernel.shape[0], len(plan.col_map)
-    Ho, Wo = plan.out_shape
-    strip_rows = _strip_rows(Ho, width, dtype.itemsize)
-
-    def rows(strip, r0, r1):
-        _core.correlate_plane(image, plan.row_map, plan.col_map, plan.left, fill, kernel,
-                              out, strip, r0, r1)
-
-    _parallel.run_rows(rows, Ho, Wo * kernel.size, workers,
-                       scratch=lambda: np.empty((strip_rows + M - 1, width), dtype))
+    # A column-major image gets a column-major result: correlate_into then
+    # writes the transposed problem's rows straight into it.
+    out = np.empty(plan.out_shape, dtype, order="F" if _column_major_float(image) else "C")
+    correlate_into(image, kernel, plan.row_map, plan.col_map, plan.left, plan.top, fill, out,
+                   workers)
     return out
 
 
-def _direct_transposed(plan: Plan, workers: int) -> np.ndarray:
-    """Direct summation of a column-major image, read in place as its
-    row-major transpose, into a column-major result: the core sums each pixel
-    in the row-major order of the kernel (taps transposed), so the values are
-    those of the row-major image to the bit, without copying the image (a
-    transposing copy costs more than a whole small-kernel call)."""
-    image = plan.image.T
-    kernel = np.ascontiguousarray(plan.kernel)
-    dtype = image.dtype
-    fill = np.asarray(plan.fill, dtype).reshape(1)
-    Ho, Wo = plan.out_shape
-    out_t = np.empty((Wo, Ho), dtype)
-    M, N = kernel.shape
-    width = len(plan.row_map)
-    strip_rows = _strip_rows(Wo, width, dtype.itemsize)
+def correlate_into(image, kernel, row_map, col_map, left: int, top: int, fill, out,
+                   workers: int) -> None:
+    """Valid correlation of a padded image (index maps, `fill`, padding `left`
+    and `top`) into `out` (Ho x Wo, C- or F-contiguous), output rows shared
+    among threads; float32/float64, or the core's other real types.
+
+    A column-major float image is read in place as its row-major transpose:
+    the core then sums each pixel in the row-major kernel's order (taps
+    transposed), so the bits are the row-major image's, without copying the
+    image (a transposing copy costs more than a whole small-kernel call). Its
+    result lands in `out` directly when `out` is column-major, else through
+    a scratch plane copied back in 8 x 8 panels."""
+    dtype = out.dtype
+    fill = np.asarray(fill, dtype).reshape(1)
+    kernel = np.ascontiguousarray(kernel, dtype)
+    transposed = _column_major_float(image)
+    if transposed:
+        image, row_map, col_map, left = image.T, col_map, row_map, top
+        result = out.T if out.flags.f_contiguous else np.empty(out.shape[::-1], dtype)
+    else:
+        result = out
+    kernel_rows = kernel.shape[1] if transposed else kernel.shape[0]
+    Ho, Wo = result.shape
+    width = len(col_map)
+    strip_rows = _strip_rows(Ho, width, dtype.itemsize)
 
     def rows(strip, r0, r1):
-        _core.correlate_plane(image, plan.col_map, plan.row_map, plan.top, fill, kernel,
-                              out_t, strip, r0, r1, transposed=True)
+        _core.correlate_plane(image, row_map, col_map, left, fill, kernel, result, strip,
+                              r0, r1, transposed=transposed)
 
-    _parallel.run_rows(rows, Wo, Ho * kernel.size, workers,
-                       scratch=lambda: np.empty((strip_rows + N - 1, width), dtype))
-    return out_t.T
+    _parallel.run_rows(rows, Ho, Wo * kernel.size, workers,
+                       scratch=lambda: np.empty((strip_rows + kernel_rows - 1, width), dtype))
+    if transposed and not out.flags.f_contiguous:
+        _core.transpose_into(result, out)
 
 
 # ------------------------------------------------------------------ separable
