@@ -116,13 +116,13 @@ def test_concurrent_calls_do_not_oversubscribe(monkeypatch):
     lock = threading.Lock()
     real = _core.correlate_plane
 
-    def counted(*args):
+    def counted(*args, **kwargs):
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
         try:
-            real(*args)
+            real(*args, **kwargs)
         finally:
             with lock:
                 running -= 1
