@@ -372,10 +372,16 @@ def conv2d_expected(t, itemsize):
     FP = TILES["flat_f64" if itemsize == 8 else "flat_f32"]
     Hb, Wb, packed, edge = Hp, Wp, 0, 0
     blocked = 2 * Kg >= KB
+    # flat tiles' row pitch: zero padding shares a padding column between rows
+    flat_pitch = max(Wo, W + max(left, right)) if mode == 0 else Wp
     if blocked and sh == 1 and sw == 1 and N * Ho * Wo < TILES["small_pixels"]:
-        Hb = Hp + -(-FP // Wb)
+        Wb = flat_pitch
+        Hb = Hp + -(-(FP + Wp - Wb) // Wb)
         scratch = FK * FP
     elif blocked:
+        flat = sh == 1 and sw == 1 and flat_pitch - Wo < -(-Wo // PT) * PT - Wo
+        if flat and flat_pitch < Wp:
+            Wb, Hb = flat_pitch, Hb + 1
         if (Hb * Wb * itemsize) % 1024 == 0:  # a spare row against L1 set aliasing
             Hb += 1
         packed = groups * -(-Kg // KB) * Cg * R * S * KB

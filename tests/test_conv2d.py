@@ -1244,3 +1244,37 @@ def test_spare_row_against_set_aliasing(dtype, H, W):
     assert plan.Hb == Hp + (1 if aliased else 0)
     x, w, b = case_arrays(seed_of(dtype, H, W), N=1, C=32, K=32, H=H, W=W, dtype=dtype)
     check(x, w, b, 1, 1)
+
+
+@pytest.mark.parametrize("dtype,N,H,W,K,R,S,padding", [
+    (F32, 1, 7, 7, 32, 3, 3, 1),               # small-image tiles, 512@7-like
+    (F64, 2, 5, 6, 16, 3, 3, (1, 2, 0, 1)),    # small, unequal sides
+    (F32, 1, 14, 14, 32, 3, 3, 1),             # flat tiles
+    (F32, 1, 28, 28, 32, 3, 3, 1),             # flat with the shared column (row tiles without)
+    (F64, 1, 20, 9, 16, 3, 5, (2, 1, 1, 1)),   # flat, left > right
+    (F32, 2, 30, 11, 32, 5, 3, (0, 2, 2, 2)),  # nothing on the left: no sharing
+], ids=str)
+def test_shared_padding_column(dtype, N, H, W, K, R, S, padding, monkeypatch):
+    """With zero padding, flat and small-image tiles read a buffer whose rows
+    share a padding column (pitch W + max(left, right), at least Wo). The
+    values are those of the same call on the explicitly zero-padded input
+    (no padding, no sharing), to the bit, in pieces of few rows (each reads
+    the next row's left padding) and for any number of workers."""
+    from cyconv import _core, _parallel
+    left, right, top, bottom = padding if isinstance(padding, tuple) else (padding,) * 4
+    plan = _core.conv2d_plan((N, 8, H, W), K, (R, S), 1, (1, 1), (1, 1),
+                             (top, bottom, left, right), dtype == F64, zero_padding=True)
+    Wp, Wo = W + left + right, W + left + right - S + 1
+    assert plan.Wb in (Wp, max(Wo, W + max(left, right)))
+    if min(left, right) == 0:
+        assert plan.Wb == Wp
+    x, w, b = case_arrays(seed_of(dtype, N, H, W, padding), N=N, C=8, K=K, H=H, W=W, R=R, S=S,
+                          dtype=dtype)
+    got = check(x, w, b, 1, padding)
+    explicit = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    bits = got.view(np.uint8)
+    np.testing.assert_array_equal(cyconv.conv2d(explicit, w, b, workers=1).view(np.uint8), bits)
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    for workers in (1, 2):
+        pieces = cyconv.conv2d(x, w, b, padding=padding, workers=workers)
+        np.testing.assert_array_equal(pieces.view(np.uint8), bits)

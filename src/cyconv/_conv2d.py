@@ -86,7 +86,8 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     N, C, K, Cg, R, S = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S
     Ho, Wo = geo.Ho, geo.Wo
     plan = _core.conv2d_plan((N, C, geo.H, geo.W), K, (R, S), geo.groups, geo.stride,
-                             geo.dilation, geo.padding, dtype == np.float64)
+                             geo.dilation, geo.padding, dtype == np.float64,
+                             zero_padding=geo.rule == "constant")
     Hb, Wb = plan.Hb, plan.Wb
     _geometry.check_size((C, Hb, Wb), dtype, "padded input")
     if plan.blocked:
