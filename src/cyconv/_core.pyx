@@ -574,7 +574,8 @@ ctypedef struct _Conv:
     bint zero_padding               # padding_mode "zeros"
     # derived by _conv_plan
     Py_ssize_t Cg, Kg, Hp, Wp, Ho, Wo
-    Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp: small tiles' zero rows or a spare row
+    Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp: zero rows tiles overrun into, or a
+                                    # spare row; Wb < Wp: rows share a zero padding column
     Py_ssize_t PT, KB, blocks       # blocked tiles: pixels x channels; blocks per group
     Py_ssize_t FK, FP               # small-image tiles: channels x flat pixels
     bint blocked, flat, small
@@ -1041,12 +1042,14 @@ cdef class Conv2dPlan:
     @property
     def Hb(self):
         """Rows of the padded buffer: the padded input's, plus zero rows that
-        small-image tiles overrun into, or a spare row that breaks a plane
-        pitch of a multiple of 1 KB."""
+        small-image and flat tiles overrun into, or a spare row that breaks a
+        plane pitch of a multiple of 1 KB."""
         return self.g.Hb
 
     @property
     def Wb(self):
+        """Row pitch of the padded buffer: the padded width, or less when
+        zero-padded rows share a padding column (flat and small-image tiles)."""
         return self.g.Wb
 
     @property
