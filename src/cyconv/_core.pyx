@@ -597,7 +597,7 @@ cdef inline Py_ssize_t _flat_pitch(const _Conv *g) noexcept nogil:
 cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     """Derive the output size and the kernel choice. The caller checked that
     the padded input is at least as large as the dilated kernel."""
-    cdef Py_ssize_t tiles
+    cdef Py_ssize_t tiles, pitch
     g.Cg = g.C // g.groups
     g.Kg = g.K // g.groups
     g.Hp = g.H + g.top + g.bottom
@@ -619,8 +619,9 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     if g.small:
         g.blocked = False
         g.Wb = _flat_pitch(g)
-        # zero rows for the last tile's overrun (past the last row's end)
-        g.Hb = g.Hp + (g.FP + g.Wp - g.Wb + g.Wb - 1) // g.Wb
+        # zero rows for the last tile's overrun: FP pixels past the last
+        # row's end, which reads Wp - Wb pixels into the next row
+        g.Hb = g.Hp + (g.FP + g.Wp - 1) // g.Wb
         g.blocks = 0
         g.packed_size = 0
         g.scratch_size = g.FK * g.FP
@@ -629,9 +630,10 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         tiles = (g.Wo + g.PT - 1) // g.PT
         # Row tiles waste the end of each row; flat tiles (unit stride only)
         # waste the padding columns instead: take the smaller waste.
-        g.flat = g.sh == 1 and g.sw == 1 and _flat_pitch(g) - g.Wo < tiles * g.PT - g.Wo
-        if g.flat and _flat_pitch(g) < g.Wp:
-            g.Wb = _flat_pitch(g)
+        pitch = _flat_pitch(g)
+        g.flat = g.sh == 1 and g.sw == 1 and pitch - g.Wo < tiles * g.PT - g.Wo
+        if g.flat and pitch < g.Wp:
+            g.Wb = pitch
             g.Hb += 1   # the last row's right padding runs into a zero row
         # A tile reads the same rows of every channel plane: with a plane
         # pitch of a multiple of 1 KB those all land in a few L1 sets and
