@@ -1278,3 +1278,33 @@ def test_shared_padding_column(dtype, N, H, W, K, R, S, padding, monkeypatch):
     for workers in (1, 2):
         pieces = cyconv.conv2d(x, w, b, padding=padding, workers=workers)
         np.testing.assert_array_equal(pieces.view(np.uint8), bits)
+
+
+@pytest.mark.parametrize("dtype,N,C,K,H,W,groups,padding", [
+    (F32, 1, 200, 64, 12, 13, 1, 0),     # 4 chunks, the last one short
+    (F32, 2, 130, 40, 9, 8, 1, 0),       # a short channel block
+    (F64, 1, 100, 48, 12, 9, 1, 1),      # zero padding, float64 chunks of 32
+    (F32, 1, 256, 128, 8, 17, 2, 0),     # groups
+    (F32, 1, 96, 160, 30, 31, 1, 0),     # strips of tiles
+], ids=str)
+def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
+    """1x1 layers with many input channels run in channel chunks whose
+    partial sums wait in scratch. With small integer values every sum is
+    exact in any order, so the result must equal the float64 reference
+    exactly; pieces of one row and 2 workers give the same bits."""
+    from cyconv import _core, _parallel
+    pad = (padding,) * 4
+    plan = _core.conv2d_plan((N, C, H, W), K, (1, 1), groups, (1, 1), (1, 1), pad,
+                             dtype == F64, zero_padding=True)
+    assert plan.blocked and plan.chunk < C // groups
+    rng = np.random.default_rng(seed_of(dtype, N, C, K, H, W, groups))
+    x = rng.integers(-4, 5, (N, C, H, W)).astype(dtype)
+    w = rng.integers(-4, 5, (K, C // groups, 1, 1)).astype(dtype)
+    b = rng.integers(-4, 5, K).astype(dtype)
+    got = cyconv.conv2d(x, w, b, padding=padding, groups=groups, workers=1)
+    ref = conv2d_reference(x.astype(F64), w.astype(F64), b.astype(F64), 1, padding, 1, groups)
+    np.testing.assert_array_equal(got, ref.astype(dtype))
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    for workers in (1, 2):
+        pieces = cyconv.conv2d(x, w, b, padding=padding, groups=groups, workers=workers)
+        np.testing.assert_array_equal(pieces.view(np.uint8), got.view(np.uint8))

@@ -33,10 +33,10 @@ cdef extern from "kernels.h" nogil:
                                           cyc_index width, cyc_index nrows)
     ctypedef void (*cyc_blocked_tile_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                           cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                                          const float *wp, float *tile)
+                                          const float *wp, const float *init, float *tile)
     ctypedef void (*cyc_blocked_tile_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                           cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                                          const double *wp, double *tile)
+                                          const double *wp, const double *init, double *tile)
     ctypedef void (*cyc_flat_tile_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                        cyc_index C, cyc_index R, cyc_index S,
                                        const float *const *wk, float *tile)
@@ -578,6 +578,7 @@ ctypedef struct _Conv:
                                     # spare row; Wb < Wp: rows share a zero padding column
     Py_ssize_t PT, KB, blocks       # blocked tiles: pixels x channels; blocks per group
     Py_ssize_t FK, FP               # small-image tiles: channels x flat pixels
+    Py_ssize_t chunk, strip         # flat 1x1 tiles: input channels per pass, tiles per strip
     bint blocked, flat, small
     Py_ssize_t packed_size, scratch_size, edge_size   # elements
 
@@ -592,6 +593,30 @@ cdef inline Py_ssize_t _flat_pitch(const _Conv *g) noexcept nogil:
     if not g.zero_padding:
         return g.Wp
     return max(g.Wo, g.W + max(g.left, g.right))
+
+
+cdef enum:
+    TILES_OUTER_BYTES = 262144    # packed weights up to this run every block per tile position
+    CHUNK_WEIGHT_BYTES = 16384    # a chunk's packed weights, all blocks: half of L1
+    STRIP_PARTIAL_BYTES = 131072  # a strip's partial sums: a quarter of L2
+
+
+cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
+    # 1x1 layers on flat tiles run every channel block at each tile position
+    # (_conv2d_blocked): with many input channels the blocks' weights exceed
+    # L1 and stream from L2 at 2 weight vectors per 12 FMAs (C harness, 256
+    # -> 64 channels: 64-81 GFLOP/s against 81-95 in chunks of 64). So the
+    # input channels go in chunks whose weights stay in L1, over a strip of
+    # tiles whose partial sums wait in scratch; the sum of each pixel still
+    # runs over the channels in order, so the bits are unchanged.
+    cdef Py_ssize_t nb = g.groups * g.blocks
+    cdef Py_ssize_t chunk = max(16, CHUNK_WEIGHT_BYTES // (nb * g.KB * item))
+    if not (g.flat and g.R == 1 and g.S == 1 and chunk < g.Cg
+            and g.packed_size * item <= TILES_OUTER_BYTES):
+        return
+    g.chunk = chunk
+    g.strip = max(1, STRIP_PARTIAL_BYTES // (nb * g.PT * g.KB * item))
+    g.scratch_size += g.strip * nb * g.PT * g.KB
 
 
 cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
@@ -610,6 +635,8 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     # empty: vectorize along the row instead.
     g.blocked = 2 * g.Kg >= g.KB
     g.flat = False
+    g.chunk = g.Cg
+    g.strip = 0
     g.Hb, g.Wb = g.Hp, g.Wp
     g.FK = _table.flat_channels
     g.FP = _table.flat_f64 if double_precision else _table.flat_f32
@@ -644,6 +671,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         g.blocks = (g.Kg + g.KB - 1) // g.KB
         g.packed_size = g.groups * g.blocks * g.Cg * g.R * g.S * g.KB
         g.scratch_size = g.PT * g.KB
+        _plan_chunks(g, 8 if double_precision else 4)
         g.edge_size = g.Cg * g.R * g.PT * g.S
     else:
         g.blocks = 0
@@ -748,9 +776,18 @@ cdef inline void _blocked_tile(const fp_t *inp, Py_ssize_t cs, Py_ssize_t rs, Py
                                Py_ssize_t sx, const _Conv *g, const fp_t *wp,
                                fp_t *tile) noexcept nogil:
     if fp_t is float:
-        _table.blocked_tile_f32(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, tile)
+        _table.blocked_tile_f32(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, NULL, tile)
     else:
-        _table.blocked_tile_f64(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, tile)
+        _table.blocked_tile_f64(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, NULL, tile)
+
+
+cdef inline void _blocked_tile_part(const fp_t *inp, Py_ssize_t cs, Py_ssize_t nc,
+                                    const fp_t *wp, const fp_t *init, fp_t *tile) noexcept nogil:
+    # A 1x1 flat tile over nc input channels, from the partial sums `init` (or zero).
+    if fp_t is float:
+        _table.blocked_tile_f32(inp, cs, 0, 0, 1, nc, 1, 1, wp, init, tile)
+    else:
+        _table.blocked_tile_f64(inp, cs, 0, 0, 1, nc, 1, 1, wp, init, tile)
 
 
 cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t *wp,
@@ -796,6 +833,15 @@ cdef inline void _blocked_flat_tile(const _Conv *g, const fp_t *base, const fp_t
         # Images of less than one tile: gather the input of its pixels.
         _gather_edge(g, base, 0, f, f_end - f, edge)
         _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
+    _store_flat_tile(g, tile, t, f, f_end, bk, out, osk, osy, osx, nk)
+
+
+cdef inline void _store_flat_tile(const _Conv *g, const fp_t *tile, Py_ssize_t t, Py_ssize_t f,
+                                  Py_ssize_t f_end, const fp_t *bk, char *out, Py_ssize_t osk,
+                                  Py_ssize_t osy, Py_ssize_t osx, Py_ssize_t nk) noexcept nogil:
+    # Pixels t.. of the flat tile at flat pixel f, row by row, skipping the
+    # padding columns and anything at or past f_end.
+    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo, y, x, npx
     while t < PT and f + t < f_end:
         y = (f + t) // Wb
         x = (f + t) - y * Wb
@@ -804,6 +850,49 @@ cdef inline void _blocked_flat_tile(const _Conv *g, const fp_t *base, const fp_t
             _store_tile(tile + t * KB, KB, nk, out + y * osy + x * osx,
                         osk, osx, min(npx, Wo - x), bk)
         t = t + npx
+
+
+cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *packed,
+                              const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
+                              Py_ssize_t osx, fp_t *tile, fp_t *part, Py_ssize_t f0,
+                              Py_ssize_t f_end) noexcept nogil:
+    """The flat tiles from flat pixel f0 to f_end (at least one tile) of every
+    channel block, the input channels in chunks of g.chunk (_plan_chunks):
+    per strip of g.strip tile positions, each chunk runs over the strip and
+    leaves its partial sums in `part`; the last chunk stores the tiles."""
+    cdef Py_ssize_t PT = g.PT, KB = g.KB, cs = g.Hb * g.Wb, nb = g.groups * g.blocks
+    cdef Py_ssize_t block = g.Cg * KB    # packed weights per block (1x1)
+    cdef Py_ssize_t tiles = (f_end - f0 + PT - 1) // PT
+    cdef Py_ssize_t s0, s1, c0, nc, i, f, grp, b, k0
+    cdef fp_t *p
+    cdef const fp_t *init
+    s0 = 0
+    while s0 < tiles:
+        s1 = min(tiles, s0 + g.strip)
+        c0 = 0
+        while c0 < g.Cg:
+            nc = min(g.chunk, g.Cg - c0)
+            for i in range(s0, s1):
+                # the last tile moves back to end at f_end, as in _blocked_flat_tile
+                f = min(f0 + i * PT, f_end - PT)
+                for grp in range(g.groups):
+                    for b in range(g.blocks):
+                        p = part + ((i - s0) * nb + grp * g.blocks + b) * PT * KB
+                        init = p if c0 > 0 else NULL
+                        if c0 + nc < g.Cg:
+                            _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc,
+                                               packed + (grp * g.blocks + b) * block + c0 * KB,
+                                               init, p)
+                            continue
+                        _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc,
+                                           packed + (grp * g.blocks + b) * block + c0 * KB,
+                                           init, tile)
+                        k0 = grp * g.Kg + b * KB
+                        _store_flat_tile(g, tile, f0 + i * PT - f, f, f_end,
+                                         bias + k0 if bias != NULL else NULL, out + k0 * osk,
+                                         osk, osy, osx, min(KB, g.Kg - b * KB))
+            c0 += nc
+        s0 = s1
 
 
 cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed,
@@ -827,7 +916,11 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
     # position runs back to back, so the tile's input stays in L1 (and is
     # read from memory once: it matters for 1x1 layers, whose images exceed
     # L2); otherwise each block's weights stay in cache while its tiles run.
-    cdef bint tiles_outer = g.packed_size * <Py_ssize_t>sizeof(fp_t) <= 262144
+    cdef bint tiles_outer = g.packed_size * <Py_ssize_t>sizeof(fp_t) <= TILES_OUTER_BYTES
+    if g.chunk < g.Cg and f_end - y0 * g.Wb >= PT:
+        _flat_tiles_chunked(g, padded, packed, bias, out, osk, osy, osx, tile,
+                            tile + PT * KB, y0 * g.Wb, f_end)
+        return
     if tiles_outer:
         f = y0 * g.Wb
         for y in range(y0, y1 if not g.flat else y0 + 1):
@@ -1053,6 +1146,11 @@ cdef class Conv2dPlan:
         """Row pitch of the padded buffer: the padded width, or less when
         zero-padded rows share a padding column (flat and small-image tiles)."""
         return self.g.Wb
+
+    @property
+    def chunk(self):
+        """Input channels per pass of flat 1x1 tiles (Cg: a single pass)."""
+        return self.g.chunk
 
     @property
     def blocked(self):

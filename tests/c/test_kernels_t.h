@@ -160,7 +160,20 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
         T *in = CK(rand_array)(C * cs), *wp = CK(rand_array)(C * R * S * KB);
         T *tile = malloc((size_t)(PT * KB + GUARD) * sizeof(T));
         for (cyc_index i = 0; i < PT * KB + GUARD; i++) tile[i] = (T)SENTINEL;
-        kt->CK(blocked_tile)(in, cs, dr * rstride, ds, sx, C, R, S, wp, tile);
+        kt->CK(blocked_tile)(in, cs, dr * rstride, ds, sx, C, R, S, wp, NULL, tile);
+        if (C > 1) {
+            /* The channels in two calls, the second from the first's partial
+             * sums (init == tile): the same bits as one call. */
+            cyc_index C1 = C / 2;
+            T *two = malloc((size_t)(PT * KB) * sizeof(T));
+            kt->CK(blocked_tile)(in, cs, dr * rstride, ds, sx, C1, R, S, wp, NULL, two);
+            kt->CK(blocked_tile)(in + C1 * cs, cs, dr * rstride, ds, sx, C - C1, R, S,
+                                 wp + C1 * R * S * KB, two, two);
+            if (memcmp(two, tile, (size_t)(PT * KB) * sizeof(T)) != 0 && bad++ < 5)
+                printf("  blocked_tile_%s C=%d R=%d S=%d sx=%d: two passes (init) differ\n",
+                       STR(SFX), (int)C, (int)R, (int)S, (int)sx);
+            free(two);
+        }
         for (cyc_index i = 0; i < PT; i++)
             for (cyc_index k = 0; k < KB; k++) {
                 long double ref = 0, mag = 0;

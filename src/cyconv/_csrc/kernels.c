@@ -20,6 +20,15 @@
 #else
 #define CYC_X86 0
 #endif
+/* An empty asm that says a vector value lives in a register here: it cuts
+ * the optimizer's view across that point (see blocked_tile_body). */
+#if CYC_HAVE_VECTOR_EXT && CYC_X86
+#define CYC_IN_REGISTER(v) __asm__("" : "+v"(v))
+#elif CYC_HAVE_VECTOR_EXT && (defined(__aarch64__) || defined(_M_ARM64))
+#define CYC_IN_REGISTER(v) __asm__("" : "+w"(v))
+#else
+#define CYC_IN_REGISTER(v) ((void)0)
+#endif
 /* Run-time dispatch needs the vector kernels and an x86 CPU to ask. */
 #define CYC_X86_DISPATCH (CYC_HAVE_VECTOR_EXT && CYC_X86)
 

@@ -62,14 +62,16 @@ typedef cyc_spatial_rows_f64 cyc_spatial_rows_t_f64;
 /* A tile of `pixels` (PT, see cyc_kernel_table) consecutive output pixels of
  * one row times KB output channels, channels innermost:
  *   tile[i*KB + k] = sum_{c,r,s} in[c*cs + r*rs + s*ds + i*sx] * wp[((c*R + r)*S + s)*KB + k]
- * summed in (c, r, s) order from zero. `in` points at the tile's first
- * input pixel; wp holds the weights packed with KB channels innermost. */
+ * summed in (c, r, s) order from zero, or from init[i*KB + k] when init is
+ * not NULL (partial sums over earlier input channels; init may be tile).
+ * `in` points at the tile's first input pixel; wp holds the weights packed
+ * with KB channels innermost. */
 typedef void (*cyc_blocked_tile_f32)(const float *in, cyc_index cs, cyc_index rs, cyc_index ds,
                                      cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                                     const float *wp, float *tile);
+                                     const float *wp, const float *init, float *tile);
 typedef void (*cyc_blocked_tile_f64)(const double *in, cyc_index cs, cyc_index rs, cyc_index ds,
                                      cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                                     const double *wp, double *tile);
+                                     const double *wp, const double *init, double *tile);
 
 /* FK output channels x FP flat pixels (see kernels_impl.h: flat_tile). */
 typedef void (*cyc_flat_tile_f32)(const float *in, cyc_index cs, cyc_index rs, cyc_index ds,

@@ -550,14 +550,27 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
 TARGET static inline __attribute__((always_inline)) void
 FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                       cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                      const T *wp, T *tile)
+                      const T *wp, const T *init, T *tile)
 {
     /* PT pixels x 2 vectors of channels: fully unrolled so the
      * accumulators live in registers; weights are loaded once per
-     * (c, r, s) and each input value is broadcast once. */
+     * (c, r, s) and each input value is broadcast once. The sums start
+     * from zero, or from `init` (a tile of partial sums over earlier
+     * channels: the order per pixel is the same as in one call). */
+    /* One unconditional load (from a zero tile when init is NULL), each
+     * accumulator then pinned in a register: otherwise GCC 12 keeps copies
+     * of the loaded values and spills half the accumulators in the loop
+     * (1x1 tiles at half speed). */
+    static const T zero_tile[PT * KB];
+    const T *start = init ? init : zero_tile;
     VEC acc[PT][2];
 #pragma GCC unroll 32
-    for (int i = 0; i < PT; i++) { acc[i][0] = (VEC){0}; acc[i][1] = (VEC){0}; }
+    for (int i = 0; i < PT; i++) {
+        VLOAD(acc[i][0], start + i * KB);
+        VLOAD(acc[i][1], start + i * KB + VW);
+        CYC_IN_REGISTER(acc[i][0]);
+        CYC_IN_REGISTER(acc[i][1]);
+    }
     for (cyc_index c = 0; c < C; c++) {
         for (cyc_index r = 0; r < R; r++) {
             const T *p = in + c * cs + r * rs;
@@ -588,7 +601,7 @@ FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
 
 TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                                     cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                                    const T *wp, T *tile)
+                                    const T *wp, const T *init, T *tile)
 {
     /* Unit pixel stride (stride-1 layers, flat tiles) gets its own copy:
      * the PT input offsets become constants instead of registers. 1x1
@@ -597,20 +610,22 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
      * 33-60 GFLOP/s -> 47-76). A copy for pixel stride 2 was measured
      * slower on the 3x3/2 ResNet layer (0.78-0.81x PyTorch against 0.81-0.86x). */
     if (sx == 1 && R == 1 && S == 1)
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, wp, tile);
-    else if (sx == 1)
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, tile);
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, wp, init, tile);
+    else if (init)   /* partial sums are only passed for 1x1 tiles; any tile works */
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, init, tile);
+    else if (sx == 1)   /* init NULL as a constant: the sums start from zeros */
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, NULL, tile);
     else
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, tile);
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile);
 }
 #undef KB
 #else
 /* Scalar build (compilers without vector extensions): KB = 2, same order. */
 static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                              cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                             const T *wp, T *tile)
+                             const T *wp, const T *init, T *tile)
 {
-    for (int i = 0; i < PT * 2; i++) tile[i] = 0;
+    for (int i = 0; i < PT * 2; i++) tile[i] = init ? init[i] : 0;
     for (cyc_index c = 0; c < C; c++)
         for (cyc_index r = 0; r < R; r++)
             for (cyc_index s = 0; s < S; s++, wp += 2) {
