@@ -291,6 +291,11 @@ def test_filter2d_reports_bad_arguments(capi_user):
          groups=3, mode="symmetric"),
     dict(C=2, K=32, H=9, W=30, R=2, S=4, stride=(1, 3), padding=(0, 0, 1, 3), dilation=(2, 1),
          groups=1, mode="replicate"),
+    # 1x1 layer in channel chunks; small-image tiles with a shared padding column
+    dict(C=200, K=64, H=9, W=13, R=1, S=1, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
+         groups=1, mode="zeros"),
+    dict(C=8, K=32, H=7, W=7, R=3, S=3, stride=(1, 1), padding=(1, 1, 1, 2), dilation=(1, 1),
+         groups=1, mode="zeros"),
 ])
 @pytest.mark.parametrize("bias", [False, True])
 def test_conv2d_matches_python_api(capi_user, case, bias):
@@ -386,6 +391,11 @@ def conv2d_expected(t, itemsize):
             Hb += 1
         packed = groups * -(-Kg // KB) * Cg * R * S * KB
         scratch = PT * KB
+        # 1x1 flat tiles in channel chunks: partial sums of a strip of tiles
+        nb = groups * -(-Kg // KB)
+        chunk = max(16, 16384 // (nb * KB * itemsize))
+        if flat and R == S == 1 and chunk < Cg and packed * itemsize <= 262144:
+            scratch += max(1, 131072 // (nb * PT * KB * itemsize)) * nb * PT * KB
         edge = Cg * R * PT * S
     else:
         scratch = TILES["spatial_rows"] * ((Wo - 1) * sw + 1)
@@ -466,6 +476,19 @@ def test_filter2d_size_queries_never_wrap(capi_user, h, w, m, n, mode, itemsize)
 @SETTINGS
 @given(t=huge_conv2d_params(), itemsize=itemsizes)
 def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
+    check_conv2d_query(capi_user, t, itemsize)
+
+
+@pytest.mark.parametrize("t", [
+    (2, 200, 9, 13, 64, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),    # 1x1 in channel chunks
+    (1, 96, 30, 31, 160, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),   # chunks over strips
+    (1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # small tiles, shared column
+    (1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # flat tiles, shared column
+    (1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),    # the same, reflect: no sharing
+])
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_conv2d_size_query_of_planned_layouts(capi_user, t, itemsize):
+    """The exact work size of plans with channel chunks and shared padding columns."""
     check_conv2d_query(capi_user, t, itemsize)
 
 

@@ -865,28 +865,25 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *pa
     cdef Py_ssize_t tiles = (f_end - f0 + PT - 1) // PT
     cdef Py_ssize_t s0, s1, c0, nc, i, f, grp, b, k0
     cdef fp_t *p
-    cdef const fp_t *init
+    cdef bint last
     s0 = 0
     while s0 < tiles:
         s1 = min(tiles, s0 + g.strip)
         c0 = 0
         while c0 < g.Cg:
             nc = min(g.chunk, g.Cg - c0)
+            last = c0 + nc == g.Cg
             for i in range(s0, s1):
                 # the last tile moves back to end at f_end, as in _blocked_flat_tile
                 f = min(f0 + i * PT, f_end - PT)
                 for grp in range(g.groups):
                     for b in range(g.blocks):
                         p = part + ((i - s0) * nb + grp * g.blocks + b) * PT * KB
-                        init = p if c0 > 0 else NULL
-                        if c0 + nc < g.Cg:
-                            _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc,
-                                               packed + (grp * g.blocks + b) * block + c0 * KB,
-                                               init, p)
-                            continue
                         _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc,
                                            packed + (grp * g.blocks + b) * block + c0 * KB,
-                                           init, tile)
+                                           p if c0 > 0 else NULL, tile if last else p)
+                        if not last:
+                            continue
                         k0 = grp * g.Kg + b * KB
                         _store_flat_tile(g, tile, f0 + i * PT - f, f, f_end,
                                          bias + k0 if bias != NULL else NULL, out + k0 * osk,
@@ -1953,6 +1950,10 @@ cdef cyc_index_t _conv2d_work_bound(const cyc_conv2d_params *p, cyc_index_t hp, 
     cdef cyc_index_t edge = _size_mul(taps, _table.tile_pixels)
     cdef cyc_index_t scratch = max(_size_mul(SPATIAL_ROWS, wp),
                                    tile * max(kb, _table.flat_channels))
+    # 1x1 channel chunks' partial sums (_plan_chunks): a strip of at most
+    # STRIP_PARTIAL_BYTES, or one tile position of every block
+    scratch = _size_add(scratch, _size_add(STRIP_PARTIAL_BYTES,
+                                           _size_mul(_size_add(p.K, _size_mul(p.groups, kb)), tile)))
     cdef cyc_index_t values = _size_add(_size_add(padded, packed), _size_add(edge, scratch))
     cdef cyc_index_t maps = _size_mul(_size_add(rows, wp), sizeof(int64_t))
     return _size_add(5 * API_ALIGN, _size_add(maps, _size_mul(values, itemsize)))
