@@ -580,6 +580,7 @@ ctypedef struct _Conv:
     Py_ssize_t FK, FP               # small-image tiles: channels x flat pixels
     Py_ssize_t chunk, strip         # flat 1x1 tiles: input channels per pass, tiles per strip
     bint blocked, flat, small
+    bint tiles_outer                # blocked: every channel block per tile position
     Py_ssize_t packed_size, scratch_size, edge_size   # elements
 
 
@@ -611,8 +612,7 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     # runs over the channels in order, so the bits are unchanged.
     cdef Py_ssize_t nb = g.groups * g.blocks
     cdef Py_ssize_t chunk = max(16, CHUNK_WEIGHT_BYTES // (nb * g.KB * item))
-    if not (g.flat and g.R == 1 and g.S == 1 and chunk < g.Cg
-            and g.packed_size * item <= TILES_OUTER_BYTES):
+    if not (g.flat and g.tiles_outer and g.R == 1 and g.S == 1 and chunk < g.Cg):
         return
     g.chunk = chunk
     g.strip = max(1, STRIP_PARTIAL_BYTES // (nb * g.PT * g.KB * item))
@@ -635,6 +635,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     # empty: vectorize along the row instead.
     g.blocked = 2 * g.Kg >= g.KB
     g.flat = False
+    g.tiles_outer = False
     g.chunk = g.Cg
     g.strip = 0
     g.Hb, g.Wb = g.Hp, g.Wp
@@ -671,6 +672,12 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         g.blocks = (g.Kg + g.KB - 1) // g.KB
         g.packed_size = g.groups * g.blocks * g.Cg * g.R * g.S * g.KB
         g.scratch_size = g.PT * g.KB
+        # When all the packed weights fit in L2, every channel block of a
+        # tile position runs back to back, so the tile's input stays in L1
+        # (and is read from memory once: it matters for 1x1 layers, whose
+        # images exceed L2); otherwise each block's weights stay in cache
+        # while its tiles run (_conv2d_blocked).
+        g.tiles_outer = g.packed_size * (8 if double_precision else 4) <= TILES_OUTER_BYTES
         _plan_chunks(g, 8 if double_precision else 4)
         g.edge_size = g.Cg * g.R * g.PT * g.S
     else:
@@ -909,16 +916,11 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
     cdef const fp_t *base
     cdef const fp_t *wp
     cdef const fp_t *bk
-    # When all the packed weights fit in L2, every channel block of a tile
-    # position runs back to back, so the tile's input stays in L1 (and is
-    # read from memory once: it matters for 1x1 layers, whose images exceed
-    # L2); otherwise each block's weights stay in cache while its tiles run.
-    cdef bint tiles_outer = g.packed_size * <Py_ssize_t>sizeof(fp_t) <= TILES_OUTER_BYTES
     if g.chunk < g.Cg and f_end - y0 * g.Wb >= PT:
         _flat_tiles_chunked(g, padded, packed, bias, out, osk, osy, osx, tile,
                             tile + PT * KB, y0 * g.Wb, f_end)
         return
-    if tiles_outer:
+    if g.tiles_outer:   # _conv_plan says why
         f = y0 * g.Wb
         for y in range(y0, y1 if not g.flat else y0 + 1):
             for t in range((f_end - f + PT - 1) // PT if g.flat else (Wo + PT - 1) // PT):
