@@ -15,6 +15,12 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 
 cdef extern from "kernels.h" nogil:
     void cyc_prefetch_write(const void *p)
+
+cdef extern from "tile_store.h" nogil:
+    void cyc_store_channel_f32(const float *t, Py_ssize_t KB, float *o, Py_ssize_t npx,
+                               const float *bias)
+    void cyc_store_channel_f64(const double *t, Py_ssize_t KB, double *o, Py_ssize_t npx,
+                               const double *bias)
     ctypedef Py_ssize_t cyc_index
     enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
     ctypedef void (*cyc_spatial_row_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
@@ -749,13 +755,21 @@ cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
     cdef Py_ssize_t i, kk
     cdef char *o
     cdef fp_t bk
+    cdef bint contiguous = osx == sizeof(fp_t)
     for kk in range(nk):
         o = out + kk * osk
         # The next tiles write on along these rows: request the next line
         # now (without it, stores waiting for lines of 16+ output planes
         # stall; 12 % of the 7x7/2 layer).
         cyc_prefetch_write(o + npx * osx + 64)
-        if bias != NULL:
+        if contiguous:   # vector stores (tile_store.h says why)
+            if fp_t is float:
+                cyc_store_channel_f32(tile + kk, KB, <float *>o, npx,
+                                      bias + kk if bias != NULL else NULL)
+            else:
+                cyc_store_channel_f64(tile + kk, KB, <double *>o, npx,
+                                      bias + kk if bias != NULL else NULL)
+        elif bias != NULL:
             bk = bias[kk]
             for i in range(npx):
                 (<fp_t *>(o + i * osx))[0] = tile[i * KB + kk] + bk

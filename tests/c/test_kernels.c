@@ -2,7 +2,8 @@
  * definition in kernels.h (reference in long double, tolerance
  * 2*(terms+2)*eps*sum|terms|); bitwise: spatial_rows and spatial_rows_t
  * against spatial_row and against themselves split in two, spatial_row against itself started at another
- * column; and guard cells that no kernel may write. Exit status 0 if all pass.
+ * column; tile_store.h's channel stores bitwise against plain C; and guard
+ * cells that no kernel may write. Exit status 0 if all pass.
  * Built and run by tests/test_c_kernels.py (native, and the scalar build a
  * compiler without GNU C gets) and by tools/check_wheel.py (under qemu). */
 #include <float.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
+#include "tile_store.h"
 
 #define GUARD 24
 #define SENTINEL 1234.5
@@ -60,7 +62,7 @@ int main(void)
         bad = check_row_f32(kt) + check_rows_f32(kt, 0) + check_rows_f32(kt, 1) + check_tile_f32(kt, kt->block_f32)
             + check_flat_f32(kt, kt->flat_f32)
             + check_row_f64(kt) + check_rows_f64(kt, 0) + check_rows_f64(kt, 1) + check_tile_f64(kt, kt->block_f64)
-            + check_flat_f64(kt, kt->flat_f64);
+            + check_flat_f64(kt, kt->flat_f64) + check_store_f32() + check_store_f64();
         printf("level %d %-8s tiles %2dx%2d/%2d flat %dx%2d/%2d: %6ld values, worst %4.2f eps*sum|terms|: %s\n",
                level, kt->name, (int)kt->tile_pixels, (int)kt->block_f32, (int)kt->block_f64,
                (int)kt->flat_channels, (int)kt->flat_f32, (int)kt->flat_f64,

@@ -201,6 +201,36 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
     return bad;
 }
 
+/* tile_store.h: one channel of a channels-innermost tile into npx
+ * consecutive outputs, with and without a bias: bitwise the scalar
+ * t + bias (or t itself, -0.0 included), nothing written past npx. */
+static int CK(check_store)(void)
+{
+    int bad = 0;
+    for (cyc_index KB = 4; KB <= 32; KB *= 2)
+    for (cyc_index npx = 0; npx <= 16; npx++)
+    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+        T *tile = CK(rand_array)(16 * KB), out[16 + GUARD], bias = (T)urand();
+        tile[0] = (T)-0.0;
+        for (cyc_index i = 0; i < 16 + GUARD; i++) out[i] = (T)SENTINEL;
+        CK(cyc_store_channel)(tile, KB, out, npx, with_bias ? &bias : NULL);
+        for (cyc_index i = 0; i < npx; i++) {
+            T want = with_bias ? tile[i * KB] + bias : tile[i * KB];
+            checks++;
+            if (memcmp(&out[i], &want, sizeof(T)) != 0 && bad++ < 5)
+                printf("  store_channel_%s KB=%d npx=%d bias=%d pixel %d: %g != %g\n", STR(SFX),
+                       (int)KB, (int)npx, with_bias, (int)i, (double)out[i], (double)want);
+        }
+        for (cyc_index i = npx; i < 16 + GUARD; i++)
+            if (out[i] != (T)SENTINEL) {
+                if (bad++ < 5) printf("  store_channel_%s wrote past npx=%d\n", STR(SFX), (int)npx);
+                break;
+            }
+        free(tile);
+    }
+    return bad;
+}
+
 /* flat_tile: FK channels x FP consecutive pixels, weights unpacked. */
 static int CK(check_flat)(const cyc_kernel_table *kt, cyc_index FP)
 {
