@@ -7,7 +7,7 @@ scratch buffers, and calls the compiled core once.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence, Union
+from typing import Literal, NamedTuple, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -61,44 +61,37 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     x = np.asarray(input)
     w = np.asarray(weight)
     b = None if bias is None else np.asarray(bias)
-    dtype = _geometry.conv2d_dtype(x.dtype, w.dtype, None if b is None else b.dtype)
-    geo = _geometry.conv2d(x.shape, w.shape, None if b is None else b.shape, stride, padding,
-                           dilation, groups, padding_mode)
+    key = _key(x, w, b, stride, padding, dilation, groups, padding_mode)
+    prep = _prepared.get(key) if key is not None else None
+    if prep is None:
+        prep = _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers)
+        if key is not None:
+            if len(_prepared) >= _MAX_PREPARED:
+                _prepared.clear()
+            _prepared[key] = prep
     workers = _parallel.resolve_workers(workers)
-    _geometry.check_size(geo.out_shape, dtype, "output")
+    geo, dtype, plan = prep.geo, prep.dtype, prep.plan
 
-    result = _check_out(out, geo.result_shape, dtype, (x, w, b))
+    result = _check_out(out, prep.result_shape, dtype, (x, w, b))
     out4 = result[np.newaxis] if geo.unbatched else result
     if geo.unbatched:
         x = x[np.newaxis]
-    if out4.size == 0:
-        return result
-    if geo.empty_kernel:
-        # A reduction over nothing: only the bias remains.
-        out4[...] = 0 if b is None else b.astype(dtype)[:, None, None]
+    if plan is None:
+        if out4.size and geo.empty_kernel:
+            # A reduction over nothing: only the bias remains.
+            out4[...] = 0 if b is None else b.astype(dtype)[:, None, None]
         return result
 
     if x.dtype != dtype:  # also fixes a non-native byte order; any strides are fine
         x = x.astype(dtype)
     x, w = aligned(x), aligned(w)
     bias_arr = np.empty(0, dtype) if b is None else aligned(np.ascontiguousarray(b, dtype=dtype))
-
-    N, C, K, Cg, R, S = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S
-    Ho, Wo = geo.Ho, geo.Wo
-    plan = _core.conv2d_plan((N, C, geo.H, geo.W), K, (R, S), geo.groups, geo.stride,
-                             geo.dilation, geo.padding, dtype == np.float64,
-                             zero_padding=geo.rule == "constant")
-    Hb, Wb = plan.Hb, plan.Wb
-    _geometry.check_size((C, Hb, Wb), dtype, "padded input")
     if plan.blocked:
         weights = np.empty(plan.packed_shape, dtype)
         _core.pack_weights(plan, w.astype(dtype, copy=False), weights)
     else:
         weights = np.ascontiguousarray(w, dtype=dtype)
-    # Rows past the padded input (small-image tiles' zero rows, a spare row) map to -1.
-    row_map = np.concatenate([_geometry.axis_map(geo.rows, geo.rule),
-                              np.full(Hb - geo.rows.padded, -1, np.int64)])
-    col_map = _geometry.axis_map(geo.cols, geo.rule)
+    C, Hb, Wb = geo.C, plan.Hb, plan.Wb
 
     def scratch():
         # Each thread pads its own copy of one image at a time.
@@ -107,11 +100,15 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
 
     def job(buffers, n0, n1, y0, y1):
         padded, tiles, edge = buffers
-        _core.conv2d(plan, x, row_map, col_map, weights, bias_arr, out4, padded, tiles, edge,
-                     n0, n1, y0, y1)
+        _core.conv2d(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded,
+                     tiles, edge, n0, n1, y0, y1)
 
+    N, Ho, per_row = geo.N, prep.Ho, prep.per_row
+    if N * Ho * per_row < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
+        # Microseconds of work, a single piece: no CPU slot (as _parallel.run_rows).
+        job(scratch(), 0, N, 0, Ho)
+        return result
     # Pieces of about CHUNK_WORK: whole images when they are small, else row ranges.
-    per_row = K * Wo * Cg * R * S
     rows = max(plan.min_rows, int(_parallel.CHUNK_WORK // per_row))
     if rows >= Ho:
         images = rows // Ho
@@ -121,6 +118,67 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
     _parallel.run(job, chunks, nthreads, scratch)
     return result
+
+
+class _Prepared(NamedTuple):
+    """What conv2d derives from the shapes, dtypes and arguments alone."""
+    geo: _geometry.Conv2d
+    dtype: np.dtype
+    plan: object            # _core.Conv2dPlan, or None when there is nothing to compute
+    row_map: np.ndarray     # padded buffer rows -> input rows (-1: padding), read-only
+    col_map: np.ndarray     # padded columns -> input columns, read-only
+    result_shape: tuple
+    Ho: int
+    per_row: int            # multiply-adds per output row of one image
+
+
+# Prepared calls by _key: a repeated call (a layer in a training loop) skips
+# the argument checks and the plan, about 25 of conv2d's 40 microseconds on
+# small layers. Only calls whose arguments passed every check are kept.
+_prepared: dict = {}
+_MAX_PREPARED = 256
+
+
+def _typed(value):
+    # Type and value, so that 2, 2.0, True and np.int64(2) (equal, with equal
+    # hashes) stay apart: the checks accept some of them and reject others.
+    if type(value) is tuple or type(value) is list:
+        return type(value), tuple(_typed(v) for v in value)
+    return type(value), value
+
+
+def _key(x, w, b, stride, padding, dilation, groups, padding_mode):
+    """The _prepared key of a call, or None when an argument is unhashable."""
+    key = (x.shape, x.dtype, w.shape, w.dtype, None if b is None else (b.shape, b.dtype),
+           _typed(stride), _typed(padding), _typed(dilation), _typed(groups),
+           _typed(padding_mode), _core.level_name())
+    try:
+        hash(key)
+    except TypeError:   # e.g. an array as stride: the full checks explain what is wrong
+        return None
+    return key
+
+
+def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) -> _Prepared:
+    """Check every argument but `out` (raising what is wrong) and plan the call."""
+    dtype = _geometry.conv2d_dtype(x.dtype, w.dtype, None if b is None else b.dtype)
+    geo = _geometry.conv2d(x.shape, w.shape, None if b is None else b.shape, stride, padding,
+                           dilation, groups, padding_mode)
+    _parallel.resolve_workers(workers)   # checked here too: the errors keep their order
+    _geometry.check_size(geo.out_shape, dtype, "output")
+    shape, per_row = geo.result_shape, geo.K * geo.Wo * geo.Cg * geo.R * geo.S
+    if geo.N * geo.K * geo.Ho * geo.Wo == 0 or geo.empty_kernel:
+        return _Prepared(geo, dtype, None, None, None, shape, geo.Ho, per_row)
+    plan = _core.conv2d_plan((geo.N, geo.C, geo.H, geo.W), geo.K, (geo.R, geo.S), geo.groups,
+                             geo.stride, geo.dilation, geo.padding, dtype == np.float64,
+                             zero_padding=geo.rule == "constant")
+    _geometry.check_size((geo.C, plan.Hb, plan.Wb), dtype, "padded input")
+    # Rows past the padded input (small-image tiles' zero rows, a spare row) map to -1.
+    row_map = np.concatenate([_geometry.axis_map(geo.rows, geo.rule),
+                              np.full(plan.Hb - geo.rows.padded, -1, np.int64)])
+    row_map.flags.writeable = False
+    return _Prepared(geo, dtype, plan, row_map, _geometry.axis_map(geo.cols, geo.rule), shape,
+                     geo.Ho, per_row)
 
 
 def _check_out(out, shape, dtype, inputs) -> np.ndarray:

@@ -1,0 +1,173 @@
+"""conv2d keeps what it derives from the shapes and arguments of a call
+(_conv2d._prepared) for the next call with the same ones: repeated calls
+give the bits of a first call, and every error of the full checks stays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cyconv
+from cyconv import _conv2d, _parallel
+
+from conv2d_reference import conv2d_reference
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    _conv2d._prepared.clear()
+    yield
+    _conv2d._prepared.clear()
+
+
+def first_call(*args, **kwargs):
+    """conv2d's result with nothing remembered (the full checks and plan)."""
+    _conv2d._prepared.clear()
+    return cyconv.conv2d(*args, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xshape,wshape,kwargs", [
+    ((1, 1, 3, 3), (1, 1, 1, 1), {}),
+    ((2, 3, 28, 28), (8, 3, 3, 3), {"padding": 1}),
+    ((3, 9, 9), (16, 3, 3, 3), {"stride": 2, "padding": "same"}),          # unbatched
+    ((1, 4, 12, 10), (8, 2, 3, 2), {"groups": 2, "dilation": (2, 1), "padding": (1, 2)}),
+    ((2, 8, 6, 7), (32, 8, 3, 3), {"padding": 2, "padding_mode": "reflect"}),
+    ((1, 64, 20, 20), (64, 64, 3, 3), {"padding": 1}),                   # several pieces
+])
+def test_repeated_calls_are_bitwise_a_first_call(dtype, xshape, wshape, kwargs):
+    rng = np.random.default_rng(sum(xshape) + sum(wshape))
+    w = rng.standard_normal(wshape).astype(dtype)
+    b = rng.standard_normal(wshape[0]).astype(dtype)
+    for i in range(3):   # new data each time: nothing of the data is kept
+        x = rng.standard_normal(xshape).astype(dtype)
+        w = w + 1 if i == 2 else w
+        for workers in (None, 1, 2):
+            expected = first_call(x, w, b, workers=workers, **kwargs)
+            for _ in range(2):
+                got = cyconv.conv2d(x, w, b, workers=workers, **kwargs)
+                assert got.dtype == expected.dtype and got.shape == expected.shape
+                assert got.tobytes() == expected.tobytes()
+            assert len(_conv2d._prepared) == 1
+        x4, squeeze = (x, False) if x.ndim == 4 else (x[None], True)
+        ref = conv2d_reference(x4.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                               **kwargs)
+        ref = ref[0] if squeeze else ref
+        tol = 1e-4 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * 10)
+
+
+def test_pieces_follow_the_chunk_size_of_each_call(monkeypatch):
+    # The pieces are cut per call, so a smaller CHUNK_WORK still splits a
+    # remembered call into pieces of a row (the same bits).
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    whole = cyconv.conv2d(x, w, padding=1, workers=1)
+    cuts = []
+    run = _parallel.run
+    monkeypatch.setattr(_parallel, "run", lambda f, chunks, *a: (cuts.append(len(chunks)),
+                                                                 run(f, chunks, *a)))
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    pieces = cyconv.conv2d(x, w, padding=1, workers=1)
+    assert cuts == [24] and pieces.tobytes() == whole.tobytes()
+
+
+def test_output_is_fresh_and_inputs_unchanged():
+    x = np.arange(2 * 3 * 5 * 5, dtype=np.float32).reshape(2, 3, 5, 5)
+    w = np.ones((4, 3, 2, 2), np.float32)
+    x0, w0 = x.copy(), w.copy()
+    first = cyconv.conv2d(x, w)
+    second = cyconv.conv2d(x, w)
+    assert not np.shares_memory(first, second)
+    second[...] = 0
+    assert cyconv.conv2d(x, w).tobytes() == first.tobytes()
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(w, w0)
+
+
+@pytest.mark.parametrize("good,bad,error", [
+    ({"stride": 2}, {"stride": 2.0}, TypeError),
+    ({"stride": 1}, {"stride": True}, TypeError),
+    ({"stride": (1, 1)}, {"stride": (1, 1.0)}, TypeError),
+    ({"padding": 1}, {"padding": 1.0}, TypeError),
+    ({"groups": 1}, {"groups": 1.0}, TypeError),
+    ({"dilation": [1, 1]}, {"dilation": [1, True]}, TypeError),
+    ({"padding_mode": "zeros"}, {"padding_mode": "zero"}, ValueError),
+    ({"workers": 1}, {"workers": 0}, ValueError),
+    ({"workers": 1}, {"workers": 1.5}, TypeError),
+])
+def test_errors_stay_after_a_call_was_remembered(good, bad, error):
+    x = np.ones((1, 2, 6, 6), np.float32)
+    w = np.ones((4, 2, 3, 3), np.float32)
+    with pytest.raises(error) as full:
+        first_call(x, w, **bad)
+    cyconv.conv2d(x, w, **good)
+    cyconv.conv2d(x, w, **good)
+    assert _conv2d._prepared
+    with pytest.raises(error) as remembered:
+        cyconv.conv2d(x, w, **bad)
+    assert str(remembered.value) == str(full.value)
+
+
+def test_out_is_checked_on_every_call():
+    x = np.ones((1, 2, 6, 6))
+    w = np.ones((3, 2, 3, 3))
+    cyconv.conv2d(x, w)
+    with pytest.raises(ValueError, match="out must have shape"):
+        cyconv.conv2d(x, w, out=np.empty((1, 3, 4, 5)))
+    with pytest.raises(ValueError, match="out must not overlap"):
+        cyconv.conv2d(x, w, out=x.reshape(-1)[:48].reshape(1, 3, 4, 4))
+    out = np.empty((1, 3, 4, 4))
+    assert cyconv.conv2d(x, w, out=out) is out
+    np.testing.assert_array_equal(out, cyconv.conv2d(x, w))
+
+
+def test_unhashable_arguments_take_the_full_path():
+    x = np.ones((1, 2, 6, 6))
+    w = np.ones((3, 2, 3, 3))
+    cyconv.conv2d(x, w, stride=(2, 1))
+    _conv2d._prepared.clear()
+    with pytest.raises(TypeError, match="stride must be a positive integer"):
+        cyconv.conv2d(x, w, stride=np.array([2, 1]))
+    assert not _conv2d._prepared
+
+
+def test_kinds_of_arguments_are_kept_apart():
+    # Equal, with equal hashes, yet different calls: "same" and an int, a
+    # one-element list and an int, NumPy and Python ints all give their own
+    # entries (with the same results where the values agree).
+    x = np.ones((1, 1, 8, 8))
+    w = np.ones((1, 1, 3, 3))
+    results = [cyconv.conv2d(x, w, padding=p) for p in (1, "same", [1], np.int64(1), (1, 1))]
+    assert len(_conv2d._prepared) == 5
+    assert all(r.tobytes() == results[0].tobytes() for r in results)
+
+
+def test_empty_outputs_and_kernels():
+    x = np.ones((0, 2, 5, 5), np.float32)
+    w = np.ones((3, 2, 2, 2), np.float32)
+    for _ in range(2):
+        assert cyconv.conv2d(x, w).shape == (0, 3, 4, 4)
+    x = np.ones((1, 0, 5, 5))
+    w = np.ones((3, 0, 2, 2))
+    b = np.arange(3.0)
+    for _ in range(2):
+        got = cyconv.conv2d(x, w, b)
+        np.testing.assert_array_equal(got, np.broadcast_to(b[:, None, None], (1, 3, 4, 4)))
+
+
+def test_the_cache_is_bounded():
+    w = np.ones((1, 1, 1, 1), np.float32)
+    for n in range(1, _conv2d._MAX_PREPARED + 40):
+        cyconv.conv2d(np.ones((1, 1, 1, n), np.float32), w)
+    assert 0 < len(_conv2d._prepared) <= _conv2d._MAX_PREPARED
+
+
+def test_remembered_maps_are_read_only():
+    cyconv.conv2d(np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)), padding=1,
+                  padding_mode="circular")
+    (prep,) = _conv2d._prepared.values()
+    for a in (prep.row_map, prep.col_map):
+        with pytest.raises(ValueError):
+            a[0] = 7
