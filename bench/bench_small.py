@@ -19,6 +19,12 @@ process CPU time, each sample a batch of calls):
 "overhead" = cyconv - kernel: the whole Python layer (checks, result type,
 plan, index maps, method, thread decision, output allocation).
 
+A second table times ``cyconv.conv2d`` on small layers (padding 1, one
+thread) against ``torch.nn.functional.conv2d`` when PyTorch is installed:
+``conv2d`` is a repeated call (what a training loop makes: the checks and
+plan are remembered), ``conv2d first`` the same call with nothing
+remembered (``_conv2d._prepared`` cleared before each call).
+
     python bench/bench_small.py [--json PATH] [--markdown]
 """
 
@@ -37,6 +43,9 @@ import numpy as np  # noqa: E402
 
 SIZES = (8, 16, 32, 64, 128)
 PEERS = ("kernel", "cyconv w=1", "cyconv w=None", "scipy.signal", "cv2.filter2D")
+# conv2d layers: (N, C, H, W), (K, C, R, S)
+LAYERS = (((1, 1, 8, 8), (1, 1, 3, 3)), ((1, 3, 28, 28), (8, 3, 3, 3)),
+          ((16, 8, 14, 14), (16, 8, 3, 3)), ((1, 16, 32, 32), (32, 16, 3, 3)))
 
 
 def make_callables(cyconv, signal, cv2, x, k) -> dict:
@@ -87,9 +96,41 @@ def run(log=C.progress, repeat: int = 41) -> dict:
         cases.append({"size": n, "peers": peers})
         log(f"small {n:3d}²: " + ", ".join(f"{name} {t.median * 1e6:.2f} µs"
                                            for name, t in timings.items()))
+    layers = run_conv2d(cyconv, rng, repeat, log)
     return {"suite": "small", "machine": C.machine_info(), "clock": C.CLOCK,
             "loadavg": [load_before, C.loadavg()], "wall_over_cpu": C.wall_over_cpu(cases),
-            "peers": [p for p in PEERS if p in cases[0]["peers"]], "cases": cases}
+            "peers": [p for p in PEERS if p in cases[0]["peers"]], "cases": cases,
+            "conv2d": layers}
+
+
+def run_conv2d(cyconv, rng, repeat: int, log) -> list:
+    from cyconv import _conv2d
+    torch = C.optional_import("torch")
+    layers = []
+    for xshape, wshape in LAYERS:
+        x = rng.standard_normal(xshape).astype(np.float32)
+        w = rng.standard_normal(wshape).astype(np.float32)
+
+        def first(x=x, w=w):
+            _conv2d._prepared.clear()
+            return cyconv.conv2d(x, w, padding=1, workers=1)
+
+        fns = {"conv2d": lambda x=x, w=w: cyconv.conv2d(x, w, padding=1, workers=1),
+               "conv2d first": first}
+        if torch is not None:
+            tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+            fns["torch"] = lambda tx=tx, tw=tw: torch.nn.functional.conv2d(tx, tw, padding=1)
+        ref = fns["conv2d"]()
+        for name, fn in fns.items():
+            err = C.max_rel_err(np.asarray(fn()), ref)
+            if err > C.tolerance(np.float32):
+                raise SystemExit(f"{name} differs from cyconv.conv2d at {xshape}: {err}")
+        timings = C.time_interleaved(fns, repeat=repeat, warmup=3, min_sample=0.02)
+        layers.append({"input": xshape, "weight": wshape,
+                       "peers": {name: t.as_dict() for name, t in timings.items()}})
+        log(f"conv2d {xshape} * {wshape}: " + ", ".join(
+            f"{name} {t.median * 1e6:.2f} µs" for name, t in timings.items()))
+    return layers
 
 
 def markdown(result: dict) -> str:
@@ -108,9 +149,19 @@ def markdown(result: dict) -> str:
                      f"{sp:.2f}" if sp else "–", f"{sp / c1:.2f}×" if sp else "–",
                      f"{cv:.2f}" if cv else "–", f"{c1 / cv:.2f}×" if cv else "–"])
     table = C.markdown_table(headers, rows)
+    layers = []
+    for c in result.get("conv2d", []):
+        repeated, first, torch = us(c, "conv2d"), us(c, "conv2d first"), us(c, "torch")
+        layers.append(["×".join(map(str, c["input"])), "×".join(map(str, c["weight"])),
+                       f"{repeated:.2f}", f"{first:.2f}", f"{torch:.2f}" if torch else "–",
+                       f"{torch / repeated:.2f}×" if torch else "–"])
+    conv = C.markdown_table(["input", "weight", "conv2d µs", "conv2d first µs", "torch µs",
+                             "vs torch"], layers) if layers else ""
     return (table + "\n\n"
             + "vs scipy: t_scipy / t_cyconv (> 1: cyconv faster); vs cv2: t_cyconv / t_cv2 "
-              "(< 2: within 2× of OpenCV). " + C.noise_note(result))
+              "(< 2: within 2× of OpenCV). " + C.noise_note(result)
+            + ("\n\n" + conv + "\n\nconv2d, padding 1, one thread; vs torch: t_torch / "
+               "t_cyconv of the repeated call." if conv else ""))
 
 
 def main(argv=None) -> None:

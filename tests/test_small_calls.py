@@ -146,3 +146,21 @@ def test_remembered_maps_are_read_only():
     for a in (short.row_map, short.col_map, short.fill):
         with pytest.raises(ValueError):
             a[0] = 7
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("kshape", [(16, 16), (17, 17), (3, 90), (1, 300)])
+def test_kernels_around_the_core_s_stack_copy(name, kshape):
+    # The short path hands convolve2d's kernel to the core unflipped (the
+    # core flips a copy on its stack) up to SMALL_KERNEL_TAPS taps, and
+    # flips it with NumPy beyond: both give the full path's bits, also for a
+    # kernel that is not C-contiguous.
+    func, _, convolve = FUNCS[name]
+    rng = np.random.default_rng(kshape[0] * 1000 + kshape[1])
+    a = rng.standard_normal((12, 200)).astype(np.float32)   # under 1M multiply-adds
+    k = rng.standard_normal(kshape).astype(np.float32)
+    for kview in (k, np.asfortranarray(k), np.ascontiguousarray(k[::-1])[::-1]):
+        expected = full_path(a, kview, "same", "fill", 0, convolve)
+        for _ in range(2):
+            assert func(a, kview, "same", method="direct").tobytes() == expected.tobytes()
+    assert _convolve._short_paths

@@ -184,6 +184,7 @@ class ShortPath(NamedTuple):
 
 _short_paths: dict = {}
 _MAX_SHORT_PATHS = 256
+_SMALL_KERNEL_TAPS = _core.small_kernel_taps()
 
 
 def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, plan,
@@ -225,8 +226,13 @@ _thread_scratch = threading.local()
 def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     row_map, col_map, left, top, fill, out_shape, strip_shape, strip_shape_t, dtype, \
         convolve = short
-    kernel = np.ascontiguousarray(kernel[::-1, ::-1] if convolve else kernel)
-    transposed = _methods._column_major_float(image)
+    # The core flips (and packs) a small kernel itself, cheaper than a NumPy copy.
+    flip = convolve
+    if kernel.size > _SMALL_KERNEL_TAPS:
+        kernel, flip = np.ascontiguousarray(kernel[::-1, ::-1] if convolve else kernel), False
+    # _methods._column_major_float, inline (the dtype is float32/float64 here)
+    H, W = image.shape
+    transposed = H >= 2 and W >= 2 and abs(image.strides[1]) > abs(image.strides[0])
     shape = strip_shape_t if transposed else strip_shape
     strip = getattr(_thread_scratch, "strip", None)
     if strip is None or strip.shape != shape or strip.dtype != dtype:
@@ -234,9 +240,9 @@ def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.nd
     if transposed:
         out_t = np.empty(out_shape[::-1], dtype)
         _core.correlate_plane(image.T, col_map, row_map, top, fill, kernel, out_t, strip, 0,
-                              out_shape[1], transposed=True)
+                              out_shape[1], transposed=True, flip=flip)
         return out_t.T
     out = np.empty(out_shape, dtype)
     _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out, strip, 0,
-                          out_shape[0])
+                          out_shape[0], flip=flip)
     return out

@@ -397,30 +397,50 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
         y = y1
 
 
+cdef enum:
+    SMALL_KERNEL_TAPS = 256   # correlate_plane's stack copy of a flipped or strided kernel
+
+
+def small_kernel_taps():
+    return SMALL_KERNEL_TAPS
+
+
 def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
                     const int64_t[::1] row_map,    # IN  Ho+M-1 padded rows -> source row or -1
                     const int64_t[::1] col_map,    # IN  Wo+N-1 padded cols -> source col or -1
                     Py_ssize_t left,               # IN  padding before column 0
                     const real_t[::1] fill,        # IN  one value, used where a map says -1
-                    const real_t[:, ::1] kernel,   # IN  M x N, M, N >= 1 (transposed: N x M)
+                    const real_t[:, :] kernel,     # IN  M x N, M, N >= 1 (transposed: N x M)
                     real_t[:, ::1] out,            # OUT Ho x Wo
                     real_t[:, ::1] strip,          # scratch (rows + M - 1) x (Wo + N - 1)
                     Py_ssize_t row0, Py_ssize_t row1,
-                    bint transposed=False):
+                    bint transposed=False, bint flip=False):
     """Valid correlation of the padded image, output rows row0 <= i < row1.
 
     transposed (float32/float64): `image`, the maps and `out` are the
     transposes of a column-major problem's, and `kernel` is that problem's
     own (row-major) kernel, so the sums run in its order: `out` gets the
-    transpose of its result to the bit."""
+    transpose of its result to the bit.
+    flip: correlate with kernel[::-1, ::-1] (a convolution), read from
+    `kernel` itself. A kernel that is flipped or not C-contiguous must have
+    at most SMALL_KERNEL_TAPS taps (it is copied to the stack)."""
     cdef Py_ssize_t M = kernel.shape[1] if transposed else kernel.shape[0]
     cdef Py_ssize_t N = kernel.shape[0] if transposed else kernel.shape[1]
     cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and image.shape[1] else NULL
     cdef bint tmajor = transposed and (real_t is float or real_t is double)
+    cdef real_t taps[SMALL_KERNEL_TAPS]
+    cdef const real_t *kp = &kernel[0, 0]
+    cdef Py_ssize_t u, v, km = kernel.shape[0], kn = kernel.shape[1]
+    if flip or kernel.strides[1] != sizeof(real_t) or kernel.strides[0] != kn * sizeof(real_t):
+        # (the short path of small repeated calls: no NumPy copy per call)
+        for u in range(km):
+            for v in range(kn):
+                taps[u * kn + v] = kernel[km - 1 - u, kn - 1 - v] if flip else kernel[u, v]
+        kp = taps
     with nogil:
         _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
                           &row_map[0], &col_map[0], left, strip.shape[1], fill[0],
-                          &kernel[0, 0], M, N, &out[0, 0], out.shape[1],
+                          kp, M, N, &out[0, 0], out.shape[1],
                           out.shape[1], &strip[0, 0], strip.shape[0] - M + 1, row0, row1,
                           tmajor)
 
