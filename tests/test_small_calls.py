@@ -164,3 +164,21 @@ def test_kernels_around_the_core_s_stack_copy(name, kshape):
         for _ in range(2):
             assert func(a, kview, "same", method="direct").tobytes() == expected.tobytes()
     assert _convolve._short_paths
+
+
+def test_the_core_refuses_a_big_flipped_kernel_instead_of_overflowing():
+    from cyconv import _core
+    n = 17                                    # 289 taps > SMALL_KERNEL_TAPS
+    assert n * n > _core.small_kernel_taps()
+    image = np.ones((4, 4), np.float32)
+    maps = np.full(4 + n - 1, -1, np.int64)
+    out = np.empty((4, 4), np.float32)
+    strip = np.empty((4 + n - 1, 4 + n - 1), np.float32)
+    fill = np.zeros(1, np.float32)
+    k = np.ones((n, n), np.float32)
+    for kernel, flip in ((k, True), (np.asfortranarray(k), False)):
+        with pytest.raises(ValueError, match="at most 256 taps"):
+            _core.correlate_plane(image, maps, maps, 8, fill, kernel, out, strip, 0, 4,
+                                  flip=flip)
+    _core.correlate_plane(image, maps, maps, 8, fill, k, out, strip, 0, 4)   # contiguous: fine
+    assert not out.any()

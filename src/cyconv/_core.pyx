@@ -433,6 +433,8 @@ def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
     cdef Py_ssize_t u, v, km = kernel.shape[0], kn = kernel.shape[1]
     if flip or kernel.strides[1] != sizeof(real_t) or kernel.strides[0] != kn * sizeof(real_t):
         # (the short path of small repeated calls: no NumPy copy per call)
+        if km * kn > SMALL_KERNEL_TAPS:
+            raise ValueError(f"a flipped or strided kernel has at most {SMALL_KERNEL_TAPS} taps")
         for u in range(km):
             for v in range(kn):
                 taps[u * kn + v] = kernel[km - 1 - u, kn - 1 - v] if flip else kernel[u, v]
