@@ -15,12 +15,6 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 
 cdef extern from "kernels.h" nogil:
     void cyc_prefetch_write(const void *p)
-
-cdef extern from "tile_store.h" nogil:
-    void cyc_store_channel_f32(const float *t, Py_ssize_t KB, float *o, Py_ssize_t npx,
-                               const float *bias)
-    void cyc_store_channel_f64(const double *t, Py_ssize_t KB, double *o, Py_ssize_t npx,
-                               const double *bias)
     ctypedef Py_ssize_t cyc_index
     enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
     ctypedef void (*cyc_spatial_row_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
@@ -82,6 +76,13 @@ cdef extern from "tile_store.h" nogil:
     int cyc_detect_features()
     const char *cyc_compiler()
     const cyc_kernel_table *cyc_kernels(int level)
+
+
+cdef extern from "tile_store.h" nogil:
+    void cyc_store_channel_f32(const float *t, Py_ssize_t KB, float *o, Py_ssize_t npx,
+                               const float *bias)
+    void cyc_store_channel_f64(const double *t, Py_ssize_t KB, double *o, Py_ssize_t npx,
+                               const double *bias)
 
 
 ctypedef fused real_t:
