@@ -323,7 +323,8 @@ def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
             # first of them the highest original tap.
             r_first = R - 1 - (fr + (nr - 1) * stepr)
             c_first = S - 1 - (fc + (nc - 1) * stepc)
-            sub = np.ascontiguousarray(wt[:, :, r_first::stepr, c_first::stepc])
+            # A view: conv2d packs it (blocked layers) or copies it (others) anyway.
+            sub = wt[:, :, r_first::stepr, c_first::stepc]
             conv2d(gout[:, :, ylo:yhi, xlo:xhi], sub, bias, padding=(xpre, xpost, ypre, ypost),
                    dilation=(dh // gcd(sh, dh), dw // gcd(sw, dw)), groups=G, out=target,
                    workers=geo.workers)
