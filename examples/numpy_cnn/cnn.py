@@ -34,18 +34,29 @@ def init_params(seed: int = 0, dtype=np.float64) -> dict[str, np.ndarray]:
     return params
 
 
+# The four corners of each 2x2 window, in window order 0..3 (row-major).
+_CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
 def maxpool2(x):
-    """2x2 max-pool, stride 2, and the flat index (0..3) of each window's first maximum."""
-    N, C, H, W = x.shape
-    win = x.reshape(N, C, H // 2, 2, W // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(
-        N, C, H // 2, W // 2, 4)
-    return win.max(axis=-1), win.argmax(axis=-1)
+    """2x2 max-pool, stride 2 (even H and W), and the index (0..3) of each
+    window's first maximum. Elementwise on the four strided corner views:
+    several times faster than a max over a reshaped window axis."""
+    corners = [x[:, :, i::2, j::2] for i, j in _CORNERS]
+    pooled = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3]))
+    arg = np.full(pooled.shape, 3, np.int8)
+    for k in (2, 1, 0):                     # the first maximum wins
+        arg[corners[k] == pooled] = k
+    return pooled, arg
 
 
 def maxpool2_backward(grad, arg):
+    """Each window's gradient goes to its first maximum."""
     N, C, h, w = grad.shape
-    win = (arg[..., None] == np.arange(4)) * grad[..., None]   # each window's max gets it all
-    return win.reshape(N, C, h, w, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, 2 * h, 2 * w)
+    out = np.zeros((N, C, 2 * h, 2 * w), grad.dtype)
+    for k, (i, j) in enumerate(_CORNERS):
+        out[:, :, i::2, j::2] = np.where(arg == k, grad, 0)
+    return out
 
 
 def loss_and_grads(params, x, labels, workers=1):
