@@ -74,6 +74,16 @@ def make_callables(cyconv, signal, cv2, x, k) -> dict:
     return fns
 
 
+def check_and_time(fns: dict, reference: str, case: str, repeat: int) -> dict:
+    """Check every callable against fns[reference] (float32 tolerance), then time them."""
+    ref = fns[reference]()
+    for name, fn in fns.items():
+        err = C.max_rel_err(np.asarray(fn()), ref)
+        if err > C.tolerance(np.float32):
+            raise SystemExit(f"{name} differs from {reference} at {case}: {err}")
+    return C.time_interleaved(fns, repeat=repeat, warmup=3, min_sample=0.02)
+
+
 def run(log=C.progress, repeat: int = 41) -> dict:
     cyconv = C.import_cyconv()
     signal = C.optional_import("scipy.signal") and sys.modules.get("scipy.signal")
@@ -86,12 +96,7 @@ def run(log=C.progress, repeat: int = 41) -> dict:
         x = rng.standard_normal((n, n)).astype(np.float32)
         k = rng.standard_normal((3, 3)).astype(np.float32)
         fns = make_callables(cyconv, signal, cv2, x, k)
-        ref = fns["cyconv w=1"]()
-        for name, fn in fns.items():
-            err = C.max_rel_err(np.asarray(fn()), ref)
-            if err > C.tolerance(np.float32):
-                raise SystemExit(f"{name} differs from cyconv at {n}²: {err}")
-        timings = C.time_interleaved(fns, repeat=repeat, warmup=3, min_sample=0.02)
+        timings = check_and_time(fns, "cyconv w=1", f"{n}²", repeat)
         peers = {name: t.as_dict() for name, t in timings.items()}
         cases.append({"size": n, "peers": peers})
         log(f"small {n:3d}²: " + ", ".join(f"{name} {t.median * 1e6:.2f} µs"
@@ -120,12 +125,7 @@ def run_conv2d(cyconv, rng, repeat: int, log) -> list:
         if torch is not None:
             tx, tw = torch.from_numpy(x), torch.from_numpy(w)
             fns["torch"] = lambda tx=tx, tw=tw: torch.nn.functional.conv2d(tx, tw, padding=1)
-        ref = fns["conv2d"]()
-        for name, fn in fns.items():
-            err = C.max_rel_err(np.asarray(fn()), ref)
-            if err > C.tolerance(np.float32):
-                raise SystemExit(f"{name} differs from cyconv.conv2d at {xshape}: {err}")
-        timings = C.time_interleaved(fns, repeat=repeat, warmup=3, min_sample=0.02)
+        timings = check_and_time(fns, "conv2d", str(xshape), repeat)
         layers.append({"input": xshape, "weight": wshape,
                        "peers": {name: t.as_dict() for name, t in timings.items()}})
         log(f"conv2d {xshape} * {wshape}: " + ", ".join(
