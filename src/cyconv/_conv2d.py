@@ -121,7 +121,9 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
 
 
 class _Prepared(NamedTuple):
-    """What conv2d derives from the shapes, dtypes and arguments alone."""
+    """What conv2d derives from the shapes, dtypes and arguments alone
+    (result_shape, Ho and per_row are geo's, kept as values: geo's
+    properties recompute them on every read)."""
     geo: _geometry.Conv2d
     dtype: np.dtype
     plan: object            # _core.Conv2dPlan, or None when there is nothing to compute

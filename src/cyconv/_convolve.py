@@ -230,9 +230,7 @@ def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.nd
     flip = convolve
     if kernel.size > _SMALL_KERNEL_TAPS:
         kernel, flip = np.ascontiguousarray(kernel[::-1, ::-1] if convolve else kernel), False
-    # _methods._column_major_float, inline (the dtype is float32/float64 here)
-    H, W = image.shape
-    transposed = H >= 2 and W >= 2 and abs(image.strides[1]) > abs(image.strides[0])
+    transposed = _methods._column_major(image)   # the dtype is float32/float64 here
     shape = strip_shape_t if transposed else strip_shape
     strip = getattr(_thread_scratch, "strip", None)
     if strip is None or strip.shape != shape or strip.dtype != dtype:

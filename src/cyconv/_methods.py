@@ -103,9 +103,13 @@ def run(plan: Plan, method: str, workers: int) -> np.ndarray:
 def _column_major_float(image: np.ndarray) -> bool:
     """A float32/float64 image whose columns are its contiguous (or at least
     its shorter-stride) axis: Fortran order, or a transpose."""
+    return image.dtype in (np.float32, np.float64) and _column_major(image)
+
+
+def _column_major(image: np.ndarray) -> bool:
+    """_column_major_float without the dtype test (for callers that know it)."""
     H, W = image.shape
-    return image.dtype in (np.float32, np.float64) and H >= 2 and W >= 2 \
-        and abs(image.strides[1]) > abs(image.strides[0])
+    return H >= 2 and W >= 2 and abs(image.strides[1]) > abs(image.strides[0])
 
 
 # ------------------------------------------------------------------ direct
