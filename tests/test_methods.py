@@ -16,7 +16,7 @@ import pytest
 import scipy.signal
 
 import cyconv
-from cyconv import _fft, _methods
+from cyconv import _core, _fft, _methods
 from convolve2d_reference import output_shape
 from test_convolve2d import (assert_same_result, error_bound, fill_for, make_data,
                              scipy_call)
@@ -117,6 +117,39 @@ def test_choose_method_non_float_and_non_finite_are_direct():
     assert cyconv.choose_method(img, k, "same") == "fft"
     img[100, 100] = np.nan
     assert cyconv.choose_method(img, k, "same") == "direct"
+
+
+_SPECIALS = [np.nan, np.inf, -np.inf, -np.nan]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "cols::2", "rows::2", "reversed", "row"])
+def test_all_finite_matches_isfinite_everywhere(dtype, layout):
+    rng = np.random.default_rng(7)
+    big = np.finfo(dtype).max
+    base = (rng.uniform(-1, 1, (37, 45)) * (big / 2)).astype(dtype)  # sums overflow
+    views = {"C": lambda a: a, "F": lambda a: np.asfortranarray(a), "row": lambda a: a[3:4],
+             "cols::2": lambda a: a[:, ::2], "rows::2": lambda a: a[::2],
+             "reversed": lambda a: a[::-1, ::-1]}
+    view = views[layout]
+    assert _methods._all_finite(view(base)) and _core.all_finite(view(base))
+    for trial in range(40):
+        a = base.copy()
+        i, j = rng.integers(0, a.shape[0]), rng.integers(0, a.shape[1])
+        a[i, j] = _SPECIALS[trial % 4]
+        v = view(a)
+        expected = bool(np.isfinite(v).all())
+        assert _methods._all_finite(v) == expected
+        assert _core.all_finite(v) == expected
+    # NaNs with payloads, and the largest finite and subnormal values
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    a = base.copy()
+    a.view(bits)[5, 6] = np.asarray(a[5, 6] * 0 + np.inf, dtype).view(bits) | 1  # a NaN
+    assert not _core.all_finite(a)
+    a = np.full((3, 17), big, dtype)
+    a[1, 1], a[2, 2] = -big, np.finfo(dtype).smallest_subnormal
+    assert _core.all_finite(a) and _core.all_finite(a.T)
+    assert _core.all_finite(np.empty((0, 5), dtype)) and _core.all_finite(np.empty((5, 0), dtype))
 
 
 def test_auto_decides_a_huge_rank1_kernel_fast():

@@ -79,8 +79,16 @@ def direct_by_cost(itemsize: int, out_shape, kernel_shape) -> bool:
 
 
 def _all_finite(a: np.ndarray) -> bool:
-    """np.isfinite(a).all(), a block of rows at a time (no image-sized temporary).
-    A finite sum proves it in one pass; an overflowing one falls back to the scan."""
+    """np.isfinite(a).all() without an image-sized temporary. A float plane
+    with a unit-stride axis goes to the core's exponent test (twice the speed
+    of NumPy's sum on float32, which at 1024 x 1024 cost a tenth of a
+    separable call); otherwise a finite sum proves it in one pass and an
+    overflowing one falls back to a scan a block of rows at a time."""
+    if a.ndim == 2 and a.dtype in (np.float32, np.float64):
+        plane = a[::-1] if a.strides[0] < 0 else a
+        plane = plane[:, ::-1] if plane.strides[1] < 0 else plane
+        if a.itemsize in plane.strides:
+            return _core.all_finite(plane)
     with np.errstate(all="ignore"):
         if np.isfinite(a.sum()):
             return True
