@@ -1205,6 +1205,27 @@ def test_pieces_of_one_row_bitwise(case, dtype, monkeypatch):
         np.testing.assert_array_equal(pieces.view(np.uint8), whole.view(np.uint8))
 
 
+@pytest.mark.parametrize("H,W", [(1, 1), (2, 5), (7, 7), (9, 14), (13, 28)], ids=str)
+@pytest.mark.parametrize("stride", [2, 3, (2, 1), (1, 3)], ids=str)
+@pytest.mark.parametrize("padding", [0, 1, 2, 3, (0, 1, 3, 0), (5, 0, 0, 4)], ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_strided_1x1_layers(H, W, stride, padding, dtype):
+    """A zero-padded strided 1x1 layer runs as the unit-stride layer of the
+    pixels it reads: the same values as the reference, and bitwise those of
+    the unit-stride layer of the explicitly padded and subsampled input."""
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    for K, groups in ((20, 1), (40, 2), (6, 3)):
+        x, w, b = case_arrays(seed_of(H, W, stride, padding, dtype, K), N=2, C=6, K=K,
+                              groups=groups, H=H, W=W, R=1, S=1, dtype=dtype)
+        got = check(x, w, b, stride, padding, 1, groups)
+        top, bottom, left, right = ((padding,) * 4 if isinstance(padding, int)
+                                    else (padding[2], padding[3], padding[0], padding[1]))
+        padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        sampled = padded[:, :, ::sh, ::sw][:, :, :got.shape[2], :got.shape[3]]
+        unit = cyconv.conv2d(np.ascontiguousarray(sampled), w, b, groups=groups)
+        np.testing.assert_array_equal(got.view(np.uint8), unit.view(np.uint8))
+
+
 @pytest.mark.parametrize("R,S,stride,dilation,K", [
     (3, 3, 1, 1, 40), (3, 3, 2, 1, 24), (1, 1, 1, 1, 20), (3, 2, 1, 2, 17), (5, 5, 2, 1, 33)])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)

@@ -82,6 +82,8 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
             out4[...] = 0 if b is None else b.astype(dtype)[:, None, None]
         return result
 
+    if prep.taken is not None:   # a strided 1x1 layer: only these pixels are read
+        x = x[..., prep.taken[0], prep.taken[1]]
     if x.dtype != dtype:  # also fixes a non-native byte order; any strides are fine
         x = x.astype(dtype)
     x, w = aligned(x), aligned(w)
@@ -132,6 +134,7 @@ class _Prepared(NamedTuple):
     result_shape: tuple
     Ho: int
     per_row: int            # multiply-adds per output row of one image
+    taken: tuple | None = None   # (rows, cols) slices of the input the plan reads, or all
 
 
 # Prepared calls by _key: a repeated call (a layer in a training loop) skips
@@ -171,16 +174,38 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
     shape, per_row = geo.result_shape, geo.K * geo.Wo * geo.Cg * geo.R * geo.S
     if geo.N * geo.K * geo.Ho * geo.Wo == 0 or geo.empty_kernel:
         return _Prepared(geo, dtype, None, None, None, shape, geo.Ho, per_row)
-    plan = _core.conv2d_plan((geo.N, geo.C, geo.H, geo.W), geo.K, (geo.R, geo.S), geo.groups,
-                             geo.stride, geo.dilation, geo.padding, dtype == np.float64,
-                             zero_padding=geo.rule == "constant")
+    rows, cols, stride, taken = geo.rows, geo.cols, geo.stride, None
+    if geo.R == geo.S == 1 and geo.stride != (1, 1) and geo.rule == "constant":
+        # A strided 1x1 layer (ResNet's downsampling shortcuts) reads every
+        # sh-th row and sw-th column: it is the unit-stride 1x1 layer of
+        # those pixels, whose flat tiles waste nothing (row tiles of strided
+        # layers waste the end of each output row: 5 of 12 pixels at 7 wide).
+        # Each output is the same sum over the channels, to the bit.
+        (rows, row_slice), (cols, col_slice) = _sampled_axis(rows), _sampled_axis(cols)
+        stride, taken = (1, 1), (row_slice, col_slice)
+    plan = _core.conv2d_plan((geo.N, geo.C, rows.size, cols.size), geo.K, (geo.R, geo.S),
+                             geo.groups, stride, geo.dilation,
+                             (rows.before, rows.after, cols.before, cols.after),
+                             dtype == np.float64, zero_padding=geo.rule == "constant")
     _geometry.check_size((geo.C, plan.Hb, plan.Wb), dtype, "padded input")
     # Rows past the padded input (small-image tiles' zero rows, a spare row) map to -1.
-    row_map = np.concatenate([_geometry.axis_map(geo.rows, geo.rule),
-                              np.full(plan.Hb - geo.rows.padded, -1, np.int64)])
+    row_map = np.concatenate([_geometry.axis_map(rows, geo.rule),
+                              np.full(plan.Hb - rows.padded, -1, np.int64)])
     row_map.flags.writeable = False
-    return _Prepared(geo, dtype, plan, row_map, _geometry.axis_map(geo.cols, geo.rule), shape,
-                     geo.Ho, per_row)
+    return _Prepared(geo, dtype, plan, row_map, _geometry.axis_map(cols, geo.rule), shape,
+                     geo.Ho, per_row, taken)
+
+
+def _sampled_axis(axis: _geometry.Axis) -> tuple[_geometry.Axis, slice]:
+    """A 1x1 kernel's zero-padded strided axis as a unit-stride axis of the
+    samples it reads: (that axis, the slice of the input that holds them).
+    Output i reads input sample i*stride - before, or the padding."""
+    stride, out = axis.stride, axis.out
+    first = -axis.before % stride                     # the first sample read
+    before = min((first + axis.before) // stride, out)  # outputs reading padding first
+    size = max(0, min(len(range(first, axis.size, stride)), out - before))
+    sampled = _geometry.Axis(size, before, out - before - size, 1, 1)
+    return sampled, slice(first, first + (size - 1) * stride + 1 if size else first, stride)
 
 
 def _check_out(out, shape, dtype, inputs) -> np.ndarray:
