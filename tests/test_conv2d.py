@@ -1307,6 +1307,11 @@ def test_shared_padding_column(dtype, N, H, W, K, R, S, padding, monkeypatch):
     (F64, 1, 100, 48, 12, 9, 1, 1),      # zero padding, float64 chunks of 32
     (F32, 1, 256, 128, 8, 17, 2, 0),     # groups
     (F32, 1, 96, 160, 30, 31, 1, 0),     # strips of tiles
+    # more packed weights than TILES_OUTER_BYTES: each block over a strip
+    (F32, 1, 300, 260, 7, 7, 1, 0),      # 7 x 7 (packed, not small-image tiles)
+    (F64, 2, 300, 180, 5, 6, 1, 1),      # float64, batch, padding
+    (F32, 1, 300, 260, 30, 31, 1, 0),    # two strips
+    (F32, 1, 600, 260, 9, 11, 2, 1),     # groups
 ], ids=str)
 def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
     """1x1 layers with many input channels run in channel chunks whose
@@ -1318,6 +1323,7 @@ def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
     plan = _core.conv2d_plan((N, C, H, W), K, (1, 1), groups, (1, 1), (1, 1), pad,
                              dtype == F64, zero_padding=True)
     assert plan.blocked and plan.chunk < C // groups
+    assert plan.chunk_blocks_outer == (K * (C // groups) * np.dtype(dtype).itemsize > 262144)
     rng = np.random.default_rng(seed_of(dtype, N, C, K, H, W, groups))
     x = rng.integers(-4, 5, (N, C, H, W)).astype(dtype)
     w = rng.integers(-4, 5, (K, C // groups, 1, 1)).astype(dtype)

@@ -666,6 +666,7 @@ ctypedef struct _Conv:
     Py_ssize_t chunk, strip         # flat 1x1 tiles: input channels per pass, tiles per strip
     bint blocked, flat, small
     bint tiles_outer                # blocked: every channel block per tile position
+    bint chunk_blocks_outer         # chunked 1x1: each block over the strip, not each tile
     Py_ssize_t packed_size, scratch_size, edge_size   # elements
 
 
@@ -685,6 +686,9 @@ cdef enum:
     TILES_OUTER_BYTES = 262144    # packed weights up to this run every block per tile position
     CHUNK_WEIGHT_BYTES = 16384    # a chunk's packed weights, all blocks: half of L1
     STRIP_PARTIAL_BYTES = 131072  # a strip's partial sums: a quarter of L2
+    BLOCK_CHUNK_BYTES = 8192      # chunks of one block (_plan_chunks): a quarter of L1,
+                                  # the rest for the strip's input (16 KB: 13 % slower at 14x14)
+    BLOCK_STRIP_PARTIAL_BYTES = 524288   # their strip's partial sums: L2
 
 
 cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
@@ -695,12 +699,29 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     # input channels go in chunks whose weights stay in L1, over a strip of
     # tiles whose partial sums wait in scratch; the sum of each pixel still
     # runs over the channels in order, so the bits are unchanged.
+    #
+    #
+    # With more packed weights than TILES_OUTER_BYTES (ResNet-50's 1x1
+    # layers at 7x7 to 28x28: 512-2048 channels) a chunk of every block
+    # exceeds L1, and blocks outer stream each block's weights from L2 for
+    # every tile (512 -> 1024 @14x14: 55 GFLOP/s in the tiles). There each
+    # block's chunk (8 KB) stays in L1 while it runs over a strip as long
+    # as half of L2 holds its partial sums, and the pieces of a call span
+    # whole strips (min_rows), so the weights stream from memory once per
+    # strip rather than once per tile or per row.
     cdef Py_ssize_t nb = g.groups * g.blocks
     cdef Py_ssize_t chunk = max(16, CHUNK_WEIGHT_BYTES // (nb * g.KB * item))
-    if not (g.flat and g.tiles_outer and g.R == 1 and g.S == 1 and chunk < g.Cg):
+    if not (g.flat and g.R == 1 and g.S == 1):
+        return
+    g.chunk_blocks_outer = not g.tiles_outer
+    if g.chunk_blocks_outer:
+        chunk = BLOCK_CHUNK_BYTES // (g.KB * item)
+    if chunk >= g.Cg:
+        g.chunk_blocks_outer = False
         return
     g.chunk = chunk
-    g.strip = max(1, STRIP_PARTIAL_BYTES // (nb * g.PT * g.KB * item))
+    g.strip = max(1, (BLOCK_STRIP_PARTIAL_BYTES if g.chunk_blocks_outer else STRIP_PARTIAL_BYTES)
+                  // (nb * g.PT * g.KB * item))
     g.scratch_size += g.strip * nb * g.PT * g.KB
 
 
@@ -721,6 +742,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.blocked = 2 * g.Kg >= g.KB
     g.flat = False
     g.tiles_outer = False
+    g.chunk_blocks_outer = False
     g.chunk = g.Cg
     g.strip = 0
     g.Hb, g.Wb = g.Hp, g.Wp
@@ -728,7 +750,11 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.FP = _table.flat_f64 if double_precision else _table.flat_f32
     # Tiny images (deep layers at 7x7): packing the weights would cost as
     # much as the arithmetic; read them in place, vectorized along the pixels.
-    g.small = g.blocked and g.sh == 1 and g.sw == 1 and g.N * g.Ho * g.Wo < SMALL_PIXELS
+    # 1x1 layers pack anyway: their weights are read as often as the pixels
+    # (512 -> 2048 @7x7: flat tiles on unpacked weights 0.44x PyTorch,
+    # packed 0.69x).
+    g.small = g.blocked and g.sh == 1 and g.sw == 1 and g.N * g.Ho * g.Wo < SMALL_PIXELS \
+        and not (g.R == 1 and g.S == 1)
     if g.small:
         g.blocked = False
         g.Wb = _flat_pitch(g)
@@ -963,7 +989,7 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *pa
     cdef Py_ssize_t PT = g.PT, KB = g.KB, cs = g.Hb * g.Wb, nb = g.groups * g.blocks
     cdef Py_ssize_t block = g.Cg * KB    # packed weights per block (1x1)
     cdef Py_ssize_t tiles = (f_end - f0 + PT - 1) // PT
-    cdef Py_ssize_t s0, s1, c0, nc, i, f, grp, b, k0
+    cdef Py_ssize_t s0, s1, c0, nc, i, j, bb, f, grp, b, k0
     cdef fp_t *p
     cdef bint last
     s0 = 0
@@ -973,21 +999,25 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *pa
         while c0 < g.Cg:
             nc = min(g.chunk, g.Cg - c0)
             last = c0 + nc == g.Cg
-            for i in range(s0, s1):
+            for j in range((s1 - s0) * nb):
+                # each tile runs every block, or each block every tile
+                if g.chunk_blocks_outer:
+                    i, bb = s0 + j % (s1 - s0), j // (s1 - s0)
+                else:
+                    i, bb = s0 + j // nb, j % nb
+                grp, b = bb // g.blocks, bb % g.blocks
                 # the last tile moves back to end at f_end, as in _blocked_flat_tile
                 f = min(f0 + i * PT, f_end - PT)
-                for grp in range(g.groups):
-                    for b in range(g.blocks):
-                        p = part + ((i - s0) * nb + grp * g.blocks + b) * PT * KB
-                        _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc,
-                                           packed + (grp * g.blocks + b) * block + c0 * KB,
-                                           p if c0 > 0 else NULL, tile if last else p)
-                        if not last:
-                            continue
-                        k0 = grp * g.Kg + b * KB
-                        _store_flat_tile(g, tile, f0 + i * PT - f, f, f_end,
-                                         bias + k0 if bias != NULL else NULL, out + k0 * osk,
-                                         osk, osy, osx, min(KB, g.Kg - b * KB))
+                p = part + ((i - s0) * nb + bb) * PT * KB
+                _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc,
+                                   packed + bb * block + c0 * KB,
+                                   p if c0 > 0 else NULL, tile if last else p)
+                if not last:
+                    continue
+                k0 = grp * g.Kg + b * KB
+                _store_flat_tile(g, tile, f0 + i * PT - f, f, f_end,
+                                 bias + k0 if bias != NULL else NULL, out + k0 * osk,
+                                 osk, osy, osx, min(KB, g.Kg - b * KB))
             c0 += nc
         s0 = s1
 
@@ -1245,6 +1275,12 @@ cdef class Conv2dPlan:
         return self.g.chunk
 
     @property
+    def chunk_blocks_outer(self):
+        """Chunked 1x1 layers: each block runs over a strip (else each tile
+        runs every block)."""
+        return self.g.chunk_blocks_outer
+
+    @property
     def blocked(self):
         """Weights are packed (pack_weights) into packed_shape."""
         return self.g.blocked
@@ -1270,6 +1306,8 @@ cdef class Conv2dPlan:
         piece of fewer rows than one tile spans would compute a whole tile
         for a few pixels."""
         cdef Py_ssize_t span = self.g.FP if self.g.small else (self.g.PT if self.g.flat else 1)
+        if self.g.chunk_blocks_outer:   # whole strips (_plan_chunks says why)
+            span = self.g.strip * self.g.PT
         return (span + self.g.Wb - 1) // self.g.Wb
 
 
