@@ -37,6 +37,15 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_blocked_tile_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                           cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                                           const double *wp, const double *init, double *tile)
+    ctypedef void (*cyc_blocked_tile_narrow_f32)(const float *inp, cyc_index cs, cyc_index rs,
+                                                 cyc_index ds, cyc_index sx, cyc_index C,
+                                                 cyc_index R, cyc_index S, const float *wp,
+                                                 float *tile, cyc_index pixels)
+    ctypedef void (*cyc_blocked_tile_narrow_f64)(const double *inp, cyc_index cs, cyc_index rs,
+                                                 cyc_index ds, cyc_index sx, cyc_index C,
+                                                 cyc_index R, cyc_index S, const double *wp,
+                                                 double *tile, cyc_index pixels)
+    cyc_index CYC_NARROW_PIXELS(cyc_index pt, int i)
     ctypedef void (*cyc_flat_tile_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                        cyc_index C, cyc_index R, cyc_index S,
                                        const float *const *wk, float *tile)
@@ -72,6 +81,8 @@ cdef extern from "kernels.h" nogil:
         cyc_taps_row_f32 taps_row_f32
         cyc_spatial_rows_f32 spatial_rows_t_f32
         cyc_spatial_rows_f64 spatial_rows_t_f64
+        cyc_blocked_tile_narrow_f32 blocked_tile_narrow_f32
+        cyc_blocked_tile_narrow_f64 blocked_tile_narrow_f64
     int cyc_detect_level()
     int cyc_detect_features()
     const char *cyc_compiler()
@@ -907,6 +918,15 @@ cdef inline void _blocked_tile(const fp_t *inp, Py_ssize_t cs, Py_ssize_t rs, Py
         _table.blocked_tile_f64(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, NULL, tile)
 
 
+cdef inline void _blocked_tile_narrow(const fp_t *inp, Py_ssize_t cs, Py_ssize_t rs,
+                                      Py_ssize_t ds, Py_ssize_t sx, const _Conv *g,
+                                      const fp_t *wp, fp_t *tile, Py_ssize_t pixels) noexcept nogil:
+    if fp_t is float:
+        _table.blocked_tile_narrow_f32(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, tile, pixels)
+    else:
+        _table.blocked_tile_narrow_f64(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, tile, pixels)
+
+
 cdef inline void _blocked_tile_part(const fp_t *inp, Py_ssize_t cs, Py_ssize_t nc,
                                     const fp_t *wp, const fp_t *init, fp_t *tile) noexcept nogil:
     # A 1x1 flat tile over nc input channels, from the partial sums `init` (or zero).
@@ -921,15 +941,24 @@ cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t 
                                    Py_ssize_t nk, Py_ssize_t y, Py_ssize_t x, Py_ssize_t npx,
                                    fp_t *tile, fp_t *edge) noexcept nogil:
     # One tile of a row at (y, x) for one channel block; `o` at its first output.
-    cdef Py_ssize_t PT = g.PT, Wb = g.Wb, back = 0
-    if npx < PT and g.Wo >= PT:
-        # A partial tile at the row's end is moved back to end there: it
-        # recomputes PT - npx pixels of the previous tile (each pixel's sum
-        # does not depend on its place in a tile) and stores only its own.
-        back = PT - npx
+    cdef Py_ssize_t PT = g.PT, Wb = g.Wb, back = 0, pt = PT
+    if npx < PT:
+        # A partial tile at the row's end: the narrowest tile that holds its
+        # pixels, moved back to end there. It recomputes pt - npx pixels of
+        # the previous tile (each pixel's sum does not depend on its place
+        # in a tile) and stores only its own.
+        if npx <= CYC_NARROW_PIXELS(PT, 1):
+            pt = CYC_NARROW_PIXELS(PT, 1)
+        elif npx <= CYC_NARROW_PIXELS(PT, 0):
+            pt = CYC_NARROW_PIXELS(PT, 0)
+        if g.Wo >= pt:
+            back = pt - npx
     if npx + back == PT:
         _blocked_tile(base + y * g.sh * Wb + (x - back) * g.sw, g.Hb * Wb, Wb * g.dh, g.dw,
                       g.sw, g, wp, tile)
+    elif npx + back == pt:
+        _blocked_tile_narrow(base + y * g.sh * Wb + (x - back) * g.sw, g.Hb * Wb, Wb * g.dh,
+                             g.dw, g.sw, g, wp, tile, pt)
     else:
         # Rows narrower than a tile: the missing pixels would read past the
         # row, so gather the ones it needs instead.

@@ -196,6 +196,25 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
                 if (bad++ < 5) printf("  blocked_tile_%s wrote past the tile\n", STR(SFX));
                 break;
             }
+        /* Narrow tiles: their pixels bitwise the full tile's first ones,
+         * nothing written past them. */
+        for (int n = 0; n < 2; n++) {
+            cyc_index px = CYC_NARROW_PIXELS(PT, n);
+            T *narrow = malloc((size_t)(PT * KB + GUARD) * sizeof(T));
+            for (cyc_index i = 0; i < PT * KB + GUARD; i++) narrow[i] = (T)SENTINEL;
+            kt->CK(blocked_tile_narrow)(in, cs, dr * rstride, ds, sx, C, R, S, wp, narrow, px);
+            if (memcmp(narrow, tile, (size_t)(px * KB) * sizeof(T)) != 0 && bad++ < 5)
+                printf("  blocked_tile_narrow_%s %d pixels C=%d R=%d S=%d sx=%d: not the "
+                       "full tile's bits\n", STR(SFX), (int)px, (int)C, (int)R, (int)S, (int)sx);
+            for (cyc_index i = px * KB; i < PT * KB + GUARD; i++)
+                if (narrow[i] != (T)SENTINEL) {
+                    if (bad++ < 5)
+                        printf("  blocked_tile_narrow_%s wrote past its %d pixels\n", STR(SFX),
+                               (int)px);
+                    break;
+                }
+            free(narrow);
+        }
         free(in); free(wp); free(tile);
     }
     return bad;

@@ -230,6 +230,7 @@ static const cyc_kernel_table table_base = {
     cyc_u8_to_f32_base, cyc_u16_to_f32_base, cyc_f32_to_u8_base, cyc_f32_to_u16_base,
     cyc_taps_row_f32_base,
     cyc_spatial_rows_t_f32_base, cyc_spatial_rows_t_f64_base,
+    cyc_blocked_tile_narrow_f32_base, cyc_blocked_tile_narrow_f64_base,
 };
 
 #if CYC_X86_DISPATCH
@@ -243,6 +244,7 @@ static const cyc_kernel_table table_avx2 = {
     cyc_u8_to_f32_avx2, cyc_u16_to_f32_avx2, cyc_f32_to_u8_avx2, cyc_f32_to_u16_avx2,
     cyc_taps_row_f32_avx2,
     cyc_spatial_rows_t_f32_avx2, cyc_spatial_rows_t_f64_avx2,
+    cyc_blocked_tile_narrow_f32_avx2, cyc_blocked_tile_narrow_f64_avx2,
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
@@ -254,6 +256,7 @@ static const cyc_kernel_table table_avx512 = {
     cyc_u8_to_f32_avx512, cyc_u16_to_f32_avx512, cyc_f32_to_u8_avx512, cyc_f32_to_u16_avx512,
     cyc_taps_row_f32_avx512,
     cyc_spatial_rows_t_f32_avx512, cyc_spatial_rows_t_f64_avx512,
+    cyc_blocked_tile_narrow_f32_avx512, cyc_blocked_tile_narrow_f64_avx512,
 };
 
 #endif

@@ -550,9 +550,9 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
 TARGET static inline __attribute__((always_inline)) void
 FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                       cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                      const T *wp, const T *init, T *tile)
+                      const T *wp, const T *init, T *tile, const int pt)
 {
-    /* PT pixels x 2 vectors of channels: fully unrolled so the
+    /* pt (<= PT) pixels x 2 vectors of channels: fully unrolled so the
      * accumulators live in registers; weights are loaded once per
      * (c, r, s) and each input value is broadcast once. The sums start
      * from zero, or from `init` (a tile of partial sums over earlier
@@ -565,7 +565,7 @@ FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
     const T *start = init ? init : zero_tile;
     VEC acc[PT][2];
 #pragma GCC unroll 32
-    for (int i = 0; i < PT; i++) {
+    for (int i = 0; i < pt; i++) {
         VLOAD(acc[i][0], start + i * KB);
         VLOAD(acc[i][1], start + i * KB + VW);
         CYC_IN_REGISTER(acc[i][0]);
@@ -584,7 +584,7 @@ FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                 VEC w0, w1;
                 VLOAD(w0, wp); VLOAD(w1, wp + VW);
 #pragma GCC unroll 32
-                for (int i = 0; i < PT; i++) {
+                for (int i = 0; i < pt; i++) {
                     VEC b = VSPLAT(q[i * sx]);
                     acc[i][0] += b * w0;
                     acc[i][1] += b * w1;
@@ -593,7 +593,7 @@ FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
         }
     }
 #pragma GCC unroll 32
-    for (int i = 0; i < PT; i++) {
+    for (int i = 0; i < pt; i++) {
         VSTORE(tile + i * KB, acc[i][0]);
         VSTORE(tile + i * KB + VW, acc[i][1]);
     }
@@ -610,13 +610,31 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
      * 33-60 GFLOP/s -> 47-76). A copy for pixel stride 2 was measured
      * slower on the 3x3/2 ResNet layer (0.78-0.81x PyTorch against 0.81-0.86x). */
     if (sx == 1 && R == 1 && S == 1)
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, wp, init, tile);
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, wp, init, tile, PT);
     else if (init)   /* partial sums are only passed for 1x1 tiles; any tile works */
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, init, tile);
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, init, tile, PT);
     else if (sx == 1)   /* init NULL as a constant: the sums start from zeros */
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, NULL, tile);
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, NULL, tile, PT);
     else
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile);
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile, PT);
+}
+
+/* blocked_tile of `pixels` (CYC_NARROW_PIXELS(PT, 0 or 1)) pixels, from
+ * zero: a row's last tile when fewer than PT pixels remain, so that it
+ * computes at most one pixel it does not keep rather than up to PT - 1
+ * (ResNet's strided layers: rows of 7, 14 and 28 pixels). Each pixel's sum
+ * is the same as in a full tile. */
+TARGET static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index rs,
+                                           cyc_index ds, cyc_index sx, cyc_index C,
+                                           cyc_index R, cyc_index S, const T *wp, T *tile,
+                                           cyc_index pixels)
+{
+    if (pixels == CYC_NARROW_PIXELS(PT, 0))
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile,
+                              CYC_NARROW_PIXELS(PT, 0));
+    else
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile,
+                              CYC_NARROW_PIXELS(PT, 1));
 }
 #undef KB
 #else
@@ -631,6 +649,22 @@ static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index 
             for (cyc_index s = 0; s < S; s++, wp += 2) {
                 const T *q = in + c * cs + r * rs + s * ds;
                 for (int i = 0; i < PT; i++) {
+                    tile[2 * i] += q[i * sx] * wp[0];
+                    tile[2 * i + 1] += q[i * sx] * wp[1];
+                }
+            }
+}
+
+static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                    cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                                    const T *wp, T *tile, cyc_index pixels)
+{
+    for (cyc_index i = 0; i < pixels * 2; i++) tile[i] = 0;
+    for (cyc_index c = 0; c < C; c++)
+        for (cyc_index r = 0; r < R; r++)
+            for (cyc_index s = 0; s < S; s++, wp += 2) {
+                const T *q = in + c * cs + r * rs + s * ds;
+                for (cyc_index i = 0; i < pixels; i++) {
                     tile[2 * i] += q[i * sx] * wp[0];
                     tile[2 * i + 1] += q[i * sx] * wp[1];
                 }
