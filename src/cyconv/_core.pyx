@@ -90,6 +90,8 @@ cdef extern from "kernels.h" nogil:
 
 
 cdef extern from "tile_store.h" nogil:
+    void cyc_store_quad_f32(const float *t, Py_ssize_t KB, float *o, Py_ssize_t osk,
+                            Py_ssize_t npx, const float *bias)
     void cyc_store_channel_f32(const float *t, Py_ssize_t KB, float *o, Py_ssize_t npx,
                                const float *bias)
     void cyc_store_channel_f64(const double *t, Py_ssize_t KB, double *o, Py_ssize_t npx,
@@ -872,7 +874,17 @@ cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
     cdef char *o
     cdef fp_t bk
     cdef bint contiguous = osx == sizeof(fp_t)
-    for kk in range(nk):
+    kk = 0
+    if fp_t is float and contiguous:
+        # four channels at a time, transposed in registers (tile_store.h)
+        while kk + 4 <= nk:
+            o = out + kk * osk
+            for i in range(4):
+                cyc_prefetch_write(o + i * osk + npx * osx + 64)   # as below
+            cyc_store_quad_f32(tile + kk, KB, <float *>o, osk // sizeof(float), npx,
+                               bias + kk if bias != NULL else NULL)
+            kk += 4
+    while kk < nk:
         o = out + kk * osk
         # The next tiles write on along these rows: request the next line
         # now (without it, stores waiting for lines of 16+ output planes
@@ -892,6 +904,7 @@ cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
         else:
             for i in range(npx):
                 (<fp_t *>(o + i * osx))[0] = tile[i * KB + kk]
+        kk += 1
 
 
 cdef void _gather_edge(const _Conv *g, const fp_t *padded, Py_ssize_t row, Py_ssize_t x0,

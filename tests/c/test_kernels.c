@@ -46,6 +46,32 @@ static double urand(void)  /* xorshift64: uniform in [-1, 1) */
 #undef SFX
 #undef EPS
 
+/* tile_store.h's four-channel store: bitwise four one-channel stores (with
+ * and without a bias, -0.0 kept), nothing written between or past them. */
+static int check_store_quad(void)
+{
+    int bad = 0;
+    enum { PITCH = 24 };   /* output floats per channel; npx <= 16 */
+    for (cyc_index KB = 4; KB <= 32; KB *= 2)
+    for (cyc_index npx = 0; npx <= 16; npx++)
+    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+        float *tile = rand_array_f32(16 * KB), bias[4], got[4 * PITCH], want[4 * PITCH];
+        for (int m = 0; m < 4; m++) bias[m] = (float)urand();
+        tile[1] = -0.0f;
+        for (cyc_index i = 0; i < 4 * PITCH; i++) got[i] = want[i] = (float)SENTINEL;
+        cyc_store_quad_f32(tile, KB, got, PITCH, npx, with_bias ? bias : NULL);
+        for (int m = 0; m < 4; m++)
+            cyc_store_channel_f32(tile + m, KB, want + m * PITCH, npx,
+                                  with_bias ? bias + m : NULL);
+        checks += 4 * npx;
+        if (memcmp(got, want, sizeof got) != 0 && bad++ < 5)
+            printf("  store_quad KB=%d npx=%d bias=%d: not four channel stores\n", (int)KB,
+                   (int)npx, with_bias);
+        free(tile);
+    }
+    return bad;
+}
+
 int main(void)
 {
     static const char *names[] = {"sse2", "avx", "avx2", "fma", "avx512f", "neon"};
@@ -62,7 +88,8 @@ int main(void)
         bad = check_row_f32(kt) + check_rows_f32(kt, 0) + check_rows_f32(kt, 1) + check_tile_f32(kt, kt->block_f32)
             + check_flat_f32(kt, kt->flat_f32)
             + check_row_f64(kt) + check_rows_f64(kt, 0) + check_rows_f64(kt, 1) + check_tile_f64(kt, kt->block_f64)
-            + check_flat_f64(kt, kt->flat_f64) + check_store_f32() + check_store_f64();
+            + check_flat_f64(kt, kt->flat_f64) + check_store_f32() + check_store_f64()
+            + check_store_quad();
         printf("level %d %-8s tiles %2dx%2d/%2d flat %dx%2d/%2d: %6ld values, worst %4.2f eps*sum|terms|: %s\n",
                level, kt->name, (int)kt->tile_pixels, (int)kt->block_f32, (int)kt->block_f64,
                (int)kt->flat_channels, (int)kt->flat_f32, (int)kt->flat_f64,
