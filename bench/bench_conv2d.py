@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark ``cyconv.conv2d`` (NCHW, torch.nn.functional.conv2d semantics), one thread.
 
-Shapes are the usual CNN layers (ResNet-style, batch 1 unless noted), plus a
-depthwise and a per-channel RGB filter.  Peers:
+Shapes are the usual CNN layers (ResNet-style, batch 1 unless noted), a
+depthwise and a per-channel RGB filter, and ResNet-50's bottleneck layers
+("R50": 1x1 layers of 64-2048 channels, strided 3x3 and 1x1 layers).  Peers:
 
 ``torch.nn.functional.conv2d``
     CPU build, ``torch.set_num_threads(1)``; inputs shared with NumPy through
@@ -105,6 +106,17 @@ _SHAPES = [
     Case("1×1", 1, 256, 64, 56, 56, 1, 1),
     Case("depthwise", 1, 32, 32, 112, 112, 3, 3, padding=1, groups=32),
     Case("RGB per-channel", 1, 3, 3, 512, 512, 5, 5, padding=2, groups=3),
+    # ResNet-50's bottleneck layers (torchvision's v1.5: the 3x3 convolutions stride)
+    Case("R50 1×1", 1, 64, 256, 56, 56, 1, 1),
+    Case("R50 1×1 down", 1, 256, 512, 56, 56, 1, 1, stride=2),
+    Case("R50 3×3 down", 1, 128, 128, 56, 56, 3, 3, stride=2, padding=1),
+    Case("R50 3×3 down", 1, 256, 256, 28, 28, 3, 3, stride=2, padding=1),
+    Case("R50 1×1", 1, 256, 1024, 14, 14, 1, 1),
+    Case("R50 1×1", 1, 1024, 256, 14, 14, 1, 1),
+    Case("R50 3×3 down", 1, 512, 512, 14, 14, 3, 3, stride=2, padding=1),
+    Case("R50 1×1 down", 1, 1024, 2048, 14, 14, 1, 1, stride=2),
+    Case("R50 1×1", 1, 512, 2048, 7, 7, 1, 1),
+    Case("R50 1×1", 1, 2048, 512, 7, 7, 1, 1),
 ]
 # float64 for a few of them
 CASES = _SHAPES + [dataclasses.replace(_SHAPES[i], dtype="float64") for i in (1, 3, 8)]
