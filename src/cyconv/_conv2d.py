@@ -100,10 +100,10 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         return (np.empty((C, Hb, Wb), dtype), np.empty(plan.scratch, dtype),
                 np.empty(plan.edge, dtype))
 
-    def job(buffers, n0, n1, y0, y1):
+    def job(buffers, n0, n1, y0, y1, b0=0, b1=-1):
         padded, tiles, edge = buffers
         _core.conv2d(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded,
-                     tiles, edge, n0, n1, y0, y1)
+                     tiles, edge, n0, n1, y0, y1, b0, b1)
 
     N, Ho, per_row = geo.N, prep.Ho, prep.per_row
     if N * Ho * per_row < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
@@ -117,9 +117,25 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         chunks = [(n, min(n + images, N), 0, Ho) for n in range(0, N, images)]
     else:
         chunks = [(n, n + 1, y, min(y + rows, Ho)) for n in range(N) for y in range(0, Ho, rows)]
+    if plan.chunk_blocks_outer:
+        chunks = _split_blocks(chunks, plan.packed_shape[0], per_row)
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
     _parallel.run(job, chunks, nthreads, scratch)
     return result
+
+
+def _split_blocks(chunks, blocks: int, per_row: int) -> list:
+    """Pieces (n0, n1, y0, y1) of whole strips (plan.min_rows) can hold far
+    more than CHUNK_WORK (1024 -> 2048 channels at 7x7: one piece of 100 M
+    multiply-adds): split their `blocks` channel blocks into ranges too, as
+    (n0, n1, y0, y1, b0, b1). Each block still reads its weights once, and
+    computes the same bits whichever piece it is in."""
+    pieces = []
+    for n0, n1, y0, y1 in chunks:
+        work = (n1 - n0) * (y1 - y0) * per_row
+        step = -(-blocks // min(blocks, max(1, int(work // _parallel.CHUNK_WORK))))
+        pieces += [(n0, n1, y0, y1, b, min(b + step, blocks)) for b in range(0, blocks, step)]
+    return pieces
 
 
 class _Prepared(NamedTuple):

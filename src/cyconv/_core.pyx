@@ -1023,11 +1023,13 @@ cdef inline void _store_flat_tile(const _Conv *g, const fp_t *tile, Py_ssize_t t
 cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *packed,
                               const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
                               Py_ssize_t osx, fp_t *tile, fp_t *part, Py_ssize_t f0,
-                              Py_ssize_t f_end) noexcept nogil:
-    """The flat tiles from flat pixel f0 to f_end (at least one tile) of every
-    channel block, the input channels in chunks of g.chunk (_plan_chunks):
-    per strip of g.strip tile positions, each chunk runs over the strip and
-    leaves its partial sums in `part`; the last chunk stores the tiles."""
+                              Py_ssize_t f_end, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """The flat tiles from flat pixel f0 to f_end (at least one tile) of
+    channel blocks b0 <= b < b1 (of all groups' blocks, in order; a range
+    only with g.chunk_blocks_outer), the input channels in chunks of g.chunk
+    (_plan_chunks): per strip of g.strip tile positions, each chunk runs over
+    the strip and leaves its partial sums in `part`; the last chunk stores
+    the tiles."""
     cdef Py_ssize_t PT = g.PT, KB = g.KB, cs = g.Hb * g.Wb, nb = g.groups * g.blocks
     cdef Py_ssize_t block = g.Cg * KB    # packed weights per block (1x1)
     cdef Py_ssize_t tiles = (f_end - f0 + PT - 1) // PT
@@ -1041,10 +1043,10 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *pa
         while c0 < g.Cg:
             nc = min(g.chunk, g.Cg - c0)
             last = c0 + nc == g.Cg
-            for j in range((s1 - s0) * nb):
+            for j in range((s1 - s0) * (b1 - b0)):
                 # each tile runs every block, or each block every tile
                 if g.chunk_blocks_outer:
-                    i, bb = s0 + j % (s1 - s0), j // (s1 - s0)
+                    i, bb = s0 + j % (s1 - s0), b0 + j // (s1 - s0)
                 else:
                     i, bb = s0 + j // nb, j % nb
                 grp, b = bb // g.blocks, bb % g.blocks
@@ -1067,8 +1069,9 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *pa
 cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed,
                           const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
                           Py_ssize_t osx, fp_t *tile, fp_t *edge,
-                          Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
-    """Output rows y0 <= y < y1 of one image, in tiles of PT pixels x KB channels.
+                          Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """Output rows y0 <= y < y1 of one image, in tiles of PT pixels x KB channels
+    (channel blocks b0 <= b < b1 with g.chunk_blocks_outer, else all).
 
     Row tiles run along one output row (any stride). Flat tiles (unit
     stride only) run along the padded image read as one long row of pitch
@@ -1083,7 +1086,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
     cdef const fp_t *bk
     if g.chunk < g.Cg and f_end - y0 * g.Wb >= PT:
         _flat_tiles_chunked(g, padded, packed, bias, out, osk, osy, osx, tile,
-                            tile + PT * KB, y0 * g.Wb, f_end)
+                            tile + PT * KB, y0 * g.Wb, f_end, b0, b1)
         return
     if g.tiles_outer:   # _conv_plan says why
         f = y0 * g.Wb
@@ -1235,8 +1238,10 @@ cdef void _conv2d_range(const _Conv *g,
                         const fp_t *bias,        # K values, or NULL
                         char *out, const Py_ssize_t *ostr,          # N x K x Ho x Wo, byte strides
                         fp_t *padded, fp_t *scratch, fp_t *edge,    # one thread's scratch
-                        Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
-    """Output rows y0 <= y < y1 of images n0 <= n < n1."""
+                        Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
+                        Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """Output rows y0 <= y < y1 of images n0 <= n < n1; of channel blocks
+    b0 <= b < b1 when g.chunk_blocks_outer (else b0 = 0, b1 = every block)."""
     cdef Py_ssize_t n, c
     # Padded rows these output rows read; small-image tiles also read the
     # zero rows below the padded image, where their last tile overruns, and
@@ -1261,7 +1266,7 @@ cdef void _conv2d_range(const _Conv *g,
                              padded + (c * g.Hb + row0) * g.Wb, row0, row1)
         if g.blocked:
             _conv2d_blocked(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
-                            ostr[3], scratch, edge, y0, y1)
+                            ostr[3], scratch, edge, y0, y1, b0, b1)
         elif g.small:
             _conv2d_small(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
                           ostr[3], scratch, y0, y1)
@@ -1392,9 +1397,12 @@ def conv2d(Conv2dPlan plan,
            fp_t[:, :, ::1] padded,            # scratch C x Hb x Wb
            fp_t[::1] scratch,                 # scratch: plan.scratch elements
            fp_t[::1] edge,                    # scratch: plan.edge elements
-           Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1):
+           Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
+           Py_ssize_t b0=0, Py_ssize_t b1=-1):
     """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call);
-    fp_t is the plan's precision."""
+    fp_t is the plan's precision. Plans with chunk_blocks_outer may also
+    split the channel blocks: b0 <= b < b1 of plan.packed_shape[0] (b1 < 0:
+    all); others compute every block."""
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
     cdef int i
@@ -1407,7 +1415,10 @@ def conv2d(Conv2dPlan plan,
         _conv2d_range(&plan.g, data, istr, &row_map[0], &col_map[0],
                       &weights[0, 0, 0, 0], &bias[0] if bias.shape[0] else NULL,
                       <char *>&out[0, 0, 0, 0], ostr, &padded[0, 0, 0],
-                      &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1)
+                      &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1,
+                      b0 if plan.g.chunk_blocks_outer else 0,
+                      b1 if b1 >= 0 and plan.g.chunk_blocks_outer
+                      else plan.g.groups * plan.g.blocks)
 
 
 # ---------------------------------------------------------------------------
@@ -2252,7 +2263,7 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
         weights = packed
     _conv2d_range(&g, <const char *>input, istr, row_map, col_map,
                   weights, bias, <char *>out, ostr,
-                  padded, scratch, edge, 0, g.N, 0, g.Ho)
+                  padded, scratch, edge, 0, g.N, 0, g.Ho, 0, g.groups * g.blocks)
     return CYC_OK
 
 
