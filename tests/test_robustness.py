@@ -16,8 +16,11 @@ from cyconv import _core, _parallel
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
 
 _INTERRUPTED_CALL = r"""
-import sys, time
+import signal, sys, time
 import numpy as np, cyconv
+# Python's own Ctrl-C handler even when this process was started with
+# SIGINT ignored (as a shell's background job is): the test is about cyconv.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 which = sys.argv[1]
 rng = np.random.default_rng(0)
 if which == "convolve2d":
