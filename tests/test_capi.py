@@ -379,7 +379,8 @@ def conv2d_expected(t, itemsize):
     blocked = 2 * Kg >= KB
     # flat tiles' row pitch: zero padding shares a padding column between rows
     flat_pitch = max(Wo, W + max(left, right)) if mode == 0 else Wp
-    if blocked and sh == 1 and sw == 1 and N * Ho * Wo < TILES["small_pixels"]:
+    if blocked and sh == 1 and sw == 1 and N * Ho * Wo < TILES["small_pixels"] \
+            and not R == S == 1:   # 1x1 layers pack their weights on any image
         Wb = flat_pitch
         Hb = Hp + -(-(FP + Wp - Wb) // Wb)
         scratch = FK * FP
@@ -391,11 +392,15 @@ def conv2d_expected(t, itemsize):
             Hb += 1
         packed = groups * -(-Kg // KB) * Cg * R * S * KB
         scratch = PT * KB
-        # 1x1 flat tiles in channel chunks: partial sums of a strip of tiles
+        # 1x1 flat tiles in channel chunks: partial sums of a strip of tiles;
+        # with more packed weights than 256 KB, chunks of one block (8 KB)
+        # over strips whose partial sums fill 512 KB
         nb = groups * -(-Kg // KB)
-        chunk = max(16, 16384 // (nb * KB * itemsize))
-        if flat and R == S == 1 and chunk < Cg and packed * itemsize <= 262144:
-            scratch += max(1, 131072 // (nb * PT * KB * itemsize)) * nb * PT * KB
+        blocks_outer = packed * itemsize > 262144
+        chunk = 8192 // (KB * itemsize) if blocks_outer else max(16, 16384 // (nb * KB * itemsize))
+        if flat and R == S == 1 and chunk < Cg:
+            partial = 524288 if blocks_outer else 131072
+            scratch += max(1, partial // (nb * PT * KB * itemsize)) * nb * PT * KB
         edge = Cg * R * PT * S
     else:
         scratch = TILES["spatial_rows"] * ((Wo - 1) * sw + 1)

@@ -1176,6 +1176,10 @@ TILE_CASES = [
     (1, 40, 7, 5, 5, 3, 3, 1, 1, 1, 1),       # small image: K not a multiple of FK
     (2, 33, 5, 4, 6, 3, 3, 1, 1, 1, 1),       # small image, batch
     (1, 32, 32, 14, 14, 3, 3, 1, 1, 1, 1),    # plane pitch 16 * 16 floats = 1 KB
+    # packed weights over TILES_OUTER_BYTES: blocks outer, pieces take ranges of them
+    (1, 200, 48, 12, 14, 3, 3, 1, 1, 1, 1),   # flat tiles
+    (2, 150, 64, 11, 13, 3, 3, 2, 1, 1, 1),   # strided row tiles, batch
+    (1, 240, 64, 11, 13, 3, 3, 1, 1, 1, 2),   # grouped
 ]
 
 
@@ -1201,7 +1205,8 @@ def test_pieces_of_one_row_bitwise(case, dtype, monkeypatch):
     whole = _conv(x, w, b, **kw)
     monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
     for workers in (1, 2):
-        pieces = cyconv.conv2d(x, w, b, workers=workers, **kw)
+        pieces = np.full_like(whole, np.nan)   # every piece's pixels must be written
+        cyconv.conv2d(x, w, b, workers=workers, out=pieces, **kw)
         np.testing.assert_array_equal(pieces.view(np.uint8), whole.view(np.uint8))
 
 

@@ -110,26 +110,29 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         # Microseconds of work, a single piece: no CPU slot (as _parallel.run_rows).
         job(scratch(), 0, N, 0, Ho)
         return result
-    # Pieces of about CHUNK_WORK: whole images when they are small, else row ranges.
-    rows = max(plan.min_rows, int(_parallel.CHUNK_WORK // per_row))
+    # Pieces of about CHUNK_WORK: whole images when they are small, else row
+    # ranges. When the weights exceed L2 (the blocks run outer), each piece
+    # streams them from memory once: then pieces take as many rows as one
+    # block's CHUNK_WORK allows and a range of the blocks (512 -> 512 3x3/2
+    # @14x14: 4 pieces of every block read the 9.4 MB of weights 4 times).
+    blocks = plan.packed_shape[0] if plan.splits_blocks else 1
+    rows = max(plan.min_rows, int(_parallel.CHUNK_WORK * blocks // per_row))
     if rows >= Ho:
         images = rows // Ho
         chunks = [(n, min(n + images, N), 0, Ho) for n in range(0, N, images)]
     else:
         chunks = [(n, n + 1, y, min(y + rows, Ho)) for n in range(N) for y in range(0, Ho, rows)]
-    if plan.chunk_blocks_outer:
-        chunks = _split_blocks(chunks, plan.packed_shape[0], per_row)
+    if blocks > 1:
+        chunks = _split_blocks(chunks, blocks, per_row)
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
     _parallel.run(job, chunks, nthreads, scratch)
     return result
 
 
 def _split_blocks(chunks, blocks: int, per_row: int) -> list:
-    """Pieces (n0, n1, y0, y1) of whole strips (plan.min_rows) can hold far
-    more than CHUNK_WORK (1024 -> 2048 channels at 7x7: one piece of 100 M
-    multiply-adds): split their `blocks` channel blocks into ranges too, as
-    (n0, n1, y0, y1, b0, b1). Each block still reads its weights once, and
-    computes the same bits whichever piece it is in."""
+    """Pieces (n0, n1, y0, y1) as (n0, n1, y0, y1, b0, b1): their `blocks`
+    channel blocks split into ranges of about CHUNK_WORK. Each block computes
+    the same bits whichever piece it is in."""
     pieces = []
     for n0, n1, y0, y1 in chunks:
         work = (n1 - n0) * (y1 - y0) * per_row

@@ -738,6 +738,11 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     g.scratch_size += g.strip * nb * g.PT * g.KB
 
 
+cdef inline bint _splits_blocks(const _Conv *g) noexcept nogil:
+    # Blocks outer (chunked or not): a piece may take a range of blocks.
+    return g.blocked and not g.tiles_outer
+
+
 cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     """Derive the output size and the kernel choice. The caller checked that
     the padded input is at least as large as the dilated kernel."""
@@ -1071,7 +1076,8 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                           Py_ssize_t osx, fp_t *tile, fp_t *edge,
                           Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
     """Output rows y0 <= y < y1 of one image, in tiles of PT pixels x KB channels
-    (channel blocks b0 <= b < b1 with g.chunk_blocks_outer, else all).
+    (channel blocks b0 <= b < b1 of every group's, in order, when the blocks
+    run outer: not g.tiles_outer; else all).
 
     Row tiles run along one output row (any stride). Flat tiles (unit
     stride only) run along the padded image read as one long row of pitch
@@ -1079,7 +1085,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
     land in the padding are computed and dropped."""
     cdef Py_ssize_t PT = g.PT, KB = g.KB, Wo = g.Wo
     cdef Py_ssize_t cs = g.Hb * g.Wb, block = g.Cg * g.R * g.S * KB
-    cdef Py_ssize_t grp, b, y, t, x, k0, f
+    cdef Py_ssize_t grp, b, bb, y, t, x, k0, f
     cdef Py_ssize_t f_end = (y1 - 1) * g.Wb + Wo   # flat tiles: past the last pixel
     cdef const fp_t *base
     cdef const fp_t *wp
@@ -1108,25 +1114,25 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                                               min(KB, g.Kg - b * KB), y, x, min(PT, Wo - x),
                                               tile, edge)
         return
-    for grp in range(g.groups):
+    for bb in range(b0, b1):
+        grp, b = bb // g.blocks, bb % g.blocks
         base = padded + grp * g.Cg * cs
-        for b in range(g.blocks):
-            wp = packed + (grp * g.blocks + b) * block
-            k0 = grp * g.Kg + b * KB
-            bk = bias + k0 if bias != NULL else NULL
-            if g.flat:
-                f = y0 * g.Wb
-                while f < f_end:
-                    _blocked_flat_tile(g, base, wp, bk, out + k0 * osk, osk, osy, osx,
-                                       min(KB, g.Kg - b * KB), f, f_end, tile, edge)
-                    f = f + PT
-            else:
-                for y in range(y0, y1):
-                    for t in range((Wo + PT - 1) // PT):
-                        x = t * PT
-                        _blocked_row_tile(g, base, wp, bk, out + k0 * osk + y * osy + x * osx,
-                                          osk, osx, min(KB, g.Kg - b * KB), y, x,
-                                          min(PT, Wo - x), tile, edge)
+        wp = packed + bb * block
+        k0 = grp * g.Kg + b * KB
+        bk = bias + k0 if bias != NULL else NULL
+        if g.flat:
+            f = y0 * g.Wb
+            while f < f_end:
+                _blocked_flat_tile(g, base, wp, bk, out + k0 * osk, osk, osy, osx,
+                                   min(KB, g.Kg - b * KB), f, f_end, tile, edge)
+                f = f + PT
+        else:
+            for y in range(y0, y1):
+                for t in range((Wo + PT - 1) // PT):
+                    x = t * PT
+                    _blocked_row_tile(g, base, wp, bk, out + k0 * osk + y * osy + x * osx,
+                                      osk, osx, min(KB, g.Kg - b * KB), y, x,
+                                      min(PT, Wo - x), tile, edge)
 
 
 cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight,
@@ -1241,7 +1247,7 @@ cdef void _conv2d_range(const _Conv *g,
                         Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
     """Output rows y0 <= y < y1 of images n0 <= n < n1; of channel blocks
-    b0 <= b < b1 when g.chunk_blocks_outer (else b0 = 0, b1 = every block)."""
+    b0 <= b < b1 when _splits_blocks(g) (else b0 = 0, b1 = every block)."""
     cdef Py_ssize_t n, c
     # Padded rows these output rows read; small-image tiles also read the
     # zero rows below the padded image, where their last tile overruns, and
@@ -1322,6 +1328,12 @@ cdef class Conv2dPlan:
         return self.g.chunk
 
     @property
+    def splits_blocks(self):
+        """Blocked with the blocks outer (more packed weights than
+        TILES_OUTER_BYTES): a piece may take a range of channel blocks."""
+        return _splits_blocks(&self.g)
+
+    @property
     def chunk_blocks_outer(self):
         """Chunked 1x1 layers: each block runs over a strip (else each tile
         runs every block)."""
@@ -1400,9 +1412,9 @@ def conv2d(Conv2dPlan plan,
            Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
            Py_ssize_t b0=0, Py_ssize_t b1=-1):
     """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call);
-    fp_t is the plan's precision. Plans with chunk_blocks_outer may also
-    split the channel blocks: b0 <= b < b1 of plan.packed_shape[0] (b1 < 0:
-    all); others compute every block."""
+    fp_t is the plan's precision. Plans with splits_blocks may also split
+    the channel blocks: b0 <= b < b1 of plan.packed_shape[0] (b1 < 0: all);
+    others compute every block."""
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
     cdef int i
@@ -1416,8 +1428,8 @@ def conv2d(Conv2dPlan plan,
                       &weights[0, 0, 0, 0], &bias[0] if bias.shape[0] else NULL,
                       <char *>&out[0, 0, 0, 0], ostr, &padded[0, 0, 0],
                       &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1,
-                      b0 if plan.g.chunk_blocks_outer else 0,
-                      b1 if b1 >= 0 and plan.g.chunk_blocks_outer
+                      b0 if _splits_blocks(&plan.g) else 0,
+                      b1 if b1 >= 0 and _splits_blocks(&plan.g)
                       else plan.g.groups * plan.g.blocks)
 
 
