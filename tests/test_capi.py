@@ -397,8 +397,8 @@ def conv2d_expected(t, itemsize):
         # over strips whose partial sums fill 512 KB
         nb = groups * -(-Kg // KB)
         blocks_outer = packed * itemsize > 262144
-        chunk = 8192 // (KB * itemsize) if blocks_outer else max(16, 16384 // (nb * KB * itemsize))
-        if flat and R == S == 1 and chunk < Cg:
+        chunk = 8192 // (KB * itemsize) if blocks_outer else 16384 // (nb * KB * itemsize)
+        if flat and R == S == 1 and 32 <= chunk < Cg:
             partial = 524288 if blocks_outer else 131072
             scratch += max(1, partial // (nb * PT * KB * itemsize)) * nb * PT * KB
         edge = Cg * R * PT * S

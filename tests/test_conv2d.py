@@ -1309,9 +1309,9 @@ def test_shared_padding_column(dtype, N, H, W, K, R, S, padding, monkeypatch):
 @pytest.mark.parametrize("dtype,N,C,K,H,W,groups,padding", [
     (F32, 1, 200, 64, 12, 13, 1, 0),     # 4 chunks, the last one short
     (F32, 2, 130, 40, 9, 8, 1, 0),       # a short channel block
-    (F64, 1, 100, 48, 12, 9, 1, 1),      # zero padding, float64 chunks of 32
+    (F64, 1, 100, 48, 12, 9, 1, 1),      # zero padding, float64 chunks
     (F32, 1, 256, 128, 8, 17, 2, 0),     # groups
-    (F32, 1, 96, 160, 30, 31, 1, 0),     # strips of tiles
+    (F32, 1, 96, 128, 30, 31, 1, 0),     # strips of tiles
     # more packed weights than TILES_OUTER_BYTES: each block over a strip
     (F32, 1, 300, 260, 7, 7, 1, 0),      # 7 x 7 (packed, not small-image tiles)
     (F64, 2, 300, 180, 5, 6, 1, 1),      # float64, batch, padding

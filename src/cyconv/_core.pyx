@@ -698,6 +698,7 @@ cdef inline Py_ssize_t _flat_pitch(const _Conv *g) noexcept nogil:
 cdef enum:
     TILES_OUTER_BYTES = 262144    # packed weights up to this run every block per tile position
     CHUNK_WEIGHT_BYTES = 16384    # a chunk's packed weights, all blocks: half of L1
+    MIN_CHUNK = 32                # fewest input channels per chunk (_plan_chunks)
     STRIP_PARTIAL_BYTES = 131072  # a strip's partial sums: a quarter of L2
     BLOCK_CHUNK_BYTES = 8192      # chunks of one block (_plan_chunks): a quarter of L1,
                                   # the rest for the strip's input (16 KB: 13 % slower at 14x14)
@@ -722,14 +723,18 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     # as half of L2 holds its partial sums, and the pieces of a call span
     # whole strips (min_rows), so the weights stream from memory once per
     # strip rather than once per tile or per row.
+    #
+    # Chunks of fewer than MIN_CHUNK channels cost more in partial sums than
+    # their weights in L1 save (64 -> 256 and 128 -> 512 channels, chunks of
+    # 16: 24-28 % faster without; 512 -> 128, chunks of 32: 7 % slower).
     cdef Py_ssize_t nb = g.groups * g.blocks
-    cdef Py_ssize_t chunk = max(16, CHUNK_WEIGHT_BYTES // (nb * g.KB * item))
+    cdef Py_ssize_t chunk = CHUNK_WEIGHT_BYTES // (nb * g.KB * item)
     if not (g.flat and g.R == 1 and g.S == 1):
         return
     g.chunk_blocks_outer = not g.tiles_outer
     if g.chunk_blocks_outer:
         chunk = BLOCK_CHUNK_BYTES // (g.KB * item)
-    if chunk >= g.Cg:
+    if chunk >= g.Cg or chunk < MIN_CHUNK:
         g.chunk_blocks_outer = False
         return
     g.chunk = chunk
