@@ -252,6 +252,23 @@ def test_separable_rejects_a_kernel_that_is_not_rank1():
         cyconv.convolve2d(np.ones((5, 5)), [[1.0, 2.0], [3.0, 5.0]], method="separable")
 
 
+def test_small_rank1_memo_follows_the_kernel_contents():
+    """The last small kernel's factors are remembered by its bytes: a kernel
+    changed in place, or another one, gets its own factors."""
+    rng = np.random.default_rng(5)
+    img = rng.standard_normal((512, 512))
+    k = np.outer(rng.standard_normal(15), rng.standard_normal(15))
+    for _ in range(3):
+        assert cyconv.choose_method(img, k, "same") == "separable"
+        got = cyconv.convolve2d(img, k, "same")
+        np.testing.assert_allclose(got, scipy.signal.convolve2d(img, k, "same"),
+                                   rtol=1e-10, atol=1e-10)
+        k[:] = np.outer(rng.standard_normal(15), rng.standard_normal(15))   # in place
+    column, row = _methods._rank1_factors(k)
+    assert not column.flags.writeable and not row.flags.writeable
+    np.testing.assert_allclose(np.outer(column, row), k, rtol=1e-14, atol=1e-300)
+
+
 def test_rank1_cache_notices_a_changed_kernel():
     k = cyconv.kernels.gaussian(301)
     assert _methods._rank1_factors(k[::-1, ::-1]) is not None
