@@ -714,30 +714,27 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     # tiles whose partial sums wait in scratch; the sum of each pixel still
     # runs over the channels in order, so the bits are unchanged.
     #
-    #
     # With more packed weights than TILES_OUTER_BYTES (ResNet-50's 1x1
     # layers at 7x7 to 28x28: 512-2048 channels) a chunk of every block
     # exceeds L1, and blocks outer stream each block's weights from L2 for
     # every tile (512 -> 1024 @14x14: 55 GFLOP/s in the tiles). There each
-    # block's chunk (8 KB) stays in L1 while it runs over a strip as long
-    # as half of L2 holds its partial sums, and the pieces of a call span
-    # whole strips (min_rows), so the weights stream from memory once per
-    # strip rather than once per tile or per row.
+    # block's chunk (8 KB) stays in L1 while it runs over a strip whose
+    # partial sums fill L2, and a call's pieces span whole strips (min_rows)
+    # and ranges of blocks, so the weights stream from memory once per strip
+    # rather than once per tile or per row.
     #
     # Chunks of fewer than MIN_CHUNK channels cost more in partial sums than
     # their weights in L1 save (64 -> 256 and 128 -> 512 channels, chunks of
-    # 16: 24-28 % faster without; 512 -> 128, chunks of 32: 7 % slower).
-    cdef Py_ssize_t nb = g.groups * g.blocks
-    cdef Py_ssize_t chunk = CHUNK_WEIGHT_BYTES // (nb * g.KB * item)
+    # 16: 17-28 % faster without; 512 -> 128, chunks of 32: 7 % slower).
     if not (g.flat and g.R == 1 and g.S == 1):
         return
-    g.chunk_blocks_outer = not g.tiles_outer
-    if g.chunk_blocks_outer:
-        chunk = BLOCK_CHUNK_BYTES // (g.KB * item)
+    cdef Py_ssize_t nb = g.groups * g.blocks
+    cdef bint blocks_outer = not g.tiles_outer
+    cdef Py_ssize_t chunk = (BLOCK_CHUNK_BYTES // (g.KB * item) if blocks_outer
+                             else CHUNK_WEIGHT_BYTES // (nb * g.KB * item))
     if chunk >= g.Cg or chunk < MIN_CHUNK:
-        g.chunk_blocks_outer = False
         return
-    g.chunk = chunk
+    g.chunk, g.chunk_blocks_outer = chunk, blocks_outer
     g.strip = max(1, (BLOCK_STRIP_PARTIAL_BYTES if g.chunk_blocks_outer else STRIP_PARTIAL_BYTES)
                   // (nb * g.PT * g.KB * item))
     g.scratch_size += g.strip * nb * g.PT * g.KB
