@@ -638,28 +638,13 @@ TARGET static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index 
 }
 #undef KB
 #else
-/* Scalar build (compilers without vector extensions): KB = 2, same order. */
-static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
-                             cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                             const T *wp, const T *init, T *tile)
+/* Scalar build (compilers without vector extensions): KB = 2, same order;
+ * `pixels` of them (PT, or a narrow width). */
+static void FN(scalar_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                            cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                            const T *wp, const T *init, T *tile, cyc_index pixels)
 {
-    for (int i = 0; i < PT * 2; i++) tile[i] = init ? init[i] : 0;
-    for (cyc_index c = 0; c < C; c++)
-        for (cyc_index r = 0; r < R; r++)
-            for (cyc_index s = 0; s < S; s++, wp += 2) {
-                const T *q = in + c * cs + r * rs + s * ds;
-                for (int i = 0; i < PT; i++) {
-                    tile[2 * i] += q[i * sx] * wp[0];
-                    tile[2 * i + 1] += q[i * sx] * wp[1];
-                }
-            }
-}
-
-static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
-                                    cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                                    const T *wp, T *tile, cyc_index pixels)
-{
-    for (cyc_index i = 0; i < pixels * 2; i++) tile[i] = 0;
+    for (cyc_index i = 0; i < pixels * 2; i++) tile[i] = init ? init[i] : 0;
     for (cyc_index c = 0; c < C; c++)
         for (cyc_index r = 0; r < R; r++)
             for (cyc_index s = 0; s < S; s++, wp += 2) {
@@ -669,6 +654,20 @@ static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index rs, cyc
                     tile[2 * i + 1] += q[i * sx] * wp[1];
                 }
             }
+}
+
+static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                             cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                             const T *wp, const T *init, T *tile)
+{
+    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wp, init, tile, PT);
+}
+
+static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                    cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                                    const T *wp, T *tile, cyc_index pixels)
+{
+    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile, pixels);
 }
 #endif
 
