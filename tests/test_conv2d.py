@@ -1231,6 +1231,79 @@ def test_strided_1x1_layers(H, W, stride, padding, dtype):
         np.testing.assert_array_equal(got.view(np.uint8), unit.view(np.uint8))
 
 
+# (N, C, K, H, W, R, S, stride, padding, dilation, groups, padding_mode):
+# strided layers that conv2d runs as 1x1 layers on their pixels' patches
+# when the thresholds allow (every padding mode, dilation, groups, images
+# smaller than the kernel's reach, output rows of 1 to 14 pixels).
+LOWERED_CASES = [
+    (2, 6, 20, 9, 14, 3, 3, 2, 1, 1, 1, "zeros"),
+    (3, 8, 40, 13, 7, 3, 3, (2, 1), (0, 1, 3, 0), 1, 2, "zeros"),
+    (1, 5, 17, 15, 15, 5, 5, 3, 2, 1, 1, "reflect"),
+    (2, 4, 33, 11, 12, 2, 3, (1, 2), 1, (2, 1), 1, "circular"),
+    (2, 6, 24, 10, 10, 3, 3, 2, 1, 1, 3, "replicate"),
+    (1, 3, 16, 8, 9, 3, 1, 2, 0, 1, 1, "symmetric"),
+    (3, 2, 20, 1, 2, 3, 3, 2, 1, 1, 1, "zeros"),
+    (2, 7, 20, 20, 21, 4, 4, 2, "same", 1, 1, "zeros"),
+    (1, 16, 48, 28, 28, 3, 3, 2, 1, 1, 1, "zeros"),
+]
+
+
+@pytest.mark.parametrize("case", LOWERED_CASES, ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_lowered_strided_layers(case, dtype, monkeypatch):
+    """A strided layer run as a 1x1 layer on its pixels' patches: the
+    reference's values, and bitwise the direct plan's result, whole or in
+    pieces, with the batch in one patches array or one per image."""
+    from cyconv import _conv2d, _parallel
+    N, C, K, H, W, R, S, stride, padding, dilation, groups, mode = case
+    x, w, b = case_arrays(seed_of(case, dtype, "lowered"), N=N, C=C, K=K, groups=groups,
+                          H=H, W=W, R=R, S=S, dtype=dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+              padding_mode=mode)
+
+    def run(lower: bool, max_bytes: int, **extra):
+        monkeypatch.setattr(_conv2d, "_prepared", {})
+        monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1 if lower else 1 << 62)
+        monkeypatch.setattr(_conv2d, "LOWER_MAX_BYTES", max_bytes)
+        got = cyconv.conv2d(x, w, b, **kw, **extra)
+        (prep,) = _conv2d._prepared.values()
+        assert (prep.lowered is not None) == lower
+        return got, prep
+
+    direct, _ = run(False, 1 << 62, workers=1)
+    _, prep = run(True, 1 << 62)
+    one_image = int(np.prod(prep.lowered.shape)) * np.dtype(direct.dtype).itemsize
+    for max_bytes in (one_image, 2 * one_image + 1, 1 << 62):
+        for workers, chunk_work in ((1, _parallel.CHUNK_WORK), (2, 1)):
+            monkeypatch.setattr(_parallel, "CHUNK_WORK", chunk_work)
+            out = np.full_like(direct, np.nan)   # every pixel must be written
+            got, prep = run(True, max_bytes, workers=workers, out=out)
+            assert prep.lowered.images == max(1, max_bytes // one_image)
+            np.testing.assert_array_equal(got.view(np.uint8), direct.view(np.uint8))
+    monkeypatch.setattr(_conv2d, "_prepared", {})
+    monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1)
+    check(x, w, b, stride, padding, dilation, groups, mode)
+
+
+def test_lowering_thresholds():
+    """Which strided layers conv2d lowers: many input channels (a channel
+    block's weights past LOWER_MIN_BLOCK_BYTES), patches of one image within
+    LOWER_MAX_BYTES; never unit-stride or 1x1 layers."""
+    from cyconv import _conv2d
+
+    def lowered(C, H, R=3, stride=2, K=64, dtype=F32):
+        prep = _conv2d._prepare(np.empty((1, C, H, H), dtype), np.empty((K, C, R, R), dtype),
+                                None, stride, R // 2, 1, 1, "zeros", None)
+        return prep.lowered is not None
+
+    assert lowered(256, 14) and lowered(128, 28) and lowered(128, 14, dtype=F64)
+    assert not lowered(32, 14)                  # its weights fit in L1
+    assert not lowered(256, 14, stride=1)       # unit stride: no row-end tiles to save
+    assert not lowered(1024, 14, R=1)           # 1x1: already a 1x1 layer
+    assert not lowered(256, 224)                # 28 MB of patches
+    assert not lowered(256, 14, K=4)            # a row-vectorized (unblocked) plan
+
+
 @pytest.mark.parametrize("R,S,stride,dilation,K", [
     (3, 3, 1, 1, 40), (3, 3, 2, 1, 24), (1, 1, 1, 1, 20), (3, 2, 1, 2, 17), (5, 5, 2, 1, 33)])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)

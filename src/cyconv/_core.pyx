@@ -1312,6 +1312,16 @@ cdef class Conv2dPlan:
         return self.g.Wo
 
     @property
+    def Hp(self):
+        """Rows of the padded input."""
+        return self.g.Hp
+
+    @property
+    def Wp(self):
+        """Columns of the padded input."""
+        return self.g.Wp
+
+    @property
     def Hb(self):
         """Rows of the padded buffer: the padded input's, plus zero rows that
         small-image and flat tiles overrun into, or a spare row that breaks a
@@ -1399,6 +1409,55 @@ def pack_weights(Conv2dPlan plan,
     with nogil:
         _pack_weights(&plan.g, <const char *>&weight[0, 0, 0, 0], weight.strides[0],
                       weight.strides[1], weight.strides[2], weight.strides[3], &packed[0, 0, 0, 0])
+
+
+cdef inline void _sample_row(const fp_t *src, Py_ssize_t step, fp_t *dst,
+                             Py_ssize_t n) noexcept nogil:
+    # dst[x] = src[x * step]; steps 1 and 2 (the common strides) get loops
+    # with a constant step, which the compiler vectorizes.
+    cdef Py_ssize_t x
+    if step == 1:
+        for x in range(n):
+            dst[x] = src[x]
+    elif step == 2:
+        for x in range(n):
+            dst[x] = src[2 * x]
+    else:
+        for x in range(n):
+            dst[x] = src[x * step]
+
+
+def patches(Conv2dPlan plan,
+            const fp_t[:, :, :, :] image,     # IN  n x C x H x W, any strides
+            const int64_t[::1] row_map,       # IN  the plan's padded rows -> source row or -1
+            const int64_t[::1] col_map,       # IN  the plan's padded cols -> source col or -1
+            fp_t[:, :, :, ::1] cols,          # OUT n x (C*R*S) x Ho x Wo
+            fp_t[:, ::1] plane):              # scratch Hp x Wp
+    """Each output pixel's input patch as channels: cols[i, (c*R + r)*S + s,
+    y, x] is the padded image's sample at (y*sh + r*dh, x*sw + s*dw) of
+    channel c. A 1x1 layer on cols, its weight (K, Cg*R*S, 1, 1), sums each
+    pixel's products in this layer's (c, r, s) order: the same bits."""
+    cdef const _Conv *g = &plan.g
+    cdef Py_ssize_t n = image.shape[0], i, c, r, s, y
+    cdef Py_ssize_t istr2 = image.strides[2], istr3 = image.strides[3]
+    cdef const char *data
+    cdef fp_t *dst
+    if n == 0 or image.shape[2] == 0 or image.shape[3] == 0:
+        data = NULL   # an empty image (padded with zeros) is never read
+    else:
+        data = <const char *>&image[0, 0, 0, 0]
+    with nogil:
+        for i in range(n):
+            for c in range(g.C):
+                _gather_rows(data + i * image.strides[0] + c * image.strides[1] if data != NULL
+                             else NULL, g.W, istr2, istr3, &row_map[0], &col_map[0], g.left,
+                             g.Wp, <fp_t>0, &plane[0, 0], 0, g.Hp)
+                dst = &cols[i, c * g.R * g.S, 0, 0]
+                for r in range(g.R):
+                    for s in range(g.S):
+                        for y in range(g.Ho):
+                            _sample_row(&plane[y * g.sh + r * g.dh, s * g.dw], g.sw, dst, g.Wo)
+                            dst += g.Wo
 
 
 def conv2d(Conv2dPlan plan,
