@@ -1414,3 +1414,39 @@ def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
         pieces = np.full_like(got, np.nan)   # every piece's pixels must be written
         cyconv.conv2d(x, w, b, padding=padding, groups=groups, workers=workers, out=pieces)
         np.testing.assert_array_equal(pieces.view(np.uint8), got.view(np.uint8))
+
+
+@pytest.mark.parametrize("K,Cg,R,S,groups", [
+    (16, 1, 3, 5, 1), (16, 16, 1, 1, 1), (40, 17, 1, 1, 1), (33, 11, 3, 3, 1),
+    (48, 16, 3, 3, 3), (9, 4, 2, 2, 1), (64, 2, 4, 4, 2)], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "flipped", "transposed", "reversed", "strided"])
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_pack_weights_layout(K, Cg, R, S, groups, layout, dtype):
+    """Packed weights hold each group's blocks of KB output channels
+    innermost, (c, r*S + s) outer, zeros past the group's last channel; the
+    same for every weight layout (panels of whole blocks of contiguous taps,
+    element by element otherwise)."""
+    rng = np.random.default_rng(seed_of(K, Cg, R, S, groups, layout, dtype))
+    if layout == "transposed":   # conv_transpose2d's channel-transposed view
+        w = rng.standard_normal((Cg, K, R, S)).astype(dtype).transpose(1, 0, 2, 3)
+    elif layout == "strided":
+        w = rng.standard_normal((K, 2 * Cg, R, S)).astype(dtype)[:, ::2]
+    else:
+        w = rng.standard_normal((K, Cg, R, S)).astype(dtype)
+        w = {"flipped": w[:, :, ::-1, ::-1], "reversed": w[::-1]}.get(layout, w)
+    C = Cg * groups
+    plan = _core_plan((1, C, R + 15, S + 15), K, (R, S), groups, dtype)
+    assert plan.blocked
+    packed = np.full(plan.packed_shape, np.nan, dtype)
+    cyconv._core.pack_weights(plan, w, packed)
+    nb, KB, Kg = plan.packed_shape[0], plan.packed_shape[3], K // groups
+    blocks = nb // groups
+    want = np.zeros((groups, blocks * KB, Cg, R * S), dtype)
+    want[:, :Kg] = w.reshape(groups, Kg, Cg, R * S)
+    want = want.reshape(groups, blocks, KB, Cg, R * S).transpose(0, 1, 3, 4, 2)
+    np.testing.assert_array_equal(packed, want.reshape(plan.packed_shape))
+
+
+def _core_plan(shape, K, kernel, groups, dtype):
+    return cyconv._core.conv2d_plan(shape, K, kernel, groups, (1, 1), (1, 1), (0, 0, 0, 0),
+                                    dtype == np.float64)

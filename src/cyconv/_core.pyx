@@ -818,20 +818,10 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         g.edge_size = 0
 
 
-cdef enum:
-    PACK_J = 8   # taps per panel of _pack_panel
-
-
-cdef inline void _pack_panel(const char *src, Py_ssize_t sk, fp_t *dst,
-                             const Py_ssize_t KB) noexcept nogil:
-    # PACK_J consecutive taps of KB output channels (rows sk bytes apart)
-    # into PACK_J rows of KB. Inlined with a constant KB, so both loops have
-    # constant bounds and the compiler turns the transpose into vector loads
-    # and shuffles.
-    cdef Py_ssize_t kk, j
-    for kk in range(KB):
-        for j in range(PACK_J):
-            dst[j * KB + kk] = (<const fp_t *>(src + kk * sk))[j]
+cdef extern from "pack.h" nogil:
+    enum: CYC_PACK_TAPS_F32, CYC_PACK_TAPS_F64   # taps per panel
+    void cyc_pack_panel_f32(const float *src, Py_ssize_t sk, float *dst, Py_ssize_t KB)
+    void cyc_pack_panel_f64(const double *src, Py_ssize_t sk, double *dst, Py_ssize_t KB)
 
 
 cdef void _pack_weights(const _Conv *g, const char *w, Py_ssize_t sk, Py_ssize_t sc,
@@ -840,28 +830,26 @@ cdef void _pack_weights(const _Conv *g, const char *w, Py_ssize_t sk, Py_ssize_t
     each block of KB output channels innermost, zeros past the group's end."""
     cdef Py_ssize_t grp, b, kk, nk, c, r, s, j, KB = g.KB
     cdef Py_ssize_t item = sizeof(fp_t), taps = g.Cg * g.R * g.S
+    cdef Py_ssize_t panel = CYC_PACK_TAPS_F32 if fp_t is float else CYC_PACK_TAPS_F64
     cdef const char *src
     # Whole blocks of a weight whose (Cg, R, S) taps are contiguous go by
-    # panels (a transpose: 256 x 256 x 3 x 3 float32 took 0.43 ms element by
-    # element, 0.20 ms by panels); the rest element by element, in order.
-    cdef bint by_panels = ss == item and sr == g.S * item and sc == g.R * g.S * item
+    # panels (pack.h: a transpose in registers); the rest element by
+    # element, in order. Panels read rows sk bytes apart as elements.
+    cdef bint by_panels = ss == item and sr == g.S * item and sc == g.R * g.S * item \
+        and sk % item == 0
     for grp in range(g.groups):
         for b in range(g.blocks):
             nk = min(KB, g.Kg - b * KB)
             src = w + (grp * g.Kg + b * KB) * sk
             j = 0
             if by_panels and nk == KB:
-                while j + PACK_J <= taps:
-                    if KB == 16:
-                        _pack_panel(src + j * item, sk, dst, 16)
-                    elif KB == 8:
-                        _pack_panel(src + j * item, sk, dst, 8)
-                    elif KB == 32:
-                        _pack_panel(src + j * item, sk, dst, 32)
+                while j + panel <= taps:
+                    if fp_t is float:
+                        cyc_pack_panel_f32(<const float *>src + j, sk // item, dst, KB)
                     else:
-                        _pack_panel(src + j * item, sk, dst, KB)
-                    dst += PACK_J * KB
-                    j += PACK_J
+                        cyc_pack_panel_f64(<const double *>src + j, sk // item, dst, KB)
+                    dst += panel * KB
+                    j += panel
             while j < taps:
                 c, r, s = j // (g.R * g.S), j // g.S % g.R, j % g.S
                 for kk in range(nk):
