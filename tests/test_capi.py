@@ -296,11 +296,19 @@ def test_filter2d_reports_bad_arguments(capi_user):
          groups=1, mode="zeros"),
     dict(C=8, K=32, H=7, W=7, R=3, S=3, stride=(1, 1), padding=(1, 1, 1, 2), dilation=(1, 1),
          groups=1, mode="zeros"),
+    # 1x1 layers with the blocks outer: one strip, each block's chunk packed
+    # as it runs (N=1); two strips, packed first
+    dict(N=1, C=512, K=160, H=5, W=6, R=1, S=1, stride=(1, 1), padding=(0, 0, 0, 0),
+         dilation=(1, 1), groups=1, mode="zeros"),
+    dict(N=1, C=1024, K=600, H=3, W=5, R=1, S=1, stride=(1, 1), padding=(0, 0, 0, 0),
+         dilation=(1, 1), groups=2, mode="zeros"),
+    dict(C=1024, K=600, H=3, W=5, R=1, S=1, stride=(1, 1), padding=(0, 0, 0, 0),
+         dilation=(1, 1), groups=2, mode="zeros"),
 ])
 @pytest.mark.parametrize("bias", [False, True])
 def test_conv2d_matches_python_api(capi_user, case, bias):
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((2, case["C"], case["H"], case["W"])).astype(np.float32)
+    x = rng.standard_normal((case.get("N", 2), case["C"], case["H"], case["W"])).astype(np.float32)
     w = rng.standard_normal((case["K"], case["C"] // case["groups"], case["R"], case["S"]))
     w = w.astype(np.float32)
     b = rng.standard_normal(case["K"]).astype(np.float32) if bias else None
@@ -394,13 +402,17 @@ def conv2d_expected(t, itemsize):
         scratch = PT * KB
         # 1x1 flat tiles in channel chunks: partial sums of a strip of tiles;
         # with more packed weights than 256 KB, chunks of one block (8 KB)
-        # over strips whose partial sums fill 512 KB
+        # over strips whose partial sums fill 512 KB, each chunk packed as
+        # its strip starts (no packed weights; the chunk's, 64-byte aligned)
         nb = groups * -(-Kg // KB)
         blocks_outer = packed * itemsize > 262144
         chunk = 8192 // (KB * itemsize) if blocks_outer else 16384 // (nb * KB * itemsize)
         if flat and R == S == 1 and 32 <= chunk < Cg:
             partial = 524288 if blocks_outer else 131072
             scratch += max(1, partial // (nb * PT * KB * itemsize)) * nb * PT * KB
+            strip = max(1, partial // (nb * PT * KB * itemsize))
+            if blocks_outer and N * -(-((Ho - 1) * Wb + Wo) // PT) <= strip:   # a single strip
+                packed, scratch = 0, scratch + chunk * KB + 64 // itemsize
         edge = Cg * R * PT * S
     else:
         scratch = TILES["spatial_rows"] * ((Wo - 1) * sw + 1)
@@ -487,6 +499,10 @@ def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
 @pytest.mark.parametrize("t", [
     (2, 200, 9, 13, 64, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),    # 1x1 in channel chunks
     (1, 96, 30, 31, 160, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),   # chunks over strips
+    (1, 512, 7, 7, 512, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),    # blocks outer, packed inline
+    (1, 1024, 3, 5, 600, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0),   # the same, grouped
+    (2, 1024, 3, 5, 600, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0),   # two strips: packed first
+    (1, 512, 14, 14, 1024, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0), # the same
     (1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # small tiles, shared column
     (1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # flat tiles, shared column
     (1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),    # the same, reflect: no sharing

@@ -1450,3 +1450,29 @@ def test_pack_weights_layout(K, Cg, R, S, groups, layout, dtype):
 def _core_plan(shape, K, kernel, groups, dtype):
     return cyconv._core.conv2d_plan(shape, K, kernel, groups, (1, 1), (1, 1), (0, 0, 0, 0),
                                     dtype == np.float64)
+
+
+@pytest.mark.parametrize("K,C,groups", [(160, 512, 1), (600, 1024, 2), (37, 1400, 1)], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "reversed", "strided", "fortran"])
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_inline_packed_weight_layouts(K, C, groups, layout, dtype):
+    """1x1 layers whose blocks run outer pack each block's chunk of the
+    weights as given, in any layout: the reference's values, and the bits
+    of the same weights C-contiguous."""
+    from cyconv import _conv2d
+    x, w, b = case_arrays(seed_of(K, C, groups, layout, dtype), N=1, C=C, K=K, groups=groups,
+                          H=5, W=7, R=1, S=1, dtype=dtype)
+    if layout == "transposed":   # conv_transpose2d's channel-transposed view
+        view = np.ascontiguousarray(w.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "reversed":
+        view = np.ascontiguousarray(w[::-1])[::-1]
+    elif layout == "strided":
+        view = np.repeat(w, 2, axis=1)[:, ::2]
+    elif layout == "fortran":
+        view = np.asfortranarray(w)
+    else:
+        view = w
+    np.testing.assert_array_equal(view, w)
+    assert _conv2d._prepare(x, view, b, 1, 0, 1, groups, "zeros", None).plan.pack_inline
+    got = check(x, view, b, groups=groups, reference=conv2d_direct)
+    np.testing.assert_array_equal(got.view(np.uint8), _conv(x, w, b, groups=groups).view(np.uint8))

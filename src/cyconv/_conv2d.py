@@ -92,7 +92,9 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     bias_arr = np.empty(0, dtype) if b is None else aligned(np.ascontiguousarray(b, dtype=dtype))
     if prep.lowered is not None:   # as a 1x1 layer on the pixels' patches (_prepare)
         w = w.reshape(geo.K, -1, 1, 1)
-    if plan.blocked:
+    if plan.pack_inline:   # packed chunk by chunk in the core, from any layout
+        weights = w.astype(dtype, copy=False)
+    elif plan.blocked:
         weights = np.empty(plan.packed_shape, dtype)
         _core.pack_weights(plan, w.astype(dtype, copy=False), weights)
     else:

@@ -680,6 +680,7 @@ ctypedef struct _Conv:
     bint blocked, flat, small
     bint tiles_outer                # blocked: every channel block per tile position
     bint chunk_blocks_outer         # chunked 1x1: each block over the strip, not each tile
+    bint pack_inline                # chunked 1x1 blocks outer: weights packed chunk by chunk
     Py_ssize_t packed_size, scratch_size, edge_size   # elements
 
 
@@ -738,6 +739,16 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     g.strip = max(1, (BLOCK_STRIP_PARTIAL_BYTES if g.chunk_blocks_outer else STRIP_PARTIAL_BYTES)
                   // (nb * g.PT * g.KB * item))
     g.scratch_size += g.strip * nb * g.PT * g.KB
+    if blocks_outer and g.N * ((g.Ho - 1) * g.Wb + g.Wo + g.PT - 1) // g.PT <= g.strip:
+        # A single strip (one image's tiles fit in it): each block's chunk
+        # is packed when the strip starts, from the weights as given, into
+        # L1 (a 64-byte aligned buffer after the partial sums). Packing all
+        # of them first wrote and read back megabytes (2048 -> 512 @7x7:
+        # 4 MB, 6-16 % faster inline). With more strips each would pack
+        # its chunks again (512 -> 1024 @14x14, two strips: 7 % slower).
+        g.pack_inline = True
+        g.packed_size = 0
+        g.scratch_size += chunk * g.KB + 64 // item
 
 
 cdef inline bint _splits_blocks(const _Conv *g) noexcept nogil:
@@ -763,6 +774,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.flat = False
     g.tiles_outer = False
     g.chunk_blocks_outer = False
+    g.pack_inline = False
     g.chunk = g.Cg
     g.strip = 0
     g.Hb, g.Wb = g.Hp, g.Wp
@@ -824,40 +836,47 @@ cdef extern from "pack.h" nogil:
     void cyc_pack_panel_f64(const double *src, Py_ssize_t sk, double *dst, Py_ssize_t KB)
 
 
+cdef void _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t sc,
+                      Py_ssize_t sr, Py_ssize_t ss, Py_ssize_t nk, Py_ssize_t j0, Py_ssize_t j1,
+                      fp_t *dst) noexcept nogil:
+    """Taps j0 <= j < j1 ((c, r, s) in order) of nk output channels, the
+    first at src (byte strides sk, sc, sr, ss), as rows of KB: zeros past
+    nk. Whole blocks of contiguous taps go by panels (pack.h: a transpose in
+    registers); the rest element by element."""
+    cdef Py_ssize_t KB = g.KB, item = sizeof(fp_t), kk, c, r, s, j = j0
+    cdef Py_ssize_t panel = CYC_PACK_TAPS_F32 if fp_t is float else CYC_PACK_TAPS_F64
+    if nk == KB and ss == item and sr == g.S * item and sc == g.R * g.S * item \
+            and sk % item == 0:
+        while j + panel <= j1:
+            if fp_t is float:
+                cyc_pack_panel_f32(<const float *>src + j, sk // item, dst, KB)
+            else:
+                cyc_pack_panel_f64(<const double *>src + j, sk // item, dst, KB)
+            dst += panel * KB
+            j += panel
+    while j < j1:
+        c, r, s = j // (g.R * g.S), j // g.S % g.R, j % g.S
+        if sk == item:   # the channels contiguous (conv_transpose2d's weight view of a 1x1)
+            memcpy(dst, src + c * sc + r * sr + s * ss, nk * item)
+        else:
+            for kk in range(nk):
+                dst[kk] = (<const fp_t *>(src + kk * sk + c * sc + r * sr + s * ss))[0]
+        for kk in range(nk, KB):
+            dst[kk] = 0
+        dst += KB
+        j += 1
+
+
 cdef void _pack_weights(const _Conv *g, const char *w, Py_ssize_t sk, Py_ssize_t sc,
                         Py_ssize_t sr, Py_ssize_t ss, fp_t *dst) noexcept nogil:
     """(K, Cg, R, S) with byte strides -> (groups * blocks, Cg, R * S, KB):
     each block of KB output channels innermost, zeros past the group's end."""
-    cdef Py_ssize_t grp, b, kk, nk, c, r, s, j, KB = g.KB
-    cdef Py_ssize_t item = sizeof(fp_t), taps = g.Cg * g.R * g.S
-    cdef Py_ssize_t panel = CYC_PACK_TAPS_F32 if fp_t is float else CYC_PACK_TAPS_F64
-    cdef const char *src
-    # Whole blocks of a weight whose (Cg, R, S) taps are contiguous go by
-    # panels (pack.h: a transpose in registers); the rest element by
-    # element, in order. Panels read rows sk bytes apart as elements.
-    cdef bint by_panels = ss == item and sr == g.S * item and sc == g.R * g.S * item \
-        and sk % item == 0
+    cdef Py_ssize_t grp, b, taps = g.Cg * g.R * g.S
     for grp in range(g.groups):
         for b in range(g.blocks):
-            nk = min(KB, g.Kg - b * KB)
-            src = w + (grp * g.Kg + b * KB) * sk
-            j = 0
-            if by_panels and nk == KB:
-                while j + panel <= taps:
-                    if fp_t is float:
-                        cyc_pack_panel_f32(<const float *>src + j, sk // item, dst, KB)
-                    else:
-                        cyc_pack_panel_f64(<const double *>src + j, sk // item, dst, KB)
-                    dst += panel * KB
-                    j += panel
-            while j < taps:
-                c, r, s = j // (g.R * g.S), j // g.S % g.R, j % g.S
-                for kk in range(nk):
-                    dst[kk] = (<const fp_t *>(src + kk * sk + c * sc + r * sr + s * ss))[0]
-                for kk in range(nk, KB):
-                    dst[kk] = 0
-                dst += KB
-                j += 1
+            _pack_block(g, w + (grp * g.Kg + b * g.KB) * sk, sk, sc, sr, ss,
+                        min(g.KB, g.Kg - b * g.KB), 0, taps, dst)
+            dst += taps * g.KB
 
 
 cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
@@ -1015,7 +1034,8 @@ cdef inline void _store_flat_tile(const _Conv *g, const fp_t *tile, Py_ssize_t t
         t = t + npx
 
 
-cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *packed,
+cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *weights,
+                              Py_ssize_t wsk, Py_ssize_t wsc,
                               const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
                               Py_ssize_t osx, fp_t *tile, fp_t *part, Py_ssize_t f0,
                               Py_ssize_t f_end, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
@@ -1024,12 +1044,16 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *pa
     only with g.chunk_blocks_outer), the input channels in chunks of g.chunk
     (_plan_chunks): per strip of g.strip tile positions, each chunk runs over
     the strip and leaves its partial sums in `part`; the last chunk stores
-    the tiles."""
+    the tiles. `weights` are packed, or with g.pack_inline the (K, Cg)
+    weights as given (byte strides wsk, wsc), each block's chunk packed as
+    its strip starts."""
     cdef Py_ssize_t PT = g.PT, KB = g.KB, cs = g.Hb * g.Wb, nb = g.groups * g.blocks
     cdef Py_ssize_t block = g.Cg * KB    # packed weights per block (1x1)
     cdef Py_ssize_t tiles = (f_end - f0 + PT - 1) // PT
-    cdef Py_ssize_t s0, s1, c0, nc, i, j, bb, f, grp, b, k0
+    cdef Py_ssize_t s0, s1, c0, nc, i, j, bb, f, grp, b, k0, item = sizeof(fp_t)
     cdef fp_t *p
+    cdef const fp_t *wp = weights
+    cdef fp_t *chunk_weights = <fp_t *>_align64(<char *>(part + g.strip * nb * PT * KB))
     cdef bint last
     s0 = 0
     while s0 < tiles:
@@ -1045,11 +1069,17 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *pa
                 else:
                     i, bb = s0 + j // nb, j % nb
                 grp, b = bb // g.blocks, bb % g.blocks
+                if not g.pack_inline:
+                    wp = weights + bb * block + c0 * KB
+                elif j % (s1 - s0) == 0:   # a block's first tile of the strip
+                    _pack_block(g, <const char *>weights + (grp * g.Kg + b * KB) * wsk,
+                                wsk, wsc, item, item, min(KB, g.Kg - b * KB),
+                                c0, c0 + nc, chunk_weights)
+                    wp = chunk_weights
                 # the last tile moves back to end at f_end, as in _blocked_flat_tile
                 f = min(f0 + i * PT, f_end - PT)
                 p = part + ((i - s0) * nb + bb) * PT * KB
-                _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc,
-                                   packed + bb * block + c0 * KB,
+                _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc, wp,
                                    p if c0 > 0 else NULL, tile if last else p)
                 if not last:
                     continue
@@ -1062,6 +1092,7 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *pa
 
 
 cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed,
+                          Py_ssize_t wsk, Py_ssize_t wsc,
                           const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
                           Py_ssize_t osx, fp_t *tile, fp_t *edge,
                           Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
@@ -1081,7 +1112,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
     cdef const fp_t *wp
     cdef const fp_t *bk
     if g.chunk < g.Cg and f_end - y0 * g.Wb >= PT:
-        _flat_tiles_chunked(g, padded, packed, bias, out, osk, osy, osx, tile,
+        _flat_tiles_chunked(g, padded, packed, wsk, wsc, bias, out, osk, osy, osx, tile,
                             tile + PT * KB, y0 * g.Wb, f_end, b0, b1)
         return
     if g.tiles_outer:   # _conv_plan says why
@@ -1230,7 +1261,8 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
 cdef void _conv2d_range(const _Conv *g,
                         const char *image, const Py_ssize_t *istr,  # N x C x H x W, byte strides
                         const int64_t *row_map, const int64_t *col_map,
-                        const fp_t *weights,     # packed (blocked) or K x Cg x R x S (spatial)
+                        const fp_t *weights,     # packed (blocked) or K x Cg x R x S (spatial,
+                        Py_ssize_t wsk, Py_ssize_t wsc,  # pack_inline: byte strides of K, Cg)
                         const fp_t *bias,        # K values, or NULL
                         char *out, const Py_ssize_t *ostr,          # N x K x Ho x Wo, byte strides
                         fp_t *padded, fp_t *scratch, fp_t *edge,    # one thread's scratch
@@ -1261,7 +1293,7 @@ cdef void _conv2d_range(const _Conv *g,
                              row_map, col_map, g.left, g.Wb, <fp_t>0,
                              padded + (c * g.Hb + row0) * g.Wb, row0, row1)
         if g.blocked:
-            _conv2d_blocked(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
+            _conv2d_blocked(g, padded, weights, wsk, wsc, bias, out + n * ostr[0], ostr[1], ostr[2],
                             ostr[3], scratch, edge, y0, y1, b0, b1)
         elif g.small:
             _conv2d_small(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
@@ -1341,8 +1373,15 @@ cdef class Conv2dPlan:
 
     @property
     def blocked(self):
-        """Weights are packed (pack_weights) into packed_shape."""
+        """Weights are packed into packed_shape: by pack_weights first, or
+        with pack_inline by conv2d as it goes (it then takes them as given,
+        C-contiguous)."""
         return self.g.blocked
+
+    @property
+    def pack_inline(self):
+        """conv2d packs each block's chunk of the weights as it goes."""
+        return self.g.pack_inline
 
     @property
     def packed_shape(self):
@@ -1452,7 +1491,9 @@ def conv2d(Conv2dPlan plan,
            const fp_t[:, :, :, :] image,      # IN  N x C x H x W, any strides
            const int64_t[::1] row_map,        # IN  Hb padded rows -> source row or -1
            const int64_t[::1] col_map,        # IN  Wb padded cols -> source col or -1
-           const fp_t[:, :, :, ::1] weights,  # IN  packed (blocked) or K x Cg x R x S
+           const fp_t[:, :, :, :] weights,    # IN  packed (blocked) or K x Cg x R x S, C-
+                                              #     contiguous; with pack_inline K x Cg x 1 x 1,
+                                              #     any strides
            const fp_t[::1] bias,              # IN  K values, or length 0 for none
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
            fp_t[:, :, ::1] padded,            # scratch C x Hb x Wb
@@ -1474,7 +1515,8 @@ def conv2d(Conv2dPlan plan,
     cdef const char *data = <const char *>&image[0, 0, 0, 0] if image.shape[2] and image.shape[3] else NULL
     with nogil:
         _conv2d_range(&plan.g, data, istr, &row_map[0], &col_map[0],
-                      &weights[0, 0, 0, 0], &bias[0] if bias.shape[0] else NULL,
+                      &weights[0, 0, 0, 0], weights.strides[0], weights.strides[1],
+                      &bias[0] if bias.shape[0] else NULL,
                       <char *>&out[0, 0, 0, 0], ostr, &padded[0, 0, 0],
                       &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1,
                       b0 if _splits_blocks(&plan.g) else 0,
@@ -2318,12 +2360,12 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
         row_map[i] = -1
     _index_map(g.W, g.left, g.Wb, rule, col_map)
     cdef const fp_t *weights = weight
-    if g.blocked:
+    if g.blocked and not g.pack_inline:
         _pack_weights(&g, <const char *>weight, g.Cg * g.R * g.S * item, g.R * g.S * item,
                       g.S * item, item, packed)
         weights = packed
     _conv2d_range(&g, <const char *>input, istr, row_map, col_map,
-                  weights, bias, <char *>out, ostr,
+                  weights, g.Cg * g.R * g.S * item, g.R * g.S * item, bias, <char *>out, ostr,
                   padded, scratch, edge, 0, g.N, 0, g.Ho, 0, g.groups * g.blocks)
     return CYC_OK
 
