@@ -353,6 +353,9 @@ def _layouts(x):
     big = np.zeros((x.shape[0] * 2, x.shape[1] * 3), x.dtype)
     big[::2, ::3] = x
     out.append(("strided", big[::2, ::3]))
+    wide = np.zeros((x.shape[0], x.shape[1] * 2), x.dtype)
+    wide[:, ::2] = x
+    out.append(("every-other-column", wide[:, ::2]))
     rev = np.ascontiguousarray(x[::-1, ::-1])
     out.append(("negative-strides", rev[::-1, ::-1]))
     out.append(("negative-row-stride", np.ascontiguousarray(x[::-1])[::-1]))

@@ -197,6 +197,15 @@ def index_map(Py_ssize_t n, Py_ssize_t before, int rule, int64_t[::1] out):
 # Padding: copy padded rows of a plane into a C-contiguous buffer
 # ---------------------------------------------------------------------------
 
+cdef inline void _every_other(const real_t *src, real_t *dst, Py_ssize_t n) noexcept nogil:
+    # dst[j] = src[2 * j]: a constant step, which the compiler vectorizes
+    # (loads and shuffles). A 1024^2 float32 3x3 call on big[:, ::2] took
+    # 1.70x the C-order time with the element-by-element loop, 1.44x with this.
+    cdef Py_ssize_t j
+    for j in range(n):
+        dst[j] = src[2 * j]
+
+
 cdef void _gather_cols(const char *plane, Py_ssize_t W,        # H x W source, any layout:
                        Py_ssize_t ys, Py_ssize_t xs,           # byte strides
                        const int64_t *row_map, const int64_t *col_map,
@@ -223,6 +232,8 @@ cdef void _gather_cols(const char *plane, Py_ssize_t W,        # H x W source, a
                 dst[j - c0] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
             if xs == <Py_ssize_t>sizeof(real_t):
                 memcpy(dst + (a - c0), src + (a - left) * xs, (b - a) * sizeof(real_t))
+            elif xs == 2 * <Py_ssize_t>sizeof(real_t):   # every other column (a[:, ::2])
+                _every_other(<const real_t *>(src + (a - left) * xs), dst + (a - c0), b - a)
             else:
                 for j in range(a, b):
                     dst[j - c0] = (<const real_t *>(src + (j - left) * xs))[0]
