@@ -1253,7 +1253,8 @@ LOWERED_CASES = [
 def test_lowered_strided_layers(case, dtype, monkeypatch):
     """A strided layer run as a 1x1 layer on its pixels' patches: the
     reference's values, and bitwise the direct plan's result, whole or in
-    pieces, with the batch in one patches array or one per image."""
+    pieces, with the patches of the batch at once, per image, or per band of
+    1 or 3 rows."""
     from cyconv import _conv2d, _parallel
     N, C, K, H, W, R, S, stride, padding, dilation, groups, mode = case
     x, w, b = case_arrays(seed_of(case, dtype, "lowered"), N=N, C=C, K=K, groups=groups,
@@ -1271,14 +1272,20 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
         return got, prep
 
     direct, _ = run(False, 1 << 62, workers=1)
+    Ho, Wo = direct.shape[-2:]
     _, prep = run(True, 1 << 62)
-    one_image = int(np.prod(prep.lowered.shape)) * np.dtype(direct.dtype).itemsize
-    for max_bytes in (one_image, 2 * one_image + 1, 1 << 62):
+    one_row = prep.lowered.patches * Wo * np.dtype(direct.dtype).itemsize
+    # bands of 1 and 3 rows; one image, two images, the batch at a time
+    for max_bytes in (one_row, 3 * one_row + 1, Ho * one_row, 2 * Ho * one_row + 1, 1 << 62):
+        rows = min(Ho, max_bytes // one_row)
+        images = max_bytes // (Ho * one_row) if rows == Ho else 1
         for workers, chunk_work in ((1, _parallel.CHUNK_WORK), (2, 1)):
             monkeypatch.setattr(_parallel, "CHUNK_WORK", chunk_work)
             out = np.full_like(direct, np.nan)   # every pixel must be written
             got, prep = run(True, max_bytes, workers=workers, out=out)
-            assert prep.lowered.images == max(1, max_bytes // one_image)
+            low = prep.lowered
+            assert (min(low.images, N), low.band.Ho, low.last.Ho) == (
+                min(images, N), rows, (Ho - 1) % rows + 1)
             np.testing.assert_array_equal(got.view(np.uint8), direct.view(np.uint8))
     monkeypatch.setattr(_conv2d, "_prepared", {})
     monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1)
@@ -1287,8 +1294,8 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
 
 def test_lowering_thresholds():
     """Which strided layers conv2d lowers: many input channels (a channel
-    block's weights past LOWER_MIN_BLOCK_BYTES), patches of one image within
-    LOWER_MAX_BYTES; never unit-stride or 1x1 layers."""
+    block's weights past LOWER_MIN_BLOCK_BYTES), patches of one output row
+    within LOWER_MAX_BYTES; never unit-stride or 1x1 layers."""
     from cyconv import _conv2d
 
     def lowered(C, H, R=3, stride=2, K=64, dtype=F32):
@@ -1297,10 +1304,13 @@ def test_lowering_thresholds():
         return prep.lowered is not None
 
     assert lowered(256, 14) and lowered(128, 28) and lowered(128, 14, dtype=F64)
+    assert lowered(256, 112)                    # many channels: any row length
+    assert not lowered(128, 112)                # 128 channels: only short rows
     assert not lowered(32, 14)                  # its weights fit in L1
     assert not lowered(256, 14, stride=1)       # unit stride: no row-end tiles to save
     assert not lowered(1024, 14, R=1)           # 1x1: already a 1x1 layer
-    assert not lowered(256, 224)                # 28 MB of patches
+    assert lowered(256, 224)                    # 28 MB of patches: in bands of rows
+    assert not lowered(2048, 512)               # one row's patches are over 8 MB
     assert not lowered(256, 14, K=4)            # a row-vectorized (unblocked) plan
 
 

@@ -106,9 +106,11 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     plane = np.empty((low.plan.Hp, low.plan.Wp), dtype)
     for n0 in range(0, geo.N, low.images):
         n1 = min(n0 + low.images, geo.N)
-        cols = np.empty((n1 - n0,) + low.shape, dtype)
-        _core.patches(low.plan, x[n0:n1], low.row_map, low.col_map, cols, plane)
-        _run(prep, cols, weights, bias_arr, out4[n0:n1], workers)
+        for y0 in range(0, geo.Ho, low.band.Ho):
+            band = low.band if y0 + low.band.Ho <= geo.Ho else low.last
+            cols = np.empty((n1 - n0, low.patches, band.Ho, geo.Wo), dtype)
+            _core.patches(low.plan, x[n0:n1], low.row_map, low.col_map, cols, plane, y0)
+            _run(band, cols, weights, bias_arr, out4[n0:n1, :, y0:y0 + band.Ho], workers)
     return result
 
 
@@ -229,29 +231,53 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
                                    geo.dilation)
     lowered = None
     patches = geo.C * geo.R * geo.S
+    row_bytes = patches * geo.Wo * dtype.itemsize   # one output row's patches
+    block_bytes = np.prod(plan.packed_shape[1:]) * dtype.itemsize if plan.blocked else 0
     if (geo.stride != (1, 1) and geo.R * geo.S > 1 and plan.blocked
-            and np.prod(plan.packed_shape[1:]) * dtype.itemsize > LOWER_MIN_BLOCK_BYTES
-            and patches * geo.Ho * geo.Wo * dtype.itemsize <= LOWER_MAX_BYTES):
+            and row_bytes <= LOWER_MAX_BYTES and block_bytes > LOWER_MIN_BLOCK_BYTES
+            and (geo.Wo <= LOWER_SHORT_ROWS or block_bytes > 2 * LOWER_MIN_BLOCK_BYTES)):
         # A strided layer's tiles stream each channel block's weights from
         # L2 for every tile, and its rows' last tiles are narrow (3x3/2
         # @14x14: rows of 7 in tiles of 6 + 2). As a 1x1 layer on the
         # pixels' patches (input channels (c, r, s)) its flat tiles run
         # across the rows and its weights go in chunks that stay in L1
         # (_plan_chunks). Measured on Zen 3, patches included: 512 -> 512
-        # 3x3/2 @14x14 1.35x faster, 256 -> 256 @28x28 1.2x; with 64
-        # channels about even, with 32 up to 2x slower. Each pixel's sum is
-        # the same, to the bit.
-        images = max(1, LOWER_MAX_BYTES // (patches * geo.Ho * geo.Wo * dtype.itemsize))
-        lowered = _Lowered(plan, row_map, col_map, (patches, geo.Ho, geo.Wo), images)
-        whole = _geometry.Axis(geo.Ho, 0, 0, 1), _geometry.Axis(geo.Wo, 0, 0, 1)
-        plan, row_map, col_map = _plan(geo, dtype, patches, *whole, (1, 1), (1, 1), (1, 1))
+        # 3x3/2 @14x14 1.35x faster, 256 -> 256 @28x28 1.2x, @112x112
+        # 1.2x; 128 channels gain on rows of 7-14 pixels (1.0-1.25x) and
+        # lose on rows of 32-112 (0.8-0.9x); with 64 channels about even,
+        # with 32 up to 2x slower. Each pixel's sum is the same, to the bit.
+        # Patches of at most LOWER_MAX_BYTES at a time: groups of images, or
+        # bands of rows of one image.
+        rows = min(geo.Ho, LOWER_MAX_BYTES // row_bytes)
+        images = max(1, LOWER_MAX_BYTES // (row_bytes * geo.Ho)) if rows == geo.Ho else 1
+        band, last = (_band(geo, dtype, patches, images, h, rows < geo.Ho, per_row)
+                      for h in (rows, (geo.Ho - 1) % rows + 1))
+        lowered = _Lowered(plan, row_map, col_map, patches, images, band, last)
+        plan = band.plan   # how to pack the weights
     return _Prepared(geo, dtype, plan, row_map, col_map, shape, geo.Ho, per_row, taken, lowered)
 
 
+def _band(geo, dtype, patches, images, rows, banded, per_row) -> _Prepared:
+    """The 1x1 layer on `images` images' patches of `rows` output rows; run
+    once per band when banded, so its weights are packed first."""
+    axes = _geometry.Axis(rows, 0, 0, 1), _geometry.Axis(geo.Wo, 0, 0, 1)
+    plan = _core.conv2d_plan((images, patches, rows, geo.Wo), geo.K, (1, 1), geo.groups,
+                             (1, 1), (1, 1), (0, 0, 0, 0), dtype == np.float64,
+                             zero_padding=True, pack_first=banded)
+    row_map = np.concatenate([_geometry.axis_map(axes[0], "constant"),
+                              np.full(plan.Hb - rows, -1, np.int64)])
+    row_map.flags.writeable = False
+    return _Prepared(geo, dtype, plan, row_map, _geometry.axis_map(axes[1], "constant"),
+                     geo.result_shape, rows, per_row)
+
+
 # Strided layers are lowered (_prepare) when one channel block's packed
-# weights exceed this (twice L1: 128 input channels at 3x3), and one image's
-# patches fit in LOWER_MAX_BYTES; larger batches go in groups of images.
+# weights exceed this (twice L1: 128 input channels at 3x3) and the output
+# rows are at most LOWER_SHORT_ROWS pixels, or they exceed twice this; their
+# patches are made LOWER_MAX_BYTES at a time (groups of images, or bands of
+# rows).
 LOWER_MIN_BLOCK_BYTES = 64 << 10
+LOWER_SHORT_ROWS = 16
 LOWER_MAX_BYTES = 8 << 20
 
 
@@ -260,8 +286,10 @@ class _Lowered(NamedTuple):
     plan: object            # the layer's own plan, for _core.patches
     row_map: np.ndarray
     col_map: np.ndarray
-    shape: tuple            # one image's patches: (C*R*S, Ho, Wo)
-    images: int             # images per patches array
+    patches: int            # C*R*S: patch channels
+    images: int             # images per patches array (1 when banded)
+    band: _Prepared         # the 1x1 layer on one patches array (band.Ho rows)
+    last: _Prepared         # the same for the last band (fewer rows, or band itself)
 
 
 def _plan(geo, dtype, C, rows, cols, kernel, stride, dilation):

@@ -681,6 +681,7 @@ ctypedef struct _Conv:
     Py_ssize_t sh, sw, dh, dw
     Py_ssize_t top, bottom, left, right
     bint zero_padding               # padding_mode "zeros"
+    bint pack_first                 # never pack_inline (the caller runs the plan many times)
     # derived by _conv_plan
     Py_ssize_t Cg, Kg, Hp, Wp, Ho, Wo
     Py_ssize_t Hb, Wb               # padded buffer; Hb > Hp: zero rows tiles overrun into, or a
@@ -750,7 +751,8 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     g.strip = max(1, (BLOCK_STRIP_PARTIAL_BYTES if g.chunk_blocks_outer else STRIP_PARTIAL_BYTES)
                   // (nb * g.PT * g.KB * item))
     g.scratch_size += g.strip * nb * g.PT * g.KB
-    if blocks_outer and g.N * ((g.Ho - 1) * g.Wb + g.Wo + g.PT - 1) // g.PT <= g.strip:
+    if blocks_outer and not g.pack_first \
+            and g.N * ((g.Ho - 1) * g.Wb + g.Wo + g.PT - 1) // g.PT <= g.strip:
         # A single strip (one image's tiles fit in it): each block's chunk
         # is packed when the strip starts, from the weights as given, into
         # L1 (a 64-byte aligned buffer after the partial sums). Packing all
@@ -1318,12 +1320,13 @@ cdef _Conv _conv_of(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_s
                     Py_ssize_t R, Py_ssize_t S, Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw,
                     Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t top, Py_ssize_t bottom,
                     Py_ssize_t left, Py_ssize_t right, bint zero_padding,
-                    bint double_precision) noexcept nogil:
+                    bint double_precision, bint pack_first=False) noexcept nogil:
     cdef _Conv g
     g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.groups = N, C, H, W, K, R, S, groups
     g.sh, g.sw, g.dh, g.dw = sh, sw, dh, dw
     g.top, g.bottom, g.left, g.right = top, bottom, left, right
     g.zero_padding = zero_padding
+    g.pack_first = pack_first
     _conv_plan(&g, double_precision)
     return g
 
@@ -1421,13 +1424,14 @@ cdef class Conv2dPlan:
 
 
 def conv2d_plan(shape, Py_ssize_t K, kernel, Py_ssize_t groups, stride, dilation, padding,
-                bint double_precision, *, bint zero_padding=False):
+                bint double_precision, *, bint zero_padding=False, bint pack_first=False):
     """The plan of one conv2d call: input `shape` (N, C, H, W), K output
     channels, `kernel` (R, S), `stride` and `dilation` (h, w), `padding`
     (top, bottom, left, right), `zero_padding` for padding_mode "zeros" (the
-    padded buffer may then share padding columns between rows). The caller
-    checked every argument (the padded input is at least as large as the
-    dilated kernel)."""
+    padded buffer may then share padding columns between rows); `pack_first`
+    when the caller runs it many times with the same weights (never
+    pack_inline). The caller checked every argument (the padded input is at
+    least as large as the dilated kernel)."""
     cdef Py_ssize_t N, C, H, W, R, S, sh, sw, dh, dw, top, bottom, left, right
     N, C, H, W = shape
     R, S = kernel
@@ -1436,7 +1440,7 @@ def conv2d_plan(shape, Py_ssize_t K, kernel, Py_ssize_t groups, stride, dilation
     top, bottom, left, right = padding
     cdef Conv2dPlan plan = Conv2dPlan.__new__(Conv2dPlan)
     plan.g = _conv_of(N, C, H, W, K, R, S, groups, sh, sw, dh, dw,
-                      top, bottom, left, right, zero_padding, double_precision)
+                      top, bottom, left, right, zero_padding, double_precision, pack_first)
     plan.double_precision = double_precision
     return plan
 
@@ -1469,14 +1473,18 @@ def patches(Conv2dPlan plan,
             const fp_t[:, :, :, :] image,     # IN  n x C x H x W, any strides
             const int64_t[::1] row_map,       # IN  the plan's padded rows -> source row or -1
             const int64_t[::1] col_map,       # IN  the plan's padded cols -> source col or -1
-            fp_t[:, :, :, ::1] cols,          # OUT n x (C*R*S) x Ho x Wo
-            fp_t[:, ::1] plane):              # scratch Hp x Wp
-    """Each output pixel's input patch as channels: cols[i, (c*R + r)*S + s,
-    y, x] is the padded image's sample at (y*sh + r*dh, x*sw + s*dw) of
-    channel c. A 1x1 layer on cols, its weight (K, Cg*R*S, 1, 1), sums each
-    pixel's products in this layer's (c, r, s) order: the same bits."""
+            fp_t[:, :, :, ::1] cols,          # OUT n x (C*R*S) x rows x Wo
+            fp_t[:, ::1] plane,               # scratch Hp x Wp
+            Py_ssize_t y0=0):
+    """Each output pixel's input patch as channels, for output rows y0 <= y
+    < y0 + cols.shape[2]: cols[i, (c*R + r)*S + s, y - y0, x] is the padded
+    image's sample at (y*sh + r*dh, x*sw + s*dw) of channel c. A 1x1 layer
+    on cols, its weight (K, Cg*R*S, 1, 1), sums each pixel's products in
+    this layer's (c, r, s) order: the same bits."""
     cdef const _Conv *g = &plan.g
-    cdef Py_ssize_t n = image.shape[0], i, c, r, s, y
+    cdef Py_ssize_t n = image.shape[0], rows = cols.shape[2], i, c, r, s, y
+    # padded rows the band reads
+    cdef Py_ssize_t p0 = y0 * g.sh, p1 = (y0 + rows - 1) * g.sh + (g.R - 1) * g.dh + 1
     cdef Py_ssize_t istr2 = image.strides[2], istr3 = image.strides[3]
     cdef const char *data
     cdef fp_t *dst
@@ -1489,11 +1497,11 @@ def patches(Conv2dPlan plan,
             for c in range(g.C):
                 _gather_rows(data + i * image.strides[0] + c * image.strides[1] if data != NULL
                              else NULL, g.W, istr2, istr3, &row_map[0], &col_map[0], g.left,
-                             g.Wp, <fp_t>0, &plane[0, 0], 0, g.Hp)
+                             g.Wp, <fp_t>0, &plane[p0, 0], p0, p1)
                 dst = &cols[i, c * g.R * g.S, 0, 0]
                 for r in range(g.R):
                     for s in range(g.S):
-                        for y in range(g.Ho):
+                        for y in range(y0, y0 + rows):
                             _sample_row(&plane[y * g.sh + r * g.dh, s * g.dw], g.sw, dst, g.Wo)
                             dst += g.Wo
 
