@@ -405,7 +405,9 @@ def conv2d_expected(t, itemsize):
         # over strips whose partial sums fill 512 KB, each chunk packed as
         # its strip starts (no packed weights; the chunk's, 64-byte aligned)
         nb = groups * -(-Kg // KB)
-        blocks_outer = packed * itemsize > 262144
+        # (half as many weights for 1x1 layers on inputs of at most 2 MB)
+        small_input = R == S == 1 and C * Hb * Wb * itemsize <= 2097152
+        blocks_outer = packed * itemsize > (131072 if small_input else 262144)
         chunk = 8192 // (KB * itemsize) if blocks_outer else 16384 // (nb * KB * itemsize)
         if flat and R == S == 1 and 32 <= chunk < Cg:
             partial = 524288 if blocks_outer else 131072
@@ -503,6 +505,8 @@ def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
     (1, 1024, 3, 5, 600, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0),   # the same, grouped
     (2, 1024, 3, 5, 600, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0),   # two strips: packed first
     (1, 512, 14, 14, 1024, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0), # the same
+    (1, 128, 28, 28, 512, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),  # 256 KB of weights, 392 KB input
+    (1, 512, 56, 56, 128, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),  # 256 KB of weights, 6 MB input
     (1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # small tiles, shared column
     (1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # flat tiles, shared column
     (1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),    # the same, reflect: no sharing
