@@ -402,8 +402,10 @@ def conv2d_expected(t, itemsize):
         scratch = PT * KB
         # 1x1 flat tiles in channel chunks: partial sums of a strip of tiles;
         # with more packed weights than 256 KB, chunks of one block (8 KB)
-        # over strips whose partial sums fill 512 KB, each chunk packed as
-        # its strip starts (no packed weights; the chunk's, 64-byte aligned)
+        # over strips whose partial sums fill 512 KB (an image smaller than
+        # the weights: the whole image, as many blocks at a time as fit);
+        # with a single strip each chunk is packed as it starts (no packed
+        # weights; the chunk's, 64-byte aligned)
         nb = groups * -(-Kg // KB)
         # (half as many weights for 1x1 layers on inputs of at most 2 MB)
         small_input = R == S == 1 and C * Hb * Wb * itemsize <= 2097152
@@ -411,9 +413,14 @@ def conv2d_expected(t, itemsize):
         chunk = 8192 // (KB * itemsize) if blocks_outer else 16384 // (nb * KB * itemsize)
         if flat and R == S == 1 and 32 <= chunk < Cg:
             partial = 524288 if blocks_outer else 131072
-            scratch += max(1, partial // (nb * PT * KB * itemsize)) * nb * PT * KB
-            strip = max(1, partial // (nb * PT * KB * itemsize))
-            if blocks_outer and N * -(-((Ho - 1) * Wb + Wo) // PT) <= strip:   # a single strip
+            pixels = (Ho - 1) * Wb + Wo
+            tiles, tile_bytes = -(-pixels // PT), PT * KB * itemsize
+            if blocks_outer and C * pixels < packed and tiles * tile_bytes <= partial:
+                strip, strip_blocks = tiles, min(nb, partial // (tiles * tile_bytes))
+            else:
+                strip, strip_blocks = max(1, partial // (nb * tile_bytes)), nb
+            scratch += strip * strip_blocks * PT * KB
+            if blocks_outer and N * tiles <= strip:   # a single strip
                 packed, scratch = 0, scratch + chunk * KB + 64 // itemsize
         edge = Cg * R * PT * S
     else:

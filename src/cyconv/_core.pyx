@@ -689,6 +689,7 @@ ctypedef struct _Conv:
     Py_ssize_t PT, KB, blocks       # blocked tiles: pixels x channels; blocks per group
     Py_ssize_t FK, FP               # small-image tiles: channels x flat pixels
     Py_ssize_t chunk, strip         # flat 1x1 tiles: input channels per pass, tiles per strip
+    Py_ssize_t strip_blocks         # channel blocks per pass over a strip
     bint blocked, flat, small
     bint tiles_outer                # blocked: every channel block per tile position
     bint chunk_blocks_outer         # chunked 1x1: each block over the strip, not each tile
@@ -737,6 +738,12 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     # and ranges of blocks, so the weights stream from memory once per strip
     # rather than once per tile or per row.
     #
+    # An image with fewer pixels than the layer has output channels (512 ->
+    # 1024 @14x14) is cheaper to read again than the weights: its strip is
+    # the whole image and the blocks run over it strip_blocks at a time, as
+    # many as their partial sums fill L2 (two passes over the image instead
+    # of two strips, each streaming all the weights).
+    #
     # Chunks of fewer than MIN_CHUNK channels cost more in partial sums than
     # their weights in L1 save (64 -> 256 and 128 -> 512 channels, chunks of
     # 16: 17-28 % faster without; 512 -> 128, chunks of 32: 7 % slower).
@@ -749,11 +756,19 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     if chunk >= g.Cg or chunk < MIN_CHUNK:
         return
     g.chunk, g.chunk_blocks_outer = chunk, blocks_outer
-    g.strip = max(1, (BLOCK_STRIP_PARTIAL_BYTES if g.chunk_blocks_outer else STRIP_PARTIAL_BYTES)
-                  // (nb * g.PT * g.KB * item))
-    g.scratch_size += g.strip * nb * g.PT * g.KB
-    if blocks_outer and not g.pack_first \
-            and g.N * ((g.Ho - 1) * g.Wb + g.Wo + g.PT - 1) // g.PT <= g.strip:
+    cdef Py_ssize_t pixels = (g.Ho - 1) * g.Wb + g.Wo        # flat pixels of one image
+    cdef Py_ssize_t tiles = (pixels + g.PT - 1) // g.PT
+    cdef Py_ssize_t tile_bytes = g.PT * g.KB * item
+    g.strip_blocks = nb
+    if blocks_outer and g.C * pixels < g.packed_size \
+            and tiles * tile_bytes <= BLOCK_STRIP_PARTIAL_BYTES:
+        g.strip = tiles
+        g.strip_blocks = min(nb, BLOCK_STRIP_PARTIAL_BYTES // (tiles * tile_bytes))
+    else:
+        g.strip = max(1, (BLOCK_STRIP_PARTIAL_BYTES if blocks_outer else STRIP_PARTIAL_BYTES)
+                      // (nb * tile_bytes))
+    g.scratch_size += g.strip * g.strip_blocks * g.PT * g.KB
+    if blocks_outer and not g.pack_first and g.N * tiles <= g.strip:
         # A single strip (one image's tiles fit in it): each block's chunk
         # is packed when the strip starts, from the weights as given, into
         # L1 (a 64-byte aligned buffer after the partial sums). Packing all
@@ -791,6 +806,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.pack_inline = False
     g.chunk = g.Cg
     g.strip = 0
+    g.strip_blocks = 0
     g.Hb, g.Wb = g.Hp, g.Wp
     g.FK = _table.flat_channels
     g.FP = _table.flat_f64 if double_precision else _table.flat_f32
@@ -1063,53 +1079,57 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *we
     """The flat tiles from flat pixel f0 to f_end (at least one tile) of
     channel blocks b0 <= b < b1 (of all groups' blocks, in order; a range
     only with g.chunk_blocks_outer), the input channels in chunks of g.chunk
-    (_plan_chunks): per strip of g.strip tile positions, each chunk runs over
-    the strip and leaves its partial sums in `part`; the last chunk stores
-    the tiles. `weights` are packed, or with g.pack_inline the (K, Cg)
-    weights as given (byte strides wsk, wsc), each block's chunk packed as
-    its strip starts."""
-    cdef Py_ssize_t PT = g.PT, KB = g.KB, cs = g.Hb * g.Wb, nb = g.groups * g.blocks
+    (_plan_chunks): per strip of g.strip tile positions and g.strip_blocks
+    blocks, each chunk runs over the strip and leaves its partial sums in
+    `part`; the last chunk stores the tiles. `weights` are packed, or with
+    g.pack_inline the (K, Cg) weights as given (byte strides wsk, wsc), each
+    block's chunk packed as its strip starts."""
+    cdef Py_ssize_t PT = g.PT, KB = g.KB, cs = g.Hb * g.Wb, nb = g.strip_blocks
     cdef Py_ssize_t block = g.Cg * KB    # packed weights per block (1x1)
     cdef Py_ssize_t tiles = (f_end - f0 + PT - 1) // PT
     cdef Py_ssize_t s0, s1, c0, nc, i, j, bb, f, grp, b, k0, item = sizeof(fp_t)
+    cdef Py_ssize_t g0 = b0, g1
     cdef fp_t *p
     cdef const fp_t *wp = weights
     cdef fp_t *chunk_weights = <fp_t *>_align64(<char *>(part + g.strip * nb * PT * KB))
     cdef bint last
-    s0 = 0
-    while s0 < tiles:
-        s1 = min(tiles, s0 + g.strip)
-        c0 = 0
-        while c0 < g.Cg:
-            nc = min(g.chunk, g.Cg - c0)
-            last = c0 + nc == g.Cg
-            for j in range((s1 - s0) * (b1 - b0)):
-                # each tile runs every block, or each block every tile
-                if g.chunk_blocks_outer:
-                    i, bb = s0 + j % (s1 - s0), b0 + j // (s1 - s0)
-                else:
-                    i, bb = s0 + j // nb, j % nb
-                grp, b = bb // g.blocks, bb % g.blocks
-                if not g.pack_inline:
-                    wp = weights + bb * block + c0 * KB
-                elif j % (s1 - s0) == 0:   # a block's first tile of the strip
-                    _pack_block(g, <const char *>weights + (grp * g.Kg + b * KB) * wsk,
-                                wsk, wsc, item, item, min(KB, g.Kg - b * KB),
-                                c0, c0 + nc, chunk_weights)
-                    wp = chunk_weights
-                # the last tile moves back to end at f_end, as in _blocked_flat_tile
-                f = min(f0 + i * PT, f_end - PT)
-                p = part + ((i - s0) * nb + bb) * PT * KB
-                _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc, wp,
-                                   p if c0 > 0 else NULL, tile if last else p)
-                if not last:
-                    continue
-                k0 = grp * g.Kg + b * KB
-                _store_flat_tile(g, tile, f0 + i * PT - f, f, f_end,
-                                 bias + k0 if bias != NULL else NULL, out + k0 * osk,
-                                 osk, osy, osx, min(KB, g.Kg - b * KB))
-            c0 += nc
-        s0 = s1
+    while g0 < b1:   # blocks g0 <= bb < g1 over every strip
+        g1 = min(b1, g0 + nb)
+        s0 = 0
+        while s0 < tiles:
+            s1 = min(tiles, s0 + g.strip)
+            c0 = 0
+            while c0 < g.Cg:
+                nc = min(g.chunk, g.Cg - c0)
+                last = c0 + nc == g.Cg
+                for j in range((s1 - s0) * (g1 - g0)):
+                    # each tile runs every block, or each block every tile
+                    if g.chunk_blocks_outer:
+                        i, bb = s0 + j % (s1 - s0), g0 + j // (s1 - s0)
+                    else:
+                        i, bb = s0 + j // (g1 - g0), g0 + j % (g1 - g0)
+                    grp, b = bb // g.blocks, bb % g.blocks
+                    if not g.pack_inline:
+                        wp = weights + bb * block + c0 * KB
+                    elif j % (s1 - s0) == 0:   # a block's first tile of the strip
+                        _pack_block(g, <const char *>weights + (grp * g.Kg + b * KB) * wsk,
+                                    wsk, wsc, item, item, min(KB, g.Kg - b * KB),
+                                    c0, c0 + nc, chunk_weights)
+                        wp = chunk_weights
+                    # the last tile moves back to end at f_end, as in _blocked_flat_tile
+                    f = min(f0 + i * PT, f_end - PT)
+                    p = part + ((i - s0) * nb + bb - g0) * PT * KB
+                    _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc, wp,
+                                       p if c0 > 0 else NULL, tile if last else p)
+                    if not last:
+                        continue
+                    k0 = grp * g.Kg + b * KB
+                    _store_flat_tile(g, tile, f0 + i * PT - f, f, f_end,
+                                     bias + k0 if bias != NULL else NULL, out + k0 * osk,
+                                     osk, osy, osx, min(KB, g.Kg - b * KB))
+                c0 += nc
+            s0 = s1
+        g0 = g1
 
 
 cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed,
@@ -1386,6 +1406,11 @@ cdef class Conv2dPlan:
         """Blocked with the blocks outer (more packed weights than
         TILES_OUTER_BYTES): a piece may take a range of channel blocks."""
         return _splits_blocks(&self.g)
+
+    @property
+    def strip_blocks(self):
+        """Chunked 1x1 layers: channel blocks per pass over a strip."""
+        return self.g.strip_blocks
 
     @property
     def chunk_blocks_outer(self):
