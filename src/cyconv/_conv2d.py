@@ -264,14 +264,9 @@ def _band(geo, dtype, patches, images, rows, banded, per_row) -> _Prepared:
     """The 1x1 layer on `images` images' patches of `rows` output rows; run
     once per band when banded, so its weights are packed first."""
     axes = _geometry.Axis(rows, 0, 0, 1), _geometry.Axis(geo.Wo, 0, 0, 1)
-    plan = _core.conv2d_plan((images, patches, rows, geo.Wo), geo.K, (1, 1), geo.groups,
-                             (1, 1), (1, 1), (0, 0, 0, 0), dtype == np.float64,
-                             zero_padding=True, pack_first=banded)
-    row_map = np.concatenate([_geometry.axis_map(axes[0], "constant"),
-                              np.full(plan.Hb - rows, -1, np.int64)])
-    row_map.flags.writeable = False
-    return _Prepared(geo, dtype, plan, row_map, _geometry.axis_map(axes[1], "constant"),
-                     geo.result_shape, rows, per_row)
+    plan, row_map, col_map = _plan(geo, dtype, patches, *axes, (1, 1), (1, 1), (1, 1),
+                                   images=images, pack_first=banded)
+    return _Prepared(geo, dtype, plan, row_map, col_map, geo.result_shape, rows, per_row)
 
 
 # Strided layers are lowered (_prepare) when one channel block's packed
@@ -295,12 +290,16 @@ class _Lowered(NamedTuple):
     last: _Prepared         # the same for the last band (fewer rows, or band itself)
 
 
-def _plan(geo, dtype, C, rows, cols, kernel, stride, dilation):
-    """The core plan of geo's layer on C channels of rows x cols, and its
-    padded rows' and columns' source maps."""
-    plan = _core.conv2d_plan((geo.N, C, rows.size, cols.size), geo.K, kernel, geo.groups,
-                             stride, dilation, (rows.before, rows.after, cols.before, cols.after),
-                             dtype == np.float64, zero_padding=geo.rule == "constant")
+def _plan(geo, dtype, C, rows, cols, kernel, stride, dilation, *, images=None,
+          pack_first=False):
+    """The core plan of geo's layer (or its 1x1 lowering) on `images` (geo's
+    N) images of C channels of rows x cols, and its padded rows' and
+    columns' source maps."""
+    plan = _core.conv2d_plan((geo.N if images is None else images, C, rows.size, cols.size),
+                             geo.K, kernel, geo.groups, stride, dilation,
+                             (rows.before, rows.after, cols.before, cols.after),
+                             dtype == np.float64, zero_padding=geo.rule == "constant",
+                             pack_first=pack_first)
     _geometry.check_size((C, plan.Hb, plan.Wb), dtype, "padded input")
     # Rows past the padded input (small-image tiles' zero rows, a spare row) map to -1.
     row_map = np.concatenate([_geometry.axis_map(rows, geo.rule),

@@ -774,7 +774,7 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
         # L1 (a 64-byte aligned buffer after the partial sums). Packing all
         # of them first wrote and read back megabytes (2048 -> 512 @7x7:
         # 4 MB, 6-16 % faster inline). With more strips each would pack
-        # its chunks again (512 -> 1024 @14x14, two strips: 7 % slower).
+        # its chunks again (a layer of two strips: 7 % slower).
         g.pack_inline = True
         g.packed_size = 0
         g.scratch_size += chunk * g.KB + 64 // item
@@ -858,7 +858,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         g.tiles_outer = g.packed_size * item <= (
             TILES_OUTER_BYTES // 2 if g.R == 1 and g.S == 1 and g.C * g.Hb * g.Wb * item
             <= SMALL_INPUT_BYTES else TILES_OUTER_BYTES)
-        _plan_chunks(g, 8 if double_precision else 4)
+        _plan_chunks(g, item)
         g.edge_size = g.Cg * g.R * g.PT * g.S
     else:
         g.blocks = 0
@@ -1334,8 +1334,8 @@ cdef void _conv2d_range(const _Conv *g,
                              row_map, col_map, g.left, g.Wb, <fp_t>0,
                              padded + (c * g.Hb + row0) * g.Wb, row0, row1)
         if g.blocked:
-            _conv2d_blocked(g, padded, weights, wsk, wsc, bias, out + n * ostr[0], ostr[1], ostr[2],
-                            ostr[3], scratch, edge, y0, y1, b0, b1)
+            _conv2d_blocked(g, padded, weights, wsk, wsc, bias, out + n * ostr[0], ostr[1],
+                            ostr[2], ostr[3], scratch, edge, y0, y1, b0, b1)
         elif g.small:
             _conv2d_small(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
                           ostr[3], scratch, y0, y1)
