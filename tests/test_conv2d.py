@@ -1293,25 +1293,36 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
 
 
 def test_lowering_thresholds():
-    """Which strided layers conv2d lowers: many input channels (a channel
-    block's weights past LOWER_MIN_BLOCK_BYTES), patches of one output row
-    within LOWER_MAX_BYTES; never unit-stride or 1x1 layers."""
-    from cyconv import _conv2d
+    """Which strided layers conv2d lowers: a channel block's packed weights
+    (KB output channels of the kernel level in use) past
+    LOWER_MIN_BLOCK_BYTES with output rows of at most LOWER_SHORT_ROWS, or
+    past twice that on any rows; patches of one output row within
+    LOWER_MAX_BYTES; never unit-stride or 1x1 layers."""
+    from cyconv import _conv2d, _core
+    sizes = _core.tile_sizes()
 
     def lowered(C, H, R=3, stride=2, K=64, dtype=F32):
         prep = _conv2d._prepare(np.empty((1, C, H, H), dtype), np.empty((K, C, R, R), dtype),
                                 None, stride, R // 2, 1, 1, "zeros", None)
         return prep.lowered is not None
 
-    assert lowered(256, 14) and lowered(128, 28) and lowered(128, 14, dtype=F64)
-    assert lowered(256, 112)                    # many channels: any row length
-    assert not lowered(128, 112)                # 128 channels: only short rows
-    assert not lowered(32, 14)                  # its weights fit in L1
+    def rule(C, H, dtype=F32):   # 3x3/2, padding 1: Wo = ceil(H / 2)
+        KB = sizes["block_f64" if dtype == F64 else "block_f32"]
+        block = C * 9 * KB * np.dtype(dtype).itemsize
+        short = -(-H // 2) <= _conv2d.LOWER_SHORT_ROWS
+        return block > _conv2d.LOWER_MIN_BLOCK_BYTES * (1 if short else 2)
+
+    for C, H, dtype in [(256, 14, F32), (128, 28, F32), (128, 14, F64), (256, 112, F32),
+                        (128, 112, F32), (32, 14, F32), (64, 14, F64), (512, 56, F64)]:
+        assert lowered(C, H, dtype=dtype) == rule(C, H, dtype), (C, H, dtype)
+    if sizes["block_f32"] == 16:   # AVX2 and AVX-512 (16 float32 channels a block)
+        assert lowered(128, 28) and lowered(256, 112) and not lowered(128, 112)
     assert not lowered(256, 14, stride=1)       # unit stride: no row-end tiles to save
     assert not lowered(1024, 14, R=1)           # 1x1: already a 1x1 layer
-    assert lowered(256, 224)                    # 28 MB of patches: in bands of rows
-    assert not lowered(2048, 512)               # one row's patches are over 8 MB
-    assert not lowered(256, 14, K=4)            # a row-vectorized (unblocked) plan
+    assert lowered(1024, 224) == rule(1024, 224)   # 115 MB of patches: in bands of rows
+    assert not lowered(4096, 512)               # one row's patches are over 8 MB
+    if sizes["block_f32"] >= 4:                 # a row-vectorized (unblocked) plan
+        assert not lowered(256, 14, K=sizes["block_f32"] // 2 - 1)
 
 
 @pytest.mark.parametrize("R,S,stride,dilation,K", [
