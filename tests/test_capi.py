@@ -511,7 +511,7 @@ def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
     (1, 512, 7, 7, 512, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),    # blocks outer, packed inline
     (1, 1024, 3, 5, 600, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0),   # the same, grouped
     (2, 1024, 3, 5, 600, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0),   # two strips: packed first
-    (1, 512, 14, 14, 1024, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0), # the same
+    (1, 512, 14, 14, 1024, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0), # one strip, blocks in groups
     (1, 128, 28, 28, 512, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),  # 256 KB of weights, 392 KB input
     (1, 512, 56, 56, 128, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),  # 256 KB of weights, 6 MB input
     (1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # small tiles, shared column

@@ -2,8 +2,8 @@
  * (channel kk's taps at src + kk * sk, elements) into rows of KB (dst[j * KB
  * + kk]), a transpose. A panel is 64 bytes of each channel's taps (16 float,
  * 8 double): with a power-of-two sk the KB rows share L1 sets, and a
- * narrower panel would fetch each line twice. Plain C for the Cython drivers; no
- * validation; copies only, so every level packs the same bits.
+ * narrower panel would fetch each line twice. Plain C for the Cython
+ * drivers; no validation; copies only, so every level packs the same bits.
  *
  * On x86-64 the transpose goes through registers in 4 x 4 (float) or 2 x 2
  * (double) blocks: the element-by-element loop GCC made of it cost about
