@@ -407,9 +407,11 @@ def conv2d_expected(t, itemsize):
         # with a single strip each chunk is packed as it starts (no packed
         # weights; the chunk's, 64-byte aligned)
         nb = groups * -(-Kg // KB)
-        # (half as many weights for 1x1 layers on inputs of at most 2 MB)
+        # (fewer weights for 1x1 layers on inputs of at most 2 MB: 32 KB
+        # float32, 128 KB float64)
         small_input = R == S == 1 and C * Hb * Wb * itemsize <= 2097152
-        blocks_outer = packed * itemsize > (131072 if small_input else 262144)
+        limit = (32768 if itemsize == 4 else 131072) if small_input else 262144
+        blocks_outer = packed * itemsize > limit
         chunk = 8192 // (KB * itemsize) if blocks_outer else 16384 // (nb * KB * itemsize)
         if flat and R == S == 1 and 32 <= chunk < Cg:
             partial = 524288 if blocks_outer else 131072

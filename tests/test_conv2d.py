@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import math
 import os
 import random
 import subprocess
@@ -1401,12 +1402,15 @@ def test_shared_padding_column(dtype, N, H, W, K, R, S, padding, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype,N,C,K,H,W,groups,padding", [
-    (F32, 1, 200, 64, 12, 13, 1, 0),     # 4 chunks, the last one short
-    (F32, 2, 130, 40, 9, 8, 1, 0),       # a short channel block
+    # few packed weights: every block at each tile position, in chunks
+    (F32, 1, 400, 16, 12, 13, 1, 0),     # 2 chunks, the last one short
+    (F32, 2, 200, 24, 9, 8, 1, 0),       # a short channel block
     (F64, 1, 100, 48, 12, 9, 1, 1),      # zero padding, float64 chunks
-    (F32, 1, 256, 128, 8, 17, 2, 0),     # groups
-    (F32, 1, 96, 128, 30, 31, 1, 0),     # strips of tiles
-    # more packed weights than TILES_OUTER_BYTES: each block over a strip
+    (F32, 1, 400, 32, 8, 17, 2, 0),      # groups
+    (F32, 1, 200, 32, 34, 34, 1, 0),     # strips of tiles
+    (F32, 1, 200, 64, 52, 52, 1, 0),     # an input over 2 MB: 50 KB of weights, 4 chunks
+    # more packed weights than that: each block over a strip
+    (F32, 1, 300, 64, 12, 13, 1, 0),     # 75 KB on a small input (float32 from 32 KB)
     (F32, 1, 300, 260, 7, 7, 1, 0),      # 7 x 7 (packed, not small-image tiles)
     (F64, 2, 300, 180, 5, 6, 1, 1),      # float64, batch, padding
     (F32, 1, 300, 260, 30, 31, 1, 0),    # two strips
@@ -1426,7 +1430,11 @@ def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
     plan = _core.conv2d_plan((N, C, H, W), K, (1, 1), groups, (1, 1), (1, 1), pad,
                              dtype == F64, zero_padding=True)
     assert plan.blocked and plan.chunk < C // groups
-    assert plan.chunk_blocks_outer == (K * (C // groups) * np.dtype(dtype).itemsize > 262144)
+    # blocks outer past 256 KB of packed weights; on inputs of at most 2 MB
+    # past 32 KB (float32) or 128 KB (float64)
+    item = np.dtype(dtype).itemsize
+    limit = (32768 if item == 4 else 131072) if C * H * W * item <= 2 << 20 else 262144
+    assert plan.chunk_blocks_outer == (math.prod(plan.packed_shape) * item > limit)
     blocks = plan.packed_shape[0]
     assert (plan.strip_blocks < blocks) == (K >= 520)
     rng = np.random.default_rng(seed_of(dtype, N, C, K, H, W, groups))

@@ -720,7 +720,7 @@ cdef inline Py_ssize_t _flat_pitch(const _Conv *g) noexcept nogil:
 
 cdef enum:
     TILES_OUTER_BYTES = 262144    # packed weights up to this run every block per tile position
-    SMALL_INPUT_BYTES = 2097152   # (1x1 layers on inputs up to this: half as many)
+    SMALL_INPUT_BYTES = 2097152   # (1x1 layers on inputs up to this: fewer, _conv_plan)
     CHUNK_WEIGHT_BYTES = 16384    # a chunk's packed weights, all blocks: half of L1
     MIN_CHUNK = 32                # fewest input channels per chunk (_plan_chunks)
     STRIP_PARTIAL_BYTES = 131072  # a strip's partial sums: a quarter of L2
@@ -860,13 +860,17 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         # images exceed L2); otherwise each block's weights stay in cache
         # while its tiles run (_conv2d_blocked). A 1x1 layer on an image of
         # at most SMALL_INPUT_BYTES rereads it from cache for each block
-        # for less than streaming over half of L2 of weights per tile
-        # (float32 @28x28, 128-256 KB of weights: 2-11 % faster; @56x56
-        # 2-10 % slower).
+        # for less than streaming its weights from L2 per tile position:
+        # float32 from 32 KB of weights (64 -> 256 @56x56, 128 -> 128
+        # @28x28: 3-12 % faster; six more layers 0-2 %, none slower; and
+        # 128-256 KB @28x28: 2-11 %), float64 from 128 KB (from 32 KB it
+        # measured 1-5 % slower). Larger inputs from 256 KB (@56x56,
+        # float32, 128-256 KB of weights: 2-10 % slower blocks outer).
         item = 8 if double_precision else 4
         g.tiles_outer = g.packed_size * item <= (
-            TILES_OUTER_BYTES // 2 if g.R == 1 and g.S == 1 and g.C * g.Hb * g.Wb * item
-            <= SMALL_INPUT_BYTES else TILES_OUTER_BYTES)
+            TILES_OUTER_BYTES // (2 if double_precision else 8)
+            if g.R == 1 and g.S == 1 and g.C * g.Hb * g.Wb * item <= SMALL_INPUT_BYTES
+            else TILES_OUTER_BYTES)
         _plan_chunks(g, item)
         g.edge_size = g.Cg * g.R * g.PT * g.S
     else:
