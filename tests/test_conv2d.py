@@ -1453,6 +1453,58 @@ def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
         np.testing.assert_array_equal(pieces.view(np.uint8), got.view(np.uint8))
 
 
+@pytest.mark.parametrize("N,C,K,H,W", [
+    (1, 64, 64, 56, 56),     # ResNet-50's first 1x1 layer
+    (2, 17, 33, 5, 7),       # short blocks, the last pixel tile moved back
+    (1, 128, 40, 9, 11),     # the widest input channels, a short channel block
+    (3, 3, 20, 4, 4),        # pieces of fewer pixels than a pixel tile: blocked tiles
+    (1, 1, 16, 1, 64),       # one row, one input channel
+], ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
+def test_pixel_tiles(N, C, K, H, W, dtype, bias, monkeypatch):
+    """1x1 layers of up to 128 input channels without padding run in pixel
+    tiles (output pixels in the vector lanes): bitwise the blocked tiles'
+    result, whole and in pieces on 2 workers, into contiguous and strided
+    outputs."""
+    from cyconv import _conv2d, _core, _parallel
+    x, w, b = case_arrays(seed_of(N, C, K, H, W, dtype, "lanes"), N=N, C=C, K=K, H=H, W=W,
+                          R=1, S=1, bias=bias, dtype=dtype)
+    assert _core.conv2d_plan((N, C, H, W), K, (1, 1), 1, (1, 1), (1, 1), (0, 0, 0, 0),
+                             dtype == F64, zero_padding=True).lanes
+    plan_of = _core.conv2d_plan
+    monkeypatch.setattr(_conv2d, "_prepared", {})
+    monkeypatch.setattr(_core, "conv2d_plan", lambda *a, **k: plan_of(*a, **k, pixel_tiles=False))
+    blocked = cyconv.conv2d(x, w, b, workers=1)
+    (prep,) = _conv2d._prepared.values()
+    assert prep.plan.blocked and not prep.plan.lanes
+    monkeypatch.setattr(_core, "conv2d_plan", plan_of)
+    monkeypatch.setattr(_conv2d, "_prepared", {})
+    got = check(x, w, b)
+    (prep,) = _conv2d._prepared.values()
+    assert prep.plan.lanes
+    np.testing.assert_array_equal(got.view(np.uint8), blocked.view(np.uint8))
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)   # pieces of one row (or fewer blocks)
+    for workers in (1, 2):
+        for out in (np.full_like(got, np.nan), np.full(got.shape[:-1] + (2 * W,), np.nan,
+                                                       got.dtype)[..., ::2]):
+            cyconv.conv2d(x, w, b, workers=workers, out=out)
+            np.testing.assert_array_equal(np.ascontiguousarray(out).view(np.uint8),
+                                          got.view(np.uint8))
+
+
+@pytest.mark.parametrize("shape,K,padding,groups", [
+    ((1, 129, 8, 8), 32, 0, 1),   # more input channels than pixel tiles take
+    ((1, 32, 8, 8), 32, 1, 1),    # padding
+    ((1, 64, 8, 8), 64, 0, 2),    # groups
+    ((1, 32, 8, 8), 2, 0, 1),     # too few output channels for a channel block
+], ids=str)
+def test_pixel_tiles_not_taken(shape, K, padding, groups):
+    plan = cyconv._core.conv2d_plan(shape, K, (1, 1), groups, (1, 1), (1, 1), (padding,) * 4,
+                                    False, zero_padding=True)
+    assert not plan.lanes
+
+
 @pytest.mark.parametrize("K,Cg,R,S,groups", [
     (16, 1, 3, 5, 1), (16, 16, 1, 1, 1), (40, 17, 1, 1, 1), (33, 11, 3, 3, 1),
     (48, 16, 3, 3, 3), (9, 4, 2, 2, 1), (64, 2, 4, 4, 2)], ids=str)

@@ -219,6 +219,9 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
     CYC_BLOCK_CHANNELS(L##_VBYTES, double)
 #define FLAT_SIZES(L) L##_FK, CYC_FLAT_PIXELS(L##_VBYTES, L##_FV, float), \
     CYC_FLAT_PIXELS(L##_VBYTES, L##_FV, double)
+/* ... and of its pixel tiles: channels, pixels for float32, float64. */
+#define PIXEL_SIZES(L) CYC_PIXEL_CHANNELS(L##_VBYTES), CYC_PIXEL_PIXELS(L##_VBYTES, float), \
+    CYC_PIXEL_PIXELS(L##_VBYTES, double)
 
 static const cyc_kernel_table table_base = {
     "baseline",
@@ -231,6 +234,7 @@ static const cyc_kernel_table table_base = {
     cyc_taps_row_f32_base,
     cyc_spatial_rows_t_f32_base, cyc_spatial_rows_t_f64_base,
     cyc_blocked_tile_narrow_f32_base, cyc_blocked_tile_narrow_f64_base,
+    cyc_pixel_tile_f32_base, cyc_pixel_tile_f64_base, PIXEL_SIZES(BASE),
 };
 
 #if CYC_X86_DISPATCH
@@ -245,6 +249,7 @@ static const cyc_kernel_table table_avx2 = {
     cyc_taps_row_f32_avx2,
     cyc_spatial_rows_t_f32_avx2, cyc_spatial_rows_t_f64_avx2,
     cyc_blocked_tile_narrow_f32_avx2, cyc_blocked_tile_narrow_f64_avx2,
+    cyc_pixel_tile_f32_avx2, cyc_pixel_tile_f64_avx2, PIXEL_SIZES(AVX2),
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
@@ -257,6 +262,7 @@ static const cyc_kernel_table table_avx512 = {
     cyc_taps_row_f32_avx512,
     cyc_spatial_rows_t_f32_avx512, cyc_spatial_rows_t_f64_avx512,
     cyc_blocked_tile_narrow_f32_avx512, cyc_blocked_tile_narrow_f64_avx512,
+    cyc_pixel_tile_f32_avx512, cyc_pixel_tile_f64_avx512, PIXEL_SIZES(AVX512),
 };
 
 #endif

@@ -95,6 +95,23 @@ typedef void (*cyc_flat_tile_f64)(const double *in, cyc_index cs, cyc_index rs, 
                                   cyc_index C, cyc_index R, cyc_index S,
                                   const double *const *wk, double *tile);
 
+/* A 1x1 layer's tile with the output pixels in the vector lanes (unit
+ * stride, no padding): CYC_PIXEL_CHANNELS output channels x CYC_PIXEL_PIXELS
+ * consecutive pixels,
+ *   out[k*os + x] = sum_{c<C} wp[c*ws + k] * in[c*cs + x]  (+ bias[k] when bias is not NULL)
+ * for k < nk (at most CYC_PIXEL_CHANNELS) and x < CYC_PIXEL_PIXELS, summed in
+ * c order from zero and the bias added once: per pixel the blocked tile's
+ * sum and store, to the bit. wp: channel k0 of a packed block (ws = KB). */
+typedef void (*cyc_pixel_tile_f32)(const float *in, cyc_index cs, cyc_index C, const float *wp,
+                                   cyc_index ws, const float *bias, float *out, cyc_index os,
+                                   cyc_index nk);
+typedef void (*cyc_pixel_tile_f64)(const double *in, cyc_index cs, cyc_index C, const double *wp,
+                                   cyc_index ws, const double *bias, double *out, cyc_index os,
+                                   cyc_index nk);
+/* Its channels (a divisor of every level's KB) and pixels (3 vectors). */
+#define CYC_PIXEL_CHANNELS(vbytes) ((vbytes) ? 4 : 2)
+#define CYC_PIXEL_PIXELS(vbytes, T) (3 * CYC_LANES(vbytes, T))
+
 /* n samples converted between unsigned 8/16-bit and float32 (pixels_impl.h). */
 typedef void (*cyc_u8_to_f32)(const unsigned char *src, float *dst, cyc_index n);
 typedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n);
@@ -131,14 +148,22 @@ typedef struct {
     cyc_spatial_rows_t_f64 spatial_rows_t_f64;
     cyc_blocked_tile_narrow_f32 blocked_tile_narrow_f32;
     cyc_blocked_tile_narrow_f64 blocked_tile_narrow_f64;
+    cyc_pixel_tile_f32 pixel_tile_f32;
+    cyc_pixel_tile_f64 pixel_tile_f64;
+    cyc_index pixel_channels;   /* output channels per pixel tile */
+    cyc_index pixel_f32;        /* its pixels for float32 */
+    cyc_index pixel_f64;        /* for float64 */
 } cyc_kernel_table;
 
-/* Ask for the cache line at p before writing it (a no-op where the compiler
- * has no prefetch builtin): for drivers that scatter tiles over many planes. */
+/* Ask for the cache line at p before writing (or reading) it; a no-op where
+ * the compiler has no prefetch builtin. For drivers that scatter tiles over
+ * many planes, or read strips of many planes. */
 #if defined(__GNUC__) || defined(__clang__)
 #define cyc_prefetch_write(p) __builtin_prefetch((p), 1)
+#define cyc_prefetch_read(p) __builtin_prefetch((p), 0)
 #else
 #define cyc_prefetch_write(p) ((void)(p))
+#define cyc_prefetch_read(p) ((void)(p))
 #endif
 
 /* Highest level this CPU and OS support (cpuid/xgetbv on x86-64). */
