@@ -1,6 +1,7 @@
 """Robustness: Ctrl-C, many threads at once, no oversubscription, no leaks."""
 
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from cyconv import _core, _parallel
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
 
 _INTERRUPTED_CALL = r"""
-import signal, sys, time
+import faulthandler, signal, sys, time
 import numpy as np, cyconv
+faulthandler.register(signal.SIGUSR1, all_threads=True)   # the test asks on a hang
 # Python's own Ctrl-C handler even when this process was started with
 # SIGINT ignored (as a shell's background job is): the test is about cyconv.
 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -44,26 +46,113 @@ print("usable", flush=True)
 """
 
 
+def _line_reader(proc):
+    """proc's stdout lines, each awaited at most `seconds`: readline(seconds).
+
+    On a timeout the child's faulthandler prints every thread's stack (it
+    registered SIGUSR1) and the test fails with them: a hang fails in
+    seconds instead of blocking the suite."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout],
+                     daemon=True).start()
+
+    def readline(seconds: float) -> str:
+        try:
+            return lines.get(timeout=seconds)
+        except queue.Empty:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            proc.kill()
+            pytest.fail(f"no output for {seconds} s; the child's threads:\n{proc.stderr.read()}")
+    return readline
+
+
 @posix_only
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["convolve2d", "conv2d"])
 def test_ctrl_c_interrupts_a_long_call(which):
     proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_CALL, which],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    readline = _line_reader(proc)
     try:
-        assert proc.stdout.readline().strip() == "ready"
+        assert readline(120).strip() == "ready"
         time.sleep(0.5)  # well inside a call that takes seconds
         sent = time.time()
         proc.send_signal(signal.SIGINT)
-        line = proc.stdout.readline().split()
+        line = readline(60).split()
         assert line and line[0] == "interrupted", f"call was not interrupted: {line}"
         assert float(line[1]) - sent < 0.5, f"KeyboardInterrupt after {float(line[1]) - sent:.2f} s"
-        assert proc.stdout.readline().strip() == "usable"
+        assert readline(60).strip() == "usable"
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()
         proc.wait()
         proc.stdout.close()
+        proc.stderr.close()
+
+
+# Ctrl-C at every point of the chunk hand-out, hundreds of times: Python's
+# default handler raised inside threading's Semaphore and Future code and
+# left a CPU slot, or the slots' lock, taken; the next call then ran on
+# fewer CPUs, or waited forever.
+_CTRL_C_STORM = r"""
+import faulthandler, os, random, signal, threading, time
+from cyconv import _parallel
+signal.signal(signal.SIGINT, signal.default_int_handler)
+faulthandler.dump_traceback_later(50, exit=True)   # a hang prints its stacks
+storm_over = threading.Event()
+
+def storm():
+    while not storm_over.is_set():
+        time.sleep(random.uniform(0.0005, 0.005))
+        os.kill(os.getpid(), signal.SIGINT)
+
+chunks = [(i, i + 1) for i in range(100_000)]
+interrupts = 0
+threading.Thread(target=storm).start()
+for threads in (1, 2):
+    end = time.monotonic() + 1.0
+    while True:
+        try:   # the interrupt may land anywhere in this loop
+            if time.monotonic() > end:
+                break
+            _parallel.run(slice, chunks, threads)   # slice: a chunk of no work
+        except KeyboardInterrupt:
+            interrupts += 1
+while True:
+    try:
+        storm_over.set()
+        time.sleep(0.1)   # the storm's last signal lands here
+        break
+    except KeyboardInterrupt:
+        interrupts += 1
+
+lock = threading.Lock()
+running = peak = 0
+
+def counted(state, i, j):
+    global running, peak
+    with lock:
+        running += 1
+        peak = max(peak, running)
+    time.sleep(0.002)
+    with lock:
+        running -= 1
+
+cpus = _parallel.available_cpus()
+_parallel.run(counted, [(i, i + 1) for i in range(200)], cpus)
+print(interrupts, peak, cpus)
+"""
+
+
+@posix_only
+def test_ctrl_c_storm_leaves_every_cpu_slot_free():
+    done = subprocess.run([sys.executable, "-c", _CTRL_C_STORM], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    interrupts, peak, cpus = map(int, done.stdout.split())
+    assert interrupts >= 50   # the storm really hit the hand-out
+    assert peak == cpus, f"after {interrupts} interrupts only {peak} of {cpus} CPU slots run"
 
 
 def _mixed_calls(seed):

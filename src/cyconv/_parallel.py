@@ -20,6 +20,12 @@ from typing import Callable, Iterator, Sequence
 
 from . import _geometry
 
+try:   # the C module: signal.signal's enum wrapping costs 7 microseconds a call
+    import _signal
+except ImportError:  # pragma: no cover - not CPython
+    import signal as _signal
+_SIGINT = int(_signal.SIGINT)
+
 # Below this many multiply-adds a call stays on the calling thread: waking
 # the pool costs tens of microseconds.
 MIN_WORK_PER_THREAD = 1_000_000
@@ -128,27 +134,37 @@ def run(func: Callable[..., None], chunks: Sequence[tuple], nthreads: int,
     The calling thread takes part. Chunks are handed out one at a time, and
     each runs while holding one of the process's CPU slots, so concurrent
     calls from many Python threads never run more kernels at once than there
-    are CPUs. Between chunks the calling thread is back in Python, where
-    Ctrl-C raises KeyboardInterrupt: the remaining chunks are then dropped,
-    running ones finish (each is short), and the exception propagates.
+    are CPUs. Ctrl-C is held back to the gaps between chunks (see
+    _ctrl_c_deferred): no thread then takes another chunk, running ones
+    finish (each is short), and KeyboardInterrupt is raised.
     `state` is scratch() made once per thread (None without `scratch`).
     """
+    interrupted: list = []
+    with _ctrl_c_deferred(interrupted):
+        _run_chunks(func, chunks, nthreads, scratch, interrupted)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def _run_chunks(func, chunks, nthreads, scratch, interrupted: list) -> None:
     if nthreads <= 1 or len(chunks) <= 1:
         # The calling thread alone: no pool, no hand-out lock.
         state = scratch() if scratch is not None else None
         for chunk in chunks:
+            if interrupted:
+                return
             with _cpu_slots:
                 func(state, *chunk)
         return
     lock = threading.Lock()
     todo = iter(chunks)
-    stop = False
+    failed = False
 
     def work() -> None:
         state = scratch() if scratch is not None else None
         while True:
             with lock:
-                chunk = None if stop else next(todo, None)
+                chunk = None if failed or interrupted else next(todo, None)
             if chunk is None:
                 return
             with _cpu_slots:
@@ -156,21 +172,46 @@ def run(func: Callable[..., None], chunks: Sequence[tuple], nthreads: int,
 
     helpers = min(nthreads, len(chunks)) - 1
     futures = []
-    if helpers > 0:
-        pool = _get_pool(helpers)
-        futures = [pool.submit(work) for _ in range(helpers)]
     try:
+        if helpers > 0:
+            pool = _get_pool(helpers)
+            futures = [pool.submit(work) for _ in range(helpers)]
         work()
         for f in futures:
             f.result()
     except BaseException:
-        stop = True
+        failed = True
         for f in futures:
             try:
                 f.result()
             except BaseException:
                 pass
         raise
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred(interrupted: list) -> Iterator[None]:
+    """While the block runs, Ctrl-C only appends to `interrupted`.
+
+    Python's default handler raises KeyboardInterrupt wherever the main
+    thread is, also inside threading's own Semaphore, Condition and Future
+    code, between a lock's acquire and its release: the lock, or a CPU slot,
+    then stays taken and a later call waits forever. Only the default
+    handler is deferred, and only on the main thread (the only one Python
+    runs signal handlers on); any other handler is left as it is.
+    """
+    deferred = False
+    try:
+        if _signal.getsignal(_SIGINT) is _signal.default_int_handler:
+            _signal.signal(_SIGINT, lambda signum, frame: interrupted.append(signum))
+            deferred = True
+    except ValueError:   # not the main thread of the main interpreter
+        pass
+    try:
+        yield
+    finally:
+        if deferred:
+            _signal.signal(_SIGINT, _signal.default_int_handler)
 
 
 def run_rows(func: Callable[..., None], rows: int, work_per_row: float, workers: int,
