@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple, Sequence, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core, _geometry, _parallel
+from . import _core, _geometry, _parallel, _scratch
 from ._padding import aligned
 
 IntPair = Union[int, Sequence[int]]
@@ -98,7 +98,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     if plan.pack_inline:   # packed chunk by chunk in the core, from any layout
         weights = w.astype(dtype, copy=False)
     elif plan.blocked:
-        weights = np.empty(plan.packed_shape, dtype)
+        weights = _scratch.empty("conv2d.packed", plan.packed_shape, dtype)
         _core.pack_weights(plan, w.astype(dtype, copy=False), weights)
     else:
         weights = np.ascontiguousarray(w, dtype=dtype)
@@ -106,12 +106,13 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         _run(prep, x, weights, bias_arr, out4, workers)
         return result
     low = prep.lowered
-    plane = np.empty((low.plan.Hp, low.plan.Wp), dtype)
+    plane = _scratch.empty("conv2d.plane", (low.plan.Hp, low.plan.Wp), dtype)
     for n0 in range(0, geo.N, low.images):
         n1 = min(n0 + low.images, geo.N)
         for y0 in range(0, geo.Ho, low.band.Ho):
             band = low.band if y0 + low.band.Ho <= geo.Ho else low.last
-            cols = np.empty((n1 - n0, low.patches, band.Ho, geo.Wo), dtype)
+            cols = _scratch.empty("conv2d.patches", (n1 - n0, low.patches, band.Ho, geo.Wo),
+                                  dtype)
             _core.patches(low.plan, x[n0:n1], low.row_map, low.col_map, cols, plane, y0)
             _run(band, cols, weights, bias_arr, out4[n0:n1, :, y0:y0 + band.Ho], workers)
     return result
@@ -126,8 +127,9 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
 
     def scratch():
         # Each thread pads its own copy of one image at a time.
-        return (np.empty((C, Hb, Wb), dtype), np.empty(plan.scratch, dtype),
-                np.empty(plan.edge, dtype))
+        return (_scratch.empty("conv2d.padded", (C, Hb, Wb), dtype),
+                _scratch.empty("conv2d.tiles", (plan.scratch,), dtype),
+                _scratch.empty("conv2d.edge", (plan.edge,), dtype))
 
     def job(buffers, n0, n1, y0, y1, b0=0, b1=-1):
         padded, tiles, edge = buffers

@@ -10,13 +10,12 @@ this file) that skips everything already resolved for the same arguments.
 
 from __future__ import annotations
 
-import threading
 from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core, _geometry, _methods, _parallel
+from . import _core, _geometry, _methods, _parallel, _scratch
 from ._padding import aligned
 
 Mode = Literal["full", "same", "valid"]
@@ -219,10 +218,6 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
                                   dtype, convolve)
 
 
-# Each thread keeps the last strip it used (scratch the core overwrites).
-_thread_scratch = threading.local()
-
-
 def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     row_map, col_map, left, top, fill, out_shape, strip_shape, strip_shape_t, dtype, \
         convolve = short
@@ -232,9 +227,7 @@ def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.nd
         kernel, flip = np.ascontiguousarray(kernel[::-1, ::-1] if convolve else kernel), False
     transposed = _methods._column_major(image)   # the dtype is float32/float64 here
     shape = strip_shape_t if transposed else strip_shape
-    strip = getattr(_thread_scratch, "strip", None)
-    if strip is None or strip.shape != shape or strip.dtype != dtype:
-        strip = _thread_scratch.strip = np.empty(shape, dtype)
+    strip = _scratch.empty("convolve2d.strip", shape, dtype)
     if transposed:
         out_t = np.empty(out_shape[::-1], dtype)
         _core.correlate_plane(image.T, col_map, row_map, top, fill, kernel, out_t, strip, 0,

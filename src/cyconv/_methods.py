@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, _cost_model, _fft, _parallel
+from . import _core, _cost_model, _fft, _parallel, _scratch
 
 METHODS = ("auto", "direct", "separable", "fft")
 
@@ -186,8 +186,9 @@ def correlate_into(image, kernel, row_map, col_map, left: int, top: int, fill, o
         _core.correlate_plane(image, row_map, col_map, left, fill, kernel, result, strip,
                               r0, r1, transposed=transposed)
 
+    strip_shape = (strip_rows + kernel_rows - 1, width)
     _parallel.run_rows(rows, Ho, Wo * kernel.size, workers,
-                       scratch=lambda: np.empty((strip_rows + kernel_rows - 1, width), dtype))
+                       scratch=lambda: _scratch.empty("direct.strip", strip_shape, dtype))
     if transposed and not out.flags.f_contiguous:
         _core.transpose_into(result, out)
 
@@ -313,7 +314,8 @@ def _separable(plan: Plan, workers: int) -> np.ndarray:
 
     def scratch():
         n = strip_rows + M - 1
-        return np.empty((n, width), dtype), np.empty((n, Wo), dtype)
+        return (_scratch.empty("separable.strip", (n, width), dtype),
+                _scratch.empty("separable.across", (n, Wo), dtype))
 
     def rows(buffers, r0, r1):
         strip, across = buffers
@@ -339,7 +341,8 @@ def _separable_transposed(plan: Plan, workers: int) -> np.ndarray:
     strip_rows = _strip_rows(Wo, width, dtype.itemsize)
 
     def scratch():
-        return np.empty((strip_rows + N - 1, width), dtype), np.empty((strip_rows, width), dtype)
+        return (_scratch.empty("separable.strip", (strip_rows + N - 1, width), dtype),
+                _scratch.empty("separable.across", (strip_rows, width), dtype))
 
     def rows(buffers, r0, r1):
         strip, across = buffers

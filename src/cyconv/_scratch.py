@@ -1,0 +1,57 @@
+"""Scratch arrays kept per thread from one call to the next.
+
+A call's scratch (a padded image, tiles, packed weights) freed at its end
+lets glibc give the pages back to the OS when they top the heap, and the
+next call faults them in again, zeroed by the kernel: 10-25 % of a 64 -> 64
+3x3 layer at 56x56 (bench/RESULTS.md). So each thread keeps, per purpose,
+the largest buffer it has used (up to KEEP_BYTES; larger ones are not
+kept) and hands out views of it.
+
+A purpose's array is valid until the same thread asks for that purpose
+again: only the code that asked holds it, never a caller. Tests set
+`poison` so that every array handed out starts as NaN (all bits set): a
+kernel that reads scratch it did not write then shows.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+
+KEEP_BYTES = 16 << 20
+ALIGN = 64          # a cache line: vector loads never straddle one needlessly
+poison = False
+
+_local = threading.local()
+
+
+def empty(purpose: str, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialized C-contiguous array of `shape` (a tuple) and `dtype`,
+    made from this thread's kept buffer for `purpose`, `ALIGN`-byte aligned."""
+    kept = getattr(_local, "arrays", None)
+    if kept is None:
+        kept = _local.arrays = {}
+    array = kept.get(purpose)
+    if array is None or array.shape != shape or array.dtype != dtype:
+        # (the same shape again, the common case, reuses the last array as it is)
+        array = _carve(purpose, shape, np.dtype(dtype), kept)
+    if poison:
+        array.view(np.uint8).fill(0xFF)
+    return array
+
+
+def _carve(purpose: str, shape: tuple, dtype: np.dtype, kept: dict) -> np.ndarray:
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > KEEP_BYTES:
+        return np.empty(shape, dtype)
+    last = kept.pop(purpose, None)
+    buffer = last.base if last is not None else None
+    while buffer is not None and buffer.base is not None:
+        buffer = buffer.base
+    if buffer is None or buffer.nbytes < nbytes + ALIGN:
+        buffer = np.empty(nbytes + ALIGN, np.uint8)
+    start = -buffer.ctypes.data % ALIGN
+    array = kept[purpose] = buffer[start:start + nbytes].view(dtype).reshape(shape)
+    return array
