@@ -24,34 +24,27 @@ KEEP_BYTES = 16 << 20
 ALIGN = 64          # a cache line: vector loads never straddle one needlessly
 poison = False
 
-_local = threading.local()
+_local = threading.local()   # .kept: {purpose: (buffer, the array last handed out)}
 
 
 def empty(purpose: str, shape: tuple, dtype) -> np.ndarray:
     """An uninitialized C-contiguous array of `shape` (a tuple) and `dtype`,
     made from this thread's kept buffer for `purpose`, `ALIGN`-byte aligned."""
-    kept = getattr(_local, "arrays", None)
+    kept = getattr(_local, "kept", None)
     if kept is None:
-        kept = _local.arrays = {}
-    array = kept.get(purpose)
+        kept = _local.kept = {}
+    buffer, array = kept.get(purpose, (None, None))
     if array is None or array.shape != shape or array.dtype != dtype:
         # (the same shape again, the common case, reuses the last array as it is)
-        array = _carve(purpose, shape, np.dtype(dtype), kept)
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > KEEP_BYTES:
+            return np.empty(shape, dtype)
+        if buffer is None or buffer.nbytes < nbytes + ALIGN:
+            buffer = np.empty(nbytes + ALIGN, np.uint8)
+        start = -buffer.ctypes.data % ALIGN
+        array = buffer[start:start + nbytes].view(dtype).reshape(shape)
+        kept[purpose] = buffer, array
     if poison:
         array.view(np.uint8).fill(0xFF)
-    return array
-
-
-def _carve(purpose: str, shape: tuple, dtype: np.dtype, kept: dict) -> np.ndarray:
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > KEEP_BYTES:
-        return np.empty(shape, dtype)
-    last = kept.pop(purpose, None)
-    buffer = last.base if last is not None else None
-    while buffer is not None and buffer.base is not None:
-        buffer = buffer.base
-    if buffer is None or buffer.nbytes < nbytes + ALIGN:
-        buffer = np.empty(nbytes + ALIGN, np.uint8)
-    start = -buffer.ctypes.data % ALIGN
-    array = kept[purpose] = buffer[start:start + nbytes].view(dtype).reshape(shape)
     return array
