@@ -135,12 +135,12 @@ def counted(state, i, j):
     with lock:
         running += 1
         peak = max(peak, running)
-    time.sleep(0.002)
+    time.sleep(0.02)   # long enough for every thread to start one
     with lock:
         running -= 1
 
 cpus = _parallel.available_cpus()
-_parallel.run(counted, [(i, i + 1) for i in range(200)], cpus)
+_parallel.run(counted, [(i, i + 1) for i in range(4 * cpus)], cpus)
 print(interrupts, peak, cpus)
 """
 
