@@ -1296,8 +1296,10 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
 def test_lowering_thresholds():
     """Which strided layers conv2d lowers: a channel block's packed weights
     (KB output channels of the kernel level in use) past
-    LOWER_MIN_BLOCK_BYTES with output rows of at most LOWER_SHORT_ROWS, or
-    past twice that on any rows; patches of one output row within
+    LOWER_MIN_BLOCK_BYTES with output rows of at most LOWER_SHORT_ROWS (or
+    fewer than twice that which end in a narrow tile: Wo not a multiple of
+    the tile's pixels), or past twice that on any rows; patches of one
+    output row within
     LOWER_MAX_BYTES; never unit-stride or 1x1 layers."""
     from cyconv import _conv2d, _core
     sizes = _core.tile_sizes()
@@ -1310,14 +1312,20 @@ def test_lowering_thresholds():
     def rule(C, H, dtype=F32):   # 3x3/2, padding 1: Wo = ceil(H / 2)
         KB = sizes["block_f64" if dtype == F64 else "block_f32"]
         block = C * 9 * KB * np.dtype(dtype).itemsize
-        short = -(-H // 2) <= _conv2d.LOWER_SHORT_ROWS
-        return block > _conv2d.LOWER_MIN_BLOCK_BYTES * (1 if short else 2)
+        Wo, short = -(-H // 2), _conv2d.LOWER_SHORT_ROWS
+        short_rows = Wo <= short or (Wo < 2 * short and Wo % sizes["tile_pixels"] != 0)
+        return block > _conv2d.LOWER_MIN_BLOCK_BYTES * (1 if short_rows else 2)
 
     for C, H, dtype in [(256, 14, F32), (128, 28, F32), (128, 14, F64), (256, 112, F32),
-                        (128, 112, F32), (32, 14, F32), (64, 14, F64), (512, 56, F64)]:
+                        (128, 112, F32), (32, 14, F32), (64, 14, F64), (512, 56, F64),
+                        (128, 56, F32), (128, 48, F32), (128, 62, F64), (128, 64, F32),
+                        (128, 60, F64)]:
         assert lowered(C, H, dtype=dtype) == rule(C, H, dtype), (C, H, dtype)
     if sizes["block_f32"] == 16:   # AVX2 and AVX-512 (16 float32 channels a block)
         assert lowered(128, 28) and lowered(256, 112) and not lowered(128, 112)
+        assert not lowered(128, 64)   # rows of 32 pixels
+    if sizes["block_f32"] == 16 and sizes["tile_pixels"] == 6:   # AVX2
+        assert lowered(128, 56) and not lowered(128, 48)   # rows of 28 (6 + 6 + 6 + 6 + 4), 24
     assert not lowered(256, 14, stride=1)       # unit stride: no row-end tiles to save
     assert not lowered(1024, 14, R=1)           # 1x1: already a 1x1 layer
     assert lowered(1024, 224) == rule(1024, 224)   # 115 MB of patches: in bands of rows

@@ -240,7 +240,9 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
     block_bytes = np.prod(plan.packed_shape[1:]) * dtype.itemsize if plan.blocked else 0
     if (geo.stride != (1, 1) and geo.R * geo.S > 1 and plan.blocked
             and row_bytes <= LOWER_MAX_BYTES and block_bytes > LOWER_MIN_BLOCK_BYTES
-            and (geo.Wo <= LOWER_SHORT_ROWS or block_bytes > 2 * LOWER_MIN_BLOCK_BYTES)):
+            and (geo.Wo <= LOWER_SHORT_ROWS or block_bytes > 2 * LOWER_MIN_BLOCK_BYTES
+                 or (geo.Wo < 2 * LOWER_SHORT_ROWS
+                     and geo.Wo % _core.tile_sizes()["tile_pixels"]))):
         # A strided layer's tiles stream each channel block's weights from
         # L2 for every tile, and its rows' last tiles are narrow (3x3/2
         # @14x14: rows of 7 in tiles of 6 + 2). As a 1x1 layer on the
@@ -250,7 +252,13 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
         # 3x3/2 @14x14 1.35x faster, 256 -> 256 @28x28 1.2x, @112x112
         # 1.2x; 128 channels gain on rows of 7-14 pixels (1.0-1.25x) and
         # lose on rows of 32-112 (0.8-0.9x); with 64 channels about even,
-        # with 32 up to 2x slower. Each pixel's sum is the same, to the bit.
+        # with 32 up to 2x slower. Rows of 17-31 pixels that end in a narrow
+        # tile (Wo not a multiple of the tile's pixels) gain too: a narrow
+        # tile streams the block's weights as a whole one does (2026-12-02,
+        # scratch kept: 128-224 channels 1.02-1.29x at Wo = 17, 19, 20, 22,
+        # 23, 25, 26, 28, 31; lowered, Wo = 18, 24, 30 lost 0.83-0.89x, and
+        # Wo = 32 0.90-1.07x).
+        # Each pixel's sum is the same, to the bit.
         # Patches of at most LOWER_MAX_BYTES at a time: groups of images, or
         # bands of rows of one image.
         rows = min(geo.Ho, LOWER_MAX_BYTES // row_bytes)
@@ -273,7 +281,8 @@ def _band(geo, dtype, patches, images, rows, banded, per_row) -> _Prepared:
 
 # Strided layers are lowered (_prepare) when one channel block's packed
 # weights exceed this (twice L1: 128 input channels at 3x3) and the output
-# rows are at most LOWER_SHORT_ROWS pixels, or they exceed twice this; their
+# rows are at most LOWER_SHORT_ROWS pixels (or fewer than twice that and
+# end in a narrow tile), or the weights exceed twice this; their
 # patches are made LOWER_MAX_BYTES at a time (groups of images, or bands of
 # rows).
 LOWER_MIN_BLOCK_BYTES = 64 << 10
