@@ -406,23 +406,30 @@ def conv2d_expected(t, itemsize):
         # the weights: the whole image, as many blocks at a time as fit);
         # with a single strip each chunk is packed as it starts (no packed
         # weights; the chunk's, 64-byte aligned)
+        # R x S flat tiles: blocks outer, chunks of 18 KB of one block's
+        # weights, strips whose partial sums fill 32 KB (at least 16 tiles)
         nb = groups * -(-Kg // KB)
         # (fewer weights for 1x1 layers on inputs of at most 2 MB: 32 KB
         # float32, 128 KB float64)
         small_input = R == S == 1 and C * Hb * Wb * itemsize <= 2097152
         limit = (32768 if itemsize == 4 else 131072) if small_input else 262144
-        blocks_outer = packed * itemsize > limit
-        chunk = 8192 // (KB * itemsize) if blocks_outer else 16384 // (nb * KB * itemsize)
-        if flat and R == S == 1 and 32 <= chunk < Cg:
-            partial = 524288 if blocks_outer else 131072
+        blocks_outer = packed * itemsize > limit or R * S > 1
+        chunk = (18432 // (R * S * KB * itemsize) if R * S > 1
+                 else 8192 // (KB * itemsize) if blocks_outer
+                 else 16384 // (nb * KB * itemsize))
+        if flat and 32 <= chunk < Cg:
+            partial = 32768 if R * S > 1 else 524288 if blocks_outer else 131072
             pixels = (Ho - 1) * Wb + Wo
             tiles, tile_bytes = -(-pixels // PT), PT * KB * itemsize
             if blocks_outer and C * pixels < packed and tiles * tile_bytes <= partial:
                 strip, strip_blocks = tiles, min(nb, partial // (tiles * tile_bytes))
             else:
                 strip, strip_blocks = max(1, partial // (nb * tile_bytes)), nb
+            if R * S > 1 and strip < 16:   # passes of as many blocks as leave 16 tiles
+                strip_blocks = min(nb, max(1, partial // (16 * tile_bytes)))
+                strip = max(1, partial // (strip_blocks * tile_bytes))
             scratch += strip * strip_blocks * PT * KB
-            if blocks_outer and N * tiles <= strip:   # a single strip
+            if blocks_outer and R == S == 1 and N * tiles <= strip:   # a single strip
                 packed, scratch = 0, scratch + chunk * KB + 64 // itemsize
         edge = Cg * R * PT * S
     else:
@@ -519,6 +526,10 @@ def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
     (1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # small tiles, shared column
     (1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # flat tiles, shared column
     (1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),    # the same, reflect: no sharing
+    (1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),    # 3x3 in channel chunks
+    (1, 512, 28, 28, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),  # 3x3, fewer blocks per pass
+    (2, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),  # passes of some blocks
+    (1, 200, 20, 21, 96, 2, 2, 2, 1, 1, 1, 1, 0, 1, 0, 1, 0),   # 2x2, grouped
 ])
 @pytest.mark.parametrize("itemsize", [4, 8])
 def test_conv2d_size_query_of_planned_layouts(capi_user, t, itemsize):

@@ -1461,6 +1461,53 @@ def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
         np.testing.assert_array_equal(pieces.view(np.uint8), got.view(np.uint8))
 
 
+@pytest.mark.parametrize("dtype,N,C,K,H,W,kernel,groups,padding,dilation", [
+    (F32, 1, 64, 64, 56, 56, (3, 3), 1, 1, 1),     # ResNet's 3x3 @56 (AVX2: 2 chunks, strips)
+    (F32, 2, 80, 24, 17, 19, (3, 3), 1, 1, 1),     # a short last chunk and channel block
+    (F64, 1, 70, 40, 20, 21, (3, 3), 1, 0, 1),     # float64, no padding
+    (F32, 1, 256, 256, 14, 14, (3, 3), 1, 1, 1),   # an image smaller than the weights
+    (F32, 1, 80, 640, 30, 28, (3, 3), 1, 1, 1),    # strips of 16 tiles, some blocks a pass
+    (F32, 1, 160, 64, 15, 16, (3, 3), 2, 1, 2),    # groups, dilation
+    (F32, 1, 200, 48, 13, 13, (2, 3), 1, (0, 1), 1),   # non-square kernel
+], ids=str)
+def test_chunked_tap_tiles(dtype, N, C, K, H, W, kernel, groups, padding, dilation,
+                           monkeypatch):
+    """R x S layers on flat tiles run their blocks outer, in channel chunks
+    of 18 KB of one block's weights (at least 32 channels; none at AVX-512's
+    32-channel blocks), whose partial sums wait in scratch. Small integers
+    make every sum exact (the result must equal the float64 reference);
+    with random values, pieces of one row and 2 workers give the bits of
+    one call."""
+    from cyconv import _core, _parallel
+    pad = (padding,) * 2 if isinstance(padding, int) else padding
+    plan = _core.conv2d_plan((N, C, H, W), K, kernel, groups, (1, 1), (dilation,) * 2,
+                             (pad[0], pad[0], pad[1], pad[1]), dtype == F64, zero_padding=True)
+    block = _core.tile_sizes()["block_f64" if dtype == F64 else "block_f32"]
+    chunk = 18432 // (math.prod(kernel) * block * np.dtype(dtype).itemsize)
+    assert plan.blocked
+    assert plan.chunk_blocks_outer == (32 <= chunk < C // groups)
+    assert plan.chunk == (chunk if plan.chunk_blocks_outer else C // groups)
+    rng = np.random.default_rng(seed_of(dtype, N, C, K, H, W, groups))
+    x = rng.integers(-4, 5, (N, C, H, W)).astype(dtype)
+    w = rng.integers(-4, 5, (K, C // groups, *kernel)).astype(dtype)
+    b = rng.integers(-4, 5, K).astype(dtype)
+    got = cyconv.conv2d(x, w, b, padding=pad, dilation=dilation, groups=groups, workers=1)
+    ref = conv2d_direct(x.astype(F64), w.astype(F64), b.astype(F64), 1, pad, dilation, groups)
+    np.testing.assert_array_equal(got, ref.astype(dtype))
+    x, w, b = (rng.standard_normal(a.shape).astype(dtype) for a in (x, w, b))
+    bits = cyconv.conv2d(x, w, b, padding=pad, dilation=dilation, groups=groups, workers=1)
+    ref = conv2d_direct(x.astype(F64), w.astype(F64), b.astype(F64), 1, pad, dilation, groups)
+    # (sums of thousands of terms: the error scales with the largest output)
+    tol = 1e-5 if dtype == F32 else 1e-13
+    np.testing.assert_allclose(bits, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    for workers in (1, 2):
+        pieces = np.full_like(bits, np.nan)   # every piece's pixels must be written
+        cyconv.conv2d(x, w, b, padding=pad, dilation=dilation, groups=groups, workers=workers,
+                      out=pieces)
+        np.testing.assert_array_equal(pieces.view(np.uint8), bits.view(np.uint8))
+
+
 @pytest.mark.parametrize("N,C,K,H,W", [
     (1, 64, 64, 56, 56),     # ResNet-50's first 1x1 layer
     (2, 17, 33, 5, 7),       # short blocks, the last pixel tile moved back

@@ -713,11 +713,11 @@ ctypedef struct _Conv:
     Py_ssize_t PT, KB, blocks       # blocked tiles: pixels x channels; blocks per group
     Py_ssize_t FK, FP               # small-image tiles: channels x flat pixels
     Py_ssize_t LP                   # pixel tiles' pixels (their channels: the table's)
-    Py_ssize_t chunk, strip         # flat 1x1 tiles: input channels per pass, tiles per strip
+    Py_ssize_t chunk, strip         # flat tiles: input channels per pass, tiles per strip
     Py_ssize_t strip_blocks         # channel blocks per pass over a strip
     bint blocked, flat, small
     bint tiles_outer                # blocked: every channel block per tile position
-    bint chunk_blocks_outer         # chunked 1x1: each block over the strip, not each tile
+    bint chunk_blocks_outer         # chunked: each block over the strip, not each tile
     bint pack_inline                # chunked 1x1 blocks outer: weights packed chunk by chunk
     bint lanes                      # blocked 1x1: pixel tiles (_conv2d_lanes) where they fill
     Py_ssize_t packed_size, scratch_size, edge_size   # elements
@@ -744,6 +744,9 @@ cdef enum:
     BLOCK_CHUNK_BYTES = 8192      # chunks of one block (_plan_chunks): a quarter of L1,
                                   # the rest for the strip's input (16 KB: 13 % slower at 14x14)
     BLOCK_STRIP_PARTIAL_BYTES = 524288   # their strip's partial sums: L2
+    TAPS_CHUNK_BYTES = 18432      # R x S layers: a block's chunk (32 channels of 3x3 float32)
+    TAPS_STRIP_PARTIAL_BYTES = 32768    # their strip's partial sums: an L1 (131072: 1-6 % slower)
+    TAPS_MIN_STRIP = 16           # their fewest tiles per strip, each chunk's weights serving all
 
 
 cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
@@ -773,28 +776,47 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
     # Chunks of fewer than MIN_CHUNK channels cost more in partial sums than
     # their weights in L1 save (64 -> 256 and 128 -> 512 channels, chunks of
     # 16: 17-28 % faster without; 512 -> 128, chunks of 32: 7 % slower).
-    if not (g.flat and g.R == 1 and g.S == 1) or g.lanes:
+    #
+    # R x S layers on flat tiles (3x3 at 14x14 to 56x56) stream a block's
+    # weights from L2 for every tile the same way: 64 channels of 3x3 are
+    # 36 KB a block. They run blocks outer, in chunks of TAPS_CHUNK_BYTES.
+    if not g.flat or g.lanes:
         return
+    cdef Py_ssize_t taps = g.R * g.S
     cdef Py_ssize_t nb = g.groups * g.blocks
-    cdef bint blocks_outer = not g.tiles_outer
-    cdef Py_ssize_t chunk = (BLOCK_CHUNK_BYTES // (g.KB * item) if blocks_outer
-                             else CHUNK_WEIGHT_BYTES // (nb * g.KB * item))
+    cdef bint blocks_outer = not g.tiles_outer or taps > 1
+    cdef Py_ssize_t chunk
+    if taps > 1:
+        chunk = TAPS_CHUNK_BYTES // (taps * g.KB * item)
+    elif blocks_outer:
+        chunk = BLOCK_CHUNK_BYTES // (g.KB * item)
+    else:
+        chunk = CHUNK_WEIGHT_BYTES // (nb * g.KB * item)
     if chunk >= g.Cg or chunk < MIN_CHUNK:
         return
     g.chunk, g.chunk_blocks_outer = chunk, blocks_outer
+    if taps > 1:
+        g.tiles_outer = False
+    cdef Py_ssize_t strip_bytes = (TAPS_STRIP_PARTIAL_BYTES if taps > 1
+                                   else BLOCK_STRIP_PARTIAL_BYTES if blocks_outer
+                                   else STRIP_PARTIAL_BYTES)
     cdef Py_ssize_t pixels = (g.Ho - 1) * g.Wb + g.Wo        # flat pixels of one image
     cdef Py_ssize_t tiles = (pixels + g.PT - 1) // g.PT
     cdef Py_ssize_t tile_bytes = g.PT * g.KB * item
     g.strip_blocks = nb
-    if blocks_outer and g.C * pixels < g.packed_size \
-            and tiles * tile_bytes <= BLOCK_STRIP_PARTIAL_BYTES:
+    if blocks_outer and g.C * pixels < g.packed_size and tiles * tile_bytes <= strip_bytes:
         g.strip = tiles
-        g.strip_blocks = min(nb, BLOCK_STRIP_PARTIAL_BYTES // (tiles * tile_bytes))
+        g.strip_blocks = min(nb, strip_bytes // (tiles * tile_bytes))
     else:
-        g.strip = max(1, (BLOCK_STRIP_PARTIAL_BYTES if blocks_outer else STRIP_PARTIAL_BYTES)
-                      // (nb * tile_bytes))
+        g.strip = max(1, strip_bytes // (nb * tile_bytes))
+    if taps > 1 and g.strip < TAPS_MIN_STRIP:
+        # Many blocks (512 channels: 32) leave strips of a tile or two, each
+        # streaming every block's weights: fewer blocks per pass instead
+        # (512 -> 512 3x3 @28x28: 1.17x).
+        g.strip_blocks = min(nb, max(1, strip_bytes // (TAPS_MIN_STRIP * tile_bytes)))
+        g.strip = max(1, strip_bytes // (g.strip_blocks * tile_bytes))
     g.scratch_size += g.strip * g.strip_blocks * g.PT * g.KB
-    if blocks_outer and not g.pack_first and g.N * tiles <= g.strip:
+    if blocks_outer and taps == 1 and not g.pack_first and g.N * tiles <= g.strip:
         # A single strip (one image's tiles fit in it): each block's chunk
         # is packed when the strip starts, from the weights as given, into
         # L1 (a 64-byte aligned buffer after the partial sums). Packing all
@@ -1036,13 +1058,14 @@ cdef inline void _blocked_tile_narrow(const fp_t *inp, Py_ssize_t cs, Py_ssize_t
         _table.blocked_tile_narrow_f64(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, tile, pixels)
 
 
-cdef inline void _blocked_tile_part(const fp_t *inp, Py_ssize_t cs, Py_ssize_t nc,
-                                    const fp_t *wp, const fp_t *init, fp_t *tile) noexcept nogil:
-    # A 1x1 flat tile over nc input channels, from the partial sums `init` (or zero).
+cdef inline void _blocked_tile_part(const fp_t *inp, Py_ssize_t cs, const _Conv *g,
+                                    Py_ssize_t nc, const fp_t *wp, const fp_t *init,
+                                    fp_t *tile) noexcept nogil:
+    # A flat tile over nc input channels, from the partial sums `init` (or zero).
     if fp_t is float:
-        _table.blocked_tile_f32(inp, cs, 0, 0, 1, nc, 1, 1, wp, init, tile)
+        _table.blocked_tile_f32(inp, cs, g.Wb * g.dh, g.dw, 1, nc, g.R, g.S, wp, init, tile)
     else:
-        _table.blocked_tile_f64(inp, cs, 0, 0, 1, nc, 1, 1, wp, init, tile)
+        _table.blocked_tile_f64(inp, cs, g.Wb * g.dh, g.dw, 1, nc, g.R, g.S, wp, init, tile)
 
 
 cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t *wp,
@@ -1130,7 +1153,8 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *we
     g.pack_inline the (K, Cg) weights as given (byte strides wsk, wsc), each
     block's chunk packed as its strip starts."""
     cdef Py_ssize_t PT = g.PT, KB = g.KB, cs = g.Hb * g.Wb, nb = g.strip_blocks
-    cdef Py_ssize_t block = g.Cg * KB    # packed weights per block (1x1)
+    cdef Py_ssize_t taps = g.R * g.S
+    cdef Py_ssize_t block = g.Cg * taps * KB    # packed weights per block
     cdef Py_ssize_t tiles = (f_end - f0 + PT - 1) // PT
     cdef Py_ssize_t s0, s1, c0, nc, i, j, bb, f, grp, b, k0, item = sizeof(fp_t)
     cdef Py_ssize_t g0 = b0, g1
@@ -1155,7 +1179,7 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *we
                         i, bb = s0 + j // (g1 - g0), g0 + j % (g1 - g0)
                     grp, b = bb // g.blocks, bb % g.blocks
                     if not g.pack_inline:
-                        wp = weights + bb * block + c0 * KB
+                        wp = weights + bb * block + c0 * taps * KB
                     elif j % (s1 - s0) == 0:   # a block's first tile of the strip
                         _pack_block(g, <const char *>weights + (grp * g.Kg + b * KB) * wsk,
                                     wsk, wsc, item, item, min(KB, g.Kg - b * KB),
@@ -1164,7 +1188,7 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *we
                     # the last tile moves back to end at f_end, as in _blocked_flat_tile
                     f = min(f0 + i * PT, f_end - PT)
                     p = part + ((i - s0) * nb + bb - g0) * PT * KB
-                    _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, nc, wp,
+                    _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, g, nc, wp,
                                        p if c0 > 0 else NULL, tile if last else p)
                     if not last:
                         continue

@@ -611,7 +611,9 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
      * slower on the 3x3/2 ResNet layer (0.78-0.81x PyTorch against 0.81-0.86x). */
     if (sx == 1 && R == 1 && S == 1)
         FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, wp, init, tile, PT);
-    else if (init)   /* partial sums are only passed for 1x1 tiles; any tile works */
+    else if (init && sx == 1)   /* chunked flat tiles (unit stride) */
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, init, tile, PT);
+    else if (init)
         FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, init, tile, PT);
     else if (sx == 1)   /* init NULL as a constant: the sums start from zeros */
         FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, NULL, tile, PT);
