@@ -55,6 +55,42 @@ def test_conv2d_bitwise_identical_for_any_workers(dtype, n, groups, k):
         assert _identical(got, ref), workers
 
 
+def test_calls_of_less_than_a_chunk_are_cut_for_their_threads(monkeypatch):
+    """A call of less work than CHUNK_WORK but more than SPLIT_WORK_PER_THREAD
+    runs on the threads it is worth, in PIECES_PER_THREAD pieces each (it
+    used to be one piece, on one thread), with the bits of one piece."""
+    from cyconv import _parallel
+    cuts = []
+    run = _parallel.run
+    monkeypatch.setattr(_parallel, "run", lambda f, chunks, n, *a: (cuts.append((len(chunks), n)),
+                                                                    run(f, chunks, n, *a)))
+    rng = _rng()
+    a = rng.standard_normal((1024, 1024)).astype(np.float32)   # 26M multiply-adds at 5 x 5
+    k = rng.standard_normal((5, 5)).astype(np.float32)
+    assert 3 * _parallel.SPLIT_WORK_PER_THREAD <= a.size * k.size < _parallel.CHUNK_WORK
+    ref = cyconv.convolve2d(a, k, "same", workers=1)
+    assert cuts == [(1, 1)]
+    # (the pieces then run on as many threads as threads_for allows, as any
+    # call's chunks do; the CPU slots bound how many run at once)
+    for workers, expected in ((2, (4, 2)), (3, (6, 3)), (8, (6, 6))):
+        cuts.clear()
+        got = cyconv.convolve2d(a, k, "same", workers=workers)
+        assert cuts == [expected] and _identical(got, ref), workers
+    # conv2d: 64 -> 64 3 x 3 at 28 x 28, 29M multiply-adds
+    x = rng.standard_normal((1, 64, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    ref = cyconv.conv2d(x, w, padding=1, workers=1)
+    cuts.clear()
+    got = cyconv.conv2d(x, w, padding=1, workers=2)
+    assert len(cuts) == 1 and cuts[0][0] >= 4 and cuts[0][1] == 2
+    assert _identical(got, ref)
+    # less work than that stays one piece on one thread
+    small = a[:256]
+    cuts.clear()
+    cyconv.convolve2d(small, k, "same", workers=2)
+    assert cuts == [(1, 1)]
+
+
 def test_thread_count_controls():
     default = cyconv.get_num_threads()
     assert default >= 1

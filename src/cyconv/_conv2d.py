@@ -147,6 +147,10 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
     # @14x14: 4 pieces of every block read the 9.4 MB of weights 4 times).
     blocks = plan.packed_shape[0] if plan.splits_blocks else 1
     rows = max(plan.min_rows, int(_parallel.CHUNK_WORK * blocks // per_row))
+    # Fewer pieces than the threads could share: PIECES_PER_THREAD each.
+    wanted = _parallel.pieces_for(workers, N * Ho * per_row, N * Ho)
+    if -(-N * Ho // rows) < wanted:
+        rows = max(plan.min_rows, -(-N * Ho // wanted))
     if rows >= Ho:
         images = rows // Ho
         chunks = [(n, min(n + images, N), 0, Ho) for n in range(0, N, images)]

@@ -347,7 +347,7 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
     if lanes == 1:                                   # along rows: positions are the lanes
         p2 = padded.reshape(outer, n + L - 1)
         r2 = result.reshape(outer, n)
-        chunks = _parallel.chunks_of(outer, n * L)
+        chunks = _parallel.chunks_of(outer, n * L, workers)
         if ctype is not None:
             w = _kernel_as(weights, ctype)
             _run_chunks(lambda r0, r1: _core.ndimage_correlate1d_rows_fast(p2, w, r2, r0, r1),
@@ -429,7 +429,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
     if inner == 1:
         rows_in, rows_out = s3[:, :, 0], o3[:, :, 0]
         segment = n + L - 1 if n <= L - 1 else L - 1 + max(before, L - 1 - before)
-        chunks = _parallel.chunks_of(outer, n * L)
+        chunks = _parallel.chunks_of(outer, n * L, workers)
         _parallel.run(lambda scratch, r0, r1: _core.ndimage_correlate_along_fast(
             rows_in, index, before, fill, w, rows_out, scratch, r0, r1),
             chunks, _parallel.threads_for(workers, outer * n * L, len(chunks)),
@@ -515,7 +515,7 @@ def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
                 _core.ndimage_correlate_lines(flat, starts[a:b], offsets, w, scratch, 0, b - a)
                 _store(scratch[:b - a], out_lines[a:b])
 
-    chunks = _parallel.chunks_of(lines, per_line)
+    chunks = _parallel.chunks_of(lines, per_line, workers)
     _parallel.run(chunk, chunks, _parallel.threads_for(workers, per_line * lines, len(chunks)),
                   scratch=lambda: np.empty((piece, n_last), np.float64))
     if result is not None:
