@@ -124,61 +124,68 @@ def test_distinct_arguments_never_share_a_short_path():
         full_path(a, k, "same", "fill", 0, False).tobytes()
 
 
-def test_no_short_path_for_swaps_integers_or_big_work():
+def test_no_short_path_for_swaps_integers_or_a_choice_that_depends_on_values():
     a = np.ones((4, 5))
     k = np.ones((7, 9))
     cyconv.correlate2d(a, k, "valid")                 # swapped
     cyconv.convolve2d(np.ones((8, 8), int), np.ones((3, 3), int))
-    cyconv.convolve2d(np.ones((400, 400)), np.ones((9, 9)), "same")   # > 1M multiply-adds
+    # "auto" would weigh the separable method: its rank-1 test reads the kernel
+    cyconv.convolve2d(np.ones((500, 500)), np.ones((9, 9)), "same")
     assert not _convolve._short_paths
 
 
-def test_the_cache_is_bounded():
-    k = np.ones((2, 2))
-    for n in range(1, _convolve._MAX_SHORT_PATHS + 40):
-        cyconv.convolve2d(np.ones((1, n)), k)
-    assert 0 < len(_convolve._short_paths) <= _convolve._MAX_SHORT_PATHS
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_remembered_calls_make_the_full_path_s_core_calls(order, monkeypatch):
+    # A remembered call of any size makes the full path's core calls (the
+    # same row pieces, for any `workers`), so it gives the same bits.
+    from cyconv import _core, _parallel
+    pieces = []
+    core = _core.correlate_plane
+    monkeypatch.setattr(_core, "correlate_plane",
+                        lambda *a, **kw: (pieces.append(a[8:10]), core(*a, **kw)))
+    monkeypatch.setattr(_parallel, "SPLIT_WORK_PER_THREAD", 1 << 18)   # 2 threads from 0.5M
+    rng = np.random.default_rng(3)
+    k = rng.standard_normal((5, 5)).astype(np.float32)
+    for shape in ((300, 301), (120, 130), (7, 500)):   # 2.3M, 0.4M, 0.09M multiply-adds
+        a = np.asarray(rng.standard_normal(shape).astype(np.float32), order=order)
+        for workers in (1, 2, 3):
+            plan = _convolve._plan(a, k, "same", "symm", 0, True)
+            pieces.clear()
+            expected = _methods.run(plan, "direct", workers)
+            full = sorted(pieces)
+            cyconv.convolve2d(a, k, "same", "symm", workers=workers, method="direct")
+            pieces.clear()
+            got = cyconv.convolve2d(a, k, "same", "symm", workers=workers, method="direct")
+            assert sorted(pieces) == full and got.tobytes() == expected.tobytes()
+            assert got.flags.f_contiguous == (order == "F")
+        assert len(full) > 1 or shape != (300, 301)   # that one is cut into pieces
+    assert len(_convolve._short_paths) == 3
 
 
-def test_remembered_maps_are_read_only():
-    cyconv.convolve2d(np.ones((8, 8)), np.ones((3, 3)), "same", "symm")
-    (short,) = _convolve._short_paths.values()
-    for a in (short.row_map, short.col_map, short.fill):
-        with pytest.raises(ValueError):
-            a[0] = 7
-
-
-@pytest.mark.parametrize("name", FUNCS)
-@pytest.mark.parametrize("kshape", [(16, 16), (17, 17), (3, 90), (1, 300)])
-def test_kernels_around_the_core_s_stack_copy(name, kshape):
-    # The short path hands convolve2d's kernel to the core unflipped (the
-    # core flips a copy on its stack) up to SMALL_KERNEL_TAPS taps, and
-    # flips it with NumPy beyond: both give the full path's bits, also for a
-    # kernel that is not C-contiguous.
-    func, _, convolve = FUNCS[name]
-    rng = np.random.default_rng(kshape[0] * 1000 + kshape[1])
-    a = rng.standard_normal((12, 200)).astype(np.float32)   # under 1M multiply-adds
-    k = rng.standard_normal(kshape).astype(np.float32)
-    for kview in (k, np.asfortranarray(k), np.ascontiguousarray(k[::-1])[::-1]):
-        expected = full_path(a, kview, "same", "fill", 0, convolve)
-        for _ in range(2):
-            assert func(a, kview, "same", method="direct").tobytes() == expected.tobytes()
-    assert _convolve._short_paths
-
-
-def test_the_core_refuses_a_big_flipped_kernel_instead_of_overflowing():
-    from cyconv import _core
-    n = 17                                    # 289 taps > SMALL_KERNEL_TAPS
-    assert n * n > _core.small_kernel_taps()
-    image = np.ones((4, 4), np.float32)
-    maps = np.full(4 + n - 1, -1, np.int64)
-    out = np.empty((4, 4), np.float32)
-    strip = np.empty((4 + n - 1, 4 + n - 1), np.float32)
-    fill = np.zeros(1, np.float32)
-    k = np.ones((n, n), np.float32)
-    for kernel, flip in ((k, True), (np.asfortranarray(k), False)):
-        with pytest.raises(ValueError, match="at most 256 taps"):
-            _core.correlate_plane(image, maps, maps, 8, fill, kernel, out, strip, 0, 4,
-                                  flip=flip)
-    _core.correlate_plane(image, maps, maps, 8, fill, k, out, strip, 0, 4)   # contiguous: fine
-    assert not out.any()
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_auto_is_remembered_only_where_the_shapes_decide(dtype):
+    # "auto" is kept on the short path only when direct wins by the shapes
+    # alone: then neither a separable kernel nor a NaN changes the choice.
+    rng = np.random.default_rng(11)
+    decided = 0
+    for shape, kshape in (((64, 64), (3, 3)), ((300, 301), (5, 5)), ((1024, 1024), (3, 3)),
+                          ((600, 600), (5, 5)), ((400, 400), (9, 9)), ((200, 3000), (1, 7)),
+                          ((128, 128), (15, 15)), ((900, 700), (2, 2))):
+        a = rng.standard_normal(shape).astype(dtype)
+        column, row = rng.standard_normal((kshape[0], 1)), rng.standard_normal((1, kshape[1]))
+        separable = (column @ row).astype(dtype)
+        plan = _convolve._plan(a, separable, "same", "fill", 0, True)
+        if not _methods.direct_from_shapes(plan):
+            continue
+        decided += 1
+        assert _methods.choose(plan, "auto") == "direct"
+        a[3, 5] = np.nan
+        nan_plan = _convolve._plan(a, separable, "same", "fill", 0, True)
+        assert _methods.choose(nan_plan, "auto") == "direct"
+        _convolve._short_paths.clear()
+        first = cyconv.convolve2d(a, separable, "same")
+        assert len(_convolve._short_paths) == (1 if shape[0] * shape[1] * separable.size
+                                               < 16_000_000 else 0)
+        again = cyconv.convolve2d(a, separable, "same")
+        assert again.tobytes() == first.tobytes()
+    assert decided >= 4

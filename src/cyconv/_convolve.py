@@ -109,7 +109,7 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, method, workers, *, convolve)
         except TypeError:  # an unhashable argument: the full path explains what is wrong
             short = None
         if short is not None and in1.flags.aligned and in2.flags.aligned:
-            return _run_short(short, in1, in2)
+            return _run_short(short, in1, in2, workers)
     _geometry.check_method(method)
     workers = _parallel.resolve_workers(workers)
     plan = _plan(in1, in2, mode, boundary, fillvalue, convolve)
@@ -159,14 +159,16 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
         out_shape=geometry.out_shape, swapped=geometry.swapped)
 
 
-# --------------------------------------------------------------------------- small calls
+# --------------------------------------------------------------------------- repeated calls
 # A call in a loop repeats the same shapes, dtypes and scalar arguments: all
 # that follows from them (validation, result type, padding, index maps,
-# method, thread decision) is resolved once by the full path and kept as a
-# ShortPath, keyed by those arguments. A later call with the same key only
-# allocates its output and runs the core: the same call, on the same
+# method) is resolved once by the full path and kept as a ShortPath, keyed
+# by those arguments. A later call with the same key only allocates its
+# output and runs the core: the same calls, in the same pieces, on the same
 # buffers' values (for a column-major image on its transpose), that
-# _methods.correlate_into makes, so the result is bitwise the same.
+# _methods.correlate_into makes, so the result is bitwise the same. The full
+# path's Python costs 40-130 microseconds a call (more after a kernel has
+# streamed megabytes through the caches): a third of a 256 x 256 5 x 5 call.
 
 class ShortPath(NamedTuple):
     row_map: np.ndarray    # read-only, shared
@@ -179,6 +181,7 @@ class ShortPath(NamedTuple):
     strip_shape_t: tuple   # the same for the transpose: (rows + N - 1, padded height)
     dtype: np.dtype
     convolve: bool
+    work: int              # multiply-adds: how _parallel.run_rows shares them out
 
 
 _short_paths: dict = {}
@@ -189,8 +192,8 @@ _SMALL_KERNEL_TAPS = _core.small_kernel_taps()
 def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, plan,
                          chosen) -> None:
     """Keep a ShortPath for this key when the call qualifies: float32/float64
-    arrays already of the result type, not swapped, an int fillvalue, direct
-    chosen from the shapes alone, and too little work for a second thread."""
+    arrays already of the result type, not swapped, an int fillvalue, and
+    direct chosen from the shapes alone."""
     dtype = plan.image.dtype
     if not (type(in1) is np.ndarray and type(in2) is np.ndarray and type(fillvalue) is int
             and dtype in (np.float32, np.float64) and in1.dtype == dtype == in2.dtype
@@ -199,10 +202,7 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
     Ho, Wo = plan.out_shape
     M, N = plan.kernel.shape
     Wp = len(plan.col_map)
-    if Ho * Wo * M * N >= _parallel.MIN_WORK_PER_THREAD:
-        return
-    if method != "direct" and not _methods.direct_by_cost(dtype.itemsize, plan.out_shape,
-                                                          (M, N)):
+    if method != "direct" and not _methods.direct_from_shapes(plan):
         return
     if len(_short_paths) >= _MAX_SHORT_PATHS:
         _short_paths.clear()
@@ -215,25 +215,52 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
            convolve)
     _short_paths[key] = ShortPath(plan.row_map, plan.col_map, plan.left, plan.top, fill,
                                   plan.out_shape, (rows + M - 1, Wp), (rows_t + N - 1, Hp),
-                                  dtype, convolve)
+                                  dtype, convolve, Ho * Wo * M * N)
 
 
-def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray, workers) -> np.ndarray:
     row_map, col_map, left, top, fill, out_shape, strip_shape, strip_shape_t, dtype, \
-        convolve = short
+        convolve, work = short
     # The core flips (and packs) a small kernel itself, cheaper than a NumPy copy.
     flip = convolve
     if kernel.size > _SMALL_KERNEL_TAPS:
         kernel, flip = np.ascontiguousarray(kernel[::-1, ::-1] if convolve else kernel), False
     transposed = _methods._column_major(image)   # the dtype is float32/float64 here
-    shape = strip_shape_t if transposed else strip_shape
-    strip = _scratch.empty("convolve2d.strip", shape, dtype)
+    if work >= _parallel.MIN_WORK_PER_THREAD:
+        return _run_short_pieces(short, image, kernel, flip, transposed, workers)
+    # Less work: one core call here, as run_rows would make it (every
+    # closure and keyword is a tenth of an 8 x 8 call).
     if transposed:
         out_t = np.empty(out_shape[::-1], dtype)
-        _core.correlate_plane(image.T, col_map, row_map, top, fill, kernel, out_t, strip, 0,
+        _core.correlate_plane(image.T, col_map, row_map, top, fill, kernel, out_t,
+                              _scratch.empty("convolve2d.strip", strip_shape_t, dtype), 0,
                               out_shape[1], transposed=True, flip=flip)
         return out_t.T
     out = np.empty(out_shape, dtype)
-    _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out, strip, 0,
+    _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out,
+                          _scratch.empty("convolve2d.strip", strip_shape, dtype), 0,
                           out_shape[0], flip=flip)
     return out
+
+
+def _run_short_pieces(short: ShortPath, image, kernel, flip: bool, transposed: bool,
+                      workers) -> np.ndarray:
+    """_run_short's call of MIN_WORK_PER_THREAD or more: the pieces and
+    threads of the full path (_methods.correlate_into)."""
+    if transposed:
+        out = np.empty(short.out_shape[::-1], short.dtype)
+        source, rows_map, cols_map, pad = image.T, short.col_map, short.row_map, short.top
+        shape = short.strip_shape_t
+    else:
+        out = np.empty(short.out_shape, short.dtype)
+        source, rows_map, cols_map, pad = image, short.row_map, short.col_map, short.left
+        shape = short.strip_shape
+
+    def rows(strip, r0, r1):
+        _core.correlate_plane(source, rows_map, cols_map, pad, short.fill, kernel, out, strip,
+                              r0, r1, transposed=transposed, flip=flip)
+
+    _parallel.run_rows(rows, out.shape[0], short.work / out.shape[0],
+                       _parallel.resolve_workers(workers),
+                       scratch=lambda: _scratch.empty("convolve2d.strip", shape, short.dtype))
+    return out.T if transposed else out

@@ -48,17 +48,12 @@ def choose(plan: Plan, method: str) -> str:
     # auto: only float32/float64 have a measured model; direct for the rest.
     if dtype not in (np.float32, np.float64):
         return "direct"
-    size = dtype.itemsize
     M, N = plan.kernel.shape
-    if direct_by_cost(size, plan.out_shape, (M, N)):
+    if direct_by_cost(dtype.itemsize, plan.out_shape, (M, N)):
         return "direct"   # cheaper than the fixed cost of any other method
     best = "direct"
-    best_cost = _cost_model.cost(_cost_model.DIRECT[size],
-                                 _cost_model.direct_features(plan.out_shape, (M, N)))
     # Cheap estimates first; the rank-1 test and the NaN scan only when they could matter.
-    fft_cost = _fft.tile_shape(plan.out_shape, (M, N), dtype)[2]
-    sep_cost = _cost_model.cost(_cost_model.SEPARABLE[size], _cost_model.separable_features(
-        plan.out_shape, (M, N), _strip_rows(plan.out_shape[0], len(plan.col_map), size)))
+    best_cost, fft_cost, sep_cost = _auto_costs(plan)
     if M > 1 and N > 1 and sep_cost < min(best_cost, fft_cost) \
             and _rank1_factors(plan.kernel) is not None:
         best, best_cost = "separable", sep_cost
@@ -68,6 +63,30 @@ def choose(plan: Plan, method: str) -> str:
                                  and np.isfinite(plan.fill)):
         return "direct"  # only direct summation propagates NaN/inf like SciPy
     return best
+
+
+def _auto_costs(plan: Plan) -> tuple[float, float, float]:
+    """The modelled costs of the direct, FFT and separable methods (shapes only)."""
+    dtype, (M, N) = plan.image.dtype, plan.kernel.shape
+    size = dtype.itemsize
+    direct = _cost_model.cost(_cost_model.DIRECT[size],
+                              _cost_model.direct_features(plan.out_shape, (M, N)))
+    fft = _fft.tile_shape(plan.out_shape, (M, N), dtype)[2]
+    separable = _cost_model.cost(_cost_model.SEPARABLE[size], _cost_model.separable_features(
+        plan.out_shape, (M, N), _strip_rows(plan.out_shape[0], len(plan.col_map), size)))
+    return direct, fft, separable
+
+
+def direct_from_shapes(plan: Plan) -> bool:
+    """True when choose(plan, "auto") picks direct whatever the values: a
+    float32/float64 plan whose direct cost is below the FFT's and, unless the
+    kernel is a row or a column, below the separable method's (neither the
+    rank-1 test nor the NaN scan then runs)."""
+    M, N = plan.kernel.shape
+    if direct_by_cost(plan.image.dtype.itemsize, plan.out_shape, (M, N)):
+        return True
+    direct, fft, separable = _auto_costs(plan)
+    return fft >= direct and (M == 1 or N == 1 or separable >= min(direct, fft))
 
 
 def direct_by_cost(itemsize: int, out_shape, kernel_shape) -> bool:
