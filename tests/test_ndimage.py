@@ -541,3 +541,28 @@ def test_runtime_error_compatibility():
         cnd.correlate(x2, np.ones((3, 3)), output=np.ones((2, 2)))
     with pytest.raises(RuntimeError):
         cnd.uniform_filter1d(x2, 0)
+
+
+def test_float32_weights_are_rounded_once_per_kernel():
+    """A float32 filter's weights are rounded with error diffusion once per
+    kernel and kept: a kept kernel gives the rounding of a fresh one, read-only,
+    and the store stays bounded."""
+    from cyconv import ndimage as module
+    module._float32_weights.clear()
+    rng = np.random.default_rng(8)
+    weights = rng.standard_normal(7)
+    first = module._kernel_as(weights, np.float32)
+    assert not first.flags.writeable
+    assert module._kernel_as(weights.copy(), np.float32) is first      # the kept one
+    np.testing.assert_array_equal(first, module._diffused_float32(weights))
+    # the diffused sum stays within half an ulp of the float64 sum
+    assert abs(float(first.astype(np.float64).sum()) - weights.sum()) \
+        <= np.spacing(np.float32(np.abs(weights).min()))
+    plane = rng.standard_normal((2, 2))
+    assert module._kernel_as(plane, np.float32).shape == (2, 2)   # keyed by shape too
+    for i in range(300):
+        module._kernel_as(np.full(3, float(i)), np.float32)
+    assert len(module._float32_weights) <= 256
+    img = rng.standard_normal((20, 30)).astype(np.float32)
+    once = cnd.correlate1d(img, weights, workers=1)
+    np.testing.assert_array_equal(cnd.correlate1d(img, weights, workers=1), once)

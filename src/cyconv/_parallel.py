@@ -235,6 +235,19 @@ def _ctrl_c_deferred(interrupted: list) -> Iterator[None]:
             _signal.signal(_SIGINT, _signal.default_int_handler)
 
 
+def run_work(func: Callable[..., None], chunks: Sequence[tuple], work: float, workers: int,
+             scratch: Callable[[], object] | None = None) -> None:
+    """run() of `chunks` holding `work` multiply-adds in all, on up to `workers`
+    threads; under MIN_WORK_PER_THREAD they run on the calling thread without
+    a CPU slot, as run_rows runs such calls."""
+    if work < MIN_WORK_PER_THREAD:
+        state = scratch() if scratch is not None else None
+        for chunk in chunks:
+            func(state, *chunk)
+        return
+    run(func, chunks, threads_for(workers, work, len(chunks)), scratch)
+
+
 def run_rows(func: Callable[..., None], rows: int, work_per_row: float, workers: int,
              scratch: Callable[[], object] | None = None) -> None:
     """run() over output rows 0..rows-1, in chunks_of(): func(state, r0, r1).

@@ -40,6 +40,7 @@ RuntimeError, with SciPy's message.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 import warnings
@@ -87,7 +88,7 @@ _LANE_BLOCK = 512
 # ------------------------------------------------------------------ arguments
 
 def _native(dtype: np.dtype) -> np.dtype:
-    return dtype.newbyteorder("=")
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
 def _as_input(input) -> np.ndarray:
@@ -231,6 +232,22 @@ def _kernel_as(weights: np.ndarray, dtype) -> np.ndarray:
     darken the image), where SciPy's double weights do not."""
     if dtype != np.float32:
         return np.ascontiguousarray(weights, dtype)
+    key = (weights.dtype.str, weights.shape, weights.tobytes())
+    rounded = _float32_weights.get(key)
+    if rounded is None:
+        if len(_float32_weights) >= 256:
+            _float32_weights.clear()
+        rounded = _float32_weights[key] = _diffused_float32(weights)
+    return rounded
+
+
+# _kernel_as's float32 weights by their dtype, shape and bytes: a filter in a loop
+# rounds the same few kernels (the Python loop below is a tenth of a 64 x 64
+# gaussian_filter). Read-only: the core only reads them.
+_float32_weights: dict = {}
+
+
+def _diffused_float32(weights: np.ndarray) -> np.ndarray:
     flat = weights.reshape(-1)
     rounded = np.empty(flat.shape, np.float32)
     exact = chosen = 0.0
@@ -238,6 +255,7 @@ def _kernel_as(weights: np.ndarray, dtype) -> np.ndarray:
         exact += float(flat[i])
         rounded[i] = np.float32(exact - chosen)
         chosen += float(rounded[i])
+    rounded.flags.writeable = False
     return rounded.reshape(weights.shape)
 
 
@@ -290,8 +308,8 @@ def _pad_axis(src: np.ndarray, axis: int, before: int, after: int, rule: str, cv
 
 def _run_chunks(func, chunks, work_per_chunk: float, workers: int) -> None:
     """func(*chunk) for every chunk, on up to `workers` threads."""
-    nthreads = _parallel.threads_for(workers, work_per_chunk * len(chunks), len(chunks))
-    _parallel.run(lambda _, *chunk: func(*chunk), chunks, nthreads)
+    _parallel.run_work(lambda _, *chunk: func(*chunk), chunks, work_per_chunk * len(chunks),
+                       workers)
 
 
 def _correlate_plane_into(image, kernel, row_map, col_map, left, top, fill, out,
@@ -342,8 +360,8 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
     padded = _pad_axis(src, axis, before, after, rule, cval,
                        np.float64 if ctype is None else ctype)
     result = _target(out, np.float64 if ctype is None else ctype)
-    outer = int(np.prod(src.shape[:axis], dtype=np.int64))
-    lanes = int(np.prod(src.shape[axis + 1:], dtype=np.int64))
+    outer = math.prod(src.shape[:axis])
+    lanes = math.prod(src.shape[axis + 1:])
     if lanes == 1:                                   # along rows: positions are the lanes
         p2 = padded.reshape(outer, n + L - 1)
         r2 = result.reshape(outer, n)
@@ -387,8 +405,8 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
 def _as_3d(a: np.ndarray, axis: int):
     """`a` as an (outer, n, inner) view with unit stride along inner, or None
     if that needs a copy."""
-    outer = int(np.prod(a.shape[:axis], dtype=np.int64))
-    inner = int(np.prod(a.shape[axis + 1:], dtype=np.int64))
+    outer = math.prod(a.shape[:axis])
+    inner = math.prod(a.shape[axis + 1:])
     v = a.view()
     try:
         v.shape = (outer, a.shape[axis], inner)
@@ -430,10 +448,9 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
         rows_in, rows_out = s3[:, :, 0], o3[:, :, 0]
         segment = n + L - 1 if n <= L - 1 else L - 1 + max(before, L - 1 - before)
         chunks = _parallel.chunks_of(outer, n * L, workers)
-        _parallel.run(lambda scratch, r0, r1: _core.ndimage_correlate_along_fast(
+        _parallel.run_work(lambda scratch, r0, r1: _core.ndimage_correlate_along_fast(
             rows_in, index, before, fill, w, rows_out, scratch, r0, r1),
-            chunks, _parallel.threads_for(workers, outer * n * L, len(chunks)),
-            scratch=lambda: np.empty(segment, ctype))
+            chunks, outer * n * L, workers, scratch=lambda: np.empty(segment, ctype))
     else:
         # Threads share the columns, never the rows: a chunk of rows would
         # re-read L - 1 rows of input beyond its own.
@@ -441,10 +458,10 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
         cols = max(1, _parallel.CHUNK_WORK // (n * L * block)) * block
         chunks = [(o, c, min(c + cols, inner)) for o in range(outer)
                   for c in range(0, inner, cols)]
-        _parallel.run(lambda scratch, o, c0, c1: _core.ndimage_correlate_down_fast(
+        _parallel.run_work(lambda scratch, o, c0, c1: _core.ndimage_correlate_down_fast(
             s3[o, :, c0:c1], index, before, fill, w, o3[o, :, c0:c1], scratch, _DOWN_PIECE,
             block, 0, n),
-            chunks, _parallel.threads_for(workers, outer * n * inner * L, len(chunks)),
+            chunks, outer * n * inner * L, workers,
             scratch=lambda: np.empty((_DOWN_PIECE + L - 1) * block, ctype))
     if result is not None:
         _store(result, out)
@@ -516,8 +533,8 @@ def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
                 _store(scratch[:b - a], out_lines[a:b])
 
     chunks = _parallel.chunks_of(lines, per_line, workers)
-    _parallel.run(chunk, chunks, _parallel.threads_for(workers, per_line * lines, len(chunks)),
-                  scratch=lambda: np.empty((piece, n_last), np.float64))
+    _parallel.run_work(chunk, chunks, per_line * lines, workers,
+                       scratch=lambda: np.empty((piece, n_last), np.float64))
     if result is not None:
         _store(result.reshape(input.shape), out)
 
