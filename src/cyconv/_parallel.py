@@ -238,8 +238,8 @@ def _ctrl_c_deferred(interrupted: list) -> Iterator[None]:
 def run_work(func: Callable[..., None], chunks: Sequence[tuple], work: float, workers: int,
              scratch: Callable[[], object] | None = None) -> None:
     """run() of `chunks` holding `work` multiply-adds in all, on up to `workers`
-    threads; under MIN_WORK_PER_THREAD they run on the calling thread without
-    a CPU slot, as run_rows runs such calls."""
+    threads. Under MIN_WORK_PER_THREAD they run on the calling thread without
+    a CPU slot: they last microseconds, less than the slot's bookkeeping."""
     if work < MIN_WORK_PER_THREAD:
         state = scratch() if scratch is not None else None
         for chunk in chunks:
@@ -250,13 +250,8 @@ def run_work(func: Callable[..., None], chunks: Sequence[tuple], work: float, wo
 
 def run_rows(func: Callable[..., None], rows: int, work_per_row: float, workers: int,
              scratch: Callable[[], object] | None = None) -> None:
-    """run() over output rows 0..rows-1, in chunks_of(): func(state, r0, r1).
-
-    A call of less than MIN_WORK_PER_THREAD multiply-adds is one chunk run
-    on the calling thread without taking a CPU slot: it lasts microseconds,
-    less than the slot's bookkeeping."""
-    if rows * work_per_row < MIN_WORK_PER_THREAD:
-        func(scratch() if scratch is not None else None, 0, rows)
-        return
-    chunks = chunks_of(rows, work_per_row, workers)
-    run(func, chunks, threads_for(workers, rows * work_per_row, len(chunks)), scratch)
+    """run_work() over output rows 0..rows-1, in chunks_of(): func(state, r0, r1).
+    A call of less than MIN_WORK_PER_THREAD multiply-adds is one chunk."""
+    work = rows * work_per_row
+    chunks = [(0, rows)] if work < MIN_WORK_PER_THREAD else chunks_of(rows, work_per_row, workers)
+    run_work(func, chunks, work, workers, scratch)
