@@ -566,3 +566,24 @@ def test_float32_weights_are_rounded_once_per_kernel():
     img = rng.standard_normal((20, 30)).astype(np.float32)
     once = cnd.correlate1d(img, weights, workers=1)
     np.testing.assert_array_equal(cnd.correlate1d(img, weights, workers=1), once)
+
+
+def test_gaussian_weights_are_kept_per_sigma_type_order_and_radius():
+    from cyconv import ndimage as module
+    module._gaussian_kept.clear()
+    first = module._gaussian_weights(1.5, 0, 4.0, None)
+    assert module._gaussian_weights(1.5, 0, 4.0, None) is first and not first.flags.writeable
+    # SciPy's arithmetic follows sigma's type: a float32 sigma is its own entry
+    single = module._gaussian_weights(np.float32(1.5), 0, 4.0, None)
+    assert single is not first
+    np.testing.assert_array_equal(single, module._gaussian_kernel1d(np.float32(1.5), 0, 6)[::-1])
+    assert module._gaussian_weights(1.5, 1, 4.0, None) is not first           # order
+    assert module._gaussian_weights(1.5, 0, 4.0, 3).shape == (7,)             # radius
+    assert module._gaussian_weights(np.array(1.5), 0, 4.0, None).shape == first.shape  # unhashable
+    with pytest.raises(ValueError, match="order must be non-negative"):
+        module._gaussian_weights(1.5, -1, 4.0, None)
+    with pytest.raises(ValueError, match="order must be non-negative"):  # never kept
+        module._gaussian_weights(1.5, -1, 4.0, None)
+    for i in range(300):
+        module._gaussian_weights(1.0 + i / 100, 0, 4.0, None)
+    assert len(module._gaussian_kept) <= 256
