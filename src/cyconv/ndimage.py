@@ -248,6 +248,7 @@ _float32_weights: dict = {}
 
 
 def _diffused_float32(weights: np.ndarray) -> np.ndarray:
+    """_kernel_as's float32 rounding (error diffusion), read-only."""
     flat = weights.reshape(-1)
     rounded = np.empty(flat.shape, np.float32)
     exact = chosen = 0.0
