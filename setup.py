@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -40,7 +41,8 @@ else:
     compile_args = ["-O3", "-ffp-contract=fast", "-g0"] if not DEBUG \
         else ["-O2", "-ffp-contract=fast", "-g"]
 
-# The extension uses typed memoryviews only, no NumPy C API: no NumPy headers.
+# _core uses typed memoryviews only, no NumPy C API: no NumPy headers. _memory
+# installs a NumPy memory handler (NumPy's C API, its headers at build time).
 common = dict(
     include_dirs=["src/cyconv/_csrc"],
     extra_compile_args=compile_args,
@@ -56,6 +58,13 @@ extensions = [
                  "src/cyconv/_csrc/tile_store.h", "src/cyconv/_csrc/pack.h",
                  "src/cyconv/_core.pxd"],
         **common,
+    ),
+    Extension(
+        "cyconv._memory",
+        ["src/cyconv/_memory.pyx"],
+        depends=["src/cyconv/_csrc/block_cache.h"],
+        include_dirs=["src/cyconv/_csrc", numpy.get_include()],
+        extra_compile_args=compile_args,
     ),
 ]
 

@@ -71,6 +71,9 @@ WHEEL_CFLAGS = os.environ.get("CHECK_CFLAGS", "-g0")
 CIBW_VERSION = os.environ.get("CHECK_CIBW_VERSION", "3.3.0")
 PYTEST_EXTRA = shlex.split(os.environ.get("CHECK_PYTEST_ARGS", ""))
 
+# Cython's C output of the package's .pyx files (made at build time, never shipped)
+CYTHON_OUTPUT = ("src/cyconv/_core.c", "src/cyconv/_memory.c")
+
 TOOLS = OUT / "toolenv"
 VENV = OUT / "venv"
 TMP = Path(tempfile.mkdtemp(prefix="cyconv-check."))
@@ -243,13 +246,13 @@ def step_sdist(step):
     for folder in (ROOT / "src" / "cyconv", ROOT / "tests"):
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(ROOT).as_posix()
-            if not path.is_file() or "__pycache__" in rel or rel == "src/cyconv/_core.c":
+            if not path.is_file() or "__pycache__" in rel or rel in CYTHON_OUTPUT:
                 continue
             if path.suffix in kinds or path.name == "py.typed" or "/data/" in rel:
                 want.append(rel)
     problems = [f"missing from the sdist: {f}" for f in want if f not in names]
     debris = re.compile(r"(\.so|\.pyd|\.o|\.pyc|\.html)$|__pycache__|^build/|\.hypothesis"
-                        r"|^src/cyconv/_core\.c$")
+                        r"|^src/cyconv/_(core|memory)\.c$")
     problems += [f"build debris in the sdist: {f}" for f in names if debris.search(f)]
     for p in problems:
         say(p)
@@ -296,6 +299,8 @@ def step_contents(step):
     problems = [f"missing: {r}" for r in sorted(required) if r not in names]
     if not so:
         problems.append("missing: the compiled extension cyconv/_core.*.so")
+    if not any(fnmatch.fnmatch(n, "cyconv/_memory.*.so") for n in names):
+        problems.append("missing: the compiled extension cyconv/_memory.*.so")
     # Not needed at run time or by cimport: Cython/C sources, tests, debris.
     unwanted = ["*.pyx", "*.c", "*.cpp", "*.o", "*.html", "*.pyc", "*/__pycache__/*",
                 "tests/*", "*/tests/*", "conv2d_reference.py", "*/conftest.py"]

@@ -7,6 +7,7 @@
     conv2d_backward(grad_output, input, weight, ...)  # conv2d's (grad_input, grad_weight, grad_bias)
     conv_transpose2d(input, weight, bias, stride, padding, output_padding)  # = torch's
     show_config()                                     # CPU features, kernel level, threads
+    set_cache_limit(nbytes)                           # freed large arrays kept for reuse
     set_num_threads(n) / get_num_threads() / with num_threads(n): ...
     kernels.get("gaussian:7,1.5"), kernels.sobel_x(), ...  # named kernels
     image.filter_image(img, kernel), image.feature_maps(...)  # Pillow images and arrays
@@ -14,7 +15,7 @@
 """
 
 from ._version import __version__
-from ._config import show_config, kernel_level, cpu_features
+from ._config import show_config, kernel_level, cpu_features, set_cache_limit
 from ._convolve import choose_method, convolve2d, correlate2d
 from ._conv2d import conv2d
 from ._conv2d_grad import conv2d_backward, conv_transpose2d
@@ -49,5 +50,6 @@ __all__ = [
     "show_config",
     "kernel_level",
     "cpu_features",
+    "set_cache_limit",
     "get_include",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import _core
+from . import _core, _geometry, _memory
 
 LEVELS = ("baseline", "avx2", "avx512")
 _FEATURES = ("sse2", "avx", "avx2", "fma", "avx512f", "neon")
@@ -43,6 +43,21 @@ def kernel_level() -> str:
     return _core.level_name()
 
 
+def set_cache_limit(nbytes: int) -> int:
+    """Keep up to `nbytes` of freed large arrays for later results; returns the old limit.
+
+    cyconv makes its results and scratch arrays of 4 MB and more through a
+    NumPy memory handler that keeps a few of them (at most 4, and 256 MB in
+    all by default) once they are freed, and hands them out again to later
+    calls of about their size. Pages fresh from the operating system are
+    zeroed by it as a call first writes them: a third of a 4096 x 4096
+    float32 5 x 5 convolution. ``set_cache_limit(0)`` frees what is kept and
+    keeps nothing more.
+    """
+    n = _geometry.int_at_least(nbytes, "nbytes", 0)
+    return _memory.set_limit(min(n, 2**63 - 1))
+
+
 def show_config() -> None:
     """Print the detected CPU features and the kernel level in use."""
     from ._version import __version__
@@ -57,3 +72,5 @@ def show_config() -> None:
     print(f"  kernel level in use:   {kernel_level()}"
           + ("  (lowered by CYCONV_CPU)" if kernel_level() != best else ""))
     print(f"  threads:               {get_num_threads()} (of {available_cpus()} available CPUs)")
+    print(f"  freed arrays kept:     {_memory.kept_bytes() / 2**20:.0f} MB"
+          f" (limit {_memory.limit() / 2**20:.0f} MB, set_cache_limit)")

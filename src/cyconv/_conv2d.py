@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple, Sequence, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core, _geometry, _parallel, _scratch
+from . import _core, _geometry, _memory, _parallel, _scratch
 from ._padding import aligned
 
 IntPair = Union[int, Sequence[int]]
@@ -337,7 +337,7 @@ def _sampled_axis(axis: _geometry.Axis) -> tuple[_geometry.Axis, slice]:
 
 def _check_out(out, shape, dtype, inputs) -> np.ndarray:
     if out is None:
-        return np.empty(shape, dtype)
+        return _memory.empty(shape, dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape) or out.dtype != dtype:

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _geometry, _parallel
+from . import _geometry, _memory, _parallel
 from ._conv2d import IntPair, Padding, PaddingMode, conv2d, _check_out
 from ._padding import index_map
 
@@ -300,7 +300,7 @@ def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
     else:
         y0, y1, x0, x1 = 0, top + H + bottom, 0, left + W + right
     if out is None:
-        out = np.empty((N, C, y1 - y0, x1 - x0), geo.dtype)
+        out = _memory.empty((N, C, y1 - y0, x1 - x0), geo.dtype)
     # conv2d's weight for this: (C, K/groups, R, S), flipped, within each group.
     Kg = K // G
     wt = w.reshape(G, Kg, Cg, R, S).transpose(0, 2, 1, 3, 4).reshape(C, Kg, R, S)[:, :, ::-1, ::-1]

@@ -15,7 +15,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core, _geometry, _methods, _parallel, _scratch
+from . import _core, _geometry, _memory, _methods, _parallel, _scratch
 from ._padding import aligned
 
 Mode = Literal["full", "same", "valid"]
@@ -231,12 +231,12 @@ def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray, workers)
     # Less work: one core call here, as run_rows would make it (every
     # closure and keyword is a tenth of an 8 x 8 call).
     if transposed:
-        out_t = np.empty(out_shape[::-1], dtype)
+        out_t = _memory.empty(out_shape[::-1], dtype)
         _core.correlate_plane(image.T, col_map, row_map, top, fill, kernel, out_t,
                               _scratch.empty("direct.strip", strip_shape_t, dtype), 0,
                               out_shape[1], transposed=True, flip=flip)
         return out_t.T
-    out = np.empty(out_shape, dtype)
+    out = _memory.empty(out_shape, dtype)
     _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out,
                           _scratch.empty("direct.strip", strip_shape, dtype), 0,
                           out_shape[0], flip=flip)
@@ -249,11 +249,11 @@ def _run_short_pieces(short: ShortPath, image, kernel, flip: bool, transposed: b
     threads of the full path (_methods.correlate_into, whose own argument
     handling made these calls 4-7 % slower at 200-512 pixels square)."""
     if transposed:
-        out = np.empty(short.out_shape[::-1], short.dtype)
+        out = _memory.empty(short.out_shape[::-1], short.dtype)
         source, rows_map, cols_map, pad = image.T, short.col_map, short.row_map, short.top
         shape = short.strip_shape_t
     else:
-        out = np.empty(short.out_shape, short.dtype)
+        out = _memory.empty(short.out_shape, short.dtype)
         source, rows_map, cols_map, pad = image, short.row_map, short.col_map, short.left
         shape = short.strip_shape
 

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from . import _cost_model, _parallel
+from . import _cost_model, _memory, _parallel
 
 # Bytes of tiles transformed per call: batched, but only as many as stay in
 # cache (bigger batches thrash the L2 in the second, strided axis pass).
@@ -143,7 +143,7 @@ def run(plan, workers: int) -> np.ndarray:
     kernel_spectrum = forward(np.asarray(plan.kernel[::-1, ::-1], dtype=work), s=(th, tw),
                               **{k: v for k, v in inner.items() if k != "overwrite_x"})
     gather = _Gather(plan, width=nw * sw + N - 1, work=work)
-    out = np.empty((Ho, Wo), dtype)
+    out = _memory.empty((Ho, Wo), dtype)
     integer = dtype.kind in "iu"
     group = max(1, FFT_BATCH_BYTES // (th * tw * work.itemsize))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, _cost_model, _fft, _parallel, _scratch
+from . import _core, _cost_model, _fft, _memory, _parallel, _scratch
 
 METHODS = ("auto", "direct", "separable", "fft")
 
@@ -155,7 +155,7 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
         part = np.dtype(dtype.char.lower())  # F->f, D->d, G->g
         padded = np.ascontiguousarray(_padded(plan)).view(part)
         pairs = np.ascontiguousarray(kernel).view(part)
-        out = np.empty(plan.out_shape, dtype)
+        out = _memory.empty(plan.out_shape, dtype)
         Ho, Wo = plan.out_shape
         _parallel.run_rows(
             lambda _, r0, r1: _core.correlate_complex(padded, pairs, out.view(part), r0, r1),
@@ -169,7 +169,7 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
 
     # A column-major image gets a column-major result: correlate_into then
     # writes the transposed problem's rows straight into it.
-    out = np.empty(plan.out_shape, dtype, order="F" if _column_major_float(image) else "C")
+    out = _memory.empty(plan.out_shape, dtype, order="F" if _column_major_float(image) else "C")
     correlate_into(image, kernel, plan.row_map, plan.col_map, plan.left, plan.top, fill, out,
                    workers)
     return out
@@ -193,7 +193,7 @@ def correlate_into(image, kernel, row_map, col_map, left: int, top: int, fill, o
     transposed = _column_major_float(image)
     if transposed:
         image, row_map, col_map, left = image.T, col_map, row_map, top
-        result = out.T if out.flags.f_contiguous else np.empty(out.shape[::-1], dtype)
+        result = out.T if out.flags.f_contiguous else _memory.empty(out.shape[::-1], dtype)
     else:
         result = out
     kernel_rows = kernel.shape[1] if transposed else kernel.shape[0]
@@ -325,7 +325,7 @@ def _separable(plan: Plan, workers: int) -> np.ndarray:
     column, row = _rank1_factors(plan.kernel)
     dtype = plan.image.dtype
     fill = np.asarray(plan.fill, dtype).reshape(1)
-    out = np.empty(plan.out_shape, dtype)
+    out = _memory.empty(plan.out_shape, dtype)
     M = len(column)
     Ho, Wo = plan.out_shape
     width = len(plan.col_map)
@@ -354,7 +354,7 @@ def _separable_transposed(plan: Plan, workers: int) -> np.ndarray:
     dtype = image.dtype
     fill = np.asarray(plan.fill, dtype).reshape(1)
     Ho, Wo = plan.out_shape
-    out_t = np.empty((Wo, Ho), dtype)
+    out_t = _memory.empty((Wo, Ho), dtype)
     N = len(row)
     width = len(plan.row_map)
     strip_rows = _strip_rows(Wo, width, dtype.itemsize)

@@ -20,6 +20,8 @@ import threading
 
 import numpy as np
 
+from . import _memory
+
 KEEP_BYTES = 16 << 20
 ALIGN = 64          # a cache line: vector loads never straddle one needlessly
 poison = False
@@ -38,8 +40,8 @@ def empty(purpose: str, shape: tuple, dtype) -> np.ndarray:
         # (the same shape again, the common case, reuses the last array as it is)
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
-        if nbytes > KEEP_BYTES:
-            return np.empty(shape, dtype)
+        if nbytes > KEEP_BYTES:   # (a block kept by _memory, if one is free)
+            return _memory.empty(shape, dtype)
         if buffer is None or buffer.nbytes < nbytes + ALIGN:
             buffer = np.empty(nbytes + ALIGN, np.uint8)
         start = -buffer.ctypes.data % ALIGN

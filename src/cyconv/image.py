@@ -71,7 +71,7 @@ from typing import Any, Literal, Mapping, NamedTuple, Sequence, Union
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from . import _core, _parallel
+from . import _core, _memory, _parallel
 from . import kernels as _kernels
 from ._conv2d import conv2d
 from ._convolve import convolve2d, correlate2d
@@ -323,7 +323,7 @@ def _pixel_filter(data: np.ndarray, k: np.ndarray, colour: int, out_dtype, *, mo
                            M // 2 if not correlate else (M - 1) // 2,
                            N // 2 if not correlate else (N - 1) // 2)
     if out is None:
-        out = np.empty((Ho, Wo, C), out_dtype)
+        out = _memory.empty((Ho, Wo, C), out_dtype)
     data = aligned(data)
     # Interleaved pixels (C samples side by side in both arrays) are filtered
     # as one row of W*C samples; anything else a plane at a time.
@@ -462,7 +462,7 @@ def feature_maps(img, kernels: Sequence[KernelLike] | Mapping[str, ArrayLike] | 
     dtype = np.dtype(np.float32) if pixels else _compute_dtype(planes.dtype)
     ks = _kernel_list(kernels)
     H, W, C = planes.shape
-    out = np.empty((len(ks), C, H, W), dtype)
+    out = _memory.empty((len(ks), C, H, W), dtype)
     if not ks or out.size == 0:
         return out
     if pixels:

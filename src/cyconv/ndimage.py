@@ -49,7 +49,7 @@ from collections.abc import Iterable
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
-from . import _core, _methods, _padding, _parallel
+from . import _core, _memory, _methods, _padding, _parallel
 
 __all__ = [
     "correlate", "convolve", "correlate1d", "convolve1d",
@@ -140,20 +140,20 @@ def _get_output(output, input: np.ndarray, complex_output: bool = False) -> np.n
     if output is None:
         dtype = np.promote_types(input.dtype, np.complex64) if complex_output \
             else _native(input.dtype)
-        out = np.zeros(shape, dtype)
+        out = _memory.zeros(shape, dtype)
     elif isinstance(output, (type, np.dtype)):
         dtype = np.dtype(output)
         if complex_output and dtype.kind != "c":
             warnings.warn("promoting specified output dtype to complex", stacklevel=3)
             dtype = np.promote_types(dtype, np.complex64)
-        out = np.zeros(shape, dtype)
+        out = _memory.zeros(shape, dtype)
     elif isinstance(output, str):
         dtype = np.dtype(output)
         if complex_output and dtype.kind != "c":
             raise NdimageArgumentError("output must have complex dtype")
         if not issubclass(dtype.type, np.number):
             raise NdimageArgumentError("output must have numeric dtype")
-        out = np.zeros(shape, dtype)
+        out = _memory.zeros(shape, dtype)
     else:
         out = np.asarray(output)
         if out.shape != shape:
@@ -270,7 +270,7 @@ def _target(out: np.ndarray, dtype) -> np.ndarray:
     """A C-contiguous buffer of `dtype` to compute into: `out` itself if it is one."""
     if out.dtype == dtype and out.dtype.isnative and out.flags.c_contiguous and out.flags.aligned:
         return out
-    return np.empty(out.shape, dtype)
+    return _memory.empty(out.shape, dtype)
 
 
 # ------------------------------------------------------------------ padding
@@ -283,7 +283,7 @@ def _pad_axis(src: np.ndarray, axis: int, before: int, after: int, rule: str, cv
     n = src.shape[axis]
     shape = list(src.shape)
     shape[axis] = n + before + after
-    padded = np.empty(shape, dtype)
+    padded = _memory.empty(shape, dtype)
 
     def part(lo, hi):
         index = [slice(None)] * src.ndim
@@ -440,7 +440,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
         and out.flags.aligned and not np.may_share_memory(src, out) else None
     result = None
     if o3 is None:
-        result = np.empty(src.shape, ctype)
+        result = _memory.empty(src.shape, ctype)
         o3 = result.reshape(s3.shape)
     w = _kernel_as(weights, ctype)
     fill = np.full(1, cval, ctype)

@@ -1,0 +1,83 @@
+"""Large arrays in blocks kept from one call to the next (see
+_csrc/block_cache.h): a NumPy memory handler that keeps a few freed blocks
+of 4 MB and more, up to a byte limit, so that a loop over large images
+writes each result into pages already mapped instead of fresh ones the
+kernel faults in and zeroes. Arrays made here own their data as any NumPy
+array does, and go back to the handler when they are freed."""
+
+import os
+
+import numpy as np
+
+cdef extern from "block_cache.h":
+    size_t CYC_CACHE_MIN_BYTES
+    int cyc_cache_init(size_t limit) except -1
+    object cyc_cache_handler()
+    object cyc_cache_swap_handler(object handler)
+    size_t cyc_cache_set_limit(size_t limit) noexcept nogil
+    size_t cyc_cache_kept() noexcept nogil
+    size_t cyc_cache_limit() noexcept nogil
+    void cyc_cache_after_fork() noexcept nogil
+
+# Blocks kept by default, at most: a few large results (4096 x 4096 float32
+# is 64 MB).
+DEFAULT_LIMIT = 256 << 20
+MIN_BYTES = CYC_CACHE_MIN_BYTES
+
+cyc_cache_init(DEFAULT_LIMIT)
+_handler = cyc_cache_handler()
+
+
+def _after_fork():
+    cyc_cache_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _through_handler(make, shape, dtype, order):
+    old = cyc_cache_swap_handler(_handler)
+    try:
+        return make(shape, dtype, order=order)
+    finally:
+        cyc_cache_swap_handler(old)
+
+
+def empty(shape, dtype, order="C"):
+    """np.empty(shape, dtype, order); from a kept block when it is large."""
+    dtype = np.dtype(dtype)
+    if _nbytes(shape, dtype) < MIN_BYTES:
+        return np.empty(shape, dtype, order=order)
+    return _through_handler(np.empty, shape, dtype, order)
+
+
+def zeros(shape, dtype, order="C"):
+    """np.zeros(shape, dtype, order); from a kept block when it is large."""
+    dtype = np.dtype(dtype)
+    if _nbytes(shape, dtype) < MIN_BYTES:
+        return np.zeros(shape, dtype, order=order)
+    return _through_handler(np.zeros, shape, dtype, order)
+
+
+cdef size_t _nbytes(shape, dtype):
+    cdef size_t n = dtype.itemsize
+    for d in ((shape,) if isinstance(shape, int) else shape):
+        n *= <size_t>d
+    return n
+
+
+def set_limit(size_t limit):
+    """Keep freed blocks up to `limit` bytes in all (0: none); frees what no
+    longer fits and returns the old limit."""
+    return cyc_cache_set_limit(limit)
+
+
+def limit():
+    """The byte limit set_limit set (DEFAULT_LIMIT at first)."""
+    return cyc_cache_limit()
+
+
+def kept_bytes():
+    """Bytes of freed blocks kept now."""
+    return cyc_cache_kept()

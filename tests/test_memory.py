@@ -1,0 +1,180 @@
+"""Large results in blocks kept between calls (cyconv._memory, set_cache_limit)."""
+
+import multiprocessing
+import sys
+import threading
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import scipy.signal
+
+import cyconv
+from cyconv import _memory
+
+try:
+    from numpy._core.multiarray import get_handler_name
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import get_handler_name
+
+HANDLER = "cyconv_block_cache"
+BIG = (1536, 1024)          # 6 MB of float32: over _memory.MIN_BYTES
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with nothing kept and the default limit."""
+    old = cyconv.set_cache_limit(0)
+    cyconv.set_cache_limit(_memory.DEFAULT_LIMIT)
+    yield
+    cyconv.set_cache_limit(old)
+
+
+def _handler(a):
+    """The handler that made the memory of `a` (of its owner, for a view)."""
+    while a.base is not None:
+        a = a.base
+    return get_handler_name(a)
+
+
+def _image(shape, dtype=np.float32, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape).astype(dtype)
+
+
+def test_large_results_come_from_the_handler_and_own_their_data():
+    out = cyconv.convolve2d(_image(BIG), np.ones((3, 3), np.float32), "same")
+    assert get_handler_name(out) == HANDLER
+    assert out.flags.owndata and out.base is None and out.flags.writeable
+    assert out.ctypes.data % 64 == 0
+    small = cyconv.convolve2d(_image((64, 64)), np.ones((3, 3), np.float32), "same")
+    assert get_handler_name(small) != HANDLER
+
+
+def test_a_freed_result_is_reused_and_fully_overwritten():
+    image, kernel = _image(BIG), _image((5, 5), seed=1)
+    expected = scipy.signal.convolve2d(image, kernel, "same")
+    first = cyconv.convolve2d(image, kernel, "same")
+    address = first.ctypes.data
+    first[...] = np.nan          # a stale block: every output must be written again
+    del first
+    assert _memory.kept_bytes() >= image.nbytes
+    second = cyconv.convolve2d(image, kernel, "same")
+    assert second.ctypes.data == address
+    np.testing.assert_array_equal(second, expected)
+    assert _memory.kept_bytes() == 0
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: cyconv.correlate2d(x, np.ones((3, 3), x.dtype), "same", boundary="symm"),
+    lambda x: cyconv.convolve2d(np.asfortranarray(x), np.ones((3, 3), x.dtype), "same"),
+    lambda x: cyconv.convolve2d(x, np.outer([1, 2, 1], [1, 0, -1]).astype(x.dtype), "same"),
+    lambda x: cyconv.ndimage.gaussian_filter(x, 2.0),
+    lambda x: cyconv.ndimage.correlate1d(x, [1.0, 2.0, 1.0], axis=0),
+    lambda x: cyconv.conv2d(x[None, None], np.ones((2, 1, 3, 3), x.dtype), padding=1),
+], ids=["correlate2d-symm", "fortran", "separable", "gaussian_filter", "correlate1d",
+        "conv2d"])
+def test_stale_blocks_do_not_leak_into_results(call):
+    image = _image(BIG)
+    expected = call(image).copy()
+    assert _handler(call(image)) == HANDLER
+    for _ in range(2):           # results freed dirty, then made again in their blocks
+        stale = call(image)
+        stale.view(np.uint32)[...] = 0x7FC00000   # NaN
+        del stale
+        np.testing.assert_array_equal(call(image), expected)
+
+
+def test_reference_results_through_kept_blocks():
+    image = _image(BIG, np.float64)
+    kernel = _image((3, 3), np.float64, seed=2)
+    for _ in range(3):
+        np.testing.assert_allclose(cyconv.ndimage.correlate(image, kernel, mode="reflect"),
+                                   scipy.ndimage.correlate(image, kernel, mode="reflect"),
+                                   rtol=1e-13)
+        np.testing.assert_array_equal(cyconv.correlate2d(image, kernel, "valid"),
+                                      scipy.signal.correlate2d(image, kernel, "valid"))
+
+
+def test_zeros_from_a_dirty_block_are_zero_and_resize_keeps_the_data():
+    a = _memory.empty(BIG, np.float32)
+    a.fill(7.0)
+    address = a.ctypes.data
+    del a
+    z = _memory.zeros(BIG, np.float32)
+    assert z.ctypes.data == address and not z.any()
+    z[:] = np.arange(BIG[1], dtype=np.float32)
+    z.resize((2 * BIG[0], BIG[1]), refcheck=False)     # a larger block: realloc
+    np.testing.assert_array_equal(z[: BIG[0]], np.broadcast_to(np.arange(BIG[1]), BIG))
+    assert not z[BIG[0]:].any()
+
+
+def test_blocks_of_other_sizes_are_not_taken():
+    a = _memory.empty((4096, 1024), np.float32)        # 16 MB
+    address = a.ctypes.data
+    del a
+    b = _memory.empty((1100, 1024), np.float32)        # 4.3 MB: would pin 16 MB
+    assert b.ctypes.data != address
+    assert _memory.kept_bytes() == 16 << 20
+
+
+def test_limit_and_slots_bound_what_is_kept():
+    arrays = [_memory.empty((1024, 1024 + 16 * i), np.float32) for i in range(6)]
+    del arrays
+    assert 0 < _memory.kept_bytes() <= 4 * 1024 * 1088 * 4     # at most 4 blocks
+    cyconv.set_cache_limit(5 << 20)                              # one block of ~4-5 MB
+    assert _memory.kept_bytes() <= 5 << 20
+    assert cyconv.set_cache_limit(0) == 5 << 20
+    assert _memory.kept_bytes() == 0
+    c = _memory.empty(BIG, np.float32)
+    del c
+    assert _memory.kept_bytes() == 0                             # limit 0: nothing kept
+
+
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError),
+                                        ("256", TypeError), (None, TypeError)])
+def test_set_cache_limit_rejects_bad_values(bad, error):
+    with pytest.raises(error, match="nbytes must be a non-negative integer"):
+        cyconv.set_cache_limit(bad)
+
+
+def test_threads_never_share_a_block():
+    failures = []
+
+    def work(value):
+        for _ in range(40):
+            a = _memory.empty(BIG, np.float32)
+            a.fill(value)
+            if not (a == value).all():
+                failures.append(value)
+            del a
+
+    threads = [threading.Thread(target=work, args=(float(v),)) for v in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert _memory.kept_bytes() <= 4 * np.prod(BIG) * 4
+
+
+def _child_allocates(queue):
+    a = _memory.empty(BIG, np.float32)
+    a.fill(3.0)
+    del a
+    b = _memory.empty(BIG, np.float32)
+    b.fill(4.0)
+    queue.put(float(b.sum()))
+
+
+@pytest.mark.skipif(sys.platform == "win32" or "fork" not in multiprocessing.get_all_start_methods(),
+                    reason="needs fork()")
+def test_kept_blocks_work_after_fork():
+    kept = _memory.empty(BIG, np.float32)
+    del kept                     # the child inherits a kept block
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_allocates, args=(queue,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert queue.get(timeout=10) == 4.0 * np.prod(BIG)
