@@ -144,7 +144,7 @@ def test_all_finite_matches_isfinite_everywhere(dtype, layout):
     # NaNs with payloads, and the largest finite and subnormal values
     bits = np.uint32 if dtype == np.float32 else np.uint64
     a = base.copy()
-    a.view(bits)[5, 6] = np.asarray(a[5, 6] * 0 + np.inf, dtype).view(bits) | 1  # a NaN
+    a.view(bits)[5, 6] = np.asarray(a[5, 6] * 0 + np.inf, dtype).view(bits) | bits(1)  # a NaN
     assert not _core.all_finite(a)
     a = np.full((3, 17), big, dtype)
     a[1, 1], a[2, 2] = -big, np.finfo(dtype).smallest_subnormal

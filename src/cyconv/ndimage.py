@@ -47,7 +47,10 @@ import warnings
 from collections.abc import Iterable
 
 import numpy as np
-from numpy.lib.array_utils import normalize_axis_index
+try:
+    from numpy.lib.array_utils import normalize_axis_index
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import normalize_axis_index
 
 from . import _core, _memory, _methods, _padding, _parallel
 
