@@ -587,3 +587,56 @@ def test_gaussian_weights_are_kept_per_sigma_type_order_and_radius():
     for i in range(300):
         module._gaussian_weights(1.0 + i / 100, 0, 4.0, None)
     assert len(module._gaussian_kept) <= 256
+
+
+# ------------------------------------------------------------------ repeated calls (short path)
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("func", ["correlate", "convolve"])
+@pytest.mark.parametrize("mode, cval, origin", [
+    ("reflect", 0.0, 0), ("constant", 2.5, 0), ("constant", 3, -1), ("nearest", 0.0, 1),
+    ("mirror", 0.0, 0), ("wrap", 0.0, -1), ("grid-constant", -1.5, 0),
+])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_repeated_calls_give_the_full_path_s_bits(dtype, func, mode, cval, origin, layout):
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((23, 31)).astype(dtype)
+    image = {"C": base, "F": np.asfortranarray(base), "strided": base[::1, ::2]}[layout]
+    weights = rng.standard_normal((3, 4)).astype(dtype)
+    cnd._short_paths.clear()
+    f = getattr(cnd, func)
+    first = f(image, weights, mode=mode, cval=cval, origin=origin)
+    assert len(cnd._short_paths) == 1            # the call is kept ...
+    again = f(image, weights, mode=mode, cval=cval, origin=origin)
+    # ... and repeated: the full path (axes given: no short path) has the same bits
+    full = f(image, weights, mode=mode, cval=cval, origin=origin, axes=(0, 1))
+    assert again.dtype == first.dtype == full.dtype == dtype
+    assert again.tobytes() == first.tobytes() == full.tobytes()
+    expected = getattr(ndi, func)(image.astype(np.float64), weights.astype(np.float64),
+                                  mode=mode, cval=cval, origin=origin)
+    np.testing.assert_allclose(again, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_repeated_calls_follow_the_weights_values():
+    rng = np.random.default_rng(6)
+    image = rng.standard_normal((20, 20))
+    weights = rng.standard_normal((3, 3))
+    cnd._short_paths.clear()
+    for _ in range(3):
+        np.testing.assert_allclose(cnd.correlate(image, weights), ndi.correlate(image, weights),
+                                   rtol=1e-12, atol=1e-12)
+        weights[1, 1] += 1.0                   # changed in place: a new key
+    assert len(cnd._short_paths) == 3
+
+
+def test_repeated_calls_keep_scipy_s_tiny_weight_rule():
+    # A tiny weight is skipped by SciPy, so a NaN under it does not spread:
+    # such calls are not repeated on the fast path, whose result depends on it.
+    weights = np.array([[0.0, 1e-20, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    finite = np.arange(25.0).reshape(5, 5)
+    with_nan = finite.copy()
+    with_nan[0, 2] = np.nan
+    cnd._short_paths.clear()
+    for image in (finite, with_nan, finite, with_nan):
+        np.testing.assert_array_equal(cnd.correlate(image, weights), ndi.correlate(image, weights))

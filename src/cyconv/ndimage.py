@@ -45,6 +45,7 @@ import numbers
 import operator
 import warnings
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 try:
@@ -543,9 +544,11 @@ def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
         _store(result.reshape(input.shape), out)
 
 
-def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers) -> None:
+def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers):
     """A filter over at most two axes, on the SIMD kernels: every plane of the
-    stack is one 2-D correlation with index maps (no padded copy)."""
+    stack is one 2-D correlation with index maps (no padded copy). For a 2-D
+    input written straight into a C-contiguous `out` of the compute type,
+    returns the _ShortPath that repeats the call (else None)."""
     ndim = input.ndim
     filtered = [ax for ax in range(ndim) if weights.shape[ax] > 1]
     if len(filtered) == 2:
@@ -576,6 +579,12 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers) ->
     top, left = M // 2 + oy, N // 2 + ox
     row_map = _padding.index_map(H, top, M - 1 - top, rule)
     col_map = _padding.index_map(W, left, N - 1 - left, rule)
+    if input.ndim == 2 and out.dtype == ctype and out.dtype.isnative and out.flags.c_contiguous \
+            and out.flags.aligned and not np.may_share_memory(out, input):
+        # one plane straight into `out` (the moveaxis above kept its axes)
+        _correlate_plane_into(input if input.dtype == ctype else input.astype(ctype), kernel,
+                              row_map, col_map, left, top, cval, out, workers)
+        return _ShortPath(kernel, row_map, col_map, left, top, cval, out.dtype, ctype)
     plane_out = np.empty((H, W), ctype)
     for index in np.ndindex(*src.shape[:-2]):
         plane = src[index]
@@ -589,13 +598,15 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers) ->
         _correlate_plane_into(plane, kernel, row_map, col_map, left, top, cval, result, workers)
         if not direct:
             _store(result, target)
+    return None
 
 
-def _correlate_real(input, weights, out, rule, cval, origins, workers) -> None:
-    """Real input, float64 weights with input.ndim dimensions, validated origins."""
+def _correlate_real(input, weights, out, rule, cval, origins, workers):
+    """Real input, float64 weights with input.ndim dimensions, validated origins.
+    Returns _correlate_fast's _ShortPath when it took the call, else None."""
     _check_real_output(out)
     if input.size == 0:
-        return
+        return None
     input = _readable(input)
     ctype = _compute_type(input.dtype, out.dtype)
     filtered = sum(1 for L in weights.shape if L > 1)
@@ -604,13 +615,15 @@ def _correlate_real(input, weights, out, rule, cval, origins, workers) -> None:
         # SciPy skips tiny weights, so a NaN or inf under one does not spread;
         # only the exact path skips them.
         if not dropped or np.isfinite(input).all():
-            _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers)
-            return
+            short = _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers)
+            # (with dropped weights the path depends on the input's values)
+            return None if dropped else short
     if input.ndim == 0:
         _correlate_exact(input.reshape(1), weights.reshape(1), [0], rule, cval,
                          out.reshape(1), workers)
-        return
+        return None
     _correlate_exact(input, weights, origins, rule, cval, out, workers)
+    return None
 
 
 def _complex_via_real_parts(func, input, weights, output, cval, **kwargs):
@@ -640,8 +653,60 @@ def _weights_array(weights) -> np.ndarray:
     return w
 
 
+# ------------------------------------------------------------------ repeated calls
+# correlate/convolve of a 2-D float32/float64 array in a loop repeat the same
+# shapes, weights and scalar arguments: everything that follows from them
+# (validation, origins, modes, index maps, the kernel in the compute type) is
+# resolved once by the full path and kept, keyed by those arguments and the
+# weights' bytes. A later call with the same key allocates its output and makes
+# the full path's one core call with the kept arguments: the same bits, for
+# about a third of the Python time (a 32 x 32 3 x 3 call: 85 -> 30 us).
+
+class _ShortPath(NamedTuple):
+    kernel: np.ndarray      # in the compute type
+    row_map: np.ndarray
+    col_map: np.ndarray
+    left: int
+    top: int
+    cval: float
+    dtype: np.dtype         # of the output
+    ctype: np.dtype         # the compute type (= the input's)
+
+
+_short_paths: dict = {}
+_MAX_SHORT_PATHS = 256
+_SHORT_MAX_TAPS = 256
+
+
+def _short_key(input, weights, output, mode, cval, origin, convolution, axes):
+    """The key of a call the short path may repeat, or None."""
+    if not (type(input) is np.ndarray and type(weights) is np.ndarray and output is None
+            and axes is None and input.ndim == 2 and weights.ndim == 2
+            and input.dtype in _SHORT_TYPES and weights.dtype in _SHORT_TYPES
+            and weights.size <= _SHORT_MAX_TAPS and type(mode) is str
+            and type(cval) in (int, float) and type(origin) is int):
+        return None
+    return (input.shape, input.dtype, weights.shape, weights.dtype, weights.tobytes(), mode,
+            type(cval), cval, origin, convolution)
+
+
+_SHORT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _run_short(short: _ShortPath, input, workers) -> np.ndarray:
+    out = _memory.zeros(input.shape, short.dtype)
+    _correlate_plane_into(input, short.kernel, short.row_map, short.col_map, short.left,
+                          short.top, short.cval, out, _parallel.resolve_workers(workers))
+    return out
+
+
 def _correlate_or_convolve(input, weights, output, mode, cval, origin, convolution, axes,
                            workers):
+    key = _short_key(input, weights, output, mode, cval, origin, convolution, axes)
+    if key is not None:
+        short = _short_paths.get(key)
+        if short is not None:
+            return _run_short(short, input, workers)
     input = _as_input(input)
     weights = _weights_array(weights)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
@@ -685,9 +750,14 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     target = output
     if np.may_share_memory(input, output):   # results go to a new array first, as in SciPy
         target = np.zeros(output.shape, output.dtype)
-    _correlate_real(input, np.ascontiguousarray(weights), target, rule, cval, origins, workers)
+    short = _correlate_real(input, np.ascontiguousarray(weights), target, rule, cval, origins,
+                            workers)
     if target is not output:
         output[...] = target
+    elif key is not None and short is not None and short.ctype == input.dtype:
+        if len(_short_paths) >= _MAX_SHORT_PATHS:
+            _short_paths.clear()
+        _short_paths[key] = short
     return output
 
 
