@@ -5,6 +5,7 @@ writes each result into pages already mapped instead of fresh ones the
 kernel faults in and zeroes. Arrays made here own their data as any NumPy
 array does, and go back to the handler when they are freed."""
 
+import math
 import os
 
 import numpy as np
@@ -47,7 +48,7 @@ def _through_handler(make, shape, dtype, order):
 def empty(shape, dtype, order="C"):
     """np.empty(shape, dtype, order); from a kept block when it is large."""
     dtype = np.dtype(dtype)
-    if _nbytes(shape, dtype) < MIN_BYTES:
+    if not _is_large(shape, dtype):
         return np.empty(shape, dtype, order=order)
     return _through_handler(np.empty, shape, dtype, order)
 
@@ -55,16 +56,15 @@ def empty(shape, dtype, order="C"):
 def zeros(shape, dtype, order="C"):
     """np.zeros(shape, dtype, order); from a kept block when it is large."""
     dtype = np.dtype(dtype)
-    if _nbytes(shape, dtype) < MIN_BYTES:
+    if not _is_large(shape, dtype):
         return np.zeros(shape, dtype, order=order)
     return _through_handler(np.zeros, shape, dtype, order)
 
 
-cdef size_t _nbytes(shape, dtype):
-    cdef size_t n = dtype.itemsize
-    for d in ((shape,) if isinstance(shape, int) else shape):
-        n *= <size_t>d
-    return n
+def _is_large(shape, dtype) -> bool:
+    # (a bad shape is small here: NumPy's own call then raises its error)
+    count = shape if isinstance(shape, int) else math.prod(shape)
+    return count * dtype.itemsize >= MIN_BYTES
 
 
 def set_limit(size_t limit):
