@@ -201,8 +201,10 @@ def _error_cases(tmp_path):
     (tmp_path / "sub").mkdir()
     twin = tmp_path / "sub" / "in.png"
     _rgb(twin, seed=2)
-    tiff = tmp_path / "int.tif"
-    Image.frombytes("I", (4, 3), np.arange(12, dtype="=i4").tobytes()).save(tiff)
+    # A float image: PNG holds mode F in no Pillow (mode I only until Pillow 13,
+    # which 12.x writes with a DeprecationWarning).
+    tiff = tmp_path / "float.tif"
+    Image.frombytes("F", (4, 3), np.arange(12, dtype="=f4").tobytes()).save(tiff)
     k = ["-k", "box:3"]
     return {
         "missing image": (["nope.png", *k, "-o", "o.png"], [src], "nope.png"),
@@ -230,7 +232,7 @@ def _error_cases(tmp_path):
         "-o with several inputs": (["in.png", "other.png", *k, "-o", "o.png"], [src, other],
                                    "--out-dir"),
         "unknown extension": (["in.png", *k, "-o", "o.xyz"], [src], "format"),
-        "unwritable mode": (["int.tif", *k, "-o", "o.png"], [tiff], "cannot write"),
+        "unwritable mode": (["float.tif", *k, "-o", "o.png"], [tiff], "cannot write"),
         "no kernel": (["in.png", "-o", "o.png"], [src], "-k"),
         "bad workers": (["in.png", *k, "--workers", "many"], [src], "many"),
         "-o and --out-dir": (["in.png", *k, "-o", "o.png", "--out-dir", "d"], [src],
