@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 FILL_BOUNDARIES = ("fill", "pad")
+# NumPy 1.x wraps some out-of-range Python int fills into the type (SciPy with it)
+NUMPY_1 = np.lib.NumpyVersion(np.__version__) < "2.0.0"
 
 
 def output_shape(shape1, shape2, mode):

@@ -23,7 +23,8 @@ import pytest
 import scipy.signal
 
 import cyconv
-from convolve2d_reference import FILL_BOUNDARIES, error_bound, output_shape, reference
+from convolve2d_reference import (NUMPY_1, FILL_BOUNDARIES, error_bound, output_shape,
+                                  reference)
 
 FUNCS = ("convolve2d", "correlate2d")
 MODES = ("full", "same", "valid")
@@ -52,9 +53,6 @@ def scipy_call(name, in1, in2, mode="full", boundary="fill", fillvalue=0):
         raise AssertionError("scipy crashes (SIGFPE) for an empty in1 with wrap/symm")
     return getattr(scipy.signal, name)(in1, in2, mode=mode, boundary=boundary,
                                        fillvalue=fillvalue)
-
-
-NUMPY_1 = np.lib.NumpyVersion(np.__version__) < "2.0.0"
 
 
 def scipy_quiet(name, *args, **kwargs):

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import cyconv
-from convolve2d_reference import FILL_BOUNDARIES, error_bound, reference
+from convolve2d_reference import NUMPY_1, FILL_BOUNDARIES, error_bound, reference
 
 MAX_EXAMPLES = int(os.environ.get("CYCONV_HYPOTHESIS_EXAMPLES", "200"))
 SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
@@ -61,9 +61,6 @@ def scipy_call(name, in1, in2, mode, boundary, fillvalue):
         warnings.simplefilter("ignore")
         return getattr(scipy.signal, name)(in1, in2, mode=mode, boundary=boundary,
                                            fillvalue=fillvalue)
-
-
-NUMPY_1 = np.lib.NumpyVersion(np.__version__) < "2.0.0"
 
 
 def numpy_1_wraps(fill, dtype) -> bool:

@@ -37,7 +37,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def _through_handler(make, shape, dtype, order):
+def _new(make, shape, dtype, order):
+    # make(shape, dtype, order=order), through the handler when it is large
+    dtype = np.dtype(dtype)
+    if not _is_large(shape, dtype):
+        return make(shape, dtype, order=order)
     old = cyc_cache_swap_handler(_handler)
     try:
         return make(shape, dtype, order=order)
@@ -47,18 +51,12 @@ def _through_handler(make, shape, dtype, order):
 
 def empty(shape, dtype, order="C"):
     """np.empty(shape, dtype, order); from a kept block when it is large."""
-    dtype = np.dtype(dtype)
-    if not _is_large(shape, dtype):
-        return np.empty(shape, dtype, order=order)
-    return _through_handler(np.empty, shape, dtype, order)
+    return _new(np.empty, shape, dtype, order)
 
 
 def zeros(shape, dtype, order="C"):
     """np.zeros(shape, dtype, order); from a kept block when it is large."""
-    dtype = np.dtype(dtype)
-    if not _is_large(shape, dtype):
-        return np.zeros(shape, dtype, order=order)
-    return _through_handler(np.zeros, shape, dtype, order)
+    return _new(np.zeros, shape, dtype, order)
 
 
 def _is_large(shape, dtype) -> bool:

@@ -544,6 +544,12 @@ def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
         _store(result.reshape(input.shape), out)
 
 
+def _computes_into(target, ctype, input) -> bool:
+    """Can the core write a plane of `ctype` straight into `target`?"""
+    return target.dtype == ctype and target.dtype.isnative and target.flags.c_contiguous \
+        and target.flags.aligned and not np.may_share_memory(target, input)
+
+
 def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers):
     """A filter over at most two axes, on the SIMD kernels: every plane of the
     stack is one 2-D correlation with index maps (no padded copy). For a 2-D
@@ -579,8 +585,7 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers):
     top, left = M // 2 + oy, N // 2 + ox
     row_map = _padding.index_map(H, top, M - 1 - top, rule)
     col_map = _padding.index_map(W, left, N - 1 - left, rule)
-    if input.ndim == 2 and out.dtype == ctype and out.dtype.isnative and out.flags.c_contiguous \
-            and out.flags.aligned and not np.may_share_memory(out, input):
+    if input.ndim == 2 and _computes_into(out, ctype, input):
         # one plane straight into `out` (the moveaxis above kept its axes)
         _correlate_plane_into(input if input.dtype == ctype else input.astype(ctype), kernel,
                               row_map, col_map, left, top, cval, out, workers)
@@ -591,9 +596,7 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers):
         if plane.dtype != ctype:
             plane = plane.astype(ctype)
         target = dst[index]
-        direct = target.dtype == ctype and target.dtype.isnative and target.flags.c_contiguous \
-            and target.flags.aligned \
-            and not np.may_share_memory(target, input)
+        direct = _computes_into(target, ctype, input)
         result = target if direct else plane_out
         _correlate_plane_into(plane, kernel, row_map, col_map, left, top, cval, result, workers)
         if not direct:

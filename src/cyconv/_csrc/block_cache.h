@@ -67,6 +67,17 @@ static void *cyc_new_block(size_t size, int zeroed)
     return p;
 }
 
+/* Take kept block i out of the slots (the lock held). */
+static void *cyc_remove(int i)
+{
+    void *p = cyc_cache.slot[i];
+    cyc_cache.count--;
+    cyc_cache.kept -= cyc_header(p)->capacity;
+    memmove(&cyc_cache.slot[i], &cyc_cache.slot[i + 1],
+            (size_t)(cyc_cache.count - i) * sizeof(void *));
+    return p;
+}
+
 /* A kept block of at least `size` bytes and not much more (a smaller
  * request would otherwise pin a far larger block), or NULL. */
 static void *cyc_take(size_t size)
@@ -78,11 +89,7 @@ static void *cyc_take(size_t size)
     for (int i = cyc_cache.count - 1; i >= 0; i--) {   /* the most recent first */
         size_t cap = cyc_header(cyc_cache.slot[i])->capacity;
         if (cap >= size && cap - size <= size / 4) {
-            found = cyc_cache.slot[i];
-            memmove(&cyc_cache.slot[i], &cyc_cache.slot[i + 1],
-                    (size_t)(cyc_cache.count - 1 - i) * sizeof(void *));
-            cyc_cache.count--;
-            cyc_cache.kept -= cap;
+            found = cyc_remove(i);
             break;
         }
     }
@@ -105,14 +112,8 @@ static void cyc_give_back(void *p)
     if (cap > cyc_cache.limit) {
         drop[ndrop++] = p;
     } else {
-        while (cyc_cache.count == CYC_CACHE_SLOTS || cyc_cache.kept + cap > cyc_cache.limit) {
-            void *old = cyc_cache.slot[0];
-            cyc_cache.kept -= cyc_header(old)->capacity;
-            cyc_cache.count--;
-            memmove(&cyc_cache.slot[0], &cyc_cache.slot[1],
-                    (size_t)cyc_cache.count * sizeof(void *));
-            drop[ndrop++] = old;
-        }
+        while (cyc_cache.count == CYC_CACHE_SLOTS || cyc_cache.kept + cap > cyc_cache.limit)
+            drop[ndrop++] = cyc_remove(0);   /* the oldest */
         cyc_cache.slot[cyc_cache.count++] = p;
         cyc_cache.kept += cap;
     }
@@ -208,13 +209,8 @@ static size_t cyc_cache_set_limit(size_t limit)
     PyThread_acquire_lock(cyc_cache.lock, WAIT_LOCK);
     size_t old = cyc_cache.limit;
     cyc_cache.limit = limit;
-    while (cyc_cache.count > 0 && cyc_cache.kept > limit) {
-        void *p = cyc_cache.slot[0];
-        cyc_cache.kept -= cyc_header(p)->capacity;
-        cyc_cache.count--;
-        memmove(&cyc_cache.slot[0], &cyc_cache.slot[1], (size_t)cyc_cache.count * sizeof(void *));
-        drop[ndrop++] = p;
-    }
+    while (cyc_cache.count > 0 && cyc_cache.kept > limit)
+        drop[ndrop++] = cyc_remove(0);
     PyThread_release_lock(cyc_cache.lock);
     for (int i = 0; i < ndrop; i++)
         free(cyc_header(drop[i])->raw);
