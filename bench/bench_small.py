@@ -19,6 +19,10 @@ process CPU time, each sample a batch of calls):
 "overhead" = cyconv - kernel: the whole Python layer (checks, result type,
 plan, index maps, method, thread decision, output allocation).
 
+A third table times ``cyconv.ndimage`` filters against ``scipy.ndimage`` on
+float32 images of 16², 32², 64², 128² (default arguments: mode "reflect";
+``correlate`` with a 3x3 kernel, ``correlate1d`` with [1, 2, 1] / 4).
+
 A second table times ``cyconv.conv2d`` on small layers (padding 1, one
 thread) against ``torch.nn.functional.conv2d`` when PyTorch is installed:
 ``conv2d`` is a repeated call (what a training loop makes: the checks and
@@ -43,6 +47,16 @@ import numpy as np  # noqa: E402
 
 SIZES = (8, 16, 32, 64, 128)
 PEERS = ("kernel", "cyconv w=1", "cyconv w=None", "scipy.signal", "cv2.filter2D")
+NDIMAGE_SIZES = (16, 32, 64, 128)
+NDIMAGE_FILTERS = {
+    "correlate 3x3": lambda m, x: m.correlate(x, NDIMAGE_KERNEL),
+    "correlate1d": lambda m, x: m.correlate1d(x, [0.25, 0.5, 0.25]),
+    "uniform_filter 3": lambda m, x: m.uniform_filter(x, 3),
+    "gaussian_filter σ=1": lambda m, x: m.gaussian_filter(x, 1.0),
+    "sobel": lambda m, x: m.sobel(x),
+    "laplace": lambda m, x: m.laplace(x),
+}
+NDIMAGE_KERNEL = np.full((3, 3), 1 / 9, np.float32)
 # conv2d layers: (N, C, H, W), (K, C, R, S)
 LAYERS = (((1, 1, 8, 8), (1, 1, 3, 3)), ((1, 3, 28, 28), (8, 3, 3, 3)),
           ((16, 8, 14, 14), (16, 8, 3, 3)), ((1, 16, 32, 32), (32, 16, 3, 3)))
@@ -102,10 +116,29 @@ def run(log=C.progress, repeat: int = 41) -> dict:
         log(f"small {n:3d}²: " + ", ".join(f"{name} {t.median * 1e6:.2f} µs"
                                            for name, t in timings.items()))
     layers = run_conv2d(cyconv, rng, repeat, log)
+    filters = run_ndimage(cyconv, rng, repeat, log)
     return {"suite": "small", "machine": C.machine_info(), "clock": C.CLOCK,
             "loadavg": [load_before, C.loadavg()], "wall_over_cpu": C.wall_over_cpu(cases),
             "peers": [p for p in PEERS if p in cases[0]["peers"]], "cases": cases,
-            "conv2d": layers}
+            "conv2d": layers, "ndimage": filters}
+
+
+def run_ndimage(cyconv, rng, repeat: int, log) -> list:
+    ndi = C.optional_import("scipy.ndimage") and sys.modules.get("scipy.ndimage")
+    if ndi is None:
+        return []
+    import cyconv.ndimage as cnd
+    cases = []
+    for name, f in NDIMAGE_FILTERS.items():
+        for n in NDIMAGE_SIZES:
+            x = rng.random((n, n)).astype(np.float32)
+            fns = {"cyconv": lambda f=f, x=x: f(cnd, x), "scipy": lambda f=f, x=x: f(ndi, x)}
+            timings = check_and_time(fns, "cyconv", f"{name} {n}²", repeat)
+            cases.append({"filter": name, "size": n,
+                          "peers": {p: t.as_dict() for p, t in timings.items()}})
+            log(f"ndimage {name} {n}²: " + ", ".join(
+                f"{p} {t.median * 1e6:.2f} µs" for p, t in timings.items()))
+    return cases
 
 
 def run_conv2d(cyconv, rng, repeat: int, log) -> list:
@@ -157,11 +190,17 @@ def markdown(result: dict) -> str:
                        f"{torch / repeated:.2f}×" if torch else "–"])
     conv = C.markdown_table(["input", "weight", "conv2d µs", "conv2d first µs", "torch µs",
                              "vs torch"], layers) if layers else ""
+    filters = [[c["filter"], f"{c['size']}²", f"{us(c, 'cyconv'):.1f}", f"{us(c, 'scipy'):.1f}",
+                f"{us(c, 'scipy') / us(c, 'cyconv'):.2f}×"] for c in result.get("ndimage", [])]
+    nd = C.markdown_table(["filter", "image", "cyconv.ndimage µs", "scipy.ndimage µs",
+                           "vs scipy"], filters) if filters else ""
     return (table + "\n\n"
             + "vs scipy: t_scipy / t_cyconv (> 1: cyconv faster); vs cv2: t_cyconv / t_cv2 "
               "(< 2: within 2× of OpenCV). " + C.noise_note(result)
             + ("\n\n" + conv + "\n\nconv2d, padding 1, one thread; vs torch: t_torch / "
-               "t_cyconv of the repeated call." if conv else ""))
+               "t_cyconv of the repeated call." if conv else "")
+            + ("\n\n" + nd + "\n\nndimage filters, float32, default arguments; vs scipy: "
+               "t_scipy / t_cyconv." if nd else ""))
 
 
 def main(argv=None) -> None:

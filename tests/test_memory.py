@@ -71,9 +71,11 @@ def test_a_freed_result_is_reused_and_fully_overwritten():
     lambda x: cyconv.convolve2d(x, np.outer([1, 2, 1], [1, 0, -1]).astype(x.dtype), "same"),
     lambda x: cyconv.ndimage.gaussian_filter(x, 2.0),
     lambda x: cyconv.ndimage.correlate1d(x, [1.0, 2.0, 1.0], axis=0),
+    lambda x: cyconv.ndimage.uniform_filter(x, 3),
+    lambda x: cyconv.ndimage.sobel(x),
     lambda x: cyconv.conv2d(x[None, None], np.ones((2, 1, 3, 3), x.dtype), padding=1),
 ], ids=["correlate2d-symm", "fortran", "separable", "gaussian_filter", "correlate1d",
-        "conv2d"])
+        "uniform_filter", "sobel", "conv2d"])
 def test_stale_blocks_do_not_leak_into_results(call):
     image = _image(BIG)
     expected = call(image).copy()

@@ -640,3 +640,89 @@ def test_repeated_calls_keep_scipy_s_tiny_weight_rule():
     cnd._short_paths.clear()
     for image in (finite, with_nan, finite, with_nan):
         np.testing.assert_array_equal(cnd.correlate(image, weights), ndi.correlate(image, weights))
+
+
+# ------------------------------------------------------------------ small 1-D passes (kept plans)
+
+SMALL_PASS_CALLS = {
+    "correlate1d": lambda m, a, mode, cval: m.correlate1d(a, [0.5, -1.0, 2.0, 0.25], axis=-1,
+                                                          mode=mode, cval=cval, origin=1),
+    "correlate1d axis 0": lambda m, a, mode, cval: m.correlate1d(a, [1.0, 2.0, 1.0], axis=0,
+                                                                 mode=mode, cval=cval),
+    "convolve1d": lambda m, a, mode, cval: m.convolve1d(a, [3.0, -1.0], axis=1, mode=mode,
+                                                        cval=cval),
+    "uniform_filter1d": lambda m, a, mode, cval: m.uniform_filter1d(a, 4, axis=0, mode=mode,
+                                                                    cval=cval, origin=-1),
+    "gaussian_filter1d": lambda m, a, mode, cval: m.gaussian_filter1d(a, 1.5, mode=mode,
+                                                                      cval=cval),
+    "gaussian_filter": lambda m, a, mode, cval: m.gaussian_filter(a, 0.8, mode=mode, cval=cval),
+    "uniform_filter": lambda m, a, mode, cval: m.uniform_filter(a, 3, mode=mode, cval=cval,
+                                                                origin=-1),
+    "sobel": lambda m, a, mode, cval: m.sobel(a, axis=0, mode=mode, cval=cval),
+    "prewitt": lambda m, a, mode, cval: m.prewitt(a, mode=mode, cval=cval),
+    "laplace": lambda m, a, mode, cval: m.laplace(a, mode=mode, cval=cval),
+    "gaussian_gradient_magnitude": lambda m, a, mode, cval: m.gaussian_gradient_magnitude(
+        a, 1.0, mode=mode, cval=cval),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("call", sorted(SMALL_PASS_CALLS))
+@pytest.mark.parametrize("mode, cval", [("reflect", 0.0), ("constant", 2.5), ("nearest", 0),
+                                        ("wrap", 0.0), ("grid-constant", -1.5)])
+@pytest.mark.parametrize("shape", [(9, 13), (4, 6, 5), (1, 7)])
+def test_small_passes_give_the_planned_path_s_bits(dtype, call, mode, cval, shape, monkeypatch):
+    # A small float pass runs from a kept plan: the same core calls as the
+    # pass planned in full, so the same bits, call after call.
+    image = sample(shape, dtype, seed=3)
+    f = SMALL_PASS_CALLS[call]
+    cnd._pass_plans.clear()
+    first = f(cnd, image, mode, cval)
+    assert cnd._pass_plans                        # the passes were kept ...
+    again = f(cnd, image, mode, cval)             # ... and run from their plans
+    with monkeypatch.context() as m:
+        m.setattr(cnd, "_pass_small", lambda *args: False)
+        full = f(cnd, image, mode, cval)
+    assert again.dtype == first.dtype == full.dtype == dtype
+    assert again.tobytes() == first.tobytes() == full.tobytes()
+    expected = f(ndi, image.astype(np.float64), mode, cval)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(again, expected, rtol=tol, atol=tol * np.abs(expected).max())
+
+
+def test_small_pass_plans_are_told_apart():
+    # Calls on one shape that differ in one argument each: a plan kept for one
+    # must never serve another.
+    rng = np.random.default_rng(8)
+    image = rng.standard_normal((12, 10))
+    calls = [dict(weights=[1.0, 2.0, 1.0], axis=0), dict(weights=[1.0, 2.0, 1.0], axis=1),
+             dict(weights=[1.0, 2.0, 1.5], axis=1), dict(weights=[1.0, 2.0, 1.0], axis=1,
+                                                         origin=1),
+             dict(weights=[1.0, 2.0, 1.0], axis=1, mode="constant", cval=1.0),
+             dict(weights=[1.0, 2.0, 1.0], axis=1, mode="constant", cval=2.0),
+             dict(weights=[1.0, 2.0, 1.0], axis=1, mode="wrap")]
+    cnd._pass_plans.clear()
+    for _ in range(2):
+        for kwargs in calls:
+            for a in (image, image.astype(np.float32), image[:, :7]):
+                np.testing.assert_allclose(cnd.correlate1d(a, **kwargs),
+                                           ndi.correlate1d(a.astype(np.float64), **kwargs),
+                                           rtol=1e-5, atol=1e-5)
+    # one plan per call and dtype; image[:, :7] (not C-contiguous) is planned in full
+    assert len(cnd._pass_plans) == 2 * len(calls)
+
+
+def test_small_pass_plans_follow_the_weights_values():
+    # float64 weights changed in place after a call, then the old values in
+    # a new array: every call filters with the values it was given.
+    rng = np.random.default_rng(9)
+    image = rng.standard_normal((10, 11))
+    changed = np.array([1.0, 2.0, 1.0])
+    cnd._pass_plans.clear()
+    for value in (5.0, -1.0):
+        cnd.correlate1d(image, changed)
+        changed[1] = value
+        for weights in (changed, np.array([1.0, 2.0, 1.0])):
+            np.testing.assert_allclose(cnd.correlate1d(image, weights),
+                                       ndi.correlate1d(image, weights), rtol=1e-12, atol=1e-12)
+    assert len(cnd._pass_plans) == 3

@@ -40,6 +40,7 @@ RuntimeError, with SciPy's message.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import operator
@@ -138,26 +139,30 @@ def _check_axes(axes, ndim: int) -> tuple:
     return axes
 
 
-def _get_output(output, input: np.ndarray, complex_output: bool = False) -> np.ndarray:
-    """The array results go to, as scipy.ndimage makes it from `output`."""
+def _get_output(output, input: np.ndarray, complex_output: bool = False,
+                overwritten: bool = False) -> np.ndarray:
+    """The array results go to, as scipy.ndimage makes it from `output`;
+    `overwritten`: the caller writes every element, so a new one need not
+    be zeroed."""
     shape = input.shape
+    new = _memory.empty if overwritten else _memory.zeros
     if output is None:
         dtype = np.promote_types(input.dtype, np.complex64) if complex_output \
             else _native(input.dtype)
-        out = _memory.zeros(shape, dtype)
+        out = new(shape, dtype)
     elif isinstance(output, (type, np.dtype)):
         dtype = np.dtype(output)
         if complex_output and dtype.kind != "c":
             warnings.warn("promoting specified output dtype to complex", stacklevel=3)
             dtype = np.promote_types(dtype, np.complex64)
-        out = _memory.zeros(shape, dtype)
+        out = new(shape, dtype)
     elif isinstance(output, str):
         dtype = np.dtype(output)
         if complex_output and dtype.kind != "c":
             raise NdimageArgumentError("output must have complex dtype")
         if not issubclass(dtype.type, np.number):
             raise NdimageArgumentError("output must have numeric dtype")
-        out = _memory.zeros(shape, dtype)
+        out = new(shape, dtype)
     else:
         out = np.asarray(output)
         if out.shape != shape:
@@ -173,6 +178,12 @@ def _get_output(output, input: np.ndarray, complex_output: bool = False) -> np.n
     return out
 
 
+def _checked_workers(workers):
+    """`workers` checked and resolved, or None (resolved by the pass that
+    needs it: get_num_threads costs a system call)."""
+    return None if workers is None else _parallel.resolve_workers(workers)
+
+
 def _check_real_output(out: np.ndarray) -> None:
     if _native(out.dtype) not in _REAL_TYPES:
         raise NdimageTypeError(f"array type {out.dtype!r} not supported as the output of a "
@@ -180,6 +191,8 @@ def _check_real_output(out: np.ndarray) -> None:
 
 
 def _real_cval(cval) -> float:
+    if type(cval) is float or type(cval) is int:
+        return float(cval)
     if np.iscomplexobj(cval):
         raise ValueError("Cannot provide a complex-valued cval when the input is real.")
     try:
@@ -220,6 +233,17 @@ def _store(result: np.ndarray, out: np.ndarray) -> None:
 
 def _compute_type(src: np.dtype, out: np.dtype):
     """float32 / float64 for the SIMD path, None for the exact double path."""
+    try:
+        return _compute_types[src, out]
+    except KeyError:
+        ctype = _compute_types[src, out] = _find_compute_type(src, out)
+        return ctype
+
+
+_compute_types: dict = {}   # _compute_type's answers (a pass asks on every call)
+
+
+def _find_compute_type(src: np.dtype, out: np.dtype):
     src, out = _native(src), _native(out)
     if out == np.float32:
         return np.dtype(np.float32) if src in _EXACT_IN_FLOAT32 else np.dtype(np.float64)
@@ -345,7 +369,7 @@ def _symmetry(weights: np.ndarray) -> int:
 
 
 def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, rule: str,
-             cval: float, origin: int, out: np.ndarray, workers: int) -> None:
+             cval: float, origin: int, out: np.ndarray, workers: int | None) -> None:
     """One correlation (weights) or running mean (weights None, `size`) of the
     real array `src` along `axis`, written into the real array `out`."""
     _check_real_output(out)
@@ -358,7 +382,11 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
     after = L - 1 - before
     ctype = _compute_type(src.dtype, out.dtype)
     if weights is None and ctype is not None:
-        weights = np.full(size, 1.0 / size)    # float outputs: a plain correlation
+        weights = _uniform_weights(size)    # float outputs: a plain correlation
+    if ctype is not None and _pass_small(src, weights, axis, before, rule, cval, out, ctype):
+        return
+    if workers is None:   # (left for here: a small pass needs no thread count)
+        workers = _parallel.get_num_threads()
     if ctype is not None and _pass_in_place(src, weights, axis, before, rule, cval, out, ctype,
                                             workers):
         return
@@ -405,6 +433,14 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
                         chunks, work, workers)
     if result is not out:
         _store(result, out)
+
+
+@functools.lru_cache(maxsize=64)
+def _uniform_weights(size: int) -> np.ndarray:
+    """A float output's mean of `size` as correlation weights (read-only)."""
+    weights = np.full(size, 1.0 / size)
+    weights.flags.writeable = False
+    return weights
 
 
 def _as_3d(a: np.ndarray, axis: int):
@@ -459,7 +495,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
     else:
         # Threads share the columns, never the rows: a chunk of rows would
         # re-read L - 1 rows of input beyond its own.
-        block = min(max(_DOWN_WINDOW_BYTES // L, 2048), 8192) // ctype.itemsize
+        block = _down_block(L, ctype)
         cols = max(1, _parallel.CHUNK_WORK // (n * L * block)) * block
         chunks = [(o, c, min(c + cols, inner)) for o in range(outer)
                   for c in range(0, inner, cols)]
@@ -471,6 +507,78 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
     if result is not None:
         _store(result, out)
     return True
+
+
+# Small passes (a filter in a loop over small images) repeat the same shapes,
+# weights and boundary: their index map, weights in the compute type, fill and
+# scratch size are kept, keyed by those, and the pass is one core call on the
+# calling thread, without _pass_in_place's layout and chunk planning. Same
+# core calls, so the same bits.
+
+class _PassPlan(NamedTuple):
+    run: object             # the core function for the compute type (no fused dispatch)
+    index: np.ndarray       # source index of each padded position along the axis, -1: fill
+    fill: np.ndarray        # cval in the compute type, shape (1,)
+    weights: np.ndarray     # in the compute type
+    shape: tuple            # the array as (outer, n, inner)
+    scratch: int            # elements of the core's scratch
+    block: int              # down an axis: columns per block
+
+
+_pass_plans: dict = {}
+
+
+def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
+    """_pass_in_place of less than MIN_WORK_PER_THREAD multiply-adds between
+    C-contiguous native arrays of the compute type, from a kept _PassPlan.
+    False (nothing done) for any other call."""
+    L = len(weights)
+    if not (src.size * L < _parallel.MIN_WORK_PER_THREAD and src.dtype == ctype
+            and out.dtype == ctype and src.dtype.isnative and out.dtype.isnative
+            and src.flags.c_contiguous and out.flags.c_contiguous and src.flags.aligned
+            and out.flags.aligned and not np.may_share_memory(src, out)):
+        return False
+    key = (src.shape, ctype, axis, before, rule, cval, weights.tobytes())
+    plan = _pass_plans.get(key)
+    if plan is None:
+        outer, n = math.prod(src.shape[:axis]), src.shape[axis]
+        inner = math.prod(src.shape[axis + 1:])
+        block = _down_block(L, ctype)
+        if inner == 1:
+            run = _core.ndimage_correlate_along_fast
+            scratch = n + L - 1 if n <= L - 1 else L - 1 + max(before, L - 1 - before)
+        else:
+            run = _core.ndimage_correlate_down_fast
+            scratch = (_DOWN_PIECE + L - 1) * block
+        # Indexed by type, a fused core function skips its dispatch (1.4 us
+        # a call); the weights are a copy (float64 ones may be the caller's
+        # array, changed later).
+        plan = _PassPlan(run[_CORE_TYPES[ctype]],
+                         _padding.index_map(n, before, L - 1 - before, rule),
+                         np.full(1, cval, ctype), np.array(_kernel_as(weights, ctype)),
+                         (outer, n, inner), scratch, block)
+        if len(_pass_plans) >= _MAX_SHORT_PATHS:
+            _pass_plans.clear()
+        _pass_plans[key] = plan
+    outer, n, inner = plan.shape
+    scratch = np.empty(plan.scratch, ctype)
+    if inner == 1:
+        plan.run(src.reshape(outer, n), plan.index, before, plan.fill, plan.weights,
+                 out.reshape(outer, n), scratch, 0, outer)
+        return True
+    s3, o3 = src.reshape(plan.shape), out.reshape(plan.shape)
+    for o in range(outer):
+        plan.run(s3[o], plan.index, before, plan.fill, plan.weights, o3[o], scratch,
+                 _DOWN_PIECE, plan.block, 0, n)
+    return True
+
+
+_CORE_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def _down_block(L: int, ctype) -> int:
+    """Columns per block down the rows (see _DOWN_WINDOW_BYTES)."""
+    return min(max(_DOWN_WINDOW_BYTES // L, 2048), 8192) // ctype.itemsize
 
 
 # ------------------------------------------------------------------ N-d correlation
@@ -803,11 +911,11 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
         output = _get_output(output, input, complex_output=True)
         return _complex_via_real_parts(correlate1d, input, weights, output, cval, axis=axis,
                                        mode=mode, origin=origin, workers=workers)
-    output = _get_output(output, input)
+    output = _get_output(output, input, overwritten=True)
     weights = np.asarray(weights, np.float64)
     if weights.ndim != 1 or weights.shape[0] < 1:
         raise NdimageArgumentError("no filter weights given")
-    workers = _parallel.resolve_workers(workers)
+    workers = _checked_workers(workers)
     axis = normalize_axis_index(axis, input.ndim)
     origin = _check_origin(origin, len(weights),
                            "Invalid origin; origin must satisfy -(len(weights) // 2) <= origin "
@@ -840,13 +948,13 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     Integer outputs use SciPy's running sum (bitwise equal); float outputs sum
     each window directly (equal within rounding)."""
     input = _as_input(input)
-    workers = _parallel.resolve_workers(workers)
+    workers = _checked_workers(workers)
     axis = normalize_axis_index(axis, input.ndim)
     size = operator.index(size)
     if size < 1:
         raise NdimageArgumentError("incorrect filter size")
     complex_output = input.dtype.kind == "c"
-    output = _get_output(output, input, complex_output=complex_output)
+    output = _get_output(output, input, complex_output=complex_output, overwritten=True)
     origin = operator.index(origin)
     if size // 2 + origin < 0 or size // 2 + origin >= size:
         raise ValueError("invalid origin")
@@ -867,7 +975,8 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     uniform_filter1d pass per axis (of `axes`) with size > 1, each written into
     the output and read back by the next. `size`, `origin`, `mode` may be per axis."""
     input = _as_input(input)
-    output = _get_output(output, input, complex_output=input.dtype.kind == "c")
+    output = _get_output(output, input, complex_output=input.dtype.kind == "c",
+                         overwritten=True)
     axes = _check_axes(axes, input.ndim)
     sizes = _normalize_sequence(size, len(axes))
     origins = _normalize_sequence(origin, len(axes))
@@ -949,7 +1058,7 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     into the output and read back by the next. `sigma`, `order`, `mode`,
     `radius` may be per axis."""
     input = _as_input(input)
-    output = _get_output(output, input)
+    output = _get_output(output, input, overwritten=True)
     axes = _check_axes(axes, input.ndim)
     n = len(axes)
     orders = _normalize_sequence(order, n)
@@ -968,7 +1077,7 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
 def _derivative_filter(input, axis, output, mode, cval, derivative, smooth, workers):
     input = _as_input(input)
     axis = normalize_axis_index(axis, input.ndim)
-    output = _get_output(output, input)
+    output = _get_output(output, input, overwritten=True)
     modes = _normalize_sequence(mode, input.ndim)
     passes = [(axis, np.asarray(derivative, np.float64), 0, 0, modes[axis])]
     passes += [(ax, np.asarray(smooth, np.float64), 0, 0, modes[ax])
@@ -987,14 +1096,28 @@ def _run_passes(input, output, passes, cval, workers) -> None:
     buffers = [output]
     if len(passes) > 1 and output.dtype.kind == "f" and output.dtype.isnative \
             and output.flags.c_contiguous:
-        buffers = [output, np.empty(output.shape, output.dtype)]
+        buffers = [output, _memory.empty(output.shape, output.dtype)]
+    real = input.dtype.kind != "c" and output.dtype.kind != "c"
+    if real:   # each pass's checks here, in uniform_filter1d's / correlate1d's order
+        workers = _checked_workers(workers)
     src = input
     for i, (axis, weights, size, origin, mode) in enumerate(passes):
         dst = buffers[(len(passes) - 1 - i) % len(buffers)]
-        if weights is None:
-            uniform_filter1d(src, size, axis, dst, mode, cval, origin, workers=workers)
+        if not real:
+            if weights is None:
+                uniform_filter1d(src, size, axis, dst, mode, cval, origin, workers=workers)
+            else:
+                correlate1d(src, weights, axis, dst, mode, cval, origin, workers=workers)
         else:
-            correlate1d(src, weights, axis, dst, mode, cval, origin, workers=workers)
+            if weights is None:
+                origin = operator.index(origin)
+                if size // 2 + origin < 0 or size // 2 + origin >= size:
+                    raise ValueError("invalid origin")
+            rule = _extend_mode(mode)
+            if i == 0:
+                cval = _real_cval(cval)
+            _pass_1d(src, None if weights is None else np.ascontiguousarray(weights), size,
+                     axis, rule, cval, origin, dst, workers)
         src = dst
 
 
