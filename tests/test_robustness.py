@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import cyconv
-from cyconv import _core, _parallel
+from cyconv import _convolve, _methods, _parallel
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
 
@@ -206,20 +206,25 @@ def test_concurrent_calls_do_not_oversubscribe(monkeypatch):
     running = 0
     peak = 0
     lock = threading.Lock()
-    real = _core.correlate_plane
+    specialized = _methods.correlate_plane_for
 
-    def counted(*args, **kwargs):
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        try:
-            real(*args, **kwargs)
-        finally:
+    def counting(dtype):   # the core function of every direct call, counted
+        real = specialized(dtype)
+
+        def counted(*args):
+            nonlocal running, peak
             with lock:
-                running -= 1
+                running += 1
+                peak = max(peak, running)
+            try:
+                real(*args)
+            finally:
+                with lock:
+                    running -= 1
+        return counted
 
-    monkeypatch.setattr(_core, "correlate_plane", counted)
+    monkeypatch.setattr(_methods, "correlate_plane_for", counting)
+    _convolve._short_paths.clear()   # (a kept call holds its core function)
     a = np.random.default_rng(2).standard_normal((600, 600))
     k = np.ones((9, 9))
     ref = cyconv.convolve2d(a, k, "same", method="direct", workers=1)

@@ -138,11 +138,16 @@ def test_no_short_path_for_swaps_integers_or_a_choice_that_depends_on_values():
 def test_remembered_calls_make_the_full_path_s_core_calls(order, monkeypatch):
     # A remembered call of any size makes the full path's core calls (the
     # same row pieces, for any `workers`), so it gives the same bits.
-    from cyconv import _core, _parallel
+    from cyconv import _parallel
     pieces = []
-    core = _core.correlate_plane
-    monkeypatch.setattr(_core, "correlate_plane",
-                        lambda *a, **kw: (pieces.append(a[8:10]), core(*a, **kw)))
+    specialized = _methods.correlate_plane_for
+
+    def recording(dtype):   # the core function both paths call, recording its rows
+        core = specialized(dtype)
+        return lambda *a: (pieces.append(a[8:10]), core(*a))[1]
+
+    monkeypatch.setattr(_methods, "correlate_plane_for", recording)
+    _convolve._short_paths.clear()   # (a kept call holds its core function)
     monkeypatch.setattr(_parallel, "SPLIT_WORK_PER_THREAD", 1 << 18)   # 2 threads from 0.5M
     rng = np.random.default_rng(3)
     k = rng.standard_normal((5, 5)).astype(np.float32)

@@ -171,6 +171,7 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
 # streamed megabytes through the caches): a third of a 256 x 256 5 x 5 call.
 
 class ShortPath(NamedTuple):
+    correlate: object      # _core.correlate_plane for the dtype (_methods.correlate_plane_for)
     row_map: np.ndarray    # read-only, shared
     col_map: np.ndarray
     left: int
@@ -182,6 +183,7 @@ class ShortPath(NamedTuple):
     dtype: np.dtype
     convolve: bool
     work: int              # multiply-adds: how _parallel.run_rows shares them out
+    allocate: object       # np.empty, or _memory.empty for a large output
 
 
 _short_paths: dict = {}
@@ -213,14 +215,17 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
     rows_t = _methods._strip_rows(Wo, Hp, dtype.itemsize)
     key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, boundary, fillvalue, method,
            convolve)
-    _short_paths[key] = ShortPath(plan.row_map, plan.col_map, plan.left, plan.top, fill,
-                                  plan.out_shape, (rows + M - 1, Wp), (rows_t + N - 1, Hp),
-                                  dtype, convolve, Ho * Wo * M * N)
+    correlate = _methods.correlate_plane_for(dtype)
+    _short_paths[key] = ShortPath(correlate, plan.row_map, plan.col_map, plan.left, plan.top,
+                                  fill, plan.out_shape, (rows + M - 1, Wp),
+                                  (rows_t + N - 1, Hp), dtype, convolve, Ho * Wo * M * N,
+                                  _memory.empty if Ho * Wo * dtype.itemsize >= _memory.MIN_BYTES
+                                  else np.empty)
 
 
 def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray, workers) -> np.ndarray:
-    row_map, col_map, left, top, fill, out_shape, strip_shape, strip_shape_t, dtype, \
-        convolve, work = short
+    correlate, row_map, col_map, left, top, fill, out_shape, strip_shape, strip_shape_t, \
+        dtype, convolve, work, allocate = short
     # The core flips (and packs) a small kernel itself, cheaper than a NumPy copy.
     flip = convolve
     if kernel.size > _SMALL_KERNEL_TAPS:
@@ -231,15 +236,14 @@ def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray, workers)
     # Less work: one core call here, as run_rows would make it (every
     # closure and keyword is a tenth of an 8 x 8 call).
     if transposed:
-        out_t = _memory.empty(out_shape[::-1], dtype)
-        _core.correlate_plane(image.T, col_map, row_map, top, fill, kernel, out_t,
-                              _scratch.empty("direct.strip", strip_shape_t, dtype), 0,
-                              out_shape[1], transposed=True, flip=flip)
+        out_t = allocate(out_shape[::-1], dtype)
+        correlate(image.T, col_map, row_map, top, fill, kernel, out_t,
+                  _scratch.empty("direct.strip", strip_shape_t, dtype), 0, out_shape[1],
+                  True, flip)
         return out_t.T
-    out = _memory.empty(out_shape, dtype)
-    _core.correlate_plane(image, row_map, col_map, left, fill, kernel, out,
-                          _scratch.empty("direct.strip", strip_shape, dtype), 0,
-                          out_shape[0], flip=flip)
+    out = allocate(out_shape, dtype)
+    correlate(image, row_map, col_map, left, fill, kernel, out,
+              _scratch.empty("direct.strip", strip_shape, dtype), 0, out_shape[0], False, flip)
     return out
 
 
@@ -258,8 +262,8 @@ def _run_short_pieces(short: ShortPath, image, kernel, flip: bool, transposed: b
         shape = short.strip_shape
 
     def rows(strip, r0, r1):
-        _core.correlate_plane(source, rows_map, cols_map, pad, short.fill, kernel, out, strip,
-                              r0, r1, transposed=transposed, flip=flip)
+        short.correlate(source, rows_map, cols_map, pad, short.fill, kernel, out, strip, r0, r1,
+                        transposed, flip)
 
     _parallel.run_rows(rows, out.shape[0], short.work / out.shape[0],
                        _parallel.resolve_workers(workers),

@@ -37,14 +37,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def _new(make, shape, dtype, order):
-    # make(shape, dtype, order=order), through the handler when it is large
-    dtype = np.dtype(dtype)
+cdef _new(make, shape, dtype, order):
+    # make(shape, dtype, order), through the handler when it is large
+    if type(dtype) not in _dtype_classes:
+        dtype = np.dtype(dtype)
+        _dtype_classes.add(type(dtype))
     if not _is_large(shape, dtype):
-        return make(shape, dtype, order=order)
+        return make(shape, dtype, order)
     old = cyc_cache_swap_handler(_handler)
     try:
-        return make(shape, dtype, order=order)
+        return make(shape, dtype, order)
     finally:
         cyc_cache_swap_handler(old)
 
@@ -59,10 +61,23 @@ def zeros(shape, dtype, order="C"):
     return _new(np.zeros, shape, dtype, order)
 
 
-def _is_large(shape, dtype) -> bool:
+# The classes of the dtypes seen (np.dtype's per-kind subclasses): a set
+# lookup tells a dtype for a tenth of isinstance(x, np.dtype)'s cost.
+cdef set _dtype_classes = set()
+
+
+cdef bint _is_large(shape, dtype):
     # (a bad shape is small here: NumPy's own call then raises its error)
-    count = shape if isinstance(shape, int) else math.prod(shape)
-    return count * dtype.itemsize >= MIN_BYTES
+    try:
+        if type(shape) is tuple:   # the common case, without math.prod's call
+            count = 1
+            for n in shape:
+                count *= n
+        else:
+            count = shape if isinstance(shape, int) else math.prod(shape)
+        return count * dtype.itemsize >= MIN_BYTES
+    except Exception:
+        return False
 
 
 def set_limit(size_t limit):
