@@ -487,7 +487,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
     index = _padding.index_map(n, before, L - 1 - before, rule)
     if inner == 1:
         rows_in, rows_out = s3[:, :, 0], o3[:, :, 0]
-        segment = n + L - 1 if n <= L - 1 else L - 1 + max(before, L - 1 - before)
+        segment = _along_scratch(n, L, before)
         chunks = _parallel.chunks_of(outer, n * L, workers)
         _parallel.run_work(lambda scratch, r0, r1: _core.ndimage_correlate_along_fast(
             rows_in, index, before, fill, w, rows_out, scratch, r0, r1),
@@ -546,7 +546,7 @@ def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
         block = _down_block(L, ctype)
         if inner == 1:
             run = _core.ndimage_correlate_along_fast
-            scratch = n + L - 1 if n <= L - 1 else L - 1 + max(before, L - 1 - before)
+            scratch = _along_scratch(n, L, before)
         else:
             run = _core.ndimage_correlate_down_fast
             scratch = (_DOWN_PIECE + L - 1) * block
@@ -574,6 +574,17 @@ def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
 
 
 _CORE_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def _along_scratch(n: int, L: int, before: int) -> int:
+    """Elements of ndimage_correlate_along_fast's scratch: its longest border
+    segment (the whole row when the window is wider), for up to
+    along_gather_rows() rows."""
+    segment = n + L - 1 if n <= L - 1 else L - 1 + max(before, L - 1 - before)
+    return segment * _ALONG_GATHER_ROWS
+
+
+_ALONG_GATHER_ROWS = _core.along_gather_rows()
 
 
 def _down_block(L: int, ctype) -> int:
