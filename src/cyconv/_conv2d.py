@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple, Sequence, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core, _geometry, _memory, _parallel, _scratch
+from . import _core, _geometry, _memory, _methods, _parallel, _scratch
 from ._padding import aligned
 
 IntPair = Union[int, Sequence[int]]
@@ -131,9 +131,7 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
                 _scratch.empty("conv2d.tiles", (plan.scratch,), dtype),
                 _scratch.empty("conv2d.edge", (plan.edge,), dtype))
 
-    # The specialization, not the fused function: its dispatch on the
-    # arguments' types costs 1.4 us a call (a sixth of an 8 x 8 layer's).
-    core = _core.conv2d["double" if plan.double_precision else "float"]
+    core = _methods.core_function(_core.conv2d, dtype)
 
     def job(buffers, n0, n1, y0, y1, b0=0, b1=-1):
         padded, tiles, edge = buffers

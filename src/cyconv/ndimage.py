@@ -516,7 +516,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
 # core calls, so the same bits.
 
 class _PassPlan(NamedTuple):
-    run: object             # the core function for the compute type (no fused dispatch)
+    run: object             # the core function, for the compute type (core_function)
     index: np.ndarray       # source index of each padded position along the axis, -1: fill
     fill: np.ndarray        # cval in the compute type, shape (1,)
     weights: np.ndarray     # in the compute type
@@ -550,10 +550,9 @@ def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
         else:
             run = _core.ndimage_correlate_down_fast
             scratch = (_DOWN_PIECE + L - 1) * block
-        # Indexed by type, a fused core function skips its dispatch (1.4 us
-        # a call); the weights are a copy (float64 ones may be the caller's
-        # array, changed later).
-        plan = _PassPlan(run[_CORE_TYPES[ctype]],
+        # (the weights are a copy: float64 ones may be the caller's array,
+        # changed later)
+        plan = _PassPlan(_methods.core_function(run, ctype),
                          _padding.index_map(n, before, L - 1 - before, rule),
                          np.full(1, cval, ctype), np.array(_kernel_as(weights, ctype)),
                          (outer, n, inner), scratch, block)
@@ -572,8 +571,6 @@ def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
                  _DOWN_PIECE, plan.block, 0, n)
     return True
 
-
-_CORE_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 
 def _along_scratch(n: int, L: int, before: int) -> int:
