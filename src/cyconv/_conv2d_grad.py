@@ -112,7 +112,9 @@ def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
     workers : int, optional
         Threads (None: the process default). Results are bitwise the same
         for any value. grad_weight's matrix products run in NumPy's BLAS,
-        which may use its own threads (limit them with threadpoolctl).
+        which may use its own threads (limit them with threadpoolctl); its
+        float32 sums may then differ in the last bits between BLAS thread
+        counts (OpenBLAS does not keep one order).
 
     Returns
     -------
