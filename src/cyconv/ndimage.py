@@ -534,9 +534,11 @@ def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
     False (nothing done) for any other call."""
     L = len(weights)
     if not (src.size * L < _parallel.MIN_WORK_PER_THREAD and src.dtype == ctype
-            and out.dtype == ctype and src.dtype.isnative and out.dtype.isnative
-            and src.flags.c_contiguous and out.flags.c_contiguous and src.flags.aligned
-            and out.flags.aligned and not np.may_share_memory(src, out)):
+            and out.dtype == ctype):   # (ctype is native: so are they)
+        return False
+    sf, of = src.flags, out.flags
+    if not (sf.c_contiguous and of.c_contiguous and sf.aligned and of.aligned
+            and not np.may_share_memory(src, out)):
         return False
     key = (src.shape, ctype, axis, before, rule, cval, weights.tobytes())
     plan = _pass_plans.get(key)
