@@ -400,6 +400,12 @@ def conv2d_expected(t, itemsize):
             Hb += 1
         packed = groups * -(-Kg // KB) * Cg * R * S * KB
         scratch = PT * KB
+        # 1x1 layers of few channels, unpadded, one group: pixel tiles, no chunks
+        lanes = R == S == sh == sw == groups == 1 and top == bottom == left == right == 0 \
+            and Cg <= TILES["lanes_max_channels"]
+        if lanes:
+            LP = TILES["pixel_f64" if itemsize == 8 else "pixel_f32"]
+            scratch = max(scratch, TILES["pixel_channels"] * LP)
         # 1x1 flat tiles in channel chunks: partial sums of a strip of tiles;
         # with more packed weights than 256 KB, chunks of one block (8 KB)
         # over strips whose partial sums fill 512 KB (an image smaller than
@@ -417,7 +423,7 @@ def conv2d_expected(t, itemsize):
         chunk = (18432 // (R * S * KB * itemsize) if R * S > 1
                  else 8192 // (KB * itemsize) if blocks_outer
                  else 16384 // (nb * KB * itemsize))
-        if flat and 32 <= chunk < Cg:
+        if flat and not lanes and 32 <= chunk < Cg:
             partial = 32768 if R * S > 1 else 524288 if blocks_outer else 131072
             pixels = (Ho - 1) * Wb + Wo
             tiles, tile_bytes = -(-pixels // PT), PT * KB * itemsize

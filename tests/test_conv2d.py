@@ -1241,7 +1241,7 @@ LOWERED_CASES = [
     (3, 8, 40, 13, 7, 3, 3, (2, 1), (0, 1, 3, 0), 1, 2, "zeros"),
     (1, 5, 17, 15, 15, 5, 5, 3, 2, 1, 1, "reflect"),
     (2, 4, 33, 11, 12, 2, 3, (1, 2), 1, (2, 1), 1, "circular"),
-    (2, 6, 24, 10, 10, 3, 3, 2, 1, 1, 3, "replicate"),
+    (2, 6, 48, 10, 10, 3, 3, 2, 1, 1, 3, "replicate"),   # 16 channels a group: blocked at any level
     (1, 3, 16, 8, 9, 3, 1, 2, 0, 1, 1, "symmetric"),
     (3, 2, 20, 1, 2, 3, 3, 2, 1, 1, 1, "zeros"),
     (2, 7, 20, 20, 21, 4, 4, 2, "same", 1, 1, "zeros"),
@@ -1425,7 +1425,8 @@ def test_shared_padding_column(dtype, N, H, W, K, R, S, padding, monkeypatch):
     (F32, 1, 600, 260, 9, 11, 2, 1),     # groups
     # images smaller than the weights: the whole image in passes of some blocks
     (F32, 1, 300, 1040, 12, 13, 1, 0),
-    (F64, 2, 300, 520, 11, 12, 1, 1),    # float64, batch, padding
+    (F64, 2, 300, 520, 11, 11, 1, 1),    # float64, batch, padding (13-pixel rows: flat tiles
+                                         # at 6 and 14 pixels a tile)
     (F32, 1, 600, 1040, 10, 13, 2, 0),   # groups
 ], ids=str)
 def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
@@ -1562,7 +1563,7 @@ def test_pixel_tiles_not_taken(shape, K, padding, groups):
 
 @pytest.mark.parametrize("K,Cg,R,S,groups", [
     (16, 1, 3, 5, 1), (16, 16, 1, 1, 1), (40, 17, 1, 1, 1), (33, 11, 3, 3, 1),
-    (48, 16, 3, 3, 3), (9, 4, 2, 2, 1), (64, 2, 4, 4, 2)], ids=str)
+    (48, 16, 3, 3, 3), (17, 4, 2, 2, 1), (64, 2, 4, 4, 2)], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "flipped", "transposed", "reversed", "strided"])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 def test_pack_weights_layout(K, Cg, R, S, groups, layout, dtype):

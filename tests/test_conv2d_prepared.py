@@ -59,7 +59,8 @@ def test_repeated_calls_are_bitwise_a_first_call(dtype, xshape, wshape, kwargs):
 
 def test_pieces_follow_the_chunk_size_of_each_call(monkeypatch):
     # The pieces are cut per call, so a smaller CHUNK_WORK still splits a
-    # remembered call into pieces of a row (the same bits).
+    # remembered call into as many pieces as a call planned afresh (the
+    # same bits).
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
     w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
@@ -70,7 +71,10 @@ def test_pieces_follow_the_chunk_size_of_each_call(monkeypatch):
                                                                  run(f, chunks, *a)))
     monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
     pieces = cyconv.conv2d(x, w, padding=1, workers=1)
-    assert cuts == [24] and pieces.tobytes() == whole.tobytes()
+    monkeypatch.setattr(_conv2d, "_prepared", {})
+    afresh = cyconv.conv2d(x, w, padding=1, workers=1)
+    assert cuts[0] > 1 and cuts == [cuts[0]] * 2
+    assert pieces.tobytes() == whole.tobytes() == afresh.tobytes()
 
 
 def test_output_is_fresh_and_inputs_unchanged():

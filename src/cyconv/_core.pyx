@@ -2306,6 +2306,8 @@ def tile_sizes():
     return dict(tile_pixels=_table.tile_pixels, block_f32=_table.block_f32,
                 block_f64=_table.block_f64, flat_channels=_table.flat_channels,
                 flat_f32=_table.flat_f32, flat_f64=_table.flat_f64,
+                pixel_channels=_table.pixel_channels, pixel_f32=_table.pixel_f32,
+                pixel_f64=_table.pixel_f64, lanes_max_channels=LANES_MAX_CHANNELS,
                 spatial_rows=SPATIAL_ROWS, small_pixels=SMALL_PIXELS,
                 strip_rows=API_STRIP_ROWS, align=API_ALIGN)
 
