@@ -726,3 +726,37 @@ def test_small_pass_plans_follow_the_weights_values():
             np.testing.assert_allclose(cnd.correlate1d(image, weights),
                                        ndi.correlate1d(image, weights), rtol=1e-12, atol=1e-12)
     assert len(cnd._pass_plans) == 3
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_small_pass_with_an_overlapping_output(axis):
+    # The output a row further on in the same buffer as the input: the kept
+    # pass declines and the general path (which copies first) runs.
+    rng = np.random.default_rng(10)
+    buffer = rng.standard_normal((13, 12))
+    x, y = buffer[:12], buffer[1:]
+    expected = ndi.correlate1d(x.copy(), [1.0, -2.0, 0.5], axis=axis)
+    cnd._pass_plans.clear()
+    cnd.correlate1d(x.copy(), [1.0, -2.0, 0.5], axis=axis)        # keep the plan
+    cnd.correlate1d(x, [1.0, -2.0, 0.5], axis=axis, output=y)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_small_passes_from_threads():
+    # Threads filtering with one kept plan at once: a plan's scratch serves
+    # one call at a time (the others take the general path), so every result
+    # has the bits of a call made alone.
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(11)
+    images = [rng.standard_normal((40, 30)).astype(np.float32) for _ in range(8)]
+    weights = np.array([0.25, 0.5, -1.0, 0.5, 0.25])
+    cnd._pass_plans.clear()
+    alone = [cnd.correlate1d(a, weights, mode="wrap").tobytes() for a in images]
+
+    def filter_all(_):
+        return [cnd.correlate1d(a, weights, mode="wrap").tobytes()
+                for _ in range(200) for a in images]
+
+    with ThreadPoolExecutor(4) as pool:
+        for results in pool.map(filter_all, range(4)):
+            assert results == alone * 200

@@ -115,6 +115,15 @@ def ndimage_correlate_along_fast(image: NDArray, col_map: NDArray[np.int64], bef
                                  scratch: NDArray, r0: int, r1: int) -> None: ...
 
 
+class SmallPass:
+    """A small 1-D pass of cyconv.ndimage with its constant arguments kept (built by
+    ndimage._pass_small)."""
+    def __init__(self, index: NDArray[np.int64], weights: NDArray, scratch: NDArray,
+                 fill: float, outer: int, n: int, inner: int, before: int, piece: int,
+                 block: int) -> None: ...
+    def run(self, src: NDArray, out: NDArray) -> bool: ...
+
+
 class PixelPlan:
     """Geometry and weights of the fused 8/16-bit image filter (built by cyconv.image)."""
     M: int

@@ -12,6 +12,8 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isinf, copysign, INFINITY
 from cpython.pyport cimport PY_SSIZE_T_MAX
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS,
+                            PyBUF_WRITABLE)
 
 cdef extern from "kernels.h" nogil:
     void cyc_prefetch_write(const void *p)
@@ -1953,6 +1955,38 @@ cdef inline void _rows_kernel(const fp_t *inp, Py_ssize_t rs, Py_ssize_t R, Py_s
         _table.spatial_rows_f64(inp, 0, rs, 1, R, S, w, out, os, width, nrows)
 
 
+cdef void _correlate_down(const char *data, Py_ssize_t ys,  # n x W image, rows ys bytes apart
+                          const int64_t *row_map, Py_ssize_t before, fp_t fill,
+                          const fp_t *weights, Py_ssize_t L,
+                          fp_t *out, Py_ssize_t os, Py_ssize_t n, Py_ssize_t W,
+                          fp_t *scratch, Py_ssize_t piece, Py_ssize_t block,
+                          Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """ndimage_correlate_down_fast on pointers (out: n x W, os elements apart)."""
+    cdef Py_ssize_t lo, hi, c0, bw, a, b
+    if W == 0 or r1 <= r0:
+        return
+    # interior rows: the window of output row i is image rows i - before .. i - before + L - 1
+    lo = max(r0, before)
+    hi = min(r1, n - (L - 1 - before))
+    c0 = 0
+    while c0 < W:
+        bw = min(block, W - c0)
+        if lo < hi:
+            _rows_kernel(<const fp_t *>(data + (lo - before) * ys) + c0,
+                         ys // <Py_ssize_t>sizeof(fp_t), L, 1, weights, out + lo * os + c0, os,
+                         bw, hi - lo)
+        a = r0
+        while a < r1:
+            if lo < hi and a == lo:
+                a = hi
+                continue
+            b = min(a + piece, r1, lo if (lo < hi and a < lo) else r1)
+            _gather_block(data, ys, row_map, fill, a, b + L - 1, c0, bw, scratch)
+            _rows_kernel(scratch, bw, L, 1, weights, out + a * os + c0, os, bw, b - a)
+            a = b
+        c0 += bw
+
+
 def ndimage_correlate_down_fast(const fp_t[:, :] image,     # IN  n x W, unit column stride
                                 const int64_t[::1] row_map, # IN  n+L-1 padded rows -> row or -1
                                 Py_ssize_t before,          # padding before row 0
@@ -1966,32 +2000,56 @@ def ndimage_correlate_down_fast(const fp_t[:, :] image,     # IN  n x W, unit co
     filter running down the columns, a block of columns at a time. Rows whose
     window lies inside the image are read in place; the others are gathered
     through row_map, `piece` rows at a time."""
-    cdef Py_ssize_t n = out.shape[0], W = out.shape[1], L = weights.shape[0]
-    cdef Py_ssize_t lo, hi, c0, bw, a, b
-    cdef Py_ssize_t ys = image.strides[0], os = out.strides[0] // <Py_ssize_t>sizeof(fp_t)
-    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and W else NULL
+    cdef Py_ssize_t W = out.shape[1]
     if W == 0 or r1 <= r0:
         return
-    # interior rows: the window of output row i is image rows i - before .. i - before + L - 1
-    lo = max(r0, before)
-    hi = min(r1, n - (L - 1 - before))
     with nogil:
-        c0 = 0
-        while c0 < W:
-            bw = min(block, W - c0)
-            if lo < hi:
-                _rows_kernel(<const fp_t *>(data + (lo - before) * ys) + c0, ys // <Py_ssize_t>sizeof(fp_t),
-                             L, 1, &weights[0], &out[lo, c0], os, bw, hi - lo)
-            a = r0
-            while a < r1:
-                if lo < hi and a == lo:
-                    a = hi
-                    continue
-                b = min(a + piece, r1, lo if (lo < hi and a < lo) else r1)
-                _gather_block(data, ys, &row_map[0], fill[0], a, b + L - 1, c0, bw, &scratch[0])
-                _rows_kernel(&scratch[0], bw, L, 1, &weights[0], &out[a, c0], os, bw, b - a)
-                a = b
-            c0 += bw
+        _correlate_down(<const char *>&image[0, 0], image.strides[0], &row_map[0], before,
+                        fill[0], &weights[0], weights.shape[0], &out[0, 0],
+                        out.strides[0] // <Py_ssize_t>sizeof(fp_t), out.shape[0], W,
+                        &scratch[0], piece, block, r0, r1)
+
+
+cdef void _correlate_along(const char *data, Py_ssize_t ys,  # rows x n, rows ys bytes apart
+                           const int64_t *col_map, Py_ssize_t before, fp_t fill,
+                           const fp_t *weights, Py_ssize_t L,
+                           fp_t *out, Py_ssize_t os, Py_ssize_t n, Py_ssize_t rows,
+                           fp_t *scratch) noexcept nogil:
+    """ndimage_correlate_along_fast on pointers, for all `rows` rows."""
+    cdef Py_ssize_t after = L - 1 - before
+    cdef Py_ssize_t lo = before, hi = n - after, r, q, sq, b0, b1, width, pitch
+    cdef const fp_t *row
+    cdef fp_t *dst
+    cdef Py_ssize_t segs[4]
+    cdef Py_ssize_t s, nseg
+    if n == 0 or rows <= 0:
+        return
+    if lo < hi:
+        segs[0], segs[1], segs[2], segs[3] = 0, lo, hi, n
+        nseg = 2
+        _rows_kernel(<const fp_t *>data, ys // <Py_ssize_t>sizeof(fp_t), 1, L, weights, out + lo,
+                     os, hi - lo, rows)
+    else:
+        segs[0], segs[1] = 0, n
+        nseg = 1
+    b0 = 0
+    while b0 < rows:
+        b1 = min(b0 + ALONG_GATHER_ROWS, rows)
+        for s in range(nseg):
+            width = segs[2 * s + 1] - segs[2 * s]
+            if width <= 0:
+                continue
+            # padded columns segs[2s] .. segs[2s+1] + L - 1 of each row
+            pitch = width + L - 1
+            for r in range(b0, b1):
+                row = <const fp_t *>(data + r * ys)
+                dst = scratch + (r - b0) * pitch
+                for q in range(segs[2 * s], segs[2 * s + 1] + L - 1):
+                    sq = col_map[q]
+                    dst[q - segs[2 * s]] = row[sq] if sq >= 0 else fill
+            _rows_kernel(scratch, pitch, 1, L, weights, out + b0 * os + segs[2 * s], os, width,
+                         b1 - b0)
+        b0 = b1
 
 
 def ndimage_correlate_along_fast(const fp_t[:, :] image,     # IN  rows x n, unit column stride
@@ -2008,44 +2066,91 @@ def ndimage_correlate_along_fast(const fp_t[:, :] image,     # IN  rows x n, uni
     r0..r1 at once), the border columns from segments gathered for up to
     ALONG_GATHER_ROWS rows and filtered in one call (one call per row and
     border cost a third of a 128 x 128 pass)."""
-    cdef Py_ssize_t n = out.shape[1], L = weights.shape[0], after = L - 1 - before
-    cdef Py_ssize_t lo = before, hi = n - after, r, q, j, sq, b0, b1, width, pitch
-    cdef Py_ssize_t ys = image.strides[0], os = out.strides[0] // <Py_ssize_t>sizeof(fp_t)
-    cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and n else NULL
-    cdef const fp_t *row
-    cdef fp_t *dst
-    cdef Py_ssize_t segs[4]
-    cdef Py_ssize_t s, nseg
+    cdef Py_ssize_t n = out.shape[1]
     if n == 0 or r1 <= r0:
         return
-    if lo < hi:
-        segs[0], segs[1], segs[2], segs[3] = 0, lo, hi, n
-        nseg = 2
-    else:
-        segs[0], segs[1] = 0, n
-        nseg = 1
     with nogil:
-        if lo < hi:
-            _rows_kernel(<const fp_t *>(data + r0 * ys), ys // <Py_ssize_t>sizeof(fp_t), 1, L,
-                         &weights[0], &out[r0, lo], os, hi - lo, r1 - r0)
-        b0 = r0
-        while b0 < r1:
-            b1 = min(b0 + ALONG_GATHER_ROWS, r1)
-            for s in range(nseg):
-                width = segs[2 * s + 1] - segs[2 * s]
-                if width <= 0:
-                    continue
-                # padded columns segs[2s] .. segs[2s+1] + L - 1 of each row
-                pitch = width + L - 1
-                for r in range(b0, b1):
-                    row = <const fp_t *>(data + r * ys)
-                    dst = &scratch[(r - b0) * pitch]
-                    for q in range(segs[2 * s], segs[2 * s + 1] + L - 1):
-                        sq = col_map[q]
-                        dst[q - segs[2 * s]] = row[sq] if sq >= 0 else fill[0]
-                _rows_kernel(&scratch[0], pitch, 1, L, &weights[0], &out[b0, segs[2 * s]], os,
-                             width, b1 - b0)
-            b0 = b1
+        _correlate_along(<const char *>&image[r0, 0], image.strides[0], &col_map[0], before,
+                         fill[0], &weights[0], weights.shape[0], &out[r0, 0],
+                         out.strides[0] // <Py_ssize_t>sizeof(fp_t), n, r1 - r0, &scratch[0])
+
+
+cdef class SmallPass:
+    """A small 1-D pass of cyconv.ndimage kept between calls (built by
+    ndimage._pass_small): its index map, weights, fill and scratch are
+    resolved once, so a call unpacks only its source and output. Each
+    constant memoryview argument and the scratch array cost about 0.2 us of
+    a 16 x 16 call of about 5."""
+    cdef const int64_t[::1] index           # padded position along the axis -> source, -1 fill
+    cdef const float[::1] weights_f32       # one of the two, in the compute type
+    cdef const double[::1] weights_f64
+    cdef float[::1] scratch_f32
+    cdef double[::1] scratch_f64
+    cdef double fill
+    cdef Py_ssize_t outer, n, inner, L, before, piece, block
+    cdef bint is_double                     # the compute type: float64 (else float32)
+    cdef bint in_use                        # another thread runs it: run() declines
+
+    def __init__(self, const int64_t[::1] index, weights, scratch, double fill,
+                 Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t before,
+                 Py_ssize_t piece, Py_ssize_t block):
+        self.index, self.L = index, len(weights)
+        self.is_double = weights.dtype.itemsize == 8
+        if self.is_double:
+            self.weights_f64, self.scratch_f64 = weights, scratch
+        else:
+            self.weights_f32, self.scratch_f32 = weights, scratch
+        self.fill, self.outer, self.n, self.inner = fill, outer, n, inner
+        self.before, self.piece, self.block = before, piece, block
+
+    def run(self, src, out):
+        """Filter `src` into `out` (C-contiguous arrays of the compute type, of
+        outer * n * inner elements; checked by the caller). False, with
+        nothing done, when the two overlap or while another thread is
+        running this pass (the GIL makes the test and the claim one step)."""
+        if self.in_use:
+            return False
+        self.in_use = True
+        try:
+            if self.is_double:
+                return _run_small_pass(self, &self.weights_f64[0], &self.scratch_f64[0], src,
+                                       out) == 1
+            return _run_small_pass(self, &self.weights_f32[0], &self.scratch_f32[0], src,
+                                   out) == 1
+        finally:
+            self.in_use = False
+
+
+cdef int _run_small_pass(SmallPass p, const fp_t *weights, fp_t *scratch,
+                         object src, object out) except -1:
+    """1 when done, 0 when `out` overlaps `src` (nothing done)."""
+    cdef Py_buffer sb, ob
+    PyObject_GetBuffer(src, &sb, PyBUF_C_CONTIGUOUS)
+    try:
+        PyObject_GetBuffer(out, &ob, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+    except:
+        PyBuffer_Release(&sb)
+        raise
+    cdef const char *s = <const char *>sb.buf
+    cdef fp_t *o = <fp_t *>ob.buf
+    cdef Py_ssize_t i, plane = p.n * p.inner, itemsize = sizeof(fp_t)
+    if s < <const char *>ob.buf + ob.len and <const char *>o < s + sb.len:
+        PyBuffer_Release(&ob)     # the output overlaps the source: the
+        PyBuffer_Release(&sb)     # caller's general path copies first
+        return 0
+    with nogil:
+        if p.inner == 1:
+            _correlate_along(s, p.n * itemsize, &p.index[0], p.before, <fp_t>p.fill, weights,
+                             p.L, o, p.n, p.n, p.outer, scratch)
+        else:
+            for i in range(p.outer):
+                _correlate_down(s + i * plane * itemsize, p.inner * itemsize, &p.index[0],
+                                p.before, <fp_t>p.fill, weights, p.L, o + i * plane, p.inner,
+                                p.n, p.inner, scratch, p.piece, p.block, 0, p.n)
+    PyBuffer_Release(&ob)
+    PyBuffer_Release(&sb)
+    return 1
+
 
 # 8- and 16-bit images: samples converted to float32 a row at a time, filtered
 # by the float32 row kernels, rounded and saturated straight into the output

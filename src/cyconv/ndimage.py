@@ -511,34 +511,24 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
 
 # Small passes (a filter in a loop over small images) repeat the same shapes,
 # weights and boundary: their index map, weights in the compute type, fill and
-# scratch size are kept, keyed by those, and the pass is one core call on the
-# calling thread, without _pass_in_place's layout and chunk planning. Same
-# core calls, so the same bits.
-
-class _PassPlan(NamedTuple):
-    run: object             # the core function, for the compute type (core_function)
-    index: np.ndarray       # source index of each padded position along the axis, -1: fill
-    fill: np.ndarray        # cval in the compute type, shape (1,)
-    weights: np.ndarray     # in the compute type
-    shape: tuple            # the array as (outer, n, inner)
-    scratch: int            # elements of the core's scratch
-    block: int              # down an axis: columns per block
-
+# scratch are kept in a _core.SmallPass, keyed by those, and the pass is one
+# core call on the calling thread, without _pass_in_place's layout and chunk
+# planning. The same core loops, so the same bits.
 
 _pass_plans: dict = {}
 
 
 def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
     """_pass_in_place of less than MIN_WORK_PER_THREAD multiply-adds between
-    C-contiguous native arrays of the compute type, from a kept _PassPlan.
-    False (nothing done) for any other call."""
+    C-contiguous native arrays of the compute type, from a kept
+    _core.SmallPass. False (nothing done) for any other call, and when the
+    kept pass declines (overlapping arrays, or another thread is in it)."""
     L = len(weights)
     if not (src.size * L < _parallel.MIN_WORK_PER_THREAD and src.dtype == ctype
             and out.dtype == ctype):   # (ctype is native: so are they)
         return False
     sf, of = src.flags, out.flags
-    if not (sf.c_contiguous and of.c_contiguous and sf.aligned and of.aligned
-            and not np.may_share_memory(src, out)):
+    if not (sf.c_contiguous and of.c_contiguous and sf.aligned and of.aligned):
         return False
     key = (src.shape, ctype, axis, before, rule, cval, weights.tobytes())
     plan = _pass_plans.get(key)
@@ -546,33 +536,18 @@ def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
         outer, n = math.prod(src.shape[:axis]), src.shape[axis]
         inner = math.prod(src.shape[axis + 1:])
         block = _down_block(L, ctype)
-        if inner == 1:
-            run = _core.ndimage_correlate_along_fast
-            scratch = _along_scratch(n, L, before)
-        else:
-            run = _core.ndimage_correlate_down_fast
-            scratch = (_DOWN_PIECE + L - 1) * block
+        scratch = _along_scratch(n, L, before) if inner == 1 \
+            else (_DOWN_PIECE + L - 1) * min(block, inner)
         # (the weights are a copy: float64 ones may be the caller's array,
         # changed later)
-        plan = _PassPlan(_methods.core_function(run, ctype),
-                         _padding.index_map(n, before, L - 1 - before, rule),
-                         np.full(1, cval, ctype), np.array(_kernel_as(weights, ctype)),
-                         (outer, n, inner), scratch, block)
+        plan = _core.SmallPass(_padding.index_map(n, before, L - 1 - before, rule),
+                               np.array(_kernel_as(weights, ctype)),
+                               np.empty(max(scratch, 1), ctype), cval, outer, n, inner,
+                               before, _DOWN_PIECE, block)
         if len(_pass_plans) >= _MAX_SHORT_PATHS:
             _pass_plans.clear()
         _pass_plans[key] = plan
-    outer, n, inner = plan.shape
-    scratch = np.empty(plan.scratch, ctype)
-    if inner == 1:
-        plan.run(src.reshape(outer, n), plan.index, before, plan.fill, plan.weights,
-                 out.reshape(outer, n), scratch, 0, outer)
-        return True
-    s3, o3 = src.reshape(plan.shape), out.reshape(plan.shape)
-    for o in range(outer):
-        plan.run(s3[o], plan.index, before, plan.fill, plan.weights, o3[o], scratch,
-                 _DOWN_PIECE, plan.block, 0, n)
-    return True
-
+    return plan.run(src, out)
 
 
 def _along_scratch(n: int, L: int, before: int) -> int:
@@ -1084,14 +1059,27 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     return output
 
 
+def _constant_weights(values) -> np.ndarray:
+    """Weights a filter always uses, made once (a list made into an array
+    costs about 1 us of a 10 us call on a small image)."""
+    weights = np.array(values, np.float64)
+    weights.flags.writeable = False
+    return weights
+
+
+_DIFFERENCE = _constant_weights([-1, 0, 1])
+_SOBEL_SMOOTH = _constant_weights([1, 2, 1])
+_PREWITT_SMOOTH = _constant_weights([1, 1, 1])
+_SECOND_DIFFERENCE = _constant_weights([1, -2, 1])
+
+
 def _derivative_filter(input, axis, output, mode, cval, derivative, smooth, workers):
     input = _as_input(input)
     axis = normalize_axis_index(axis, input.ndim)
     output = _get_output(output, input, overwritten=True)
     modes = _normalize_sequence(mode, input.ndim)
-    passes = [(axis, np.asarray(derivative, np.float64), 0, 0, modes[axis])]
-    passes += [(ax, np.asarray(smooth, np.float64), 0, 0, modes[ax])
-               for ax in range(input.ndim) if ax != axis]
+    passes = [(axis, derivative, 0, 0, modes[axis])]
+    passes += [(ax, smooth, 0, 0, modes[ax]) for ax in range(input.ndim) if ax != axis]
     _run_passes(input, output, passes, cval, workers)
     return output
 
@@ -1134,13 +1122,15 @@ def _run_passes(input, output, passes, cval, workers) -> None:
 def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0, *, workers=None):
     """Prewitt filter, as scipy.ndimage.prewitt: [-1, 0, 1] along `axis`, then
     [1, 1, 1] along every other axis, each pass into the output."""
-    return _derivative_filter(input, axis, output, mode, cval, [-1, 0, 1], [1, 1, 1], workers)
+    return _derivative_filter(input, axis, output, mode, cval, _DIFFERENCE, _PREWITT_SMOOTH,
+                              workers)
 
 
 def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0, *, workers=None):
     """Sobel filter, as scipy.ndimage.sobel: [-1, 0, 1] along `axis`, then
     [1, 2, 1] along every other axis, each pass into the output."""
-    return _derivative_filter(input, axis, output, mode, cval, [-1, 0, 1], [1, 2, 1], workers)
+    return _derivative_filter(input, axis, output, mode, cval, _DIFFERENCE, _SOBEL_SMOOTH,
+                              workers)
 
 
 def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0,
@@ -1168,7 +1158,8 @@ def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None, workers=
     """Laplace filter, as scipy.ndimage.laplace: the sum over `axes` of [1, -2, 1]
     along each axis."""
     def derivative2(input, axis, output, mode, cval):
-        return correlate1d(input, [1, -2, 1], axis, output, mode, cval, 0, workers=workers)
+        return correlate1d(input, _SECOND_DIFFERENCE, axis, output, mode, cval, 0,
+                           workers=workers)
     return generic_laplace(input, derivative2, output, mode, cval, axes=axes)
 
 
