@@ -213,6 +213,31 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #undef FV
 #endif
 
+#if CYC_X86_DISPATCH
+/* The AVX-512 level's row kernels: the 512-bit ones where each loaded input
+ * vector feeds many FMAs (kernels of 8+ rows, or columns of 5+ taps), the
+ * 256-bit ones elsewhere. On Zen 4, which runs 512-bit FMAs double-pumped
+ * (the same peak as AVX2), the 512-bit rows measured 6-29 % slower on 1024^2
+ * images with kernels of 1-7 rows (every unaligned 64-byte load splits a
+ * cache line) and 5-50 % faster with 8+ rows (bench/RESULTS.md,
+ * 2026-12-02). Both sum each pixel in the same order with the same fused
+ * rounding, so the choice never changes a bit. */
+#define MIXED_ROWS(SFX, T)                                                            \
+    static void cyc_spatial_rows_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs, \
+                                                cyc_index C, cyc_index R, cyc_index S,  \
+                                                const T *w, T *out, cyc_index os,       \
+                                                cyc_index width, cyc_index nrows)       \
+    {                                                                                 \
+        if (R >= 8 || (S == 1 && R >= 5))                                             \
+            cyc_spatial_rows_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows); \
+        else                                                                          \
+            cyc_spatial_rows_##SFX##_avx2(in, cs, rs, C, R, S, w, out, os, width, nrows); \
+    }
+MIXED_ROWS(f32, float)
+MIXED_ROWS(f64, double)
+#undef MIXED_ROWS
+#endif
+
 /* The tile-size fields of a level's table (see cyc_kernel_table): PT and KB
  * for float32, float64; FK and FP for float32, float64. */
 #define TILE_SIZES(L) L##_PT, CYC_BLOCK_CHANNELS(L##_VBYTES, float), \
@@ -254,7 +279,7 @@ static const cyc_kernel_table table_avx2 = {
 static const cyc_kernel_table table_avx512 = {
     "avx512",
     cyc_spatial_row_f32_avx512, cyc_spatial_row_f64_avx512,
-    cyc_spatial_rows_f32_avx512, cyc_spatial_rows_f64_avx512,
+    cyc_spatial_rows_f32_mixed, cyc_spatial_rows_f64_mixed,
     cyc_blocked_tile_f32_avx512, cyc_blocked_tile_f64_avx512,
     TILE_SIZES(AVX512),
     cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, FLAT_SIZES(AVX512),
