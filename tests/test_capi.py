@@ -380,6 +380,9 @@ def conv2d_expected(t, itemsize):
         return None
     Ho, Wo = (Hp - eh) // sh + 1, (Wp - ew) // sw + 1
     Cg, Kg = C // groups, K // groups
+    # the kernels' tiles for this layer: AVX-512's, or AVX2's for layers of
+    # fewer channels than an AVX-512 block
+    TILES = _core.tile_sizes(Kg, itemsize == 8)
     PT, FK = TILES["tile_pixels"], TILES["flat_channels"]
     KB = TILES["block_f64" if itemsize == 8 else "block_f32"]
     FP = TILES["flat_f64" if itemsize == 8 else "flat_f32"]

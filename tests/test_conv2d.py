@@ -1302,7 +1302,6 @@ def test_lowering_thresholds():
     output row within
     LOWER_MAX_BYTES; never unit-stride or 1x1 layers."""
     from cyconv import _conv2d, _core
-    sizes = _core.tile_sizes()
 
     def lowered(C, H, R=3, stride=2, K=64, dtype=F32):
         prep = _conv2d._prepare(np.empty((1, C, H, H), dtype), np.empty((K, C, R, R), dtype),
@@ -1310,6 +1309,7 @@ def test_lowering_thresholds():
         return prep.lowered is not None
 
     def rule(C, H, dtype=F32):   # 3x3/2, padding 1: Wo = ceil(H / 2)
+        sizes = _core.tile_sizes(64, dtype == F64)   # (K = 64)
         KB = sizes["block_f64" if dtype == F64 else "block_f32"]
         block = C * 9 * KB * np.dtype(dtype).itemsize
         Wo, short = -(-H // 2), _conv2d.LOWER_SHORT_ROWS
@@ -1321,7 +1321,8 @@ def test_lowering_thresholds():
                         (128, 56, F32), (128, 48, F32), (128, 62, F64), (128, 64, F32),
                         (128, 60, F64)]:
         assert lowered(C, H, dtype=dtype) == rule(C, H, dtype), (C, H, dtype)
-    if sizes["block_f32"] == 16:   # AVX2 and AVX-512 (16 float32 channels a block)
+    sizes = _core.tile_sizes(64)
+    if sizes["block_f32"] == 16:   # AVX2 (16 float32 channels a block)
         assert lowered(128, 28) and lowered(256, 112) and not lowered(128, 112)
         assert not lowered(128, 64)   # rows of 32 pixels
     if sizes["block_f32"] == 16 and sizes["tile_pixels"] == 6:   # AVX2
@@ -1330,8 +1331,9 @@ def test_lowering_thresholds():
     assert not lowered(1024, 14, R=1)           # 1x1: already a 1x1 layer
     assert lowered(1024, 224) == rule(1024, 224)   # 115 MB of patches: in bands of rows
     assert not lowered(4096, 512)               # one row's patches are over 8 MB
-    if sizes["block_f32"] >= 4:                 # a row-vectorized (unblocked) plan
-        assert not lowered(256, 14, K=sizes["block_f32"] // 2 - 1)
+    narrow = _core.tile_sizes(1)["block_f32"]   # the blocks of the narrowest layers' kernels
+    if narrow >= 4:                             # a row-vectorized (unblocked) plan
+        assert not lowered(256, 14, K=narrow // 2 - 1)
 
 
 @pytest.mark.parametrize("R,S,stride,dilation,K", [
@@ -1483,7 +1485,8 @@ def test_chunked_tap_tiles(dtype, N, C, K, H, W, kernel, groups, padding, dilati
     pad = (padding,) * 2 if isinstance(padding, int) else padding
     plan = _core.conv2d_plan((N, C, H, W), K, kernel, groups, (1, 1), (dilation,) * 2,
                              (pad[0], pad[0], pad[1], pad[1]), dtype == F64, zero_padding=True)
-    block = _core.tile_sizes()["block_f64" if dtype == F64 else "block_f32"]
+    block = _core.tile_sizes(K // groups, dtype == F64)["block_f64" if dtype == F64
+                                                        else "block_f32"]
     chunk = 18432 // (math.prod(kernel) * block * np.dtype(dtype).itemsize)
     assert plan.blocked
     assert plan.chunk_blocks_outer == (32 <= chunk < C // groups)

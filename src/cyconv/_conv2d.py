@@ -248,7 +248,7 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
             and row_bytes <= LOWER_MAX_BYTES and block_bytes > LOWER_MIN_BLOCK_BYTES
             and (geo.Wo <= LOWER_SHORT_ROWS or block_bytes > 2 * LOWER_MIN_BLOCK_BYTES
                  or (geo.Wo < 2 * LOWER_SHORT_ROWS
-                     and geo.Wo % _core.tile_sizes()["tile_pixels"]))):
+                     and geo.Wo % plan.tile_pixels))):
         # A strided layer's tiles stream each channel block's weights from
         # L2 for every tile, and its rows' last tiles are narrow (3x3/2
         # @14x14: rows of 7 in tiles of 6 + 2). As a 1x1 layer on the
