@@ -65,6 +65,42 @@ def test_a_freed_result_is_reused_and_fully_overwritten():
     assert _memory.kept_bytes() == 0
 
 
+def _image_at(offset, shape=BIG, dtype=np.float32):
+    """An image whose data starts `offset` bytes into a 4 KB page."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(size + 8192, np.uint8)
+    start = (offset - raw.ctypes.data) % 4096
+    image = raw[start:start + size].view(dtype).reshape(shape)
+    image[...] = _image(shape, dtype)
+    return image
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_start_apart_from_their_image_within_the_page(dtype):
+    # Each offset reuses the previous result's block, placed anew each time.
+    kernel = _image((5, 5), dtype, seed=1)
+    for offset in [0, 16, 1536, 2560, 4032, 8, 3000]:
+        image = _image_at(offset, dtype=dtype)
+        expected = scipy.signal.convolve2d(image, kernel, "same")
+        for method in ["auto", "direct"]:
+            out = cyconv.convolve2d(image, kernel, "same", method=method)
+            assert out.ctypes.data % 4096 == (offset + 1536) % 4096 // 64 * 64
+            assert out.flags.owndata and get_handler_name(out) == HANDLER
+            np.testing.assert_array_equal(out, expected)
+            out[...] = np.nan        # a stale block for the next placement
+            del out
+
+
+def test_placement_apart_from_anything_else_is_the_default():
+    a = _memory.empty(BIG, np.float32, apart_from=None)
+    b = _memory.empty(BIG, np.float32, apart_from=[1, 2])     # not an array: ignored
+    c = _memory.empty(BIG, np.float32, apart_from=_image_at(64, (4, 4)))
+    assert a.ctypes.data % 64 == 0 and b.ctypes.data % 64 == 0
+    assert c.ctypes.data % 4096 == 1600
+    c[...] = 1.0
+    assert c.sum() == c.size
+
+
 @pytest.mark.parametrize("call", [
     lambda x: cyconv.correlate2d(x, np.ones((3, 3), x.dtype), "same", boundary="symm"),
     lambda x: cyconv.convolve2d(np.asfortranarray(x), np.ones((3, 3), x.dtype), "same"),

@@ -183,7 +183,7 @@ class ShortPath(NamedTuple):
     dtype: np.dtype
     convolve: bool
     work: int              # multiply-adds: how _parallel.run_rows shares them out
-    allocate: object       # np.empty, or _memory.empty for a large output
+    allocate: object       # _empty, or _memory.empty for a large output
 
 
 _short_paths: dict = {}
@@ -220,7 +220,11 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
                                   fill, plan.out_shape, (rows + M - 1, Wp),
                                   (rows_t + N - 1, Hp), dtype, convolve, Ho * Wo * M * N,
                                   _memory.empty if Ho * Wo * dtype.itemsize >= _memory.MIN_BYTES
-                                  else np.empty)
+                                  else _empty)
+
+
+def _empty(shape, dtype, apart_from):
+    return np.empty(shape, dtype)
 
 
 def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray, workers) -> np.ndarray:
@@ -236,12 +240,12 @@ def _run_short(short: ShortPath, image: np.ndarray, kernel: np.ndarray, workers)
     # Less work: one core call here, as run_rows would make it (every
     # closure and keyword is a tenth of an 8 x 8 call).
     if transposed:
-        out_t = allocate(out_shape[::-1], dtype)
+        out_t = allocate(out_shape[::-1], dtype, apart_from=image)
         correlate(image.T, col_map, row_map, top, fill, kernel, out_t,
                   _scratch.empty("direct.strip", strip_shape_t, dtype), 0, out_shape[1],
                   True, flip)
         return out_t.T
-    out = allocate(out_shape, dtype)
+    out = allocate(out_shape, dtype, apart_from=image)
     correlate(image, row_map, col_map, left, fill, kernel, out,
               _scratch.empty("direct.strip", strip_shape, dtype), 0, out_shape[0], False, flip)
     return out
@@ -253,11 +257,11 @@ def _run_short_pieces(short: ShortPath, image, kernel, flip: bool, transposed: b
     threads of the full path (_methods.correlate_into, whose own argument
     handling made these calls 4-7 % slower at 200-512 pixels square)."""
     if transposed:
-        out = _memory.empty(short.out_shape[::-1], short.dtype)
+        out = _memory.empty(short.out_shape[::-1], short.dtype, apart_from=image)
         source, rows_map, cols_map, pad = image.T, short.col_map, short.row_map, short.top
         shape = short.strip_shape_t
     else:
-        out = _memory.empty(short.out_shape, short.dtype)
+        out = _memory.empty(short.out_shape, short.dtype, apart_from=image)
         source, rows_map, cols_map, pad = image, short.row_map, short.col_map, short.left
         shape = short.strip_shape
 

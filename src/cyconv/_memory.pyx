@@ -19,6 +19,7 @@ cdef extern from "block_cache.h":
     size_t cyc_cache_kept() noexcept nogil
     size_t cyc_cache_limit() noexcept nogil
     void cyc_cache_after_fork() noexcept nogil
+    void cyc_cache_place_apart(object array)
 
 # Blocks kept by default, at most: a few large results (4096 x 4096 float32
 # is 64 MB).
@@ -37,7 +38,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-cdef _new(make, shape, dtype, order):
+cdef _new(make, shape, dtype, order, apart_from):
     # make(shape, dtype, order), through the handler when it is large
     if type(dtype) not in _dtype_classes:
         dtype = np.dtype(dtype)
@@ -46,19 +47,27 @@ cdef _new(make, shape, dtype, order):
         return make(shape, dtype, order)
     old = cyc_cache_swap_handler(_handler)
     try:
+        if apart_from is not None:
+            cyc_cache_place_apart(apart_from)
         return make(shape, dtype, order)
     finally:
         cyc_cache_swap_handler(old)
 
 
-def empty(shape, dtype, order="C"):
-    """np.empty(shape, dtype, order); from a kept block when it is large."""
-    return _new(np.empty, shape, dtype, order)
+def empty(shape, dtype, order="C", apart_from=None):
+    """np.empty(shape, dtype, order); from a kept block when it is large.
+
+    apart_from: an array a kernel will read while it writes this one (its
+    input). A large result then starts 1536 bytes further into its 4 KB
+    page than that array, so that rows of the two a multiple of 4 KB apart
+    do not compete for the same L1 sets (block_cache.h)."""
+    return _new(np.empty, shape, dtype, order, apart_from)
 
 
-def zeros(shape, dtype, order="C"):
-    """np.zeros(shape, dtype, order); from a kept block when it is large."""
-    return _new(np.zeros, shape, dtype, order)
+def zeros(shape, dtype, order="C", apart_from=None):
+    """np.zeros(shape, dtype, order); from a kept block when it is large
+    (apart_from: see empty)."""
+    return _new(np.zeros, shape, dtype, order, apart_from)
 
 
 # The classes of the dtypes seen (np.dtype's per-kind subclasses): a set

@@ -169,7 +169,8 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
 
     # A column-major image gets a column-major result: correlate_into then
     # writes the transposed problem's rows straight into it.
-    out = _memory.empty(plan.out_shape, dtype, order="F" if _column_major_float(image) else "C")
+    out = _memory.empty(plan.out_shape, dtype, order="F" if _column_major_float(image) else "C",
+                        apart_from=image)
     correlate_into(image, kernel, plan.row_map, plan.col_map, plan.left, plan.top, fill, out,
                    workers)
     return out

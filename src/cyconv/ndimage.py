@@ -149,20 +149,20 @@ def _get_output(output, input: np.ndarray, complex_output: bool = False,
     if output is None:
         dtype = np.promote_types(input.dtype, np.complex64) if complex_output \
             else _native(input.dtype)
-        out = new(shape, dtype)
+        out = new(shape, dtype, apart_from=input)
     elif isinstance(output, (type, np.dtype)):
         dtype = np.dtype(output)
         if complex_output and dtype.kind != "c":
             warnings.warn("promoting specified output dtype to complex", stacklevel=3)
             dtype = np.promote_types(dtype, np.complex64)
-        out = new(shape, dtype)
+        out = new(shape, dtype, apart_from=input)
     elif isinstance(output, str):
         dtype = np.dtype(output)
         if complex_output and dtype.kind != "c":
             raise NdimageArgumentError("output must have complex dtype")
         if not issubclass(dtype.type, np.number):
             raise NdimageArgumentError("output must have numeric dtype")
-        out = new(shape, dtype)
+        out = new(shape, dtype, apart_from=input)
     else:
         out = np.asarray(output)
         if out.shape != shape:
@@ -480,7 +480,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
         and out.flags.aligned and not np.may_share_memory(src, out) else None
     result = None
     if o3 is None:
-        result = _memory.empty(src.shape, ctype)
+        result = _memory.empty(src.shape, ctype, apart_from=src)
         o3 = result.reshape(s3.shape)
     w = _kernel_as(weights, ctype)
     fill = np.full(1, cval, ctype)
@@ -788,7 +788,7 @@ def _short_key(input, weights, output, mode, cval, origin, convolution, axes):
 
 
 def _run_short(short: _ShortPath, input, workers) -> np.ndarray:
-    out = _memory.zeros(input.shape, short.dtype)
+    out = _memory.zeros(input.shape, short.dtype, apart_from=input)
     _correlate_plane_into(input, short.kernel, short.row_map, short.col_map, short.left,
                           short.top, short.cval, out, _parallel.resolve_workers(workers))
     return out
@@ -1094,7 +1094,7 @@ def _run_passes(input, output, passes, cval, workers) -> None:
     buffers = [output]
     if len(passes) > 1 and output.dtype.kind == "f" and output.dtype.isnative \
             and output.flags.c_contiguous:
-        buffers = [output, _memory.empty(output.shape, output.dtype)]
+        buffers = [output, _memory.empty(output.shape, output.dtype, apart_from=output)]
     real = input.dtype.kind != "c" and output.dtype.kind != "c"
     if real:   # each pass's checks here, in uniform_filter1d's / correlate1d's order
         workers = _checked_workers(workers)
