@@ -1,6 +1,7 @@
 /* Kernel template, included by kernels.c once per (element type, level).
  *
- * Expects: T (float or double), SFX (f32/f64), ISA (name token),
+ * Expects: T (float or double), TI (the integer type of its size), SFX
+ * (f32/f64), ISA (name token), SHIFTS (see kernels.c),
  * TARGET (function attribute or empty), VBYTES (vector size in bytes, 0 for
  * plain scalar C), PT (pixels per blocked tile).
  * Vectors use the GCC/Clang vector extension, so one source serves SSE2,
@@ -287,15 +288,56 @@ TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
 }
 
 #if VBYTES
+#if SHIFTS
+typedef TI CAT4(veci, T, ISA, SFX) __attribute__((vector_size(VBYTES)));
+#define VECI CAT4(veci, T, ISA, SFX)
+/* {first, first + 1, ...}: a shuffle mask, constant once inlined. */
+TARGET static inline __attribute__((always_inline)) VECI FN(lanes_from)(int first)
+{
+    VECI m;
+#pragma GCC unroll 16
+    for (int i = 0; i < VW; i++) m[i] = first + i;
+    return m;
+}
+#endif
+
+/* The three shifted vectors (s = 0, 1, 2) of two vectors of columns of
+ * input row q: xs[s][v] holds q[s + v * VW ...]. With SHIFTS, three loads
+ * and three shuffles instead of six loads (AVX-512: a 64-byte load at an
+ * odd offset splits a cache line); the third load ends at the window's
+ * last column, so nothing past it is read. The values are the same. */
+TARGET static inline __attribute__((always_inline)) void
+FN(shifted_3x3)(const T *q, VEC xs[3][2])
+{
+#if SHIFTS
+    VEC x0 = VLOADU(q), x1 = VLOADU(q + VW), x2 = VLOADU(q + VW + 2);
+    VECI last = FN(lanes_from)(1);
+    last[VW - 1] = 2 * VW - 2;     /* q[2 VW] is x2's lane VW - 2 */
+    xs[0][0] = x0;
+    xs[1][0] = __builtin_shuffle(x0, x1, FN(lanes_from)(1));
+    xs[2][0] = __builtin_shuffle(x0, x1, FN(lanes_from)(2));
+    xs[0][1] = x1;
+    xs[1][1] = __builtin_shuffle(x1, x2, last);
+    xs[2][1] = x2;
+#else
+#pragma GCC unroll 3
+    for (int s = 0; s < 3; s++)
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; v++) xs[s][v] = VLOADU(q + s + v * VW);
+#endif
+}
+
 /* Input row q into the 3x3 accumulators of three output rows, two vectors
  * wide: `fin` gets kernel row 2 (its last), `mid` row 1, `start` row 0
  * (from zero); the flags (constants once inlined) drop rows that do not
- * exist. Each shifted input vector is loaded once for all three rows; per
+ * exist. Each shifted input vector is made once for all three rows; per
  * pixel the sum runs in (r, s) order from zero, as spatial_row's. */
 TARGET static inline __attribute__((always_inline)) void
 FN(feed_3x3)(const T *q, const VEC *wv, VEC *fin, VEC *mid, VEC *start,
              const int has_fin, const int has_mid, const int has_start)
 {
+    VEC xs[3][2];
+    FN(shifted_3x3)(q, xs);
     if (has_start) {
         start[0] = (VEC){0};
         start[1] = (VEC){0};
@@ -304,10 +346,9 @@ FN(feed_3x3)(const T *q, const VEC *wv, VEC *fin, VEC *mid, VEC *start,
     for (int s = 0; s < 3; s++)
 #pragma GCC unroll 2
         for (int v = 0; v < 2; v++) {
-            VEC x = VLOADU(q + s + v * VW);
-            if (has_fin) fin[v] += wv[6 + s] * x;
-            if (has_mid) mid[v] += wv[3 + s] * x;
-            if (has_start) start[v] += wv[s] * x;
+            if (has_fin) fin[v] += wv[6 + s] * xs[s][v];
+            if (has_mid) mid[v] += wv[3 + s] * xs[s][v];
+            if (has_start) start[v] += wv[s] * xs[s][v];
         }
 }
 
@@ -316,7 +357,8 @@ FN(feed_3x3)(const T *q, const VEC *wv, VEC *fin, VEC *mid, VEC *start,
 /* Three output rows of a single-channel 3x3 correlation by two vectors of
  * columns: each of the five input rows is loaded once (three shifted loads
  * per vector) and feeds every output row whose window holds it, with the
- * nine weights in registers: 5/9 of a load per FMA and no broadcasts.
+ * nine weights in registers: 5/9 of a load per FMA (5/18 with SHIFTS)
+ * and no broadcasts.
  * Longer walks down the rows (6 rows, 8 input rows) were slower at a
  * 4096-byte pitch: the input and output rows then fill the few L1 sets
  * they map to (measured, 1024-wide float32: 3 rows 35-45 GFLOP/s, 6 rows
