@@ -6,6 +6,14 @@
  * cells that no kernel may write. Exit status 0 if all pass.
  * Built and run by tests/test_c_kernels.py (native, and the scalar build a
  * compiler without GNU C gets) and by tools/check_wheel.py (under qemu). */
+#if defined(__unix__) || defined(__APPLE__)
+#define _DEFAULT_SOURCE 1   /* mmap's MAP_ANONYMOUS under -std=c11 */
+#define CK_GUARD_PAGES 1
+#include <sys/mman.h>
+#include <unistd.h>
+#else
+#define CK_GUARD_PAGES 0
+#endif
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +37,36 @@ static double urand(void)  /* xorshift64: uniform in [-1, 1) */
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return (double)(rng_state >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
+/* `bytes` that end where readable memory ends: the next page is mapped
+ * without access (where the OS has mmap), so a kernel that reads past its
+ * input crashes the program instead of passing. Free with guarded_free. */
+static void *guarded_alloc(size_t bytes)
+{
+#if CK_GUARD_PAGES
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), data = (bytes + page - 1) / page * page;
+    char *region = mmap(NULL, data + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
+    if (region == MAP_FAILED || mprotect(region + data, page, PROT_NONE) != 0) {
+        printf("guarded_alloc: mmap/mprotect failed\n");
+        exit(2);
+    }
+    return region + data - bytes;
+#else
+    return malloc(bytes);
+#endif
+}
+
+static void guarded_free(void *p, size_t bytes)
+{
+#if CK_GUARD_PAGES
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), data = (bytes + page - 1) / page * page;
+    munmap((char *)p + bytes - data, data + page);
+#else
+    (void)bytes;
+    free(p);
+#endif
 }
 
 #define T float

@@ -56,26 +56,26 @@
 #else
 #define CYC_X86_INTRINSICS 0
 #endif
+/* valignd's shift is an immediate: GCC accepts one that is constant once
+ * inlined and unrolled, Clang only a constant expression. The AVX-512 rows
+ * make shifted vectors in registers with GCC builds only. */
+#if CYC_X86_INTRINSICS && defined(__GNUC__) && !defined(__clang__)
+#define CYC_ALIGNR_SHIFTS 1
+#else
+#define CYC_ALIGNR_SHIFTS 0
+#endif
 #if CYC_X86 && defined(__APPLE__)
 #include <sys/sysctl.h>
 #endif
 
-/* GCC's __builtin_shuffle takes a mask vector that folds to a constant
- * (Clang's shuffle takes its indices as separate constants): the levels
- * that make shifted vectors in registers do so with GCC only. */
-#if defined(__GNUC__) && !defined(__clang__) && CYC_HAVE_VECTOR_EXT
-#define CYC_GNU_SHUFFLE 1
-#else
-#define CYC_GNU_SHUFFLE 0
-#endif
 
 /* Each level's tile parameters, defined once: the template is instantiated
  * with them, and the tables at the end report the tile sizes they give.
  * VBYTES: vector bytes (0: plain scalar C); PT: pixels per blocked tile;
  * TR: rows per spatial_rows step; RB_REGS, RB_ACCS: vector registers and
  * accumulators the register-blocked rows may use; FK x FV: flat tiles of FK output channels
- * by FV vectors of pixels; SHIFTS: the single-channel 3x3 rows make their
- * shifted input vectors from aligned-to-the-row loads in registers. */
+ * by FV vectors of pixels; SHIFTS: single-channel 3x3 and square 5-15 tap
+ * rows make their shifted input vectors in registers (kernels_impl.h). */
 #if CYC_HAVE_VECTOR_EXT
 #define BASE_VBYTES 16
 #define BASE_PT 6
@@ -99,7 +99,7 @@
 #define BASE_FK 3        /* 3 x 4 accumulators: measured faster than 2 x 4 (SSE2, Zen 3) */
 #define BASE_FV 4
 #define AVX2_VBYTES 32
-#define AVX2_SHIFTS 0     /* a ymm shift across 128-bit lanes takes two shuffles: measured no faster */
+#define AVX2_SHIFTS 0     /* 256-bit shifts across 128-bit lanes take two shuffles: measured no faster (Zen 4, 3x3) */
 #define AVX2_PT 6
 #define AVX2_TR 4
 #define AVX2_RB_REGS 16
@@ -107,7 +107,7 @@
 #define AVX2_FK 3        /* 12 accumulators; each loaded input vector feeds 3 FMAs (Zen 3: 1.8x 2 x 4) */
 #define AVX2_FV 4
 #define AVX512_VBYTES 64
-#define AVX512_SHIFTS CYC_GNU_SHUFFLE   /* valignd / vpermt2ps: one instruction a shift */
+#define AVX512_SHIFTS CYC_ALIGNR_SHIFTS   /* valignd: one instruction a shift */
 #define AVX512_PT 14
 #define AVX512_TR 8      /* up to 24 accumulators in the 32 zmm registers */
 #define AVX512_RB_REGS 32
@@ -138,18 +138,14 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define FV BASE_FV
 #define SHIFTS BASE_SHIFTS
 #define T float
-#define TI int
 #define SFX f32
 #include "kernels_impl.h"
 #undef T
-#undef TI
 #undef SFX
 #define T double
-#define TI long long
 #define SFX f64
 #include "kernels_impl.h"
 #undef T
-#undef TI
 #undef SFX
 #include "pixels_impl.h"
 #undef ISA
@@ -178,18 +174,14 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define FV AVX2_FV
 #define SHIFTS AVX2_SHIFTS
 #define T float
-#define TI int
 #define SFX f32
 #include "kernels_impl.h"
 #undef T
-#undef TI
 #undef SFX
 #define T double
-#define TI long long
 #define SFX f64
 #include "kernels_impl.h"
 #undef T
-#undef TI
 #undef SFX
 #include "pixels_impl.h"
 #undef ISA
@@ -217,18 +209,14 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define FV AVX512_FV
 #define SHIFTS AVX512_SHIFTS
 #define T float
-#define TI int
 #define SFX f32
 #include "kernels_impl.h"
 #undef T
-#undef TI
 #undef SFX
 #define T double
-#define TI long long
 #define SFX f64
 #include "kernels_impl.h"
 #undef T
-#undef TI
 #undef SFX
 #include "pixels_impl.h"
 #undef ISA
@@ -247,15 +235,16 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #if CYC_X86_DISPATCH
 /* The AVX-512 level's row kernels: the 512-bit ones where each loaded input
  * vector feeds many FMAs (kernels of 8+ rows, or columns of 5+ taps) or
- * where the shifted vectors are made in registers (single-channel 3x3,
- * wide enough for two 512-bit vectors), the 256-bit ones elsewhere. On Zen
- * 4, which runs 512-bit FMAs double-pumped (the same peak as AVX2), the
- * 512-bit rows measured 6-29 % slower on 1024^2 images with kernels of 1-7
- * rows (every unaligned 64-byte load splits a cache line) and 5-50 % faster
- * with 8+ rows (bench/RESULTS.md, 2026-12-02); the 3x3 rows with shifts
- * made in registers 1.17x the 256-bit ones (1024^2 float32, kernel alone).
- * Both sum each pixel in the same order with the same fused rounding, so
- * the choice never changes a bit. */
+ * where the shifted vectors are made in registers (single-channel 3x3 wide
+ * enough for two 512-bit vectors, single-channel square 5x5 and 7x7), the
+ * 256-bit ones elsewhere. On Zen 4, which runs 512-bit FMAs double-pumped
+ * (the same peak as AVX2), 512-bit rows that load each shifted vector
+ * measured 6-29 % slower on 1024^2 images with kernels of 1-7 rows (every
+ * unaligned 64-byte load splits a cache line) and 5-50 % faster with 8+
+ * rows (bench/RESULTS.md, 2026-12-02); with the shifts made by valignd, the
+ * kernel alone at 1024^2 float32: 3x3 84 GFLOP/s (256-bit rows 72), 5x5
+ * 99-104 (69-78), 7x7 96 (78-85). Both sum each pixel in the same order
+ * with the same fused rounding, so the choice never changes a bit. */
 #define MIXED_ROWS(SFX, T)                                                            \
     static void cyc_spatial_rows_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs, \
                                                 cyc_index C, cyc_index R, cyc_index S,  \
@@ -264,7 +253,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
     {                                                                                 \
         if (R >= 8 || (S == 1 && R >= 5)                                              \
                 || (AVX512_SHIFTS && C == 1 && R == 3 && S == 3 && nrows >= 3         \
-                    && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T)))            \
+                    && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T))             \
+                || (AVX512_SHIFTS && C == 1 && R == S && (R == 5 || R == 7)))          \
             cyc_spatial_rows_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows); \
         else                                                                          \
             cyc_spatial_rows_##SFX##_avx2(in, cs, rs, C, R, S, w, out, os, width, nrows); \

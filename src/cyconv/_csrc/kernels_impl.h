@@ -1,8 +1,7 @@
 /* Kernel template, included by kernels.c once per (element type, level).
  *
- * Expects: T (float or double), TI (the integer type of its size), SFX
- * (f32/f64), ISA (name token), SHIFTS (see kernels.c),
- * TARGET (function attribute or empty), VBYTES (vector size in bytes, 0 for
+ * Expects: T (float or double), SFX (f32/f64), ISA (name token), SHIFTS
+ * (see kernels.c), TARGET (function attribute or empty), VBYTES (vector size in bytes, 0 for
  * plain scalar C), PT (pixels per blocked tile).
  * Vectors use the GCC/Clang vector extension, so one source serves SSE2,
  * AVX2, AVX-512 and NEON; the compiler fuses a*b+c into FMA where the target
@@ -90,6 +89,33 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
     }
 }
 
+#if VBYTES
+#if SHIFTS
+/* Lanes s .. s + VW - 1 of the pair lo:hi (valignd / valignq; s a constant
+ * once inlined, 0 <= s <= VW). */
+TARGET static inline __attribute__((always_inline)) VEC
+FN(lanes_shifted)(VEC lo, VEC hi, int s)
+{
+    if (s == 0)
+        return lo;
+    if (s == VW)
+        return hi;
+    if (sizeof(T) == 4)
+        return (VEC)_mm512_alignr_epi32((__m512i)hi, (__m512i)lo, s);
+    return (VEC)_mm512_alignr_epi64((__m512i)hi, (__m512i)lo, s);
+}
+
+/* The first n lanes at p (the others zero), reading nothing past them: a
+ * masked load, which suppresses faults on the masked-off lanes. */
+TARGET static inline __attribute__((always_inline)) VEC FN(load_first)(const T *p, int n)
+{
+    if (sizeof(T) == 4)
+        return (VEC)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+    return (VEC)_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p);
+}
+#endif
+#endif
+
 /* Kernels with fewer rows go through rows_unshared (measured: faster there). */
 #define RB_MIN_R 4
 
@@ -109,6 +135,38 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
             for (int v = 0; v < nv; v++) acc[k * nv + v] += wv * xv[v];                \
         }                                                                        \
     }
+
+#if SHIFTS
+/* ROWS_STEP with the shifted vectors made in registers: nv + 1 loads an
+ * input row instead of S * nv, the last one masked to the S - 1 columns
+ * the block reads past its nv vectors (S - 1 <= VW). Per accumulator the
+ * same products in the same order. */
+#define ROWS_STEP_SHIFTED(q, j, k0, k1)                                          \
+    {                                                                            \
+        VEC base[RB_REGS];                                                       \
+        const T *wj = wc + (j) * S;                                              \
+        /* Opaque, or GCC keeps all R * S broadcasts live across the steps    \
+         * (S is a constant here) and spills the accumulators. */             \
+        __asm__("" : "+r"(wj));                                                  \
+        _Pragma("GCC unroll 24")                                                 \
+        for (int v = 0; v < nv; v++) base[v] = VLOADU((q) + v * VW);             \
+        base[nv] = FN(load_first)((q) + nv * VW, S - 1);                         \
+        _Pragma("GCC unroll 16")                                                 \
+        for (int s = 0; s < S; s++) {                                            \
+            VEC xv[RB_REGS];                                                     \
+            _Pragma("GCC unroll 24")                                             \
+            for (int v = 0; v < nv; v++) xv[v] = FN(lanes_shifted)(base[v], base[v + 1], s); \
+            _Pragma("GCC unroll 16")                                             \
+            for (int k = (k0); k <= (k1); k++) {                                 \
+                VEC wv = VSPLAT(wj[s - k * S]);                                  \
+                _Pragma("GCC unroll 24")                                         \
+                for (int v = 0; v < nv; v++) acc[k * nv + v] += wv * xv[v];      \
+            }                                                                    \
+        }                                                                        \
+    }
+#else
+#define ROWS_STEP_SHIFTED ROWS_STEP
+#endif
 
 /* The same with the taps transposed (tmajor): kernel column s (< S) steps
  * down the rows and kernel row r (< R) along the row, weights laid out
@@ -146,7 +204,7 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
                cyc_index S, const T *w, T *out, cyc_index os, const int tr, const int nv,
-               const int tmajor)
+               const int tmajor, const int shifted)
 {
     VEC acc[RB_ACCS];   /* acc[k * nv + v]: output row k, vector v */
 #pragma GCC unroll 32
@@ -171,6 +229,17 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
             }
             continue;
         }
+        if (shifted) {
+#pragma GCC unroll 16
+            for (int j = 0; j < tr - 1; j++)
+                ROWS_STEP_SHIFTED(ic + j * rs, j, 0, j)
+            for (cyc_index j = tr - 1; j < R; j++)
+                ROWS_STEP_SHIFTED(ic + j * rs, j, 0, tr - 1)
+#pragma GCC unroll 16
+            for (int jj = 0; jj < tr - 1; jj++)
+                ROWS_STEP_SHIFTED(ic + (R + jj) * rs, R + jj, jj + 1, tr - 1)
+            continue;
+        }
 #pragma GCC unroll 16
         for (int j = 0; j < tr - 1; j++)
             ROWS_STEP(ic + j * rs, j, 0, j)
@@ -186,6 +255,7 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
         for (int v = 0; v < nv; v++) VSTORE(out + k * os + v * VW, acc[k * nv + v]);
 }
 #undef ROWS_STEP
+#undef ROWS_STEP_SHIFTED
 #undef TROWS_STEP
 
 /* Output rows t0 <= t < t0 + tr (tr a constant once inlined) across the
@@ -196,7 +266,7 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
                cyc_index S, const T *w, T *out, cyc_index os, cyc_index width, const int tr,
-               const int tmajor)
+               const int tmajor, const int shifted)
 {
     /* As many vectors as fit: tr * nv accumulators, nv inputs and a weight
      * in RB_REGS registers, at most RB_ACCS accumulators. */
@@ -205,12 +275,12 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
     if (width >= nv * VW) {
         for (cyc_index x = 0; x < width; x += nv * VW) {
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
-            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, nv, tmajor);
+            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, nv, tmajor, shifted);
         }
     } else if (width >= VW) {
         for (cyc_index x = 0; x < width; x += VW) {
             cyc_index xb = x + VW <= width ? x : width - VW;
-            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, 1, tmajor);
+            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, 1, tmajor, shifted);
         }
     } else {
         for (int k = 0; k < tr; k++)
@@ -225,16 +295,18 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_all)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
              cyc_index S, const T *w, T *out, cyc_index os, cyc_index width,
-             cyc_index nrows, const int tr, const int tmajor)
+             cyc_index nrows, const int tr, const int tmajor, const int shifted)
 {
     if (nrows < tr) {
         for (cyc_index t = 0; t < nrows; t++)
-            FN(rows_strip)(in + t * rs, cs, rs, C, R, S, w, out + t * os, os, width, 1, tmajor);
+            FN(rows_strip)(in + t * rs, cs, rs, C, R, S, w, out + t * os, os, width, 1, tmajor,
+                           shifted);
         return;
     }
     for (cyc_index t = 0; t < nrows; t += tr) {
         cyc_index tb = t + tr <= nrows ? t : nrows - tr;
-        FN(rows_strip)(in + tb * rs, cs, rs, C, R, S, w, out + tb * os, os, width, tr, tmajor);
+        FN(rows_strip)(in + tb * rs, cs, rs, C, R, S, w, out + tb * os, os, width, tr, tmajor,
+                       shifted);
     }
 }
 #endif
@@ -288,37 +360,22 @@ TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
 }
 
 #if VBYTES
-#if SHIFTS
-typedef TI CAT4(veci, T, ISA, SFX) __attribute__((vector_size(VBYTES)));
-#define VECI CAT4(veci, T, ISA, SFX)
-/* {first, first + 1, ...}: a shuffle mask, constant once inlined. */
-TARGET static inline __attribute__((always_inline)) VECI FN(lanes_from)(int first)
-{
-    VECI m;
-#pragma GCC unroll 16
-    for (int i = 0; i < VW; i++) m[i] = first + i;
-    return m;
-}
-#endif
 
 /* The three shifted vectors (s = 0, 1, 2) of two vectors of columns of
  * input row q: xs[s][v] holds q[s + v * VW ...]. With SHIFTS, three loads
- * and three shuffles instead of six loads (AVX-512: a 64-byte load at an
- * odd offset splits a cache line); the third load ends at the window's
- * last column, so nothing past it is read. The values are the same. */
+ * (the third masked to the two columns past two vectors) and four valignd
+ * instead of six loads, each of which splits a cache line on Zen 4. The
+ * values are the same. */
 TARGET static inline __attribute__((always_inline)) void
 FN(shifted_3x3)(const T *q, VEC xs[3][2])
 {
 #if SHIFTS
-    VEC x0 = VLOADU(q), x1 = VLOADU(q + VW), x2 = VLOADU(q + VW + 2);
-    VECI last = FN(lanes_from)(1);
-    last[VW - 1] = 2 * VW - 2;     /* q[2 VW] is x2's lane VW - 2 */
-    xs[0][0] = x0;
-    xs[1][0] = __builtin_shuffle(x0, x1, FN(lanes_from)(1));
-    xs[2][0] = __builtin_shuffle(x0, x1, FN(lanes_from)(2));
-    xs[0][1] = x1;
-    xs[1][1] = __builtin_shuffle(x1, x2, last);
-    xs[2][1] = x2;
+    VEC x0 = VLOADU(q), x1 = VLOADU(q + VW), x2 = FN(load_first)(q + 2 * VW, 2);
+#pragma GCC unroll 3
+    for (int s = 0; s < 3; s++) {
+        xs[s][0] = FN(lanes_shifted)(x0, x1, s);
+        xs[s][1] = FN(lanes_shifted)(x1, x2, s);
+    }
 #else
 #pragma GCC unroll 3
     for (int s = 0; s < 3; s++)
@@ -507,7 +564,9 @@ FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
 #endif
 
 /* nrows consecutive output rows (unit stride and dilation): register-blocked
- * min(TR, R) rows at a time for R >= RB_MIN_R, else rows_unshared. Bitwise
+ * min(TR, R) rows at a time for R >= RB_MIN_R (with SHIFTS, square single-
+ * channel kernels make their shifted vectors in registers), else
+ * rows_unshared. Bitwise
  * equal to spatial_row row by row; blocks may overlap and compute a pixel
  * twice (to the same bits), so `out` must not alias `in`. */
 TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
@@ -540,14 +599,29 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
         FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows);
         return;
     }
+#if SHIFTS && TR == 8
+    /* Square single-channel kernels of 5-15 odd taps: their shifted vectors
+     * made in registers (S a constant, so each valignd has an immediate;
+     * S - 1 <= VW). */
+    if (C == 1 && R == S && S - 1 <= VW) {
+        switch (S) {
+        case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 1); return;
+        case 7: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 7, 0, 1); return;
+        case 9: FN(rows_all)(in, cs, rs, 1, 9, 9, w, out, os, width, nrows, 8, 0, 1); return;
+        case 11: FN(rows_all)(in, cs, rs, 1, 11, 11, w, out, os, width, nrows, 8, 0, 1); return;
+        case 13: FN(rows_all)(in, cs, rs, 1, 13, 13, w, out, os, width, nrows, 8, 0, 1); return;
+        case 15: FN(rows_all)(in, cs, rs, 1, 15, 15, w, out, os, width, nrows, 8, 0, 1); return;
+        }
+    }
+#endif
     switch (R < TR ? R : TR) {
 #if TR >= 8
-    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 0); return;
-    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 0); return;
-    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 0); return;
-    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 0); return;
+    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 0, 0); return;
+    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 0, 0); return;
+    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 0, 0); return;
+    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 0, 0); return;
 #endif
-    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 0); return;
+    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 0, 0); return;
     }
 #else
     FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows);
@@ -571,15 +645,15 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
     }
     switch (R < TR ? R : TR) {
 #if TR >= 8
-    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 1); return;
-    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 1); return;
-    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 1); return;
-    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 1); return;
+    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 1, 0); return;
+    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 1, 0); return;
+    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 1, 0); return;
+    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 1, 0); return;
 #endif
-    case 3: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 3, 1); return;
-    case 2: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 2, 1); return;
-    case 1: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 1, 1); return;
-    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 1); return;
+    case 3: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 3, 1, 0); return;
+    case 2: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 2, 1, 0); return;
+    case 1: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 1, 1, 0); return;
+    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 1, 0); return;
     }
 #else
     for (cyc_index t = 0; t < nrows; t++)
