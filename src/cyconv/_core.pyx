@@ -344,6 +344,12 @@ cdef inline bint _rows_in_place(const int64_t *row_map, Py_ssize_t i, Py_ssize_t
     return True
 
 
+cdef inline Py_ssize_t _gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
 cdef inline bint _rows_spread_over_sets(Py_ssize_t pitch, Py_ssize_t rows) noexcept nogil:
     """Can `rows` rows `pitch` bytes apart stay in L1 together? Lines 4096
     bytes apart share a set (8 ways on current x86 and Arm cores); rows whose
@@ -403,7 +409,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     `strip` ((strip_rows + M - 1) x Wp, sized by the caller to stay in
     cache), strip_rows output rows' worth at a time. Every pixel is summed by
     the same kernel in the same order either way."""
-    cdef Py_ssize_t y = row0, y1, i, rs = 0, jl = 0, jr = 0, el, er
+    cdef Py_ssize_t y = row0, y1, i, rs = 0, jl = 0, jr = 0, el, er, batch_rows
     cdef const real_t *src
     # Interior output columns [jl, jr): windows inside image columns, widened
     # borders; in place needs them at least N - 1 wide (the border strips then
@@ -418,10 +424,20 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
         jr = max(min(W - N + 1 + left, Wo - EDGE_COLS), jl)
         in_place = jr - jl >= max(N - 1, EDGE_COLS)
     el, er = jl + N - 1, Wp - jr
+    # In-place rows go in batches of whole row blocks: every batch ends in a
+    # block moved back over rows already done (7-row blocks in 24-row
+    # batches recomputed 1 row in 6). The kernels' blocks are min(M, 8) or
+    # 4 rows (3 for 3x3), so a multiple of lcm(M, 8) serves every level; the
+    # batch's border strips, narrow, still fit in `strip`.
+    batch_rows = strip_rows
+    if in_place and M <= 8:
+        i = M * 8 // _gcd(M, 8)
+        batch_rows = (strip_rows + i - 1) // i * i
+        batch_rows = min(batch_rows, (strip_rows + M - 1) * Wp // max(el, er) - M + 1)
     while y < row1:
         if in_place and _rows_in_place(row_map, y, M):
             y1 = y + 1
-            while y1 < row1 and y1 - y < strip_rows and _rows_in_place(row_map, y1, M) \
+            while y1 < row1 and y1 - y < batch_rows and _rows_in_place(row_map, y1, M) \
                     and row_map[y1] == row_map[y] + (y1 - y):
                 y1 += 1
             src = <const real_t *>(image + row_map[y] * ys)
