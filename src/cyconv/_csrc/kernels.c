@@ -262,6 +262,26 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 MIXED_ROWS(f32, float)
 MIXED_ROWS(f64, double)
 #undef MIXED_ROWS
+
+/* The same choice for the rows with the taps transposed (a column-major
+ * image read as its transpose), which have no shifts made in registers:
+ * 1024^2 column-major images, Zen 4, one thread, 256-bit against 512-bit
+ * rows: 5x5 float32 1.05x faster, 7x7 1.15x, float64 1.25x / 1.28x; 3x3
+ * and 9x9 within 4 %. */
+#define MIXED_ROWS_T(SFX, T)                                                          \
+    static void cyc_spatial_rows_t_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs, \
+                                                  cyc_index C, cyc_index R, cyc_index S,  \
+                                                  const T *w, T *out, cyc_index os,       \
+                                                  cyc_index width, cyc_index nrows)       \
+    {                                                                                 \
+        if (R >= 8)                                                                   \
+            cyc_spatial_rows_t_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows); \
+        else                                                                          \
+            cyc_spatial_rows_t_##SFX##_avx2(in, cs, rs, C, R, S, w, out, os, width, nrows); \
+    }
+MIXED_ROWS_T(f32, float)
+MIXED_ROWS_T(f64, double)
+#undef MIXED_ROWS_T
 #endif
 
 /* The tile-size fields of a level's table (see cyc_kernel_table): PT and KB
@@ -311,7 +331,7 @@ static const cyc_kernel_table table_avx512 = {
     cyc_flat_tile_f32_avx512, cyc_flat_tile_f64_avx512, FLAT_SIZES(AVX512),
     cyc_u8_to_f32_avx512, cyc_u16_to_f32_avx512, cyc_f32_to_u8_avx512, cyc_f32_to_u16_avx512,
     cyc_taps_row_f32_avx512,
-    cyc_spatial_rows_t_f32_avx512, cyc_spatial_rows_t_f64_avx512,
+    cyc_spatial_rows_t_f32_mixed, cyc_spatial_rows_t_f64_mixed,
     cyc_blocked_tile_narrow_f32_avx512, cyc_blocked_tile_narrow_f64_avx512,
     cyc_pixel_tile_f32_avx512, cyc_pixel_tile_f64_avx512, PIXEL_SIZES(AVX512),
 };
