@@ -91,6 +91,9 @@ TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_
 
 #if VBYTES
 #if SHIFTS
+/* Vectors a row block of S taps reads past its nv vectors. */
+#define SHIFT_EXTRA(S) (((S) - 1 + VW - 1) / VW)
+
 /* Lanes s .. s + VW - 1 of the pair lo:hi (valignd / valignq; s a constant
  * once inlined, 0 <= s <= VW). */
 TARGET static inline __attribute__((always_inline)) VEC
@@ -137,10 +140,10 @@ TARGET static inline __attribute__((always_inline)) VEC FN(load_first)(const T *
     }
 
 #if SHIFTS
-/* ROWS_STEP with the shifted vectors made in registers: nv + 1 loads an
- * input row instead of S * nv, the last one masked to the S - 1 columns
- * the block reads past its nv vectors (S - 1 <= VW). Per accumulator the
- * same products in the same order. */
+/* ROWS_STEP with the shifted vectors made in registers: nv + SHIFT_EXTRA(S)
+ * loads an input row instead of S * nv, the last one masked to the columns
+ * the block reads past the others (S - 1 <= 2 VW). Per accumulator the same
+ * products in the same order. */
 #define ROWS_STEP_SHIFTED(q, j, k0, k1)                                          \
     {                                                                            \
         VEC base[RB_REGS];                                                       \
@@ -149,13 +152,16 @@ TARGET static inline __attribute__((always_inline)) VEC FN(load_first)(const T *
          * (S is a constant here) and spills the accumulators. */             \
         __asm__("" : "+r"(wj));                                                  \
         _Pragma("GCC unroll 24")                                                 \
-        for (int v = 0; v < nv; v++) base[v] = VLOADU((q) + v * VW);             \
-        base[nv] = FN(load_first)((q) + nv * VW, S - 1);                         \
+        for (int v = 0; v < nv + SHIFT_EXTRA(S) - 1; v++)                        \
+            base[v] = VLOADU((q) + v * VW);                                      \
+        base[nv + SHIFT_EXTRA(S) - 1] = FN(load_first)(                          \
+            (q) + (nv + SHIFT_EXTRA(S) - 1) * VW, S - 1 - (SHIFT_EXTRA(S) - 1) * VW); \
         _Pragma("GCC unroll 16")                                                 \
         for (int s = 0; s < S; s++) {                                            \
             VEC xv[RB_REGS];                                                     \
             _Pragma("GCC unroll 24")                                             \
-            for (int v = 0; v < nv; v++) xv[v] = FN(lanes_shifted)(base[v], base[v + 1], s); \
+            for (int v = 0; v < nv; v++)                                         \
+                xv[v] = FN(lanes_shifted)(base[v + s / VW], base[v + s / VW + 1], s % VW); \
             _Pragma("GCC unroll 16")                                             \
             for (int k = (k0); k <= (k1); k++) {                                 \
                 VEC wv = VSPLAT(wj[s - k * S]);                                  \
@@ -270,8 +276,13 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
 {
     /* As many vectors as fit: tr * nv accumulators, nv inputs and a weight
      * in RB_REGS registers, at most RB_ACCS accumulators. */
-    const int nv = RB_ACCS / tr < (RB_REGS - 1) / (tr + 1) ? RB_ACCS / tr
-                                                            : (RB_REGS - 1) / (tr + 1);
+    int nv = RB_ACCS / tr < (RB_REGS - 1) / (tr + 1) ? RB_ACCS / tr
+                                                      : (RB_REGS - 1) / (tr + 1);
+#if SHIFTS
+    /* shifted blocks also hold nv + SHIFT_EXTRA(S) loaded vectors */
+    if (shifted && (RB_REGS - 1 - SHIFT_EXTRA(S)) / (tr + 2) < nv)
+        nv = (RB_REGS - 1 - SHIFT_EXTRA(S)) / (tr + 2);
+#endif
     if (width >= nv * VW) {
         for (cyc_index x = 0; x < width; x += nv * VW) {
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
@@ -601,9 +612,8 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
     }
 #if SHIFTS && TR == 8
     /* Square single-channel kernels of 5-15 odd taps: their shifted vectors
-     * made in registers (S a constant, so each valignd has an immediate;
-     * S - 1 <= VW). */
-    if (C == 1 && R == S && S - 1 <= VW) {
+     * made in registers (S a constant, so each valignd has an immediate). */
+    if (C == 1 && R == S && S - 1 <= 2 * VW) {
         switch (S) {
         case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 1); return;
         case 7: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 7, 0, 1); return;
