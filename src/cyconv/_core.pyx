@@ -1407,6 +1407,11 @@ cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight
     cdef bint multi_row = g.sh == 1 and g.dh == 1 and g.dw == 1
     cdef Py_ssize_t batch = SPATIAL_ROWS if multi_row else 1
     cdef Py_ssize_t k, y, yn, i, x, taps = g.Cg * g.R * g.S
+    # The multi-row kernels of the level itself, not the plan's table
+    # (chosen for its channel tiles): on AVX-512 they make the shifts of
+    # single-channel rows in registers (depthwise 3x3 and square kernels).
+    # Row kernels of every level sum in the same order: the same bits.
+    cdef const cyc_kernel_table *rows_table = _table
     cdef const fp_t *inp
     cdef const fp_t *src
     cdef char *o
@@ -1416,6 +1421,10 @@ cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight
     cdef bint direct = g.sw == 1 and osx == sizeof(fp_t) and osy % sizeof(fp_t) == 0
     cdef fp_t *dst
     cdef Py_ssize_t dst_stride = osy // sizeof(fp_t) if direct else dense
+    if direct and multi_row:
+        # all rows in one call: every call ends in a row block moved back
+        # over rows already done (5-row blocks in 8-row calls did 10)
+        batch = max(y1 - y0, 1)
     for k in range(g.K):
         bk = bias[k] if bias != NULL else 0
         y = y0
@@ -1425,15 +1434,15 @@ cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight
             dst = <fp_t *>(out + k * osk + y * osy) if direct else rows
             if fp_t is float:
                 if multi_row:
-                    g.table.spatial_rows_f32(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
-                                              dst, dst_stride, dense, yn - y)
+                    rows_table.spatial_rows_f32(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
+                                                 dst, dst_stride, dense, yn - y)
                 else:
                     g.table.spatial_row_f32(inp, cs, rs * g.dh, g.dw, g.Cg, g.R, g.S,
                                              weight + k * taps, dst, dense)
             else:
                 if multi_row:
-                    g.table.spatial_rows_f64(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
-                                              dst, dst_stride, dense, yn - y)
+                    rows_table.spatial_rows_f64(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
+                                                 dst, dst_stride, dense, yn - y)
                 else:
                     g.table.spatial_row_f64(inp, cs, rs * g.dh, g.dw, g.Cg, g.R, g.S,
                                              weight + k * taps, dst, dense)
