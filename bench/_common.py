@@ -208,7 +208,11 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
              a callable with fewer samples drops out of later rounds).
     budget : if given, each callable's repeat count is also capped so that
              its samples take about ``budget`` seconds (never below 1).
-    warmup : untimed calls of each callable first (also used to calibrate).
+    warmup : untimed calls of each callable first (also used to calibrate;
+             at least two: a callable's first call can carry one-time costs
+             such as planning, and calibrated on it alone the callable got
+             samples of one call each, every one after another peer's call
+             had cooled the caches: 1.4x the time of the same call batched).
     min_sample : calls faster than this are batched into one sample.
     """
     names = list(fns)
@@ -216,7 +220,7 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
     number = {}
     for n in names:
         t = math.inf
-        for _ in range(max(warmup, 1)):
+        for _ in range(max(warmup, 2)):
             c0 = time.process_time()
             fns[n]()
             t = min(t, time.process_time() - c0)
