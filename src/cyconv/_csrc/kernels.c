@@ -245,43 +245,33 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
  * kernel alone at 1024^2 float32: 3x3 84 GFLOP/s (256-bit rows 72), 5x5
  * 99-104 (69-78), 7x7 96 (78-85). Both sum each pixel in the same order
  * with the same fused rounding, so the choice never changes a bit. */
-#define MIXED_ROWS(SFX, T)                                                            \
-    static void cyc_spatial_rows_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs, \
-                                                cyc_index C, cyc_index R, cyc_index S,  \
-                                                const T *w, T *out, cyc_index os,       \
-                                                cyc_index width, cyc_index nrows)       \
-    {                                                                                 \
-        if (R >= 8 || (S == 1 && R >= 5)                                              \
-                || (AVX512_SHIFTS && C == 1 && R == 3 && S == 3 && nrows >= 3         \
-                    && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T))             \
-                || (AVX512_SHIFTS && C == 1 && R == S && (R == 5 || R == 7)))          \
-            cyc_spatial_rows_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows); \
-        else                                                                          \
-            cyc_spatial_rows_##SFX##_avx2(in, cs, rs, C, R, S, w, out, os, width, nrows); \
+#define MIXED(NAME, SFX, T, USE_512)                                                  \
+    static void cyc_##NAME##_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs,     \
+                                           cyc_index C, cyc_index R, cyc_index S,       \
+                                           const T *w, T *out, cyc_index os,            \
+                                           cyc_index width, cyc_index nrows)            \
+    {                                                                                   \
+        if (USE_512)                                                                    \
+            cyc_##NAME##_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows); \
+        else                                                                            \
+            cyc_##NAME##_##SFX##_avx2(in, cs, rs, C, R, S, w, out, os, width, nrows);   \
     }
-MIXED_ROWS(f32, float)
-MIXED_ROWS(f64, double)
-#undef MIXED_ROWS
-
+#define ROWS_ON_512(T)                                                                  \
+    (R >= 8 || (S == 1 && R >= 5)                                                       \
+     || (AVX512_SHIFTS && C == 1 && R == 3 && S == 3 && nrows >= 3                      \
+         && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T))                          \
+     || (AVX512_SHIFTS && C == 1 && R == S && (R == 5 || R == 7)))
+MIXED(spatial_rows, f32, float, ROWS_ON_512(float))
+MIXED(spatial_rows, f64, double, ROWS_ON_512(double))
 /* The same choice for the rows with the taps transposed (a column-major
  * image read as its transpose), which have no shifts made in registers:
  * 1024^2 column-major images, Zen 4, one thread, 256-bit against 512-bit
  * rows: 5x5 float32 1.05x faster, 7x7 1.15x, float64 1.25x / 1.28x; 3x3
  * and 9x9 within 4 %. */
-#define MIXED_ROWS_T(SFX, T)                                                          \
-    static void cyc_spatial_rows_t_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs, \
-                                                  cyc_index C, cyc_index R, cyc_index S,  \
-                                                  const T *w, T *out, cyc_index os,       \
-                                                  cyc_index width, cyc_index nrows)       \
-    {                                                                                 \
-        if (R >= 8)                                                                   \
-            cyc_spatial_rows_t_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows); \
-        else                                                                          \
-            cyc_spatial_rows_t_##SFX##_avx2(in, cs, rs, C, R, S, w, out, os, width, nrows); \
-    }
-MIXED_ROWS_T(f32, float)
-MIXED_ROWS_T(f64, double)
-#undef MIXED_ROWS_T
+MIXED(spatial_rows_t, f32, float, R >= 8)
+MIXED(spatial_rows_t, f64, double, R >= 8)
+#undef ROWS_ON_512
+#undef MIXED
 #endif
 
 /* The tile-size fields of a level's table (see cyc_kernel_table): PT and KB

@@ -173,6 +173,9 @@ TARGET static inline __attribute__((always_inline)) VEC FN(load_first)(const T *
 #else
 #define ROWS_STEP_SHIFTED ROWS_STEP
 #endif
+/* The step rows_block's `shifted` (a constant once inlined) asks for. */
+#define ANY_ROWS_STEP(q, j, k0, k1)                                              \
+    if (shifted) ROWS_STEP_SHIFTED(q, j, k0, k1) else ROWS_STEP(q, j, k0, k1)
 
 /* The same with the taps transposed (tmajor): kernel column s (< S) steps
  * down the rows and kernel row r (< R) along the row, weights laid out
@@ -235,25 +238,14 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
             }
             continue;
         }
-        if (shifted) {
-#pragma GCC unroll 16
-            for (int j = 0; j < tr - 1; j++)
-                ROWS_STEP_SHIFTED(ic + j * rs, j, 0, j)
-            for (cyc_index j = tr - 1; j < R; j++)
-                ROWS_STEP_SHIFTED(ic + j * rs, j, 0, tr - 1)
-#pragma GCC unroll 16
-            for (int jj = 0; jj < tr - 1; jj++)
-                ROWS_STEP_SHIFTED(ic + (R + jj) * rs, R + jj, jj + 1, tr - 1)
-            continue;
-        }
 #pragma GCC unroll 16
         for (int j = 0; j < tr - 1; j++)
-            ROWS_STEP(ic + j * rs, j, 0, j)
+            ANY_ROWS_STEP(ic + j * rs, j, 0, j)
         for (cyc_index j = tr - 1; j < R; j++)
-            ROWS_STEP(ic + j * rs, j, 0, tr - 1)
+            ANY_ROWS_STEP(ic + j * rs, j, 0, tr - 1)
 #pragma GCC unroll 16
         for (int jj = 0; jj < tr - 1; jj++)
-            ROWS_STEP(ic + (R + jj) * rs, R + jj, jj + 1, tr - 1)
+            ANY_ROWS_STEP(ic + (R + jj) * rs, R + jj, jj + 1, tr - 1)
     }
 #pragma GCC unroll 16
     for (int k = 0; k < tr; k++)
@@ -262,6 +254,7 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
 }
 #undef ROWS_STEP
 #undef ROWS_STEP_SHIFTED
+#undef ANY_ROWS_STEP
 #undef TROWS_STEP
 
 /* Output rows t0 <= t < t0 + tr (tr a constant once inlined) across the
