@@ -224,6 +224,9 @@ def _remember_short_path(in1, in2, mode, boundary, fillvalue, method, convolve, 
 
 
 def _empty(shape, dtype, apart_from):
+    """np.empty with _memory.empty's arguments, for outputs too small for the
+    kept blocks (whose placement apart_from chooses): the short path calls
+    either the same way."""
     return np.empty(shape, dtype)
 
 

@@ -12,8 +12,9 @@
  * Every block carries a header before the pointer handed to NumPy: the
  * pointer malloc returned and the block's capacity. Blocks are 64-byte
  * aligned, and can start at a chosen offset within a 4 KB page (see
- * cyc_cache_place_apart). Only blocks of at least CYC_CACHE_MIN_BYTES are kept, at most
- * CYC_CACHE_SLOTS of them and `limit` bytes in all (the oldest go first).
+ * cyc_cache_place_apart). Only blocks of at least CYC_CACHE_MIN_BYTES are
+ * kept, at most CYC_CACHE_SLOTS of them and `limit` bytes in all (the
+ * oldest go first).
  * A lock guards the slots: NumPy frees arrays on whatever thread drops
  * them. Nothing here raises or touches Python objects except the few
  * functions at the end, which run with the GIL held. */

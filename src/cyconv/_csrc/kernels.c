@@ -68,7 +68,6 @@
 #include <sys/sysctl.h>
 #endif
 
-
 /* Each level's tile parameters, defined once: the template is instantiated
  * with them, and the tables at the end report the tile sizes they give.
  * VBYTES: vector bytes (0: plain scalar C); PT: pixels per blocked tile;

@@ -1,8 +1,8 @@
 /* Kernel template, included by kernels.c once per (element type, level).
  *
  * Expects: T (float or double), SFX (f32/f64), ISA (name token), SHIFTS
- * (see kernels.c), TARGET (function attribute or empty), VBYTES (vector size in bytes, 0 for
- * plain scalar C), PT (pixels per blocked tile).
+ * (see kernels.c), TARGET (function attribute or empty), VBYTES (vector
+ * size in bytes, 0 for plain scalar C), PT (pixels per blocked tile).
  * Vectors use the GCC/Clang vector extension, so one source serves SSE2,
  * AVX2, AVX-512 and NEON; the compiler fuses a*b+c into FMA where the target
  * has it (no -ffast-math: every other rounding is the plain C one).
