@@ -97,6 +97,7 @@ cdef extern from "kernels.h" nogil:
         cyc_index pixel_channels
         cyc_index pixel_f32
         cyc_index pixel_f64
+        unsigned rows_t_square_once
     int cyc_detect_level()
     int cyc_detect_features()
     const char *cyc_compiler()
@@ -364,6 +365,14 @@ cdef inline bint _rows_spread_over_sets(Py_ssize_t pitch, Py_ssize_t rows) noexc
     return rows <= 6 * (4096 // g)
 
 
+cdef inline bint _rows_t_load_once(Py_ssize_t M, Py_ssize_t N) noexcept nogil:
+    """Do the level's transposed rows load each input row once per block for
+    an M x N kernel (their shifts made in registers)? Their rows then need
+    not stay in L1 together (measured, Zen 4, 1024^2 float32 at a 4096-byte
+    pitch: 5x5 105 GFLOP/s in place)."""
+    return M == N and M < 32 and (_table.rows_t_square_once >> M) & 1
+
+
 cdef enum:
     # Border strips computed beside an in-place interior are at least this
     # many columns wide, so that they too run through full vectors.
@@ -417,7 +426,8 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     cdef bint in_place = (real_t is float or real_t is double) and W > 0 \
         and xs == <Py_ssize_t>sizeof(real_t) and ys % <Py_ssize_t>sizeof(real_t) == 0 \
         and (<size_t>image) % sizeof(real_t) == 0 \
-        and (not tmajor or _rows_spread_over_sets(ys, M + 3))  # a 4-row block's rows
+        and (not tmajor or _rows_spread_over_sets(ys, M + 3)   # a 4-row block's rows
+             or _rows_t_load_once(M, N))
     if in_place:
         rs = ys // <Py_ssize_t>sizeof(real_t)
         jl = min(max(left, EDGE_COLS), Wo)
@@ -427,8 +437,9 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     # In-place rows go in batches of whole row blocks: every batch ends in a
     # block moved back over rows already done (7-row blocks in 24-row
     # batches recomputed 1 row in 6). The kernels' blocks are min(M, 8) or
-    # 4 rows (3 for 3x3), so a multiple of lcm(M, 8) serves every level; the
-    # batch's border strips, narrow, still fit in `strip`.
+    # 4 rows (3 for 3x3), so a multiple of lcm(M, 8) serves every level
+    # (but the transposed 7x7 rows' 5-row blocks: 4 rows recomputed in 56);
+    # the batch's border strips, narrow, still fit in `strip`.
     batch_rows = strip_rows
     if in_place and M <= 8:
         i = M * 8 // _gcd(M, 8)

@@ -107,6 +107,9 @@
 #define AVX2_FV 4
 #define AVX512_VBYTES 64
 #define AVX512_SHIFTS CYC_ALIGNR_SHIFTS   /* valignd: one instruction a shift */
+/* The square kernels whose transposed rows make their shifts in registers
+ * (spatial_rows_t's switch): cyc_kernel_table.rows_t_square_once. */
+#define AVX512_ROWS_T_ONCE (AVX512_SHIFTS ? 1u << 3 | 1u << 5 | 1u << 7 | 1u << 9 : 0u)
 #define AVX512_PT 14
 #define AVX512_TR 8      /* up to 24 accumulators in the 32 zmm registers */
 #define AVX512_RB_REGS 32
@@ -263,12 +266,18 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 MIXED(spatial_rows, f32, float, ROWS_ON_512(float))
 MIXED(spatial_rows, f64, double, ROWS_ON_512(double))
 /* The same choice for the rows with the taps transposed (a column-major
- * image read as its transpose), which have no shifts made in registers:
- * 1024^2 column-major images, Zen 4, one thread, 256-bit against 512-bit
- * rows: 5x5 float32 1.05x faster, 7x7 1.15x, float64 1.25x / 1.28x; 3x3
- * and 9x9 within 4 %. */
-MIXED(spatial_rows_t, f32, float, R >= 8)
-MIXED(spatial_rows_t, f64, double, R >= 8)
+ * image read as its transpose). Loading each shifted vector, 256-bit rows
+ * beat 512-bit ones below 8 rows (1024^2 column-major images, Zen 4, one
+ * thread: 5x5 float32 1.05x, 7x7 1.15x, float64 1.25x / 1.28x; 3x3 and
+ * 9x9 within 4 %); the square single-channel kernels whose shifts the
+ * 512-bit code makes in registers (spatial_rows_t) go there. */
+#define ROWS_T_ON_512(T)                                                                \
+    (R >= 8                                                                             \
+     || (C == 1 && R == S && R < 32 && (AVX512_ROWS_T_ONCE >> R & 1) && nrows >= 5       \
+         && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T)))
+MIXED(spatial_rows_t, f32, float, ROWS_T_ON_512(float))
+MIXED(spatial_rows_t, f64, double, ROWS_T_ON_512(double))
+#undef ROWS_T_ON_512
 #undef ROWS_ON_512
 #undef MIXED
 #endif
@@ -295,6 +304,7 @@ static const cyc_kernel_table table_base = {
     cyc_spatial_rows_t_f32_base, cyc_spatial_rows_t_f64_base,
     cyc_blocked_tile_narrow_f32_base, cyc_blocked_tile_narrow_f64_base,
     cyc_pixel_tile_f32_base, cyc_pixel_tile_f64_base, PIXEL_SIZES(BASE),
+    0,
 };
 
 #if CYC_X86_DISPATCH
@@ -310,6 +320,7 @@ static const cyc_kernel_table table_avx2 = {
     cyc_spatial_rows_t_f32_avx2, cyc_spatial_rows_t_f64_avx2,
     cyc_blocked_tile_narrow_f32_avx2, cyc_blocked_tile_narrow_f64_avx2,
     cyc_pixel_tile_f32_avx2, cyc_pixel_tile_f64_avx2, PIXEL_SIZES(AVX2),
+    0,
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
@@ -323,6 +334,7 @@ static const cyc_kernel_table table_avx512 = {
     cyc_spatial_rows_t_f32_mixed, cyc_spatial_rows_t_f64_mixed,
     cyc_blocked_tile_narrow_f32_avx512, cyc_blocked_tile_narrow_f64_avx512,
     cyc_pixel_tile_f32_avx512, cyc_pixel_tile_f64_avx512, PIXEL_SIZES(AVX512),
+    AVX512_ROWS_T_ONCE,
 };
 
 #endif

@@ -153,6 +153,12 @@ typedef struct {
     cyc_index pixel_channels;   /* output channels per pixel tile */
     cyc_index pixel_f32;        /* its pixels for float32 */
     cyc_index pixel_f64;        /* for float64 */
+    /* Bit n set: a single-channel n x n kernel's transposed rows load each
+     * input row once per block (their shifts made in registers), when at
+     * least 5 rows of 2 vectors each; other transposed rows reload a
+     * block's rows for every kernel column, so those rows must stay in L1
+     * together. */
+    unsigned rows_t_square_once;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

@@ -257,6 +257,74 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
 #undef ANY_ROWS_STEP
 #undef TROWS_STEP
 
+#if SHIFTS
+/* rows_block for a single-channel kernel with the taps transposed, its
+ * shifted vectors made in registers (R, S, tr, nv constants once inlined).
+ * The sum runs column offset first, so a shifted vector serves one offset
+ * s only: all tr + R - 1 input rows stay loaded through the block (nv +
+ * SHIFT_EXTRA(S) vectors each, the last masked to the columns read past
+ * the others) and each offset shifts every row once. Per accumulator the
+ * products of TROWS_STEP in its order: s outer, r = t - k ascending. */
+TARGET static inline __attribute__((always_inline)) void
+FN(rows_block_t_shifted)(const T *in, cyc_index rs, const int R, const int S, const T *w,
+                         T *out, cyc_index os, const int tr, const int nv)
+{
+    const int nb = nv + SHIFT_EXTRA(S);   /* loaded vectors per input row */
+    VEC base[RB_REGS], acc[RB_ACCS];
+#pragma GCC unroll 24
+    for (int t = 0; t < tr + R - 1; t++) {
+#pragma GCC unroll 4
+        for (int v = 0; v < nb - 1; v++) base[t * nb + v] = VLOADU(in + t * rs + v * VW);
+        base[t * nb + nb - 1] = FN(load_first)(in + t * rs + (nb - 1) * VW,
+                                               S - 1 - (SHIFT_EXTRA(S) - 1) * VW);
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < tr * nv; i++) acc[i] = (VEC){0};
+#pragma GCC unroll 16
+    for (int s = 0; s < S; s++) {
+        const T *ws = w + s * R;
+        /* Opaque, as in TROWS_STEP: else GCC keeps broadcasts live and spills. */
+        __asm__("" : "+r"(ws));
+#pragma GCC unroll 24
+        for (int t = 0; t < tr + R - 1; t++) {
+            VEC xv[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                xv[v] = FN(lanes_shifted)(base[t * nb + v + s / VW],
+                                          base[t * nb + v + s / VW + 1], s % VW);
+#pragma GCC unroll 16
+            for (int k = t - R + 1 > 0 ? t - R + 1 : 0; k <= (t < tr - 1 ? t : tr - 1); k++) {
+                VEC wv = VSPLAT(ws[t - k]);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++) acc[k * nv + v] += wv * xv[v];
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < tr; k++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) VSTORE(out + k * os + v * VW, acc[k * nv + v]);
+}
+
+/* nrows x width outputs (nrows >= tr, width >= nv vectors) of
+ * rows_block_t_shifted blocks, the last block of rows or columns moved back
+ * to end at the edge (recomputing a few outputs to the same bits). */
+TARGET static inline __attribute__((always_inline)) void
+FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, const T *w,
+                       T *out, cyc_index os, cyc_index width, cyc_index nrows, const int tr,
+                       const int nv)
+{
+    for (cyc_index t = 0; t < nrows; t += tr) {
+        cyc_index tb = t + tr <= nrows ? t : nrows - tr;
+        for (cyc_index x = 0; x < width; x += nv * VW) {
+            cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
+            FN(rows_block_t_shifted)(in + tb * rs + xb, rs, R, S, w, out + tb * os + xb, os,
+                                     tr, nv);
+        }
+    }
+}
+#endif
+
 /* Output rows t0 <= t < t0 + tr (tr a constant once inlined) across the
  * width in blocks of nv vectors; the last block is moved back to end at
  * the row's end and recomputes a few pixels (to the same bits) rather than
@@ -642,6 +710,21 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
                                       cyc_index width, cyc_index nrows)
 {
 #if VBYTES
+#if SHIFTS && TR == 8
+    /* Square single-channel kernels of 3-9 taps: their shifted vectors
+     * made in registers, block shapes measured best on Zen 4 (kernel alone,
+     * 1024^2 float32: 3x3 96 GFLOP/s against 62 loading each shifted
+     * vector, 5x5 106 / 70, 7x7 103 / 61, 9x9 98 / 83). kernels.c's
+     * ROWS_T_ON_512 routes the AVX-512 level here. */
+    if (C == 1 && R == S && nrows >= 5 && width >= 2 * VW) {
+        switch (S) {
+        case 3: FN(rows_all_t_shifted)(in, rs, 3, 3, w, out, os, width, nrows, 4, 2); return;
+        case 5: FN(rows_all_t_shifted)(in, rs, 5, 5, w, out, os, width, nrows, 5, 1); return;
+        case 7: FN(rows_all_t_shifted)(in, rs, 7, 7, w, out, os, width, nrows, 5, 1); return;
+        case 9: FN(rows_all_t_shifted)(in, rs, 9, 9, w, out, os, width, nrows, 4, 1); return;
+        }
+    }
+#endif
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
         FN(rows_3x3)(in, rs, w, out, os, width, nrows, 1);
         return;
