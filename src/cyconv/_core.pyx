@@ -98,6 +98,9 @@ cdef extern from "kernels.h" nogil:
         cyc_index pixel_f32
         cyc_index pixel_f64
         unsigned rows_t_square_once
+        unsigned rows_s2_square
+        cyc_spatial_rows_f32 spatial_rows_s2_f32
+        cyc_spatial_rows_f64 spatial_rows_s2_f64
     int cyc_detect_level()
     int cyc_detect_features()
     const char *cyc_compiler()
@@ -373,6 +376,11 @@ cdef inline bint _rows_t_load_once(Py_ssize_t M, Py_ssize_t N) noexcept nogil:
     return M == N and M < 32 and (_table.rows_t_square_once >> M) & 1
 
 
+cdef inline bint _rows_s2(Py_ssize_t M, Py_ssize_t N) noexcept nogil:
+    """Has the level row kernels reading every other column for M x N?"""
+    return M == N and M < 32 and (_table.rows_s2_square >> M) & 1
+
+
 cdef enum:
     # Border strips computed beside an in-place interior are at least this
     # many columns wide, so that they too run through full vectors.
@@ -381,18 +389,25 @@ cdef enum:
 
 cdef inline void _spatial_rows(const real_t *inp, Py_ssize_t rs, const real_t *kernel,
                                Py_ssize_t M, Py_ssize_t N, real_t *out, Py_ssize_t os,
-                               Py_ssize_t width, Py_ssize_t nrows, bint tmajor) noexcept nogil:
+                               Py_ssize_t width, Py_ssize_t nrows, bint tmajor,
+                               bint every_other=False) noexcept nogil:
     """The SIMD row kernel for float/double, the generic loop for other types.
     With tmajor (float/double only) `kernel` is N x M, its rows along the
-    input rows' length: the taps of a column-major image read as its transpose."""
+    input rows' length: the taps of a column-major image read as its transpose.
+    With every_other (float/double, where _rows_s2(M, N), width at least one
+    vector), the input rows' columns are every other element."""
     cdef Py_ssize_t i
     if real_t is float:
-        if tmajor:
+        if every_other:
+            _table.spatial_rows_s2_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+        elif tmajor:
             _table.spatial_rows_t_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
         else:
             _table.spatial_rows_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
     elif real_t is double:
-        if tmajor:
+        if every_other:
+            _table.spatial_rows_s2_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
+        elif tmajor:
             _table.spatial_rows_t_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
         else:
             _table.spatial_rows_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows)
@@ -412,7 +427,8 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     (with tmajor, kernel[v, u] summed in (v, u) order: see _spatial_rows).
 
     Output rows whose M input rows are consecutive image rows read the image
-    in place when its rows are unit-stride (float/double): the interior
+    in place when its rows are unit-stride (float/double; or every other
+    element, where the level has row kernels for that): the interior
     columns straight from the image, the border columns (at least EDGE_COLS
     wide) from narrow gathered strips. Other rows are padded whole into
     `strip` ((strip_rows + M - 1) x Wp, sized by the caller to stay in
@@ -422,10 +438,12 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     cdef const real_t *src
     # Interior output columns [jl, jr): windows inside image columns, widened
     # borders; in place needs them at least N - 1 wide (the border strips then
-    # fit in `strip`) and unit-stride rows.
+    # fit in `strip`) and unit-stride rows, or rows of every other element.
+    cdef bint every_other = (real_t is float or real_t is double) and not tmajor \
+        and xs == 2 * <Py_ssize_t>sizeof(real_t) and _rows_s2(M, N)
     cdef bint in_place = (real_t is float or real_t is double) and W > 0 \
-        and xs == <Py_ssize_t>sizeof(real_t) and ys % <Py_ssize_t>sizeof(real_t) == 0 \
-        and (<size_t>image) % sizeof(real_t) == 0 \
+        and (xs == <Py_ssize_t>sizeof(real_t) or every_other) \
+        and ys % <Py_ssize_t>sizeof(real_t) == 0 and (<size_t>image) % sizeof(real_t) == 0 \
         and (not tmajor or _rows_spread_over_sets(ys, M + 3)   # a 4-row block's rows
              or _rows_t_load_once(M, N))
     if in_place:
@@ -452,8 +470,9 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
                     and row_map[y1] == row_map[y] + (y1 - y):
                 y1 += 1
             src = <const real_t *>(image + row_map[y] * ys)
-            _spatial_rows(src + (jl - left), rs, kernel, M, N, out + y * out_stride + jl,
-                          out_stride, jr - jl, y1 - y, tmajor)
+            _spatial_rows(src + (jl - left) * (2 if every_other else 1), rs, kernel, M, N,
+                          out + y * out_stride + jl, out_stride, jr - jl, y1 - y, tmajor,
+                          every_other)
             _gather_cols(image, W, ys, xs, row_map, col_map, left, 0, el, fill, strip, y,
                          y1 + M - 1)
             _spatial_rows(strip, el, kernel, M, N, out + y * out_stride, out_stride, jl, y1 - y,

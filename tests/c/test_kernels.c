@@ -123,9 +123,11 @@ int main(void)
         int bad;
         checks = 0;
         worst = 0;
-        bad = check_row_f32(kt) + check_rows_f32(kt, 0) + check_rows_f32(kt, 1) + check_tile_f32(kt, kt->block_f32)
+        bad = check_row_f32(kt) + check_rows_f32(kt, 0) + check_rows_f32(kt, 1)
+            + check_rows_s2_f32(kt) + check_tile_f32(kt, kt->block_f32)
             + check_flat_f32(kt, kt->flat_f32)
-            + check_row_f64(kt) + check_rows_f64(kt, 0) + check_rows_f64(kt, 1) + check_tile_f64(kt, kt->block_f64)
+            + check_row_f64(kt) + check_rows_f64(kt, 0) + check_rows_f64(kt, 1)
+            + check_rows_s2_f64(kt) + check_tile_f64(kt, kt->block_f64)
             + check_flat_f64(kt, kt->flat_f64) + check_store_f32() + check_store_f64()
             + check_store_quad();
         printf("level %d %-8s tiles %2dx%2d/%2d flat %dx%2d/%2d: %6ld values, worst %4.2f eps*sum|terms|: %s\n",

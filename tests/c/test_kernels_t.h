@@ -159,6 +159,68 @@ static int CK(check_rows)(const cyc_kernel_table *kt, int tmajor)
     return bad;
 }
 
+/* spatial_rows_s2 (where the table has it): bitwise spatial_rows on the
+ * gathered columns (the kernels it serves, their row blocks, the moved-back
+ * last blocks, widths from one vector up), the same when the rows are split
+ * over two calls, nothing read past the last element its last window reads
+ * (guarded memory) and nothing written between the output rows. */
+static int CK(check_rows_s2)(const cyc_kernel_table *kt)
+{
+    if (!kt->CK(spatial_rows_s2))
+        return 0;
+    const cyc_index v = 64 / (cyc_index)sizeof(T);   /* a 512-bit vector: the least width */
+    const cyc_index widths[] = {v, v + 1, 2 * v - 1, 2 * v, 2 * v + 3, 5 * v + 7};
+    int bad = 0;
+    for (cyc_index S = 1; S < 32; S++)
+    for (cyc_index nrows = 1; nrows <= 18; nrows += 1 + (nrows > 9))
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        if (!(kt->rows_s2_square >> S & 1))
+            continue;
+        cyc_index R = S, width = widths[wi], rows = nrows + R - 1;
+        cyc_index rstride = 2 * (width + S - 1) + 3, os = width + GUARD;
+        /* the input ends at the last element the last row's window reads */
+        cyc_index n_in = (rows - 1) * rstride + 2 * (width + S - 2) + 1;
+        T *in = CK(guarded_rand_array)(n_in), *w = CK(rand_array)(R * S);
+        T *packed = malloc((size_t)(rows * (width + S - 1)) * sizeof(T));
+        T *out = malloc((size_t)(nrows * os) * sizeof(T));
+        T *ref = malloc((size_t)(nrows * os) * sizeof(T));
+        T *two = malloc((size_t)(nrows * os) * sizeof(T));
+        for (cyc_index r = 0; r < rows; r++)
+            for (cyc_index x = 0; x < width + S - 1; x++)
+                packed[r * (width + S - 1) + x] = in[r * rstride + 2 * x];
+        for (cyc_index i = 0; i < nrows * os; i++) out[i] = (T)SENTINEL;
+        kt->CK(spatial_rows_s2)(in, 0, rstride, 1, R, S, w, out, os, width, nrows);
+        kt->CK(spatial_rows)(packed, 0, width + S - 1, 1, R, S, w, ref, os, width, nrows);
+        for (cyc_index split = 1; split < nrows; split += 4) {
+            kt->CK(spatial_rows_s2)(in, 0, rstride, 1, R, S, w, two, os, width, split);
+            kt->CK(spatial_rows_s2)(in + split * rstride, 0, rstride, 1, R, S, w,
+                                    two + split * os, os, width, nrows - split);
+            for (cyc_index t = 0; t < nrows; t++)
+                if (memcmp(two + t * os, out + t * os, (size_t)width * sizeof(T)) != 0) {
+                    if (bad++ < 5)
+                        printf("  spatial_rows_s2_%s: splitting %d rows at %d changes row %d"
+                               " (S=%d width=%d)\n", STR(SFX), (int)nrows, (int)split, (int)t,
+                               (int)S, (int)width);
+                    break;
+                }
+        }
+        for (cyc_index t = 0; t < nrows; t++) {
+            checks += width;
+            if (memcmp(ref + t * os, out + t * os, (size_t)width * sizeof(T)) != 0 && bad++ < 5)
+                printf("  spatial_rows_s2_%s is not bitwise spatial_rows (S=%d width=%d"
+                       " nrows=%d row %d)\n", STR(SFX), (int)S, (int)width, (int)nrows, (int)t);
+            for (cyc_index g = width; g < os; g++)
+                if (out[t * os + g] != (T)SENTINEL) {
+                    if (bad++ < 5) printf("  spatial_rows_s2_%s wrote between rows\n", STR(SFX));
+                    break;
+                }
+        }
+        guarded_free(in, (size_t)n_in * sizeof(T));
+        free(w); free(packed); free(out); free(ref); free(two);
+    }
+    return bad;
+}
+
 /* blocked_tile: PT pixels x KB channels, pixel stride sx. */
 static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
 {

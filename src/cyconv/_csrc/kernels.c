@@ -304,7 +304,7 @@ static const cyc_kernel_table table_base = {
     cyc_spatial_rows_t_f32_base, cyc_spatial_rows_t_f64_base,
     cyc_blocked_tile_narrow_f32_base, cyc_blocked_tile_narrow_f64_base,
     cyc_pixel_tile_f32_base, cyc_pixel_tile_f64_base, PIXEL_SIZES(BASE),
-    0,
+    0, 0, NULL, NULL,
 };
 
 #if CYC_X86_DISPATCH
@@ -320,7 +320,7 @@ static const cyc_kernel_table table_avx2 = {
     cyc_spatial_rows_t_f32_avx2, cyc_spatial_rows_t_f64_avx2,
     cyc_blocked_tile_narrow_f32_avx2, cyc_blocked_tile_narrow_f64_avx2,
     cyc_pixel_tile_f32_avx2, cyc_pixel_tile_f64_avx2, PIXEL_SIZES(AVX2),
-    0,
+    0, 0, NULL, NULL,
 };
 static const cyc_kernel_table table_avx512 = {
     "avx512",
@@ -335,6 +335,12 @@ static const cyc_kernel_table table_avx512 = {
     cyc_blocked_tile_narrow_f32_avx512, cyc_blocked_tile_narrow_f64_avx512,
     cyc_pixel_tile_f32_avx512, cyc_pixel_tile_f64_avx512, PIXEL_SIZES(AVX512),
     AVX512_ROWS_T_ONCE,
+#if AVX512_SHIFTS
+    1u << 3 | 1u << 5 | 1u << 7,   /* spatial_rows_s2's kernels */
+    cyc_spatial_rows_s2_f32_avx512, cyc_spatial_rows_s2_f64_avx512,
+#else
+    0, NULL, NULL,
+#endif
 };
 
 #endif

@@ -59,6 +59,15 @@ typedef void (*cyc_spatial_rows_f64)(const double *in, cyc_index cs, cyc_index r
 typedef cyc_spatial_rows_f32 cyc_spatial_rows_t_f32;
 typedef cyc_spatial_rows_f64 cyc_spatial_rows_t_f64;
 
+/* spatial_rows on every other element of the input rows (a column-strided
+ * view such as a[:, ::2]), C = 1:
+ *   out[t*os + x] = sum_{r<R} sum_{s<S} w[r*S + s] * in[(t + r)*rs + 2*(s + x)]
+ * summed in exactly that order from zero, bitwise spatial_rows on the
+ * gathered columns. Only where cyc_kernel_table.rows_s2_square has bit S
+ * set (R = S), and for width >= one vector (16 floats, 8 doubles). */
+typedef cyc_spatial_rows_f32 cyc_spatial_rows_s2_f32;
+typedef cyc_spatial_rows_f64 cyc_spatial_rows_s2_f64;
+
 /* A tile of `pixels` (PT, see cyc_kernel_table) consecutive output pixels of
  * one row times KB output channels, channels innermost:
  *   tile[i*KB + k] = sum_{c,r,s} in[c*cs + r*rs + s*ds + i*sx] * wp[((c*R + r)*S + s)*KB + k]
@@ -159,6 +168,10 @@ typedef struct {
      * block's rows for every kernel column, so those rows must stay in L1
      * together. */
     unsigned rows_t_square_once;
+    /* Bit n set: spatial_rows_s2 serves n x n kernels (NULL when none). */
+    unsigned rows_s2_square;
+    cyc_spatial_rows_s2_f32 spatial_rows_s2_f32;
+    cyc_spatial_rows_s2_f64 spatial_rows_s2_f64;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

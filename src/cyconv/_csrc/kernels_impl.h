@@ -116,6 +116,39 @@ TARGET static inline __attribute__((always_inline)) VEC FN(load_first)(const T *
         return (VEC)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
     return (VEC)_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p);
 }
+
+/* The even lanes of the pair lo:hi (vpermt2ps / vpermt2pd). */
+TARGET static inline __attribute__((always_inline)) VEC FN(even_lanes)(VEC lo, VEC hi)
+{
+    if (sizeof(T) == 4)
+        return (VEC)_mm512_permutex2var_ps(
+            (__m512)lo, _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0),
+            (__m512)hi);
+    return (VEC)_mm512_permutex2var_pd((__m512d)lo, _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0),
+                                       (__m512d)hi);
+}
+
+/* VW columns from p, `step` apart (1, or 2 for every other column; a
+ * constant once inlined): reads p[0 .. step * VW - 1]. */
+TARGET static inline __attribute__((always_inline)) VEC FN(load_cols)(const T *p, int step)
+{
+    if (step == 1)
+        return VLOADU(p);
+    return FN(even_lanes)(VLOADU(p), VLOADU(p + VW));
+}
+
+/* The first n (<= VW) of those columns, the other lanes zero, reading
+ * nothing past column n - 1 (p[(n - 1) * step]). */
+TARGET static inline __attribute__((always_inline)) VEC
+FN(load_first_cols)(const T *p, int n, int step)
+{
+    if (step == 1)
+        return FN(load_first)(p, n);
+    int span = 2 * n - 1;   /* elements from the first column to the last */
+    if (span <= VW)
+        return FN(even_lanes)(FN(load_first)(p, span), (VEC){0});
+    return FN(even_lanes)(VLOADU(p), FN(load_first)(p + VW, span - VW));
+}
 #endif
 #endif
 
@@ -142,8 +175,9 @@ TARGET static inline __attribute__((always_inline)) VEC FN(load_first)(const T *
 #if SHIFTS
 /* ROWS_STEP with the shifted vectors made in registers: nv + SHIFT_EXTRA(S)
  * loads an input row instead of S * nv, the last one masked to the columns
- * the block reads past the others (S - 1 <= 2 VW). Per accumulator the same
- * products in the same order. */
+ * the block reads past the others (S - 1 <= 2 VW). The row's columns are
+ * `shifted` elements apart (1, or 2 for every other column). Per
+ * accumulator the same products in the same order. */
 #define ROWS_STEP_SHIFTED(q, j, k0, k1)                                          \
     {                                                                            \
         VEC base[RB_REGS];                                                       \
@@ -153,9 +187,10 @@ TARGET static inline __attribute__((always_inline)) VEC FN(load_first)(const T *
         __asm__("" : "+r"(wj));                                                  \
         _Pragma("GCC unroll 24")                                                 \
         for (int v = 0; v < nv + SHIFT_EXTRA(S) - 1; v++)                        \
-            base[v] = VLOADU((q) + v * VW);                                      \
-        base[nv + SHIFT_EXTRA(S) - 1] = FN(load_first)(                          \
-            (q) + (nv + SHIFT_EXTRA(S) - 1) * VW, S - 1 - (SHIFT_EXTRA(S) - 1) * VW); \
+            base[v] = FN(load_cols)((q) + v * VW * shifted, shifted);            \
+        base[nv + SHIFT_EXTRA(S) - 1] = FN(load_first_cols)(                     \
+            (q) + (nv + SHIFT_EXTRA(S) - 1) * VW * shifted,                      \
+            S - 1 - (SHIFT_EXTRA(S) - 1) * VW, shifted);                         \
         _Pragma("GCC unroll 16")                                                 \
         for (int s = 0; s < S; s++) {                                            \
             VEC xv[RB_REGS];                                                     \
@@ -209,7 +244,10 @@ TARGET static inline __attribute__((always_inline)) VEC FN(load_first)(const T *
  * output rows an input row feeds is known at compile time: the first tr - 1
  * feed rows 0..j, the middle ones all rows, the last tr - 1 rows past jj.
  * Per pixel the sum still runs in (c, r, s) order from zero (for output row
- * k, r = j - k grows with j), so results are bitwise those of spatial_row. */
+ * k, r = j - k grows with j), so results are bitwise those of spatial_row.
+ * shifted (a constant once inlined): 0 loads each shifted vector; 1 makes
+ * them in registers (SHIFTS only); 2 does too, the input's columns then
+ * being every other element (a column-strided view). */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
                cyc_index S, const T *w, T *out, cyc_index os, const int tr, const int nv,
@@ -329,7 +367,8 @@ FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, cons
  * width in blocks of nv vectors; the last block is moved back to end at
  * the row's end and recomputes a few pixels (to the same bits) rather than
  * running a narrower copy. Rows narrower than nv vectors go one vector at a
- * time, and rows narrower than one vector through spatial_row. */
+ * time, and rows narrower than one vector through spatial_row (not with
+ * shifted == 2, whose callers pass at least one vector). */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
                cyc_index S, const T *w, T *out, cyc_index os, cyc_index width, const int tr,
@@ -344,15 +383,18 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
     if (shifted && (RB_REGS - 1 - SHIFT_EXTRA(S)) / (tr + 2) < nv)
         nv = (RB_REGS - 1 - SHIFT_EXTRA(S)) / (tr + 2);
 #endif
+    const int step = shifted == 2 ? 2 : 1;   /* elements between input columns */
     if (width >= nv * VW) {
         for (cyc_index x = 0; x < width; x += nv * VW) {
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
-            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, nv, tmajor, shifted);
+            FN(rows_block)(in + xb * step, cs, rs, C, R, S, w, out + xb, os, tr, nv, tmajor,
+                           shifted);
         }
     } else if (width >= VW) {
         for (cyc_index x = 0; x < width; x += VW) {
             cyc_index xb = x + VW <= width ? x : width - VW;
-            FN(rows_block)(in + xb, cs, rs, C, R, S, w, out + xb, os, tr, 1, tmajor, shifted);
+            FN(rows_block)(in + xb * step, cs, rs, C, R, S, w, out + xb, os, tr, 1, tmajor,
+                           shifted);
         }
     } else {
         for (int k = 0; k < tr; k++)
@@ -437,18 +479,21 @@ TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
  * input row q: xs[s][v] holds q[s + v * VW ...]. With SHIFTS, three loads
  * (the third masked to the two columns past two vectors) and four valignd
  * instead of six loads, each of which splits a cache line on Zen 4. The
- * values are the same. */
+ * values are the same. The columns are `step` elements apart (1; 2 with
+ * SHIFTS only: every other element). */
 TARGET static inline __attribute__((always_inline)) void
-FN(shifted_3x3)(const T *q, VEC xs[3][2])
+FN(shifted_3x3)(const T *q, VEC xs[3][2], const int step)
 {
 #if SHIFTS
-    VEC x0 = VLOADU(q), x1 = VLOADU(q + VW), x2 = FN(load_first)(q + 2 * VW, 2);
+    VEC x0 = FN(load_cols)(q, step), x1 = FN(load_cols)(q + VW * step, step),
+        x2 = FN(load_first_cols)(q + 2 * VW * step, 2, step);
 #pragma GCC unroll 3
     for (int s = 0; s < 3; s++) {
         xs[s][0] = FN(lanes_shifted)(x0, x1, s);
         xs[s][1] = FN(lanes_shifted)(x1, x2, s);
     }
 #else
+    (void)step;
 #pragma GCC unroll 3
     for (int s = 0; s < 3; s++)
 #pragma GCC unroll 2
@@ -463,10 +508,10 @@ FN(shifted_3x3)(const T *q, VEC xs[3][2])
  * pixel the sum runs in (r, s) order from zero, as spatial_row's. */
 TARGET static inline __attribute__((always_inline)) void
 FN(feed_3x3)(const T *q, const VEC *wv, VEC *fin, VEC *mid, VEC *start,
-             const int has_fin, const int has_mid, const int has_start)
+             const int has_fin, const int has_mid, const int has_start, const int step)
 {
     VEC xs[3][2];
-    FN(shifted_3x3)(q, xs);
+    FN(shifted_3x3)(q, xs, step);
     if (has_start) {
         start[0] = (VEC){0};
         start[1] = (VEC){0};
@@ -493,16 +538,17 @@ FN(feed_3x3)(const T *q, const VEC *wv, VEC *fin, VEC *mid, VEC *start,
  * they map to (measured, 1024-wide float32: 3 rows 35-45 GFLOP/s, 6 rows
  * 24-28, the old kernel 26-34). */
 TARGET static inline __attribute__((always_inline)) void
-FN(three_rows_3x3)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index os)
+FN(three_rows_3x3)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index os,
+                   const int step)
 {
     VEC a[2], b[2], c[2];
-    FN(feed_3x3)(in, wv, c, c, a, 0, 0, 1);
-    FN(feed_3x3)(in + rs, wv, c, a, b, 0, 1, 1);
-    FN(feed_3x3)(in + 2 * rs, wv, a, b, c, 1, 1, 1);
+    FN(feed_3x3)(in, wv, c, c, a, 0, 0, 1, step);
+    FN(feed_3x3)(in + rs, wv, c, a, b, 0, 1, 1, step);
+    FN(feed_3x3)(in + 2 * rs, wv, a, b, c, 1, 1, 1, step);
     STORE2(out, a);
-    FN(feed_3x3)(in + 3 * rs, wv, b, c, a, 1, 1, 0);
+    FN(feed_3x3)(in + 3 * rs, wv, b, c, a, 1, 1, 0, step);
     STORE2(out + os, b);
-    FN(feed_3x3)(in + 4 * rs, wv, c, a, b, 1, 0, 0);
+    FN(feed_3x3)(in + 4 * rs, wv, c, a, b, 1, 0, 0, step);
     STORE2(out + 2 * os, c);
 }
 #undef STORE2
@@ -537,11 +583,12 @@ FN(three_rows_3x3_t)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index
 /* nrows x width outputs of a single-channel 3x3 kernel (nrows >= 3,
  * width >= 2 vectors), three rows at a time across the width two vectors at
  * a time; the last block of rows or columns is moved back to end at the
- * edge (recomputing a few outputs to the same bits). tmajor (a constant
- * once inlined): the taps transposed, see spatial_rows_t. */
+ * edge (recomputing a few outputs to the same bits). tmajor and step
+ * (constants once inlined): the taps transposed, see spatial_rows_t; the
+ * input's columns `step` elements apart (2 with SHIFTS only, not tmajor). */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_index width,
-             cyc_index nrows, const int tmajor)
+             cyc_index nrows, const int tmajor, const int step)
 {
     VEC wv[9];
     for (int i = 0; i < 9; i++) wv[i] = VSPLAT(w[i]);
@@ -552,7 +599,8 @@ FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_in
             if (tmajor)
                 FN(three_rows_3x3_t)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os);
             else
-                FN(three_rows_3x3)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os);
+                FN(three_rows_3x3)(in + tb * rs + xb * step, rs, wv, out + tb * os + xb, os,
+                                   step);
         }
     }
 }
@@ -648,7 +696,7 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
 {
 #if VBYTES
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 1);
         return;
     }
     /* R x 1 kernels of 2-3 rows measured no faster walking (R = 2 slower):
@@ -726,7 +774,7 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
     }
 #endif
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 1);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 1, 1);
         return;
     }
     switch (R < TR ? R : TR) {
@@ -746,6 +794,33 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
         FN(spatial_row)(in + t * rs, cs, 1, rs, C, S, R, w, out + t * os, width);
 #endif
 }
+
+#if VBYTES && SHIFTS && TR == 8
+/* spatial_rows reading every other element of the input rows as their
+ * columns (see kernels.h), for a single-channel 3x3, 5x5 or 7x7 kernel and
+ * width >= VW: each input vector made from two loads and a permute
+ * (vpermt2ps), then shifted in registers like the unit-stride rows. A
+ * column-strided image (a[:, ::2]) is read in place instead of gathered
+ * first (measured, Zen 4, 1024^2 a[:, ::2], whole call: 3x3 1.16-1.36x,
+ * 5x5 1.21-1.32x, 7x7 1.02-1.15x faster; 9x9 0.92-0.94x, 11x11-15x15
+ * +-6 %, so those keep the gather). */
+TARGET static void FN(spatial_rows_s2)(const T *in, cyc_index cs, cyc_index rs,
+                                       cyc_index C, cyc_index R, cyc_index S,
+                                       const T *w, T *out, cyc_index os,
+                                       cyc_index width, cyc_index nrows)
+{
+    (void)C, (void)R;
+    if (S == 3 && nrows >= 3 && width >= 2 * VW) {
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 2);
+        return;
+    }
+    switch (S) {
+    case 3: FN(rows_all)(in, cs, rs, 1, 3, 3, w, out, os, width, nrows, 3, 0, 2); return;
+    case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 2); return;
+    default: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 7, 0, 2); return;
+    }
+}
+#endif
 
 #if VBYTES
 #define KB CYC_BLOCK_CHANNELS(VBYTES, T)
