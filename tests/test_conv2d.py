@@ -1246,6 +1246,9 @@ LOWERED_CASES = [
     (3, 2, 20, 1, 2, 3, 3, 2, 1, 1, 1, "zeros"),
     (2, 7, 20, 20, 21, 4, 4, 2, "same", 1, 1, "zeros"),
     (1, 16, 48, 28, 28, 3, 3, 2, 1, 1, 1, "zeros"),
+    # one image, many patch channels: the 1x1 layer packs its weights inline
+    (1, 128, 64, 14, 14, 3, 3, 2, 1, 1, 1, "zeros"),
+    (1, 128, 40, 13, 12, 3, 3, 2, 1, 1, 1, "reflect"),
 ]
 
 
