@@ -110,6 +110,9 @@
 /* The square kernels whose transposed rows make their shifts in registers
  * (spatial_rows_t's switch): cyc_kernel_table.rows_t_square_once. */
 #define AVX512_ROWS_T_ONCE (AVX512_SHIFTS ? 1u << 3 | 1u << 5 | 1u << 7 | 1u << 9 : 0u)
+/* The square kernels spatial_rows_s2 serves (its switch), every other column
+ * read in place: cyc_kernel_table.rows_s2_square. */
+#define AVX512_ROWS_S2 (AVX512_SHIFTS ? 1u << 3 | 1u << 5 | 1u << 7 : 0u)
 #define AVX512_PT 14
 #define AVX512_TR 8      /* up to 24 accumulators in the 32 zmm registers */
 #define AVX512_RB_REGS 32
@@ -334,12 +337,11 @@ static const cyc_kernel_table table_avx512 = {
     cyc_spatial_rows_t_f32_mixed, cyc_spatial_rows_t_f64_mixed,
     cyc_blocked_tile_narrow_f32_avx512, cyc_blocked_tile_narrow_f64_avx512,
     cyc_pixel_tile_f32_avx512, cyc_pixel_tile_f64_avx512, PIXEL_SIZES(AVX512),
-    AVX512_ROWS_T_ONCE,
+    AVX512_ROWS_T_ONCE, AVX512_ROWS_S2,
 #if AVX512_SHIFTS
-    1u << 3 | 1u << 5 | 1u << 7,   /* spatial_rows_s2's kernels */
     cyc_spatial_rows_s2_f32_avx512, cyc_spatial_rows_s2_f64_avx512,
 #else
-    0, NULL, NULL,
+    NULL, NULL,
 #endif
 };
 
