@@ -440,6 +440,11 @@ def conv2d_expected(t, itemsize):
             scratch += strip * strip_blocks * PT * KB
             if blocks_outer and R == S == 1 and N * tiles <= strip:   # a single strip
                 packed, scratch = 0, scratch + chunk * KB + 64 // itemsize
+        elif not lanes and packed * itemsize > limit and N == 1 \
+                and Cg * R * S * KB * itemsize <= 655360:
+            # unchunked, blocks outer, one image: each block packed as its
+            # tiles start (no packed weights; one block's, 64-byte aligned)
+            packed, scratch = 0, scratch + Cg * R * S * KB + 64 // itemsize
         edge = Cg * R * PT * S
     else:
         scratch = TILES["spatial_rows"] * ((Wo - 1) * sw + 1)

@@ -1603,16 +1603,24 @@ def _core_plan(shape, K, kernel, groups, dtype):
                                     dtype == np.float64)
 
 
-@pytest.mark.parametrize("K,C,groups", [(160, 512, 1), (600, 1024, 2), (37, 1400, 1)], ids=str)
+@pytest.mark.parametrize("K,C,groups,R,S,H,W", [
+    # 1x1, chunked: each block's chunk packed as its strip starts
+    (160, 512, 1, 1, 1, 5, 7), (600, 1024, 2, 1, 1, 5, 7), (37, 1400, 1, 1, 1, 5, 7),
+    # R x S, unchunked: each block packed as its tiles start
+    (80, 256, 1, 3, 3, 14, 13),   # flat tiles, a short last block
+    (72, 200, 1, 3, 3, 13, 16),   # row tiles (rows of one tile)
+    (96, 240, 2, 3, 3, 14, 13),   # groups
+    (40, 64, 1, 5, 5, 16, 16),    # 5x5
+], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "reversed", "strided", "fortran"])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
-def test_inline_packed_weight_layouts(K, C, groups, layout, dtype):
-    """1x1 layers whose blocks run outer pack each block's chunk of the
-    weights as given, in any layout: the reference's values, and the bits
-    of the same weights C-contiguous."""
+def test_inline_packed_weight_layouts(K, C, groups, R, S, H, W, layout, dtype):
+    """Layers whose blocks run outer on one image pack the weights as they
+    go, from any layout: the reference's values, and the bits of the same
+    weights C-contiguous."""
     from cyconv import _conv2d
-    x, w, b = case_arrays(seed_of(K, C, groups, layout, dtype), N=1, C=C, K=K, groups=groups,
-                          H=5, W=7, R=1, S=1, dtype=dtype)
+    x, w, b = case_arrays(seed_of(K, C, groups, R, S, layout, dtype), N=1, C=C, K=K,
+                          groups=groups, H=H, W=W, R=R, S=S, dtype=dtype)
     if layout == "transposed":   # conv_transpose2d's channel-transposed view
         view = np.ascontiguousarray(w.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     elif layout == "reversed":

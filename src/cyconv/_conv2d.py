@@ -95,7 +95,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     bias_arr = np.empty(0, dtype) if b is None else aligned(np.ascontiguousarray(b, dtype=dtype))
     if prep.lowered is not None:   # as a 1x1 layer on the pixels' patches (_prepare)
         w = w.reshape(geo.K, -1, 1, 1)
-    if plan.pack_inline:   # packed chunk by chunk in the core, from any layout
+    if plan.pack_inline:   # packed in the core as it runs, from any layout
         weights = w.astype(dtype, copy=False)
     elif plan.blocked:
         weights = _scratch.empty("conv2d.packed", plan.packed_shape, dtype)

@@ -773,7 +773,8 @@ ctypedef struct _Conv:
     bint blocked, flat, small
     bint tiles_outer                # blocked: every channel block per tile position
     bint chunk_blocks_outer         # chunked: each block over the strip, not each tile
-    bint pack_inline                # chunked 1x1 blocks outer: weights packed chunk by chunk
+    bint pack_inline                # blocks outer, one image or strip: weights packed as they
+                                    # run (chunked 1x1: chunk by chunk; else block by block)
     bint lanes                      # blocked 1x1: pixel tiles (_conv2d_lanes) where they fill
     Py_ssize_t packed_size, scratch_size, edge_size   # elements
 
@@ -802,6 +803,7 @@ cdef enum:
     TAPS_CHUNK_BYTES = 18432      # R x S layers: a block's chunk (32 channels of 3x3 float32)
     TAPS_STRIP_PARTIAL_BYTES = 32768    # their strip's partial sums: an L1 (131072: 1-6 % slower)
     TAPS_MIN_STRIP = 16           # their fewest tiles per strip, each chunk's weights serving all
+    PACK_BLOCK_MAX_BYTES = 655360 # unchunked blocks outer: a block packed as it starts (_conv_plan)
 
 
 cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
@@ -996,6 +998,17 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         if g.lanes:
             g.scratch_size = max(g.scratch_size, g.table.pixel_channels * g.LP)
         _plan_chunks(g, item)
+        if not g.tiles_outer and g.chunk == g.Cg and not g.lanes and not g.pack_first \
+                and g.N == 1 and g.Cg * g.R * g.S * g.KB * item <= PACK_BLOCK_MAX_BYTES:
+            # Blocks outer, unchunked (3x3 layers of more than
+            # TILES_OUTER_BYTES of weights): each block is packed as its
+            # tiles start, into scratch that stays in L2, rather than all of
+            # them first, written to memory and read back (256 -> 256 3x3
+            # @14x14: 2.4 MB). A batch's pieces would pack each block once
+            # per image: those pack first.
+            g.pack_inline = True
+            g.packed_size = 0
+            g.scratch_size += g.Cg * g.R * g.S * g.KB + 64 // item
         g.edge_size = g.Cg * g.R * g.PT * g.S
     else:
         g.blocks = 0
@@ -1229,7 +1242,7 @@ cdef inline void _chunk_tile(const _Conv *g, const fp_t *padded, const fp_t *wp,
 
 
 cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *weights,
-                              Py_ssize_t wsk, Py_ssize_t wsc,
+                              const Py_ssize_t *wstr,
                               const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
                               Py_ssize_t osx, fp_t *tile, fp_t *part, Py_ssize_t f0,
                               Py_ssize_t f_end, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
@@ -1239,7 +1252,7 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *we
     (_plan_chunks): per strip of g.strip tile positions and g.strip_blocks
     blocks, each chunk runs over the strip and leaves its partial sums in
     `part`; the last chunk stores the tiles. `weights` are packed, or with
-    g.pack_inline the (K, Cg) weights as given (byte strides wsk, wsc), each
+    g.pack_inline the (K, Cg) weights as given (byte strides wstr), each
     block's chunk packed as its strip starts."""
     cdef Py_ssize_t PT = g.PT, KB = g.KB, nb = g.strip_blocks
     cdef Py_ssize_t taps = g.R * g.S
@@ -1268,8 +1281,8 @@ cdef void _flat_tiles_chunked(const _Conv *g, const fp_t *padded, const fp_t *we
                         if not g.pack_inline:
                             wp = weights + bb * block + c0 * taps * KB
                         else:   # the block's chunk, packed as its strip starts
-                            _pack_block(g, <const char *>weights + (grp * g.Kg + b * KB) * wsk,
-                                        wsk, wsc, item, item, min(KB, g.Kg - b * KB),
+                            _pack_block(g, <const char *>weights + (grp * g.Kg + b * KB) * wstr[0],
+                                        wstr[0], wstr[1], item, item, min(KB, g.Kg - b * KB),
                                         c0, c0 + nc, chunk_weights)
                             wp = chunk_weights
                         for i in range(s0, s1):
@@ -1359,7 +1372,7 @@ cdef void _conv2d_lanes(const _Conv *g, const fp_t *padded, const fp_t *packed,
 
 
 cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed,
-                          Py_ssize_t wsk, Py_ssize_t wsc,
+                          const Py_ssize_t *wstr,
                           const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
                           Py_ssize_t osx, fp_t *tile, fp_t *edge,
                           Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
@@ -1382,7 +1395,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
         _conv2d_lanes(g, padded, packed, bias, out, osk, osy, osx, tile, y0, y1, b0, b1)
         return
     if g.chunk < g.Cg and f_end - y0 * g.Wb >= PT:
-        _flat_tiles_chunked(g, padded, packed, wsk, wsc, bias, out, osk, osy, osx, tile,
+        _flat_tiles_chunked(g, padded, packed, wstr, bias, out, osk, osy, osx, tile,
                             tile + PT * KB, y0 * g.Wb, f_end, b0, b1)
         return
     if g.tiles_outer:   # _conv_plan says why
@@ -1410,6 +1423,10 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
         base = padded + grp * g.Cg * cs
         wp = packed + bb * block
         k0 = grp * g.Kg + b * KB
+        if g.pack_inline:   # the block, packed into L2 as its tiles start (_conv_plan)
+            wp = <const fp_t *>_align64(<char *>(tile + PT * KB))
+            _pack_block(g, <const char *>packed + k0 * wstr[0], wstr[0], wstr[1], wstr[2],
+                        wstr[3], min(KB, g.Kg - b * KB), 0, g.Cg * g.R * g.S, <fp_t *>wp)
         bk = bias + k0 if bias != NULL else NULL
         if g.flat:
             f = y0 * g.Wb
@@ -1543,7 +1560,7 @@ cdef void _conv2d_range(const _Conv *g,
                         const char *image, const Py_ssize_t *istr,  # N x C x H x W, byte strides
                         const int64_t *row_map, const int64_t *col_map,
                         const fp_t *weights,     # packed (blocked) or K x Cg x R x S (spatial,
-                        Py_ssize_t wsk, Py_ssize_t wsc,  # pack_inline: byte strides of K, Cg)
+                        const Py_ssize_t *wstr,  # pack_inline: their byte strides)
                         const fp_t *bias,        # K values, or NULL
                         char *out, const Py_ssize_t *ostr,          # N x K x Ho x Wo, byte strides
                         fp_t *padded, fp_t *scratch, fp_t *edge,    # one thread's scratch
@@ -1574,7 +1591,7 @@ cdef void _conv2d_range(const _Conv *g,
                              row_map, col_map, g.left, g.Wb, <fp_t>0,
                              padded + (c * g.Hb + row0) * g.Wb, row0, row1)
         if g.blocked:
-            _conv2d_blocked(g, padded, weights, wsk, wsc, bias, out + n * ostr[0], ostr[1],
+            _conv2d_blocked(g, padded, weights, wstr, bias, out + n * ostr[0], ostr[1],
                             ostr[2], ostr[3], scratch, edge, y0, y1, b0, b1)
         elif g.small:
             _conv2d_small(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
@@ -1664,7 +1681,7 @@ cdef class Conv2dPlan:
     def blocked(self):
         """Weights are packed into packed_shape: by pack_weights first, or
         with pack_inline by conv2d as it goes (it then takes them as given,
-        C-contiguous)."""
+        any strides)."""
         return self.g.blocked
 
     @property
@@ -1674,7 +1691,8 @@ cdef class Conv2dPlan:
 
     @property
     def pack_inline(self):
-        """conv2d packs each block's chunk of the weights as it goes."""
+        """conv2d packs the weights as it goes: each block's chunk (chunked
+        1x1 layers) or each block (others) as it starts."""
         return self.g.pack_inline
 
     @property
@@ -1783,7 +1801,7 @@ def conv2d(Conv2dPlan plan,
            const int64_t[::1] row_map,        # IN  Hb padded rows -> source row or -1
            const int64_t[::1] col_map,        # IN  Wb padded cols -> source col or -1
            const fp_t[:, :, :, :] weights,    # IN  packed (blocked) or K x Cg x R x S, C-
-                                              #     contiguous; with pack_inline K x Cg x 1 x 1,
+                                              #     contiguous; with pack_inline K x Cg x R x S,
                                               #     any strides
            const fp_t[::1] bias,              # IN  K values, or length 0 for none
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
@@ -1798,15 +1816,17 @@ def conv2d(Conv2dPlan plan,
     others compute every block."""
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
+    cdef Py_ssize_t wstr[4]
     cdef int i
     for i in range(4):
         istr[i] = image.strides[i]
         ostr[i] = out.strides[i]
+        wstr[i] = weights.strides[i]
     # An empty image (H or W of 0, padded with zeros) is never read.
     cdef const char *data = <const char *>&image[0, 0, 0, 0] if image.shape[2] and image.shape[3] else NULL
     with nogil:
         _conv2d_range(&plan.g, data, istr, &row_map[0], &col_map[0],
-                      &weights[0, 0, 0, 0], weights.strides[0], weights.strides[1],
+                      &weights[0, 0, 0, 0], wstr,
                       &bias[0] if bias.shape[0] else NULL,
                       <char *>&out[0, 0, 0, 0], ostr, &padded[0, 0, 0],
                       &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1,
@@ -2766,7 +2786,9 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
     cdef Py_ssize_t i
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
+    cdef Py_ssize_t wstr[4]
     istr[0], istr[1], istr[2], istr[3] = g.C * g.H * g.W * item, g.H * g.W * item, g.W * item, item
+    wstr[0], wstr[1], wstr[2], wstr[3] = g.Cg * g.R * g.S * item, g.R * g.S * item, g.S * item, item
     ostr[0], ostr[1], ostr[2], ostr[3] = g.K * g.Ho * g.Wo * item, g.Ho * g.Wo * item, g.Wo * item, item
     _index_map(g.H, g.top, g.Hp, rule, row_map)
     for i in range(g.Hp, g.Hb):
@@ -2774,11 +2796,10 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
     _index_map(g.W, g.left, g.Wb, rule, col_map)
     cdef const fp_t *weights = weight
     if g.blocked and not g.pack_inline:
-        _pack_weights(&g, <const char *>weight, g.Cg * g.R * g.S * item, g.R * g.S * item,
-                      g.S * item, item, packed)
+        _pack_weights(&g, <const char *>weight, wstr[0], wstr[1], wstr[2], wstr[3], packed)
         weights = packed
     _conv2d_range(&g, <const char *>input, istr, row_map, col_map,
-                  weights, g.Cg * g.R * g.S * item, g.R * g.S * item, bias, <char *>out, ostr,
+                  weights, wstr, bias, <char *>out, ostr,
                   padded, scratch, edge, 0, g.N, 0, g.Ho, 0, g.groups * g.blocks)
     return CYC_OK
 
