@@ -1269,6 +1269,7 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
     def run(lower: bool, max_bytes: int, **extra):
         monkeypatch.setattr(_conv2d, "_prepared", {})
         monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1 if lower else 1 << 62)
+        monkeypatch.setattr(_conv2d, "LOWER_BLOCK_BYTES_PER_PIXEL", -1 if lower else 1 << 62)
         monkeypatch.setattr(_conv2d, "LOWER_MAX_BYTES", max_bytes)
         got = cyconv.conv2d(x, w, b, **kw, **extra)
         (prep,) = _conv2d._prepared.values()
@@ -1293,17 +1294,18 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
             np.testing.assert_array_equal(got.view(np.uint8), direct.view(np.uint8))
     monkeypatch.setattr(_conv2d, "_prepared", {})
     monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1)
+    monkeypatch.setattr(_conv2d, "LOWER_BLOCK_BYTES_PER_PIXEL", -1)
     check(x, w, b, stride, padding, dilation, groups, mode)
 
 
 def test_lowering_thresholds():
     """Which strided layers conv2d lowers: a channel block's packed weights
     (KB output channels of the kernel level in use) past
-    LOWER_MIN_BLOCK_BYTES with output rows of at most LOWER_SHORT_ROWS (or
-    fewer than twice that which end in a narrow tile: Wo not a multiple of
-    the tile's pixels), or past twice that on any rows; patches of one
-    output row within
-    LOWER_MAX_BYTES; never unit-stride or 1x1 layers."""
+    LOWER_MIN_BLOCK_BYTES with output rows of fewer than LOWER_SHORT_ROWS
+    pixels that end in a narrow tile (Wo not a multiple of the tile's
+    pixels), or past LOWER_BLOCK_BYTES_PER_PIXEL per tile pixel on any
+    rows; patches of one output row within LOWER_MAX_BYTES; never
+    unit-stride or 1x1 layers."""
     from cyconv import _conv2d, _core
 
     def lowered(C, H, R=3, stride=2, K=64, dtype=F32):
@@ -1315,9 +1317,10 @@ def test_lowering_thresholds():
         sizes = _core.tile_sizes(64, dtype == F64)   # (K = 64)
         KB = sizes["block_f64" if dtype == F64 else "block_f32"]
         block = C * 9 * KB * np.dtype(dtype).itemsize
-        Wo, short = -(-H // 2), _conv2d.LOWER_SHORT_ROWS
-        short_rows = Wo <= short or (Wo < 2 * short and Wo % sizes["tile_pixels"] != 0)
-        return block > _conv2d.LOWER_MIN_BLOCK_BYTES * (1 if short_rows else 2)
+        Wo, PT = -(-H // 2), sizes["tile_pixels"]
+        short_rows = Wo < _conv2d.LOWER_SHORT_ROWS and Wo % PT != 0
+        return block > _conv2d.LOWER_MIN_BLOCK_BYTES and (
+            short_rows or block > _conv2d.LOWER_BLOCK_BYTES_PER_PIXEL * PT)
 
     for C, H, dtype in [(256, 14, F32), (128, 28, F32), (128, 14, F64), (256, 112, F32),
                         (128, 112, F32), (32, 14, F32), (64, 14, F64), (512, 56, F64),
@@ -1330,6 +1333,12 @@ def test_lowering_thresholds():
         assert not lowered(128, 64)   # rows of 32 pixels
     if sizes["block_f32"] == 16 and sizes["tile_pixels"] == 6:   # AVX2
         assert lowered(128, 56) and not lowered(128, 48)   # rows of 28 (6 + 6 + 6 + 6 + 4), 24
+        assert not lowered(128, 24)   # rows of 12: whole tiles
+    if sizes["block_f32"] == 32 and sizes["tile_pixels"] == 14:   # AVX-512
+        # ResNet-50: 128 channels @56 and @28 run direct (rows of 28 and 14:
+        # whole tiles, 147 KB of weights a block); 256 @28 and 512 @14 lowered
+        assert not lowered(128, 56) and not lowered(128, 28)
+        assert lowered(256, 28) and lowered(512, 14) and lowered(128, 40)   # rows of 20
     assert not lowered(256, 14, stride=1)       # unit stride: no row-end tiles to save
     assert not lowered(1024, 14, R=1)           # 1x1: already a 1x1 layer
     assert lowered(1024, 224) == rule(1024, 224)   # 115 MB of patches: in bands of rows
@@ -1610,7 +1619,7 @@ def _core_plan(shape, K, kernel, groups, dtype):
     (80, 256, 1, 3, 3, 14, 13),   # flat tiles, a short last block
     (72, 200, 1, 3, 3, 13, 16),   # row tiles (rows of one tile)
     (96, 240, 2, 3, 3, 14, 13),   # groups
-    (40, 64, 1, 5, 5, 16, 16),    # 5x5
+    (40, 96, 1, 5, 5, 16, 16),    # 5x5
 ], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "reversed", "strided", "fortran"])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
@@ -1632,6 +1641,9 @@ def test_inline_packed_weight_layouts(K, C, groups, R, S, H, W, layout, dtype):
     else:
         view = w
     np.testing.assert_array_equal(view, w)
-    assert _conv2d._prepare(x, view, b, 1, 0, 1, groups, "zeros", None).plan.pack_inline
+    plan = _conv2d._prepare(x, view, b, 1, 0, 1, groups, "zeros", None).plan
+    # (R x S layers on flat tiles of the narrower levels' blocks run in
+    # channel chunks instead, their weights packed first)
+    assert plan.pack_inline or (R * S > 1 and plan.chunk_blocks_outer)
     got = check(x, view, b, groups=groups, reference=conv2d_direct)
     np.testing.assert_array_equal(got.view(np.uint8), _conv(x, w, b, groups=groups).view(np.uint8))

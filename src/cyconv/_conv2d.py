@@ -246,9 +246,8 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
     block_bytes = np.prod(plan.packed_shape[1:]) * dtype.itemsize if plan.blocked else 0
     if (geo.stride != (1, 1) and geo.R * geo.S > 1 and plan.blocked
             and row_bytes <= LOWER_MAX_BYTES and block_bytes > LOWER_MIN_BLOCK_BYTES
-            and (geo.Wo <= LOWER_SHORT_ROWS or block_bytes > 2 * LOWER_MIN_BLOCK_BYTES
-                 or (geo.Wo < 2 * LOWER_SHORT_ROWS
-                     and geo.Wo % plan.tile_pixels))):
+            and ((geo.Wo < LOWER_SHORT_ROWS and geo.Wo % plan.tile_pixels)
+                 or block_bytes > LOWER_BLOCK_BYTES_PER_PIXEL * plan.tile_pixels)):
         # A strided layer's tiles stream each channel block's weights from
         # L2 for every tile, and its rows' last tiles are narrow (3x3/2
         # @14x14: rows of 7 in tiles of 6 + 2). As a 1x1 layer on the
@@ -264,6 +263,15 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
         # scratch kept: 128-224 channels 1.02-1.29x at Wo = 17, 19, 20, 22,
         # 23, 25, 26, 28, 31; lowered, Wo = 18, 24, 30 lost 0.83-0.89x, and
         # Wo = 32 0.90-1.07x).
+        # Since the direct tiles pack each block as they start and the
+        # packing prefetches (2026-12-03, Zen 4, one image, direct against
+        # lowered): rows of whole tiles run direct (AVX-512's 14 pixels:
+        # 128-160 channels @14 1.10-1.15x; AVX2's 6 and 12: 1.11-1.15x),
+        # and on any rows the weights a tile streams decide: up to 16 KB a
+        # tile pixel direct (AVX-512, 128 channels: 147 KB / 14, rows of
+        # 28 and 42 1.04-1.09x), more lowered (AVX-512, 256 channels: 21
+        # KB, rows of 42 and 56 0.92-0.94x direct; AVX2, 256: 24.5 KB,
+        # 0.93x; AVX2, 192: 18 KB, rows of 32-56 0.89-1.2x).
         # Each pixel's sum is the same, to the bit.
         # Patches of at most LOWER_MAX_BYTES at a time: groups of images (no
         # more than the batch), or bands of rows of one image. A plan for
@@ -291,13 +299,14 @@ def _band(geo, dtype, patches, images, rows, banded, per_row) -> _Prepared:
 
 
 # Strided layers are lowered (_prepare) when one channel block's packed
-# weights exceed this (twice L1: 128 input channels at 3x3) and the output
-# rows are at most LOWER_SHORT_ROWS pixels (or fewer than twice that and
-# end in a narrow tile), or the weights exceed twice this; their
-# patches are made LOWER_MAX_BYTES at a time (groups of images, or bands of
-# rows).
+# weights exceed LOWER_MIN_BLOCK_BYTES (twice L1: 128 input channels at 3x3)
+# and the output rows, of fewer than LOWER_SHORT_ROWS pixels, end in a
+# narrow tile; or on any rows when the block's weights exceed
+# LOWER_BLOCK_BYTES_PER_PIXEL per tile pixel. Their patches are made
+# LOWER_MAX_BYTES at a time (groups of images, or bands of rows).
 LOWER_MIN_BLOCK_BYTES = 64 << 10
-LOWER_SHORT_ROWS = 16
+LOWER_SHORT_ROWS = 32
+LOWER_BLOCK_BYTES_PER_PIXEL = 16 << 10
 LOWER_MAX_BYTES = 8 << 20
 
 
