@@ -1249,6 +1249,9 @@ LOWERED_CASES = [
     # one image, many patch channels: the 1x1 layer packs its weights inline
     (1, 128, 64, 14, 14, 3, 3, 2, 1, 1, 1, "zeros"),
     (1, 128, 40, 13, 12, 3, 3, 2, 1, 1, 1, "reflect"),
+    # images of fewer pixels than K channels: stacked as one image's rows
+    (3, 16, 64, 6, 7, 3, 3, 2, 1, 1, 1, "zeros"),
+    (4, 12, 48, 7, 6, 3, 3, 2, 1, 1, 2, "reflect"),
 ]
 
 
@@ -1257,8 +1260,8 @@ LOWERED_CASES = [
 def test_lowered_strided_layers(case, dtype, monkeypatch):
     """A strided layer run as a 1x1 layer on its pixels' patches: the
     reference's values, and bitwise the direct plan's result, whole or in
-    pieces, with the patches of the batch at once, per image, or per band of
-    1 or 3 rows."""
+    pieces, with the patches of the batch at once or two images at a time
+    (stacked as one image's rows), per image, or per band of 1 or 3 rows."""
     from cyconv import _conv2d, _parallel
     N, C, K, H, W, R, S, stride, padding, dilation, groups, mode = case
     x, w, b = case_arrays(seed_of(case, dtype, "lowered"), N=N, C=C, K=K, groups=groups,
@@ -1289,8 +1292,15 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
             out = np.full_like(direct, np.nan)   # every pixel must be written
             got, prep = run(True, max_bytes, workers=workers, out=out)
             low = prep.lowered
-            assert (min(low.images, N), low.band.Ho, low.last.Ho) == (
-                min(images, N), rows, (Ho - 1) % rows + 1)
+            group = min(max(1, images), N)
+            # images of fewer pixels than K channels: stacked as one image's rows
+            stack = min(group, K // (Ho * Wo))
+            if stack > 1:
+                heights = (stack * Ho, (N % stack or stack) * Ho)
+            else:
+                heights = (rows, (Ho - 1) % rows + 1)
+            assert (low.images, low.stacked, low.band.Ho, low.last.Ho) == (
+                stack if stack > 1 else group, stack > 1, *heights)
             np.testing.assert_array_equal(got.view(np.uint8), direct.view(np.uint8))
     monkeypatch.setattr(_conv2d, "_prepared", {})
     monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1)

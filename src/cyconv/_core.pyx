@@ -1763,22 +1763,26 @@ def patches(Conv2dPlan plan,
             const fp_t[:, :, :, :] image,     # IN  n x C x H x W, any strides
             const int64_t[::1] row_map,       # IN  the plan's padded rows -> source row or -1
             const int64_t[::1] col_map,       # IN  the plan's padded cols -> source col or -1
-            fp_t[:, :, :, ::1] cols,          # OUT n x (C*R*S) x rows x Wo
+            fp_t[:, :, ::1] cols,             # OUT (C*R*S) x (n*rows) x Wo
             fp_t[:, ::1] plane,               # scratch Hp x Wp
             Py_ssize_t y0=0):
     """Each output pixel's input patch as channels, for output rows y0 <= y
-    < y0 + cols.shape[2]: cols[i, (c*R + r)*S + s, y - y0, x] is the padded
-    image's sample at (y*sh + r*dh, x*sw + s*dw) of channel c. A 1x1 layer
+    < y0 + rows of each image i (rows = cols.shape[1] // n, image i's after
+    image i - 1's): cols[(c*R + r)*S + s, i*rows + y - y0, x] is image i's
+    padded sample at (y*sh + r*dh, x*sw + s*dw) of channel c. A 1x1 layer
     on cols, its weight (K, Cg*R*S, 1, 1), sums each pixel's products in
     this layer's (c, r, s) order: the same bits."""
     cdef const _Conv *g = &plan.g
-    cdef Py_ssize_t n = image.shape[0], rows = cols.shape[2], i, c, r, s, y
+    cdef Py_ssize_t n = image.shape[0], i, c, r, s, y
+    cdef Py_ssize_t rows = cols.shape[1] // n if n else 0
     # padded rows the band reads
     cdef Py_ssize_t p0 = y0 * g.sh, p1 = (y0 + rows - 1) * g.sh + (g.R - 1) * g.dh + 1
     cdef Py_ssize_t istr2 = image.strides[2], istr3 = image.strides[3]
     cdef const char *data
     cdef fp_t *dst
-    if n == 0 or image.shape[2] == 0 or image.shape[3] == 0:
+    if n == 0 or rows == 0:
+        return
+    if image.shape[2] == 0 or image.shape[3] == 0:
         data = NULL   # an empty image (padded with zeros) is never read
     else:
         data = <const char *>&image[0, 0, 0, 0]
@@ -1788,9 +1792,9 @@ def patches(Conv2dPlan plan,
                 _gather_rows(data + i * image.strides[0] + c * image.strides[1] if data != NULL
                              else NULL, g.W, istr2, istr3, &row_map[0], &col_map[0], g.left,
                              g.Wp, <fp_t>0, &plane[p0, 0], p0, p1)
-                dst = &cols[i, c * g.R * g.S, 0, 0]
                 for r in range(g.R):
                     for s in range(g.S):
+                        dst = &cols[(c * g.R + r) * g.S + s, i * rows, 0]
                         for y in range(y0, y0 + rows):
                             _sample_row(&plane[y * g.sh + r * g.dh, s * g.dw], g.sw, dst, g.Wo)
                             dst += g.Wo
