@@ -169,8 +169,10 @@ def test_remembered_calls_make_the_full_path_s_core_calls(order, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_auto_is_remembered_only_where_the_shapes_decide(dtype):
-    # "auto" is kept on the short path only when direct wins by the shapes
-    # alone: then neither a separable kernel nor a NaN changes the choice.
+    # "auto" is kept on the short path as it is when direct wins by the
+    # shapes alone: then neither a separable kernel nor a NaN changes the
+    # choice (where only a rank-1 kernel could change it, the kept call tests
+    # each kernel: the next test).
     rng = np.random.default_rng(11)
     decided = 0
     for shape, kshape in (((64, 64), (3, 3)), ((300, 301), (5, 5)), ((1024, 1024), (3, 3)),
@@ -194,3 +196,31 @@ def test_auto_is_remembered_only_where_the_shapes_decide(dtype):
         again = cyconv.convolve2d(a, separable, "same")
         assert again.tobytes() == first.tobytes()
     assert decided >= 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("convolve", [True, False])
+def test_auto_kept_with_a_rank1_test_where_only_separable_could_win(dtype, convolve):
+    # Where the FFT cannot win by the shapes but the separable method could
+    # (400 x 400, 9 x 9), "auto" is kept on the short path with its kernel
+    # tested on every call: a kernel that is not rank-1 runs direct, a
+    # rank-1 one the full path's choice (separable): each the bits of the
+    # method the full path picks.
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((400, 400)).astype(dtype)
+    dense = rng.standard_normal((9, 9)).astype(dtype)
+    rank1 = (rng.standard_normal((9, 1)) @ rng.standard_normal((1, 9))).astype(dtype)
+    plan = _convolve._plan(a, dense, "same", "fill", 0, convolve)
+    assert not _methods.direct_from_shapes(plan) and _methods.direct_unless_rank1(plan)
+    rank1_plan = _convolve._plan(a, rank1, "same", "fill", 0, convolve)
+    assert _methods.choose(rank1_plan, "auto") == "separable"
+    direct = _methods.run(plan, "direct", 1).tobytes()
+    separable = _methods.run(rank1_plan, "separable", 1).tobytes()
+    assert separable != _methods.run(rank1_plan, "direct", 1).tobytes()   # (telling apart)
+    _convolve._short_paths.clear()
+    call = cyconv.convolve2d if convolve else cyconv.correlate2d
+    for kernel, expected in ((dense, direct), (rank1, separable), (dense, direct),
+                             (rank1, separable)):
+        assert call(a, kernel, "same").tobytes() == expected
+    (short,) = _convolve._short_paths.values()
+    assert short.rank1_check

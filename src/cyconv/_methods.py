@@ -89,6 +89,15 @@ def direct_from_shapes(plan: Plan) -> bool:
     return fft >= direct and (M == 1 or N == 1 or separable >= min(direct, fft))
 
 
+def direct_unless_rank1(plan: Plan) -> bool:
+    """True when choose(plan, "auto") picks direct for every kernel of the
+    plan's shape that is not rank-1: the FFT's modelled cost is not below
+    direct's, so only the separable method could win, and only on a rank-1
+    kernel (the NaN scan runs only when another method would win)."""
+    direct, fft, _ = _auto_costs(plan)
+    return fft >= direct
+
+
 def direct_by_cost(itemsize: int, out_shape, kernel_shape) -> bool:
     """True when direct summation costs less than the fixed cost of any other
     method: then "auto" picks direct from the shapes alone, whatever the data."""
