@@ -169,10 +169,10 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
         chunks = [(n, min(n + images, N), 0, Ho) for n in range(0, N, images)]
     else:
         chunks = [(n, n + 1, y, min(y + rows, Ho)) for n in range(N) for y in range(0, Ho, rows)]
+    # Pieces share the blocks out between threads. With one thread, a piece
+    # whose input is padded runs all of them: split into ranges of blocks,
+    # each would pad the same input again (256 -> 256 3x3 @14x14: 1.02-1.03x).
     if blocks > 1 and (workers > 1 or (Hb, Wb) == x.shape[2:]):
-        # (one thread runs every block of a padded piece's rows: split,
-        # each range of blocks would pad the same input again; 256 -> 256
-        # 3x3 @14x14 1.02-1.03x)
         chunks = _split_blocks(chunks, blocks, per_row)
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
     _parallel.run(job, chunks, nthreads, scratch)
