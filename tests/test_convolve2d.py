@@ -472,6 +472,42 @@ def test_every_other_column_direct_reads_in_place(kshape, dtype):
     assert len(list(_direct_on_view_matches(x, wide[:, ::2], k))) == 16
 
 
+@pytest.fixture
+def stream_every_result():
+    """Results written with non-temporal stores whatever their size."""
+    old = cyconv._core.set_stream_min_bytes(0)
+    yield
+    cyconv._core.set_stream_min_bytes(old)
+
+
+@pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (9, 9), (11, 11), (1, 6), (2, 9),
+                                    (5, 1), (4, 7)])
+@pytest.mark.parametrize("width", [256, 150])
+@pytest.mark.parametrize("layout", ["C", "F", "cols::2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+def test_streamed_results_are_bitwise_the_cached_ones(stream_every_result, dtype, layout, width,
+                                                      kshape):
+    # Results larger than the caches are written with non-temporal stores
+    # where whole aligned cache lines are (width 256: every row starts on a
+    # line; 150: rows at other offsets). The same bits as plain stores, for
+    # every layout, mode and boundary, with one worker or two, direct and,
+    # for a rank-1 kernel, separable.
+    rng = np.random.default_rng(41)
+    c_image = rng.standard_normal((67, width)).astype(dtype)
+    image = {"C": c_image, "F": np.asfortranarray(c_image),
+             "cols::2": np.repeat(c_image, 2, axis=1)[:, ::2]}[layout]
+    kernel = rng.standard_normal(kshape).astype(dtype)
+    rank1 = np.outer(rng.standard_normal(kshape[0]), rng.standard_normal(kshape[1])).astype(dtype)
+    cases = [(k, m, b, w, method) for k, method in ((kernel, "direct"), (rank1, "separable"))
+             for m in MODES for b in ("fill", "wrap", "symm") for w in (1, 2)]
+    streamed = [cyconv.convolve2d(image, k, m, b, method=method, workers=w)
+                for k, m, b, w, method in cases]
+    cyconv._core.set_stream_min_bytes(1 << 62)
+    for got, (k, m, b, w, method) in zip(streamed, cases):
+        expected = cyconv.convolve2d(image, k, m, b, method=method, workers=w)
+        assert np.array_equal(got, expected), (m, b, w, method)
+
+
 @pytest.mark.parametrize("dtype", [">f8", ">i4", ">c16", ">f4", ">u2", ">i8", "<f8", "=c8"])
 @pytest.mark.parametrize("name", FUNCS)
 def test_byte_order_matches_scipy(name, dtype):

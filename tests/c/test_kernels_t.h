@@ -89,6 +89,38 @@ static int CK(check_row)(const cyc_kernel_table *kt)
     return bad;
 }
 
+/* rows_f with streamed (non-temporal) stores into a line-aligned output at
+ * a pitch of whole lines, where they take effect: the same bits as `out`
+ * (rows os apart, written with plain stores), and nothing written between
+ * the rows. */
+static int CK(check_streamed)(const char *name, CK(cyc_spatial_rows) rows_f, const T *in,
+                              cyc_index cs, cyc_index rs, cyc_index C, cyc_index R, cyc_index S,
+                              const T *w, const T *out, cyc_index os, cyc_index width,
+                              cyc_index nrows)
+{
+    cyc_index line = 64 / (cyc_index)sizeof(T), pitch = (width + line) / line * line;
+    char *block = malloc((size_t)(nrows * pitch) * sizeof(T) + 64);
+    T *streamed = (T *)(void *)(block + (64 - (size_t)block % 64));
+    int bad = 0;
+    for (cyc_index i = 0; i < nrows * pitch; i++) streamed[i] = (T)SENTINEL;
+    rows_f(in, cs, rs, C, R, S, w, streamed, pitch, width, nrows, 1);
+    cyc_stream_fence();
+    for (cyc_index t = 0; t < nrows; t++) {
+        if (memcmp(streamed + t * pitch, out + t * os, (size_t)width * sizeof(T)) != 0
+                && bad++ < 5)
+            printf("  %s_%s: streamed stores change row %d (C=%d R=%d S=%d width=%d"
+                   " nrows=%d)\n", name, STR(SFX), (int)t, (int)C, (int)R, (int)S, (int)width,
+                   (int)nrows);
+        for (cyc_index g = width; g < pitch; g++)
+            if (streamed[t * pitch + g] != (T)SENTINEL) {
+                if (bad++ < 5) printf("  %s_%s streamed between rows\n", name, STR(SFX));
+                break;
+            }
+    }
+    free(block);
+    return bad;
+}
+
 /* spatial_rows: bitwise equal to spatial_row row by row (kernels.h says
  * so); bitwise the same when the rows are split over two calls (as threads
  * split them); nothing written between the output rows. With `tmajor`, the
@@ -123,11 +155,13 @@ static int CK(check_rows)(const cyc_kernel_table *kt, int tmajor)
         T *one = malloc((size_t)width * sizeof(T));
         T *two = malloc((size_t)(nrows * os) * sizeof(T));
         for (cyc_index i = 0; i < nrows * os; i++) out[i] = (T)SENTINEL;
-        rows_f(in, cs, rstride, C, R, S, w, out, os, width, nrows);
+        rows_f(in, cs, rstride, C, R, S, w, out, os, width, nrows, 0);
+        bad += CK(check_streamed)(name, rows_f, in, cs, rstride, C, R, S, w, out, os, width,
+                                  nrows);
         for (cyc_index split = 1; split < nrows; split += 3) {
-            rows_f(in, cs, rstride, C, R, S, w, two, os, width, split);
+            rows_f(in, cs, rstride, C, R, S, w, two, os, width, split, 0);
             rows_f(in + split * rstride, cs, rstride, C, R, S, w, two + split * os,
-                   os, width, nrows - split);
+                   os, width, nrows - split, 0);
             for (cyc_index t = 0; t < nrows; t++)
                 if (memcmp(two + t * os, out + t * os, (size_t)width * sizeof(T)) != 0) {
                     if (bad++ < 5)
@@ -189,12 +223,14 @@ static int CK(check_rows_s2)(const cyc_kernel_table *kt)
             for (cyc_index x = 0; x < width + S - 1; x++)
                 packed[r * (width + S - 1) + x] = in[r * rstride + 2 * x];
         for (cyc_index i = 0; i < nrows * os; i++) out[i] = (T)SENTINEL;
-        kt->CK(spatial_rows_s2)(in, 0, rstride, 1, R, S, w, out, os, width, nrows);
-        kt->CK(spatial_rows)(packed, 0, width + S - 1, 1, R, S, w, ref, os, width, nrows);
+        kt->CK(spatial_rows_s2)(in, 0, rstride, 1, R, S, w, out, os, width, nrows, 0);
+        kt->CK(spatial_rows)(packed, 0, width + S - 1, 1, R, S, w, ref, os, width, nrows, 0);
+        bad += CK(check_streamed)("spatial_rows_s2", kt->CK(spatial_rows_s2), in, 0, rstride, 1,
+                                  R, S, w, out, os, width, nrows);
         for (cyc_index split = 1; split < nrows; split += 4) {
-            kt->CK(spatial_rows_s2)(in, 0, rstride, 1, R, S, w, two, os, width, split);
+            kt->CK(spatial_rows_s2)(in, 0, rstride, 1, R, S, w, two, os, width, split, 0);
             kt->CK(spatial_rows_s2)(in + split * rstride, 0, rstride, 1, R, S, w,
-                                    two + split * os, os, width, nrows - split);
+                                    two + split * os, os, width, nrows - split, 0);
             for (cyc_index t = 0; t < nrows; t++)
                 if (memcmp(two + t * os, out + t * os, (size_t)width * sizeof(T)) != 0) {
                     if (bad++ < 5)

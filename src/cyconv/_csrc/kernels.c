@@ -254,12 +254,14 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
     static void cyc_##NAME##_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs,     \
                                            cyc_index C, cyc_index R, cyc_index S,       \
                                            const T *w, T *out, cyc_index os,            \
-                                           cyc_index width, cyc_index nrows)            \
+                                           cyc_index width, cyc_index nrows, int stream) \
     {                                                                                   \
         if (USE_512)                                                                    \
-            cyc_##NAME##_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows); \
+            cyc_##NAME##_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows,  \
+                                        stream);                                        \
         else                                                                            \
-            cyc_##NAME##_##SFX##_avx2(in, cs, rs, C, R, S, w, out, os, width, nrows);   \
+            cyc_##NAME##_##SFX##_avx2(in, cs, rs, C, R, S, w, out, os, width, nrows,    \
+                                      stream);                                          \
     }
 #define ROWS_ON_512(T)                                                                  \
     (R >= 8 || (S == 1 && R >= 5)                                                       \
@@ -395,6 +397,13 @@ static int os_saves_zmm(unsigned long long xcr0)
     return 0;
 }
 #endif
+
+void cyc_stream_fence(void)
+{
+#if CYC_X86_INTRINSICS
+    _mm_sfence();
+#endif
+}
 
 int cyc_detect_features(void)
 {

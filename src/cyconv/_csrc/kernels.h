@@ -39,15 +39,18 @@ typedef void (*cyc_spatial_row_f64)(const double *in, cyc_index cs, cyc_index rs
 /* nrows consecutive output rows (unit stride and dilation), out rows `os` apart:
  *   out[t*os + x] = sum_{c,r,s} w[(c*R + r)*S + s] * in[c*cs + (t + r)*rs + s + x]
  * bitwise equal to calling the row kernel once per row. Register-blocked for R >= 4:
- * blocks may overlap and write a pixel twice (same value), so out must not alias in. */
+ * blocks may overlap and write a pixel twice (same value), so out must not alias in.
+ * stream: nonzero to write `out` with non-temporal stores (x86) where a block fills
+ * whole aligned cache lines, for a result larger than the caches; the caller then
+ * calls cyc_stream_fence() before another thread reads `out`. */
 typedef void (*cyc_spatial_rows_f32)(const float *in, cyc_index cs, cyc_index rs,
                                      cyc_index C, cyc_index R, cyc_index S,
                                      const float *w, float *out, cyc_index os,
-                                     cyc_index width, cyc_index nrows);
+                                     cyc_index width, cyc_index nrows, int stream);
 typedef void (*cyc_spatial_rows_f64)(const double *in, cyc_index cs, cyc_index rs,
                                      cyc_index C, cyc_index R, cyc_index S,
                                      const double *w, double *out, cyc_index os,
-                                     cyc_index width, cyc_index nrows);
+                                     cyc_index width, cyc_index nrows, int stream);
 
 /* spatial_rows with the taps transposed: the weights are S x R, kernel
  * column s steps down the rows and kernel row r along the row,
@@ -185,6 +188,9 @@ typedef struct {
 #define cyc_prefetch_read(p) ((void)(p))
 #endif
 
+/* Makes this thread's non-temporal stores (spatial_rows' `stream`) visible
+ * before its later stores: sfence on x86, nothing elsewhere. */
+void cyc_stream_fence(void);
 /* Highest level this CPU and OS support (cpuid/xgetbv on x86-64). */
 int cyc_detect_level(void);
 /* Bitmask of detected features, for show_config: 1=sse2 2=avx 4=avx2 8=fma 16=avx512f 32=neon */

@@ -34,6 +34,38 @@ typedef T CAT4(vecu, T, ISA, SFX) __attribute__((vector_size(VBYTES), aligned(si
 /* Splat a scalar: x - 0 is exactly x for every x (x + 0 is not, for -0.0),
  * so the compiler drops the subtraction and emits a single broadcast. */
 #define VSPLAT(x) ((x) - (VEC){0})
+/* A non-temporal store of a vector to a VBYTES-aligned p: written towards
+ * memory past the caches, without first reading its line for ownership (a
+ * third of the memory traffic of a result larger than the caches). x86
+ * only (the caller fences with cyc_stream_fence); a plain store elsewhere. */
+#if CYC_X86_INTRINSICS && VBYTES == 64
+#define VSTREAM(p, src) (sizeof(T) == 4 ? _mm512_stream_ps((float *)(void *)(p), (__m512)(src)) \
+                                        : _mm512_stream_pd((double *)(void *)(p), (__m512d)(src)))
+#elif CYC_X86_INTRINSICS && VBYTES == 32
+#define VSTREAM(p, src) (sizeof(T) == 4 ? _mm256_stream_ps((float *)(void *)(p), (__m256)(src)) \
+                                        : _mm256_stream_pd((double *)(void *)(p), (__m256d)(src)))
+#elif CYC_X86_INTRINSICS && VBYTES == 16
+#define VSTREAM(p, src) (sizeof(T) == 4 ? _mm_stream_ps((float *)(void *)(p), (__m128)(src)) \
+                                        : _mm_stream_pd((double *)(void *)(p), (__m128d)(src)))
+#else
+#define VSTREAM(p, src) VSTORE(p, src)
+#endif
+/* Do a block's stores stream? Where the caller asks (stream) and they fill
+ * whole cache lines: `out` 64-byte aligned, rows `os` elements apart a
+ * multiple of 64 bytes, `nv` vectors a row a multiple of 64 bytes (partly
+ * written lines would leave write-combining buffers half full). */
+#define STREAMS(stream, out, os, nv)                                             \
+    ((stream) && ((((size_t)(out)) | (size_t)((os) * sizeof(T))                  \
+                   | (size_t)((nv) * VBYTES)) & 63) == 0)
+/* acc[k * nv + v] into output row k, vector v (k < tr, v < nv), by `store`. */
+#define STORE_ROWS(store, out, os, tr, nv, acc)                                  \
+    do {                                                                         \
+        _Pragma("GCC unroll 16")                                                 \
+        for (int k = 0; k < (tr); k++)                                           \
+            _Pragma("GCC unroll 24")                                             \
+            for (int v = 0; v < (nv); v++)                                       \
+                store((out) + k * (os) + v * VW, (acc)[k * (nv) + v]);           \
+    } while (0)
 #endif
 
 TARGET static void FN(spatial_row)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
@@ -251,7 +283,7 @@ FN(load_first_cols)(const T *p, int n, int step)
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
                cyc_index S, const T *w, T *out, cyc_index os, const int tr, const int nv,
-               const int tmajor, const int shifted)
+               const int tmajor, const int shifted, int stream)
 {
     VEC acc[RB_ACCS];   /* acc[k * nv + v]: output row k, vector v */
 #pragma GCC unroll 32
@@ -285,10 +317,11 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
         for (int jj = 0; jj < tr - 1; jj++)
             ANY_ROWS_STEP(ic + (R + jj) * rs, R + jj, jj + 1, tr - 1)
     }
-#pragma GCC unroll 16
-    for (int k = 0; k < tr; k++)
-#pragma GCC unroll 24
-        for (int v = 0; v < nv; v++) VSTORE(out + k * os + v * VW, acc[k * nv + v]);
+    /* (one test a block: a test a store made GCC spill the accumulators) */
+    if (STREAMS(stream, out, os, nv))
+        STORE_ROWS(VSTREAM, out, os, tr, nv, acc);
+    else
+        STORE_ROWS(VSTORE, out, os, tr, nv, acc);
 }
 #undef ROWS_STEP
 #undef ROWS_STEP_SHIFTED
@@ -305,7 +338,7 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
  * products of TROWS_STEP in its order: s outer, r = t - k ascending. */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_block_t_shifted)(const T *in, cyc_index rs, const int R, const int S, const T *w,
-                         T *out, cyc_index os, const int tr, const int nv)
+                         T *out, cyc_index os, const int tr, const int nv, int stream)
 {
     const int nb = nv + SHIFT_EXTRA(S);   /* loaded vectors per input row */
     VEC base[RB_REGS], acc[RB_ACCS];
@@ -338,10 +371,10 @@ FN(rows_block_t_shifted)(const T *in, cyc_index rs, const int R, const int S, co
             }
         }
     }
-#pragma GCC unroll 16
-    for (int k = 0; k < tr; k++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) VSTORE(out + k * os + v * VW, acc[k * nv + v]);
+    if (STREAMS(stream, out, os, nv))
+        STORE_ROWS(VSTREAM, out, os, tr, nv, acc);
+    else
+        STORE_ROWS(VSTORE, out, os, tr, nv, acc);
 }
 
 /* nrows x width outputs (nrows >= tr, width >= nv vectors) of
@@ -350,14 +383,14 @@ FN(rows_block_t_shifted)(const T *in, cyc_index rs, const int R, const int S, co
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, const T *w,
                        T *out, cyc_index os, cyc_index width, cyc_index nrows, const int tr,
-                       const int nv)
+                       const int nv, int stream)
 {
     for (cyc_index t = 0; t < nrows; t += tr) {
         cyc_index tb = t + tr <= nrows ? t : nrows - tr;
         for (cyc_index x = 0; x < width; x += nv * VW) {
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
             FN(rows_block_t_shifted)(in + tb * rs + xb, rs, R, S, w, out + tb * os + xb, os,
-                                     tr, nv);
+                                     tr, nv, stream);
         }
     }
 }
@@ -372,7 +405,7 @@ FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, cons
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
                cyc_index S, const T *w, T *out, cyc_index os, cyc_index width, const int tr,
-               const int tmajor, const int shifted)
+               const int tmajor, const int shifted, int stream)
 {
     /* As many vectors as fit: tr * nv accumulators, nv inputs and a weight
      * in RB_REGS registers, at most RB_ACCS accumulators. */
@@ -388,13 +421,13 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
         for (cyc_index x = 0; x < width; x += nv * VW) {
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
             FN(rows_block)(in + xb * step, cs, rs, C, R, S, w, out + xb, os, tr, nv, tmajor,
-                           shifted);
+                           shifted, stream);
         }
     } else if (width >= VW) {
         for (cyc_index x = 0; x < width; x += VW) {
             cyc_index xb = x + VW <= width ? x : width - VW;
             FN(rows_block)(in + xb * step, cs, rs, C, R, S, w, out + xb, os, tr, 1, tmajor,
-                           shifted);
+                           shifted, stream);
         }
     } else {
         for (int k = 0; k < tr; k++)
@@ -409,18 +442,18 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_all)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
              cyc_index S, const T *w, T *out, cyc_index os, cyc_index width,
-             cyc_index nrows, const int tr, const int tmajor, const int shifted)
+             cyc_index nrows, const int tr, const int tmajor, const int shifted, int stream)
 {
     if (nrows < tr) {
         for (cyc_index t = 0; t < nrows; t++)
             FN(rows_strip)(in + t * rs, cs, rs, C, R, S, w, out + t * os, os, width, 1, tmajor,
-                           shifted);
+                           shifted, stream);
         return;
     }
     for (cyc_index t = 0; t < nrows; t += tr) {
         cyc_index tb = t + tr <= nrows ? t : nrows - tr;
         FN(rows_strip)(in + tb * rs, cs, rs, C, R, S, w, out + tb * os, os, width, tr, tmajor,
-                       shifted);
+                       shifted, stream);
     }
 }
 #endif
@@ -431,16 +464,16 @@ FN(rows_all)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
 TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
                                      cyc_index C, cyc_index R, cyc_index S,
                                      const T *w, T *out, cyc_index os,
-                                     cyc_index width, cyc_index nrows)
+                                     cyc_index width, cyc_index nrows, int stream)
 {
     cyc_index t = 0;
 #if VBYTES
     for (; t + TR <= nrows; t += TR) {
         cyc_index x = 0;
         for (; x + 2 * VW <= width; x += 2 * VW) {
-            VEC acc[TR][2];
+            VEC acc[TR * 2];   /* acc[k * 2 + v]: output row t + k, vector v */
 #pragma GCC unroll 8
-            for (int k = 0; k < TR; k++) { acc[k][0] = (VEC){0}; acc[k][1] = (VEC){0}; }
+            for (int k = 0; k < TR; k++) { acc[k * 2] = (VEC){0}; acc[k * 2 + 1] = (VEC){0}; }
             const T *wk = w;
             for (cyc_index c = 0; c < C; c++) {
                 for (cyc_index r = 0; r < R; r++) {
@@ -451,17 +484,16 @@ TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
                         for (int k = 0; k < TR; k++) {
                             VEC v0, v1;
                             VLOAD(v0, p + k * rs + s); VLOAD(v1, p + k * rs + s + VW);
-                            acc[k][0] += wv * v0;
-                            acc[k][1] += wv * v1;
+                            acc[k * 2] += wv * v0;
+                            acc[k * 2 + 1] += wv * v1;
                         }
                     }
                 }
             }
-#pragma GCC unroll 8
-            for (int k = 0; k < TR; k++) {
-                VSTORE(out + (t + k) * os + x, acc[k][0]);
-                VSTORE(out + (t + k) * os + x + VW, acc[k][1]);
-            }
+            if (STREAMS(stream, out + t * os + x, os, 2))
+                STORE_ROWS(VSTREAM, out + t * os + x, os, TR, 2, acc);
+            else
+                STORE_ROWS(VSTORE, out + t * os + x, os, TR, 2, acc);
         }
         if (x < width)
             for (int k = 0; k < TR; k++)
@@ -526,7 +558,12 @@ FN(feed_3x3)(const T *q, const VEC *wv, VEC *fin, VEC *mid, VEC *start,
         }
 }
 
-#define STORE2(o, acc) do { VSTORE((o), (acc)[0]); VSTORE((o) + VW, (acc)[1]); } while (0)
+/* Two vectors of an output row, streamed where nt says so. */
+#define STORE2(o, acc, nt)                                                       \
+    do {                                                                         \
+        if (nt) { VSTREAM((o), (acc)[0]); VSTREAM((o) + VW, (acc)[1]); }         \
+        else { VSTORE((o), (acc)[0]); VSTORE((o) + VW, (acc)[1]); }              \
+    } while (0)
 
 /* Three output rows of a single-channel 3x3 correlation by two vectors of
  * columns: each of the five input rows is loaded once (three shifted loads
@@ -539,17 +576,17 @@ FN(feed_3x3)(const T *q, const VEC *wv, VEC *fin, VEC *mid, VEC *start,
  * 24-28, the old kernel 26-34). */
 TARGET static inline __attribute__((always_inline)) void
 FN(three_rows_3x3)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index os,
-                   const int step)
+                   const int step, int nt)
 {
     VEC a[2], b[2], c[2];
     FN(feed_3x3)(in, wv, c, c, a, 0, 0, 1, step);
     FN(feed_3x3)(in + rs, wv, c, a, b, 0, 1, 1, step);
     FN(feed_3x3)(in + 2 * rs, wv, a, b, c, 1, 1, 1, step);
-    STORE2(out, a);
+    STORE2(out, a, nt);
     FN(feed_3x3)(in + 3 * rs, wv, b, c, a, 1, 1, 0, step);
-    STORE2(out + os, b);
+    STORE2(out + os, b, nt);
     FN(feed_3x3)(in + 4 * rs, wv, c, a, b, 1, 0, 0, step);
-    STORE2(out + 2 * os, c);
+    STORE2(out + 2 * os, c, nt);
 }
 #undef STORE2
 
@@ -557,11 +594,11 @@ FN(three_rows_3x3)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index o
  * accumulators live through the block and each kernel column s walks the
  * five input rows, so per pixel the sum runs in (s, r) order. */
 TARGET static inline __attribute__((always_inline)) void
-FN(three_rows_3x3_t)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index os)
+FN(three_rows_3x3_t)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index os, int nt)
 {
-    VEC acc[3][2];
+    VEC acc[3 * 2];   /* acc[k * 2 + v]: output row k, vector v */
 #pragma GCC unroll 3
-    for (int k = 0; k < 3; k++) acc[k][0] = acc[k][1] = (VEC){0};
+    for (int k = 0; k < 3; k++) acc[k * 2] = acc[k * 2 + 1] = (VEC){0};
 #pragma GCC unroll 3
     for (int s = 0; s < 3; s++)
 #pragma GCC unroll 5
@@ -571,13 +608,12 @@ FN(three_rows_3x3_t)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index
                 VEC x = VLOADU(in + j * rs + s + v * VW);
 #pragma GCC unroll 3
                 for (int k = 0; k < 3; k++)
-                    if (j - k >= 0 && j - k < 3) acc[k][v] += wv[s * 3 + j - k] * x;
+                    if (j - k >= 0 && j - k < 3) acc[k * 2 + v] += wv[s * 3 + j - k] * x;
             }
-#pragma GCC unroll 3
-    for (int k = 0; k < 3; k++) {
-        VSTORE(out + k * os, acc[k][0]);
-        VSTORE(out + k * os + VW, acc[k][1]);
-    }
+    if (nt)
+        STORE_ROWS(VSTREAM, out, os, 3, 2, acc);
+    else
+        STORE_ROWS(VSTORE, out, os, 3, 2, acc);
 }
 
 /* nrows x width outputs of a single-channel 3x3 kernel (nrows >= 3,
@@ -588,7 +624,7 @@ FN(three_rows_3x3_t)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index
  * input's columns `step` elements apart (2 with SHIFTS only, not tmajor). */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_index width,
-             cyc_index nrows, const int tmajor, const int step)
+             cyc_index nrows, const int tmajor, const int step, int stream)
 {
     VEC wv[9];
     for (int i = 0; i < 9; i++) wv[i] = VSPLAT(w[i]);
@@ -596,11 +632,12 @@ FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_in
         cyc_index tb = t + 3 <= nrows ? t : nrows - 3;
         for (cyc_index x = 0; x < width; x += 2 * VW) {
             cyc_index xb = x + 2 * VW <= width ? x : width - 2 * VW;
+            int nt = STREAMS(stream, out + tb * os + xb, os, 2);
             if (tmajor)
-                FN(three_rows_3x3_t)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os);
+                FN(three_rows_3x3_t)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os, nt);
             else
                 FN(three_rows_3x3)(in + tb * rs + xb * step, rs, wv, out + tb * os + xb, os,
-                                   step);
+                                   step, nt);
         }
     }
 }
@@ -623,7 +660,7 @@ FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_in
  * constants once inlined, so every index below is one too. */
 TARGET static inline __attribute__((always_inline)) void
 FN(column_walk)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_index n,
-                const int R, const int NV)
+                const int R, const int NV, int nt)
 {
     VEC wv[16], acc[16][4];
 #pragma GCC unroll 16
@@ -651,8 +688,10 @@ FN(column_walk)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc
 #pragma GCC unroll 16
                 for (int r = 0; r < R; r++) acc[(i + R - 1 - r) % R][v] += wv[r] * x;
             }
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) VSTORE(out + (g + i) * os + v * VW, acc[i][v]);
+            if (nt)
+                STORE_ROWS(VSTREAM, out + (g + i) * os, os, 1, NV, acc[i]);
+            else
+                STORE_ROWS(VSTORE, out + (g + i) * os, os, 1, NV, acc[i]);
         }
     }
 }
@@ -666,14 +705,15 @@ FN(column_walk)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc
  * lost a third for R = 4-5; R-row walks gain a third over the blocked rows). */
 TARGET static inline __attribute__((always_inline)) void
 FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
-                cyc_index width, cyc_index nrows, const int R)
+                cyc_index width, cyc_index nrows, const int R, int stream)
 {
     const int NV = WALK_NV(R);
     for (cyc_index t = 0; t < nrows; t += R) {
         cyc_index tb = t + R <= nrows ? t : nrows - R;
         for (cyc_index x = 0; x < width; x += NV * VW) {
             cyc_index xb = x + NV * VW <= width ? x : width - NV * VW;
-            FN(column_walk)(in + tb * rs + xb, rs, w, out + tb * os + xb, os, R, R, NV);
+            FN(column_walk)(in + tb * rs + xb, rs, w, out + tb * os + xb, os, R, R, NV,
+                            STREAMS(stream, out + tb * os + xb, os, NV));
         }
     }
 }
@@ -692,11 +732,11 @@ FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
 TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
                                     cyc_index C, cyc_index R, cyc_index S,
                                     const T *w, T *out, cyc_index os,
-                                    cyc_index width, cyc_index nrows)
+                                    cyc_index width, cyc_index nrows, int stream)
 {
 #if VBYTES
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 1);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 1, stream);
         return;
     }
     /* R x 1 kernels of 2-3 rows measured no faster walking (R = 2 slower):
@@ -704,19 +744,19 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
     if (C == 1 && S == 1 && R >= 4 && R <= COLUMN_WALK_MAX && nrows >= R
             && width >= WALK_NV(R) * VW) {
         switch (R) {
-        case 4: FN(column_rows)(in, rs, w, out, os, width, nrows, 4); return;
-        case 5: FN(column_rows)(in, rs, w, out, os, width, nrows, 5); return;
-        case 6: FN(column_rows)(in, rs, w, out, os, width, nrows, 6); return;
+        case 4: FN(column_rows)(in, rs, w, out, os, width, nrows, 4, stream); return;
+        case 5: FN(column_rows)(in, rs, w, out, os, width, nrows, 5, stream); return;
+        case 6: FN(column_rows)(in, rs, w, out, os, width, nrows, 6, stream); return;
 #if COLUMN_WALK_MAX >= 7
-        case 7: FN(column_rows)(in, rs, w, out, os, width, nrows, 7); return;
+        case 7: FN(column_rows)(in, rs, w, out, os, width, nrows, 7, stream); return;
 #endif
 #if COLUMN_WALK_MAX >= 8
-        case 8: FN(column_rows)(in, rs, w, out, os, width, nrows, 8); return;
+        case 8: FN(column_rows)(in, rs, w, out, os, width, nrows, 8, stream); return;
 #endif
         }
     }
     if (R < RB_MIN_R) {
-        FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows);
+        FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows, stream);
         return;
     }
 #if SHIFTS && TR == 8
@@ -724,26 +764,26 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
      * made in registers (S a constant, so each valignd has an immediate). */
     if (C == 1 && R == S && S - 1 <= 2 * VW) {
         switch (S) {
-        case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 1); return;
-        case 7: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 7, 0, 1); return;
-        case 9: FN(rows_all)(in, cs, rs, 1, 9, 9, w, out, os, width, nrows, 8, 0, 1); return;
-        case 11: FN(rows_all)(in, cs, rs, 1, 11, 11, w, out, os, width, nrows, 8, 0, 1); return;
-        case 13: FN(rows_all)(in, cs, rs, 1, 13, 13, w, out, os, width, nrows, 8, 0, 1); return;
-        case 15: FN(rows_all)(in, cs, rs, 1, 15, 15, w, out, os, width, nrows, 8, 0, 1); return;
+        case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 1, stream); return;
+        case 7: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 7, 0, 1, stream); return;
+        case 9: FN(rows_all)(in, cs, rs, 1, 9, 9, w, out, os, width, nrows, 8, 0, 1, stream); return;
+        case 11: FN(rows_all)(in, cs, rs, 1, 11, 11, w, out, os, width, nrows, 8, 0, 1, stream); return;
+        case 13: FN(rows_all)(in, cs, rs, 1, 13, 13, w, out, os, width, nrows, 8, 0, 1, stream); return;
+        case 15: FN(rows_all)(in, cs, rs, 1, 15, 15, w, out, os, width, nrows, 8, 0, 1, stream); return;
         }
     }
 #endif
     switch (R < TR ? R : TR) {
 #if TR >= 8
-    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 0, 0); return;
-    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 0, 0); return;
-    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 0, 0); return;
-    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 0, 0); return;
+    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 0, 0, stream); return;
+    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 0, 0, stream); return;
+    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 0, 0, stream); return;
+    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 0, 0, stream); return;
 #endif
-    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 0, 0); return;
+    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 0, 0, stream); return;
     }
 #else
-    FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows);
+    FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows, stream);
 #endif
 }
 
@@ -755,7 +795,7 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
 TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
                                       cyc_index C, cyc_index R, cyc_index S,
                                       const T *w, T *out, cyc_index os,
-                                      cyc_index width, cyc_index nrows)
+                                      cyc_index width, cyc_index nrows, int stream)
 {
 #if VBYTES
 #if SHIFTS && TR == 8
@@ -766,28 +806,28 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
      * ROWS_T_ON_512 routes the AVX-512 level here. */
     if (C == 1 && R == S && nrows >= 5 && width >= 2 * VW) {
         switch (S) {
-        case 3: FN(rows_all_t_shifted)(in, rs, 3, 3, w, out, os, width, nrows, 4, 2); return;
-        case 5: FN(rows_all_t_shifted)(in, rs, 5, 5, w, out, os, width, nrows, 5, 1); return;
-        case 7: FN(rows_all_t_shifted)(in, rs, 7, 7, w, out, os, width, nrows, 5, 1); return;
-        case 9: FN(rows_all_t_shifted)(in, rs, 9, 9, w, out, os, width, nrows, 4, 1); return;
+        case 3: FN(rows_all_t_shifted)(in, rs, 3, 3, w, out, os, width, nrows, 4, 2, stream); return;
+        case 5: FN(rows_all_t_shifted)(in, rs, 5, 5, w, out, os, width, nrows, 5, 1, stream); return;
+        case 7: FN(rows_all_t_shifted)(in, rs, 7, 7, w, out, os, width, nrows, 5, 1, stream); return;
+        case 9: FN(rows_all_t_shifted)(in, rs, 9, 9, w, out, os, width, nrows, 4, 1, stream); return;
         }
     }
 #endif
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 1, 1);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 1, 1, stream);
         return;
     }
     switch (R < TR ? R : TR) {
 #if TR >= 8
-    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 1, 0); return;
-    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 1, 0); return;
-    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 1, 0); return;
-    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 1, 0); return;
+    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 1, 0, stream); return;
+    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 1, 0, stream); return;
+    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 1, 0, stream); return;
+    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 1, 0, stream); return;
 #endif
-    case 3: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 3, 1, 0); return;
-    case 2: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 2, 1, 0); return;
-    case 1: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 1, 1, 0); return;
-    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 1, 0); return;
+    case 3: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 3, 1, 0, stream); return;
+    case 2: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 2, 1, 0, stream); return;
+    case 1: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 1, 1, 0, stream); return;
+    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 1, 0, stream); return;
     }
 #else
     for (cyc_index t = 0; t < nrows; t++)
@@ -807,17 +847,17 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
 TARGET static void FN(spatial_rows_s2)(const T *in, cyc_index cs, cyc_index rs,
                                        cyc_index C, cyc_index R, cyc_index S,
                                        const T *w, T *out, cyc_index os,
-                                       cyc_index width, cyc_index nrows)
+                                       cyc_index width, cyc_index nrows, int stream)
 {
     (void)C, (void)R;
     if (S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 2);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 2, stream);
         return;
     }
     switch (S) {
-    case 3: FN(rows_all)(in, cs, rs, 1, 3, 3, w, out, os, width, nrows, 3, 0, 2); return;
-    case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 2); return;
-    default: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 7, 0, 2); return;
+    case 3: FN(rows_all)(in, cs, rs, 1, 3, 3, w, out, os, width, nrows, 3, 0, 2, stream); return;
+    case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 2, stream); return;
+    default: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 7, 0, 2, stream); return;
     }
 }
 #endif
@@ -1067,6 +1107,9 @@ static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
 #undef VLOAD
 #undef VLOADU
 #undef VSTORE
+#undef VSTREAM
+#undef STREAMS
+#undef STORE_ROWS
 #undef VSPLAT
 #undef RB_MIN_R
 #undef WALK_FREE
