@@ -10,7 +10,6 @@ must agree within a bound of the rounding of their sums.
 
 from __future__ import annotations
 
-import itertools
 import os
 import warnings
 
@@ -225,6 +224,49 @@ def test_column_major_planes_give_the_row_major_bits(dtype, shape):
                 got = getattr(cnd, name)(np.asfortranarray(x), w, workers=workers, **kwargs)
                 assert got.flags.c_contiguous
                 assert np.array_equal(got, expected), (name, kwargs, w.shape, workers)
+
+
+def _line_aligned_empty(shape, dtype):
+    """An empty array starting on a 64-byte line (where streamed stores apply)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("width", [256, 150])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_streamed_results_are_bitwise_the_cached_ones(dtype, width):
+    # Results larger than the caches are written with non-temporal stores
+    # where whole aligned lines are (width 256: every row starts on a line;
+    # 150: rows at other offsets), streamed here whatever their size: the
+    # same bits as plain stores, along and down the rows, 2-D and 3-D, one
+    # worker or two. (Large enough not to take the small-call path.)
+    from cyconv import _core
+    x = sample((1400, width), dtype, 31)
+    volume = sample((3, 480, width), dtype, 32)
+    w = sample((9,), dtype, 33)
+    calls = [(name, image, args, kwargs) for image in (x, volume)
+             for name, args, kwargs in [("correlate1d", (w,), {"axis": 0}),
+                                        ("correlate1d", (w,), {"axis": -1}),
+                                        ("convolve1d", (w[:4],), {"axis": 0, "mode": "wrap"}),
+                                        ("gaussian_filter", (1.5,), {}),
+                                        ("uniform_filter", (5,), {"mode": "nearest"}),
+                                        ("sobel", (), {"axis": 0})]
+             for kwargs in (dict(kwargs, workers=1), dict(kwargs, workers=2))]
+
+    def run(name, image, args, kwargs):
+        out = _line_aligned_empty(image.shape, dtype)
+        getattr(cnd, name)(image, *args, output=out, **kwargs)
+        return out
+
+    old = _core.set_stream_min_bytes(0)
+    try:
+        streamed = [run(*call) for call in calls]
+    finally:
+        _core.set_stream_min_bytes(old)
+    for got, call in zip(streamed, calls):
+        assert np.array_equal(got, run(*call)), (call[0], call[1].shape, call[3])
 
 
 def test_unaligned_output():

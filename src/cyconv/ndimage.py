@@ -485,12 +485,13 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
     w = _kernel_as(weights, ctype)
     fill = np.full(1, cval, ctype)
     index = _padding.index_map(n, before, L - 1 - before, rule)
+    stream = _core.streams(o3.nbytes)   # a result larger than the caches
     if inner == 1:
         rows_in, rows_out = s3[:, :, 0], o3[:, :, 0]
         segment = _along_scratch(n, L, before)
         chunks = _parallel.chunks_of(outer, n * L, workers)
         _parallel.run_work(lambda scratch, r0, r1: _core.ndimage_correlate_along_fast(
-            rows_in, index, before, fill, w, rows_out, scratch, r0, r1),
+            rows_in, index, before, fill, w, rows_out, scratch, r0, r1, stream),
             chunks, outer * n * L, workers, scratch=lambda: np.empty(segment, ctype))
     else:
         # Threads share the columns, never the rows: a chunk of rows would
@@ -501,7 +502,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
                   for c in range(0, inner, cols)]
         _parallel.run_work(lambda scratch, o, c0, c1: _core.ndimage_correlate_down_fast(
             s3[o, :, c0:c1], index, before, fill, w, o3[o, :, c0:c1], scratch, _DOWN_PIECE,
-            block, 0, n),
+            block, 0, n, stream),
             chunks, outer * n * inner * L, workers,
             scratch=lambda: np.empty((_DOWN_PIECE + L - 1) * block, ctype))
     if result is not None:
