@@ -135,6 +135,19 @@ def test_split_axis_keeps_input_chunk_boundaries(data):
     assert out_bounds <= in_bounds
 
 
+def _padded_indices(axis, rule, kw):
+    """np.pad of the indices; NumPy 1.x mirrors wrongly once a side takes more
+    than one reflection (np.pad(np.arange(2), (1, 8), "symmetric") ends in 0,
+    not 1; numpy/numpy#25926, fixed in 2.0), so there the mirror's period."""
+    n = axis.size
+    if (np.lib.NumpyVersion(np.__version__) >= "2.0.0" or rule not in ("symmetric", "reflect")
+            or max(axis.before, axis.after) <= n):
+        return np.pad(np.arange(n), (axis.before, axis.after), rule, **kw)
+    period = 2 * n if rule == "symmetric" else 2 * n - 2
+    q = np.arange(-axis.before, n + axis.after) % period
+    return np.where(q < n, q, period - 1 - q if rule == "symmetric" else period - q)
+
+
 @SETTINGS
 @given(axes(), st.sampled_from(["constant", "wrap", "symmetric", "reflect", "edge"]))
 def test_axis_map_is_np_pad_and_read_only(axis, rule):
@@ -145,8 +158,7 @@ def test_axis_map_is_np_pad_and_read_only(axis, rule):
     assert len(m) == axis.padded
     kw = dict(constant_values=-1) if rule == "constant" else {}
     if rule != "reflect" or axis.size > 1:
-        np.testing.assert_array_equal(
-            m, np.pad(np.arange(axis.size), (axis.before, axis.after), rule, **kw))
+        np.testing.assert_array_equal(m, _padded_indices(axis, rule, kw))
     np.testing.assert_array_equal(m, index_map(axis.size, axis.before, axis.after, rule))
 
 
