@@ -20,6 +20,7 @@ cdef extern from "kernels.h" nogil:
     void cyc_prefetch_read(const void *p)
     ctypedef Py_ssize_t cyc_index
     enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
+    int CYC_SQUARE_BLOCK_ROWS(int S, int lanes)   # rows per block, AVX-512's S x S rows
     ctypedef void (*cyc_spatial_row_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                          cyc_index C, cyc_index R, cyc_index S,
                                          const float *w, float *out, cyc_index width)
@@ -472,7 +473,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     cache), strip_rows output rows' worth at a time. Every pixel is summed by
     the same kernel in the same order either way. stream: write `out` past
     the caches (see STREAM_MIN_BYTES), fenced before returning."""
-    cdef Py_ssize_t y = row0, y1, i, rs = 0, jl = 0, jr = 0, el, er, batch_rows
+    cdef Py_ssize_t y = row0, y1, i, rs = 0, jl = 0, jr = 0, el, er, batch_rows, b
     cdef const real_t *src
     # Interior output columns [jl, jr): windows inside image columns, widened
     # borders; in place needs them at least N - 1 wide (the border strips then
@@ -497,12 +498,17 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     # In-place rows go in batches of whole row blocks: every batch ends in a
     # block moved back over rows already done (7-row blocks in 24-row
     # batches recomputed 1 row in 6). The kernels' blocks are min(M, 8) or
-    # 4 rows (3 for 3x3), so a multiple of lcm(M, 8) serves every level
-    # (but the transposed 7x7 rows' 5-row blocks: 4 rows recomputed in 56);
-    # the batch's border strips, narrow, still fit in `strip`.
+    # 4 rows (3 for 3x3), or CYC_SQUARE_BLOCK_ROWS for square kernels
+    # (AVX-512: 6 for 7x7), so a multiple of lcm(M, 8) and of that serves
+    # every level (but the transposed 7x7 rows' 5-row blocks: 2 rows
+    # recomputed in 168); the batch's border strips, narrow, still fit in
+    # `strip`.
     batch_rows = strip_rows
     if in_place and M <= 8:
         i = M * 8 // _gcd(M, 8)
+        if M == N and M >= 5:
+            b = CYC_SQUARE_BLOCK_ROWS(M, <int>(64 // sizeof(real_t)))
+            i = i * b // _gcd(i, b)
         batch_rows = (strip_rows + i - 1) // i * i
         batch_rows = min(batch_rows, (strip_rows + M - 1) * Wp // max(el, er) - M + 1)
     while y < row1:

@@ -763,14 +763,17 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
     /* Square single-channel kernels of 5-15 odd taps: their shifted vectors
      * made in registers (S a constant, so each valignd has an immediate). */
     if (C == 1 && R == S && S - 1 <= 2 * VW) {
+#define SQUARE_ROWS(S) FN(rows_all)(in, cs, rs, 1, S, S, w, out, os, width, nrows,        \
+                                    CYC_SQUARE_BLOCK_ROWS(S, VW), 0, 1, stream)
         switch (S) {
-        case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 1, stream); return;
-        case 7: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 7, 0, 1, stream); return;
-        case 9: FN(rows_all)(in, cs, rs, 1, 9, 9, w, out, os, width, nrows, 8, 0, 1, stream); return;
-        case 11: FN(rows_all)(in, cs, rs, 1, 11, 11, w, out, os, width, nrows, 8, 0, 1, stream); return;
-        case 13: FN(rows_all)(in, cs, rs, 1, 13, 13, w, out, os, width, nrows, 8, 0, 1, stream); return;
-        case 15: FN(rows_all)(in, cs, rs, 1, 15, 15, w, out, os, width, nrows, 8, 0, 1, stream); return;
+        case 5: SQUARE_ROWS(5); return;
+        case 7: SQUARE_ROWS(7); return;
+        case 9: SQUARE_ROWS(9); return;
+        case 11: SQUARE_ROWS(11); return;
+        case 13: SQUARE_ROWS(13); return;
+        case 15: SQUARE_ROWS(15); return;
         }
+#undef SQUARE_ROWS
     }
 #endif
     switch (R < TR ? R : TR) {
