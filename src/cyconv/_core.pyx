@@ -500,9 +500,9 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     # batches recomputed 1 row in 6). The kernels' blocks are min(M, 8) or
     # 4 rows (3 for 3x3), or CYC_SQUARE_BLOCK_ROWS for square kernels
     # (AVX-512: 6 for 7x7), so a multiple of lcm(M, 8) and of that serves
-    # every level (but the transposed 7x7 rows' 5-row blocks: 2 rows
-    # recomputed in 168); the batch's border strips, narrow, still fit in
-    # `strip`.
+    # every level (but the 5-row blocks of the transposed and the
+    # every-other-column 7x7 rows: 2 rows recomputed in 168); the batch's
+    # border strips, narrow, still fit in `strip`.
     batch_rows = strip_rows
     if in_place and M <= 8:
         i = M * 8 // _gcd(M, 8)
