@@ -508,6 +508,37 @@ def test_streamed_results_are_bitwise_the_cached_ones(stream_every_result, dtype
         assert np.array_equal(got, expected), (m, b, w, method)
 
 
+@pytest.fixture
+def rows_512_restored():
+    old = cyconv._core.rows_512()
+    yield
+    cyconv._core.set_rows_512(old)
+
+
+@pytest.mark.skipif(cyconv.kernel_level() != "avx512", reason="the choice exists on AVX-512 only")
+@pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (9, 9), (3, 5), (4, 4), (6, 6),
+                                    (1, 7), (2, 9), (5, 1), (1, 3), (3, 1)])
+@pytest.mark.parametrize("layout", ["C", "F", "cols::2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+def test_rows_512_wide_or_mixed_give_the_same_bits(rows_512_restored, dtype, layout, kshape):
+    # AVX-512 CPUs run every row kernel 512 bits wide where 512-bit FMAs
+    # are full width (Zen 5), else 256 bits for the kernels that measured
+    # faster so (Zen 4): whichever this CPU picks, the other must agree.
+    rng = np.random.default_rng(43)
+    c_image = rng.standard_normal((41, 150)).astype(dtype)
+    image = {"C": c_image, "F": np.asfortranarray(c_image),
+             "cols::2": np.repeat(c_image, 2, axis=1)[:, ::2]}[layout]
+    kernel = rng.standard_normal(kshape).astype(dtype)
+    cases = [(m, b, w) for m in MODES for b in ("fill", "symm") for w in (1, 2)]
+    results = {}
+    for wide in (False, True):
+        cyconv._core.set_rows_512(wide)
+        results[wide] = [cyconv.convolve2d(image, kernel, m, b, method="direct", workers=w)
+                         for m, b, w in cases]
+    for a, b, case in zip(results[False], results[True], cases):
+        assert np.array_equal(a, b), case
+
+
 @pytest.mark.parametrize("dtype", [">f8", ">i4", ">c16", ">f4", ">u2", ">i8", "<f8", "=c8"])
 @pytest.mark.parametrize("name", FUNCS)
 def test_byte_order_matches_scipy(name, dtype):

@@ -71,6 +71,10 @@ def show_config() -> None:
 
     print(f"  kernel level in use:   {kernel_level()}"
           + ("  (lowered by CYCONV_CPU)" if kernel_level() != best else ""))
+    if kernel_level() == "avx512":
+        print("  512-bit row kernels:   "
+              + ("all (full-width 512-bit FMAs)" if _core.rows_512()
+                 else "where faster than 256-bit (512-bit FMAs as two halves)"))
     print(f"  threads:               {get_num_threads()} (of {available_cpus()} available CPUs)")
     print(f"  freed arrays kept:     {_memory.kept_bytes() / 2**20:.0f} MB"
           f" (limit {_memory.limit() / 2**20:.0f} MB, set_cache_limit)")

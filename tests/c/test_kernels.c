@@ -136,6 +136,20 @@ int main(void)
                checks, worst, bad ? "FAIL" : "ok");
         failed |= bad != 0;
     }
+    if (best == CYC_AVX512) {
+        /* the AVX-512 rows 512 bits wide for every kernel (Zen 5's choice) */
+        const cyc_kernel_table *kt = cyc_kernels(best);
+        int bad;
+        checks = 0;
+        worst = 0;
+        cyc_set_rows_512(1);
+        bad = check_rows_f32(kt, 0) + check_rows_f32(kt, 1) + check_rows_f64(kt, 0)
+            + check_rows_f64(kt, 1);
+        cyc_set_rows_512(0);
+        printf("all rows 512-bit, level %d %-8s: %6ld values, worst %4.2f eps*sum|terms|: %s\n",
+               best, kt->name, checks, worst, bad ? "FAIL" : "ok");
+        failed |= bad != 0;
+    }
     printf("best level: %s\n", cyc_kernels(best)->name);
     return failed;
 }

@@ -250,13 +250,14 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
  * kernel alone at 1024^2 float32: 3x3 84 GFLOP/s (256-bit rows 72), 5x5
  * 99-104 (69-78), 7x7 96 (78-85). Both sum each pixel in the same order
  * with the same fused rounding, so the choice never changes a bit. */
+static int rows_512;   /* cyc_set_rows_512: every row kernel 512 bits wide */
 #define MIXED(NAME, SFX, T, USE_512)                                                  \
     static void cyc_##NAME##_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs,     \
                                            cyc_index C, cyc_index R, cyc_index S,       \
                                            const T *w, T *out, cyc_index os,            \
                                            cyc_index width, cyc_index nrows, int stream) \
     {                                                                                   \
-        if (USE_512)                                                                    \
+        if (rows_512 || (USE_512))                                                      \
             cyc_##NAME##_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows,  \
                                         stream);                                        \
         else                                                                            \
@@ -286,6 +287,19 @@ MIXED(spatial_rows_t, f64, double, ROWS_T_ON_512(double))
 #undef ROWS_ON_512
 #undef MIXED
 #endif
+
+/* Where 512-bit FMAs run at full width (Zen 5), 512-bit rows beat 256-bit
+ * ones on the kernels above sends to AVX2 too: row kernel alone, 1024^2,
+ * float32 3x5 1.31x, 4x4 1.28x, 6x6 1.42x, 2x9 1.30x (transposed 1.07-1.39x),
+ * 1x3 and 3x1 within 4 %; float64 1.0-1.3x (bench/RESULTS.md, 2026-12-03). */
+void cyc_set_rows_512(int on)
+{
+#if CYC_X86_DISPATCH
+    rows_512 = on != 0;
+#else
+    (void)on;
+#endif
+}
 
 /* The tile-size fields of a level's table (see cyc_kernel_table): PT and KB
  * for float32, float64; FK and FP for float32, float64. */
@@ -428,6 +442,25 @@ int cyc_detect_features(void)
     f |= 32;                                           /* NEON is part of AArch64 */
 #endif
     return f;
+}
+
+int cyc_detect_full_width_512(void)
+{
+#if CYC_HAVE_CPUID
+    unsigned int r[4];
+    if (!cyc_cpuid(0, 0, r))
+        return 0;
+    /* "AuthenticAMD" in ebx, edx, ecx */
+    int amd = r[1] == 0x68747541u && r[3] == 0x69746e65u && r[2] == 0x444d4163u;
+    if (!amd || !cyc_cpuid(1, 0, r))
+        return 0;
+    unsigned int family = (r[0] >> 8) & 0xf;
+    if (family == 0xf)
+        family += (r[0] >> 20) & 0xff;
+    return family >= 0x1a;
+#else
+    return 0;
+#endif
 }
 
 int cyc_detect_level(void)

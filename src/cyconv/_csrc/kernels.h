@@ -201,6 +201,14 @@ void cyc_stream_fence(void);
 int cyc_detect_level(void);
 /* Bitmask of detected features, for show_config: 1=sse2 2=avx 4=avx2 8=fma 16=avx512f 32=neon */
 int cyc_detect_features(void);
+/* Does this CPU run 512-bit FMAs at full width, twice its AVX2 peak? 1 on
+ * AMD family 1Ah (Zen 5) and later; 0 elsewhere: Zen 4 runs them as two
+ * 256-bit halves, and other CPUs keep the choice measured there. */
+int cyc_detect_full_width_512(void);
+/* on: the AVX-512 level runs every row kernel 512 bits wide; off (the
+ * default): 256 bits where that measured faster on Zen 4 (kernels.c,
+ * MIXED). Either way the same bits. Set before calls, not during them. */
+void cyc_set_rows_512(int on);
 /* The compiler that built the kernels, for show_config. */
 const char *cyc_compiler(void);
 /* Table for `level`, which must be <= cyc_detect_level(). */
