@@ -190,9 +190,12 @@ def make_qemu_python(name, cpu):
     """A wrapper that runs the venv's Python under qemu-x86_64 with CPU model
     `cpu`. `-0 $0` makes the wrapper itself argv[0], so sys.executable is the
     wrapper (the tests' subprocesses run emulated too) and pyvenv.cfg next to
-    it still selects the venv."""
+    it still selects the venv. `-U OPENBLAS_CORETYPE`: a host's setting (this
+    machine kind sets Haswell, for CPUs OpenBLAS does not know) would make
+    NumPy's OpenBLAS run AVX2 code on the emulated CPU (SIGILL on Nehalem);
+    without it OpenBLAS detects the emulated model."""
     path = VENV / "bin" / name
-    path.write_text(f'#!/bin/sh\nexec qemu-x86_64 -cpu {cpu} -0 "$0" '
+    path.write_text(f'#!/bin/sh\nexec qemu-x86_64 -cpu {cpu} -U OPENBLAS_CORETYPE -0 "$0" '
                     f'"$(dirname "$0")/python" "$@"\n')
     path.chmod(0o755)
     return path
