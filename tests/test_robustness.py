@@ -26,10 +26,12 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 which = sys.argv[1]
 rng = np.random.default_rng(0)
 if which == "convolve2d":
-    a = rng.standard_normal((4000, 4000)); k = rng.standard_normal((41, 41))
+    # seconds even on two Zen 5 cores (1.8 s; 41 x 41 took 0.5 s there, as
+    # long as the test's sleep used to be)
+    a = rng.standard_normal((4000, 4000)); k = rng.standard_normal((81, 81))
     call = lambda: cyconv.convolve2d(a, k, "same", method="direct", workers=2)
 else:
-    x = rng.standard_normal((12, 128, 96, 96))
+    x = rng.standard_normal((36, 128, 96, 96))   # 2.6 s on two Zen 5 cores
     w = rng.standard_normal((128, 128, 7, 7))
     call = lambda: cyconv.conv2d(x, w, padding=3, workers=2)
 print("ready", flush=True)
@@ -76,7 +78,7 @@ def test_ctrl_c_interrupts_a_long_call(which):
     readline = _line_reader(proc)
     try:
         assert readline(120).strip() == "ready"
-        time.sleep(0.5)  # well inside a call that takes seconds
+        time.sleep(0.2)  # well inside a call that takes seconds
         sent = time.time()
         proc.send_signal(signal.SIGINT)
         line = readline(60).split()
