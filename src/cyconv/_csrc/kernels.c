@@ -288,8 +288,8 @@ MIXED(spatial_rows_t, f64, double, ROWS_T_ON_512(double))
 #undef MIXED
 #endif
 
-/* Where 512-bit FMAs run at full width (Zen 5), 512-bit rows beat 256-bit
- * ones on the kernels above sends to AVX2 too: row kernel alone, 1024^2,
+/* Where 512-bit FMAs run at full width (Zen 5), the 512-bit rows also beat
+ * the 256-bit ones on the kernels MIXED sends to AVX2: row kernel alone, 1024^2,
  * float32 3x5 1.31x, 4x4 1.28x, 6x6 1.42x, 2x9 1.30x (transposed 1.07-1.39x),
  * 1x3 and 3x1 within 4 %; float64 1.0-1.3x (bench/RESULTS.md, 2026-12-03). */
 void cyc_set_rows_512(int on)

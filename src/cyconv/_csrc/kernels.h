@@ -23,7 +23,7 @@ enum cyc_level { CYC_BASELINE = 0, CYC_AVX2 = 1, CYC_AVX512 = 2 };
 /* Output rows per block of the AVX-512 rows for single-channel S x S
  * kernels (S odd, 5-15), their shifts made in registers from the loaded
  * vectors plus one (S - 1 <= lanes) or two past them. With one, 8 rows of 3
- * vectors fill all 32 registers: GCC 12 spilled, and 6 rows ran 1.04-1.10x
+ * vectors fill all 32 registers: GCC 12 spilled, and 6 rows ran 1.0-1.2x
  * as fast (Zen 5). With two, 8 rows of 2 vectors fit (6 rows: 0.86-1.0x). */
 #define CYC_SQUARE_BLOCK_ROWS(S, lanes) ((S) == 5 ? 5 : (S) - 1 <= (lanes) ? 6 : 8)
 /* Bound of every level's flat-tile channels (FK): callers size the array of

@@ -860,8 +860,8 @@ TARGET static void FN(spatial_rows_s2)(const T *in, cyc_index cs, cyc_index rs,
     switch (S) {
     case 3: FN(rows_all)(in, cs, rs, 1, 3, 3, w, out, os, width, nrows, 3, 0, 2, stream); return;
     case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 2, stream); return;
-    /* 5 rows: 7 spilled (GCC 12). Zen 5: float64 1.3-1.5x as fast (whole
-     * calls), float32 1.1x (the row kernel alone; whole calls the same) */
+    /* 5 rows: 7 spilled (GCC 12). Zen 5, whole calls: float64 1.3-1.4x as
+     * fast, float32 1.03-1.08x (the row kernel alone 1.1x) */
     default: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 5, 0, 2, stream); return;
     }
 }
