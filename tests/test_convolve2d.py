@@ -529,14 +529,16 @@ def test_rows_512_wide_or_mixed_give_the_same_bits(rows_512_restored, dtype, lay
     image = {"C": c_image, "F": np.asfortranarray(c_image),
              "cols::2": np.repeat(c_image, 2, axis=1)[:, ::2]}[layout]
     kernel = rng.standard_normal(kshape).astype(dtype)
-    cases = [(m, b, w) for m in MODES for b in ("fill", "symm") for w in (1, 2)]
+    # (and rows narrower than one 512-bit vector, which stay 256-bit)
+    cases = [(x, m, b, w) for x in (image, image[:9, :12]) for m in MODES
+             for b in ("fill", "symm") for w in (1, 2)]
     results = {}
     for wide in (False, True):
         cyconv._core.set_rows_512(wide)
-        results[wide] = [cyconv.convolve2d(image, kernel, m, b, method="direct", workers=w)
-                         for m, b, w in cases]
-    for a, b, case in zip(results[False], results[True], cases):
-        assert np.array_equal(a, b), case
+        results[wide] = [cyconv.convolve2d(x, kernel, m, b, method="direct", workers=w)
+                         for x, m, b, w in cases]
+    for a, b, (x, *case) in zip(results[False], results[True], cases):
+        assert np.array_equal(a, b), (x.shape, case)
 
 
 @pytest.mark.parametrize("dtype", [">f8", ">i4", ">c16", ">f4", ">u2", ">i8", "<f8", "=c8"])

@@ -250,14 +250,17 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
  * kernel alone at 1024^2 float32: 3x3 84 GFLOP/s (256-bit rows 72), 5x5
  * 99-104 (69-78), 7x7 96 (78-85). Both sum each pixel in the same order
  * with the same fused rounding, so the choice never changes a bit. */
-static int rows_512;   /* cyc_set_rows_512: every row kernel 512 bits wide */
+/* cyc_set_rows_512: every row kernel 512 bits wide, but rows narrower than
+ * one 512-bit vector, which the 256-bit code still runs in vectors (8x8
+ * float32 3x3 "same": 2.3 us a call against 3.0 through the scalar tail) */
+static int rows_512;
 #define MIXED(NAME, SFX, T, USE_512)                                                  \
     static void cyc_##NAME##_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs,     \
                                            cyc_index C, cyc_index R, cyc_index S,       \
                                            const T *w, T *out, cyc_index os,            \
                                            cyc_index width, cyc_index nrows, int stream) \
     {                                                                                   \
-        if (rows_512 || (USE_512))                                                      \
+        if ((rows_512 && width >= AVX512_VBYTES / (cyc_index)sizeof(T)) || (USE_512))  \
             cyc_##NAME##_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows,  \
                                         stream);                                        \
         else                                                                            \

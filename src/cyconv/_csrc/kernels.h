@@ -205,9 +205,10 @@ int cyc_detect_features(void);
  * AMD family 1Ah (Zen 5) and later; 0 elsewhere: Zen 4 runs them as two
  * 256-bit halves, and other CPUs keep the choice measured there. */
 int cyc_detect_full_width_512(void);
-/* on: the AVX-512 level runs every row kernel 512 bits wide; off (the
- * default): 256 bits where that measured faster on Zen 4 (kernels.c,
- * MIXED). Either way the same bits. Set before calls, not during them. */
+/* on: the AVX-512 level runs every row kernel 512 bits wide (rows of at
+ * least one 512-bit vector); off (the default): 256 bits where that
+ * measured faster on Zen 4 (kernels.c, MIXED). Either way the same bits.
+ * Set before calls, not during them. */
 void cyc_set_rows_512(int on);
 /* The compiler that built the kernels, for show_config. */
 const char *cyc_compiler(void);
