@@ -473,11 +473,22 @@ def test_every_other_column_direct_reads_in_place(kshape, dtype):
 
 
 @pytest.fixture
-def stream_every_result():
-    """Results written with non-temporal stores whatever their size."""
-    old = cyconv._core.set_stream_min_bytes(0)
+def stream_and_prefetch_always():
+    """Results written with non-temporal stores, and the next input rows
+    asked for ahead, whatever the sizes."""
+    old = cyconv._core.set_stream_min_bytes(0), cyconv._core.set_prefetch_min_bytes(0)
     yield
-    cyconv._core.set_stream_min_bytes(old)
+    cyconv._core.set_stream_min_bytes(old[0])
+    cyconv._core.set_prefetch_min_bytes(old[1])
+
+
+def _in_layout(c_image, layout):
+    """c_image as a C-ordered, a Fortran-ordered or a column-strided array."""
+    if layout == "F":
+        return np.asfortranarray(c_image)
+    if layout == "cols::2":
+        return np.repeat(c_image, 2, axis=1)[:, ::2]
+    return c_image
 
 
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (9, 9), (11, 11), (1, 6), (2, 9),
@@ -485,17 +496,16 @@ def stream_every_result():
 @pytest.mark.parametrize("width", [256, 150])
 @pytest.mark.parametrize("layout", ["C", "F", "cols::2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
-def test_streamed_results_are_bitwise_the_cached_ones(stream_every_result, dtype, layout, width,
-                                                      kshape):
+def test_streamed_results_are_bitwise_the_cached_ones(stream_and_prefetch_always, dtype, layout,
+                                                      width, kshape):
     # Results larger than the caches are written with non-temporal stores
     # where whole aligned cache lines are (width 256: every row starts on a
-    # line; 150: rows at other offsets). The same bits as plain stores, for
-    # every layout, mode and boundary, with one worker or two, direct and,
-    # for a rank-1 kernel, separable.
+    # line; 150: rows at other offsets), and images larger than L2 have
+    # their next rows prefetched. The same bits as plain stores without
+    # prefetches, for every layout, mode and boundary, with one worker or
+    # two, direct and, for a rank-1 kernel, separable.
     rng = np.random.default_rng(41)
-    c_image = rng.standard_normal((67, width)).astype(dtype)
-    image = {"C": c_image, "F": np.asfortranarray(c_image),
-             "cols::2": np.repeat(c_image, 2, axis=1)[:, ::2]}[layout]
+    image = _in_layout(rng.standard_normal((67, width)).astype(dtype), layout)
     kernel = rng.standard_normal(kshape).astype(dtype)
     rank1 = np.outer(rng.standard_normal(kshape[0]), rng.standard_normal(kshape[1])).astype(dtype)
     cases = [(k, m, b, w, method) for k, method in ((kernel, "direct"), (rank1, "separable"))
@@ -503,6 +513,7 @@ def test_streamed_results_are_bitwise_the_cached_ones(stream_every_result, dtype
     streamed = [cyconv.convolve2d(image, k, m, b, method=method, workers=w)
                 for k, m, b, w, method in cases]
     cyconv._core.set_stream_min_bytes(1 << 62)
+    cyconv._core.set_prefetch_min_bytes(1 << 62)
     for got, (k, m, b, w, method) in zip(streamed, cases):
         expected = cyconv.convolve2d(image, k, m, b, method=method, workers=w)
         assert np.array_equal(got, expected), (m, b, w, method)
@@ -525,9 +536,7 @@ def test_rows_512_wide_or_mixed_give_the_same_bits(rows_512_restored, dtype, lay
     # are full width (Zen 5), else 256 bits for the kernels that measured
     # faster so (Zen 4): whichever this CPU picks, the other must agree.
     rng = np.random.default_rng(43)
-    c_image = rng.standard_normal((41, 150)).astype(dtype)
-    image = {"C": c_image, "F": np.asfortranarray(c_image),
-             "cols::2": np.repeat(c_image, 2, axis=1)[:, ::2]}[layout]
+    image = _in_layout(rng.standard_normal((41, 150)).astype(dtype), layout)
     kernel = rng.standard_normal(kshape).astype(dtype)
     # (and rows narrower than one 512-bit vector, which stay 256-bit)
     cases = [(x, m, b, w) for x in (image, image[:9, :12]) for m in MODES

@@ -20,6 +20,7 @@ cdef extern from "kernels.h" nogil:
     void cyc_prefetch_read(const void *p)
     ctypedef Py_ssize_t cyc_index
     enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
+    enum: CYC_ROWS_STREAM, CYC_ROWS_PREFETCH   # spatial_rows' flags
     int CYC_SQUARE_BLOCK_ROWS(int S, int lanes)   # rows per block, AVX-512's S x S rows
     ctypedef void (*cyc_spatial_row_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                          cyc_index C, cyc_index R, cyc_index S,
@@ -30,11 +31,11 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_spatial_rows_f32)(const float *inp, cyc_index cs, cyc_index rs,
                                           cyc_index C, cyc_index R, cyc_index S,
                                           const float *w, float *out, cyc_index os,
-                                          cyc_index width, cyc_index nrows, int stream)
+                                          cyc_index width, cyc_index nrows, int flags)
     ctypedef void (*cyc_spatial_rows_f64)(const double *inp, cyc_index cs, cyc_index rs,
                                           cyc_index C, cyc_index R, cyc_index S,
                                           const double *w, double *out, cyc_index os,
-                                          cyc_index width, cyc_index nrows, int stream)
+                                          cyc_index width, cyc_index nrows, int flags)
     ctypedef void (*cyc_blocked_tile_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                           cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                                           const float *wp, const float *init, float *tile)
@@ -415,9 +416,16 @@ cdef enum:
     # 3x3 1.25-1.32x faster, 5x5 1.00-1.07x; two threads at 5x5 1.9x one
     # thread's speed, was 1.7x).
     STREAM_MIN_BYTES = 32 << 20
+    # Images of this many bytes or more, larger than L2, have the row
+    # kernels ask for their next rows ahead (CYC_ROWS_PREFETCH): a big image
+    # is often out of cache, and a small one is usually in it, where the
+    # prefetches only cost (measured, Zen 5, whole calls: 1024^2 out of cache
+    # 1.1-1.6x as fast; 256^2 in cache 0.91-0.99x).
+    PREFETCH_MIN_BYTES = 1 << 20
 
 
 cdef Py_ssize_t _stream_min_bytes = STREAM_MIN_BYTES
+cdef Py_ssize_t _prefetch_min_bytes = PREFETCH_MIN_BYTES
 
 
 def set_stream_min_bytes(Py_ssize_t nbytes):
@@ -439,36 +447,55 @@ def streams(Py_ssize_t nbytes):
     return _streams(nbytes, 1, 1)
 
 
+def set_prefetch_min_bytes(Py_ssize_t nbytes):
+    """Have the row kernels ask for the next rows ahead on images of at
+    least `nbytes` bytes (0: always); returns the old value."""
+    global _prefetch_min_bytes
+    old, _prefetch_min_bytes = _prefetch_min_bytes, max(nbytes, 0)
+    return old
+
+
+cdef inline int _row_flags(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t itemsize,
+                           Py_ssize_t image_rows, Py_ssize_t image_row_bytes) noexcept nogil:
+    """spatial_rows' flags for a rows x cols result of an image of
+    image_rows rows, image_row_bytes apart."""
+    cdef int flags = CYC_ROWS_STREAM if _streams(rows, cols, itemsize) else 0
+    if image_rows * (image_row_bytes if image_row_bytes >= 0 else -image_row_bytes) \
+            >= _prefetch_min_bytes:
+        flags |= CYC_ROWS_PREFETCH
+    return flags
+
+
 cdef inline void _spatial_rows(const real_t *inp, Py_ssize_t rs, const real_t *kernel,
                                Py_ssize_t M, Py_ssize_t N, real_t *out, Py_ssize_t os,
                                Py_ssize_t width, Py_ssize_t nrows, bint tmajor,
-                               bint every_other=False, bint stream=False) noexcept nogil:
+                               bint every_other=False, int flags=0) noexcept nogil:
     """The SIMD row kernel for float/double, the generic loop for other types.
     With tmajor (float/double only) `kernel` is N x M, its rows along the
     input rows' length: the taps of a column-major image read as its transpose.
     With every_other (float/double, where _rows_s2(M, N), width at least one
-    vector), the input rows' columns are every other element. With stream,
-    whole aligned lines of `out` are written past the caches (the caller
-    then calls cyc_stream_fence)."""
+    vector), the input rows' columns are every other element. flags: the
+    kernels' CYC_ROWS_* (with CYC_ROWS_STREAM the caller then calls
+    cyc_stream_fence)."""
     cdef Py_ssize_t i
     if real_t is float:
         if every_other:
             _table.spatial_rows_s2_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows,
-                                         stream)
+                                         flags)
         elif tmajor:
             _table.spatial_rows_t_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows,
-                                         stream)
+                                         flags)
         else:
-            _table.spatial_rows_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows, stream)
+            _table.spatial_rows_f32(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows, flags)
     elif real_t is double:
         if every_other:
             _table.spatial_rows_s2_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows,
-                                         stream)
+                                         flags)
         elif tmajor:
             _table.spatial_rows_t_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows,
-                                         stream)
+                                         flags)
         else:
-            _table.spatial_rows_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows, stream)
+            _table.spatial_rows_f64(inp, 0, rs, 1, M, N, kernel, out, os, width, nrows, flags)
     else:
         for i in range(nrows):
             _correlate_row_generic(inp + i * rs, rs, kernel, M, N, out + i * os, width)
@@ -481,7 +508,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
                             real_t *out, Py_ssize_t Wo, Py_ssize_t out_stride,
                             real_t *strip, Py_ssize_t strip_rows,
                             Py_ssize_t row0, Py_ssize_t row1, bint tmajor,
-                            bint stream) noexcept nogil:
+                            int flags) noexcept nogil:
     """out[i, j] = sum_{u,v} padded[i+u, j+v] * kernel[u, v] for row0 <= i < row1
     (with tmajor, kernel[v, u] summed in (v, u) order: see _spatial_rows).
 
@@ -492,10 +519,12 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     wide) from narrow gathered strips. Other rows are padded whole into
     `strip` ((strip_rows + M - 1) x Wp, sized by the caller to stay in
     cache), strip_rows output rows' worth at a time. Every pixel is summed by
-    the same kernel in the same order either way. stream: write `out` past
-    the caches (see STREAM_MIN_BYTES), fenced before returning."""
+    the same kernel in the same order either way. flags: the row kernels'
+    CYC_ROWS_* for the image and `out` (a streamed `out` is fenced before
+    returning; the strips, in cache, are not prefetched)."""
     cdef Py_ssize_t y = row0, y1, i, rs = 0, jl = 0, jr = 0, el, er, batch_rows, b
     cdef const real_t *src
+    cdef bint stream = flags & CYC_ROWS_STREAM
     # Interior output columns [jl, jr): windows inside image columns, widened
     # borders; in place needs them at least N - 1 wide (the border strips then
     # fit in `strip`) and unit-stride rows, or rows of every other element.
@@ -541,15 +570,15 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
             src = <const real_t *>(image + row_map[y] * ys)
             _spatial_rows(src + (jl - left) * (2 if every_other else 1), rs, kernel, M, N,
                           out + y * out_stride + jl, out_stride, jr - jl, y1 - y, tmajor,
-                          every_other, stream)
+                          every_other, flags)
             _gather_cols(image, W, ys, xs, row_map, col_map, left, 0, el, fill, strip, y,
                          y1 + M - 1)
             _spatial_rows(strip, el, kernel, M, N, out + y * out_stride, out_stride, jl, y1 - y,
-                          tmajor, False, stream)
+                          tmajor, False, flags & CYC_ROWS_STREAM)
             _gather_cols(image, W, ys, xs, row_map, col_map, left, jr, Wp, fill, strip, y,
                          y1 + M - 1)
             _spatial_rows(strip, er, kernel, M, N, out + y * out_stride + jr, out_stride,
-                          Wo - jr, y1 - y, tmajor, False, stream)
+                          Wo - jr, y1 - y, tmajor, False, flags & CYC_ROWS_STREAM)
         else:
             y1 = y + 1
             while y1 < row1 and y1 - y < strip_rows and not (
@@ -557,7 +586,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
                 y1 += 1
             _gather_rows(image, W, ys, xs, row_map, col_map, left, Wp, fill, strip, y, y1 + M - 1)
             _spatial_rows(strip, Wp, kernel, M, N, out + y * out_stride, out_stride, Wo, y1 - y,
-                          tmajor, False, stream)
+                          tmajor, False, flags & CYC_ROWS_STREAM)
         y = y1
     if stream:
         cyc_stream_fence()
@@ -671,7 +700,8 @@ def correlate_plane(const real_t[:, :] image,      # IN  H x W, any strides
                           &row_map[0], &col_map[0], left, strip.shape[1], fill[0],
                           kp, M, N, &out[0, 0], out.shape[1],
                           out.shape[1], &strip[0, 0], strip.shape[0] - M + 1, row0, row1,
-                          tmajor, _streams(out.shape[0], out.shape[1], sizeof(real_t)))
+                          tmajor, _row_flags(out.shape[0], out.shape[1], sizeof(real_t),
+                                             image.shape[0], image.strides[0]))
 
 
 def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strides
@@ -694,7 +724,7 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
     cdef Py_ssize_t rows = strip.shape[0] - M + 1
     cdef Py_ssize_t y, y1
     cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and image.shape[1] else NULL
-    cdef bint stream = _streams(out.shape[0], out.shape[1], sizeof(fp_t))
+    cdef int flags = CYC_ROWS_STREAM if _streams(out.shape[0], out.shape[1], sizeof(fp_t)) else 0
     with nogil:
         y = row0
         while y < row1:
@@ -704,12 +734,12 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
             _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
                               &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], 1, N,
                               &across[0, 0], Wo, Wo, &strip[0, 0], strip.shape[0],
-                              0, y1 - y + M - 1, False, False)
+                              0, y1 - y + M - 1, False, 0)
             # down the columns, into out
             _spatial_rows(&across[0, 0], Wo, &kcol[0], M, 1, &out[y, 0], Wo, Wo, y1 - y, False,
-                          False, stream)
+                          False, flags)
             y = y1
-        if stream:
+        if flags & CYC_ROWS_STREAM:
             cyc_stream_fence()
 
 
@@ -734,7 +764,7 @@ def correlate_plane_separable_t(const fp_t[:, :] image,   # IN  W x H: a column-
     cdef Py_ssize_t rows = strip.shape[0] - N + 1
     cdef Py_ssize_t y, y1
     cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and image.shape[1] else NULL
-    cdef bint stream = _streams(out.shape[0], out.shape[1], sizeof(fp_t))
+    cdef int flags = CYC_ROWS_STREAM if _streams(out.shape[0], out.shape[1], sizeof(fp_t)) else 0
     with nogil:
         y = row0
         while y < row1:
@@ -743,13 +773,12 @@ def correlate_plane_separable_t(const fp_t[:, :] image,   # IN  W x H: a column-
             # into `across` (the row map shifted so that across's row 0 is row y)
             _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
                               &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], N, 1,
-                              &across[0, 0], Wp, Wp, &strip[0, 0], rows, 0, y1 - y, False,
-                              False)
+                              &across[0, 0], Wp, Wp, &strip[0, 0], rows, 0, y1 - y, False, 0)
             # along the rows, into out
             _spatial_rows(&across[0, 0], Wp, &kcol[0], 1, M, &out[y, 0], Wo, Wo, y1 - y, False,
-                          False, stream)
+                          False, flags)
             y = y1
-        if stream:
+        if flags & CYC_ROWS_STREAM:
             cyc_stream_fence()
 
 
@@ -2713,7 +2742,7 @@ cdef int _filter2d_api(const fp_t *in1, cyc_index_t h, cyc_index_t w, cyc_index_
     _correlate_strips(<const char *>in1, w, in1_stride * item, item,
                       row_map, col_map, left, wp, fillvalue, kernel, m, n,
                       out, wo, out_stride, strip, min(ho, API_STRIP_ROWS), 0, ho, False,
-                      _streams(ho, wo, item))
+                      _row_flags(ho, wo, item, h, in1_stride * item))
     return CYC_OK
 
 

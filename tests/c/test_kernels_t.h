@@ -90,9 +90,9 @@ static int CK(check_row)(const cyc_kernel_table *kt)
 }
 
 /* rows_f with streamed (non-temporal) stores into a line-aligned output at
- * a pitch of whole lines, where they take effect: the same bits as `out`
- * (rows os apart, written with plain stores), and nothing written between
- * the rows. */
+ * a pitch of whole lines, where they take effect, and the next rows asked
+ * for ahead: the same bits as `out` (rows os apart, written with plain
+ * stores), and nothing written between the rows. */
 static int CK(check_streamed)(const char *name, CK(cyc_spatial_rows) rows_f, const T *in,
                               cyc_index cs, cyc_index rs, cyc_index C, cyc_index R, cyc_index S,
                               const T *w, const T *out, cyc_index os, cyc_index width,
@@ -103,7 +103,8 @@ static int CK(check_streamed)(const char *name, CK(cyc_spatial_rows) rows_f, con
     T *streamed = (T *)(void *)(block + (64 - (size_t)block % 64));
     int bad = 0;
     for (cyc_index i = 0; i < nrows * pitch; i++) streamed[i] = (T)SENTINEL;
-    rows_f(in, cs, rs, C, R, S, w, streamed, pitch, width, nrows, 1);
+    rows_f(in, cs, rs, C, R, S, w, streamed, pitch, width, nrows,
+           CYC_ROWS_STREAM | CYC_ROWS_PREFETCH);
     cyc_stream_fence();
     for (cyc_index t = 0; t < nrows; t++) {
         if (memcmp(streamed + t * pitch, out + t * os, (size_t)width * sizeof(T)) != 0
@@ -159,9 +160,9 @@ static int CK(check_rows)(const cyc_kernel_table *kt, int tmajor)
         bad += CK(check_streamed)(name, rows_f, in, cs, rstride, C, R, S, w, out, os, width,
                                   nrows);
         for (cyc_index split = 1; split < nrows; split += 3) {
-            rows_f(in, cs, rstride, C, R, S, w, two, os, width, split, 0);
+            rows_f(in, cs, rstride, C, R, S, w, two, os, width, split, CYC_ROWS_PREFETCH);
             rows_f(in + split * rstride, cs, rstride, C, R, S, w, two + split * os,
-                   os, width, nrows - split, 0);
+                   os, width, nrows - split, CYC_ROWS_PREFETCH);
             for (cyc_index t = 0; t < nrows; t++)
                 if (memcmp(two + t * os, out + t * os, (size_t)width * sizeof(T)) != 0) {
                     if (bad++ < 5)
@@ -228,9 +229,11 @@ static int CK(check_rows_s2)(const cyc_kernel_table *kt)
         bad += CK(check_streamed)("spatial_rows_s2", kt->CK(spatial_rows_s2), in, 0, rstride, 1,
                                   R, S, w, out, os, width, nrows);
         for (cyc_index split = 1; split < nrows; split += 4) {
-            kt->CK(spatial_rows_s2)(in, 0, rstride, 1, R, S, w, two, os, width, split, 0);
+            kt->CK(spatial_rows_s2)(in, 0, rstride, 1, R, S, w, two, os, width, split,
+                                    CYC_ROWS_PREFETCH);
             kt->CK(spatial_rows_s2)(in + split * rstride, 0, rstride, 1, R, S, w,
-                                    two + split * os, os, width, nrows - split, 0);
+                                    two + split * os, os, width, nrows - split,
+                                    CYC_ROWS_PREFETCH);
             for (cyc_index t = 0; t < nrows; t++)
                 if (memcmp(two + t * os, out + t * os, (size_t)width * sizeof(T)) != 0) {
                     if (bad++ < 5)

@@ -258,14 +258,14 @@ static int rows_512;
     static void cyc_##NAME##_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs,     \
                                            cyc_index C, cyc_index R, cyc_index S,       \
                                            const T *w, T *out, cyc_index os,            \
-                                           cyc_index width, cyc_index nrows, int stream) \
+                                           cyc_index width, cyc_index nrows, int flags)  \
     {                                                                                   \
         if ((rows_512 && width >= AVX512_VBYTES / (cyc_index)sizeof(T)) || (USE_512))  \
             cyc_##NAME##_##SFX##_avx512(in, cs, rs, C, R, S, w, out, os, width, nrows,  \
-                                        stream);                                        \
+                                        flags);                                         \
         else                                                                            \
             cyc_##NAME##_##SFX##_avx2(in, cs, rs, C, R, S, w, out, os, width, nrows,    \
-                                      stream);                                          \
+                                      flags);                                           \
     }
 #define ROWS_ON_512(T)                                                                  \
     (R >= 8 || (S == 1 && R >= 5)                                                       \

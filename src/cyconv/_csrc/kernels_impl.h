@@ -50,13 +50,13 @@ typedef T CAT4(vecu, T, ISA, SFX) __attribute__((vector_size(VBYTES), aligned(si
 #else
 #define VSTREAM(p, src) VSTORE(p, src)
 #endif
-/* Do a block's stores stream? Where the caller asks (stream) and they fill
- * whole cache lines: `out` 64-byte aligned, rows `os` elements apart a
- * multiple of 64 bytes, `nv` vectors a row a multiple of 64 bytes (partly
- * written lines would leave write-combining buffers half full). */
-#define STREAMS(stream, out, os, nv)                                             \
-    ((stream) && ((((size_t)(out)) | (size_t)((os) * sizeof(T))                  \
-                   | (size_t)((nv) * VBYTES)) & 63) == 0)
+/* Do a block's stores stream? Where the caller asks (CYC_ROWS_STREAM in
+ * flags) and they fill whole cache lines: `out` 64-byte aligned, rows `os`
+ * elements apart a multiple of 64 bytes, `nv` vectors a row a multiple of 64
+ * bytes (partly written lines would leave write-combining buffers half full). */
+#define STREAMS(flags, out, os, nv)                                              \
+    (((flags) & CYC_ROWS_STREAM)                                                 \
+     && ((((size_t)(out)) | (size_t)((os) * sizeof(T)) | (size_t)((nv) * VBYTES)) & 63) == 0)
 /* acc[k * nv + v] into output row k, vector v (k < tr, v < nv), by `store`. */
 #define STORE_ROWS(store, out, os, tr, nv, acc)                                  \
     do {                                                                         \
@@ -188,6 +188,28 @@ FN(load_first_cols)(const T *p, int n, int step)
 #define RB_MIN_R 4
 
 #if VBYTES
+/* Ask for `bytes` from `first` of n rows rs apart: the input rows the next
+ * row block adds, one block of columns at a time. Hardware prefetchers stop
+ * at 4 KB pages and a 1024-wide float32 row is one page, so without this each
+ * row of an image not in cache starts with misses (measured, Zen 5, a
+ * 1000^2 float32 image out of cache, row kernel alone: 3x3 1.4x, 5x5 1.6x,
+ * 7x7 1.5x as fast; see CYC_ROWS_PREFETCH). n, bytes: rows and bytes that
+ * exist. */
+TARGET static inline __attribute__((always_inline)) void
+FN(prefetch_rows)(const T *first, cyc_index rs, cyc_index n, const int bytes)
+{
+    for (cyc_index k = 0; k < n; k++)
+#pragma GCC unroll 8
+        for (int b = 0; b < bytes; b += 64)
+            __builtin_prefetch((const char *)(first + k * rs) + b, 0, 3);
+}
+/* The input rows the row block after the one at t (of tr rows, nrows in
+ * all) reads and that one does not: at most tr, none after the last. */
+#define ROWS_AHEAD(t, tr, nrows) \
+    ((nrows) - (t) - (tr) < (tr) ? ((nrows) - (t) - (tr) > 0 ? (nrows) - (t) - (tr) : 0) : (tr))
+#endif
+
+#if VBYTES
 /* Input row q (kernel row j - k for output row k) into the accumulators of
  * output rows k0..k1: the nv vectors at each column offset s are loaded once
  * and serve every one of those rows. */
@@ -283,7 +305,7 @@ FN(load_first_cols)(const T *p, int n, int step)
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
                cyc_index S, const T *w, T *out, cyc_index os, const int tr, const int nv,
-               const int tmajor, const int shifted, int stream)
+               const int tmajor, const int shifted, int flags)
 {
     VEC acc[RB_ACCS];   /* acc[k * nv + v]: output row k, vector v */
 #pragma GCC unroll 32
@@ -318,7 +340,7 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
             ANY_ROWS_STEP(ic + (R + jj) * rs, R + jj, jj + 1, tr - 1)
     }
     /* (one test a block: a test a store made GCC spill the accumulators) */
-    if (STREAMS(stream, out, os, nv))
+    if (STREAMS(flags, out, os, nv))
         STORE_ROWS(VSTREAM, out, os, tr, nv, acc);
     else
         STORE_ROWS(VSTORE, out, os, tr, nv, acc);
@@ -338,7 +360,7 @@ FN(rows_block)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
  * products of TROWS_STEP in its order: s outer, r = t - k ascending. */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_block_t_shifted)(const T *in, cyc_index rs, const int R, const int S, const T *w,
-                         T *out, cyc_index os, const int tr, const int nv, int stream)
+                         T *out, cyc_index os, const int tr, const int nv, int flags)
 {
     const int nb = nv + SHIFT_EXTRA(S);   /* loaded vectors per input row */
     VEC base[RB_REGS], acc[RB_ACCS];
@@ -371,7 +393,7 @@ FN(rows_block_t_shifted)(const T *in, cyc_index rs, const int R, const int S, co
             }
         }
     }
-    if (STREAMS(stream, out, os, nv))
+    if (STREAMS(flags, out, os, nv))
         STORE_ROWS(VSTREAM, out, os, tr, nv, acc);
     else
         STORE_ROWS(VSTORE, out, os, tr, nv, acc);
@@ -383,14 +405,16 @@ FN(rows_block_t_shifted)(const T *in, cyc_index rs, const int R, const int S, co
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, const T *w,
                        T *out, cyc_index os, cyc_index width, cyc_index nrows, const int tr,
-                       const int nv, int stream)
+                       const int nv, int flags)
 {
     for (cyc_index t = 0; t < nrows; t += tr) {
         cyc_index tb = t + tr <= nrows ? t : nrows - tr;
+        cyc_index ahead = (flags & CYC_ROWS_PREFETCH) ? ROWS_AHEAD(tb, tr, nrows) : 0;
         for (cyc_index x = 0; x < width; x += nv * VW) {
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
             FN(rows_block_t_shifted)(in + tb * rs + xb, rs, R, S, w, out + tb * os + xb, os,
-                                     tr, nv, stream);
+                                     tr, nv, flags);
+            FN(prefetch_rows)(in + (tb + tr + R - 1) * rs + xb, rs, ahead, nv * VBYTES);
         }
     }
 }
@@ -401,11 +425,13 @@ FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, cons
  * the row's end and recomputes a few pixels (to the same bits) rather than
  * running a narrower copy. Rows narrower than nv vectors go one vector at a
  * time, and rows narrower than one vector through spatial_row (not with
- * shifted == 2, whose callers pass at least one vector). */
+ * shifted == 2, whose callers pass at least one vector). A single-channel
+ * strip of full blocks asks for the `ahead` input rows after its own
+ * (prefetch_rows) as it goes. */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
                cyc_index S, const T *w, T *out, cyc_index os, cyc_index width, const int tr,
-               const int tmajor, const int shifted, int stream)
+               const int tmajor, const int shifted, int flags, cyc_index ahead)
 {
     /* As many vectors as fit: tr * nv accumulators, nv inputs and a weight
      * in RB_REGS registers, at most RB_ACCS accumulators. */
@@ -421,13 +447,16 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
         for (cyc_index x = 0; x < width; x += nv * VW) {
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
             FN(rows_block)(in + xb * step, cs, rs, C, R, S, w, out + xb, os, tr, nv, tmajor,
-                           shifted, stream);
+                           shifted, flags);
+            if (C == 1)
+                FN(prefetch_rows)(in + (R - 1 + tr) * rs + xb * step, rs, ahead,
+                                  nv * VBYTES * step);
         }
     } else if (width >= VW) {
         for (cyc_index x = 0; x < width; x += VW) {
             cyc_index xb = x + VW <= width ? x : width - VW;
             FN(rows_block)(in + xb * step, cs, rs, C, R, S, w, out + xb, os, tr, 1, tmajor,
-                           shifted, stream);
+                           shifted, flags);
         }
     } else {
         for (int k = 0; k < tr; k++)
@@ -438,22 +467,25 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
     }
 }
 
-/* All nrows rows, tr at a time; the last block moved back like the columns. */
+/* All nrows rows, tr at a time; the last block moved back like the columns.
+ * With CYC_ROWS_PREFETCH, single-channel blocks ask for the next block's new
+ * input rows as they go. */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_all)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
              cyc_index S, const T *w, T *out, cyc_index os, cyc_index width,
-             cyc_index nrows, const int tr, const int tmajor, const int shifted, int stream)
+             cyc_index nrows, const int tr, const int tmajor, const int shifted, int flags)
 {
     if (nrows < tr) {
         for (cyc_index t = 0; t < nrows; t++)
             FN(rows_strip)(in + t * rs, cs, rs, C, R, S, w, out + t * os, os, width, 1, tmajor,
-                           shifted, stream);
+                           shifted, flags, 0);
         return;
     }
     for (cyc_index t = 0; t < nrows; t += tr) {
         cyc_index tb = t + tr <= nrows ? t : nrows - tr;
         FN(rows_strip)(in + tb * rs, cs, rs, C, R, S, w, out + tb * os, os, width, tr, tmajor,
-                       shifted, stream);
+                       shifted, flags,
+                       (flags & CYC_ROWS_PREFETCH) ? ROWS_AHEAD(tb, tr, nrows) : 0);
     }
 }
 #endif
@@ -464,7 +496,7 @@ FN(rows_all)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
 TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
                                      cyc_index C, cyc_index R, cyc_index S,
                                      const T *w, T *out, cyc_index os,
-                                     cyc_index width, cyc_index nrows, int stream)
+                                     cyc_index width, cyc_index nrows, int flags)
 {
     cyc_index t = 0;
 #if VBYTES
@@ -490,7 +522,7 @@ TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
                     }
                 }
             }
-            if (STREAMS(stream, out + t * os + x, os, 2))
+            if (STREAMS(flags, out + t * os + x, os, 2))
                 STORE_ROWS(VSTREAM, out + t * os + x, os, TR, 2, acc);
             else
                 STORE_ROWS(VSTORE, out + t * os + x, os, TR, 2, acc);
@@ -624,7 +656,7 @@ FN(three_rows_3x3_t)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index
  * input's columns `step` elements apart (2 with SHIFTS only, not tmajor). */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_index width,
-             cyc_index nrows, const int tmajor, const int step, int stream)
+             cyc_index nrows, const int tmajor, const int step, int flags)
 {
     VEC wv[9];
     for (int i = 0; i < 9; i++) wv[i] = VSPLAT(w[i]);
@@ -632,12 +664,15 @@ FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_in
         cyc_index tb = t + 3 <= nrows ? t : nrows - 3;
         for (cyc_index x = 0; x < width; x += 2 * VW) {
             cyc_index xb = x + 2 * VW <= width ? x : width - 2 * VW;
-            int nt = STREAMS(stream, out + tb * os + xb, os, 2);
+            int nt = STREAMS(flags, out + tb * os + xb, os, 2);
             if (tmajor)
                 FN(three_rows_3x3_t)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os, nt);
             else
                 FN(three_rows_3x3)(in + tb * rs + xb * step, rs, wv, out + tb * os + xb, os,
                                    step, nt);
+            if (flags & CYC_ROWS_PREFETCH)
+                FN(prefetch_rows)(in + (tb + 5) * rs + xb * step, rs, ROWS_AHEAD(tb, 3, nrows),
+                                  2 * VBYTES * step);
         }
     }
 }
@@ -705,7 +740,7 @@ FN(column_walk)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc
  * lost a third for R = 4-5; R-row walks gain a third over the blocked rows). */
 TARGET static inline __attribute__((always_inline)) void
 FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
-                cyc_index width, cyc_index nrows, const int R, int stream)
+                cyc_index width, cyc_index nrows, const int R, int flags)
 {
     const int NV = WALK_NV(R);
     for (cyc_index t = 0; t < nrows; t += R) {
@@ -713,7 +748,7 @@ FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
         for (cyc_index x = 0; x < width; x += NV * VW) {
             cyc_index xb = x + NV * VW <= width ? x : width - NV * VW;
             FN(column_walk)(in + tb * rs + xb, rs, w, out + tb * os + xb, os, R, R, NV,
-                            STREAMS(stream, out + tb * os + xb, os, NV));
+                            STREAMS(flags, out + tb * os + xb, os, NV));
         }
     }
 }
@@ -732,11 +767,11 @@ FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
 TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
                                     cyc_index C, cyc_index R, cyc_index S,
                                     const T *w, T *out, cyc_index os,
-                                    cyc_index width, cyc_index nrows, int stream)
+                                    cyc_index width, cyc_index nrows, int flags)
 {
 #if VBYTES
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 1, stream);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 1, flags);
         return;
     }
     /* R x 1 kernels of 2-3 rows measured no faster walking (R = 2 slower):
@@ -744,19 +779,19 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
     if (C == 1 && S == 1 && R >= 4 && R <= COLUMN_WALK_MAX && nrows >= R
             && width >= WALK_NV(R) * VW) {
         switch (R) {
-        case 4: FN(column_rows)(in, rs, w, out, os, width, nrows, 4, stream); return;
-        case 5: FN(column_rows)(in, rs, w, out, os, width, nrows, 5, stream); return;
-        case 6: FN(column_rows)(in, rs, w, out, os, width, nrows, 6, stream); return;
+        case 4: FN(column_rows)(in, rs, w, out, os, width, nrows, 4, flags); return;
+        case 5: FN(column_rows)(in, rs, w, out, os, width, nrows, 5, flags); return;
+        case 6: FN(column_rows)(in, rs, w, out, os, width, nrows, 6, flags); return;
 #if COLUMN_WALK_MAX >= 7
-        case 7: FN(column_rows)(in, rs, w, out, os, width, nrows, 7, stream); return;
+        case 7: FN(column_rows)(in, rs, w, out, os, width, nrows, 7, flags); return;
 #endif
 #if COLUMN_WALK_MAX >= 8
-        case 8: FN(column_rows)(in, rs, w, out, os, width, nrows, 8, stream); return;
+        case 8: FN(column_rows)(in, rs, w, out, os, width, nrows, 8, flags); return;
 #endif
         }
     }
     if (R < RB_MIN_R) {
-        FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows, stream);
+        FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows, flags);
         return;
     }
 #if SHIFTS && TR == 8
@@ -764,7 +799,7 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
      * made in registers (S a constant, so each valignd has an immediate). */
     if (C == 1 && R == S && S - 1 <= 2 * VW) {
 #define SQUARE_ROWS(S) FN(rows_all)(in, cs, rs, 1, S, S, w, out, os, width, nrows,        \
-                                    CYC_SQUARE_BLOCK_ROWS(S, VW), 0, 1, stream)
+                                    CYC_SQUARE_BLOCK_ROWS(S, VW), 0, 1, flags)
         switch (S) {
         case 5: SQUARE_ROWS(5); return;
         case 7: SQUARE_ROWS(7); return;
@@ -778,15 +813,15 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
 #endif
     switch (R < TR ? R : TR) {
 #if TR >= 8
-    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 0, 0, stream); return;
-    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 0, 0, stream); return;
-    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 0, 0, stream); return;
-    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 0, 0, stream); return;
+    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 0, 0, flags); return;
+    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 0, 0, flags); return;
+    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 0, 0, flags); return;
+    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 0, 0, flags); return;
 #endif
-    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 0, 0, stream); return;
+    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 0, 0, flags); return;
     }
 #else
-    FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows, stream);
+    FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows, flags);
 #endif
 }
 
@@ -798,7 +833,7 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
 TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
                                       cyc_index C, cyc_index R, cyc_index S,
                                       const T *w, T *out, cyc_index os,
-                                      cyc_index width, cyc_index nrows, int stream)
+                                      cyc_index width, cyc_index nrows, int flags)
 {
 #if VBYTES
 #if SHIFTS && TR == 8
@@ -809,28 +844,28 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
      * ROWS_T_ON_512 routes the AVX-512 level here. */
     if (C == 1 && R == S && nrows >= 5 && width >= 2 * VW) {
         switch (S) {
-        case 3: FN(rows_all_t_shifted)(in, rs, 3, 3, w, out, os, width, nrows, 4, 2, stream); return;
-        case 5: FN(rows_all_t_shifted)(in, rs, 5, 5, w, out, os, width, nrows, 5, 1, stream); return;
-        case 7: FN(rows_all_t_shifted)(in, rs, 7, 7, w, out, os, width, nrows, 5, 1, stream); return;
-        case 9: FN(rows_all_t_shifted)(in, rs, 9, 9, w, out, os, width, nrows, 4, 1, stream); return;
+        case 3: FN(rows_all_t_shifted)(in, rs, 3, 3, w, out, os, width, nrows, 4, 2, flags); return;
+        case 5: FN(rows_all_t_shifted)(in, rs, 5, 5, w, out, os, width, nrows, 5, 1, flags); return;
+        case 7: FN(rows_all_t_shifted)(in, rs, 7, 7, w, out, os, width, nrows, 5, 1, flags); return;
+        case 9: FN(rows_all_t_shifted)(in, rs, 9, 9, w, out, os, width, nrows, 4, 1, flags); return;
         }
     }
 #endif
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 1, 1, stream);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 1, 1, flags);
         return;
     }
     switch (R < TR ? R : TR) {
 #if TR >= 8
-    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 1, 0, stream); return;
-    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 1, 0, stream); return;
-    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 1, 0, stream); return;
-    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 1, 0, stream); return;
+    case 8: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 8, 1, 0, flags); return;
+    case 7: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 7, 1, 0, flags); return;
+    case 6: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 6, 1, 0, flags); return;
+    case 5: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 5, 1, 0, flags); return;
 #endif
-    case 3: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 3, 1, 0, stream); return;
-    case 2: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 2, 1, 0, stream); return;
-    case 1: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 1, 1, 0, stream); return;
-    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 1, 0, stream); return;
+    case 3: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 3, 1, 0, flags); return;
+    case 2: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 2, 1, 0, flags); return;
+    case 1: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 1, 1, 0, flags); return;
+    default: FN(rows_all)(in, cs, rs, C, R, S, w, out, os, width, nrows, 4, 1, 0, flags); return;
     }
 #else
     for (cyc_index t = 0; t < nrows; t++)
@@ -850,19 +885,19 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
 TARGET static void FN(spatial_rows_s2)(const T *in, cyc_index cs, cyc_index rs,
                                        cyc_index C, cyc_index R, cyc_index S,
                                        const T *w, T *out, cyc_index os,
-                                       cyc_index width, cyc_index nrows, int stream)
+                                       cyc_index width, cyc_index nrows, int flags)
 {
     (void)C, (void)R;
     if (S == 3 && nrows >= 3 && width >= 2 * VW) {
-        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 2, stream);
+        FN(rows_3x3)(in, rs, w, out, os, width, nrows, 0, 2, flags);
         return;
     }
     switch (S) {
-    case 3: FN(rows_all)(in, cs, rs, 1, 3, 3, w, out, os, width, nrows, 3, 0, 2, stream); return;
-    case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 2, stream); return;
+    case 3: FN(rows_all)(in, cs, rs, 1, 3, 3, w, out, os, width, nrows, 3, 0, 2, flags); return;
+    case 5: FN(rows_all)(in, cs, rs, 1, 5, 5, w, out, os, width, nrows, 5, 0, 2, flags); return;
     /* 5 rows: 7 spilled (GCC 12). Zen 5, whole calls: float64 1.3-1.4x as
      * fast, float32 1.03-1.08x (the row kernel alone 1.1x) */
-    default: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 5, 0, 2, stream); return;
+    default: FN(rows_all)(in, cs, rs, 1, 7, 7, w, out, os, width, nrows, 5, 0, 2, flags); return;
     }
 }
 #endif
