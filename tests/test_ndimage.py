@@ -260,11 +260,13 @@ def test_streamed_results_are_bitwise_the_cached_ones(dtype, width):
         getattr(cnd, name)(image, *args, output=out, **kwargs)
         return out
 
-    old = _core.set_stream_min_bytes(0)
+    # (and the next input rows prefetched whatever the image's size)
+    old = _core.set_stream_min_bytes(0), _core.set_prefetch_min_bytes(0)
     try:
         streamed = [run(*call) for call in calls]
     finally:
-        _core.set_stream_min_bytes(old)
+        _core.set_stream_min_bytes(old[0])
+        _core.set_prefetch_min_bytes(old[1])
     for got, call in zip(streamed, calls):
         assert np.array_equal(got, run(*call)), (call[0], call[1].shape, call[3])
 

@@ -724,7 +724,8 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
     cdef Py_ssize_t rows = strip.shape[0] - M + 1
     cdef Py_ssize_t y, y1
     cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and image.shape[1] else NULL
-    cdef int flags = CYC_ROWS_STREAM if _streams(out.shape[0], out.shape[1], sizeof(fp_t)) else 0
+    cdef int flags = _row_flags(out.shape[0], out.shape[1], sizeof(fp_t),
+                                image.shape[0], image.strides[0])
     with nogil:
         y = row0
         while y < row1:
@@ -734,10 +735,10 @@ def correlate_plane_separable(const fp_t[:, :] image,     # IN  H x W, any strid
             _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
                               &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], 1, N,
                               &across[0, 0], Wo, Wo, &strip[0, 0], strip.shape[0],
-                              0, y1 - y + M - 1, False, 0)
+                              0, y1 - y + M - 1, False, flags & CYC_ROWS_PREFETCH)
             # down the columns, into out
             _spatial_rows(&across[0, 0], Wo, &kcol[0], M, 1, &out[y, 0], Wo, Wo, y1 - y, False,
-                          False, flags)
+                          False, flags & CYC_ROWS_STREAM)
             y = y1
         if flags & CYC_ROWS_STREAM:
             cyc_stream_fence()
@@ -764,7 +765,8 @@ def correlate_plane_separable_t(const fp_t[:, :] image,   # IN  W x H: a column-
     cdef Py_ssize_t rows = strip.shape[0] - N + 1
     cdef Py_ssize_t y, y1
     cdef const char *data = <const char *>&image[0, 0] if image.shape[0] and image.shape[1] else NULL
-    cdef int flags = CYC_ROWS_STREAM if _streams(out.shape[0], out.shape[1], sizeof(fp_t)) else 0
+    cdef int flags = _row_flags(out.shape[0], out.shape[1], sizeof(fp_t),
+                                image.shape[0], image.strides[0])
     with nogil:
         y = row0
         while y < row1:
@@ -773,10 +775,10 @@ def correlate_plane_separable_t(const fp_t[:, :] image,   # IN  W x H: a column-
             # into `across` (the row map shifted so that across's row 0 is row y)
             _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
                               &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], N, 1,
-                              &across[0, 0], Wp, Wp, &strip[0, 0], rows, 0, y1 - y, False, 0)
+                              &across[0, 0], Wp, Wp, &strip[0, 0], rows, 0, y1 - y, False, flags & CYC_ROWS_PREFETCH)
             # along the rows, into out
             _spatial_rows(&across[0, 0], Wp, &kcol[0], 1, M, &out[y, 0], Wo, Wo, y1 - y, False,
-                          False, flags)
+                          False, flags & CYC_ROWS_STREAM)
             y = y1
         if flags & CYC_ROWS_STREAM:
             cyc_stream_fence()
@@ -2162,13 +2164,21 @@ cdef void _gather_block(const char *plane, Py_ssize_t ys,       # rows ys bytes 
         dst += bw
 
 
+cdef inline int _ndimage_flags(bint stream, Py_ssize_t image_rows,
+                               Py_ssize_t image_row_bytes) noexcept nogil:
+    """The row kernels' flags for an ndimage pass over an image of
+    image_rows rows, image_row_bytes apart (stream: as the caller says)."""
+    return (CYC_ROWS_STREAM if stream else 0) \
+        | (_row_flags(0, 0, 1, image_rows, image_row_bytes) & CYC_ROWS_PREFETCH)
+
+
 cdef inline void _rows_kernel(const fp_t *inp, Py_ssize_t rs, Py_ssize_t R, Py_ssize_t S,
                               const fp_t *w, fp_t *out, Py_ssize_t os,
-                              Py_ssize_t width, Py_ssize_t nrows, bint stream) noexcept nogil:
+                              Py_ssize_t width, Py_ssize_t nrows, int flags) noexcept nogil:
     if fp_t is float:
-        _table.spatial_rows_f32(inp, 0, rs, 1, R, S, w, out, os, width, nrows, stream)
+        _table.spatial_rows_f32(inp, 0, rs, 1, R, S, w, out, os, width, nrows, flags)
     else:
-        _table.spatial_rows_f64(inp, 0, rs, 1, R, S, w, out, os, width, nrows, stream)
+        _table.spatial_rows_f64(inp, 0, rs, 1, R, S, w, out, os, width, nrows, flags)
 
 
 cdef void _correlate_down(const char *data, Py_ssize_t ys,  # n x W image, rows ys bytes apart
@@ -2176,9 +2186,10 @@ cdef void _correlate_down(const char *data, Py_ssize_t ys,  # n x W image, rows 
                           const fp_t *weights, Py_ssize_t L,
                           fp_t *out, Py_ssize_t os, Py_ssize_t n, Py_ssize_t W,
                           fp_t *scratch, Py_ssize_t piece, Py_ssize_t block,
-                          Py_ssize_t r0, Py_ssize_t r1, bint stream) noexcept nogil:
+                          Py_ssize_t r0, Py_ssize_t r1, int flags) noexcept nogil:
     """ndimage_correlate_down_fast on pointers (out: n x W, os elements apart);
-    stream: write `out` past the caches, fenced before returning."""
+    flags: the row kernels' for the image and `out` (a streamed `out` is
+    fenced before returning)."""
     cdef Py_ssize_t lo, hi, c0, bw, a, b
     if W == 0 or r1 <= r0:
         return
@@ -2191,7 +2202,7 @@ cdef void _correlate_down(const char *data, Py_ssize_t ys,  # n x W image, rows 
         if lo < hi:
             _rows_kernel(<const fp_t *>(data + (lo - before) * ys) + c0,
                          ys // <Py_ssize_t>sizeof(fp_t), L, 1, weights, out + lo * os + c0, os,
-                         bw, hi - lo, stream)
+                         bw, hi - lo, flags)
         a = r0
         while a < r1:
             if lo < hi and a == lo:
@@ -2199,10 +2210,11 @@ cdef void _correlate_down(const char *data, Py_ssize_t ys,  # n x W image, rows 
                 continue
             b = min(a + piece, r1, lo if (lo < hi and a < lo) else r1)
             _gather_block(data, ys, row_map, fill, a, b + L - 1, c0, bw, scratch)
-            _rows_kernel(scratch, bw, L, 1, weights, out + a * os + c0, os, bw, b - a, stream)
+            _rows_kernel(scratch, bw, L, 1, weights, out + a * os + c0, os, bw, b - a,
+                         flags & CYC_ROWS_STREAM)
             a = b
         c0 += bw
-    if stream:
+    if flags & CYC_ROWS_STREAM:
         cyc_stream_fence()
 
 
@@ -2227,16 +2239,17 @@ def ndimage_correlate_down_fast(const fp_t[:, :] image,     # IN  n x W, unit co
         _correlate_down(<const char *>&image[0, 0], image.strides[0], &row_map[0], before,
                         fill[0], &weights[0], weights.shape[0], &out[0, 0],
                         out.strides[0] // <Py_ssize_t>sizeof(fp_t), out.shape[0], W,
-                        &scratch[0], piece, block, r0, r1, stream)
+                        &scratch[0], piece, block, r0, r1,
+                        _ndimage_flags(stream, image.shape[0], image.strides[0]))
 
 
 cdef void _correlate_along(const char *data, Py_ssize_t ys,  # rows x n, rows ys bytes apart
                            const int64_t *col_map, Py_ssize_t before, fp_t fill,
                            const fp_t *weights, Py_ssize_t L,
                            fp_t *out, Py_ssize_t os, Py_ssize_t n, Py_ssize_t rows,
-                           fp_t *scratch, bint stream) noexcept nogil:
-    """ndimage_correlate_along_fast on pointers, for all `rows` rows; stream:
-    write `out` past the caches, fenced before returning."""
+                           fp_t *scratch, int flags) noexcept nogil:
+    """ndimage_correlate_along_fast on pointers, for all `rows` rows; flags:
+    as _correlate_down's."""
     cdef Py_ssize_t after = L - 1 - before
     cdef Py_ssize_t lo = before, hi = n - after, r, q, sq, b0, b1, width, pitch
     cdef const fp_t *row
@@ -2249,7 +2262,7 @@ cdef void _correlate_along(const char *data, Py_ssize_t ys,  # rows x n, rows ys
         segs[0], segs[1], segs[2], segs[3] = 0, lo, hi, n
         nseg = 2
         _rows_kernel(<const fp_t *>data, ys // <Py_ssize_t>sizeof(fp_t), 1, L, weights, out + lo,
-                     os, hi - lo, rows, stream)
+                     os, hi - lo, rows, flags)
     else:
         segs[0], segs[1] = 0, n
         nseg = 1
@@ -2269,9 +2282,9 @@ cdef void _correlate_along(const char *data, Py_ssize_t ys,  # rows x n, rows ys
                     sq = col_map[q]
                     dst[q - segs[2 * s]] = row[sq] if sq >= 0 else fill
             _rows_kernel(scratch, pitch, 1, L, weights, out + b0 * os + segs[2 * s], os, width,
-                         b1 - b0, stream)
+                         b1 - b0, flags & CYC_ROWS_STREAM)
         b0 = b1
-    if stream:
+    if flags & CYC_ROWS_STREAM:
         cyc_stream_fence()
 
 
@@ -2297,7 +2310,7 @@ def ndimage_correlate_along_fast(const fp_t[:, :] image,     # IN  rows x n, uni
         _correlate_along(<const char *>&image[r0, 0], image.strides[0], &col_map[0], before,
                          fill[0], &weights[0], weights.shape[0], &out[r0, 0],
                          out.strides[0] // <Py_ssize_t>sizeof(fp_t), n, r1 - r0, &scratch[0],
-                         stream)
+                         _ndimage_flags(stream, image.shape[0], image.strides[0]))
 
 
 cdef class SmallPass:
