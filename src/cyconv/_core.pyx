@@ -107,6 +107,7 @@ cdef extern from "kernels.h" nogil:
     int cyc_detect_level()
     int cyc_detect_full_width_512()
     void cyc_set_rows_512(int on)
+    int cyc_rows_512()
     int cyc_detect_features()
     const char *cyc_compiler()
     const cyc_kernel_table *cyc_kernels(int level)
@@ -141,8 +142,7 @@ cdef const cyc_kernel_table *_table = cyc_kernels(cyc_detect_level())
 cdef int _level = cyc_detect_level()     # _table's level
 # Every AVX-512 row kernel 512 bits wide where 512-bit FMAs run at full
 # width (Zen 5); else the 256-bit rows where those measured faster (Zen 4).
-cdef bint _rows_512 = cyc_detect_full_width_512()
-cyc_set_rows_512(_rows_512)
+cyc_set_rows_512(cyc_detect_full_width_512())
 
 
 def detect_level():
@@ -162,15 +162,14 @@ def compiler():
 
 def rows_512():
     """Does the AVX-512 level run every row kernel 512 bits wide?"""
-    return _rows_512
+    return bool(cyc_rows_512())
 
 
 def set_rows_512(bint on):
     """Run every AVX-512 row kernel 512 bits wide (on) or the mixed choice
     (off); the same bits either way (the tests check). Returns the old value.
     Not while another thread is inside a call."""
-    global _rows_512
-    old, _rows_512 = _rows_512, on
+    old = bool(cyc_rows_512())
     cyc_set_rows_512(on)
     return old
 

@@ -304,6 +304,15 @@ void cyc_set_rows_512(int on)
 #endif
 }
 
+int cyc_rows_512(void)
+{
+#if CYC_X86_DISPATCH
+    return rows_512;
+#else
+    return 0;
+#endif
+}
+
 /* The tile-size fields of a level's table (see cyc_kernel_table): PT and KB
  * for float32, float64; FK and FP for float32, float64. */
 #define TILE_SIZES(L) L##_PT, CYC_BLOCK_CHANNELS(L##_VBYTES, float), \

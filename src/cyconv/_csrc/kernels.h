@@ -218,6 +218,8 @@ int cyc_detect_full_width_512(void);
  * measured faster on Zen 4 (kernels.c, MIXED). Either way the same bits.
  * Set before calls, not during them. */
 void cyc_set_rows_512(int on);
+/* The choice cyc_set_rows_512 made: 1 on, 0 off (always 0 off x86). */
+int cyc_rows_512(void);
 /* The compiler that built the kernels, for show_config. */
 const char *cyc_compiler(void);
 /* Table for `level`, which must be <= cyc_detect_level(). */
