@@ -197,11 +197,26 @@ class Timing:
                 "runs": self.runs, "number": self.number}
 
 
+_EVICTION_BUFFER = None   # a NumPy array, made on first use (see limit_threads)
+
+
+def evict_caches(nbytes: int = 64 << 20) -> None:
+    """Read ``nbytes`` of other data (more than most last-level caches hold),
+    so that the next call finds its own data in memory, as a call on an image
+    that other work has just pushed out of the caches does."""
+    global _EVICTION_BUFFER
+    import numpy as np
+    if _EVICTION_BUFFER is None or _EVICTION_BUFFER.nbytes != nbytes:
+        _EVICTION_BUFFER = np.ones(nbytes // 8)
+    _EVICTION_BUFFER.sum()
+
+
 def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
                      repeat: int | Mapping[str, int] = 7,
                      budget: float | None = None,
                      warmup: int = 1,
-                     min_sample: float = 0.01) -> dict[str, Timing]:
+                     min_sample: float = 0.01,
+                     before_each: Callable[[], object] | None = None) -> dict[str, Timing]:
     """Time ``fns`` round-robin and return the median per call of each.
 
     repeat : samples per callable (a mapping gives each its own count;
@@ -214,6 +229,8 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
              samples of one call each, every one after another peer's call
              had cooled the caches: 1.4x the time of the same call batched).
     min_sample : calls faster than this are batched into one sample.
+    before_each : if given, called (untimed) before every sample, which is
+             then one call (e.g. evict_caches, for calls out of cache).
     """
     names = list(fns)
     reps = {n: (repeat[n] if isinstance(repeat, Mapping) else repeat) for n in names}
@@ -224,7 +241,8 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
             c0 = time.process_time()
             fns[n]()
             t = min(t, time.process_time() - c0)
-        number[n] = 1 if t >= min_sample else min(1000, max(1, math.ceil(min_sample / max(t, 1e-7))))
+        number[n] = 1 if t >= min_sample or before_each is not None \
+            else min(1000, max(1, math.ceil(min_sample / max(t, 1e-7))))
         if budget is not None:
             reps[n] = max(1, min(reps[n], int(budget / max(t * number[n], 1e-9))))
     wall: dict[str, list[float]] = {n: [] for n in names}
@@ -239,6 +257,8 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], *,
                 if r >= reps[n]:
                     continue
                 f, k = fns[n], number[n]
+                if before_each is not None:
+                    before_each()
                 c0 = time.process_time()
                 t0 = time.perf_counter()
                 for _ in range(k):

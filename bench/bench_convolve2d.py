@@ -26,9 +26,12 @@ error ``max|peer - cyconv| / max|cyconv|``, tolerance 1e-4 for float32,
 
 Timing: peers of one case run round-robin (see ``_common.time_interleaved``),
 median of the runs; GFLOP/s = 2*H*W*M*N / t; "speed-up" = t_peer / t_cyconv
-(> 1: cyconv is faster).
+(> 1: cyconv is faster). The peers read the same image, so each call
+usually finds it in cache; with --cold, 64 MB of other data is read before
+every call (``_common.evict_caches``), as when other work has just pushed
+the image out.
 
-    python bench/bench_convolve2d.py [--quick] [--json PATH] [--markdown]
+    python bench/bench_convolve2d.py [--quick] [--cold] [--json PATH] [--markdown]
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ def make_callables(libs, x: np.ndarray, k: np.ndarray, boundary: str) -> dict:
     return fns
 
 
-def run(quick: bool = False, log=C.progress) -> dict:
+def run(quick: bool = False, cold: bool = False, log=C.progress) -> dict:
     libs = _load()
     load_before = C.loadavg()
     size = 64 if quick else SIZE
@@ -105,11 +108,14 @@ def run(quick: bool = False, log=C.progress) -> dict:
                     err = C.max_rel_err(out, ref)
                     checks[name] = {"max_rel_err": err, "ok": bool(err <= C.tolerance(dtype)),
                                     "dtype": str(np.asarray(out).dtype)}
+                before_each = C.evict_caches if cold else None
                 if quick:
-                    timings = C.time_interleaved(fns, repeat=1, warmup=1, min_sample=0.0)
+                    timings = C.time_interleaved(fns, repeat=1, warmup=1, min_sample=0.0,
+                                                 before_each=before_each)
                 else:
                     repeat = {n: (3 if n == "scipy.signal" else 25) for n in fns}
-                    timings = C.time_interleaved(fns, repeat=repeat, budget=2.5, warmup=1)
+                    timings = C.time_interleaved(fns, repeat=repeat, budget=2.5, warmup=1,
+                                                 before_each=before_each)
                 flops = 2.0 * size * size * ks * ks
                 t_cy = timings["cyconv"].median
                 peers = {}
@@ -125,7 +131,7 @@ def run(quick: bool = False, log=C.progress) -> dict:
                 log(f"convolve2d {dtype} {boundary:4s} k={ks:2d}: "
                     + ", ".join(f"{n} {C.fmt_ms(t.median)} ms" for n, t in timings.items())
                     + (f"  MISMATCH: {', '.join(bad)}" if bad else ""))
-    return {"suite": "convolve2d", "quick": quick, "machine": C.machine_info(),
+    return {"suite": "convolve2d", "quick": quick, "cold": cold, "machine": C.machine_info(),
             "clock": C.CLOCK, "loadavg": [load_before, C.loadavg()],
             "wall_over_cpu": C.wall_over_cpu(cases),
             "peers": [p for p in PEERS if any(p in c["peers"] for c in cases)],
@@ -137,7 +143,8 @@ def markdown(result: dict) -> str:
     others = [p for p in peers if p != "cyconv"]
     cases = result["cases"]
     H, W = cases[0]["size"]
-    out = [f"### convolve2d, mode \"same\", {H}×{W} image, single thread",
+    cold = ", out of cache (64 MB read before each call)" if result.get("cold") else ""
+    out = [f"### convolve2d, mode \"same\", {H}×{W} image, single thread{cold}",
            "", C.noise_note(result), "",
            "Median time per call (ms) and cyconv's speed-up over each peer "
            "(t_peer / t_cyconv; > 1 means cyconv is faster).",
@@ -178,8 +185,11 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    args = C.parse_arguments(C.argument_parser(__doc__), argv)
-    result = run(quick=args.quick)
+    ap = C.argument_parser(__doc__)
+    ap.add_argument("--cold", action="store_true",
+                    help="read 64 MB of other data before every call: images out of cache")
+    args = C.parse_arguments(ap, argv)
+    result = run(quick=args.quick, cold=args.cold)
     C.report(args, result, markdown)
     bad = [(c["dtype"], c["boundary"], c["kernel"][0], n) for c in result["cases"]
            for n, p in c["peers"].items() if "check" in p and not p["check"]["ok"]]
