@@ -419,7 +419,7 @@ cdef enum:
     # kernels ask for their next rows ahead (CYC_ROWS_PREFETCH): a big image
     # is often out of cache, and a small one is usually in it, where the
     # prefetches only cost (measured, Zen 5, whole calls: 1024^2 out of cache
-    # 1.1-1.6x as fast; 256^2 in cache 0.91-0.99x).
+    # 1.08-1.49x as fast, in cache 0.91-1.10x; 256^2 in cache 0.91-1.02x).
     PREFETCH_MIN_BYTES = 1 << 20
 
 
