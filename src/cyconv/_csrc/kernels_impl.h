@@ -207,11 +207,13 @@ FN(prefetch_rows)(const T *first, cyc_index rs, cyc_index n, const int bytes)
  * all) reads and that one does not: at most tr, none after the last. */
 #define ROWS_AHEAD(t, tr, nrows) \
     ((nrows) - (t) - (tr) < (tr) ? ((nrows) - (t) - (tr) > 0 ? (nrows) - (t) - (tr) : 0) : (tr))
-/* Do blocks of tr rows of an R-row kernel prefetch, given the flags? Not
- * where their new rows are under a third of the tr + R - 1 they read: the
- * others come from L2 (measured, a 4096^2 float64 image down 25 taps in
- * 8-row blocks: 0.92x with prefetches; 11x11 in 6-8 rows: 1.09-1.14x). */
-#define PREFETCHES(flags, R, tr) (((flags) & CYC_ROWS_PREFETCH) && (R) < 2 * (tr))
+/* Do blocks of tr rows of a C-channel R-row kernel prefetch, given the
+ * flags? Single-channel ones only (prefetch_rows asks for one plane), and
+ * not where their new rows are under a third of the tr + R - 1 they read:
+ * the others come from L2 (measured, a 4096^2 float64 image down 25 taps
+ * in 8-row blocks: 0.92x with prefetches; 11x11 in 6-8 rows: 1.09-1.14x). */
+#define PREFETCHES(flags, C, R, tr) \
+    (((flags) & CYC_ROWS_PREFETCH) && (C) == 1 && (R) < 2 * (tr))
 #endif
 
 #if VBYTES
@@ -414,7 +416,7 @@ FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, cons
 {
     for (cyc_index t = 0; t < nrows; t += tr) {
         cyc_index tb = t + tr <= nrows ? t : nrows - tr;
-        cyc_index ahead = PREFETCHES(flags, R, tr) ? ROWS_AHEAD(tb, tr, nrows) : 0;
+        cyc_index ahead = PREFETCHES(flags, 1, R, tr) ? ROWS_AHEAD(tb, tr, nrows) : 0;
         for (cyc_index x = 0; x < width; x += nv * VW) {
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
             FN(rows_block_t_shifted)(in + tb * rs + xb, rs, R, S, w, out + tb * os + xb, os,
@@ -430,9 +432,9 @@ FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, cons
  * the row's end and recomputes a few pixels (to the same bits) rather than
  * running a narrower copy. Rows narrower than nv vectors go one vector at a
  * time, and rows narrower than one vector through spatial_row (not with
- * shifted == 2, whose callers pass at least one vector). A single-channel
- * strip of full blocks asks for the `ahead` input rows after its own
- * (prefetch_rows) as it goes. */
+ * shifted == 2, whose callers pass at least one vector). A strip of full
+ * blocks asks for the `ahead` input rows after its own (prefetch_rows;
+ * single-channel kernels only, see PREFETCHES) as it goes. */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
                cyc_index S, const T *w, T *out, cyc_index os, cyc_index width, const int tr,
@@ -453,9 +455,8 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
             cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;
             FN(rows_block)(in + xb * step, cs, rs, C, R, S, w, out + xb, os, tr, nv, tmajor,
                            shifted, flags);
-            if (C == 1)
-                FN(prefetch_rows)(in + (R - 1 + tr) * rs + xb * step, rs, ahead,
-                                  nv * VBYTES * step);
+            FN(prefetch_rows)(in + (R - 1 + tr) * rs + xb * step, rs, ahead,
+                              nv * VBYTES * step);
         }
     } else if (width >= VW) {
         for (cyc_index x = 0; x < width; x += VW) {
@@ -490,7 +491,7 @@ FN(rows_all)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R,
         cyc_index tb = t + tr <= nrows ? t : nrows - tr;
         FN(rows_strip)(in + tb * rs, cs, rs, C, R, S, w, out + tb * os, os, width, tr, tmajor,
                        shifted, flags,
-                       PREFETCHES(flags, R, tr) ? ROWS_AHEAD(tb, tr, nrows) : 0);
+                       PREFETCHES(flags, C, R, tr) ? ROWS_AHEAD(tb, tr, nrows) : 0);
     }
 }
 #endif
@@ -506,7 +507,7 @@ TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
     cyc_index t = 0;
 #if VBYTES
     for (; t + TR <= nrows; t += TR) {
-        cyc_index x = 0, ahead = PREFETCHES(flags, R, TR) ? ROWS_AHEAD(t, TR, nrows) : 0;
+        cyc_index x = 0, ahead = PREFETCHES(flags, C, R, TR) ? ROWS_AHEAD(t, TR, nrows) : 0;
         for (; x + 2 * VW <= width; x += 2 * VW) {
             VEC acc[TR * 2];   /* acc[k * 2 + v]: output row t + k, vector v */
 #pragma GCC unroll 8
@@ -531,8 +532,7 @@ TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
                 STORE_ROWS(VSTREAM, out + t * os + x, os, TR, 2, acc);
             else
                 STORE_ROWS(VSTORE, out + t * os + x, os, TR, 2, acc);
-            if (C == 1)
-                FN(prefetch_rows)(in + (t + TR + R - 1) * rs + x, rs, ahead, 2 * VBYTES);
+            FN(prefetch_rows)(in + (t + TR + R - 1) * rs + x, rs, ahead, 2 * VBYTES);
         }
         if (x < width)
             for (int k = 0; k < TR; k++)
@@ -669,6 +669,7 @@ FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_in
     for (int i = 0; i < 9; i++) wv[i] = VSPLAT(w[i]);
     for (cyc_index t = 0; t < nrows; t += 3) {
         cyc_index tb = t + 3 <= nrows ? t : nrows - 3;
+        cyc_index ahead = PREFETCHES(flags, 1, 3, 3) ? ROWS_AHEAD(tb, 3, nrows) : 0;
         for (cyc_index x = 0; x < width; x += 2 * VW) {
             cyc_index xb = x + 2 * VW <= width ? x : width - 2 * VW;
             int nt = STREAMS(flags, out + tb * os + xb, os, 2);
@@ -677,9 +678,7 @@ FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_in
             else
                 FN(three_rows_3x3)(in + tb * rs + xb * step, rs, wv, out + tb * os + xb, os,
                                    step, nt);
-            if (flags & CYC_ROWS_PREFETCH)
-                FN(prefetch_rows)(in + (tb + 5) * rs + xb * step, rs, ROWS_AHEAD(tb, 3, nrows),
-                                  2 * VBYTES * step);
+            FN(prefetch_rows)(in + (tb + 5) * rs + xb * step, rs, ahead, 2 * VBYTES * step);
         }
     }
 }
@@ -752,7 +751,7 @@ FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
     const int NV = WALK_NV(R);
     for (cyc_index t = 0; t < nrows; t += R) {
         cyc_index tb = t + R <= nrows ? t : nrows - R;
-        cyc_index ahead = PREFETCHES(flags, R, R) ? ROWS_AHEAD(tb, R, nrows) : 0;
+        cyc_index ahead = PREFETCHES(flags, 1, R, R) ? ROWS_AHEAD(tb, R, nrows) : 0;
         for (cyc_index x = 0; x < width; x += NV * VW) {
             cyc_index xb = x + NV * VW <= width ? x : width - NV * VW;
             FN(column_walk)(in + tb * rs + xb, rs, w, out + tb * os + xb, os, R, R, NV,
