@@ -546,15 +546,16 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     el, er = jl + N - 1, Wp - jr
     # In-place rows go in batches of whole row blocks: every batch ends in a
     # block moved back over rows already done (7-row blocks in 24-row
-    # batches recomputed 1 row in 6). The kernels' blocks are min(M, 8) or
-    # 4 rows (3 for 3x3), or CYC_SQUARE_BLOCK_ROWS for square kernels
-    # (AVX-512: 6 for 7x7), so a multiple of lcm(M, 8) and of that serves
-    # every level (but the 5-row blocks of the transposed and the
+    # batches recomputed 1 row in 6; float64 9x9's 6-row blocks in 16-row
+    # batches 1 in 8). The kernels' blocks are min(M, 8) or 4 rows (3 for
+    # 3x3), or CYC_SQUARE_BLOCK_ROWS for square kernels (AVX-512: 6 for
+    # 7x7), so a multiple of lcm(min(M, 8), 8) and of that serves every
+    # level (but the 5-row blocks of the transposed and the
     # every-other-column 7x7 rows: 2 rows recomputed in 168); the batch's
     # border strips, narrow, still fit in `strip`.
     batch_rows = strip_rows
-    if in_place and M <= 8:
-        i = M * 8 // _gcd(M, 8)
+    if in_place:
+        i = M * 8 // _gcd(M, 8) if M <= 8 else 8
         if M == N and M >= 5:
             b = CYC_SQUARE_BLOCK_ROWS(M, <int>(64 // sizeof(real_t)))
             i = i * b // _gcd(i, b)
