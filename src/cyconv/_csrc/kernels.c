@@ -108,8 +108,14 @@
 #define AVX512_VBYTES 64
 #define AVX512_SHIFTS CYC_ALIGNR_SHIFTS   /* valignd: one instruction a shift */
 /* The square kernels whose transposed rows make their shifts in registers
- * (spatial_rows_t's switch): cyc_kernel_table.rows_t_square_once. */
+ * (spatial_rows_t's switch): cyc_kernel_table.rows_t_square_once. Their 9x9
+ * blocks hold 4 accumulators, 4 FMA chains: enough where 512-bit FMAs are
+ * double-pumped (Zen 4: 98 GFLOP/s against 83 loading each shifted vector),
+ * half what full-width ones need (Zen 5, row kernel alone, 1024^2: float32
+ * 138-141 against 185-191 for the 8-row blocks loading them, float64 69-73
+ * against 85-94), so with cyc_set_rows_512 on, 9x9 takes those. */
 #define AVX512_ROWS_T_ONCE (AVX512_SHIFTS ? 1u << 3 | 1u << 5 | 1u << 7 | 1u << 9 : 0u)
+#define AVX512_ROWS_T_ONCE_FULL_WIDTH (AVX512_ROWS_T_ONCE & ~(1u << 9))
 /* The square kernels spatial_rows_s2 serves (its switch), every other column
  * read in place: cyc_kernel_table.rows_s2_square. */
 #define AVX512_ROWS_S2 (AVX512_SHIFTS ? 1u << 3 | 1u << 5 | 1u << 7 : 0u)
@@ -125,6 +131,15 @@
 CYC_STATIC_ASSERT(BASE_FK <= CYC_MAX_FLAT_CHANNELS, base_flat_channels);
 CYC_STATIC_ASSERT(AVX2_FK <= CYC_MAX_FLAT_CHANNELS, avx2_flat_channels);
 CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
+
+#if CYC_X86_DISPATCH
+/* cyc_set_rows_512's choice (below), which the AVX-512 code reads too. */
+static int rows_512;
+#endif
+
+/* Do the transposed rows of a square 9x9 kernel make their shifts in
+ * registers (SHIFTS levels)? Per level; see AVX512_ROWS_T_ONCE. */
+#define ROWS_T_SHIFTS_9 1
 
 /* ---- baseline: SSE2 on x86-64, NEON on aarch64, 16-byte vectors ---- */
 #define ISA base
@@ -213,6 +228,8 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 #define FK AVX512_FK
 #define FV AVX512_FV
 #define SHIFTS AVX512_SHIFTS
+#undef ROWS_T_SHIFTS_9
+#define ROWS_T_SHIFTS_9 (!rows_512)
 #define T float
 #define SFX f32
 #include "kernels_impl.h"
@@ -253,7 +270,6 @@ CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
 /* cyc_set_rows_512: every row kernel 512 bits wide, but rows narrower than
  * one 512-bit vector, which the 256-bit code still runs in vectors (8x8
  * float32 3x3 "same": 2.3 us a call against 3.0 through the scalar tail) */
-static int rows_512;
 #define MIXED(NAME, SFX, T, USE_512)                                                  \
     static void cyc_##NAME##_##SFX##_mixed(const T *in, cyc_index cs, cyc_index rs,     \
                                            cyc_index C, cyc_index R, cyc_index S,       \
@@ -290,28 +306,6 @@ MIXED(spatial_rows_t, f64, double, ROWS_T_ON_512(double))
 #undef ROWS_ON_512
 #undef MIXED
 #endif
-
-/* Where 512-bit FMAs run at full width (Zen 5), the 512-bit rows also beat
- * the 256-bit ones on the kernels MIXED sends to AVX2: row kernel alone, 1024^2,
- * float32 3x5 1.31x, 4x4 1.28x, 6x6 1.42x, 2x9 1.30x (transposed 1.07-1.39x),
- * 1x3 and 3x1 within 4 %; float64 1.0-1.3x (bench/RESULTS.md, 2026-12-03). */
-void cyc_set_rows_512(int on)
-{
-#if CYC_X86_DISPATCH
-    rows_512 = on != 0;
-#else
-    (void)on;
-#endif
-}
-
-int cyc_rows_512(void)
-{
-#if CYC_X86_DISPATCH
-    return rows_512;
-#else
-    return 0;
-#endif
-}
 
 /* The tile-size fields of a level's table (see cyc_kernel_table): PT and KB
  * for float32, float64; FK and FP for float32, float64. */
@@ -353,7 +347,8 @@ static const cyc_kernel_table table_avx2 = {
     cyc_pixel_tile_f32_avx2, cyc_pixel_tile_f64_avx2, PIXEL_SIZES(AVX2),
     0, 0, NULL, NULL,
 };
-static const cyc_kernel_table table_avx512 = {
+/* Not const: cyc_set_rows_512 sets its rows_t_square_once. */
+static cyc_kernel_table table_avx512 = {
     "avx512",
     cyc_spatial_row_f32_avx512, cyc_spatial_row_f64_avx512,
     cyc_spatial_rows_f32_mixed, cyc_spatial_rows_f64_mixed,
@@ -374,6 +369,30 @@ static const cyc_kernel_table table_avx512 = {
 };
 
 #endif
+
+/* Where 512-bit FMAs run at full width (Zen 5), the 512-bit rows also beat
+ * the 256-bit ones on the kernels MIXED sends to AVX2: row kernel alone, 1024^2,
+ * float32 3x5 1.31x, 4x4 1.28x, 6x6 1.42x, 2x9 1.30x (transposed 1.07-1.39x),
+ * 1x3 and 3x1 within 4 %; float64 1.0-1.3x (bench/RESULTS.md, 2026-12-03). */
+void cyc_set_rows_512(int on)
+{
+#if CYC_X86_DISPATCH
+    rows_512 = on != 0;
+    table_avx512.rows_t_square_once = rows_512 ? AVX512_ROWS_T_ONCE_FULL_WIDTH
+                                               : AVX512_ROWS_T_ONCE;
+#else
+    (void)on;
+#endif
+}
+
+int cyc_rows_512(void)
+{
+#if CYC_X86_DISPATCH
+    return rows_512;
+#else
+    return 0;
+#endif
+}
 
 #if CYC_HAVE_CPUID
 /* cpuid leaf/subleaf into r[0..3] = eax, ebx, ecx, edx; 0 if the leaf is

@@ -848,14 +848,20 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
     /* Square single-channel kernels of 3-9 taps: their shifted vectors
      * made in registers, block shapes measured best on Zen 4 (kernel alone,
      * 1024^2 float32: 3x3 96 GFLOP/s against 62 loading each shifted
-     * vector, 5x5 106 / 70, 7x7 103 / 61, 9x9 98 / 83). kernels.c's
+     * vector, 5x5 106 / 70, 7x7 103 / 61, 9x9 98 / 83; 9x9 not where
+     * 512-bit FMAs are full width: ROWS_T_SHIFTS_9). kernels.c's
      * ROWS_T_ON_512 routes the AVX-512 level here. */
     if (C == 1 && R == S && nrows >= 5 && width >= 2 * VW) {
         switch (S) {
         case 3: FN(rows_all_t_shifted)(in, rs, 3, 3, w, out, os, width, nrows, 4, 2, flags); return;
         case 5: FN(rows_all_t_shifted)(in, rs, 5, 5, w, out, os, width, nrows, 5, 1, flags); return;
         case 7: FN(rows_all_t_shifted)(in, rs, 7, 7, w, out, os, width, nrows, 5, 1, flags); return;
-        case 9: FN(rows_all_t_shifted)(in, rs, 9, 9, w, out, os, width, nrows, 4, 1, flags); return;
+        case 9:
+            if (ROWS_T_SHIFTS_9) {
+                FN(rows_all_t_shifted)(in, rs, 9, 9, w, out, os, width, nrows, 4, 1, flags);
+                return;
+            }
+            break;
         }
     }
 #endif
