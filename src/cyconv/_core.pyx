@@ -377,18 +377,31 @@ cdef inline Py_ssize_t _gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a
 
 
+cdef enum:
+    L1_SETS = 64       # 4096 bytes of lines: lines 4096 bytes apart share a set
+    L1_WAYS = 8        # 8 or more on current x86 and Arm cores
+    BLOCK_LINES = 4    # the lines of a row a block reads (3 vectors and the shifts)
+
+
 cdef inline bint _rows_spread_over_sets(Py_ssize_t pitch, Py_ssize_t rows) noexcept nogil:
-    """Can `rows` rows `pitch` bytes apart stay in L1 together? Lines 4096
-    bytes apart share a set (8 ways on current x86 and Arm cores); rows whose
-    pitch has period p in that cycle spread over p sets. The transposed row
+    """Can `rows` rows `pitch` bytes apart stay in L1 together, BLOCK_LINES
+    lines of each? Counts the lines each L1 set gets. The transposed row
     kernel reuses the same block of rows for every kernel column, so rows
     that evict each other halve its speed (measured, Zen 3: an 11 x 11 kernel
-    at a 4096-byte pitch 35 GFLOP/s, at 4136 bytes 82)."""
-    cdef Py_ssize_t g = 4096, b = pitch % 4096 if pitch >= 0 else (-pitch) % 4096, t
-    while b:                    # g = gcd(pitch, 4096)
-        t = g % b
-        g, b = b, t
-    return rows <= 6 * (4096 // g)
+    at a 4096-byte pitch 35 GFLOP/s, at 4136 bytes 82). A pitch just past a
+    multiple of 4096 puts consecutive rows in the same sets (Zen 5, a 1026^2
+    float32 column-major image, 11 x 11: 1.34x the row-major time in place,
+    1.02x through the gathered strips)."""
+    cdef int lines[L1_SETS]
+    cdef Py_ssize_t b = pitch % 4096 if pitch >= 0 else (-pitch) % 4096, i, k, first
+    memset(lines, 0, sizeof(lines))
+    for i in range(rows):
+        first = (i * b) % 4096 // 64
+        for k in range(BLOCK_LINES):
+            lines[(first + k) % L1_SETS] += 1
+            if lines[(first + k) % L1_SETS] > L1_WAYS:
+                return False
+    return True
 
 
 cdef inline bint _rows_t_load_once(Py_ssize_t M, Py_ssize_t N) noexcept nogil:
@@ -536,12 +549,13 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
              or _rows_t_load_once(M, N))
     if in_place:
         rs = ys // <Py_ssize_t>sizeof(real_t)
-        jl = min(max(left, EDGE_COLS), Wo)
+        # (no border strip on a side without padding: "valid")
+        jl = min(max(left, EDGE_COLS), Wo) if left > 0 else 0
         i = <Py_ssize_t>((<size_t>(out + jl)) % 64)
         if stream and i:
             # start the interior on a cache line: its blocks' stores then stream
             jl = min(jl + (64 - i) // <Py_ssize_t>sizeof(real_t), Wo)
-        jr = max(min(W - N + 1 + left, Wo - EDGE_COLS), jl)
+        jr = Wo if W - N + 1 + left >= Wo else max(min(W - N + 1 + left, Wo - EDGE_COLS), jl)
         in_place = jr - jl >= max(N - 1, EDGE_COLS)
     el, er = jl + N - 1, Wp - jr
     # In-place rows go in batches of whole row blocks: every batch ends in a
@@ -560,7 +574,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
             b = CYC_SQUARE_BLOCK_ROWS(M, <int>(64 // sizeof(real_t)))
             i = i * b // _gcd(i, b)
         batch_rows = (strip_rows + i - 1) // i * i
-        batch_rows = min(batch_rows, (strip_rows + M - 1) * Wp // max(el, er) - M + 1)
+        batch_rows = min(batch_rows, (strip_rows + M - 1) * Wp // max(el, er, 1) - M + 1)
     while y < row1:
         if in_place and _rows_in_place(row_map, y, M):
             y1 = y + 1
@@ -571,14 +585,16 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
             _spatial_rows(src + (jl - left) * (2 if every_other else 1), rs, kernel, M, N,
                           out + y * out_stride + jl, out_stride, jr - jl, y1 - y, tmajor,
                           every_other, flags)
-            _gather_cols(image, W, ys, xs, row_map, col_map, left, 0, el, fill, strip, y,
-                         y1 + M - 1)
-            _spatial_rows(strip, el, kernel, M, N, out + y * out_stride, out_stride, jl, y1 - y,
-                          tmajor, False, flags & CYC_ROWS_STREAM)
-            _gather_cols(image, W, ys, xs, row_map, col_map, left, jr, Wp, fill, strip, y,
-                         y1 + M - 1)
-            _spatial_rows(strip, er, kernel, M, N, out + y * out_stride + jr, out_stride,
-                          Wo - jr, y1 - y, tmajor, False, flags & CYC_ROWS_STREAM)
+            if jl > 0:
+                _gather_cols(image, W, ys, xs, row_map, col_map, left, 0, el, fill, strip, y,
+                             y1 + M - 1)
+                _spatial_rows(strip, el, kernel, M, N, out + y * out_stride, out_stride, jl,
+                              y1 - y, tmajor, False, flags & CYC_ROWS_STREAM)
+            if jr < Wo:
+                _gather_cols(image, W, ys, xs, row_map, col_map, left, jr, Wp, fill, strip, y,
+                             y1 + M - 1)
+                _spatial_rows(strip, er, kernel, M, N, out + y * out_stride + jr, out_stride,
+                              Wo - jr, y1 - y, tmajor, False, flags & CYC_ROWS_STREAM)
         else:
             y1 = y + 1
             while y1 < row1 and y1 - y < strip_rows and not (
