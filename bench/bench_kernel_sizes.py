@@ -98,7 +98,7 @@ def measure_extras(cyconv, quick: bool, log=C.progress) -> dict:
     out = {}
     for dtype in DTYPES:
         x = rng.standard_normal((n, n)).astype(dtype)
-        for ks in (3, 5, 11):
+        for ks in (3, 5, 7, 9, 11, 15):
             k = rng.standard_normal((ks, ks)).astype(dtype)
             xf = np.asfortranarray(x)
             xs = rng.standard_normal((n, 2 * n)).astype(dtype)[:, ::2]
