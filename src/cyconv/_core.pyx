@@ -570,7 +570,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     batch_rows = strip_rows
     if in_place:
         i = M * 8 // _gcd(M, 8) if M <= 8 else 8
-        if M == N and M >= 5:
+        if M == N and M >= 4:
             b = CYC_SQUARE_BLOCK_ROWS(M, <int>(64 // sizeof(real_t)))
             i = i * b // _gcd(i, b)
         batch_rows = (strip_rows + i - 1) // i * i

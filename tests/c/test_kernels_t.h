@@ -137,8 +137,8 @@ static int CK(check_rows)(const cyc_kernel_table *kt, int tmajor)
      * the walks of 3x3 and R x 1 kernels (C = 1), the square kernels whose
      * shifted vectors are made in registers (C = 1, S = R = 3 .. 15, either
      * tap order); nrows: their row blocks and the moved-back last block. */
-    static const cyc_index kernel_rows[] = {1, 2, 3, 4, 5, 7, 8, 9, 11, 13, 15},
-                           kernel_cols[] = {1, 3, 4, 5, 7, 9, 11, 13, 15};
+    static const cyc_index kernel_rows[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+                           kernel_cols[] = {1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     for (cyc_index C = 1; C <= 2; C++)
     for (size_t ri = 0; ri < sizeof kernel_rows / sizeof kernel_rows[0]; ri++)
     for (size_t si = 0; si < sizeof kernel_cols / sizeof kernel_cols[0]; si++)

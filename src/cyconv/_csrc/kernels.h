@@ -21,11 +21,12 @@ enum cyc_level { CYC_BASELINE = 0, CYC_AVX2 = 1, CYC_AVX512 = 2 };
 #define CYC_BLOCK_CHANNELS(vbytes, T) (2 * CYC_LANES(vbytes, T))     /* KB: 2 vectors */
 #define CYC_FLAT_PIXELS(vbytes, fv, T) ((fv) * CYC_LANES(vbytes, T))  /* FP: fv vectors */
 /* Output rows per block of the AVX-512 rows for single-channel S x S
- * kernels (S odd, 5-15), their shifts made in registers from the loaded
+ * kernels (S 4-15), their shifts made in registers from the loaded
  * vectors plus one (S - 1 <= lanes) or two past them. With one, 8 rows of 3
  * vectors fill all 32 registers: GCC 12 spilled, and 6 rows ran 1.0-1.2x
- * as fast (Zen 5). With two, 8 rows of 2 vectors fit (6 rows: 0.86-1.0x). */
-#define CYC_SQUARE_BLOCK_ROWS(S, lanes) ((S) == 5 ? 5 : (S) - 1 <= (lanes) ? 6 : 8)
+ * as fast (Zen 5). With two, 8 rows of 2 vectors fit (6 rows: 0.86-1.0x).
+ * A block has at most S rows. */
+#define CYC_SQUARE_BLOCK_ROWS(S, lanes) ((S) <= 5 ? (S) : (S) - 1 <= (lanes) ? 6 : 8)
 /* Bound of every level's flat-tile channels (FK): callers size the array of
  * FK weight pointers (flat_tile's wk) with it; kernels.c asserts it. */
 #define CYC_MAX_FLAT_CHANNELS 16

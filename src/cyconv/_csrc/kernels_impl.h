@@ -766,6 +766,30 @@ FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
 #define COLUMN_WALK_MAX (WALK_FREE / 2 < 8 ? WALK_FREE / 2 : 8)
 #endif
 
+#if VBYTES && SHIFTS && TR == 8
+/* spatial_rows for a single-channel S x S kernel (S - 1 <= 2 VW), its
+ * shifted vectors made in registers (S a constant, so each valignd has an
+ * immediate). The even S in functions of their own: inlined into
+ * spatial_rows with the odd ones, they made GCC 12 allocate registers
+ * worse for those (whole calls, float64 5x5 0.92x), and the odd ones in
+ * functions of their own spilled more (float64 15x15 0.60x). Zen 5, row
+ * kernel alone, 1024^2, against loading each shifted vector: float32 4x4
+ * 1.65x, 6x6 1.28x, 8x8 1.26x, 10x10-14x14 1.07-1.19x; float64 1.46x,
+ * 1.47x, 1.11x, 1.08-1.11x. */
+#define SQUARE_ROWS(S) FN(rows_all)(in, cs, rs, 1, S, S, w, out, os, width, nrows,            \
+                                    CYC_SQUARE_BLOCK_ROWS(S, VW), 0, 1, flags)
+#define EVEN_SQUARE_ROWS(S)                                                               \
+    TARGET static __attribute__((noinline)) void FN(square_rows_##S)(                      \
+        const T *in, cyc_index cs, cyc_index rs, const T *w, T *out, cyc_index os,          \
+        cyc_index width, cyc_index nrows, int flags)                                        \
+    {                                                                                       \
+        SQUARE_ROWS(S);                                                                     \
+    }
+EVEN_SQUARE_ROWS(4) EVEN_SQUARE_ROWS(6) EVEN_SQUARE_ROWS(8)
+EVEN_SQUARE_ROWS(10) EVEN_SQUARE_ROWS(12) EVEN_SQUARE_ROWS(14)
+#undef EVEN_SQUARE_ROWS
+#endif
+
 /* nrows consecutive output rows (unit stride and dilation): register-blocked
  * min(TR, R) rows at a time for R >= RB_MIN_R (with SHIFTS, square single-
  * channel kernels make their shifted vectors in registers), else
@@ -803,12 +827,16 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
         return;
     }
 #if SHIFTS && TR == 8
-    /* Square single-channel kernels of 5-15 odd taps: their shifted vectors
-     * made in registers (S a constant, so each valignd has an immediate). */
+    /* Square single-channel kernels of 4-15 taps: their shifted vectors
+     * made in registers (SQUARE_ROWS; the even sizes call square_rows_S). */
     if (C == 1 && R == S && S - 1 <= 2 * VW) {
-#define SQUARE_ROWS(S) FN(rows_all)(in, cs, rs, 1, S, S, w, out, os, width, nrows,        \
-                                    CYC_SQUARE_BLOCK_ROWS(S, VW), 0, 1, flags)
         switch (S) {
+        case 4: FN(square_rows_4)(in, cs, rs, w, out, os, width, nrows, flags); return;
+        case 6: FN(square_rows_6)(in, cs, rs, w, out, os, width, nrows, flags); return;
+        case 8: FN(square_rows_8)(in, cs, rs, w, out, os, width, nrows, flags); return;
+        case 10: FN(square_rows_10)(in, cs, rs, w, out, os, width, nrows, flags); return;
+        case 12: FN(square_rows_12)(in, cs, rs, w, out, os, width, nrows, flags); return;
+        case 14: FN(square_rows_14)(in, cs, rs, w, out, os, width, nrows, flags); return;
         case 5: SQUARE_ROWS(5); return;
         case 7: SQUARE_ROWS(7); return;
         case 9: SQUARE_ROWS(9); return;
@@ -816,8 +844,8 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
         case 13: SQUARE_ROWS(13); return;
         case 15: SQUARE_ROWS(15); return;
         }
-#undef SQUARE_ROWS
     }
+#undef SQUARE_ROWS
 #endif
     switch (R < TR ? R : TR) {
 #if TR >= 8
