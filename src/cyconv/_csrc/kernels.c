@@ -73,7 +73,7 @@
  * VBYTES: vector bytes (0: plain scalar C); PT: pixels per blocked tile;
  * TR: rows per spatial_rows step; RB_REGS, RB_ACCS: vector registers and
  * accumulators the register-blocked rows may use; FK x FV: flat tiles of FK output channels
- * by FV vectors of pixels; SHIFTS: single-channel 3x3 and square 5-15 tap
+ * by FV vectors of pixels; SHIFTS: single-channel 3x3 and square 4-15 tap
  * rows make their shifted input vectors in registers (kernels_impl.h). */
 #if CYC_HAVE_VECTOR_EXT
 #define BASE_VBYTES 16
