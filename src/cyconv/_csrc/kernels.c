@@ -112,7 +112,7 @@
  * blocks hold 4 accumulators, 4 FMA chains: enough where 512-bit FMAs are
  * double-pumped (Zen 4: 98 GFLOP/s against 83 loading each shifted vector),
  * half what full-width ones need (Zen 5, row kernel alone, 1024^2: float32
- * 138-141 against 185-191 for the 8-row blocks loading them, float64 69-73
+ * 137-141 against 174-191 for the 8-row blocks loading them, float64 69-73
  * against 85-94), so with cyc_set_rows_512 on, 9x9 takes those. */
 #define AVX512_ROWS_T_ONCE (AVX512_SHIFTS ? 1u << 3 | 1u << 5 | 1u << 7 | 1u << 9 : 0u)
 #define AVX512_ROWS_T_ONCE_FULL_WIDTH (AVX512_ROWS_T_ONCE & ~(1u << 9))
