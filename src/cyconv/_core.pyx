@@ -791,7 +791,8 @@ def correlate_plane_separable_t(const fp_t[:, :] image,   # IN  W x H: a column-
             # into `across` (the row map shifted so that across's row 0 is row y)
             _correlate_strips(data, image.shape[1], image.strides[0], image.strides[1],
                               &row_map[y], &col_map[0], left, Wp, fill[0], &krow[0], N, 1,
-                              &across[0, 0], Wp, Wp, &strip[0, 0], rows, 0, y1 - y, False, flags & CYC_ROWS_PREFETCH)
+                              &across[0, 0], Wp, Wp, &strip[0, 0], rows, 0, y1 - y, False,
+                              flags & CYC_ROWS_PREFETCH)
             # along the rows, into out
             _spatial_rows(&across[0, 0], Wp, &kcol[0], 1, M, &out[y, 0], Wo, Wo, y1 - y, False,
                           False, flags & CYC_ROWS_STREAM)
