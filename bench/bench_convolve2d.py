@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark ``cyconv.convolve2d`` (mode "same") against its peers, one thread.
 
-Cases: a 1024x1024 image, square kernels 3, 5, 7, 9, 11, 15, float32 and
-float64, boundary "fill" (zeros) and "symm".  Peers, each set up to give the
+Cases: a 1024x1024 image, square kernels 3, 5, 7, 9, 11, 15 (or the
+shapes --kernels names, e.g. ``--kernels 3x5,7x5``), float32 and float64,
+boundary "fill" (zeros) and "symm".  Peers, each set up to give the
 *same array* as ``cyconv.convolve2d(x, k, "same", boundary)``:
 
 ``scipy.signal.convolve2d(x, k, "same", boundary)``
@@ -31,7 +32,7 @@ usually finds it in cache; with --cold, 64 MB of other data is read before
 every call (``_common.evict_caches``), as when other work has just pushed
 the image out.
 
-    python bench/bench_convolve2d.py [--quick] [--cold] [--json PATH] [--markdown]
+    python bench/bench_convolve2d.py [--quick] [--cold] [--kernels MxN,...] [--json PATH] [--markdown]
 """
 
 from __future__ import annotations
@@ -86,7 +87,16 @@ def make_callables(libs, x: np.ndarray, k: np.ndarray, boundary: str) -> dict:
     return fns
 
 
-def run(quick: bool = False, cold: bool = False, log=C.progress) -> dict:
+def parse_kernels(text: str) -> list:
+    """"3,5x7" -> [(3, 3), (5, 7)]: K is a square K x K kernel, MxN an M-row one."""
+    shapes = []
+    for item in text.split(","):
+        M, _, N = item.strip().lower().partition("x")
+        shapes.append((int(M), int(N or M)))
+    return shapes
+
+
+def run(quick: bool = False, cold: bool = False, kernels=None, log=C.progress) -> dict:
     libs = _load()
     load_before = C.loadavg()
     size = 64 if quick else SIZE
@@ -94,9 +104,9 @@ def run(quick: bool = False, cold: bool = False, log=C.progress) -> dict:
     cases = []
     for dtype in DTYPES:
         for boundary in BOUNDARIES:
-            for ks in KERNELS:
+            for M, N in kernels or [(ks, ks) for ks in KERNELS]:
                 x = rng.standard_normal((size, size)).astype(dtype)
-                k = rng.standard_normal((ks, ks)).astype(dtype)
+                k = rng.standard_normal((M, N)).astype(dtype)
                 fns = make_callables(libs, x, k, boundary)
                 # correctness, once per case, against cyconv's output
                 ref = fns["cyconv"]()
@@ -116,7 +126,7 @@ def run(quick: bool = False, cold: bool = False, log=C.progress) -> dict:
                     repeat = {n: (3 if n == "scipy.signal" else 25) for n in fns}
                     timings = C.time_interleaved(fns, repeat=repeat, budget=2.5, warmup=1,
                                                  before_each=before_each)
-                flops = 2.0 * size * size * ks * ks
+                flops = 2.0 * size * size * M * N
                 t_cy = timings["cyconv"].median
                 peers = {}
                 for name, t in timings.items():
@@ -124,11 +134,11 @@ def run(quick: bool = False, cold: bool = False, log=C.progress) -> dict:
                                    **({"check": checks[name]} if name in checks else {})}
                     if name != "cyconv":
                         peers[name]["speedup_of_cyconv"] = t.median / t_cy
-                case = {"size": [size, size], "kernel": [ks, ks], "dtype": dtype,
+                case = {"size": [size, size], "kernel": [M, N], "dtype": dtype,
                         "boundary": boundary, "flops": flops, "peers": peers}
                 cases.append(case)
                 bad = [n for n, c in checks.items() if not c["ok"]]
-                log(f"convolve2d {dtype} {boundary:4s} k={ks:2d}: "
+                log(f"convolve2d {dtype} {boundary:4s} k={M}x{N}: "
                     + ", ".join(f"{n} {C.fmt_ms(t.median)} ms" for n, t in timings.items())
                     + (f"  MISMATCH: {', '.join(bad)}" if bad else ""))
     return {"suite": "convolve2d", "quick": quick, "cold": cold, "machine": C.machine_info(),
@@ -175,7 +185,7 @@ def markdown(result: dict) -> str:
             if not cs:
                 continue
             errs = [c["peers"][n]["check"]["max_rel_err"] for c in cs]
-            bad = [f"{c['boundary']} k={c['kernel'][0]}" for c in cs
+            bad = [f"{c['boundary']} k={c['kernel'][0]}x{c['kernel'][1]}" for c in cs
                    if not c["peers"][n]["check"]["ok"]]
             rows.append([n, dtype, f"{len(cs) - len(bad)}/{len(cs)}", f"{max(errs):.1e}",
                          ", ".join(bad) or "none"])
@@ -188,10 +198,12 @@ def main(argv=None) -> int:
     ap = C.argument_parser(__doc__)
     ap.add_argument("--cold", action="store_true",
                     help="read 64 MB of other data before every call: images out of cache")
+    ap.add_argument("--kernels", type=parse_kernels, metavar="MxN,...",
+                    help="kernel shapes, e.g. 3x5,5x3,7 (default: square 3-15)")
     args = C.parse_arguments(ap, argv)
-    result = run(quick=args.quick, cold=args.cold)
+    result = run(quick=args.quick, cold=args.cold, kernels=args.kernels)
     C.report(args, result, markdown)
-    bad = [(c["dtype"], c["boundary"], c["kernel"][0], n) for c in result["cases"]
+    bad = [(c["dtype"], c["boundary"], tuple(c["kernel"]), n) for c in result["cases"]
            for n, p in c["peers"].items() if "check" in p and not p["check"]["ok"]]
     if bad:
         C.progress(f"{len(bad)} peer mismatch(es): {bad}")

@@ -22,6 +22,7 @@ cdef extern from "kernels.h" nogil:
     enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
     enum: CYC_ROWS_STREAM, CYC_ROWS_PREFETCH   # spatial_rows' flags
     int CYC_SQUARE_BLOCK_ROWS(int S, int lanes)   # rows per block, AVX-512's S x S rows
+    int CYC_RECT_BLOCK_ROWS(int R, int S, int lanes)   # and its R x S rows (S = 3, 5, 7)
     ctypedef void (*cyc_spatial_row_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                          cyc_index C, cyc_index R, cyc_index S,
                                          const float *w, float *out, cyc_index width)
@@ -563,7 +564,8 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     # batches recomputed 1 row in 6; float64 9x9's 6-row blocks in 16-row
     # batches 1 in 8). The kernels' blocks are min(M, 8) or 4 rows (3 for
     # 3x3), or CYC_SQUARE_BLOCK_ROWS for square kernels (AVX-512: 6 for
-    # 7x7), so a multiple of lcm(min(M, 8), 8) and of that serves every
+    # 7x7) and CYC_RECT_BLOCK_ROWS for single-channel R x 3, 5, 7 ones
+    # (AVX-512), so a multiple of lcm(min(M, 8), 8) and of that serves every
     # level (but the 5-row blocks of the transposed and the
     # every-other-column 7x7 rows: 2 rows recomputed in 168); the batch's
     # border strips, narrow, still fit in `strip`.
@@ -572,6 +574,9 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
         i = M * 8 // _gcd(M, 8) if M <= 8 else 8
         if M == N and M >= 4:
             b = CYC_SQUARE_BLOCK_ROWS(M, <int>(64 // sizeof(real_t)))
+            i = i * b // _gcd(i, b)
+        elif M != N and M >= 3 and (N == 3 or N == 5 or N == 7):
+            b = CYC_RECT_BLOCK_ROWS(M, N, <int>(64 // sizeof(real_t)))
             i = i * b // _gcd(i, b)
         batch_rows = (strip_rows + i - 1) // i * i
         batch_rows = min(batch_rows, (strip_rows + M - 1) * Wp // max(el, er, 1) - M + 1)

@@ -131,12 +131,14 @@ static int CK(check_rows)(const cyc_kernel_table *kt, int tmajor)
 {
     CK(cyc_spatial_rows) rows_f = tmajor ? kt->CK(spatial_rows_t) : kt->CK(spatial_rows);
     const char *name = tmajor ? "spatial_rows_t" : "spatial_rows";
-    static const cyc_index widths[] = {1, 3, 8, 9, 16, 17, 31, 33, 64, 70};
+    static const cyc_index widths[] = {1, 3, 8, 9, 16, 17, 31, 33, 64, 70, 100};
     int bad = 0;
     /* R, S: the unshared rows (R < 4), the register-blocked rows (R >= 4),
      * the walks of 3x3 and R x 1 kernels (C = 1), the square kernels whose
      * shifted vectors are made in registers (C = 1, S = R = 3 .. 15, either
-     * tap order); nrows: their row blocks and the moved-back last block. */
+     * tap order) and the R x S ones (S = 3, 5, 7: blocks of 3, 5 and the
+     * square rows); nrows: their row blocks and the moved-back last block;
+     * widths: up to the 96 columns of float32 3-row shifted blocks. */
     static const cyc_index kernel_rows[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
                            kernel_cols[] = {1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     for (cyc_index C = 1; C <= 2; C++)
@@ -145,8 +147,9 @@ static int CK(check_rows)(const cyc_kernel_table *kt, int tmajor)
     for (cyc_index nrows = 1; nrows <= 14; nrows += 1 + (nrows > 8))
     for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
         cyc_index R = kernel_rows[ri], S = kernel_cols[si];
-        if (S > 4 && S != R && !(R <= 3 && S <= 5))
-            continue;   /* wide kernels: the square ones and a few short ones */
+        int rect = (S == 5 || S == 7) && (R == 3 || R == 4 || R == 6 || R == 9 || R == 13);
+        if (S > 4 && S != R && !(R <= 3 && S <= 5) && !rect)
+            continue;   /* wide kernels: the square ones and a few others */
         cyc_index width = widths[wi], rows = nrows + R - 1;
         cyc_index rstride = width + S - 1 + 2, cs = rows * rstride + 3, os = width + GUARD;
         /* the input ends at the last column the last row's window reads */

@@ -258,8 +258,9 @@ static int rows_512;
 /* The AVX-512 level's row kernels: the 512-bit ones where each loaded input
  * vector feeds many FMAs (kernels of 8+ rows, or columns of 5+ taps) or
  * where the shifted vectors are made in registers (single-channel 3x3 wide
- * enough for two 512-bit vectors, single-channel square 4x4-7x7; 4x4 and
- * 6x6 by analogy with 5x5 and 7x7, not measured on Zen 4), the 256-bit
+ * enough for two 512-bit vectors, single-channel square 4x4-7x7, R x 3,
+ * R x 5 and R x 7; 4x4, 6x6 and the R x S ones by analogy with 5x5 and
+ * 7x7, not measured on Zen 4), the 256-bit
  * ones elsewhere. On Zen 4, which runs 512-bit FMAs double-pumped
  * (the same peak as AVX2), 512-bit rows that load each shifted vector
  * measured 6-29 % slower on 1024^2 images with kernels of 1-7 rows (every
@@ -288,7 +289,8 @@ static int rows_512;
     (R >= 8 || (S == 1 && R >= 5)                                                       \
      || (AVX512_SHIFTS && C == 1 && R == 3 && S == 3 && nrows >= 3                      \
          && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T))                          \
-     || (AVX512_SHIFTS && C == 1 && R == S && R >= 4))
+     || (AVX512_SHIFTS && C == 1 && R == S && R >= 4)                                  \
+     || (AVX512_SHIFTS && C == 1 && R != S && R >= 3 && (S == 3 || S == 5 || S == 7)))
 MIXED(spatial_rows, f32, float, ROWS_ON_512(float))
 MIXED(spatial_rows, f64, double, ROWS_ON_512(double))
 /* The same choice for the rows with the taps transposed (a column-major

@@ -27,6 +27,12 @@ enum cyc_level { CYC_BASELINE = 0, CYC_AVX2 = 1, CYC_AVX512 = 2 };
  * as fast (Zen 5). With two, 8 rows of 2 vectors fit (6 rows: 0.86-1.0x).
  * A block has at most S rows. */
 #define CYC_SQUARE_BLOCK_ROWS(S, lanes) ((S) <= 5 ? (S) : (S) - 1 <= (lanes) ? 6 : 8)
+/* The same for single-channel R x S kernels, R != S, S = 3, 5 or 7: the
+ * square ones' rows where R has as many, else 5 or 3 (a block has at most
+ * R rows). */
+#define CYC_RECT_BLOCK_ROWS(R, S, lanes)                                            \
+    ((R) >= CYC_SQUARE_BLOCK_ROWS(S, lanes) ? CYC_SQUARE_BLOCK_ROWS(S, lanes)        \
+     : (R) >= 5 ? 5 : 3)
 /* Bound of every level's flat-tile channels (FK): callers size the array of
  * FK weight pointers (flat_tile's wk) with it; kernels.c asserts it. */
 #define CYC_MAX_FLAT_CHANNELS 16

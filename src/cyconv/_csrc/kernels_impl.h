@@ -427,6 +427,21 @@ FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, cons
 }
 #endif
 
+/* Vectors of columns per block of tr rows: as many as fit, tr * nv
+ * accumulators, nv inputs and a weight in RB_REGS registers, at most
+ * RB_ACCS accumulators; shifted blocks also hold nv + SHIFT_EXTRA(S)
+ * loaded vectors. */
+#define RB_NV_LOADED(tr) \
+    (RB_ACCS / (tr) < (RB_REGS - 1) / ((tr) + 1) ? RB_ACCS / (tr) : (RB_REGS - 1) / ((tr) + 1))
+#if SHIFTS
+#define RB_NV_SHIFTED(tr, S) ((RB_REGS - 1 - SHIFT_EXTRA(S)) / ((tr) + 2))
+#define RB_NV(tr, S, shifted)                                                  \
+    ((shifted) && RB_NV_SHIFTED(tr, S) < RB_NV_LOADED(tr) ? RB_NV_SHIFTED(tr, S) \
+                                                          : RB_NV_LOADED(tr))
+#else
+#define RB_NV(tr, S, shifted) RB_NV_LOADED(tr)
+#endif
+
 /* Output rows t0 <= t < t0 + tr (tr a constant once inlined) across the
  * width in blocks of nv vectors; the last block is moved back to end at
  * the row's end and recomputes a few pixels (to the same bits) rather than
@@ -440,15 +455,7 @@ FN(rows_strip)(const T *in, cyc_index cs, cyc_index rs, cyc_index C, cyc_index R
                cyc_index S, const T *w, T *out, cyc_index os, cyc_index width, const int tr,
                const int tmajor, const int shifted, int flags, cyc_index ahead)
 {
-    /* As many vectors as fit: tr * nv accumulators, nv inputs and a weight
-     * in RB_REGS registers, at most RB_ACCS accumulators. */
-    int nv = RB_ACCS / tr < (RB_REGS - 1) / (tr + 1) ? RB_ACCS / tr
-                                                      : (RB_REGS - 1) / (tr + 1);
-#if SHIFTS
-    /* shifted blocks also hold nv + SHIFT_EXTRA(S) loaded vectors */
-    if (shifted && (RB_REGS - 1 - SHIFT_EXTRA(S)) / (tr + 2) < nv)
-        nv = (RB_REGS - 1 - SHIFT_EXTRA(S)) / (tr + 2);
-#endif
+    const int nv = RB_NV(tr, S, shifted);
     const int step = shifted == 2 ? 2 : 1;   /* elements between input columns */
     if (width >= nv * VW) {
         for (cyc_index x = 0; x < width; x += nv * VW) {
@@ -788,6 +795,49 @@ FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
 EVEN_SQUARE_ROWS(4) EVEN_SQUARE_ROWS(6) EVEN_SQUARE_ROWS(8)
 EVEN_SQUARE_ROWS(10) EVEN_SQUARE_ROWS(12) EVEN_SQUARE_ROWS(14)
 #undef EVEN_SQUARE_ROWS
+
+/* A single-channel R x S kernel, R != S, S = 3, 5 or 7, its shifted
+ * vectors made in registers as for the square ones (S a constant; R is
+ * not: the blocks' middle rows loop over it), in blocks of
+ * CYC_RECT_BLOCK_ROWS(R, S, VW) rows, one function per S. Full blocks
+ * only: returns 0, having done nothing, for fewer rows than a block or
+ * columns than its vectors (spatial_rows' other paths serve those; shifted
+ * copies of them would double these functions' size). Zen 5, row kernel
+ * alone, 1024 wide, against loading each shifted vector: float32 3x5,
+ * 3x7 1.8-1.9x, 5x7, 7x5 1.4x, 9x7 1.2-1.3x; float64 1.3-2.0x. S = 9-15
+ * gained 1.1-1.6x too, for 330 KB more code: not kept. */
+#define RECT_BLOCKS(S, tr)                                                                 \
+    do {                                                                                   \
+        const int nv = RB_NV(tr, S, 1);                                                    \
+        if (nrows < (tr) || width < nv * VW)                                               \
+            return 0;                                                                      \
+        for (cyc_index t = 0; t < nrows; t += (tr)) {                                      \
+            cyc_index tb = t + (tr) <= nrows ? t : nrows - (tr);                           \
+            cyc_index ahead = PREFETCHES(flags, 1, R, tr) ? ROWS_AHEAD(tb, tr, nrows) : 0; \
+            for (cyc_index x = 0; x < width; x += nv * VW) {                               \
+                cyc_index xb = x + nv * VW <= width ? x : width - nv * VW;                 \
+                FN(rows_block)(in + tb * rs + xb, 0, rs, 1, R, S, w, out + tb * os + xb,   \
+                               os, tr, nv, 0, 1, flags);                                   \
+                FN(prefetch_rows)(in + (tb + (tr) + R - 1) * rs + xb, rs, ahead,           \
+                                  nv * VBYTES);                                            \
+            }                                                                              \
+        }                                                                                  \
+        return 1;                                                                          \
+    } while (0)
+#define ODD_RECT_ROWS(S)                                                                  \
+    TARGET static __attribute__((noinline)) int FN(rect_rows_##S)(                         \
+        const T *in, cyc_index rs, cyc_index R, const T *w, T *out, cyc_index os,           \
+        cyc_index width, cyc_index nrows, int flags)                                        \
+    {                                                                                       \
+        const int tr = CYC_RECT_BLOCK_ROWS(R, S, VW), most = CYC_SQUARE_BLOCK_ROWS(S, VW);  \
+        if (tr == 3) RECT_BLOCKS(S, 3);                                                     \
+        if (most > 5 && tr == 5) RECT_BLOCKS(S, 5);                                         \
+        if (most > 3) RECT_BLOCKS(S, CYC_SQUARE_BLOCK_ROWS(S, VW));                         \
+        return 0;                                                                           \
+    }
+ODD_RECT_ROWS(3) ODD_RECT_ROWS(5) ODD_RECT_ROWS(7)
+#undef ODD_RECT_ROWS
+#undef RECT_BLOCKS
 #endif
 
 /* nrows consecutive output rows (unit stride and dilation): register-blocked
@@ -822,6 +872,18 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
 #endif
         }
     }
+#if SHIFTS && TR == 8
+    if (C == 1 && R != S && R >= 3 && (S == 3 || S == 5 || S == 7)) {
+        int done = 0;
+        switch (S) {
+        case 3: done = FN(rect_rows_3)(in, rs, R, w, out, os, width, nrows, flags); break;
+        case 5: done = FN(rect_rows_5)(in, rs, R, w, out, os, width, nrows, flags); break;
+        case 7: done = FN(rect_rows_7)(in, rs, R, w, out, os, width, nrows, flags); break;
+        }
+        if (done)
+            return;
+    }
+#endif
     if (R < RB_MIN_R) {
         FN(rows_unshared)(in, cs, rs, C, R, S, w, out, os, width, nrows, flags);
         return;
@@ -1197,6 +1259,9 @@ static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
 #undef WALK_FREE
 #undef WALK_NV
 #undef COLUMN_WALK_MAX
+#undef RB_NV_LOADED
+#undef RB_NV_SHIFTED
+#undef RB_NV
 #undef FN
 #undef MADD
 #undef CAT4
