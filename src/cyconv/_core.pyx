@@ -409,8 +409,15 @@ cdef inline bint _rows_t_load_once(Py_ssize_t M, Py_ssize_t N) noexcept nogil:
     """Do the level's transposed rows load each input row once per block for
     an M x N kernel (their shifts made in registers)? Their rows then need
     not stay in L1 together (measured, Zen 4, 1024^2 float32 at a 4096-byte
-    pitch: 5x5 105 GFLOP/s in place)."""
-    return M == N and M < 32 and (_table.rows_t_square_once >> M) & 1
+    pitch: 5x5 105 GFLOP/s in place). Squares, where the level says so; and
+    M x N of 3, 5 and 7 taps, M != N, wherever those squares do (the rows
+    of the square of M rows serve them)."""
+    if M >= 32 or N >= 32:
+        return False
+    if M == N:
+        return (_table.rows_t_square_once >> M) & 1
+    return (M == 3 or M == 5 or M == 7) and (N == 3 or N == 5 or N == 7) \
+        and (_table.rows_t_square_once >> M) & 1 and (_table.rows_t_square_once >> N) & 1
 
 
 cdef inline bint _rows_s2(Py_ssize_t M, Py_ssize_t N) noexcept nogil:

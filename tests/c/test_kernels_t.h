@@ -137,7 +137,7 @@ static int CK(check_rows)(const cyc_kernel_table *kt, int tmajor)
      * the walks of 3x3 and R x 1 kernels (C = 1), the square kernels whose
      * shifted vectors are made in registers (C = 1, S = R = 3 .. 15, either
      * tap order) and the R x S ones (S = 3, 5, 7: blocks of 3, 5 and the
-     * square rows); nrows: their row blocks and the moved-back last block;
+     * square rows; transposed, R and S both 3, 5 or 7); nrows: their row blocks and the moved-back last block;
      * widths: up to the 96 columns of float32 3-row shifted blocks. */
     static const cyc_index kernel_rows[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
                            kernel_cols[] = {1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -147,7 +147,8 @@ static int CK(check_rows)(const cyc_kernel_table *kt, int tmajor)
     for (cyc_index nrows = 1; nrows <= 14; nrows += 1 + (nrows > 8))
     for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
         cyc_index R = kernel_rows[ri], S = kernel_cols[si];
-        int rect = (S == 5 || S == 7) && (R == 3 || R == 4 || R == 6 || R == 9 || R == 13);
+        int rect = (S == 5 || S == 7) && (R == 3 || R == 4 || R == 5 || R == 6 || R == 7 || R == 9
+                                           || R == 13);
         if (S > 4 && S != R && !(R <= 3 && S <= 5) && !rect)
             continue;   /* wide kernels: the square ones and a few others */
         cyc_index width = widths[wi], rows = nrows + R - 1;

@@ -297,11 +297,15 @@ MIXED(spatial_rows, f64, double, ROWS_ON_512(double))
  * image read as its transpose). Loading each shifted vector, 256-bit rows
  * beat 512-bit ones below 8 rows (1024^2 column-major images, Zen 4, one
  * thread: 5x5 float32 1.05x, 7x7 1.15x, float64 1.25x / 1.28x; 3x3 and
- * 9x9 within 4 %); the square single-channel kernels whose shifts the
- * 512-bit code makes in registers (spatial_rows_t) go there. */
+ * 9x9 within 4 %); the single-channel kernels whose shifts the 512-bit
+ * code makes in registers (spatial_rows_t: squares, and R x S of 3, 5 and
+ * 7 taps, those not measured on Zen 4) go there. */
 #define ROWS_T_ON_512(T)                                                                \
     (R >= 8                                                                             \
      || (C == 1 && R == S && R < 32 && (AVX512_ROWS_T_ONCE >> R & 1) && nrows >= 5       \
+         && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T))                          \
+     || (AVX512_SHIFTS && C == 1 && R != S && (R == 3 || R == 5 || R == 7)              \
+         && (S == 3 || S == 5 || S == 7) && nrows >= 5                                  \
          && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T)))
 MIXED(spatial_rows_t, f32, float, ROWS_T_ON_512(float))
 MIXED(spatial_rows_t, f64, double, ROWS_T_ON_512(double))

@@ -425,6 +425,28 @@ FN(rows_all_t_shifted)(const T *in, cyc_index rs, const int R, const int S, cons
         }
     }
 }
+
+/* rows_all_t_shifted for single-channel R x S kernels, R != S, both 3, 5
+ * or 7 (nrows >= 5, width >= 2 vectors): each R with the blocks of the
+ * square kernel of R rows, in registers as many (its loaded rows and
+ * accumulators; S only sets the shifts). A function of its own, like the
+ * row-major rect_rows. */
+TARGET static __attribute__((noinline)) void
+FN(rect_rows_t)(const T *in, cyc_index rs, cyc_index R, cyc_index S, const T *w, T *out,
+                cyc_index os, cyc_index width, cyc_index nrows, int flags)
+{
+#define RECT_T(R, S, tr, nv) \
+    FN(rows_all_t_shifted)(in, rs, R, S, w, out, os, width, nrows, tr, nv, flags)
+    switch (R * 8 + S) {
+    case 3 * 8 + 5: RECT_T(3, 5, 4, 2); return;
+    case 3 * 8 + 7: RECT_T(3, 7, 4, 2); return;
+    case 5 * 8 + 3: RECT_T(5, 3, 5, 1); return;
+    case 5 * 8 + 7: RECT_T(5, 7, 5, 1); return;
+    case 7 * 8 + 3: RECT_T(7, 3, 5, 1); return;
+    default: RECT_T(7, 5, 5, 1); return;
+    }
+#undef RECT_T
+}
 #endif
 
 /* Vectors of columns per block of tr rows: as many as fit, tr * nv
@@ -959,6 +981,13 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
             }
             break;
         }
+    }
+    /* R x S of 3, 5 and 7 taps, R != S: the blocks of the square kernel
+     * with R rows (the shifts only add immediates). */
+    if (C == 1 && R != S && (R == 3 || R == 5 || R == 7) && (S == 3 || S == 5 || S == 7)
+            && nrows >= 5 && width >= 2 * VW) {
+        FN(rect_rows_t)(in, rs, R, S, w, out, os, width, nrows, flags);
+        return;
     }
 #endif
     if (C == 1 && R == 3 && S == 3 && nrows >= 3 && width >= 2 * VW) {
