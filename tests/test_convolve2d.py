@@ -419,7 +419,7 @@ def test_column_major_images_give_the_row_major_result(shape, method, dtype):
 
 
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (9, 9), (11, 4), (2, 9), (1, 6),
-                                    (7, 1), (4, 4)])
+                                    (7, 1), (4, 4), (3, 5), (7, 3), (5, 7)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 @pytest.mark.parametrize("pitch", ["4096-byte", "odd"])
 def test_column_major_direct_reads_the_transpose(kshape, dtype, pitch):
@@ -429,7 +429,8 @@ def test_column_major_direct_reads_the_transpose(kshape, dtype, pitch):
     # for any workers. Columns of 4096 bytes put every row of the transpose
     # in one L1 set, so larger kernels read it through gathered strips,
     # except the square ones whose shifts the level makes in registers:
-    # every route, boundary and mode.
+    # every route, boundary and mode. (R x S kernels of 3, 5 and 7 taps
+    # shift in registers too.)
     rng = np.random.default_rng(31)
     rows = 4096 // np.dtype(dtype).itemsize if pitch == "4096-byte" else 203
     x = rng.standard_normal((rows, 45)).astype(dtype)
@@ -492,7 +493,7 @@ def _in_layout(c_image, layout):
 
 
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (9, 9), (11, 11), (1, 6), (2, 9),
-                                    (5, 1), (4, 7)])
+                                    (5, 1), (4, 7), (3, 5), (7, 3), (9, 5)])
 @pytest.mark.parametrize("width", [256, 150])
 @pytest.mark.parametrize("layout", ["C", "F", "cols::2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
@@ -528,7 +529,7 @@ def rows_512_restored():
 
 @pytest.mark.skipif(cyconv.kernel_level() != "avx512", reason="the choice exists on AVX-512 only")
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (9, 9), (3, 5), (4, 4), (6, 6),
-                                    (1, 7), (2, 9), (5, 1), (1, 3), (3, 1)])
+                                    (1, 7), (2, 9), (5, 1), (1, 3), (3, 1), (7, 3), (5, 7)])
 @pytest.mark.parametrize("layout", ["C", "F", "cols::2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 def test_rows_512_wide_or_mixed_give_the_same_bits(rows_512_restored, dtype, layout, kshape):
