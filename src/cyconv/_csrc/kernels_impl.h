@@ -861,8 +861,7 @@ ODD_RECT_ROWS(3) ODD_RECT_ROWS(5) ODD_RECT_ROWS(7)
 #undef ODD_RECT_ROWS
 #undef RECT_BLOCKS
 /* rect_rows_S by S (3, 5 or 7): 1 if it did the rows. (A function of its
- * own: inlined, the switch moved spatial_rows' other loops, and float64
- * 1 x 3 rows ran 0.94-0.98x as fast.) */
+ * own, so that spatial_rows grows by one call only.) */
 TARGET static __attribute__((noinline)) int
 FN(rect_rows)(const T *in, cyc_index rs, cyc_index R, cyc_index S, const T *w, T *out,
               cyc_index os, cyc_index width, cyc_index nrows, int flags)
