@@ -23,6 +23,8 @@ cdef extern from "kernels.h" nogil:
     enum: CYC_ROWS_STREAM, CYC_ROWS_PREFETCH   # spatial_rows' flags
     int CYC_SQUARE_BLOCK_ROWS(int S, int lanes)   # rows per block, AVX-512's S x S rows
     int CYC_RECT_BLOCK_ROWS(int R, int S, int lanes)   # and its R x S rows (S = 3, 5, 7)
+    bint CYC_RECT_SHIFTED(Py_ssize_t R, Py_ssize_t S)     # R x S that AVX-512 rows shift,
+    bint CYC_RECT_T_SHIFTED(Py_ssize_t R, Py_ssize_t S)   # and transposed rows
     ctypedef void (*cyc_spatial_row_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                          cyc_index C, cyc_index R, cyc_index S,
                                          const float *w, float *out, cyc_index width)
@@ -416,7 +418,7 @@ cdef inline bint _rows_t_load_once(Py_ssize_t M, Py_ssize_t N) noexcept nogil:
         return False
     if M == N:
         return (_table.rows_t_square_once >> M) & 1
-    return (M == 3 or M == 5 or M == 7) and (N == 3 or N == 5 or N == 7) \
+    return CYC_RECT_T_SHIFTED(M, N) \
         and (_table.rows_t_square_once >> M) & 1 and (_table.rows_t_square_once >> N) & 1
 
 
@@ -582,7 +584,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
         if M == N and M >= 4:
             b = CYC_SQUARE_BLOCK_ROWS(M, <int>(64 // sizeof(real_t)))
             i = i * b // _gcd(i, b)
-        elif M != N and M >= 3 and (N == 3 or N == 5 or N == 7):
+        elif CYC_RECT_SHIFTED(M, N):
             b = CYC_RECT_BLOCK_ROWS(M, N, <int>(64 // sizeof(real_t)))
             i = i * b // _gcd(i, b)
         batch_rows = (strip_rows + i - 1) // i * i

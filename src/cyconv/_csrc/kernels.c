@@ -290,7 +290,7 @@ static int rows_512;
      || (AVX512_SHIFTS && C == 1 && R == 3 && S == 3 && nrows >= 3                      \
          && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T))                          \
      || (AVX512_SHIFTS && C == 1 && R == S && R >= 4)                                  \
-     || (AVX512_SHIFTS && C == 1 && R != S && R >= 3 && (S == 3 || S == 5 || S == 7)))
+     || (AVX512_SHIFTS && C == 1 && CYC_RECT_SHIFTED(R, S)))
 MIXED(spatial_rows, f32, float, ROWS_ON_512(float))
 MIXED(spatial_rows, f64, double, ROWS_ON_512(double))
 /* The same choice for the rows with the taps transposed (a column-major
@@ -304,8 +304,7 @@ MIXED(spatial_rows, f64, double, ROWS_ON_512(double))
     (R >= 8                                                                             \
      || (C == 1 && R == S && R < 32 && (AVX512_ROWS_T_ONCE >> R & 1) && nrows >= 5       \
          && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T))                          \
-     || (AVX512_SHIFTS && C == 1 && R != S && (R == 3 || R == 5 || R == 7)              \
-         && (S == 3 || S == 5 || S == 7) && nrows >= 5                                  \
+     || (AVX512_SHIFTS && C == 1 && CYC_RECT_T_SHIFTED(R, S) && nrows >= 5              \
          && width >= 2 * AVX512_VBYTES / (cyc_index)sizeof(T)))
 MIXED(spatial_rows_t, f32, float, ROWS_T_ON_512(float))
 MIXED(spatial_rows_t, f64, double, ROWS_T_ON_512(double))

@@ -33,6 +33,12 @@ enum cyc_level { CYC_BASELINE = 0, CYC_AVX2 = 1, CYC_AVX512 = 2 };
 #define CYC_RECT_BLOCK_ROWS(R, S, lanes)                                            \
     ((R) >= CYC_SQUARE_BLOCK_ROWS(S, lanes) ? CYC_SQUARE_BLOCK_ROWS(S, lanes)        \
      : (R) >= 5 ? 5 : 3)
+/* The single-channel R x S kernels, R != S, whose AVX-512 rows make their
+ * shifted vectors in registers: S = 3, 5 or 7 and R >= 3; with the taps
+ * transposed (a column-major image), R and S both 3, 5 or 7. */
+#define CYC_ODD_3_TO_7(n) ((n) == 3 || (n) == 5 || (n) == 7)
+#define CYC_RECT_SHIFTED(R, S) ((R) != (S) && (R) >= 3 && CYC_ODD_3_TO_7(S))
+#define CYC_RECT_T_SHIFTED(R, S) ((R) != (S) && CYC_ODD_3_TO_7(R) && CYC_ODD_3_TO_7(S))
 /* Bound of every level's flat-tile channels (FK): callers size the array of
  * FK weight pointers (flat_tile's wk) with it; kernels.c asserts it. */
 #define CYC_MAX_FLAT_CHANNELS 16

@@ -907,7 +907,7 @@ TARGET static void FN(spatial_rows)(const T *in, cyc_index cs, cyc_index rs,
         }
     }
 #if SHIFTS && TR == 8
-    if (C == 1 && R != S && R >= 3 && (S == 3 || S == 5 || S == 7)
+    if (C == 1 && CYC_RECT_SHIFTED(R, S)
             && FN(rect_rows)(in, rs, R, S, w, out, os, width, nrows, flags))
         return;
 #endif
@@ -983,8 +983,7 @@ TARGET static void FN(spatial_rows_t)(const T *in, cyc_index cs, cyc_index rs,
     }
     /* R x S of 3, 5 and 7 taps, R != S: the blocks of the square kernel
      * with R rows (the shifts only add immediates). */
-    if (C == 1 && R != S && (R == 3 || R == 5 || R == 7) && (S == 3 || S == 5 || S == 7)
-            && nrows >= 5 && width >= 2 * VW) {
+    if (C == 1 && CYC_RECT_T_SHIFTED(R, S) && nrows >= 5 && width >= 2 * VW) {
         FN(rect_rows_t)(in, rs, R, S, w, out, os, width, nrows, flags);
         return;
     }
