@@ -260,15 +260,15 @@ static int rows_512;
  * where the shifted vectors are made in registers (single-channel 3x3 wide
  * enough for two 512-bit vectors, single-channel square 4x4-7x7, R x 3,
  * R x 5 and R x 7; 4x4, 6x6 and the R x S ones by analogy with 5x5 and
- * 7x7, not measured on Zen 4), the 256-bit
- * ones elsewhere. On Zen 4, which runs 512-bit FMAs double-pumped
- * (the same peak as AVX2), 512-bit rows that load each shifted vector
- * measured 6-29 % slower on 1024^2 images with kernels of 1-7 rows (every
- * unaligned 64-byte load splits a cache line) and 5-50 % faster with 8+
- * rows (bench/RESULTS.md, 2026-12-02); with the shifts made by valignd, the
- * kernel alone at 1024^2 float32: 3x3 84 GFLOP/s (256-bit rows 72), 5x5
- * 99-104 (69-78), 7x7 96 (78-85). Both sum each pixel in the same order
- * with the same fused rounding, so the choice never changes a bit. */
+ * 7x7, not measured on Zen 4), the 256-bit ones elsewhere. On Zen 4,
+ * which runs 512-bit FMAs double-pumped (the same peak as AVX2), 512-bit
+ * rows that load each shifted vector measured 6-29 % slower on 1024^2
+ * images with kernels of 1-7 rows (every unaligned 64-byte load splits a
+ * cache line) and 5-50 % faster with 8+ rows (bench/RESULTS.md,
+ * 2026-12-02); with the shifts made by valignd, the kernel alone at 1024^2
+ * float32: 3x3 84 GFLOP/s (256-bit rows 72), 5x5 99-104 (69-78), 7x7 96
+ * (78-85). Both sum each pixel in the same order with the same fused
+ * rounding, so the choice never changes a bit. */
 /* cyc_set_rows_512: every row kernel 512 bits wide, but rows narrower than
  * one 512-bit vector, which the 256-bit code still runs in vectors (8x8
  * float32 3x3 "same": 2.3 us a call against 3.0 through the scalar tail) */
