@@ -2,8 +2,9 @@
 """Benchmark ``cyconv.conv2d`` (NCHW, torch.nn.functional.conv2d semantics), one thread.
 
 Shapes are the usual CNN layers (ResNet-style, batch 1 unless noted), a
-depthwise and a per-channel RGB filter, and ResNet-50's bottleneck layers
-("R50": 1x1 layers of 64-2048 channels, strided 3x3 and 1x1 layers).  Peers:
+depthwise and a per-channel RGB filter, ResNet-50's bottleneck layers ("R50":
+1x1 layers of 64-2048 channels, strided 3x3 and 1x1 layers) and MobileNetV2's
+depthwise 3x3 layers ("MNv2", 7x7 to 112x112).  Peers:
 
 ``torch.nn.functional.conv2d``
     CPU build, ``torch.set_num_threads(1)``; inputs shared with NumPy through
@@ -117,6 +118,16 @@ _SHAPES = [
     Case("R50 1×1 down", 1, 1024, 2048, 14, 14, 1, 1, stride=2),
     Case("R50 1×1", 1, 512, 2048, 7, 7, 1, 1),
     Case("R50 1×1", 1, 2048, 512, 7, 7, 1, 1),
+    # MobileNetV2's depthwise 3x3 layers (one channel per group)
+    Case("MNv2 depthwise down", 1, 96, 96, 112, 112, 3, 3, stride=2, padding=1, groups=96),
+    Case("MNv2 depthwise", 1, 144, 144, 56, 56, 3, 3, padding=1, groups=144),
+    Case("MNv2 depthwise down", 1, 144, 144, 56, 56, 3, 3, stride=2, padding=1, groups=144),
+    Case("MNv2 depthwise", 1, 192, 192, 28, 28, 3, 3, padding=1, groups=192),
+    Case("MNv2 depthwise down", 1, 192, 192, 28, 28, 3, 3, stride=2, padding=1, groups=192),
+    Case("MNv2 depthwise", 1, 384, 384, 14, 14, 3, 3, padding=1, groups=384),
+    Case("MNv2 depthwise", 1, 576, 576, 14, 14, 3, 3, padding=1, groups=576),
+    Case("MNv2 depthwise down", 1, 576, 576, 14, 14, 3, 3, stride=2, padding=1, groups=576),
+    Case("MNv2 depthwise", 1, 960, 960, 7, 7, 3, 3, padding=1, groups=960),
 ]
 # float64 for a few of them
 CASES = _SHAPES + [dataclasses.replace(_SHAPES[i], dtype="float64") for i in (1, 3, 8)]

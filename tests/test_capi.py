@@ -447,7 +447,14 @@ def conv2d_expected(t, itemsize):
             packed, scratch = 0, scratch + Cg * R * S * KB + 64 // itemsize
         edge = Cg * R * PT * S
     else:
-        scratch = TILES["spatial_rows"] * ((Wo - 1) * sw + 1)
+        dense = (Wo - 1) * sw + 1
+        scratch = TILES["spatial_rows"] * dense
+        lanes = 64 // itemsize
+        if dw == 1 and (sh == dh == 1 or Cg == 1) and dense < 2 * lanes:
+            # many rows per call, narrow: computed whole vectors wide, with a
+            # spare zero row
+            Hb += 1
+            scratch = min(Ho, TILES["narrow_rows"]) * -(-dense // lanes) * lanes
     # maps, packed weights, padded input, scratch, edge: five aligned regions
     work = 5 * TILES["align"] + 8 * (Hb + Wb) + itemsize * (packed + C * Hb * Wb + scratch + edge)
     largest = max(work, itemsize * N * C * H * W, itemsize * K * Cg * R * S,

@@ -351,6 +351,26 @@ def test_widths_and_tiles(W, K, dtype):
     check(x, w, b, 2, (1, 1, 1, 0), 1, 1, "replicate")
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 2), (2, 2), ((2, 1), (3, 1)),
+                                             ((1, 2), 1), (1, (1, 2))], ids=str)
+@pytest.mark.parametrize("W", [1, 3, 7, 8, 14, 15, 16, 17, 28, 31, 33, 40])
+def test_depthwise_row_widths(W, stride, dilation, dtype):
+    """Depthwise layers run many output rows per row-kernel call: rows
+    narrower than two vectors computed whole vectors wide (reading on into
+    the next row and a spare zero row), strided or dilated rows with the
+    kernel's rows as channels; an `out` with strided rows takes the copy."""
+    x, w, b = case_arrays(W * 7 + len(str(stride)), N=2, C=6, K=12, groups=6, H=11, W=W, R=3,
+                          S=3, dtype=dtype)
+    pad = dilation   # a padded row at least as wide as the dilated kernel
+    got = check(x, w, b, stride, pad, dilation, 6)
+    check(x, w, None, stride, pad, dilation, 6, "replicate")
+    if W >= 2:
+        check(x, w, b, stride, pad, dilation, 6, "circular")
+    out = np.full(got.shape[:3] + (2 * got.shape[3],), np.nan, got.dtype)[..., ::2]
+    assert_same(check(x, w, b, stride, pad, dilation, 6, out=out), got)
+
+
 @pytest.mark.parametrize("shape", [
     # (N, C, H, W, K, R, S, padding)
     (1, 1, 1, 1, 1, 1, 1, 0), (2, 1, 1, 1, 3, 1, 1, 0), (1, 2, 1, 5, 2, 1, 3, 0),

@@ -242,6 +242,10 @@ def index_map(Py_ssize_t n, Py_ssize_t before, int rule, int64_t[::1] out):
 # Padding: copy padded rows of a plane into a C-contiguous buffer
 # ---------------------------------------------------------------------------
 
+cdef extern from "copy_row.h" nogil:
+    void cyc_copy_row(void *dst, const void *src, size_t n)
+
+
 cdef inline void _sample_row(const real_t *src, Py_ssize_t step, real_t *dst,
                              Py_ssize_t n) noexcept nogil:
     # dst[x] = src[x * step]; steps 1 and 2 (the common strides) get loops
@@ -285,7 +289,7 @@ cdef void _gather_cols(const char *plane, Py_ssize_t W,        # H x W source, a
                 sj = col_map[j]
                 dst[j - c0] = (<const real_t *>(src + sj * xs))[0] if sj >= 0 else fill
             if xs == <Py_ssize_t>sizeof(real_t):
-                memcpy(dst + (a - c0), src + (a - left) * xs, (b - a) * sizeof(real_t))
+                cyc_copy_row(dst + (a - c0), src + (a - left) * xs, (b - a) * sizeof(real_t))
             elif xs == 2 * <Py_ssize_t>sizeof(real_t):   # every other column (a[:, ::2])
                 _sample_row(<const real_t *>(src + (a - left) * xs), 2, dst + (a - c0), b - a)
             else:
@@ -889,6 +893,7 @@ def correlate_complex(const part_t[:, ::1] padded,  # IN  padded plane, complex 
 
 cdef enum:
     SPATIAL_ROWS = 8    # output rows per call of the row-vectorized kernel
+    NARROW_ROWS = 512   # (rows computed wider than the output: per call, _conv_plan)
     SMALL_PIXELS = 128  # below this many output pixels per call, weights are not packed
     LANES_MAX_CHANNELS = 128  # 1x1 layers of up to this many input channels: pixel tiles
     LANES_STRIP_BYTES = 16384 # pixel tiles' input per strip: half of L1
@@ -918,6 +923,7 @@ ctypedef struct _Conv:
     bint pack_inline                # blocks outer, one image or strip: weights packed as they
                                     # run (chunked 1x1: chunk by chunk; else block by block)
     bint lanes                      # blocked 1x1: pixel tiles (_conv2d_lanes) where they fill
+    Py_ssize_t rows_width           # row-vectorized: columns each output row is computed at
     Py_ssize_t packed_size, scratch_size, edge_size   # elements
 
 
@@ -1046,6 +1052,14 @@ cdef const cyc_kernel_table *_conv_table(Py_ssize_t Kg, bint double_precision) n
     return _table
 
 
+cdef inline bint _spatial_rows_at_once(const _Conv *g) noexcept nogil:
+    # The row-vectorized path runs many output rows per call of the
+    # multi-row kernels: at unit row stride and dilation, or (one input
+    # channel per group) with the kernel's rows as the channels, which
+    # takes any row stride and dilation. Unit column dilation either way.
+    return g.dw == 1 and ((g.sh == 1 and g.dh == 1) or g.Cg == 1)
+
+
 cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     """Derive the output size and the kernel choice. The caller checked that
     the padded input is at least as large as the dilated kernel."""
@@ -1067,6 +1081,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.chunk_blocks_outer = False
     g.pack_inline = False
     g.lanes = False
+    g.rows_width = 0
     g.chunk = g.Cg
     g.strip = 0
     g.strip_blocks = 0
@@ -1155,7 +1170,20 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     else:
         g.blocks = 0
         g.packed_size = 0
-        g.scratch_size = SPATIAL_ROWS * ((g.Wo - 1) * g.sw + 1)
+        g.rows_width = (g.Wo - 1) * g.sw + 1
+        g.scratch_size = SPATIAL_ROWS * g.rows_width
+        if _spatial_rows_at_once(g):
+            # Rows under two 64-byte vectors wide fall short of the row
+            # kernels' two-vector blocks: computed whole vectors wide into
+            # scratch (the extra columns read on into the next row, and
+            # past the last into a spare zero row), up to NARROW_ROWS rows
+            # a call (Zen 5, AVX-512, float32 3x3 planes, row kernel alone:
+            # 28 wide 56 -> 105 useful GFLOP/s, 7 wide 4.4 -> 12).
+            item = 8 if double_precision else 4
+            if g.rows_width < 2 * (64 // item):
+                g.rows_width = (g.rows_width + 64 // item - 1) // (64 // item) * (64 // item)
+                g.Hb += 1
+                g.scratch_size = min(g.Ho, NARROW_ROWS) * g.rows_width
         g.edge_size = 0
 
 
@@ -1585,16 +1613,49 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                                       min(PT, Wo - x), tile, edge)
 
 
+cdef inline void _store_row_every(const fp_t *src, Py_ssize_t step, char *out, Py_ssize_t osx,
+                                  Py_ssize_t n, bint add, fp_t b) noexcept nogil:
+    """out[x] = src[x * step] (+ b with add; without, -0.0 stays -0.0) for
+    x < n, out's elements osx bytes apart. Unit-stride output at steps 1
+    and 2 in loops the compiler vectorizes (element by element through the
+    byte stride, the copy took about twice the time of a 28x28 depthwise
+    layer's rows themselves)."""
+    cdef Py_ssize_t x
+    cdef fp_t *o = <fp_t *>out
+    if osx == sizeof(fp_t) and step == 1:
+        if add:
+            for x in range(n):
+                o[x] = src[x] + b
+        else:
+            memcpy(o, src, n * sizeof(fp_t))
+    elif osx == sizeof(fp_t) and step == 2:
+        if add:
+            for x in range(n):
+                o[x] = src[2 * x] + b
+        else:
+            for x in range(n):
+                o[x] = src[2 * x]
+    elif add:
+        for x in range(n):
+            (<fp_t *>(out + x * osx))[0] = src[x * step] + b
+    else:
+        for x in range(n):
+            (<fp_t *>(out + x * osx))[0] = src[x * step]
+
+
 cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight,
                           const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
                           Py_ssize_t osx, fp_t *rows, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
     """Output rows y0 <= y < y1 of one image, one output channel at a time,
     vectorized along the row (few output channels per group, e.g. depthwise).
-    Rows are computed at unit column stride into `rows`, then subsampled."""
+    Rows are computed at unit column stride, g.rows_width columns, into
+    `rows` (then subsampled) or straight into `out`."""
     cdef Py_ssize_t cs = g.Hb * g.Wb, rs = g.Wb
-    cdef Py_ssize_t dense = (g.Wo - 1) * g.sw + 1
-    cdef bint multi_row = g.sh == 1 and g.dh == 1 and g.dw == 1
-    cdef Py_ssize_t batch = SPATIAL_ROWS if multi_row else 1
+    cdef Py_ssize_t dense = (g.Wo - 1) * g.sw + 1, width = g.rows_width
+    cdef bint multi_row = _spatial_rows_at_once(g)
+    # the kernel's rows as channels: output rows sh rows apart, taps dh apart
+    cdef bint taps_as_channels = multi_row and (g.sh != 1 or g.dh != 1)
+    cdef Py_ssize_t batch = g.scratch_size // width if multi_row else 1
     cdef Py_ssize_t k, y, yn, i, x, taps = g.Cg * g.R * g.S
     # The multi-row kernels of the level itself, not the plan's table
     # (chosen for its channel tiles): on AVX-512 they make the shifts of
@@ -1605,11 +1666,13 @@ cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight
     cdef const fp_t *src
     cdef char *o
     cdef fp_t bk
-    # Unit column stride into contiguous output rows: the kernel writes
-    # straight into `out` (bias added after); otherwise through `rows`.
-    cdef bint direct = g.sw == 1 and osx == sizeof(fp_t) and osy % sizeof(fp_t) == 0
+    # Unit column stride into contiguous output rows, computed at the
+    # output's width: the kernel writes straight into `out` (bias added
+    # after); otherwise through `rows`.
+    cdef bint direct = g.sw == 1 and width == dense and osx == sizeof(fp_t) \
+        and osy % sizeof(fp_t) == 0
     cdef fp_t *dst
-    cdef Py_ssize_t dst_stride = osy // sizeof(fp_t) if direct else dense
+    cdef Py_ssize_t dst_stride = osy // sizeof(fp_t) if direct else width
     if direct and multi_row:
         # all rows in one call: every call ends in a row block moved back
         # over rows already done (5-row blocks in 8-row calls did 10)
@@ -1622,16 +1685,24 @@ cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight
             inp = padded + (k // g.Kg) * g.Cg * cs + y * g.sh * rs
             dst = <fp_t *>(out + k * osk + y * osy) if direct else rows
             if fp_t is float:
-                if multi_row:
+                if taps_as_channels:
+                    rows_table.spatial_rows_f32(inp, rs * g.dh, rs * g.sh, g.R, 1, g.S,
+                                                 weight + k * taps, dst, dst_stride, width,
+                                                 yn - y, False)
+                elif multi_row:
                     rows_table.spatial_rows_f32(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
-                                                 dst, dst_stride, dense, yn - y, False)
+                                                 dst, dst_stride, width, yn - y, False)
                 else:
                     g.table.spatial_row_f32(inp, cs, rs * g.dh, g.dw, g.Cg, g.R, g.S,
                                              weight + k * taps, dst, dense)
             else:
-                if multi_row:
+                if taps_as_channels:
+                    rows_table.spatial_rows_f64(inp, rs * g.dh, rs * g.sh, g.R, 1, g.S,
+                                                 weight + k * taps, dst, dst_stride, width,
+                                                 yn - y, False)
+                elif multi_row:
                     rows_table.spatial_rows_f64(inp, cs, rs, g.Cg, g.R, g.S, weight + k * taps,
-                                                 dst, dst_stride, dense, yn - y, False)
+                                                 dst, dst_stride, width, yn - y, False)
                 else:
                     g.table.spatial_row_f64(inp, cs, rs * g.dh, g.dw, g.Cg, g.R, g.S,
                                              weight + k * taps, dst, dense)
@@ -1642,13 +1713,7 @@ cdef void _conv2d_spatial(const _Conv *g, const fp_t *padded, const fp_t *weight
                         for x in range(g.Wo):
                             (<fp_t *>o)[x] = (<fp_t *>o)[x] + bk
                     continue
-                src = rows + i * dense
-                if bias != NULL:
-                    for x in range(g.Wo):
-                        (<fp_t *>(o + x * osx))[0] = src[x * g.sw] + bk
-                else:
-                    for x in range(g.Wo):
-                        (<fp_t *>(o + x * osx))[0] = src[x * g.sw]
+                _store_row_every(rows + i * width, g.sw, o, osx, g.Wo, bias != NULL, bk)
             y = yn
 
 
@@ -1716,6 +1781,8 @@ cdef void _conv2d_range(const _Conv *g,
     # flat tiles the rows before, where their last tile moves back to.
     cdef Py_ssize_t row0 = y0 * g.sh
     cdef Py_ssize_t row1 = g.Hb if g.small else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
+    if not g.blocked and g.rows_width > (g.Wo - 1) * g.sw + 1:
+        row1 = min(row1 + 1, g.Hb)   # narrow rows, computed wider, read on into the next
     if g.flat:  # the piece's last flat tile moves back over up to PT pixels
         row0 = max(0, row0 - (g.PT + g.Wb - 1) // g.Wb)
         if g.Wb < g.Wp:  # its last row's right padding is the next row's left
@@ -2685,7 +2752,8 @@ def tile_sizes(Kg=None, bint double_precision=False):
                 flat_f32=t.flat_f32, flat_f64=t.flat_f64,
                 pixel_channels=t.pixel_channels, pixel_f32=t.pixel_f32,
                 pixel_f64=t.pixel_f64, lanes_max_channels=LANES_MAX_CHANNELS,
-                spatial_rows=SPATIAL_ROWS, small_pixels=SMALL_PIXELS,
+                spatial_rows=SPATIAL_ROWS, narrow_rows=NARROW_ROWS,
+                small_pixels=SMALL_PIXELS,
                 strip_rows=API_STRIP_ROWS, align=API_ALIGN)
 
 
