@@ -449,10 +449,12 @@ def conv2d_expected(t, itemsize):
     else:
         dense = (Wo - 1) * sw + 1
         scratch = TILES["spatial_rows"] * dense
-        lanes = 64 // itemsize
-        if dw == 1 and (sh == dh == 1 or Cg == 1) and dense < 2 * lanes:
-            # many rows per call, narrow: computed whole vectors wide, with a
-            # spare zero row
+        lanes = TILES["row_lanes_f64" if itemsize == 8 else "row_lanes_f32"]
+        # (a one-tap axis's dilation is 1 to the plan)
+        dh1, dw1 = (dh if R > 1 else 1), (dw if S > 1 else 1)
+        if dw1 == 1 and (sh == dh1 == 1 or Cg == 1) and dense < 2 * lanes:
+            # many rows per call, under two of the row kernels' vectors
+            # wide: computed whole vectors wide, with a spare zero row
             Hb += 1
             scratch = min(Ho, TILES["narrow_rows"]) * -(-dense // lanes) * lanes
     # maps, packed weights, padded input, scratch, edge: five aligned regions

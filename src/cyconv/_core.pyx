@@ -1063,7 +1063,7 @@ cdef inline bint _spatial_rows_at_once(const _Conv *g) noexcept nogil:
 cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     """Derive the output size and the kernel choice. The caller checked that
     the padded input is at least as large as the dilated kernel."""
-    cdef Py_ssize_t tiles, pitch, item
+    cdef Py_ssize_t tiles, pitch, item, lanes
     g.Cg = g.C // g.groups
     g.Kg = g.K // g.groups
     g.Hp = g.H + g.top + g.bottom
@@ -1172,18 +1172,18 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         g.packed_size = 0
         g.rows_width = (g.Wo - 1) * g.sw + 1
         g.scratch_size = SPATIAL_ROWS * g.rows_width
-        if _spatial_rows_at_once(g):
-            # Rows under two 64-byte vectors wide fall short of the row
-            # kernels' two-vector blocks: computed whole vectors wide into
-            # scratch (the extra columns read on into the next row, and
-            # past the last into a spare zero row), up to NARROW_ROWS rows
-            # a call (Zen 5, AVX-512, float32 3x3 planes, row kernel alone:
-            # 28 wide 56 -> 105 useful GFLOP/s, 7 wide 4.4 -> 12).
-            item = 8 if double_precision else 4
-            if g.rows_width < 2 * (64 // item):
-                g.rows_width = (g.rows_width + 64 // item - 1) // (64 // item) * (64 // item)
-                g.Hb += 1
-                g.scratch_size = min(g.Ho, NARROW_ROWS) * g.rows_width
+        # the row kernels' vector (the level's, as _conv2d_spatial runs them)
+        lanes = (_table.block_f64 if double_precision else _table.block_f32) // 2
+        if _spatial_rows_at_once(g) and g.rows_width < 2 * lanes:
+            # Rows under two vectors wide fall short of the row kernels'
+            # two-vector blocks: computed whole vectors wide into scratch
+            # (the extra columns read on into the next row, and past the
+            # last into a spare zero row), up to NARROW_ROWS rows a call
+            # (Zen 5, AVX-512, float32 3x3 planes, row kernel alone: 28 wide
+            # 56 -> 105 useful GFLOP/s, 7 wide 4.4 -> 12).
+            g.rows_width = (g.rows_width + lanes - 1) // lanes * lanes
+            g.Hb += 1
+            g.scratch_size = min(g.Ho, NARROW_ROWS) * g.rows_width
         g.edge_size = 0
 
 
@@ -1627,7 +1627,7 @@ cdef inline void _store_row_every(const fp_t *src, Py_ssize_t step, char *out, P
             for x in range(n):
                 o[x] = src[x] + b
         else:
-            memcpy(o, src, n * sizeof(fp_t))
+            cyc_copy_row(o, src, n * sizeof(fp_t))
     elif osx == sizeof(fp_t) and step == 2:
         if add:
             for x in range(n):
@@ -2753,6 +2753,7 @@ def tile_sizes(Kg=None, bint double_precision=False):
                 pixel_channels=t.pixel_channels, pixel_f32=t.pixel_f32,
                 pixel_f64=t.pixel_f64, lanes_max_channels=LANES_MAX_CHANNELS,
                 spatial_rows=SPATIAL_ROWS, narrow_rows=NARROW_ROWS,
+                row_lanes_f32=_table.block_f32 // 2, row_lanes_f64=_table.block_f64 // 2,
                 small_pixels=SMALL_PIXELS,
                 strip_rows=API_STRIP_ROWS, align=API_ALIGN)
 
@@ -2909,8 +2910,9 @@ cdef cyc_index_t _conv2d_work_bound(const cyc_conv2d_params *p, cyc_index_t hp, 
     # groups * ceil(Kg / KB) * KB <= K + groups * KB output channels packed
     cdef cyc_index_t packed = _size_mul(_size_add(p.K, _size_mul(p.groups, kb)), taps)
     cdef cyc_index_t edge = _size_mul(taps, _table.tile_pixels)
+    # (narrow rows: at most NARROW_ROWS of under two row vectors, kb)
     cdef cyc_index_t scratch = max(_size_mul(SPATIAL_ROWS, wp),
-                                   tile * max(kb, _table.flat_channels))
+                                   tile * max(kb, _table.flat_channels), NARROW_ROWS * kb)
     # 1x1 channel chunks' partial sums (_plan_chunks): a strip of at most
     # STRIP_PARTIAL_BYTES, or one tile position of every block
     scratch = _size_add(scratch, _size_add(STRIP_PARTIAL_BYTES,
