@@ -248,14 +248,13 @@ cdef extern from "copy_row.h" nogil:
 
 cdef inline void _sample_row(const real_t *src, Py_ssize_t step, real_t *dst,
                              Py_ssize_t n) noexcept nogil:
-    # dst[x] = src[x * step]; steps 1 and 2 (the common strides) get loops
+    # dst[x] = src[x * step]; step 1 is a copy (cyc_copy_row), step 2 a loop
     # with a constant step, which the compiler vectorizes (loads and
     # shuffles: a 1024^2 float32 3x3 call on big[:, ::2] took 1.70x the
     # C-order time with the element-by-element loop, 1.44x with step 2).
     cdef Py_ssize_t x
     if step == 1:
-        for x in range(n):
-            dst[x] = src[x]
+        cyc_copy_row(dst, src, n * sizeof(real_t))
     elif step == 2:
         for x in range(n):
             dst[x] = src[2 * x]
@@ -1052,6 +1051,12 @@ cdef const cyc_kernel_table *_conv_table(Py_ssize_t Kg, bint double_precision) n
     return _table
 
 
+cdef inline Py_ssize_t _row_lanes(bint double_precision) noexcept nogil:
+    # Lanes of the row kernels' vector: the level's own (_conv2d_spatial
+    # runs them, not the plan's table), half its channel block.
+    return (_table.block_f64 if double_precision else _table.block_f32) // 2
+
+
 cdef inline bint _spatial_rows_at_once(const _Conv *g) noexcept nogil:
     # The row-vectorized path runs many output rows per call of the
     # multi-row kernels: at unit row stride and dilation, or (one input
@@ -1172,8 +1177,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         g.packed_size = 0
         g.rows_width = (g.Wo - 1) * g.sw + 1
         g.scratch_size = SPATIAL_ROWS * g.rows_width
-        # the row kernels' vector (the level's, as _conv2d_spatial runs them)
-        lanes = (_table.block_f64 if double_precision else _table.block_f32) // 2
+        lanes = _row_lanes(double_precision)
         if _spatial_rows_at_once(g) and g.rows_width < 2 * lanes:
             # Rows under two vectors wide fall short of the row kernels'
             # two-vector blocks: computed whole vectors wide into scratch
@@ -1622,19 +1626,14 @@ cdef inline void _store_row_every(const fp_t *src, Py_ssize_t step, char *out, P
     layer's rows themselves)."""
     cdef Py_ssize_t x
     cdef fp_t *o = <fp_t *>out
-    if osx == sizeof(fp_t) and step == 1:
-        if add:
-            for x in range(n):
-                o[x] = src[x] + b
-        else:
-            cyc_copy_row(o, src, n * sizeof(fp_t))
+    if osx == sizeof(fp_t) and not add:
+        _sample_row(src, step, o, n)
+    elif osx == sizeof(fp_t) and step == 1:
+        for x in range(n):
+            o[x] = src[x] + b
     elif osx == sizeof(fp_t) and step == 2:
-        if add:
-            for x in range(n):
-                o[x] = src[2 * x] + b
-        else:
-            for x in range(n):
-                o[x] = src[2 * x]
+        for x in range(n):
+            o[x] = src[2 * x] + b
     elif add:
         for x in range(n):
             (<fp_t *>(out + x * osx))[0] = src[x * step] + b
@@ -2753,7 +2752,7 @@ def tile_sizes(Kg=None, bint double_precision=False):
                 pixel_channels=t.pixel_channels, pixel_f32=t.pixel_f32,
                 pixel_f64=t.pixel_f64, lanes_max_channels=LANES_MAX_CHANNELS,
                 spatial_rows=SPATIAL_ROWS, narrow_rows=NARROW_ROWS,
-                row_lanes_f32=_table.block_f32 // 2, row_lanes_f64=_table.block_f64 // 2,
+                row_lanes_f32=_row_lanes(False), row_lanes_f64=_row_lanes(True),
                 small_pixels=SMALL_PIXELS,
                 strip_rows=API_STRIP_ROWS, align=API_ALIGN)
 
