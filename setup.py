@@ -56,7 +56,7 @@ extensions = [
         depends=["src/cyconv/_csrc/kernels.h", "src/cyconv/_csrc/kernels_impl.h",
                  "src/cyconv/_csrc/ndimage_exact.h", "src/cyconv/_csrc/pixels_impl.h",
                  "src/cyconv/_csrc/tile_store.h", "src/cyconv/_csrc/pack.h",
-                 "src/cyconv/_csrc/copy_row.h",
+                 "src/cyconv/_csrc/copy_row.h", "src/cyconv/_csrc/interleave.h",
                  "src/cyconv/_core.pxd"],
         **common,
     ),

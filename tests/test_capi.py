@@ -304,6 +304,12 @@ def test_filter2d_reports_bad_arguments(capi_user):
          dilation=(1, 1), groups=2, mode="zeros"),
     dict(C=1024, K=600, H=3, W=5, R=1, S=1, stride=(1, 1), padding=(0, 0, 0, 0),
          dilation=(1, 1), groups=2, mode="zeros"),
+    # depthwise with the channels in the vector lanes (a group of them and a
+    # part group), strided and dilated
+    dict(C=20, K=20, H=9, W=11, R=3, S=3, stride=(2, 1), padding=(1, 1, 2, 0),
+         dilation=(1, 2), groups=20, mode="reflect"),
+    dict(C=48, K=48, H=7, W=7, R=3, S=3, stride=(1, 1), padding=(1, 1, 1, 1),
+         dilation=(1, 1), groups=48, mode="zeros"),
 ])
 @pytest.mark.parametrize("bias", [False, True])
 def test_conv2d_matches_python_api(capi_user, case, bias):
@@ -452,7 +458,15 @@ def conv2d_expected(t, itemsize):
         lanes = TILES["row_lanes_f64" if itemsize == 8 else "row_lanes_f32"]
         # (a one-tap axis's dilation is 1 to the plan)
         dh1, dw1 = (dh if R > 1 else 1), (dw if S > 1 else 1)
-        if dw1 == 1 and (sh == dh1 == 1 or Cg == 1) and dense < 2 * lanes:
+        G = TILES["dw_lanes_f64" if itemsize == 8 else "dw_lanes_f32"]
+        vector = G * itemsize   # (unit stride: planes up to a size that shrinks with it)
+        if Cg == Kg == 1 and 0 < G <= C and (max(sh, sw, dh1, dw1) > 1 or Ho * Wo * itemsize
+                                             <= TILES["dw_max_bytes"] * vector**2 // 4096):
+            # depthwise, G channels in the vector lanes: taps, bias, and a
+            # band's input and output rows
+            band = max(1, min(Ho, TILES["dw_band_bytes"] // (itemsize * G * Wp * sh)))
+            scratch = G * (R * S + 1 + ((band - 1) * sh + (R - 1) * dh1 + 1) * Wp + band * Wo)
+        elif dw1 == 1 and (sh == dh1 == 1 or Cg == 1) and dense < 2 * lanes:
             # many rows per call, under two of the row kernels' vectors
             # wide: computed whole vectors wide, with a spare zero row
             Hb += 1
@@ -553,6 +567,14 @@ def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
     (1, 512, 28, 28, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),  # 3x3, fewer blocks per pass
     (2, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0),  # passes of some blocks
     (1, 200, 20, 21, 96, 2, 2, 2, 1, 1, 1, 1, 0, 1, 0, 1, 0),   # 2x2, grouped
+    # depthwise, channels in the vector lanes: small planes, strided, dilated,
+    # channels not a multiple of the lanes, bands of rows; and a large plane
+    # at unit stride (row kernels)
+    (1, 960, 7, 7, 960, 3, 3, 960, 1, 1, 1, 1, 1, 1, 1, 1, 0),
+    (2, 96, 112, 112, 96, 3, 3, 96, 2, 2, 1, 1, 1, 1, 1, 1, 0),
+    (1, 40, 30, 33, 40, 5, 3, 40, 1, 2, 2, 1, 2, 2, 1, 1, 1),
+    (1, 24, 9, 300, 24, 3, 3, 24, 3, 1, 1, 3, 0, 0, 3, 3, 3),
+    (1, 32, 56, 56, 32, 3, 3, 32, 1, 1, 1, 1, 1, 1, 1, 1, 0),
 ])
 @pytest.mark.parametrize("itemsize", [4, 8])
 def test_conv2d_size_query_of_planned_layouts(capi_user, t, itemsize):

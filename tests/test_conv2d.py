@@ -371,6 +371,53 @@ def test_depthwise_row_widths(W, stride, dilation, dtype):
     assert_same(check(x, w, b, stride, pad, dilation, 6, out=out), got)
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("C", [8, 16, 20, 33])
+@pytest.mark.parametrize("H,W,R,S,stride,dilation,padding,mode", [
+    (7, 7, 3, 3, 1, 1, 1, "zeros"),
+    (14, 13, 3, 3, 2, 1, 1, "zeros"),
+    (9, 30, 5, 3, (1, 3), (2, 1), (2, 1), "reflect"),
+    (12, 5, 3, 5, (3, 1), (1, 2), (0, 4), "replicate"),
+    (6, 11, 1, 3, 2, 2, (0, 2, 1, 0), "circular"),
+    (120, 41, 3, 3, (2, 1), 1, 1, "zeros"),   # two bands of rows (AVX-512)
+    (41, 41, 3, 3, 1, 1, 1, "zeros"),     # a large plane at unit stride: the row kernels
+    (5, 9, 7, 7, (2, 1), 1, 3, "zeros"),  # kernel wider than the image
+], ids=str)
+def test_depthwise_channels_in_lanes(C, H, W, R, S, stride, dilation, padding, mode, dtype):
+    """Depthwise layers with the channels in the vector lanes (groups of the
+    level's lanes and a part group; strides, dilations, padding modes, bands
+    of rows, a strided `out`): against the reference, and bitwise the row
+    kernels' result (the same sums in the same order)."""
+    from cyconv import _conv2d, _core
+    x, w, b = case_arrays(C * H + W, N=2, C=C, K=C, groups=C, H=H, W=W, R=R, S=S, dtype=dtype)
+    prep = _conv2d._prepare(x, w, b, stride, padding, dilation, C, mode, 1)
+    sizes = _core.tile_sizes()
+    lanes = sizes["dw_lanes_f64" if dtype == F64 else "dw_lanes_f32"]
+    Ho, Wo = prep.result_shape[2:]
+    unit = stride == dilation == 1
+    largest = sizes["dw_max_bytes"] * (lanes * dtype.itemsize) ** 2 // 4096   # (unit stride)
+    assert prep.plan.depthwise_lanes == (
+        lanes if C >= lanes and (not unit or Ho * Wo * dtype.itemsize <= largest) else 0)
+    got = check(x, w, b, stride, padding, dilation, C, mode)
+    out = np.full(got.shape[:3] + (2 * got.shape[3],), np.nan, got.dtype)[..., ::2]
+    check(x, w, b, stride, padding, dilation, C, mode, out=out)
+    old = _core.set_depthwise_lanes(False)
+    try:
+        rows = cyconv.conv2d(x, w, b, stride, padding, dilation, C, padding_mode=mode)
+        rows_unbiased = cyconv.conv2d(x, w, None, stride, padding, dilation, C,
+                                      padding_mode=mode)
+    finally:
+        _core.set_depthwise_lanes(old)
+    np.testing.assert_array_equal(got, rows)
+    np.testing.assert_array_equal(out, rows)
+    np.testing.assert_array_equal(
+        cyconv.conv2d(x, w, None, stride, padding, dilation, C, padding_mode=mode), rows_unbiased)
+    # an input of any strides: a column-strided view
+    wide = np.repeat(x, 2, axis=3)[..., ::2]
+    np.testing.assert_array_equal(
+        cyconv.conv2d(wide, w, b, stride, padding, dilation, C, padding_mode=mode), rows)
+
+
 @pytest.mark.parametrize("shape", [
     # (N, C, H, W, K, R, S, padding)
     (1, 1, 1, 1, 1, 1, 1, 0), (2, 1, 1, 1, 3, 1, 1, 0), (1, 2, 1, 5, 2, 1, 3, 0),

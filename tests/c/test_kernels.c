@@ -2,7 +2,7 @@
  * definition in kernels.h (reference in long double, tolerance
  * 2*(terms+2)*eps*sum|terms|); bitwise: spatial_rows and spatial_rows_t
  * against spatial_row and against themselves split in two, spatial_row against itself started at another
- * column; tile_store.h's channel stores bitwise against plain C; and guard
+ * column, depthwise_lanes against spatial_row channel by channel; tile_store.h's channel stores bitwise against plain C; and guard
  * cells that no kernel may write. Exit status 0 if all pass.
  * Built and run by tests/test_c_kernels.py (native, and the scalar build a
  * compiler without GNU C gets) and by tools/check_wheel.py (under qemu). */
@@ -21,6 +21,7 @@
 #include <string.h>
 #include "kernels.h"
 #include "tile_store.h"
+#include "interleave.h"
 
 #define GUARD 24
 #define SENTINEL 1234.5
@@ -129,7 +130,8 @@ int main(void)
             + check_row_f64(kt) + check_rows_f64(kt, 0) + check_rows_f64(kt, 1)
             + check_rows_s2_f64(kt) + check_tile_f64(kt, kt->block_f64)
             + check_flat_f64(kt, kt->flat_f64) + check_store_f32() + check_store_f64()
-            + check_store_quad();
+            + check_store_quad() + check_depthwise_lanes_f32(kt)
+            + check_depthwise_lanes_f64(kt);
         printf("level %d %-8s tiles %2dx%2d/%2d flat %dx%2d/%2d: %6ld values, worst %4.2f eps*sum|terms|: %s\n",
                level, kt->name, (int)kt->tile_pixels, (int)kt->block_f32, (int)kt->block_f64,
                (int)kt->flat_channels, (int)kt->flat_f32, (int)kt->flat_f64,

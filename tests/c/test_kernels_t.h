@@ -264,6 +264,88 @@ static int CK(check_rows_s2)(const cyc_kernel_table *kt)
     return bad;
 }
 
+/* depthwise_lanes: each of the L channels bitwise spatial_row on that
+ * channel's plane, pixel by pixel, plus the bias (kernels.h), at strides and
+ * dilations 1-3, widths across the kernel's blocks (8 pixels; 2 rows of 4;
+ * 1), nothing written past each output row's pixels; and interleave.h's
+ * layout there and back, zeros past the channels given. */
+static int CK(check_depthwise_lanes)(const cyc_kernel_table *kt)
+{
+    const cyc_index L = kt->CK(dw_lanes);
+    int bad = 0;
+    for (cyc_index R = 1; R <= 5; R += 2)
+    for (cyc_index S = 1; S <= 7; S += 2)
+    for (cyc_index st = 1; st <= 3; st++)
+    for (cyc_index dl = 1; dl <= 2; dl++)
+    for (cyc_index width = 1; width <= 19; width += 1 + (width > 9))
+    for (cyc_index nrows = 1; nrows <= 4; nrows++)
+    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+        if ((R * S + width + nrows + st + dl) % 3)   /* a third of the grid */
+            continue;
+        cyc_index sh = st, sw = 4 - st, dh = dl, dw = 3 - dl;
+        cyc_index W = (width - 1) * sw + (S - 1) * dw + 1, H = (nrows - 1) * sh + (R - 1) * dh + 1;
+        cyc_index pitch = (W + 2) * L, os = width * L + GUARD;
+        T *in = CK(rand_array)(H * pitch), *w = CK(rand_array)(R * S * L), *b = CK(rand_array)(L);
+        T *plane = malloc((size_t)(H * W) * sizeof(T)), *taps = malloc((size_t)(R * S) * sizeof(T));
+        T *out = malloc((size_t)(nrows * os) * sizeof(T));
+        for (cyc_index i = 0; i < nrows * os; i++) out[i] = (T)SENTINEL;
+        kt->CK(depthwise_lanes)(in, pitch, sh, sw, dh, dw, R, S, w, with_bias ? b : NULL, out,
+                                os, width, nrows);
+        for (cyc_index l = 0; l < L; l++) {
+            for (cyc_index i = 0; i < H * W; i++) plane[i] = in[(i / W) * pitch + (i % W) * L + l];
+            for (cyc_index t = 0; t < R * S; t++) taps[t] = w[t * L + l];
+            for (cyc_index y = 0; y < nrows; y++)
+                for (cyc_index x = 0; x < width; x++) {
+                    T want;
+                    kt->CK(spatial_row)(plane + y * sh * W + x * sw, 0, dh * W, dw, 1, R, S, taps,
+                                        &want, 1);
+                    if (with_bias) want = want + b[l];
+                    checks++;
+                    if (memcmp(&want, &out[y * os + x * L + l], sizeof(T)) != 0 && bad++ < 5)
+                        printf("  depthwise_lanes_%s: %dx%d stride %d,%d dilation %d,%d width %d"
+                               " row %d pixel %d lane %d is not spatial_row's\n", STR(SFX),
+                               (int)R, (int)S, (int)sh, (int)sw, (int)dh, (int)dw, (int)width,
+                               (int)y, (int)x, (int)l);
+                }
+        }
+        for (cyc_index y = 0; y < nrows; y++)
+            for (cyc_index g = width * L; g < os; g++)
+                if (out[y * os + g] != (T)SENTINEL) {
+                    if (bad++ < 5) printf("  depthwise_lanes_%s wrote past a row\n", STR(SFX));
+                    break;
+                }
+        free(in); free(w); free(b); free(plane); free(taps); free(out);
+    }
+    /* interleave.h: G channels of n pixels into G-value pixels and back */
+    for (cyc_index G = 1; G <= 16; G *= 2)
+    for (cyc_index nc = 1; nc <= G; nc++)
+    for (cyc_index n = 0; n <= 9; n++) {
+        cyc_index cs = n + 3;
+        T *src = CK(rand_array)(G * cs), *lanes = CK(rand_array)(n * G);
+        T *back = malloc((size_t)(G * cs) * sizeof(T));
+        for (cyc_index i = 0; i < G * cs; i++) back[i] = (T)SENTINEL;
+        CK(cyc_interleave)(src, cs, n, nc, G, lanes);
+        CK(cyc_deinterleave)(lanes, G, n, nc, back, cs);
+        for (cyc_index j = 0; j < n; j++)
+            for (cyc_index l = 0; l < G; l++) {
+                T want = l < nc ? src[l * cs + j] : 0;
+                checks++;
+                if (memcmp(&lanes[j * G + l], &want, sizeof(T)) != 0 && bad++ < 5)
+                    printf("  interleave_%s G=%d nc=%d n=%d: pixel %d lane %d\n", STR(SFX),
+                           (int)G, (int)nc, (int)n, (int)j, (int)l);
+            }
+        for (cyc_index l = 0; l < G; l++)
+            for (cyc_index j = 0; j < cs; j++) {
+                T want = l < nc && j < n ? src[l * cs + j] : (T)SENTINEL;
+                if (memcmp(&back[l * cs + j], &want, sizeof(T)) != 0 && bad++ < 5)
+                    printf("  deinterleave_%s G=%d nc=%d n=%d: channel %d column %d\n",
+                           STR(SFX), (int)G, (int)nc, (int)n, (int)l, (int)j);
+            }
+        free(src); free(lanes); free(back);
+    }
+    return bad;
+}
+
 /* blocked_tile: PT pixels x KB channels, pixel stride sx. */
 static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
 {

@@ -322,6 +322,8 @@ MIXED(spatial_rows_t, f64, double, ROWS_T_ON_512(double))
 /* ... and of its pixel tiles: channels, pixels for float32, float64. */
 #define PIXEL_SIZES(L) CYC_PIXEL_CHANNELS(L##_VBYTES), CYC_PIXEL_PIXELS(L##_VBYTES, float), \
     CYC_PIXEL_PIXELS(L##_VBYTES, double)
+/* ... and the channels per pixel of its depthwise lanes: float32, float64. */
+#define DW_LANES(L) CYC_LANES(L##_VBYTES, float), CYC_LANES(L##_VBYTES, double)
 
 static const cyc_kernel_table table_base = {
     "baseline",
@@ -336,6 +338,8 @@ static const cyc_kernel_table table_base = {
     cyc_blocked_tile_narrow_f32_base, cyc_blocked_tile_narrow_f64_base,
     cyc_pixel_tile_f32_base, cyc_pixel_tile_f64_base, PIXEL_SIZES(BASE),
     0, 0, NULL, NULL,
+    cyc_depthwise_lanes_f32_base, cyc_depthwise_lanes_f64_base, DW_LANES(BASE),
+    NULL, NULL, NULL, NULL,
 };
 
 #if CYC_X86_DISPATCH
@@ -352,6 +356,8 @@ static const cyc_kernel_table table_avx2 = {
     cyc_blocked_tile_narrow_f32_avx2, cyc_blocked_tile_narrow_f64_avx2,
     cyc_pixel_tile_f32_avx2, cyc_pixel_tile_f64_avx2, PIXEL_SIZES(AVX2),
     0, 0, NULL, NULL,
+    cyc_depthwise_lanes_f32_avx2, cyc_depthwise_lanes_f64_avx2, DW_LANES(AVX2),
+    NULL, NULL, NULL, NULL,
 };
 /* Not const: cyc_set_rows_512 sets its rows_t_square_once. */
 static cyc_kernel_table table_avx512 = {
@@ -371,6 +377,13 @@ static cyc_kernel_table table_avx512 = {
     cyc_spatial_rows_s2_f32_avx512, cyc_spatial_rows_s2_f64_avx512,
 #else
     NULL, NULL,
+#endif
+    cyc_depthwise_lanes_f32_avx512, cyc_depthwise_lanes_f64_avx512, DW_LANES(AVX512),
+#if AVX512_SHIFTS
+    cyc_interleave_lanes_f32_avx512, cyc_interleave_lanes_f64_avx512,
+    cyc_deinterleave_lanes_f32_avx512, cyc_deinterleave_lanes_f64_avx512,
+#else
+    NULL, NULL, NULL, NULL,
 #endif
 };
 

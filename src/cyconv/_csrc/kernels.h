@@ -151,6 +151,37 @@ typedef void (*cyc_pixel_tile_f64)(const double *in, cyc_index cs, cyc_index C, 
 #define CYC_PIXEL_CHANNELS(vbytes) ((vbytes) ? 4 : 2)
 #define CYC_PIXEL_PIXELS(vbytes, T) (3 * CYC_LANES(vbytes, T))
 
+/* Depthwise correlation with L channels in the vector lanes (L: the table's
+ * dw_lanes; kernels_impl.h says why): pixel j of row i of the input, output
+ * and taps is L consecutive values, one per channel,
+ *   out[y*os + x*L + l] = sum_{r<R} sum_{s<S} w[(r*S + s)*L + l]
+ *                         * in[(y*sh + r*dh)*rs + (x*sw + s*dw)*L + l]   (+ bias[l])
+ * for y < nrows, x < width, l < L, summed in (r, s) order from zero and the
+ * bias (L values, or NULL) added once: per channel, spatial_row's sum and
+ * rounding for one input channel. rs and os are element pitches. */
+typedef void (*cyc_depthwise_lanes_f32)(const float *in, cyc_index rs, cyc_index sh,
+                                        cyc_index sw, cyc_index dh, cyc_index dw, cyc_index R,
+                                        cyc_index S, const float *w, const float *bias,
+                                        float *out, cyc_index os, cyc_index width,
+                                        cyc_index nrows);
+typedef void (*cyc_depthwise_lanes_f64)(const double *in, cyc_index rs, cyc_index sh,
+                                        cyc_index sw, cyc_index dh, cyc_index dw, cyc_index R,
+                                        cyc_index S, const double *w, const double *bias,
+                                        double *out, cyc_index os, cyc_index width,
+                                        cyc_index nrows);
+
+/* The channels-in-lanes layout for a whole group of L (dw_lanes) channels:
+ * interleave_lanes  dst[j*L + l] = src[l*cs + j],
+ * deinterleave_lanes dst[l*cs + j] = src[j*L + l], for j < n and l < L;
+ * copies only. NULL where the level has none (interleave.h serves). */
+typedef void (*cyc_interleave_lanes_f32)(const float *src, cyc_index cs, cyc_index n, float *dst);
+typedef void (*cyc_interleave_lanes_f64)(const double *src, cyc_index cs, cyc_index n,
+                                         double *dst);
+typedef void (*cyc_deinterleave_lanes_f32)(const float *src, cyc_index n, float *dst,
+                                           cyc_index cs);
+typedef void (*cyc_deinterleave_lanes_f64)(const double *src, cyc_index n, double *dst,
+                                           cyc_index cs);
+
 /* n samples converted between unsigned 8/16-bit and float32 (pixels_impl.h). */
 typedef void (*cyc_u8_to_f32)(const unsigned char *src, float *dst, cyc_index n);
 typedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n);
@@ -202,6 +233,14 @@ typedef struct {
     unsigned rows_s2_square;
     cyc_spatial_rows_s2_f32 spatial_rows_s2_f32;
     cyc_spatial_rows_s2_f64 spatial_rows_s2_f64;
+    cyc_depthwise_lanes_f32 depthwise_lanes_f32;
+    cyc_depthwise_lanes_f64 depthwise_lanes_f64;
+    cyc_index dw_lanes_f32;     /* L: channels per pixel of depthwise_lanes, float32 */
+    cyc_index dw_lanes_f64;     /* for float64 */
+    cyc_interleave_lanes_f32 interleave_lanes_f32;
+    cyc_interleave_lanes_f64 interleave_lanes_f64;
+    cyc_deinterleave_lanes_f32 deinterleave_lanes_f32;
+    cyc_deinterleave_lanes_f64 deinterleave_lanes_f64;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

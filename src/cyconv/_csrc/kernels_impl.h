@@ -163,6 +163,83 @@ TARGET static inline __attribute__((always_inline)) VEC FN(even_lanes)(VEC lo, V
                                        (__m512d)hi);
 }
 
+/* Lanes of the pair a:b picked by idx (vpermt2ps / vpermt2pd). */
+TARGET static inline __attribute__((always_inline)) VEC FN(pick_lanes)(VEC a, __m512i idx, VEC b)
+{
+    if (sizeof(T) == 4)
+        return (VEC)_mm512_permutex2var_ps((__m512)a, idx, (__m512)b);
+    return (VEC)_mm512_permutex2var_pd((__m512d)a, idx, (__m512d)b);
+}
+
+/* The rows r[0 .. VW-1] of a VW x VW block transposed in place: log2(VW)
+ * rounds, each zipping row i with row i + VW/2 into rows 2i and 2i + 1 (a
+ * perfect shuffle of the index bits; the rounds swap row and lane). */
+TARGET static inline __attribute__((always_inline)) void FN(transpose_block)(VEC *r)
+{
+    const __m512i lo = sizeof(T) == 4
+        ? _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0)
+        : _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
+    const __m512i hi = sizeof(T) == 4
+        ? _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8)
+        : _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
+#pragma GCC unroll 4
+    for (int round = 1; round < VW; round *= 2) {
+        VEC t[VW];
+#pragma GCC unroll 8
+        for (int i = 0; i < VW / 2; i++) {
+            t[2 * i] = FN(pick_lanes)(r[i], lo, r[i + VW / 2]);
+            t[2 * i + 1] = FN(pick_lanes)(r[i], hi, r[i + VW / 2]);
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < VW; i++) r[i] = t[i];
+    }
+}
+
+/* The first n lanes of v stored at p, nothing written past them. */
+TARGET static inline __attribute__((always_inline)) void FN(store_first)(T *p, VEC v, int n)
+{
+    if (sizeof(T) == 4)
+        _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+    else
+        _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), (__m512d)v);
+}
+
+/* interleave.h's layout for a whole group of VW channels (kernels.h:
+ * cyc_interleave_lanes), VW x VW blocks transposed in registers, the last
+ * one masked: a quarter of the shuffles of its 4 x 4 blocks per value. */
+TARGET static void FN(interleave_lanes)(const T *src, cyc_index cs, cyc_index n, T *dst)
+{
+    for (cyc_index j = 0; j < n; j += VW) {
+        int m = n - j < VW ? (int)(n - j) : (int)VW;
+        VEC r[VW];
+#pragma GCC unroll 16
+        for (int l = 0; l < VW; l++)
+            r[l] = m == VW ? (VEC)VLOADU(src + l * cs + j) : FN(load_first)(src + l * cs + j, m);
+        FN(transpose_block)(r);
+#pragma GCC unroll 16
+        for (int p = 0; p < VW; p++)
+            if (p < m) VSTORE(dst + (j + p) * VW, r[p]);
+    }
+}
+
+TARGET static void FN(deinterleave_lanes)(const T *src, cyc_index n, T *dst, cyc_index cs)
+{
+    for (cyc_index j = 0; j < n; j += VW) {
+        int m = n - j < VW ? (int)(n - j) : (int)VW;
+        VEC r[VW];
+#pragma GCC unroll 16
+        for (int p = 0; p < VW; p++) r[p] = p < m ? (VEC)VLOADU(src + (j + p) * VW) : (VEC){0};
+        FN(transpose_block)(r);
+#pragma GCC unroll 16
+        for (int l = 0; l < VW; l++) {
+            if (m == VW)
+                VSTORE(dst + l * cs + j, r[l]);
+            else
+                FN(store_first)(dst + l * cs + j, r[l], m);
+        }
+    }
+}
+
 /* VW columns from p, `step` apart (1, or 2 for every other column; a
  * constant once inlined): reads p[0 .. step * VW - 1]. */
 TARGET static inline __attribute__((always_inline)) VEC FN(load_cols)(const T *p, int step)
@@ -1321,6 +1398,101 @@ static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                         tile[k * FV + v] += wk[k][t] * in[c * cs + r * rs + s * ds + v];
 }
 #endif
+
+/* Depthwise correlation with the channels in the vector lanes (see
+ * kernels.h: cyc_depthwise_lanes): each tap is one weight vector of L
+ * channels and one input vector per output pixel, at any stride and
+ * dilation, so no column is computed only to be dropped and no shifted
+ * vector is needed. A block holds nr rows x np pixels of accumulators
+ * (nr * np <= 8: with the weight and an input, 10 of 16 registers). Per
+ * pixel and channel the sum runs in (r, s) order from zero, fused where
+ * the level fuses, the bias added once: spatial_row's order and rounding
+ * for one input channel, so the bits of the row kernels. */
+#define DW_L CYC_LANES(VBYTES, T)
+/* (the scalar build's compilers may have no GNU attributes) */
+#if VBYTES
+#define DW_INLINE static inline __attribute__((always_inline))
+#else
+#define DW_INLINE static
+#endif
+TARGET DW_INLINE void
+FN(dw_block)(const T *in, cyc_index rs, cyc_index row_step, cyc_index step, cyc_index dh,
+             cyc_index dw, cyc_index R, cyc_index S, const T *w, const T *bias, T *out,
+             cyc_index os, const int nr, const int np)
+{
+#if VBYTES
+    VEC acc[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < nr * np; i++) acc[i] = (VEC){0};
+    for (cyc_index r = 0; r < R; r++) {
+        for (cyc_index s = 0; s < S; s++) {
+            VEC wv = VLOADU(w + (r * S + s) * VW);
+            const T *q = in + r * dh * rs + s * dw * VW;
+#pragma GCC unroll 2
+            for (int k = 0; k < nr; k++)
+#pragma GCC unroll 8
+                for (int i = 0; i < np; i++)
+                    acc[k * np + i] += wv * VLOADU(q + k * row_step + i * step);
+        }
+    }
+    if (bias) {
+        VEC b = VLOADU(bias);
+#pragma GCC unroll 8
+        for (int i = 0; i < nr * np; i++) acc[i] += b;
+    }
+#pragma GCC unroll 2
+    for (int k = 0; k < nr; k++)
+#pragma GCC unroll 8
+        for (int i = 0; i < np; i++) VSTORE(out + k * os + i * VW, acc[k * np + i]);
+#else
+    for (int k = 0; k < nr; k++)
+        for (int i = 0; i < np; i++) {
+            T acc = 0;
+            for (cyc_index r = 0; r < R; r++)
+                for (cyc_index s = 0; s < S; s++)
+                    acc = MADD(w[r * S + s], in[k * row_step + i * step + r * dh * rs + s * dw],
+                               acc);
+            out[k * os + i] = bias ? acc + bias[0] : acc;
+        }
+#endif
+}
+
+/* Rows of np-pixel blocks, nr rows at a time; the last block of rows and
+ * of pixels moved back over outputs already done (to the same bits). */
+TARGET DW_INLINE void
+FN(dw_rows)(const T *in, cyc_index rs, cyc_index sh, cyc_index sw, cyc_index dh, cyc_index dw,
+            cyc_index R, cyc_index S, const T *w, const T *bias, T *out, cyc_index os,
+            cyc_index width, cyc_index nrows, const int nr, const int np)
+{
+    const cyc_index L = DW_L, step = sw * L, row_step = sh * rs;
+    for (cyc_index y = 0; y < nrows; y += nr) {
+        cyc_index yb = y + nr <= nrows ? y : nrows - nr;
+        for (cyc_index x = 0; x < width; x += np) {
+            cyc_index xb = x + np <= width ? x : width - np;
+            FN(dw_block)(in + yb * row_step + xb * step, rs, row_step, step, dh, dw, R, S, w,
+                         bias, out + yb * os + xb * L, os, nr, np);
+        }
+    }
+}
+
+TARGET static void FN(depthwise_lanes)(const T *in, cyc_index rs, cyc_index sh, cyc_index sw,
+                                       cyc_index dh, cyc_index dw, cyc_index R, cyc_index S,
+                                       const T *w, const T *bias, T *out, cyc_index os,
+                                       cyc_index width, cyc_index nrows)
+{
+    /* 8 independent sums: enough to cover the FMA latency (7 x 7 planes
+     * take two rows of 4 pixels). */
+    if (width >= 8)
+        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, width, nrows, 1, 8);
+    else if (width >= 4 && nrows >= 2)
+        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, width, nrows, 2, 4);
+    else if (width >= 4)
+        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, width, nrows, 1, 4);
+    else
+        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, width, nrows, 1, 1);
+}
+#undef DW_L
+#undef DW_INLINE
 
 #undef VEC
 #undef VW
