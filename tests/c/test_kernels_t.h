@@ -343,6 +343,27 @@ static int CK(check_depthwise_lanes)(const cyc_kernel_table *kt)
             }
         free(src); free(lanes); free(back);
     }
+    /* the level's own transposes of a whole group (where it has them):
+     * bitwise interleave.h's, nothing written past the n pixels / columns */
+    if (kt->CK(interleave_lanes))
+        for (cyc_index n = 1; n <= 3 * L + 1; n++) {
+            cyc_index cs = n + 5, N = n * L + GUARD;
+            T *src = CK(rand_array)(L * cs), *want = CK(rand_array)(N);
+            T *got = malloc((size_t)N * sizeof(T)), *back = malloc((size_t)(L * cs) * sizeof(T));
+            T *back_want = malloc((size_t)(L * cs) * sizeof(T));
+            for (cyc_index i = 0; i < N; i++) got[i] = want[i] = (T)SENTINEL;
+            for (cyc_index i = 0; i < L * cs; i++) back[i] = back_want[i] = (T)SENTINEL;
+            kt->CK(interleave_lanes)(src, cs, n, got);
+            CK(cyc_interleave)(src, cs, n, L, L, want);
+            kt->CK(deinterleave_lanes)(want, n, back, cs);
+            CK(cyc_deinterleave)(want, L, n, L, back_want, cs);
+            checks += 2 * n * L;
+            if ((memcmp(got, want, (size_t)N * sizeof(T)) != 0
+                 || memcmp(back, back_want, (size_t)(L * cs) * sizeof(T)) != 0) && bad++ < 5)
+                printf("  interleave_lanes_%s / deinterleave_lanes_%s n=%d: not interleave.h's\n",
+                       STR(SFX), STR(SFX), (int)n);
+            free(src); free(want); free(got); free(back); free(back_want);
+        }
     return bad;
 }
 
