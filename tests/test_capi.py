@@ -393,6 +393,7 @@ def conv2d_expected(t, itemsize):
     KB = TILES["block_f64" if itemsize == 8 else "block_f32"]
     FP = TILES["flat_f64" if itemsize == 8 else "flat_f32"]
     Hb, Wb, packed, edge = Hp, Wp, 0, 0
+    padded = None   # C x Hb x Wb
     blocked = 2 * Kg >= KB
     # flat tiles' row pitch: zero padding shares a padding column between rows
     flat_pitch = max(Wo, W + max(left, right)) if mode == 0 else Wp
@@ -466,13 +467,15 @@ def conv2d_expected(t, itemsize):
             # band's input and output rows
             band = max(1, min(Ho, TILES["dw_band_bytes"] // (itemsize * G * Wp * sh)))
             scratch = G * (R * S + 1 + ((band - 1) * sh + (R - 1) * dh1 + 1) * Wp + band * Wo)
+            padded = 0   # (its rows gathered into scratch)
         elif dw1 == 1 and (sh == dh1 == 1 or Cg == 1) and dense < 2 * lanes:
             # many rows per call, under two of the row kernels' vectors
             # wide: computed whole vectors wide, with a spare zero row
             Hb += 1
             scratch = min(Ho, TILES["narrow_rows"]) * -(-dense // lanes) * lanes
+    padded = C * Hb * Wb if padded is None else padded
     # maps, packed weights, padded input, scratch, edge: five aligned regions
-    work = 5 * TILES["align"] + 8 * (Hb + Wb) + itemsize * (packed + C * Hb * Wb + scratch + edge)
+    work = 5 * TILES["align"] + 8 * (Hb + Wb) + itemsize * (packed + padded + scratch + edge)
     largest = max(work, itemsize * N * C * H * W, itemsize * K * Cg * R * S,
                   itemsize * N * K * Ho * Wo)
     return (Ho, Wo), work, largest

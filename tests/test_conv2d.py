@@ -398,6 +398,9 @@ def test_depthwise_channels_in_lanes(C, H, W, R, S, stride, dilation, padding, m
     largest = sizes["dw_max_bytes"] * (lanes * dtype.itemsize) ** 2 // 4096   # (unit stride)
     assert prep.plan.depthwise_lanes == (
         lanes if C >= lanes and (not unit or Ho * Wo * dtype.itemsize <= largest) else 0)
+    # (their rows gathered into scratch: no padded copy of the image)
+    assert prep.plan.padded_shape == ((1, 1, 1) if prep.plan.depthwise_lanes
+                                      else (C, prep.plan.Hb, prep.plan.Wb))
     got = check(x, w, b, stride, padding, dilation, C, mode)
     out = np.full(got.shape[:3] + (2 * got.shape[3],), np.nan, got.dtype)[..., ::2]
     check(x, w, b, stride, padding, dilation, C, mode, out=out)

@@ -133,12 +133,12 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
     """The prepared layer on input x (N images) into out4, in pieces over
     `workers` threads."""
     plan, N, Ho, per_row = prep.plan, x.shape[0], prep.Ho, prep.per_row
-    C, Hb, Wb = x.shape[1], plan.Hb, plan.Wb
+    Hb, Wb = plan.Hb, plan.Wb
     dtype = weights.dtype
 
     def scratch():
         # Each thread pads its own copy of one image at a time.
-        return (_scratch.empty("conv2d.padded", (C, Hb, Wb), dtype),
+        return (_scratch.empty("conv2d.padded", plan.padded_shape, dtype),
                 _scratch.empty("conv2d.tiles", (plan.scratch,), dtype),
                 _scratch.empty("conv2d.edge", (plan.edge,), dtype))
 

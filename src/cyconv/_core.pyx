@@ -1144,6 +1144,12 @@ cdef inline Py_ssize_t _depthwise_lanes(const _Conv *g, bint double_precision) n
     return lanes
 
 
+cdef inline Py_ssize_t _padded_size(const _Conv *g) noexcept nogil:
+    # Elements of the padded input buffer (C x Hb x Wb); none for the
+    # depthwise lanes, which gather their rows into scratch.
+    return 0 if g.dw_lanes else g.C * g.Hb * g.Wb
+
+
 cdef inline Py_ssize_t _dw_band_rows(const _Conv *g) noexcept nogil:
     # Padded input rows a band of dw_band output rows reads.
     return (g.dw_band - 1) * g.sh + (g.R - 1) * g.dh + 1
@@ -2128,6 +2134,14 @@ cdef class Conv2dPlan:
         return self.g.blocked
 
     @property
+    def padded_shape(self):
+        """Shape of conv2d's `padded` buffer: (C, Hb, Wb), or (1, 1, 1) when
+        the plan gathers its rows into `scratch` instead (depthwise lanes)."""
+        if _padded_size(&self.g):
+            return (self.g.C, self.g.Hb, self.g.Wb)
+        return (1, 1, 1)
+
+    @property
     def depthwise_lanes(self):
         """Depthwise layer run with this many channels in the vector lanes
         (_conv2d_depthwise_lanes); 0 when another path runs it."""
@@ -2258,7 +2272,7 @@ def conv2d(Conv2dPlan plan,
                                               #     any strides
            const fp_t[::1] bias,              # IN  K values, or length 0 for none
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
-           fp_t[:, :, ::1] padded,            # scratch C x Hb x Wb
+           fp_t[:, :, ::1] padded,            # scratch plan.padded_shape
            fp_t[::1] scratch,                 # scratch: plan.scratch elements
            fp_t[::1] edge,                    # scratch: plan.edge elements
            Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
@@ -3216,10 +3230,11 @@ cdef int _conv_of_params(const cyc_conv2d_params *p, cyc_index_t itemsize,
 
 cdef cyc_index_t _conv2d_work(const _Conv *g, cyc_index_t itemsize) noexcept nogil:
     """Bytes of `work` _conv2d_api lays out, or -1: row and column maps (Hb,
-    Wb int64), packed weights, the padded input (C x Hb x Wb), the tile
-    scratch and the edge scratch, each region 64-byte aligned."""
+    Wb int64), packed weights, the padded input (C x Hb x Wb, or none:
+    _padded_size), the tile scratch and the edge scratch, each region 64-byte
+    aligned."""
     cdef cyc_index_t maps = _size_mul(_size_add(g.Hb, g.Wb), sizeof(int64_t))
-    cdef cyc_index_t padded = _size_mul(_size_mul(g.C, g.Hb), g.Wb)
+    cdef cyc_index_t padded = 0 if g.dw_lanes else _size_mul(_size_mul(g.C, g.Hb), g.Wb)
     cdef cyc_index_t values = _size_add(_size_add(g.packed_size, padded),
                                         _size_add(g.scratch_size, g.edge_size))
     return _size_add(5 * API_ALIGN, _size_add(maps, _size_mul(values, itemsize)))
@@ -3270,7 +3285,7 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
     cdef int64_t *col_map = row_map + g.Hb
     cdef fp_t *packed = <fp_t *>_align64(<char *>(col_map + g.Wb))
     cdef fp_t *padded = <fp_t *>_align64(<char *>(packed + g.packed_size))
-    cdef fp_t *scratch = <fp_t *>_align64(<char *>(padded + g.C * g.Hb * g.Wb))
+    cdef fp_t *scratch = <fp_t *>_align64(<char *>(padded + _padded_size(&g)))
     cdef fp_t *edge = <fp_t *>_align64(<char *>(scratch + g.scratch_size))
     cdef Py_ssize_t i
     cdef Py_ssize_t istr[4]
