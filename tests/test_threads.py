@@ -43,15 +43,18 @@ def test_convolve2d_bitwise_identical_for_any_workers(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n, groups, k", [(1, 1, 48), (3, 1, 40), (4, 2, 64), (2, 16, 16)])
-def test_conv2d_bitwise_identical_for_any_workers(dtype, n, groups, k):
+@pytest.mark.parametrize("n, groups, k, stride", [
+    (1, 1, 48, 1), (3, 1, 40, 1), (4, 2, 64, 1), (2, 16, 16, 1),
+    (1, 16, 16, 2), (2, 16, 16, (1, 3)),   # depthwise, channels in the lanes
+])
+def test_conv2d_bitwise_identical_for_any_workers(dtype, n, groups, k, stride):
     rng = _rng()
     x = rng.standard_normal((n, 16, 45, 51)).astype(dtype)
     w = rng.standard_normal((k, 16 // groups, 3, 3)).astype(dtype)
     b = rng.standard_normal(k).astype(dtype)
-    ref = cyconv.conv2d(x, w, b, padding=1, groups=groups, workers=1)
+    ref = cyconv.conv2d(x, w, b, stride, padding=1, groups=groups, workers=1)
     for workers in (2, 3, 5):
-        got = cyconv.conv2d(x, w, b, padding=1, groups=groups, workers=workers)
+        got = cyconv.conv2d(x, w, b, stride, padding=1, groups=groups, workers=workers)
         assert _identical(got, ref), workers
 
 
