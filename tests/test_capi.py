@@ -310,6 +310,8 @@ def test_filter2d_reports_bad_arguments(capi_user):
          dilation=(1, 2), groups=20, mode="reflect"),
     dict(C=48, K=48, H=7, W=7, R=3, S=3, stride=(1, 1), padding=(1, 1, 1, 1),
          dilation=(1, 1), groups=48, mode="zeros"),
+    dict(C=20, K=40, H=8, W=9, R=3, S=3, stride=(1, 2), padding=(1, 1, 1, 1),
+         dilation=(1, 1), groups=20, mode="zeros"),   # a depth multiplier
 ])
 @pytest.mark.parametrize("bias", [False, True])
 def test_conv2d_matches_python_api(capi_user, case, bias):
@@ -461,7 +463,7 @@ def conv2d_expected(t, itemsize):
         dh1, dw1 = (dh if R > 1 else 1), (dw if S > 1 else 1)
         G = TILES["dw_lanes_f64" if itemsize == 8 else "dw_lanes_f32"]
         vector = G * itemsize   # (unit stride: planes up to a size that shrinks with it)
-        if Cg == Kg == 1 and 0 < G <= C and (max(sh, sw, dh1, dw1) > 1 or Ho * Wo * itemsize
+        if Cg == 1 and 0 < G <= C and (max(sh, sw, dh1, dw1) > 1 or Ho * Wo * itemsize
                                              <= TILES["dw_max_bytes"] * vector**2 // 4096):
             # depthwise, G channels in the vector lanes: taps, bias, and a
             # band's input and output rows
@@ -578,6 +580,7 @@ def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
     (1, 40, 30, 33, 40, 5, 3, 40, 1, 2, 2, 1, 2, 2, 1, 1, 1),
     (1, 24, 9, 300, 24, 3, 3, 24, 3, 1, 1, 3, 0, 0, 3, 3, 3),
     (1, 32, 56, 56, 32, 3, 3, 32, 1, 1, 1, 1, 1, 1, 1, 1, 0),
+    (1, 32, 20, 20, 96, 3, 3, 32, 2, 2, 1, 1, 1, 1, 1, 1, 0),    # depth multiplier 3
 ])
 @pytest.mark.parametrize("itemsize", [4, 8])
 def test_conv2d_size_query_of_planned_layouts(capi_user, t, itemsize):

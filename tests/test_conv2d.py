@@ -383,21 +383,27 @@ def test_depthwise_row_widths(W, stride, dilation, dtype):
     (41, 41, 3, 3, 1, 1, 1, "zeros"),     # a large plane at unit stride: the row kernels
     (5, 9, 7, 7, (2, 1), 1, 3, "zeros"),  # kernel wider than the image
 ], ids=str)
-def test_depthwise_channels_in_lanes(C, H, W, R, S, stride, dilation, padding, mode, dtype):
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_depthwise_channels_in_lanes(C, H, W, R, S, stride, dilation, padding, mode, multiplier,
+                                     dtype):
     """Depthwise layers with the channels in the vector lanes (groups of the
     level's lanes and a part group; strides, dilations, padding modes, bands
-    of rows, a strided `out`): against the reference, and bitwise the row
-    kernels' result (the same sums in the same order)."""
+    of rows, a strided `out`, a depth multiplier): against the reference,
+    and bitwise the row kernels' result (the same sums in the same order)."""
     from cyconv import _conv2d, _core
-    x, w, b = case_arrays(C * H + W, N=2, C=C, K=C, groups=C, H=H, W=W, R=R, S=S, dtype=dtype)
+    x, w, b = case_arrays(C * H + W, N=2, C=C, K=C * multiplier, groups=C, H=H, W=W, R=R, S=S,
+                          dtype=dtype)
     prep = _conv2d._prepare(x, w, b, stride, padding, dilation, C, mode, 1)
     sizes = _core.tile_sizes()
     lanes = sizes["dw_lanes_f64" if dtype == F64 else "dw_lanes_f32"]
     Ho, Wo = prep.result_shape[2:]
     unit = stride == dilation == 1
     largest = sizes["dw_max_bytes"] * (lanes * dtype.itemsize) ** 2 // 4096   # (unit stride)
+    # (a multiplier may fill the level's channel blocks: those layers are blocked)
+    KB = _core.tile_sizes(multiplier, dtype == F64)["block_f64" if dtype == F64 else "block_f32"]
     assert prep.plan.depthwise_lanes == (
-        lanes if C >= lanes and (not unit or Ho * Wo * dtype.itemsize <= largest) else 0)
+        lanes if 2 * multiplier < KB and C >= lanes
+        and (not unit or Ho * Wo * dtype.itemsize <= largest) else 0)
     # (their rows gathered into scratch: no padded copy of the image)
     assert prep.plan.padded_shape == ((1, 1, 1) if prep.plan.depthwise_lanes
                                       else (C, prep.plan.Hb, prep.plan.Wb))
