@@ -1130,10 +1130,11 @@ def set_depthwise_lanes(bint on):
 cdef inline Py_ssize_t _depthwise_lanes(const _Conv *g, bint double_precision) noexcept nogil:
     # Channels per pixel of the depthwise-lanes path for this layer, or 0.
     # One input channel per group (and any output channels per group: a
-    # depth multiplier), and at least a vector of such channels. Strided and dilated layers always (the row kernels
-    # compute every column and drop the others: Zen 5, AVX-512, 5x5/2
-    # 144@56^2 1.69x (float32) and 1.85x (float64) faster in lanes); at unit
-    # stride only small planes (DW_LANES_MAX_BYTES).
+    # depth multiplier), and at least a vector of such channels. Strided
+    # and dilated layers always (the row kernels compute every column and
+    # drop the others: Zen 5, AVX-512, 5x5/2 144@56^2 1.69x (float32) and
+    # 1.85x (float64) faster in lanes); at unit stride only small planes
+    # (DW_LANES_MAX_BYTES).
     cdef Py_ssize_t lanes = _table.dw_lanes_f64 if double_precision else _table.dw_lanes_f32
     cdef Py_ssize_t item = 8 if double_precision else 4, vector = lanes * item
     if not _depthwise_lanes_on or g.Cg != 1 or g.C < lanes:
