@@ -77,6 +77,19 @@ def test_gradients_are_the_exact_transposes(conv):
     np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("K", [3, 6], ids=["depthwise", "multiplier 2"])
+@pytest.mark.parametrize("conv", [dict(), dict(stride=2, padding=1),
+                                  dict(dilation=2, padding="same", padding_mode="reflect")],
+                         ids=repr)
+def test_depthwise_weight_gradient_over_images(K, conv):
+    # One input channel per group: every group's taps at once, image by image
+    # (18x18 unpadded at unit stride: one product per image) or all together.
+    x, w, g, kw = problem(2, N=3, C=3, K=K, H=18, W=18, R=3, S=3, groups=3, **conv)
+    gw = cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1]
+    want = transpose_by_basis(lambda e: cyconv.conv2d(x, e, **kw), w.shape, g)
+    np.testing.assert_allclose(gw, want, rtol=1e-12, atol=1e-12)
+
+
 # --------------------------------------------------------------------------- adjoint identity
 
 GRID = list(itertools.product(
