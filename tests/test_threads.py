@@ -58,6 +58,21 @@ def test_conv2d_bitwise_identical_for_any_workers(dtype, n, groups, k, stride):
         assert _identical(got, ref), workers
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_weight_gradient_bitwise_identical_for_any_workers(dtype):
+    """Depthwise weight gradients: groups of channels shared among the
+    threads, each channel's sums in one order."""
+    rng = _rng()
+    x = rng.standard_normal((2, 200, 60, 61)).astype(dtype)
+    w = rng.standard_normal((200, 1, 3, 3)).astype(dtype)
+    g = rng.standard_normal((2, 200, 30, 31)).astype(dtype)
+    kw = dict(stride=2, padding=1, groups=200, output_mask=(False, True, False))
+    ref = cyconv.conv2d_backward(g, x, w, workers=1, **kw)[1]
+    for workers in (2, 3, 5):
+        got = cyconv.conv2d_backward(g, x, w, workers=workers, **kw)[1]
+        assert _identical(got, ref), workers
+
+
 def test_calls_of_less_than_a_chunk_are_cut_for_their_threads(monkeypatch):
     """A call of less work than CHUNK_WORK but more than SPLIT_WORK_PER_THREAD
     runs on the threads it is worth, in PIECES_PER_THREAD pieces each (it

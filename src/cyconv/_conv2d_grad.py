@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _geometry, _memory, _parallel
+from . import _core, _geometry, _memory, _parallel
 from ._conv2d import IntPair, Padding, PaddingMode, conv2d, _check_out
 from ._padding import index_map
 
@@ -379,6 +379,8 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
         x = padded
     elif any(geo.pad):
         x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+    if Cg == 1 and Kg == 1:
+        return _grad_weight_depthwise_lanes(gout, x, geo)
     Hq, Wq = -(-x.shape[2] // sh), -(-x.shape[3] // sw)
     # Images one by one where that needs no copy of a large input; else all
     # images in one GEMM per tap (fewer, longer GEMMs; one copy of each).
@@ -431,8 +433,35 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
 
 
+def _grad_weight_depthwise_lanes(gout, padded, geo: _Geometry) -> np.ndarray:
+    """Depthwise layers (one input and one output channel per group): the
+    core's channels-in-lanes reduction (_core.depthwise_weight_grad), groups
+    of channels shared among the threads; each sum in (n, y, x) order, so the
+    bits do not depend on the thread count."""
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    C, R, S, Ho, Wo = geo.C, geo.R, geo.S, geo.Ho, geo.Wo
+    padded = np.ascontiguousarray(padded, geo.dtype)
+    gout = np.ascontiguousarray(gout, geo.dtype)
+    lanes, band, size = _core.depthwise_grad_plan(padded.shape[3], Wo, Ho, R, S, sh, dh,
+                                                  geo.dtype == np.float64)
+    grad = np.empty((C, R, S), geo.dtype)
+    groups = -(-C // lanes)
+    per_thread = max(1, -(-groups // max(1, geo.workers)))
+
+    def job(scratch, g0, g1):
+        _core.depthwise_weight_grad(padded, gout, sh, sw, dh, dw, band, grad, scratch,
+                                    g0 * lanes, min(g1 * lanes, C))
+
+    chunks = [(g0, min(g0 + per_thread, groups)) for g0 in range(0, groups, per_thread)]
+    work = float(geo.N) * C * Ho * Wo * R * S
+    _parallel.run(job, chunks, _parallel.threads_for(geo.workers, work, len(chunks)),
+                  lambda: np.empty(size, geo.dtype))
+    return grad.reshape(C, 1, R, S)
+
+
 def _grad_weight_depthwise(g, phases, offsets, L, grad, geo: _Geometry) -> None:
-    """One input channel per group (depthwise layers): each tap's sums are
+    """One input channel per group and several output channels (depth
+    multipliers; one output channel: _grad_weight_depthwise_lanes): each tap's sums are
     one product of every group's (Kg, L) grad_output rows with its one input
     row, for all groups at once, taps shared among the threads. (As a batch
     of GEMMs, one per group, they cost a call each: 960 channels at 7x7 took

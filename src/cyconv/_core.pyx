@@ -90,6 +90,16 @@ cdef extern from "kernels.h" nogil:
                                                 cyc_index cs)
     ctypedef void (*cyc_deinterleave_lanes_f64)(const double *src, cyc_index n, double *dst,
                                                 cyc_index cs)
+    ctypedef void (*cyc_depthwise_taps_f32)(const float *inp, cyc_index rs, cyc_index sh,
+                                            cyc_index sw, cyc_index dh, cyc_index dw,
+                                            cyc_index R, cyc_index S, const float *g,
+                                            cyc_index gs, cyc_index width, cyc_index nrows,
+                                            float *acc)
+    ctypedef void (*cyc_depthwise_taps_f64)(const double *inp, cyc_index rs, cyc_index sh,
+                                            cyc_index sw, cyc_index dh, cyc_index dw,
+                                            cyc_index R, cyc_index S, const double *g,
+                                            cyc_index gs, cyc_index width, cyc_index nrows,
+                                            double *acc)
     ctypedef struct cyc_kernel_table:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
@@ -132,6 +142,8 @@ cdef extern from "kernels.h" nogil:
         cyc_interleave_lanes_f64 interleave_lanes_f64
         cyc_deinterleave_lanes_f32 deinterleave_lanes_f32
         cyc_deinterleave_lanes_f64 deinterleave_lanes_f64
+        cyc_depthwise_taps_f32 depthwise_taps_f32
+        cyc_depthwise_taps_f64 depthwise_taps_f64
     void cyc_stream_fence()
     int cyc_detect_level()
     int cyc_detect_full_width_512()
@@ -2266,6 +2278,65 @@ def patches(Conv2dPlan plan,
                         for y in range(y0, y0 + rows):
                             _sample_row(&plane[y * g.sh + r * g.dh, s * g.dw], g.sw, dst, g.Wo)
                             dst += g.Wo
+
+
+def depthwise_grad_plan(Py_ssize_t Wp, Py_ssize_t Wo, Py_ssize_t Ho, Py_ssize_t R,
+                        Py_ssize_t S, Py_ssize_t sh, Py_ssize_t dh, bint double_precision):
+    """(lanes, output rows per band, scratch elements) of depthwise_weight_grad
+    for a depthwise layer of padded width Wp, output Ho x Wo, an R x S kernel,
+    row stride sh and dilation dh."""
+    cdef Py_ssize_t G = _table.dw_lanes_f64 if double_precision else _table.dw_lanes_f32
+    cdef Py_ssize_t item = 8 if double_precision else 4
+    cdef Py_ssize_t band = max(1, min(Ho, DW_BAND_BYTES // (item * G * Wp * sh)))
+    cdef Py_ssize_t rows = (band - 1) * sh + (R - 1) * dh + 1
+    return G, band, G * (R * S + rows * Wp + band * Wo)
+
+
+def depthwise_weight_grad(const fp_t[:, :, :, ::1] padded,     # IN  N x C x Hp x Wp
+                          const fp_t[:, :, :, ::1] grad_out,   # IN  N x C x Ho x Wo
+                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                          Py_ssize_t band,                     # depthwise_grad_plan's
+                          fp_t[:, :, ::1] grad,                # OUT C x R x S
+                          fp_t[::1] scratch,                   # depthwise_grad_plan's elements
+                          Py_ssize_t c0, Py_ssize_t c1):
+    """The weight gradient of a depthwise conv2d (one input and one output
+    channel per group) for channels c0 <= c < c1 (c0 a multiple of the
+    lanes): grad[c, r, s] = sum over n, y, x of grad_out[n, c, y, x] *
+    padded[n, c, y*sh + r*dh, x*sw + s*dw], the channels in the vector lanes
+    (band by band, both interleaved; depthwise_taps), each sum in (n, y, x)
+    order: the same bits for any split of the channels."""
+    cdef Py_ssize_t N = padded.shape[0], Hp = padded.shape[2], Wp = padded.shape[3]
+    cdef Py_ssize_t Ho = grad_out.shape[2], Wo = grad_out.shape[3]
+    cdef Py_ssize_t R = grad.shape[1], S = grad.shape[2], taps = R * S
+    cdef Py_ssize_t G = _table.dw_lanes_f64 if fp_t is double else _table.dw_lanes_f32
+    cdef Py_ssize_t group, cc, nc, n, yb, ye, r0, r1
+    cdef fp_t *acc = &scratch[0]
+    cdef fp_t *ibuf = acc + G * taps
+    cdef fp_t *gbuf = ibuf + ((band - 1) * sh + (R - 1) * dh + 1) * Wp * G
+    if c1 <= c0 or N == 0 or Ho == 0 or Wo == 0:
+        if c1 > c0:
+            grad[c0:c1] = 0
+        return
+    with nogil:
+        for group in range(c0 // G, (c1 + G - 1) // G):
+            cc = group * G
+            nc = min(G, c1 - cc)
+            memset(acc, 0, G * taps * sizeof(fp_t))
+            for n in range(N):
+                yb = 0
+                while yb < Ho:
+                    ye = min(yb + band, Ho)
+                    r0, r1 = yb * sh, (ye - 1) * sh + (R - 1) * dh + 1
+                    _dw_interleave(&padded[n, cc, r0, 0], Hp * Wp, (r1 - r0) * Wp, nc, G, ibuf)
+                    _dw_interleave(&grad_out[n, cc, yb, 0], Ho * Wo, (ye - yb) * Wo, nc, G, gbuf)
+                    if fp_t is float:
+                        _table.depthwise_taps_f32(ibuf, Wp * G, sh, sw, dh, dw, R, S, gbuf,
+                                                  Wo * G, Wo, ye - yb, acc)
+                    else:
+                        _table.depthwise_taps_f64(ibuf, Wp * G, sh, sw, dh, dw, R, S, gbuf,
+                                                  Wo * G, Wo, ye - yb, acc)
+                    yb = ye
+            _dw_deinterleave(acc, G, taps, nc, &grad[cc, 0, 0], taps)
 
 
 def conv2d(Conv2dPlan plan,

@@ -314,6 +314,43 @@ static int CK(check_depthwise_lanes)(const cyc_kernel_table *kt)
                     if (bad++ < 5) printf("  depthwise_lanes_%s wrote past a row\n", STR(SFX));
                     break;
                 }
+        /* depthwise_taps: the taps' gradient with `out` as the output's
+         * gradient, onto a start value, against the definition; and the
+         * rows split over two calls, bitwise one call */
+        T *acc = CK(rand_array)(R * S * L + GUARD), *two = malloc((size_t)(R * S * L + GUARD) * sizeof(T));
+        for (cyc_index i = R * S * L; i < R * S * L + GUARD; i++) acc[i] = (T)SENTINEL;
+        memcpy(two, acc, (size_t)(R * S * L + GUARD) * sizeof(T));
+        T *start = malloc((size_t)(R * S * L) * sizeof(T));
+        memcpy(start, acc, (size_t)(R * S * L) * sizeof(T));
+        kt->CK(depthwise_taps)(in, pitch, sh, sw, dh, dw, R, S, out, os, width, nrows, acc);
+        cyc_index split = nrows / 2;
+        kt->CK(depthwise_taps)(in, pitch, sh, sw, dh, dw, R, S, out, os, width, split, two);
+        kt->CK(depthwise_taps)(in + split * sh * pitch, pitch, sh, sw, dh, dw, R, S,
+                               out + split * os, os, width, nrows - split, two);
+        for (cyc_index t = 0; t < R * S; t++)
+            for (cyc_index l = 0; l < L; l++) {
+                long double ref = start[t * L + l], mag = fabsl(ref);
+                for (cyc_index y = 0; y < nrows; y++)
+                    for (cyc_index x = 0; x < width; x++) {
+                        long double term = (long double)out[y * os + x * L + l]
+                            * in[(y * sh + t / S * dh) * pitch + (x * sw + t % S * dw) * L + l];
+                        ref += term;
+                        mag += fabsl(term);
+                    }
+                if (!CK(agree)(acc[t * L + l], ref, mag, nrows * width) && bad++ < 5)
+                    printf("  depthwise_taps_%s: %dx%d stride %d,%d dilation %d,%d width %d"
+                           " rows %d tap %d lane %d\n", STR(SFX), (int)R, (int)S, (int)sh,
+                           (int)sw, (int)dh, (int)dw, (int)width, (int)nrows, (int)t, (int)l);
+            }
+        if (memcmp(acc, two, (size_t)(R * S * L + GUARD) * sizeof(T)) != 0 && bad++ < 5)
+            printf("  depthwise_taps_%s: rows split over two calls differ (or wrote past)\n",
+                   STR(SFX));
+        for (cyc_index i = R * S * L; i < R * S * L + GUARD; i++)
+            if (acc[i] != (T)SENTINEL) {
+                if (bad++ < 5) printf("  depthwise_taps_%s wrote past the taps\n", STR(SFX));
+                break;
+            }
+        free(acc); free(two); free(start);
         free(in); free(w); free(b); free(plane); free(taps); free(out);
     }
     /* interleave.h: G channels of n pixels into G-value pixels and back */

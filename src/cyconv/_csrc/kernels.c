@@ -340,6 +340,7 @@ static const cyc_kernel_table table_base = {
     0, 0, NULL, NULL,
     cyc_depthwise_lanes_f32_base, cyc_depthwise_lanes_f64_base, DW_LANES(BASE),
     NULL, NULL, NULL, NULL,
+    cyc_depthwise_taps_f32_base, cyc_depthwise_taps_f64_base,
 };
 
 #if CYC_X86_DISPATCH
@@ -358,6 +359,7 @@ static const cyc_kernel_table table_avx2 = {
     0, 0, NULL, NULL,
     cyc_depthwise_lanes_f32_avx2, cyc_depthwise_lanes_f64_avx2, DW_LANES(AVX2),
     NULL, NULL, NULL, NULL,
+    cyc_depthwise_taps_f32_avx2, cyc_depthwise_taps_f64_avx2,
 };
 /* Not const: cyc_set_rows_512 sets its rows_t_square_once. */
 static cyc_kernel_table table_avx512 = {
@@ -385,6 +387,7 @@ static cyc_kernel_table table_avx512 = {
 #else
     NULL, NULL, NULL, NULL,
 #endif
+    cyc_depthwise_taps_f32_avx512, cyc_depthwise_taps_f64_avx512,
 };
 
 #endif

@@ -170,6 +170,21 @@ typedef void (*cyc_depthwise_lanes_f64)(const double *in, cyc_index rs, cyc_inde
                                         double *out, cyc_index os, cyc_index width,
                                         cyc_index nrows);
 
+/* The gradient of depthwise_lanes with respect to its taps, added to acc:
+ *   acc[(r*S + s)*L + l] += sum_{y<nrows} sum_{x<width} g[y*gs + x*L + l]
+ *                           * in[(y*sh + r*dh)*rs + (x*sw + s*dw)*L + l]
+ * for every tap and l < L, each sum in (y, x) order onto acc's value (fused
+ * where the level fuses): calls on consecutive row ranges give the bits of
+ * one call. */
+typedef void (*cyc_depthwise_taps_f32)(const float *in, cyc_index rs, cyc_index sh,
+                                       cyc_index sw, cyc_index dh, cyc_index dw, cyc_index R,
+                                       cyc_index S, const float *g, cyc_index gs,
+                                       cyc_index width, cyc_index nrows, float *acc);
+typedef void (*cyc_depthwise_taps_f64)(const double *in, cyc_index rs, cyc_index sh,
+                                       cyc_index sw, cyc_index dh, cyc_index dw, cyc_index R,
+                                       cyc_index S, const double *g, cyc_index gs,
+                                       cyc_index width, cyc_index nrows, double *acc);
+
 /* The channels-in-lanes layout for a whole group of L (dw_lanes) channels:
  * interleave_lanes  dst[j*L + l] = src[l*cs + j],
  * deinterleave_lanes dst[l*cs + j] = src[j*L + l], for j < n and l < L;
@@ -241,6 +256,8 @@ typedef struct {
     cyc_interleave_lanes_f64 interleave_lanes_f64;
     cyc_deinterleave_lanes_f32 deinterleave_lanes_f32;
     cyc_deinterleave_lanes_f64 deinterleave_lanes_f64;
+    cyc_depthwise_taps_f32 depthwise_taps_f32;
+    cyc_depthwise_taps_f64 depthwise_taps_f64;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

@@ -1491,6 +1491,53 @@ TARGET static void FN(depthwise_lanes)(const T *in, cyc_index rs, cyc_index sh, 
     else
         FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, width, nrows, 1, 1);
 }
+
+/* The taps' gradient of depthwise_lanes (kernels.h: cyc_depthwise_taps):
+ * up to DW_TAPS taps at a time hold their sums in registers while the
+ * pixels stream past, each pixel's gradient vector loaded once for all of
+ * them. Per tap and channel one chain in (y, x) order, so the sums do not
+ * depend on how the rows are cut into calls. */
+#define DW_TAPS 12
+TARGET static void FN(depthwise_taps)(const T *in, cyc_index rs, cyc_index sh, cyc_index sw,
+                                      cyc_index dh, cyc_index dw, cyc_index R, cyc_index S,
+                                      const T *g, cyc_index gs, cyc_index width,
+                                      cyc_index nrows, T *acc)
+{
+    const cyc_index L = DW_L, taps = R * S;
+    for (cyc_index t0 = 0; t0 < taps; t0 += DW_TAPS) {
+        int nt = taps - t0 < DW_TAPS ? (int)(taps - t0) : DW_TAPS;
+        cyc_index off[DW_TAPS];
+        for (int i = 0; i < DW_TAPS; i++) {
+            cyc_index t = t0 + (i < nt ? i : 0);
+            off[i] = (t / S) * dh * rs + (t % S) * dw * L;
+        }
+#if VBYTES
+        VEC a[DW_TAPS];
+#pragma GCC unroll 12
+        for (int i = 0; i < DW_TAPS; i++) a[i] = i < nt ? (VEC)VLOADU(acc + (t0 + i) * VW) : (VEC){0};
+        for (cyc_index y = 0; y < nrows; y++)
+            for (cyc_index x = 0; x < width; x++) {
+                VEC gv = VLOADU(g + y * gs + x * VW);
+                const T *p = in + y * sh * rs + x * sw * VW;
+#pragma GCC unroll 12
+                for (int i = 0; i < DW_TAPS; i++)
+                    if (i < nt) a[i] += gv * VLOADU(p + off[i]);
+            }
+#pragma GCC unroll 12
+        for (int i = 0; i < DW_TAPS; i++)
+            if (i < nt) VSTORE(acc + (t0 + i) * VW, a[i]);
+#else
+        for (int i = 0; i < nt; i++) {
+            T a = acc[t0 + i];
+            for (cyc_index y = 0; y < nrows; y++)
+                for (cyc_index x = 0; x < width; x++)
+                    a = MADD(g[y * gs + x], in[y * sh * rs + x * sw + off[i]], a);
+            acc[t0 + i] = a;
+        }
+#endif
+    }
+}
+#undef DW_TAPS
 #undef DW_L
 #undef DW_INLINE
 
