@@ -1163,9 +1163,22 @@ cdef inline Py_ssize_t _padded_size(const _Conv *g) noexcept nogil:
     return 0 if g.dw_lanes else g.C * g.Hb * g.Wb
 
 
+cdef inline Py_ssize_t _dw_band(Py_ssize_t Ho, Py_ssize_t Wp, Py_ssize_t sh, Py_ssize_t lanes,
+                                Py_ssize_t item) noexcept nogil:
+    # Output rows per band of the depthwise lanes: about DW_BAND_BYTES of
+    # interleaved input rows (padded width Wp, row stride sh).
+    return max(1, min(Ho, DW_BAND_BYTES // (item * lanes * Wp * sh)))
+
+
+cdef inline Py_ssize_t _dw_rows_read(Py_ssize_t rows, Py_ssize_t sh, Py_ssize_t R,
+                                     Py_ssize_t dh) noexcept nogil:
+    # Padded input rows that `rows` output rows read.
+    return (rows - 1) * sh + (R - 1) * dh + 1
+
+
 cdef inline Py_ssize_t _dw_band_rows(const _Conv *g) noexcept nogil:
     # Padded input rows a band of dw_band output rows reads.
-    return (g.dw_band - 1) * g.sh + (g.R - 1) * g.dh + 1
+    return _dw_rows_read(g.dw_band, g.sh, g.R, g.dh)
 
 
 cdef inline bint _spatial_rows_at_once(const _Conv *g) noexcept nogil:
@@ -1293,7 +1306,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         g.packed_size = 0
         g.dw_lanes = _depthwise_lanes(g, double_precision)
         item = 8 if double_precision else 4
-        g.dw_band = max(1, min(g.Ho, DW_BAND_BYTES // (item * g.dw_lanes * g.Wp * g.sh)))
+        g.dw_band = _dw_band(g.Ho, g.Wp, g.sh, g.dw_lanes, item)
         g.scratch_size = g.dw_lanes * (g.R * g.S + 1 + _dw_band_rows(g) * g.Wp
                                        + g.dw_band * g.Wo)
         g.edge_size = 0
@@ -1945,7 +1958,8 @@ cdef void _conv2d_depthwise_lanes(const _Conv *g, const char *image, const Py_ss
         yb = y0
         while yb < y1:
             ye = min(yb + g.dw_band, y1)
-            r0, r1 = yb * g.sh, (ye - 1) * g.sh + (g.R - 1) * g.dh + 1
+            r0 = yb * g.sh
+            r1 = r0 + _dw_rows_read(ye - yb, g.sh, g.R, g.dh)
             for hp in range(r0, r1):
                 plane = image + c0 * istr[1] + row_map[hp] * istr[2] if row_map[hp] >= 0 \
                     else NULL
@@ -2286,10 +2300,8 @@ def depthwise_grad_plan(Py_ssize_t Wp, Py_ssize_t Wo, Py_ssize_t Ho, Py_ssize_t 
     for a depthwise layer of padded width Wp, output Ho x Wo, an R x S kernel,
     row stride sh and dilation dh."""
     cdef Py_ssize_t G = _table.dw_lanes_f64 if double_precision else _table.dw_lanes_f32
-    cdef Py_ssize_t item = 8 if double_precision else 4
-    cdef Py_ssize_t band = max(1, min(Ho, DW_BAND_BYTES // (item * G * Wp * sh)))
-    cdef Py_ssize_t rows = (band - 1) * sh + (R - 1) * dh + 1
-    return G, band, G * (R * S + rows * Wp + band * Wo)
+    cdef Py_ssize_t band = _dw_band(Ho, Wp, sh, G, 8 if double_precision else 4)
+    return G, band, G * (R * S + _dw_rows_read(band, sh, R, dh) * Wp + band * Wo)
 
 
 def depthwise_weight_grad(const fp_t[:, :, :, ::1] padded,     # IN  N x C x Hp x Wp
@@ -2309,10 +2321,10 @@ def depthwise_weight_grad(const fp_t[:, :, :, ::1] padded,     # IN  N x C x Hp 
     cdef Py_ssize_t Ho = grad_out.shape[2], Wo = grad_out.shape[3]
     cdef Py_ssize_t R = grad.shape[1], S = grad.shape[2], taps = R * S
     cdef Py_ssize_t G = _table.dw_lanes_f64 if fp_t is double else _table.dw_lanes_f32
-    cdef Py_ssize_t group, cc, nc, n, yb, ye, r0, r1
+    cdef Py_ssize_t group, cc, nc, n, yb, ye, r0
     cdef fp_t *acc = &scratch[0]
     cdef fp_t *ibuf = acc + G * taps
-    cdef fp_t *gbuf = ibuf + ((band - 1) * sh + (R - 1) * dh + 1) * Wp * G
+    cdef fp_t *gbuf = ibuf + _dw_rows_read(band, sh, R, dh) * Wp * G
     if c1 <= c0 or N == 0 or Ho == 0 or Wo == 0:
         if c1 > c0:
             grad[c0:c1] = 0
@@ -2326,8 +2338,9 @@ def depthwise_weight_grad(const fp_t[:, :, :, ::1] padded,     # IN  N x C x Hp 
                 yb = 0
                 while yb < Ho:
                     ye = min(yb + band, Ho)
-                    r0, r1 = yb * sh, (ye - 1) * sh + (R - 1) * dh + 1
-                    _dw_interleave(&padded[n, cc, r0, 0], Hp * Wp, (r1 - r0) * Wp, nc, G, ibuf)
+                    r0 = yb * sh
+                    _dw_interleave(&padded[n, cc, r0, 0], Hp * Wp,
+                                   _dw_rows_read(ye - yb, sh, R, dh) * Wp, nc, G, ibuf)
                     _dw_interleave(&grad_out[n, cc, yb, 0], Ho * Wo, (ye - yb) * Wo, nc, G, gbuf)
                     if fp_t is float:
                         _table.depthwise_taps_f32(ibuf, Wp * G, sh, sw, dh, dw, R, S, gbuf,
