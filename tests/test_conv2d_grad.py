@@ -90,6 +90,69 @@ def test_depthwise_weight_gradient_over_images(K, conv):
     np.testing.assert_allclose(gw, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("C, H, W, R, S, stride, dilation, padding, mode", [
+    (16, 14, 13, 3, 3, 2, 1, 1, "zeros"),
+    (20, 15, 16, 3, 3, (2, 3), 1, 1, "zeros"),      # a part group of channels (both levels)
+    (33, 9, 11, 5, 5, 2, (2, 1), 2, "zeros"),
+    (8, 12, 10, 3, 2, (1, 2), 1, (0, 1, 1, 0), "zeros"),   # (float32 AVX-512: conv2d)
+    (16, 11, 12, 3, 3, 3, 2, 1, "zeros"),            # phases the taps never reach
+    (16, 13, 13, 2, 2, 4, 1, 0, "zeros"),            # stride above the kernel
+    (16, 40, 9, 3, 3, 2, 1, 1, "zeros"),             # bands of rows (float32 at 16 lanes)
+    (16, 12, 12, 3, 3, 2, 1, 1, "reflect"),          # the whole padded gradient, then folded
+    (24, 10, 11, 3, 3, (2, 1), 1, "same", "circular"),
+], ids=str)
+def test_depthwise_input_gradient_channels_in_lanes(C, H, W, R, S, stride, dilation, padding,
+                                                     mode, dtype, monkeypatch):
+    """Strided depthwise input gradients with the channels in the vector
+    lanes (_core.depthwise_transpose): the exact transpose (adjoint identity
+    in float64), and bitwise the polyphase conv2d calls they replace; the
+    same for conv_transpose2d with a bias into a strided `out`."""
+    from cyconv import _conv2d_grad, _core
+    taken = []
+    lanes_path = _conv2d_grad._grad_input_depthwise_lanes
+    monkeypatch.setattr(_conv2d_grad, "_grad_input_depthwise_lanes",
+                        lambda *a: (taken.append(1), lanes_path(*a)))
+    rng = np.random.default_rng(C * H + W)
+    x, w = rand(rng, (2, C, H, W), dtype), rand(rng, (C, 1, R, S), dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C, padding_mode=mode)
+    g = rand(rng, cyconv.conv2d(x, w, **kw).shape, dtype)
+    b = rand(rng, (C,), dtype)
+    gi = cyconv.conv2d_backward(g, x, w, output_mask=(True, False, False), **kw)[0]
+    tw = dict(stride=stride, dilation=dilation, groups=C)
+    if mode == "zeros" and not isinstance(padding, tuple):   # (conv_transpose2d's padding)
+        out = np.full((2, C, H, 2 * W), np.nan, dtype)[..., ::2]
+        # (the transposed layer of the same geometry: g's shape back to x's)
+        extra = [h - ((gh - 1) * s - 2 * p + d * (k - 1) + 1) for h, gh, s, p, d, k in zip(
+            (H, W), g.shape[2:], _pair(stride), _pair(padding), _pair(dilation), (R, S))]
+        ct = cyconv.conv_transpose2d(g, w, b, padding=padding, output_padding=extra, out=out,
+                                     **tw)
+    transposed = mode == "zeros" and not isinstance(padding, tuple)
+    lanes = _core.tile_sizes()["dw_lanes_f64" if dtype == F64 else "dw_lanes_f32"]
+    assert len(taken) == (1 + transposed if C >= lanes else 0)   # (fewer: conv2d calls)
+    if dtype == F64:
+        y = cyconv.conv2d(x, w, **kw)
+        scale = np.vdot(np.abs(y), np.abs(g))
+        assert abs(np.vdot(y, g) - np.vdot(x, gi)) < 1e-13 * scale
+    old = _core.set_depthwise_lanes(False)
+    try:
+        want = cyconv.conv2d_backward(g, x, w, output_mask=(True, False, False), **kw)[0]
+        if transposed:
+            want_ct = cyconv.conv_transpose2d(g, w, b, padding=padding, output_padding=extra,
+                                              **tw)
+    finally:
+        _core.set_depthwise_lanes(old)
+    assert len(taken) == (1 + transposed if C >= lanes else 0)   # the switch turns it off
+    np.testing.assert_array_equal(gi.view(np.uint8), want.view(np.uint8))
+    if transposed:
+        assert ct is out
+        np.testing.assert_array_equal(ct.copy().view(np.uint8), want_ct.view(np.uint8))
+
+
+def _pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
 # --------------------------------------------------------------------------- adjoint identity
 
 GRID = list(itertools.product(

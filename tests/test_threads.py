@@ -73,6 +73,21 @@ def test_depthwise_weight_gradient_bitwise_identical_for_any_workers(dtype):
         assert _identical(got, ref), workers
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_input_gradient_bitwise_identical_for_any_workers(dtype):
+    """Strided depthwise input gradients (channels in the lanes): (image,
+    group of channels) units shared among the threads."""
+    rng = _rng()
+    w = rng.standard_normal((40, 1, 3, 3)).astype(dtype)
+    g = rng.standard_normal((3, 40, 60, 61)).astype(dtype)
+    kw = dict(stride=2, padding=1, groups=40, output_mask=(True, False, False))
+    x = np.empty((3, 40, 120, 122), dtype)   # (4M multiply-adds: 3 threads)
+    ref = cyconv.conv2d_backward(g, x, w, workers=1, **kw)[0]
+    for workers in (2, 3, 5):
+        got = cyconv.conv2d_backward(g, x, w, workers=workers, **kw)[0]
+        assert _identical(got, ref), workers
+
+
 def test_calls_of_less_than_a_chunk_are_cut_for_their_threads(monkeypatch):
     """A call of less work than CHUNK_WORK but more than SPLIT_WORK_PER_THREAD
     runs on the threads it is worth, in PIECES_PER_THREAD pieces each (it

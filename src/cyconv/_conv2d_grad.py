@@ -286,15 +286,15 @@ def _phase_rows(phase, stride, dilation, first, step, count, y0, y1, n_out):
 
 
 def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
-    """The input gradient (or conv_transpose2d): polyphase stride-1 conv2d calls.
+    """The input gradient (or conv_transpose2d): polyphase stride-1 conv2d
+    calls, or for strided depthwise layers the core's transposed
+    convolution with the channels in the vector lanes.
 
     Zero padding: only the rows/columns of the unpadded input are computed,
     straight into `out`. Other modes: the whole padded gradient, then each
     border pixel's gradient is added to the pixel it was copied from.
     """
-    N, C, H, W, K, Cg, R, S, G = (geo.N, geo.C, geo.H, geo.W, geo.K, geo.Cg, geo.R, geo.S,
-                                  geo.groups)
-    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    N, C, H, W = geo.N, geo.C, geo.H, geo.W
     top, bottom, left, right = geo.pad
     zeros = geo.np_mode == "constant"
     if zeros:
@@ -303,6 +303,24 @@ def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
         y0, y1, x0, x1 = 0, top + H + bottom, 0, left + W + right
     if out is None:
         out = _memory.empty((N, C, y1 - y0, x1 - x0), geo.dtype)
+    plan = _depthwise_lanes_plan(geo, y1 - y0, x1 - x0, x0)
+    if plan is not None:
+        _grad_input_depthwise_lanes(gout, w, geo, out, bias, y0, x0, plan)
+    else:
+        _grad_input_phases(gout, w, geo, out, bias, y0, y1, x0, x1)
+    if zeros:
+        return out
+    row_map = index_map(H, top, bottom, geo.np_mode)
+    col_map = index_map(W, left, right, geo.np_mode)
+    folded = _fold(out, row_map, top, H, axis=2)
+    return _fold(folded, col_map, left, W, axis=3)
+
+
+def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> None:
+    """The padded input's gradient rows y0..y1-1, columns x0..x1-1 into
+    `out`, one stride-1 conv2d call per stride phase."""
+    C, K, Cg, R, S, G = geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
     # conv2d's weight for this: (C, K/groups, R, S), flipped, within each group.
     Kg = K // G
     wt = w.reshape(G, Kg, Cg, R, S).transpose(0, 2, 1, 3, 4).reshape(C, Kg, R, S)[:, :, ::-1, ::-1]
@@ -330,12 +348,45 @@ def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
             conv2d(gout[:, :, ylo:yhi, xlo:xhi], sub, bias, padding=(xpre, xpost, ypre, ypost),
                    dilation=(dh // gcd(sh, dh), dw // gcd(sw, dw)), groups=G, out=target,
                    workers=geo.workers)
-    if zeros:
-        return out
-    row_map = index_map(H, top, bottom, geo.np_mode)
-    col_map = index_map(W, left, right, geo.np_mode)
-    folded = _fold(out, row_map, top, H, axis=2)
-    return _fold(folded, col_map, left, W, axis=3)
+
+
+def _depthwise_lanes_plan(geo: _Geometry, Hx: int, Wx: int, x0: int):
+    """_core.depthwise_transpose_plan's (lanes, band, scratch size) for an
+    Hx x Wx gradient from padded column x0 on, where a strided depthwise
+    layer's input gradient runs with the channels in the vector lanes; else
+    None. As conv2d's depthwise lanes (and switched with them): one input
+    and one output channel per group, at least a vector of channels. At
+    unit stride the one stride-1 conv2d call takes conv2d's own paths."""
+    if not (_core.depthwise_lanes() and geo.Cg == 1 and geo.K == geo.C == geo.groups
+            and geo.stride != (1, 1)):
+        return None
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    plan = _core.depthwise_transpose_plan(Hx, Wx, x0, geo.R, geo.S, sh, sw, dh, dw,
+                                          geo.dtype == np.float64)
+    return plan if geo.C >= plan[0] else None
+
+
+def _grad_input_depthwise_lanes(gout, w, geo: _Geometry, out, bias, y0, x0, plan) -> None:
+    """The input gradient of a depthwise layer, the padded input's rows and
+    columns from (y0, x0) on, into `out`: the core's transposed convolution
+    with the channels in the vector lanes (_core.depthwise_transpose), its
+    (image, group of channels) units shared among the threads. The bits are
+    those of _grad_input_phases, for any thread count."""
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    lanes, band, size = plan
+    gout = np.ascontiguousarray(gout, geo.dtype)
+    weight = np.ascontiguousarray(w.reshape(geo.C, geo.R, geo.S), geo.dtype)
+    bias = None if bias is None else np.ascontiguousarray(bias, geo.dtype)
+    units = geo.N * -(-geo.C // lanes)
+    work = float(out.size) * geo.R * geo.S / (sh * sw)
+    per_chunk = -(-units // _parallel.threads_for(geo.workers, work, units))
+
+    def job(scratch, u0, u1):
+        _core.depthwise_transpose(gout, weight, bias, out, y0, x0, sh, sw, dh, dw, band,
+                                  scratch, u0, u1)
+
+    chunks = [(u0, min(u0 + per_chunk, units)) for u0 in range(0, units, per_chunk)]
+    _parallel.run_work(job, chunks, work, geo.workers, lambda: np.empty(size, geo.dtype))
 
 
 def _fold(grad, source, before: int, n: int, axis: int) -> np.ndarray:

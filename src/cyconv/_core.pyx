@@ -76,12 +76,12 @@ cdef extern from "kernels.h" nogil:
                                              cyc_index sw, cyc_index dh, cyc_index dw,
                                              cyc_index R, cyc_index S, const float *w,
                                              const float *bias, float *out, cyc_index os,
-                                             cyc_index width, cyc_index nrows)
+                                             cyc_index ps, cyc_index width, cyc_index nrows)
     ctypedef void (*cyc_depthwise_lanes_f64)(const double *inp, cyc_index rs, cyc_index sh,
                                              cyc_index sw, cyc_index dh, cyc_index dw,
                                              cyc_index R, cyc_index S, const double *w,
                                              const double *bias, double *out, cyc_index os,
-                                             cyc_index width, cyc_index nrows)
+                                             cyc_index ps, cyc_index width, cyc_index nrows)
     ctypedef void (*cyc_interleave_lanes_f32)(const float *src, cyc_index cs, cyc_index n,
                                               float *dst)
     ctypedef void (*cyc_interleave_lanes_f64)(const double *src, cyc_index cs, cyc_index n,
@@ -1913,18 +1913,18 @@ cdef void _dw_gather_row(const _Conv *g, const char *plane, Py_ssize_t cs, Py_ss
                 dst[j * G + l] = (<const fp_t *>(plane + l * cs + j * xs))[0] if l < nc else 0
 
 
-cdef void _dw_scatter_rows(const _Conv *g, const fp_t *src, Py_ssize_t nrows, Py_ssize_t nc,
+cdef void _dw_scatter_rows(const fp_t *src, Py_ssize_t nrows, Py_ssize_t Wo, Py_ssize_t nc,
                            Py_ssize_t G, char *out, Py_ssize_t osk, Py_ssize_t osy,
                            Py_ssize_t osx) noexcept nogil:
-    """nrows output rows of G-value pixels into nc output planes (`out`: the
+    """nrows rows of Wo G-value pixels into nc output planes (`out`: the
     first one's first row; byte strides)."""
-    cdef Py_ssize_t i, x, l, item = sizeof(fp_t), Wo = g.Wo
+    cdef Py_ssize_t i, x, l, item = sizeof(fp_t)
     if osx == item and osk % item == 0 and (osy == Wo * item or nrows == 1):
         # whole planes' rows back to back: one run
         _dw_deinterleave(src, G, nrows * Wo, nc, <fp_t *>out, osk // item)
     elif osx == item and osk % item == 0:
         for i in range(nrows):
-            _dw_scatter_rows(g, src + i * Wo * G, 1, nc, G, out + i * osy, osk, osy, osx)
+            _dw_scatter_rows(src + i * Wo * G, 1, Wo, nc, G, out + i * osy, osk, osy, osx)
     else:
         for i in range(nrows):
             for x in range(Wo):
@@ -1972,13 +1972,13 @@ cdef void _conv2d_depthwise_lanes(const _Conv *g, const char *image, const Py_ss
                 if fp_t is float:
                     _table.depthwise_lanes_f32(ibuf, pitch, g.sh, g.sw, g.dh, g.dw, g.R, g.S,
                                                wbuf, bbuf if bias != NULL else NULL, obuf,
-                                               G * g.Wo, g.Wo, ye - yb)
+                                               G * g.Wo, G, g.Wo, ye - yb)
                 else:
                     _table.depthwise_lanes_f64(ibuf, pitch, g.sh, g.sw, g.dh, g.dw, g.R, g.S,
                                                wbuf, bbuf if bias != NULL else NULL, obuf,
-                                               G * g.Wo, g.Wo, ye - yb)
-                _dw_scatter_rows(g, obuf, ye - yb, nc, G, out + (c0 * Kg + m) * osk + yb * osy,
-                                 Kg * osk, osy, osx)
+                                               G * g.Wo, G, g.Wo, ye - yb)
+                _dw_scatter_rows(obuf, ye - yb, g.Wo, nc, G,
+                                 out + (c0 * Kg + m) * osk + yb * osy, Kg * osk, osy, osx)
             yb = ye
 
 
@@ -2350,6 +2350,159 @@ def depthwise_weight_grad(const fp_t[:, :, :, ::1] padded,     # IN  N x C x Hp 
                                                   Wo * G, Wo, ye - yb, acc)
                     yb = ye
             _dw_deinterleave(acc, G, taps, nc, &grad[cc, 0, 0], taps)
+
+
+cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # a // b rounded down, for b > 0 (cdivision truncates)
+    return a // b if a >= 0 else -((b - 1 - a) // b)
+
+
+cdef inline Py_ssize_t _phase_first_tap(Py_ssize_t phase, Py_ssize_t stride,
+                                        Py_ssize_t dilation, Py_ssize_t taps) noexcept nogil:
+    # The first tap r with r * dilation = phase (mod stride), or -1
+    cdef Py_ssize_t r
+    for r in range(min(stride // _gcd(stride, dilation), taps)):
+        if (r * dilation - phase) % stride == 0:
+            return r
+    return -1
+
+
+cdef inline Py_ssize_t _dwt_band(Py_ssize_t Hx, Py_ssize_t Wx, Py_ssize_t lanes,
+                                 Py_ssize_t item) noexcept nogil:
+    # Gradient rows per band of depthwise_transpose: about DW_BAND_BYTES of them
+    return max(1, min(Hx, DW_BAND_BYTES // (item * lanes * max(Wx, 1))))
+
+
+cdef inline Py_ssize_t _dwt_cols(Py_ssize_t x0, Py_ssize_t Wx, Py_ssize_t S, Py_ssize_t sw,
+                                 Py_ssize_t dw) noexcept nogil:
+    # grad_output columns that gradient columns x0 <= x < x0 + Wx read
+    return _floor_div(x0 + Wx - 1, sw) - _floor_div(x0 - (S - 1) * dw, sw) + 1
+
+
+def depthwise_transpose_plan(Py_ssize_t Hx, Py_ssize_t Wx, Py_ssize_t x0, Py_ssize_t R,
+                             Py_ssize_t S, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                             Py_ssize_t dw, bint double_precision):
+    """(lanes, gradient rows per band, scratch elements) of depthwise_transpose
+    for an Hx x Wx gradient from padded column x0 on."""
+    cdef Py_ssize_t G = _table.dw_lanes_f64 if double_precision else _table.dw_lanes_f32
+    cdef Py_ssize_t band = _dwt_band(Hx, Wx, G, 8 if double_precision else 4)
+    cdef Py_ssize_t rows = (band + (R - 1) * dh) // sh + 2   # grad_output rows a band reads
+    return G, band, G * (2 * R * S + 1 + rows * _dwt_cols(x0, Wx, S, sw, dw) + band * Wx)
+
+
+def depthwise_transpose(const fp_t[:, :, :, ::1] grad_out,    # IN  N x C x Ho x Wo
+                        const fp_t[:, :, ::1] weight,         # IN  C x R x S
+                        const fp_t[::1] bias,                 # IN  C, or None
+                        fp_t[:, :, :, :] out,                 # OUT N x C x Hx x Wx, any strides
+                        Py_ssize_t y0, Py_ssize_t x0,
+                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                        Py_ssize_t band,                      # depthwise_transpose_plan's
+                        fp_t[::1] scratch,                    # depthwise_transpose_plan's elements
+                        Py_ssize_t u0, Py_ssize_t u1):
+    """The input gradient of a depthwise conv2d (one input and one output
+    channel per group; stride sh x sw, dilation dh x dw), as the padded
+    input's pixels (y0 + i, x0 + j):
+        out[n, c, i, j] = sum of weight[c, r, s] * grad_out[n, c, oy, ox]
+                          over y0 + i = oy*sh + r*dh, x0 + j = ox*sw + s*dw
+                          (+ bias[c]),
+    for the units u0 <= u < u1 of image n = u // groups and lane group u %
+    groups of the channels. The channels go in the vector lanes: band by
+    band of gradient rows, the grad_output rows they read interleaved, then
+    per stride phase of the gradient's pixels a stride-1 depthwise_lanes
+    over that phase's taps (flipped), its pixels written sw apart into the
+    band's rows, which are then taken apart into the planes. Per pixel the
+    sum runs over the phase's taps in flipped (r, s) order from zero, the
+    bias added once: conv2d's bits for the phase's stride-1 correlation
+    (_conv2d_grad._grad_input), for any split of the units."""
+    cdef Py_ssize_t N = grad_out.shape[0], C = grad_out.shape[1]
+    cdef Py_ssize_t Ho = grad_out.shape[2], Wo = grad_out.shape[3]
+    cdef Py_ssize_t R = weight.shape[1], S = weight.shape[2], taps = R * S
+    cdef Py_ssize_t Hx = out.shape[2], Wx = out.shape[3]
+    cdef Py_ssize_t G = _table.dw_lanes_f64 if fp_t is double else _table.dw_lanes_f32
+    cdef Py_ssize_t groups = (C + G - 1) // G, item = sizeof(fp_t)
+    cdef Py_ssize_t gc0 = _floor_div(x0 - (S - 1) * dw, sw), ncols = _dwt_cols(x0, Wx, S, sw, dw)
+    cdef Py_ssize_t ipitch = ncols * G, mpitch = Wx * G
+    cdef Py_ssize_t steph = sh // _gcd(sh, dh), stepw = sw // _gcd(sw, dw)
+    cdef Py_ssize_t u, n, cc, nc, l, yb, ye, gr0, gr1, oy, a, b, py, px, fr, fc, nr, ns
+    cdef Py_ssize_t i, j, k, rows, cols, r_last, s_last
+    cdef fp_t *wall = &scratch[0]
+    cdef fp_t *wph = wall + taps * G
+    cdef fp_t *bbuf = wph + taps * G
+    cdef fp_t *ibuf = bbuf + G
+    cdef fp_t *mbuf = ibuf + ((band + (R - 1) * dh) // sh + 2) * ipitch
+    cdef fp_t *dst
+    cdef bint has_bias = bias is not None
+    cdef char *obase
+    if N * C * Hx * Wx == 0:
+        return
+    obase = <char *>&out[0, 0, 0, 0]
+    with nogil:
+        for u in range(u0, u1):
+            n, cc = u // groups, u % groups * G
+            nc = min(G, C - cc)
+            _dw_interleave(&weight[cc, 0, 0], taps, taps, nc, G, wall)
+            for l in range(G):
+                bbuf[l] = bias[cc + l] if has_bias and l < nc else 0
+            yb = 0
+            while yb < Hx:
+                ye = min(yb + band, Hx)
+                # the grad_output rows this band reads, zeros past its edges
+                gr0 = _floor_div(y0 + yb - (R - 1) * dh, sh)
+                gr1 = _floor_div(y0 + ye - 1, sh) + 1
+                a, b = max(gc0, 0), min(gc0 + ncols, Wo)
+                for oy in range(gr0, gr1):
+                    dst = ibuf + (oy - gr0) * ipitch
+                    if oy < 0 or oy >= Ho or a >= b:
+                        memset(dst, 0, ipitch * item)
+                        continue
+                    memset(dst, 0, (a - gc0) * G * item)
+                    _dw_interleave(&grad_out[n, cc, oy, a], Ho * Wo, b - a, nc, G,
+                                   dst + (a - gc0) * G)
+                    memset(dst + (b - gc0) * G, 0, (gc0 + ncols - b) * G * item)
+                # phase by phase: rows i = py, columns j = px (mod the stride)
+                for py in range(sh):
+                    fr = _phase_first_tap((py + y0) % sh, sh, dh, R)   # rows y0 + i = py
+                    nr = (R - 1 - fr) // steph + 1 if fr >= 0 else 0
+                    i = yb + ((py - yb) % sh + sh) % sh   # the phase's first row in the band
+                    rows = (ye - i + sh - 1) // sh if i < ye else 0
+                    for px in range(sw):
+                        fc = _phase_first_tap((px + x0) % sw, sw, dw, S)
+                        ns = (S - 1 - fc) // stepw + 1 if fc >= 0 else 0
+                        j = px
+                        cols = (Wx - j + sw - 1) // sw if j < Wx else 0
+                        if rows == 0 or cols == 0:
+                            continue
+                        dst = mbuf + (i - yb) * mpitch + j * G
+                        if nr == 0 or ns == 0:   # no tap reaches these pixels
+                            for a in range(rows):
+                                for b in range(cols):
+                                    memcpy(dst + a * sh * mpitch + b * sw * G, bbuf, G * item)
+                            continue
+                        r_last, s_last = fr + (nr - 1) * steph, fc + (ns - 1) * stepw
+                        for a in range(nr):
+                            for b in range(ns):
+                                memcpy(wph + (a * ns + b) * G,
+                                       wall + ((r_last - a * steph) * S + s_last - b * stepw) * G,
+                                       G * item)
+                        oy = (y0 + i - r_last * dh) // sh - gr0   # exact: the phase's rows
+                        k = (x0 + j - s_last * dw) // sw - gc0
+                        if fp_t is float:
+                            _table.depthwise_lanes_f32(ibuf + oy * ipitch + k * G, ipitch, 1, 1,
+                                                       dh // _gcd(sh, dh), dw // _gcd(sw, dw),
+                                                       nr, ns, wph,
+                                                       bbuf if has_bias else NULL, dst,
+                                                       sh * mpitch, sw * G, cols, rows)
+                        else:
+                            _table.depthwise_lanes_f64(ibuf + oy * ipitch + k * G, ipitch, 1, 1,
+                                                       dh // _gcd(sh, dh), dw // _gcd(sw, dw),
+                                                       nr, ns, wph,
+                                                       bbuf if has_bias else NULL, dst,
+                                                       sh * mpitch, sw * G, cols, rows)
+                _dw_scatter_rows(mbuf, ye - yb, Wx, nc, G,
+                                 obase + n * out.strides[0] + cc * out.strides[1]
+                                 + yb * out.strides[2], out.strides[1], out.strides[2],
+                                 out.strides[3])
+                yb = ye
 
 
 def conv2d(Conv2dPlan plan,

@@ -267,8 +267,9 @@ static int CK(check_rows_s2)(const cyc_kernel_table *kt)
 /* depthwise_lanes: each of the L channels bitwise spatial_row on that
  * channel's plane, pixel by pixel, plus the bias (kernels.h), at strides and
  * dilations 1-3, widths across the kernel's blocks (8 pixels; 2 rows of 4;
- * 1), nothing written past each output row's pixels; and interleave.h's
- * layout there and back, zeros past the channels given. */
+ * 1), output pixels L or 2L apart, nothing written past each output row's
+ * pixels or between them; and interleave.h's layout there and back, zeros
+ * past the channels given. */
 static int CK(check_depthwise_lanes)(const cyc_kernel_table *kt)
 {
     const cyc_index L = kt->CK(dw_lanes);
@@ -284,13 +285,14 @@ static int CK(check_depthwise_lanes)(const cyc_kernel_table *kt)
             continue;
         cyc_index sh = st, sw = 4 - st, dh = dl, dw = 3 - dl;
         cyc_index W = (width - 1) * sw + (S - 1) * dw + 1, H = (nrows - 1) * sh + (R - 1) * dh + 1;
-        cyc_index pitch = (W + 2) * L, os = width * L + GUARD;
+        cyc_index ps = (width + nrows) % 2 ? 2 * L : L;   /* output pixel step */
+        cyc_index pitch = (W + 2) * L, os = width * ps + GUARD;
         T *in = CK(rand_array)(H * pitch), *w = CK(rand_array)(R * S * L), *b = CK(rand_array)(L);
         T *plane = malloc((size_t)(H * W) * sizeof(T)), *taps = malloc((size_t)(R * S) * sizeof(T));
         T *out = malloc((size_t)(nrows * os) * sizeof(T));
         for (cyc_index i = 0; i < nrows * os; i++) out[i] = (T)SENTINEL;
         kt->CK(depthwise_lanes)(in, pitch, sh, sw, dh, dw, R, S, w, with_bias ? b : NULL, out,
-                                os, width, nrows);
+                                os, ps, width, nrows);
         for (cyc_index l = 0; l < L; l++) {
             for (cyc_index i = 0; i < H * W; i++) plane[i] = in[(i / W) * pitch + (i % W) * L + l];
             for (cyc_index t = 0; t < R * S; t++) taps[t] = w[t * L + l];
@@ -301,7 +303,7 @@ static int CK(check_depthwise_lanes)(const cyc_kernel_table *kt)
                                         &want, 1);
                     if (with_bias) want = want + b[l];
                     checks++;
-                    if (memcmp(&want, &out[y * os + x * L + l], sizeof(T)) != 0 && bad++ < 5)
+                    if (memcmp(&want, &out[y * os + x * ps + l], sizeof(T)) != 0 && bad++ < 5)
                         printf("  depthwise_lanes_%s: %dx%d stride %d,%d dilation %d,%d width %d"
                                " row %d pixel %d lane %d is not spatial_row's\n", STR(SFX),
                                (int)R, (int)S, (int)sh, (int)sw, (int)dh, (int)dw, (int)width,
@@ -309,30 +311,36 @@ static int CK(check_depthwise_lanes)(const cyc_kernel_table *kt)
                 }
         }
         for (cyc_index y = 0; y < nrows; y++)
-            for (cyc_index g = width * L; g < os; g++)
-                if (out[y * os + g] != (T)SENTINEL) {
-                    if (bad++ < 5) printf("  depthwise_lanes_%s wrote past a row\n", STR(SFX));
+            for (cyc_index g = 0; g < os; g++)
+                if (!(g < width * ps && g % ps < L) && out[y * os + g] != (T)SENTINEL) {
+                    if (bad++ < 5) printf("  depthwise_lanes_%s wrote outside its pixels\n",
+                                          STR(SFX));
                     break;
                 }
         /* depthwise_taps: the taps' gradient with `out` as the output's
          * gradient, onto a start value, against the definition; and the
-         * rows split over two calls, bitwise one call */
+         * rows split over two calls, bitwise one call (`grad`: `out`'s pixels
+         * packed, L apart) */
+        cyc_index gs = width * L;
+        T *grad = malloc((size_t)(nrows * gs) * sizeof(T));
+        for (cyc_index i = 0; i < nrows * gs; i++)
+            grad[i] = out[i / gs * os + i % gs / L * ps + i % L];
         T *acc = CK(rand_array)(R * S * L + GUARD), *two = malloc((size_t)(R * S * L + GUARD) * sizeof(T));
         for (cyc_index i = R * S * L; i < R * S * L + GUARD; i++) acc[i] = (T)SENTINEL;
         memcpy(two, acc, (size_t)(R * S * L + GUARD) * sizeof(T));
         T *start = malloc((size_t)(R * S * L) * sizeof(T));
         memcpy(start, acc, (size_t)(R * S * L) * sizeof(T));
-        kt->CK(depthwise_taps)(in, pitch, sh, sw, dh, dw, R, S, out, os, width, nrows, acc);
+        kt->CK(depthwise_taps)(in, pitch, sh, sw, dh, dw, R, S, grad, gs, width, nrows, acc);
         cyc_index split = nrows / 2;
-        kt->CK(depthwise_taps)(in, pitch, sh, sw, dh, dw, R, S, out, os, width, split, two);
+        kt->CK(depthwise_taps)(in, pitch, sh, sw, dh, dw, R, S, grad, gs, width, split, two);
         kt->CK(depthwise_taps)(in + split * sh * pitch, pitch, sh, sw, dh, dw, R, S,
-                               out + split * os, os, width, nrows - split, two);
+                               grad + split * gs, gs, width, nrows - split, two);
         for (cyc_index t = 0; t < R * S; t++)
             for (cyc_index l = 0; l < L; l++) {
                 long double ref = start[t * L + l], mag = fabsl(ref);
                 for (cyc_index y = 0; y < nrows; y++)
                     for (cyc_index x = 0; x < width; x++) {
-                        long double term = (long double)out[y * os + x * L + l]
+                        long double term = (long double)grad[y * gs + x * L + l]
                             * in[(y * sh + t / S * dh) * pitch + (x * sw + t % S * dw) * L + l];
                         ref += term;
                         mag += fabsl(term);
@@ -350,7 +358,7 @@ static int CK(check_depthwise_lanes)(const cyc_kernel_table *kt)
                 if (bad++ < 5) printf("  depthwise_taps_%s wrote past the taps\n", STR(SFX));
                 break;
             }
-        free(acc); free(two); free(start);
+        free(acc); free(two); free(start); free(grad);
         free(in); free(w); free(b); free(plane); free(taps); free(out);
     }
     /* interleave.h: G channels of n pixels into G-value pixels and back */

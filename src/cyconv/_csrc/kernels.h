@@ -154,21 +154,23 @@ typedef void (*cyc_pixel_tile_f64)(const double *in, cyc_index cs, cyc_index C, 
 /* Depthwise correlation with L channels in the vector lanes (L: the table's
  * dw_lanes; kernels_impl.h says why): pixel j of row i of the input, output
  * and taps is L consecutive values, one per channel,
- *   out[y*os + x*L + l] = sum_{r<R} sum_{s<S} w[(r*S + s)*L + l]
- *                         * in[(y*sh + r*dh)*rs + (x*sw + s*dw)*L + l]   (+ bias[l])
+ *   out[y*os + x*ps + l] = sum_{r<R} sum_{s<S} w[(r*S + s)*L + l]
+ *                          * in[(y*sh + r*dh)*rs + (x*sw + s*dw)*L + l]   (+ bias[l])
  * for y < nrows, x < width, l < L, summed in (r, s) order from zero and the
  * bias (L values, or NULL) added once: per channel, spatial_row's sum and
- * rounding for one input channel. rs and os are element pitches. */
+ * rounding for one input channel. rs, os and ps (at least L: a multiple of
+ * L spaces the pixels, as the stride phases of a transposed convolution
+ * fill every other one) are element pitches. */
 typedef void (*cyc_depthwise_lanes_f32)(const float *in, cyc_index rs, cyc_index sh,
                                         cyc_index sw, cyc_index dh, cyc_index dw, cyc_index R,
                                         cyc_index S, const float *w, const float *bias,
-                                        float *out, cyc_index os, cyc_index width,
-                                        cyc_index nrows);
+                                        float *out, cyc_index os, cyc_index ps,
+                                        cyc_index width, cyc_index nrows);
 typedef void (*cyc_depthwise_lanes_f64)(const double *in, cyc_index rs, cyc_index sh,
                                         cyc_index sw, cyc_index dh, cyc_index dw, cyc_index R,
                                         cyc_index S, const double *w, const double *bias,
-                                        double *out, cyc_index os, cyc_index width,
-                                        cyc_index nrows);
+                                        double *out, cyc_index os, cyc_index ps,
+                                        cyc_index width, cyc_index nrows);
 
 /* The gradient of depthwise_lanes with respect to its taps, added to acc:
  *   acc[(r*S + s)*L + l] += sum_{y<nrows} sum_{x<width} g[y*gs + x*L + l]

@@ -1418,7 +1418,7 @@ static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
 TARGET DW_INLINE void
 FN(dw_block)(const T *in, cyc_index rs, cyc_index row_step, cyc_index step, cyc_index dh,
              cyc_index dw, cyc_index R, cyc_index S, const T *w, const T *bias, T *out,
-             cyc_index os, const int nr, const int np)
+             cyc_index os, cyc_index ps, const int nr, const int np)
 {
 #if VBYTES
     VEC acc[8];
@@ -1443,7 +1443,7 @@ FN(dw_block)(const T *in, cyc_index rs, cyc_index row_step, cyc_index step, cyc_
 #pragma GCC unroll 2
     for (int k = 0; k < nr; k++)
 #pragma GCC unroll 8
-        for (int i = 0; i < np; i++) VSTORE(out + k * os + i * VW, acc[k * np + i]);
+        for (int i = 0; i < np; i++) VSTORE(out + k * os + i * ps, acc[k * np + i]);
 #else
     for (int k = 0; k < nr; k++)
         for (int i = 0; i < np; i++) {
@@ -1452,7 +1452,7 @@ FN(dw_block)(const T *in, cyc_index rs, cyc_index row_step, cyc_index step, cyc_
                 for (cyc_index s = 0; s < S; s++)
                     acc = MADD(w[r * S + s], in[k * row_step + i * step + r * dh * rs + s * dw],
                                acc);
-            out[k * os + i] = bias ? acc + bias[0] : acc;
+            out[k * os + i * ps] = bias ? acc + bias[0] : acc;
         }
 #endif
 }
@@ -1462,7 +1462,7 @@ FN(dw_block)(const T *in, cyc_index rs, cyc_index row_step, cyc_index step, cyc_
 TARGET DW_INLINE void
 FN(dw_rows)(const T *in, cyc_index rs, cyc_index sh, cyc_index sw, cyc_index dh, cyc_index dw,
             cyc_index R, cyc_index S, const T *w, const T *bias, T *out, cyc_index os,
-            cyc_index width, cyc_index nrows, const int nr, const int np)
+            cyc_index ps, cyc_index width, cyc_index nrows, const int nr, const int np)
 {
     const cyc_index L = DW_L, step = sw * L, row_step = sh * rs;
     for (cyc_index y = 0; y < nrows; y += nr) {
@@ -1470,7 +1470,7 @@ FN(dw_rows)(const T *in, cyc_index rs, cyc_index sh, cyc_index sw, cyc_index dh,
         for (cyc_index x = 0; x < width; x += np) {
             cyc_index xb = x + np <= width ? x : width - np;
             FN(dw_block)(in + yb * row_step + xb * step, rs, row_step, step, dh, dw, R, S, w,
-                         bias, out + yb * os + xb * L, os, nr, np);
+                         bias, out + yb * os + xb * ps, os, ps, nr, np);
         }
     }
 }
@@ -1478,18 +1478,18 @@ FN(dw_rows)(const T *in, cyc_index rs, cyc_index sh, cyc_index sw, cyc_index dh,
 TARGET static void FN(depthwise_lanes)(const T *in, cyc_index rs, cyc_index sh, cyc_index sw,
                                        cyc_index dh, cyc_index dw, cyc_index R, cyc_index S,
                                        const T *w, const T *bias, T *out, cyc_index os,
-                                       cyc_index width, cyc_index nrows)
+                                       cyc_index ps, cyc_index width, cyc_index nrows)
 {
     /* 8 independent sums: enough to cover the FMA latency (7 x 7 planes
      * take two rows of 4 pixels). */
     if (width >= 8)
-        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, width, nrows, 1, 8);
+        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, ps, width, nrows, 1, 8);
     else if (width >= 4 && nrows >= 2)
-        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, width, nrows, 2, 4);
+        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, ps, width, nrows, 2, 4);
     else if (width >= 4)
-        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, width, nrows, 1, 4);
+        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, ps, width, nrows, 1, 4);
     else
-        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, width, nrows, 1, 1);
+        FN(dw_rows)(in, rs, sh, sw, dh, dw, R, S, w, bias, out, os, ps, width, nrows, 1, 1);
 }
 
 /* The taps' gradient of depthwise_lanes (kernels.h: cyc_depthwise_taps):
