@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core, _geometry, _memory, _parallel
 from ._conv2d import IntPair, Padding, PaddingMode, conv2d, _check_out
-from ._padding import index_map
+from ._padding import aligned, index_map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -423,6 +423,8 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     grad = np.zeros((R * S, G, Kg, Cg), geo.dtype)
     if not (grad.size and N * Ho * Wo and Cg):
         return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
+    if Cg == 1 and Kg == 1:
+        return _grad_weight_depthwise_lanes(gout, x, geo)
     if any(geo.pad) and geo.np_mode == "constant":
         # zeros and a copy: np.pad costs tens of microseconds more on small layers
         padded = np.zeros((N, C, top + geo.H + bottom, left + geo.W + right), geo.dtype)
@@ -430,8 +432,6 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
         x = padded
     elif any(geo.pad):
         x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
-    if Cg == 1 and Kg == 1:
-        return _grad_weight_depthwise_lanes(gout, x, geo)
     Hq, Wq = -(-x.shape[2] // sh), -(-x.shape[3] // sw)
     # Images one by one where that needs no copy of a large input; else all
     # images in one GEMM per tap (fewer, longer GEMMs; one copy of each).
@@ -484,24 +484,28 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
 
 
-def _grad_weight_depthwise_lanes(gout, padded, geo: _Geometry) -> np.ndarray:
+def _grad_weight_depthwise_lanes(gout, x, geo: _Geometry) -> np.ndarray:
     """Depthwise layers (one input and one output channel per group): the
-    core's channels-in-lanes reduction (_core.depthwise_weight_grad), groups
-    of channels shared among the threads; each sum in (n, y, x) order, so the
-    bits do not depend on the thread count."""
+    core's channels-in-lanes reduction (_core.depthwise_weight_grad), which
+    pads the input's rows by index maps as it reads them (no padded copy),
+    groups of channels shared among the threads; each sum in (n, y, x)
+    order, so the bits do not depend on the thread count."""
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    top, bottom, left, right = geo.pad
     C, R, S, Ho, Wo = geo.C, geo.R, geo.S, geo.Ho, geo.Wo
-    padded = np.ascontiguousarray(padded, geo.dtype)
+    row_map = index_map(geo.H, top, bottom, geo.np_mode)
+    col_map = index_map(geo.W, left, right, geo.np_mode)
+    x = aligned(np.asarray(x, geo.dtype))
     gout = np.ascontiguousarray(gout, geo.dtype)
-    lanes, band, size = _core.depthwise_grad_plan(padded.shape[3], Wo, Ho, R, S, sh, dh,
+    lanes, band, size = _core.depthwise_grad_plan(col_map.size, Wo, Ho, R, S, sh, dh,
                                                   geo.dtype == np.float64)
     grad = np.empty((C, R, S), geo.dtype)
     groups = -(-C // lanes)
     per_thread = max(1, -(-groups // max(1, geo.workers)))
 
     def job(scratch, g0, g1):
-        _core.depthwise_weight_grad(padded, gout, sh, sw, dh, dw, band, grad, scratch,
-                                    g0 * lanes, min(g1 * lanes, C))
+        _core.depthwise_weight_grad(x, row_map, col_map, left, gout, sh, sw, dh, dw, band, grad,
+                                    scratch, g0 * lanes, min(g1 * lanes, C))
 
     chunks = [(g0, min(g0 + per_thread, groups)) for g0 in range(0, groups, per_thread)]
     work = float(geo.N) * C * Ho * Wo * R * S

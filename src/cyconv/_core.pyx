@@ -1885,18 +1885,19 @@ cdef inline void _dw_deinterleave(const fp_t *src, Py_ssize_t G, Py_ssize_t n, P
             cyc_deinterleave_f64(src, G, n, nc, dst, cs)
 
 
-cdef void _dw_gather_row(const _Conv *g, const char *plane, Py_ssize_t cs, Py_ssize_t xs,
-                         Py_ssize_t nc, Py_ssize_t G, const int64_t *col_map,
-                         fp_t *dst) noexcept nogil:
+cdef void _dw_gather_row(const char *plane, Py_ssize_t cs, Py_ssize_t xs, Py_ssize_t nc,
+                         Py_ssize_t G, const int64_t *col_map, Py_ssize_t Wp, Py_ssize_t left,
+                         Py_ssize_t W, fp_t *dst) noexcept nogil:
     """One padded row of nc channel planes (`plane`: the first one's source
     row, or NULL for a row of zeros; byte strides cs between planes, xs
-    between columns) as g.Wp pixels of G values, zeros past nc."""
+    between columns; W columns, `left` padding columns before them, Wp in
+    all) as Wp pixels of G values, zeros past nc."""
     cdef Py_ssize_t wp, j, l, item = sizeof(fp_t)
     if plane == NULL:
-        memset(dst, 0, g.Wp * G * item)
+        memset(dst, 0, Wp * G * item)
         return
-    for wp in range(g.Wp):      # the padding columns: by the column map
-        if g.left <= wp < g.left + g.W:
+    for wp in range(Wp):        # the padding columns: by the column map
+        if left <= wp < left + W:
             continue
         j = col_map[wp]
         if j < 0:
@@ -1904,11 +1905,11 @@ cdef void _dw_gather_row(const _Conv *g, const char *plane, Py_ssize_t cs, Py_ss
             continue
         for l in range(G):
             dst[wp * G + l] = (<const fp_t *>(plane + l * cs + j * xs))[0] if l < nc else 0
-    dst += g.left * G
+    dst += left * G
     if xs == item and cs % item == 0:
-        _dw_interleave(<const fp_t *>plane, cs // item, g.W, nc, G, dst)
+        _dw_interleave(<const fp_t *>plane, cs // item, W, nc, G, dst)
     else:
-        for j in range(g.W):
+        for j in range(W):
             for l in range(G):
                 dst[j * G + l] = (<const fp_t *>(plane + l * cs + j * xs))[0] if l < nc else 0
 
@@ -1963,7 +1964,7 @@ cdef void _conv2d_depthwise_lanes(const _Conv *g, const char *image, const Py_ss
             for hp in range(r0, r1):
                 plane = image + c0 * istr[1] + row_map[hp] * istr[2] if row_map[hp] >= 0 \
                     else NULL
-                _dw_gather_row(g, plane, istr[1], istr[3], nc, G, col_map,
+                _dw_gather_row(plane, istr[1], istr[3], nc, G, col_map, g.Wp, g.left, g.W,
                                ibuf + (hp - r0) * pitch)
             for m in range(Kg):   # output channel c * Kg + m of input channel c
                 _dw_interleave(weight + (c0 * Kg + m) * taps, Kg * taps, taps, nc, G, wbuf)
@@ -2304,7 +2305,10 @@ def depthwise_grad_plan(Py_ssize_t Wp, Py_ssize_t Wo, Py_ssize_t Ho, Py_ssize_t 
     return G, band, G * (R * S + _dw_rows_read(band, sh, R, dh) * Wp + band * Wo)
 
 
-def depthwise_weight_grad(const fp_t[:, :, :, ::1] padded,     # IN  N x C x Hp x Wp
+def depthwise_weight_grad(const fp_t[:, :, :, :] image,       # IN  N x C x H x W, any strides
+                          const int64_t[::1] row_map,          # IN  Hp padded rows -> source row or -1
+                          const int64_t[::1] col_map,          # IN  Wp padded cols -> source col or -1
+                          Py_ssize_t left,                     # padding columns before column 0
                           const fp_t[:, :, :, ::1] grad_out,   # IN  N x C x Ho x Wo
                           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                           Py_ssize_t band,                     # depthwise_grad_plan's
@@ -2314,14 +2318,18 @@ def depthwise_weight_grad(const fp_t[:, :, :, ::1] padded,     # IN  N x C x Hp 
     """The weight gradient of a depthwise conv2d (one input and one output
     channel per group) for channels c0 <= c < c1 (c0 a multiple of the
     lanes): grad[c, r, s] = sum over n, y, x of grad_out[n, c, y, x] *
-    padded[n, c, y*sh + r*dh, x*sw + s*dw], the channels in the vector lanes
-    (band by band, both interleaved; depthwise_taps), each sum in (n, y, x)
-    order: the same bits for any split of the channels."""
-    cdef Py_ssize_t N = padded.shape[0], Hp = padded.shape[2], Wp = padded.shape[3]
+    padded[n, c, y*sh + r*dh, x*sw + s*dw], `padded` the image padded by the
+    maps, the channels in the vector lanes (band by band, the padded rows
+    gathered from the image and grad_out's rows interleaved; depthwise_taps),
+    each sum in (n, y, x) order: the same bits for any split of the
+    channels."""
+    cdef Py_ssize_t N = image.shape[0], H = image.shape[2], W = image.shape[3]
+    cdef Py_ssize_t Wp = col_map.shape[0]
     cdef Py_ssize_t Ho = grad_out.shape[2], Wo = grad_out.shape[3]
     cdef Py_ssize_t R = grad.shape[1], S = grad.shape[2], taps = R * S
     cdef Py_ssize_t G = _table.dw_lanes_f64 if fp_t is double else _table.dw_lanes_f32
-    cdef Py_ssize_t group, cc, nc, n, yb, ye, r0
+    cdef Py_ssize_t group, cc, nc, n, yb, ye, r0, hp
+    cdef const char *plane
     cdef fp_t *acc = &scratch[0]
     cdef fp_t *ibuf = acc + G * taps
     cdef fp_t *gbuf = ibuf + _dw_rows_read(band, sh, R, dh) * Wp * G
@@ -2329,6 +2337,7 @@ def depthwise_weight_grad(const fp_t[:, :, :, ::1] padded,     # IN  N x C x Hp 
         if c1 > c0:
             grad[c0:c1] = 0
         return
+    cdef const char *base = <const char *>&image[0, 0, 0, 0] if H and W else NULL
     with nogil:
         for group in range(c0 // G, (c1 + G - 1) // G):
             cc = group * G
@@ -2339,8 +2348,11 @@ def depthwise_weight_grad(const fp_t[:, :, :, ::1] padded,     # IN  N x C x Hp 
                 while yb < Ho:
                     ye = min(yb + band, Ho)
                     r0 = yb * sh
-                    _dw_interleave(&padded[n, cc, r0, 0], Hp * Wp,
-                                   _dw_rows_read(ye - yb, sh, R, dh) * Wp, nc, G, ibuf)
+                    for hp in range(r0, r0 + _dw_rows_read(ye - yb, sh, R, dh)):
+                        plane = base + n * image.strides[0] + cc * image.strides[1] \
+                            + row_map[hp] * image.strides[2] if row_map[hp] >= 0 else NULL
+                        _dw_gather_row(plane, image.strides[1], image.strides[3], nc, G,
+                                       &col_map[0], Wp, left, W, ibuf + (hp - r0) * Wp * G)
                     _dw_interleave(&grad_out[n, cc, yb, 0], Ho * Wo, (ye - yb) * Wo, nc, G, gbuf)
                     if fp_t is float:
                         _table.depthwise_taps_f32(ibuf, Wp * G, sh, sw, dh, dw, R, S, gbuf,
