@@ -1892,13 +1892,12 @@ cdef void _dw_gather_row(const char *plane, Py_ssize_t cs, Py_ssize_t xs, Py_ssi
     row, or NULL for a row of zeros; byte strides cs between planes, xs
     between columns; W columns, `left` padding columns before them, Wp in
     all) as Wp pixels of G values, zeros past nc."""
-    cdef Py_ssize_t wp, j, l, item = sizeof(fp_t)
+    cdef Py_ssize_t i, wp, j, l, item = sizeof(fp_t)
     if plane == NULL:
         memset(dst, 0, Wp * G * item)
         return
-    for wp in range(Wp):        # the padding columns: by the column map
-        if left <= wp < left + W:
-            continue
+    for i in range(Wp - W):     # the padding columns (left, then right): by the column map
+        wp = i if i < left else i + W
         j = col_map[wp]
         if j < 0:
             memset(dst + wp * G, 0, G * item)
