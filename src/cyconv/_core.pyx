@@ -1211,7 +1211,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.pack_inline = False
     g.lanes = False
     g.rows_width = 0
-    g.dw_lanes = 0
+    g.dw_lanes = 0 if g.blocked else _depthwise_lanes(g, double_precision)
     g.dw_band = 0
     g.chunk = g.Cg
     g.strip = 0
@@ -1298,13 +1298,12 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
             g.packed_size = 0
             g.scratch_size += g.Cg * g.R * g.S * g.KB + 64 // item
         g.edge_size = g.Cg * g.R * g.PT * g.S
-    elif _depthwise_lanes(g, double_precision):
+    elif g.dw_lanes:
         # One band of rows of a group of channels at a time: its taps and
         # bias interleaved, then its input rows and its output rows, each
         # pixel a vector of dw_lanes channels (_conv2d_depthwise_lanes).
         g.blocks = 0
         g.packed_size = 0
-        g.dw_lanes = _depthwise_lanes(g, double_precision)
         item = 8 if double_precision else 4
         g.dw_band = _dw_band(g.Ho, g.Wp, g.sh, g.dw_lanes, item)
         g.scratch_size = g.dw_lanes * (g.R * g.S + 1 + _dw_band_rows(g) * g.Wp
