@@ -2,7 +2,8 @@
 """Benchmark conv2d's gradients and conv_transpose2d against PyTorch, one thread.
 
 Layers: the ResNet layers of ``bench_conv2d.py`` (conv1 7×7/2, the 3×3
-stages, the 3×3 stride-2 downsampling, the 1×1), float32, batch 1 and 8.
+stages, the 3×3 stride-2 downsampling, the 1×1), float32, batch 1 and 8;
+and its MobileNetV2 depthwise 3×3 layers (unit stride and stride 2), batch 1.
 For each layer, three operations, each timed against the exact PyTorch call
 that autograd makes for it:
 
@@ -46,7 +47,8 @@ import numpy as np  # noqa: E402
 import bench_conv2d as B  # noqa: E402
 
 LAYERS = [c for c in B._SHAPES if c.name in ("ResNet conv1", "3×3", "3×3 down", "1×1")]
-CASES = [dataclasses.replace(c, N=n) for n in (1, 8) for c in LAYERS]
+CASES = [dataclasses.replace(c, N=n) for n in (1, 8) for c in LAYERS] \
+    + [c for c in B._SHAPES if c.name.startswith("MNv2 depthwise")]
 OPS = ("grad_input", "grad_weight", "conv_transpose2d")
 
 

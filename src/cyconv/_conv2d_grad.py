@@ -323,7 +323,8 @@ def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> No
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     # conv2d's weight for this: (C, K/groups, R, S), flipped, within each group.
     Kg = K // G
-    wt = w.reshape(G, Kg, Cg, R, S).transpose(0, 2, 1, 3, 4).reshape(C, Kg, R, S)[:, :, ::-1, ::-1]
+    wt = _memory.empty((C, Kg, R, S), geo.dtype)
+    _core.flip_transpose_weights(np.ascontiguousarray(w, geo.dtype), G, wt)
     for py in range(sh):
         fr, stepr, nr = _phase_taps(py, sh, dh, R)
         for px in range(sw):
@@ -339,11 +340,11 @@ def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> No
                 continue
             ylo, yhi, ypre, ypost = rows
             xlo, xhi, xpre, xpost = cols
-            # Taps of this phase, in flipped order: wt's reversed axes make the
+            # Taps of this phase, in flipped order: wt's flipped taps make the
             # first of them the highest original tap.
             r_first = R - 1 - (fr + (nr - 1) * stepr)
             c_first = S - 1 - (fc + (nc - 1) * stepc)
-            # A view: conv2d packs it (blocked layers) or copies it (others) anyway.
+            # (at unit stride all of wt; else a view, which conv2d packs or copies)
             sub = wt[:, :, r_first::stepr, c_first::stepc]
             conv2d(gout[:, :, ylo:yhi, xlo:xhi], sub, bias, padding=(xpre, xpost, ypre, ypost),
                    dilation=(dh // gcd(sh, dh), dw // gcd(sw, dw)), groups=G, out=target,
