@@ -2524,7 +2524,7 @@ def flip_transpose_weights(const fp_t[:, :, :, ::1] w,      # IN  K x Cg x R x S
     time: each output channel's taps of them read as one run, each copied
     reversed onto the end of its own output row (NumPy's copy of the
     reversed view runs an inner loop per row of S taps: 512 -> 512 3x3 took
-    3 ms; channel by channel, reading 18 KB apart, 1.3 ms)."""
+    3.3 ms, this loop 0.9-1.1 ms on Zen 4)."""
     cdef Py_ssize_t K = w.shape[0], Cg = w.shape[1], RS = w.shape[2] * w.shape[3]
     cdef Py_ssize_t Kg = K // groups if groups else 0, grp, k, c, c0, nc, t
     cdef const fp_t *src
