@@ -90,6 +90,74 @@ def test_depthwise_weight_gradient_over_images(K, conv):
     np.testing.assert_allclose(gw, want, rtol=1e-12, atol=1e-12)
 
 
+def weight_gradient_by_taps(g, x, w_shape, stride, padding, dilation, groups, mode):
+    """The weight gradient in float64, one einsum per tap over a padded copy."""
+    (sh, sw), (dh, dw) = stride, dilation
+    left, right, top, bottom = padding   # as conv2d's four-number padding
+    K, Cg, R, S = w_shape
+    G, (N, _, Ho, Wo) = groups, g.shape
+    np_mode = {"zeros": "constant", "circular": "wrap", "replicate": "edge",
+               "symmetric": "symmetric", "reflect": "reflect"}[mode]
+    xp = np.pad(x.astype(F64), ((0, 0), (0, 0), (top, bottom), (left, right)), mode=np_mode)
+    xp = xp.reshape(N, G, Cg, *xp.shape[2:])
+    gg = g.astype(F64).reshape(N, G, K // G, Ho, Wo)
+    out = np.empty((G, K // G, Cg, R, S))
+    for r in range(R):
+        for s_ in range(S):
+            taps = xp[..., r * dh:r * dh + sh * (Ho - 1) + 1:sh, s_ * dw:s_ * dw + sw * (Wo - 1) + 1:sw]
+            out[..., r, s_] = np.einsum("ngkyx,ngcyx->gkc", gg, taps)
+    return out.reshape(w_shape)
+
+
+# Channel counts either side of the tiles' widths (AVX-512: 14 pixels, the
+# narrow ones 10 and 5, blocks of 32 float32 / 16 float64 channels; AVX2: 6,
+# 4, 2 and 16 / 8): fewer input channels than a tile are copied channels
+# last (a kernel row's taps and channels side by side), more are read in
+# place; the last tile of a tap set is narrower or moved back.
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode", [
+    (1, 2, 5, 1, 9, 11, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),
+    (2, 3, 64, 1, 23, 21, 7, 7, (2, 2), (1, 1), (3, 3, 3, 3), "zeros"),
+    (1, 5, 33, 2, 12, 10, 3, 2, (1, 2), (2, 1), (2, 1, 0, 1), "reflect"),
+    (2, 6, 16, 1, 8, 9, 3, 3, (1, 1), (1, 2), (1, 1, 2, 2), "circular"),
+    (1, 7, 17, 1, 10, 10, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), "zeros"),
+    (1, 13, 40, 1, 9, 8, 2, 3, (2, 1), (1, 1), (0, 1, 1, 0), "replicate"),
+    (3, 14, 32, 1, 7, 7, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),
+    (1, 15, 8, 2, 11, 9, 3, 3, (2, 2), (1, 1), (1, 1, 1, 1), "symmetric"),
+    (2, 19, 31, 1, 6, 13, 3, 1, (1, 3), (2, 1), (2, 2, 0, 0), "zeros"),
+    (1, 24, 48, 1, 9, 9, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "reflect"),
+    (1, 33, 65, 1, 7, 7, 1, 1, (2, 2), (1, 1), (0, 0, 0, 0), "zeros"),
+    (2, 64, 20, 1, 5, 6, 3, 3, (1, 1), (1, 2), (1, 1, 2, 2), "zeros"),
+])
+def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode,
+                               dtype, monkeypatch):
+    from cyconv import _conv2d_grad
+    rng = np.random.default_rng(Cg * 100 + Kg)
+    x = rand(rng, (N, Cg * groups, H, W), dtype)
+    w = rand(rng, (Kg * groups, Cg, R, S), dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+              padding_mode=mode)
+    g = rand(rng, cyconv.conv2d(x, w, **kw).shape, dtype)
+    got = cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1]
+    want = weight_gradient_by_taps(g, x, w.shape, stride, padding, dilation, groups, mode)
+    scale = weight_gradient_by_taps(abs(g), abs(x), w.shape, stride, padding, dilation, groups,
+                                    mode)
+    tol = 8 * np.finfo(dtype).eps * (N * g.shape[2] * g.shape[3])
+    assert got.dtype == dtype
+    assert np.all(abs(got - want) <= tol * scale + np.finfo(dtype).tiny)
+    # The same sums in the same order: the same bits in either layout, with
+    # one output row per pass (partial sums kept between passes), and for
+    # any thread count.
+    same = [cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), workers=3,
+                                   **kw)[1]]
+    monkeypatch.setattr(_conv2d_grad, "_FORCE_CHANNELS_LAST", True)
+    same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
+    monkeypatch.setattr(_conv2d_grad, "_BAND_BYTES", 1)
+    same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
+    for other in same:
+        np.testing.assert_array_equal(other, got)
+
+
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 @pytest.mark.parametrize("C, H, W, R, S, stride, dilation, padding, mode", [
     (16, 14, 13, 3, 3, 2, 1, 1, "zeros"),

@@ -8,11 +8,13 @@ Both gradients are computed without im2col buffers:
   of kernel taps, so a phase is a stride-1 ``conv2d`` of grad_output with the
   flipped, channel-transposed sub-kernel of those taps, written straight into
   its interleaved slots of the result. No zeros are inserted or multiplied.
-* grad_weight is, per kernel tap (r, s), one matrix product of grad_output
-  with a shifted view of the padded input. With the input laid out as
-  (C, N, rows, cols) (one polyphase copy per stride phase), the shifted
-  window of every image is a plain strided view, so each tap is one BLAS
-  GEMM over N * rows * cols, reading the input in place.
+* grad_weight is conv2d's blocked tiles with the roles turned: a tile's
+  output channels are the layer's, its "pixels" are input channels of one
+  tap (or, for few channels, a kernel row's taps and channels, consecutive
+  in a channels-last copy of the input), grad_output (channels last in
+  blocks) takes the place of the packed weights, and each sum runs over the
+  output pixels, in (n, y, x) order. Depthwise layers have their own kernel
+  with the channels in the vector lanes.
 
 Arguments are resolved (through ``_geometry``) in ``_resolve`` /
 ``_resolve_transpose`` only.
@@ -111,10 +113,7 @@ def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
         Which of grad_input, grad_weight, grad_bias to compute.
     workers : int, optional
         Threads (None: the process default). Results are bitwise the same
-        for any value. grad_weight's matrix products run in NumPy's BLAS,
-        which may use its own threads (limit them with threadpoolctl); its
-        float32 sums may then differ in the last bits between BLAS thread
-        counts (OpenBLAS does not keep one order).
+        for any value.
 
     Returns
     -------
@@ -405,27 +404,44 @@ def _fold(grad, source, before: int, n: int, axis: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- grad_weight
 
+# True: the weight gradient copies every input channels last (tests compare
+# the two layouts; by default only inputs of fewer channels than a tile).
+_FORCE_CHANNELS_LAST = False
+
+
 def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     """grad_weight[k, c, r, s] = sum over n, oy, ox of
-    grad_output[n, k, oy, ox] * padded_input[n, c, oy*sh + r*dh, ox*sw + s*dw].
-
-    With grad_output laid out on the padded input's grid (rows of the padded
-    width, zeros beyond Wo), the input samples of tap (r, s) sit at one flat
-    offset from grad_output's, so a tap is one GEMM of (K, rows*cols) with a
-    strided view (rows*cols, C) of the input, read in place. Either one GEMM
-    per image, summed in image order (stride 1), or one GEMM over all images:
-    the padded input split into its stride phases, each laid out as
-    (C, N, Hq, Wq).
-    """
+    grad_output[n, k, oy, ox] * padded_input[n, c, oy*sh + r*dh, ox*sw + s*dw]:
+    depthwise layers with the channels in the vector lanes, depth
+    multipliers by one product per tap, every other layer by conv2d's
+    blocked tiles with the roles turned (_grad_weight_tiles)."""
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
+    Ho, Wo, Kg = geo.Ho, geo.Wo, K // G
+    if not (K * Cg * R * S and N * Ho * Wo and Cg):
+        return np.zeros((K, Cg, R, S), geo.dtype)
+    if Cg == 1 and Kg == 1:
+        return _grad_weight_depthwise_lanes(gout, x, geo)
+    if Cg > 1:
+        return _grad_weight_tiles(gout, x, geo)
+    return _grad_weight_multipliers(gout, x, geo)
+
+
+def _grad_weight_multipliers(gout, x, geo: _Geometry) -> np.ndarray:
+    """One input channel per group and several output channels (depth
+    multipliers). With grad_output laid out on the padded input's grid (rows
+    of the padded width, zeros beyond Wo), the input samples of tap (r, s)
+    sit at one flat offset from grad_output's, so each tap's sums are one
+    product of every group's (Kg, L) grad_output rows with its one input
+    row, for all groups at once (as a batch of GEMMs, one per group, they
+    cost a call each: 960 channels at 7x7 took 100x PyTorch's time). Either
+    image by image, summed in image order (stride 1), or all images at once:
+    the padded input split into its stride phases, each laid out as
+    (C, N, Hq, Wq)."""
+    N, C, K, R, S, G = geo.N, geo.C, geo.K, geo.R, geo.S, geo.groups
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     top, bottom, left, right = geo.pad
     Ho, Wo, Kg = geo.Ho, geo.Wo, K // G
-    grad = np.zeros((R * S, G, Kg, Cg), geo.dtype)
-    if not (grad.size and N * Ho * Wo and Cg):
-        return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
-    if Cg == 1 and Kg == 1:
-        return _grad_weight_depthwise_lanes(gout, x, geo)
+    grad = np.zeros((R * S, G, Kg), geo.dtype)
     if any(geo.pad) and geo.np_mode == "constant":
         # zeros and a copy: np.pad costs tens of microseconds more on small layers
         padded = np.zeros((N, C, top + geo.H + bottom, left + geo.W + right), geo.dtype)
@@ -434,55 +450,143 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     elif any(geo.pad):
         x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
     Hq, Wq = -(-x.shape[2] // sh), -(-x.shape[3] // sw)
-    # Images one by one where that needs no copy of a large input; else all
-    # images in one GEMM per tap (fewer, longer GEMMs; one copy of each).
+    # Images one by one where that needs no copy of a large input.
     per_image = sh == sw == 1 and (N == 1 or (not any(geo.pad) and Ho * Wo >= 256))
     if per_image:
-        # (N, G, Cg, Hp*Wp) and (N, G, Kg, Ho*Wp).
-        phases = {(0, 0): np.ascontiguousarray(x).reshape(N, G, Cg, Hq * Wq)}
+        # (N, G, Hp*Wp) and (N, G, Kg, Ho*Wp).
+        phases = {(0, 0): np.ascontiguousarray(x).reshape(N, G, Hq * Wq)}
         g = gout
         if Wq != Wo:
             g = np.zeros((N, K, Ho, Wq), geo.dtype)
             g[:, :, :, :Wo] = gout
         g = np.ascontiguousarray(g).reshape(N, G, Kg, Ho * Wq)
-        images = N
     else:
-        # One (G, Cg, N*Hq*Wq) buffer per stride phase used, one (G, Kg, N*Hq*Wq) grad_output.
+        # One (G, N*Hq*Wq) buffer per stride phase used, one (G, Kg, N*Hq*Wq) grad_output.
         phases = {}
         for a in sorted({r * dh % sh for r in range(R)}):
             for b in sorted({s * dw % sw for s in range(S)}):
                 buf = np.zeros((C, N, Hq, Wq), geo.dtype)
                 part = x[:, :, a::sh, b::sw]
                 buf[:, :, :part.shape[2], :part.shape[3]] = part.transpose(1, 0, 2, 3)
-                phases[a, b] = buf.reshape(1, G, Cg, N * Hq * Wq)
+                phases[a, b] = buf.reshape(1, G, N * Hq * Wq)
         g = np.zeros((K, N, Hq, Wq), geo.dtype)
         g[:, :, :Ho, :Wo] = gout.transpose(1, 0, 2, 3)
         g = g.reshape(1, G, Kg, N * Hq * Wq)
-        images = 1
-    # GEMMs run up to the last nonzero of grad_output: the views stay in bounds.
+    # The products run up to the last nonzero of grad_output: the views stay in bounds.
     L = (Ho - 1) * Wq + Wo + (0 if per_image else (N - 1) * Hq * Wq)
-
     offsets = [((r * dh // sh) * Wq + s_ * dw // sw, (r * dh % sh, s_ * dw % sw))
                for r in range(R) for s_ in range(S)]
-    if Cg == 1:
-        _grad_weight_depthwise(g, phases, offsets, L, grad, geo)
-    elif Cg * R * S <= _FEW_COLUMNS:
-        _grad_weight_packed(g, phases, offsets, L, grad, geo)
-    else:
-        def taps(_, t0, t1):
-            for t in range(t0, t1):
-                off, phase = offsets[t]
-                for n in range(images):
-                    view = phases[phase][n, :, :, off:off + L].transpose(0, 2, 1)
-                    if n == 0:
-                        np.matmul(g[n, :, :, :L], view, out=grad[t])
-                    else:
-                        grad[t] += np.matmul(g[n, :, :, :L], view)
 
-        chunks = [(t, t + 1) for t in range(R * S)]
-        work = float(K) * Cg * N * Ho * Wq * R * S
-        _parallel.run(taps, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
-    return np.ascontiguousarray(grad.reshape(R, S, K, Cg).transpose(2, 3, 0, 1))
+    def taps(_, t0, t1):
+        for t in range(t0, t1):
+            off, phase = offsets[t]
+            for n in range(g.shape[0]):
+                part = np.einsum("gkl,gl->gk", g[n, :, :, :L], phases[phase][n, :, off:off + L])
+                if n == 0:
+                    grad[t] = part
+                else:
+                    grad[t] += part
+
+    chunks = [(t, t + 1) for t in range(R * S)]
+    work = float(g.shape[0]) * G * Kg * L * R * S
+    _parallel.run(taps, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
+    return np.ascontiguousarray(grad.reshape(R, S, K, 1).transpose(2, 3, 0, 1))
+
+
+# Bytes of grad_output's channel block per band of output rows in
+# _grad_weight_tiles: every unit reads the band's rows, which stay in L2.
+_BAND_BYTES = 65536
+
+
+def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
+    """conv2d's blocked tiles with the roles turned (_core.weight_grad_tiles):
+    a tile's pixels are PT input channels of one tap, read in place from
+    the (padded) input; with fewer channels than that, the input is copied
+    channels last, where a kernel row's taps and channels are consecutive
+    elements. grad_output, channels last in blocks, takes the place of the
+    weights, and each sum runs over the output pixels. Tiles are shared
+    among the threads, each sum in (n, y, x) order: the same bits for any
+    thread count."""
+    N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
+    H, W, Ho, Wo, Kg = geo.H, geo.W, geo.Ho, geo.Wo, K // G
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    top, bottom, left, right = geo.pad
+    Hp, Wp = top + H + bottom, left + W + right
+    dtype = geo.dtype
+    PT, KB = _core.weight_grad_plan(Kg, dtype == np.float64)
+    blocks = -(-Kg // KB)
+    if Cg >= PT and not _FORCE_CHANNELS_LAST:
+        if not any(geo.pad):
+            padded = np.ascontiguousarray(x)
+        elif geo.np_mode == "constant":
+            padded = np.zeros((N, C, Hp, Wp), dtype)
+            padded[:, :, top:top + H, left:left + W] = x
+        else:
+            padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+        flat = padded.reshape(-1)
+        inputs = [flat[grp * Cg * Hp * Wp:] for grp in range(G)]
+        strides = (C * Hp * Wp, Hp * Wp, Wp, 1)
+        set_taps = 1
+    else:
+        inputs = _channels_last(x, geo, PT)
+        strides = (Hp * Wp * Cg, 1, Wp * Cg, Cg)
+        set_taps = S if dw == 1 else 1
+    # grad_output channels last, in blocks of KB channels (zeros past Kg).
+    g = np.ascontiguousarray(gout).reshape(N, G, Kg, Ho * Wo)
+    packed = (_memory.zeros if blocks * KB != Kg else _memory.empty)((G, blocks, N, Ho * Wo, KB),
+                                                                     dtype)
+    for grp in range(G):
+        for b in range(blocks):
+            k0, k1 = b * KB, min(Kg, (b + 1) * KB)
+            _core.transpose_batched(g[:, grp, k0:k1], packed[grp, b, :, :, :k1 - k0])
+    packed = packed.reshape(G, blocks, N * Ho * Wo, KB)
+    sets = R * S // set_taps
+    tiles = -(-set_taps * Cg // PT)
+    band = max(1, min(Ho, _BAND_BYTES // (Wo * KB * dtype.itemsize)))
+    passes = N * -(-Ho // band)
+    # The core writes each channel's taps first, channels last (one transpose below).
+    grad = _memory.empty((G, Kg, Cg, R, S), dtype)
+    taps_first = grad if R * S == 1 else _memory.empty((G, Kg, R, S, Cg), dtype)
+
+    def job(_, grp, u0, u1):
+        scratch = np.empty(PT * KB * (u1 - u0 if passes > 1 else 1), dtype)
+        stage = np.empty(KB * (set_taps * Cg + 48), dtype)
+        _core.weight_grad_tiles(inputs[grp], *strides, packed[grp], Ho, Wo, sh, sw, dh, dw, S,
+                                Cg, set_taps, band, taps_first[grp].reshape(Kg, R * S * Cg),
+                                scratch, stage, u0, u1)
+
+    units = sets * blocks * tiles
+    work_per_unit = float(N) * Ho * Wo * PT * KB
+    chunks = [(grp, u0, u1) for grp in range(G)
+              for u0, u1 in _parallel.chunks_of(units, work_per_unit, geo.workers)]
+    _parallel.run_work(job, chunks, work_per_unit * units * G, geo.workers)
+    if R * S > 1:
+        _core.transpose_batched(taps_first.reshape(K, R * S, Cg), grad.reshape(K, Cg, R * S))
+    return grad.reshape(K, Cg, R, S)
+
+
+def _channels_last(x, geo: _Geometry, PT: int) -> list:
+    """The padded input channels last, one flat (pixels, Cg) array per group,
+    with PT elements past the last pixel (read, not kept, by a tap set of
+    fewer than PT elements)."""
+    N, Cg, G, H, W = geo.N, geo.Cg, geo.groups, geo.H, geo.W
+    top, bottom, left, right = geo.pad
+    Hp, Wp = top + H + bottom, left + W + right
+    zeros = geo.np_mode == "constant"
+    if not zeros:
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+        top = bottom = left = right = 0
+    x = np.ascontiguousarray(x).reshape(N, G, Cg, Hp - top - bottom, Wp - left - right)
+    tail = -(-PT // Cg)
+    out = (np.zeros if zeros and any(geo.pad) else np.empty)((G, N * Hp * Wp + tail, Cg),
+                                                             geo.dtype)
+    out[:, N * Hp * Wp:] = 0
+    body = out[:, :N * Hp * Wp].reshape(G, N, Hp, Wp, Cg)
+    for grp in range(G):
+        for n in range(N):
+            _core.transpose_batched(x[n, grp].transpose(1, 0, 2),
+                                    body[grp, n, top:Hp - bottom, left:Wp - right])
+    return [out[grp].reshape(-1) for grp in range(G)]
 
 
 def _grad_weight_depthwise_lanes(gout, x, geo: _Geometry) -> np.ndarray:
@@ -513,59 +617,3 @@ def _grad_weight_depthwise_lanes(gout, x, geo: _Geometry) -> np.ndarray:
     _parallel.run(job, chunks, _parallel.threads_for(geo.workers, work, len(chunks)),
                   lambda: np.empty(size, geo.dtype))
     return grad.reshape(C, 1, R, S)
-
-
-def _grad_weight_depthwise(g, phases, offsets, L, grad, geo: _Geometry) -> None:
-    """One input channel per group and several output channels (depth
-    multipliers; one output channel: _grad_weight_depthwise_lanes): each tap's sums are
-    one product of every group's (Kg, L) grad_output rows with its one input
-    row, for all groups at once, taps shared among the threads. (As a batch
-    of GEMMs, one per group, they cost a call each: 960 channels at 7x7 took
-    100x PyTorch's time.)"""
-    def taps(_, t0, t1):
-        for t in range(t0, t1):
-            off, phase = offsets[t]
-            for n in range(g.shape[0]):
-                part = np.einsum("gkl,gl->gk", g[n, :, :, :L],
-                                 phases[phase][n, :, 0, off:off + L])
-                if n == 0:
-                    grad[t, :, :, 0] = part
-                else:
-                    grad[t, :, :, 0] += part
-
-    chunks = [(t, t + 1) for t in range(len(offsets))]
-    work = float(g.shape[0]) * g.shape[1] * g.shape[2] * L * len(offsets)
-    _parallel.run(taps, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
-
-
-# Few input channels: every tap's GEMM would be skinny (Cg columns) and
-# re-read grad_output; instead the taps' input views are packed side by side
-# for one block of BLOCK columns of the reduction at a time (a bounded
-# buffer, not an im2col of the whole input) and each block is one GEMM.
-_FEW_COLUMNS = 256
-_BLOCK = 4096
-
-
-def _grad_weight_packed(g, phases, offsets, L, grad, geo: _Geometry) -> None:
-    images, G, Kg = g.shape[0], g.shape[1], g.shape[2]
-    Cg, T = grad.shape[3], len(offsets)
-    blocks = [(n, b, min(b + _BLOCK, L)) for n in range(images) for b in range(0, L, _BLOCK)]
-    partial = np.empty((len(blocks), G, Kg, T * Cg), geo.dtype)
-
-    def run(_, i0, i1):
-        cols = np.empty((G, T, Cg, _BLOCK), geo.dtype)
-        for i in range(i0, i1):
-            n, b0, b1 = blocks[i]
-            for t, (off, phase) in enumerate(offsets):
-                cols[:, t, :, :b1 - b0] = phases[phase][n, :, :, off + b0:off + b1]
-            packed = cols[:, :, :, :b1 - b0].reshape(G, T * Cg, b1 - b0)
-            np.matmul(g[n, :, :, b0:b1], packed.transpose(0, 2, 1), out=partial[i])
-
-    chunks = [(i, i + 1) for i in range(len(blocks))]
-    work = float(G) * Kg * T * Cg * L * images
-    _parallel.run(run, chunks, _parallel.threads_for(geo.workers, work, len(chunks)))
-    # The blocks' sums in block order: the same bits for any thread count.
-    total = partial[0].copy()
-    for p in partial[1:]:
-        total += p
-    grad[...] = total.reshape(G, Kg, T, Cg).transpose(2, 0, 1, 3)

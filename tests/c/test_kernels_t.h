@@ -470,10 +470,24 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
             cyc_index px = CYC_NARROW_PIXELS(PT, n);
             T *narrow = malloc((size_t)(PT * KB + GUARD) * sizeof(T));
             for (cyc_index i = 0; i < PT * KB + GUARD; i++) narrow[i] = (T)SENTINEL;
-            kt->CK(blocked_tile_narrow)(in, cs, dr * rstride, ds, sx, C, R, S, wp, narrow, px);
+            kt->CK(blocked_tile_narrow)(in, cs, dr * rstride, ds, sx, C, R, S, wp, NULL, narrow,
+                                        px);
             if (memcmp(narrow, tile, (size_t)(px * KB) * sizeof(T)) != 0 && bad++ < 5)
                 printf("  blocked_tile_narrow_%s %d pixels C=%d R=%d S=%d sx=%d: not the "
                        "full tile's bits\n", STR(SFX), (int)px, (int)C, (int)R, (int)S, (int)sx);
+            if (C > 1) {
+                /* In two calls, the second from the first's partial sums. */
+                cyc_index C1 = C / 2;
+                T *two = malloc((size_t)(px * KB) * sizeof(T));
+                kt->CK(blocked_tile_narrow)(in, cs, dr * rstride, ds, sx, C1, R, S, wp, NULL,
+                                            two, px);
+                kt->CK(blocked_tile_narrow)(in + C1 * cs, cs, dr * rstride, ds, sx, C - C1, R,
+                                            S, wp + C1 * R * S * KB, two, two, px);
+                if (memcmp(two, tile, (size_t)(px * KB) * sizeof(T)) != 0 && bad++ < 5)
+                    printf("  blocked_tile_narrow_%s %d pixels C=%d: two passes (init) "
+                           "differ\n", STR(SFX), (int)px, (int)C);
+                free(two);
+            }
             for (cyc_index i = px * KB; i < PT * KB + GUARD; i++)
                 if (narrow[i] != (T)SENTINEL) {
                     if (bad++ < 5)

@@ -113,15 +113,15 @@ typedef void (*cyc_blocked_tile_f64)(const double *in, cyc_index cs, cyc_index r
                                      const double *wp, const double *init, double *tile);
 
 /* The same for `pixels` = CYC_NARROW_PIXELS(PT, 0) or (PT, 1) pixels (fewer
- * than PT: a row's last tile), from zero. */
+ * than PT: a row's last tile, or a weight gradient's last channels). */
 typedef void (*cyc_blocked_tile_narrow_f32)(const float *in, cyc_index cs, cyc_index rs,
                                             cyc_index ds, cyc_index sx, cyc_index C,
                                             cyc_index R, cyc_index S, const float *wp,
-                                            float *tile, cyc_index pixels);
+                                            const float *init, float *tile, cyc_index pixels);
 typedef void (*cyc_blocked_tile_narrow_f64)(const double *in, cyc_index cs, cyc_index rs,
                                             cyc_index ds, cyc_index sx, cyc_index C,
                                             cyc_index R, cyc_index S, const double *wp,
-                                            double *tile, cyc_index pixels);
+                                            const double *init, double *tile, cyc_index pixels);
 /* The narrower tiles' widths for PT pixels per tile: about 2/3 and 1/3 of it
  * (AVX2: 6 -> 4, 2), so a row's last tile computes at most one pixel too many. */
 #define CYC_NARROW_PIXELS(pt, i) ((i) == 0 ? (2 * (pt) + 2) / 3 : ((pt) + 2) / 3)

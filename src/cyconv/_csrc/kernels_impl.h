@@ -1235,21 +1235,21 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
         FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile, PT);
 }
 
-/* blocked_tile of `pixels` (CYC_NARROW_PIXELS(PT, 0 or 1)) pixels, from
- * zero: a row's last tile when fewer than PT pixels remain, so that it
- * computes at most one pixel it does not keep rather than up to PT - 1
- * (ResNet's strided layers: rows of 7, 14 and 28 pixels). Each pixel's sum
- * is the same as in a full tile. */
+/* blocked_tile of `pixels` (CYC_NARROW_PIXELS(PT, 0 or 1)) pixels: a row's
+ * last tile when fewer than PT pixels remain, so that it computes at most
+ * one pixel it does not keep rather than up to PT - 1 (ResNet's strided
+ * layers: rows of 7, 14 and 28 pixels). Each pixel's sum is the same as in
+ * a full tile. */
 TARGET static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index rs,
                                            cyc_index ds, cyc_index sx, cyc_index C,
-                                           cyc_index R, cyc_index S, const T *wp, T *tile,
-                                           cyc_index pixels)
+                                           cyc_index R, cyc_index S, const T *wp,
+                                           const T *init, T *tile, cyc_index pixels)
 {
     if (pixels == CYC_NARROW_PIXELS(PT, 0))
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile,
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, init, tile,
                               CYC_NARROW_PIXELS(PT, 0));
     else
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile,
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, init, tile,
                               CYC_NARROW_PIXELS(PT, 1));
 }
 #undef KB
@@ -1281,9 +1281,9 @@ static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index 
 
 static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                                     cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                                    const T *wp, T *tile, cyc_index pixels)
+                                    const T *wp, const T *init, T *tile, cyc_index pixels)
 {
-    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile, pixels);
+    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wp, init, tile, pixels);
 }
 #endif
 
