@@ -2374,6 +2374,24 @@ def weight_grad_plan(Py_ssize_t Kg, bint double_precision):
     return t.tile_pixels, (t.block_f64 if double_precision else t.block_f32)
 
 
+cdef inline void _pixel_sums(const cyc_kernel_table *t, const fp_t *src, Py_ssize_t rs,
+                             Py_ssize_t ds, Py_ssize_t sx, Py_ssize_t rows, Py_ssize_t cols,
+                             const fp_t *wp, const fp_t *init, fp_t *tile,
+                             Py_ssize_t px) noexcept nogil:
+    # A blocked tile of px pixels (PT, or a narrow width) summed over rows x cols
+    # positions: weight_grad_tiles' pixels are elements, its weights grad_output.
+    if fp_t is float:
+        if px < t.tile_pixels:
+            t.blocked_tile_narrow_f32(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile, px)
+        else:
+            t.blocked_tile_f32(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile)
+    else:
+        if px < t.tile_pixels:
+            t.blocked_tile_narrow_f64(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile, px)
+        else:
+            t.blocked_tile_f64(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile)
+
+
 cdef void _unstage(const fp_t *stage, Py_ssize_t ss, Py_ssize_t unit, Py_ssize_t blocks,
                    Py_ssize_t KB, Py_ssize_t Kg, Py_ssize_t width, Py_ssize_t lo,
                    Py_ssize_t hi, fp_t[:, ::1] grad) noexcept nogil:
@@ -2436,7 +2454,6 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
     cdef bint first, last
     cdef const fp_t *src
     cdef const fp_t *wp
-    cdef const fp_t *init
     cdef fp_t *o
     if N == 0 or u1 <= u0:
         return
@@ -2465,21 +2482,8 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
                     src = &inp[0] + n * xn + (y0 * sh + r * dh) * xr + s0 * dw * xx + i0 * sx
                     wp = &grad_out[b, (n * Ho + y0) * Wo, 0]
                     o = &scratch[0] if first and last else &scratch[(u - u0) * PT * KB]
-                    init = NULL if first else o
-                    if fp_t is float:
-                        if px < PT:
-                            t.blocked_tile_narrow_f32(src, 0, sh * xr, sw * xx, sx, 1, rows, Wo,
-                                                      wp, init, o, px)
-                        else:
-                            t.blocked_tile_f32(src, 0, sh * xr, sw * xx, sx, 1, rows, Wo, wp,
-                                               init, o)
-                    else:
-                        if px < PT:
-                            t.blocked_tile_narrow_f64(src, 0, sh * xr, sw * xx, sx, 1, rows, Wo,
-                                                      wp, init, o, px)
-                        else:
-                            t.blocked_tile_f64(src, 0, sh * xr, sw * xx, sx, 1, rows, Wo, wp,
-                                               init, o)
+                    _pixel_sums(t, src, sh * xr, sw * xx, sx, rows, Wo, wp,
+                                NULL if first else o, o, px)
                     if last:
                         if unit != staged:
                             _unstage(&stage[0], ss, staged, blocks, KB, Kg, width, lo, hi, grad)
