@@ -1287,6 +1287,45 @@ def test_pieces_of_one_row_bitwise(case, dtype, monkeypatch):
         np.testing.assert_array_equal(pieces.view(np.uint8), whole.view(np.uint8))
 
 
+def _weight_layout(w, layout):
+    """An array equal to w in another memory layout (none C-contiguous)."""
+    if layout == "transposed, taps flipped":   # as conv2d_backward passes a layer's weights
+        base = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        view = base.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    elif layout == "transposed":
+        view = np.ascontiguousarray(w.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "fortran":
+        view = np.asfortranarray(w)
+    else:   # every other column of a wider array
+        wide = np.zeros(w.shape[:3] + (2 * w.shape[3],), w.dtype)
+        wide[..., ::2] = w
+        view = wide[..., ::2]
+    assert not view.flags.c_contiguous and np.array_equal(view, w)
+    return view
+
+
+@pytest.mark.parametrize("case", [(1, 40, 37, 5, 5, 1), (2, 24, 33, 4, 6, 1),
+                                  (1, 48, 40, 6, 5, 2)], ids=str)
+@pytest.mark.parametrize("layout", ["transposed, taps flipped", "transposed", "fortran",
+                                    "strided"])
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_small_image_tiles_stage_weight_views_bitwise(case, layout, dtype):
+    """Small-image tiles read C-contiguous weights in place and stage each
+    block of any other layout: the same bits, any thread count, groups and
+    a short last block included."""
+    from cyconv import _conv2d
+    N, C, K, H, W, groups = case
+    x, w, b = case_arrays(seed_of(case, layout, dtype), N=N, C=C, K=K, groups=groups, H=H,
+                          W=W, R=3, S=3, dtype=dtype)
+    view = _weight_layout(w, layout)
+    plan = _conv2d._prepared_call(x, view, b, 1, 1, 1, groups, "zeros", None).plan
+    assert plan.weight_stage > 0   # the case runs small-image tiles
+    want = check(x, w, b, 1, 1, 1, groups)
+    for workers in (1, 3):
+        got = cyconv.conv2d(x, view, b, padding=1, groups=groups, workers=workers)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
 @pytest.mark.parametrize("H,W", [(1, 1), (2, 5), (7, 7), (9, 14), (13, 28)], ids=str)
 @pytest.mark.parametrize("stride", [2, 3, (2, 1), (1, 3)], ids=str)
 @pytest.mark.parametrize("padding", [0, 1, 2, 3, (0, 1, 3, 0), (5, 0, 0, 4)], ids=str)

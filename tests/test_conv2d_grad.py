@@ -383,6 +383,26 @@ TRANSPOSE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("shape", [(1, 40, 36, 5, 5), (2, 24, 33, 4, 6)], ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_input_gradient_of_small_images_reads_the_weights_as_a_view(shape, dtype):
+    """At unit stride on small images the input gradient hands conv2d the
+    layer's weights transposed and flipped as a view (its tiles stage them):
+    bitwise conv2d on the copied weights."""
+    from cyconv import _conv2d
+    N, C, K, H, W = shape
+    rng = np.random.default_rng(12)
+    x, w, g = rand(rng, (N, C, H, W), dtype), rand(rng, (K, C, 3, 3), dtype), rand(
+        rng, (N, K, H, W), dtype)
+    wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    assert _conv2d._prepared_call(g, wt, None, 1, 1, 1, 1, "zeros", None).plan.weight_stage
+    want = cyconv.conv2d(g, wt, padding=1)
+    for workers in (1, 2):
+        got = cyconv.conv2d_backward(g, x, w, padding=1, output_mask=(True, False, False),
+                                     workers=workers)[0]
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
 @pytest.mark.parametrize("conv", TRANSPOSE_CASES, ids=repr)
 @pytest.mark.parametrize("batched", [True, False])
 def test_conv_transpose2d_is_the_input_gradient(conv, batched):

@@ -63,14 +63,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     x = np.asarray(input)
     w = np.asarray(weight)
     b = None if bias is None else np.asarray(bias)
-    key = _key(x, w, b, stride, padding, dilation, groups, padding_mode)
-    prep = _prepared.get(key) if key is not None else None
-    if prep is None:
-        prep = _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers)
-        if key is not None:
-            if len(_prepared) >= _MAX_PREPARED:
-                _prepared.clear()
-            _prepared[key] = prep
+    prep = _prepared_call(x, w, b, stride, padding, dilation, groups, padding_mode, workers)
     workers = _parallel.resolve_workers(workers)
     geo, dtype, plan = prep.geo, prep.dtype, prep.plan
 
@@ -95,7 +88,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     bias_arr = np.empty(0, dtype) if b is None else aligned(np.ascontiguousarray(b, dtype=dtype))
     if prep.lowered is not None:   # as a 1x1 layer on the pixels' patches (_prepare)
         w = w.reshape(geo.K, -1, 1, 1)
-    if plan.pack_inline:   # packed in the core as it runs, from any layout
+    if plan.pack_inline or plan.weight_stage:   # packed or staged as it runs: any layout
         weights = w.astype(dtype, copy=False)
     elif plan.blocked:
         weights = _scratch.empty("conv2d.packed", plan.packed_shape, dtype)
@@ -135,12 +128,15 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
     plan, N, Ho, per_row = prep.plan, x.shape[0], prep.Ho, prep.per_row
     Hb, Wb = plan.Hb, plan.Wb
     dtype = weights.dtype
+    edge = plan.edge
+    if plan.weight_stage and weights.strides != _c_strides(weights.shape, dtype.itemsize):
+        edge = max(edge, plan.weight_stage)   # the core stages each block's weights there
 
     def scratch():
         # Each thread pads its own copy of one image at a time.
         return (_scratch.empty("conv2d.padded", plan.padded_shape, dtype),
                 _scratch.empty("conv2d.tiles", (plan.scratch,), dtype),
-                _scratch.empty("conv2d.edge", (plan.edge,), dtype))
+                _scratch.empty("conv2d.edge", (edge,), dtype))
 
     core = _methods.core_function(_core.conv2d, dtype)
 
@@ -176,6 +172,16 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
         chunks = _split_blocks(chunks, blocks, per_row)
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
     _parallel.run(job, chunks, nthreads, scratch)
+
+
+def _c_strides(shape, itemsize: int) -> tuple:
+    """Byte strides of a C-contiguous array of this shape (whatever its
+    extents: the core compares all four)."""
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
 
 
 def _split_blocks(chunks, blocks: int, per_row: int) -> list:
@@ -219,6 +225,29 @@ def _typed(value):
     if type(value) is tuple or type(value) is list:
         return type(value), tuple(_typed(v) for v in value)
     return type(value), value
+
+
+def _prepared_call(x, w, b, stride, padding, dilation, groups, padding_mode,
+                   workers) -> _Prepared:
+    """The call's checked arguments and plan, made once per key."""
+    key = _key(x, w, b, stride, padding, dilation, groups, padding_mode)
+    prep = _prepared.get(key) if key is not None else None
+    if prep is None:
+        prep = _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers)
+        if key is not None:
+            if len(_prepared) >= _MAX_PREPARED:
+                _prepared.clear()
+            _prepared[key] = prep
+    return prep
+
+
+def stages_weights(x, w, stride, padding, dilation, groups) -> bool:
+    """Whether conv2d(x, w, ...) runs small-image tiles, which read weights
+    of any layout, staging each block of a view (else it wants them
+    C-contiguous: NumPy's copy of a view with flipped taps runs an inner
+    loop per row of taps)."""
+    prep = _prepared_call(x, w, None, stride, padding, dilation, groups, "zeros", None)
+    return prep.plan is not None and prep.plan.weight_stage > 0
 
 
 def _key(x, w, b, stride, padding, dilation, groups, padding_mode):

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core, _geometry, _memory, _parallel
-from ._conv2d import IntPair, Padding, PaddingMode, conv2d, _check_out
+from ._conv2d import IntPair, Padding, PaddingMode, conv2d, stages_weights, _check_out
 from ._padding import aligned, index_map
 
 
@@ -320,10 +320,8 @@ def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> No
     `out`, one stride-1 conv2d call per stride phase."""
     C, K, Cg, R, S, G = geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
-    # conv2d's weight for this: (C, K/groups, R, S), flipped, within each group.
     Kg = K // G
-    wt = _memory.empty((C, Kg, R, S), geo.dtype)
-    _core.flip_transpose_weights(np.ascontiguousarray(w, geo.dtype), G, wt)
+    wt = None   # conv2d's weight for this (_flipped_weights), made at the first call
     for py in range(sh):
         fr, stepr, nr = _phase_taps(py, sh, dh, R)
         for px in range(sw):
@@ -343,11 +341,30 @@ def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> No
             # first of them the highest original tap.
             r_first = R - 1 - (fr + (nr - 1) * stepr)
             c_first = S - 1 - (fc + (nc - 1) * stepc)
+            gsub, padding = gout[:, :, ylo:yhi, xlo:xhi], (xpre, xpost, ypre, ypost)
+            dilation = (dh // gcd(sh, dh), dw // gcd(sw, dw))
+            if wt is None:
+                wt = _flipped_weights(w, geo, gsub, padding, dilation)
             # (at unit stride all of wt; else a view, which conv2d packs or copies)
             sub = wt[:, :, r_first::stepr, c_first::stepc]
-            conv2d(gout[:, :, ylo:yhi, xlo:xhi], sub, bias, padding=(xpre, xpost, ypre, ypost),
-                   dilation=(dh // gcd(sh, dh), dw // gcd(sw, dw)), groups=G, out=target,
+            conv2d(gsub, sub, bias, padding=padding, dilation=dilation, groups=G, out=target,
                    workers=geo.workers)
+
+
+def _flipped_weights(w, geo: _Geometry, gout, padding, dilation) -> np.ndarray:
+    """conv2d's weight for the input gradient: (C, K/groups, R, S), each
+    group's channel axes swapped and the taps flipped. A view of `w` when
+    one call (unit stride, one group) runs small-image tiles: they stage
+    each block of it as they go, where a copy first wrote and read back all
+    of it (512 -> 512 3x3 @7x7: 9.4 MB, a third of the gradient). Else a
+    copy."""
+    C, K, R, S, G = geo.C, geo.K, geo.R, geo.S, geo.groups
+    view = np.asarray(w, geo.dtype).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    if G == 1 and geo.stride == (1, 1) and stages_weights(gout, view, 1, padding, dilation, 1):
+        return view
+    wt = _memory.empty((C, K // G, R, S), geo.dtype)
+    _core.flip_transpose_weights(np.ascontiguousarray(w, geo.dtype), G, wt)
+    return wt
 
 
 def _depthwise_lanes_plan(geo: _Geometry, Hx: int, Wx: int, x0: int):

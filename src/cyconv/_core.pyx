@@ -160,6 +160,8 @@ cdef extern from "interleave.h" nogil:
                            float *dst, Py_ssize_t ds)
     void cyc_transpose_f64(const double *src, Py_ssize_t ss, Py_ssize_t rows, Py_ssize_t cols,
                            double *dst, Py_ssize_t ds)
+    void cyc_reverse_f32(const float *src, Py_ssize_t n, float *dst)
+    void cyc_reverse_f64(const double *src, Py_ssize_t n, double *dst)
     void cyc_interleave_f32(const float *src, Py_ssize_t cs, Py_ssize_t n, Py_ssize_t nc,
                             Py_ssize_t G, float *dst)
     void cyc_interleave_f64(const double *src, Py_ssize_t cs, Py_ssize_t n, Py_ssize_t nc,
@@ -369,6 +371,14 @@ cdef inline void _transpose(const fp_t *src, Py_ssize_t ss, Py_ssize_t rows, Py_
         cyc_transpose_f32(src, ss, rows, cols, dst, ds)
     else:
         cyc_transpose_f64(src, ss, rows, cols, dst, ds)
+
+
+cdef inline void _reverse(const fp_t *src, Py_ssize_t n, fp_t *dst) noexcept nogil:
+    # dst[t] = src[n-1-t] for t < n (interleave.h)
+    if fp_t is float:
+        cyc_reverse_f32(src, n, dst)
+    else:
+        cyc_reverse_f64(src, n, dst)
 
 
 def transpose_into(const fp_t[:, ::1] src,   # IN  W x H
@@ -1986,14 +1996,53 @@ cdef void _conv2d_depthwise_lanes(const _Conv *g, const char *image, const Py_ss
             yb = ye
 
 
+cdef enum:
+    STAGE_AHEAD = 16   # channels _stage_weights prefetches ahead
+
+
+cdef void _stage_weights(const _Conv *g, const char *w, const Py_ssize_t *wstr, Py_ssize_t nk,
+                         fp_t *stage) noexcept nogil:
+    """nk output channels' (Cg, R, S) weights, the first at w (byte strides
+    wstr), into stage in their natural layout: channel k's Cg*R*S taps at
+    stage + k*Cg*R*S. Input channel by input channel, so that an input
+    gradient's view (the layer's weights transposed, taps flipped) is read
+    in one run of nk*R*S per channel."""
+    cdef Py_ssize_t RS = g.R * g.S, taps = g.Cg * RS, item = sizeof(fp_t), k, c, r, s
+    cdef bint flipped = wstr[3] == -item and wstr[2] == -g.S * item
+    cdef Py_ssize_t ahead = STAGE_AHEAD * wstr[1] - (RS - 1) * item, line
+    cdef const char *src
+    cdef fp_t *dst
+    for c in range(g.Cg):
+        if flipped and wstr[0] == RS * item and c + STAGE_AHEAD < g.Cg:
+            # A later channel's run: its lines come from memory, and at
+            # wstr[1] apart (18 KB for 512 channels) the prefetchers miss them.
+            for line in range(0, nk * RS * item, 64):
+                cyc_prefetch_read(w + c * wstr[1] + ahead + line)
+        for k in range(nk):
+            src = w + k * wstr[0] + c * wstr[1]
+            dst = stage + k * taps + c * RS
+            if flipped:
+                _reverse(<const fp_t *>src - (RS - 1), RS, dst)
+            else:
+                for r in range(g.R):
+                    for s in range(g.S):
+                        dst[r * g.S + s] = (<const fp_t *>(src + r * wstr[2] + s * wstr[3]))[0]
+
+
 cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
-                        const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
-                        Py_ssize_t osx, fp_t *tile, Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
+                        const Py_ssize_t *wstr, const fp_t *bias, char *out, Py_ssize_t osk,
+                        Py_ssize_t osy, Py_ssize_t osx, fp_t *tile, fp_t *stage,
+                        Py_ssize_t y0, Py_ssize_t y1) noexcept nogil:
     """Output rows y0 <= y < y1 of one image for small images: tiles of FK
     output channels x FP flat pixels of the padded image (pitch Wb), weights
-    read in place; pixels that land in the padding are computed and dropped."""
+    read in place when C-contiguous, else each block's staged first
+    (plan.weight_stage elements of `stage`: reading a transposed view in
+    place measured 2x as slow, its channels 18 KB apart); pixels that land
+    in the padding are computed and dropped."""
     cdef Py_ssize_t FK = g.FK, FP = g.FP, Wb = g.Wb, Wo = g.Wo
-    cdef Py_ssize_t cs = g.Hb * Wb, taps = g.Cg * g.R * g.S
+    cdef Py_ssize_t cs = g.Hb * Wb, taps = g.Cg * g.R * g.S, item = sizeof(fp_t)
+    cdef bint natural = wstr[3] == item and wstr[2] == g.S * item \
+        and wstr[1] == g.R * g.S * item and wstr[0] == taps * item
     cdef Py_ssize_t grp, kb, kb_index, k, nk, f, f_end = (y1 - 1) * Wb + Wo, t, y, x, npx, i
     cdef const fp_t *wk[CYC_MAX_FLAT_CHANNELS]     # FK pointers
     cdef const fp_t *base
@@ -2004,8 +2053,14 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
         for kb_index in range((g.Kg + FK - 1) // FK):
             kb = kb_index * FK
             nk = min(FK, g.Kg - kb)
-            for k in range(FK):  # a short last block repeats its last channel
-                wk[k] = weight + (grp * g.Kg + kb + min(k, nk - 1)) * taps
+            if natural:
+                for k in range(FK):  # a short last block repeats its last channel
+                    wk[k] = weight + (grp * g.Kg + kb + min(k, nk - 1)) * taps
+            else:
+                _stage_weights(g, <const char *>weight + (grp * g.Kg + kb) * wstr[0], wstr, nk,
+                               stage)
+                for k in range(FK):
+                    wk[k] = stage + min(k, nk - 1) * taps
             f = y0 * Wb
             while f < f_end:
                 if fp_t is float:
@@ -2036,7 +2091,7 @@ cdef void _conv2d_range(const _Conv *g,
                         const char *image, const Py_ssize_t *istr,  # N x C x H x W, byte strides
                         const int64_t *row_map, const int64_t *col_map,
                         const fp_t *weights,     # packed (blocked) or K x Cg x R x S (spatial,
-                        const Py_ssize_t *wstr,  # pack_inline: their byte strides)
+                        const Py_ssize_t *wstr,  # small, pack_inline: their byte strides)
                         const fp_t *bias,        # K values, or NULL
                         char *out, const Py_ssize_t *ostr,          # N x K x Ho x Wo, byte strides
                         fp_t *padded, fp_t *scratch, fp_t *edge,    # one thread's scratch
@@ -2078,8 +2133,8 @@ cdef void _conv2d_range(const _Conv *g,
             _conv2d_blocked(g, padded, weights, wstr, bias, out + n * ostr[0], ostr[1],
                             ostr[2], ostr[3], scratch, edge, y0, y1, b0, b1)
         elif g.small:
-            _conv2d_small(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
-                          ostr[3], scratch, y0, y1)
+            _conv2d_small(g, padded, weights, wstr, bias, out + n * ostr[0], ostr[1], ostr[2],
+                          ostr[3], scratch, edge, y0, y1)
         else:
             _conv2d_spatial(g, padded, weights, bias, out + n * ostr[0], ostr[1], ostr[2],
                             ostr[3], scratch, y0, y1)
@@ -2167,6 +2222,13 @@ cdef class Conv2dPlan:
         with pack_inline by conv2d as it goes (it then takes them as given,
         any strides)."""
         return self.g.blocked
+
+    @property
+    def weight_stage(self):
+        """Small-image plans read the (K, Cg, R, S) weights as given, any
+        strides: when not C-contiguous each block is staged in conv2d's
+        `edge`, which then holds this many elements (else 0)."""
+        return self.g.FK * self.g.Cg * self.g.R * self.g.S if self.g.small else 0
 
     @property
     def padded_shape(self):
@@ -2658,7 +2720,7 @@ def flip_transpose_weights(const fp_t[:, :, :, ::1] w,      # IN  K x Cg x R x S
     reversed view runs an inner loop per row of S taps: 512 -> 512 3x3 took
     3.3 ms, this loop 0.9-1.1 ms on Zen 4)."""
     cdef Py_ssize_t K = w.shape[0], Cg = w.shape[1], RS = w.shape[2] * w.shape[3]
-    cdef Py_ssize_t Kg = K // groups if groups else 0, grp, k, c, c0, nc, t
+    cdef Py_ssize_t Kg = K // groups if groups else 0, grp, k, c, c0, nc
     cdef const fp_t *src
     cdef fp_t *dst
     if K * Cg * RS == 0:
@@ -2671,8 +2733,7 @@ def flip_transpose_weights(const fp_t[:, :, :, ::1] w,      # IN  K x Cg x R x S
                     src = &w[grp * Kg + k, c0, 0, 0]
                     for c in range(nc):
                         dst = &out[grp * Cg + c0 + c, k, 0, 0]
-                        for t in range(RS):
-                            dst[t] = src[c * RS + RS - 1 - t]
+                        _reverse(src + c * RS, RS, dst)
 
 
 def conv2d(Conv2dPlan plan,
@@ -2680,13 +2741,14 @@ def conv2d(Conv2dPlan plan,
            const int64_t[::1] row_map,        # IN  Hb padded rows -> source row or -1
            const int64_t[::1] col_map,        # IN  Wb padded cols -> source col or -1
            const fp_t[:, :, :, :] weights,    # IN  packed (blocked) or K x Cg x R x S, C-
-                                              #     contiguous; with pack_inline K x Cg x R x S,
-                                              #     any strides
+                                              #     contiguous; with pack_inline or
+                                              #     weight_stage K x Cg x R x S, any strides
            const fp_t[::1] bias,              # IN  K values, or length 0 for none
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
            fp_t[:, :, ::1] padded,            # scratch plan.padded_shape
            fp_t[::1] scratch,                 # scratch: plan.scratch elements
-           fp_t[::1] edge,                    # scratch: plan.edge elements
+           fp_t[::1] edge,                    # scratch: plan.edge elements, or
+                                              #     plan.weight_stage if more
            Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
            Py_ssize_t b0=0, Py_ssize_t b1=-1):
     """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call);
