@@ -406,6 +406,11 @@ def conv2d_expected(t, itemsize):
         scratch = FK * FP
     elif blocked:
         flat = sh == 1 and sw == 1 and flat_pitch - Wo < -(-Wo // PT) * PT - Wo
+        # a row of one tile width, zero padding above or below: row tiles,
+        # which leave out the kernel rows on the padding
+        widths = (PT, (2 * PT + 2) // 3, PT // 2, (PT + 2) // 3)
+        if R > 1 and mode == 0 and top + bottom > 0 and Wo in widths:
+            flat = False
         if flat and flat_pitch < Wp:
             Wb, Hb = flat_pitch, Hb + 1
         if (Hb * Wb * itemsize) % 1024 == 0:  # a spare row against L1 set aliasing

@@ -1326,6 +1326,74 @@ def test_small_image_tiles_stage_weight_views_bitwise(case, layout, dtype):
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
+@pytest.mark.parametrize("pad,dilation,stride", [   # pad: (top, bottom, left, right)
+    ((1, 1, 1, 1), 1, 1),   # 3x3 "same": the top and bottom rows run 2 kernel rows of 3
+    ((2, 0, 1, 1), 1, 1),   # padding above only, two rows of it
+    ((0, 3, 1, 1), 1, 1),   # below only; the last output row lies wholly in it
+    ((4, 4, 1, 1), 1, 1),   # rows wholly in padding above and below (no kernel row left)
+    ((2, 2, 2, 2), 2, 1),   # dilated rows
+    ((1, 1, 1, 1), 1, (2, 1)),   # strided rows
+], ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_row_tiles_leave_out_padding_rows(pad, dilation, stride, dtype):
+    """Row tiles leave out the kernel rows that fall on zero padding, and a
+    row of one tile width runs as one tile: for each of the level's tile
+    widths, the same values as the reference and bitwise the layer on the
+    explicitly padded input (which computes every kernel row), at 1 and 3
+    threads."""
+    from cyconv import _core
+    top, bottom, left, right = pad
+    padding = (left, right, top, bottom)   # conv2d's 4-tuple order
+    pair = (lambda v: v if isinstance(v, tuple) else (v, v))
+    probe = _core.conv2d_plan((2, 20, 9, 9), 40, (3, 3), 1, pair(stride), pair(dilation), pad,
+                              dtype == F64, zero_padding=True)
+    for width in sorted(set(probe.tile_widths)):
+        W = width - left - right + 2 * dilation
+        x, w, b = case_arrays(seed_of(pad, dilation, stride, dtype, width), N=2, C=20, K=40,
+                              H=16, W=W, dtype=dtype)
+        plan = _core.conv2d_plan(x.shape, 40, (3, 3), 1, pair(stride), pair(dilation), pad,
+                                 dtype == F64, zero_padding=True)
+        assert plan.blocked and plan.Wo == width
+        assert not plan.flat, "a row of one tile width, padding above or below: row tiles"
+        got = check(x, w, b, stride, padding, dilation)
+        explicit = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        for workers in (1, 3):
+            np.testing.assert_array_equal(
+                cyconv.conv2d(explicit, w, b, stride, 0, dilation, workers=workers)
+                .view(np.uint8), got.view(np.uint8))
+            np.testing.assert_array_equal(
+                cyconv.conv2d(x, w, b, stride, padding, dilation, workers=workers)
+                .view(np.uint8), got.view(np.uint8))
+
+
+@pytest.mark.parametrize("C,K,H,W,R,padding", [
+    (160, 96, 7, 7, 3, 1),     # rows of one tile width (AVX-512), blocks outer
+    (160, 96, 12, 11, 3, 1),   # flat tiles
+    (96, 128, 14, 14, 3, 0),   # unpadded: read in place
+    (1100, 80, 6, 9, 1, 0),    # a 1x1 layer in channel chunks
+], ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_batch_pieces_run_blocks_over_their_images(C, K, H, W, R, padding, dtype, monkeypatch):
+    """Layers whose channel blocks run outer take pieces of several images
+    (one thread: the 5 images in one piece), each block over all of them:
+    the reference's values, and bitwise the same as pieces of one image
+    (3 threads; CHUNK_WORK of 1)."""
+    from cyconv import _core, _parallel
+    x, w, b = case_arrays(seed_of(C, K, H, W, R, dtype), N=5, C=C, K=K, H=H, W=W, R=R, S=R,
+                          dtype=dtype)
+    plan = _core.conv2d_plan(x.shape, K, (R, R), 1, (1, 1), (1, 1), (padding,) * 4,
+                             dtype == F64, zero_padding=True)
+    assert plan.splits_blocks, "the case's blocks run outer"
+    with cyconv.num_threads(1):
+        got = check(x, w, b, 1, padding)
+    bits = got.view(np.uint8)
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, padding=padding, workers=3)
+                                  .view(np.uint8), bits)
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, padding=padding, workers=1)
+                                  .view(np.uint8), bits)
+
+
 @pytest.mark.parametrize("H,W", [(1, 1), (2, 5), (7, 7), (9, 14), (13, 28)], ids=str)
 @pytest.mark.parametrize("stride", [2, 3, (2, 1), (1, 3)], ids=str)
 @pytest.mark.parametrize("padding", [0, 1, 2, 3, (0, 1, 3, 0), (5, 0, 0, 4)], ids=str)

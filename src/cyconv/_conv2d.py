@@ -132,9 +132,12 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
     if plan.weight_stage and weights.strides != _c_strides(weights.shape, dtype.itemsize):
         edge = max(edge, plan.weight_stage)   # the core stages each block's weights there
 
+    padded_shape = plan.padded_shape
+
     def scratch():
-        # Each thread pads its own copy of one image at a time.
-        return (_scratch.empty("conv2d.padded", plan.padded_shape, dtype),
+        # Each thread pads its own copy of one image at a time (or of each
+        # image of a piece whose blocks run outer: padded_shape set below).
+        return (_scratch.empty("conv2d.padded", padded_shape, dtype),
                 _scratch.empty("conv2d.tiles", (plan.scratch,), dtype),
                 _scratch.empty("conv2d.edge", (edge,), dtype))
 
@@ -170,6 +173,12 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
     # each would pad the same input again (256 -> 256 3x3 @14x14: 1.02-1.03x).
     if blocks > 1 and (workers > 1 or (Hb, Wb) == x.shape[2:]):
         chunks = _split_blocks(chunks, blocks, per_row)
+    if plan.splits_blocks and chunks[0][1] - chunks[0][0] > 1:
+        # Pieces of several images whose blocks run outer: the core pads
+        # them all, and runs each block over them while its weights stay in
+        # cache (_core._conv2d_range).
+        C = padded_shape[0]
+        padded_shape = (C * (chunks[0][1] - chunks[0][0]),) + padded_shape[1:]
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
     _parallel.run(job, chunks, nthreads, scratch)
 

@@ -45,16 +45,18 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_blocked_tile_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                           cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                                           const double *wp, const double *init, double *tile)
-    ctypedef void (*cyc_blocked_tile_narrow_f32)(const float *inp, cyc_index cs, cyc_index rs,
-                                                 cyc_index ds, cyc_index sx, cyc_index C,
-                                                 cyc_index R, cyc_index S, const float *wp,
-                                                 const float *init, float *tile, cyc_index pixels)
-    ctypedef void (*cyc_blocked_tile_narrow_f64)(const double *inp, cyc_index cs, cyc_index rs,
-                                                 cyc_index ds, cyc_index sx, cyc_index C,
-                                                 cyc_index R, cyc_index S, const double *wp,
-                                                 const double *init, double *tile,
-                                                 cyc_index pixels)
-    cyc_index CYC_NARROW_PIXELS(cyc_index pt, int i)
+    ctypedef void (*cyc_blocked_tile_sized_f32)(const float *inp, cyc_index cs, cyc_index rs,
+                                                cyc_index ds, cyc_index sx, cyc_index C,
+                                                cyc_index R, cyc_index S, cyc_index wcs,
+                                                const float *wp, const float *init, float *tile,
+                                                cyc_index pixels)
+    ctypedef void (*cyc_blocked_tile_sized_f64)(const double *inp, cyc_index cs, cyc_index rs,
+                                                cyc_index ds, cyc_index sx, cyc_index C,
+                                                cyc_index R, cyc_index S, cyc_index wcs,
+                                                const double *wp, const double *init,
+                                                double *tile, cyc_index pixels)
+    cyc_index CYC_TILE_WIDTH(cyc_index pt, int i)
+    enum: CYC_TILE_WIDTHS
     ctypedef void (*cyc_flat_tile_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                        cyc_index C, cyc_index R, cyc_index S,
                                        const float *const *wk, float *tile)
@@ -124,8 +126,8 @@ cdef extern from "kernels.h" nogil:
         cyc_taps_row_f32 taps_row_f32
         cyc_spatial_rows_f32 spatial_rows_t_f32
         cyc_spatial_rows_f64 spatial_rows_t_f64
-        cyc_blocked_tile_narrow_f32 blocked_tile_narrow_f32
-        cyc_blocked_tile_narrow_f64 blocked_tile_narrow_f64
+        cyc_blocked_tile_sized_f32 blocked_tile_sized_f32
+        cyc_blocked_tile_sized_f64 blocked_tile_sized_f64
         cyc_pixel_tile_f32 pixel_tile_f32
         cyc_pixel_tile_f64 pixel_tile_f64
         cyc_index pixel_channels
@@ -1253,9 +1255,15 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     elif g.blocked:
         tiles = (g.Wo + g.PT - 1) // g.PT
         # Row tiles waste the end of each row; flat tiles (unit stride only)
-        # waste the padding columns instead: take the smaller waste.
+        # waste the padding columns instead: take the smaller waste. A row
+        # one tile width wide wastes nothing, and with zero padding above or
+        # below, its tiles leave out the kernel rows that fall on it
+        # (_blocked_row_tile): 3x3 layers at 7x7 compute 7 x 57 products per
+        # image for 49 x 9, where flat tiles of pitch 8 computed 56 x 9.
         pitch = _flat_pitch(g)
-        g.flat = g.sh == 1 and g.sw == 1 and pitch - g.Wo < tiles * g.PT - g.Wo
+        g.flat = g.sh == 1 and g.sw == 1 and pitch - g.Wo < tiles * g.PT - g.Wo \
+            and not (g.R > 1 and g.zero_padding and g.top + g.bottom > 0
+                     and g.Wo == _tile_width(g.PT, g.Wo))
         if g.flat and pitch < g.Wp:
             g.Wb = pitch
             g.Hb += 1   # the last row's right padding runs into a zero row
@@ -1456,15 +1464,28 @@ cdef inline void _blocked_tile(const fp_t *inp, Py_ssize_t cs, Py_ssize_t rs, Py
         g.table.blocked_tile_f64(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, NULL, tile)
 
 
-cdef inline void _blocked_tile_narrow(const fp_t *inp, Py_ssize_t cs, Py_ssize_t rs,
-                                      Py_ssize_t ds, Py_ssize_t sx, const _Conv *g,
-                                      const fp_t *wp, fp_t *tile, Py_ssize_t pixels) noexcept nogil:
+cdef inline Py_ssize_t _tile_width(Py_ssize_t PT, Py_ssize_t npx) noexcept nogil:
+    # The narrowest of the level's tile widths that holds npx <= PT pixels.
+    cdef int i
+    for i in range(CYC_TILE_WIDTHS - 1, 0, -1):
+        if npx <= CYC_TILE_WIDTH(PT, i):
+            return CYC_TILE_WIDTH(PT, i)
+    return PT
+
+
+cdef inline void _blocked_tile_sized(const fp_t *inp, Py_ssize_t cs, Py_ssize_t rs,
+                                     Py_ssize_t ds, Py_ssize_t sx, const _Conv *g,
+                                     Py_ssize_t r0, Py_ssize_t r1, const fp_t *wp, fp_t *tile,
+                                     Py_ssize_t pixels) noexcept nogil:
+    # A tile of `pixels` (a tile width) over kernel rows r0 <= r < r1 only
+    # (`inp` at kernel row 0's input, `wp` at the block's packed weights).
+    cdef Py_ssize_t wcs = g.R * g.S * g.KB
     if fp_t is float:
-        g.table.blocked_tile_narrow_f32(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, NULL, tile,
-                                        pixels)
+        g.table.blocked_tile_sized_f32(inp + r0 * rs, cs, rs, ds, sx, g.Cg, r1 - r0, g.S, wcs,
+                                       wp + r0 * g.S * g.KB, NULL, tile, pixels)
     else:
-        g.table.blocked_tile_narrow_f64(inp, cs, rs, ds, sx, g.Cg, g.R, g.S, wp, NULL, tile,
-                                        pixels)
+        g.table.blocked_tile_sized_f64(inp + r0 * rs, cs, rs, ds, sx, g.Cg, r1 - r0, g.S, wcs,
+                                       wp + r0 * g.S * g.KB, NULL, tile, pixels)
 
 
 cdef inline void _blocked_tile_part(const fp_t *inp, Py_ssize_t cs, const _Conv *g,
@@ -1482,24 +1503,30 @@ cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t 
                                    Py_ssize_t nk, Py_ssize_t y, Py_ssize_t x, Py_ssize_t npx,
                                    fp_t *tile, fp_t *edge) noexcept nogil:
     # One tile of a row at (y, x) for one channel block; `o` at its first output.
-    cdef Py_ssize_t PT = g.PT, Wb = g.Wb, back = 0, pt = PT
+    cdef Py_ssize_t PT = g.PT, Wb = g.Wb, back = 0, pt = PT, r0 = 0, r1 = g.R
+    cdef const fp_t *inp
     if npx < PT:
         # A partial tile at the row's end: the narrowest tile that holds its
         # pixels, moved back to end there. It recomputes pt - npx pixels of
         # the previous tile (each pixel's sum does not depend on its place
         # in a tile) and stores only its own.
-        if npx <= CYC_NARROW_PIXELS(PT, 1):
-            pt = CYC_NARROW_PIXELS(PT, 1)
-        elif npx <= CYC_NARROW_PIXELS(PT, 0):
-            pt = CYC_NARROW_PIXELS(PT, 0)
+        pt = _tile_width(PT, npx)
         if g.Wo >= pt:
             back = pt - npx
-    if npx + back == PT:
-        _blocked_tile(base + y * g.sh * Wb + (x - back) * g.sw, g.Hb * Wb, Wb * g.dh, g.dw,
-                      g.sw, g, wp, tile)
-    elif npx + back == pt:
-        _blocked_tile_narrow(base + y * g.sh * Wb + (x - back) * g.sw, g.Hb * Wb, Wb * g.dh,
-                             g.dw, g.sw, g, wp, tile, pt)
+    if npx + back == pt:
+        inp = base + y * g.sh * Wb + (x - back) * g.sw
+        if g.zero_padding:
+            # Kernel rows whose input rows are all zero padding add nothing:
+            # leave them out (the top and bottom output rows of a 3x3 layer
+            # at 7x7 then run 2 kernel rows of 3, 19 of 21 in all).
+            while r0 < r1 and y * g.sh + r0 * g.dh < g.top:
+                r0 += 1
+            while r1 > r0 and y * g.sh + (r1 - 1) * g.dh >= g.top + g.H:
+                r1 -= 1
+        if pt == PT and r0 == 0 and r1 == g.R:
+            _blocked_tile(inp, g.Hb * Wb, Wb * g.dh, g.dw, g.sw, g, wp, tile)
+        else:
+            _blocked_tile_sized(inp, g.Hb * Wb, Wb * g.dh, g.dw, g.sw, g, r0, r1, wp, tile, pt)
     else:
         # Rows narrower than a tile: the missing pixels would read past the
         # row, so gather the ones it needs instead.
@@ -2095,11 +2122,12 @@ cdef void _conv2d_range(const _Conv *g,
                         const fp_t *bias,        # K values, or NULL
                         char *out, const Py_ssize_t *ostr,          # N x K x Ho x Wo, byte strides
                         fp_t *padded, fp_t *scratch, fp_t *edge,    # one thread's scratch
+                        Py_ssize_t slots,        # images `padded` holds (C x Hb x Wb each)
                         Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
     """Output rows y0 <= y < y1 of images n0 <= n < n1; of channel blocks
     b0 <= b < b1 when _splits_blocks(g) (else b0 = 0, b1 = every block)."""
-    cdef Py_ssize_t n, c
+    cdef Py_ssize_t n, c, bb
     # Padded rows these output rows read; small-image tiles also read the
     # zero rows below the padded image, where their last tile overruns, and
     # flat tiles the rows before, where their last tile moves back to.
@@ -2121,6 +2149,27 @@ cdef void _conv2d_range(const _Conv *g,
     # Without padding, a C-contiguous image already is the padded buffer.
     cdef bint in_place = g.Hb == g.H and g.Wb == g.W and istr[3] == item \
         and istr[2] == g.W * item and istr[1] == g.H * g.W * item
+    cdef Py_ssize_t plane = g.C * g.Hb * g.Wb
+    if _splits_blocks(g) and not g.pack_inline and 1 < n1 - n0 <= slots:
+        # Blocks outer, their weights past L2: each block runs over every
+        # image of the piece while its weights stay in L2, rather than every
+        # block over each image, which streamed all the weights from memory
+        # once per image (512 -> 512 3x3 @7x7: 9.4 MB an image). The images
+        # are padded first, each into its own slot.
+        if not in_place:
+            for n in range(n0, n1):
+                for c in range(g.C):
+                    _gather_rows(image + n * istr[0] + c * istr[1], g.W, istr[2], istr[3],
+                                 row_map, col_map, g.left, g.Wb, <fp_t>0,
+                                 padded + (n - n0) * plane + (c * g.Hb + row0) * g.Wb,
+                                 row0, row1)
+        for bb in range(b0, b1):
+            for n in range(n0, n1):
+                _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) if in_place
+                                else padded + (n - n0) * plane, weights, wstr, bias,
+                                out + n * ostr[0], ostr[1], ostr[2], ostr[3], scratch, edge,
+                                y0, y1, bb, bb + 1)
+        return
     for n in range(n0, n1):
         if in_place:
             padded = <fp_t *>(image + n * istr[0])
@@ -2259,6 +2308,18 @@ cdef class Conv2dPlan:
     def tile_pixels(self):
         """Pixels of a blocked tile of the kernels the plan runs."""
         return self.g.PT
+
+    @property
+    def tile_widths(self):
+        """The blocked tiles' widths, widest (tile_pixels) first: a row's
+        last tile takes the narrowest that holds its pixels."""
+        return tuple(CYC_TILE_WIDTH(self.g.PT, i) for i in range(CYC_TILE_WIDTHS))
+
+    @property
+    def flat(self):
+        """Blocked tiles run along the padded image read as one long row
+        (else along each output row)."""
+        return self.g.flat
 
     @property
     def packed_shape(self):
@@ -2444,12 +2505,14 @@ cdef inline void _pixel_sums(const cyc_kernel_table *t, const fp_t *src, Py_ssiz
     # positions: weight_grad_tiles' pixels are elements, its weights grad_output.
     if fp_t is float:
         if px < t.tile_pixels:
-            t.blocked_tile_narrow_f32(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile, px)
+            t.blocked_tile_sized_f32(src, 0, rs, ds, sx, 1, rows, cols,
+                                     rows * cols * t.block_f32, wp, init, tile, px)
         else:
             t.blocked_tile_f32(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile)
     else:
         if px < t.tile_pixels:
-            t.blocked_tile_narrow_f64(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile, px)
+            t.blocked_tile_sized_f64(src, 0, rs, ds, sx, 1, rows, cols,
+                                     rows * cols * t.block_f64, wp, init, tile, px)
         else:
             t.blocked_tile_f64(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile)
 
@@ -2521,10 +2584,7 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
         return
     if ss * sizeof(fp_t) % 4096 == 0:
         ss += 16
-    if left_over <= CYC_NARROW_PIXELS(PT, 1):
-        last_px = CYC_NARROW_PIXELS(PT, 1)
-    elif left_over <= CYC_NARROW_PIXELS(PT, 0):
-        last_px = CYC_NARROW_PIXELS(PT, 0)
+    last_px = _tile_width(PT, left_over)
     with nogil:
         for n in range(N):
             y0 = 0
@@ -2745,7 +2805,9 @@ def conv2d(Conv2dPlan plan,
                                               #     weight_stage K x Cg x R x S, any strides
            const fp_t[::1] bias,              # IN  K values, or length 0 for none
            fp_t[:, :, :, :] out,              # OUT N x K x Ho x Wo, any strides
-           fp_t[:, :, ::1] padded,            # scratch plan.padded_shape
+           fp_t[:, :, ::1] padded,            # scratch plan.padded_shape, or k images of
+                                              #     it stacked (k*C x Hb x Wb) for pieces of
+                                              #     up to k images to run blocks outer
            fp_t[::1] scratch,                 # scratch: plan.scratch elements
            fp_t[::1] edge,                    # scratch: plan.edge elements, or
                                               #     plan.weight_stage if more
@@ -2763,6 +2825,7 @@ def conv2d(Conv2dPlan plan,
         istr[i] = image.strides[i]
         ostr[i] = out.strides[i]
         wstr[i] = weights.strides[i]
+    cdef Py_ssize_t slots = padded.shape[0] // plan.g.C if _padded_size(&plan.g) else 1
     # An empty image (H or W of 0, padded with zeros) is never read.
     cdef const char *data = <const char *>&image[0, 0, 0, 0] if image.shape[2] and image.shape[3] else NULL
     with nogil:
@@ -2770,7 +2833,7 @@ def conv2d(Conv2dPlan plan,
                       &weights[0, 0, 0, 0], wstr,
                       &bias[0] if bias.shape[0] else NULL,
                       <char *>&out[0, 0, 0, 0], ostr, &padded[0, 0, 0],
-                      &scratch[0], &edge[0] if edge.shape[0] else NULL, n0, n1, y0, y1,
+                      &scratch[0], &edge[0] if edge.shape[0] else NULL, slots, n0, n1, y0, y1,
                       b0 if _splits_blocks(&plan.g) else 0,
                       b1 if b1 >= 0 and _splits_blocks(&plan.g)
                       else plan.g.groups * plan.g.blocks)
@@ -3778,7 +3841,7 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
         weights = packed
     _conv2d_range(&g, <const char *>input, istr, row_map, col_map,
                   weights, wstr, bias, <char *>out, ostr,
-                  padded, scratch, edge, 0, g.N, 0, g.Ho, 0, g.groups * g.blocks)
+                  padded, scratch, edge, 1, 0, g.N, 0, g.Ho, 0, g.groups * g.blocks)
     return CYC_OK
 
 

@@ -464,37 +464,60 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
                 if (bad++ < 5) printf("  blocked_tile_%s wrote past the tile\n", STR(SFX));
                 break;
             }
-        /* Narrow tiles: their pixels bitwise the full tile's first ones,
+        /* Every tile width: its pixels bitwise the full tile's first ones,
          * nothing written past them. */
-        for (int n = 0; n < 2; n++) {
-            cyc_index px = CYC_NARROW_PIXELS(PT, n);
+        for (int n = 0; n < CYC_TILE_WIDTHS; n++) {
+            cyc_index px = CYC_TILE_WIDTH(PT, n), wcs = R * S * KB;
             T *narrow = malloc((size_t)(PT * KB + GUARD) * sizeof(T));
             for (cyc_index i = 0; i < PT * KB + GUARD; i++) narrow[i] = (T)SENTINEL;
-            kt->CK(blocked_tile_narrow)(in, cs, dr * rstride, ds, sx, C, R, S, wp, NULL, narrow,
-                                        px);
+            kt->CK(blocked_tile_sized)(in, cs, dr * rstride, ds, sx, C, R, S, wcs, wp, NULL,
+                                       narrow, px);
             if (memcmp(narrow, tile, (size_t)(px * KB) * sizeof(T)) != 0 && bad++ < 5)
-                printf("  blocked_tile_narrow_%s %d pixels C=%d R=%d S=%d sx=%d: not the "
+                printf("  blocked_tile_sized_%s %d pixels C=%d R=%d S=%d sx=%d: not the "
                        "full tile's bits\n", STR(SFX), (int)px, (int)C, (int)R, (int)S, (int)sx);
             if (C > 1) {
                 /* In two calls, the second from the first's partial sums. */
                 cyc_index C1 = C / 2;
                 T *two = malloc((size_t)(px * KB) * sizeof(T));
-                kt->CK(blocked_tile_narrow)(in, cs, dr * rstride, ds, sx, C1, R, S, wp, NULL,
-                                            two, px);
-                kt->CK(blocked_tile_narrow)(in + C1 * cs, cs, dr * rstride, ds, sx, C - C1, R,
-                                            S, wp + C1 * R * S * KB, two, two, px);
+                kt->CK(blocked_tile_sized)(in, cs, dr * rstride, ds, sx, C1, R, S, wcs, wp,
+                                           NULL, two, px);
+                kt->CK(blocked_tile_sized)(in + C1 * cs, cs, dr * rstride, ds, sx, C - C1, R,
+                                           S, wcs, wp + C1 * wcs, two, two, px);
                 if (memcmp(two, tile, (size_t)(px * KB) * sizeof(T)) != 0 && bad++ < 5)
-                    printf("  blocked_tile_narrow_%s %d pixels C=%d: two passes (init) "
+                    printf("  blocked_tile_sized_%s %d pixels C=%d: two passes (init) "
                            "differ\n", STR(SFX), (int)px, (int)C);
                 free(two);
             }
             for (cyc_index i = px * KB; i < PT * KB + GUARD; i++)
                 if (narrow[i] != (T)SENTINEL) {
                     if (bad++ < 5)
-                        printf("  blocked_tile_narrow_%s wrote past its %d pixels\n", STR(SFX),
+                        printf("  blocked_tile_sized_%s wrote past its %d pixels\n", STR(SFX),
                                (int)px);
                     break;
                 }
+            if (R > 1) {
+                /* Kernel rows 1..R-1 only (the channels' weights wcs apart):
+                 * the sums of those rows' products. */
+                kt->CK(blocked_tile_sized)(in + dr * rstride, cs, dr * rstride, ds, sx, C, R - 1,
+                                           S, wcs, wp + S * KB, NULL, narrow, px);
+                for (cyc_index i = 0; i < px; i++)
+                    for (cyc_index k = 0; k < KB; k++) {
+                        long double ref = 0, mag = 0;
+                        for (cyc_index c = 0; c < C; c++)
+                            for (cyc_index r = 1; r < R; r++)
+                                for (cyc_index s = 0; s < S; s++) {
+                                    long double p =
+                                        (long double)in[c * cs + r * dr * rstride + s * ds + i * sx]
+                                        * wp[c * wcs + (r * S + s) * KB + k];
+                                    ref += p;
+                                    mag += fabsl(p);
+                                }
+                        if (!CK(agree)(narrow[i * KB + k], ref, mag, C * R * S) && bad++ < 5)
+                            printf("  blocked_tile_sized_%s %d pixels, kernel rows 1..%d: "
+                                   "pixel %d channel %d: %g != %Lg\n", STR(SFX), (int)px,
+                                   (int)R - 1, (int)i, (int)k, (double)narrow[i * KB + k], ref);
+                    }
+            }
             free(narrow);
         }
         free(in); free(wp); free(tile);

@@ -112,19 +112,29 @@ typedef void (*cyc_blocked_tile_f64)(const double *in, cyc_index cs, cyc_index r
                                      cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                                      const double *wp, const double *init, double *tile);
 
-/* The same for `pixels` = CYC_NARROW_PIXELS(PT, 0) or (PT, 1) pixels (fewer
- * than PT: a row's last tile, or a weight gradient's last channels). */
-typedef void (*cyc_blocked_tile_narrow_f32)(const float *in, cyc_index cs, cyc_index rs,
-                                            cyc_index ds, cyc_index sx, cyc_index C,
-                                            cyc_index R, cyc_index S, const float *wp,
-                                            const float *init, float *tile, cyc_index pixels);
-typedef void (*cyc_blocked_tile_narrow_f64)(const double *in, cyc_index cs, cyc_index rs,
-                                            cyc_index ds, cyc_index sx, cyc_index C,
-                                            cyc_index R, cyc_index S, const double *wp,
-                                            const double *init, double *tile, cyc_index pixels);
-/* The narrower tiles' widths for PT pixels per tile: about 2/3 and 1/3 of it
- * (AVX2: 6 -> 4, 2), so a row's last tile computes at most one pixel too many. */
-#define CYC_NARROW_PIXELS(pt, i) ((i) == 0 ? (2 * (pt) + 2) / 3 : ((pt) + 2) / 3)
+/* The same for `pixels` = CYC_TILE_WIDTH(PT, i) pixels (PT or fewer: a
+ * row's last tile, a row of few pixels, a weight gradient's last channels)
+ * over R rows of a kernel whose channels' packed weights are wcs elements
+ * apart (wcs = R * S * KB: the whole kernel; more: the rows of a taller
+ * kernel, wp at the first of them):
+ *   tile[i*KB + k] = sum_{c,r,s} in[c*cs + r*rs + s*ds + i*sx] * wp[c*wcs + (r*S + s)*KB + k] */
+typedef void (*cyc_blocked_tile_sized_f32)(const float *in, cyc_index cs, cyc_index rs,
+                                           cyc_index ds, cyc_index sx, cyc_index C,
+                                           cyc_index R, cyc_index S, cyc_index wcs,
+                                           const float *wp, const float *init, float *tile,
+                                           cyc_index pixels);
+typedef void (*cyc_blocked_tile_sized_f64)(const double *in, cyc_index cs, cyc_index rs,
+                                           cyc_index ds, cyc_index sx, cyc_index C,
+                                           cyc_index R, cyc_index S, cyc_index wcs,
+                                           const double *wp, const double *init, double *tile,
+                                           cyc_index pixels);
+/* The tile widths for PT pixels per tile, widest first: PT, about 2/3 of it,
+ * half of it and about 1/3 (AVX-512: 14, 10, 7, 5; AVX2: 6, 4, 3, 2), so a
+ * row's last tile computes at most one pixel too many, and rows of 7 (ResNet's
+ * last stage) fill AVX-512 tiles. */
+#define CYC_TILE_WIDTH(pt, i) \
+    ((i) == 0 ? (pt) : (i) == 1 ? (2 * (pt) + 2) / 3 : (i) == 2 ? (pt) / 2 : ((pt) + 2) / 3)
+#define CYC_TILE_WIDTHS 4
 
 /* FK output channels x FP flat pixels (see kernels_impl.h: flat_tile). */
 typedef void (*cyc_flat_tile_f32)(const float *in, cyc_index cs, cyc_index rs, cyc_index ds,
@@ -233,8 +243,8 @@ typedef struct {
     cyc_taps_row_f32 taps_row_f32;
     cyc_spatial_rows_t_f32 spatial_rows_t_f32;
     cyc_spatial_rows_t_f64 spatial_rows_t_f64;
-    cyc_blocked_tile_narrow_f32 blocked_tile_narrow_f32;
-    cyc_blocked_tile_narrow_f64 blocked_tile_narrow_f64;
+    cyc_blocked_tile_sized_f32 blocked_tile_sized_f32;
+    cyc_blocked_tile_sized_f64 blocked_tile_sized_f64;
     cyc_pixel_tile_f32 pixel_tile_f32;
     cyc_pixel_tile_f64 pixel_tile_f64;
     cyc_index pixel_channels;   /* output channels per pixel tile */

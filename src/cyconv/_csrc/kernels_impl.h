@@ -1163,7 +1163,7 @@ TARGET static void FN(spatial_rows_s2)(const T *in, cyc_index cs, cyc_index rs,
 #define KB CYC_BLOCK_CHANNELS(VBYTES, T)
 TARGET static inline __attribute__((always_inline)) void
 FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
-                      cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                      cyc_index sx, cyc_index C, cyc_index R, cyc_index S, cyc_index wcs,
                       const T *wp, const T *init, T *tile, const int pt)
 {
     /* pt (<= PT) pixels x 2 vectors of channels: fully unrolled so the
@@ -1185,7 +1185,7 @@ FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
         CYC_IN_REGISTER(acc[i][0]);
         CYC_IN_REGISTER(acc[i][1]);
     }
-    for (cyc_index c = 0; c < C; c++) {
+    for (cyc_index c = 0; c < C; c++, wp += wcs - R * S * KB) {
         for (cyc_index r = 0; r < R; r++) {
             const T *p = in + c * cs + r * rs;
             /* The next tiles along the row read the next cache line of each
@@ -1224,50 +1224,63 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
      * 33-60 GFLOP/s -> 47-76). A copy for pixel stride 2 was measured
      * slower on the 3x3/2 ResNet layer (0.78-0.81x PyTorch against 0.81-0.86x). */
     if (sx == 1 && R == 1 && S == 1)
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, wp, init, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, KB, wp, init, tile, PT);
     else if (init && sx == 1)   /* chunked flat tiles (unit stride) */
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, init, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, R * S * KB, wp, init, tile, PT);
     else if (init)
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, init, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, R * S * KB, wp, init, tile, PT);
     else if (sx == 1)   /* init NULL as a constant: the sums start from zeros */
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, wp, NULL, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, R * S * KB, wp, NULL, tile, PT);
     else
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, R * S * KB, wp, NULL, tile, PT);
 }
 
-/* blocked_tile of `pixels` (CYC_NARROW_PIXELS(PT, 0 or 1)) pixels: a row's
- * last tile when fewer than PT pixels remain, so that it computes at most
- * one pixel it does not keep rather than up to PT - 1 (ResNet's strided
- * layers: rows of 7, 14 and 28 pixels). Each pixel's sum is the same as in
- * a full tile. */
-TARGET static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index rs,
-                                           cyc_index ds, cyc_index sx, cyc_index C,
-                                           cyc_index R, cyc_index S, const T *wp,
-                                           const T *init, T *tile, cyc_index pixels)
+/* blocked_tile of `pixels` pixels, one of the level's tile widths
+ * (CYC_TILE_WIDTH(PT, i)): a row's last tile when fewer than PT pixels
+ * remain, so that it computes at most one pixel it does not keep rather than
+ * up to PT - 1 (ResNet's strided layers: rows of 7, 14 and 28 pixels), or a
+ * row of 7 whole; and over kernel rows of a taller kernel (the rows of an
+ * output row's taps that fall on zero padding left out), each channel's
+ * packed weights wcs elements apart. Each pixel's sum is the same as in a
+ * full tile. */
+TARGET static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index rs,
+                                          cyc_index ds, cyc_index sx, cyc_index C,
+                                          cyc_index R, cyc_index S, cyc_index wcs, const T *wp,
+                                          const T *init, T *tile, cyc_index pixels)
 {
-    if (pixels == CYC_NARROW_PIXELS(PT, 0))
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, init, tile,
-                              CYC_NARROW_PIXELS(PT, 0));
+#define CYC_SIZED_BODY(SX, W) \
+    FN(blocked_tile_body)(in, cs, rs, ds, SX, C, R, S, wcs, wp, init, tile, CYC_TILE_WIDTH(PT, W))
+#define CYC_SIZED(SX)                                                                   \
+    do {                                                                                \
+        if (pixels == CYC_TILE_WIDTH(PT, 0)) CYC_SIZED_BODY(SX, 0);                     \
+        else if (pixels == CYC_TILE_WIDTH(PT, 1)) CYC_SIZED_BODY(SX, 1);                \
+        else if (pixels == CYC_TILE_WIDTH(PT, 2)) CYC_SIZED_BODY(SX, 2);                \
+        else CYC_SIZED_BODY(SX, 3);                                                     \
+    } while (0)
+    if (sx == 1)   /* the offsets of unit-stride rows as constants (see blocked_tile) */
+        CYC_SIZED(1);
     else
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, wp, init, tile,
-                              CYC_NARROW_PIXELS(PT, 1));
+        CYC_SIZED(sx);
+#undef CYC_SIZED
+#undef CYC_SIZED_BODY
 }
 #undef KB
 #else
 /* Scalar build (compilers without vector extensions): KB = 2, same order;
- * `pixels` of them (PT, or a narrow width). */
+ * `pixels` of them (PT, or a narrower width), each channel's weights wcs apart. */
 static void FN(scalar_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
-                            cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                            cyc_index sx, cyc_index C, cyc_index R, cyc_index S, cyc_index wcs,
                             const T *wp, const T *init, T *tile, cyc_index pixels)
 {
     for (cyc_index i = 0; i < pixels * 2; i++) tile[i] = init ? init[i] : 0;
     for (cyc_index c = 0; c < C; c++)
         for (cyc_index r = 0; r < R; r++)
-            for (cyc_index s = 0; s < S; s++, wp += 2) {
+            for (cyc_index s = 0; s < S; s++) {
                 const T *q = in + c * cs + r * rs + s * ds;
+                const T *w = wp + c * wcs + (r * S + s) * 2;
                 for (cyc_index i = 0; i < pixels; i++) {
-                    tile[2 * i] += q[i * sx] * wp[0];
-                    tile[2 * i + 1] += q[i * sx] * wp[1];
+                    tile[2 * i] += q[i * sx] * w[0];
+                    tile[2 * i + 1] += q[i * sx] * w[1];
                 }
             }
 }
@@ -1276,14 +1289,15 @@ static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index 
                              cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                              const T *wp, const T *init, T *tile)
 {
-    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wp, init, tile, PT);
+    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, R * S * 2, wp, init, tile, PT);
 }
 
-static void FN(blocked_tile_narrow)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
-                                    cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
-                                    const T *wp, const T *init, T *tile, cyc_index pixels)
+static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                   cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
+                                   cyc_index wcs, const T *wp, const T *init, T *tile,
+                                   cyc_index pixels)
 {
-    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wp, init, tile, pixels);
+    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wcs, wp, init, tile, pixels);
 }
 #endif
 
