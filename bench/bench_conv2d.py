@@ -103,6 +103,7 @@ _SHAPES = [
     Case("3×3", 1, 128, 128, 28, 28, 3, 3, padding=1),
     Case("3×3", 1, 256, 256, 14, 14, 3, 3, padding=1),
     Case("3×3", 1, 512, 512, 7, 7, 3, 3, padding=1),
+    Case("3×3 batch 8", 8, 512, 512, 7, 7, 3, 3, padding=1),
     Case("3×3 down", 1, 64, 128, 56, 56, 3, 3, stride=2, padding=1),
     Case("1×1", 1, 256, 64, 56, 56, 1, 1),
     Case("depthwise", 1, 32, 32, 112, 112, 3, 3, padding=1, groups=32),
@@ -130,7 +131,7 @@ _SHAPES = [
     Case("MNv2 depthwise", 1, 960, 960, 7, 7, 3, 3, padding=1, groups=960),
 ]
 # float64 for a few of them
-CASES = _SHAPES + [dataclasses.replace(_SHAPES[i], dtype="float64") for i in (1, 3, 8)]
+CASES = _SHAPES + [dataclasses.replace(_SHAPES[i], dtype="float64") for i in (1, 3, 9)]
 
 
 # --------------------------------------------------------------------------- numpy peer

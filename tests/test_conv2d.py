@@ -1349,7 +1349,7 @@ def test_row_tiles_leave_out_padding_rows(pad, dilation, stride, dtype):
                               dtype == F64, zero_padding=True)
     for width in sorted(set(probe.tile_widths)):
         W = width - left - right + 2 * dilation
-        x, w, b = case_arrays(seed_of(pad, dilation, stride, dtype, width), N=2, C=20, K=40,
+        x, w, b = case_arrays(seed_of(pad, dilation, stride, dtype, width), N=6, C=20, K=40,
                               H=16, W=W, dtype=dtype)
         plan = _core.conv2d_plan(x.shape, 40, (3, 3), 1, pair(stride), pair(dilation), pad,
                                  dtype == F64, zero_padding=True)
