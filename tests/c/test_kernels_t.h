@@ -412,6 +412,35 @@ static int CK(check_depthwise_lanes)(const cyc_kernel_table *kt)
     return bad;
 }
 
+/* A tile's px pixels x KB channels against long double sums over kernel
+ * rows r0 <= r < R of the products in[c*cs + r*rs + s*ds + i*sx] *
+ * wp[c*wcs + (r*S + s)*KB + k]; returns the number that disagree (the
+ * first ones printed). */
+static int CK(tile_sums_bad)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                             cyc_index sx, cyc_index C, cyc_index r0, cyc_index R, cyc_index S,
+                             const T *wp, cyc_index wcs, cyc_index KB, const T *tile,
+                             cyc_index px, const char *what)
+{
+    int bad = 0;
+    for (cyc_index i = 0; i < px; i++)
+        for (cyc_index k = 0; k < KB; k++) {
+            long double ref = 0, mag = 0;
+            for (cyc_index c = 0; c < C; c++)
+                for (cyc_index r = r0; r < R; r++)
+                    for (cyc_index s = 0; s < S; s++) {
+                        long double p = (long double)in[c * cs + r * rs + s * ds + i * sx]
+                                        * wp[c * wcs + (r * S + s) * KB + k];
+                        ref += p;
+                        mag += fabsl(p);
+                    }
+            if (!CK(agree)(tile[i * KB + k], ref, mag, C * R * S) && bad++ < 5)
+                printf("  %s_%s C=%d R=%d S=%d sx=%d pixel %d channel %d: %g != %Lg\n", what,
+                       STR(SFX), (int)C, (int)R, (int)S, (int)sx, (int)i, (int)k,
+                       (double)tile[i * KB + k], ref);
+        }
+    return bad;
+}
+
 /* blocked_tile: PT pixels x KB channels, pixel stride sx. */
 static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
 {
@@ -442,23 +471,8 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
                        STR(SFX), (int)C, (int)R, (int)S, (int)sx);
             free(two);
         }
-        for (cyc_index i = 0; i < PT; i++)
-            for (cyc_index k = 0; k < KB; k++) {
-                long double ref = 0, mag = 0;
-                for (cyc_index c = 0; c < C; c++)
-                    for (cyc_index r = 0; r < R; r++)
-                        for (cyc_index s = 0; s < S; s++) {
-                            long double p =
-                                (long double)in[c * cs + r * dr * rstride + s * ds + i * sx]
-                                * wp[((c * R + r) * S + s) * KB + k];
-                            ref += p;
-                            mag += fabsl(p);
-                        }
-                if (!CK(agree)(tile[i * KB + k], ref, mag, C * R * S) && bad++ < 5)
-                    printf("  blocked_tile_%s C=%d R=%d S=%d sx=%d pixel %d channel %d: %g != %Lg\n",
-                           STR(SFX), (int)C, (int)R, (int)S, (int)sx, (int)i, (int)k,
-                           (double)tile[i * KB + k], ref);
-            }
+        bad += CK(tile_sums_bad)(in, cs, dr * rstride, ds, sx, C, 0, R, S, wp, R * S * KB, KB,
+                                 tile, PT, "blocked_tile");
         for (cyc_index g = 0; g < GUARD; g++)
             if (tile[PT * KB + g] != (T)SENTINEL) {
                 if (bad++ < 5) printf("  blocked_tile_%s wrote past the tile\n", STR(SFX));
@@ -500,23 +514,8 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
                  * the sums of those rows' products. */
                 kt->CK(blocked_tile_sized)(in + dr * rstride, cs, dr * rstride, ds, sx, C, R - 1,
                                            S, wcs, wp + S * KB, NULL, narrow, px);
-                for (cyc_index i = 0; i < px; i++)
-                    for (cyc_index k = 0; k < KB; k++) {
-                        long double ref = 0, mag = 0;
-                        for (cyc_index c = 0; c < C; c++)
-                            for (cyc_index r = 1; r < R; r++)
-                                for (cyc_index s = 0; s < S; s++) {
-                                    long double p =
-                                        (long double)in[c * cs + r * dr * rstride + s * ds + i * sx]
-                                        * wp[c * wcs + (r * S + s) * KB + k];
-                                    ref += p;
-                                    mag += fabsl(p);
-                                }
-                        if (!CK(agree)(narrow[i * KB + k], ref, mag, C * R * S) && bad++ < 5)
-                            printf("  blocked_tile_sized_%s %d pixels, kernel rows 1..%d: "
-                                   "pixel %d channel %d: %g != %Lg\n", STR(SFX), (int)px,
-                                   (int)R - 1, (int)i, (int)k, (double)narrow[i * KB + k], ref);
-                    }
+                bad += CK(tile_sums_bad)(in, cs, dr * rstride, ds, sx, C, 1, R, S, wp, wcs, KB,
+                                         narrow, px, "blocked_tile_sized, kernel rows from 1");
             }
             free(narrow);
         }
