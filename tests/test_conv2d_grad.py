@@ -383,22 +383,34 @@ TRANSPOSE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("shape", [(1, 40, 36, 5, 5), (2, 24, 33, 4, 6)], ids=str)
+@pytest.mark.parametrize("case,R", [   # (N, C, K, H, W, small-image tiles)
+    ((1, 40, 36, 5, 5, True), 3), ((2, 24, 33, 4, 6, True), 3),   # small-image tiles stage it
+    ((2, 40, 36, 9, 11, False), 3), ((3, 72, 40, 7, 7, False), 3),  # blocked tiles pack it
+    ((2, 40, 36, 9, 9, False), 5), ((2, 40, 70, 8, 8, False), 1),   # (a short last block)
+    ((1, 160, 160, 12, 12, False), 3),   # one image: each block packed as it starts
+], ids=str)
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
-def test_input_gradient_of_small_images_reads_the_weights_as_a_view(shape, dtype):
-    """At unit stride on small images the input gradient hands conv2d the
-    layer's weights transposed and flipped as a view (its tiles stage them):
+def test_input_gradient_reads_the_weights_as_a_view(case, R, dtype):
+    """At unit stride the input gradient hands conv2d the layer's weights
+    transposed and flipped as a view where its tiles take one (small-image
+    tiles stage it, blocked tiles pack it, each run of taps turned round):
     bitwise conv2d on the copied weights."""
     from cyconv import _conv2d
-    N, C, K, H, W = shape
+    N, C, K, H, W, small = case
     rng = np.random.default_rng(12)
-    x, w, g = rand(rng, (N, C, H, W), dtype), rand(rng, (K, C, 3, 3), dtype), rand(
+    x, w, g = rand(rng, (N, C, H, W), dtype), rand(rng, (K, C, R, R), dtype), rand(
         rng, (N, K, H, W), dtype)
     wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    assert _conv2d._prepared_call(g, wt, None, 1, 1, 1, 1, "zeros", None).plan.weight_stage
-    want = cyconv.conv2d(g, wt, padding=1)
+    view = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    plan = _conv2d._prepared_call(g, wt, None, 1, R // 2, 1, 1, "zeros", None).plan
+    assert (plan.weight_stage > 0) == small and plan.blocked != small
+    assert plan.pack_inline == (N == 1 and not small)
+    assert _conv2d.reads_weight_views(g, view, 1, R // 2, 1, 1)
+    want = cyconv.conv2d(g, wt, padding=R // 2)
+    np.testing.assert_array_equal(cyconv.conv2d(g, view, padding=R // 2).view(np.uint8),
+                                  want.view(np.uint8))
     for workers in (1, 2):
-        got = cyconv.conv2d_backward(g, x, w, padding=1, output_mask=(True, False, False),
+        got = cyconv.conv2d_backward(g, x, w, padding=R // 2, output_mask=(True, False, False),
                                      workers=workers)[0]
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 

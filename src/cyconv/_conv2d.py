@@ -250,13 +250,15 @@ def _prepared_call(x, w, b, stride, padding, dilation, groups, padding_mode,
     return prep
 
 
-def stages_weights(x, w, stride, padding, dilation, groups) -> bool:
-    """Whether conv2d(x, w, ...) runs small-image tiles, which read weights
-    of any layout, staging each block of a view (else it wants them
-    C-contiguous: NumPy's copy of a view with flipped taps runs an inner
-    loop per row of taps)."""
+def reads_weight_views(x, w, stride, padding, dilation, groups) -> bool:
+    """Whether conv2d(x, w, ...) takes weights of any layout without a
+    NumPy copy: small-image tiles stage each block of a view, and blocked
+    tiles pack it (a view with each run of taps reversed by panels). Other
+    plans want them C-contiguous, and NumPy's copy of a view with flipped
+    taps runs an inner loop per row of taps."""
     prep = _prepared_call(x, w, None, stride, padding, dilation, groups, "zeros", None)
-    return prep.plan is not None and prep.plan.weight_stage > 0
+    return prep.plan is not None and prep.lowered is None \
+        and (prep.plan.weight_stage > 0 or prep.plan.blocked)
 
 
 def _key(x, w, b, stride, padding, dilation, groups, padding_mode):
