@@ -173,12 +173,12 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int) -> None:
     # each would pad the same input again (256 -> 256 3x3 @14x14: 1.02-1.03x).
     if blocks > 1 and (workers > 1 or (Hb, Wb) == x.shape[2:]):
         chunks = _split_blocks(chunks, blocks, per_row)
-    if plan.splits_blocks and chunks[0][1] - chunks[0][0] > 1:
+    piece_images = chunks[0][1] - chunks[0][0]   # (the first piece has the most)
+    if plan.splits_blocks and piece_images > 1:
         # Pieces of several images whose blocks run outer: the core pads
         # them all, and runs each block over them while its weights stay in
         # cache (_core._conv2d_range).
-        C = padded_shape[0]
-        padded_shape = (C * (chunks[0][1] - chunks[0][0]),) + padded_shape[1:]
+        padded_shape = (padded_shape[0] * piece_images,) + padded_shape[1:]
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
     _parallel.run(job, chunks, nthreads, scratch)
 
@@ -253,9 +253,10 @@ def _prepared_call(x, w, b, stride, padding, dilation, groups, padding_mode,
 def reads_weight_views(x, w, stride, padding, dilation, groups) -> bool:
     """Whether conv2d(x, w, ...) takes weights of any layout without a
     NumPy copy: small-image tiles stage each block of a view, and blocked
-    tiles pack it (a view with each run of taps reversed by panels). Other
-    plans want them C-contiguous, and NumPy's copy of a view with flipped
-    taps runs an inner loop per row of taps."""
+    tiles pack it (_core._pack_block transposes the input gradient's
+    flipped view channel by channel). Other plans want them C-contiguous,
+    and NumPy's copy of a view with flipped taps runs an inner loop per row
+    of taps."""
     prep = _prepared_call(x, w, None, stride, padding, dilation, groups, "zeros", None)
     return prep.plan is not None and prep.lowered is None \
         and (prep.plan.weight_stage > 0 or prep.plan.blocked)

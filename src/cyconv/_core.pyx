@@ -1361,7 +1361,8 @@ cdef void _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t
     """Taps j0 <= j < j1 ((c, r, s) in order) of nk output channels, the
     first at src (byte strides sk, sc, sr, ss), as rows of KB: zeros past
     nk. Whole blocks of contiguous taps go by panels (pack.h: a transpose in
-    registers); the rest element by element."""
+    registers), each channel's taps of the input gradient's flipped view by
+    one transpose; the rest element by element."""
     cdef Py_ssize_t KB = g.KB, item = sizeof(fp_t), kk, c, r, s, j = j0, taps = g.R * g.S
     cdef Py_ssize_t panel = CYC_PACK_TAPS_F32 if fp_t is float else CYC_PACK_TAPS_F64
     cdef const char *run
