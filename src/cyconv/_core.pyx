@@ -2134,6 +2134,17 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
                 f = f + FP
 
 
+cdef inline void _pad_image(const _Conv *g, const char *image, const Py_ssize_t *istr,
+                            const int64_t *row_map, const int64_t *col_map, fp_t *padded,
+                            Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
+    # Padded rows row0 <= i < row1 of every channel of one image (C x H x W,
+    # byte strides istr[1:]) into `padded` (C x Hb x Wb).
+    cdef Py_ssize_t c
+    for c in range(g.C):
+        _gather_rows(image + c * istr[1], g.W, istr[2], istr[3], row_map, col_map, g.left,
+                     g.Wb, <fp_t>0, padded + (c * g.Hb + row0) * g.Wb, row0, row1)
+
+
 cdef void _conv2d_range(const _Conv *g,
                         const char *image, const Py_ssize_t *istr,  # N x C x H x W, byte strides
                         const int64_t *row_map, const int64_t *col_map,
@@ -2147,7 +2158,7 @@ cdef void _conv2d_range(const _Conv *g,
                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
     """Output rows y0 <= y < y1 of images n0 <= n < n1; of channel blocks
     b0 <= b < b1 when _splits_blocks(g) (else b0 = 0, b1 = every block)."""
-    cdef Py_ssize_t n, c, bb
+    cdef Py_ssize_t n, bb
     # Padded rows these output rows read; small-image tiles also read the
     # zero rows below the padded image, where their last tile overruns, and
     # flat tiles the rows before, where their last tile moves back to.
@@ -2178,11 +2189,8 @@ cdef void _conv2d_range(const _Conv *g,
         # are padded first, each into its own slot.
         if not in_place:
             for n in range(n0, n1):
-                for c in range(g.C):
-                    _gather_rows(image + n * istr[0] + c * istr[1], g.W, istr[2], istr[3],
-                                 row_map, col_map, g.left, g.Wb, <fp_t>0,
-                                 padded + (n - n0) * plane + (c * g.Hb + row0) * g.Wb,
-                                 row0, row1)
+                _pad_image(g, image + n * istr[0], istr, row_map, col_map,
+                           padded + (n - n0) * plane, row0, row1)
         for bb in range(b0, b1):
             for n in range(n0, n1):
                 _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) if in_place
@@ -2194,10 +2202,7 @@ cdef void _conv2d_range(const _Conv *g,
         if in_place:
             padded = <fp_t *>(image + n * istr[0])
         else:
-            for c in range(g.C):
-                _gather_rows(image + n * istr[0] + c * istr[1], g.W, istr[2], istr[3],
-                             row_map, col_map, g.left, g.Wb, <fp_t>0,
-                             padded + (c * g.Hb + row0) * g.Wb, row0, row1)
+            _pad_image(g, image + n * istr[0], istr, row_map, col_map, padded, row0, row1)
         if g.blocked:
             _conv2d_blocked(g, padded, weights, wstr, bias, out + n * ostr[0], ostr[1],
                             ostr[2], ostr[3], scratch, edge, y0, y1, b0, b1)
