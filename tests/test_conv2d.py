@@ -1800,6 +1800,68 @@ def test_pack_weights_layout(K, Cg, R, S, groups, layout, dtype):
     np.testing.assert_array_equal(packed, want.reshape(plan.packed_shape))
 
 
+@pytest.mark.parametrize("K,Cg,groups", [(100, 7, 1), (96, 5, 3)], ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_pack_weights_block_range(K, Cg, groups, dtype):
+    """pack_weights(..., b0, b1) writes blocks b0 <= b < b1 (counted over
+    all groups) as the whole packing does, and nothing else."""
+    rng = np.random.default_rng(seed_of(K, Cg, groups, dtype))
+    w = rng.standard_normal((K, Cg, 3, 3)).astype(dtype)
+    plan = _core_plan((1, Cg * groups, 18, 18), K, (3, 3), groups, dtype)
+    whole = np.empty(plan.packed_shape, dtype)
+    cyconv._core.pack_weights(plan, w, whole)
+    nb = plan.packed_shape[0]
+    assert nb >= 3
+    for b0, b1 in [(0, 1), (1, nb - 1), (nb - 1, nb), (2, 2)]:
+        part = np.full(plan.packed_shape, np.nan, dtype)
+        cyconv._core.pack_weights(plan, w, part, b0, b1)
+        np.testing.assert_array_equal(part[b0:b1], whole[b0:b1])
+        assert np.isnan(part[:b0]).all() and np.isnan(part[b1:]).all()
+
+
+def test_packing_shared_by_threads(monkeypatch):
+    """conv2d's pieces pack the blocks they run (_conv2d._Packing): from
+    many threads at once over overlapping ranges, every block is packed
+    exactly once, and the result is the whole packing."""
+    import threading
+    from cyconv import _conv2d
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((300, 8, 3, 3)).astype(F32)
+    plan = _core_plan((1, 8, 18, 18), 300, (3, 3), 1, F32)
+    whole = np.empty(plan.packed_shape, F32)
+    cyconv._core.pack_weights(plan, w, whole)
+    nb = plan.packed_shape[0]
+    assert nb >= 4
+    calls = []
+    pack = cyconv._core.pack_weights
+
+    def counted(plan, source, packed, b0, b1):
+        calls.append((b0, b1))
+        pack(plan, source, packed, b0, b1)
+
+    monkeypatch.setattr(_conv2d._core, "pack_weights", counted)
+    packed = np.full(plan.packed_shape, np.nan, F32)
+    packing = _conv2d._Packing(plan, w, packed)
+    start = threading.Barrier(8)
+    ranges = [(0, -1), (0, 2), (1, 3), (nb - 2, nb), (2, -1), (0, nb), (3, 4), (nb - 1, -1)]
+
+    ready = []   # per piece: were all its blocks packed when blocks() returned?
+
+    def piece(b0, b1):
+        start.wait()
+        packing.blocks(b0, b1)
+        ready.append(all(packing.done[b0:nb if b1 < 0 else b1]))
+
+    threads = [threading.Thread(target=piece, args=r) for r in ranges]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ready == [True] * len(ranges)
+    assert sorted(calls) == [(b, b + 1) for b in range(nb)]
+    np.testing.assert_array_equal(packed, whole)
+
+
 def _core_plan(shape, K, kernel, groups, dtype):
     return cyconv._core.conv2d_plan(shape, K, kernel, groups, (1, 1), (1, 1), (0, 0, 0, 0),
                                     dtype == np.float64)

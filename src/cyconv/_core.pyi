@@ -96,7 +96,8 @@ def conv2d_plan(
     double_precision: bool, *, zero_padding: bool = ..., pack_first: bool = ...,
     pixel_tiles: bool = ...,
 ) -> Conv2dPlan: ...
-def pack_weights(plan: Conv2dPlan, weight: NDArray, packed: NDArray) -> None: ...
+def pack_weights(plan: Conv2dPlan, weight: NDArray, packed: NDArray, b0: int = 0,
+                 b1: int = -1) -> None: ...
 def patches(
     plan: Conv2dPlan, image: NDArray, row_map: NDArray[np.int64], col_map: NDArray[np.int64],
     cols: NDArray, plane: NDArray, y0: int = ...,

@@ -1407,15 +1407,16 @@ cdef void _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t
 
 
 cdef void _pack_weights(const _Conv *g, const char *w, Py_ssize_t sk, Py_ssize_t sc,
-                        Py_ssize_t sr, Py_ssize_t ss, fp_t *dst) noexcept nogil:
+                        Py_ssize_t sr, Py_ssize_t ss, fp_t *dst,
+                        Py_ssize_t bb0, Py_ssize_t bb1) noexcept nogil:
     """(K, Cg, R, S) with byte strides -> (groups * blocks, Cg, R * S, KB):
-    each block of KB output channels innermost, zeros past the group's end."""
-    cdef Py_ssize_t grp, b, taps = g.Cg * g.R * g.S
-    for grp in range(g.groups):
-        for b in range(g.blocks):
-            _pack_block(g, w + (grp * g.Kg + b * g.KB) * sk, sk, sc, sr, ss,
-                        min(g.KB, g.Kg - b * g.KB), 0, taps, dst)
-            dst += taps * g.KB
+    each block of KB output channels innermost, zeros past the group's end.
+    Only blocks bb0 <= bb < bb1 (counted over all groups) are written."""
+    cdef Py_ssize_t grp, b, bb, taps = g.Cg * g.R * g.S
+    for bb in range(bb0, bb1):
+        grp, b = bb // g.blocks, bb % g.blocks
+        _pack_block(g, w + (grp * g.Kg + b * g.KB) * sk, sk, sc, sr, ss,
+                    min(g.KB, g.Kg - b * g.KB), 0, taps, dst + bb * taps * g.KB)
 
 
 cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
@@ -2399,10 +2400,16 @@ def conv2d_plan(shape, Py_ssize_t K, kernel, Py_ssize_t groups, stride, dilation
 
 def pack_weights(Conv2dPlan plan,
                  const fp_t[:, :, :, :] weight,   # IN  K x Cg x R x S, any strides
-                 fp_t[:, :, :, ::1] packed):        # OUT plan.packed_shape
+                 fp_t[:, :, :, ::1] packed,         # OUT plan.packed_shape
+                 Py_ssize_t b0=0, Py_ssize_t b1=-1):
+    """Blocks b0 <= b < b1 of packed (all of them with b1 = -1; the caller
+    keeps 0 <= b0 <= b1 <= packed.shape[0])."""
+    if b1 < 0:
+        b1 = packed.shape[0]
     with nogil:
         _pack_weights(&plan.g, <const char *>&weight[0, 0, 0, 0], weight.strides[0],
-                      weight.strides[1], weight.strides[2], weight.strides[3], &packed[0, 0, 0, 0])
+                      weight.strides[1], weight.strides[2], weight.strides[3], &packed[0, 0, 0, 0],
+                      b0, b1)
 
 
 def patches(Conv2dPlan plan,
@@ -3862,7 +3869,8 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
     _index_map(g.W, g.left, g.Wb, rule, col_map)
     cdef const fp_t *weights = weight
     if g.blocked and not g.pack_inline:
-        _pack_weights(&g, <const char *>weight, wstr[0], wstr[1], wstr[2], wstr[3], packed)
+        _pack_weights(&g, <const char *>weight, wstr[0], wstr[1], wstr[2], wstr[3], packed,
+                      0, g.groups * g.blocks)
         weights = packed
     _conv2d_range(&g, <const char *>input, istr, row_map, col_map,
                   weights, wstr, bias, <char *>out, ostr,
