@@ -18,6 +18,7 @@ from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTI
 cdef extern from "kernels.h" nogil:
     void cyc_prefetch_write(const void *p)
     void cyc_prefetch_read(const void *p)
+    void cyc_prefetch_read_l2(const void *p)
     ctypedef Py_ssize_t cyc_index
     enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
     enum: CYC_ROWS_STREAM, CYC_ROWS_PREFETCH   # spatial_rows' flags
@@ -164,6 +165,10 @@ cdef extern from "interleave.h" nogil:
                            double *dst, Py_ssize_t ds)
     void cyc_reverse_f32(const float *src, Py_ssize_t n, float *dst)
     void cyc_reverse_f64(const double *src, Py_ssize_t n, double *dst)
+    void cyc_reverse_runs_f32(const float *src, Py_ssize_t n, Py_ssize_t runs, float *dst,
+                              Py_ssize_t ds)
+    void cyc_reverse_runs_f64(const double *src, Py_ssize_t n, Py_ssize_t runs, double *dst,
+                              Py_ssize_t ds)
     void cyc_interleave_f32(const float *src, Py_ssize_t cs, Py_ssize_t n, Py_ssize_t nc,
                             Py_ssize_t G, float *dst)
     void cyc_interleave_f64(const double *src, Py_ssize_t cs, Py_ssize_t n, Py_ssize_t nc,
@@ -2066,6 +2071,13 @@ cdef void _stage_weights(const _Conv *g, const char *w, const Py_ssize_t *wstr, 
             # wstr[1] apart (18 KB for 512 channels) the prefetchers miss them.
             for line in range(0, nk * RS * item, 64):
                 cyc_prefetch_read(w + c * wstr[1] + ahead + line)
+        if flipped and wstr[0] == RS * item:   # the nk runs of taps one after another
+            src = <const char *>(<const fp_t *>(w + c * wstr[1]) - (RS - 1))
+            if fp_t is float:
+                cyc_reverse_runs_f32(<const float *>src, RS, nk, stage + c * RS, taps)
+            else:
+                cyc_reverse_runs_f64(<const double *>src, RS, nk, stage + c * RS, taps)
+            continue
         for k in range(nk):
             src = w + k * wstr[0] + c * wstr[1]
             dst = stage + k * taps + c * RS
@@ -2075,6 +2087,18 @@ cdef void _stage_weights(const _Conv *g, const char *w, const Py_ssize_t *wstr, 
                 for r in range(g.R):
                     for s in range(g.S):
                         dst[r * g.S + s] = (<const fp_t *>(src + r * wstr[2] + s * wstr[3]))[0]
+
+
+cdef inline void _prefetch_runs(const char *first, Py_ssize_t step, Py_ssize_t c0,
+                               Py_ssize_t c1, Py_ssize_t nbytes) noexcept nogil:
+    # Into L2: the runs of nbytes at first + c * step, c0 <= c < c1. The
+    # addresses are formed as integers: asking past an array never faults.
+    cdef Py_ssize_t c, line
+    cdef size_t start
+    for c in range(c0, c1):
+        start = <size_t>first + <size_t>(c * step)
+        for line in range(0, nbytes + 63, 64):
+            cyc_prefetch_read_l2(<const void *>(start + <size_t>line))
 
 
 cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
@@ -2091,7 +2115,15 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
     cdef Py_ssize_t cs = g.Hb * Wb, taps = g.Cg * g.R * g.S, item = sizeof(fp_t)
     cdef bint natural = wstr[3] == item and wstr[2] == g.S * item \
         and wstr[1] == g.R * g.S * item and wstr[0] == taps * item
+    # An input gradient's view (transposed, taps flipped): each block's
+    # channels are one run of taps per input channel, 18 KB apart at 512
+    # channels, which _stage_weights waited for (a quarter of 512 -> 512
+    # @7x7). The tiles of a block ask for the next block's runs into L2,
+    # a share per tile, so that its staging reads them from there.
+    cdef bint runs_ahead = wstr[3] == -item and wstr[2] == -g.S * item \
+        and wstr[0] == g.R * g.S * item
     cdef Py_ssize_t grp, kb, kb_index, k, nk, f, f_end = (y1 - 1) * Wb + Wo, t, y, x, npx, i
+    cdef Py_ssize_t tiles = (f_end - y0 * Wb + FP - 1) // FP, tile_index, kn, nn = 0
     cdef const fp_t *wk[CYC_MAX_FLAT_CHANNELS]     # FK pointers
     cdef const fp_t *base
     cdef char *o
@@ -2109,7 +2141,15 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
                                stage)
                 for k in range(FK):
                     wk[k] = stage + min(k, nk - 1) * taps
+            if runs_ahead:   # the next block: its first channel kn, nn channels
+                if kb + FK < g.Kg:
+                    kn, nn = grp * g.Kg + kb + FK, min(FK, g.Kg - kb - FK)
+                elif grp + 1 < g.groups:
+                    kn, nn = (grp + 1) * g.Kg, min(FK, g.Kg)
+                else:
+                    nn = 0
             f = y0 * Wb
+            tile_index = 0
             while f < f_end:
                 if fp_t is float:
                     g.table.flat_tile_f32(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk,
@@ -2117,6 +2157,11 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
                 else:
                     g.table.flat_tile_f64(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk,
                                           tile)
+                if runs_ahead and nn > 0:
+                    _prefetch_runs(<const char *>weight + kn * wstr[0] - (g.R * g.S - 1) * item,
+                                   wstr[1], tile_index * g.Cg // tiles,
+                                   (tile_index + 1) * g.Cg // tiles, nn * g.R * g.S * item)
+                tile_index = tile_index + 1
                 t = 0
                 while t < FP and f + t < f_end:
                     y = (f + t) // Wb

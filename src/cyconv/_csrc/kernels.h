@@ -278,9 +278,12 @@ typedef struct {
 #if defined(__GNUC__) || defined(__clang__)
 #define cyc_prefetch_write(p) __builtin_prefetch((p), 1)
 #define cyc_prefetch_read(p) __builtin_prefetch((p), 0)
+/* Into L2 only: lines for a later phase, kept out of the running one's L1. */
+#define cyc_prefetch_read_l2(p) __builtin_prefetch((p), 0, 2)
 #else
 #define cyc_prefetch_write(p) ((void)(p))
 #define cyc_prefetch_read(p) ((void)(p))
+#define cyc_prefetch_read_l2(p) ((void)(p))
 #endif
 
 /* Makes this thread's non-temporal stores (spatial_rows' CYC_ROWS_STREAM) visible
