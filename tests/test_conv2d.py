@@ -1394,6 +1394,45 @@ def test_batch_pieces_run_blocks_over_their_images(C, K, H, W, R, padding, dtype
                                   .view(np.uint8), bits)
 
 
+@pytest.mark.parametrize("images", [1, 3], ids=["one image", "blocks over 3 images"])
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_core_packs_the_blocks_it_runs(images, dtype):
+    """Given the layer's weights and a mark per packed block (one thread),
+    the core packs each block of its piece that is not marked, as the whole
+    packing would, marks it, and leaves the other blocks alone; the piece's
+    output channels are those of the weights packed first."""
+    from cyconv import _conv2d, _core
+    C, K = 160, 160
+    x, w, _ = case_arrays(seed_of(images, dtype, "core packs"), N=3, C=C, K=K, H=7, W=7, R=3,
+                          S=3, dtype=dtype)
+    prep = _conv2d._prepared_call(x, w, None, 1, 1, 1, 1, "zeros", 1)
+    plan = prep.plan
+    assert plan.blocked and plan.splits_blocks and not plan.pack_inline
+    nb, KB = plan.packed_shape[0], plan.packed_shape[3]
+    assert nb >= 4
+    whole = np.empty(plan.packed_shape, dtype)
+    _core.pack_weights(plan, w, whole)
+    b0, b1 = 1, 3
+    args = (prep.row_map, prep.col_map)
+
+    def run(weights, **packing):
+        out = np.zeros((3, K, 7, 7), dtype)
+        padded = np.empty((plan.padded_shape[0] * images,) + plan.padded_shape[1:], dtype)
+        _core.conv2d(plan, x, *args, weights, np.empty(0, dtype), out, padded,
+                     np.empty(plan.scratch, dtype), np.empty(plan.edge, dtype),
+                     0, images, 0, 7, b0, b1, **packing)
+        return out
+
+    packed = np.full(plan.packed_shape, np.nan, dtype)
+    marks = np.zeros(nb, np.uint8)
+    got = run(packed, source=w, packed_blocks=marks)
+    assert marks.tolist() == [int(b0 <= b < b1) for b in range(nb)]
+    np.testing.assert_array_equal(packed[b0:b1], whole[b0:b1])
+    assert np.isnan(packed[:b0]).all() and np.isnan(packed[b1:]).all()
+    np.testing.assert_array_equal(got.view(np.uint8), run(whole).view(np.uint8))
+    assert np.any(got[:images, b0 * KB:b1 * KB])
+
+
 @pytest.mark.parametrize("H,W", [(1, 1), (2, 5), (7, 7), (9, 14), (13, 28)], ids=str)
 @pytest.mark.parametrize("stride", [2, 3, (2, 1), (1, 3)], ids=str)
 @pytest.mark.parametrize("padding", [0, 1, 2, 3, (0, 1, 3, 0), (5, 0, 0, 4)], ids=str)

@@ -126,16 +126,18 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
 
 
 class _Packing:
-    """A blocked plan's weights, packed block by block by the first piece
-    that runs the block. Threads then share the packing, which one thread
-    did alone before any piece started (512 -> 512 3x3: 9.4 MB, 1.2 ms of a
-    10 ms batch on two threads), and each block is fresh in cache when its
-    first tiles run. A block's bits are the same whichever thread packs it."""
+    """A blocked plan's weights, packed block by block as the pieces first
+    run them, rather than all of them before any piece starts (512 -> 512
+    3x3: 9.4 MB written to memory and read back). On several threads each
+    piece packs its blocks here first (blocks()), so that the threads share
+    the packing; on one, the core packs each block as its tiles start, and
+    they read it from L2. `done` marks the packed blocks. A block's bits
+    are the same whoever packs it."""
 
     def __init__(self, plan, source, packed):
         self.plan, self.source, self.packed = plan, source, packed
-        self.done = [False] * packed.shape[0]
-        self.locks = [threading.Lock() for _ in self.done]
+        self.done = np.zeros(packed.shape[0], np.uint8)
+        self.locks = [threading.Lock() for _ in range(packed.shape[0])]
 
     def blocks(self, b0: int, b1: int) -> None:
         """Make blocks b0 <= b < b1 packed (b1 = -1: up to the last). Blocks
@@ -183,13 +185,20 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
                 _scratch.empty("conv2d.edge", (edge,), dtype))
 
     core = _methods.core_function(_core.conv2d, dtype)
+    # The core packs the blocks as it runs them while one thread runs the
+    # pieces (_Packing); set below when the pieces share threads.
+    threads_pack = False
 
     def job(buffers, n0, n1, y0, y1, b0=0, b1=-1):
         padded, tiles, edge = buffers
-        if packing is not None:
+        if threads_pack:
             packing.blocks(b0, b1)
-        core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded, tiles, edge,
-             n0, n1, y0, y1, b0, b1)
+        if packing is None or threads_pack:
+            core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded, tiles,
+                 edge, n0, n1, y0, y1, b0, b1)
+        else:
+            core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded, tiles,
+                 edge, n0, n1, y0, y1, b0, b1, packing.source, packing.done)
 
     if N * Ho * per_row < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
         # Microseconds of work, a single piece: no CPU slot (as _parallel.run_rows).
@@ -223,6 +232,7 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
         # cache (_core._conv2d_range).
         padded_shape = (padded_shape[0] * piece_images,) + padded_shape[1:]
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
+    threads_pack = packing is not None and nthreads > 1 and len(chunks) > 1
     _parallel.run(job, chunks, nthreads, scratch)
 
 

@@ -106,6 +106,7 @@ def conv2d(
     plan: Conv2dPlan, image: NDArray, row_map: NDArray[np.int64], col_map: NDArray[np.int64],
     weights: NDArray, bias: NDArray, out: NDArray, padded: NDArray, scratch: NDArray,
     edge: NDArray, n0: int, n1: int, y0: int, y1: int, b0: int = ..., b1: int = ...,
+    source: NDArray | None = ..., packed_blocks: NDArray[np.uint8] | None = ...,
 ) -> None: ...
 def depthwise_grad_plan(Wp: int, Wo: int, Ho: int, R: int, S: int, sh: int, dh: int,
                         double_precision: bool) -> tuple[int, int, int]: ...

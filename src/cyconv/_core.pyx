@@ -8,7 +8,7 @@ _core.pxd), which checks its own scalar arguments and returns a status.
 Nothing here raises for bad input.
 """
 
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isinf, copysign, INFINITY
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -2191,6 +2191,17 @@ cdef inline void _pad_image(const _Conv *g, const char *image, const Py_ssize_t 
                      g.Wb, <fp_t>0, padded + (c * g.Hb + row0) * g.Wb, row0, row1)
 
 
+cdef inline void _pack_missing(const _Conv *g, const char *source, const Py_ssize_t *sstr,
+                              uint8_t *packed_blocks, fp_t *packed, Py_ssize_t bb0,
+                              Py_ssize_t bb1) noexcept nogil:
+    # Blocks bb0 <= bb < bb1 that packed_blocks does not mark, packed and marked.
+    cdef Py_ssize_t bb
+    for bb in range(bb0, bb1):
+        if not packed_blocks[bb]:
+            _pack_weights(g, source, sstr[0], sstr[1], sstr[2], sstr[3], packed, bb, bb + 1)
+            packed_blocks[bb] = 1
+
+
 cdef void _conv2d_range(const _Conv *g,
                         const char *image, const Py_ssize_t *istr,  # N x C x H x W, byte strides
                         const int64_t *row_map, const int64_t *col_map,
@@ -2201,9 +2212,14 @@ cdef void _conv2d_range(const _Conv *g,
                         fp_t *padded, fp_t *scratch, fp_t *edge,    # one thread's scratch
                         Py_ssize_t slots,        # images `padded` holds (C x Hb x Wb each)
                         Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
-                        Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                        Py_ssize_t b0, Py_ssize_t b1,
+                        const char *source, const Py_ssize_t *sstr,
+                        uint8_t *packed_blocks) noexcept nogil:
     """Output rows y0 <= y < y1 of images n0 <= n < n1; of channel blocks
-    b0 <= b < b1 when _splits_blocks(g) (else b0 = 0, b1 = every block)."""
+    b0 <= b < b1 when _splits_blocks(g) (else b0 = 0, b1 = every block).
+    With packed_blocks (blocked plans, one thread), `weights` is packed here:
+    each block not yet marked there, from `source` (K x Cg x R x S, byte
+    strides sstr), then marked; else NULL, and `weights` is packed."""
     cdef Py_ssize_t n, bb
     # Padded rows these output rows read; small-image tiles also read the
     # zero rows below the padded image, where their last tile overruns, and
@@ -2227,7 +2243,10 @@ cdef void _conv2d_range(const _Conv *g,
     cdef bint in_place = g.Hb == g.H and g.Wb == g.W and istr[3] == item \
         and istr[2] == g.W * item and istr[1] == g.H * g.W * item
     cdef Py_ssize_t plane = g.C * g.Hb * g.Wb
-    if _splits_blocks(g) and not g.pack_inline and 1 < n1 - n0 <= slots:
+    cdef bint per_block = _splits_blocks(g) and not g.pack_inline and 1 < n1 - n0 <= slots
+    if packed_blocks != NULL and not per_block:
+        _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, b0, b1)
+    if per_block:
         # Blocks outer, their weights past L2: each block runs over every
         # image of the piece while its weights stay in L2, rather than every
         # block over each image, which streamed all the weights from memory
@@ -2238,6 +2257,8 @@ cdef void _conv2d_range(const _Conv *g,
                 _pad_image(g, image + n * istr[0], istr, row_map, col_map,
                            padded + (n - n0) * plane, row0, row1)
         for bb in range(b0, b1):
+            if packed_blocks != NULL:   # now, so that its tiles read it from L2
+                _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, bb, bb + 1)
             for n in range(n0, n1):
                 _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) if in_place
                                 else padded + (n - n0) * plane, weights, wstr, bias,
@@ -2889,19 +2910,27 @@ def conv2d(Conv2dPlan plan,
            fp_t[::1] edge,                    # scratch: plan.edge elements, or
                                               #     plan.weight_stage if more
            Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
-           Py_ssize_t b0=0, Py_ssize_t b1=-1):
+           Py_ssize_t b0=0, Py_ssize_t b1=-1,
+           const fp_t[:, :, :, :] source=None,   # IN  K x Cg x R x S, any strides: blocked
+           uint8_t[::1] packed_blocks=None):     # IN/OUT plan.packed_shape[0] marks
     """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call);
     fp_t is the plan's precision. Plans with splits_blocks may also split
     the channel blocks: b0 <= b < b1 of plan.packed_shape[0] (b1 < 0: all);
-    others compute every block."""
+    others compute every block. Blocked plans run on one thread may leave
+    the packing of `weights` to the core: each block it runs that
+    packed_blocks does not mark (nonzero) is packed from `source` as it
+    starts, and marked."""
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
     cdef Py_ssize_t wstr[4]
+    cdef Py_ssize_t sstr[4]
+    cdef bint core_packs = packed_blocks is not None and source is not None
     cdef int i
     for i in range(4):
         istr[i] = image.strides[i]
         ostr[i] = out.strides[i]
         wstr[i] = weights.strides[i]
+        sstr[i] = source.strides[i] if core_packs else 0
     cdef Py_ssize_t slots = padded.shape[0] // plan.g.C if _padded_size(&plan.g) else 1
     # An empty image (H or W of 0, padded with zeros) is never read.
     cdef const char *data = <const char *>&image[0, 0, 0, 0] if image.shape[2] and image.shape[3] else NULL
@@ -2913,7 +2942,9 @@ def conv2d(Conv2dPlan plan,
                       &scratch[0], &edge[0] if edge.shape[0] else NULL, slots, n0, n1, y0, y1,
                       b0 if _splits_blocks(&plan.g) else 0,
                       b1 if b1 >= 0 and _splits_blocks(&plan.g)
-                      else plan.g.groups * plan.g.blocks)
+                      else plan.g.groups * plan.g.blocks,
+                      <const char *>&source[0, 0, 0, 0] if core_packs else NULL,
+                      sstr, &packed_blocks[0] if core_packs else NULL)
 
 
 # ---------------------------------------------------------------------------
@@ -3919,7 +3950,8 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
         weights = packed
     _conv2d_range(&g, <const char *>input, istr, row_map, col_map,
                   weights, wstr, bias, <char *>out, ostr,
-                  padded, scratch, edge, 1, 0, g.N, 0, g.Ho, 0, g.groups * g.blocks)
+                  padded, scratch, edge, 1, 0, g.N, 0, g.Ho, 0, g.groups * g.blocks,
+                  NULL, NULL, NULL)
     return CYC_OK
 
 
