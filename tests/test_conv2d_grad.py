@@ -154,8 +154,53 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
     same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
     monkeypatch.setattr(_conv2d_grad, "_BAND_BYTES", 1)
     same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
+    # and for any split of the units into pieces: one unit each, or all in one
+    from cyconv import _parallel
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), workers=1,
+                                       **kw)[1])
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1 << 40)
+    monkeypatch.setattr(_conv2d_grad, "_PIECE_SCRATCH_BYTES", 1 << 40)
+    same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), workers=1,
+                                       **kw)[1])
     for other in same:
         np.testing.assert_array_equal(other, got)
+
+
+def test_weight_gradient_pieces_share_grad_output(monkeypatch):
+    """_grad_weight_tiles cuts its units into pieces of up to _PIECE_CHUNKS
+    CHUNK_WORKs, so that each piece reads grad_output once for many units,
+    and no larger than _PIECE_SCRATCH_BYTES of partial sums between passes
+    (never smaller than CHUNK_WORK)."""
+    from cyconv import _conv2d_grad, _parallel
+    seen = []
+    run_work = _parallel.run_work
+
+    def record(job, chunks, work, workers):
+        seen.append([u1 - u0 for _, u0, u1 in chunks])
+        run_work(job, chunks, work, workers)
+
+    monkeypatch.setattr(_parallel, "run_work", record)
+    rng = np.random.default_rng(5)
+    x = rand(rng, (8, 3, 64, 64), np.float32)   # conv1-like: few channels, many pixels
+    w = rand(rng, (64, 3, 7, 7), np.float32)
+    g = rand(rng, cyconv.conv2d(x, w, stride=2, padding=3).shape, np.float32)
+    grad = cyconv.conv2d_backward(g, x, w, stride=2, padding=3,
+                                  output_mask=(False, True, False), workers=1)[1]
+    PT, KB = cyconv._core.weight_grad_plan(64, False)
+    units = 7 * -(-64 // KB) * -(-7 * 3 // PT)   # kernel rows x blocks x tiles
+    work_per_unit = 8 * 32 * 32 * PT * KB
+    per_piece = min(_conv2d_grad._PIECE_CHUNKS * _parallel.CHUNK_WORK // work_per_unit,
+                    _conv2d_grad._PIECE_SCRATCH_BYTES // (PT * KB * 4))
+    assert per_piece > _parallel.CHUNK_WORK // work_per_unit   # larger pieces than before
+    assert seen == [[min(per_piece, units - u) for u in range(0, units, per_piece)]]
+    monkeypatch.setattr(_conv2d_grad, "_PIECE_SCRATCH_BYTES", 1)   # never below CHUNK_WORK
+    seen.clear()
+    again = cyconv.conv2d_backward(g, x, w, stride=2, padding=3,
+                                   output_mask=(False, True, False), workers=1)[1]
+    small = max(1, _parallel.CHUNK_WORK // work_per_unit)
+    assert seen == [[min(small, units - u) for u in range(0, units, small)]]
+    np.testing.assert_array_equal(again, grad)
 
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)

@@ -103,10 +103,13 @@ def resolve_workers(workers) -> int:
     return get_num_threads() if workers is None else _check_count(workers, "workers")
 
 
-def chunks_of(total: int, work_per_item: float, workers: int = 1) -> list[tuple[int, int]]:
-    """`total` items as ranges of about CHUNK_WORK multiply-adds each, or
-    PIECES_PER_THREAD per thread when that gives more (see pieces_for)."""
-    per_chunk = max(1, int(CHUNK_WORK // max(work_per_item, 1)))
+def chunks_of(total: int, work_per_item: float, workers: int = 1,
+              chunk_work: float | None = None) -> list[tuple[int, int]]:
+    """`total` items as ranges of about `chunk_work` (default CHUNK_WORK)
+    multiply-adds each, or PIECES_PER_THREAD per thread when that gives more
+    (see pieces_for)."""
+    chunk_work = CHUNK_WORK if chunk_work is None else chunk_work
+    per_chunk = max(1, int(chunk_work // max(work_per_item, 1)))
     wanted = pieces_for(workers, total * work_per_item, total)
     if -(-total // per_chunk) < wanted:
         per_chunk = -(-total // wanted)
