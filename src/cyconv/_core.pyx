@@ -2123,7 +2123,7 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
     cdef bint runs_ahead = wstr[3] == -item and wstr[2] == -g.S * item \
         and wstr[0] == g.R * g.S * item
     cdef Py_ssize_t grp, kb, kb_index, k, nk, f, f_end = (y1 - 1) * Wb + Wo, t, y, x, npx, i
-    cdef Py_ssize_t tiles = (f_end - y0 * Wb + FP - 1) // FP, tile_index, kn, nn = 0
+    cdef Py_ssize_t tiles = (f_end - y0 * Wb + FP - 1) // FP, tile_index, kn = 0, nn = 0
     cdef const fp_t *wk[CYC_MAX_FLAT_CHANNELS]     # FK pointers
     cdef const fp_t *base
     cdef char *o
