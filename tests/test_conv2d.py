@@ -1881,6 +1881,7 @@ def test_packing_shared_by_threads(monkeypatch):
     monkeypatch.setattr(_conv2d._core, "pack_weights", counted)
     packed = np.full(plan.packed_shape, np.nan, F32)
     packing = _conv2d._Packing(plan, w, packed)
+    packing.share()
     start = threading.Barrier(8)
     ranges = [(0, -1), (0, 2), (1, 3), (nb - 2, nb), (2, -1), (0, nb), (3, 4), (nb - 1, -1)]
 

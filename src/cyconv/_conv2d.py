@@ -136,8 +136,13 @@ class _Packing:
 
     def __init__(self, plan, source, packed):
         self.plan, self.source, self.packed = plan, source, packed
-        self.done = np.zeros(packed.shape[0], np.uint8)
-        self.locks = [threading.Lock() for _ in range(packed.shape[0])]
+        self.done = bytearray(packed.shape[0])   # (the core's uint8 marks)
+        self.locks = None   # one per block, once threads share the pieces
+
+    def share(self) -> None:
+        """Before threads call blocks()."""
+        if self.locks is None:
+            self.locks = [threading.Lock() for _ in range(len(self.done))]
 
     def blocks(self, b0: int, b1: int) -> None:
         """Make blocks b0 <= b < b1 packed (b1 = -1: up to the last). Blocks
@@ -159,7 +164,7 @@ class _Packing:
         try:
             if not self.done[b]:
                 _core.pack_weights(self.plan, self.source, self.packed, b, b + 1)
-                self.done[b] = True
+                self.done[b] = 1
         finally:
             self.locks[b].release()
 
@@ -191,14 +196,14 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
 
     def job(buffers, n0, n1, y0, y1, b0=0, b1=-1):
         padded, tiles, edge = buffers
-        if threads_pack:
-            packing.blocks(b0, b1)
-        if packing is None or threads_pack:
-            core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded, tiles,
-                 edge, n0, n1, y0, y1, b0, b1)
-        else:
-            core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded, tiles,
-                 edge, n0, n1, y0, y1, b0, b1, packing.source, packing.done)
+        core_packs = ()
+        if packing is not None:
+            if threads_pack:
+                packing.blocks(b0, b1)
+            else:
+                core_packs = (packing.source, packing.done)
+        core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded, tiles, edge,
+             n0, n1, y0, y1, b0, b1, *core_packs)
 
     if N * Ho * per_row < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
         # Microseconds of work, a single piece: no CPU slot (as _parallel.run_rows).
@@ -233,6 +238,8 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
         padded_shape = (padded_shape[0] * piece_images,) + padded_shape[1:]
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
     threads_pack = packing is not None and nthreads > 1 and len(chunks) > 1
+    if threads_pack:
+        packing.share()
     _parallel.run(job, chunks, nthreads, scratch)
 
 
