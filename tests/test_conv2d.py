@@ -1287,6 +1287,31 @@ def test_pieces_of_one_row_bitwise(case, dtype, monkeypatch):
         np.testing.assert_array_equal(pieces.view(np.uint8), whole.view(np.uint8))
 
 
+@pytest.mark.parametrize("W", [7, 14, 29, 9])
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_infinite_weights_at_the_padding_bitwise_for_any_pieces(W, dtype, monkeypatch):
+    """Row tiles leave out a 3x3 layer's products with zero-padding rows and
+    edge columns (as oneDNN does), so an infinite edge tap does not turn
+    those outputs into NaN there. Which products are left out must not
+    depend on the tiles: any pieces and threads give the same bits."""
+    from cyconv import _parallel
+    x, w, b = case_arrays(W, N=2, C=20, K=40, H=7, W=W, dtype=dtype)
+    for k, (r, s) in enumerate([(0, 0), (1, 0), (1, 2), (2, 1), (2, 2)]):
+        w[k, k, r, s] = np.inf
+    with np.errstate(all="ignore"):
+        whole = _conv(x, w, b, padding=1)
+        assert np.isinf(whole).any()
+        monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+        for workers in (1, 2):
+            pieces = cyconv.conv2d(x, w, b, padding=1, workers=workers)
+            np.testing.assert_array_equal(pieces.view(np.uint8), whole.view(np.uint8))
+        # away from the padding every output is what the direct reference gives
+        expected = conv2d_direct(x, w, b, 1, 1)
+    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
+    np.testing.assert_array_equal(np.isnan(whole[inner]), np.isnan(expected[inner]))
+    np.testing.assert_array_equal(np.isposinf(whole[inner]), np.isposinf(expected[inner]))
+
+
 def _weight_layout(w, layout):
     """An array equal to w in another memory layout (none C-contiguous)."""
     if layout == "transposed, taps flipped":   # as conv2d_backward passes a layer's weights

@@ -50,12 +50,12 @@ cdef extern from "kernels.h" nogil:
                                                 cyc_index ds, cyc_index sx, cyc_index C,
                                                 cyc_index R, cyc_index S, cyc_index wcs,
                                                 const float *wp, const float *init, float *tile,
-                                                cyc_index pixels)
+                                                cyc_index pixels, int edges)
     ctypedef void (*cyc_blocked_tile_sized_f64)(const double *inp, cyc_index cs, cyc_index rs,
                                                 cyc_index ds, cyc_index sx, cyc_index C,
                                                 cyc_index R, cyc_index S, cyc_index wcs,
                                                 const double *wp, const double *init,
-                                                double *tile, cyc_index pixels)
+                                                double *tile, cyc_index pixels, int edges)
     cyc_index CYC_TILE_WIDTH(cyc_index pt, int i)
     enum: CYC_TILE_WIDTHS
     ctypedef void (*cyc_flat_tile_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
@@ -1502,16 +1502,17 @@ cdef inline Py_ssize_t _tile_width(Py_ssize_t PT, Py_ssize_t npx) noexcept nogil
 cdef inline void _blocked_tile_sized(const fp_t *inp, Py_ssize_t cs, Py_ssize_t rs,
                                      Py_ssize_t ds, Py_ssize_t sx, const _Conv *g,
                                      Py_ssize_t r0, Py_ssize_t r1, const fp_t *wp, fp_t *tile,
-                                     Py_ssize_t pixels) noexcept nogil:
+                                     Py_ssize_t pixels, int edges) noexcept nogil:
     # A tile of `pixels` (a tile width) over kernel rows r0 <= r < r1 only
-    # (`inp` at kernel row 0's input, `wp` at the block's packed weights).
+    # (`inp` at kernel row 0's input, `wp` at the block's packed weights),
+    # leaving out the edge pixels' taps of `edges` (kernels.h).
     cdef Py_ssize_t wcs = g.R * g.S * g.KB
     if fp_t is float:
         g.table.blocked_tile_sized_f32(inp + r0 * rs, cs, rs, ds, sx, g.Cg, r1 - r0, g.S, wcs,
-                                       wp + r0 * g.S * g.KB, NULL, tile, pixels)
+                                       wp + r0 * g.S * g.KB, NULL, tile, pixels, edges)
     else:
         g.table.blocked_tile_sized_f64(inp + r0 * rs, cs, rs, ds, sx, g.Cg, r1 - r0, g.S, wcs,
-                                       wp + r0 * g.S * g.KB, NULL, tile, pixels)
+                                       wp + r0 * g.S * g.KB, NULL, tile, pixels, edges)
 
 
 cdef inline void _blocked_tile_part(const fp_t *inp, Py_ssize_t cs, const _Conv *g,
@@ -1530,6 +1531,7 @@ cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t 
                                    fp_t *tile, fp_t *edge) noexcept nogil:
     # One tile of a row at (y, x) for one channel block; `o` at its first output.
     cdef Py_ssize_t PT = g.PT, Wb = g.Wb, back = 0, pt = PT, r0 = 0, r1 = g.R
+    cdef int edges = 0
     cdef const fp_t *inp
     if npx < PT:
         # A partial tile at the row's end: the narrowest tile that holds its
@@ -1549,10 +1551,20 @@ cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t 
                 r0 += 1
             while r1 > r0 and y * g.sh + (r1 - 1) * g.dh >= g.top + g.H:
                 r1 -= 1
-        if pt == PT and r0 == 0 and r1 == g.R:
+            if g.S == 3 and g.sw == 1 and g.dw == 1:
+                # So do the row's first pixel's left tap and its last
+                # pixel's right tap where they fall on padding columns: 361
+                # products for 399 at 7x7. Only those two pixels, whatever
+                # the tiles, so that a pixel's sum never depends on its tile.
+                if x == back and g.left > 0:
+                    edges = 1
+                if x + npx == g.Wo and g.Wo + 1 >= g.left + g.W:
+                    edges |= 2
+        if pt == PT and r0 == 0 and r1 == g.R and edges == 0:
             _blocked_tile(inp, g.Hb * Wb, Wb * g.dh, g.dw, g.sw, g, wp, tile)
         else:
-            _blocked_tile_sized(inp, g.Hb * Wb, Wb * g.dh, g.dw, g.sw, g, r0, r1, wp, tile, pt)
+            _blocked_tile_sized(inp, g.Hb * Wb, Wb * g.dh, g.dw, g.sw, g, r0, r1, wp, tile, pt,
+                                edges)
     else:
         # Rows narrower than a tile: the missing pixels would read past the
         # row, so gather the ones it needs instead.
@@ -2604,13 +2616,13 @@ cdef inline void _pixel_sums(const cyc_kernel_table *t, const fp_t *src, Py_ssiz
     if fp_t is float:
         if px < t.tile_pixels:
             t.blocked_tile_sized_f32(src, 0, rs, ds, sx, 1, rows, cols,
-                                     rows * cols * t.block_f32, wp, init, tile, px)
+                                     rows * cols * t.block_f32, wp, init, tile, px, 0)
         else:
             t.blocked_tile_f32(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile)
     else:
         if px < t.tile_pixels:
             t.blocked_tile_sized_f64(src, 0, rs, ds, sx, 1, rows, cols,
-                                     rows * cols * t.block_f64, wp, init, tile, px)
+                                     rows * cols * t.block_f64, wp, init, tile, px, 0)
         else:
             t.blocked_tile_f64(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile)
 

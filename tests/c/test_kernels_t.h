@@ -485,7 +485,7 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
             T *narrow = malloc((size_t)(PT * KB + GUARD) * sizeof(T));
             for (cyc_index i = 0; i < PT * KB + GUARD; i++) narrow[i] = (T)SENTINEL;
             kt->CK(blocked_tile_sized)(in, cs, dr * rstride, ds, sx, C, R, S, wcs, wp, NULL,
-                                       narrow, px);
+                                       narrow, px, 0);
             if (memcmp(narrow, tile, (size_t)(px * KB) * sizeof(T)) != 0 && bad++ < 5)
                 printf("  blocked_tile_sized_%s %d pixels C=%d R=%d S=%d sx=%d: not the "
                        "full tile's bits\n", STR(SFX), (int)px, (int)C, (int)R, (int)S, (int)sx);
@@ -494,9 +494,9 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
                 cyc_index C1 = C / 2;
                 T *two = malloc((size_t)(px * KB) * sizeof(T));
                 kt->CK(blocked_tile_sized)(in, cs, dr * rstride, ds, sx, C1, R, S, wcs, wp,
-                                           NULL, two, px);
+                                           NULL, two, px, 0);
                 kt->CK(blocked_tile_sized)(in + C1 * cs, cs, dr * rstride, ds, sx, C - C1, R,
-                                           S, wcs, wp + C1 * wcs, two, two, px);
+                                           S, wcs, wp + C1 * wcs, two, two, px, 0);
                 if (memcmp(two, tile, (size_t)(px * KB) * sizeof(T)) != 0 && bad++ < 5)
                     printf("  blocked_tile_sized_%s %d pixels C=%d: two passes (init) "
                            "differ\n", STR(SFX), (int)px, (int)C);
@@ -513,9 +513,32 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
                 /* Kernel rows 1..R-1 only (the channels' weights wcs apart):
                  * the sums of those rows' products. */
                 kt->CK(blocked_tile_sized)(in + dr * rstride, cs, dr * rstride, ds, sx, C, R - 1,
-                                           S, wcs, wp + S * KB, NULL, narrow, px);
+                                           S, wcs, wp + S * KB, NULL, narrow, px, 0);
                 bad += CK(tile_sums_bad)(in, cs, dr * rstride, ds, sx, C, 1, R, S, wp, wcs, KB,
                                          narrow, px, "blocked_tile_sized, kernel rows from 1");
+            }
+            if (S == 3 && sx == 1 && ds == 1) {
+                /* Edge taps left out: the bits of the whole tile over an
+                 * input whose left-out elements are zeros (the padding they
+                 * stand for), from zero and from partial sums. */
+                T *zeroed = malloc((size_t)(C * cs) * sizeof(T));
+                T *full = malloc((size_t)(px * KB) * sizeof(T));
+                for (int edges = 1; edges <= 3; edges++) {
+                    memcpy(zeroed, in, (size_t)(C * cs) * sizeof(T));
+                    for (cyc_index c = 0; c < C; c++)
+                        for (cyc_index r = 0; r < R; r++) {
+                            if (edges & 1) zeroed[c * cs + r * dr * rstride] = 0;
+                            if (edges & 2) zeroed[c * cs + r * dr * rstride + px + 1] = 0;
+                        }
+                    kt->CK(blocked_tile_sized)(zeroed, cs, dr * rstride, 1, 1, C, R, 3, wcs, wp,
+                                               tile, full, px, 0);
+                    kt->CK(blocked_tile_sized)(in, cs, dr * rstride, 1, 1, C, R, 3, wcs, wp,
+                                               tile, narrow, px, edges);
+                    if (memcmp(narrow, full, (size_t)(px * KB) * sizeof(T)) != 0 && bad++ < 5)
+                        printf("  blocked_tile_sized_%s %d pixels C=%d R=%d edges=%d: not the "
+                               "bits over zeros\n", STR(SFX), (int)px, (int)C, (int)R, edges);
+                }
+                free(zeroed); free(full);
             }
             free(narrow);
         }

@@ -117,17 +117,20 @@ typedef void (*cyc_blocked_tile_f64)(const double *in, cyc_index cs, cyc_index r
  * over R rows of a kernel whose channels' packed weights are wcs elements
  * apart (wcs = R * S * KB: the whole kernel; more: the rows of a taller
  * kernel, wp at the first of them):
- *   tile[i*KB + k] = sum_{c,r,s} in[c*cs + r*rs + s*ds + i*sx] * wp[c*wcs + (r*S + s)*KB + k] */
+ *   tile[i*KB + k] = sum_{c,r,s} in[c*cs + r*rs + s*ds + i*sx] * wp[c*wcs + (r*S + s)*KB + k]
+ * leaving out, for S == 3 and sx == ds == 1 only, pixel 0's products of
+ * kernel column 0 when bit 0 of `edges` is set and pixel pixels-1's of
+ * column 2 when bit 1 is (their input is zero padding; 0 otherwise). */
 typedef void (*cyc_blocked_tile_sized_f32)(const float *in, cyc_index cs, cyc_index rs,
                                            cyc_index ds, cyc_index sx, cyc_index C,
                                            cyc_index R, cyc_index S, cyc_index wcs,
                                            const float *wp, const float *init, float *tile,
-                                           cyc_index pixels);
+                                           cyc_index pixels, int edges);
 typedef void (*cyc_blocked_tile_sized_f64)(const double *in, cyc_index cs, cyc_index rs,
                                            cyc_index ds, cyc_index sx, cyc_index C,
                                            cyc_index R, cyc_index S, cyc_index wcs,
                                            const double *wp, const double *init, double *tile,
-                                           cyc_index pixels);
+                                           cyc_index pixels, int edges);
 /* The tile widths for PT pixels per tile, widest first: PT, about 2/3 of it,
  * half of it and about 1/3 (AVX-512: 14, 10, 7, 5; AVX2: 6, 4, 3, 2), so a
  * row's last tile computes at most one pixel too many, and rows of 7 (ResNet's

@@ -1164,7 +1164,7 @@ TARGET static void FN(spatial_rows_s2)(const T *in, cyc_index cs, cyc_index rs,
 TARGET static inline __attribute__((always_inline)) void
 FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                       cyc_index sx, cyc_index C, cyc_index R, cyc_index S, cyc_index wcs,
-                      const T *wp, const T *init, T *tile, const int pt)
+                      const T *wp, const T *init, T *tile, const int pt, const int edges)
 {
     /* pt (<= PT) pixels x 2 vectors of channels: fully unrolled so the
      * accumulators live in registers; weights are loaded once per
@@ -1199,6 +1199,12 @@ FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                 VLOAD(w0, wp); VLOAD(w1, wp + VW);
 #pragma GCC unroll 32
                 for (int i = 0; i < pt; i++) {
+                    /* edges: S == 3 at unit strides (blocked_tile_sized);
+                     * the first pixel's left and the last pixel's right
+                     * column left out (a branch on s for those two only) */
+                    if (((edges & 1) && i == 0 && s == 0)
+                        || ((edges & 2) && i == pt - 1 && s == 2))
+                        continue;
                     VEC b = VSPLAT(q[i * sx]);
                     acc[i][0] += b * w0;
                     acc[i][1] += b * w1;
@@ -1224,15 +1230,15 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
      * 33-60 GFLOP/s -> 47-76). A copy for pixel stride 2 was measured
      * slower on the 3x3/2 ResNet layer (0.78-0.81x PyTorch against 0.81-0.86x). */
     if (sx == 1 && R == 1 && S == 1)
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, KB, wp, init, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, 1, 1, KB, wp, init, tile, PT, 0);
     else if (init && sx == 1)   /* chunked flat tiles (unit stride) */
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, R * S * KB, wp, init, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, R * S * KB, wp, init, tile, PT, 0);
     else if (init)
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, R * S * KB, wp, init, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, R * S * KB, wp, init, tile, PT, 0);
     else if (sx == 1)   /* init NULL as a constant: the sums start from zeros */
-        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, R * S * KB, wp, NULL, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, 1, C, R, S, R * S * KB, wp, NULL, tile, PT, 0);
     else
-        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, R * S * KB, wp, NULL, tile, PT);
+        FN(blocked_tile_body)(in, cs, rs, ds, sx, C, R, S, R * S * KB, wp, NULL, tile, PT, 0);
 }
 
 /* blocked_tile of `pixels` pixels, one of the level's tile widths
@@ -1246,21 +1252,28 @@ TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc
 TARGET static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index rs,
                                           cyc_index ds, cyc_index sx, cyc_index C,
                                           cyc_index R, cyc_index S, cyc_index wcs, const T *wp,
-                                          const T *init, T *tile, cyc_index pixels)
+                                          const T *init, T *tile, cyc_index pixels, int edges)
 {
-#define CYC_SIZED_BODY(SX, W) \
-    FN(blocked_tile_body)(in, cs, rs, ds, SX, C, R, S, wcs, wp, init, tile, CYC_TILE_WIDTH(PT, W))
-#define CYC_SIZED(SX)                                                                   \
+#define CYC_SIZED_BODY(SX, W, E) \
+    FN(blocked_tile_body)(in, cs, rs, ds, SX, C, R, S, wcs, wp, init, tile, CYC_TILE_WIDTH(PT, W), E)
+#define CYC_SIZED(SX, E)                                                                \
     do {                                                                                \
-        if (pixels == CYC_TILE_WIDTH(PT, 0)) CYC_SIZED_BODY(SX, 0);                     \
-        else if (pixels == CYC_TILE_WIDTH(PT, 1)) CYC_SIZED_BODY(SX, 1);                \
-        else if (pixels == CYC_TILE_WIDTH(PT, 2)) CYC_SIZED_BODY(SX, 2);                \
-        else CYC_SIZED_BODY(SX, 3);                                                     \
+        if (pixels == CYC_TILE_WIDTH(PT, 0)) CYC_SIZED_BODY(SX, 0, E);                  \
+        else if (pixels == CYC_TILE_WIDTH(PT, 1)) CYC_SIZED_BODY(SX, 1, E);             \
+        else if (pixels == CYC_TILE_WIDTH(PT, 2)) CYC_SIZED_BODY(SX, 2, E);             \
+        else CYC_SIZED_BODY(SX, 3, E);                                                  \
     } while (0)
-    if (sx == 1)   /* the offsets of unit-stride rows as constants (see blocked_tile) */
-        CYC_SIZED(1);
+    /* edges only with S == 3 and unit strides (kernels.h) */
+    if (edges == 1)
+        CYC_SIZED(1, 1);
+    else if (edges == 2)
+        CYC_SIZED(1, 2);
+    else if (edges == 3)
+        CYC_SIZED(1, 3);
+    else if (sx == 1)   /* the offsets of unit-stride rows as constants (see blocked_tile) */
+        CYC_SIZED(1, 0);
     else
-        CYC_SIZED(sx);
+        CYC_SIZED(sx, 0);
 #undef CYC_SIZED
 #undef CYC_SIZED_BODY
 }
@@ -1270,7 +1283,7 @@ TARGET static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index r
  * `pixels` of them (PT, or a narrower width), each channel's weights wcs apart. */
 static void FN(scalar_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                             cyc_index sx, cyc_index C, cyc_index R, cyc_index S, cyc_index wcs,
-                            const T *wp, const T *init, T *tile, cyc_index pixels)
+                            const T *wp, const T *init, T *tile, cyc_index pixels, int edges)
 {
     for (cyc_index i = 0; i < pixels * 2; i++) tile[i] = init ? init[i] : 0;
     for (cyc_index c = 0; c < C; c++)
@@ -1279,6 +1292,9 @@ static void FN(scalar_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index d
                 const T *q = in + c * cs + r * rs + s * ds;
                 const T *w = wp + c * wcs + (r * S + s) * 2;
                 for (cyc_index i = 0; i < pixels; i++) {
+                    if (((edges & 1) && i == 0 && s == 0)
+                        || ((edges & 2) && i == pixels - 1 && s == S - 1))
+                        continue;
                     tile[2 * i] += q[i * sx] * w[0];
                     tile[2 * i + 1] += q[i * sx] * w[1];
                 }
@@ -1289,15 +1305,15 @@ static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index 
                              cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                              const T *wp, const T *init, T *tile)
 {
-    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, R * S * 2, wp, init, tile, PT);
+    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, R * S * 2, wp, init, tile, PT, 0);
 }
 
 static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                                    cyc_index sx, cyc_index C, cyc_index R, cyc_index S,
                                    cyc_index wcs, const T *wp, const T *init, T *tile,
-                                   cyc_index pixels)
+                                   cyc_index pixels, int edges)
 {
-    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wcs, wp, init, tile, pixels);
+    FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wcs, wp, init, tile, pixels, edges);
 }
 #endif
 
