@@ -1261,9 +1261,9 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         tiles = (g.Wo + g.PT - 1) // g.PT
         # Row tiles waste the end of each row; flat tiles (unit stride only)
         # waste the padding columns instead: take the smaller waste. A row
-        # one tile width wide wastes nothing, and with zero padding above or
-        # below, its tiles leave out the kernel rows that fall on it
-        # (_blocked_row_tile): 3x3 layers at 7x7 compute 7 x 57 products per
+        # one tile width wide wastes nothing, and with zero padding its tiles
+        # leave out the kernel rows and edge columns that fall on it
+        # (_blocked_row_tile): 3x3 layers at 7x7 compute 361 products per
         # image for 49 x 9, where flat tiles of pitch 8 computed 56 x 9.
         pitch = _flat_pitch(g)
         g.flat = g.sh == 1 and g.sw == 1 and pitch - g.Wo < tiles * g.PT - g.Wo \
