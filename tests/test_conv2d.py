@@ -1391,6 +1391,49 @@ def test_row_tiles_leave_out_padding_rows(pad, dilation, stride, dtype):
                 .view(np.uint8), got.view(np.uint8))
 
 
+def _row_pixels(widths, Wo, step):
+    """Pixels a row of Wo computes in tiles `step` apart, the last one the
+    narrowest of `widths` that holds what is left."""
+    return sum(step if Wo - x >= step else min(w for w in widths if w >= Wo - x)
+               for x in range(0, Wo, step))
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_row_step_cuts_rows_into_fewer_pixels(dtype):
+    """A row's tiles step by a narrower tile width only when that computes
+    fewer pixels (rows of 7 at 6 pixels a tile: 4 + 3, not 6 + 2), and then
+    run instead of flat tiles whose pitch computes more. The layers cut that way give
+    the reference's values, and the bits of the explicitly padded input at 1
+    and 3 threads."""
+    from cyconv import _core
+    narrower = []
+    for Wo in range(1, 64):
+        plan = _core.conv2d_plan((8, 64, 5, Wo), 64, (3, 3), 1, (1, 1), (1, 1), (1, 1, 1, 1),
+                                 dtype == F64, zero_padding=True)
+        if not plan.blocked:
+            continue
+        widths, PT = plan.tile_widths, plan.tile_pixels
+        assert plan.row_step in widths
+        assert _row_pixels(widths, Wo, plan.row_step) <= _row_pixels(widths, Wo, PT)
+        if plan.row_step < PT:
+            assert _row_pixels(widths, Wo, plan.row_step) < _row_pixels(widths, Wo, PT)
+            # flat tiles' pitch: Wo + 1, rows sharing a padding column
+            assert plan.flat == (Wo + 1 <= _row_pixels(widths, Wo, plan.row_step))
+            if not plan.flat:
+                narrower.append(Wo)
+    assert narrower, "every level has rows it cuts narrower (AVX2: 7; AVX-512: 15)"
+    for Wo in narrower[:3]:
+        x, w, b = case_arrays(seed_of(dtype, Wo, "row step"), N=4, C=24, K=40, H=7, W=Wo,
+                              dtype=dtype)
+        got = check(x, w, b, 1, 1)
+        explicit = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        for workers in (1, 3):
+            for inp, pad in ((x, 1), (explicit, 0)):
+                np.testing.assert_array_equal(
+                    cyconv.conv2d(inp, w, b, 1, pad, workers=workers).view(np.uint8),
+                    got.view(np.uint8))
+
+
 @pytest.mark.parametrize("C,K,H,W,R,padding", [
     (160, 96, 7, 7, 3, 1),     # rows of one tile width (AVX-512), blocks outer
     (160, 96, 12, 11, 3, 1),   # flat tiles
