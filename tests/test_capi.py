@@ -405,10 +405,20 @@ def conv2d_expected(t, itemsize):
         Hb = Hp + -(-(FP + Wp - Wb) // Wb)
         scratch = FK * FP
     elif blocked:
-        flat = sh == 1 and sw == 1 and flat_pitch - Wo < -(-Wo // PT) * PT - Wo
+        widths = (PT, (2 * PT + 2) // 3, PT // 2, (PT + 2) // 3)
+        # row tiles step by a narrower width when that computes fewer pixels
+        # (each row's last tile: the narrowest width that holds it)
+        fit = (lambda n: min([w for w in widths if w >= n], default=PT))
+        row_pixels = (lambda step: Wo - Wo % step + (fit(Wo % step) if Wo % step else 0))
+        step = PT
+        if Wo > PT and row_pixels(fit(-(-Wo // -(-Wo // PT)))) < row_pixels(PT):
+            step = fit(-(-Wo // -(-Wo // PT)))
+        if step == PT:
+            flat = sh == 1 and sw == 1 and flat_pitch - Wo < -(-Wo // PT) * PT - Wo
+        else:
+            flat = sh == 1 and sw == 1 and flat_pitch <= row_pixels(step)
         # a row of one tile width, zero padding above or below: row tiles,
         # which leave out the kernel rows on the padding
-        widths = (PT, (2 * PT + 2) // 3, PT // 2, (PT + 2) // 3)
         if R > 1 and mode == 0 and top + bottom > 0 and Wo in widths:
             flat = False
         if flat and flat_pitch < Wp:
