@@ -329,6 +329,24 @@ def test_conv2d_matches_python_api(capi_user, case, bias):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("H, W", [(7, 7), (14, 14), (5, 29)])
+def test_conv2d_infinite_weights_give_the_reference_nans(capi_user, H, W):
+    """Row tiles leave out zero-padding products only for blocks of finite
+    weights: the C API marks the blocks it packs as conv2d does."""
+    from conv2d_reference import conv2d_direct
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 8, H, W)).astype(np.float32)
+    w = rng.standard_normal((40, 8, 3, 3)).astype(np.float32)
+    w[0, 0, 0, 0] = np.inf
+    w[1, 2, 2, 1] = -np.inf
+    status, got = capi_user.conv2d(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 1, 0)
+    assert status == 0
+    with np.errstate(all="ignore"):
+        expected = conv2d_direct(x, w, None, 1, 1)
+    assert np.isnan(expected[:, :2]).any()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
 def test_conv2d_reports_bad_arguments(capi_user):
     x = np.ones((1, 4, 5, 5), np.float32)
     w = np.ones((6, 2, 3, 3), np.float32)
@@ -394,7 +412,7 @@ def conv2d_expected(t, itemsize):
     PT, FK = TILES["tile_pixels"], TILES["flat_channels"]
     KB = TILES["block_f64" if itemsize == 8 else "block_f32"]
     FP = TILES["flat_f64" if itemsize == 8 else "flat_f32"]
-    Hb, Wb, packed, edge = Hp, Wp, 0, 0
+    Hb, Wb, packed, edge, marks = Hp, Wp, 0, 0, 0
     padded = None   # C x Hb x Wb
     blocked = 2 * Kg >= KB
     # flat tiles' row pitch: zero padding shares a padding column between rows
@@ -426,6 +444,7 @@ def conv2d_expected(t, itemsize):
         if (Hb * Wb * itemsize) % 1024 == 0:  # a spare row against L1 set aliasing
             Hb += 1
         packed = groups * -(-Kg // KB) * Cg * R * S * KB
+        marks = groups * -(-Kg // KB)   # a byte per block, after the maps
         scratch = PT * KB
         # 1x1 layers of few channels, unpadded, one group: pixel tiles, no chunks
         lanes = R == S == sh == sw == groups == 1 and top == bottom == left == right == 0 \
@@ -491,8 +510,9 @@ def conv2d_expected(t, itemsize):
             Hb += 1
             scratch = min(Ho, TILES["narrow_rows"]) * -(-dense // lanes) * lanes
     padded = C * Hb * Wb if padded is None else padded
-    # maps, packed weights, padded input, scratch, edge: five aligned regions
-    work = 5 * TILES["align"] + 8 * (Hb + Wb) + itemsize * (packed + padded + scratch + edge)
+    # maps and marks, packed weights, padded input, scratch, edge: five aligned regions
+    work = 5 * TILES["align"] + 8 * (Hb + Wb) + marks \
+        + itemsize * (packed + padded + scratch + edge)
     largest = max(work, itemsize * N * C * H * W, itemsize * K * Cg * R * S,
                   itemsize * N * K * Ho * Wo)
     return (Ho, Wo), work, largest

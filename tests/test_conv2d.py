@@ -1289,27 +1289,32 @@ def test_pieces_of_one_row_bitwise(case, dtype, monkeypatch):
 
 @pytest.mark.parametrize("W", [7, 14, 29, 9])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
-def test_infinite_weights_at_the_padding_bitwise_for_any_pieces(W, dtype, monkeypatch):
+def test_infinite_weights_at_the_padding_as_the_reference_for_any_pieces(W, dtype, monkeypatch):
     """Row tiles leave out a 3x3 layer's products with zero-padding rows and
-    edge columns (as oneDNN does), so an infinite edge tap does not turn
-    those outputs into NaN there. Which products are left out must not
-    depend on the tiles: any pieces and threads give the same bits."""
-    from cyconv import _parallel
+    edge columns, but only for channel blocks whose weights are all finite:
+    an infinite edge tap gives the reference's NaN (inf x 0) at the padding,
+    whatever the pieces and threads, and the other blocks keep their bits."""
+    from cyconv import _core, _parallel
     x, w, b = case_arrays(W, N=2, C=20, K=40, H=7, W=W, dtype=dtype)
+    finite = cyconv.conv2d(x, w, b, padding=1)
     for k, (r, s) in enumerate([(0, 0), (1, 0), (1, 2), (2, 1), (2, 2)]):
         w[k, k, r, s] = np.inf
     with np.errstate(all="ignore"):
         whole = _conv(x, w, b, padding=1)
-        assert np.isinf(whole).any()
+        expected = conv2d_direct(x, w, b, 1, 1)
+        assert np.isnan(whole).any() and np.isinf(whole).any()
         monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
         for workers in (1, 2):
             pieces = cyconv.conv2d(x, w, b, padding=1, workers=workers)
             np.testing.assert_array_equal(pieces.view(np.uint8), whole.view(np.uint8))
-        # away from the padding every output is what the direct reference gives
-        expected = conv2d_direct(x, w, b, 1, 1)
-    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
-    np.testing.assert_array_equal(np.isnan(whole[inner]), np.isnan(expected[inner]))
-    np.testing.assert_array_equal(np.isposinf(whole[inner]), np.isposinf(expected[inner]))
+    np.testing.assert_array_equal(np.isnan(whole), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(whole), np.isposinf(expected))
+    np.testing.assert_array_equal(np.isneginf(whole), np.isneginf(expected))
+    # channels of blocks with finite weights: the same bits as before
+    KB = _core.tile_sizes(40, dtype == F64)["block_f64" if dtype == F64 else "block_f32"]
+    clean = slice(-(-5 // KB) * KB, None)
+    np.testing.assert_array_equal(whole[:, clean].view(np.uint8),
+                                  finite[:, clean].view(np.uint8))
 
 
 def _weight_layout(w, layout):
@@ -1944,7 +1949,7 @@ def test_packing_shared_by_threads(monkeypatch):
 
     def counted(plan, source, packed, b0, b1):
         calls.append((b0, b1))
-        pack(plan, source, packed, b0, b1)
+        return pack(plan, source, packed, b0, b1)
 
     monkeypatch.setattr(_conv2d._core, "pack_weights", counted)
     packed = np.full(plan.packed_shape, np.nan, F32)
@@ -1967,7 +1972,48 @@ def test_packing_shared_by_threads(monkeypatch):
         t.join()
     assert ready == [True] * len(ranges)
     assert sorted(calls) == [(b, b + 1) for b in range(nb)]
+    assert set(packing.done) == {1}   # packed, finite
     np.testing.assert_array_equal(packed, whole)
+
+
+@pytest.mark.parametrize("layout", ["C", "transposed, taps flipped", "strided"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_pack_weights_marks_blocks_with_nonfinite_weights(layout, value, dtype):
+    """pack_weights' marks (conv2d's packed_blocks): 1 for a packed block,
+    plus 2 where one of its weights is not finite, whichever copy packs it
+    (panels, transposes of the flipped view, element by element), wherever
+    the weight is: row tiles then keep that block's padding products. A
+    plan whose tiles leave none out does not look."""
+    from cyconv import _core
+    K, C = 80, 40
+    W = _core.tile_sizes(K, dtype == F64)["tile_pixels"]   # rows of one tile: row tiles
+    plan = _core.conv2d_plan((4, C, 14, W), K, (3, 3), 1, (1, 1), (1, 1), (1, 1, 1, 1),
+                             dtype == F64, zero_padding=True)
+    assert plan.padding_skips and not plan.flat
+    KB = plan.packed_shape[3]
+    nb = plan.packed_shape[0]
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((K, C, 3, 3)).astype(dtype)
+    huge = np.finfo(dtype).max   # finite: sums of such may overflow, but never a false mark here
+    w[-1, -1, -1, -1] = huge
+    # one weight per marked block: the first block's first tap, the second's
+    # last channel and tap (past whole panels), the last block's middle
+    bad = {0: (0, 0, 0, 0), 1: (KB + 1, C - 1, 2, 2)}
+    if nb > 3:
+        bad[nb - 1] = (K - 1, C // 2, 1, 1)
+    view = w if layout == "C" else _weight_layout(w, layout)
+    for k, c, r, s in bad.values():
+        view[k, c, r, s] = value
+    packed = np.empty(plan.packed_shape, dtype)
+    marks = [_core.pack_weights(plan, view, packed, b, b + 1) for b in range(nb)]
+    assert marks == [3 if b in bad else 1 for b in range(nb)]
+    assert _core.pack_weights(plan, view, packed) == 3
+    unpadded = _core.conv2d_plan((4, C, 14, W), K, (3, 3), 1, (1, 1), (1, 1), (0, 0, 0, 0),
+                                 dtype == F64, zero_padding=True)
+    assert not unpadded.padding_skips
+    packed = np.empty(unpadded.packed_shape, dtype)
+    assert _core.pack_weights(unpadded, view, packed) == 1
 
 
 def _core_plan(shape, K, kernel, groups, dtype):

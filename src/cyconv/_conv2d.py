@@ -131,7 +131,8 @@ class _Packing:
     3x3: 9.4 MB written to memory and read back). On several threads each
     piece packs its blocks here first (blocks()), so that the threads share
     the packing; on one, the core packs each block as its tiles start, and
-    they read it from L2. `done` marks the packed blocks. A block's bits
+    they read it from L2. `done` holds the packed blocks' marks (nonzero
+    once packed; the core reads them: _core.pack_weights). A block's bits
     are the same whoever packs it."""
 
     def __init__(self, plan, source, packed):
@@ -163,8 +164,7 @@ class _Packing:
         # Block b, its lock held (released here).
         try:
             if not self.done[b]:
-                _core.pack_weights(self.plan, self.source, self.packed, b, b + 1)
-                self.done[b] = 1
+                self.done[b] = _core.pack_weights(self.plan, self.source, self.packed, b, b + 1)
         finally:
             self.locks[b].release()
 
@@ -196,14 +196,15 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
 
     def job(buffers, n0, n1, y0, y1, b0=0, b1=-1):
         padded, tiles, edge = buffers
-        core_packs = ()
+        marks = ()
         if packing is not None:
             if threads_pack:
                 packing.blocks(b0, b1)
-            else:
-                core_packs = (packing.source, packing.done)
+                marks = (None, packing.done)
+            else:   # the core packs them
+                marks = (packing.source, packing.done)
         core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded, tiles, edge,
-             n0, n1, y0, y1, b0, b1, *core_packs)
+             n0, n1, y0, y1, b0, b1, *marks)
 
     if N * Ho * per_row < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
         # Microseconds of work, a single piece: no CPU slot (as _parallel.run_rows).

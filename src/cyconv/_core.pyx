@@ -104,6 +104,10 @@ cdef extern from "kernels.h" nogil:
                                             cyc_index R, cyc_index S, const double *g,
                                             cyc_index gs, cyc_index width, cyc_index nrows,
                                             double *acc)
+    ctypedef int (*cyc_all_finite_f32)(const float *p, cyc_index rs, cyc_index rows,
+                                       cyc_index n)
+    ctypedef int (*cyc_all_finite_f64)(const double *p, cyc_index rs, cyc_index rows,
+                                       cyc_index n)
     ctypedef struct cyc_kernel_table:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
@@ -148,6 +152,8 @@ cdef extern from "kernels.h" nogil:
         cyc_deinterleave_lanes_f64 deinterleave_lanes_f64
         cyc_depthwise_taps_f32 depthwise_taps_f32
         cyc_depthwise_taps_f64 depthwise_taps_f64
+        cyc_all_finite_f32 all_finite_f32
+        cyc_all_finite_f64 all_finite_f64
     void cyc_stream_fence()
     int cyc_detect_level()
     int cyc_detect_full_width_512()
@@ -163,6 +169,10 @@ cdef extern from "interleave.h" nogil:
                            float *dst, Py_ssize_t ds)
     void cyc_transpose_f64(const double *src, Py_ssize_t ss, Py_ssize_t rows, Py_ssize_t cols,
                            double *dst, Py_ssize_t ds)
+    int cyc_transpose_check_f32(const float *src, Py_ssize_t ss, Py_ssize_t rows,
+                                Py_ssize_t cols, float *dst, Py_ssize_t ds, int check)
+    int cyc_transpose_check_f64(const double *src, Py_ssize_t ss, Py_ssize_t rows,
+                                Py_ssize_t cols, double *dst, Py_ssize_t ds, int check)
     void cyc_reverse_f32(const float *src, Py_ssize_t n, float *dst)
     void cyc_reverse_f64(const double *src, Py_ssize_t n, double *dst)
     void cyc_reverse_runs_f32(const float *src, Py_ssize_t n, Py_ssize_t runs, float *dst,
@@ -378,6 +388,16 @@ cdef inline void _transpose(const fp_t *src, Py_ssize_t ss, Py_ssize_t rows, Py_
         cyc_transpose_f32(src, ss, rows, cols, dst, ds)
     else:
         cyc_transpose_f64(src, ss, rows, cols, dst, ds)
+
+
+cdef inline bint _transpose_check(const fp_t *src, Py_ssize_t ss, Py_ssize_t rows,
+                                  Py_ssize_t cols, fp_t *dst, Py_ssize_t ds,
+                                  bint check) noexcept nogil:
+    # _transpose, and with `check` whether every value is finite (else True)
+    if fp_t is float:
+        return cyc_transpose_check_f32(src, ss, rows, cols, dst, ds, check)
+    else:
+        return cyc_transpose_check_f64(src, ss, rows, cols, dst, ds, check)
 
 
 cdef inline void _reverse(const fp_t *src, Py_ssize_t n, fp_t *dst) noexcept nogil:
@@ -999,6 +1019,8 @@ ctypedef struct _Conv:
     Py_ssize_t chunk, strip         # flat tiles: input channels per pass, tiles per strip
     Py_ssize_t strip_blocks         # channel blocks per pass over a strip
     bint blocked, flat, small
+    bint padding_skips              # row tiles may leave out products with zero padding:
+                                    # packing checks the weights are finite (_pack_block)
     bint tiles_outer                # blocked: every channel block per tile position
     bint chunk_blocks_outer         # chunked: each block over the strip, not each tile
     bint pack_inline                # blocks outer, one image or strip: weights packed as they
@@ -1227,6 +1249,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     # empty: vectorize along the row instead.
     g.blocked = 2 * g.Kg >= g.KB
     g.flat = False
+    g.padding_skips = False
     g.tiles_outer = False
     g.chunk_blocks_outer = False
     g.pack_inline = False
@@ -1277,6 +1300,8 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         if g.flat and pitch < g.Wp:
             g.Wb = pitch
             g.Hb += 1   # the last row's right padding runs into a zero row
+        g.padding_skips = not g.flat and g.zero_padding \
+            and g.top + g.bottom + g.left + g.right > 0
         # A tile reads the same rows of every channel plane: with a plane
         # pitch of a multiple of 1 KB those all land in a few L1 sets and
         # evict each other (measured: 256 channels at 14x14). A spare row
@@ -1361,20 +1386,35 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
 
 cdef extern from "pack.h" nogil:
     enum: CYC_PACK_TAPS_F32, CYC_PACK_TAPS_F64   # taps per panel
-    void cyc_pack_panel_f32(const float *src, Py_ssize_t sk, float *dst, Py_ssize_t KB)
-    void cyc_pack_panel_f64(const double *src, Py_ssize_t sk, double *dst, Py_ssize_t KB)
+    int cyc_pack_panel_f32(const float *src, Py_ssize_t sk, float *dst, Py_ssize_t KB,
+                           int check)
+    int cyc_pack_panel_f64(const double *src, Py_ssize_t sk, double *dst, Py_ssize_t KB,
+                           int check)
 
 
-cdef void _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t sc,
+cdef enum:
+    # A packed block's mark (conv2d's packed_blocks; 0: not packed yet).
+    BLOCK_PACKED = 1
+    BLOCK_NONFINITE = 2   # with BLOCK_PACKED: an infinity or NaN among its weights
+
+
+cdef bint _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t sc,
                       Py_ssize_t sr, Py_ssize_t ss, Py_ssize_t nk, Py_ssize_t j0, Py_ssize_t j1,
                       fp_t *dst) noexcept nogil:
     """Taps j0 <= j < j1 ((c, r, s) in order) of nk output channels, the
     first at src (byte strides sk, sc, sr, ss), as rows of KB: zeros past
     nk. Whole blocks of contiguous taps go by panels (pack.h: a transpose in
     registers), each channel's taps of the input gradient's flipped view by
-    one transpose; the rest element by element."""
+    one transpose; the rest element by element. With g.padding_skips,
+    returns whether every weight is finite, tested in the registers the
+    copies go through (interleave.h: cyc_transpose_check); else True.
+    Reading the packed block back took 7 % of a 256 -> 256 3x3 layer at
+    14x14, and even each panel's source, read again at once, 2-3 % of a
+    batch of 512 -> 512 3x3 at 7x7 (its rows, 18 KB apart, share L1 sets)."""
     cdef Py_ssize_t KB = g.KB, item = sizeof(fp_t), kk, c, r, s, j = j0, taps = g.R * g.S
     cdef Py_ssize_t panel = CYC_PACK_TAPS_F32 if fp_t is float else CYC_PACK_TAPS_F64
+    cdef bint finite = True
+    cdef fp_t zeros = 0   # the element-by-element copies' test: x - x is 0 or NaN
     cdef const char *run
     if nk == KB and ss == -item and sr == -g.S * item and sk == taps * item \
             and j0 % taps == 0 and j1 % taps == 0:
@@ -1390,17 +1430,19 @@ cdef void _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t
                 run = src + (c + 2) * sc - (taps - 1) * item
                 for j in range(0, KB * taps * item, 64):
                     cyc_prefetch_read(run + j)
-            _transpose(<const fp_t *>(src + c * sc - (taps - 1) * item), taps, KB, taps,
-                       dst + (taps - 1) * KB, -KB)
+            finite &= _transpose_check(<const fp_t *>(src + c * sc - (taps - 1) * item), taps,
+                                       KB, taps, dst + (taps - 1) * KB, -KB, g.padding_skips)
             dst += taps * KB
-        return
+        return finite
     if nk == KB and ss == item and sr == g.S * item and sc == g.R * g.S * item \
             and sk % item == 0:
         while j + panel <= j1:
             if fp_t is float:
-                cyc_pack_panel_f32(<const float *>src + j, sk // item, dst, KB)
+                finite &= cyc_pack_panel_f32(<const float *>src + j, sk // item, dst, KB,
+                                             g.padding_skips)
             else:
-                cyc_pack_panel_f64(<const double *>src + j, sk // item, dst, KB)
+                finite &= cyc_pack_panel_f64(<const double *>src + j, sk // item, dst, KB,
+                                             g.padding_skips)
             dst += panel * KB
             j += panel
     while j < j1:
@@ -1412,21 +1454,37 @@ cdef void _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t
                 dst[kk] = (<const fp_t *>(src + kk * sk + c * sc + r * sr + s * ss))[0]
         for kk in range(nk, KB):
             dst[kk] = 0
+        if g.padding_skips:
+            for kk in range(nk):
+                zeros += dst[kk] - dst[kk]
         dst += KB
         j += 1
+    return finite and zeros == zeros
 
 
-cdef void _pack_weights(const _Conv *g, const char *w, Py_ssize_t sk, Py_ssize_t sc,
-                        Py_ssize_t sr, Py_ssize_t ss, fp_t *dst,
-                        Py_ssize_t bb0, Py_ssize_t bb1) noexcept nogil:
+cdef inline uint8_t _block_mark(bint finite) noexcept nogil:
+    # The mark of a block packed by _pack_block (which said if it is finite).
+    return BLOCK_PACKED if finite else BLOCK_PACKED | BLOCK_NONFINITE
+
+
+cdef uint8_t _pack_weights(const _Conv *g, const char *w, Py_ssize_t sk, Py_ssize_t sc,
+                           Py_ssize_t sr, Py_ssize_t ss, fp_t *dst,
+                           Py_ssize_t bb0, Py_ssize_t bb1, uint8_t *marks) noexcept nogil:
     """(K, Cg, R, S) with byte strides -> (groups * blocks, Cg, R * S, KB):
     each block of KB output channels innermost, zeros past the group's end.
-    Only blocks bb0 <= bb < bb1 (counted over all groups) are written."""
+    Only blocks bb0 <= bb < bb1 (counted over all groups) are written, and
+    their marks into marks[bb] (unless NULL); returns the marks OR-ed."""
     cdef Py_ssize_t grp, b, bb, taps = g.Cg * g.R * g.S
+    cdef uint8_t mark, all_marks = 0
     for bb in range(bb0, bb1):
         grp, b = bb // g.blocks, bb % g.blocks
-        _pack_block(g, w + (grp * g.Kg + b * g.KB) * sk, sk, sc, sr, ss,
-                    min(g.KB, g.Kg - b * g.KB), 0, taps, dst + bb * taps * g.KB)
+        mark = _block_mark(_pack_block(g, w + (grp * g.Kg + b * g.KB) * sk, sk, sc, sr, ss,
+                                       min(g.KB, g.Kg - b * g.KB), 0, taps,
+                                       dst + bb * taps * g.KB))
+        all_marks |= mark
+        if marks != NULL:
+            marks[bb] = mark
+    return all_marks
 
 
 cdef inline void _store_tile(const fp_t *tile, Py_ssize_t KB, Py_ssize_t nk,
@@ -1552,8 +1610,9 @@ cdef inline void _blocked_tile_part(const fp_t *inp, Py_ssize_t cs, const _Conv 
 cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t *wp,
                                    const fp_t *bk, char *o, Py_ssize_t osk, Py_ssize_t osx,
                                    Py_ssize_t nk, Py_ssize_t y, Py_ssize_t x, Py_ssize_t npx,
-                                   fp_t *tile, fp_t *edge) noexcept nogil:
-    # One tile of a row at (y, x) for one channel block; `o` at its first output.
+                                   fp_t *tile, fp_t *edge, uint8_t mark) noexcept nogil:
+    # One tile of a row at (y, x) for one channel block (its weights' `mark`:
+    # _block_mark); `o` at its first output.
     cdef Py_ssize_t PT = g.PT, Wb = g.Wb, back = 0, pt = PT, r0 = 0, r1 = g.R
     cdef int edges = 0
     cdef const fp_t *inp
@@ -1567,10 +1626,11 @@ cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, const fp_t 
             back = pt - npx
     if npx + back == pt:
         inp = base + y * g.sh * Wb + (x - back) * g.sw
-        if g.zero_padding:
-            # Kernel rows whose input rows are all zero padding add nothing:
-            # leave them out (the top and bottom output rows of a 3x3 layer
-            # at 7x7 then run 2 kernel rows of 3, 19 of 21 in all).
+        if g.zero_padding and mark == BLOCK_PACKED:
+            # Kernel rows whose input rows are all zero padding add nothing
+            # when the block's weights are finite (inf x 0 is NaN): leave
+            # them out (the top and bottom output rows of a 3x3 layer at 7x7
+            # then run 2 kernel rows of 3, 19 of 21 in all).
             while r0 < r1 and y * g.sh + r0 * g.dh < g.top:
                 r0 += 1
             while r1 > r0 and y * g.sh + (r1 - 1) * g.dh >= g.top + g.H:
@@ -1790,10 +1850,12 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                           const Py_ssize_t *wstr,
                           const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
                           Py_ssize_t osx, fp_t *tile, fp_t *edge,
-                          Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                          Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t b0, Py_ssize_t b1,
+                          const uint8_t *marks) noexcept nogil:
     """Output rows y0 <= y < y1 of one image, in tiles of PT pixels x KB channels
     (channel blocks b0 <= b < b1 of every group's, in order, when the blocks
-    run outer: not g.tiles_outer; else all).
+    run outer: not g.tiles_outer; else all). `marks`: the packed blocks'
+    (_block_mark), or NULL.
 
     Row tiles run along one output row (any stride). Flat tiles (unit
     stride only) run along the padded image read as one long row of pitch
@@ -1806,6 +1868,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
     cdef const fp_t *base
     cdef const fp_t *wp
     cdef const fp_t *bk
+    cdef uint8_t mark
     if g.lanes and (y1 - y0) * g.W >= g.LP:
         _conv2d_lanes(g, padded, packed, bias, out, osk, osy, osx, tile, y0, y1, b0, b1)
         return
@@ -1822,6 +1885,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                     for b in range(g.blocks):
                         k0 = grp * g.Kg + b * KB
                         wp = packed + (grp * g.blocks + b) * block
+                        mark = marks[grp * g.blocks + b] if marks != NULL else 0
                         bk = bias + k0 if bias != NULL else NULL
                         if g.flat:
                             _blocked_flat_tile(g, padded + grp * g.Cg * cs, wp, bk, out + k0 * osk,
@@ -1831,17 +1895,19 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                             _blocked_row_tile(g, padded + grp * g.Cg * cs, wp, bk,
                                               out + k0 * osk + y * osy + x * osx, osk, osx,
                                               min(KB, g.Kg - b * KB), y, x, min(g.RT, Wo - x),
-                                              tile, edge)
+                                              tile, edge, mark)
         return
     for bb in range(b0, b1):
         grp, b = bb // g.blocks, bb % g.blocks
         base = padded + grp * g.Cg * cs
         wp = packed + bb * block
+        mark = marks[bb] if marks != NULL else 0
         k0 = grp * g.Kg + b * KB
         if g.pack_inline:   # the block, packed into L2 as its tiles start (_conv_plan)
             wp = <const fp_t *>_align64(<char *>(tile + PT * KB))
-            _pack_block(g, <const char *>packed + k0 * wstr[0], wstr[0], wstr[1], wstr[2],
-                        wstr[3], min(KB, g.Kg - b * KB), 0, g.Cg * g.R * g.S, <fp_t *>wp)
+            mark = _block_mark(_pack_block(g, <const char *>packed + k0 * wstr[0], wstr[0],
+                                           wstr[1], wstr[2], wstr[3], min(KB, g.Kg - b * KB),
+                                           0, g.Cg * g.R * g.S, <fp_t *>wp))
         bk = bias + k0 if bias != NULL else NULL
         if g.flat:
             f = y0 * g.Wb
@@ -1855,7 +1921,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, const fp_t *packed
                     x = t * g.RT
                     _blocked_row_tile(g, base, wp, bk, out + k0 * osk + y * osy + x * osx,
                                       osk, osx, min(KB, g.Kg - b * KB), y, x,
-                                      min(g.RT, Wo - x), tile, edge)
+                                      min(g.RT, Wo - x), tile, edge, mark)
 
 
 cdef inline void _store_row_every(const fp_t *src, Py_ssize_t step, char *out, Py_ssize_t osx,
@@ -2234,8 +2300,8 @@ cdef inline void _pack_missing(const _Conv *g, const char *source, const Py_ssiz
     cdef Py_ssize_t bb
     for bb in range(bb0, bb1):
         if not packed_blocks[bb]:
-            _pack_weights(g, source, sstr[0], sstr[1], sstr[2], sstr[3], packed, bb, bb + 1)
-            packed_blocks[bb] = 1
+            _pack_weights(g, source, sstr[0], sstr[1], sstr[2], sstr[3], packed, bb, bb + 1,
+                          packed_blocks)
 
 
 cdef void _conv2d_range(const _Conv *g,
@@ -2253,9 +2319,11 @@ cdef void _conv2d_range(const _Conv *g,
                         uint8_t *packed_blocks) noexcept nogil:
     """Output rows y0 <= y < y1 of images n0 <= n < n1; of channel blocks
     b0 <= b < b1 when _splits_blocks(g) (else b0 = 0, b1 = every block).
-    With packed_blocks (blocked plans, one thread), `weights` is packed here:
-    each block not yet marked there, from `source` (K x Cg x R x S, byte
-    strides sstr), then marked; else NULL, and `weights` is packed."""
+    packed_blocks holds the packed blocks' marks (blocked plans; NULL: no
+    block's padding products are left out). With `source` (blocked plans,
+    one thread), `weights` is packed here: each block not yet marked, from
+    `source` (K x Cg x R x S, byte strides sstr), then marked; else NULL,
+    and `weights` is packed."""
     cdef Py_ssize_t n, bb
     # Padded rows these output rows read; small-image tiles also read the
     # zero rows below the padded image, where their last tile overruns, and
@@ -2280,7 +2348,7 @@ cdef void _conv2d_range(const _Conv *g,
         and istr[2] == g.W * item and istr[1] == g.H * g.W * item
     cdef Py_ssize_t plane = g.C * g.Hb * g.Wb
     cdef bint per_block = _splits_blocks(g) and not g.pack_inline and 1 < n1 - n0 <= slots
-    if packed_blocks != NULL and not per_block:
+    if source != NULL and not per_block:
         _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, b0, b1)
     if per_block:
         # Blocks outer, their weights past L2: each block runs over every
@@ -2293,13 +2361,13 @@ cdef void _conv2d_range(const _Conv *g,
                 _pad_image(g, image + n * istr[0], istr, row_map, col_map,
                            padded + (n - n0) * plane, row0, row1)
         for bb in range(b0, b1):
-            if packed_blocks != NULL:   # now, so that its tiles read it from L2
+            if source != NULL:   # now, so that its tiles read it from L2
                 _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, bb, bb + 1)
             for n in range(n0, n1):
                 _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) if in_place
                                 else padded + (n - n0) * plane, weights, wstr, bias,
                                 out + n * ostr[0], ostr[1], ostr[2], ostr[3], scratch, edge,
-                                y0, y1, bb, bb + 1)
+                                y0, y1, bb, bb + 1, packed_blocks)
         return
     for n in range(n0, n1):
         if in_place:
@@ -2308,7 +2376,7 @@ cdef void _conv2d_range(const _Conv *g,
             _pad_image(g, image + n * istr[0], istr, row_map, col_map, padded, row0, row1)
         if g.blocked:
             _conv2d_blocked(g, padded, weights, wstr, bias, out + n * ostr[0], ostr[1],
-                            ostr[2], ostr[3], scratch, edge, y0, y1, b0, b1)
+                            ostr[2], ostr[3], scratch, edge, y0, y1, b0, b1, packed_blocks)
         elif g.small:
             _conv2d_small(g, padded, weights, wstr, bias, out + n * ostr[0], ostr[1], ostr[2],
                           ostr[3], scratch, edge, y0, y1)
@@ -2433,6 +2501,12 @@ cdef class Conv2dPlan:
         return self.g.pack_inline
 
     @property
+    def padding_skips(self):
+        """Row tiles may leave out products with zero padding: packing marks
+        the blocks whose weights are not finite, which keep them."""
+        return self.g.padding_skips
+
+    @property
     def tile_pixels(self):
         """Pixels of a blocked tile of the kernels the plan runs."""
         return self.g.PT
@@ -2511,13 +2585,16 @@ def pack_weights(Conv2dPlan plan,
                  fp_t[:, :, :, ::1] packed,         # OUT plan.packed_shape
                  Py_ssize_t b0=0, Py_ssize_t b1=-1):
     """Blocks b0 <= b < b1 of packed (all of them with b1 = -1; the caller
-    keeps 0 <= b0 <= b1 <= packed.shape[0])."""
+    keeps 0 <= b0 <= b1 <= packed.shape[0]). Returns their marks for
+    conv2d's packed_blocks, OR-ed: 1, plus 2 if a weight is not finite."""
+    cdef uint8_t marks
     if b1 < 0:
         b1 = packed.shape[0]
     with nogil:
-        _pack_weights(&plan.g, <const char *>&weight[0, 0, 0, 0], weight.strides[0],
-                      weight.strides[1], weight.strides[2], weight.strides[3], &packed[0, 0, 0, 0],
-                      b0, b1)
+        marks = _pack_weights(&plan.g, <const char *>&weight[0, 0, 0, 0], weight.strides[0],
+                              weight.strides[1], weight.strides[2], weight.strides[3],
+                              &packed[0, 0, 0, 0], b0, b1, NULL)
+    return marks
 
 
 def patches(Conv2dPlan plan,
@@ -2958,15 +3035,19 @@ def conv2d(Conv2dPlan plan,
     """Output rows y0 <= y < y1 of images n0 <= n < n1 (one piece of a call);
     fp_t is the plan's precision. Plans with splits_blocks may also split
     the channel blocks: b0 <= b < b1 of plan.packed_shape[0] (b1 < 0: all);
-    others compute every block. Blocked plans run on one thread may leave
-    the packing of `weights` to the core: each block it runs that
-    packed_blocks does not mark (nonzero) is packed from `source` as it
-    starts, and marked."""
+    others compute every block. packed_blocks marks the packed blocks
+    (pack_weights' marks; 0 for one not packed yet): row tiles leave out a
+    block's products with zero padding only when its mark says its weights
+    are finite (without marks, never). Blocked plans run on one thread may
+    leave the packing of `weights` to the core: each block it runs that
+    packed_blocks does not mark is packed from `source` as it starts, and
+    marked."""
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
     cdef Py_ssize_t wstr[4]
     cdef Py_ssize_t sstr[4]
     cdef bint core_packs = packed_blocks is not None and source is not None
+    cdef bint marked = packed_blocks is not None and packed_blocks.shape[0] > 0
     cdef int i
     for i in range(4):
         istr[i] = image.strides[i]
@@ -2986,7 +3067,7 @@ def conv2d(Conv2dPlan plan,
                       b1 if b1 >= 0 and _splits_blocks(&plan.g)
                       else plan.g.groups * plan.g.blocks,
                       <const char *>&source[0, 0, 0, 0] if core_packs else NULL,
-                      sstr, &packed_blocks[0] if core_packs else NULL)
+                      sstr, &packed_blocks[0] if marked else NULL)
 
 
 # ---------------------------------------------------------------------------
@@ -3867,7 +3948,9 @@ cdef cyc_index_t _conv2d_work_bound(const cyc_conv2d_params *p, cyc_index_t hp, 
     scratch = _size_add(scratch, _size_add(STRIP_PARTIAL_BYTES,
                                            _size_mul(_size_add(p.K, _size_mul(p.groups, kb)), tile)))
     cdef cyc_index_t values = _size_add(_size_add(padded, packed), _size_add(edge, scratch))
-    cdef cyc_index_t maps = _size_mul(_size_add(rows, wp), sizeof(int64_t))
+    # (and the blocks' marks: groups * ceil(Kg / KB) <= K + groups bytes)
+    cdef cyc_index_t maps = _size_add(_size_mul(_size_add(rows, wp), sizeof(int64_t)),
+                                      _size_add(p.K, p.groups))
     return _size_add(5 * API_ALIGN, _size_add(maps, _size_mul(values, itemsize)))
 
 
@@ -3917,10 +4000,11 @@ cdef int _conv_of_params(const cyc_conv2d_params *p, cyc_index_t itemsize,
 
 cdef cyc_index_t _conv2d_work(const _Conv *g, cyc_index_t itemsize) noexcept nogil:
     """Bytes of `work` _conv2d_api lays out, or -1: row and column maps (Hb,
-    Wb int64), packed weights, the padded input (C x Hb x Wb, or none:
-    _padded_size), the tile scratch and the edge scratch, each region 64-byte
-    aligned."""
-    cdef cyc_index_t maps = _size_mul(_size_add(g.Hb, g.Wb), sizeof(int64_t))
+    Wb int64) and the blocks' marks (a byte each), packed weights, the padded
+    input (C x Hb x Wb, or none: _padded_size), the tile scratch and the edge
+    scratch, each region 64-byte aligned."""
+    cdef cyc_index_t maps = _size_add(_size_mul(_size_add(g.Hb, g.Wb), sizeof(int64_t)),
+                                      _size_mul(g.groups, g.blocks))
     cdef cyc_index_t padded = 0 if g.dw_lanes else _size_mul(_size_mul(g.C, g.Hb), g.Wb)
     cdef cyc_index_t values = _size_add(_size_add(g.packed_size, padded),
                                         _size_add(g.scratch_size, g.edge_size))
@@ -3970,7 +4054,8 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
         rule = RULE_SYMMETRIC
     cdef int64_t *row_map = <int64_t *>_align64(<char *>work)
     cdef int64_t *col_map = row_map + g.Hb
-    cdef fp_t *packed = <fp_t *>_align64(<char *>(col_map + g.Wb))
+    cdef uint8_t *marks = <uint8_t *>(col_map + g.Wb)
+    cdef fp_t *packed = <fp_t *>_align64(<char *>(marks + g.groups * g.blocks))
     cdef fp_t *padded = <fp_t *>_align64(<char *>(packed + g.packed_size))
     cdef fp_t *scratch = <fp_t *>_align64(<char *>(padded + _padded_size(&g)))
     cdef fp_t *edge = <fp_t *>_align64(<char *>(scratch + g.scratch_size))
@@ -3988,12 +4073,12 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
     cdef const fp_t *weights = weight
     if g.blocked and not g.pack_inline:
         _pack_weights(&g, <const char *>weight, wstr[0], wstr[1], wstr[2], wstr[3], packed,
-                      0, g.groups * g.blocks)
+                      0, g.groups * g.blocks, marks)
         weights = packed
     _conv2d_range(&g, <const char *>input, istr, row_map, col_map,
                   weights, wstr, bias, <char *>out, ostr,
                   padded, scratch, edge, 1, 0, g.N, 0, g.Ho, 0, g.groups * g.blocks,
-                  NULL, NULL, NULL)
+                  NULL, NULL, marks if g.blocked and not g.pack_inline else NULL)
     return CYC_OK
 
 

@@ -26,19 +26,32 @@
 
 #define CYC_TRANSPOSE_COLS 64
 
-/* dst[j*ds + i] = src[i*ss + j] for i < rows, j < cols. */
-static inline void cyc_transpose_f32(const float *src, ptrdiff_t ss, ptrdiff_t rows,
-                                     ptrdiff_t cols, float *dst, ptrdiff_t ds)
+/* dst[j*ds + i] = src[i*ss + j] for i < rows, j < cols. With `check`, also
+ * whether every value is finite, from the registers the copy goes through
+ * (conv2d's packing: row tiles leave out a block's products with zero
+ * padding only when its weights are finite, as inf x 0 is NaN in the
+ * reference's sum). x - x is 0 for a finite x and NaN otherwise (no
+ * -ffast-math folds it); four values are summed first, so a sum that
+ * overflows reads as not finite: the safe side. check is a constant at
+ * every call, so the inlined copy without it carries no test. */
+static inline int cyc_transpose_check_f32(const float *src, ptrdiff_t ss, ptrdiff_t rows,
+                                          ptrdiff_t cols, float *dst, ptrdiff_t ds, int check)
 {
+    float sums = 0.0f;
     for (ptrdiff_t j0 = 0; j0 < cols; j0 += CYC_TRANSPOSE_COLS) {
         ptrdiff_t j1 = cols - j0 < CYC_TRANSPOSE_COLS ? cols : j0 + CYC_TRANSPOSE_COLS;
         ptrdiff_t i = 0, j;
 #if CYC_INTERLEAVE_SSE2
+        __m128 zeros = _mm_setzero_ps();
         for (; i + 4 <= rows; i += 4) {
             const float *s = src + i * ss;
             for (j = j0; j + 4 <= j1; j += 4) {
                 __m128 r0 = _mm_loadu_ps(s + j), r1 = _mm_loadu_ps(s + ss + j);
                 __m128 r2 = _mm_loadu_ps(s + 2 * ss + j), r3 = _mm_loadu_ps(s + 3 * ss + j);
+                if (check) {
+                    __m128 sum = _mm_add_ps(_mm_add_ps(r0, r1), _mm_add_ps(r2, r3));
+                    zeros = _mm_add_ps(zeros, _mm_sub_ps(sum, sum));
+                }
                 _MM_TRANSPOSE4_PS(r0, r1, r2, r3);   /* r_m: column j + m of the four rows */
                 _mm_storeu_ps(dst + j * ds + i, r0);
                 _mm_storeu_ps(dst + (j + 1) * ds + i, r1);
@@ -46,37 +59,81 @@ static inline void cyc_transpose_f32(const float *src, ptrdiff_t ss, ptrdiff_t r
                 _mm_storeu_ps(dst + (j + 3) * ds + i, r3);
             }
             for (; j < j1; j++)
-                for (ptrdiff_t m = 0; m < 4; m++) dst[j * ds + i + m] = s[m * ss + j];
+                for (ptrdiff_t m = 0; m < 4; m++) {
+                    float v = s[m * ss + j];
+                    dst[j * ds + i + m] = v;
+                    if (check) sums += v - v;
+                }
+        }
+        if (check) {
+            float lanes[4];
+            _mm_storeu_ps(lanes, zeros);
+            sums += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
         }
 #endif
         for (; i < rows; i++)
-            for (j = j0; j < j1; j++) dst[j * ds + i] = src[i * ss + j];
+            for (j = j0; j < j1; j++) {
+                float v = src[i * ss + j];
+                dst[j * ds + i] = v;
+                if (check) sums += v - v;
+            }
     }
+    return sums == sums;
+}
+
+static inline int cyc_transpose_check_f64(const double *src, ptrdiff_t ss, ptrdiff_t rows,
+                                          ptrdiff_t cols, double *dst, ptrdiff_t ds, int check)
+{
+    double sums = 0.0;
+    for (ptrdiff_t j0 = 0; j0 < cols; j0 += CYC_TRANSPOSE_COLS) {
+        ptrdiff_t j1 = cols - j0 < CYC_TRANSPOSE_COLS ? cols : j0 + CYC_TRANSPOSE_COLS;
+        ptrdiff_t i = 0, j;
+#if CYC_INTERLEAVE_SSE2
+        __m128d zeros = _mm_setzero_pd();
+        for (; i + 2 <= rows; i += 2) {
+            const double *s = src + i * ss;
+            for (j = j0; j + 2 <= j1; j += 2) {
+                __m128d r0 = _mm_loadu_pd(s + j), r1 = _mm_loadu_pd(s + ss + j);
+                if (check) {
+                    __m128d sum = _mm_add_pd(r0, r1);
+                    zeros = _mm_add_pd(zeros, _mm_sub_pd(sum, sum));
+                }
+                _mm_storeu_pd(dst + j * ds + i, _mm_unpacklo_pd(r0, r1));
+                _mm_storeu_pd(dst + (j + 1) * ds + i, _mm_unpackhi_pd(r0, r1));
+            }
+            for (; j < j1; j++) {
+                double v0 = s[j], v1 = s[ss + j];
+                dst[j * ds + i] = v0;
+                dst[j * ds + i + 1] = v1;
+                if (check) sums += (v0 - v0) + (v1 - v1);
+            }
+        }
+        if (check) {
+            double lanes[2];
+            _mm_storeu_pd(lanes, zeros);
+            sums += lanes[0] + lanes[1];
+        }
+#endif
+        for (; i < rows; i++)
+            for (j = j0; j < j1; j++) {
+                double v = src[i * ss + j];
+                dst[j * ds + i] = v;
+                if (check) sums += v - v;
+            }
+    }
+    return sums == sums;
+}
+
+static inline void cyc_transpose_f32(const float *src, ptrdiff_t ss, ptrdiff_t rows,
+                                     ptrdiff_t cols, float *dst, ptrdiff_t ds)
+{
+    (void)cyc_transpose_check_f32(src, ss, rows, cols, dst, ds, 0);
 }
 
 static inline void cyc_transpose_f64(const double *src, ptrdiff_t ss, ptrdiff_t rows,
                                      ptrdiff_t cols, double *dst, ptrdiff_t ds)
 {
-    for (ptrdiff_t j0 = 0; j0 < cols; j0 += CYC_TRANSPOSE_COLS) {
-        ptrdiff_t j1 = cols - j0 < CYC_TRANSPOSE_COLS ? cols : j0 + CYC_TRANSPOSE_COLS;
-        ptrdiff_t i = 0, j;
-#if CYC_INTERLEAVE_SSE2
-        for (; i + 2 <= rows; i += 2) {
-            const double *s = src + i * ss;
-            for (j = j0; j + 2 <= j1; j += 2) {
-                __m128d r0 = _mm_loadu_pd(s + j), r1 = _mm_loadu_pd(s + ss + j);
-                _mm_storeu_pd(dst + j * ds + i, _mm_unpacklo_pd(r0, r1));
-                _mm_storeu_pd(dst + (j + 1) * ds + i, _mm_unpackhi_pd(r0, r1));
-            }
-            for (; j < j1; j++) {
-                dst[j * ds + i] = s[j];
-                dst[j * ds + i + 1] = s[ss + j];
-            }
-        }
-#endif
-        for (; i < rows; i++)
-            for (j = j0; j < j1; j++) dst[j * ds + i] = src[i * ss + j];
-    }
+    (void)cyc_transpose_check_f64(src, ss, rows, cols, dst, ds, 0);
 }
 
 /* dst[t] = src[n-1-t] for t < n: a run of taps flipped (the input

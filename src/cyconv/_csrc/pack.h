@@ -41,16 +41,26 @@ static inline void cyc_pack_ahead(const void *src, ptrdiff_t sk_bytes, ptrdiff_t
     }
 }
 
-static inline void cyc_pack_panel_f32(const float *src, ptrdiff_t sk, float *dst, ptrdiff_t KB)
+/* With `check`, returns whether every weight of the panel is finite
+ * (interleave.h: cyc_transpose_check); else 1. */
+static inline int cyc_pack_panel_f32(const float *src, ptrdiff_t sk, float *dst, ptrdiff_t KB,
+                                     int check)
 {
     cyc_pack_ahead(src, sk * (ptrdiff_t)sizeof(float), KB);
+    if (check)
+        return cyc_transpose_check_f32(src, sk, KB, CYC_PACK_TAPS_F32, dst, KB, 1);
     cyc_transpose_f32(src, sk, KB, CYC_PACK_TAPS_F32, dst, KB);
+    return 1;
 }
 
-static inline void cyc_pack_panel_f64(const double *src, ptrdiff_t sk, double *dst, ptrdiff_t KB)
+static inline int cyc_pack_panel_f64(const double *src, ptrdiff_t sk, double *dst,
+                                     ptrdiff_t KB, int check)
 {
     cyc_pack_ahead(src, sk * (ptrdiff_t)sizeof(double), KB);
+    if (check)
+        return cyc_transpose_check_f64(src, sk, KB, CYC_PACK_TAPS_F64, dst, KB, 1);
     cyc_transpose_f64(src, sk, KB, CYC_PACK_TAPS_F64, dst, KB);
+    return 1;
 }
 
 #endif
