@@ -417,13 +417,19 @@ def conv2d_expected(t, itemsize):
     blocked = 2 * Kg >= KB
     # flat tiles' row pitch: zero padding shares a padding column between rows
     flat_pitch = max(Wo, W + max(left, right)) if mode == 0 else Wp
+    widths = (PT, (2 * PT + 2) // 3, PT // 2, (PT + 2) // 3)
+    # 3x3 layers with zero padding run row tiles, which leave out the
+    # padding's products, on rows of at least a tile or of a tile width,
+    # with up to 16 MB of packed weights
+    rows_beat_small = R == S == 3 and dh == dw == 1 and mode == 0 \
+        and top + bottom + left + right > 0 and (Wo >= PT or Wo in widths) \
+        and groups * -(-Kg // KB) * Cg * 9 * KB * itemsize <= 16 << 20
     if blocked and sh == 1 and sw == 1 and N * Ho * Wo < TILES["small_pixels"] \
-            and not R == S == 1:   # 1x1 layers pack their weights on any image
+            and not R == S == 1 and not rows_beat_small:   # (1x1 layers pack on any image)
         Wb = flat_pitch
         Hb = Hp + -(-(FP + Wp - Wb) // Wb)
         scratch = FK * FP
     elif blocked:
-        widths = (PT, (2 * PT + 2) // 3, PT // 2, (PT + 2) // 3)
         # row tiles step by a narrower width when that computes fewer pixels
         # (each row's last tile: the narrowest width that holds it)
         fit = (lambda n: min([w for w in widths if w >= n], default=PT))

@@ -1342,17 +1342,19 @@ def _weight_layout(w, layout):
 def test_small_image_tiles_stage_weight_views_bitwise(case, layout, dtype):
     """Small-image tiles read C-contiguous weights in place and stage each
     block of any other layout: the same bits, any thread count, groups and
-    a short last block included."""
+    a short last block included. (Reflected padding: with zero padding row
+    tiles take such images where their rows fit the tiles.)"""
     from cyconv import _conv2d
     N, C, K, H, W, groups = case
     x, w, b = case_arrays(seed_of(case, layout, dtype), N=N, C=C, K=K, groups=groups, H=H,
                           W=W, R=3, S=3, dtype=dtype)
     view = _weight_layout(w, layout)
-    plan = _conv2d._prepared_call(x, view, b, 1, 1, 1, groups, "zeros", None).plan
+    plan = _conv2d._prepared_call(x, view, b, 1, 1, 1, groups, "reflect", None).plan
     assert plan.weight_stage > 0   # the case runs small-image tiles
-    want = check(x, w, b, 1, 1, 1, groups)
+    want = check(x, w, b, 1, 1, 1, groups, "reflect")
     for workers in (1, 3):
-        got = cyconv.conv2d(x, view, b, padding=1, groups=groups, workers=workers)
+        got = cyconv.conv2d(x, view, b, padding=1, groups=groups, workers=workers,
+                            padding_mode="reflect")
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
@@ -1401,6 +1403,61 @@ def _row_pixels(widths, Wo, step):
     narrowest of `widths` that holds what is left."""
     return sum(step if Wo - x >= step else min(w for w in widths if w >= Wo - x)
                for x in range(0, Wo, step))
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_small_images_of_3x3_layers_run_row_tiles_where_rows_fit(dtype):
+    """Images of fewer than SMALL_PIXELS output pixels run small-image tiles
+    on the weights in place, except 3x3 layers with zero padding whose rows
+    are at least a tile wide or one of the tile widths, and whose packed
+    weights take at most 16 MB: those run row tiles, which leave out the
+    padding's products. Either way the reference's values, and the bits of
+    the explicitly padded input (row tiles) at 1 and 3 threads."""
+    from cyconv import _core
+    item = np.dtype(dtype).itemsize
+    small = _core.tile_sizes()["small_pixels"]
+    for C, K in ((24, 40), (512, 512)):
+        PT = _core.tile_sizes(K, dtype == F64)["tile_pixels"]
+        KB = _core.tile_sizes(K, dtype == F64)["block_f64" if dtype == F64 else "block_f32"]
+        fits = -(-K // KB) * C * 9 * KB * item <= 16 << 20
+        for Wo in range(1, 2 * PT + 1):
+            for pad, mode in (((1, 1, 1, 1), True), ((1, 1, 1, 1), False), ((0, 0, 0, 0), True)):
+                H = max(1, min(5, (small - 1) // Wo)) + 2 - pad[0] - pad[1]
+                W = Wo + 2 - pad[2] - pad[3]
+                if H < 1 or W < 1:
+                    continue
+                plan = _core.conv2d_plan((1, C, H, W), K, (3, 3), 1, (1, 1), (1, 1), pad,
+                                         dtype == F64, zero_padding=mode)
+                assert plan.Ho * plan.Wo < small
+                rows = mode and pad[0] > 0 and fits \
+                    and (Wo >= PT or Wo in plan_widths(PT))
+                assert plan.blocked == rows, (C, K, Wo, pad, mode)
+                assert (plan.weight_stage > 0) == (not rows)
+    ran_rows = []
+    for W in (5, 7, 9, 10, 13, 14):
+        x, w, b = case_arrays(seed_of(dtype, W, "small rows"), N=2, C=24, K=40, H=4, W=W,
+                              dtype=dtype)
+        got = check(x, w, b, 1, 1)
+        if not _plan_of(x, w).blocked:
+            continue
+        ran_rows.append(W)
+        explicit = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        for workers in (1, 3):
+            for inp, pad in ((x, 1), (explicit, 0)):
+                np.testing.assert_array_equal(
+                    cyconv.conv2d(inp, w, b, padding=pad, workers=workers).view(np.uint8),
+                    got.view(np.uint8))
+    assert ran_rows
+
+
+def plan_widths(PT):
+    """The level's tile widths for tiles of PT pixels (kernels.h: CYC_TILE_WIDTH)."""
+    return (PT, (2 * PT + 2) // 3, PT // 2, (PT + 2) // 3)
+
+
+def _plan_of(x, w):
+    from cyconv import _conv2d
+    return _conv2d._prepared_call(x, w, None, 1, 1, 1, 1, "zeros", None).plan
 
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)

@@ -983,6 +983,9 @@ cdef enum:
     SPATIAL_ROWS = 8    # output rows per call of the row-vectorized kernel
     NARROW_ROWS = 512   # (rows computed wider than the output: per call, _conv_plan)
     SMALL_PIXELS = 128  # below this many output pixels per call, weights are not packed
+    # ... except for 3x3 layers whose row tiles leave out the zero padding's
+    # products, up to this many bytes of packed weights (_rows_beat_small)
+    SMALL_ROWS_MAX_BYTES = 16 << 20
     # Depthwise layers with the channels in the vector lanes: at unit stride
     # and dilation, output planes of up to this many bytes with 64-byte
     # vectors, a quarter of it with 32-byte ones and a sixteenth with 16
@@ -1232,6 +1235,23 @@ cdef inline bint _spatial_rows_at_once(const _Conv *g) noexcept nogil:
     return g.dw == 1 and ((g.sh == 1 and g.dh == 1) or g.Cg == 1)
 
 
+cdef inline bint _rows_beat_small(const _Conv *g, bint double_precision) noexcept nogil:
+    # Small images of a 3x3 layer with zero padding, as row tiles of packed
+    # weights rather than small-image tiles: the rows' tiles leave out the
+    # products with the padding (_blocked_row_tile: 361 of 441 per channel
+    # pair at 7x7), where small-image tiles compute every one. Rows of at
+    # least a tile, or of one of the tile widths, waste no pixels; the
+    # packing costs less than the products saved while the weights fit in
+    # SMALL_ROWS_MAX_BYTES. Zen 4, against small-image tiles: AVX-512
+    # 1.16-2.43x, AVX2 1.09-1.99x (bench/RESULTS.md, 2026-12-05).
+    cdef Py_ssize_t item = 8 if double_precision else 4
+    cdef Py_ssize_t blocks = (g.Kg + g.KB - 1) // g.KB
+    return g.R == 3 and g.S == 3 and g.dh == 1 and g.dw == 1 and g.zero_padding \
+        and g.top + g.bottom + g.left + g.right > 0 \
+        and (g.Wo >= g.PT or _tile_width(g.PT, g.Wo) == g.Wo) \
+        and g.groups * blocks * g.Cg * 9 * g.KB * item <= SMALL_ROWS_MAX_BYTES
+
+
 cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     """Derive the output size and the kernel choice. The caller checked that
     the padded input is at least as large as the dilated kernel."""
@@ -1270,7 +1290,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     # (512 -> 2048 @7x7: flat tiles on unpacked weights 0.44x PyTorch,
     # packed 0.69x).
     g.small = g.blocked and g.sh == 1 and g.sw == 1 and g.N * g.Ho * g.Wo < SMALL_PIXELS \
-        and not (g.R == 1 and g.S == 1)
+        and not (g.R == 1 and g.S == 1) and not _rows_beat_small(g, double_precision)
     if g.small:
         g.blocked = False
         g.Wb = _flat_pitch(g)
