@@ -1919,11 +1919,12 @@ def test_pixel_tiles(N, C, K, H, W, dtype, bias, monkeypatch):
     np.testing.assert_array_equal(got.view(np.uint8), blocked.view(np.uint8))
     monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)   # pieces of one row (or fewer blocks)
     for workers in (1, 2):
-        for out in (np.full_like(got, np.nan), np.full(got.shape[:-1] + (2 * W,), np.nan,
-                                                       got.dtype)[..., ::2]):
+        wide = np.full(got.shape[:-1] + (2 * W,), np.nan, got.dtype)
+        for out in (np.full_like(got, np.nan), wide[..., ::2]):
             cyconv.conv2d(x, w, b, workers=workers, out=out)
             np.testing.assert_array_equal(np.ascontiguousarray(out).view(np.uint8),
                                           got.view(np.uint8))
+        assert np.isnan(wide[..., 1::2]).all()   # nothing stored between the pixels
 
 
 @pytest.mark.parametrize("shape,K,padding,groups", [
