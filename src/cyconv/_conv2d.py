@@ -196,15 +196,15 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
 
     def job(buffers, n0, n1, y0, y1, b0=0, b1=-1):
         padded, tiles, edge = buffers
-        marks = ()
+        packed_blocks = ()   # (source to pack from, or None; the blocks' marks)
         if packing is not None:
             if threads_pack:
                 packing.blocks(b0, b1)
-                marks = (None, packing.done)
+                packed_blocks = (None, packing.done)
             else:   # the core packs them
-                marks = (packing.source, packing.done)
+                packed_blocks = (packing.source, packing.done)
         core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded, tiles, edge,
-             n0, n1, y0, y1, b0, b1, *marks)
+             n0, n1, y0, y1, b0, b1, *packed_blocks)
 
     if N * Ho * per_row < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
         # Microseconds of work, a single piece: no CPU slot (as _parallel.run_rows).

@@ -104,10 +104,6 @@ cdef extern from "kernels.h" nogil:
                                             cyc_index R, cyc_index S, const double *g,
                                             cyc_index gs, cyc_index width, cyc_index nrows,
                                             double *acc)
-    ctypedef int (*cyc_all_finite_f32)(const float *p, cyc_index rs, cyc_index rows,
-                                       cyc_index n)
-    ctypedef int (*cyc_all_finite_f64)(const double *p, cyc_index rs, cyc_index rows,
-                                       cyc_index n)
     ctypedef struct cyc_kernel_table:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
@@ -152,8 +148,6 @@ cdef extern from "kernels.h" nogil:
         cyc_deinterleave_lanes_f64 deinterleave_lanes_f64
         cyc_depthwise_taps_f32 depthwise_taps_f32
         cyc_depthwise_taps_f64 depthwise_taps_f64
-        cyc_all_finite_f32 all_finite_f32
-        cyc_all_finite_f64 all_finite_f64
     void cyc_stream_fence()
     int cyc_detect_level()
     int cyc_detect_full_width_512()
@@ -1242,8 +1236,10 @@ cdef inline bint _rows_beat_small(const _Conv *g, bint double_precision) noexcep
     # pair at 7x7), where small-image tiles compute every one. Rows of at
     # least a tile, or of one of the tile widths, waste no pixels; the
     # packing costs less than the products saved while the weights fit in
-    # SMALL_ROWS_MAX_BYTES. Zen 4, against small-image tiles: AVX-512
-    # 1.16-2.43x, AVX2 1.09-1.99x (bench/RESULTS.md, 2026-12-05).
+    # SMALL_ROWS_MAX_BYTES. Zen 5, float32, against small-image tiles:
+    # AVX-512 1.09-2.16x, AVX2 1.05-1.83x, baseline 1.17-1.47x, but 512 ->
+    # 512 (9.4 MB) at 0.92-1.06x; its input gradient 1.12x (bench/RESULTS.md,
+    # 2026-12-05).
     cdef Py_ssize_t item = 8 if double_precision else 4
     cdef Py_ssize_t blocks = (g.Kg + g.KB - 1) // g.KB
     return g.R == 3 and g.S == 3 and g.dh == 1 and g.dw == 1 and g.zero_padding \
@@ -1434,7 +1430,6 @@ cdef bint _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t
     cdef Py_ssize_t KB = g.KB, item = sizeof(fp_t), kk, c, r, s, j = j0, taps = g.R * g.S
     cdef Py_ssize_t panel = CYC_PACK_TAPS_F32 if fp_t is float else CYC_PACK_TAPS_F64
     cdef bint finite = True
-    cdef fp_t zeros = 0   # the element-by-element copies' test: x - x is 0 or NaN
     cdef const char *run
     if nk == KB and ss == -item and sr == -g.S * item and sk == taps * item \
             and j0 % taps == 0 and j1 % taps == 0:
@@ -1475,11 +1470,13 @@ cdef bint _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t
         for kk in range(nk, KB):
             dst[kk] = 0
         if g.padding_skips:
-            for kk in range(nk):
-                zeros += dst[kk] - dst[kk]
+            if fp_t is float:
+                finite &= not _nonfinite_f32(<const char *>dst, nk, item)
+            else:
+                finite &= not _nonfinite_f64(<const char *>dst, nk, item)
         dst += KB
         j += 1
-    return finite and zeros == zeros
+    return finite
 
 
 cdef inline uint8_t _block_mark(bint finite) noexcept nogil:
