@@ -1430,7 +1430,7 @@ def test_small_images_of_3x3_layers_run_row_tiles_where_rows_fit(dtype):
                                          dtype == F64, zero_padding=mode)
                 assert plan.Ho * plan.Wo < small
                 rows = mode and pad[0] > 0 and fits \
-                    and (Wo >= PT or Wo in plan_widths(PT))
+                    and (Wo >= PT or Wo in plan.tile_widths)
                 assert plan.blocked == rows, (C, K, Wo, pad, mode)
                 assert (plan.weight_stage > 0) == (not rows)
     ran_rows = []
@@ -1448,11 +1448,6 @@ def test_small_images_of_3x3_layers_run_row_tiles_where_rows_fit(dtype):
                     cyconv.conv2d(inp, w, b, padding=pad, workers=workers).view(np.uint8),
                     got.view(np.uint8))
     assert ran_rows
-
-
-def plan_widths(PT):
-    """The level's tile widths for tiles of PT pixels (kernels.h: CYC_TILE_WIDTH)."""
-    return (PT, (2 * PT + 2) // 3, PT // 2, (PT + 2) // 3)
 
 
 def _plan_of(x, w):

@@ -433,9 +433,9 @@ def small_image_width(K, dtype):
     small-image tiles: narrower than the level's tiles and none of their
     widths (row tiles, which leave out the padding's products, take those)."""
     from cyconv import _core
-    PT = _core.tile_sizes(K, dtype == F64)["tile_pixels"]
-    widths = {PT, (2 * PT + 2) // 3, PT // 2, (PT + 2) // 3}
-    return max(w for w in range(1, PT) if w not in widths)
+    plan = _core.conv2d_plan((1, 8, 8, 8), K, (3, 3), 1, (1, 1), (1, 1), (1, 1, 1, 1),
+                             dtype == F64, zero_padding=True)
+    return max(w for w in range(1, plan.tile_pixels) if w not in plan.tile_widths)
 
 
 @pytest.mark.parametrize("case,R", [   # (N, C, K, H, W, small-image tiles)
