@@ -488,7 +488,8 @@ def conv2d_expected(t, itemsize):
                 strip = max(1, partial // (strip_blocks * tile_bytes))
             scratch += strip * strip_blocks * PT * KB
             if blocks_outer and R == S == 1 and N * tiles <= strip:   # a single strip
-                packed, scratch = 0, scratch + chunk * KB + 64 // itemsize
+                # (and a piece of less than a tile packs its whole block)
+                packed, scratch = 0, max(scratch + chunk * KB, PT * KB + Cg * KB) + 64 // itemsize
         elif not lanes and packed * itemsize > limit and N == 1 \
                 and Cg * R * S * KB * itemsize <= 655360:
             # unchunked, blocks outer, one image: each block packed as its
@@ -597,7 +598,7 @@ def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
     check_conv2d_query(capi_user, t, itemsize)
 
 
-@pytest.mark.parametrize("t", [
+PLANNED_LAYOUTS = [
     (2, 200, 9, 13, 64, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),    # 1x1 in channel chunks
     (1, 96, 30, 31, 160, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),   # chunks over strips
     (1, 512, 7, 7, 512, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),    # blocks outer, packed inline
@@ -622,11 +623,27 @@ def test_conv2d_size_queries_never_wrap(capi_user, t, itemsize):
     (1, 24, 9, 300, 24, 3, 3, 24, 3, 1, 1, 3, 0, 0, 3, 3, 3),
     (1, 32, 56, 56, 32, 3, 3, 32, 1, 1, 1, 1, 1, 1, 1, 1, 0),
     (1, 32, 20, 20, 96, 3, 3, 32, 2, 2, 1, 1, 1, 1, 1, 1, 0),    # depth multiplier 3
-])
+    # blocks outer, chunks packed inline, an image of less than a tile: the
+    # whole block packed unchunked
+    (1, 512, 2, 2, 160, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+    (1, 576, 1, 3, 128, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+]
+
+
+@pytest.mark.parametrize("t", PLANNED_LAYOUTS)
 @pytest.mark.parametrize("itemsize", [4, 8])
 def test_conv2d_size_query_of_planned_layouts(capi_user, t, itemsize):
     """The exact work size of plans with channel chunks and shared padding columns."""
     check_conv2d_query(capi_user, t, itemsize)
+
+
+@pytest.mark.parametrize("t", PLANNED_LAYOUTS)
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_conv2d_planned_layouts_stay_in_their_work(capi_user, t, itemsize):
+    """Each planned layout in a work buffer of exactly the queried size,
+    guarded on both sides: nothing is written outside it, and the result is
+    conv2d's."""
+    check_conv2d_exact(capi_user, t, itemsize, bias=True, offset=8, guard=64, seed=0)
 
 
 def _threshold(fits, lo=1, hi=MAX):
@@ -719,6 +736,10 @@ PADDING_NAMES = {v: k for k, v in PADDING_MODES.items()}
 @given(t=small_conv2d_params(), itemsize=st.sampled_from([4, 8]), bias=st.booleans(),
        offset=st.integers(0, 63), guard=st.sampled_from([0, 64]), seed=st.integers(0, 2**32 - 1))
 def test_conv2d_exact_work_buffer_is_enough(capi_user, t, itemsize, bias, offset, guard, seed):
+    check_conv2d_exact(capi_user, t, itemsize, bias, offset, guard, seed)
+
+
+def check_conv2d_exact(capi_user, t, itemsize, bias, offset, guard, seed):
     N, C, H, W, K, R, S, groups, sh, sw, dh, dw, top, bottom, left, right, mode = t
     (Ho, Wo), _, _ = conv2d_expected(t, itemsize)
     rng = np.random.default_rng(seed)

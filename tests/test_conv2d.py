@@ -1558,6 +1558,43 @@ def test_core_packs_the_blocks_it_runs(images, dtype):
     assert np.any(got[:images, b0 * KB:b1 * KB])
 
 
+@pytest.mark.parametrize("H,W,y0", [(1, 1, 0), (2, 2, 0), (2, 5, 0), (9, 3, 8), (9, 3, 6)],
+                         ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_pieces_of_less_than_a_tile_stay_in_their_scratch(H, W, y0, dtype):
+    """A 1x1 layer whose blocks run outer over one strip packs each block's
+    channel chunk as the strip starts. A piece of fewer pixels than a tile
+    (an image of a few pixels, or the last rows of one) runs unchunked and
+    packs its whole block: it fits in plan.scratch, nothing is written past
+    any scratch buffer, and the rows are the reference's. (Strided 3x3
+    layers on small images lower to such layers: 64 -> 128 3x3/2 @4x4
+    wrote 57 KB past the tiles' scratch.)"""
+    from cyconv import _conv2d, _core
+    C, K = 512, 160
+    x, w, _ = case_arrays(seed_of(H, W, y0, dtype, "tiny pieces"), N=1, C=C, K=K, H=H, W=W,
+                          R=1, S=1, dtype=dtype)
+    prep = _conv2d._prepared_call(x, w, None, 1, 0, 1, 1, "zeros", 1)
+    plan = prep.plan
+    assert plan.pack_inline and plan.chunk < C, "blocks outer, each block's chunks packed inline"
+    assert (H - y0 - 1) * plan.Wb + W < plan.tile_pixels, "the piece is less than a tile"
+    spare = 8192
+    buffers = [np.full(size + spare, 7.0, dtype)
+               for size in (np.prod(plan.padded_shape), plan.scratch, plan.edge)]
+    padded, tiles, edge = (b[:b.size - spare] for b in buffers)
+    out = np.full((1, K, H, W), np.nan, dtype)
+    _core.conv2d(plan, x, prep.row_map, prep.col_map, w, np.empty(0, dtype), out,
+                 padded.reshape(plan.padded_shape), tiles, edge, 0, 1, y0, H)
+    for b in buffers:
+        assert (b[b.size - spare:] == 7.0).all(), "written past the scratch"
+    assert np.isnan(out[:, :, :y0]).all()
+    assert_same(out[:, :, y0:], conv2d_reference(x, w)[:, :, y0:].astype(dtype))
+    # The strided 3x3 layers that lower to it, through conv2d.
+    for xs in ((1, 64, 4, 4), (1, 64, 2, 2), (2, 128, 3, 3)):
+        xx, ww, bb = case_arrays(seed_of(xs, dtype), N=xs[0], C=xs[1], K=128, H=xs[2],
+                                 W=xs[3], dtype=dtype)
+        check(xx, ww, bb, 2, 1)
+
+
 @pytest.mark.parametrize("H,W", [(1, 1), (2, 5), (7, 7), (9, 14), (13, 28)], ids=str)
 @pytest.mark.parametrize("stride", [2, 3, (2, 1), (1, 3)], ids=str)
 @pytest.mark.parametrize("padding", [0, 1, 2, 3, (0, 1, 3, 0), (5, 0, 0, 4)], ids=str)

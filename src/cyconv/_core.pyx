@@ -1134,6 +1134,10 @@ cdef inline void _plan_chunks(_Conv *g, Py_ssize_t item) noexcept nogil:
         g.pack_inline = True
         g.packed_size = 0
         g.scratch_size += chunk * g.KB + 64 // item
+        # A piece of less than a tile (an image of fewer pixels, a short
+        # last piece of rows) runs unchunked (_conv2d_blocked) and packs its
+        # whole block after the tile: the scratch holds that too.
+        g.scratch_size = max(g.scratch_size, g.PT * g.KB + g.Cg * g.KB + 64 // item)
 
 
 cdef inline bint _splits_blocks(const _Conv *g) noexcept nogil:
