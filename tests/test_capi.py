@@ -513,9 +513,11 @@ def conv2d_expected(t, itemsize):
             padded = 0   # (its rows gathered into scratch)
         elif dw1 == 1 and (sh == dh1 == 1 or Cg == 1) and dense < 2 * lanes:
             # many rows per call, under two of the row kernels' vectors
-            # wide: computed whole vectors wide, with a spare zero row
-            Hb += 1
-            scratch = min(Ho, TILES["narrow_rows"]) * -(-dense // lanes) * lanes
+            # wide: computed whole vectors wide, with spare zero rows for
+            # the columns past the dense ones
+            width = -(-dense // lanes) * lanes
+            Hb += max(1, -(-(width - dense) // Wb))
+            scratch = min(Ho, TILES["narrow_rows"]) * width
     padded = C * Hb * Wb if padded is None else padded
     # maps and marks, packed weights, padded input, scratch, edge: five aligned regions
     work = 5 * TILES["align"] + 8 * (Hb + Wb) + marks \

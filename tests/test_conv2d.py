@@ -1558,7 +1558,7 @@ def test_core_packs_the_blocks_it_runs(images, dtype):
     assert np.any(got[:images, b0 * KB:b1 * KB])
 
 
-@pytest.mark.parametrize("H,W,y0", [(1, 1, 0), (2, 2, 0), (2, 5, 0), (9, 3, 8), (9, 3, 6)],
+@pytest.mark.parametrize("H,W,y0", [(1, 1, 0), (1, 3, 0), (2, 1, 0), (9, 3, 8), (9, 1, 7)],
                          ids=str)
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 def test_pieces_of_less_than_a_tile_stay_in_their_scratch(H, W, y0, dtype):

@@ -1233,6 +1233,13 @@ cdef inline bint _spatial_rows_at_once(const _Conv *g) noexcept nogil:
     return g.dw == 1 and ((g.sh == 1 and g.dh == 1) or g.Cg == 1)
 
 
+cdef inline Py_ssize_t _narrow_spare_rows(const _Conv *g) noexcept nogil:
+    # Narrow rows computed wider than their dense columns read that many
+    # columns past the last padded row: zero rows below it hold them (a
+    # 1-wide plane computed 16 wide reads 15 rows on).
+    return max(1, (g.rows_width - (g.Wo - 1) * g.sw - 1 + g.Wb - 1) // g.Wb)
+
+
 cdef inline bint _rows_beat_small(const _Conv *g, bint double_precision) noexcept nogil:
     # Small images of a 3x3 layer with zero padding, as row tiles of packed
     # weights rather than small-image tiles: the rows' tiles leave out the
@@ -1395,11 +1402,11 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
             # Rows under two vectors wide fall short of the row kernels'
             # two-vector blocks: computed whole vectors wide into scratch
             # (the extra columns read on into the next row, and past the
-            # last into a spare zero row), up to NARROW_ROWS rows a call
+            # last into spare zero rows), up to NARROW_ROWS rows a call
             # (Zen 5, AVX-512, float32 3x3 planes, row kernel alone: 28 wide
             # 56 -> 105 useful GFLOP/s, 7 wide 4.4 -> 12).
             g.rows_width = (g.rows_width + lanes - 1) // lanes * lanes
-            g.Hb += 1
+            g.Hb += _narrow_spare_rows(g)
             g.scratch_size = min(g.Ho, NARROW_ROWS) * g.rows_width
         g.edge_size = 0
 
@@ -2370,7 +2377,7 @@ cdef void _conv2d_range(const _Conv *g,
     cdef Py_ssize_t row0 = y0 * g.sh
     cdef Py_ssize_t row1 = g.Hb if g.small else (y1 - 1) * g.sh + (g.R - 1) * g.dh + 1
     if not g.blocked and g.rows_width > (g.Wo - 1) * g.sw + 1:
-        row1 = min(row1 + 1, g.Hb)   # narrow rows, computed wider, read on into the next
+        row1 = min(row1 + _narrow_spare_rows(g), g.Hb)   # narrow rows, computed wider, read on
     if g.flat:  # the piece's last flat tile moves back over up to PT pixels
         row0 = max(0, row0 - (g.PT + g.Wb - 1) // g.Wb)
         if g.Wb < g.Wp:  # its last row's right padding is the next row's left
