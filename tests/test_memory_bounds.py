@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import cyconv
@@ -121,8 +121,19 @@ def _valid(layer) -> bool:
             and layer["W"] + 2 * pw >= dw * (layer["S"] - 1) + 1)
 
 
+# The two layouts that overran before the guard pages were added: a strided
+# 3x3 layer on a 4x4 image, lowered to a 1x1 layer of 576 channels whose
+# piece is less than a tile; and a stride-2 layer of one input channel, whose
+# input gradient runs 1-wide row-vectorized planes.
+LOWERED_TINY = dict(N=1, C=64, K=128, groups=1, R=3, S=3, stride=2, dilation=1, padding=1,
+                    mode="zeros", H=4, W=4, dtype=np.float32, workers=1, seed=0)
+NARROW_PLANES = dict(N=1, C=1, K=5, groups=1, R=2, S=2, stride=2, dilation=1, padding=(1, 0),
+                     mode="zeros", H=3, W=2, dtype=np.float64, workers=2, seed=0)
+
+
 @SETTINGS
 @given(layer=layers())
+@example(layer=LOWERED_TINY)
 def test_conv2d_stays_in_its_buffers(side, layer):
     if not _valid(layer):
         return
@@ -143,10 +154,12 @@ def test_conv2d_stays_in_its_buffers(side, layer):
 
 @SETTINGS
 @given(layer=layers())
+@example(layer=LOWERED_TINY)
+@example(layer=NARROW_PLANES)
 def test_gradients_stay_in_their_buffers(side, layer):
     """conv2d_backward (input and weight gradients) and conv_transpose2d,
     the same layers, zero padding."""
-    layer["mode"] = "zeros"
+    layer = dict(layer, mode="zeros")
     if not _valid(layer):
         return
     rng = np.random.default_rng(layer["seed"])
