@@ -1692,6 +1692,28 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
     check(x, w, b, stride, padding, dilation, groups, mode)
 
 
+@pytest.mark.parametrize("case", [
+    (5, 128, 400, 28, 7, (2, 1), 2),
+    (8, 320, 400, 14, 7, (2, 1), 2),
+    (5, 256, 400, 28, 14, 2, 2),
+], ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_lowered_groups_take_the_weights_one_way(case, dtype):
+    """Images stacked in groups, the last group smaller: alone, its 1x1
+    layer would pack the weights as it runs while the others' is packed
+    first. Every group's plan takes the weights the one way conv2d
+    prepares them (the last group read the packed weights as the given
+    ones, out of bounds, and could crash), and the values are the reference's."""
+    from cyconv import _conv2d
+    N, C, K, H, W, stride, groups = case
+    x, w, b = case_arrays(seed_of(case, dtype, "lowered groups"), N=N, C=C, K=K, groups=groups,
+                          H=H, W=W, R=3, S=3, dtype=dtype)
+    low = _conv2d._prepared_call(x, w, b, stride, 1, 1, groups, "zeros", 1).lowered
+    if low is not None:   # (at this kernel level)
+        assert low.band.plan.pack_inline == low.last.plan.pack_inline
+    check(x, w, b, stride, 1, 1, groups, reference=conv2d_direct)
+
+
 def test_lowering_thresholds():
     """Which strided layers conv2d lowers: a channel block's packed weights
     (KB output channels of the kernel level in use) past

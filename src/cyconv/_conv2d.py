@@ -413,18 +413,26 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
             stack, heights = 0, (rows, (geo.Ho - 1) % rows + 1)
         band, last = (_band(geo, dtype, patches, 1 if stack else images, h, rows < geo.Ho,
                             per_row) for h in heights)
+        if band.plan.pack_inline != last.plan.pack_inline:
+            # Every run takes the weights conv2d prepared for band's plan:
+            # packed first, or as given to pack as it goes. A last group of
+            # fewer rows that planned otherwise read the packed weights as
+            # the given ones, out of bounds (320 -> 400 3x3/(2, 1) @14x7,
+            # 8 images stacked in groups of 5 and 3). Both pack first then.
+            band, last = (_band(geo, dtype, patches, 1 if stack else images, h, True, per_row)
+                          for h in heights)
         lowered = _Lowered(plan, row_map, col_map, patches, images, stack > 1, band, last)
         plan = band.plan   # how to pack the weights
     return _Prepared(geo, dtype, plan, row_map, col_map, shape, geo.Ho, per_row, taken, lowered)
 
 
-def _band(geo, dtype, patches, images, rows, banded, per_row) -> _Prepared:
+def _band(geo, dtype, patches, images, rows, pack_first, per_row) -> _Prepared:
     """The 1x1 layer on `images` images' patches of `rows` output rows (a
-    band of an image's, or a group of images' stacked as one image); run
-    once per band when banded, so its weights are packed first."""
+    band of an image's, or a group of images' stacked as one image); with
+    pack_first (it runs more than once) its weights are packed first."""
     axes = _geometry.Axis(rows, 0, 0, 1), _geometry.Axis(geo.Wo, 0, 0, 1)
     plan, row_map, col_map = _plan(geo, dtype, patches, *axes, (1, 1), (1, 1), (1, 1),
-                                   images=images, pack_first=banded)
+                                   images=images, pack_first=pack_first)
     return _Prepared(geo, dtype, plan, row_map, col_map, geo.result_shape, rows, per_row)
 
 
