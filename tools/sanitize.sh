@@ -8,7 +8,9 @@
 # The Python interpreter is not instrumented, so the ASan runtime must be
 # loaded first: LD_PRELOAD=$(gcc -print-file-name=libasan.so). Leak
 # detection is off (CPython keeps objects alive until exit on purpose);
-# every other ASan/UBSan report aborts the run.
+# every other ASan/UBSan report aborts the run. tools/exact_scratch.py makes
+# every scratch array its own allocation of its exact size, so that an
+# overrun meets a redzone rather than a kept buffer's slack.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -41,9 +43,9 @@ if ! (cd "$work/src-tree" && \
     LD_PRELOAD="$asan_lib $ubsan_lib" CFLAGS="$san" LDFLAGS="$san" \
     ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:log_path=$work/asan" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$work/ubsan" \
-    PYTHONPATH="$work/src-tree/src" PYTHONMALLOC=malloc \
+    PYTHONPATH="$work/src-tree/src:$work/src-tree/tools" PYTHONMALLOC=malloc \
     CYCONV_HYPOTHESIS_EXAMPLES=50 \
-    "$work/venv/bin/python" -m pytest -q -p no:cacheprovider -x \
+    "$work/venv/bin/python" -m pytest -q -p no:cacheprovider -p exact_scratch -x \
         -k "not gil_released and not ctrl_c" "$@"); then
     cat "$work"/asan* "$work"/ubsan* 2>/dev/null | head -60
     echo "sanitize: FAILED"
