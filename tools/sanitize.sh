@@ -20,11 +20,18 @@ echo "== copying the tracked tree to $work/src-tree"
 mkdir -p "$work/src-tree"
 (cd "$repo" && git ls-files -z | xargs -0 cp --parents -t "$work/src-tree")
 
-echo "== venv with the build and test requirements"
+echo "== venv with the build and test requirements (pyproject.toml's, as the README's install)"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --upgrade pip
-"$work/venv/bin/pip" install --quiet "cython>=3.1" "numpy>=2.0" "setuptools>=77" \
-    pytest hypothesis scipy pillow
+"$work/venv/bin/python" - "$work/src-tree/pyproject.toml" > "$work/requirements.txt" <<'PY'
+import sys, tomllib   # (Python 3.11+)
+with open(sys.argv[1], "rb") as f:
+    project = tomllib.load(f)
+print("\n".join(project["build-system"]["requires"]
+                + project["project"]["dependencies"]
+                + project["project"]["optional-dependencies"]["test"]))
+PY
+"$work/venv/bin/pip" install --quiet -r "$work/requirements.txt"
 
 echo "== building with CYCONV_DEBUG=1 and -fsanitize=address,undefined"
 san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
