@@ -110,11 +110,25 @@ def layers(draw):
                 workers=draw(st.sampled_from([1, 2])), seed=draw(st.integers(0, 2**32 - 1)))
 
 
+def _pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
+def _layer_arrays(layer):
+    """The layer's random generator, input, weight, bias and conv2d's
+    keyword arguments (but padding_mode)."""
+    rng = np.random.default_rng(layer["seed"])
+    dtype, G = layer["dtype"], layer["groups"]
+    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(dtype)
+    w = rng.standard_normal((layer["K"], layer["C"] // G, layer["R"], layer["S"])).astype(dtype)
+    b = rng.standard_normal(layer["K"]).astype(dtype)
+    args = dict(stride=layer["stride"], padding=layer["padding"], dilation=layer["dilation"],
+                groups=G)
+    return rng, x, w, b, args
+
+
 def _valid(layer) -> bool:
-    def pair(v):
-        return (v, v) if isinstance(v, int) else v
-    (sh, sw), (dh, dw), (ph, pw) = pair(layer["stride"]), pair(layer["dilation"]), \
-        pair(layer["padding"])
+    (dh, dw), (ph, pw) = _pair(layer["dilation"]), _pair(layer["padding"])
     if layer["mode"] != "zeros" and (ph >= layer["H"] or pw >= layer["W"]):
         return False   # reflect needs padding below the size
     return (layer["H"] + 2 * ph >= dh * (layer["R"] - 1) + 1
@@ -137,13 +151,9 @@ NARROW_PLANES = dict(N=1, C=1, K=5, groups=1, R=2, S=2, stride=2, dilation=1, pa
 def test_conv2d_stays_in_its_buffers(side, layer):
     if not _valid(layer):
         return
-    rng = np.random.default_rng(layer["seed"])
-    dtype, G = layer["dtype"], layer["groups"]
-    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(dtype)
-    w = rng.standard_normal((layer["K"], layer["C"] // G, layer["R"], layer["S"])).astype(dtype)
-    b = rng.standard_normal(layer["K"]).astype(dtype)
-    args = dict(stride=layer["stride"], padding=layer["padding"], dilation=layer["dilation"],
-                groups=G, padding_mode=layer["mode"])
+    _, x, w, b, args = _layer_arrays(layer)
+    dtype = layer["dtype"]
+    args["padding_mode"] = layer["mode"]
     expected = conv2d_reference(x, w, b, **args)
     out = guarded_empty(expected.shape, dtype, side)
     got = cyconv.conv2d(guarded_copy(x, side), guarded_copy(w, side), guarded_copy(b, side),
@@ -162,12 +172,8 @@ def test_gradients_stay_in_their_buffers(side, layer):
     layer = dict(layer, mode="zeros")
     if not _valid(layer):
         return
-    rng = np.random.default_rng(layer["seed"])
-    dtype, G = layer["dtype"], layer["groups"]
-    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(dtype)
-    w = rng.standard_normal((layer["K"], layer["C"] // G, layer["R"], layer["S"])).astype(dtype)
-    args = dict(stride=layer["stride"], padding=layer["padding"], dilation=layer["dilation"],
-                groups=G)
+    rng, x, w, _, args = _layer_arrays(layer)
+    dtype = layer["dtype"]
     y = cyconv.conv2d(x, w, **args)
     if y.size == 0:
         return
@@ -191,11 +197,9 @@ def test_gradients_stay_in_their_buffers(side, layer):
 
 def _output_padding(x_shape, y_shape, layer, padding):
     """conv_transpose2d's output_padding that gives back x's height and width."""
-    def pair(v):
-        return (v, v) if isinstance(v, int) else v
     result = []
-    for size, out, s, d, p, k in zip(x_shape[2:], y_shape[2:], pair(layer["stride"]),
-                                     pair(layer["dilation"]), pair(padding),
+    for size, out, s, d, p, k in zip(x_shape[2:], y_shape[2:], _pair(layer["stride"]),
+                                     _pair(layer["dilation"]), _pair(padding),
                                      (layer["R"], layer["S"])):
         result.append(size - ((out - 1) * s - 2 * p + d * (k - 1) + 1))
     return tuple(result)
