@@ -67,8 +67,9 @@ BASIS_CASES = [
 
 
 @pytest.mark.parametrize("conv", BASIS_CASES, ids=repr)
-def test_gradients_are_the_exact_transposes(conv):
-    x, w, g, kw = problem(1, N=2, C=2, K=4, H=5, W=6, R=3, S=2, groups=2, **conv)
+@pytest.mark.parametrize("groups", [2, 1])   # (strided, one group: the products)
+def test_gradients_are_the_exact_transposes(conv, groups):
+    x, w, g, kw = problem(1, N=2, C=2, K=4, H=5, W=6, R=3, S=2, groups=groups, **conv)
     gi, gw, gb = cyconv.conv2d_backward(g, x, w, **kw)
     want_gi = transpose_by_basis(lambda e: cyconv.conv2d(e, w, **kw), x.shape, g)
     want_gw = transpose_by_basis(lambda e: cyconv.conv2d(x, e, **kw), w.shape, g)
@@ -470,6 +471,68 @@ def test_input_gradient_reads_the_weights_as_a_view(case, R, dtype):
         got = cyconv.conv2d_backward(g, x, w, padding=R // 2, output_mask=(True, False, False),
                                      workers=workers)[0]
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+PRODUCT_LAYERS = [   # (N, C, K, H, W, R, S, conv): strided, one group
+    (1, 24, 20, 13, 11, 3, 3, dict(stride=2, padding=1)),
+    (2, 3, 17, 19, 16, 7, 7, dict(stride=2, padding=3)),             # few channels (conv1)
+    (1, 20, 18, 16, 12, 4, 4, dict(stride=4)),                        # taps that do not overlap
+    (3, 5, 9, 11, 14, 3, 2, dict(stride=(3, 2), dilation=(2, 1), padding=(2, 1))),
+    (2, 6, 8, 10, 9, 3, 3, dict(stride=2, padding=2, padding_mode="reflect")),
+    (1, 4, 7, 9, 12, 2, 5, dict(stride=(1, 3), padding="same")),     # one strided axis
+    (2, 40, 36, 7, 7, 3, 3, dict(stride=2, padding=1)),               # small-image tiles
+]
+
+
+@pytest.mark.parametrize("layer", PRODUCT_LAYERS, ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_strided_input_gradient_as_products(layer, dtype, monkeypatch):
+    """A strided layer's input gradient as every tap's products (one 1x1
+    conv2d on the transposed weights) summed onto the pixels they came
+    from: the phases' values to rounding (the sums run in another order),
+    the same bits on any number of threads and for any images per piece."""
+    from cyconv import _conv2d_grad
+    N, C, K, H, W, R, S, conv = layer
+    rng = np.random.default_rng(13)
+    x, w = rand(rng, (N, C, H, W), dtype), rand(rng, (K, C, R, S), dtype)
+    g = rand(rng, cyconv.conv2d(x, w, **conv).shape, dtype)
+    geo = _conv2d_grad._resolve(x, w, g, conv["stride"], conv.get("padding", 0),
+                                conv.get("dilation", 1), 1, conv.get("padding_mode", "zeros"),
+                                None)
+    assert _conv2d_grad._products_images(geo, H, W) > 0
+
+    def grad(workers=1):
+        return cyconv.conv2d_backward(g, x, w, **conv, output_mask=(True, False, False),
+                                      workers=workers)[0]
+
+    got = grad()
+    np.testing.assert_array_equal(grad(2).view(np.uint8), got.view(np.uint8))
+    monkeypatch.setattr(_conv2d_grad, "_PRODUCTS_BYTES", 1)   # an image per piece
+    np.testing.assert_array_equal(grad().view(np.uint8), got.view(np.uint8))
+    monkeypatch.setattr(_conv2d_grad, "_products_images", lambda *args: 0)
+    want = grad()
+    tol = 2e-6 if dtype == F32 else 1e-13
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_strided_transpose_as_products_with_bias_into_a_view(monkeypatch):
+    """conv_transpose2d's bias and a strided `out` (every other column of a
+    larger array, rows reversed) on the products' path."""
+    from cyconv import _conv2d_grad
+    rng = np.random.default_rng(14)
+    for dtype in (F32, F64):
+        x, w, b = rand(rng, (2, 12, 6, 7), dtype), rand(rng, (12, 5, 3, 3), dtype), rand(
+            rng, 5, dtype)
+        kw = dict(stride=2, padding=1, output_padding=1)
+        big = np.full((2, 5, 12, 28), np.nan, dtype)
+        out = big[:, :, ::-1, 1::2]
+        assert cyconv.conv_transpose2d(x, w, b, **kw, out=out) is out
+        assert np.isnan(big[..., ::2]).all()
+        monkeypatch.setattr(_conv2d_grad, "_products_images", lambda *args: 0)
+        want = cyconv.conv_transpose2d(x, w, b, **kw)
+        monkeypatch.undo()
+        tol = 2e-6 if dtype == F32 else 1e-13
+        np.testing.assert_allclose(out, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
 @pytest.mark.parametrize("conv", TRANSPOSE_CASES, ids=repr)

@@ -2917,6 +2917,93 @@ def depthwise_transpose_plan(Py_ssize_t Hx, Py_ssize_t Wx, Py_ssize_t x0, Py_ssi
     return G, band, G * (2 * R * S + 1 + rows * _dwt_cols(x0, Wx, S, sw, dw) + band * Wx)
 
 
+cdef inline void _zip_rows(const fp_t *even, const fp_t *odd, fp_t *dst, Py_ssize_t n,
+                           fp_t b, bint has_bias) noexcept nogil:
+    # dst[2j] = even[j], dst[2j + 1] = odd[j] for 2j (+ 1) < n, plus b
+    # when has_bias (without it, no add: a -0.0 sum stays -0.0)
+    cdef Py_ssize_t j
+    if has_bias:
+        for j in range(n // 2):
+            dst[2 * j] = even[j] + b
+            dst[2 * j + 1] = odd[j] + b
+    else:
+        for j in range(n // 2):
+            dst[2 * j] = even[j]
+            dst[2 * j + 1] = odd[j]
+    if n % 2:
+        dst[n - 1] = even[n // 2] + b if has_bias else even[n // 2]
+
+
+def col2im(const fp_t[:, :, :, ::1] cols,   # IN  N x C*R*S x Ho x Wo
+           Py_ssize_t R, Py_ssize_t S, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+           Py_ssize_t dw, Py_ssize_t y0, Py_ssize_t x0,
+           const fp_t[::1] bias,                # IN  C values, or length 0 for none
+           fp_t[:, :, :, :] out,                # OUT N x C x Hx x Wx, any strides
+           fp_t[::1] plane,                     # scratch: col2im_size(Hx, Wx, sh, sw)
+           Py_ssize_t u0, Py_ssize_t u1):
+    """Each tap's products summed back onto the padded input's pixels
+    (y0 + i, x0 + j) they came from, for the planes u0 <= u < u1 (image
+    u // C, channel u % C):
+        out[n, c, i, j] = sum of cols[n, (c*R + r)*S + s, oy, ox]
+                          over y0 + i = oy*sh + r*dh, x0 + j = ox*sw + s*dw
+                          (+ bias[c]),
+    the sum over (r, s) in order from zero, the bias added last: the same
+    bits for any split of the planes. A plane's sums are kept as sh*sw
+    planes, one per stride phase (i mod sh, j mod sw), so that each tap's
+    plane of cols adds onto consecutive sums (as vectors), row by row; they
+    are then interleaved into out."""
+    cdef Py_ssize_t C = out.shape[1], Hx = out.shape[2], Wx = out.shape[3]
+    cdef Py_ssize_t Ho = cols.shape[2], Wo = cols.shape[3]
+    cdef Py_ssize_t Qy = (Hx + sh - 1) // sh, Qx = (Wx + sw - 1) // sw
+    cdef Py_ssize_t u, n, c, i, j, r, s, oy, ox, fy, fx, ylo, yhi, xlo, xhi, py, px
+    cdef Py_ssize_t osy = out.strides[2], osx = out.strides[3]
+    cdef const fp_t *src
+    cdef fp_t *acc = &plane[0] if Hx * Wx else NULL
+    cdef fp_t *sums
+    cdef char *dst
+    cdef bint has_bias = bias.shape[0] > 0
+    with nogil:
+        for u in range(u0, u1):
+            n, c = u // C, u % C
+            memset(acc, 0, sh * sw * Qy * Qx * sizeof(fp_t))
+            for r in range(R):
+                # rows i = oy*sh + fy: phase py, index oy + fy // sh
+                fy = r * dh - y0
+                py = fy - _floor_div(fy, sh) * sh
+                ylo = max(0, _floor_div(-fy + sh - 1, sh))       # i >= 0
+                yhi = min(Ho, _floor_div(Hx - 1 - fy, sh) + 1)   # i < Hx
+                for s in range(S):
+                    fx = s * dw - x0
+                    px = fx - _floor_div(fx, sw) * sw
+                    xlo = max(0, _floor_div(-fx + sw - 1, sw))
+                    xhi = min(Wo, _floor_div(Wx - 1 - fx, sw) + 1)
+                    src = &cols[n, (c * R + r) * S + s, 0, 0]
+                    sums = acc + (py * sw + px) * Qy * Qx + _floor_div(fy, sh) * Qx \
+                        + _floor_div(fx, sw)
+                    if xlo == 0 and xhi == Wo == Qx:   # whole rows: one run
+                        for ox in range(ylo * Wo, yhi * Wo):
+                            sums[ox] += src[ox]
+                        continue
+                    for oy in range(ylo, yhi):
+                        for ox in range(xlo, xhi):
+                            sums[oy * Qx + ox] += src[oy * Wo + ox]
+            for i in range(Hx):
+                py = i % sh
+                sums = acc + py * sw * Qy * Qx + (i // sh) * Qx
+                dst = <char *>&out[n, c, i, 0]
+                if sw == 2 and osx == sizeof(fp_t):   # the two phases zipped (as vectors)
+                    _zip_rows(sums, sums + Qy * Qx, <fp_t *>dst, Wx,
+                              bias[c] if has_bias else 0, has_bias)
+                    continue
+                for px in range(min(sw, Wx)):
+                    for j in range((Wx - px + sw - 1) // sw):
+                        if has_bias:
+                            (<fp_t *>(dst + (j * sw + px) * osx))[0] = sums[px * Qy * Qx + j] \
+                                + bias[c]
+                        else:
+                            (<fp_t *>(dst + (j * sw + px) * osx))[0] = sums[px * Qy * Qx + j]
+
+
 def depthwise_transpose(const fp_t[:, :, :, ::1] grad_out,    # IN  N x C x Ho x Wo
                         const fp_t[:, :, ::1] weight,         # IN  C x R x S
                         const fp_t[::1] bias,                 # IN  C, or None
