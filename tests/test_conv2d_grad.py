@@ -117,6 +117,9 @@ def weight_gradient_by_taps(g, x, w_shape, stride, padding, dilation, groups, mo
 # place; the last tile of a tap set is narrower or moved back.
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 @pytest.mark.parametrize("N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode", [
+    (4, 1, 16, 1, 8, 8, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),   # one input channel
+    (2, 1, 33, 1, 13, 12, 7, 7, (2, 2), (1, 1), (3, 3, 3, 3), "zeros"),
+    (3, 1, 5, 1, 9, 10, 5, 3, (1, 2), (2, 1), (2, 1, 0, 1), "reflect"),
     (1, 2, 5, 1, 9, 11, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),
     (2, 3, 64, 1, 23, 21, 7, 7, (2, 2), (1, 1), (3, 3, 3, 3), "zeros"),
     (1, 5, 33, 2, 12, 10, 3, 2, (1, 2), (2, 1), (2, 1, 0, 1), "reflect"),
