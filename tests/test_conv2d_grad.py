@@ -518,6 +518,52 @@ def test_strided_input_gradient_as_products(layer, dtype, monkeypatch):
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
+def col2im_reference(cols, C, R, S, stride, dilation, y0, x0, Hx, Wx, bias):
+    """Each tap's plane added onto its pixels, tap by tap in (r, s) order."""
+    N, _, Ho, Wo = cols.shape
+    taps = cols.reshape(N, C, R, S, Ho, Wo)
+    out = np.zeros((N, C, Hx, Wx), cols.dtype)
+    for r in range(R):
+        ys = np.arange(Ho) * stride[0] + r * dilation[0] - y0
+        rows = (ys >= 0) & (ys < Hx)
+        for s_ in range(S):
+            xs = np.arange(Wo) * stride[1] + s_ * dilation[1] - x0
+            cols_in = (xs >= 0) & (xs < Wx)
+            out[:, :, ys[rows, None], xs[None, cols_in]] += taps[:, :, r, s_][:, :, rows][
+                :, :, :, cols_in]
+    return out if bias is None else out + bias[:, None, None]
+
+
+@settings(max_examples=150, deadline=None)
+@given(N=st.integers(1, 2), C=st.integers(1, 3), R=st.integers(1, 4), S=st.integers(1, 4),
+       stride=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       Ho=st.integers(1, 6), Wo=st.integers(1, 6), y0=st.integers(0, 4), x0=st.integers(0, 4),
+       Hx=st.integers(1, 13), Wx=st.integers(1, 13), dtype=st.sampled_from([F32, F64]),
+       with_bias=st.booleans(), strided_out=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_col2im_sums_each_tap_onto_its_pixels(N, C, R, S, stride, dilation, Ho, Wo, y0, x0, Hx,
+                                              Wx, dtype, with_bias, strided_out, seed):
+    """_core.col2im against the sums made tap by tap in NumPy, in the same
+    (r, s) order: the same bits, into any layout, for any split of the
+    planes; nothing written outside `out`."""
+    from cyconv import _core
+    rng = np.random.default_rng(seed)
+    cols = rand(rng, (N, C * R * S, Ho, Wo), dtype)
+    bias = rand(rng, C, dtype) if with_bias else None
+    want = col2im_reference(cols, C, R, S, stride, dilation, y0, x0, Hx, Wx, bias)
+    big = np.full((N, C, Hx, 2 * Wx + 1), np.nan, dtype)
+    out = big[:, :, ::-1, 1::2] if strided_out else big[:, :, :, :Wx]
+    sums = np.full(stride[0] * stride[1] * -(-Hx // stride[0]) * -(-Wx // stride[1]) + 1, np.nan,
+                   dtype)   # (one element past the plane, which must stay NaN)
+    bias_arr = np.empty(0, dtype) if bias is None else bias
+    split = rng.integers(0, N * C + 1)
+    for u0, u1 in ((0, split), (split, N * C)):
+        _core.col2im(cols, R, S, *stride, *dilation, y0, x0, bias_arr, out, sums[:-1], u0, u1)
+    np.testing.assert_array_equal(out, want)
+    assert np.isnan(sums[-1])
+    assert np.isnan(big[:, :, :, 0 if strided_out else Wx:][..., ::2 if strided_out else 1]).all()
+
+
 def test_strided_transpose_as_products_with_bias_into_a_view(monkeypatch):
     """conv_transpose2d's bias and a strided `out` (every other column of a
     larger array, rows reversed) on the products' path."""
