@@ -583,11 +583,12 @@ def _grad_weight_multipliers(gout, x, geo: _Geometry) -> np.ndarray:
 # _grad_weight_tiles: every unit reads the band's rows, which stay in L2.
 _BAND_BYTES = 65536
 # _grad_weight_tiles' pieces: up to this many CHUNK_WORKs, larger pieces read
-# grad_output from memory fewer times (Zen 4, one thread, batch 8: conv1
-# 1.16-1.22x, 3x3 64 -> 64 @56 1.04-1.05x; 64 CHUNK_WORKs measured within
-# 5 % of 16), while their partial sums take at most _PIECE_SCRATCH_BYTES
-# (512 -> 512 @7: 5.5 MB of them, past L2, ran 0.94x).
-_PIECE_CHUNKS = 16
+# grad_output from memory fewer times (Zen 4, one thread, batch 8, against
+# one CHUNK_WORK: conv1 1.16-1.22x, 3x3 64 -> 64 @56 1.04-1.05x; 64 within
+# 5 % of 16 there; on Zen 5 64 against 16: conv1 1.13x, 64 -> 64 @56
+# 1.06x, 512 -> 512 @7 1.05x), while their partial sums take at most
+# _PIECE_SCRATCH_BYTES (512 -> 512 @7: 5.5 MB of them, past L2, ran 0.94x).
+_PIECE_CHUNKS = 64
 _PIECE_SCRATCH_BYTES = 262144
 
 
