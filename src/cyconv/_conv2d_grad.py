@@ -8,6 +8,9 @@ Both gradients are computed without im2col buffers:
   of kernel taps, so a phase is a stride-1 ``conv2d`` of grad_output with the
   flipped, channel-transposed sub-kernel of those taps, written straight into
   its interleaved slots of the result. No zeros are inserted or multiplied.
+  Strided layers with one group mostly take another route: every tap's
+  products of each grad_output pixel (one 1x1 ``conv2d`` on the transposed
+  weights), each tap's then summed onto its pixels (``_core.col2im``).
 * grad_weight is conv2d's blocked tiles with the roles turned: a tile's
   output channels are the layer's, its "pixels" are input channels of one
   tap (or, for few channels, a kernel row's taps and channels, consecutive
