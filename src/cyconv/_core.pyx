@@ -2939,7 +2939,7 @@ def col2im(const fp_t[:, :, :, ::1] cols,   # IN  N x C*R*S x Ho x Wo
            Py_ssize_t dw, Py_ssize_t y0, Py_ssize_t x0,
            const fp_t[::1] bias,                # IN  C values, or length 0 for none
            fp_t[:, :, :, :] out,                # OUT N x C x Hx x Wx, any strides
-           fp_t[::1] plane,                     # scratch: col2im_size(Hx, Wx, sh, sw)
+           fp_t[::1] plane,                     # scratch: sh*ceil(Hx/sh) * sw*ceil(Wx/sw)
            Py_ssize_t u0, Py_ssize_t u1):
     """Each tap's products summed back onto the padded input's pixels
     (y0 + i, x0 + j) they came from, for the planes u0 <= u < u1 (image
@@ -2956,7 +2956,7 @@ def col2im(const fp_t[:, :, :, ::1] cols,   # IN  N x C*R*S x Ho x Wo
     cdef Py_ssize_t Ho = cols.shape[2], Wo = cols.shape[3]
     cdef Py_ssize_t Qy = (Hx + sh - 1) // sh, Qx = (Wx + sw - 1) // sw
     cdef Py_ssize_t u, n, c, i, j, r, s, oy, ox, fy, fx, ylo, yhi, xlo, xhi, py, px
-    cdef Py_ssize_t osy = out.strides[2], osx = out.strides[3]
+    cdef Py_ssize_t osx = out.strides[3]
     cdef const fp_t *src
     cdef fp_t *acc = &plane[0] if Hx * Wx else NULL
     cdef fp_t *sums
