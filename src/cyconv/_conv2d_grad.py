@@ -306,10 +306,9 @@ def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
     if out is None:
         out = _memory.empty((N, C, y1 - y0, x1 - x0), geo.dtype)
     plan = _depthwise_lanes_plan(geo, y1 - y0, x1 - x0, x0)
-    images = _products_images(geo, y1 - y0, x1 - x0)
     if plan is not None:
         _grad_input_depthwise_lanes(gout, w, geo, out, bias, y0, x0, plan)
-    elif images:
+    elif images := _products_images(geo, y1 - y0, x1 - x0):
         _grad_input_products(gout, w, geo, out, bias, y0, x0, images)
     else:
         _grad_input_phases(gout, w, geo, out, bias, y0, y1, x0, x1)

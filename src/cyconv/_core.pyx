@@ -2969,12 +2969,12 @@ def col2im(const fp_t[:, :, :, ::1] cols,   # IN  N x C*R*S x Ho x Wo
             for r in range(R):
                 # rows i = oy*sh + fy: phase py, index oy + fy // sh
                 fy = r * dh - y0
-                py = fy - _floor_div(fy, sh) * sh
+                py = _floor_mod(fy, sh)
                 ylo = max(0, _floor_div(-fy + sh - 1, sh))       # i >= 0
                 yhi = min(Ho, _floor_div(Hx - 1 - fy, sh) + 1)   # i < Hx
                 for s in range(S):
                     fx = s * dw - x0
-                    px = fx - _floor_div(fx, sw) * sw
+                    px = _floor_mod(fx, sw)
                     xlo = max(0, _floor_div(-fx + sw - 1, sw))
                     xhi = min(Wo, _floor_div(Wx - 1 - fx, sw) + 1)
                     src = &cols[n, (c * R + r) * S + s, 0, 0]
