@@ -143,11 +143,18 @@ LOWERED_TINY = dict(N=1, C=64, K=128, groups=1, R=3, S=3, stride=2, dilation=1, 
                     mode="zeros", H=4, W=4, dtype=np.float32, workers=1, seed=0)
 NARROW_PLANES = dict(N=1, C=1, K=5, groups=1, R=2, S=2, stride=2, dilation=1, padding=(1, 0),
                      mode="zeros", H=3, W=2, dtype=np.float64, workers=2, seed=0)
+# A zero-padded 3x3 layer whose tiles read the caller's image in place, from
+# a base before its first element (_core._reads_image): rows of a tile's
+# width or more on every level, one padding row above and below.
+READ_IN_PLACE = dict(N=2, C=16, K=32, groups=1, R=3, S=3, stride=1, dilation=1, padding=1,
+                     mode="zeros", H=5, W=16, dtype=np.float32, workers=1, seed=0)
 
 
 @SETTINGS
 @given(layer=layers())
 @example(layer=LOWERED_TINY)
+@example(layer=READ_IN_PLACE)
+@example(layer=dict(READ_IN_PLACE, padding=(1, 0), dtype=np.float64, workers=2))
 def test_conv2d_stays_in_its_buffers(side, layer):
     if not _valid(layer):
         return
