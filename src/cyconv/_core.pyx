@@ -1665,14 +1665,14 @@ cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, Py_ssize_t 
                 r0 += 1
             while r1 > r0 and y * g.sh + (r1 - 1) * g.dh >= g.top + g.H:
                 r1 -= 1
-            if g.S == 3 and g.sw == 1 and g.dw == 1:
+            if g.S == 3 and g.sw <= 2 and g.dw == 1:
                 # So do the row's first pixel's left tap and its last
                 # pixel's right tap where they fall on padding columns: 361
                 # products for 399 at 7x7. Only those two pixels, whatever
                 # the tiles, so that a pixel's sum never depends on its tile.
                 if x == back and g.left > 0:
                     edges = 1
-                if x + npx == g.Wo and g.Wo + 1 >= g.left + g.W:
+                if x + npx == g.Wo and (g.Wo - 1) * g.sw + 2 >= g.left + g.W:
                     edges |= 2
         if pt == PT and r0 == 0 and r1 == g.R and edges == 0:
             _blocked_tile(inp, cs, rs * g.dh, g.dw, g.sw, g, wp, tile)
@@ -2362,7 +2362,7 @@ cdef inline bint _tiles_skip_padding(const _Conv *g) noexcept nogil:
     # columns on one padding column each side; rows of at least one tile
     # need no gathered narrow tiles.
     return g.blocked and not g.flat and not g.lanes and not g.pack_inline \
-        and g.chunk == g.Cg and g.zero_padding and g.S == 3 and g.sw == 1 and g.dw == 1 \
+        and g.chunk == g.Cg and g.zero_padding and g.S == 3 and g.sw <= 2 and g.dw == 1 \
         and g.left <= 1 and g.right <= 1 and g.Wo >= g.PT
 
 

@@ -118,7 +118,7 @@ typedef void (*cyc_blocked_tile_f64)(const double *in, cyc_index cs, cyc_index r
  * apart (wcs = R * S * KB: the whole kernel; more: the rows of a taller
  * kernel, wp at the first of them):
  *   tile[i*KB + k] = sum_{c,r,s} in[c*cs + r*rs + s*ds + i*sx] * wp[c*wcs + (r*S + s)*KB + k]
- * leaving out, for S == 3 and sx == ds == 1 only, pixel 0's products of
+ * leaving out, for S == 3, ds == 1 and sx 1 or 2 only, pixel 0's products of
  * kernel column 0 when bit 0 of `edges` is set and pixel pixels-1's of
  * column 2 when bit 1 is (their input is zero padding; 0 otherwise). */
 typedef void (*cyc_blocked_tile_sized_f32)(const float *in, cyc_index cs, cyc_index rs,

@@ -1199,7 +1199,7 @@ FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                 VLOAD(w0, wp); VLOAD(w1, wp + VW);
 #pragma GCC unroll 32
                 for (int i = 0; i < pt; i++) {
-                    /* edges: S == 3 at unit strides (blocked_tile_sized);
+                    /* edges: S == 3, ds == 1, sx 1 or 2 (blocked_tile_sized);
                      * the first pixel's left and the last pixel's right
                      * column left out (a branch on s for those two only) */
                     if (((edges & 1) && i == 0 && s == 0)
@@ -1263,17 +1263,26 @@ TARGET static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index r
         else if (pixels == CYC_TILE_WIDTH(PT, 2)) CYC_SIZED_BODY(SX, 2, E);             \
         else CYC_SIZED_BODY(SX, 3, E);                                                  \
     } while (0)
-    /* edges only with S == 3 and unit strides (kernels.h) */
-    if (edges == 1)
-        CYC_SIZED(1, 1);
-    else if (edges == 2)
-        CYC_SIZED(1, 2);
-    else if (edges == 3)
-        CYC_SIZED(1, 3);
-    else if (sx == 1)   /* the offsets of unit-stride rows as constants (see blocked_tile) */
-        CYC_SIZED(1, 0);
-    else
+    /* edges only with S == 3, ds == 1 and sx 1 or 2 (kernels.h); the
+     * offsets of unit-stride rows as constants (see blocked_tile) */
+    if (sx == 1) {
+        if (edges == 1)
+            CYC_SIZED(1, 1);
+        else if (edges == 2)
+            CYC_SIZED(1, 2);
+        else if (edges == 3)
+            CYC_SIZED(1, 3);
+        else
+            CYC_SIZED(1, 0);
+    } else if (edges == 1) {
+        CYC_SIZED(2, 1);
+    } else if (edges == 2) {
+        CYC_SIZED(2, 2);
+    } else if (edges == 3) {
+        CYC_SIZED(2, 3);
+    } else {
         CYC_SIZED(sx, 0);
+    }
 #undef CYC_SIZED
 #undef CYC_SIZED_BODY
 }
