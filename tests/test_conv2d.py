@@ -749,6 +749,43 @@ def test_nonfinite_weight_and_bias_propagate(K, dtype):
     assert np.isnan(got[:, 0]).all() and np.isfinite(got[:, 1:]).all()
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("C,K,H,W,stride,padding", [
+    (8, 40, 9, 42, 1, 1),          # weights packed first
+    (8, 40, 10, 31, 2, (1, 0)),    # stride 2: a padding column on the left only
+    (8, 40, 6, 29, (1, 2), 1),     # stride 2 along the row, an odd width: both edges
+    (256, 72, 8, 42, 1, 1),        # each block packed as its tiles start (pack_inline)
+], ids=str)
+@pytest.mark.parametrize("bad", ["none", "first", "middle", "last"])
+def test_nonfinite_weights_where_tiles_read_the_image_in_place(bad, C, K, H, W, stride, padding,
+                                                               dtype):
+    """Tiles that leave out the padding's products read a C-ordered image in
+    place while every weight is finite; a block with an inf or NaN weight
+    needs the padding's zeros (inf x 0 is NaN), so the image is padded for
+    it and for the blocks after it. Same values as the reference, and the
+    same bits as a copy of the image (always padded) and as two threads."""
+    from cyconv import _core
+    (top, left) = (padding, padding) if isinstance(padding, int) else padding
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    plan = _core.conv2d_plan((1, C, H, W), K, (3, 3), 1, (sh, sw), (1, 1),
+                             (top, top, left, left), dtype == F64, zero_padding=True)
+    assert plan.blocked and plan.reads_image, "the case must take the in-place reads"
+    assert plan.pack_inline == (C == 256)
+    x, w, b = case_arrays(C + K, N=1, C=C, K=K, H=H, W=W, dtype=dtype)
+    k = {"none": None, "first": 0, "middle": K // 2, "last": K - 1}[bad]
+    if k is not None:
+        w[k, C - 1, 0, 0] = np.inf
+        w[min(k + 1, K - 1), 0, 2, 2] = np.nan
+    with np.errstate(all="ignore"):
+        got = check(x, w, b, stride, padding, reference=conv2d_direct)
+    strided = np.empty((1, C, H, 2 * W), dtype)[..., ::2]   # padded, never read in place
+    strided[...] = x
+    assert cyconv.conv2d(strided, w, b, stride, padding).tobytes() == got.tobytes()
+    assert cyconv.conv2d(x, w, b, stride, padding, workers=2).tobytes() == got.tobytes()
+    if k is not None:
+        assert np.isnan(got[0, k, 0, 0]), "inf x the top-left padding zero is NaN"
+
+
 def test_reference_formulations_agree():
     """The SciPy-based reference and the direct one agree (sanity of the tests)."""
     for i, (mode, pad, st_, dil) in enumerate(itertools.product(

@@ -1894,18 +1894,21 @@ cdef void _conv2d_lanes(const _Conv *g, const fp_t *padded, const fp_t *packed,
         s0 = s1
 
 
-cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, Py_ssize_t cs, Py_ssize_t rs,
-                          const fp_t *packed, const Py_ssize_t *wstr,
-                          const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
-                          Py_ssize_t osx, fp_t *tile, fp_t *edge,
-                          Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t b0, Py_ssize_t b1,
-                          const uint8_t *marks) noexcept nogil:
+cdef Py_ssize_t _conv2d_blocked(const _Conv *g, const fp_t *padded, Py_ssize_t cs,
+                                Py_ssize_t rs, const fp_t *packed, const Py_ssize_t *wstr,
+                                const fp_t *bias, char *out, Py_ssize_t osk, Py_ssize_t osy,
+                                Py_ssize_t osx, fp_t *tile, fp_t *edge,
+                                Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t b0, Py_ssize_t b1,
+                                const uint8_t *marks, bint finite_only=False) noexcept nogil:
     """Output rows y0 <= y < y1 of one image, in tiles of PT pixels x KB channels
     (channel blocks b0 <= b < b1 of every group's, in order, when the blocks
     run outer: not g.tiles_outer; else all). `marks`: the packed blocks'
     (_block_mark), or NULL. `padded` is at the padded image's origin, its
     planes cs and its rows rs elements apart: g.Hb * g.Wb and g.Wb, or an
-    image's own where its tiles read it in place (_reads_image).
+    image's own where its tiles read it in place (_reads_image). Returns
+    b1; with finite_only and pack_inline, the first block whose weights
+    are not all finite instead, before its tiles run (its tiles need the
+    padding: the caller pads the image and runs the rest).
 
     Row tiles run along one output row (any stride). Flat tiles (unit
     stride only) run along the padded image read as one long row of pitch
@@ -1921,11 +1924,11 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, Py_ssize_t cs, Py_
     cdef uint8_t mark
     if g.lanes and (y1 - y0) * g.W >= g.LP:
         _conv2d_lanes(g, padded, packed, bias, out, osk, osy, osx, tile, y0, y1, b0, b1)
-        return
+        return b1
     if g.chunk < g.Cg and f_end - y0 * g.Wb >= PT:
         _flat_tiles_chunked(g, padded, packed, wstr, bias, out, osk, osy, osx, tile,
                             tile + PT * KB, y0 * g.Wb, f_end, b0, b1)
-        return
+        return b1
     if g.tiles_outer:   # _conv_plan says why
         f = y0 * g.Wb
         for y in range(y0, y1 if not g.flat else y0 + 1):
@@ -1946,7 +1949,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, Py_ssize_t cs, Py_
                                               out + k0 * osk + y * osy + x * osx, osk, osx,
                                               min(KB, g.Kg - b * KB), y, x, min(g.RT, Wo - x),
                                               tile, edge, mark)
-        return
+        return b1
     for bb in range(b0, b1):
         grp, b = bb // g.blocks, bb % g.blocks
         base = padded + grp * g.Cg * cs
@@ -1958,6 +1961,8 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, Py_ssize_t cs, Py_
             mark = _block_mark(_pack_block(g, <const char *>packed + k0 * wstr[0], wstr[0],
                                            wstr[1], wstr[2], wstr[3], min(KB, g.Kg - b * KB),
                                            0, g.Cg * g.R * g.S, <fp_t *>wp))
+            if finite_only and mark != BLOCK_PACKED:
+                return bb
         bk = bias + k0 if bias != NULL else NULL
         if g.flat:
             f = y0 * g.Wb
@@ -1973,6 +1978,7 @@ cdef void _conv2d_blocked(const _Conv *g, const fp_t *padded, Py_ssize_t cs, Py_
                                       out + k0 * osk + y * osy + x * osx,
                                       osk, osx, min(KB, g.Kg - b * KB), y, x,
                                       min(g.RT, Wo - x), tile, edge, mark)
+    return b1
 
 
 cdef inline void _store_row_every(const fp_t *src, Py_ssize_t step, char *out, Py_ssize_t osx,
@@ -2361,7 +2367,7 @@ cdef inline bint _tiles_skip_padding(const _Conv *g) noexcept nogil:
     # leave out the kernel rows on padding rows, and a 3-wide kernel's edge
     # columns on one padding column each side; rows of at least one tile
     # need no gathered narrow tiles.
-    return g.blocked and not g.flat and not g.lanes and not g.pack_inline \
+    return g.blocked and not g.flat and not g.lanes \
         and g.chunk == g.Cg and g.zero_padding and g.S == 3 and g.sw <= 2 and g.dw == 1 \
         and g.left <= 1 and g.right <= 1 and g.Wo >= g.PT
 
@@ -2374,7 +2380,9 @@ cdef bint _reads_image(const _Conv *g, const uint8_t *marks, Py_ssize_t b0,
     Only when each block's weights are finite, as inf x 0 is NaN in the
     sum. Then the image is not padded: its tiles read it from a base where
     its padded origin would be (never read there). That copy took 2 % of
-    a 64 -> 64 3x3 layer at 56x56."""
+    a 64 -> 64 3x3 layer at 56x56. (Blocks packed as their tiles start,
+    pack_inline, are marked only then: _conv2d_blocked stops at the first
+    not finite, and the caller pads the image for the rest.)"""
     cdef Py_ssize_t bb
     if marks == NULL:
         return False
@@ -2465,11 +2473,18 @@ cdef void _conv2d_range(const _Conv *g,
                                 out + n * ostr[0], ostr[1], ostr[2], ostr[3], scratch, edge,
                                 y0, y1, bb, bb + 1, packed_blocks)
         return
-    if skips and _reads_image(g, packed_blocks, b0, b1):
+    if skips and (g.pack_inline or _reads_image(g, packed_blocks, b0, b1)):
         for n in range(n0, n1):
-            _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) - origin, istr[1] // item,
-                            g.W, weights, wstr, bias, out + n * ostr[0], ostr[1], ostr[2],
-                            ostr[3], scratch, edge, y0, y1, b0, b1, packed_blocks)
+            # (blocks packed as they go: the first not finite, if any, stops it)
+            bb = _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) - origin,
+                                 istr[1] // item, g.W, weights, wstr, bias, out + n * ostr[0],
+                                 ostr[1], ostr[2], ostr[3], scratch, edge, y0, y1, b0, b1,
+                                 packed_blocks, True)
+            if bb < b1:
+                _pad_image(g, image + n * istr[0], istr, row_map, col_map, padded, row0, row1)
+                _conv2d_blocked(g, padded, cs, rs, weights, wstr, bias, out + n * ostr[0],
+                                ostr[1], ostr[2], ostr[3], scratch, edge, y0, y1, bb, b1,
+                                packed_blocks)
         return
     for n in range(n0, n1):
         if in_place:
@@ -2601,6 +2616,13 @@ cdef class Conv2dPlan:
         """conv2d packs the weights as it goes: each block's chunk (chunked
         1x1 layers) or each block (others) as it starts."""
         return self.g.pack_inline
+
+    @property
+    def reads_image(self):
+        """Zero-padded row tiles that leave out every padding product: with
+        finite weights (each block's mark) they read a C-ordered image in
+        place, with no padded copy (_reads_image)."""
+        return _tiles_skip_padding(&self.g)
 
     @property
     def padding_skips(self):
