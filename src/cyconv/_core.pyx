@@ -1413,10 +1413,11 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
 
 cdef extern from "pack.h" nogil:
     enum: CYC_PACK_TAPS_F32, CYC_PACK_TAPS_F64   # taps per panel
+    enum: CYC_PACK_WIDE_TAPS_F32, CYC_PACK_WIDE_TAPS_F64   # taps per wide panel
     int cyc_pack_panel_f32(const float *src, Py_ssize_t sk, float *dst, Py_ssize_t KB,
-                           int check)
+                           Py_ssize_t taps, int check)
     int cyc_pack_panel_f64(const double *src, Py_ssize_t sk, double *dst, Py_ssize_t KB,
-                           int check)
+                           Py_ssize_t taps, int check)
 
 
 cdef enum:
@@ -1440,6 +1441,8 @@ cdef bint _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t
     batch of 512 -> 512 3x3 at 7x7 (its rows, 18 KB apart, share L1 sets)."""
     cdef Py_ssize_t KB = g.KB, item = sizeof(fp_t), kk, c, r, s, j = j0, taps = g.R * g.S
     cdef Py_ssize_t panel = CYC_PACK_TAPS_F32 if fp_t is float else CYC_PACK_TAPS_F64
+    cdef Py_ssize_t wide = CYC_PACK_WIDE_TAPS_F32 if fp_t is float else CYC_PACK_WIDE_TAPS_F64
+    cdef Py_ssize_t width
     cdef bint finite = True
     cdef const char *run
     if nk == KB and ss == -item and sr == -g.S * item and sk == taps * item \
@@ -1462,15 +1465,16 @@ cdef bint _pack_block(const _Conv *g, const char *src, Py_ssize_t sk, Py_ssize_t
         return finite
     if nk == KB and ss == item and sr == g.S * item and sc == g.R * g.S * item \
             and sk % item == 0:
-        while j + panel <= j1:
+        while j + panel <= j1:   # wide panels, then narrow ones
+            width = wide if j + wide <= j1 else panel
             if fp_t is float:
-                finite &= cyc_pack_panel_f32(<const float *>src + j, sk // item, dst, KB,
+                finite &= cyc_pack_panel_f32(<const float *>src + j, sk // item, dst, KB, width,
                                              g.padding_skips)
             else:
-                finite &= cyc_pack_panel_f64(<const double *>src + j, sk // item, dst, KB,
+                finite &= cyc_pack_panel_f64(<const double *>src + j, sk // item, dst, KB, width,
                                              g.padding_skips)
-            dst += panel * KB
-            j += panel
+            dst += width * KB
+            j += width
     while j < j1:
         c, r, s = j // (g.R * g.S), j // g.S % g.R, j % g.S
         if sk == item:   # the channels contiguous (conv_transpose2d's weight view of a 1x1)
