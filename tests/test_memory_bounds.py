@@ -146,6 +146,10 @@ NARROW_PLANES = dict(N=1, C=1, K=5, groups=1, R=2, S=2, stride=2, dilation=1, pa
 # A zero-padded 3x3 layer whose tiles read the caller's image in place, from
 # a base before its first element (_core._reads_image): rows of a tile's
 # width or more on every level, one padding row above and below.
+# A 1x1 layer of many channels at 7x7 (input channels in chunks): its 49
+# flat pixels end in a narrower tile (14 + 14 + 14 + 7 on AVX-512).
+NARROW_LAST_TILE = dict(N=1, C=576, K=128, groups=1, R=1, S=1, stride=1, dilation=1, padding=0,
+                        mode="zeros", H=7, W=7, dtype=np.float32, workers=1, seed=0)
 READ_IN_PLACE = dict(N=2, C=16, K=32, groups=1, R=3, S=3, stride=1, dilation=1, padding=1,
                      mode="zeros", H=5, W=16, dtype=np.float32, workers=1, seed=0)
 
@@ -155,6 +159,7 @@ READ_IN_PLACE = dict(N=2, C=16, K=32, groups=1, R=3, S=3, stride=1, dilation=1, 
 @example(layer=LOWERED_TINY)
 @example(layer=READ_IN_PLACE)
 @example(layer=dict(READ_IN_PLACE, padding=(1, 0), dtype=np.float64, workers=2))
+@example(layer=NARROW_LAST_TILE)
 def test_conv2d_stays_in_its_buffers(side, layer):
     if not _valid(layer):
         return

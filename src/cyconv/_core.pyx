@@ -1631,12 +1631,30 @@ cdef inline void _blocked_tile_sized(const fp_t *inp, Py_ssize_t cs, Py_ssize_t 
 
 cdef inline void _blocked_tile_part(const fp_t *inp, Py_ssize_t cs, const _Conv *g,
                                     Py_ssize_t nc, const fp_t *wp, const fp_t *init,
-                                    fp_t *tile) noexcept nogil:
-    # A flat tile over nc input channels, from the partial sums `init` (or zero).
-    if fp_t is float:
+                                    fp_t *tile, Py_ssize_t pixels) noexcept nogil:
+    # A flat tile of `pixels` (a tile width) over nc input channels, from the
+    # partial sums `init` (or zero).
+    if pixels < g.PT:
+        if fp_t is float:
+            g.table.blocked_tile_sized_f32(inp, cs, g.Wb * g.dh, g.dw, 1, nc, g.R, g.S,
+                                           g.R * g.S * g.KB, wp, init, tile, pixels, 0)
+        else:
+            g.table.blocked_tile_sized_f64(inp, cs, g.Wb * g.dh, g.dw, 1, nc, g.R, g.S,
+                                           g.R * g.S * g.KB, wp, init, tile, pixels, 0)
+    elif fp_t is float:
         g.table.blocked_tile_f32(inp, cs, g.Wb * g.dh, g.dw, 1, nc, g.R, g.S, wp, init, tile)
     else:
         g.table.blocked_tile_f64(inp, cs, g.Wb * g.dh, g.dw, 1, nc, g.R, g.S, wp, init, tile)
+
+
+cdef inline Py_ssize_t _flat_width(Py_ssize_t PT, Py_ssize_t f, Py_ssize_t f_end) noexcept nogil:
+    # The width of the flat tile at flat pixel f: PT, or a narrower tile
+    # width that ends at f_end exactly (49 pixels: 14 + 14 + 14 + 7). A last
+    # tile of another width moves back to end at f_end instead, recomputing
+    # pixels of the tile before (each pixel's sum is the same in any tile).
+    if f + PT > f_end and _tile_width(PT, f_end - f) == f_end - f:
+        return f_end - f
+    return PT
 
 
 cdef inline void _blocked_row_tile(const _Conv *g, const fp_t *base, Py_ssize_t cs,
@@ -1699,6 +1717,11 @@ cdef inline void _blocked_flat_tile(const _Conv *g, const fp_t *base, const fp_t
     # its first channel); its pixels are stored row by row, skipping the
     # padding columns and anything at or past f_end.
     cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo, t = 0, y, x, npx
+    cdef Py_ssize_t pt = _flat_width(PT, f, f_end)
+    if pt < PT:   # a narrower tile ends at f_end
+        _blocked_tile_sized(base + f, g.Hb * Wb, Wb * g.dh, g.dw, 1, g, 0, g.R, wp, tile, pt, 0)
+        _store_flat_tile(g, tile, 0, f, f_end, bk, out, osk, osy, osx, nk)
+        return
     if f + PT > f_end and f_end >= PT:
         # The last tile would read past the rows this piece prepared: move
         # it back to end at f_end (its first pixels are recomputed, to the
@@ -1739,10 +1762,12 @@ cdef inline void _chunk_tile(const _Conv *g, const fp_t *padded, const fp_t *wp,
     # Tile i (from f0) of block b of group grp over input channels c0..c0+nc,
     # from and into its partial sums `p`; the last chunk stores the tile.
     cdef Py_ssize_t PT = g.PT, KB = g.KB, cs = g.Hb * g.Wb, k0
-    # the last tile moves back to end at f_end, as in _blocked_flat_tile
-    cdef Py_ssize_t f = min(f0 + i * PT, f_end - PT)
+    # the last tile narrower, or moved back to end at f_end (_flat_width)
+    cdef Py_ssize_t f = f0 + i * PT, pt = _flat_width(PT, f, f_end)
+    if pt == PT:
+        f = min(f, f_end - PT)
     _blocked_tile_part(padded + (grp * g.Cg + c0) * cs + f, cs, g, nc, wp,
-                       p if c0 > 0 else NULL, tile if last else p)
+                       p if c0 > 0 else NULL, tile if last else p, pt)
     if last:
         k0 = grp * g.Kg + b * KB
         _store_flat_tile(g, tile, f0 + i * PT - f, f, f_end,
