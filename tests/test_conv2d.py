@@ -1929,6 +1929,60 @@ def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
         np.testing.assert_array_equal(pieces.view(np.uint8), got.view(np.uint8))
 
 
+@pytest.fixture
+def mixed_widths():
+    """The AVX-512 level's mixed 256/512-bit choice (what machines with
+    double-pumped 512-bit FMAs run): layers of fewer output channels than an
+    AVX-512 block keep AVX2's blocked tiles (_core._wide_small_tiles). A
+    no-op below AVX-512 or where the CPU's choice is already mixed."""
+    from cyconv import _core
+    old = _core.set_rows_512(False)
+    yield
+    _core.set_rows_512(old)
+
+
+@pytest.fixture
+def rows_512_restored():
+    from cyconv import _core
+    old = _core.rows_512()
+    yield
+    _core.set_rows_512(old)
+
+
+@pytest.mark.parametrize("dtype,N,C,K,H,W,padding,dilation", [
+    (F32, 8, 32, 16, 16, 16, 1, 1),       # 16 output channels, half an AVX-512 block
+    (F32, 2, 16, 8, 28, 30, 1, 1),
+    (F32, 2, 32, 24, 14, 15, (1, 0), 1),  # a channel group of 4 cut short (24 = 6 x 4)
+    (F32, 1, 3, 16, 40, 40, 2, 2),        # dilation
+    (F64, 2, 16, 12, 20, 21, 0, 1),       # float64: fewer than 16 channels
+], ids=str)
+def test_narrow_layers_in_wide_small_tiles(dtype, N, C, K, H, W, padding, dilation,
+                                           rows_512_restored, monkeypatch):
+    """Layers of fewer output channels than an AVX-512 channel block ran
+    AVX2's blocks, half the peak where 512-bit FMAs run at full width: there
+    they run the level's small-image tiles (pixels in 512-bit lanes, weights
+    read in place) when their rows fill them. Values against the reference;
+    the bits of AVX2's blocks (the mixed choice) and of any thread count."""
+    from cyconv import _core, _parallel
+    pad = (padding,) * 2 if isinstance(padding, int) else padding
+    x, w, b = case_arrays(K * H, N=N, C=C, K=K, H=H, W=W, dtype=dtype)
+    plans, results = {}, {}
+    for wide in (True, False):
+        _core.set_rows_512(wide)
+        plans[wide] = _core.conv2d_plan((N, C, H, W), K, (3, 3), 1, (1, 1), (dilation,) * 2,
+                                        (pad[0], pad[0], pad[1], pad[1]), dtype == F64,
+                                        zero_padding=True)
+        results[wide] = check(x, w, b, 1, pad, dilation, reference=conv2d_direct)
+    assert plans[False].blocked and not plans[False].small
+    if cyconv.kernel_level() == "avx512":
+        assert plans[True].small and not plans[True].blocked
+    assert results[True].tobytes() == results[False].tobytes()
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    for workers in (1, 2):
+        got = cyconv.conv2d(x, w, b, padding=pad, dilation=dilation, workers=workers)
+        assert got.tobytes() == results[True].tobytes()
+
+
 @pytest.mark.parametrize("dtype,N,C,K,H,W,kernel,groups,padding,dilation", [
     (F32, 1, 64, 64, 56, 56, (3, 3), 1, 1, 1),     # ResNet's 3x3 @56 (AVX2: 2 chunks, strips)
     (F32, 2, 80, 24, 17, 19, (3, 3), 1, 1, 1),     # a short last chunk and channel block
@@ -1939,7 +1993,7 @@ def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
     (F32, 1, 200, 48, 13, 13, (2, 3), 1, (0, 1), 1),   # non-square kernel
 ], ids=str)
 def test_chunked_tap_tiles(dtype, N, C, K, H, W, kernel, groups, padding, dilation,
-                           monkeypatch):
+                           monkeypatch, mixed_widths):
     """R x S layers on flat tiles run their blocks outer, in channel chunks
     of 18 KB of one block's weights (at least 32 channels; none at AVX-512's
     32-channel blocks), whose partial sums wait in scratch. Small integers
@@ -2035,11 +2089,12 @@ def test_pixel_tiles_not_taken(shape, K, padding, groups):
     (48, 16, 3, 3, 3), (17, 4, 2, 2, 1), (64, 2, 4, 4, 2)], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "flipped", "transposed", "reversed", "strided"])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
-def test_pack_weights_layout(K, Cg, R, S, groups, layout, dtype):
+def test_pack_weights_layout(K, Cg, R, S, groups, layout, dtype, mixed_widths):
     """Packed weights hold each group's blocks of KB output channels
     innermost, (c, r*S + s) outer, zeros past the group's last channel; the
     same for every weight layout (panels of whole blocks of contiguous taps,
-    element by element otherwise)."""
+    element by element otherwise). (With the mixed widths, layers of few
+    channels pack AVX2's blocks at the AVX-512 level.)"""
     rng = np.random.default_rng(seed_of(K, Cg, R, S, groups, layout, dtype))
     if layout == "transposed":   # conv_transpose2d's channel-transposed view
         w = rng.standard_normal((Cg, K, R, S)).astype(dtype).transpose(1, 0, 2, 3)

@@ -980,6 +980,7 @@ cdef enum:
     # ... except for 3x3 layers whose row tiles leave out the zero padding's
     # products, up to this many bytes of packed weights (_rows_beat_small)
     SMALL_ROWS_MAX_BYTES = 16 << 20
+    WIDE_SMALL_USE = 70   # percent (_wide_small_tiles)
     # Depthwise layers with the channels in the vector lanes: at unit stride
     # and dilation, output planes of up to this many bytes with 64-byte
     # vectors, a quarter of it with 32-byte ones and a sixteenth with 16
@@ -1259,6 +1260,24 @@ cdef inline bint _rows_beat_small(const _Conv *g, bint double_precision) noexcep
         and g.groups * blocks * g.Cg * 9 * g.KB * item <= SMALL_ROWS_MAX_BYTES
 
 
+cdef bint _wide_small_tiles(const _Conv *g, bint double_precision) noexcept nogil:
+    # A layer that _conv_table gave AVX2's blocks (fewer output channels per
+    # group than an AVX-512 block) where 512-bit FMAs run at full width
+    # (cyc_rows_512: Zen 5) reaches about half that peak there (32 -> 16 3x3
+    # @56x56: 121 GFLOP/s); the level's own small-image tiles, 512-bit,
+    # 194, while the flat pixels they compute are at least WIDE_SMALL_USE
+    # percent useful: 8x8 images, half of them, ran 102 (Zen 5, float32).
+    # The same sums in the same order, so the same bits.
+    cdef Py_ssize_t FP = _table.flat_f64 if double_precision else _table.flat_f32
+    cdef Py_ssize_t pixels, tiles
+    if g.table == _table or not cyc_rows_512() or g.sh != 1 or g.sw != 1 \
+            or (g.R == 1 and g.S == 1):
+        return False
+    pixels = (g.Ho - 1) * _flat_pitch(g) + g.Wo
+    tiles = (pixels + FP - 1) // FP
+    return 100 * g.Ho * g.Wo >= WIDE_SMALL_USE * tiles * FP
+
+
 cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     """Derive the output size and the kernel choice. The caller checked that
     the padded input is at least as large as the dilated kernel."""
@@ -1298,6 +1317,14 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     # packed 0.69x).
     g.small = g.blocked and g.sh == 1 and g.sw == 1 and g.N * g.Ho * g.Wo < SMALL_PIXELS \
         and not (g.R == 1 and g.S == 1) and not _rows_beat_small(g, double_precision)
+    if g.blocked and not g.small and _wide_small_tiles(g, double_precision):
+        g.small = True
+        g.table = _table
+        g.PT = g.table.tile_pixels
+        g.KB = g.table.block_f64 if double_precision else g.table.block_f32
+        g.FK = g.table.flat_channels
+        g.LP = g.table.pixel_f64 if double_precision else g.table.pixel_f32
+        g.FP = g.table.flat_f64 if double_precision else g.table.flat_f32
     if g.small:
         g.blocked = False
         g.Wb = _flat_pitch(g)
@@ -2645,6 +2672,13 @@ cdef class Conv2dPlan:
         """conv2d packs the weights as it goes: each block's chunk (chunked
         1x1 layers) or each block (others) as it starts."""
         return self.g.pack_inline
+
+    @property
+    def small(self):
+        """Small-image tiles: the weights read in place, the pixels in the
+        vector lanes (tiny images; and layers of few output channels where
+        512-bit FMAs run at full width, _wide_small_tiles)."""
+        return self.g.small
 
     @property
     def reads_image(self):
