@@ -327,7 +327,8 @@ def _key(x, w, b, stride, padding, dilation, groups, padding_mode):
     """The _prepared key of a call, or None when an argument is unhashable."""
     key = (x.shape, x.dtype, w.shape, w.dtype, None if b is None else (b.shape, b.dtype),
            _typed(stride), _typed(padding), _typed(dilation), _typed(groups),
-           _typed(padding_mode), _core.level_name(), _core.depthwise_lanes())
+           _typed(padding_mode), _core.level_name(), _core.depthwise_lanes(),
+           _core.rows_512())
     try:
         hash(key)
     except TypeError:   # e.g. an array as stride: the full checks explain what is wrong

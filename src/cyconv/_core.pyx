@@ -212,6 +212,7 @@ cdef const cyc_kernel_table *_table = cyc_kernels(cyc_detect_level())
 cdef int _level = cyc_detect_level()     # _table's level
 # Every AVX-512 row kernel 512 bits wide where 512-bit FMAs run at full
 # width (Zen 5); else the 256-bit rows where those measured faster (Zen 4).
+# (conv2d's layers of few output channels follow it: _wide_small_tiles.)
 cyc_set_rows_512(cyc_detect_full_width_512())
 
 
@@ -231,14 +232,19 @@ def compiler():
 
 
 def rows_512():
-    """Does the AVX-512 level run every row kernel 512 bits wide?"""
+    """Does the AVX-512 level run every row kernel 512 bits wide (and
+    conv2d's layers of few output channels in 512-bit small-image tiles)?"""
     return bool(cyc_rows_512())
 
 
 def set_rows_512(bint on):
-    """Run every AVX-512 row kernel 512 bits wide (on) or the mixed choice
-    (off); the same bits either way (the tests check). Returns the old value.
-    Not while another thread is inside a call."""
+    """Run every AVX-512 row kernel 512 bits wide, and conv2d's layers of
+    fewer output channels than an AVX-512 block in the level's small-image
+    tiles (on), or the mixed choice: 256-bit rows where those measured
+    faster, AVX2's blocks for those layers (off, what machines with
+    double-pumped 512-bit FMAs run). The same bits either way (the tests
+    check). Returns the old value. Not while another thread is inside a
+    call; plans made before keep their choice."""
     old = bool(cyc_rows_512())
     cyc_set_rows_512(on)
     return old
