@@ -1272,12 +1272,18 @@ cdef bint _wide_small_tiles(const _Conv *g, bint double_precision) noexcept nogi
     # (cyc_rows_512: Zen 5) reaches about half that peak there (32 -> 16 3x3
     # @56x56: 121 GFLOP/s); the level's own small-image tiles, 512-bit,
     # 194, while the flat pixels they compute are at least WIDE_SMALL_USE
-    # percent useful: 8x8 images, half of them, ran 102 (Zen 5, float32).
-    # The same sums in the same order, so the same bits.
+    # percent useful: 8x8 images, half of them, ran 102 (Zen 5, float32);
+    # 10x10 (78 %) 1.44x, 11x11 (63 %) 1.00x, 12x12 (75 %) 1.06x, 13x13
+    # (88 %) 1.56x. The same sums in the same order, so the same bits.
     cdef Py_ssize_t FP = _table.flat_f64 if double_precision else _table.flat_f32
     cdef Py_ssize_t pixels, tiles
     if g.table == _table or not cyc_rows_512() or g.sh != 1 or g.sw != 1 \
             or (g.R == 1 and g.S == 1):
+        return False
+    if g.Cg * g.R * g.S < 27 and 2 * g.Kg > g.KB:
+        # Few taps a pixel fill AVX2's blocks' lanes (1 -> 16 3x3 @28x28:
+        # small-image tiles 0.88x, 2 -> 16 0.94x; 4 -> 16 1.12x); half-empty
+        # blocks (8 channels) lose to them anyway (1 -> 8 @56x56: 1.32x).
         return False
     pixels = (g.Ho - 1) * _flat_pitch(g) + g.Wo
     tiles = (pixels + FP - 1) // FP
