@@ -154,6 +154,13 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
     # any thread count.
     same = [cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), workers=3,
                                    **kw)[1]]
+    # and in the other tiles of narrow layers (AVX-512's or AVX2's: rows_512)
+    from cyconv import _core
+    wide = _core.set_rows_512(not _core.rows_512())
+    try:
+        same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
+    finally:
+        _core.set_rows_512(wide)
     monkeypatch.setattr(_conv2d_grad, "_FORCE_CHANNELS_LAST", True)
     same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
     monkeypatch.setattr(_conv2d_grad, "_BAND_BYTES", 1)

@@ -2908,8 +2908,16 @@ def depthwise_weight_grad(const fp_t[:, :, :, :] image,       # IN  N x C x H x 
 
 def weight_grad_plan(Py_ssize_t Kg, bint double_precision):
     """(pixels per tile PT, channels per block KB) of weight_grad_tiles for
-    a layer of Kg output channels per group: conv2d's table for it."""
+    a layer of Kg output channels per group: conv2d's table for it; but
+    where 512-bit FMAs run at full width (cyc_rows_512), one AVX-512 block
+    for more than half of one rather than two of AVX2's, the second part
+    empty (Zen 5, float32, 64 x 16 -> 24 3x3 @14x14: 1.55x; 16 channels
+    and fewer keep AVX2's: 1 -> 16 @28x28 ran 0.75x in half-empty 512-bit
+    blocks)."""
     cdef const cyc_kernel_table *t = _conv_table(Kg, double_precision)
+    cdef Py_ssize_t block = _table.block_f64 if double_precision else _table.block_f32
+    if t != _table and cyc_rows_512() and 2 * Kg > block:
+        t = _table
     return t.tile_pixels, (t.block_f64 if double_precision else t.block_f32)
 
 
