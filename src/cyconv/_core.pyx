@@ -1290,6 +1290,17 @@ cdef bint _wide_small_tiles(const _Conv *g, bint double_precision) noexcept nogi
     return 100 * g.Ho * g.Wo >= WIDE_SMALL_USE * tiles * FP
 
 
+cdef inline void _use_table(_Conv *g, const cyc_kernel_table *t,
+                            bint double_precision) noexcept nogil:
+    # The plan's kernels, and the tile sizes they take.
+    g.table = t
+    g.PT = t.tile_pixels
+    g.KB = t.block_f64 if double_precision else t.block_f32
+    g.FK = t.flat_channels
+    g.LP = t.pixel_f64 if double_precision else t.pixel_f32
+    g.FP = t.flat_f64 if double_precision else t.flat_f32
+
+
 cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     """Derive the output size and the kernel choice. The caller checked that
     the padded input is at least as large as the dilated kernel."""
@@ -1300,9 +1311,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.Wp = g.W + g.left + g.right
     g.Ho = (g.Hp - g.dh * (g.R - 1) - 1) // g.sh + 1
     g.Wo = (g.Wp - g.dw * (g.S - 1) - 1) // g.sw + 1
-    g.table = _conv_table(g.Kg, double_precision)
-    g.PT = g.table.tile_pixels
-    g.KB = g.table.block_f64 if double_precision else g.table.block_f32
+    _use_table(g, _conv_table(g.Kg, double_precision), double_precision)
     # Few output channels per group would leave most of a channel block
     # empty: vectorize along the row instead.
     g.blocked = 2 * g.Kg >= g.KB
@@ -1319,9 +1328,6 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.strip = 0
     g.strip_blocks = 0
     g.Hb, g.Wb = g.Hp, g.Wp
-    g.FK = g.table.flat_channels
-    g.LP = g.table.pixel_f64 if double_precision else g.table.pixel_f32
-    g.FP = g.table.flat_f64 if double_precision else g.table.flat_f32
     # Tiny images (deep layers at 7x7): packing the weights would cost as
     # much as the arithmetic; read them in place, vectorized along the pixels.
     # 1x1 layers pack anyway: their weights are read as often as the pixels
@@ -1331,12 +1337,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         and not (g.R == 1 and g.S == 1) and not _rows_beat_small(g, double_precision)
     if g.blocked and not g.small and _wide_small_tiles(g, double_precision):
         g.small = True
-        g.table = _table
-        g.PT = g.table.tile_pixels
-        g.KB = g.table.block_f64 if double_precision else g.table.block_f32
-        g.FK = g.table.flat_channels
-        g.LP = g.table.pixel_f64 if double_precision else g.table.pixel_f32
-        g.FP = g.table.flat_f64 if double_precision else g.table.flat_f32
+        _use_table(g, _table, double_precision)
     if g.small:
         g.blocked = False
         g.Wb = _flat_pitch(g)
