@@ -1929,26 +1929,6 @@ def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
         np.testing.assert_array_equal(pieces.view(np.uint8), got.view(np.uint8))
 
 
-@pytest.fixture
-def mixed_widths():
-    """The AVX-512 level's mixed 256/512-bit choice (what machines with
-    double-pumped 512-bit FMAs run): layers of fewer output channels than an
-    AVX-512 block keep AVX2's blocked tiles (_core._wide_small_tiles). A
-    no-op below AVX-512 or where the CPU's choice is already mixed."""
-    from cyconv import _core
-    old = _core.set_rows_512(False)
-    yield
-    _core.set_rows_512(old)
-
-
-@pytest.fixture
-def rows_512_restored():
-    from cyconv import _core
-    old = _core.rows_512()
-    yield
-    _core.set_rows_512(old)
-
-
 @pytest.mark.parametrize("dtype,N,C,K,H,W,padding,dilation", [
     (F32, 8, 32, 16, 16, 16, 1, 1),       # 16 output channels, half an AVX-512 block
     (F32, 2, 16, 8, 28, 30, 1, 1),

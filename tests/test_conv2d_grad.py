@@ -134,7 +134,7 @@ def weight_gradient_by_taps(g, x, w_shape, stride, padding, dilation, groups, mo
     (2, 64, 20, 1, 5, 6, 3, 3, (1, 1), (1, 2), (1, 1, 2, 2), "zeros"),
 ])
 def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode,
-                               dtype, monkeypatch):
+                               dtype, monkeypatch, rows_512_restored):
     from cyconv import _conv2d_grad
     rng = np.random.default_rng(Cg * 100 + Kg)
     x = rand(rng, (N, Cg * groups, H, W), dtype)
@@ -156,11 +156,9 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
                                    **kw)[1]]
     # and in the other tiles of narrow layers (AVX-512's or AVX2's: rows_512)
     from cyconv import _core
-    wide = _core.set_rows_512(not _core.rows_512())
-    try:
-        same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
-    finally:
-        _core.set_rows_512(wide)
+    _core.set_rows_512(not _core.rows_512())
+    same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
+    _core.set_rows_512(not _core.rows_512())
     monkeypatch.setattr(_conv2d_grad, "_FORCE_CHANNELS_LAST", True)
     same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
     monkeypatch.setattr(_conv2d_grad, "_BAND_BYTES", 1)

@@ -520,13 +520,6 @@ def test_streamed_results_are_bitwise_the_cached_ones(stream_and_prefetch_always
         assert np.array_equal(got, expected), (m, b, w, method)
 
 
-@pytest.fixture
-def rows_512_restored():
-    old = cyconv._core.rows_512()
-    yield
-    cyconv._core.set_rows_512(old)
-
-
 @pytest.mark.skipif(cyconv.kernel_level() != "avx512", reason="the choice exists on AVX-512 only")
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (9, 9), (3, 5), (4, 4), (6, 6),
                                     (1, 7), (2, 9), (5, 1), (1, 3), (3, 1), (7, 3), (5, 7)])
