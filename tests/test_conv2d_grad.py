@@ -112,9 +112,11 @@ def weight_gradient_by_taps(g, x, w_shape, stride, padding, dilation, groups, mo
 
 # Channel counts either side of the tiles' widths (AVX-512: 14 pixels, the
 # narrow ones 10 and 5, blocks of 32 float32 / 16 float64 channels; AVX2: 6,
-# 4, 2 and 16 / 8): fewer input channels than a tile are copied channels
-# last (a kernel row's taps and channels side by side), more are read in
-# place; the last tile of a tap set is narrower or moved back.
+# 4, 2 and 16 / 8; AVX-512's narrow tiles where 512-bit FMAs run at full
+# width, for 16 / 8 channels and fewer: 24, 16, 12 and 8 elements): fewer
+# input channels than a tile are copied channels last (a kernel row's taps
+# and channels side by side), more are read in place; the last tile of a
+# tap set is narrower or moved back.
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 @pytest.mark.parametrize("N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode", [
     (4, 1, 16, 1, 8, 8, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),   # one input channel
@@ -132,6 +134,9 @@ def weight_gradient_by_taps(g, x, w_shape, stride, padding, dilation, groups, mo
     (1, 24, 48, 1, 9, 9, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "reflect"),
     (1, 33, 65, 1, 7, 7, 1, 1, (2, 2), (1, 1), (0, 0, 0, 0), "zeros"),
     (2, 64, 20, 1, 5, 6, 3, 3, (1, 1), (1, 2), (1, 1, 2, 2), "zeros"),
+    (2, 1, 12, 1, 10, 9, 5, 5, (1, 1), (1, 1), (2, 2, 2, 2), "zeros"),   # 5 taps a row
+    (1, 30, 16, 1, 7, 8, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),   # 24, then 8 moved back
+    (2, 40, 9, 1, 6, 6, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), "zeros"),    # 24 + 16
 ])
 def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode,
                                dtype, monkeypatch, rows_512_restored):
@@ -196,7 +201,7 @@ def test_weight_gradient_pieces_share_grad_output(monkeypatch):
     g = rand(rng, cyconv.conv2d(x, w, stride=2, padding=3).shape, np.float32)
     grad = cyconv.conv2d_backward(g, x, w, stride=2, padding=3,
                                   output_mask=(False, True, False), workers=1)[1]
-    PT, KB = cyconv._core.weight_grad_plan(64, False)
+    PT, KB = cyconv._core.weight_grad_plan(64, 3 * 7, False)
     units = 7 * -(-64 // KB) * -(-7 * 3 // PT)   # kernel rows x blocks x tiles
     work_per_unit = 8 * 32 * 32 * PT * KB
     per_piece = min(_conv2d_grad._PIECE_CHUNKS * _parallel.CHUNK_WORK // work_per_unit,

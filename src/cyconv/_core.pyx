@@ -104,6 +104,14 @@ cdef extern from "kernels.h" nogil:
                                             cyc_index R, cyc_index S, const double *g,
                                             cyc_index gs, cyc_index width, cyc_index nrows,
                                             double *acc)
+    ctypedef void (*cyc_narrow_tile_f32)(const float *inp, cyc_index rs, cyc_index ds,
+                                         cyc_index sx, cyc_index R, cyc_index S,
+                                         const float *wp, const float *init, float *tile,
+                                         cyc_index pixels)
+    ctypedef void (*cyc_narrow_tile_f64)(const double *inp, cyc_index rs, cyc_index ds,
+                                         cyc_index sx, cyc_index R, cyc_index S,
+                                         const double *wp, const double *init, double *tile,
+                                         cyc_index pixels)
     ctypedef struct cyc_kernel_table:
         const char *name
         cyc_spatial_row_f32 spatial_row_f32
@@ -148,6 +156,9 @@ cdef extern from "kernels.h" nogil:
         cyc_deinterleave_lanes_f64 deinterleave_lanes_f64
         cyc_depthwise_taps_f32 depthwise_taps_f32
         cyc_depthwise_taps_f64 depthwise_taps_f64
+        cyc_narrow_tile_f32 narrow_tile_f32
+        cyc_narrow_tile_f64 narrow_tile_f64
+        cyc_index narrow_pixels
     void cyc_stream_fence()
     int cyc_detect_level()
     int cyc_detect_full_width_512()
@@ -431,6 +442,21 @@ def transpose_batched(const fp_t[:, :, :] src,   # IN  B x rows x cols, unit las
         for b in range(src.shape[0]):
             _transpose(&src[b, 0, 0], src.strides[1] // sizeof(fp_t), src.shape[1], src.shape[2],
                        &dst[b, 0, 0], dst.strides[1] // sizeof(fp_t))
+
+
+def channels_last(const fp_t[:, :, :, :] src,   # IN  N x C x H x W, unit last stride
+                  fp_t[:, :, :, :] dst):         # OUT N x H x W x C, unit last stride
+    """dst[n, y, x, c] = src[n, c, y, x]: transpose_batched over the images
+    and their rows in one call (a Python call per image cost about 1 us,
+    a third of the copy of 32 small 16-channel images)."""
+    cdef Py_ssize_t n, y
+    if src.shape[0] == 0 or src.shape[1] == 0 or src.shape[2] == 0 or src.shape[3] == 0:
+        return
+    with nogil:
+        for n in range(src.shape[0]):
+            for y in range(src.shape[2]):
+                _transpose(&src[n, 0, y, 0], src.strides[1] // sizeof(fp_t), src.shape[1],
+                           src.shape[3], &dst[n, y, 0, 0], dst.strides[2] // sizeof(fp_t))
 
 
 # ---------------------------------------------------------------------------
@@ -2907,35 +2933,66 @@ def depthwise_weight_grad(const fp_t[:, :, :, :] image,       # IN  N x C x H x 
             _dw_deinterleave(acc, G, taps, nc, &grad[cc, 0, 0], taps)
 
 
-def weight_grad_plan(Py_ssize_t Kg, bint double_precision):
-    """(pixels per tile PT, channels per block KB) of weight_grad_tiles for
-    a layer of Kg output channels per group: conv2d's table for it; but
-    where 512-bit FMAs run at full width (cyc_rows_512), one AVX-512 block
-    for more than half of one rather than two of AVX2's, the second part
-    empty (Zen 5, float32, 64 x 16 -> 24 3x3 @14x14: 1.55x; 16 channels
-    and fewer keep AVX2's: 1 -> 16 @28x28 ran 0.75x in half-empty 512-bit
-    blocks)."""
-    cdef const cyc_kernel_table *t = _conv_table(Kg, double_precision)
+cdef struct _GradTiles:
+    const cyc_kernel_table *table
+    bint narrow        # the table's narrow tiles: one vector of channels
+    Py_ssize_t PT      # elements per tile
+    Py_ssize_t KB      # output channels per block
+
+
+cdef _GradTiles _grad_tiles(Py_ssize_t Kg, Py_ssize_t elements,
+                            bint double_precision) noexcept nogil:
+    # weight_grad_tiles' tiles for Kg output channels per group and tap sets
+    # of `elements` consecutive elements: conv2d's table for Kg. But where
+    # 512-bit FMAs run at full width (cyc_rows_512): more than half of an
+    # AVX-512 block's channels take one AVX-512 block rather than two of
+    # AVX2's, the second part empty (Zen 5, float32, 64 x 16 -> 24 3x3
+    # @14x14: 1.55x); fewer take the narrow tiles, one 512-bit vector of
+    # channels (twice the lanes of an AVX2 block's FMA), unless the set has
+    # fewer than 5 elements, which AVX2's narrowest tiles waste less on
+    # (a 3-element set of a one-channel layer fills 3 of a narrow tile's 8).
+    cdef _GradTiles c
     cdef Py_ssize_t block = _table.block_f64 if double_precision else _table.block_f32
-    if t != _table and cyc_rows_512() and 2 * Kg > block:
-        t = _table
-    return t.tile_pixels, (t.block_f64 if double_precision else t.block_f32)
+    c.table, c.narrow = _conv_table(Kg, double_precision), False
+    if c.table != _table and cyc_rows_512():
+        if 2 * Kg > block:
+            c.table = _table
+        elif _table.narrow_pixels and elements >= 5:
+            c.table, c.narrow = _table, True
+    c.PT = c.table.narrow_pixels if c.narrow else c.table.tile_pixels
+    c.KB = (c.table.block_f64 if double_precision else c.table.block_f32) // (2 if c.narrow else 1)
+    return c
 
 
-cdef inline void _pixel_sums(const cyc_kernel_table *t, const fp_t *src, Py_ssize_t rs,
+def weight_grad_plan(Py_ssize_t Kg, Py_ssize_t elements, bint double_precision):
+    """(elements per tile PT, channels per block KB) of weight_grad_tiles for
+    a layer of Kg output channels per group whose tap sets have `elements`
+    consecutive elements (Cg * S with the channels last and no column
+    dilation, else Cg: weight_grad_tiles makes the same choice from its
+    set_taps * Cg)."""
+    cdef _GradTiles c = _grad_tiles(Kg, elements, double_precision)
+    return c.PT, c.KB
+
+
+cdef inline void _pixel_sums(const _GradTiles *c, const fp_t *src, Py_ssize_t rs,
                              Py_ssize_t ds, Py_ssize_t sx, Py_ssize_t rows, Py_ssize_t cols,
                              const fp_t *wp, const fp_t *init, fp_t *tile,
                              Py_ssize_t px) noexcept nogil:
-    # A blocked tile of px pixels (PT, or a narrow width) summed over rows x cols
+    # A tile of px elements (PT, or a narrower width) summed over rows x cols
     # positions: weight_grad_tiles' pixels are elements, its weights grad_output.
+    cdef const cyc_kernel_table *t = c.table
     if fp_t is float:
-        if px < t.tile_pixels:
+        if c.narrow:
+            t.narrow_tile_f32(src, rs, ds, sx, rows, cols, wp, init, tile, px)
+        elif px < t.tile_pixels:
             t.blocked_tile_sized_f32(src, 0, rs, ds, sx, 1, rows, cols,
                                      rows * cols * t.block_f32, wp, init, tile, px, 0)
         else:
             t.blocked_tile_f32(src, 0, rs, ds, sx, 1, rows, cols, wp, init, tile)
     else:
-        if px < t.tile_pixels:
+        if c.narrow:
+            t.narrow_tile_f64(src, rs, ds, sx, rows, cols, wp, init, tile, px)
+        elif px < t.tile_pixels:
             t.blocked_tile_sized_f64(src, 0, rs, ds, sx, 1, rows, cols,
                                      rows * cols * t.block_f64, wp, init, tile, px, 0)
         else:
@@ -2988,13 +3045,13 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
     stage's rows are not 4 KB apart, as grad's often are (a tile's 32 rows
     then share one set of L1: written straight into grad, 1024 -> 2048 1x1
     at 14² spent 42 % of its time there, and took 5.1 ms instead of 3.6 on
-    Zen 4). The same bits for any split of the units. KB is
-    weight_grad_plan's, whose table this uses."""
+    Zen 4). The same bits for any split of the units. PT and KB are
+    weight_grad_plan's for Kg and set_taps * Cg elements."""
     cdef Py_ssize_t blocks = grad_out.shape[0], KB = grad_out.shape[2]
     cdef Py_ssize_t Kg = grad.shape[0], N = grad_out.shape[1] // (Ho * Wo) if Ho * Wo else 0
     cdef Py_ssize_t per_row = S // set_taps, width = set_taps * Cg
-    cdef const cyc_kernel_table *t = _conv_table(KB, fp_t is double)
-    cdef Py_ssize_t PT = t.tile_pixels, tiles = (width + PT - 1) // PT
+    cdef _GradTiles c = _grad_tiles(Kg, width, fp_t is double)
+    cdef Py_ssize_t PT = c.PT, tiles = (width + PT - 1) // PT
     cdef Py_ssize_t sx = 1 if set_taps > 1 else xc
     # the last tile's width: PT, or a narrow tile's where that holds the rest
     cdef Py_ssize_t left_over = width - (tiles - 1) * PT, last_px = PT
@@ -3029,7 +3086,7 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
                     src = &inp[0] + n * xn + (y0 * sh + r * dh) * xr + s0 * dw * xx + i0 * sx
                     wp = &grad_out[b, (n * Ho + y0) * Wo, 0]
                     o = &scratch[0] if first and last else &scratch[(u - u0) * PT * KB]
-                    _pixel_sums(t, src, sh * xr, sw * xx, sx, rows, Wo, wp,
+                    _pixel_sums(&c, src, sh * xr, sw * xx, sx, rows, Wo, wp,
                                 NULL if first else o, o, px)
                     if last:
                         if unit != staged:

@@ -341,6 +341,7 @@ static const cyc_kernel_table table_base = {
     cyc_depthwise_lanes_f32_base, cyc_depthwise_lanes_f64_base, DW_LANES(BASE),
     NULL, NULL, NULL, NULL,
     cyc_depthwise_taps_f32_base, cyc_depthwise_taps_f64_base,
+    NULL, NULL, 0,
 };
 
 #if CYC_X86_DISPATCH
@@ -360,6 +361,7 @@ static const cyc_kernel_table table_avx2 = {
     cyc_depthwise_lanes_f32_avx2, cyc_depthwise_lanes_f64_avx2, DW_LANES(AVX2),
     NULL, NULL, NULL, NULL,
     cyc_depthwise_taps_f32_avx2, cyc_depthwise_taps_f64_avx2,
+    NULL, NULL, 0,
 };
 /* Not const: cyc_set_rows_512 sets its rows_t_square_once. */
 static cyc_kernel_table table_avx512 = {
@@ -388,6 +390,7 @@ static cyc_kernel_table table_avx512 = {
     NULL, NULL, NULL, NULL,
 #endif
     cyc_depthwise_taps_f32_avx512, cyc_depthwise_taps_f64_avx512,
+    cyc_narrow_tile_f32_avx512, cyc_narrow_tile_f64_avx512, CYC_NARROW_PIXELS,
 };
 
 #endif

@@ -217,6 +217,22 @@ typedef void (*cyc_u8_to_f32)(const unsigned char *src, float *dst, cyc_index n)
 typedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n);
 typedef void (*cyc_f32_to_u8)(const float *src, unsigned char *dst, cyc_index n);
 typedef void (*cyc_f32_to_u16)(const float *src, unsigned short *dst, cyc_index n);
+/* A weight gradient's tile of one vector of channels (NK = the level's
+ * lanes: 16 float32, 8 float64) x `pixels` = CYC_TILE_WIDTH(narrow_pixels, i)
+ * elements, the 512-bit counterpart of a blocked tile's two vectors for
+ * layers of at most NK output channels:
+ *   tile[i*NK + k] = sum_{r,s} in[r*rs + s*ds + i*sx] * wp[(r*S + s)*NK + k]
+ * summed in (r, s) order from zero, or from init[i*NK + k] when init is not
+ * NULL (init may be tile): per lane the sums of blocked_tile_sized with C = 1,
+ * so the same bits. AVX-512 only (NULL in the other tables). */
+typedef void (*cyc_narrow_tile_f32)(const float *in, cyc_index rs, cyc_index ds, cyc_index sx,
+                                    cyc_index R, cyc_index S, const float *wp,
+                                    const float *init, float *tile, cyc_index pixels);
+typedef void (*cyc_narrow_tile_f64)(const double *in, cyc_index rs, cyc_index ds, cyc_index sx,
+                                    cyc_index R, cyc_index S, const double *wp,
+                                    const double *init, double *tile, cyc_index pixels);
+/* Elements per narrow tile: 24 of the 32 registers hold sums. */
+#define CYC_NARROW_PIXELS 24
 /* out[x] = sum_t w[t] * src[t][x], 0 <= x < width, in t order from zero (pixels_impl.h). */
 typedef void (*cyc_taps_row_f32)(const float *const *src, const float *w, cyc_index ntaps,
                                  float *out, cyc_index width);
@@ -273,6 +289,9 @@ typedef struct {
     cyc_deinterleave_lanes_f64 deinterleave_lanes_f64;
     cyc_depthwise_taps_f32 depthwise_taps_f32;
     cyc_depthwise_taps_f64 depthwise_taps_f64;
+    cyc_narrow_tile_f32 narrow_tile_f32;
+    cyc_narrow_tile_f64 narrow_tile_f64;
+    cyc_index narrow_pixels;    /* elements per narrow tile (0 without one) */
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

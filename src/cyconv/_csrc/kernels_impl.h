@@ -1326,6 +1326,59 @@ static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index rs, cyc_
 }
 #endif
 
+#if VBYTES == 64
+#define NP CYC_NARROW_PIXELS
+/* narrow_tile (kernels.h): `pt` elements x one vector of channels, each
+ * loaded vector of grad_output feeding pt FMAs; the accumulators pinned
+ * as in blocked_tile_body. */
+TARGET static inline __attribute__((always_inline)) void
+FN(narrow_tile_body)(const T *in, cyc_index rs, cyc_index ds, cyc_index sx, cyc_index R,
+                     cyc_index S, const T *wp, const T *init, T *tile, const int pt)
+{
+    static const T zero_tile[NP * VW];
+    const T *start = init ? init : zero_tile;
+    VEC acc[NP];
+#pragma GCC unroll 32
+    for (int i = 0; i < pt; i++) {
+        VLOAD(acc[i], start + i * VW);
+        CYC_IN_REGISTER(acc[i]);
+    }
+    for (cyc_index r = 0; r < R; r++) {
+        const T *p = in + r * rs;
+        for (cyc_index s = 0; s < S; s++, wp += VW) {
+            const T *q = p + s * ds;
+            VEC w0;
+            VLOAD(w0, wp);
+#pragma GCC unroll 32
+            for (int i = 0; i < pt; i++)
+                acc[i] += VSPLAT(q[i * sx]) * w0;
+        }
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < pt; i++) VSTORE(tile + i * VW, acc[i]);
+}
+
+TARGET static void FN(narrow_tile)(const T *in, cyc_index rs, cyc_index ds, cyc_index sx,
+                                   cyc_index R, cyc_index S, const T *wp, const T *init,
+                                   T *tile, cyc_index pixels)
+{
+    /* each width a copy, and unit element stride (channels last) its own */
+#define CYC_NARROW(W)                                                                   \
+    do {                                                                                \
+        if (sx == 1)                                                                    \
+            FN(narrow_tile_body)(in, rs, ds, 1, R, S, wp, init, tile, CYC_TILE_WIDTH(NP, W)); \
+        else                                                                            \
+            FN(narrow_tile_body)(in, rs, ds, sx, R, S, wp, init, tile, CYC_TILE_WIDTH(NP, W)); \
+    } while (0)
+    if (pixels == CYC_TILE_WIDTH(NP, 0)) CYC_NARROW(0);
+    else if (pixels == CYC_TILE_WIDTH(NP, 1)) CYC_NARROW(1);
+    else if (pixels == CYC_TILE_WIDTH(NP, 2)) CYC_NARROW(2);
+    else CYC_NARROW(3);
+#undef CYC_NARROW
+}
+#undef NP
+#endif
+
 /* pixel_tile (kernels.h): 4 output channels x 3 vectors of pixels. Each
  * loaded input vector feeds 4 FMAs and each weight broadcast 3, and the
  * sums go straight to their output planes as vectors: no tile buffer and no
