@@ -424,8 +424,18 @@ def conv2d_expected(t, itemsize):
     rows_beat_small = R == S == 3 and dh == dw == 1 and mode == 0 \
         and top + bottom + left + right > 0 and (Wo >= PT or Wo in widths) \
         and groups * -(-Kg // KB) * Cg * 9 * KB * itemsize <= 16 << 20
-    if blocked and sh == 1 and sw == 1 and N * Ho * Wo < TILES["small_pixels"] \
-            and not R == S == 1 and not rows_beat_small:   # (1x1 layers pack on any image)
+    small = blocked and sh == 1 and sw == 1 and N * Ho * Wo < TILES["small_pixels"] \
+        and not R == S == 1 and not rows_beat_small   # (1x1 layers pack on any image)
+    # where 512-bit FMAs run at full width, layers of AVX2's blocks, and of
+    # AVX-512's with at most 27 taps a pixel, run the level's small-image
+    # tiles when at least 70 % of the flat pixels those compute are output pixels
+    OWN = _core.tile_sizes(None, itemsize == 8)
+    own_fp = OWN["flat_f64" if itemsize == 8 else "flat_f32"]
+    if blocked and not small and _core.rows_512() and sh == sw == 1 and not R == S == 1 \
+            and (TILES != OWN or Cg * R * S <= 27) \
+            and 100 * Ho * Wo >= 70 * -(-((Ho - 1) * flat_pitch + Wo) // own_fp) * own_fp:
+        small, TILES, FK, FP = True, OWN, OWN["flat_channels"], own_fp
+    if small:
         Wb = flat_pitch
         Hb = Hp + -(-(FP + Wp - Wb) // Wb)
         scratch = FK * FP

@@ -1935,14 +1935,18 @@ def test_chunked_1x1_tiles(dtype, N, C, K, H, W, groups, padding, monkeypatch):
     (F32, 2, 32, 24, 14, 15, (1, 0), 1),  # a channel group of 4 cut short (24 = 6 x 4)
     (F32, 1, 3, 16, 40, 40, 2, 2),        # dilation
     (F64, 2, 16, 12, 20, 21, 0, 1),       # float64: fewer than 16 channels
+    (F32, 4, 1, 16, 28, 28, 1, 1),        # one input channel: 9 taps a pixel
+    (F32, 2, 3, 64, 32, 33, 1, 1),        # AVX-512 blocks of 27 taps a pixel
+    (F64, 2, 3, 16, 24, 24, (0, 1), 1),   # the same, float64
 ], ids=str)
 def test_narrow_layers_in_wide_small_tiles(dtype, N, C, K, H, W, padding, dilation,
                                            rows_512_restored, monkeypatch):
     """Layers of fewer output channels than an AVX-512 channel block ran
-    AVX2's blocks, half the peak where 512-bit FMAs run at full width: there
+    AVX2's blocks, half the peak where 512-bit FMAs run at full width, and
+    layers of few taps a pixel stored far more than they computed: there
     they run the level's small-image tiles (pixels in 512-bit lanes, weights
     read in place) when their rows fill them. Values against the reference;
-    the bits of AVX2's blocks (the mixed choice) and of any thread count."""
+    the bits of the blocks (the mixed choice) and of any thread count."""
     from cyconv import _core, _parallel
     pad = (padding,) * 2 if isinstance(padding, int) else padding
     x, w, b = case_arrays(K * H, N=N, C=C, K=K, H=H, W=W, dtype=dtype)

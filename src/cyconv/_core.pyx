@@ -1293,23 +1293,26 @@ cdef inline bint _rows_beat_small(const _Conv *g, bint double_precision) noexcep
 
 
 cdef bint _wide_small_tiles(const _Conv *g, bint double_precision) noexcept nogil:
-    # A layer that _conv_table gave AVX2's blocks (fewer output channels per
-    # group than an AVX-512 block) where 512-bit FMAs run at full width
-    # (cyc_rows_512: Zen 5) reaches about half that peak there (32 -> 16 3x3
-    # @56x56: 121 GFLOP/s); the level's own small-image tiles, 512-bit,
-    # 194, while the flat pixels they compute are at least WIDE_SMALL_USE
-    # percent useful: 8x8 images, half of them, ran 102 (Zen 5, float32);
+    # Where 512-bit FMAs run at full width (cyc_rows_512: Zen 5), blocked
+    # layers that the level's own small-image tiles (512-bit, vectorized
+    # along the pixels, stored a run of pixels at a time) run faster, while
+    # the flat pixels they compute are at least WIDE_SMALL_USE percent
+    # useful (8x8 images, half of them, ran 102 GFLOP/s against AVX2's 121;
     # 10x10 (78 %) 1.44x, 11x11 (63 %) 1.00x, 12x12 (75 %) 1.06x, 13x13
-    # (88 %) 1.56x. The same sums in the same order, so the same bits.
+    # (88 %) 1.56x). The same sums in the same order, so the same bits.
+    # - Layers that _conv_table gave AVX2's blocks (fewer output channels per
+    #   group than an AVX-512 block): those reach about half the peak there
+    #   (32 -> 16 3x3 @56x56: 121 GFLOP/s, small-image tiles 194; 1 -> 16
+    #   @28x28 1.84x, 2 -> 16 1.75x, 1 -> 24 2.15x).
+    # - Layers of AVX-512 blocks with at most 27 taps a pixel: their tiles
+    #   store 14 pixels x 32 channels, transposed, for so few products
+    #   (3 -> 64 3x3 @32x32, 64 images: 2.05x; 1 -> 64 @28x28 1.09x; 1 -> 32
+    #   5x5 0.98x; 16 -> 32 3x3 @14x14, 144 taps: 0.66x).
     cdef Py_ssize_t FP = _table.flat_f64 if double_precision else _table.flat_f32
     cdef Py_ssize_t pixels, tiles
-    if g.table == _table or not cyc_rows_512() or g.sh != 1 or g.sw != 1 \
-            or (g.R == 1 and g.S == 1):
+    if not cyc_rows_512() or g.sh != 1 or g.sw != 1 or (g.R == 1 and g.S == 1):
         return False
-    if g.Cg * g.R * g.S < 27 and 2 * g.Kg > g.KB:
-        # Few taps a pixel fill AVX2's blocks' lanes (1 -> 16 3x3 @28x28:
-        # small-image tiles 0.88x, 2 -> 16 0.94x; 4 -> 16 1.12x); half-empty
-        # blocks (8 channels) lose to them anyway (1 -> 8 @56x56: 1.32x).
+    if g.table == _table and g.Cg * g.R * g.S > 27:
         return False
     pixels = (g.Ho - 1) * _flat_pitch(g) + g.Wo
     tiles = (pixels + FP - 1) // FP
@@ -2355,6 +2358,15 @@ cdef inline void _prefetch_runs(const char *first, Py_ssize_t step, Py_ssize_t c
             cyc_prefetch_read_l2(<const void *>(start + <size_t>line))
 
 
+cdef inline void _store_run(const fp_t *src, fp_t *dst, Py_ssize_t n,
+                            const fp_t *bias) noexcept nogil:
+    # dst[i] = src[i] (+ bias[0]) for i < n: a run of a flat tile's pixels
+    if fp_t is float:
+        cyc_store_channel_f32(src, 1, dst, n, bias)
+    else:
+        cyc_store_channel_f64(src, 1, dst, n, bias)
+
+
 cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
                         const Py_ssize_t *wstr, const fp_t *bias, char *out, Py_ssize_t osk,
                         Py_ssize_t osy, Py_ssize_t osx, fp_t *tile, fp_t *stage,
@@ -2421,7 +2433,12 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
                     y = (f + t) // Wb
                     x = (f + t) - y * Wb
                     npx = min(FP - t, Wb - x, f_end - f - t)
-                    if x < Wo:
+                    if x < Wo and osx == item:   # vector stores (tile_store.h)
+                        for k in range(nk):
+                            o = out + (grp * g.Kg + kb + k) * osk + y * osy + x * osx
+                            _store_run(tile + k * FP + t, <fp_t *>o, min(npx, Wo - x),
+                                       bias + grp * g.Kg + kb + k if bias != NULL else NULL)
+                    elif x < Wo:
                         for k in range(nk):
                             o = out + (grp * g.Kg + kb + k) * osk + y * osy + x * osx
                             bk = bias[grp * g.Kg + kb + k] if bias != NULL else 0
