@@ -64,6 +64,14 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_flat_tile_f64)(const double *inp, cyc_index cs, cyc_index rs, cyc_index ds,
                                        cyc_index C, cyc_index R, cyc_index S,
                                        const double *const *wk, double *tile)
+    ctypedef void (*cyc_flat_tile_part_f32)(const float *inp, cyc_index cs, cyc_index rs,
+                                            cyc_index ds, cyc_index C, cyc_index R, cyc_index S,
+                                            const float *const *wk, float *tile,
+                                            cyc_index vectors)
+    ctypedef void (*cyc_flat_tile_part_f64)(const double *inp, cyc_index cs, cyc_index rs,
+                                            cyc_index ds, cyc_index C, cyc_index R, cyc_index S,
+                                            const double *const *wk, double *tile,
+                                            cyc_index vectors)
     ctypedef void (*cyc_pixel_tile_f32)(const float *inp, cyc_index cs, cyc_index C,
                                         const float *wp, cyc_index ws, const float *bias,
                                         float *out, cyc_index os, cyc_index nk)
@@ -159,6 +167,8 @@ cdef extern from "kernels.h" nogil:
         cyc_narrow_tile_f32 narrow_tile_f32
         cyc_narrow_tile_f64 narrow_tile_f64
         cyc_index narrow_pixels
+        cyc_flat_tile_part_f32 flat_tile_part_f32
+        cyc_flat_tile_part_f64 flat_tile_part_f64
     void cyc_stream_fence()
     int cyc_detect_level()
     int cyc_detect_full_width_512()
@@ -2361,6 +2371,7 @@ cdef inline void _prefetch_runs(const char *first, Py_ssize_t step, Py_ssize_t c
 cdef inline void _store_run(const fp_t *src, fp_t *dst, Py_ssize_t n,
                             const fp_t *bias) noexcept nogil:
     # dst[i] = src[i] (+ bias[0]) for i < n: a run of a flat tile's pixels
+    # (tile_store.h: in vectors)
     if fp_t is float:
         cyc_store_channel_f32(src, 1, dst, n, bias)
     else:
@@ -2390,6 +2401,7 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
         and wstr[0] == g.R * g.S * item
     cdef Py_ssize_t grp, kb, kb_index, k, nk, f, f_end = (y1 - 1) * Wb + Wo, t, y, x, npx, i
     cdef Py_ssize_t tiles = (f_end - y0 * Wb + FP - 1) // FP, tile_index, kn = 0, nn = 0
+    cdef Py_ssize_t lanes = g.KB // 2, FV = FP // lanes, vectors
     cdef const fp_t *wk[CYC_MAX_FLAT_CHANNELS]     # FK pointers
     cdef const fp_t *base
     cdef char *o
@@ -2417,26 +2429,38 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
             f = y0 * Wb
             tile_index = 0
             while f < f_end:
+                vectors = FV
+                if f + FP > f_end:   # the last tile: only the vectors that hold pixels
+                    vectors = (f_end - f + lanes - 1) // lanes
                 if fp_t is float:
-                    g.table.flat_tile_f32(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk,
-                                          tile)
+                    if vectors < FV:
+                        g.table.flat_tile_part_f32(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R,
+                                                   g.S, wk, tile, vectors)
+                    else:
+                        g.table.flat_tile_f32(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S,
+                                              wk, tile)
                 else:
-                    g.table.flat_tile_f64(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk,
-                                          tile)
+                    if vectors < FV:
+                        g.table.flat_tile_part_f64(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R,
+                                                   g.S, wk, tile, vectors)
+                    else:
+                        g.table.flat_tile_f64(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S,
+                                              wk, tile)
                 if runs_ahead and nn > 0:
                     _prefetch_runs(<const char *>weight + kn * wstr[0] - (g.R * g.S - 1) * item,
                                    wstr[1], tile_index * g.Cg // tiles,
                                    (tile_index + 1) * g.Cg // tiles, nn * g.R * g.S * item)
                 tile_index = tile_index + 1
                 t = 0
+                y = f // Wb
+                x = f - y * Wb
                 while t < FP and f + t < f_end:
-                    y = (f + t) // Wb
-                    x = (f + t) - y * Wb
                     npx = min(FP - t, Wb - x, f_end - f - t)
-                    if x < Wo and osx == item:   # vector stores (tile_store.h)
+                    if x < Wo and osx == item:
+                        o = out + (grp * g.Kg + kb) * osk + y * osy + x * osx
                         for k in range(nk):
-                            o = out + (grp * g.Kg + kb + k) * osk + y * osy + x * osx
-                            _store_run(tile + k * FP + t, <fp_t *>o, min(npx, Wo - x),
+                            _store_run(tile + k * FP + t, <fp_t *>(o + k * osk),
+                                       min(npx, Wo - x),
                                        bias + grp * g.Kg + kb + k if bias != NULL else NULL)
                     elif x < Wo:
                         for k in range(nk):
@@ -2448,6 +2472,10 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
                                 else:
                                     (<fp_t *>(o + i * osx))[0] = tile[k * FP + t + i]
                     t = t + npx
+                    x = x + npx   # the next run: the rest of this row, or the next row
+                    if x == Wb:
+                        x = 0
+                        y = y + 1
                 f = f + FP
 
 

@@ -146,6 +146,15 @@ typedef void (*cyc_flat_tile_f32)(const float *in, cyc_index cs, cyc_index rs, c
 typedef void (*cyc_flat_tile_f64)(const double *in, cyc_index cs, cyc_index rs, cyc_index ds,
                                   cyc_index C, cyc_index R, cyc_index S,
                                   const double *const *wk, double *tile);
+/* The same for the first `vectors` (1 .. FV - 1; FV = FP / lanes) vectors
+ * of pixels only: the tile's other values are left as they were. */
+typedef void (*cyc_flat_tile_part_f32)(const float *in, cyc_index cs, cyc_index rs,
+                                       cyc_index ds, cyc_index C, cyc_index R, cyc_index S,
+                                       const float *const *wk, float *tile, cyc_index vectors);
+typedef void (*cyc_flat_tile_part_f64)(const double *in, cyc_index cs, cyc_index rs,
+                                       cyc_index ds, cyc_index C, cyc_index R, cyc_index S,
+                                       const double *const *wk, double *tile,
+                                       cyc_index vectors);
 
 /* A 1x1 layer's tile with the output pixels in the vector lanes (unit
  * stride, no padding): CYC_PIXEL_CHANNELS output channels x CYC_PIXEL_PIXELS
@@ -292,6 +301,8 @@ typedef struct {
     cyc_narrow_tile_f32 narrow_tile_f32;
     cyc_narrow_tile_f64 narrow_tile_f64;
     cyc_index narrow_pixels;    /* elements per narrow tile (0 without one) */
+    cyc_flat_tile_part_f32 flat_tile_part_f32;
+    cyc_flat_tile_part_f64 flat_tile_part_f64;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

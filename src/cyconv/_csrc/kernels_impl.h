@@ -1433,22 +1433,22 @@ static void FN(pixel_tile)(const T *in, cyc_index cs, cyc_index C, const T *wp,
 }
 #endif
 
-/* A tile of FK output channels x FV vectors of consecutive flat pixels
- * (the padded image read as one long row; unit stride), with the weights in
- * their natural (K, C, R, S) layout: wk[k] points at output channel k's
- * C*R*S weights, so nothing is repacked. For layers whose images are too
- * small to amortize packing. Sum order per pixel: (c, r, s), from zero.
+/* A tile of FK output channels x FV vectors of consecutive flat pixels (the padded image read as one long row; unit stride), with
+ * the weights in their natural (K, C, R, S) layout: wk[k] points at output
+ * channel k's C*R*S weights, so nothing is repacked. For layers whose
+ * images are too small to amortize packing. Sum order per pixel: (c, r, s),
+ * from zero.
  *   tile[k*FV*VW + x] = sum_{c,r,s} wk[k][(c*R + r)*S + s] * in[c*cs + r*rs + s*ds + x] */
 #if VBYTES
-TARGET static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
-                                 cyc_index C, cyc_index R, cyc_index S,
-                                 const T *const *wk, T *tile)
+TARGET static inline __attribute__((always_inline)) void
+FN(flat_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds, cyc_index C,
+                   cyc_index R, cyc_index S, const T *const *wk, T *tile, const int fv)
 {
     VEC acc[FK][FV];
 #pragma GCC unroll 16
     for (int k = 0; k < FK; k++)
 #pragma GCC unroll 16
-        for (int v = 0; v < FV; v++) acc[k][v] = (VEC){0};
+        for (int v = 0; v < fv; v++) acc[k][v] = (VEC){0};
     cyc_index t = 0;
     for (cyc_index c = 0; c < C; c++) {
         for (cyc_index r = 0; r < R; r++) {
@@ -1456,7 +1456,7 @@ TARGET static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_in
             for (cyc_index s = 0; s < S; s++, t++) {
                 VEC x[FV];
 #pragma GCC unroll 16
-                for (int v = 0; v < FV; v++) VLOAD(x[v], p + s * ds + v * VW);
+                for (int v = 0; v < fv; v++) VLOAD(x[v], p + s * ds + v * VW);
 #pragma GCC unroll 16
                 for (int k = 0; k < FK; k++) {
                     /* No software prefetch of the weight streams: measured
@@ -1464,7 +1464,7 @@ TARGET static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_in
                      * than the misses it saves. */
                     VEC wv = VSPLAT(wk[k][t]);
 #pragma GCC unroll 16
-                    for (int v = 0; v < FV; v++) acc[k][v] += wv * x[v];
+                    for (int v = 0; v < fv; v++) acc[k][v] += wv * x[v];
                 }
             }
         }
@@ -1472,22 +1472,52 @@ TARGET static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_in
 #pragma GCC unroll 16
     for (int k = 0; k < FK; k++)
 #pragma GCC unroll 16
-        for (int v = 0; v < FV; v++) VSTORE(tile + (k * FV + v) * VW, acc[k][v]);
+        for (int v = 0; v < fv; v++) VSTORE(tile + (k * FV + v) * VW, acc[k][v]);
+}
+
+TARGET static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                 cyc_index C, cyc_index R, cyc_index S,
+                                 const T *const *wk, T *tile)
+{
+    FN(flat_tile_body)(in, cs, rs, ds, C, R, S, wk, tile, FV);
+}
+
+/* The first `vectors` (< FV) vectors of a flat tile: an image's last tile,
+ * which computed up to FV - 1 vectors of pixels past its end (a function
+ * apart from flat_tile: an argument more cost the tiles of one input channel
+ * 5 %, their calls being that short). */
+TARGET static void FN(flat_tile_part)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                                      cyc_index C, cyc_index R, cyc_index S,
+                                      const T *const *wk, T *tile, cyc_index vectors)
+{
+    /* a copy for each count, so the accumulators stay in registers */
+    switch (vectors) {
+    case 1: FN(flat_tile_body)(in, cs, rs, ds, C, R, S, wk, tile, 1); return;
+    case 2: FN(flat_tile_body)(in, cs, rs, ds, C, R, S, wk, tile, 2 < FV ? 2 : FV); return;
+    default: FN(flat_tile_body)(in, cs, rs, ds, C, R, S, wk, tile, 3 < FV ? 3 : FV); return;
+    }
 }
 #else
-static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
-                          cyc_index C, cyc_index R, cyc_index S,
-                          const T *const *wk, T *tile)
+static void FN(flat_tile_part)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                               cyc_index C, cyc_index R, cyc_index S,
+                               const T *const *wk, T *tile, cyc_index vectors)
 {
-    /* scalar build: FV "vectors" of one element */
+    /* scalar build: `vectors` (<= FV) "vectors" of one element */
     for (int i = 0; i < FK * FV; i++) tile[i] = 0;
     cyc_index t = 0;
     for (cyc_index c = 0; c < C; c++)
         for (cyc_index r = 0; r < R; r++)
             for (cyc_index s = 0; s < S; s++, t++)
                 for (int k = 0; k < FK; k++)
-                    for (int v = 0; v < FV; v++)
+                    for (int v = 0; v < vectors; v++)
                         tile[k * FV + v] += wk[k][t] * in[c * cs + r * rs + s * ds + v];
+}
+
+static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
+                          cyc_index C, cyc_index R, cyc_index S,
+                          const T *const *wk, T *tile)
+{
+    FN(flat_tile_part)(in, cs, rs, ds, C, R, S, wk, tile, FV);
 }
 #endif
 
