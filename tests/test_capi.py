@@ -428,12 +428,16 @@ def conv2d_expected(t, itemsize):
         and not R == S == 1 and not rows_beat_small   # (1x1 layers pack on any image)
     # where 512-bit FMAs run at full width, layers of AVX2's blocks, and of
     # AVX-512's with at most 27 taps a pixel, run the level's small-image
-    # tiles when at least 70 % of the flat pixels those compute are output pixels
+    # tiles when at least 70 % of the flat pixels those compute are output
+    # pixels (AVX2's blocks: counted in vectors from one whole tile on)
     OWN = _core.tile_sizes(None, itemsize == 8)
     own_fp = OWN["flat_f64" if itemsize == 8 else "flat_f32"]
+    lanes = OWN["block_f64" if itemsize == 8 else "block_f32"] // 2
+    pixels = (Ho - 1) * flat_pitch + Wo
+    computed = -(-pixels // own_fp) * own_fp if TILES == OWN or pixels < own_fp \
+        else -(-pixels // lanes) * lanes
     if blocked and not small and _core.rows_512() and sh == sw == 1 and not R == S == 1 \
-            and (TILES != OWN or Cg * R * S <= 27) \
-            and 100 * Ho * Wo >= 70 * -(-((Ho - 1) * flat_pitch + Wo) // own_fp) * own_fp:
+            and (TILES != OWN or Cg * R * S <= 27) and 100 * Ho * Wo >= 70 * computed:
         small, TILES, FK, FP = True, OWN, OWN["flat_channels"], own_fp
     if small:
         Wb = flat_pitch

@@ -1307,26 +1307,36 @@ cdef bint _wide_small_tiles(const _Conv *g, bint double_precision) noexcept nogi
     # layers that the level's own small-image tiles (512-bit, vectorized
     # along the pixels, stored a run of pixels at a time) run faster, while
     # the flat pixels they compute are at least WIDE_SMALL_USE percent
-    # useful (8x8 images, half of them, ran 102 GFLOP/s against AVX2's 121;
-    # 10x10 (78 %) 1.44x, 11x11 (63 %) 1.00x, 12x12 (75 %) 1.06x, 13x13
-    # (88 %) 1.56x). The same sums in the same order, so the same bits.
+    # useful (whole 64-pixel tiles, float32: 8x8 images, half of them, ran
+    # 102 GFLOP/s against AVX2's 121; 10x10 (78 %) 1.44x, 11x11 (63 %)
+    # 1.00x, 12x12 (75 %) 1.06x, 13x13 (88 %) 1.56x). The same sums in the
+    # same order, so the same bits.
     # - Layers that _conv_table gave AVX2's blocks (fewer output channels per
     #   group than an AVX-512 block): those reach about half the peak there
     #   (32 -> 16 3x3 @56x56: 121 GFLOP/s, small-image tiles 194; 1 -> 16
-    #   @28x28 1.84x, 2 -> 16 1.75x, 1 -> 24 2.15x).
+    #   @28x28 1.84x, 2 -> 16 1.75x, 1 -> 24 2.15x). An image's last tile
+    #   computes only the vectors that hold pixels, so their share counts
+    #   vectors, once an image holds a whole tile (64 x 16 -> 16 @8x8, 80 %:
+    #   1.35x; 24 -> 24 1.81x; 16 -> 16 @9x9 1.48x, @11x11 1.20x).
     # - Layers of AVX-512 blocks with at most 27 taps a pixel: their tiles
     #   store 14 pixels x 32 channels, transposed, for so few products
     #   (3 -> 64 3x3 @32x32, 64 images: 2.05x; 1 -> 64 @28x28 1.09x; 1 -> 32
     #   5x5 0.98x; 16 -> 32 3x3 @14x14, 144 taps: 0.66x).
     cdef Py_ssize_t FP = _table.flat_f64 if double_precision else _table.flat_f32
-    cdef Py_ssize_t pixels, tiles
+    cdef Py_ssize_t lanes, pixels, computed
     if not cyc_rows_512() or g.sh != 1 or g.sw != 1 or (g.R == 1 and g.S == 1):
         return False
     if g.table == _table and g.Cg * g.R * g.S > 27:
         return False
     pixels = (g.Ho - 1) * _flat_pitch(g) + g.Wo
-    tiles = (pixels + FP - 1) // FP
-    return 100 * g.Ho * g.Wo >= WIDE_SMALL_USE * tiles * FP
+    if g.table == _table or pixels < FP:
+        # whole tiles (counted in vectors: 3 -> 64 @8x8, 80 %, 0.83x; 16 ->
+        # 16 @6x6, 75 % in one part of a tile, 0.82x)
+        computed = (pixels + FP - 1) // FP * FP
+    else:   # an image's last tile computes only the vectors that hold pixels
+        lanes = _table.block_f64 // 2 if double_precision else _table.block_f32 // 2
+        computed = (pixels + lanes - 1) // lanes * lanes
+    return 100 * g.Ho * g.Wo >= WIDE_SMALL_USE * computed
 
 
 cdef inline void _use_table(_Conv *g, const cyc_kernel_table *t,
