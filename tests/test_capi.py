@@ -451,6 +451,10 @@ def conv2d_expected(t, itemsize):
         step = PT
         if Wo > PT and row_pixels(fit(-(-Wo // -(-Wo // PT)))) < row_pixels(PT):
             step = fit(-(-Wo // -(-Wo // PT)))
+        # a row narrower than the tile that would hold it: narrower tiles
+        narrower = [w for w in widths[1:] if w < Wo]
+        if Wo < PT and fit(Wo) != Wo and narrower:
+            step = min(narrower, key=row_pixels)
         if step == PT:
             flat = sh == 1 and sw == 1 and flat_pitch - Wo < -(-Wo // PT) * PT - Wo
         else:

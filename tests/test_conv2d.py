@@ -1495,8 +1495,10 @@ def _plan_of(x, w):
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 def test_row_step_cuts_rows_into_fewer_pixels(dtype):
     """A row's tiles step by a narrower tile width only when that computes
-    fewer pixels (rows of 7 at 6 pixels a tile: 4 + 3, not 6 + 2), and then
-    run instead of flat tiles whose pitch computes more. The layers cut that way give
+    fewer pixels (rows of 7 at 6 pixels a tile: 4 + 3, not 6 + 2), or when
+    the row is narrower than the tile that would hold it (rows of 5 at 6
+    pixels a tile: 3 + 2), and then run instead of flat tiles whose pitch
+    computes more. The layers cut that way give
     the reference's values, and the bits of the explicitly padded input at 1
     and 3 threads."""
     from cyconv import _core
@@ -1508,9 +1510,16 @@ def test_row_step_cuts_rows_into_fewer_pixels(dtype):
             continue
         widths, PT = plan.tile_widths, plan.tile_pixels
         assert plan.row_step in widths
-        assert _row_pixels(widths, Wo, plan.row_step) <= _row_pixels(widths, Wo, PT)
-        if plan.row_step < PT:
+        fit = [w for w in widths[1:] if w < Wo]
+        if Wo < PT and Wo not in widths and fit:
+            # a row narrower than the tile that holds it, which would gather
+            # its input: the narrower tiles that compute the fewest pixels
+            assert plan.row_step == min(fit, key=lambda s: _row_pixels(widths, Wo, s))
+        else:
+            assert _row_pixels(widths, Wo, plan.row_step) <= _row_pixels(widths, Wo, PT)
+        if plan.row_step < PT and not (Wo < PT and Wo not in widths):
             assert _row_pixels(widths, Wo, plan.row_step) < _row_pixels(widths, Wo, PT)
+        if plan.row_step < PT:
             # flat tiles' pitch: Wo + 1, rows sharing a padding column
             assert plan.flat == (Wo + 1 <= _row_pixels(widths, Wo, plan.row_step))
             if not plan.flat:
@@ -1526,6 +1535,15 @@ def test_row_step_cuts_rows_into_fewer_pixels(dtype):
                 np.testing.assert_array_equal(
                     cyconv.conv2d(inp, w, b, 1, pad, workers=workers).view(np.uint8),
                     got.view(np.uint8))
+    # Strided rows (never flat) narrower than a tile, of every width up to
+    # the widest tile: narrower tiles, or the tile that holds the row.
+    for Wo in range(1, _core.tile_sizes(64, dtype == F64)["tile_pixels"] + 1):
+        x, w, b = case_arrays(seed_of(dtype, Wo, "strided row"), N=2, C=24, K=40, H=6,
+                              W=2 * Wo, dtype=dtype)
+        got = check(x, w, b, 2, 1)
+        for workers in (1, 3):
+            np.testing.assert_array_equal(
+                cyconv.conv2d(x, w, b, 2, 1, workers=workers).view(np.uint8), got.view(np.uint8))
 
 
 @pytest.mark.parametrize("C,K,H,W,R,padding", [

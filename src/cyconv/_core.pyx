@@ -1695,10 +1695,26 @@ cdef inline Py_ssize_t _row_step(Py_ssize_t PT, Py_ssize_t Wo) noexcept nogil:
     # a row's pixels: rows of 7 on AVX2 (PT 6) run as 4 + 3 rather than
     # 6 + 2 (moved back over one), and then beat flat tiles of pitch 8
     # (1.09-1.17x for 3x3 layers at 7x7: they leave out the padding too).
-    if Wo <= PT:   # one tile, of the narrowest width that holds the row
-        return PT
-    cdef Py_ssize_t tiles = (Wo + PT - 1) // PT
-    cdef Py_ssize_t step = _tile_width(PT, (Wo + tiles - 1) // tiles)
+    cdef Py_ssize_t tiles, step, width, best
+    cdef int i
+    if Wo <= PT:
+        # One tile, of the narrowest width that holds the row, where that is
+        # the row's width; else tiles of a narrower width that compute the
+        # fewest pixels: a tile wider than the row would gather its input
+        # (_blocked_row_tile), element by element (Zen 5, float32, 64
+        # images: 32 -> 64 3x3/2 @16x16, rows of 8 on AVX-512, 3.5x; 32 ->
+        # 32 3x3 @13x13 2.8x; 16 -> 16 @5x5 on AVX2 2.1x).
+        if _tile_width(PT, Wo) == Wo:
+            return PT
+        best = PT
+        for i in range(1, CYC_TILE_WIDTHS):
+            width = CYC_TILE_WIDTH(PT, i)
+            if width < Wo and (best == PT or _row_pixels(PT, Wo, width)
+                               < _row_pixels(PT, Wo, best)):
+                best = width
+        return best
+    tiles = (Wo + PT - 1) // PT
+    step = _tile_width(PT, (Wo + tiles - 1) // tiles)
     return step if _row_pixels(PT, Wo, step) < _row_pixels(PT, Wo, PT) else PT
 
 
