@@ -1546,6 +1546,45 @@ def test_row_step_cuts_rows_into_fewer_pixels(dtype):
                 cyconv.conv2d(x, w, b, 2, 1, workers=workers).view(np.uint8), got.view(np.uint8))
 
 
+TINY_IMAGES = [(1, 1), (2, 2), (3, 3), (2, 5), (3, 4), (4, 4), (1, 9), (1, 3), (1, 11), (1, 13)]
+
+
+def _tiny_plan(H, W, dtype):
+    # 24 -> 40 channels 3x3, padding 1, on enough images for blocked tiles
+    # (fewer output pixels than SMALL_PIXELS run small-image tiles)
+    from cyconv import _core
+    N = 128 // (H * W) + 1
+    return N, _core.conv2d_plan((N, 24, H, W), 40, (3, 3), 1, (1, 1), (1, 1), (1, 1, 1, 1),
+                                dtype == F64, zero_padding=True)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("H, W", TINY_IMAGES, ids=str)
+def test_images_of_less_than_a_flat_tile(dtype, H, W):
+    """Flat tiles on images of fewer flat pixels than a tile run tiles of a
+    narrower width, the last moved back, or gather the input under the
+    narrowest width: the reference's values, the bits of any thread count."""
+    N, _ = _tiny_plan(H, W, dtype)
+    x, w, b = case_arrays(seed_of(dtype, H, W, "tiny"), N=N, C=24, K=40, H=H, W=W, dtype=dtype)
+    got = check(x, w, b, 1, 1)
+    for workers in (1, 3):
+        np.testing.assert_array_equal(cyconv.conv2d(x, w, b, 1, 1, workers=workers).view(np.uint8),
+                                      got.view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_tiny_images_plan_flat_tiles_of_less_than_a_tile(dtype):
+    """TINY_IMAGES holds, on every level, flat plans whose images have fewer
+    flat pixels than a tile and no tile width of them."""
+    found = []
+    for H, W in TINY_IMAGES:
+        _, plan = _tiny_plan(H, W, dtype)
+        pixels = (H - 1) * plan.Wb + W
+        if plan.flat and pixels < plan.tile_pixels and pixels not in plan.tile_widths:
+            found.append((H, W))
+    assert found
+
+
 @pytest.mark.parametrize("C,K,H,W,R,padding", [
     (160, 96, 7, 7, 3, 1),     # rows of one tile width (AVX-512), blocks outer
     (160, 96, 12, 11, 3, 1),   # flat tiles

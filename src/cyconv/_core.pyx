@@ -1690,29 +1690,34 @@ cdef inline Py_ssize_t _row_pixels(Py_ssize_t PT, Py_ssize_t Wo, Py_ssize_t step
     return Wo - rest + (_tile_width(PT, rest) if rest > 0 else 0)
 
 
+cdef inline Py_ssize_t _narrower_step(Py_ssize_t PT, Py_ssize_t n) noexcept nogil:
+    # The tile width under n (< PT) whose tiles compute the fewest pixels
+    # for n (_row_pixels; the wider of equals), or 0 when none is under n.
+    cdef Py_ssize_t width, best = 0
+    cdef int i
+    for i in range(1, CYC_TILE_WIDTHS):
+        width = CYC_TILE_WIDTH(PT, i)
+        if width < n and (best == 0 or _row_pixels(PT, n, width) < _row_pixels(PT, n, best)):
+            best = width
+    return best
+
+
 cdef inline Py_ssize_t _row_step(Py_ssize_t PT, Py_ssize_t Wo) noexcept nogil:
     # PT, or a narrower tile width when as many tiles of it compute fewer of
     # a row's pixels: rows of 7 on AVX2 (PT 6) run as 4 + 3 rather than
     # 6 + 2 (moved back over one), and then beat flat tiles of pitch 8
     # (1.09-1.17x for 3x3 layers at 7x7: they leave out the padding too).
-    cdef Py_ssize_t tiles, step, width, best
-    cdef int i
+    cdef Py_ssize_t tiles, step
     if Wo <= PT:
         # One tile, of the narrowest width that holds the row, where that is
-        # the row's width; else tiles of a narrower width that compute the
-        # fewest pixels: a tile wider than the row would gather its input
-        # (_blocked_row_tile), element by element (Zen 5, float32, 64
-        # images: 32 -> 64 3x3/2 @16x16, rows of 8 on AVX-512, 3.5x; 32 ->
-        # 32 3x3 @13x13 2.8x; 16 -> 16 @5x5 on AVX2 2.1x).
+        # the row's width; else narrower tiles: a tile wider than the row
+        # would gather its input (_blocked_row_tile), element by element
+        # (Zen 5, float32, 64 images: 32 -> 64 3x3/2 @16x16, rows of 8 on
+        # AVX-512, 3.5x; 32 -> 32 3x3 @13x13 2.8x; 16 -> 16 @5x5 on AVX2 2.1x).
         if _tile_width(PT, Wo) == Wo:
             return PT
-        best = PT
-        for i in range(1, CYC_TILE_WIDTHS):
-            width = CYC_TILE_WIDTH(PT, i)
-            if width < Wo and (best == PT or _row_pixels(PT, Wo, width)
-                               < _row_pixels(PT, Wo, best)):
-                best = width
-        return best
+        step = _narrower_step(PT, Wo)
+        return step if step else PT
     tiles = (Wo + PT - 1) // PT
     step = _tile_width(PT, (Wo + tiles - 1) // tiles)
     return step if _row_pixels(PT, Wo, step) < _row_pixels(PT, Wo, PT) else PT
@@ -1825,7 +1830,7 @@ cdef inline void _blocked_flat_tile(const _Conv *g, const fp_t *base, const fp_t
     cdef Py_ssize_t pt = _flat_width(PT, f, f_end)
     if pt < PT:   # a narrower tile ends at f_end
         _blocked_tile_sized(base + f, g.Hb * Wb, Wb * g.dh, g.dw, 1, g, 0, g.R, wp, tile, pt, 0)
-        _store_flat_tile(g, tile, 0, f, f_end, bk, out, osk, osy, osx, nk)
+        _store_flat_tile(g, tile, 0, f, f_end, pt, bk, out, osk, osy, osx, nk)
         return
     if f + PT > f_end and f_end >= PT:
         # The last tile would read past the rows this piece prepared: move
@@ -1836,23 +1841,40 @@ cdef inline void _blocked_flat_tile(const _Conv *g, const fp_t *base, const fp_t
         f = f_end - PT
     if f + PT <= f_end:
         _blocked_tile(base + f, g.Hb * Wb, Wb * g.dh, g.dw, 1, g, wp, tile)
-    else:
-        # Images of less than one tile: gather the input of its pixels.
+        _store_flat_tile(g, tile, t, f, f_end, PT, bk, out, osk, osy, osx, nk)
+        return
+    # An image of less than one tile, no width ending at its end: tiles of a
+    # narrower width, the last moved back to end there (a tile of PT would
+    # gather its input, element by element: Zen 5, float32, 64 images at
+    # 3x3, 32 -> 32 channels 1.98x, 128 -> 128 2.50x); under the narrowest
+    # width, that gather.
+    pt = _narrower_step(PT, f_end - f)
+    if pt == 0:
         _gather_edge(g, base, 0, f, f_end - f, edge)
         _blocked_tile(edge, g.R * PT * g.S, PT * g.S, 1, g.S, g, wp, tile)
-    _store_flat_tile(g, tile, t, f, f_end, bk, out, osk, osy, osx, nk)
+        _store_flat_tile(g, tile, 0, f, f_end, PT, bk, out, osk, osy, osx, nk)
+        return
+    while f < f_end:
+        t = 0
+        if f + pt > f_end:
+            t = f + pt - f_end
+            f = f_end - pt
+        _blocked_tile_sized(base + f, g.Hb * Wb, Wb * g.dh, g.dw, 1, g, 0, g.R, wp, tile, pt, 0)
+        _store_flat_tile(g, tile, t, f, f_end, pt, bk, out, osk, osy, osx, nk)
+        f = f + pt
 
 
 cdef inline void _store_flat_tile(const _Conv *g, const fp_t *tile, Py_ssize_t t, Py_ssize_t f,
-                                  Py_ssize_t f_end, const fp_t *bk, char *out, Py_ssize_t osk,
-                                  Py_ssize_t osy, Py_ssize_t osx, Py_ssize_t nk) noexcept nogil:
-    # Pixels t.. of the flat tile at flat pixel f, row by row, skipping the
-    # padding columns and anything at or past f_end.
-    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wb = g.Wb, Wo = g.Wo, y, x, npx
-    while t < PT and f + t < f_end:
+                                  Py_ssize_t f_end, Py_ssize_t pt, const fp_t *bk, char *out,
+                                  Py_ssize_t osk, Py_ssize_t osy, Py_ssize_t osx,
+                                  Py_ssize_t nk) noexcept nogil:
+    # Pixels t.. of the flat tile of pt pixels at flat pixel f, row by row,
+    # skipping the padding columns and anything at or past f_end.
+    cdef Py_ssize_t KB = g.KB, Wb = g.Wb, Wo = g.Wo, y, x, npx
+    while t < pt and f + t < f_end:
         y = (f + t) // Wb
         x = (f + t) - y * Wb
-        npx = min(PT - t, Wb - x)
+        npx = min(pt - t, Wb - x)
         if x < Wo:
             _store_tile(tile + t * KB, KB, nk, out + y * osy + x * osx,
                         osk, osx, min(npx, Wo - x), bk)
@@ -1875,7 +1897,7 @@ cdef inline void _chunk_tile(const _Conv *g, const fp_t *padded, const fp_t *wp,
                        p if c0 > 0 else NULL, tile if last else p, pt)
     if last:
         k0 = grp * g.Kg + b * KB
-        _store_flat_tile(g, tile, f0 + i * PT - f, f, f_end,
+        _store_flat_tile(g, tile, f0 + i * PT - f, f, f_end, pt,
                          bias + k0 if bias != NULL else NULL, out + k0 * osk,
                          osk, osy, osx, min(KB, g.Kg - b * KB))
 
