@@ -26,7 +26,12 @@ float32: forward, backward, SGD update) against its PyTorch twin
 (``torch_twin.py``: the same net with ``loss.backward()`` and
 ``torch.optim.SGD``); ``--train-step`` runs only that case.
 
-    python bench/bench_grad.py [--quick] [--train-step] [--json PATH] [--markdown]
+``--small`` runs, instead of the ResNet set, the small layers a CNN written
+in NumPy has (MNIST- and CIFAR-sized images, 1-128 channels, batches of
+32-64, 3×3 with padding 1, one with stride 2), each with its forward pass
+too (``conv2d`` vs ``torch.nn.functional.conv2d``).
+
+    python bench/bench_grad.py [--quick] [--train-step] [--small] [--json PATH] [--markdown]
 """
 
 from __future__ import annotations
@@ -50,6 +55,13 @@ LAYERS = [c for c in B._SHAPES if c.name in ("ResNet conv1", "3×3", "3×3 down"
 CASES = [dataclasses.replace(c, N=n) for n in (1, 8) for c in LAYERS] \
     + [c for c in B._SHAPES if c.name.startswith("MNv2 depthwise")]
 OPS = ("grad_input", "grad_weight", "conv_transpose2d")
+SMALL_CASES = [B.Case("small", n, c, k, h, h, 3, 3, stride=st, padding=1)
+               for n, c, k, h, st in [(64, 1, 16, 28, 1), (64, 16, 32, 14, 1), (64, 3, 16, 32, 1),
+                                      (64, 3, 64, 32, 1), (32, 16, 16, 16, 1), (8, 32, 16, 56, 1),
+                                      (64, 32, 64, 16, 2), (64, 16, 16, 8, 1), (64, 24, 24, 8, 1),
+                                      (64, 64, 64, 8, 1), (64, 64, 64, 4, 1), (64, 32, 32, 3, 1),
+                                      (64, 128, 128, 2, 1)]]
+SMALL_OPS = ("forward", "grad_input", "grad_weight")
 
 
 def callables(case: B.Case, op: str, cyconv, torch):
@@ -60,6 +72,9 @@ def callables(case: B.Case, op: str, cyconv, torch):
     kw = dict(stride=case.stride, padding=case.padding, groups=case.groups)
     nn_grad = torch.nn.grad
     xt, wt, gt = (torch.from_numpy(a) for a in (x, w, g))
+    if op == "forward":
+        return (lambda: cyconv.conv2d(x, w, **kw),
+                lambda: torch.nn.functional.conv2d(xt, wt, **kw).numpy())
     if op == "grad_input":
         return (lambda: cyconv.conv2d_backward(g, x, w, output_mask=(True, False, False), **kw)[0],
                 lambda: nn_grad.conv2d_input(x.shape, wt, gt, **kw).numpy())
@@ -102,7 +117,7 @@ def train_step(torch, repeat: int = 15) -> dict:
     return dict(cyconv=t["cyconv"].as_dict(), torch=t["torch"].as_dict(), ratio=ratio)
 
 
-def run(quick: bool = False, only_train_step: bool = False) -> dict:
+def run(quick: bool = False, only_train_step: bool = False, small: bool = False) -> dict:
     cyconv = C.import_cyconv()
     torch = C.optional_import("torch")
     if torch is None:
@@ -111,10 +126,11 @@ def run(quick: bool = False, only_train_step: bool = False) -> dict:
     step = train_step(torch, repeat=3 if quick else 15)
     if only_train_step:
         return dict(machine=C.machine_info(), rows=[], summary={}, train_step=step)
-    cases = [c.quick() for c in CASES] if quick else CASES
+    cases, ops = (SMALL_CASES, SMALL_OPS) if small else (CASES, OPS)
+    cases = [c.quick() for c in cases] if quick else cases
     rows = []
     for case in cases:
-        for op in OPS:
+        for op in ops:
             ours, theirs = callables(case, op, cyconv, torch)
             err = C.max_rel_err(ours(), theirs())
             t = C.time_interleaved({"cyconv": ours, "torch": theirs},
@@ -126,7 +142,7 @@ def run(quick: bool = False, only_train_step: bool = False) -> dict:
             C.progress(f"{case.label:42s} {op:17s} cyconv {t['cyconv'].median * 1e3:8.2f} ms  "
                        f"torch {t['torch'].median * 1e3:8.2f} ms  {ratio:5.2f}x  err {err:.1e}")
     summary = {}
-    for op in OPS:
+    for op in ops:
         for n in sorted({r["N"] for r in rows}) + [None]:
             rs = [r["ratio"] for r in rows if r["op"] == op and (n is None or r["N"] == n)]
             summary[f"{op} N={n or 'all'}"] = dict(
@@ -160,8 +176,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables to stdout")
     ap.add_argument("--train-step", action="store_true", help="only the training-step case")
+    ap.add_argument("--small", action="store_true",
+                    help="the small layers of MNIST/CIFAR-sized nets instead of the ResNet set")
     args = ap.parse_args(argv)
-    result = run(args.quick, args.train_step)
+    result = run(args.quick, args.train_step, args.small)
     if args.json:
         C.write_json(args.json, result)
     if args.markdown:
