@@ -311,16 +311,20 @@ def _prepared_call(x, w, b, stride, padding, dilation, groups, padding_mode,
     return prep
 
 
-def reads_weight_views(x, w, stride, padding, dilation, groups) -> bool:
+def reads_weight_views(x, w, stride, padding, dilation, groups, once=False) -> bool:
     """Whether conv2d(x, w, ...) takes weights of any layout without a
     NumPy copy: small-image tiles stage each block of a view, and blocked
     tiles pack it (_core._pack_block transposes the input gradient's
     flipped view channel by channel). Other plans want them C-contiguous,
     and NumPy's copy of a view with flipped taps runs an inner loop per row
-    of taps."""
+    of taps. once: only where the view is read once a call (small-image
+    tiles stage each block of it again for every image)."""
     prep = _prepared_call(x, w, None, stride, padding, dilation, groups, "zeros", None)
-    return prep.plan is not None and prep.lowered is None \
-        and (prep.plan.weight_stage > 0 or prep.plan.blocked)
+    if prep.plan is None or prep.lowered is not None:
+        return False
+    if prep.plan.weight_stage > 0:
+        return not once or x.shape[0] == 1
+    return prep.plan.blocked
 
 
 def _key(x, w, b, stride, padding, dilation, groups, padding_mode):

@@ -421,14 +421,16 @@ def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> No
 def _flipped_weights(w, geo: _Geometry, gout, padding, dilation) -> np.ndarray:
     """conv2d's weight for the input gradient: (C, K/groups, R, S), each
     group's channel axes swapped and the taps flipped. A view of `w` when
-    one call (unit stride, one group) runs small-image tiles, which stage
-    each block of it as they go, or blocked tiles, which pack it: a copy
-    first wrote and read back all of it (512 -> 512 3x3: 9.4 MB, a third
-    of the gradient at 7x7). Else a copy."""
+    one call (unit stride, one group) reads it once: blocked tiles, which
+    pack it, or small-image tiles on one image, which stage each block of
+    it as they go (a copy first wrote and read back all of it: 512 -> 512
+    3x3, 9.4 MB, a third of the gradient at 7x7). Else a copy: small-image
+    tiles stage every block again for each image (Zen 5: 64 x 16 -> 16 3x3
+    @8x8 took 1.1x as long on the view; 32 x 16 -> 16 @16x16 as long)."""
     C, K, R, S, G = geo.C, geo.K, geo.R, geo.S, geo.groups
     view = np.asarray(w, geo.dtype).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
     if G == 1 and geo.stride == (1, 1) and reads_weight_views(gout, view, 1, padding, dilation,
-                                                               1):
+                                                               1, once=True):
         return view
     wt = _memory.empty((C, K // G, R, S), geo.dtype)
     _core.flip_transpose_weights(np.ascontiguousarray(w, geo.dtype), G, wt)
