@@ -2416,6 +2416,18 @@ cdef inline void _prefetch_runs(const char *first, Py_ssize_t step, Py_ssize_t c
             cyc_prefetch_read_l2(<const void *>(start + <size_t>line))
 
 
+cdef void _flat_tile_part(const _Conv *g, const fp_t *inp, const fp_t **wk, fp_t *tile,
+                          Py_ssize_t vectors) noexcept nogil:
+    # The first `vectors` vectors of pixels of the small-image tile at `inp`
+    # (an image's last tile; a call apart: the whole tiles' calls are short)
+    if fp_t is float:
+        g.table.flat_tile_part_f32(inp, g.Hb * g.Wb, g.Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk,
+                                   tile, vectors)
+    else:
+        g.table.flat_tile_part_f64(inp, g.Hb * g.Wb, g.Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk,
+                                   tile, vectors)
+
+
 cdef inline void _store_run(const fp_t *src, fp_t *dst, Py_ssize_t n,
                             const fp_t *bias) noexcept nogil:
     # dst[i] = src[i] (+ bias[0]) for i < n: a run of a flat tile's pixels
@@ -2480,20 +2492,14 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
                 vectors = FV
                 if f + FP > f_end:   # the last tile: only the vectors that hold pixels
                     vectors = (f_end - f + lanes - 1) // lanes
-                if fp_t is float:
-                    if vectors < FV:
-                        g.table.flat_tile_part_f32(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R,
-                                                   g.S, wk, tile, vectors)
-                    else:
-                        g.table.flat_tile_f32(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S,
-                                              wk, tile)
+                if vectors < FV:
+                    _flat_tile_part(g, base + f, wk, tile, vectors)
+                elif fp_t is float:
+                    g.table.flat_tile_f32(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk,
+                                          tile)
                 else:
-                    if vectors < FV:
-                        g.table.flat_tile_part_f64(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R,
-                                                   g.S, wk, tile, vectors)
-                    else:
-                        g.table.flat_tile_f64(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S,
-                                              wk, tile)
+                    g.table.flat_tile_f64(base + f, cs, Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk,
+                                          tile)
                 if runs_ahead and nn > 0:
                     _prefetch_runs(<const char *>weight + kn * wstr[0] - (g.R * g.S - 1) * item,
                                    wstr[1], tile_index * g.Cg // tiles,
