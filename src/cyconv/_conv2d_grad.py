@@ -603,10 +603,10 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     several taps and no column dilation, the input is copied channels last,
     where a kernel row's taps and channels are consecutive elements (a set);
     otherwise a set is the channels of one tap, read in place from the
-    (padded) input when there are at least PT of them. grad_output, channels last in blocks, takes the place of the
-    weights, and each sum runs over the output pixels. Tiles are shared
-    among the threads, each sum in (n, y, x) order: the same bits for any
-    thread count."""
+    (padded) input when there are at least PT of them. grad_output,
+    channels last in blocks, takes the place of the weights, and each sum
+    runs over the output pixels. Tiles are shared among the threads, each
+    sum in (n, y, x) order: the same bits for any thread count."""
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
     H, W, Ho, Wo, Kg = geo.H, geo.W, geo.Ho, geo.Wo, K // G
     (sh, sw), (dh, dw) = geo.stride, geo.dilation

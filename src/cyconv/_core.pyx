@@ -2419,7 +2419,8 @@ cdef inline void _prefetch_runs(const char *first, Py_ssize_t step, Py_ssize_t c
 cdef void _flat_tile_part(const _Conv *g, const fp_t *inp, const fp_t **wk, fp_t *tile,
                           Py_ssize_t vectors) noexcept nogil:
     # The first `vectors` vectors of pixels of the small-image tile at `inp`
-    # (an image's last tile; a call apart: the whole tiles' calls are short)
+    # (an image's last tile). Only this call goes through a helper: with the
+    # whole tiles' calls in one too, 1 -> 16 @28x28 measured 3 % slower.
     if fp_t is float:
         g.table.flat_tile_part_f32(inp, g.Hb * g.Wb, g.Wb * g.dh, g.dw, g.Cg, g.R, g.S, wk,
                                    tile, vectors)

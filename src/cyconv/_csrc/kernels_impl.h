@@ -1433,11 +1433,11 @@ static void FN(pixel_tile)(const T *in, cyc_index cs, cyc_index C, const T *wp,
 }
 #endif
 
-/* A tile of FK output channels x FV vectors of consecutive flat pixels (the padded image read as one long row; unit stride), with
- * the weights in their natural (K, C, R, S) layout: wk[k] points at output
- * channel k's C*R*S weights, so nothing is repacked. For layers whose
- * images are too small to amortize packing. Sum order per pixel: (c, r, s),
- * from zero.
+/* A tile of FK output channels x FV vectors of consecutive flat pixels
+ * (the padded image read as one long row; unit stride), with the weights in
+ * their natural (K, C, R, S) layout: wk[k] points at output channel k's
+ * C*R*S weights, so nothing is repacked. For layers whose images are too
+ * small to amortize packing. Sum order per pixel: (c, r, s), from zero.
  *   tile[k*FV*VW + x] = sum_{c,r,s} wk[k][(c*R + r)*S + s] * in[c*cs + r*rs + s*ds + x] */
 #if VBYTES
 TARGET static inline __attribute__((always_inline)) void
@@ -1483,9 +1483,9 @@ TARGET static void FN(flat_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_in
 }
 
 /* The first `vectors` (< FV) vectors of a flat tile: an image's last tile,
- * which computed up to FV - 1 vectors of pixels past its end (a function
- * apart from flat_tile: an argument more cost the tiles of one input channel
- * 5 %, their calls being that short). */
+ * which computed up to FV - 1 vectors of pixels past its end. A function
+ * apart, so that flat_tile, called for every other tile, keeps its
+ * arguments and its code. */
 TARGET static void FN(flat_tile_part)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                                       cyc_index C, cyc_index R, cyc_index S,
                                       const T *const *wk, T *tile, cyc_index vectors)
