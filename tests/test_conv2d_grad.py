@@ -141,6 +141,7 @@ def weight_gradient_by_taps(g, x, w_shape, stride, padding, dilation, groups, mo
 def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode,
                                dtype, monkeypatch, rows_512_restored):
     from cyconv import _conv2d_grad
+    monkeypatch.setattr(_conv2d_grad, "_PIXEL_TAPS", False)   # (tested below)
     rng = np.random.default_rng(Cg * 100 + Kg)
     x = rand(rng, (N, Cg * groups, H, W), dtype)
     w = rand(rng, (Kg * groups, Cg, R, S), dtype)
@@ -179,6 +180,80 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
                                        **kw)[1])
     for other in same:
         np.testing.assert_array_equal(other, got)
+
+
+# Layers of few taps with the output pixels in the vector lanes
+# (_core.pixel_taps): blocks of 3 channels x 9 taps (AVX-512, NEON) or 2 x 5
+# (AVX2, SSE2), the last moved back (fewer channels or taps than a block:
+# repeated); row widths either side of the vectors (AVX-512: a masked last
+# vector; AVX2: half vectors, then single pixels); strides down the rows,
+# dilations, padding modes and groups.
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode", [
+    (4, 1, 16, 1, 8, 8, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),
+    (3, 2, 1, 1, 9, 17, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),     # one channel out
+    (2, 1, 2, 1, 10, 33, 2, 2, (1, 1), (1, 1), (0, 0, 0, 0), "zeros"),    # four taps
+    (2, 3, 5, 1, 12, 28, 3, 3, (2, 1), (1, 1), (1, 1, 1, 1), "reflect"),  # 27 taps
+    (3, 2, 7, 1, 11, 15, 1, 3, (1, 1), (1, 2), (0, 2, 2, 0), "circular"),
+    (2, 1, 6, 1, 14, 13, 5, 5, (1, 1), (1, 1), (0, 0, 0, 0), "zeros"),    # LeNet-like
+    (1, 1, 4, 3, 9, 31, 3, 2, (3, 1), (2, 1), (2, 0, 1, 1), "replicate"),
+    (5, 2, 3, 2, 7, 1, 3, 1, (1, 1), (1, 1), (1, 1, 0, 0), "symmetric"),  # one column
+    (2, 1, 20, 1, 6, 16, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),    # rows of 16
+    (2, 3, 9, 1, 5, 47, 3, 3, (1, 1), (2, 2), (2, 2, 2, 2), "zeros"),
+])
+def test_weight_gradient_pixel_taps(N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding,
+                                    mode, dtype, monkeypatch):
+    from cyconv import _conv2d_grad, _core, _parallel
+    rng = np.random.default_rng(Cg * 100 + Kg + W)
+    x = rand(rng, (N, Cg * groups, H, W), dtype)
+    w = rand(rng, (Kg * groups, Cg, R, S), dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+              padding_mode=mode)
+    g = rand(rng, cyconv.conv2d(x, w, **kw).shape, dtype)
+    calls = []
+    pixel_taps = _core.pixel_taps
+    monkeypatch.setattr(_core, "pixel_taps", lambda *a: (calls.append(a), pixel_taps(*a)))
+
+    def grad(**extra):
+        return cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw,
+                                      **extra)[1]
+
+    got = grad()
+    assert calls
+    want = weight_gradient_by_taps(g, x, w.shape, stride, padding, dilation, groups, mode)
+    scale = weight_gradient_by_taps(abs(g), abs(x), w.shape, stride, padding, dilation, groups,
+                                    mode)
+    tol = 8 * np.finfo(dtype).eps * (N * g.shape[2] * g.shape[3])
+    assert got.dtype == dtype
+    assert np.all(abs(got - want) <= tol * scale + np.finfo(dtype).tiny)
+    # the same bits for any thread count, pieces of images cut alike
+    np.testing.assert_array_equal(grad(workers=3), got)
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    np.testing.assert_array_equal(grad(workers=2), got)
+    # and the other routes agree to rounding
+    monkeypatch.setattr(_conv2d_grad, "_PIXEL_TAPS", False)
+    calls.clear()
+    other = grad()
+    assert not calls
+    assert np.all(abs(other - want) <= tol * scale + np.finfo(dtype).tiny)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("W", [7, 16, 21, 28, 40])
+def test_weight_gradient_pixel_taps_reads_only_its_pixels(W, dtype):
+    """The row's last vector reads no pixel past the taps' windows: with a
+    NaN in the input's last column and no padding, the taps of kernel
+    column 0 never see it, so their sums stay finite (and exact: every value
+    here is an integer)."""
+    rng = np.random.default_rng(W)
+    x = rng.integers(-4, 5, (2, 1, 6, W)).astype(dtype)
+    x[:, :, :, -1] = np.nan
+    w = np.ones((5, 1, 3, 3), dtype)
+    g = rng.integers(-4, 5, cyconv.conv2d(x, w).shape).astype(dtype)
+    got = cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False))[1]
+    assert np.isnan(got[:, :, :, 2]).all()
+    want = np.einsum("nkyx,ncyx->kc", g.astype(np.float64), x[:, :, :4, :W - 2].astype(np.float64))
+    np.testing.assert_array_equal(got[:, :, 0, 0], want)
 
 
 def test_weight_gradient_pieces_share_grad_output(monkeypatch):

@@ -17,7 +17,8 @@ Both gradients are computed without im2col buffers:
   in a channels-last copy of the input), grad_output (channels last in
   blocks) takes the place of the packed weights, and each sum runs over the
   output pixels, in (n, y, x) order. Depthwise layers have their own kernel
-  with the channels in the vector lanes.
+  with the channels in the vector lanes, and layers of few taps (a first
+  layer's 1-3 input channels) one with the output pixels in the lanes.
 
 Arguments are resolved (through ``_geometry``) in ``_resolve`` /
 ``_resolve_transpose`` only.
@@ -500,21 +501,93 @@ _FORCE_CHANNELS_LAST = False
 def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     """grad_weight[k, c, r, s] = sum over n, oy, ox of
     grad_output[n, k, oy, ox] * padded_input[n, c, oy*sh + r*dh, ox*sw + s*dw]:
-    depthwise layers with the channels in the vector lanes, depth
-    multipliers (one input channel per group, several groups) by one
-    product per tap, every other layer by conv2d's blocked tiles with the
-    roles turned (_grad_weight_tiles)."""
+    depthwise layers with the channels in the vector lanes, layers of few
+    taps with the output pixels in the lanes (_grad_weight_pixel_taps),
+    other depth multipliers (one input channel per group, several groups)
+    by one product per tap, every other layer by conv2d's blocked tiles with
+    the roles turned (_grad_weight_tiles)."""
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
     Ho, Wo, Kg = geo.Ho, geo.Wo, K // G
     if not (K * Cg * R * S and N * Ho * Wo and Cg):
         return np.zeros((K, Cg, R, S), geo.dtype)
     if Cg == 1 and Kg == 1:
         return _grad_weight_depthwise_lanes(gout, x, geo)
+    if _pixel_taps_fits(geo):
+        return _grad_weight_pixel_taps(gout, x, geo)
     if Cg > 1 or G == 1:
         # (one input channel: a grayscale image's first layer ran 3-12x as
         # long as depth multipliers, 1 -> 32 3x3 @28x28, 64 images: 2.5 ms)
         return _grad_weight_tiles(gout, x, geo)
     return _grad_weight_multipliers(gout, x, geo)
+
+
+# Weight gradients of layers of at most this many taps a group (Cg * R * S,
+# and at most _core.PIXEL_TAPS_MAX) at unit column stride take
+# _grad_weight_pixel_taps (Zen 5, float32, one thread, against the tiles:
+# 64 x 1 -> 16 3x3 @28x28 1.86x, 1 -> 8 3.0x, 3 -> 64 3x3 @32x32 1.37x,
+# 32 -> 64 in 32 groups @56x56 4.8x; at 36 taps, 4 -> 32 3x3, the tiles
+# are ahead); _PIXEL_TAPS_WORK: multiply-adds per piece of images.
+_PIXEL_TAPS_MAX = 27
+_PIXEL_TAPS_WORK = 1 << 21
+# False: every weight gradient takes the other routes (tests compare them).
+_PIXEL_TAPS = True
+
+
+def _pixel_taps_fits(geo: _Geometry) -> bool:
+    """Few taps, unit column stride; but 5x5 and larger kernels whose output
+    channels fill the blocked tiles exactly keep those (1 -> 32 5x5 @28x28:
+    the tiles 1.3x as fast on AVX-512, float64 1 -> 16 1.2x)."""
+    Kg = geo.K // geo.groups
+    if not (_PIXEL_TAPS and geo.stride[1] == 1
+            and geo.Cg * geo.R * geo.S <= min(_PIXEL_TAPS_MAX, _core.PIXEL_TAPS_MAX)):
+        return False
+    block = _core.tile_sizes()["block_f64" if geo.dtype == np.float64 else "block_f32"]
+    return not (geo.R * geo.S >= 25 and Kg % block == 0)
+
+
+def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
+    """Layers of few taps (a grayscale or colour image's first layer): the
+    output pixels in the vector lanes (_core.pixel_taps), a block of output
+    channels by a block of taps (channel, kernel row and column) summed in
+    registers as grad_output's rows and the padded input's stream past, both
+    read as planes (no channels-last copies). The images go in pieces of a
+    fixed size (whatever the thread count), their sums added in image order:
+    the same bits for any thread count."""
+    N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
+    H, W, Ho, Wo, Kg = geo.H, geo.W, geo.Ho, geo.Wo, K // G
+    (sh, _), (dh, dw) = geo.stride, geo.dilation
+    top, bottom, left, right = geo.pad
+    Hp, Wp = top + H + bottom, left + W + right
+    dtype = geo.dtype
+    if not any(geo.pad):
+        padded = np.ascontiguousarray(x, dtype)
+    elif geo.np_mode == "constant":
+        padded = np.zeros((N, C, Hp, Wp), dtype)
+        padded[:, :, top:top + H, left:left + W] = x
+    else:
+        padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+    padded = padded.reshape(-1)
+    g = np.ascontiguousarray(gout, dtype).reshape(-1)
+    offsets = np.array([(c * Hp + r * dh) * Wp + s * dw
+                        for c in range(Cg) for r in range(R) for s in range(S)], np.int64)
+    ntaps = offsets.size
+    per_image = float(Ho) * Wo * Kg * ntaps
+    step = max(1, int(_PIXEL_TAPS_WORK // per_image))
+    starts = range(0, N, step)
+    parts = np.empty((G, len(starts), Kg, ntaps), dtype)
+
+    def job(_, grp, i):
+        n0 = starts[i]
+        _core.pixel_taps(g[(n0 * K + grp * Kg) * Ho * Wo:], K * Ho * Wo, Ho * Wo, Wo,
+                         padded[(n0 * C + grp * Cg) * Hp * Wp:], C * Hp * Wp, sh * Wp, offsets,
+                         min(N, n0 + step) - n0, Ho, Wo, parts[grp, i])
+
+    chunks = [(grp, i) for grp in range(G) for i in range(len(starts))]
+    _parallel.run(job, chunks, _parallel.threads_for(geo.workers, per_image * N * G, len(chunks)))
+    grad = parts[:, 0].copy()
+    for i in range(1, len(starts)):
+        grad += parts[:, i]
+    return grad.reshape(K, Cg, R, S)
 
 
 def _grad_weight_multipliers(gout, x, geo: _Geometry) -> np.ndarray:

@@ -117,6 +117,10 @@ def depthwise_weight_grad(image: NDArray, row_map: NDArray[np.int64],
                           col_map: NDArray[np.int64], left: int, grad_out: NDArray, sh: int,
                           sw: int, dh: int, dw: int, band: int, grad: NDArray,
                           scratch: NDArray, c0: int, c1: int) -> None: ...
+PIXEL_TAPS_MAX: int
+def pixel_taps(grad_out: NDArray, gn: int, gk: int, gy: int, padded: NDArray, xn: int, xy: int,
+               offsets: NDArray[np.int64], images: int, Ho: int, Wo: int,
+               sums: NDArray) -> None: ...
 def weight_grad_plan(Kg: int, elements: int, double_precision: bool) -> tuple[int, int]: ...
 def weight_grad_tiles(inp: NDArray, xn: int, xc: int, xr: int, xx: int, grad_out: NDArray,
                       Ho: int, Wo: int, sh: int, sw: int, dh: int, dw: int, S: int, Cg: int,

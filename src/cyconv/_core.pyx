@@ -72,6 +72,16 @@ cdef extern from "kernels.h" nogil:
                                             cyc_index ds, cyc_index C, cyc_index R, cyc_index S,
                                             const double *const *wk, double *tile,
                                             cyc_index vectors)
+    ctypedef void (*cyc_pixel_taps_f32)(const float *g, cyc_index gn, cyc_index gk,
+                                        cyc_index gy, const float *inp, cyc_index xn,
+                                        cyc_index xy, const cyc_index *off, cyc_index ntaps,
+                                        cyc_index K, cyc_index images, cyc_index Ho,
+                                        cyc_index Wo, float *sums)
+    ctypedef void (*cyc_pixel_taps_f64)(const double *g, cyc_index gn, cyc_index gk,
+                                        cyc_index gy, const double *inp, cyc_index xn,
+                                        cyc_index xy, const cyc_index *off, cyc_index ntaps,
+                                        cyc_index K, cyc_index images, cyc_index Ho,
+                                        cyc_index Wo, double *sums)
     ctypedef void (*cyc_pixel_tile_f32)(const float *inp, cyc_index cs, cyc_index C,
                                         const float *wp, cyc_index ws, const float *bias,
                                         float *out, cyc_index os, cyc_index nk)
@@ -169,6 +179,8 @@ cdef extern from "kernels.h" nogil:
         cyc_index narrow_pixels
         cyc_flat_tile_part_f32 flat_tile_part_f32
         cyc_flat_tile_part_f64 flat_tile_part_f64
+        cyc_pixel_taps_f32 pixel_taps_f32
+        cyc_pixel_taps_f64 pixel_taps_f64
     void cyc_stream_fence()
     int cyc_detect_level()
     int cyc_detect_full_width_512()
@@ -3031,6 +3043,42 @@ def depthwise_weight_grad(const fp_t[:, :, :, :] image,       # IN  N x C x H x 
                                                   Wo * G, Wo, ye - yb, acc)
                     yb = ye
             _dw_deinterleave(acc, G, taps, nc, &grad[cc, 0, 0], taps)
+
+
+
+# Taps a pixel_taps call takes at most (its offsets are copied to the stack).
+PIXEL_TAPS_MAX = 64
+
+
+def pixel_taps(const fp_t[::1] grad_out,     # IN  from the first image's first channel
+               Py_ssize_t gn, Py_ssize_t gk, Py_ssize_t gy,   # its image, channel, row pitches
+               const fp_t[::1] padded,       # IN  from the first image's first channel
+               Py_ssize_t xn, Py_ssize_t xy,  # its image pitch, elements per output row
+               const int64_t[::1] offsets,   # IN  each tap's offset in `padded`
+               Py_ssize_t images, Py_ssize_t Ho, Py_ssize_t Wo,
+               fp_t[:, ::1] sums):           # OUT K x taps
+    """sums[k, t] = sum over m < images, y < Ho, x < Wo of
+    grad_out[m*gn + k*gk + y*gy + x] * padded[m*xn + y*xy + offsets[t] + x]:
+    a weight gradient with the pixels in the vector lanes (the level's
+    pixel_taps), the GIL released. The caller keeps every read in bounds
+    and passes as many offsets as sums has columns, at most PIXEL_TAPS_MAX."""
+    cdef cyc_index off[64]
+    # (the sums' rows, the offsets and the stack copy bound the taps)
+    cdef Py_ssize_t t, ntaps = min(sums.shape[1], offsets.shape[0], 64), K = sums.shape[0]
+    if K == 0 or ntaps == 0:
+        return
+    if images == 0 or Ho == 0 or Wo == 0:
+        sums[:, :] = 0
+        return
+    for t in range(ntaps):
+        off[t] = offsets[t]
+    with nogil:
+        if fp_t is float:
+            _table.pixel_taps_f32(&grad_out[0], gn, gk, gy, &padded[0], xn, xy, off, ntaps, K,
+                                  images, Ho, Wo, &sums[0, 0])
+        else:
+            _table.pixel_taps_f64(&grad_out[0], gn, gk, gy, &padded[0], xn, xy, off, ntaps, K,
+                                  images, Ho, Wo, &sums[0, 0])
 
 
 cdef struct _GradTiles:

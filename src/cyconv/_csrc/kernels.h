@@ -246,6 +246,24 @@ typedef void (*cyc_narrow_tile_f64)(const double *in, cyc_index rs, cyc_index ds
 typedef void (*cyc_taps_row_f32)(const float *const *src, const float *w, cyc_index ntaps,
                                  float *out, cyc_index width);
 
+/* A weight gradient with the output pixels in the vector lanes, for layers
+ * of few taps (unit column stride):
+ *   sums[k*ntaps + t] = sum_{m<images} sum_{y<Ho} sum_{x<Wo} g[m*gn + k*gk + y*gy + x]
+ *                       * in[m*xn + y*xy + off[t] + x]
+ * for k < K and t < ntaps: `in` a padded input, off[t] tap t's element
+ * offset in it (channel, kernel row and column), xy its elements per output
+ * row (stride x padded width). Each sum's order depends on Wo and the level
+ * only: the same bits for any cut of the channels or calls over the same
+ * images. Reads nothing past the pixels the sums use. */
+typedef void (*cyc_pixel_taps_f32)(const float *g, cyc_index gn, cyc_index gk, cyc_index gy,
+                                   const float *in, cyc_index xn, cyc_index xy,
+                                   const cyc_index *off, cyc_index ntaps, cyc_index K,
+                                   cyc_index images, cyc_index Ho, cyc_index Wo, float *sums);
+typedef void (*cyc_pixel_taps_f64)(const double *g, cyc_index gn, cyc_index gk, cyc_index gy,
+                                   const double *in, cyc_index xn, cyc_index xy,
+                                   const cyc_index *off, cyc_index ntaps, cyc_index K,
+                                   cyc_index images, cyc_index Ho, cyc_index Wo, double *sums);
+
 typedef struct {
     const char *name;
     cyc_spatial_row_f32 spatial_row_f32;
@@ -303,6 +321,8 @@ typedef struct {
     cyc_index narrow_pixels;    /* elements per narrow tile (0 without one) */
     cyc_flat_tile_part_f32 flat_tile_part_f32;
     cyc_flat_tile_part_f64 flat_tile_part_f64;
+    cyc_pixel_taps_f32 pixel_taps_f32;
+    cyc_pixel_taps_f64 pixel_taps_f64;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

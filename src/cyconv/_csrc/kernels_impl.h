@@ -1659,6 +1659,151 @@ TARGET static void FN(depthwise_taps)(const T *in, cyc_index rs, cyc_index sh, c
 #endif
     }
 }
+
+/* The weight gradient of a layer of few taps with the output pixels in the
+ * vector lanes (kernels.h: cyc_pixel_taps): PX_K output channels x PX_T
+ * taps hold their sums in registers while a row's pixels stream past, each
+ * loaded vector of grad_output feeding PX_T FMAs and each of the input
+ * PX_K. The last block of channels or taps is moved back (K or ntaps below
+ * a block: indices repeat), computing some sums twice to the same bits.
+ * Per sum: the lanes in (n, y, x) order (AVX-512: a row's last vector
+ * masked, in the same lanes; other levels: a row's last pixels by half
+ * vectors, then one by one, each width summed apart), each width's lanes
+ * then added in lane order. */
+#if RB_REGS >= 32
+#define PX_K 3     /* 27 sums, 3 + 1 loaded vectors: 31 of 32 registers */
+#define PX_T 9
+#else
+#define PX_K 2     /* 10 sums, 2 + 1 loaded vectors of 16 registers */
+#define PX_T 5
+#endif
+/* Loaded into a register once: GCC otherwise folds the load into each FMA
+ * that uses it, loading the vector PX_K or PX_T times (Zen 5, AVX-512:
+ * 121 against 234 GFLOP/s). x86 only: elsewhere FMAs take registers. */
+#if CYC_X86_INTRINSICS && VBYTES
+#define PX_PIN(v) __asm__("" : "+x"(v))
+#else
+#define PX_PIN(v) (void)0
+#endif
+#define PX_LOAD(VT, dst, p)                                                             \
+    do {                                                                                \
+        VT px_loaded_;                                                                  \
+        memcpy(&px_loaded_, (p), sizeof(px_loaded_));                                   \
+        PX_PIN(px_loaded_);                                                             \
+        (dst) = px_loaded_;                                                             \
+    } while (0)
+/* One vector of lanes of type VT (T itself for one lane) at column c of
+ * the rows gr (grad_output) and xr (input), loaded by LOAD(VT, dst, p), into
+ * the sums acc. */
+#define PX_STEP(VT, c, LOAD)                                                            \
+    do {                                                                                \
+        VT gv[PX_K];                                                                    \
+        _Pragma("GCC unroll 16")                                                        \
+        for (int i = 0; i < PX_K; i++)                                                  \
+            LOAD(VT, gv[i], gr + gk_of[i] + (c));                                       \
+        _Pragma("GCC unroll 16")                                                        \
+        for (int j = 0; j < PX_T; j++) {                                                \
+            VT xv;                                                                      \
+            LOAD(VT, xv, xr + off_of[j] + (c));                                         \
+            _Pragma("GCC unroll 16")                                                    \
+            for (int i = 0; i < PX_K; i++) acc[i][j] += gv[i] * xv;                     \
+        }                                                                               \
+    } while (0)
+/* Every row's columns [x0, x0 + n * NL) by vectors of NL lanes, then TAIL
+ * (one more step into the same sums, or nothing); the sums' lanes then
+ * added to part in lane order. */
+#define PX_SWEEP(VT, NL, x0, n, TAIL)                                                   \
+    do {                                                                                \
+        VT acc[PX_K][PX_T];                                                             \
+        _Pragma("GCC unroll 16")                                                        \
+        for (int i = 0; i < PX_K; i++)                                                  \
+            _Pragma("GCC unroll 16")                                                    \
+            for (int j = 0; j < PX_T; j++) acc[i][j] = (VT){0};                         \
+        for (cyc_index m = 0; m < images; m++)                                          \
+            for (cyc_index y = 0; y < Ho; y++) {                                        \
+                const T *gr = g + m * gn + y * gy, *xr = in + m * xn + y * xy;          \
+                for (cyc_index v = 0; v < (n); v++)                                     \
+                    PX_STEP(VT, (x0) + v * (NL), PX_LOAD);                              \
+                TAIL;                                                                   \
+            }                                                                           \
+        _Pragma("GCC unroll 16")                                                        \
+        for (int i = 0; i < PX_K; i++)                                                  \
+            _Pragma("GCC unroll 16")                                                    \
+            for (int j = 0; j < PX_T; j++) {                                            \
+                VT sum = acc[i][j];                                                     \
+                T lanes[NL], s = 0;                                                     \
+                memcpy(lanes, &sum, sizeof(VT));                                        \
+                for (int l = 0; l < (NL); l++) s += lanes[l];                           \
+                part[i][j] += s;                                                        \
+            }                                                                           \
+    } while (0)
+
+TARGET static void FN(pixel_taps)(const T *g, cyc_index gn, cyc_index gk, cyc_index gy,
+                                  const T *in, cyc_index xn, cyc_index xy, const cyc_index *off,
+                                  cyc_index ntaps, cyc_index K, cyc_index images,
+                                  cyc_index Ho, cyc_index Wo, T *sums)
+{
+#if VBYTES
+    const cyc_index full = Wo / VW;
+#if VBYTES == 64 && CYC_X86_INTRINSICS
+    /* a row's last Wo % VW pixels: a masked vector, its lanes past the row
+     * loaded as zeros (not every load masked: Zen 5 ran those at 175
+     * against 234 GFLOP/s) */
+    const cyc_index tail = Wo - full * VW;
+    const __mmask16 mask = (__mmask16)((1u << tail) - 1);
+#define PX_MASKED_LOAD(VT, dst, p)                                                  \
+    ((dst) = sizeof(T) == 4 ? (VEC)_mm512_maskz_loadu_ps(mask, (const void *)(p))   \
+                            : (VEC)_mm512_maskz_loadu_pd((__mmask8)mask, (const void *)(p)))
+#elif VBYTES >= 32
+    typedef T half_vec __attribute__((vector_size(VBYTES / 2)));
+    const cyc_index HW = VW / 2, halves = (Wo - full * VW) / HW;
+    const cyc_index rest = Wo - full * VW - halves * HW;
+#else
+    const cyc_index rest = Wo - full * VW;
+#endif
+#else
+    const cyc_index rest = Wo;
+#endif
+    for (cyc_index k0 = 0; k0 < K; k0 += PX_K) {
+        cyc_index kb = k0 + PX_K <= K ? k0 : (K > PX_K ? K - PX_K : 0);
+        cyc_index gk_of[PX_K];
+        for (int i = 0; i < PX_K; i++) gk_of[i] = (kb + i < K ? kb + i : K - 1) * gk;
+        for (cyc_index t0 = 0; t0 < ntaps; t0 += PX_T) {
+            cyc_index tb = t0 + PX_T <= ntaps ? t0 : (ntaps > PX_T ? ntaps - PX_T : 0);
+            cyc_index off_of[PX_T];
+            for (int j = 0; j < PX_T; j++) off_of[j] = off[tb + j < ntaps ? tb + j : ntaps - 1];
+            T part[PX_K][PX_T];
+            memset(part, 0, sizeof(part));
+#if VBYTES == 64 && CYC_X86_INTRINSICS
+            PX_SWEEP(VEC, VW, 0, full, if (tail) PX_STEP(VEC, full * VW, PX_MASKED_LOAD));
+#elif VBYTES
+            if (full) PX_SWEEP(VEC, VW, 0, full, (void)0);
+#if VBYTES >= 32
+            if (halves) PX_SWEEP(half_vec, HW, full * VW, halves, (void)0);
+#endif
+            if (rest) PX_SWEEP(T, 1, Wo - rest, rest, (void)0);
+#else
+            PX_SWEEP(T, 1, 0, rest, (void)0);
+#endif
+            for (int i = 0; i < PX_K; i++)
+                for (int j = 0; j < PX_T; j++) {
+                    cyc_index k = kb + i < K ? kb + i : K - 1;
+                    cyc_index t = tb + j < ntaps ? tb + j : ntaps - 1;
+                    sums[k * ntaps + t] = part[i][j];
+                }
+        }
+    }
+}
+#undef PX_SWEEP
+#undef PX_STEP
+#undef PX_LOAD
+#undef PX_PIN
+#ifdef PX_MASKED_LOAD
+#undef PX_MASKED_LOAD
+#endif
+#undef PX_K
+#undef PX_T
+
 #undef DW_TAPS
 #undef DW_L
 #undef DW_INLINE
