@@ -186,8 +186,9 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
 # (_core.pixel_taps): blocks of 3 channels x 9 taps (AVX-512, NEON) or 2 x 5
 # (AVX2, SSE2), the last moved back (fewer channels or taps than a block:
 # repeated); row widths either side of the vectors (AVX-512: a masked last
-# vector; AVX2: half vectors, then single pixels); strides down the rows,
-# dilations, padding modes and groups.
+# vector; AVX2: half vectors, then single pixels); strides (across the rows:
+# the padded input split into column phases), dilations, padding modes and
+# groups.
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 @pytest.mark.parametrize("N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode", [
     (4, 1, 16, 1, 8, 8, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),
@@ -200,6 +201,9 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
     (5, 2, 3, 2, 7, 1, 3, 1, (1, 1), (1, 1), (1, 1, 0, 0), "symmetric"),  # one column
     (2, 1, 20, 1, 6, 16, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),    # rows of 16
     (2, 3, 9, 1, 5, 47, 3, 3, (1, 1), (2, 2), (2, 2, 2, 2), "zeros"),
+    (2, 3, 8, 1, 7, 135, 3, 3, (2, 2), (1, 1), (1, 1, 1, 1), "zeros"),   # column phases
+    (2, 1, 5, 1, 9, 200, 5, 5, (1, 3), (1, 2), (2, 1, 0, 3), "reflect"),
+    (1, 2, 4, 2, 5, 259, 2, 3, (1, 4), (1, 1), (0, 0, 0, 0), "zeros"),    # stride past the taps
 ])
 def test_weight_gradient_pixel_taps(N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding,
                                     mode, dtype, monkeypatch):

@@ -522,11 +522,11 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
 
 
 # Weight gradients of layers of at most this many taps a group (Cg * R * S,
-# and at most _core.PIXEL_TAPS_MAX) at unit column stride take
-# _grad_weight_pixel_taps (Zen 5, float32, one thread, against the tiles:
-# 64 x 1 -> 16 3x3 @28x28 1.86x, 1 -> 8 3.0x, 3 -> 64 3x3 @32x32 1.37x,
-# 32 -> 64 in 32 groups @56x56 4.8x; at 36 taps, 4 -> 32 3x3, the tiles
-# are ahead); _PIXEL_TAPS_WORK: multiply-adds per piece of images.
+# and at most _core.PIXEL_TAPS_MAX) take _grad_weight_pixel_taps. Zen 5,
+# float32, one thread, against the tiles: 64 x 1 -> 16 3x3 @28x28 1.86x,
+# 1 -> 8 3.0x, 3 -> 64 3x3 @32x32 1.37x, 32 -> 64 in 32 groups @56x56 4.8x;
+# at 36-54 taps (4 -> 16 and 4 -> 32 3x3 @32x32, 6 -> 16 @28x28) the tiles
+# ran 1.14-1.27x as fast. _PIXEL_TAPS_WORK: multiply-adds per piece of images.
 _PIXEL_TAPS_MAX = 27
 _PIXEL_TAPS_WORK = 1 << 21
 # False: every weight gradient takes the other routes (tests compare them).
@@ -534,12 +534,15 @@ _PIXEL_TAPS = True
 
 
 def _pixel_taps_fits(geo: _Geometry) -> bool:
-    """Few taps, unit column stride; but 5x5 and larger kernels whose output
-    channels fill the blocked tiles exactly keep those (1 -> 32 5x5 @28x28:
-    the tiles 1.3x as fast on AVX-512, float64 1 -> 16 1.2x)."""
+    """Few taps; column strides only for rows of at least 64 output pixels
+    (the column phases' copy and short rows: 8 x 3 -> 32 3x3/2 @224x224
+    1.23x the tiles' speed, @112x112 0.89x, 64 images @32x32 0.72x); and
+    5x5 and larger kernels whose output channels fill the blocked tiles
+    exactly keep those (1 -> 32 5x5 @28x28: the tiles 1.3x as fast on
+    AVX-512, float64 1 -> 16 1.2x)."""
     Kg = geo.K // geo.groups
-    if not (_PIXEL_TAPS and geo.stride[1] == 1
-            and geo.Cg * geo.R * geo.S <= min(_PIXEL_TAPS_MAX, _core.PIXEL_TAPS_MAX)):
+    if not (_PIXEL_TAPS and geo.Cg * geo.R * geo.S <= min(_PIXEL_TAPS_MAX, _core.PIXEL_TAPS_MAX)
+            and (geo.stride[1] == 1 or geo.Wo >= 64)):
         return False
     block = _core.tile_sizes()["block_f64" if geo.dtype == np.float64 else "block_f32"]
     return not (geo.R * geo.S >= 25 and Kg % block == 0)
@@ -550,12 +553,14 @@ def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
     output pixels in the vector lanes (_core.pixel_taps), a block of output
     channels by a block of taps (channel, kernel row and column) summed in
     registers as grad_output's rows and the padded input's stream past, both
-    read as planes (no channels-last copies). The images go in pieces of a
+    read as planes (no channels-last copies; a column stride splits the
+    padded input into its column phases, so that each tap reads consecutive
+    elements). The images go in pieces of a
     fixed size (whatever the thread count), their sums added in image order:
     the same bits for any thread count."""
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
     H, W, Ho, Wo, Kg = geo.H, geo.W, geo.Ho, geo.Wo, K // G
-    (sh, _), (dh, dw) = geo.stride, geo.dilation
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
     top, bottom, left, right = geo.pad
     Hp, Wp = top + H + bottom, left + W + right
     dtype = geo.dtype
@@ -566,9 +571,17 @@ def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
         padded[:, :, top:top + H, left:left + W] = x
     else:
         padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+    # (N, C, sw, Hp, Wq): padded column j is column j // sw of phase j % sw
+    Wq = -(-Wp // sw)
+    if sw > 1:
+        phases = np.zeros((N, C, sw, Hp, Wq), dtype)
+        for phase in range(min(sw, Wp)):
+            part = padded[..., phase::sw]
+            phases[:, :, phase, :, :part.shape[3]] = part
+        padded = phases
     padded = padded.reshape(-1)
     g = np.ascontiguousarray(gout, dtype).reshape(-1)
-    offsets = np.array([(c * Hp + r * dh) * Wp + s * dw
+    offsets = np.array([((c * sw + s * dw % sw) * Hp + r * dh) * Wq + s * dw // sw
                         for c in range(Cg) for r in range(R) for s in range(S)], np.int64)
     ntaps = offsets.size
     per_image = float(Ho) * Wo * Kg * ntaps
@@ -579,8 +592,8 @@ def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
     def job(_, grp, i):
         n0 = starts[i]
         _core.pixel_taps(g[(n0 * K + grp * Kg) * Ho * Wo:], K * Ho * Wo, Ho * Wo, Wo,
-                         padded[(n0 * C + grp * Cg) * Hp * Wp:], C * Hp * Wp, sh * Wp, offsets,
-                         min(N, n0 + step) - n0, Ho, Wo, parts[grp, i])
+                         padded[(n0 * C + grp * Cg) * sw * Hp * Wq:], C * sw * Hp * Wq,
+                         sh * Wq, offsets, min(N, n0 + step) - n0, Ho, Wo, parts[grp, i])
 
     chunks = [(grp, i) for grp in range(G) for i in range(len(starts))]
     _parallel.run(job, chunks, _parallel.threads_for(geo.workers, per_image * N * G, len(chunks)))
