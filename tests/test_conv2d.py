@@ -2004,7 +2004,8 @@ def test_narrow_layers_in_wide_small_tiles(dtype, N, C, K, H, W, padding, dilati
     they run the level's small-image tiles (pixels in 512-bit lanes, weights
     read in place) when their rows fill them. Values against the reference;
     the bits of the blocks (the mixed choice) and of any thread count."""
-    from cyconv import _core, _parallel
+    from cyconv import _conv2d, _core, _parallel
+    monkeypatch.setattr(_conv2d, "_PIXEL_CONV", False)   # (few taps: test_pixel_conv)
     pad = (padding,) * 2 if isinstance(padding, int) else padding
     x, w, b = case_arrays(K * H, N=N, C=C, K=K, H=H, W=W, dtype=dtype)
     plans, results = {}, {}
@@ -2022,6 +2023,57 @@ def test_narrow_layers_in_wide_small_tiles(dtype, N, C, K, H, W, padding, dilati
     for workers in (1, 2):
         got = cyconv.conv2d(x, w, b, padding=pad, dilation=dilation, workers=workers)
         assert got.tobytes() == results[True].tobytes()
+
+
+# Layers of few taps with the output pixels in the lanes (_conv2d._pixel_conv):
+# blocks of 8 channels (9-20: the last moved back) by two vectors of a row
+# (rows of one vector and a bit, of exactly one, of two and a bit: the last
+# vector moved back), strides down the rows, dilations, padding modes,
+# groups, a bias or none, unbatched inputs and a strided `out`.
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("N,C,K,groups,H,W,kernel,stride,padding,dilation,mode,bias", [
+    (3, 1, 16, 1, 28, 28, (3, 3), 1, 1, 1, "zeros", True),
+    (2, 3, 9, 1, 17, 33, (3, 3), (2, 1), 1, 1, "reflect", False),
+    (2, 1, 20, 1, 12, 16, (5, 5), 1, 2, 1, "zeros", True),
+    (1, 2, 8, 1, 9, 41, (3, 2), 1, (1, 0), (2, 1), "circular", True),
+    (2, 4, 24, 2, 10, 19, (3, 3), 1, 1, 1, "replicate", False),
+    (1, 3, 64, 1, 8, 70, (3, 3), (3, 1), 0, 1, "zeros", True),
+    (2, 1, 12, 1, 6, 64, (1, 7), 1, (0, 3), 1, "symmetric", True),
+    (0, 1, 16, 1, 6, 32, (3, 3), 1, 1, 1, "zeros", True),     # unbatched
+], ids=str)
+def test_pixel_conv(N, C, K, groups, H, W, kernel, stride, padding, dilation, mode, bias, dtype,
+                    monkeypatch):
+    """The reference's values, and the bits of the tiles (the same sums in
+    the same order) and of any thread count."""
+    from cyconv import _conv2d, _core, _parallel
+    shape = (C, H, W) if N == 0 else (N, C, H, W)
+    rng = np.random.default_rng(seed_of(N, C, K, H, W, kernel, dtype))
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((K, C // groups, *kernel)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype) if bias else None
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+              padding_mode=mode)
+    calls = []
+    pixel_conv = _core.pixel_conv
+    monkeypatch.setattr(_core, "pixel_conv", lambda *a: (calls.append(a), pixel_conv(*a)))
+    got = cyconv.conv2d(x, w, b, **kw)
+    assert calls
+    x4 = x if N else x[np.newaxis]
+    ref = conv2d_reference(x4.astype(F64), w.astype(F64), None if b is None else b.astype(F64),
+                           stride, padding, dilation, groups, mode)
+    np.testing.assert_allclose(got if N else got[np.newaxis], ref,
+                               rtol=1e-4 if dtype == F32 else 1e-12,
+                               atol=1e-4 if dtype == F32 else 1e-12)
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    assert cyconv.conv2d(x, w, b, workers=3, **kw).tobytes() == got.tobytes()
+    out = np.full(got.shape[:-1] + (2 * got.shape[-1],), np.nan, dtype)[..., ::2]
+    cyconv.conv2d(x, w, b, out=out, **kw)
+    assert out.tobytes() == got.tobytes()
+    monkeypatch.setattr(_conv2d, "_PIXEL_CONV", False)
+    calls.clear()
+    tiles = cyconv.conv2d(x, w, b, **kw)
+    assert not calls
+    assert tiles.tobytes() == got.tobytes()
 
 
 @pytest.mark.parametrize("dtype,N,C,K,H,W,kernel,groups,padding,dilation", [

@@ -121,6 +121,9 @@ PIXEL_TAPS_MAX: int
 def pixel_taps(grad_out: NDArray, gn: int, gk: int, gy: int, padded: NDArray, xn: int, xy: int,
                offsets: NDArray[np.int64], images: int, Ho: int, Wo: int,
                sums: NDArray) -> None: ...
+def pixel_conv(padded: NDArray, xn: int, xy: int, offsets: NDArray[np.int64], wt: NDArray,
+               bias: NDArray, out: NDArray, on: int, ok: int, oy: int, images: int, Ho: int,
+               Wo: int) -> None: ...
 def weight_grad_plan(Kg: int, elements: int, double_precision: bool) -> tuple[int, int]: ...
 def weight_grad_tiles(inp: NDArray, xn: int, xc: int, xr: int, xx: int, grad_out: NDArray,
                       Ho: int, Wo: int, sh: int, sw: int, dh: int, dw: int, S: int, Cg: int,

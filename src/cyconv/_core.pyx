@@ -82,6 +82,16 @@ cdef extern from "kernels.h" nogil:
                                         cyc_index xy, const cyc_index *off, cyc_index ntaps,
                                         cyc_index K, cyc_index images, cyc_index Ho,
                                         cyc_index Wo, double *sums)
+    ctypedef void (*cyc_pixel_conv_f32)(const float *inp, cyc_index xn, cyc_index xy,
+                                        const cyc_index *off, cyc_index ntaps, const float *wt,
+                                        const float *bias, float *out, cyc_index on,
+                                        cyc_index ok, cyc_index oy, cyc_index K,
+                                        cyc_index images, cyc_index Ho, cyc_index Wo)
+    ctypedef void (*cyc_pixel_conv_f64)(const double *inp, cyc_index xn, cyc_index xy,
+                                        const cyc_index *off, cyc_index ntaps, const double *wt,
+                                        const double *bias, double *out, cyc_index on,
+                                        cyc_index ok, cyc_index oy, cyc_index K,
+                                        cyc_index images, cyc_index Ho, cyc_index Wo)
     ctypedef void (*cyc_pixel_tile_f32)(const float *inp, cyc_index cs, cyc_index C,
                                         const float *wp, cyc_index ws, const float *bias,
                                         float *out, cyc_index os, cyc_index nk)
@@ -181,6 +191,8 @@ cdef extern from "kernels.h" nogil:
         cyc_flat_tile_part_f64 flat_tile_part_f64
         cyc_pixel_taps_f32 pixel_taps_f32
         cyc_pixel_taps_f64 pixel_taps_f64
+        cyc_pixel_conv_f32 pixel_conv_f32
+        cyc_pixel_conv_f64 pixel_conv_f64
     void cyc_stream_fence()
     int cyc_detect_level()
     int cyc_detect_full_width_512()
@@ -3079,6 +3091,37 @@ def pixel_taps(const fp_t[::1] grad_out,     # IN  from the first image's first 
         else:
             _table.pixel_taps_f64(&grad_out[0], gn, gk, gy, &padded[0], xn, xy, off, ntaps, K,
                                   images, Ho, Wo, &sums[0, 0])
+
+
+
+def pixel_conv(const fp_t[::1] padded,       # IN  from the first image's first channel
+               Py_ssize_t xn, Py_ssize_t xy,  # its image pitch, elements per output row
+               const int64_t[::1] offsets,   # IN  each tap's offset in `padded`
+               const fp_t[:, ::1] wt,        # IN  taps x K weights
+               const fp_t[::1] bias,         # IN  K values, or none
+               fp_t[::1] out,                # OUT from the first image's first channel
+               Py_ssize_t on, Py_ssize_t ok, Py_ssize_t oy,   # its image, channel, row pitches
+               Py_ssize_t images, Py_ssize_t Ho, Py_ssize_t Wo):
+    """out[m*on + k*ok + y*oy + x] = sum over t of wt[t, k] *
+    padded[m*xn + y*xy + offsets[t] + x] (+ bias[k]) for m < images, k < K,
+    y < Ho, x < Wo: a layer of few taps with the pixels in the vector lanes
+    (the level's pixel_conv), the GIL released. The caller keeps every read
+    and write in bounds, rows of at least the level's row lanes and as many
+    offsets as wt has rows, at most PIXEL_TAPS_MAX."""
+    cdef cyc_index off[64]
+    cdef Py_ssize_t t, ntaps = min(wt.shape[0], offsets.shape[0], 64), K = wt.shape[1]
+    cdef const fp_t *b = &bias[0] if bias.shape[0] >= K and K else NULL
+    if K == 0 or ntaps == 0 or images == 0 or Ho == 0 or Wo == 0:
+        return
+    for t in range(ntaps):
+        off[t] = offsets[t]
+    with nogil:
+        if fp_t is float:
+            _table.pixel_conv_f32(&padded[0], xn, xy, off, ntaps, &wt[0, 0], b, &out[0], on, ok,
+                                  oy, K, images, Ho, Wo)
+        else:
+            _table.pixel_conv_f64(&padded[0], xn, xy, off, ntaps, &wt[0, 0], b, &out[0], on, ok,
+                                  oy, K, images, Ho, Wo)
 
 
 cdef struct _GradTiles:

@@ -344,6 +344,7 @@ static const cyc_kernel_table table_base = {
     NULL, NULL, 0,
     cyc_flat_tile_part_f32_base, cyc_flat_tile_part_f64_base,
     cyc_pixel_taps_f32_base, cyc_pixel_taps_f64_base,
+    cyc_pixel_conv_f32_base, cyc_pixel_conv_f64_base,
 };
 
 #if CYC_X86_DISPATCH
@@ -366,6 +367,7 @@ static const cyc_kernel_table table_avx2 = {
     NULL, NULL, 0,
     cyc_flat_tile_part_f32_avx2, cyc_flat_tile_part_f64_avx2,
     cyc_pixel_taps_f32_avx2, cyc_pixel_taps_f64_avx2,
+    cyc_pixel_conv_f32_avx2, cyc_pixel_conv_f64_avx2,
 };
 /* Not const: cyc_set_rows_512 sets its rows_t_square_once. */
 static cyc_kernel_table table_avx512 = {
@@ -397,6 +399,7 @@ static cyc_kernel_table table_avx512 = {
     cyc_narrow_tile_f32_avx512, cyc_narrow_tile_f64_avx512, CYC_NARROW_PIXELS,
     cyc_flat_tile_part_f32_avx512, cyc_flat_tile_part_f64_avx512,
     cyc_pixel_taps_f32_avx512, cyc_pixel_taps_f64_avx512,
+    cyc_pixel_conv_f32_avx512, cyc_pixel_conv_f64_avx512,
 };
 
 #endif

@@ -264,6 +264,24 @@ typedef void (*cyc_pixel_taps_f64)(const double *g, cyc_index gn, cyc_index gk, 
                                    const cyc_index *off, cyc_index ntaps, cyc_index K,
                                    cyc_index images, cyc_index Ho, cyc_index Wo, double *sums);
 
+/* A layer of few taps with the output pixels in the vector lanes (unit
+ * column stride, rows of at least one vector: the table's row lanes):
+ *   out[m*on + k*ok + y*oy + x] = sum_{t<ntaps} wt[t*K + k] * in[m*xn + y*xy + off[t] + x]
+ *                                 (+ bias[k] when bias is not NULL)
+ * for m < images, k < K, y < Ho, x < Wo, summed in t order from zero and
+ * the bias added once (the blocked tiles' bits when the taps run in (c, r,
+ * s) order). `in` a padded input, off[t] tap t's element offset in it. */
+typedef void (*cyc_pixel_conv_f32)(const float *in, cyc_index xn, cyc_index xy,
+                                   const cyc_index *off, cyc_index ntaps, const float *wt,
+                                   const float *bias, float *out, cyc_index on, cyc_index ok,
+                                   cyc_index oy, cyc_index K, cyc_index images, cyc_index Ho,
+                                   cyc_index Wo);
+typedef void (*cyc_pixel_conv_f64)(const double *in, cyc_index xn, cyc_index xy,
+                                   const cyc_index *off, cyc_index ntaps, const double *wt,
+                                   const double *bias, double *out, cyc_index on, cyc_index ok,
+                                   cyc_index oy, cyc_index K, cyc_index images, cyc_index Ho,
+                                   cyc_index Wo);
+
 typedef struct {
     const char *name;
     cyc_spatial_row_f32 spatial_row_f32;
@@ -323,6 +341,8 @@ typedef struct {
     cyc_flat_tile_part_f64 flat_tile_part_f64;
     cyc_pixel_taps_f32 pixel_taps_f32;
     cyc_pixel_taps_f64 pixel_taps_f64;
+    cyc_pixel_conv_f32 pixel_conv_f32;
+    cyc_pixel_conv_f64 pixel_conv_f64;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

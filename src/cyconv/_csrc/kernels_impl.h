@@ -1804,6 +1804,87 @@ TARGET static void FN(pixel_taps)(const T *g, cyc_index gn, cyc_index gk, cyc_in
 #undef PX_K
 #undef PX_T
 
+/* A layer of few taps with the output pixels in the vector lanes
+ * (kernels.h: cyc_pixel_conv): PC_K output channels x two vectors of a
+ * row's pixels per block, each loaded input vector feeding PC_K FMAs, the
+ * tap's PC_K weights broadcast from wt (taps x K, channels innermost). A
+ * row's last vector is moved back to end at the row's end (computing some
+ * pixels twice to the same bits); channel blocks likewise. Per pixel the
+ * sum runs in tap order from zero and the bias is added once: the blocked
+ * tiles' sum and store, to the bit. */
+#if VBYTES
+#define PC_K 8     /* 16 sums, 8 broadcast weights, 2 loaded vectors */
+TARGET static inline __attribute__((always_inline)) void
+FN(pixel_conv_step)(const T *xr, const cyc_index *off, cyc_index ntaps, const T *wt,
+                    cyc_index K, const cyc_index *kk, const T *bias, T *orow, cyc_index ok,
+                    cyc_index x, const int NV)
+{
+    VEC acc[PC_K][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < PC_K; i++) acc[i][0] = acc[i][1] = (VEC){0};
+    for (cyc_index t = 0; t < ntaps; t++) {
+        const T *q = xr + off[t] + x, *wk = wt + t * K;
+        VEC x0 = VLOADU(q), x1 = NV > 1 ? (VEC)VLOADU(q + VW) : x0;
+#pragma GCC unroll 8
+        for (int i = 0; i < PC_K; i++) {
+            VEC wv = VSPLAT(wk[kk[i]]);
+            acc[i][0] += wv * x0;
+            if (NV > 1) acc[i][1] += wv * x1;
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < PC_K; i++) {
+        T *o = orow + kk[i] * ok + x;
+        if (bias) {
+            VEC bv = VSPLAT(bias[kk[i]]);
+            acc[i][0] += bv;
+            acc[i][1] += bv;
+        }
+        VSTORE(o, acc[i][0]);
+        if (NV > 1) VSTORE(o + VW, acc[i][1]);
+    }
+}
+#endif
+
+TARGET static void FN(pixel_conv)(const T *in, cyc_index xn, cyc_index xy, const cyc_index *off,
+                                  cyc_index ntaps, const T *wt, const T *bias, T *out,
+                                  cyc_index on, cyc_index ok, cyc_index oy, cyc_index K,
+                                  cyc_index images, cyc_index Ho, cyc_index Wo)
+{
+#if VBYTES
+    for (cyc_index m = 0; m < images; m++)
+        for (cyc_index k0 = 0; k0 < K; k0 += PC_K) {
+            cyc_index kb = k0 + PC_K <= K ? k0 : (K > PC_K ? K - PC_K : 0), kk[PC_K];
+            for (int i = 0; i < PC_K; i++) kk[i] = kb + i < K ? kb + i : K - 1;
+            for (cyc_index y = 0; y < Ho; y++) {
+                const T *xr = in + m * xn + y * xy;
+                T *orow = out + m * on + y * oy;
+                cyc_index x = 0;
+                for (; x + 2 * VW <= Wo; x += 2 * VW)
+                    FN(pixel_conv_step)(xr, off, ntaps, wt, K, kk, bias, orow, ok, x, 2);
+                if (x < Wo)
+                    FN(pixel_conv_step)(xr, off, ntaps, wt, K, kk, bias, orow, ok,
+                                        x + VW <= Wo ? x : Wo - VW, 1);
+                if (x + VW < Wo)
+                    FN(pixel_conv_step)(xr, off, ntaps, wt, K, kk, bias, orow, ok, Wo - VW, 1);
+            }
+        }
+#else
+    for (cyc_index m = 0; m < images; m++)
+        for (cyc_index k = 0; k < K; k++)
+            for (cyc_index y = 0; y < Ho; y++)
+                for (cyc_index x = 0; x < Wo; x++) {
+                    T acc = 0;
+                    for (cyc_index t = 0; t < ntaps; t++)
+                        acc = MADD(wt[t * K + k], in[m * xn + y * xy + off[t] + x], acc);
+                    out[m * on + k * ok + y * oy + x] = bias ? acc + bias[k] : acc;
+                }
+#endif
+}
+#ifdef PC_K
+#undef PC_K
+#endif
+
 #undef DW_TAPS
 #undef DW_L
 #undef DW_INLINE
