@@ -773,3 +773,29 @@ def test_conv_transpose2d_errors_name_the_argument():
         args = dict(input=x, weight=w) | change
         with pytest.raises(exc, match=msg):
             cyconv.conv_transpose2d(**args)
+
+
+@pytest.mark.parametrize("stride", [(2 ** 62, 1), (1, 2 ** 62), (2 ** 62, 2 ** 62), (40, 3)],
+                         ids=str)
+@pytest.mark.parametrize("C, K", [(1, 8), (4, 6)])
+def test_gradients_of_a_lone_output_row_take_any_stride(stride, C, K):
+    """Along an axis of one output row (or column) the stride reaches no
+    sum: the gradients (and conv_transpose2d) equal those of the smallest
+    stride that keeps the output's shape, whatever its size (2**62 made
+    the input gradient loop over 2**62 stride phases, or ask for planes
+    that large)."""
+    rng = np.random.default_rng(C * 10 + K)
+    x = rand(rng, (2, C, 5, 9))
+    w = rand(rng, (K, C, 3, 2))
+    y = cyconv.conv2d(x, w, stride=stride, padding=1)
+    small = tuple(s if n > 1 else min(s, extent - span + 1)
+                  for s, n, extent, span in zip(stride, y.shape[2:], (7, 11), (3, 2)))
+    assert cyconv.conv2d(x, w, stride=small, padding=1).shape == y.shape
+    g = rand(rng, y.shape)
+    got = cyconv.conv2d_backward(g, x, w, stride=stride, padding=1)
+    want = cyconv.conv2d_backward(g, x, w, stride=small, padding=1)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    t = cyconv.conv_transpose2d(g, w, stride=stride)   # (padding 1: no columns at Wo = 1)
+    np.testing.assert_allclose(t, cyconv.conv_transpose2d(g, w, stride=small),
+                               rtol=1e-12, atol=1e-12)

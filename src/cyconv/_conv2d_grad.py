@@ -343,7 +343,9 @@ def _products_images(geo: _Geometry, Hx: int, Wx: int) -> int:
             or 0 in (geo.N, geo.C, geo.K, geo.Ho, geo.Wo, Hx, Wx):
         return 0
     per_image = geo.C * geo.R * geo.S * geo.Ho * geo.Wo * geo.dtype.itemsize
-    if per_image > _PRODUCTS_MAX_BYTES:
+    # (col2im sums each plane in sh * sw phase planes of ceil(Hx / sh) x
+    # ceil(Wx / sw): past the image, a stride makes them larger than it)
+    if per_image > _PRODUCTS_MAX_BYTES or sh > Hx or sw > Wx:
         return 0
     weight_reads = sh * sw * geo.K * geo.C * geo.R * geo.S * geo.dtype.itemsize
     disjoint = sh >= (geo.R - 1) * dh + 1 and sw >= (geo.S - 1) * dw + 1
@@ -390,9 +392,11 @@ def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> No
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     Kg = K // G
     wt = None   # conv2d's weight for this (_flipped_weights), made at the first call
-    for py in range(sh):
+    # (the phases that hold rows and columns: all of them, unless the stride
+    # passes the image; 2**62 looped over every one)
+    for py in sorted({y % sh for y in range(y0, min(y1, y0 + sh))}):
         fr, stepr, nr = _phase_taps(py, sh, dh, R)
-        for px in range(sw):
+        for px in sorted({x % sw for x in range(x0, min(x1, x0 + sw))}):
             fc, stepc, nc = _phase_taps(px, sw, dw, S)
             rows = _phase_rows(py, sh, dh, fr, stepr, nr, y0, y1, geo.Ho) if nr else None
             cols = _phase_rows(px, sw, dw, fc, stepc, nc, x0, x1, geo.Wo) if nc else None
@@ -584,6 +588,7 @@ def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
     offsets = np.array([((c * sw + s * dw % sw) * Hp + r * dh) * Wq + s * dw // sw
                         for c in range(Cg) for r in range(R) for s in range(S)], np.int64)
     ntaps = offsets.size
+    row_step = sh * Wq if Ho > 1 else 0   # (a lone output row: any stride, even 2**62)
     per_image = float(Ho) * Wo * Kg * ntaps
     step = max(1, int(_PIXEL_TAPS_WORK // per_image))
     starts = range(0, N, step)
@@ -593,7 +598,7 @@ def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
         n0 = starts[i]
         _core.pixel_taps(g[(n0 * K + grp * Kg) * Ho * Wo:], K * Ho * Wo, Ho * Wo, Wo,
                          padded[(n0 * C + grp * Cg) * sw * Hp * Wq:], C * sw * Hp * Wq,
-                         sh * Wq, offsets, min(N, n0 + step) - n0, Ho, Wo, parts[grp, i])
+                         row_step, offsets, min(N, n0 + step) - n0, Ho, Wo, parts[grp, i])
 
     chunks = [(grp, i) for grp in range(G) for i in range(len(starts))]
     _parallel.run(job, chunks, _parallel.threads_for(geo.workers, per_image * N * G, len(chunks)))
