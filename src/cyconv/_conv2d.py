@@ -78,8 +78,8 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
             out4[...] = 0 if b is None else b.astype(dtype)[:, None, None]
         return result
 
-    if prep.pixel:
-        _pixel_conv(x, w, b, geo, dtype, out4, workers)
+    if prep.pixel is not None:
+        _pixel_conv(x, w, b, geo, dtype, out4, workers, prep.pixel)
         return result
     if prep.taken is not None:
         # A strided 1x1 layer reads only these pixels: one contiguous copy,
@@ -283,7 +283,7 @@ class _Prepared(NamedTuple):
     per_row: int            # multiply-adds per output row of one image
     taken: tuple | None = None   # (rows, cols) slices of the input the plan reads, or all
     lowered: _Lowered | None = None   # plan is the 1x1 layer on the patches, or None
-    pixel: bool = False     # runs _pixel_conv instead of the plan
+    pixel: _PixelConv | None = None   # runs _pixel_conv instead of the plan, or None
 
 
 # Prepared calls by _key: a repeated call (a layer in a training loop) skips
@@ -432,7 +432,9 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
                           for h in heights)
         lowered = _Lowered(plan, row_map, col_map, patches, images, stack > 1, band, last)
         plan = band.plan   # how to pack the weights
-    pixel = lowered is None and taken is None and _pixel_conv_fits(geo, dtype)
+    pixel = None
+    if lowered is None and taken is None and _pixel_conv_fits(geo, dtype):
+        pixel = _pixel_conv_plan(geo)
     return _Prepared(geo, dtype, plan, row_map, col_map, shape, geo.Ho, per_row, taken, lowered,
                      pixel)
 
@@ -457,18 +459,36 @@ def _pixel_conv_fits(geo, dtype) -> bool:
             and geo.Cg * geo.R * geo.S <= min(PIXEL_CONV_TAPS, _core.PIXEL_TAPS_MAX))
 
 
-def _pixel_conv(x, w, b, geo, dtype, out4, workers: int) -> None:
+class _PixelConv(NamedTuple):
+    """_pixel_conv's layout of the padded input."""
+    Hp: int
+    Wp: int
+    offsets: np.ndarray     # each tap's (c, r, s) element offset in a padded image
+    row_step: int           # elements from one output row's input to the next's
+
+
+def _pixel_conv_plan(geo) -> _PixelConv:
+    Hp = geo.rows.before + geo.rows.size + geo.rows.after
+    Wp = geo.cols.before + geo.cols.size + geo.cols.after
+    (sh, _), (dh, dw) = geo.stride, geo.dilation
+    offsets = np.array([(c * Hp + r * dh) * Wp + s * dw for c in range(geo.Cg)
+                        for r in range(geo.R) for s in range(geo.S)], np.int64)
+    offsets.flags.writeable = False
+    # (a lone output row: any stride, even 2**62)
+    return _PixelConv(Hp, Wp, offsets, sh * Wp if geo.Ho > 1 else 0)
+
+
+def _pixel_conv(x, w, b, geo, dtype, out4, workers: int, pixel: _PixelConv) -> None:
     """A layer of few taps (a first layer: 1-3 input channels) with the
     output pixels in the vector lanes (_core.pixel_conv): blocks of output
     channels by two vectors of a row, each tap's input vector loaded once
     for the block, the results stored straight into the planes. The input
     is padded first (a copy, small for few channels). Per pixel the sum runs
     in (c, r, s) order from zero and the bias is added once: the tiles' bits."""
-    N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
+    N, C, K, Cg, G = geo.N, geo.C, geo.K, geo.Cg, geo.groups
     Ho, Wo, Kg = geo.Ho, geo.Wo, K // G
-    (sh, _), (dh, dw) = geo.stride, geo.dilation
     rows, cols = geo.rows, geo.cols
-    Hp, Wp = rows.before + rows.size + rows.after, cols.before + cols.size + cols.after
+    Hp, Wp, offsets, row_step = pixel
     if Hp == rows.size and Wp == cols.size:
         padded = np.ascontiguousarray(x, dtype)
     elif geo.rule == "constant":
@@ -478,13 +498,9 @@ def _pixel_conv(x, w, b, geo, dtype, out4, workers: int) -> None:
         pad = ((0, 0), (0, 0), (rows.before, rows.after), (cols.before, cols.after))
         padded = np.pad(x.astype(dtype, copy=False), pad, mode=geo.rule)
     padded = padded.reshape(-1)
-    ntaps = Cg * R * S
-    offsets = np.array([(c * Hp + r * dh) * Wp + s * dw
-                        for c in range(Cg) for r in range(R) for s in range(S)], np.int64)
     # (G, taps, Kg): each group's taps x channels, channels innermost
-    wt = np.ascontiguousarray(np.asarray(w, dtype).reshape(G, Kg, ntaps).transpose(0, 2, 1))
-    bias = np.zeros(0, dtype) if b is None else np.ascontiguousarray(b, dtype)
-    row_step = sh * Wp if Ho > 1 else 0   # (a lone output row: any stride, even 2**62)
+    wt = np.ascontiguousarray(np.asarray(w, dtype).reshape(G, Kg, -1).transpose(0, 2, 1))
+    bias = _NO_BIAS[dtype] if b is None else np.ascontiguousarray(b, dtype)
     direct = out4.flags.c_contiguous
     dest = out4 if direct else np.empty(out4.shape, dtype)
     flat = dest.reshape(-1)
@@ -496,11 +512,18 @@ def _pixel_conv(x, w, b, geo, dtype, out4, workers: int) -> None:
                              flat[(n0 * K + grp * Kg) * Ho * Wo:], K * Ho * Wo, Ho * Wo, Wo,
                              n1 - n0, Ho, Wo)
 
-    work = float(Ho) * Wo * K * ntaps
-    chunks = [(n0, n1) for n0, n1 in _parallel.chunks_of(N, work, workers)]
-    _parallel.run(job, chunks, _parallel.threads_for(workers, work * N, len(chunks)))
+    work = float(Ho) * Wo * K * offsets.size
+    if work * N < _parallel.MIN_WORK_PER_THREAD:   # microseconds: no CPU slot
+        job(None, 0, N)
+    else:
+        chunks = _parallel.chunks_of(N, work, workers)
+        _parallel.run(job, chunks, _parallel.threads_for(workers, work * N, len(chunks)))
     if not direct:
         out4[...] = dest
+
+
+_NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32),
+            np.dtype(np.float64): np.zeros(0, np.float64)}
 
 
 def _band(geo, dtype, patches, images, rows, pack_first, per_row) -> _Prepared:
