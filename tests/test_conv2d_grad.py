@@ -110,6 +110,16 @@ def weight_gradient_by_taps(g, x, w_shape, stride, padding, dilation, groups, mo
     return out.reshape(w_shape)
 
 
+def assert_weight_gradient(got, g, x, w, stride, padding, dilation, groups, mode):
+    """got within a few roundings per summed product of the float64 sums."""
+    want = weight_gradient_by_taps(g, x, w.shape, stride, padding, dilation, groups, mode)
+    scale = weight_gradient_by_taps(abs(g), abs(x), w.shape, stride, padding, dilation, groups,
+                                    mode)
+    tol = 8 * np.finfo(x.dtype).eps * (g.shape[0] * g.shape[2] * g.shape[3])
+    assert got.dtype == x.dtype
+    assert np.all(abs(got - want) <= tol * scale + np.finfo(x.dtype).tiny)
+
+
 # Channel counts either side of the tiles' widths (AVX-512: 14 pixels, the
 # narrow ones 10 and 5, blocks of 32 float32 / 16 float64 channels; AVX2: 6,
 # 4, 2 and 16 / 8; AVX-512's narrow tiles where 512-bit FMAs run at full
@@ -149,12 +159,7 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
               padding_mode=mode)
     g = rand(rng, cyconv.conv2d(x, w, **kw).shape, dtype)
     got = cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1]
-    want = weight_gradient_by_taps(g, x, w.shape, stride, padding, dilation, groups, mode)
-    scale = weight_gradient_by_taps(abs(g), abs(x), w.shape, stride, padding, dilation, groups,
-                                    mode)
-    tol = 8 * np.finfo(dtype).eps * (N * g.shape[2] * g.shape[3])
-    assert got.dtype == dtype
-    assert np.all(abs(got - want) <= tol * scale + np.finfo(dtype).tiny)
+    assert_weight_gradient(got, g, x, w, stride, padding, dilation, groups, mode)
     # The same sums in the same order: the same bits in either layout, with
     # one output row per pass (partial sums kept between passes), and for
     # any thread count.
@@ -224,12 +229,7 @@ def test_weight_gradient_pixel_taps(N, Cg, Kg, groups, H, W, R, S, stride, dilat
 
     got = grad()
     assert calls
-    want = weight_gradient_by_taps(g, x, w.shape, stride, padding, dilation, groups, mode)
-    scale = weight_gradient_by_taps(abs(g), abs(x), w.shape, stride, padding, dilation, groups,
-                                    mode)
-    tol = 8 * np.finfo(dtype).eps * (N * g.shape[2] * g.shape[3])
-    assert got.dtype == dtype
-    assert np.all(abs(got - want) <= tol * scale + np.finfo(dtype).tiny)
+    assert_weight_gradient(got, g, x, w, stride, padding, dilation, groups, mode)
     # the same bits for any thread count, pieces of images cut alike
     np.testing.assert_array_equal(grad(workers=3), got)
     monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
@@ -239,7 +239,7 @@ def test_weight_gradient_pixel_taps(N, Cg, Kg, groups, H, W, R, S, stride, dilat
     calls.clear()
     other = grad()
     assert not calls
-    assert np.all(abs(other - want) <= tol * scale + np.finfo(dtype).tiny)
+    assert_weight_gradient(other, g, x, w, stride, padding, dilation, groups, mode)
 
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)

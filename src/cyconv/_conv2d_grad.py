@@ -388,7 +388,7 @@ def _grad_input_products(gout, w, geo: _Geometry, out, bias, y0, x0, images: int
 def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> None:
     """The padded input's gradient rows y0..y1-1, columns x0..x1-1 into
     `out`, one stride-1 conv2d call per stride phase."""
-    C, K, Cg, R, S, G = geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
+    K, R, S, G = geo.K, geo.R, geo.S, geo.groups
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     Kg = K // G
     wt = None   # conv2d's weight for this (_flipped_weights), made at the first call
@@ -496,6 +496,19 @@ def _fold(grad, source, before: int, n: int, axis: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- grad_weight
 
+def _padded(x, geo: _Geometry) -> np.ndarray:
+    """The input padded by the layer's rule (zeros and a copy: np.pad costs
+    tens of microseconds more on small layers), or itself without padding."""
+    top, bottom, left, right = geo.pad
+    if not any(geo.pad):
+        return x
+    if geo.np_mode == "constant":
+        out = np.zeros((geo.N, geo.C, top + geo.H + bottom, left + geo.W + right), geo.dtype)
+        out[:, :, top:top + geo.H, left:left + geo.W] = x
+        return out
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+
+
 # True: the weight gradient copies every input channels last (tests compare
 # the two layouts; by default only kernel rows of several taps, and inputs of
 # fewer channels than a tile).
@@ -510,7 +523,7 @@ def _grad_weight(gout, x, geo: _Geometry) -> np.ndarray:
     other depth multipliers (one input channel per group, several groups)
     by one product per tap, every other layer by conv2d's blocked tiles with
     the roles turned (_grad_weight_tiles)."""
-    N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
+    N, K, Cg, R, S, G = geo.N, geo.K, geo.Cg, geo.R, geo.S, geo.groups
     Ho, Wo, Kg = geo.Ho, geo.Wo, K // G
     if not (K * Cg * R * S and N * Ho * Wo and Cg):
         return np.zeros((K, Cg, R, S), geo.dtype)
@@ -559,22 +572,14 @@ def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
     registers as grad_output's rows and the padded input's stream past, both
     read as planes (no channels-last copies; a column stride splits the
     padded input into its column phases, so that each tap reads consecutive
-    elements). The images go in pieces of a
-    fixed size (whatever the thread count), their sums added in image order:
-    the same bits for any thread count."""
+    elements). The images go in pieces of a fixed size (whatever the thread
+    count), their sums added in image order: the same bits for any thread
+    count."""
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
-    H, W, Ho, Wo, Kg = geo.H, geo.W, geo.Ho, geo.Wo, K // G
+    Ho, Wo, Kg, dtype = geo.Ho, geo.Wo, K // G, geo.dtype
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
-    top, bottom, left, right = geo.pad
-    Hp, Wp = top + H + bottom, left + W + right
-    dtype = geo.dtype
-    if not any(geo.pad):
-        padded = np.ascontiguousarray(x, dtype)
-    elif geo.np_mode == "constant":
-        padded = np.zeros((N, C, Hp, Wp), dtype)
-        padded[:, :, top:top + H, left:left + W] = x
-    else:
-        padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+    padded = np.ascontiguousarray(_padded(x, geo))
+    Hp, Wp = padded.shape[2:]
     # (N, C, sw, Hp, Wq): padded column j is column j // sw of phase j % sw
     Wq = -(-Wp // sw)
     if sw > 1:
@@ -624,13 +629,7 @@ def _grad_weight_multipliers(gout, x, geo: _Geometry) -> np.ndarray:
     top, bottom, left, right = geo.pad
     Ho, Wo, Kg = geo.Ho, geo.Wo, K // G
     grad = np.zeros((R * S, G, Kg), geo.dtype)
-    if any(geo.pad) and geo.np_mode == "constant":
-        # zeros and a copy: np.pad costs tens of microseconds more on small layers
-        padded = np.zeros((N, C, top + geo.H + bottom, left + geo.W + right), geo.dtype)
-        padded[:, :, top:top + geo.H, left:left + geo.W] = x
-        x = padded
-    elif any(geo.pad):
-        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+    x = _padded(x, geo)
     Hq, Wq = -(-x.shape[2] // sh), -(-x.shape[3] // sw)
     # Images one by one where that needs no copy of a large input.
     per_image = sh == sw == 1 and (N == 1 or (not any(geo.pad) and Ho * Wo >= 256))
@@ -716,14 +715,7 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     # them up to 2x.
     rows_of_taps = S > 1 and dw == 1
     if Cg >= PT and not rows_of_taps and not _FORCE_CHANNELS_LAST:
-        if not any(geo.pad):
-            padded = np.ascontiguousarray(x)
-        elif geo.np_mode == "constant":
-            padded = np.zeros((N, C, Hp, Wp), dtype)
-            padded[:, :, top:top + H, left:left + W] = x
-        else:
-            padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
-        flat = padded.reshape(-1)
+        flat = np.ascontiguousarray(_padded(x, geo)).reshape(-1)
         inputs = [flat[grp * Cg * Hp * Wp:] for grp in range(G)]
         strides = (C * Hp * Wp, Hp * Wp, Wp, 1)
         set_taps = 1
