@@ -444,7 +444,7 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
 # fewer repeat some: 32 x 1 -> 6 5x5 @28x28 0.96x the tiles' speed, AVX2
 # 0.70x), at unit column stride, on rows of at least one vector, run
 # _pixel_conv. Zen 5, float32, one thread, against the tiles: 64 x 1 -> 16
-# 3x3 @28x28 1.23x (with a bias 1.75x), 3 -> 16 @32x32 1.36x, 3 -> 64
+# 3x3 @28x28 1.23x (with a bias 1.32x), 3 -> 16 @32x32 1.36x, 3 -> 64
 # 1.57x, 8 x 1 -> 16 @64x64 1.65x; AVX2 level 1.20-1.73x.
 PIXEL_CONV_TAPS = 27
 PIXEL_CONV_CHANNELS = 8
