@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core, _geometry, _memory, _methods, _parallel, _scratch
-from ._padding import aligned
+from ._padding import aligned, padded_planes
 
 IntPair = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], Literal["valid", "same"]]
@@ -489,15 +489,9 @@ def _pixel_conv(x, w, b, geo, dtype, out4, workers: int, pixel: _PixelConv) -> N
     Ho, Wo, Kg = geo.Ho, geo.Wo, K // G
     rows, cols = geo.rows, geo.cols
     Hp, Wp, offsets, row_step = pixel
-    if Hp == rows.size and Wp == cols.size:
-        padded = np.ascontiguousarray(x, dtype)
-    elif geo.rule == "constant":
-        padded = np.zeros((N, C, Hp, Wp), dtype)
-        padded[:, :, rows.before:rows.before + rows.size, cols.before:cols.before + cols.size] = x
-    else:
-        pad = ((0, 0), (0, 0), (rows.before, rows.after), (cols.before, cols.after))
-        padded = np.pad(x.astype(dtype, copy=False), pad, mode=geo.rule)
-    padded = padded.reshape(-1)
+    padded = np.ascontiguousarray(padded_planes(x, (rows.before, rows.after),
+                                                (cols.before, cols.after), geo.rule,
+                                                dtype)).reshape(-1)
     # (G, taps, Kg): each group's taps x channels, channels innermost
     wt = np.ascontiguousarray(np.asarray(w, dtype).reshape(G, Kg, -1).transpose(0, 2, 1))
     bias = _NO_BIAS[dtype] if b is None else np.ascontiguousarray(b, dtype)

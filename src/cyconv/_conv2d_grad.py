@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core, _geometry, _memory, _parallel, _scratch
 from ._conv2d import IntPair, Padding, PaddingMode, conv2d, reads_weight_views, _check_out
-from ._padding import aligned, index_map
+from ._padding import aligned, index_map, padded_planes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -497,16 +497,9 @@ def _fold(grad, source, before: int, n: int, axis: int) -> np.ndarray:
 # --------------------------------------------------------------------------- grad_weight
 
 def _padded(x, geo: _Geometry) -> np.ndarray:
-    """The input padded by the layer's rule (zeros and a copy: np.pad costs
-    tens of microseconds more on small layers), or itself without padding."""
+    """The input padded by the layer's rule, or itself without padding."""
     top, bottom, left, right = geo.pad
-    if not any(geo.pad):
-        return x
-    if geo.np_mode == "constant":
-        out = np.zeros((geo.N, geo.C, top + geo.H + bottom, left + geo.W + right), geo.dtype)
-        out[:, :, top:top + geo.H, left:left + geo.W] = x
-        return out
-    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=geo.np_mode)
+    return padded_planes(x, (top, bottom), (left, right), geo.np_mode, geo.dtype)
 
 
 # True: the weight gradient copies every input channels last (tests compare
@@ -561,8 +554,9 @@ def _pixel_taps_fits(geo: _Geometry) -> bool:
     if not (_PIXEL_TAPS and geo.Cg * geo.R * geo.S <= min(_PIXEL_TAPS_MAX, _core.PIXEL_TAPS_MAX)
             and (geo.stride[1] == 1 or geo.Wo >= 64)):
         return False
-    block = _core.tile_sizes()["block_f64" if geo.dtype == np.float64 else "block_f32"]
-    return not (geo.R * geo.S >= 25 and Kg % block == 0)
+    if geo.R * geo.S < 25:
+        return True
+    return Kg % _core.tile_sizes()["block_f64" if geo.dtype == np.float64 else "block_f32"] != 0
 
 
 def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:

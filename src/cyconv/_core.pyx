@@ -3058,8 +3058,20 @@ def depthwise_weight_grad(const fp_t[:, :, :, :] image,       # IN  N x C x H x 
 
 
 
-# Taps a pixel_taps call takes at most (its offsets are copied to the stack).
-PIXEL_TAPS_MAX = 64
+# Taps a pixel_taps or pixel_conv call takes at most (their offsets are
+# copied to the stack).
+cdef enum:
+    _PIXEL_TAPS = 64
+PIXEL_TAPS_MAX = _PIXEL_TAPS
+
+
+cdef Py_ssize_t _tap_offsets(const int64_t[::1] offsets, Py_ssize_t ntaps,
+                             cyc_index *off) noexcept:
+    # The first min(ntaps, offsets, _PIXEL_TAPS) offsets into off: how many.
+    cdef Py_ssize_t t, n = min(ntaps, offsets.shape[0], _PIXEL_TAPS)
+    for t in range(n):
+        off[t] = offsets[t]
+    return n
 
 
 def pixel_taps(const fp_t[::1] grad_out,     # IN  from the first image's first channel
@@ -3074,16 +3086,14 @@ def pixel_taps(const fp_t[::1] grad_out,     # IN  from the first image's first 
     a weight gradient with the pixels in the vector lanes (the level's
     pixel_taps), the GIL released. The caller keeps every read in bounds
     and passes as many offsets as sums has columns, at most PIXEL_TAPS_MAX."""
-    cdef cyc_index off[64]
+    cdef cyc_index off[_PIXEL_TAPS]
     # (the sums' rows, the offsets and the stack copy bound the taps)
-    cdef Py_ssize_t t, ntaps = min(sums.shape[1], offsets.shape[0], 64), K = sums.shape[0]
+    cdef Py_ssize_t ntaps = _tap_offsets(offsets, sums.shape[1], off), K = sums.shape[0]
     if K == 0 or ntaps == 0:
         return
     if images == 0 or Ho == 0 or Wo == 0:
         sums[:, :] = 0
         return
-    for t in range(ntaps):
-        off[t] = offsets[t]
     with nogil:
         if fp_t is float:
             _table.pixel_taps_f32(&grad_out[0], gn, gk, gy, &padded[0], xn, xy, off, ntaps, K,
@@ -3108,13 +3118,11 @@ def pixel_conv(const fp_t[::1] padded,       # IN  from the first image's first 
     (the level's pixel_conv), the GIL released. The caller keeps every read
     and write in bounds, rows of at least the level's row lanes and as many
     offsets as wt has rows, at most PIXEL_TAPS_MAX."""
-    cdef cyc_index off[64]
-    cdef Py_ssize_t t, ntaps = min(wt.shape[0], offsets.shape[0], 64), K = wt.shape[1]
+    cdef cyc_index off[_PIXEL_TAPS]
+    cdef Py_ssize_t ntaps = _tap_offsets(offsets, wt.shape[0], off), K = wt.shape[1]
     cdef const fp_t *b = &bias[0] if bias.shape[0] >= K and K else NULL
     if K == 0 or ntaps == 0 or images == 0 or Ho == 0 or Wo == 0:
         return
-    for t in range(ntaps):
-        off[t] = offsets[t]
     with nogil:
         if fp_t is float:
             _table.pixel_conv_f32(&padded[0], xn, xy, off, ntaps, &wt[0, 0], b, &out[0], on, ok,

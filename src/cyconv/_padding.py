@@ -27,6 +27,24 @@ def index_map(n: int, before: int, after: int, np_mode: str) -> np.ndarray:
     return out
 
 
+def padded_planes(x: np.ndarray, rows: tuple, cols: tuple, np_mode: str,
+                  dtype: np.dtype) -> np.ndarray:
+    """x (..., H, W) as dtype with its planes padded by `rows` and `cols`
+    ((before, after) each) under np.pad's rule; x itself without padding.
+    Zero padding is zeros and a copy: np.pad costs tens of microseconds more
+    on small layers."""
+    (top, bottom), (left, right) = rows, cols
+    if not (top or bottom or left or right):
+        return np.asarray(x, dtype)
+    if np_mode == "constant":
+        H, W = x.shape[-2:]
+        out = np.zeros(x.shape[:-2] + (top + H + bottom, left + W + right), dtype)
+        out[..., top:top + H, left:left + W] = x
+        return out
+    pad = ((0, 0),) * (x.ndim - 2) + ((top, bottom), (left, right))
+    return np.pad(np.asarray(x, dtype), pad, mode=np_mode)
+
+
 def aligned(a: np.ndarray) -> np.ndarray:
     """`a`, or an aligned copy if its data is not aligned for its dtype (the
     core reads elements through typed pointers)."""
