@@ -21,7 +21,7 @@ cdef extern from "kernels.h" nogil:
     void cyc_prefetch_read_l2(const void *p)
     ctypedef Py_ssize_t cyc_index
     enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
-    enum: CYC_ROWS_STREAM, CYC_ROWS_PREFETCH   # spatial_rows' flags
+    enum: CYC_ROWS_STREAM, CYC_ROWS_PREFETCH, CYC_ROWS_PREFETCH_WALKS   # spatial_rows' flags
     int CYC_SQUARE_BLOCK_ROWS(int S, int lanes)   # rows per block, AVX-512's S x S rows
     int CYC_RECT_BLOCK_ROWS(int R, int S, int lanes)   # and its R x S rows (S = 3, 5, 7)
     bint CYC_RECT_SHIFTED(Py_ssize_t R, Py_ssize_t S)     # R x S that AVX-512 rows shift,
@@ -596,6 +596,9 @@ cdef enum:
     # prefetches only cost (measured, Zen 5, whole calls: 1024^2 out of cache
     # 1.08-1.49x as fast, in cache 0.91-1.10x; 256^2 in cache 0.91-1.02x).
     PREFETCH_MIN_BYTES = 1 << 20
+    # The 3x3 row walks ask for rows ahead from this many times that
+    # (CYC_ROWS_PREFETCH_WALKS): in cache they lose more to prefetches.
+    WALK_PREFETCH_FACTOR = 16
 
 
 cdef Py_ssize_t _stream_min_bytes = STREAM_MIN_BYTES
@@ -623,7 +626,8 @@ def streams(Py_ssize_t nbytes):
 
 def set_prefetch_min_bytes(Py_ssize_t nbytes):
     """Have the row kernels ask for the next rows ahead on images of at
-    least `nbytes` bytes (0: always); returns the old value."""
+    least `nbytes` bytes (0: always; the 3x3 walks from WALK_PREFETCH_FACTOR
+    times that); returns the old value."""
     global _prefetch_min_bytes
     old, _prefetch_min_bytes = _prefetch_min_bytes, max(nbytes, 0)
     return old
@@ -634,9 +638,12 @@ cdef inline int _row_flags(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t itemsize
     """spatial_rows' flags for a rows x cols result of an image of
     image_rows rows, image_row_bytes apart."""
     cdef int flags = CYC_ROWS_STREAM if _streams(rows, cols, itemsize) else 0
-    if image_rows * (image_row_bytes if image_row_bytes >= 0 else -image_row_bytes) \
-            >= _prefetch_min_bytes:
+    cdef Py_ssize_t image_bytes = image_rows * (
+        image_row_bytes if image_row_bytes >= 0 else -image_row_bytes)
+    if image_bytes >= _prefetch_min_bytes:
         flags |= CYC_ROWS_PREFETCH
+        if image_bytes // WALK_PREFETCH_FACTOR >= _prefetch_min_bytes:
+            flags |= CYC_ROWS_PREFETCH_WALKS
     return flags
 
 

@@ -67,9 +67,15 @@ typedef void (*cyc_spatial_row_f64)(const double *in, cyc_index cs, cyc_index rs
  * them, for an image larger than L2: the hardware prefetchers stop at each 4 KB
  * page. Measured, Zen 5, whole 1024^2 calls, 3x3-11x11, image out of cache:
  * float32 1.12-1.25x as fast (every other column 1.33-1.35x), float64
- * 1.08-1.33x; in cache 0.91-1.10x; a 256^2 image in cache 0.91-1.02x. */
+ * 1.08-1.33x; in cache 0.91-1.10x; a 256^2 image in cache 0.91-1.02x.
+ * PREFETCH_WALKS: the single-channel 3x3 walks ask for rows ahead too, for an
+ * image of 16 MB or more (_core.pyx sets it). Smaller, they lose more to the
+ * prefetches in cache than they gain out of it (Zen 5, whole 3x3 calls:
+ * 1024^2 float32 and float64 in cache 0.90-0.93x, out of cache 1.02x;
+ * float32 2048^2-2896^2 1.13-1.16x in and out of cache). */
 #define CYC_ROWS_STREAM 1
 #define CYC_ROWS_PREFETCH 2
+#define CYC_ROWS_PREFETCH_WALKS 4
 typedef void (*cyc_spatial_rows_f32)(const float *in, cyc_index cs, cyc_index rs,
                                      cyc_index C, cyc_index R, cyc_index S,
                                      const float *w, float *out, cyc_index os,

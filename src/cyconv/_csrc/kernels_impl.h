@@ -753,32 +753,61 @@ FN(feed_3x3)(const T *q, const VEC *wv, VEC *fin, VEC *mid, VEC *start,
         else { VSTORE((o), (acc)[0]); VSTORE((o) + VW, (acc)[1]); }              \
     } while (0)
 
-/* Three output rows of a single-channel 3x3 correlation by two vectors of
- * columns: each of the five input rows is loaded once (three shifted loads
- * per vector) and feeds every output row whose window holds it, with the
- * nine weights in registers: 5/9 of a load per FMA (5/18 with SHIFTS)
- * and no broadcasts.
- * Longer walks down the rows (6 rows, 8 input rows) were slower at a
- * 4096-byte pitch: the input and output rows then fill the few L1 sets
- * they map to (measured, 1024-wide float32: 3 rows 35-45 GFLOP/s, 6 rows
- * 24-28, the old kernel 26-34). */
+/* n output rows (a multiple of 3) of a single-channel 3x3 correlation by
+ * two vectors of columns, walking down the rows: each input row is loaded
+ * once (three shifted loads per vector; with SHIFTS, three loads and four
+ * valignd) and feeds the three output rows whose windows hold it, with the
+ * nine weights in registers and no broadcasts. Output row o lives in
+ * accumulator set o % 3 (a, b, c), so the rotation repeats every three
+ * input rows. With ahead, input row j also asks for row j + n + 2, which
+ * the next walk down reads (a loop of prefetches after the walk, as the
+ * other row blocks have, took the registers the walk's addresses need:
+ * -10 % in cache).
+ * Six-row walks beat three-row blocks (Zen 5, row kernel alone, 1024^2
+ * float32 in cache: 177 -> 196 GFLOP/s); in a C harness longer walks lost
+ * at a 4096-byte pitch (12 rows 0.88x six), where the input and output
+ * rows fill the few L1 sets they map to. */
 TARGET static inline __attribute__((always_inline)) void
-FN(three_rows_3x3)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index os,
-                   const int step, int nt)
+FN(walk_3x3)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index os, const int n,
+             const int step, const int nt, int ahead)
 {
     VEC a[2], b[2], c[2];
+    /* Rows the next walk adds, two (step 1) or four (step 2) lines of each. */
+#define WALK_AHEAD(j)                                                                \
+    do {                                                                             \
+        if (ahead)                                                                   \
+            FN(prefetch_rows)(in + ((j) + n + 2) * rs, rs, 1, 2 * VBYTES * step);  \
+    } while (0)
     FN(feed_3x3)(in, wv, c, c, a, 0, 0, 1, step);
+    WALK_AHEAD(0);
     FN(feed_3x3)(in + rs, wv, c, a, b, 0, 1, 1, step);
-    FN(feed_3x3)(in + 2 * rs, wv, a, b, c, 1, 1, 1, step);
-    STORE2(out, a, nt);
-    FN(feed_3x3)(in + 3 * rs, wv, b, c, a, 1, 1, 0, step);
-    STORE2(out + os, b, nt);
-    FN(feed_3x3)(in + 4 * rs, wv, c, a, b, 1, 0, 0, step);
-    STORE2(out + 2 * os, c, nt);
+    WALK_AHEAD(1);
+    /* input rows j, j+1, j+2 finish output rows j-2, j-1, j */
+    int j = 2;
+#pragma GCC unroll 4
+    for (; j < n - 1; j += 3) {
+        FN(feed_3x3)(in + j * rs, wv, a, b, c, 1, 1, 1, step);
+        STORE2(out + (j - 2) * os, a, nt);
+        WALK_AHEAD(j);
+        FN(feed_3x3)(in + (j + 1) * rs, wv, b, c, a, 1, 1, 1, step);
+        STORE2(out + (j - 1) * os, b, nt);
+        WALK_AHEAD(j + 1);
+        FN(feed_3x3)(in + (j + 2) * rs, wv, c, a, b, 1, 1, 1, step);
+        STORE2(out + j * os, c, nt);
+        WALK_AHEAD(j + 2);
+    }
+    FN(feed_3x3)(in + j * rs, wv, a, b, c, 1, 1, 1, step);
+    STORE2(out + (j - 2) * os, a, nt);
+    WALK_AHEAD(j);
+    FN(feed_3x3)(in + (j + 1) * rs, wv, b, c, a, 1, 1, 0, step);
+    STORE2(out + (j - 1) * os, b, nt);
+    FN(feed_3x3)(in + (j + 2) * rs, wv, c, a, b, 1, 0, 0, step);
+    STORE2(out + j * os, c, nt);
+#undef WALK_AHEAD
 }
 #undef STORE2
 
-/* three_rows_3x3 with the taps transposed (see spatial_rows_t): the six
+/* Three rows of walk_3x3 with the taps transposed (see spatial_rows_t): the six
  * accumulators live through the block and each kernel column s walks the
  * five input rows, so per pixel the sum runs in (s, r) order. */
 TARGET static inline __attribute__((always_inline)) void
@@ -805,29 +834,41 @@ FN(three_rows_3x3_t)(const T *in, cyc_index rs, const VEC *wv, T *out, cyc_index
 }
 
 /* nrows x width outputs of a single-channel 3x3 kernel (nrows >= 3,
- * width >= 2 vectors), three rows at a time across the width two vectors at
- * a time; the last block of rows or columns is moved back to end at the
- * edge (recomputing a few outputs to the same bits). tmajor and step
- * (constants once inlined): the taps transposed, see spatial_rows_t; the
- * input's columns `step` elements apart (2 with SHIFTS only, not tmajor). */
+ * width >= 2 vectors): walks of 6 rows (3 below 6) across the width two
+ * vectors at a time; the last walk or block of columns is moved back to
+ * end at the edge (recomputing a few outputs to the same bits). tmajor and
+ * step (constants once inlined): the taps transposed, in blocks of three
+ * rows, see spatial_rows_t; the input's columns `step` elements apart (2
+ * with SHIFTS only, not tmajor). */
 TARGET static inline __attribute__((always_inline)) void
 FN(rows_3x3)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os, cyc_index width,
              cyc_index nrows, const int tmajor, const int step, int flags)
 {
     VEC wv[9];
     for (int i = 0; i < 9; i++) wv[i] = VSPLAT(w[i]);
-    for (cyc_index t = 0; t < nrows; t += 3) {
-        cyc_index tb = t + 3 <= nrows ? t : nrows - 3;
-        cyc_index ahead = PREFETCHES(flags, 1, 3, 3) ? ROWS_AHEAD(tb, 3, nrows) : 0;
+    const cyc_index tr = tmajor || nrows < 6 ? 3 : 6;
+    for (cyc_index t = 0; t < nrows; t += tr) {
+        cyc_index tb = t + tr <= nrows ? t : nrows - tr;
+        cyc_index ahead = PREFETCHES(flags, 1, 3, tr) ? ROWS_AHEAD(tb, tr, nrows) : 0;
         for (cyc_index x = 0; x < width; x += 2 * VW) {
             cyc_index xb = x + 2 * VW <= width ? x : width - 2 * VW;
-            int nt = STREAMS(flags, out + tb * os + xb, os, 2);
+            const T *q = in + tb * rs + xb * step;
+            T *o = out + tb * os + xb;
+            int nt = STREAMS(flags, o, os, 2);
+            if (tr == 6) {
+                /* (a last walk partly ahead asks for nothing) */
+                int walk_ahead = (flags & CYC_ROWS_PREFETCH_WALKS) && ahead == 6;
+                if (nt)
+                    FN(walk_3x3)(q, rs, wv, o, os, 6, step, 1, walk_ahead);
+                else
+                    FN(walk_3x3)(q, rs, wv, o, os, 6, step, 0, walk_ahead);
+                continue;
+            }
             if (tmajor)
-                FN(three_rows_3x3_t)(in + tb * rs + xb, rs, wv, out + tb * os + xb, os, nt);
+                FN(three_rows_3x3_t)(q, rs, wv, o, os, nt);
             else
-                FN(three_rows_3x3)(in + tb * rs + xb * step, rs, wv, out + tb * os + xb, os,
-                                   step, nt);
-            FN(prefetch_rows)(in + (tb + 5) * rs + xb * step, rs, ahead, 2 * VBYTES * step);
+                FN(walk_3x3)(q, rs, wv, o, os, 3, step, nt, 0);
+            FN(prefetch_rows)(q + 5 * rs, rs, ahead, 2 * VBYTES * step);
         }
     }
 }
