@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core, _geometry, _memory, _parallel, _scratch
 from ._conv2d import IntPair, Padding, PaddingMode, conv2d, reads_weight_views, _check_out
-from ._padding import aligned, index_map, padded_planes
+from ._padding import aligned, index_map, padded_planes, zero_frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -496,10 +496,11 @@ def _fold(grad, source, before: int, n: int, axis: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- grad_weight
 
-def _padded(x, geo: _Geometry) -> np.ndarray:
-    """The input padded by the layer's rule, or itself without padding."""
+def _padded(x, geo: _Geometry, purpose: str | None = None) -> np.ndarray:
+    """The input padded by the layer's rule, or itself without padding
+    (with `purpose`, zero padding in that scratch array: padded_planes)."""
     top, bottom, left, right = geo.pad
-    return padded_planes(x, (top, bottom), (left, right), geo.np_mode, geo.dtype)
+    return padded_planes(x, (top, bottom), (left, right), geo.np_mode, geo.dtype, purpose)
 
 
 # True: the weight gradient copies every input channels last (tests compare
@@ -709,7 +710,7 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     # them up to 2x.
     rows_of_taps = S > 1 and dw == 1
     if Cg >= PT and not rows_of_taps and not _FORCE_CHANNELS_LAST:
-        flat = np.ascontiguousarray(_padded(x, geo)).reshape(-1)
+        flat = np.ascontiguousarray(_padded(x, geo, "conv2d_grad.padded")).reshape(-1)
         inputs = [flat[grp * Cg * Hp * Wp:] for grp in range(G)]
         strides = (C * Hp * Wp, Hp * Wp, Wp, 1)
         set_taps = 1
@@ -718,9 +719,14 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
         strides = (Hp * Wp * Cg, 1, Wp * Cg, Cg)
         set_taps = S if dw == 1 else 1
     # grad_output channels last, in blocks of KB channels (zeros past Kg).
+    # The call's own arrays are scratch kept by the thread (_scratch): new
+    # ones of 0.1-4 MB topped the heap, and glibc gave their pages back
+    # after each call, to be faulted in again by the next (64 x 128 -> 128
+    # 3x3 @4x4: 736 page faults a call).
     g = np.ascontiguousarray(gout).reshape(N, G, Kg, Ho * Wo)
-    packed = (_memory.zeros if blocks * KB != Kg else _memory.empty)((G, blocks, N, Ho * Wo, KB),
-                                                                     dtype)
+    packed = _scratch.empty("conv2d_grad.packed", (G, blocks, N, Ho * Wo, KB), dtype)
+    if blocks * KB != Kg:
+        packed[:, -1, :, :, Kg - (blocks - 1) * KB:] = 0
     for grp in range(G):
         for b in range(blocks):
             k0, k1 = b * KB, min(Kg, (b + 1) * KB)
@@ -732,11 +738,13 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     passes = N * -(-Ho // band)
     # The core writes each channel's taps first, channels last (one transpose below).
     grad = _memory.empty((G, Kg, Cg, R, S), dtype)
-    taps_first = grad if R * S == 1 else _memory.empty((G, Kg, R, S, Cg), dtype)
+    taps_first = grad if R * S == 1 else _scratch.empty("conv2d_grad.taps_first",
+                                                        (G, Kg, R, S, Cg), dtype)
 
     def job(_, grp, u0, u1):
-        scratch = np.empty(PT * KB * (u1 - u0 if passes > 1 else 1), dtype)
-        stage = np.empty(KB * (set_taps * Cg + 48), dtype)
+        scratch = _scratch.empty("conv2d_grad.tile_sums",
+                                 (PT * KB * (u1 - u0 if passes > 1 else 1),), dtype)
+        stage = _scratch.empty("conv2d_grad.stage", (KB * (set_taps * Cg + 48),), dtype)
         _core.weight_grad_tiles(inputs[grp], *strides, packed[grp], Ho, Wo, sh, sw, dh, dw, S,
                                 Cg, set_taps, band, taps_first[grp].reshape(Kg, R * S * Cg),
                                 scratch, stage, u0, u1)
@@ -771,10 +779,11 @@ def _channels_last(x, geo: _Geometry, PT: int) -> list:
         top = bottom = left = right = 0
     x = np.ascontiguousarray(x).reshape(N, G, Cg, Hp - top - bottom, Wp - left - right)
     tail = -(-PT // Cg)
-    out = (np.zeros if zeros and any(geo.pad) else np.empty)((G, N * Hp * Wp + tail, Cg),
-                                                             geo.dtype)
+    out = _scratch.empty("conv2d_grad.channels_last", (G, N * Hp * Wp + tail, Cg), geo.dtype)
     out[:, N * Hp * Wp:] = 0
     body = out[:, :N * Hp * Wp].reshape(G, N, Hp, Wp, Cg)
+    if zeros:   # (the pixels' channels go last: the frame is axes 2 and 3)
+        zero_frame(np.moveaxis(body, -1, 2), (top, bottom), (left, right))
     if Cg == 1:   # the layout of the planes: one copy (a transpose per image cost 1 us)
         body[..., top:Hp - bottom, left:Wp - right, 0] = x[:, :, 0].transpose(1, 0, 2, 3)
         return [out[grp].reshape(-1) for grp in range(G)]
