@@ -427,6 +427,62 @@ def test_depthwise_channels_in_lanes(C, H, W, R, S, stride, dilation, padding, m
         cyconv.conv2d(wide, w, b, stride, padding, dilation, C, padding_mode=mode), rows)
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("N,C,K,H,W,R,S,padding,dilation,groups", [
+    (64, 64, 64, 4, 4, 3, 3, 1, 1, 1),
+    (40, 16, 40, 2, 2, 3, 3, 1, 1, 1),     # a part channel block
+    (33, 8, 64, 8, 8, 3, 3, 1, 1, 2),      # groups; a piece's last tile part full
+    (9, 32, 32, 6, 6, 5, 5, 2, 1, 1),
+    (12, 3, 64, 8, 8, 3, 3, (2, 1), 2, 1),  # dilated, a first layer
+    (20, 24, 48, 13, 11, 3, 3, 1, 1, 1),
+    (6, 16, 32, 9, 9, 1, 3, (0, 1), 1, 1),
+    (30, 20, 36, 6, 6, 3, 3, 0, 1, 1),     # no padding
+    (5, 64, 64, 16, 16, 3, 3, 1, 1, 1),
+], ids=str)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, workers, dtype):
+    """Pieces of tiny images in tiles across rows and images: against the
+    reference, and bitwise the per-image flat tiles' result (the same sums
+    in the same order), for any number of threads, into a strided `out`."""
+    from cyconv import _core
+    x, w, b = case_arrays(N * C + H, N=N, C=C, K=K, groups=groups, H=H, W=W, R=R, S=S,
+                          dtype=dtype)
+    check(x, w, b, 1, padding, dilation, groups)
+    got = cyconv.conv2d(x, w, b, 1, padding, dilation, groups, workers=workers)
+    out = np.full(got.shape[:3] + (2 * got.shape[3],), np.nan, got.dtype)[..., ::2]
+    cyconv.conv2d(x, w, b, 1, padding, dilation, groups, out=out, workers=workers)
+    old = _core.set_gathered_tiles(False)
+    try:
+        flat = cyconv.conv2d(x, w, b, 1, padding, dilation, groups, workers=1)
+        flat_unbiased = cyconv.conv2d(x, w, None, 1, padding, dilation, groups, workers=1)
+    finally:
+        _core.set_gathered_tiles(old)
+    np.testing.assert_array_equal(got, flat)
+    np.testing.assert_array_equal(out, flat)
+    np.testing.assert_array_equal(
+        cyconv.conv2d(x, w, None, 1, padding, dilation, groups, workers=workers), flat_unbiased)
+
+
+def test_tiles_across_images_planned():
+    """The plans of some tiny images of a batch gather their tiles across
+    images (which sizes depends on the level's tile width), and never those
+    of one image or with the setting off."""
+    from cyconv import _conv2d, _core
+
+    def gathers(N, H, C):
+        x, w = np.ones((N, C, H, H), F32), np.ones((C, C, 3, 3), F32)
+        return _conv2d._prepare(x, w, None, 1, 1, 1, 1, "zeros", 1).plan.gathers
+
+    sizes = [(H, C) for H in range(2, 17) for C in (16, 64)]
+    assert any(gathers(16, H, C) for H, C in sizes)
+    assert not any(gathers(1, H, C) for H, C in sizes)
+    old = _core.set_gathered_tiles(False)
+    try:
+        assert not any(gathers(16, H, C) for H, C in sizes)
+    finally:
+        _core.set_gathered_tiles(old)
+
+
 @pytest.mark.parametrize("shape", [
     # (N, C, H, W, K, R, S, padding)
     (1, 1, 1, 1, 1, 1, 1, 0), (2, 1, 1, 1, 3, 1, 1, 0), (1, 2, 1, 5, 2, 1, 3, 0),

@@ -211,6 +211,8 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
 
     if N * Ho * per_row < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
         # Microseconds of work, a single piece: no CPU slot (as _parallel.run_rows).
+        if plan.gathers:   # its tiles run across the images: the core pads them all
+            padded_shape = (padded_shape[0] * N,) + padded_shape[1:]
         job(scratch(), 0, N, 0, Ho)
         return
     # Pieces of about CHUNK_WORK: whole images when they are small, else row
@@ -235,10 +237,10 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
     if blocks > 1 and (workers > 1 or (Hb, Wb) == x.shape[2:]):
         chunks = _split_blocks(chunks, blocks, per_row)
     piece_images = chunks[0][1] - chunks[0][0]   # (the first piece has the most)
-    if plan.splits_blocks and piece_images > 1:
-        # Pieces of several images whose blocks run outer: the core pads
-        # them all, and runs each block over them while its weights stay in
-        # cache (_core._conv2d_range).
+    if (plan.splits_blocks or plan.gathers) and piece_images > 1:
+        # Pieces of several images whose blocks run outer, or whose tiles
+        # run across images: the core pads them all, and runs each block
+        # over them while its weights stay in cache (_core._conv2d_range).
         padded_shape = (padded_shape[0] * piece_images,) + padded_shape[1:]
     nthreads = _parallel.threads_for(workers, N * Ho * per_row, len(chunks))
     threads_pack = packing is not None and nthreads > 1 and len(chunks) > 1

@@ -21,6 +21,7 @@ cdef extern from "kernels.h" nogil:
     void cyc_prefetch_read_l2(const void *p)
     ctypedef Py_ssize_t cyc_index
     enum: CYC_MAX_FLAT_CHANNELS   # bound of every level's flat_channels (kernels.c asserts it)
+    enum: CYC_MAX_TILE_PIXELS     # bound of every level's tile_pixels (the same)
     enum: CYC_ROWS_STREAM, CYC_ROWS_PREFETCH, CYC_ROWS_PREFETCH_WALKS   # spatial_rows' flags
     int CYC_SQUARE_BLOCK_ROWS(int S, int lanes)   # rows per block, AVX-512's S x S rows
     int CYC_RECT_BLOCK_ROWS(int R, int S, int lanes)   # and its R x S rows (S = 3, 5, 7)
@@ -56,6 +57,14 @@ cdef extern from "kernels.h" nogil:
                                                 cyc_index R, cyc_index S, cyc_index wcs,
                                                 const double *wp, const double *init,
                                                 double *tile, cyc_index pixels, int edges)
+    ctypedef void (*cyc_gathered_tile_f32)(const float *inp, const cyc_index *off,
+                                           cyc_index cs, cyc_index rs, cyc_index ds,
+                                           cyc_index C, cyc_index R, cyc_index S,
+                                           const float *wp, float *tile)
+    ctypedef void (*cyc_gathered_tile_f64)(const double *inp, const cyc_index *off,
+                                           cyc_index cs, cyc_index rs, cyc_index ds,
+                                           cyc_index C, cyc_index R, cyc_index S,
+                                           const double *wp, double *tile)
     cyc_index CYC_TILE_WIDTH(cyc_index pt, int i)
     enum: CYC_TILE_WIDTHS
     ctypedef void (*cyc_flat_tile_f32)(const float *inp, cyc_index cs, cyc_index rs, cyc_index ds,
@@ -193,6 +202,8 @@ cdef extern from "kernels.h" nogil:
         cyc_pixel_taps_f64 pixel_taps_f64
         cyc_pixel_conv_f32 pixel_conv_f32
         cyc_pixel_conv_f64 pixel_conv_f64
+        cyc_gathered_tile_f32 gathered_tile_f32
+        cyc_gathered_tile_f64 gathered_tile_f64
     void cyc_stream_fence()
     int cyc_detect_level()
     int cyc_detect_full_width_512()
@@ -1049,6 +1060,7 @@ def correlate_complex(const part_t[:, ::1] padded,  # IN  padded plane, complex 
 cdef enum:
     SPATIAL_ROWS = 8    # output rows per call of the row-vectorized kernel
     NARROW_ROWS = 512   # (rows computed wider than the output: per call, _conv_plan)
+    GATHER_MAX_PIXELS = 400   # flat pixels of an image, at most, for gathered tiles
     SMALL_PIXELS = 128  # below this many output pixels per call, weights are not packed
     # ... except for 3x3 layers whose row tiles leave out the zero padding's
     # products, up to this many bytes of packed weights (_rows_beat_small)
@@ -1090,6 +1102,8 @@ ctypedef struct _Conv:
     Py_ssize_t chunk, strip         # flat tiles: input channels per pass, tiles per strip
     Py_ssize_t strip_blocks         # channel blocks per pass over a strip
     bint blocked, flat, small
+    bint gathers                    # flat: a piece's tiny images in tiles across rows and
+                                    # images (_conv2d_gathered)
     bint padding_skips              # row tiles may leave out products with zero padding:
                                     # packing checks the weights are finite (_pack_block)
     bint tiles_outer                # blocked: every channel block per tile position
@@ -1240,6 +1254,22 @@ cdef inline Py_ssize_t _row_lanes(bint double_precision) noexcept nogil:
 
 
 cdef bint _depthwise_lanes_on = True   # (set_depthwise_lanes: tests compare without)
+cdef bint _gathered_tiles_on = True    # (set_gathered_tiles: the same)
+
+
+def gathered_tiles():
+    """Do conv2d plans run pieces of tiny images in tiles across rows and
+    images? (set_gathered_tiles)"""
+    return _gathered_tiles_on
+
+
+def set_gathered_tiles(bint on):
+    """Let conv2d plans run pieces of tiny images in tiles across rows and
+    images (the default), or per image in flat tiles (the tests compare
+    both); returns the old setting."""
+    global _gathered_tiles_on
+    old, _gathered_tiles_on = _gathered_tiles_on, on
+    return old
 
 
 def depthwise_lanes():
@@ -1403,6 +1433,7 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
     g.lanes = False
     g.rows_width = 0
     g.dw_lanes = 0 if g.blocked else _depthwise_lanes(g, double_precision)
+    g.gathers = False
     g.dw_band = 0
     g.chunk = g.Cg
     g.strip = 0
@@ -1500,6 +1531,14 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
             g.pack_inline = True
             g.packed_size = 0
             g.scratch_size += g.Cg * g.R * g.S * g.KB + 64 // item
+        # Tiny images on flat tiles compute each image's padding columns and
+        # end it with a narrow tile (4x4, 3x3 "same": 19 flat pixels for 16,
+        # in tiles of 14 and 5). A piece of several such images runs tiles
+        # of any PT of its output pixels instead, across rows and images
+        # (_conv2d_gathered): the same sums, so the same bits.
+        g.gathers = g.flat and _gathered_tiles_on and g.N > 1 and g.chunk == g.Cg \
+            and not g.lanes and not g.pack_inline \
+            and (g.Ho - 1) * g.Wb + g.Wo <= GATHER_MAX_PIXELS
         g.edge_size = g.Cg * g.R * g.PT * g.S
     elif g.dw_lanes:
         # One band of rows of a group of channels at a time: its taps and
@@ -2565,6 +2604,54 @@ cdef void _conv2d_small(const _Conv *g, const fp_t *padded, const fp_t *weight,
                 f = f + FP
 
 
+cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
+                           const fp_t *packed, const fp_t *bias, char *out,
+                           const Py_ssize_t *ostr, fp_t *tile, Py_ssize_t images,
+                           Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """Every output pixel of `images` padded images (`plane` elements apart;
+    `out` at the first image), in tiles of PT consecutive pixels taken in
+    order across rows and images (gathered_tile), each tile running channel
+    blocks b0 <= bb < b1 while its input stays in L1. The piece's last tile
+    repeats its last pixel. Per pixel the sums of the flat tiles."""
+    cdef Py_ssize_t PT = g.PT, KB = g.KB, Wo = g.Wo, HW = g.Ho * g.Wo
+    cdef Py_ssize_t total = images * HW, cs = g.Hb * g.Wb, rs = g.Wb * g.dh
+    cdef Py_ssize_t block = g.Cg * g.R * g.S * KB
+    cdef Py_ssize_t off[CYC_MAX_TILE_PIXELS]
+    cdef Py_ssize_t p0, p, i, n, y, x, npx, run, bb, grp, b, k0
+    cdef const fp_t *base
+    p0 = 0
+    while p0 < total:
+        for i in range(PT):
+            p = min(p0 + i, total - 1)
+            n = p // HW
+            y = (p - n * HW) // Wo
+            x = p - n * HW - y * Wo
+            off[i] = n * plane + y * g.Wb + x
+        npx = min(PT, total - p0)
+        for bb in range(b0, b1):
+            grp, b = bb // g.blocks, bb % g.blocks
+            base = padded + grp * g.Cg * cs
+            if fp_t is float:
+                g.table.gathered_tile_f32(base, off, cs, rs, g.dw, g.Cg, g.R, g.S,
+                                          packed + bb * block, tile)
+            else:
+                g.table.gathered_tile_f64(base, off, cs, rs, g.dw, g.Cg, g.R, g.S,
+                                          packed + bb * block, tile)
+            k0 = grp * g.Kg + b * KB
+            i = 0
+            while i < npx:   # runs of pixels along one output row
+                p = p0 + i
+                n = p // HW
+                y = (p - n * HW) // Wo
+                x = p - n * HW - y * Wo
+                run = min(npx - i, Wo - x)
+                _store_tile(tile + i * KB, KB, min(KB, g.Kg - b * KB),
+                            out + n * ostr[0] + k0 * ostr[1] + y * ostr[2] + x * ostr[3],
+                            ostr[1], ostr[3], run, bias + k0 if bias != NULL else NULL)
+                i += run
+        p0 += PT
+
+
 cdef inline void _pad_image(const _Conv *g, const char *image, const Py_ssize_t *istr,
                             const int64_t *row_map, const int64_t *col_map, fp_t *padded,
                             Py_ssize_t row0, Py_ssize_t row1) noexcept nogil:
@@ -2669,6 +2756,15 @@ cdef void _conv2d_range(const _Conv *g,
     cdef Py_ssize_t origin = g.top * g.W + g.left   # the padded origin's place before the image
     cdef bint per_block = _splits_blocks(g) and not g.pack_inline and 1 < n1 - n0 <= slots
     cdef bint padded_ready = in_place
+    if g.gathers and 1 < n1 - n0 <= slots and y0 == 0 and y1 == g.Ho:
+        if source != NULL:
+            _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, b0, b1)
+        for n in range(n0, n1):
+            _pad_image(g, image + n * istr[0], istr, row_map, col_map,
+                       padded + (n - n0) * plane, row0, row1)
+        _conv2d_gathered(g, padded, plane, weights, bias, out + n0 * ostr[0], ostr, scratch,
+                         n1 - n0, b0, b1)
+        return
     if source != NULL and not per_block:
         _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, b0, b1)
     if per_block:
@@ -2842,6 +2938,12 @@ cdef class Conv2dPlan:
         """conv2d packs the weights as it goes: each block's chunk (chunked
         1x1 layers) or each block (others) as it starts."""
         return self.g.pack_inline
+
+    @property
+    def gathers(self):
+        """Pieces of several tiny images run in tiles across rows and images
+        (_conv2d_gathered): conv2d's `padded` then holds a piece's images."""
+        return self.g.gathers
 
     @property
     def small(self):

@@ -131,6 +131,9 @@
 CYC_STATIC_ASSERT(BASE_FK <= CYC_MAX_FLAT_CHANNELS, base_flat_channels);
 CYC_STATIC_ASSERT(AVX2_FK <= CYC_MAX_FLAT_CHANNELS, avx2_flat_channels);
 CYC_STATIC_ASSERT(AVX512_FK <= CYC_MAX_FLAT_CHANNELS, avx512_flat_channels);
+CYC_STATIC_ASSERT(BASE_PT <= CYC_MAX_TILE_PIXELS, base_tile_pixels);
+CYC_STATIC_ASSERT(AVX2_PT <= CYC_MAX_TILE_PIXELS, avx2_tile_pixels);
+CYC_STATIC_ASSERT(AVX512_PT <= CYC_MAX_TILE_PIXELS, avx512_tile_pixels);
 
 #if CYC_X86_DISPATCH
 /* cyc_set_rows_512's choice (below), which the AVX-512 code reads too. */
@@ -345,6 +348,7 @@ static const cyc_kernel_table table_base = {
     cyc_flat_tile_part_f32_base, cyc_flat_tile_part_f64_base,
     cyc_pixel_taps_f32_base, cyc_pixel_taps_f64_base,
     cyc_pixel_conv_f32_base, cyc_pixel_conv_f64_base,
+    cyc_gathered_tile_f32_base, cyc_gathered_tile_f64_base,
 };
 
 #if CYC_X86_DISPATCH
@@ -368,6 +372,7 @@ static const cyc_kernel_table table_avx2 = {
     cyc_flat_tile_part_f32_avx2, cyc_flat_tile_part_f64_avx2,
     cyc_pixel_taps_f32_avx2, cyc_pixel_taps_f64_avx2,
     cyc_pixel_conv_f32_avx2, cyc_pixel_conv_f64_avx2,
+    cyc_gathered_tile_f32_avx2, cyc_gathered_tile_f64_avx2,
 };
 /* Not const: cyc_set_rows_512 sets its rows_t_square_once. */
 static cyc_kernel_table table_avx512 = {
@@ -400,6 +405,7 @@ static cyc_kernel_table table_avx512 = {
     cyc_flat_tile_part_f32_avx512, cyc_flat_tile_part_f64_avx512,
     cyc_pixel_taps_f32_avx512, cyc_pixel_taps_f64_avx512,
     cyc_pixel_conv_f32_avx512, cyc_pixel_conv_f64_avx512,
+    cyc_gathered_tile_f32_avx512, cyc_gathered_tile_f64_avx512,
 };
 
 #endif

