@@ -438,29 +438,41 @@ def test_depthwise_channels_in_lanes(C, H, W, R, S, stride, dilation, padding, m
     (6, 16, 32, 9, 9, 1, 3, (0, 1), 1, 1),
     (30, 20, 36, 6, 6, 3, 3, 0, 1, 1),     # no padding
     (5, 64, 64, 16, 16, 3, 3, 1, 1, 1),
+    (16, 64, 32, 4, 4, 3, 3, (3, 0), 1, 1),  # output rows all on padding
 ], ids=str)
 @pytest.mark.parametrize("workers", [1, 2])
-def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, workers, dtype):
+@pytest.mark.parametrize("weights", ["finite", "inf", "nan"])
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, workers, dtype,
+                             weights, mode):
     """Pieces of tiny images in tiles across rows and images: against the
     reference, and bitwise the per-image flat tiles' result (the same sums
-    in the same order), for any number of threads, into a strided `out`."""
+    in the same order; the products with zero padding left out only where
+    a block's weights are finite), for any number of threads, into a
+    strided `out`."""
     from cyconv import _core
     x, w, b = case_arrays(N * C + H, N=N, C=C, K=K, groups=groups, H=H, W=W, R=R, S=S,
                           dtype=dtype)
-    check(x, w, b, 1, padding, dilation, groups)
-    got = cyconv.conv2d(x, w, b, 1, padding, dilation, groups, workers=workers)
+    if mode == "reflect" and (np.max(padding) >= min(H, W) or np.ndim(padding)):
+        pytest.skip("reflect padding must be less than the image")
+    if weights != "finite":   # in the first block only: the others still skip
+        w[0, 0, 0, 0] = np.inf if weights == "inf" else np.nan
+    else:
+        check(x, w, b, 1, padding, dilation, groups, mode)
+    args = (1, padding, dilation, groups)
+    got = cyconv.conv2d(x, w, b, *args, padding_mode=mode, workers=workers)
     out = np.full(got.shape[:3] + (2 * got.shape[3],), np.nan, got.dtype)[..., ::2]
-    cyconv.conv2d(x, w, b, 1, padding, dilation, groups, out=out, workers=workers)
+    cyconv.conv2d(x, w, b, *args, padding_mode=mode, out=out, workers=workers)
     old = _core.set_gathered_tiles(False)
     try:
-        flat = cyconv.conv2d(x, w, b, 1, padding, dilation, groups, workers=1)
-        flat_unbiased = cyconv.conv2d(x, w, None, 1, padding, dilation, groups, workers=1)
+        flat = cyconv.conv2d(x, w, b, *args, padding_mode=mode, workers=1)
+        flat_unbiased = cyconv.conv2d(x, w, None, *args, padding_mode=mode, workers=1)
     finally:
         _core.set_gathered_tiles(old)
     np.testing.assert_array_equal(got, flat)
     np.testing.assert_array_equal(out, flat)
     np.testing.assert_array_equal(
-        cyconv.conv2d(x, w, None, 1, padding, dilation, groups, workers=workers), flat_unbiased)
+        cyconv.conv2d(x, w, None, *args, padding_mode=mode, workers=workers), flat_unbiased)
 
 
 def test_tiles_across_images_planned():

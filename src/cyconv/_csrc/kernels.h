@@ -139,16 +139,21 @@ typedef void (*cyc_blocked_tile_sized_f64)(const double *in, cyc_index cs, cyc_i
                                            cyc_index R, cyc_index S, cyc_index wcs,
                                            const double *wp, const double *init, double *tile,
                                            cyc_index pixels, int edges);
-/* The same sums as cyc_blocked_tile with init NULL, for PT pixels each at
- * its own place: pixel i's input at in + off[i] (the pixels of a tile may
- * span rows and images):
- *   tile[i*KB + k] = sum_{c,r,s} in[off[i] + c*cs + r*rs + s*ds] * wp[((c*R + r)*S + s)*KB + k] */
+/* The sums of cyc_blocked_tile (init NULL) for PT pixels each at its own
+ * place, pixel i's input at in + off[i] (a tile may span rows and images),
+ * over R x S taps of a kernel whose packed weights are wcs elements apart
+ * per channel and wrs per kernel row (wcs = R*S*KB and wrs = S*KB: all of
+ * it; else a window of a larger kernel, wp at its first tap):
+ *   tile[i*KB + k] = sum_{c,r,s} in[off[i] + c*cs + r*rs + s*ds] * wp[c*wcs + r*wrs + s*KB + k]
+ * summed in (c, r, s) order from zero. */
 typedef void (*cyc_gathered_tile_f32)(const float *in, const cyc_index *off, cyc_index cs,
                                       cyc_index rs, cyc_index ds, cyc_index C, cyc_index R,
-                                      cyc_index S, const float *wp, float *tile);
+                                      cyc_index S, cyc_index wcs, cyc_index wrs,
+                                      const float *wp, float *tile);
 typedef void (*cyc_gathered_tile_f64)(const double *in, const cyc_index *off, cyc_index cs,
                                       cyc_index rs, cyc_index ds, cyc_index C, cyc_index R,
-                                      cyc_index S, const double *wp, double *tile);
+                                      cyc_index S, cyc_index wcs, cyc_index wrs,
+                                      const double *wp, double *tile);
 /* The tile widths for PT pixels per tile, widest first: PT, about 2/3 of it,
  * half of it and about 1/3 (AVX-512: 14, 10, 7, 5; AVX2: 6, 4, 3, 2), so a
  * row's last tile computes at most one pixel too many, and rows of 7 (ResNet's

@@ -1330,12 +1330,14 @@ TARGET static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index r
 
 /* gathered_tile (kernels.h): blocked_tile_body's PT pixels, each read from
  * its own place, so that a tile runs on across rows and images (tiny images:
- * no padding column computed, no narrow tile at each image's end). The
+ * no padding column computed, no narrow tile at each image's end), over a
+ * window of the kernel's taps (those not on zero padding). The
  * per-pixel pointers cost nothing the FMAs notice (C harness, 64 images of
  * 2x2 to 8x8, 32-128 channels: 95-99 % of the peak). */
 TARGET static void FN(gathered_tile)(const T *in, const cyc_index *off, cyc_index cs,
                                      cyc_index rs, cyc_index ds, cyc_index C, cyc_index R,
-                                     cyc_index S, const T *wp, T *tile)
+                                     cyc_index S, cyc_index wcs, cyc_index wrs, const T *wp,
+                                     T *tile)
 {
     const T *px[PT];
     VEC acc[PT][2];
@@ -1348,10 +1350,11 @@ TARGET static void FN(gathered_tile)(const T *in, const cyc_index *off, cyc_inde
     for (cyc_index c = 0; c < C; c++) {
         for (cyc_index r = 0; r < R; r++) {
             const cyc_index o = c * cs + r * rs;
-            for (cyc_index s = 0; s < S; s++, wp += KB) {
+            const T *wr = wp + c * wcs + r * wrs;
+            for (cyc_index s = 0; s < S; s++) {
                 const cyc_index q = o + s * ds;
                 VEC w0, w1;
-                VLOAD(w0, wp); VLOAD(w1, wp + VW);
+                VLOAD(w0, wr + s * KB); VLOAD(w1, wr + s * KB + VW);
 #pragma GCC unroll 32
                 for (int i = 0; i < PT; i++) {
                     VEC b = VSPLAT(px[i][q]);
@@ -1408,11 +1411,22 @@ static void FN(blocked_tile_sized)(const T *in, cyc_index cs, cyc_index rs, cyc_
 
 static void FN(gathered_tile)(const T *in, const cyc_index *off, cyc_index cs, cyc_index rs,
                               cyc_index ds, cyc_index C, cyc_index R, cyc_index S,
-                              const T *wp, T *tile)
+                              cyc_index wcs, cyc_index wrs, const T *wp, T *tile)
 {
-    for (cyc_index i = 0; i < PT; i++)   /* each pixel a tile of one, same order */
-        FN(scalar_tile)(in + off[i], cs, rs, ds, 1, C, R, S, R * S * 2, wp, NULL,
-                        tile + 2 * i, 1, 0);
+    /* scalar build: KB = 2, the same order as scalar_tile */
+    for (cyc_index i = 0; i < PT; i++) {
+        T a0 = 0, a1 = 0;
+        for (cyc_index c = 0; c < C; c++)
+            for (cyc_index r = 0; r < R; r++)
+                for (cyc_index s = 0; s < S; s++) {
+                    const T x = in[off[i] + c * cs + r * rs + s * ds];
+                    const T *w = wp + c * wcs + r * wrs + s * 2;
+                    a0 += x * w[0];
+                    a1 += x * w[1];
+                }
+        tile[2 * i] = a0;
+        tile[2 * i + 1] = a1;
+    }
 }
 #endif
 
