@@ -2656,12 +2656,13 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
     padding are the same, each class's tiles over its other rows only:
     adding 0 x w (w finite) to a sum that starts from +0 never changes it,
     so the bits are the flat tiles'. Classes of columns too where a pixel
-    takes at least GATHER_COLUMN_TAPS products: a corner's tile reads a few
-    lines of each of PT images, which only many products a line pay for
-    (Zen 5, float32, 64 images, 3x3; rows and columns, rows only: 128 ->
-    128 @2x2 1.73x, 1.51x the flat tiles; 64 -> 64 @4x4 1.30x, 1.27x;
-    32 -> 32 @3x3 1.32x, 1.39x; 3 -> 64 @8x8 0.81x, 1.11x). A class's last
-    tile repeats its last pixel."""
+    takes at least GATHER_COLUMN_TAPS products and a corner's class fills a
+    tile: a corner's tile reads a few lines of each of PT images, which only
+    many products a line pay for (Zen 5, float32, 64 images, 3x3; rows and
+    columns, rows only: 128 -> 128 @2x2 1.73x, 1.51x the flat tiles; 64 ->
+    64 @4x4 1.30x, 1.27x; 32 -> 32 @3x3 1.32x, 1.39x; 3 -> 64 @8x8 0.81x,
+    1.11x; 8 x 512 -> 512 @4x4 0.98x, 1.17x). A class's last tile repeats
+    its last pixel."""
     cdef Py_ssize_t PT = g.PT, KB = g.KB, S = g.S
     cdef Py_ssize_t cs = g.Hb * g.Wb, rs = g.Wb * g.dh
     cdef Py_ssize_t block = g.Cg * g.R * S * KB
@@ -2670,7 +2671,8 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
     cdef Py_ssize_t cols[3 * MAX_TAP_CLASSES]
     cdef Py_ssize_t nrc = _tap_classes(g.Ho, g.top, g.H, g.R, g.dh, skip, rows)
     cdef Py_ssize_t ncc = _tap_classes(g.Wo, g.left, g.W, S, g.dw,
-                                       skip and g.Cg * g.R * S >= GATHER_COLUMN_TAPS, cols)
+                                       skip and g.Cg * g.R * S >= GATHER_COLUMN_TAPS
+                                       and images >= PT, cols)
     cdef Py_ssize_t rc, cc, ya, xa, ny, nx, r0, r1, s0, s1, each, total, shift, wshift
     cdef Py_ssize_t p0, p, i, n, y, x, npx, run, bb, grp, b, k0
     for rc in range(nrc):
@@ -2800,6 +2802,7 @@ cdef void _conv2d_range(const _Conv *g,
     `source` (K x Cg x R x S, byte strides sstr), then marked; else NULL,
     and `weights` is packed."""
     cdef Py_ssize_t n, bb
+    cdef bint skip
     # Padded rows these output rows read; small-image tiles also read the
     # zero rows below the padded image, where their last tile overruns, and
     # flat tiles the rows before, where their last tile moves back to.
@@ -2834,8 +2837,17 @@ cdef void _conv2d_range(const _Conv *g,
         for n in range(n0, n1):
             _pad_image(g, image + n * istr[0], istr, row_map, col_map,
                        padded + (n - n0) * plane, row0, row1)
-        _conv2d_gathered(g, padded, plane, weights, bias, out + n0 * ostr[0], ostr, scratch,
-                         n1 - n0, b0, b1, g.zero_padding and _finite_blocks(packed_blocks, b0, b1))
+        skip = g.zero_padding and _finite_blocks(packed_blocks, b0, b1)
+        if g.tiles_outer:
+            _conv2d_gathered(g, padded, plane, weights, bias, out + n0 * ostr[0], ostr, scratch,
+                             n1 - n0, b0, b1, skip)
+            return
+        for bb in range(b0, b1):
+            # each block over the piece while its weights stay in L2 (as
+            # per_block below: 8 x 512 -> 512 3x3 @4x4 0.93x the flat tiles
+            # with every block at each tile)
+            _conv2d_gathered(g, padded, plane, weights, bias, out + n0 * ostr[0], ostr, scratch,
+                             n1 - n0, bb, bb + 1, skip)
         return
     if source != NULL and not per_block:
         _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, b0, b1)

@@ -131,7 +131,8 @@ int main(void)
             + check_rows_s2_f64(kt) + check_tile_f64(kt, kt->block_f64)
             + check_flat_f64(kt, kt->flat_f64) + check_store_f32() + check_store_f64()
             + check_store_quad() + check_depthwise_lanes_f32(kt)
-            + check_depthwise_lanes_f64(kt);
+            + check_depthwise_lanes_f64(kt) + check_gathered_f32(kt, kt->block_f32)
+            + check_gathered_f64(kt, kt->block_f64);
         printf("level %d %-8s tiles %2dx%2d/%2d flat %dx%2d/%2d: %6ld values, worst %4.2f eps*sum|terms|: %s\n",
                level, kt->name, (int)kt->tile_pixels, (int)kt->block_f32, (int)kt->block_f64,
                (int)kt->flat_channels, (int)kt->flat_f32, (int)kt->flat_f64,

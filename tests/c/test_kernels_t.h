@@ -547,6 +547,71 @@ static int CK(check_tile)(const cyc_kernel_table *kt, cyc_index KB)
     return bad;
 }
 
+/* gathered_tile: pixels at offsets i * sx are bitwise blocked_tile's; at
+ * any offsets (repeated, out of order) each pixel is the bits of that
+ * pixel in blocked_tile; over a window of the taps (weights wcs and wrs
+ * apart), the window's sums. Nothing written past the tile. */
+static int CK(check_gathered)(const cyc_kernel_table *kt, cyc_index KB)
+{
+    cyc_index PT = kt->tile_pixels;
+    cyc_index off[CYC_MAX_TILE_PIXELS];
+    int bad = 0;
+    for (cyc_index C = 1; C <= 5; C += 2)
+    for (cyc_index R = 1; R <= 3; R += 2)
+    for (cyc_index S = 1; S <= 3; S++)
+    for (cyc_index ds = 1; ds <= 2; ds++)
+    for (cyc_index sx = 1; sx <= 2; sx++) {
+        cyc_index rs = (PT - 1) * sx + (S - 1) * ds + 3, cs = R * rs + 1;
+        cyc_index wcs = R * S * KB, wrs = S * KB;
+        T *in = CK(rand_array)(C * cs), *wp = CK(rand_array)(C * R * S * KB);
+        T *tile = malloc((size_t)(PT * KB) * sizeof(T));
+        T *got = malloc((size_t)(PT * KB + GUARD) * sizeof(T));
+        for (cyc_index i = 0; i < PT * KB + GUARD; i++) got[i] = (T)SENTINEL;
+        kt->CK(blocked_tile)(in, cs, rs, ds, sx, C, R, S, wp, NULL, tile);
+        for (cyc_index i = 0; i < PT; i++) off[i] = i * sx;
+        kt->CK(gathered_tile)(in, off, cs, rs, ds, C, R, S, wcs, wrs, wp, got);
+        if (memcmp(got, tile, (size_t)(PT * KB) * sizeof(T)) != 0 && bad++ < 5)
+            printf("  gathered_tile_%s C=%d R=%d S=%d sx=%d: not blocked_tile's bits\n",
+                   STR(SFX), (int)C, (int)R, (int)S, (int)sx);
+        for (cyc_index g = 0; g < GUARD; g++)
+            if (got[PT * KB + g] != (T)SENTINEL) {
+                if (bad++ < 5) printf("  gathered_tile_%s wrote past the tile\n", STR(SFX));
+                break;
+            }
+        for (cyc_index i = 0; i < PT; i++) off[i] = (PT - 1 - i / 2) * sx;
+        kt->CK(gathered_tile)(in, off, cs, rs, ds, C, R, S, wcs, wrs, wp, got);
+        for (cyc_index i = 0; i < PT; i++)
+            if (memcmp(got + i * KB, tile + (PT - 1 - i / 2) * KB, (size_t)KB * sizeof(T)) != 0
+                && bad++ < 5)
+                printf("  gathered_tile_%s C=%d R=%d S=%d: pixel %d not its bits\n", STR(SFX),
+                       (int)C, (int)R, (int)S, (int)i);
+        if (R > 1 && S > 1) {
+            /* taps r >= 1 and 1 <= s < S - 1 only */
+            for (cyc_index i = 0; i < PT; i++) off[i] = i * sx + rs + ds;
+            kt->CK(gathered_tile)(in, off, cs, rs, ds, C, R - 1, S - 2 > 0 ? S - 2 : 1, wcs,
+                                  wrs, wp + (S + 1) * KB, got);
+            for (cyc_index i = 0; i < PT; i++)
+                for (cyc_index k = 0; k < KB; k++) {
+                    long double ref = 0, mag = 0;
+                    for (cyc_index c = 0; c < C; c++)
+                        for (cyc_index r = 1; r < R; r++)
+                            for (cyc_index s = 1; s < (S - 1 > 1 ? S - 1 : 2); s++) {
+                                long double p = (long double)in[c * cs + r * rs + s * ds + i * sx]
+                                                * wp[c * wcs + r * wrs + s * KB + k];
+                                ref += p;
+                                mag += fabsl(p);
+                            }
+                    if (!CK(agree)(got[i * KB + k], ref, mag, C * R * S) && bad++ < 5)
+                        printf("  gathered_tile_%s window C=%d R=%d S=%d pixel %d channel %d: "
+                               "%g != %Lg\n", STR(SFX), (int)C, (int)R, (int)S, (int)i, (int)k,
+                               (double)got[i * KB + k], ref);
+                }
+        }
+        free(in); free(wp); free(tile); free(got);
+    }
+    return bad;
+}
+
 /* tile_store.h: one channel of a channels-innermost tile into npx
  * consecutive outputs, with and without a bias: bitwise the scalar
  * t + bias (or t itself, -0.0 included), nothing written past npx. */
