@@ -799,3 +799,35 @@ def test_gradients_of_a_lone_output_row_take_any_stride(stride, C, K):
     t = cyconv.conv_transpose2d(g, w, stride=stride)   # (padding 1: no columns at Wo = 1)
     np.testing.assert_allclose(t, cyconv.conv_transpose2d(g, w, stride=small),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_repeated_gradients_reuse_their_arguments():
+    """A repeated conv2d_backward call reuses its resolved arguments (a cache
+    by shapes, dtypes and arguments): the same bits as the first call, the
+    result dtype of each call's own dtypes, and invalid arguments still
+    raise after valid calls of the same shapes."""
+    from cyconv import _conv2d_grad
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 6, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((8, 6, 3, 3)).astype(np.float32)
+    gout = rng.standard_normal((4, 8, 5, 5)).astype(np.float32)
+    _conv2d_grad._resolved.clear()
+    first = cyconv.conv2d_backward(gout, x, w, padding=1)
+    assert len(_conv2d_grad._resolved) == 1
+    again = cyconv.conv2d_backward(gout, x, w, padding=1)
+    assert len(_conv2d_grad._resolved) == 1
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    as64 = cyconv.conv2d_backward(gout.astype(np.float64), x, w, padding=1)
+    assert all(g.dtype == np.float64 for g in as64)
+    for a, b in zip(as64, first):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="workers"):
+        cyconv.conv2d_backward(gout, x, w, padding=1, workers=0)
+    with pytest.raises(TypeError, match="workers"):
+        cyconv.conv2d_backward(gout, x, w, padding=1, workers="2")
+    with pytest.raises(ValueError, match="grad_output must have the shape"):
+        cyconv.conv2d_backward(gout[:, :, :4], x, w, padding=1)
+    # the threads are part of the call: two give the same bits
+    for a, b in zip(cyconv.conv2d_backward(gout, x, w, padding=1, workers=2), first):
+        np.testing.assert_array_equal(a, b)

@@ -338,7 +338,7 @@ def _key(x, w, b, stride, padding, dilation, groups, padding_mode):
     key = (x.shape, x.dtype, w.shape, w.dtype, None if b is None else (b.shape, b.dtype),
            _typed(stride), _typed(padding), _typed(dilation), _typed(groups),
            _typed(padding_mode), _core.level_name(), _core.depthwise_lanes(),
-           _core.rows_512(), _PIXEL_CONV)
+           _core.gathered_tiles(), _core.rows_512(), _PIXEL_CONV)
     try:
         hash(key)
     except TypeError:   # e.g. an array as stride: the full checks explain what is wrong
