@@ -1202,6 +1202,13 @@ TARGET static void FN(spatial_rows_s2)(const T *in, cyc_index cs, cyc_index rs,
 
 #if VBYTES
 #define KB CYC_BLOCK_CHANNELS(VBYTES, T)
+/* A tile's n pixels x 2 vectors of sums, acc[i][v], into tile (KB a pixel). */
+#define STORE_PAIRS(tile, acc, n)                                                \
+    _Pragma("GCC unroll 32")                                                     \
+    for (int i_ = 0; i_ < (n); i_++) {                                           \
+        VSTORE((tile) + i_ * KB, (acc)[i_][0]);                                  \
+        VSTORE((tile) + i_ * KB + VW, (acc)[i_][1]);                             \
+    }
 TARGET static inline __attribute__((always_inline)) void
 FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
                       cyc_index sx, cyc_index C, cyc_index R, cyc_index S, cyc_index wcs,
@@ -1253,11 +1260,7 @@ FN(blocked_tile_body)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
             }
         }
     }
-#pragma GCC unroll 32
-    for (int i = 0; i < pt; i++) {
-        VSTORE(tile + i * KB, acc[i][0]);
-        VSTORE(tile + i * KB + VW, acc[i][1]);
-    }
+    STORE_PAIRS(tile, acc, pt);
 }
 
 TARGET static void FN(blocked_tile)(const T *in, cyc_index cs, cyc_index rs, cyc_index ds,
@@ -1364,12 +1367,9 @@ TARGET static void FN(gathered_tile)(const T *in, const cyc_index *off, cyc_inde
             }
         }
     }
-#pragma GCC unroll 32
-    for (int i = 0; i < PT; i++) {
-        VSTORE(tile + i * KB, acc[i][0]);
-        VSTORE(tile + i * KB + VW, acc[i][1]);
-    }
+    STORE_PAIRS(tile, acc, PT);
 }
+#undef STORE_PAIRS
 #undef KB
 #else
 /* Scalar build (compilers without vector extensions): KB = 2, same order;
