@@ -144,9 +144,9 @@ def reference(name, in1, in2, mode="full", boundary="fill", fillvalue=0):
     return _finish(acc, dtype)
 
 
-def _abs64(x):
-    """|x| as float64 (complex magnitudes, no integer overflow), non-finite -> 0."""
-    a = np.abs(np.asarray(x).astype(np.clongdouble)).astype(np.float64)
+def _abs(x, to=np.float64):
+    """|x| as `to` (complex magnitudes, no integer overflow), non-finite -> 0."""
+    a = np.abs(np.asarray(x).astype(np.clongdouble)).astype(to)
     a[~np.isfinite(a)] = 0
     return a
 
@@ -160,14 +160,18 @@ def error_bound(name, in1, in2, mode, boundary, fillvalue, dtype=None):
     and sum|terms| is the same filter applied to the absolute values. Plus
     the (small) allowance of :func:`transform_error_term`.
     """
-    a, b = _abs64(in1), _abs64(in2)
+    a, b = _abs(in1), _abs(in2)
     fill = abs(complex(np.asarray(fillvalue).reshape(-1)[0])) if boundary in FILL_BOUNDARIES else 0.0
     fill = fill if np.isfinite(fill) else 0.0
     dtype = np.result_type(np.asarray(in1), np.asarray(in2)) if dtype is None else dtype
     eps = float(np.finfo(dtype).eps)
     terms = min(a.size, b.size) if mode == "valid" else b.size   # products per output
-    magnitude = reference(name, a, b, mode, boundary, np.float64(fill)).astype(np.float64)
-    return 8.0 * (terms + 2) * eps * magnitude + float(np.finfo(dtype).tiny) \
+    # sum|terms| and the bound in long double: for a long double result of
+    # terms near float64's smallest, eps * sum|terms| underflowed to a zero
+    # bound in float64 (fill 2.2e-309 with a complex256 kernel)
+    ld = np.longdouble
+    magnitude = reference(name, _abs(in1, ld), _abs(in2, ld), mode, boundary, ld(fill))
+    return 8 * (terms + 2) * ld(eps) * magnitude.astype(ld) + ld(np.finfo(dtype).tiny) \
         + transform_error_term(a, b, boundary, fill, eps)
 
 
