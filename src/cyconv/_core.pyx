@@ -596,13 +596,18 @@ cdef enum:
     # Border strips computed beside an in-place interior are at least this
     # many columns wide, so that they too run through full vectors.
     EDGE_COLS = 32
-    # Results of this many bytes or more, larger than most CPUs' last-level
-    # cache, are written with non-temporal stores (x86): they cannot stay
-    # cached for the caller anyway, and skipping the read of each line before
-    # its write cuts the memory traffic by a third (measured, Zen 4, 4096^2:
-    # 3x3 1.25-1.32x faster, 5x5 1.00-1.07x; two threads at 5x5 1.9x one
-    # thread's speed, was 1.7x).
-    STREAM_MIN_BYTES = 32 << 20
+    # Calls whose image and result together take this many bytes or more
+    # write the result with non-temporal stores (x86): most of what they
+    # touch cannot stay in a last-level cache of 32 MB or less anyway, and
+    # skipping the read of each line before its write cuts the memory
+    # traffic. Measured (Zen 4, one thread, call / call and a sum of the
+    # result): 1448^2 float64 3x3 1.39x / 1.15x, 2048^2 float32 1.12x /
+    # 1.10x, a column-strided 1024^2 float64 (a 16 MB image span) 1.07x /
+    # 1.00x; 16 MB in all 0.92-1.02x, so not below 24 MB. The image counts
+    # as the span its rows cover: a column-strided one's every other element
+    # is read too. (Earlier the result alone, from 32 MB: 4096^2 3x3
+    # 1.25-1.32x faster, two threads at 5x5 1.9x one thread's speed, was 1.7x.)
+    STREAM_MIN_BYTES = 24 << 20
     # Images of this many bytes or more, larger than L2, have the row
     # kernels ask for their next rows ahead (CYC_ROWS_PREFETCH): a big image
     # is often out of cache, and a small one is usually in it, where the
@@ -611,6 +616,13 @@ cdef enum:
     PREFETCH_MIN_BYTES = 1 << 20
     # The 3x3 row walks ask for rows ahead from this many times that
     # (CYC_ROWS_PREFETCH_WALKS): in cache they lose more to prefetches.
+    # Only where 512-bit FMAs run at full width (cyc_rows_512: Zen 5): the
+    # walks there take their lines twice as fast as the hardware prefetchers
+    # bring them (2048^2 float32 1.13x with the prefetches in cache, 1.16x
+    # out of it). On Zen 4, at half that rate, the prefetches only cost
+    # (1.1-1.3x faster without: 2048^2 and 4096^2 float32, 2048^2 float64,
+    # a column-strided 1024^2 float64; 0.92-0.96x at 2896^2 float32); they
+    # then ask only when the tests ask for every prefetch (0 bytes).
     WALK_PREFETCH_FACTOR = 16
 
 
@@ -619,22 +631,25 @@ cdef Py_ssize_t _prefetch_min_bytes = PREFETCH_MIN_BYTES
 
 
 def set_stream_min_bytes(Py_ssize_t nbytes):
-    """Write results of at least `nbytes` bytes past the caches (the tests
-    stream every result with 0); returns the old value."""
+    """Write results past the caches where they and their image take at
+    least `nbytes` bytes (the tests stream every result with 0); returns the
+    old value."""
     global _stream_min_bytes
     old, _stream_min_bytes = _stream_min_bytes, max(nbytes, 0)
     return old
 
 
-cdef inline bint _streams(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t itemsize) noexcept nogil:
-    """Is a rows x cols result written past the caches?"""
-    return rows * cols >= _stream_min_bytes // itemsize
+cdef inline bint _streams(Py_ssize_t result_bytes, Py_ssize_t image_bytes) noexcept nogil:
+    """Is a result written past the caches, given its bytes and those its
+    image spans?"""
+    return result_bytes >= _stream_min_bytes - image_bytes
 
 
-def streams(Py_ssize_t nbytes):
-    """Is a result of `nbytes` bytes written past the caches? (For callers
-    that hand the core a piece of a larger result at a time.)"""
-    return _streams(nbytes, 1, 1)
+def streams(Py_ssize_t result_bytes, Py_ssize_t image_bytes=0):
+    """Is a result of `result_bytes` bytes, computed from an image spanning
+    `image_bytes`, written past the caches? (For callers that hand the core
+    a piece of a larger result at a time.)"""
+    return _streams(result_bytes, image_bytes)
 
 
 def set_prefetch_min_bytes(Py_ssize_t nbytes):
@@ -650,12 +665,13 @@ cdef inline int _row_flags(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t itemsize
                            Py_ssize_t image_rows, Py_ssize_t image_row_bytes) noexcept nogil:
     """spatial_rows' flags for a rows x cols result of an image of
     image_rows rows, image_row_bytes apart."""
-    cdef int flags = CYC_ROWS_STREAM if _streams(rows, cols, itemsize) else 0
     cdef Py_ssize_t image_bytes = image_rows * (
         image_row_bytes if image_row_bytes >= 0 else -image_row_bytes)
+    cdef int flags = CYC_ROWS_STREAM if _streams(rows * cols * itemsize, image_bytes) else 0
     if image_bytes >= _prefetch_min_bytes:
         flags |= CYC_ROWS_PREFETCH
-        if image_bytes // WALK_PREFETCH_FACTOR >= _prefetch_min_bytes:
+        if _prefetch_min_bytes == 0 or (
+                cyc_rows_512() and image_bytes // WALK_PREFETCH_FACTOR >= _prefetch_min_bytes):
             flags |= CYC_ROWS_PREFETCH_WALKS
     return flags
 

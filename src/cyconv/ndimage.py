@@ -485,7 +485,7 @@ def _pass_in_place(src, weights, axis, before, rule, cval, out, ctype, workers) 
     w = _kernel_as(weights, ctype)
     fill = np.full(1, cval, ctype)
     index = _padding.index_map(n, before, L - 1 - before, rule)
-    stream = _core.streams(o3.nbytes)   # a result larger than the caches
+    stream = _core.streams(o3.nbytes, src.nbytes)   # more than the caches hold
     if inner == 1:
         rows_in, rows_out = s3[:, :, 0], o3[:, :, 0]
         segment = _along_scratch(n, L, before)
