@@ -428,25 +428,32 @@ def test_depthwise_channels_in_lanes(C, H, W, R, S, stride, dilation, padding, m
 
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
-@pytest.mark.parametrize("N,C,K,H,W,R,S,padding,dilation,groups", [
-    (64, 64, 64, 4, 4, 3, 3, 1, 1, 1),
-    (40, 16, 40, 2, 2, 3, 3, 1, 1, 1),     # a part channel block
-    (33, 8, 64, 8, 8, 3, 3, 1, 1, 2),      # groups; a piece's last tile part full
-    (9, 32, 32, 6, 6, 5, 5, 2, 1, 1),
-    (12, 3, 64, 8, 8, 3, 3, (2, 1), 2, 1),  # dilated, a first layer
-    (20, 24, 48, 13, 11, 3, 3, 1, 1, 1),
-    (6, 16, 32, 9, 9, 1, 3, (0, 1), 1, 1),
-    (30, 20, 36, 6, 6, 3, 3, 0, 1, 1),     # no padding
-    (5, 64, 64, 16, 16, 3, 3, 1, 1, 1),
-    (16, 64, 32, 4, 4, 3, 3, (3, 0), 1, 1),  # output rows all on padding
+@pytest.mark.parametrize("N,C,K,H,W,R,S,padding,dilation,groups,stride", [
+    (64, 64, 64, 4, 4, 3, 3, 1, 1, 1, 1),
+    (40, 16, 40, 2, 2, 3, 3, 1, 1, 1, 1),     # a part channel block
+    (33, 8, 64, 8, 8, 3, 3, 1, 1, 2, 1),      # groups; a piece's last tile part full
+    (9, 32, 32, 6, 6, 5, 5, 2, 1, 1, 1),
+    (12, 3, 64, 8, 8, 3, 3, (2, 1), 2, 1, 1),  # dilated, a first layer
+    (20, 24, 48, 13, 11, 3, 3, 1, 1, 1, 1),
+    (6, 16, 32, 9, 9, 1, 3, (0, 1), 1, 1, 1),
+    (30, 20, 36, 6, 6, 3, 3, 0, 1, 1, 1),     # no padding
+    (5, 64, 64, 16, 16, 3, 3, 1, 1, 1, 1),
+    (16, 64, 32, 4, 4, 3, 3, (3, 0), 1, 1, 1),  # output rows all on padding
+    # strided layers whose rows are narrow tiles
+    (64, 32, 64, 16, 16, 3, 3, 1, 1, 1, 2),
+    (40, 16, 40, 12, 11, 3, 3, 1, 1, 1, 2),   # a part channel block
+    (33, 8, 64, 15, 6, 3, 3, 1, 1, 2, (2, 1)),
+    (12, 3, 64, 16, 16, 3, 3, (2, 1), 2, 1, 2),
+    (9, 16, 32, 13, 13, 5, 5, 2, 1, 1, 3),
+    (16, 32, 32, 8, 8, 3, 3, (3, 0), 1, 1, 2),
 ], ids=str)
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("weights", ["finite", "inf", "nan"])
 @pytest.mark.parametrize("mode", ["zeros", "reflect"])
-def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, workers, dtype,
-                             weights, mode):
+def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, stride, workers,
+                             dtype, weights, mode):
     """Pieces of tiny images in tiles across rows and images: against the
-    reference, and bitwise the per-image flat tiles' result (the same sums
+    reference, and bitwise the per-image flat (or row) tiles' result (the same sums
     in the same order; the products with zero padding left out only where
     a block's weights are finite), for any number of threads, into a
     strided `out`."""
@@ -458,8 +465,8 @@ def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, wor
     if weights != "finite":   # in the first block only: the others still skip
         w[0, 0, 0, 0] = np.inf if weights == "inf" else np.nan
     else:
-        check(x, w, b, 1, padding, dilation, groups, mode)
-    args = (1, padding, dilation, groups)
+        check(x, w, b, stride, padding, dilation, groups, mode)
+    args = (stride, padding, dilation, groups)
     got = cyconv.conv2d(x, w, b, *args, padding_mode=mode, workers=workers)
     out = np.full(got.shape[:3] + (2 * got.shape[3],), np.nan, got.dtype)[..., ::2]
     cyconv.conv2d(x, w, b, *args, padding_mode=mode, out=out, workers=workers)
@@ -481,17 +488,18 @@ def test_tiles_across_images_planned():
     of one image or with the setting off."""
     from cyconv import _conv2d, _core
 
-    def gathers(N, H, C):
+    def gathers(N, H, C, stride=1):
         x, w = np.ones((N, C, H, H), F32), np.ones((C, C, 3, 3), F32)
         # (through the prepared calls, whose key holds the setting)
-        return _conv2d._prepared_call(x, w, None, 1, 1, 1, 1, "zeros", 1).plan.gathers
+        return _conv2d._prepared_call(x, w, None, stride, 1, 1, 1, "zeros", 1).plan.gathers
 
     sizes = [(H, C) for H in range(2, 17) for C in (16, 64)]
     assert any(gathers(16, H, C) for H, C in sizes)
+    assert any(gathers(16, 2 * H, C, 2) for H, C in sizes)
     assert not any(gathers(1, H, C) for H, C in sizes)
     old = _core.set_gathered_tiles(False)
     try:
-        assert not any(gathers(16, H, C) for H, C in sizes)
+        assert not any(gathers(16, H, C) or gathers(16, 2 * H, C, 2) for H, C in sizes)
     finally:
         _core.set_gathered_tiles(old)
 

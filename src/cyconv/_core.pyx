@@ -1554,9 +1554,15 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         # in tiles of 14 and 5). A piece of several such images runs tiles
         # of any PT of its output pixels instead, across rows and images
         # (_conv2d_gathered): the same sums, so the same bits.
-        g.gathers = g.flat and _gathered_tiles_on and g.N > 1 and g.chunk == g.Cg \
-            and not g.lanes and not g.pack_inline \
-            and (g.Ho - 1) * g.Wb + g.Wo <= GATHER_MAX_PIXELS
+        # A strided layer's rows of at most about half a tile run in one
+        # narrow row tile each (3x3/2 @16x16: rows of 8 in tiles of 14, 16
+        # accumulators for 28): those gather too. Zen 4, 64 x 32 -> 64
+        # 3x3/2 float32, float64: rows of 6 1.55x, 1.57x; of 8 1.23x,
+        # 1.14x; of 10 (one 10-pixel tile) 0.93x, 0.96x; 12-13 1.00-1.07x.
+        g.gathers = (g.flat or ((g.sh > 1 or g.sw > 1) and g.Wo <= g.PT // 2 + 1)) \
+            and _gathered_tiles_on and g.N > 1 \
+            and g.chunk == g.Cg and not g.lanes and not g.pack_inline \
+            and ((g.Ho - 1) * g.Wb + g.Wo if g.flat else g.Ho * g.Wo) <= GATHER_MAX_PIXELS
         if g.gathers and g.zero_padding:
             g.padding_skips = True   # they leave out padding products (_conv2d_gathered)
         g.edge_size = g.Cg * g.R * g.PT * g.S
@@ -2630,10 +2636,10 @@ cdef enum:
 
 
 cdef Py_ssize_t _tap_classes(Py_ssize_t n_out, Py_ssize_t before, Py_ssize_t size,
-                             Py_ssize_t K, Py_ssize_t d, bint skip,
+                             Py_ssize_t K, Py_ssize_t d, Py_ssize_t step, bint skip,
                              Py_ssize_t *classes) noexcept nogil:
-    """Output rows (or columns) 0 <= pos < n_out at unit stride in ranges
-    whose taps k0 <= k < k1 (of K, d apart) read the image, not zero
+    """Output rows (or columns) 0 <= pos < n_out, `step` apart in the
+    padded input, in ranges whose taps k0 <= k < k1 (of K, d apart) read the image, not zero
     padding (`before` padding positions, then `size` of the image): each
     range 3 values in `classes` (first position, k0, k1), in order. A range
     ends where the next begins (its taps change monotonically, so each
@@ -2642,10 +2648,10 @@ cdef Py_ssize_t _tap_classes(Py_ssize_t n_out, Py_ssize_t before, Py_ssize_t siz
     cdef Py_ssize_t pos, k0, k1, count = 0
     for pos in range(n_out if skip else 0):
         k0 = 0
-        while k0 < K and pos + k0 * d < before:
+        while k0 < K and pos * step + k0 * d < before:
             k0 += 1
         k1 = K
-        while k1 > k0 and pos + (k1 - 1) * d >= before + size:
+        while k1 > k0 and pos * step + (k1 - 1) * d >= before + size:
             k1 -= 1
         if count and classes[3 * count - 2] == k0 and classes[3 * count - 1] == k1:
             continue
@@ -2671,7 +2677,7 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
     weights finite) the pixels go by class, those whose kernel rows on zero
     padding are the same, each class's tiles over its other rows only:
     adding 0 x w (w finite) to a sum that starts from +0 never changes it,
-    so the bits are the flat tiles'. Classes of columns too where a pixel
+    so the bits are the flat (strided layers: the row) tiles'. Classes of columns too where a pixel
     takes at least GATHER_COLUMN_TAPS products and a corner's class fills a
     tile: a corner's tile reads a few lines of each of PT images, which only
     many products a line pay for (Zen 5, float32, 64 images, 3x3; rows and
@@ -2685,8 +2691,8 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
     cdef Py_ssize_t off[CYC_MAX_TILE_PIXELS]
     cdef Py_ssize_t rows[3 * MAX_TAP_CLASSES]
     cdef Py_ssize_t cols[3 * MAX_TAP_CLASSES]
-    cdef Py_ssize_t nrc = _tap_classes(g.Ho, g.top, g.H, g.R, g.dh, skip, rows)
-    cdef Py_ssize_t ncc = _tap_classes(g.Wo, g.left, g.W, S, g.dw,
+    cdef Py_ssize_t nrc = _tap_classes(g.Ho, g.top, g.H, g.R, g.dh, g.sh, skip, rows)
+    cdef Py_ssize_t ncc = _tap_classes(g.Wo, g.left, g.W, S, g.dw, g.sw,
                                        skip and g.Cg * g.R * S >= GATHER_COLUMN_TAPS
                                        and images >= PT, cols)
     cdef Py_ssize_t rc, cc, ya, xa, ny, nx, r0, r1, s0, s1, each, total, shift, wshift
@@ -2708,7 +2714,7 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
                     n = p // each
                     y = (p - n * each) // nx
                     x = p - n * each - y * nx
-                    off[i] = n * plane + (ya + y) * g.Wb + xa + x + shift
+                    off[i] = n * plane + (ya + y) * g.sh * g.Wb + (xa + x) * g.sw + shift
                 npx = min(PT, total - p0)
                 for bb in range(b0, b1):
                     grp, b = bb // g.blocks, bb % g.blocks
