@@ -147,6 +147,11 @@ def assert_weight_gradient(got, g, x, w, stride, padding, dilation, groups, mode
     (2, 1, 12, 1, 10, 9, 5, 5, (1, 1), (1, 1), (2, 2, 2, 2), "zeros"),   # 5 taps a row
     (1, 30, 16, 1, 7, 8, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),   # 24, then 8 moved back
     (2, 40, 9, 1, 6, 6, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), "zeros"),    # 24 + 16
+    # tiny images: the batch as one tall image (_kernel_rows_stacked)
+    (5, 24, 40, 1, 2, 2, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "zeros"),
+    (4, 16, 33, 1, 4, 3, 3, 3, (2, 1), (1, 1), (1, 1, 1, 1), "zeros"),
+    (3, 8, 16, 2, 3, 3, 3, 3, (1, 1), (2, 1), (2, 2, 1, 1), "zeros"),
+    (3, 6, 16, 1, 3, 4, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1), "reflect"),
 ])
 def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, padding, mode,
                                dtype, monkeypatch, rows_512_restored):
@@ -170,6 +175,12 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
     _core.set_rows_512(not _core.rows_512())
     same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
     _core.set_rows_512(not _core.rows_512())
+    # and with the products of zero padding rows kept, and the images one
+    # by one or as one tall image, whatever their size
+    for skip, stacked in ((False, 0), (True, 0), (True, 1 << 30)):
+        monkeypatch.setattr(_conv2d_grad, "_SKIP_PADDING_ROWS", skip)
+        monkeypatch.setattr(_conv2d_grad, "_STACKED_ROWS_PIXELS", stacked)
+        same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
     monkeypatch.setattr(_conv2d_grad, "_FORCE_CHANNELS_LAST", True)
     same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
     monkeypatch.setattr(_conv2d_grad, "_BAND_BYTES", 1)
@@ -185,6 +196,24 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
                                        **kw)[1])
     for other in same:
         np.testing.assert_array_equal(other, got)
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+@pytest.mark.parametrize("H", [3, 9])
+def test_weight_gradient_keeps_padding_products_of_nonfinite_grad_output(H, value, monkeypatch):
+    """Zero padding rows' products are left out of the weight gradient's
+    sums only while grad_output is finite: inf x 0 is NaN."""
+    from cyconv import _conv2d_grad
+    monkeypatch.setattr(_conv2d_grad, "_PIXEL_TAPS", False)
+    rng = np.random.default_rng(H)
+    x, w = rand(rng, (3, 16, H, H), F32), rand(rng, (24, 16, 3, 3), F32)
+    g = rand(rng, (3, 24, H, H), F32)
+    g[1, 5, 0, 0] = value   # reads the top padding row through kernel row 0
+    got = cyconv.conv2d_backward(g, x, w, padding=1, output_mask=(False, True, False))[1]
+    assert np.isnan(got[5, :, 0, :]).all()
+    monkeypatch.setattr(_conv2d_grad, "_SKIP_PADDING_ROWS", False)
+    kept = cyconv.conv2d_backward(g, x, w, padding=1, output_mask=(False, True, False))[1]
+    np.testing.assert_array_equal(got, kept)
 
 
 # Layers of few taps with the output pixels in the vector lanes

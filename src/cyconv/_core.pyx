@@ -3433,6 +3433,8 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
                       Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t S, Py_ssize_t Cg,
                       Py_ssize_t set_taps,                # taps per set: 1, or S (then xc = 1, xx = Cg)
                       Py_ssize_t band,                    # output rows per pass
+                      Py_ssize_t top, Py_ssize_t H,       # zero rows above the image, image rows
+                      bint skip,                          # leave out the products of those rows
                       fp_t[:, ::1] grad,                  # OUT Kg x R*S*Cg: taps first, channels last
                       fp_t[::1] scratch,                  # PT*KB, or (u1 - u0)*PT*KB with several passes
                       fp_t[::1] stage,                    # KB*(set_taps*Cg + 48)
@@ -3461,7 +3463,13 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
     then share one set of L1: written straight into grad, 1024 -> 2048 1x1
     at 14² spent 42 % of its time there, and took 5.1 ms instead of 3.6 on
     Zen 4). The same bits for any split of the units. PT and KB are
-    weight_grad_plan's for Kg and set_taps * Cg elements."""
+    weight_grad_plan's for Kg and set_taps * Cg elements.
+
+    With `skip` (padded rows 0..top-1 and from top + H on are zeros, and
+    grad_out is finite), each kernel row's sums leave out the output rows
+    that read those: adding 0 x g (g finite) to a sum that starts from +0
+    never changes it, so the bits are the same (at 2x2 with 3x3 taps, 4 of
+    6 rows' products are left)."""
     cdef Py_ssize_t blocks = grad_out.shape[0], KB = grad_out.shape[2]
     cdef Py_ssize_t Kg = grad.shape[0], N = grad_out.shape[1] // (Ho * Wo) if Ho * Wo else 0
     cdef Py_ssize_t per_row = S // set_taps, width = set_taps * Cg
@@ -3470,7 +3478,7 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
     cdef Py_ssize_t sx = 1 if set_taps > 1 else xc
     # the last tile's width: PT, or a narrow tile's where that holds the rest
     cdef Py_ssize_t left_over = width - (tiles - 1) * PT, last_px = PT
-    cdef Py_ssize_t n, y0, rows, u, tile, unit, st, b, r, s0, i0, px
+    cdef Py_ssize_t n, y0, rows, u, tile, unit, st, b, r, s0, i0, px, ya, yb
     cdef Py_ssize_t ss = (width + 15) // 16 * 16 + 16   # stage's row pitch
     cdef Py_ssize_t staged = -1, lo = 0, hi = 0         # its (set, block) unit and elements
     cdef bint first, last
@@ -3498,10 +3506,17 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
                     s0 = (st - r * per_row) * set_taps
                     px = last_px if tile == tiles - 1 else PT
                     i0 = min(tile * PT, width - px) if width >= px else 0
-                    src = &inp[0] + n * xn + (y0 * sh + r * dh) * xr + s0 * dw * xx + i0 * sx
-                    wp = &grad_out[b, (n * Ho + y0) * Wo, 0]
+                    # the band's rows ya <= y < yb (all, or those whose kernel row r reads the image)
+                    ya, yb = y0, y0 + rows
+                    if skip:
+                        ya = max(y0, _floor_div(top - r * dh + sh - 1, sh))
+                        yb = min(y0 + rows, _floor_div(top + H - 1 - r * dh, sh) + 1)
+                        if yb <= ya:   # none: the sums (of no products) from y0
+                            ya = yb = y0
+                    src = &inp[0] + n * xn + (ya * sh + r * dh) * xr + s0 * dw * xx + i0 * sx
+                    wp = &grad_out[b, (n * Ho + ya) * Wo, 0]
                     o = &scratch[0] if first and last else &scratch[(u - u0) * PT * KB]
-                    _pixel_sums(&c, src, sh * xr, sw * xx, sx, rows, Wo, wp,
+                    _pixel_sums(&c, src, sh * xr, sw * xx, sx, yb - ya, Wo, wp,
                                 NULL if first else o, o, px)
                     if last:
                         if unit != staged:
