@@ -721,8 +721,10 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     otherwise a set is the channels of one tap, read in place from the
     (padded) input when there are at least PT of them. grad_output,
     channels last in blocks, takes the place of the weights, and each sum
-    runs over the output pixels. Tiles are shared among the threads, each
-    sum in (n, y, x) order: the same bits for any thread count."""
+    runs over the output pixels, leaving out zero padding rows while
+    grad_output is finite; tiny images' batch runs as one tall image
+    (_kernel_rows_stacked). Tiles are shared among the threads, each sum in
+    (n, y, x) order: the same bits for any thread count."""
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
     H, W, Ho, Wo, Kg = geo.H, geo.W, geo.Ho, geo.Wo, K // G
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
