@@ -2696,7 +2696,7 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
                                        skip and g.Cg * g.R * S >= GATHER_COLUMN_TAPS
                                        and images >= PT, cols)
     cdef Py_ssize_t rc, cc, ya, xa, ny, nx, r0, r1, s0, s1, each, total, shift, wshift
-    cdef Py_ssize_t p0, p, i, n, y, x, npx, run, bb, grp, b, k0
+    cdef Py_ssize_t p0, i, n, y, x, tn, ty, tx, sn, sy, sx, npx, run, bb, grp, b, k0
     for rc in range(nrc):
         ya, r0, r1 = rows[3 * rc], rows[3 * rc + 1], rows[3 * rc + 2]
         ny = (rows[3 * rc + 3] if rc + 1 < nrc else g.Ho) - ya
@@ -2707,15 +2707,22 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
             total = images * each
             shift = r0 * rs + s0 * g.dw     # the class's first tap's input
             wshift = (r0 * S + s0) * KB     # and weights
+            # (n, y, x): the tile's first pixel, stepped along (no divisions:
+            # 16-channel tiles spent 8 % of their time finding their pixels)
+            n = y = x = 0
             p0 = 0
             while p0 < total:
-                for i in range(PT):
-                    p = min(p0 + i, total - 1)
-                    n = p // each
-                    y = (p - n * each) // nx
-                    x = p - n * each - y * nx
-                    off[i] = n * plane + (ya + y) * g.sh * g.Wb + (xa + x) * g.sw + shift
                 npx = min(PT, total - p0)
+                tn, ty, tx = n, y, x
+                for i in range(npx):
+                    off[i] = tn * plane + (ya + ty) * g.sh * g.Wb + (xa + tx) * g.sw + shift
+                    tx += 1
+                    if tx == nx:
+                        tx, ty = 0, ty + 1
+                        if ty == ny:
+                            ty, tn = 0, tn + 1
+                for i in range(npx, PT):   # a short last tile repeats its last pixel
+                    off[i] = off[npx - 1]
                 for bb in range(b0, b1):
                     grp, b = bb // g.blocks, bb % g.blocks
                     if fp_t is float:
@@ -2727,18 +2734,18 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
                                                   g.Cg, r1 - r0, s1 - s0, g.R * S * KB, S * KB,
                                                   packed + bb * block + wshift, tile)
                     k0 = grp * g.Kg + b * KB
-                    i = 0
+                    i, sn, sy, sx = 0, n, y, x
                     while i < npx:   # runs of pixels along one output row
-                        p = p0 + i
-                        n = p // each
-                        y = (p - n * each) // nx
-                        x = p - n * each - y * nx
-                        run = min(npx - i, nx - x)
+                        run = min(npx - i, nx - sx)
                         _store_tile(tile + i * KB, KB, min(KB, g.Kg - b * KB),
-                                    out + n * ostr[0] + k0 * ostr[1] + (ya + y) * ostr[2]
-                                    + (xa + x) * ostr[3], ostr[1], ostr[3], run,
+                                    out + sn * ostr[0] + k0 * ostr[1] + (ya + sy) * ostr[2]
+                                    + (xa + sx) * ostr[3], ostr[1], ostr[3], run,
                                     bias + k0 if bias != NULL else NULL)
                         i += run
+                        sx, sy = 0, sy + 1   # (a run ends at its row's end or the tile's)
+                        if sy == ny:
+                            sy, sn = 0, sn + 1
+                n, y, x = tn, ty, tx
                 p0 += PT
 
 
