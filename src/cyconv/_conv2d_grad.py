@@ -711,6 +711,9 @@ _PIECE_SCRATCH_BYTES = 262144
 # @2x2 1.58x, 256 -> 256 @2x2 1.69x; @3x3, @4x4 1.02-1.05x; @8x8 and up
 # 0.83-0.98x.
 _STACKED_ROWS_PIXELS = 16
+# ... while its stacked rows take at most this many bytes (R copies of the
+# padded input's rows: larger batches go image by image, in no more memory).
+_STACKED_ROWS_MAX_BYTES = 64 << 20
 
 
 def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
@@ -753,7 +756,8 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
         set_taps = S if dw == 1 else 1
     # The batch as one tall image (_kernel_rows_stacked): (R, images, rows).
     tall = (N > 1 and Ho * Wo <= _STACKED_ROWS_PIXELS and not (Cg >= PT and not rows_of_taps)
-            and not _FORCE_CHANNELS_LAST)
+            and not _FORCE_CHANNELS_LAST
+            and R * N * Ho * Wp * C * dtype.itemsize <= _STACKED_ROWS_MAX_BYTES)
     if tall:
         inputs = _kernel_rows_stacked(inputs, geo, PT)
     # grad_output channels last, in blocks of KB channels (zeros past Kg).
