@@ -2638,13 +2638,14 @@ cdef enum:
 cdef Py_ssize_t _tap_classes(Py_ssize_t n_out, Py_ssize_t before, Py_ssize_t size,
                              Py_ssize_t K, Py_ssize_t d, Py_ssize_t step, bint skip,
                              Py_ssize_t *classes) noexcept nogil:
-    """Output rows (or columns) 0 <= pos < n_out, `step` apart in the
-    padded input, in ranges whose taps k0 <= k < k1 (of K, d apart) read the image, not zero
-    padding (`before` padding positions, then `size` of the image): each
-    range 3 values in `classes` (first position, k0, k1), in order. A range
-    ends where the next begins (its taps change monotonically, so each
-    taps' positions are one range). Returns the count; with skip False, or
-    over MAX_TAP_CLASSES ranges, one range of every tap."""
+    """Output rows (or columns) 0 <= pos < n_out, `step` apart in the padded
+    input, in ranges whose taps k0 <= k < k1 (of K, d apart) read the
+    image, not zero padding (`before` padding positions, then `size` of
+    the image): each range 3 values in `classes` (first position, k0,
+    k1), in order. A range ends where the next begins (its taps change
+    monotonically, so each taps' positions are one range). Returns the
+    count; with skip False, or over MAX_TAP_CLASSES ranges, one range of
+    every tap."""
     cdef Py_ssize_t pos, k0, k1, count = 0
     for pos in range(n_out if skip else 0):
         k0 = 0
@@ -2671,20 +2672,21 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
                            const Py_ssize_t *ostr, fp_t *tile, Py_ssize_t images,
                            Py_ssize_t b0, Py_ssize_t b1, bint skip) noexcept nogil:
     """Every output pixel of `images` padded images (`plane` elements apart;
-    `out` at the first image), in tiles of PT pixels gathered across rows
-    and images (gathered_tile), each tile running channel blocks b0 <= bb <
-    b1 while its input stays in L1. With `skip` (zero padding, every block's
-    weights finite) the pixels go by class, those whose kernel rows on zero
-    padding are the same, each class's tiles over its other rows only:
-    adding 0 x w (w finite) to a sum that starts from +0 never changes it,
-    so the bits are the flat (strided layers: the row) tiles'. Classes of columns too where a pixel
-    takes at least GATHER_COLUMN_TAPS products and a corner's class fills a
-    tile: a corner's tile reads a few lines of each of PT images, which only
-    many products a line pay for (Zen 5, float32, 64 images, 3x3; rows and
-    columns, rows only: 128 -> 128 @2x2 1.73x, 1.51x the flat tiles; 64 ->
-    64 @4x4 1.30x, 1.27x; 32 -> 32 @3x3 1.32x, 1.39x; 3 -> 64 @8x8 0.81x,
-    1.11x; 8 x 512 -> 512 @4x4 0.98x, 1.17x). A class's last tile repeats
-    its last pixel."""
+    `out` at the first image), in tiles of PT pixels gathered across
+    rows and images (gathered_tile), each tile running channel blocks b0
+    <= bb < b1 while its input stays in L1. With `skip` (zero padding,
+    every block's weights finite) the pixels go by class, those whose
+    kernel rows on zero padding are the same, each class's tiles over
+    its other rows only: adding 0 x w (w finite) to a sum that starts
+    from +0 never changes it, so the bits are the flat (strided layers:
+    the row) tiles'. Classes of columns too where a pixel takes at least
+    GATHER_COLUMN_TAPS products and a corner's class fills a tile: a
+    corner's tile reads a few lines of each of PT images, which only
+    many products a line pay for (Zen 5, float32, 64 images, 3x3; rows
+    and columns, rows only: 128 -> 128 @2x2 1.73x, 1.51x the flat tiles;
+    64 -> 64 @4x4 1.30x, 1.27x; 32 -> 32 @3x3 1.32x, 1.39x; 3 -> 64 @8x8
+    0.81x, 1.11x; 8 x 512 -> 512 @4x4 0.98x, 1.17x). A class's last tile
+    repeats its last pixel."""
     cdef Py_ssize_t PT = g.PT, KB = g.KB, S = g.S
     cdef Py_ssize_t cs = g.Hb * g.Wb, rs = g.Wb * g.dh
     cdef Py_ssize_t block = g.Cg * g.R * S * KB
