@@ -621,7 +621,7 @@ cdef enum:
     # bring them (2048^2 float32 1.13x with the prefetches in cache, 1.16x
     # out of it). On Zen 4, at half that rate, the prefetches only cost
     # (1.1-1.3x faster without: 2048^2 and 4096^2 float32, 2048^2 float64,
-    # a column-strided 1024^2 float64; 0.92-0.96x at 2896^2 float32); they
+    # a column-strided 1024^2 float64; 0.91-0.96x at 2896^2 float32); they
     # then ask only when the tests ask for every prefetch (0 bytes).
     WALK_PREFETCH_FACTOR = 16
 
