@@ -1828,6 +1828,7 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
         monkeypatch.setattr(_conv2d, "_prepared", {})
         monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1 if lower else 1 << 62)
         monkeypatch.setattr(_conv2d, "LOWER_BLOCK_BYTES_PER_PIXEL", -1 if lower else 1 << 62)
+        monkeypatch.setattr(_conv2d, "LOWER_LONG_ROWS", 0 if lower else 1 << 62)
         monkeypatch.setattr(_conv2d, "LOWER_MAX_BYTES", max_bytes)
         got = cyconv.conv2d(x, w, b, **kw, **extra)
         (prep,) = _conv2d._prepared.values()
@@ -1860,6 +1861,7 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
     monkeypatch.setattr(_conv2d, "_prepared", {})
     monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1)
     monkeypatch.setattr(_conv2d, "LOWER_BLOCK_BYTES_PER_PIXEL", -1)
+    monkeypatch.setattr(_conv2d, "LOWER_LONG_ROWS", 0)
     check(x, w, b, stride, padding, dilation, groups, mode)
 
 
@@ -1869,31 +1871,42 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
     (5, 256, 400, 28, 14, 2, 2),
 ], ids=str)
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
-def test_lowered_groups_take_the_weights_one_way(case, dtype):
+def test_lowered_groups_take_the_weights_one_way(case, dtype, monkeypatch):
     """Images stacked in groups, the last group smaller: alone, its 1x1
     layer would pack the weights as it runs while the others' is packed
     first. Every group's plan takes the weights the one way conv2d
     prepares them (the last group read the packed weights as the given
-    ones, out of bounds, and could crash), and the values are the reference's."""
+    ones, out of bounds, and could crash), and the values are the
+    reference's. Lowered at every kernel level (the thresholds differ)."""
     from cyconv import _conv2d
     N, C, K, H, W, stride, groups = case
     x, w, b = case_arrays(seed_of(case, dtype, "lowered groups"), N=N, C=C, K=K, groups=groups,
                           H=H, W=W, R=3, S=3, dtype=dtype)
+    monkeypatch.setattr(_conv2d, "_prepared", {})
+    monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1)
+    monkeypatch.setattr(_conv2d, "LOWER_BLOCK_BYTES_PER_PIXEL", -1)
+    monkeypatch.setattr(_conv2d, "LOWER_LONG_ROWS", 0)
     low = _conv2d._prepared_call(x, w, b, stride, 1, 1, groups, "zeros", 1).lowered
-    if low is not None:   # (at this kernel level)
-        assert low.band.plan.pack_inline == low.last.plan.pack_inline
+    assert low is not None and low.stacked
+    assert low.band.plan.pack_inline == low.last.plan.pack_inline
     check(x, w, b, stride, 1, 1, groups, reference=conv2d_direct)
 
 
-def test_lowering_thresholds():
+@pytest.mark.parametrize("rows_512", [False, True], ids=["mixed", "rows_512"])
+def test_lowering_thresholds(rows_512, rows_512_restored):
     """Which strided layers conv2d lowers: a channel block's packed weights
     (KB output channels of the kernel level in use) past
-    LOWER_MIN_BLOCK_BYTES with output rows of fewer than LOWER_SHORT_ROWS
-    pixels that end in a narrow tile (Wo not a multiple of the tile's
-    pixels), or past LOWER_BLOCK_BYTES_PER_PIXEL per tile pixel on any
-    rows; patches of one output row within LOWER_MAX_BYTES; never
-    unit-stride or 1x1 layers."""
+    LOWER_MIN_BLOCK_BYTES, and then on tiles of LOWER_WIDE_TILE_PIXELS with
+    512-bit FMAs double-pumped (the AVX-512 level, rows_512 off): rows of
+    LOWER_LONG_ROWS pixels or more past LOWER_BLOCK_BYTES_PER_PIXEL per tile
+    pixel; elsewhere output rows of fewer than LOWER_SHORT_ROWS pixels that
+    end in a narrow tile (Wo not a multiple of the tile's pixels), or past
+    LOWER_BLOCK_BYTES_PER_PIXEL per tile pixel on any rows. Patches of one
+    output row within LOWER_MAX_BYTES; never unit-stride or 1x1 layers."""
     from cyconv import _conv2d, _core
+
+    _core.set_rows_512(rows_512)
+    _conv2d._prepared.clear()
 
     def lowered(C, H, R=3, stride=2, K=64, dtype=F32):
         prep = _conv2d._prepare(np.empty((1, C, H, H), dtype), np.empty((K, C, R, R), dtype),
@@ -1905,14 +1918,17 @@ def test_lowering_thresholds():
         KB = sizes["block_f64" if dtype == F64 else "block_f32"]
         block = C * 9 * KB * np.dtype(dtype).itemsize
         Wo, PT = -(-H // 2), sizes["tile_pixels"]
-        short_rows = Wo < _conv2d.LOWER_SHORT_ROWS and Wo % PT != 0
-        return block > _conv2d.LOWER_MIN_BLOCK_BYTES and (
-            short_rows or block > _conv2d.LOWER_BLOCK_BYTES_PER_PIXEL * PT)
+        heavy = block > _conv2d.LOWER_BLOCK_BYTES_PER_PIXEL * PT
+        if PT >= _conv2d.LOWER_WIDE_TILE_PIXELS and not _core.rows_512():
+            pays = Wo >= _conv2d.LOWER_LONG_ROWS and heavy
+        else:
+            pays = (Wo < _conv2d.LOWER_SHORT_ROWS and Wo % PT != 0) or heavy
+        return block > _conv2d.LOWER_MIN_BLOCK_BYTES and pays
 
     for C, H, dtype in [(256, 14, F32), (128, 28, F32), (128, 14, F64), (256, 112, F32),
                         (128, 112, F32), (32, 14, F32), (64, 14, F64), (512, 56, F64),
                         (128, 56, F32), (128, 48, F32), (128, 62, F64), (128, 64, F32),
-                        (128, 60, F64)]:
+                        (128, 60, F64), (256, 96, F32), (512, 112, F64)]:
         assert lowered(C, H, dtype=dtype) == rule(C, H, dtype), (C, H, dtype)
     sizes = _core.tile_sizes(64)
     if sizes["block_f32"] == 16:   # AVX2 (16 float32 channels a block)
@@ -1923,9 +1939,13 @@ def test_lowering_thresholds():
         assert not lowered(128, 24)   # rows of 12: whole tiles
     if sizes["block_f32"] == 32 and sizes["tile_pixels"] == 14:   # AVX-512
         # ResNet-50: 128 channels @56 and @28 run direct (rows of 28 and 14:
-        # whole tiles, 147 KB of weights a block); 256 @28 and 512 @14 lowered
+        # whole tiles, 147 KB of weights a block)
         assert not lowered(128, 56) and not lowered(128, 28)
-        assert lowered(256, 28) and lowered(512, 14) and lowered(128, 40)   # rows of 20
+        if rows_512:   # full-width FMAs (Zen 5): 256 @28 and 512 @14 lowered
+            assert lowered(256, 28) and lowered(512, 14) and lowered(128, 40)   # rows of 20
+        else:          # double-pumped (Zen 4): those direct; long rows of 256 lowered
+            assert not lowered(256, 28) and not lowered(512, 14) and not lowered(128, 40)
+            assert lowered(256, 112) and not lowered(256, 96)   # rows of 56, 48
     assert not lowered(256, 14, stride=1)       # unit stride: no row-end tiles to save
     assert not lowered(1024, 14, R=1)           # 1x1: already a 1x1 layer
     assert lowered(1024, 224) == rule(1024, 224)   # 115 MB of patches: in bands of rows

@@ -373,8 +373,7 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
     block_bytes = np.prod(plan.packed_shape[1:]) * dtype.itemsize if plan.blocked else 0
     if (geo.stride != (1, 1) and geo.R * geo.S > 1 and plan.blocked
             and row_bytes <= LOWER_MAX_BYTES and block_bytes > LOWER_MIN_BLOCK_BYTES
-            and ((geo.Wo < LOWER_SHORT_ROWS and geo.Wo % plan.tile_pixels)
-                 or block_bytes > LOWER_BLOCK_BYTES_PER_PIXEL * plan.tile_pixels)):
+            and _lowering_pays(geo.Wo, plan.tile_pixels, block_bytes)):
         # A strided layer's tiles stream each channel block's weights from
         # L2 for every tile, and its rows' last tiles are narrow (3x3/2
         # @14x14: rows of 7 in tiles of 6 + 2). As a 1x1 layer on the
@@ -398,7 +397,8 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
         # tile pixel direct (AVX-512, 128 channels: 147 KB / 14, rows of
         # 28 and 42 1.04-1.09x), more lowered (AVX-512, 256 channels: 21
         # KB, rows of 42 and 56 0.92-0.94x direct; AVX2, 256: 24.5 KB,
-        # 0.93x; AVX2, 192: 18 KB, rows of 32-56 0.89-1.2x).
+        # 0.93x; AVX2, 192: 18 KB, rows of 32-56 0.89-1.2x). Those
+        # AVX-512 figures no longer hold on Zen 4: see _lowering_pays.
         # Each pixel's sum is the same, to the bit.
         # Patches of at most LOWER_MAX_BYTES at a time: groups of images (no
         # more than the batch), or bands of rows of one image. A plan for
@@ -534,14 +534,39 @@ def _band(geo, dtype, patches, images, rows, pack_first, per_row) -> _Prepared:
 
 # Strided layers are lowered (_prepare) when one channel block's packed
 # weights exceed LOWER_MIN_BLOCK_BYTES (twice L1: 128 input channels at 3x3)
-# and the output rows, of fewer than LOWER_SHORT_ROWS pixels, end in a
-# narrow tile; or on any rows when the block's weights exceed
-# LOWER_BLOCK_BYTES_PER_PIXEL per tile pixel. Their patches are made
-# LOWER_MAX_BYTES at a time (groups of images, or bands of rows).
+# and _lowering_pays says so. Their patches are made LOWER_MAX_BYTES at a
+# time (groups of images, or bands of rows).
 LOWER_MIN_BLOCK_BYTES = 64 << 10
 LOWER_SHORT_ROWS = 32
 LOWER_BLOCK_BYTES_PER_PIXEL = 16 << 10
 LOWER_MAX_BYTES = 8 << 20
+# ... on tiles of at least LOWER_WIDE_TILE_PIXELS pixels at double-pumped
+# 512-bit FMAs: rows of LOWER_LONG_ROWS pixels or more, past
+# LOWER_BLOCK_BYTES_PER_PIXEL of a block's weights per tile pixel.
+LOWER_WIDE_TILE_PIXELS = 14
+LOWER_LONG_ROWS = 56
+
+
+def _lowering_pays(Wo: int, tile_pixels: int, block_bytes: int) -> bool:
+    """Does a strided layer with output rows of Wo pixels, whose tiles hold
+    tile_pixels pixels and stream block_bytes of weights a channel block,
+    run faster as a 1x1 layer on its patches (_prepare)?"""
+    if tile_pixels >= LOWER_WIDE_TILE_PIXELS and not _core.rows_512():
+        # AVX-512's 14-pixel tiles where 512-bit FMAs are double-pumped
+        # (Zen 4): since strided narrow rows gather and the tiles pack each
+        # block as they start, direct beats lowered on rows of 7-42 pixels
+        # at 128-512 channels (3x3/2, one image, float32: 1.02-1.29x,
+        # float64 1.09-1.17x; eight images at 7 and 14: 1.0-1.43x;
+        # ResNet-50's 256 -> 256 @28x28 1.12x, 512 -> 512 @14x14 1.14x).
+        # Lowering still wins on rows of 56 and 64 pixels from 256 channels
+        # (direct 0.77-0.96x); at 48, direct measured 0.92-1.08x.
+        return Wo >= LOWER_LONG_ROWS and block_bytes > LOWER_BLOCK_BYTES_PER_PIXEL * tile_pixels
+    # Elsewhere (measured on AVX2 and Zen 3, and on Zen 5 before the
+    # changes above): rows of fewer than LOWER_SHORT_ROWS pixels that end
+    # in a narrow tile, or LOWER_BLOCK_BYTES_PER_PIXEL of weights a tile
+    # pixel on any rows.
+    return bool((Wo < LOWER_SHORT_ROWS and Wo % tile_pixels)
+                or block_bytes > LOWER_BLOCK_BYTES_PER_PIXEL * tile_pixels)
 
 
 class _Lowered(NamedTuple):
