@@ -558,8 +558,9 @@ def _lowering_pays(Wo: int, tile_pixels: int, block_bytes: int) -> bool:
         # at 128-512 channels (3x3/2, one image, float32: 1.02-1.29x,
         # float64 1.09-1.17x; eight images at 7 and 14: 1.0-1.43x;
         # ResNet-50's 256 -> 256 @28x28 1.12x, 512 -> 512 @14x14 1.14x).
-        # Lowering still wins on rows of 56 and 64 pixels from 256 channels
-        # (direct 0.77-0.96x); at 48, direct measured 0.92-1.08x.
+        # Lowering still wins on rows of 56-64 pixels from 256 channels
+        # (direct 0.77-0.99x; 256 channels at 56 0.93-1.06x between runs);
+        # at 48, direct measured 0.92-1.09x.
         return Wo >= LOWER_LONG_ROWS and block_bytes > LOWER_BLOCK_BYTES_PER_PIXEL * tile_pixels
     # Elsewhere (measured on AVX2 and Zen 3, and on Zen 5 before the
     # changes above): rows of fewer than LOWER_SHORT_ROWS pixels that end
