@@ -553,8 +553,9 @@ def _lowering_pays(Wo: int, tile_pixels: int, block_bytes: int) -> bool:
     run faster as a 1x1 layer on its patches (_prepare)?"""
     if tile_pixels >= LOWER_WIDE_TILE_PIXELS and not _core.rows_512():
         # AVX-512's 14-pixel tiles where 512-bit FMAs are double-pumped
-        # (Zen 4): since strided narrow rows gather and the tiles pack each
-        # block as they start, direct beats lowered on rows of 7-42 pixels
+        # (Zen 4): since the direct tiles read the image in place at stride
+        # 2, pack in wider panels and gather narrow strided rows across
+        # images (2026-12-05), direct beats lowered on rows of 7-42 pixels
         # at 128-512 channels (3x3/2, one image, float32: 1.02-1.29x,
         # float64 1.09-1.17x; eight images at 7 and 14: 1.0-1.43x;
         # ResNet-50's 256 -> 256 @28x28 1.12x, 512 -> 512 @14x14 1.14x).
@@ -562,10 +563,10 @@ def _lowering_pays(Wo: int, tile_pixels: int, block_bytes: int) -> bool:
         # (direct 0.77-0.99x; 256 channels at 56 0.93-1.06x between runs);
         # at 48, direct measured 0.92-1.09x.
         return Wo >= LOWER_LONG_ROWS and block_bytes > LOWER_BLOCK_BYTES_PER_PIXEL * tile_pixels
-    # Elsewhere (measured on AVX2 and Zen 3, and on Zen 5 before the
-    # changes above): rows of fewer than LOWER_SHORT_ROWS pixels that end
-    # in a narrow tile, or LOWER_BLOCK_BYTES_PER_PIXEL of weights a tile
-    # pixel on any rows.
+    # Elsewhere (measured on Zen 3, and on AVX2 and Zen 4 on 2026-12-03,
+    # before the changes above): rows of fewer than LOWER_SHORT_ROWS
+    # pixels that end in a narrow tile, or LOWER_BLOCK_BYTES_PER_PIXEL of
+    # weights a tile pixel on any rows.
     return bool((Wo < LOWER_SHORT_ROWS and Wo % tile_pixels)
                 or block_bytes > LOWER_BLOCK_BYTES_PER_PIXEL * tile_pixels)
 
