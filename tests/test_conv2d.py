@@ -1810,6 +1810,17 @@ LOWERED_CASES = [
 ]
 
 
+def force_lowering(monkeypatch, lower=True):
+    """Make conv2d lower every strided layer it can (lower) or none, at
+    any kernel level: the thresholds of _conv2d._lowering_pays set to
+    their extremes, and the cached plans cleared."""
+    from cyconv import _conv2d
+    monkeypatch.setattr(_conv2d, "_prepared", {})
+    monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1 if lower else 1 << 62)
+    monkeypatch.setattr(_conv2d, "LOWER_BLOCK_BYTES_PER_PIXEL", -1 if lower else 1 << 62)
+    monkeypatch.setattr(_conv2d, "LOWER_LONG_ROWS", 0 if lower else 1 << 62)
+
+
 @pytest.mark.parametrize("case", LOWERED_CASES, ids=str)
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 def test_lowered_strided_layers(case, dtype, monkeypatch):
@@ -1825,10 +1836,7 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
               padding_mode=mode)
 
     def run(lower: bool, max_bytes: int, **extra):
-        monkeypatch.setattr(_conv2d, "_prepared", {})
-        monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1 if lower else 1 << 62)
-        monkeypatch.setattr(_conv2d, "LOWER_BLOCK_BYTES_PER_PIXEL", -1 if lower else 1 << 62)
-        monkeypatch.setattr(_conv2d, "LOWER_LONG_ROWS", 0 if lower else 1 << 62)
+        force_lowering(monkeypatch, lower)
         monkeypatch.setattr(_conv2d, "LOWER_MAX_BYTES", max_bytes)
         got = cyconv.conv2d(x, w, b, **kw, **extra)
         (prep,) = _conv2d._prepared.values()
@@ -1858,10 +1866,7 @@ def test_lowered_strided_layers(case, dtype, monkeypatch):
             assert (low.images, low.stacked, low.band.Ho, low.last.Ho) == (
                 stack if stack > 1 else group, stack > 1, *heights)
             np.testing.assert_array_equal(got.view(np.uint8), direct.view(np.uint8))
-    monkeypatch.setattr(_conv2d, "_prepared", {})
-    monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1)
-    monkeypatch.setattr(_conv2d, "LOWER_BLOCK_BYTES_PER_PIXEL", -1)
-    monkeypatch.setattr(_conv2d, "LOWER_LONG_ROWS", 0)
+    force_lowering(monkeypatch)
     check(x, w, b, stride, padding, dilation, groups, mode)
 
 
@@ -1882,10 +1887,7 @@ def test_lowered_groups_take_the_weights_one_way(case, dtype, monkeypatch):
     N, C, K, H, W, stride, groups = case
     x, w, b = case_arrays(seed_of(case, dtype, "lowered groups"), N=N, C=C, K=K, groups=groups,
                           H=H, W=W, R=3, S=3, dtype=dtype)
-    monkeypatch.setattr(_conv2d, "_prepared", {})
-    monkeypatch.setattr(_conv2d, "LOWER_MIN_BLOCK_BYTES", -1)
-    monkeypatch.setattr(_conv2d, "LOWER_BLOCK_BYTES_PER_PIXEL", -1)
-    monkeypatch.setattr(_conv2d, "LOWER_LONG_ROWS", 0)
+    force_lowering(monkeypatch)
     low = _conv2d._prepared_call(x, w, b, stride, 1, 1, groups, "zeros", 1).lowered
     assert low is not None and low.stacked
     assert low.band.plan.pack_inline == low.last.plan.pack_inline
