@@ -250,13 +250,22 @@ TARGET static inline __attribute__((always_inline)) VEC FN(load_cols)(const T *p
 }
 
 /* The first n (<= VW) of those columns, the other lanes zero, reading
- * nothing past column n - 1 (p[(n - 1) * step]). */
+ * nothing past column n - 1 (p[(n - 1) * step]). Every other column, n <= 2
+ * (the 3x3 rows' tail): a shuffle within 128 (float32) or 256 (float64)
+ * bits instead of a permute across the vector, whose latency the 3x3 rows'
+ * FMAs wait on (see feed_3x3). */
 TARGET static inline __attribute__((always_inline)) VEC
 FN(load_first_cols)(const T *p, int n, int step)
 {
     if (step == 1)
         return FN(load_first)(p, n);
     int span = 2 * n - 1;   /* elements from the first column to the last */
+    if (span <= 3) {
+        VEC v = FN(load_first)(p, span);
+        if (sizeof(T) == 4)
+            return (VEC)_mm512_maskz_permute_ps((__mmask16)((1u << n) - 1), (__m512)v, 0x08);
+        return (VEC)_mm512_maskz_permutex_pd((__mmask8)((1u << n) - 1), (__m512d)v, 0x08);
+    }
     if (span <= VW)
         return FN(even_lanes)(FN(load_first)(p, span), (VEC){0});
     return FN(even_lanes)(VLOADU(p), FN(load_first)(p + VW, span - VW));
@@ -696,27 +705,15 @@ TARGET static void FN(rows_unshared)(const T *in, cyc_index cs, cyc_index rs,
 #if VBYTES
 
 /* The base vectors of input row q that a 3x3 row's shifted vectors are cut
- * from: its two vectors of columns, x[0] and x[1], and in x[2]'s lanes 0
- * and 1 the two columns past them (the shifts read no other lane of x[2]).
- * Three loads, the third masked; with columns `step` = 2 elements apart,
- * five loads, each pair's even lanes permuted together (vpermt2ps), and
- * the last two columns moved into place by a shuffle within 128 (float32)
- * or 256 (float64) bits, cheaper than a permute across the vector. */
+ * from: its two vectors of columns and the two columns past them (columns
+ * `step` elements apart). */
 #if SHIFTS
 TARGET static inline __attribute__((always_inline)) void
 FN(base_3x3)(const T *q, VEC x[3], const int step)
 {
     x[0] = FN(load_cols)(q, step);
     x[1] = FN(load_cols)(q + VW * step, step);
-    if (step == 1) {
-        x[2] = FN(load_first)(q + 2 * VW, 2);
-        return;
-    }
-    VEC tail = FN(load_first)(q + 4 * VW, 3);   /* columns 2 VW, -, 2 VW + 1 */
-    if (sizeof(T) == 4)
-        x[2] = (VEC)_mm512_permute_ps((__m512)tail, 0x08);
-    else
-        x[2] = (VEC)_mm512_permutex_pd((__m512d)tail, 0x08);
+    x[2] = FN(load_first_cols)(q + 2 * VW * step, 2, step);
 }
 #endif
 
@@ -731,8 +728,8 @@ FN(base_3x3)(const T *q, VEC x[3], const int step)
  * Zen 4; x then takes row j + 1's (has_next), loaded before row j's FMAs
  * so that those do not wait on the loads' and permutes' latency (Zen 4,
  * row kernel alone, 256^2 in L2: float32 107 -> 111 GFLOP/s, float64 53
- * -> 54; every other column read in place, with base_3x3's shuffle, 83 ->
- * 92 and 40 -> 43.5). The values are the same. */
+ * -> 54; every other column read in place, with load_first_cols' shuffle,
+ * 83 -> 92 and 40 -> 43.5). The values are the same. */
 TARGET static inline __attribute__((always_inline)) void
 FN(feed_3x3)(const T *in, cyc_index rs, cyc_index j, VEC x[3], const VEC *wv, VEC *fin,
              VEC *mid, VEC *start, const int has_fin, const int has_mid, const int has_start,
