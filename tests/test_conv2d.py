@@ -1729,6 +1729,111 @@ def test_core_packs_the_blocks_it_runs(images, dtype):
     assert np.any(got[:images, b0 * KB:b1 * KB])
 
 
+@pytest.mark.parametrize("images,slots", [(1, 1), (3, 3), (5, 2)],
+                         ids=["one image", "3 images", "5 images, 2 padded slots"])
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_core_packs_each_block_into_one_slot(images, slots, dtype):
+    """Given weights of one block (one thread, a piece that runs each block
+    once), the core packs every block of its range into that slot as the
+    block starts, even one already marked, and marks it; images beyond
+    the padded buffer's slots go in groups that pack again. Bitwise the
+    output channels of the weights packed first, the others untouched."""
+    from cyconv import _conv2d, _core
+    C, K = 160, 160
+    x, w, _ = case_arrays(seed_of(images, slots, dtype, "one slot"), N=5, C=C, K=K, H=7, W=7,
+                          R=3, S=3, dtype=dtype)
+    prep = _conv2d._prepared_call(x, w, None, 1, 1, 1, 1, "zeros", 1)
+    plan = prep.plan
+    assert plan.blocked and plan.splits_blocks and not plan.pack_inline
+    nb, KB = plan.packed_shape[0], plan.packed_shape[3]
+    assert nb >= 4
+    whole = np.empty(plan.packed_shape, dtype)
+    _core.pack_weights(plan, w, whole)
+    b0, b1 = 1, 3
+
+    def run(weights, **packing):
+        out = np.full((5, K, 7, 7), np.nan, dtype)
+        padded = np.empty((plan.padded_shape[0] * slots,) + plan.padded_shape[1:], dtype)
+        _core.conv2d(plan, x, prep.row_map, prep.col_map, weights, np.empty(0, dtype), out,
+                     padded, np.empty(plan.scratch, dtype), np.empty(plan.edge, dtype),
+                     0, images, 0, 7, b0, b1, **packing)
+        return out
+
+    slot = np.full((1,) + plan.packed_shape[1:], np.nan, dtype)
+    marks = np.zeros(nb, np.uint8)
+    marks[b0] = 1   # marked, yet the slot holds another block: packed again
+    got = run(slot, source=w, packed_blocks=marks)
+    assert marks.tolist() == [int(b0 <= b < b1) for b in range(nb)]
+    np.testing.assert_array_equal(slot[0], whole[b1 - 1])   # the last block packed
+    want = run(whole, packed_blocks=np.array([1] * nb, np.uint8))
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    assert np.isfinite(got[:images, b0 * KB:b1 * KB]).all()
+    assert np.isnan(got[images:]).all() and np.isnan(got[:, :b0 * KB]).all()
+    assert np.isnan(got[:, b1 * KB:]).all()
+
+
+@pytest.mark.parametrize("C,K,H,W,R,padding", [
+    (160, 96, 7, 7, 3, 1),     # rows of one tile width (AVX-512), blocks outer
+    (200, 70, 16, 17, 3, 1),   # row tiles, the last block part zeros
+    (64, 100, 20, 20, 5, 2),   # 5x5
+    (96, 128, 14, 14, 3, 0),   # unpadded: read in place
+    (1100, 80, 6, 9, 1, 0),    # a 1x1 layer in channel chunks
+], ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_batch_in_one_piece_packs_into_one_slot(C, K, H, W, R, padding, dtype, monkeypatch):
+    """One thread runs a batch whose weights are past ONE_SLOT_MIN_WEIGHT_BYTES
+    as one piece, packing each block into one slot: the reference's values,
+    and bitwise the pieces' result that packed every block (the bound out
+    of reach), and that of 3 threads."""
+    from cyconv import _conv2d, _parallel, _scratch
+    x, w, b = case_arrays(seed_of(C, K, H, W, R, dtype, "slot"), N=5, C=C, K=K, H=H, W=W, R=R,
+                          S=R, dtype=dtype)
+    pieces, slots = [], []
+    run, empty = _parallel.run, _scratch.empty
+    monkeypatch.setattr(_parallel, "run", lambda job, chunks, *a: (pieces.append(chunks),
+                                                                    run(job, chunks, *a)))
+    monkeypatch.setattr(_scratch, "empty", lambda purpose, shape, dtype: (
+        slots.append(shape) if purpose == "conv2d.slot" else None, empty(purpose, shape, dtype))[1])
+    monkeypatch.setattr(_conv2d, "ONE_SLOT_MIN_WEIGHT_BYTES", 0)
+    with cyconv.num_threads(1):
+        got = check(x, w, b, 1, padding)
+    assert pieces[-1][0][:2] == (0, 5), "the batch is one piece"
+    assert slots and slots[-1][0] == 1, "its weights packed into one slot"
+    bits = got.view(np.uint8)
+    monkeypatch.setattr(_conv2d, "ONE_SLOT_MIN_WEIGHT_BYTES", 1 << 60)
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, padding=padding, workers=1)
+                                  .view(np.uint8), bits)
+    assert len(pieces[-1]) > 1
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, padding=padding, workers=3)
+                                  .view(np.uint8), bits)
+
+
+def test_batch_of_large_weights_runs_in_one_slot():
+    """At the real bound: 8 images of 512 -> 512 3x3 @7x7 (9.4 MB of
+    weights, 1.3 MB of padded images) on one thread, with a weight that is
+    not finite (its block keeps the padding's products), against the
+    reference and bitwise against two threads (which pack them all)."""
+    x, w, b = case_arrays(seed_of("slot 512"), N=8, C=512, K=512, H=7, W=7, R=3, S=3,
+                          dtype=F32)
+    w[70, 3, 0, 2] = np.inf   # block 2 of 16: its padding products make NaN, as the reference
+    got = cyconv.conv2d(x, w, b, padding=1, workers=1)
+    # (SciPy's correlate2d over 8 x 512 x 512 channel pairs takes minutes:
+    # the same sums in float64 as one tensor contraction of the windows)
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(x.astype(F64), ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+    with np.errstate(invalid="ignore"):
+        want = np.einsum("ncyxrs,kcrs->nkyx", windows, w.astype(F64), optimize=True)
+    want += b.astype(F64)[:, None, None]
+    assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isnan(got[:, 70]).any()
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4,
+                               atol=1e-4 * np.abs(want[finite]).max())
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, padding=1, workers=2).view(np.uint8),
+                                  got.view(np.uint8))
+
+
 @pytest.mark.parametrize("H,W,y0", [(1, 1, 0), (1, 3, 0), (2, 1, 0), (9, 3, 8), (9, 1, 7)],
                          ids=str)
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)

@@ -9,6 +9,7 @@ Strided layers with many channels first gather their pixels' patches
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Literal, NamedTuple, Sequence, Union
 
@@ -97,7 +98,8 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         weights = w.astype(dtype, copy=False)
     elif plan.blocked:   # packed by the pieces that need them (_Packing)
         weights = _scratch.empty("conv2d.packed", plan.packed_shape, dtype)
-        packing = _Packing(plan, w.astype(dtype, copy=False), weights)
+        packing = _Packing(plan, w.astype(dtype, copy=False), weights,
+                           once=prep.lowered is None)
     else:
         weights = np.ascontiguousarray(w, dtype=dtype)
     if prep.lowered is None:
@@ -138,8 +140,9 @@ class _Packing:
     once packed; the core reads them: _core.pack_weights). A block's bits
     are the same whoever packs it."""
 
-    def __init__(self, plan, source, packed):
+    def __init__(self, plan, source, packed, once=False):
         self.plan, self.source, self.packed = plan, source, packed
+        self.once = once   # the weights serve a single _run (which may then pack into one slot)
         self.done = bytearray(packed.shape[0])   # (the core's uint8 marks)
         self.locks = None   # one per block, once threads share the pieces
 
@@ -226,6 +229,23 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
     wanted = _parallel.pieces_for(workers, N * Ho * per_row, N * Ho)
     if -(-N * Ho // rows) < wanted:
         rows = max(plan.min_rows, -(-N * Ho // wanted))
+    slot = (workers == 1 and packing is not None and packing.once and blocks > 1 and N > 1
+            and not plan.gathers and weights.nbytes >= ONE_SLOT_MIN_WEIGHT_BYTES
+            and N * math.prod(padded_shape) * dtype.itemsize <= ONE_SLOT_PADDED_BYTES)
+    if slot:
+        # One thread, weights past L2: the first piece packed each block
+        # into memory as it ran it, and any other piece read them back
+        # (9.4 MB for 512 -> 512 3x3). Instead the batch is one piece and
+        # the core packs each block into one slot, where its tiles read it
+        # from L2. The same bits either way. One thread and one piece:
+        # 8 x 512 -> 512 3x3 @7x7 1.10x, 4 x 1.16x, 2 x 1.17x; 8 x 256 ->
+        # 256 @14x14 1.03-1.07x; 8 x 1x1 layers of 1-4 MB 1.02-1.05x; 32 x
+        # 512 -> 512 @7x7 (5.3 MB of padded images) about even. Batches
+        # past ONE_SLOT_PADDED_BYTES stay in pieces: in groups that packed
+        # each block again, 64 x 256 -> 256 @14x14 ran 0.97x (Zen 4).
+        rows = N * Ho
+        weights = _scratch.empty("conv2d.slot", (1,) + weights.shape[1:], dtype)
+        padded_shape = (padded_shape[0] * N,) + padded_shape[1:]
     if rows >= Ho:
         images = rows // Ho
         chunks = [(n, min(n + images, N), 0, Ho) for n in range(0, N, images)]
@@ -237,7 +257,7 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
     if blocks > 1 and (workers > 1 or (Hb, Wb) == x.shape[2:]):
         chunks = _split_blocks(chunks, blocks, per_row)
     piece_images = chunks[0][1] - chunks[0][0]   # (the first piece has the most)
-    if (plan.splits_blocks or plan.gathers) and piece_images > 1:
+    if (plan.splits_blocks or plan.gathers) and piece_images > 1 and not slot:
         # Pieces of several images whose blocks run outer, or whose tiles
         # run across images: the core pads them all, and runs each block
         # over them while its weights stay in cache (_core._conv2d_range).
@@ -247,6 +267,14 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
     if threads_pack:
         packing.share()
     _parallel.run(job, chunks, nthreads, scratch)
+
+
+# One thread runs a batch as one piece, its weights packed block by block
+# into one slot (_run), when they are at least ONE_SLOT_MIN_WEIGHT_BYTES
+# (past L2: pieces read them back from memory) and the batch's padded
+# copies at most ONE_SLOT_PADDED_BYTES.
+ONE_SLOT_MIN_WEIGHT_BYTES = 1 << 20
+ONE_SLOT_PADDED_BYTES = 8 << 20
 
 
 def _c_strides(shape, itemsize: int) -> tuple:

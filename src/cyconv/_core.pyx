@@ -8,7 +8,7 @@ _core.pxd), which checks its own scalar arguments and returns a status.
 Nothing here raises for bad input.
 """
 
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isinf, copysign, INFINITY
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -2773,6 +2773,13 @@ cdef inline void _pack_missing(const _Conv *g, const char *source, const Py_ssiz
                           packed_blocks)
 
 
+cdef inline fp_t *_base_of_slot(fp_t *slot, Py_ssize_t bb, Py_ssize_t block) noexcept nogil:
+    # Packed weights whose block bb (`block` elements a block) is at `slot`:
+    # the tiles and the packing add bb * block back. Formed as an integer,
+    # as the base lies before the slot's array, where C lets no pointer go.
+    return <fp_t *>(<uintptr_t>slot - <uintptr_t>(bb * block) * sizeof(fp_t))
+
+
 cdef inline bint _tiles_skip_padding(const _Conv *g) noexcept nogil:
     # Do a blocked plan's tiles leave out every product of zero padding
     # when a block's weights are finite (_blocked_row_tile)? Its row tiles
@@ -2824,15 +2831,18 @@ cdef void _conv2d_range(const _Conv *g,
                         Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t y0, Py_ssize_t y1,
                         Py_ssize_t b0, Py_ssize_t b1,
                         const char *source, const Py_ssize_t *sstr,
-                        uint8_t *packed_blocks) noexcept nogil:
+                        uint8_t *packed_blocks, bint one_slot) noexcept nogil:
     """Output rows y0 <= y < y1 of images n0 <= n < n1; of channel blocks
     b0 <= b < b1 when _splits_blocks(g) (else b0 = 0, b1 = every block).
     packed_blocks holds the packed blocks' marks (blocked plans; NULL: no
     block's padding products are left out). With `source` (blocked plans,
     one thread), `weights` is packed here: each block not yet marked, from
     `source` (K x Cg x R x S, byte strides sstr), then marked; else NULL,
-    and `weights` is packed."""
-    cdef Py_ssize_t n, bb
+    and `weights` is packed. With one_slot (`source` given, _splits_blocks
+    and not pack_inline), `weights` holds one block: each block is packed
+    into it as it starts, whatever its mark."""
+    cdef Py_ssize_t n, bb, m0, m1, block = g.Cg * g.R * g.S * g.KB
+    cdef const fp_t *wb = weights
     cdef bint skip
     # Padded rows these output rows read; small-image tiles also read the
     # zero rows below the padded image, where their last tile overruns, and
@@ -2860,9 +2870,10 @@ cdef void _conv2d_range(const _Conv *g,
         and istr[2] == g.W * item and istr[1] % item == 0
     cdef Py_ssize_t plane = g.C * g.Hb * g.Wb, cs = g.Hb * g.Wb, rs = g.Wb
     cdef Py_ssize_t origin = g.top * g.W + g.left   # the padded origin's place before the image
-    cdef bint per_block = _splits_blocks(g) and not g.pack_inline and 1 < n1 - n0 <= slots
-    cdef bint padded_ready = in_place
-    if g.gathers and 1 < n1 - n0 <= slots and y0 == 0 and y1 == g.Ho:
+    cdef bint per_block = _splits_blocks(g) and not g.pack_inline and (
+        1 < n1 - n0 <= slots or one_slot)
+    cdef bint padded_ready
+    if g.gathers and 1 < n1 - n0 <= slots and y0 == 0 and y1 == g.Ho and not one_slot:
         if source != NULL:
             _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, b0, b1)
         for n in range(n0, n1):
@@ -2888,27 +2899,40 @@ cdef void _conv2d_range(const _Conv *g,
         # block over each image, which streamed all the weights from memory
         # once per image (512 -> 512 3x3 @7x7: 9.4 MB an image). The images
         # are padded first, each into its own slot, when the first block
-        # that reads padding comes.
-        for bb in range(b0, b1):
-            if source != NULL:   # now, so that its tiles read it from L2
-                _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, bb, bb + 1)
-            if skips and _reads_image(g, packed_blocks, bb, bb + 1):
-                for n in range(n0, n1):
-                    _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) - origin,
-                                    istr[1] // item, g.W, weights, wstr, bias,
+        # that reads padding comes. With one slot for the weights, the
+        # images go in groups of as many as `padded` holds, each group
+        # packing every block again (the caller makes one group where it
+        # can: 8 x 512 -> 512 3x3 @7x7 wrote 9.4 MB of packed weights to
+        # memory and read them back for its second group of 4).
+        m0 = n0
+        while m0 < n1:
+            m1 = min(m0 + slots, n1)
+            padded_ready = in_place
+            for bb in range(b0, b1):
+                if one_slot:   # the block into the slot, where its tiles read it from L2
+                    wb = _base_of_slot(<fp_t *>weights, bb, block)
+                    _pack_weights(g, source, sstr[0], sstr[1], sstr[2], sstr[3], <fp_t *>wb,
+                                  bb, bb + 1, packed_blocks)
+                elif source != NULL:   # now, so that its tiles read it from L2
+                    _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, bb, bb + 1)
+                if skips and _reads_image(g, packed_blocks, bb, bb + 1):
+                    for n in range(m0, m1):
+                        _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) - origin,
+                                        istr[1] // item, g.W, wb, wstr, bias,
+                                        out + n * ostr[0], ostr[1], ostr[2], ostr[3], scratch,
+                                        edge, y0, y1, bb, bb + 1, packed_blocks)
+                    continue
+                if not padded_ready:
+                    for n in range(m0, m1):
+                        _pad_image(g, image + n * istr[0], istr, row_map, col_map,
+                                   padded + (n - m0) * plane, row0, row1)
+                    padded_ready = True
+                for n in range(m0, m1):
+                    _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) if in_place
+                                    else padded + (n - m0) * plane, cs, rs, wb, wstr, bias,
                                     out + n * ostr[0], ostr[1], ostr[2], ostr[3], scratch, edge,
                                     y0, y1, bb, bb + 1, packed_blocks)
-                continue
-            if not padded_ready:
-                for n in range(n0, n1):
-                    _pad_image(g, image + n * istr[0], istr, row_map, col_map,
-                               padded + (n - n0) * plane, row0, row1)
-                padded_ready = True
-            for n in range(n0, n1):
-                _conv2d_blocked(g, <const fp_t *>(image + n * istr[0]) if in_place
-                                else padded + (n - n0) * plane, cs, rs, weights, wstr, bias,
-                                out + n * ostr[0], ostr[1], ostr[2], ostr[3], scratch, edge,
-                                y0, y1, bb, bb + 1, packed_blocks)
+            m0 = m1
         return
     if skips and (g.pack_inline or _reads_image(g, packed_blocks, b0, b1)):
         for n in range(n0, n1):
@@ -3832,13 +3856,17 @@ def conv2d(Conv2dPlan plan,
     are finite (without marks, never). Blocked plans run on one thread may
     leave the packing of `weights` to the core: each block it runs that
     packed_blocks does not mark is packed from `source` as it starts, and
-    marked."""
+    marked. `weights` may then hold a single block (shape[0] 1) in plans
+    with splits_blocks: each block is packed into it as it starts, marked
+    or not (for a call whose pieces run each block once)."""
     cdef Py_ssize_t istr[4]
     cdef Py_ssize_t ostr[4]
     cdef Py_ssize_t wstr[4]
     cdef Py_ssize_t sstr[4]
     cdef bint core_packs = packed_blocks is not None and source is not None
     cdef bint marked = packed_blocks is not None and packed_blocks.shape[0] > 0
+    cdef bint one_slot = core_packs and _splits_blocks(&plan.g) and not plan.g.pack_inline \
+        and weights.shape[0] < plan.g.groups * plan.g.blocks
     cdef int i
     for i in range(4):
         istr[i] = image.strides[i]
@@ -3858,7 +3886,7 @@ def conv2d(Conv2dPlan plan,
                       b1 if b1 >= 0 and _splits_blocks(&plan.g)
                       else plan.g.groups * plan.g.blocks,
                       <const char *>&source[0, 0, 0, 0] if core_packs else NULL,
-                      sstr, &packed_blocks[0] if marked else NULL)
+                      sstr, &packed_blocks[0] if marked else NULL, one_slot)
 
 
 # ---------------------------------------------------------------------------
@@ -4869,7 +4897,7 @@ cdef int _conv2d_api(const cyc_conv2d_params *p, const fp_t *input, const fp_t *
     _conv2d_range(&g, <const char *>input, istr, row_map, col_map,
                   weights, wstr, bias, <char *>out, ostr,
                   padded, scratch, edge, 1, 0, g.N, 0, g.Ho, 0, g.groups * g.blocks,
-                  NULL, NULL, marks if g.blocked and not g.pack_inline else NULL)
+                  NULL, NULL, marks if g.blocked and not g.pack_inline else NULL, False)
     return CYC_OK
 
 
