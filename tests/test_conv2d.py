@@ -1775,6 +1775,7 @@ def test_core_packs_each_block_into_one_slot(images, slots, dtype):
 @pytest.mark.parametrize("C,K,H,W,R,padding", [
     (160, 96, 7, 7, 3, 1),     # rows of one tile width (AVX-512), blocks outer
     (200, 70, 16, 17, 3, 1),   # row tiles, the last block part zeros
+    (160, 96, 12, 11, 3, 1),   # flat tiles gathered across the images
     (64, 100, 20, 20, 5, 2),   # 5x5
     (96, 128, 14, 14, 3, 0),   # unpadded: read in place
     (1100, 80, 6, 9, 1, 0),    # a 1x1 layer in channel chunks
@@ -1809,19 +1810,25 @@ def test_batch_in_one_piece_packs_into_one_slot(C, K, H, W, R, padding, dtype, m
                                   .view(np.uint8), bits)
 
 
-def test_batch_of_large_weights_runs_in_one_slot():
-    """At the real bound: 8 images of 512 -> 512 3x3 @7x7 (9.4 MB of
-    weights, 1.3 MB of padded images) on one thread, with a weight that is
-    not finite (its block keeps the padding's products), against the
-    reference and bitwise against two threads (which pack them all)."""
-    x, w, b = case_arrays(seed_of("slot 512"), N=8, C=512, K=512, H=7, W=7, R=3, S=3,
+@pytest.mark.parametrize("H,stride", [(7, 1), (14, 2)],
+                         ids=["row tiles @7x7", "tiles gathered across images, 3x3/2 @14x14"])
+def test_batch_of_large_weights_runs_in_one_slot(H, stride):
+    """At the real bound: 8 images of 512 -> 512 3x3 (9.4 MB of weights,
+    1.3-4.2 MB of padded images) on one thread, with a weight that is not
+    finite (its block keeps the padding's products), against the reference
+    and bitwise against two threads (which pack them all)."""
+    from cyconv import _conv2d
+    x, w, b = case_arrays(seed_of("slot 512", H), N=8, C=512, K=512, H=H, W=H, R=3, S=3,
                           dtype=F32)
     w[70, 3, 0, 2] = np.inf   # block 2 of 16: its padding products make NaN, as the reference
-    got = cyconv.conv2d(x, w, b, padding=1, workers=1)
+    assert _conv2d._prepared_call(x, w, b, stride, 1, 1, 1, "zeros", 1).plan.gathers == (
+        stride == 2)
+    got = cyconv.conv2d(x, w, b, stride, padding=1, workers=1)
     # (SciPy's correlate2d over 8 x 512 x 512 channel pairs takes minutes:
     # the same sums in float64 as one tensor contraction of the windows)
     windows = np.lib.stride_tricks.sliding_window_view(
-        np.pad(x.astype(F64), ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+        np.pad(x.astype(F64), ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3),
+        axis=(2, 3))[:, :, ::stride, ::stride]
     with np.errstate(invalid="ignore"):
         want = np.einsum("ncyxrs,kcrs->nkyx", windows, w.astype(F64), optimize=True)
     want += b.astype(F64)[:, None, None]
@@ -1830,8 +1837,8 @@ def test_batch_of_large_weights_runs_in_one_slot():
     finite = np.isfinite(want)
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4,
                                atol=1e-4 * np.abs(want[finite]).max())
-    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, padding=1, workers=2).view(np.uint8),
-                                  got.view(np.uint8))
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, stride, padding=1, workers=2)
+                                  .view(np.uint8), got.view(np.uint8))
 
 
 @pytest.mark.parametrize("H,W,y0", [(1, 1, 0), (1, 3, 0), (2, 1, 0), (9, 3, 8), (9, 1, 7)],

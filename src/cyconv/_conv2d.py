@@ -230,19 +230,21 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
     if -(-N * Ho // rows) < wanted:
         rows = max(plan.min_rows, -(-N * Ho // wanted))
     slot = (workers == 1 and packing is not None and packing.once and blocks > 1 and N > 1
-            and not plan.gathers and weights.nbytes >= ONE_SLOT_MIN_WEIGHT_BYTES
+            and weights.nbytes >= ONE_SLOT_MIN_WEIGHT_BYTES
             and N * math.prod(padded_shape) * dtype.itemsize <= ONE_SLOT_PADDED_BYTES)
     if slot:
         # One thread, weights past L2: the first piece packed each block
         # into memory as it ran it, and any other piece read them back
         # (9.4 MB for 512 -> 512 3x3). Instead the batch is one piece and
         # the core packs each block into one slot, where its tiles read it
-        # from L2. The same bits either way. One thread and one piece:
-        # 8 x 512 -> 512 3x3 @7x7 1.10x, 4 x 1.16x, 2 x 1.17x; 8 x 256 ->
-        # 256 @14x14 1.03-1.07x; 8 x 1x1 layers of 1-4 MB 1.02-1.05x; 32 x
-        # 512 -> 512 @7x7 (5.3 MB of padded images) about even. Batches
-        # past ONE_SLOT_PADDED_BYTES stay in pieces: in groups that packed
-        # each block again, 64 x 256 -> 256 @14x14 ran 0.97x (Zen 4).
+        # from L2. The same bits either way. Zen 4, one thread: 8 x 512 ->
+        # 512 3x3 @7x7 1.10x, 4 x 1.16x, 2 x 1.17x; 8 x 256 -> 256 @14x14
+        # 1.03-1.07x; tiles gathered across the images: 8 x 512 -> 512
+        # 3x3/2 @14x14 1.02-1.11x, @4x4 1.18x, 2 x 3x3/2 @14x14 1.14-1.3x;
+        # 8 x 1x1 layers of 1-4 MB 1.02-1.05x; 32 x 512 -> 512 @7x7 (5.3
+        # MB of padded images) about even. Batches past
+        # ONE_SLOT_PADDED_BYTES stay in pieces: in groups that packed each
+        # block again, 64 x 256 -> 256 @14x14 ran 0.97x.
         rows = N * Ho
         weights = _scratch.empty("conv2d.slot", (1,) + weights.shape[1:], dtype)
         padded_shape = (padded_shape[0] * N,) + padded_shape[1:]

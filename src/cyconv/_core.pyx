@@ -2873,22 +2873,28 @@ cdef void _conv2d_range(const _Conv *g,
     cdef bint per_block = _splits_blocks(g) and not g.pack_inline and (
         1 < n1 - n0 <= slots or one_slot)
     cdef bint padded_ready
-    if g.gathers and 1 < n1 - n0 <= slots and y0 == 0 and y1 == g.Ho and not one_slot:
-        if source != NULL:
+    if g.gathers and 1 < n1 - n0 <= slots and y0 == 0 and y1 == g.Ho:
+        if source != NULL and not one_slot:
             _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, b0, b1)
         for n in range(n0, n1):
             _pad_image(g, image + n * istr[0], istr, row_map, col_map,
                        padded + (n - n0) * plane, row0, row1)
-        skip = g.zero_padding and _finite_blocks(packed_blocks, b0, b1)
-        if g.tiles_outer:
+        if g.tiles_outer:   # (never with one_slot: blocks outer only)
             _conv2d_gathered(g, padded, plane, weights, bias, out + n0 * ostr[0], ostr, scratch,
-                             n1 - n0, b0, b1, skip)
+                             n1 - n0, b0, b1, g.zero_padding and _finite_blocks(packed_blocks,
+                                                                               b0, b1))
             return
+        skip = g.zero_padding and _finite_blocks(packed_blocks, b0, b1)
         for bb in range(b0, b1):
             # each block over the piece while its weights stay in L2 (as
             # per_block below: 8 x 512 -> 512 3x3 @4x4 0.93x the flat tiles
             # with every block at each tile)
-            _conv2d_gathered(g, padded, plane, weights, bias, out + n0 * ostr[0], ostr, scratch,
+            if one_slot:   # packed as it starts (per_block below); its own mark says skip
+                wb = _base_of_slot(<fp_t *>weights, bb, block)
+                _pack_weights(g, source, sstr[0], sstr[1], sstr[2], sstr[3], <fp_t *>wb,
+                              bb, bb + 1, packed_blocks)
+                skip = g.zero_padding and _finite_blocks(packed_blocks, bb, bb + 1)
+            _conv2d_gathered(g, padded, plane, wb, bias, out + n0 * ostr[0], ostr, scratch,
                              n1 - n0, bb, bb + 1, skip)
         return
     if source != NULL and not per_block:
