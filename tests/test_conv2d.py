@@ -1690,6 +1690,20 @@ def test_batch_pieces_run_blocks_over_their_images(C, K, H, W, R, padding, dtype
                                   .view(np.uint8), bits)
 
 
+def _blocks_outer_layer(seed, N, dtype):
+    """A 160 -> 160 3x3 layer at 7x7 whose blocks run outer (at least 4 of
+    them), prepared for one thread: (x, w, prep, its weights packed whole)."""
+    from cyconv import _conv2d, _core
+    x, w, _ = case_arrays(seed, N=N, C=160, K=160, H=7, W=7, R=3, S=3, dtype=dtype)
+    prep = _conv2d._prepared_call(x, w, None, 1, 1, 1, 1, "zeros", 1)
+    plan = prep.plan
+    assert plan.blocked and plan.splits_blocks and not plan.pack_inline
+    assert plan.packed_shape[0] >= 4
+    whole = np.empty(plan.packed_shape, dtype)
+    _core.pack_weights(plan, w, whole)
+    return x, w, prep, whole
+
+
 @pytest.mark.parametrize("images", [1, 3], ids=["one image", "blocks over 3 images"])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 def test_core_packs_the_blocks_it_runs(images, dtype):
@@ -1697,17 +1711,10 @@ def test_core_packs_the_blocks_it_runs(images, dtype):
     the core packs each block of its piece that is not marked, as the whole
     packing would, marks it, and leaves the other blocks alone; the piece's
     output channels are those of the weights packed first."""
-    from cyconv import _conv2d, _core
-    C, K = 160, 160
-    x, w, _ = case_arrays(seed_of(images, dtype, "core packs"), N=3, C=C, K=K, H=7, W=7, R=3,
-                          S=3, dtype=dtype)
-    prep = _conv2d._prepared_call(x, w, None, 1, 1, 1, 1, "zeros", 1)
-    plan = prep.plan
-    assert plan.blocked and plan.splits_blocks and not plan.pack_inline
+    from cyconv import _core
+    x, w, prep, whole = _blocks_outer_layer(seed_of(images, dtype, "core packs"), 3, dtype)
+    plan, K = prep.plan, w.shape[0]
     nb, KB = plan.packed_shape[0], plan.packed_shape[3]
-    assert nb >= 4
-    whole = np.empty(plan.packed_shape, dtype)
-    _core.pack_weights(plan, w, whole)
     b0, b1 = 1, 3
     args = (prep.row_map, prep.col_map)
 
@@ -1738,17 +1745,10 @@ def test_core_packs_each_block_into_one_slot(images, slots, dtype):
     block starts, even one already marked, and marks it; images beyond
     the padded buffer's slots go in groups that pack again. Bitwise the
     output channels of the weights packed first, the others untouched."""
-    from cyconv import _conv2d, _core
-    C, K = 160, 160
-    x, w, _ = case_arrays(seed_of(images, slots, dtype, "one slot"), N=5, C=C, K=K, H=7, W=7,
-                          R=3, S=3, dtype=dtype)
-    prep = _conv2d._prepared_call(x, w, None, 1, 1, 1, 1, "zeros", 1)
-    plan = prep.plan
-    assert plan.blocked and plan.splits_blocks and not plan.pack_inline
+    from cyconv import _core
+    x, w, prep, whole = _blocks_outer_layer(seed_of(images, slots, dtype, "one slot"), 5, dtype)
+    plan, K = prep.plan, w.shape[0]
     nb, KB = plan.packed_shape[0], plan.packed_shape[3]
-    assert nb >= 4
-    whole = np.empty(plan.packed_shape, dtype)
-    _core.pack_weights(plan, w, whole)
     b0, b1 = 1, 3
 
     def run(weights, **packing):
