@@ -241,10 +241,10 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
         # 512 3x3 @7x7 1.10x, 4 x 1.16x, 2 x 1.17x; 8 x 256 -> 256 @14x14
         # 1.03-1.07x; tiles gathered across the images: 8 x 512 -> 512
         # 3x3/2 @14x14 1.02-1.11x, @4x4 1.18x, 2 x 3x3/2 @14x14 1.14-1.3x;
-        # 8 x 1x1 layers of 1-4 MB 1.02-1.05x; 32 x 512 -> 512 @7x7 (5.3
+        # 8 x 1x1 layers of 1-4 MB 0.99-1.05x; 32 x 512 -> 512 @7x7 (5.3
         # MB of padded images) about even. Batches past
         # ONE_SLOT_PADDED_BYTES stay in pieces: in groups that packed each
-        # block again, 64 x 256 -> 256 @14x14 ran 0.97x.
+        # block again, 64 x 256 -> 256 @14x14 ran 0.92-0.98x.
         rows = N * Ho
         weights = _scratch.empty("conv2d.slot", (1,) + weights.shape[1:], dtype)
         padded_shape = (padded_shape[0] * N,) + padded_shape[1:]
