@@ -194,8 +194,39 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
     monkeypatch.setattr(_conv2d_grad, "_PIECE_SCRATCH_BYTES", 1 << 40)
     same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), workers=1,
                                        **kw)[1])
+    # and with grad_output copied channels last whole before the pieces, or
+    # by each piece band by band: pieces of one unit or of all, bands of
+    # one row or of several (which cross images when tiny images go as one
+    # tall image)
+    monkeypatch.setattr(_conv2d_grad, "_FORCE_CHANNELS_LAST", False)
+    for copies in (0, float("inf")):
+        monkeypatch.setattr(_conv2d_grad, "_BAND_COPIES", copies)
+        for band_bytes, stacked, chunk_work in ((65536, 1 << 30, 1), (65536, 0, 1 << 40),
+                                                (1, 0, 1)):
+            monkeypatch.setattr(_conv2d_grad, "_BAND_BYTES", band_bytes)
+            monkeypatch.setattr(_conv2d_grad, "_STACKED_ROWS_PIXELS", stacked)
+            monkeypatch.setattr(_parallel, "CHUNK_WORK", chunk_work)
+            same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False),
+                                               workers=1, **kw)[1])
     for other in same:
         np.testing.assert_array_equal(other, got)
+
+
+def test_weight_gradient_band_copies_per_block_and_thread():
+    """_band_copies: how many times the pieces would copy each block of
+    grad_output's bands, per thread (units u = (set * blocks + block) *
+    tiles + tile; a piece copies the blocks its units use)."""
+    from cyconv._conv2d_grad import _band_copies
+    tiles, blocks, sets = 2, 3, 4
+    units = sets * blocks * tiles
+    assert _band_copies([(0, 0, units)], tiles, blocks, 1) == 1
+    one_each = [(0, u, u + 1) for u in range(units)]
+    assert _band_copies(one_each, tiles, blocks, 1) == units / blocks
+    assert _band_copies(one_each, tiles, blocks, 2) == units / blocks / 2
+    # a piece of the second tile of (set 0, block 2) and the first of (set 1, block 0)
+    assert _band_copies([(0, 5, 7)], tiles, blocks, 1) == 2 / 3
+    # the same pieces in two groups: each group's blocks are its own
+    assert _band_copies([(0, 0, units), (1, 0, units)], tiles, blocks, 1) == 1
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])

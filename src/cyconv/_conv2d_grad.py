@@ -760,7 +760,6 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
             and R * N * Ho * Wp * C * dtype.itemsize <= _STACKED_ROWS_MAX_BYTES)
     if tall:
         inputs = _kernel_rows_stacked(inputs, geo, PT)
-    # grad_output channels last, in blocks of KB channels (zeros past Kg).
     # The call's own arrays are scratch kept by the thread (_scratch): new
     # ones of 0.1-4 MB topped the heap, and glibc gave their pages back
     # after each call, to be faulted in again by the next (64 x 128 -> 128
@@ -771,14 +770,6 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     # products NaN (64 x 128 -> 128 3x3 @2x2: 4 of 6 rows' products).
     skip = (_SKIP_PADDING_ROWS and not tall and geo.np_mode == "constant" and top + bottom > 0
             and _core.all_finite(g.reshape(N * K, Ho * Wo)))
-    packed = _scratch.empty("conv2d_grad.packed", (G, blocks, N, Ho * Wo, KB), dtype)
-    if blocks * KB != Kg:
-        packed[:, -1, :, :, Kg - (blocks - 1) * KB:] = 0
-    for grp in range(G):
-        for b in range(blocks):
-            k0, k1 = b * KB, min(Kg, (b + 1) * KB)
-            _core.transpose_batched(g[:, grp, k0:k1], packed[grp, b, :, :, :k1 - k0])
-    packed = packed.reshape(G, blocks, N * Ho * Wo, KB)
     sets = R * S // set_taps
     tiles = -(-set_taps * Cg // PT)
     # (tall: one image of N * Ho output rows, kernel row r's input rows
@@ -795,10 +786,13 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
         scratch = _scratch.empty("conv2d_grad.tile_sums",
                                  (PT * KB * (u1 - u0 if passes > 1 else 1),), dtype)
         stage = _scratch.empty("conv2d_grad.stage", (KB * (set_taps * Cg + 48),), dtype)
-        _core.weight_grad_tiles(inputs[grp], *strides, packed[grp], rows, Wo, row_step, sw,
-                                row_dilation, dw, S, Cg, set_taps, band, top, H, skip,
+        band_rows = _scratch.empty("conv2d_grad.band",
+                                   (blocks * band * Wo * KB if copy_bands else 1,), dtype)
+        _core.weight_grad_tiles(inputs[grp], *strides, gouts[grp], K * Ho * Wo, Ho, copy_bands,
+                                images, rows, Wo, row_step, sw, row_dilation, dw, S, Cg,
+                                set_taps, band, top, H, skip,
                                 taps_first[grp].reshape(Kg, R * S * Cg),
-                                scratch, stage, u0, u1)
+                                scratch, stage, band_rows, u0, u1)
 
     units = sets * blocks * tiles
     work_per_unit = float(N) * Ho * Wo * PT * KB
@@ -811,10 +805,48 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     piece_work = min(_PIECE_CHUNKS * _parallel.CHUNK_WORK, max(_parallel.CHUNK_WORK, fit))
     chunks = [(grp, u0, u1) for grp in range(G)
               for u0, u1 in _parallel.chunks_of(units, work_per_unit, geo.workers, piece_work)]
-    _parallel.run_work(job, chunks, work_per_unit * units * G, geo.workers)
+    # grad_output goes channels last in blocks of KB (zeros past Kg). Each
+    # piece's passes copy the band of the blocks its units use (into L2), or
+    # this thread copies it all first, into memory, when the pieces would
+    # copy each block more than _BAND_COPIES times a thread (_band_copies).
+    work = work_per_unit * units * G
+    threads = _parallel.threads_for(geo.workers, work, len(chunks))
+    copy_bands = _band_copies(chunks, tiles, blocks, threads) <= _BAND_COPIES
+    if copy_bands:
+        flat = g.reshape(-1)
+        gouts = [flat[grp * Kg * Ho * Wo:] for grp in range(G)]
+    else:
+        packed = _scratch.empty("conv2d_grad.packed", (G, blocks, N, Ho * Wo, KB), dtype)
+        if blocks * KB != Kg:
+            packed[:, -1, :, :, Kg - (blocks - 1) * KB:] = 0
+        for grp in range(G):
+            for b in range(blocks):
+                k0, k1 = b * KB, min(Kg, (b + 1) * KB)
+                _core.transpose_batched(g[:, grp, k0:k1], packed[grp, b, :, :, :k1 - k0])
+        gouts = [packed[grp].reshape(-1) for grp in range(G)]
+    _parallel.run_work(job, chunks, work, geo.workers)
     if R * S > 1:
         _core.transpose_batched(taps_first.reshape(K, R * S, Cg), grad.reshape(K, Cg, R * S))
     return grad.reshape(K, Cg, R, S)
+
+
+# _grad_weight_tiles copies grad_output band by band in its pieces while
+# they copy each block at most this many times a thread on average, else
+# whole before them. Zen 4, float32, one thread, batch 8, band by band
+# against whole: conv1 (one copy) 1.12-1.19x, 256 -> 64 1x1 @56x56 (one)
+# 1.00-1.08x, 1024 -> 2048 1x1 @7x7 (1.4) 1.02-1.08x, 3x3 128 -> 128
+# @28x28 (2.5) 0.98-1.02x, 256 -> 256 @14x14 (4.1) 0.85-1.03x, 512 -> 512
+# @7x7 (4.7) 0.91-0.96x.
+_BAND_COPIES = 1.5
+
+
+def _band_copies(chunks: list, tiles: int, blocks: int, threads: int) -> float:
+    """How many times _grad_weight_tiles' pieces `chunks` ((group, u0, u1):
+    units u = (set * blocks + block) * tiles + tile) would copy each block
+    of grad_output's bands, on average, per thread they run on."""
+    copies = sum(min(blocks, (u1 - 1) // tiles - u0 // tiles + 1) for _, u0, u1 in chunks)
+    groups = len({grp for grp, _, _ in chunks})
+    return copies / (blocks * groups * threads)
 
 
 def _kernel_rows_stacked(inputs: list, geo: _Geometry, PT: int) -> list:

@@ -125,11 +125,11 @@ def pixel_conv(padded: NDArray, xn: int, xy: int, offsets: NDArray[np.int64], wt
                bias: NDArray, out: NDArray, on: int, ok: int, oy: int, images: int, Ho: int,
                Wo: int) -> None: ...
 def weight_grad_plan(Kg: int, elements: int, double_precision: bool) -> tuple[int, int]: ...
-def weight_grad_tiles(inp: NDArray, xn: int, xc: int, xr: int, xx: int, grad_out: NDArray,
-                      Ho: int, Wo: int, sh: int, sw: int, dh: int, dw: int, S: int, Cg: int,
-                      set_taps: int, band: int, top: int, H: int, skip: bool,
-                      grad: NDArray, scratch: NDArray,
-                      stage: NDArray, u0: int, u1: int) -> None: ...
+def weight_grad_tiles(inp: NDArray, xn: int, xc: int, xr: int, xx: int, gout: NDArray,
+                      gn: int, image_rows: int, copy_bands: bool, N: int, Ho: int, Wo: int, sh: int, sw: int,
+                      dh: int, dw: int, S: int, Cg: int, set_taps: int, band: int, top: int,
+                      H: int, skip: bool, grad: NDArray, scratch: NDArray, stage: NDArray,
+                      band_rows: NDArray, u0: int, u1: int) -> None: ...
 def depthwise_transpose_plan(Hx: int, Wx: int, x0: int, R: int, S: int, sh: int, sw: int,
                              dh: int, dw: int, double_precision: bool) -> tuple[int, int, int]: ...
 def depthwise_transpose(grad_out: NDArray, weight: NDArray, bias: NDArray | None, out: NDArray,

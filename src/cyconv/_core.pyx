@@ -3464,11 +3464,32 @@ cdef void _unstage(const fp_t *stage, Py_ssize_t ss, Py_ssize_t unit, Py_ssize_t
         memcpy(&grad[b * KB + k, st * width + lo], stage + k * ss + lo, (hi - lo) * sizeof(fp_t))
 
 
+cdef void _band_channels_last(const fp_t *gout, Py_ssize_t gn, Py_ssize_t image_rows,
+                              Py_ssize_t Wo, Py_ssize_t t0, Py_ssize_t rows, Py_ssize_t k0,
+                              Py_ssize_t kn, fp_t *dst, Py_ssize_t KB) noexcept nogil:
+    # weight_grad_tiles' band: grad_output's channels k0..k0+kn-1 on rows
+    # t0..t0+rows-1 of its images stacked (row t: image t // image_rows),
+    # channels last in dst, KB to a pixel; an image's rows are one transpose
+    cdef Py_ssize_t t = t0, m, y, part, gc = image_rows * Wo
+    while t < t0 + rows:
+        m = t // image_rows
+        y = t - m * image_rows
+        part = min(image_rows - y, t0 + rows - t)
+        _transpose(gout + m * gn + k0 * gc + y * Wo, gc, kn, part * Wo,
+                   dst + (t - t0) * Wo * KB, KB)
+        t += part
+
+
 def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input, flat
                       Py_ssize_t xn, Py_ssize_t xc,       # its image and channel strides
                       Py_ssize_t xr, Py_ssize_t xx,       # its row and column strides
-                      const fp_t[:, :, ::1] grad_out,     # IN  blocks x N*Ho*Wo x KB: channels last, in blocks
-                      Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t sh, Py_ssize_t sw,
+                      const fp_t[::1] gout,               # IN  grad_output, flat: with copy_bands its planes
+                                                          #     from the group's first, else channels last
+                                                          #     in blocks: blocks x N*Ho*Wo x KB
+                      Py_ssize_t gn,                      # the planes' image stride
+                      Py_ssize_t image_rows,              # their rows per image (Ho, or Ho / N stacked)
+                      bint copy_bands,
+                      Py_ssize_t N, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t sh, Py_ssize_t sw,
                       Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t S, Py_ssize_t Cg,
                       Py_ssize_t set_taps,                # taps per set: 1, or S (then xc = 1, xx = Cg)
                       Py_ssize_t band,                    # output rows per pass
@@ -3477,6 +3498,7 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
                       fp_t[:, ::1] grad,                  # OUT Kg x R*S*Cg: taps first, channels last
                       fp_t[::1] scratch,                  # PT*KB, or (u1 - u0)*PT*KB with several passes
                       fp_t[::1] stage,                    # KB*(set_taps*Cg + 48)
+                      fp_t[::1] band_rows,                # blocks*band*Wo*KB with copy_bands: a pass's grad_output
                       Py_ssize_t u0, Py_ssize_t u1):      # units u = (set*blocks + block)*tiles + tile
     """A convolution's weight gradient (one group's) as conv2d's blocked
     tiles with the roles turned:
@@ -3489,9 +3511,13 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
     last and no column dilation the (s, c) elements of a kernel row, which
     are then consecutive (set_taps = S). grad_output takes the place of the
     packed weights, and each sum runs over the output pixels, in (n, y, x)
-    order, pass by pass over bands of output rows (a band's grad_output rows
-    stay in L2 while every unit reads them), kept in `scratch` between
-    passes. A set's last tile is the narrowest of conv2d's tiles that holds
+    order, pass by pass over bands of output rows, kept in `scratch` between
+    passes; a band's grad_output rows stay in L2 while every unit reads
+    them. With `copy_bands`, each pass first copies its band of grad_output,
+    channels last in blocks of KB (zeros past Kg), into `band_rows`, for the
+    blocks its units use: grad_output row t of the N x Ho rows is row
+    t % image_rows of image t // image_rows (tiny images' batch is one tall
+    image, N = 1, of their rows). Otherwise the caller copied it all so. A set's last tile is the narrowest of conv2d's tiles that holds
     the elements left, moved back over elements the tile before computed
     (the same sums: the same bits) where it is wider than them, unless the
     set has fewer than it; then `inp` must hold elements past the last
@@ -3509,33 +3535,41 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
     that read those: adding 0 x g (g finite) to a sum that starts from +0
     never changes it, so the bits are the same (at 2x2 with 3x3 taps, 4 of
     6 rows' products are left)."""
-    cdef Py_ssize_t blocks = grad_out.shape[0], KB = grad_out.shape[2]
-    cdef Py_ssize_t Kg = grad.shape[0], N = grad_out.shape[1] // (Ho * Wo) if Ho * Wo else 0
-    cdef Py_ssize_t per_row = S // set_taps, width = set_taps * Cg
+    cdef Py_ssize_t Kg = grad.shape[0], per_row = S // set_taps, width = set_taps * Cg
     cdef _GradTiles c = _grad_tiles(Kg, width, fp_t is double)
-    cdef Py_ssize_t PT = c.PT, tiles = (width + PT - 1) // PT
+    cdef Py_ssize_t PT = c.PT, KB = c.KB, tiles = (width + PT - 1) // PT
+    cdef Py_ssize_t blocks = (Kg + KB - 1) // KB, slot = band * Wo * KB
+    # the blocks the units use: `used` of them from block b_first on, cyclically
+    cdef Py_ssize_t b_first = u0 // tiles % blocks if blocks else 0
+    cdef Py_ssize_t used = min(blocks, (u1 - 1) // tiles - u0 // tiles + 1)
     cdef Py_ssize_t sx = 1 if set_taps > 1 else xc
     # the last tile's width: PT, or a narrow tile's where that holds the rest
     cdef Py_ssize_t left_over = width - (tiles - 1) * PT, last_px = PT
-    cdef Py_ssize_t n, y0, rows, u, tile, unit, st, b, r, s0, i0, px, ya, yb
+    cdef Py_ssize_t n, y0, rows, u, tile, unit, st, b, r, s0, i0, px, ya, yb, j
     cdef Py_ssize_t ss = (width + 15) // 16 * 16 + 16   # stage's row pitch
     cdef Py_ssize_t staged = -1, lo = 0, hi = 0         # its (set, block) unit and elements
     cdef bint first, last
     cdef const fp_t *src
     cdef const fp_t *wp
     cdef fp_t *o
-    if N == 0 or u1 <= u0:
+    if N == 0 or Ho * Wo == 0 or u1 <= u0:
         return
     if ss * sizeof(fp_t) % 4096 == 0:
         ss += 16
     last_px = _tile_width(PT, left_over)
     with nogil:
+        if copy_bands and Kg % KB:   # the last block's channels past Kg: zeros, never copied over
+            memset(&band_rows[(blocks - 1) * slot], 0, slot * sizeof(fp_t))
         for n in range(N):
             y0 = 0
             while y0 < Ho:
                 rows = min(band, Ho - y0)
                 first = n == 0 and y0 == 0
                 last = n == N - 1 and y0 + rows == Ho
+                for j in range(used if copy_bands else 0):
+                    b = (b_first + j) % blocks
+                    _band_channels_last(&gout[0], gn, image_rows, Wo, n * Ho + y0, rows,
+                                        b * KB, min(KB, Kg - b * KB), &band_rows[b * slot], KB)
                 for u in range(u0, u1):
                     unit = u // tiles
                     tile = u - unit * tiles
@@ -3553,7 +3587,10 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
                         if yb <= ya:   # none: the sums (of no products) from y0
                             ya = yb = y0
                     src = &inp[0] + n * xn + (ya * sh + r * dh) * xr + s0 * dw * xx + i0 * sx
-                    wp = &grad_out[b, (n * Ho + ya) * Wo, 0]
+                    if copy_bands:
+                        wp = &band_rows[b * slot + (ya - y0) * Wo * KB]
+                    else:
+                        wp = &gout[((b * N + n) * Ho + ya) * Wo * KB]
                     o = &scratch[0] if first and last else &scratch[(u - u0) * PT * KB]
                     _pixel_sums(&c, src, sh * xr, sw * xx, sx, yb - ya, Wo, wp,
                                 NULL if first else o, o, px)
