@@ -229,13 +229,20 @@ def test_weight_gradient_band_copies_per_block_and_thread():
     assert _band_copies([(0, 0, units), (1, 0, units)], tiles, blocks, 1) == 1
 
 
+@pytest.mark.parametrize("copies, band_bytes", [(0, 65536), (float("inf"), 65536),
+                                                (float("inf"), 1)])
 @pytest.mark.parametrize("value", [np.inf, np.nan])
 @pytest.mark.parametrize("H", [3, 9])
-def test_weight_gradient_keeps_padding_products_of_nonfinite_grad_output(H, value, monkeypatch):
+def test_weight_gradient_keeps_padding_products_of_nonfinite_grad_output(H, value, copies,
+                                                                         band_bytes, monkeypatch):
     """Zero padding rows' products are left out of the weight gradient's
-    sums only while grad_output is finite: inf x 0 is NaN."""
+    sums only while grad_output is finite: inf x 0 is NaN. (grad_output
+    copied whole and checked first, or band by band, each band checked as
+    it is copied: with one row a band, the other bands leave them out.)"""
     from cyconv import _conv2d_grad
     monkeypatch.setattr(_conv2d_grad, "_PIXEL_TAPS", False)
+    monkeypatch.setattr(_conv2d_grad, "_BAND_COPIES", copies)
+    monkeypatch.setattr(_conv2d_grad, "_BAND_BYTES", band_bytes)
     rng = np.random.default_rng(H)
     x, w = rand(rng, (3, 16, H, H), F32), rand(rng, (24, 16, 3, 3), F32)
     g = rand(rng, (3, 24, H, H), F32)

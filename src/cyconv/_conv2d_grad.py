@@ -765,11 +765,6 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     # after each call, to be faulted in again by the next (64 x 128 -> 128
     # 3x3 @4x4: 736 page faults a call).
     g = np.ascontiguousarray(gout).reshape(N, G, Kg, Ho * Wo)
-    # Zero padding rows: each kernel row's sums leave out the output rows
-    # that read them, unless an inf or NaN in grad_output would make those
-    # products NaN (64 x 128 -> 128 3x3 @2x2: 4 of 6 rows' products).
-    skip = (_SKIP_PADDING_ROWS and not tall and geo.np_mode == "constant" and top + bottom > 0
-            and _core.all_finite(g.reshape(N * K, Ho * Wo)))
     sets = R * S // set_taps
     tiles = -(-set_taps * Cg // PT)
     # (tall: one image of N * Ho output rows, kernel row r's input rows
@@ -824,6 +819,12 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
                 k0, k1 = b * KB, min(Kg, (b + 1) * KB)
                 _core.transpose_batched(g[:, grp, k0:k1], packed[grp, b, :, :, :k1 - k0])
         gouts = [packed[grp].reshape(-1) for grp in range(G)]
+    # Zero padding rows: each kernel row's sums leave out the output rows
+    # that read them, unless an inf or NaN in grad_output would make those
+    # products NaN (64 x 128 -> 128 3x3 @2x2: 4 of 6 rows' products). The
+    # band copies check their bands as they go; the whole copy is checked here.
+    skip = (_SKIP_PADDING_ROWS and not tall and geo.np_mode == "constant" and top + bottom > 0
+            and (copy_bands or _core.all_finite(g.reshape(N * K, Ho * Wo))))
     _parallel.run_work(job, chunks, work, geo.workers)
     if R * S > 1:
         _core.transpose_batched(taps_first.reshape(K, R * S, Cg), grad.reshape(K, Cg, R * S))

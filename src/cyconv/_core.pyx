@@ -3464,20 +3464,24 @@ cdef void _unstage(const fp_t *stage, Py_ssize_t ss, Py_ssize_t unit, Py_ssize_t
         memcpy(&grad[b * KB + k, st * width + lo], stage + k * ss + lo, (hi - lo) * sizeof(fp_t))
 
 
-cdef void _band_channels_last(const fp_t *gout, Py_ssize_t gn, Py_ssize_t image_rows,
+cdef bint _band_channels_last(const fp_t *gout, Py_ssize_t gn, Py_ssize_t image_rows,
                               Py_ssize_t Wo, Py_ssize_t t0, Py_ssize_t rows, Py_ssize_t k0,
-                              Py_ssize_t kn, fp_t *dst, Py_ssize_t KB) noexcept nogil:
+                              Py_ssize_t kn, fp_t *dst, Py_ssize_t KB,
+                              bint check) noexcept nogil:
     # weight_grad_tiles' band: grad_output's channels k0..k0+kn-1 on rows
     # t0..t0+rows-1 of its images stacked (row t: image t // image_rows),
-    # channels last in dst, KB to a pixel; an image's rows are one transpose
+    # channels last in dst, KB to a pixel; an image's rows are one transpose.
+    # With `check`, whether they are all finite (else True).
     cdef Py_ssize_t t = t0, m, y, part, gc = image_rows * Wo
+    cdef bint finite = True
     while t < t0 + rows:
         m = t // image_rows
         y = t - m * image_rows
         part = min(image_rows - y, t0 + rows - t)
-        _transpose(gout + m * gn + k0 * gc + y * Wo, gc, kn, part * Wo,
-                   dst + (t - t0) * Wo * KB, KB)
+        finite &= _transpose_check(gout + m * gn + k0 * gc + y * Wo, gc, kn, part * Wo,
+                                   dst + (t - t0) * Wo * KB, KB, check)
         t += part
+    return finite
 
 
 def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input, flat
@@ -3517,11 +3521,13 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
     channels last in blocks of KB (zeros past Kg), into `band_rows`, for the
     blocks its units use: grad_output row t of the N x Ho rows is row
     t % image_rows of image t // image_rows (tiny images' batch is one tall
-    image, N = 1, of their rows). Otherwise the caller copied it all so. A set's last tile is the narrowest of conv2d's tiles that holds
-    the elements left, moved back over elements the tile before computed
-    (the same sums: the same bits) where it is wider than them, unless the
-    set has fewer than it; then `inp` must hold elements past the last
-    pixel for it to read. A finished tile is written transposed into
+    image, N = 1, of their rows). Otherwise the caller copied it all so.
+
+    A set's last tile is the narrowest of conv2d's tiles that holds the
+    elements left, moved back over elements the tile before computed (the
+    same sums: the same bits) where it is wider than them, unless the set
+    has fewer than it; then `inp` must hold elements past the last pixel
+    for it to read. A finished tile is written transposed into
     `stage`, a run of its elements to each channel's row, and the rows are
     copied to `grad` when the units move on to another (set, block):
     stage's rows are not 4 KB apart, as grad's often are (a tile's 32 rows
@@ -3530,11 +3536,14 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
     Zen 4). The same bits for any split of the units. PT and KB are
     weight_grad_plan's for Kg and set_taps * Cg elements.
 
-    With `skip` (padded rows 0..top-1 and from top + H on are zeros, and
-    grad_out is finite), each kernel row's sums leave out the output rows
-    that read those: adding 0 x g (g finite) to a sum that starts from +0
-    never changes it, so the bits are the same (at 2x2 with 3x3 taps, 4 of
-    6 rows' products are left)."""
+    With `skip` (padded rows 0..top-1 and from top + H on are zeros, and,
+    without copy_bands, grad_out is finite), each kernel row's sums leave
+    out the output rows that read those: adding 0 x g (g finite) to a sum
+    that starts from +0 never changes it, so the bits are the same (at 2x2
+    with 3x3 taps, 4 of 6 rows' products are left). With copy_bands, a
+    pass leaves them out when the band it copied is finite: a sum that
+    starts from +0 is never -0, so whichever of its ±0 terms a pass leaves
+    out, the bits are the same."""
     cdef Py_ssize_t Kg = grad.shape[0], per_row = S // set_taps, width = set_taps * Cg
     cdef _GradTiles c = _grad_tiles(Kg, width, fp_t is double)
     cdef Py_ssize_t PT = c.PT, KB = c.KB, tiles = (width + PT - 1) // PT
@@ -3548,7 +3557,7 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
     cdef Py_ssize_t n, y0, rows, u, tile, unit, st, b, r, s0, i0, px, ya, yb, j
     cdef Py_ssize_t ss = (width + 15) // 16 * 16 + 16   # stage's row pitch
     cdef Py_ssize_t staged = -1, lo = 0, hi = 0         # its (set, block) unit and elements
-    cdef bint first, last
+    cdef bint first, last, finite
     cdef const fp_t *src
     cdef const fp_t *wp
     cdef fp_t *o
@@ -3566,10 +3575,12 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
                 rows = min(band, Ho - y0)
                 first = n == 0 and y0 == 0
                 last = n == N - 1 and y0 + rows == Ho
+                finite = True
                 for j in range(used if copy_bands else 0):
                     b = (b_first + j) % blocks
-                    _band_channels_last(&gout[0], gn, image_rows, Wo, n * Ho + y0, rows,
-                                        b * KB, min(KB, Kg - b * KB), &band_rows[b * slot], KB)
+                    finite &= _band_channels_last(&gout[0], gn, image_rows, Wo, n * Ho + y0,
+                                                  rows, b * KB, min(KB, Kg - b * KB),
+                                                  &band_rows[b * slot], KB, skip)
                 for u in range(u0, u1):
                     unit = u // tiles
                     tile = u - unit * tiles
@@ -3581,7 +3592,7 @@ def weight_grad_tiles(const fp_t[::1] inp,                # IN  the padded input
                     i0 = min(tile * PT, width - px) if width >= px else 0
                     # the band's rows ya <= y < yb (all, or those whose kernel row r reads the image)
                     ya, yb = y0, y0 + rows
-                    if skip:
+                    if skip and finite:
                         ya = max(y0, _floor_div(top - r * dh + sh - 1, sh))
                         yb = min(y0 + rows, _floor_div(top + H - 1 - r * dh, sh) + 1)
                         if yb <= ya:   # none: the sums (of no products) from y0
