@@ -833,12 +833,13 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
 
 # _grad_weight_tiles copies grad_output band by band in its pieces while
 # they copy each block at most this many times a thread on average, else
-# whole before them. Zen 4, float32, one thread, batch 8, band by band
-# against whole: conv1 (one copy) 1.12-1.19x, 256 -> 64 1x1 @56x56 (one)
+# whole before them. Zen 4, float32, batch 8, band by band against whole,
+# one thread: conv1 (one copy) 1.12-1.19x, 256 -> 64 1x1 @56x56 (one)
 # 1.00-1.08x, 1024 -> 2048 1x1 @7x7 (1.4) 1.02-1.08x, 3x3 128 -> 128
 # @28x28 (2.5) 0.98-1.02x, 256 -> 256 @14x14 (4.1) 0.85-1.03x, 512 -> 512
-# @7x7 (4.7) 0.91-0.96x.
-_BAND_COPIES = 1.5
+# @7x7 (4.7) 0.91-0.96x; two threads (whole: one thread copies while the
+# other waits): conv1 (2.0) 1.12-1.21x, 3x3 64 -> 64 @56x56 (2.0) 0.95-1.15x.
+_BAND_COPIES = 2.0
 
 
 def _band_copies(chunks: list, tiles: int, blocks: int, threads: int) -> float:
