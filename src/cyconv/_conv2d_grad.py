@@ -723,9 +723,10 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     where a kernel row's taps and channels are consecutive elements (a set);
     otherwise a set is the channels of one tap, read in place from the
     (padded) input when there are at least PT of them. grad_output,
-    channels last in blocks, takes the place of the weights, and each sum
-    runs over the output pixels, leaving out zero padding rows while
-    grad_output is finite; tiny images' batch runs as one tall image
+    channels last in blocks (copied band by band by the pieces that read
+    it, or all of it first: _band_copies), takes the place of the weights,
+    and each sum runs over the output pixels, leaving out zero padding rows
+    while grad_output is finite; tiny images' batch runs as one tall image
     (_kernel_rows_stacked). Tiles are shared among the threads, each sum in
     (n, y, x) order: the same bits for any thread count."""
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
