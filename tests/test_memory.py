@@ -1,5 +1,6 @@
 """Large results in blocks kept between calls (cyconv._memory, set_cache_limit)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -145,6 +146,60 @@ def test_zeros_from_a_dirty_block_are_zero_and_resize_keeps_the_data():
     z.resize((2 * BIG[0], BIG[1]), refcheck=False)     # a larger block: realloc
     np.testing.assert_array_equal(z[: BIG[0]], np.broadcast_to(np.arange(BIG[1]), BIG))
     assert not z[BIG[0]:].any()
+
+
+_HUGE_PAGE_PROBE = r"""
+import json, sys
+import numpy as np
+try:
+    from numpy._core.multiarray import _set_madvise_hugepage
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import _set_madvise_hugepage
+from cyconv import _memory
+
+def mapping_flags(address):
+    # the VmFlags of the mapping that holds `address`
+    inside = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(a, 16) for a in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+
+_set_madvise_hugepage(sys.argv[1] == "on")
+image = np.empty(4 << 10, np.uint8)
+image = image[(64 - image.ctypes.data) % 4096:][:16].view(np.float32).reshape(2, 2)
+found = []
+for apart_from in [None, image]:
+    _memory.set_limit(0)                        # a new block each time
+    a = _memory.empty((1536, 1024), np.float32, apart_from=apart_from)
+    a[...] = 1.0
+    found.append([a.ctypes.data, "hg" in mapping_flags(a.ctypes.data), float(a.sum())])
+    del a
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled"),
+                    reason="Linux with transparent huge pages only")
+@pytest.mark.parametrize("advise", [True, False])
+def test_new_blocks_ask_for_huge_pages_when_numpy_does(advise):
+    """A fresh interpreter (where no earlier block advised the heap) makes a
+    block without, then with, an image to keep apart from; NumPy's switch
+    decides whether the mapping is advised (VmFlags "hg")."""
+    proc = subprocess.run([sys.executable, "-c", _HUGE_PAGE_PROBE, "on" if advise else "off"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (plain, plain_advised, plain_sum), (apart, apart_advised, apart_sum) = \
+        json.loads(proc.stdout)
+    assert plain_advised == apart_advised == advise
+    assert plain_sum == apart_sum == 1536 * 1024
+    assert plain % 64 == 0 and apart % 4096 == 1600        # 64 + 1536
+    if advise:   # on a 2 MB boundary (plus the phase): all of it can be huge pages
+        assert plain % (2 << 20) == 0 and apart % (2 << 20) == 1600
 
 
 def test_blocks_of_other_sizes_are_not_taken():

@@ -2,8 +2,9 @@
 _csrc/block_cache.h): a NumPy memory handler that keeps a few freed blocks
 of 4 MB and more, up to a byte limit, so that a loop over large images
 writes each result into pages already mapped instead of fresh ones the
-kernel faults in and zeroes. Arrays made here own their data as any NumPy
-array does, and go back to the handler when they are freed."""
+kernel faults in and zeroes. Like NumPy's own allocator, it asks Linux for
+huge pages for them. Arrays made here own their data as any NumPy array
+does, and go back to the handler when they are freed."""
 
 import math
 import os
@@ -20,6 +21,7 @@ cdef extern from "block_cache.h":
     size_t cyc_cache_limit() noexcept nogil
     void cyc_cache_after_fork() noexcept nogil
     void cyc_cache_place_apart(object array)
+    void cyc_cache_set_hugepages(int enabled) noexcept nogil
 
 # Blocks kept by default, at most: a few large results (4096 x 4096 float32
 # is 64 MB).
@@ -28,6 +30,13 @@ MIN_BYTES = CYC_CACHE_MIN_BYTES
 
 cyc_cache_init(DEFAULT_LIMIT)
 _handler = cyc_cache_handler()
+
+# NumPy's switch for asking Linux for huge pages (on unless a user or an old
+# kernel turned it off), which new blocks follow as NumPy's allocations do.
+try:
+    from numpy._core.multiarray import _get_madvise_hugepage
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import _get_madvise_hugepage
 
 
 def _after_fork():
@@ -45,6 +54,7 @@ cdef _new(make, shape, dtype, order, apart_from):
         _dtype_classes.add(type(dtype))
     if not _is_large(shape, dtype):
         return make(shape, dtype, order)
+    cyc_cache_set_hugepages(bool(_get_madvise_hugepage()))
     old = cyc_cache_swap_handler(_handler)
     try:
         if apart_from is not None:

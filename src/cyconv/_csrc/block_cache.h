@@ -10,11 +10,23 @@
  * freed blocks lets the next call write into pages already mapped.
  *
  * Every block carries a header before the pointer handed to NumPy: the
- * pointer malloc returned and the block's capacity. Blocks are 64-byte
- * aligned, and can start at a chosen offset within a 4 KB page (see
- * cyc_cache_place_apart). Only blocks of at least CYC_CACHE_MIN_BYTES are
- * kept, at most CYC_CACHE_SLOTS of them and `limit` bytes in all (the
- * oldest go first).
+ * pointer malloc returned, the block's capacity and whether it starts on
+ * a huge page. Blocks are 64-byte aligned, and can start at a chosen
+ * offset within a 4 KB page (see cyc_cache_place_apart). Only blocks of at
+ * least CYC_CACHE_MIN_BYTES are kept, at most CYC_CACHE_SLOTS of them and
+ * `limit` bytes in all (the oldest go first).
+ *
+ * Huge pages: NumPy's own allocator asks Linux to back arrays of 4 MB and
+ * more with 2 MB pages (madvise MADV_HUGEPAGE, unless numpy's
+ * _set_madvise_hugepage turned that off), and a handler that replaces it
+ * must ask too: without it a large result sat in 4 KB pages, one fault and
+ * one TLB entry each. Blocks start on a 2 MB boundary (plus their offset
+ * within the page) so that all of them can be huge pages. Measured (Zen 4,
+ * one thread, against the same build without the advice): a loop keeping
+ * its results (every block new) 1.4x (2048^2 float32 5x5) to 2.7x (2048^2
+ * float64 3x3) as fast; reused blocks 1.10x at 2048^2 3x3, 1.05x at 4096^2
+ * 5x5, 1.00-1.02x at 1024^2.
+ *
  * A lock guards the slots: NumPy frees arrays on whatever thread drops
  * them. Nothing here raises or touches Python objects except the few
  * functions at the end, which run with the GIL held. */
@@ -30,15 +42,21 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #define CYC_CACHE_SLOTS 4
 #define CYC_CACHE_MIN_BYTES ((size_t)4 << 20)
 #define CYC_CACHE_ALIGN 64
 #define CYC_CACHE_PAGE 4096
+#define CYC_CACHE_HUGE_PAGE ((size_t)2 << 20)
 
 typedef struct {
     void *raw;           /* what malloc/calloc returned */
     size_t capacity;     /* bytes usable from the aligned pointer */
+    int huge;            /* raw has CYC_CACHE_HUGE_PAGE more slack to start on one */
 } cyc_block_header;
 
 static struct {
@@ -60,28 +78,53 @@ static cyc_block_header *cyc_header(void *p)
  * allocation only. A stale value can only cost speed, never correctness. */
 static long cyc_next_phase = -1;
 
+/* Advise huge pages for new blocks (NumPy's setting, passed on by
+ * cyc_cache_set_hugepages with the GIL held before each allocation). */
+static int cyc_hugepages = 1;
+
 /* The block's pointer within the raw allocation (which holds the header,
- * `size` bytes and CYC_CACHE_PAGE of slack), its header written before it. */
-static void *cyc_place(char *raw, size_t size, long phase)
+ * `size` bytes, CYC_CACHE_PAGE of slack and, if `huge`, CYC_CACHE_HUGE_PAGE
+ * more to start on a huge page), its header written before it. */
+static void *cyc_place(char *raw, size_t size, long phase, int huge)
 {
     uintptr_t start = (uintptr_t)(raw + sizeof(cyc_block_header));
+    if (huge)
+        start = (start + CYC_CACHE_HUGE_PAGE - 1) & ~(uintptr_t)(CYC_CACHE_HUGE_PAGE - 1);
     uintptr_t p = phase < 0
         ? start + (CYC_CACHE_ALIGN - start % CYC_CACHE_ALIGN) % CYC_CACHE_ALIGN
         : start + ((uintptr_t)phase - start % CYC_CACHE_PAGE + CYC_CACHE_PAGE) % CYC_CACHE_PAGE;
     cyc_header((void *)p)->raw = raw;
     cyc_header((void *)p)->capacity = size;
+    cyc_header((void *)p)->huge = huge;
     return (void *)p;
 }
 
 static void *cyc_new_block(size_t size, int zeroed, long phase)
 {
-    size_t extra = sizeof(cyc_block_header) + CYC_CACHE_PAGE;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    int huge = cyc_hugepages && size >= CYC_CACHE_MIN_BYTES;
+#else
+    int huge = 0;
+#endif
+    size_t extra = sizeof(cyc_block_header) + CYC_CACHE_PAGE + (huge ? CYC_CACHE_HUGE_PAGE : 0);
     if (size > SIZE_MAX - extra)
         return NULL;
     char *raw = zeroed ? (char *)calloc(1, size + extra) : (char *)malloc(size + extra);
     if (raw == NULL)
         return NULL;
-    return cyc_place(raw, size, phase);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    long page = sysconf(_SC_PAGESIZE);
+    if (huge && page > 0 && (page & (page - 1)) == 0) {
+        /* The allocation's whole pages. A refusal (a kernel without THP) is
+         * harmless. (2 MB is the huge page of x86-64 and of 4 KB-page
+         * aarch64; elsewhere the advice is kept and the boundary is moot.) */
+        uintptr_t first = ((uintptr_t)raw + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+        uintptr_t end = ((uintptr_t)raw + size + extra) & ~((uintptr_t)page - 1);
+        if (end > first)
+            (void)madvise((void *)first, end - first, MADV_HUGEPAGE);
+    }
+#endif
+    return cyc_place(raw, size, phase, huge);
 }
 
 /* Take kept block i out of the slots (the lock held). */
@@ -114,7 +157,8 @@ static void *cyc_take(size_t size, long phase)
     PyThread_release_lock(cyc_cache.lock);
     if (found == NULL)
         return NULL;
-    return cyc_place((char *)cyc_header(found)->raw, cyc_header(found)->capacity, phase);
+    return cyc_place((char *)cyc_header(found)->raw, cyc_header(found)->capacity, phase,
+                     cyc_header(found)->huge);
 }
 
 /* Keep block p if it is large and fits the limit, dropping the oldest kept
@@ -239,6 +283,12 @@ static void cyc_cache_place_apart(PyObject *array)
         uintptr_t at = (uintptr_t)PyArray_DATA((PyArrayObject *)array);
         cyc_next_phase = (long)(((at + 1536) % CYC_CACHE_PAGE) / CYC_CACHE_ALIGN * CYC_CACHE_ALIGN);
     }
+}
+
+/* Whether new blocks ask for huge pages (NumPy's _get_madvise_hugepage). */
+static void cyc_cache_set_hugepages(int enabled)
+{
+    cyc_hugepages = enabled != 0;
 }
 
 /* Set the byte limit (dropping what no longer fits); returns the old one. */
