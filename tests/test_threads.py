@@ -124,6 +124,35 @@ def test_calls_of_less_than_a_chunk_are_cut_for_their_threads(monkeypatch):
     assert cuts == [(1, 1)]
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two CPUs")
+def test_a_helper_on_the_callers_cpu_moves_off_it():
+    """_parallel._leave_cpu(c), called on CPU c, moves the thread to another
+    CPU and gives it back its affinity (in a thread of its own, first pinned
+    to c)."""
+    from cyconv import _core, _parallel
+    allowed = os.sched_getaffinity(0)
+    cpu = min(allowed)
+    found = {}
+
+    def probe():
+        try:
+            os.sched_setaffinity(0, {cpu})
+            found["pinned"] = _core.current_cpu()
+            os.sched_setaffinity(0, allowed)    # a running thread stays where it is
+            _parallel._leave_cpu(cpu)
+            found["after"] = _core.current_cpu()
+            found["affinity"] = os.sched_getaffinity(0)
+        finally:
+            os.sched_setaffinity(0, allowed)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    assert found == {"pinned": cpu, "after": found["after"], "affinity": allowed}
+    assert found["after"] != cpu and found["after"] in allowed
+
+
 def test_thread_count_controls():
     default = cyconv.get_num_threads()
     assert default >= 1

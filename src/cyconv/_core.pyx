@@ -318,6 +318,23 @@ def level_name():
     return _table.name.decode()
 
 
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <sched.h>
+    static int cyc_current_cpu(void) { return sched_getcpu(); }
+    #else
+    static int cyc_current_cpu(void) { return -1; }
+    #endif
+    """
+    int cyc_current_cpu() noexcept nogil
+
+
+def current_cpu():
+    """The CPU the calling thread runs on (Linux), or -1 where unknown."""
+    return cyc_current_cpu()
+
+
 # ---------------------------------------------------------------------------
 # Boundaries as index maps
 # ---------------------------------------------------------------------------
