@@ -10,6 +10,8 @@ each method's accuracy contract (see README, "convolve2d / correlate2d").
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -334,6 +336,37 @@ def test_fft_with_numpy_backend(monkeypatch):
         expected = scipy.signal.convolve2d(a, k, "full")
         assert_same_result(got, expected, bound=error_bound("convolve2d", a, k, "full",
                                                             "fill", 0))
+
+
+
+_DIRECT_CALLS_LEAVE_SCIPY_ALONE = """
+import sys
+import numpy as np
+import cyconv, cyconv.ndimage
+from cyconv import _fft
+rng = np.random.default_rng(0)
+a = rng.standard_normal((300, 280))
+k = rng.standard_normal((7, 7))
+cyconv.convolve2d(a, k, "same")
+cyconv.correlate2d(a.astype(np.float32), k.astype(np.float32), "valid", method="auto")
+cyconv.convolve2d(a, np.outer(k[0], k[1]), "full")
+cyconv.conv2d(rng.standard_normal((1, 3, 40, 40)), rng.standard_normal((4, 3, 3, 3)))
+cyconv.ndimage.gaussian_filter(a, 2.0)
+assert "scipy" not in sys.modules, sorted(m for m in sys.modules if m.startswith("scipy"))
+assert _fft.backend_name() == "scipy"
+big = cyconv.convolve2d(a, rng.standard_normal((41, 41)), "same", method="fft")
+assert "scipy.fft" in sys.modules and _fft.backend()[0] == _fft.backend_name() == "scipy"
+print("ok")
+"""
+
+
+def test_calls_that_run_direct_do_not_import_scipy():
+    # auto's cost model needs only to know SciPy is there; importing
+    # scipy.fft (a first call 0.16 s slower, SciPy's BLAS threads started)
+    # waits for the first FFT. A fresh interpreter: this one has SciPy.
+    proc = subprocess.run([sys.executable, "-c", _DIRECT_CALLS_LEAVE_SCIPY_ALONE],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
 # ------------------------------------------------------------------ memory

@@ -24,6 +24,7 @@ relative accuracy, unlike direct summation.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -39,6 +40,20 @@ FFT_BATCH_BYTES = 256 << 10
 ERROR_FACTOR = 2.0
 
 _backend = None
+_scipy_found = None
+
+
+def backend_name() -> str:
+    """The name backend() gives, without importing SciPy if it has not yet.
+
+    The cost model asks on calls that then run direct; importing scipy.fft
+    there took 0.16 s on a first call and started SciPy's BLAS threads."""
+    global _scipy_found
+    if _backend is not None:
+        return _backend[0]
+    if _scipy_found is None:
+        _scipy_found = importlib.util.find_spec("scipy") is not None
+    return "scipy" if _scipy_found else "numpy"
 
 
 def backend():
@@ -70,7 +85,7 @@ def _work_dtype(dtype: np.dtype, backend_name: str) -> np.dtype:
 
 def tile_shape(out_shape, kernel_shape, dtype: np.dtype):
     """(Th, Tw, seconds): the tile shape of least modelled cost, and that cost."""
-    name, _ = backend()
+    name = backend_name()
     work = _work_dtype(dtype, name)
     real = work.itemsize // 2 if work.kind == "c" else work.itemsize
     return _cost_model.tile_shape(tuple(out_shape), tuple(kernel_shape), (name, real),
@@ -83,7 +98,7 @@ def error_bound(plan, tile_points: int) -> float:
     dtype = plan.image.dtype
     longdouble = dtype.itemsize > 8 * (1 + (dtype.kind == "c"))
     result = np.float64 if dtype.kind in "iu" or longdouble else dtype
-    eps = max(np.finfo(_work_dtype(dtype, backend()[0])).eps, np.finfo(result).eps)
+    eps = max(np.finfo(_work_dtype(dtype, backend_name())).eps, np.finfo(result).eps)
     a = max(_max_abs(plan.image), float(np.abs(plan.fill)))
     s = float(np.abs(plan.kernel).sum(dtype=np.float64))
     return ERROR_FACTOR * eps * math.log2(max(tile_points, 2)) * a * s
