@@ -55,7 +55,7 @@ ctypedef struct cyc_conv2d_params:
     int padding_mode             # a cyc_padding_mode
 
 # correlate2d / convolve2d of one real plane, as scipy.signal's (in1 is the image).
-# Where in1's rows and the output take 24 MB or more, the output is written with
+# Where in1's rows and the output take 16 MB or more, the output is written with
 # non-temporal stores on x86 (past the caches; fenced before the call returns), as
 # cyconv.convolve2d's is.
 cdef int filter2d_shape(cyc_index_t h, cyc_index_t w, cyc_index_t m, cyc_index_t n, int mode,

@@ -620,11 +620,15 @@ cdef enum:
     # traffic. Measured (Zen 4, one thread, call / call and a sum of the
     # result): 1448^2 float64 3x3 1.39x / 1.15x, 2048^2 float32 1.12x /
     # 1.10x, a column-strided 1024^2 float64 (a 16 MB image span) 1.07x /
-    # 1.00x; 16 MB in all 0.92-1.02x, so not below 24 MB. The image counts
-    # as the span its rows cover: a column-strided one's every other element
-    # is read too. (Earlier the result alone, from 32 MB: 4096^2 3x3
-    # 1.25-1.32x faster, two threads at 5x5 1.9x one thread's speed, was 1.7x.)
-    STREAM_MIN_BYTES = 24 << 20
+    # 1.00x. The image counts as the span its rows cover: a column-strided
+    # one's every other element is read too. (Earlier the result alone, from
+    # 32 MB: 4096^2 3x3 1.25-1.32x faster, two threads at 5x5 1.9x one
+    # thread's speed, was 1.7x.) From 16 MB, not 24 (2026-12-06, results in
+    # huge pages): 1024^2 float64, whose 8 KB rows all fall on the same L1
+    # sets, 1.02-1.40x (convolve2d 3x3-9x9) and 1.11-1.49x (ndimage filters);
+    # a pass over the result afterwards included, 0.93-0.98x (convolve2d 3x3)
+    # to 1.16x; 1182^2 float64 and 1448^2 float32 0.97-1.03x either way.
+    STREAM_MIN_BYTES = 16 << 20
     # Images of this many bytes or more, larger than L2, have the row
     # kernels ask for their next rows ahead (CYC_ROWS_PREFETCH): a big image
     # is often out of cache, and a small one is usually in it, where the
