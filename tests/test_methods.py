@@ -338,7 +338,6 @@ def test_fft_with_numpy_backend(monkeypatch):
                                                             "fill", 0))
 
 
-
 _DIRECT_CALLS_LEAVE_SCIPY_ALONE = """
 import sys
 import numpy as np
