@@ -520,6 +520,38 @@ def test_streamed_results_are_bitwise_the_cached_ones(stream_and_prefetch_always
         assert np.array_equal(got, expected), (m, b, w, method)
 
 
+@pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (11, 11), (4, 7), (7, 3), (1, 5)])
+@pytest.mark.parametrize("width", [9, 16, 17, 31, 40, 64, 101, 150])
+@pytest.mark.parametrize("layout", ["C", "F", "cols::2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+@pytest.mark.parametrize("streamed", [False, True])
+def test_border_strips_give_the_interior_bits(dtype, layout, width, kshape, streamed):
+    # The direct method reads the interior of a padded image in place and
+    # its border columns through narrow gathered strips, whose width
+    # depends on the dtype, the kernel and where the result's cache lines
+    # start. Every pixel is summed in the same order either way: "full"
+    # with zeros around the image gives, bit for bit, "valid" on the image
+    # padded by hand (no border strips), for every width around the
+    # strips' and the vectors' sizes.
+    rng = np.random.default_rng(47)
+    image = rng.standard_normal((23, width)).astype(dtype)
+    kernel = rng.standard_normal(kshape).astype(dtype)
+    M, N = kshape
+    padded = np.pad(image, ((M - 1, M - 1), (N - 1, N - 1)))
+    old = cyconv._core.set_stream_min_bytes(0 if streamed else 1 << 62)
+    try:
+        for workers in (1, 2):
+            expected = cyconv.correlate2d(padded, kernel, "valid", method="direct",
+                                          workers=workers)
+            got = cyconv.correlate2d(_in_layout(image, layout), kernel, "full",
+                                     method="direct", workers=workers)
+            assert np.array_equal(got, expected), workers
+    finally:
+        cyconv._core.set_stream_min_bytes(old)
+    npt.assert_allclose(expected, scipy.signal.correlate2d(image, kernel, "full"),
+                        rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
+
+
 @pytest.mark.skipif(cyconv.kernel_level() != "avx512", reason="the choice exists on AVX-512 only")
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (9, 9), (3, 5), (4, 4), (6, 6),
                                     (1, 7), (2, 9), (5, 1), (1, 3), (3, 1), (7, 3), (5, 7)])

@@ -611,8 +611,17 @@ cdef inline bint _rows_s2(Py_ssize_t M, Py_ssize_t N) noexcept nogil:
 
 cdef enum:
     # Border strips computed beside an in-place interior are at least this
-    # many columns wide, so that they too run through full vectors.
-    EDGE_COLS = 32
+    # many bytes wide, so that they too run through full vectors (two, for
+    # the 3x3 walks). Float64 rows of 5+ taps (C-ordered or column-strided
+    # images), whose interior blocks are 16-24 columns, take one vector:
+    # 32 columns ran there as two blocks, the second moved back over the
+    # first (measured, Zen 4, one process, 700^2-1536^2 float64 "same", 8
+    # columns against 32: 5x5-11x11 1.01-1.08x as fast, column-strided 5x5
+    # 1.03-1.10x, gaussian_filter 1.11x; 3x3 at 16 columns 0.98-1.06x).
+    # Fortran-ordered images (0.98-1.01x) and float32 (16 columns:
+    # 0.96-1.02x) keep 128 bytes.
+    EDGE_BYTES = 128
+    EDGE_BYTES_F64_WIDE = 64
     # Calls whose image and result together take this many bytes or more
     # write the result with non-temporal stores (x86): most of what they
     # touch cannot stay in a last-level cache of 32 MB or less anyway, and
@@ -746,7 +755,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     Output rows whose M input rows are consecutive image rows read the image
     in place when its rows are unit-stride (float/double; or every other
     element, where the level has row kernels for that): the interior
-    columns straight from the image, the border columns (at least EDGE_COLS
+    columns straight from the image, the border columns (at least EDGE_BYTES
     wide) from narrow gathered strips. Other rows are padded whole into
     `strip` ((strip_rows + M - 1) x Wp, sized by the caller to stay in
     cache), strip_rows output rows' worth at a time. Every pixel is summed by
@@ -766,16 +775,18 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
         and ys % <Py_ssize_t>sizeof(real_t) == 0 and (<size_t>image) % sizeof(real_t) == 0 \
         and (not tmajor or _rows_spread_over_sets(ys, M + 3)   # a 4-row block's rows
              or _rows_t_load_once(M, N))
+    cdef Py_ssize_t edge = (EDGE_BYTES_F64_WIDE if real_t is double and N >= 5 and not tmajor
+                            else EDGE_BYTES) // <Py_ssize_t>sizeof(real_t)
     if in_place:
         rs = ys // <Py_ssize_t>sizeof(real_t)
         # (no border strip on a side without padding: "valid")
-        jl = min(max(left, EDGE_COLS), Wo) if left > 0 else 0
+        jl = min(max(left, edge), Wo) if left > 0 else 0
         i = <Py_ssize_t>((<size_t>(out + jl)) % 64)
         if stream and i:
             # start the interior on a cache line: its blocks' stores then stream
             jl = min(jl + (64 - i) // <Py_ssize_t>sizeof(real_t), Wo)
-        jr = Wo if W - N + 1 + left >= Wo else max(min(W - N + 1 + left, Wo - EDGE_COLS), jl)
-        in_place = jr - jl >= max(N - 1, EDGE_COLS)
+        jr = Wo if W - N + 1 + left >= Wo else max(min(W - N + 1 + left, Wo - edge), jl)
+        in_place = jr - jl >= max(N - 1, edge)
     el, er = jl + N - 1, Wp - jr
     # In-place rows go in batches of whole row blocks: every batch ends in a
     # block moved back over rows already done (7-row blocks in 24-row
