@@ -24,6 +24,7 @@ cdef extern from "kernels.h" nogil:
     enum: CYC_MAX_TILE_PIXELS     # bound of every level's tile_pixels (the same)
     enum: CYC_ROWS_STREAM, CYC_ROWS_PREFETCH, CYC_ROWS_PREFETCH_WALKS   # spatial_rows' flags
     int CYC_SQUARE_BLOCK_ROWS(int S, int lanes)   # rows per block, AVX-512's S x S rows
+    int CYC_SQUARE_BLOCK_ROWS_DP(int S, int lanes)   # the same, 512-bit FMAs double-pumped
     int CYC_RECT_BLOCK_ROWS(int R, int S, int lanes)   # and its R x S rows (S = 3, 5, 7)
     bint CYC_RECT_SHIFTED(Py_ssize_t R, Py_ssize_t S)     # R x S that AVX-512 rows shift,
     bint CYC_RECT_T_SHIFTED(Py_ssize_t R, Py_ssize_t S)   # and transposed rows
@@ -792,8 +793,8 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     # block moved back over rows already done (7-row blocks in 24-row
     # batches recomputed 1 row in 6; float64 9x9's 6-row blocks in 16-row
     # batches 1 in 8). The kernels' blocks are min(M, 8) or 4 rows (3 for
-    # 3x3), or CYC_SQUARE_BLOCK_ROWS for square kernels (AVX-512: 6 for
-    # 7x7) and CYC_RECT_BLOCK_ROWS for single-channel R x 3, 5, 7 ones
+    # 3x3), or CYC_SQUARE_BLOCK_ROWS(_DP) for square kernels (AVX-512: 6 for
+    # 7x7; 8 or 6 for float64 11x11) and CYC_RECT_BLOCK_ROWS for single-channel R x 3, 5, 7 ones
     # (AVX-512), so a multiple of lcm(min(M, 8), 8) and of that serves every
     # level (but the 5-row blocks of the transposed and the
     # every-other-column 7x7 rows: 2 rows recomputed in 168); the batch's
@@ -803,6 +804,8 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
         i = M * 8 // _gcd(M, 8) if M <= 8 else 8
         if M == N and M >= 4:
             b = CYC_SQUARE_BLOCK_ROWS(M, <int>(64 // sizeof(real_t)))
+            i = i * b // _gcd(i, b)
+            b = CYC_SQUARE_BLOCK_ROWS_DP(M, <int>(64 // sizeof(real_t)))
             i = i * b // _gcd(i, b)
         elif CYC_RECT_SHIFTED(M, N):
             b = CYC_RECT_BLOCK_ROWS(M, N, <int>(64 // sizeof(real_t)))

@@ -143,6 +143,9 @@ static int rows_512;
 /* Do the transposed rows of a square 9x9 kernel make their shifts in
  * registers (SHIFTS levels)? Per level; see AVX512_ROWS_T_ONCE. */
 #define ROWS_T_SHIFTS_9 1
+/* Do the square rows take CYC_SQUARE_BLOCK_ROWS_DP's blocks instead of
+ * CYC_SQUARE_BLOCK_ROWS' (SHIFTS levels)? Per level. */
+#define SQUARE_ROWS_DP 0
 
 /* ---- baseline: SSE2 on x86-64, NEON on aarch64, 16-byte vectors ---- */
 #define ISA base
@@ -233,6 +236,8 @@ static int rows_512;
 #define SHIFTS AVX512_SHIFTS
 #undef ROWS_T_SHIFTS_9
 #define ROWS_T_SHIFTS_9 (!rows_512)
+#undef SQUARE_ROWS_DP
+#define SQUARE_ROWS_DP (!rows_512)
 #define T float
 #define SFX f32
 #include "kernels_impl.h"

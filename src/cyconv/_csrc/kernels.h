@@ -27,6 +27,12 @@ enum cyc_level { CYC_BASELINE = 0, CYC_AVX2 = 1, CYC_AVX512 = 2 };
  * as fast (Zen 5). With two, 8 rows of 2 vectors fit (6 rows: 0.86-1.0x).
  * A block has at most S rows. */
 #define CYC_SQUARE_BLOCK_ROWS(S, lanes) ((S) <= 5 ? (S) : (S) - 1 <= (lanes) ? 6 : 8)
+/* Where 512-bit FMAs are double-pumped (Zen 4: cyc_rows_512 off), 6 rows of
+ * 3 vectors with two past them ran faster than 8 rows of 2 (whole calls,
+ * 1024^2 float64 "same", one process: 11x11 1.11x, 12x12 1.09x, 13x13
+ * 1.09x, 15x15 1.05x; 512^2 1.07-1.09x), so the AVX-512 level takes 6 rows
+ * there for every S > 5. */
+#define CYC_SQUARE_BLOCK_ROWS_DP(S, lanes) ((S) <= 5 ? (S) : 6)
 /* The same for single-channel R x S kernels, R != S, S = 3, 5 or 7: the
  * square ones' rows where R has as many, else 5 or 3 (a block has at most
  * R rows). */

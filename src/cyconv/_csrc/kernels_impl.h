@@ -987,9 +987,17 @@ FN(column_rows)(const T *in, cyc_index rs, const T *w, T *out, cyc_index os,
  * functions of their own spilled more (float64 15x15 0.60x). Zen 5, row
  * kernel alone, 1024^2, against loading each shifted vector: float32 4x4
  * 1.65x, 6x6 1.28x, 8x8 1.26x, 10x10-14x14 1.07-1.19x; float64 1.46x,
- * 1.47x, 1.11x, 1.08-1.11x. */
-#define SQUARE_ROWS(S) FN(rows_all)(in, cs, rs, 1, S, S, w, out, os, width, nrows,            \
-                                    CYC_SQUARE_BLOCK_ROWS(S, VW), 0, 1, flags)
+ * 1.47x, 1.11x, 1.08-1.11x. Blocks of CYC_SQUARE_BLOCK_ROWS rows, or of
+ * CYC_SQUARE_BLOCK_ROWS_DP where the level says so (SQUARE_ROWS_DP). */
+#define SQUARE_ROWS(S)                                                                      \
+    do {                                                                                    \
+        if (SQUARE_ROWS_DP && CYC_SQUARE_BLOCK_ROWS_DP(S, VW) != CYC_SQUARE_BLOCK_ROWS(S, VW)) \
+            FN(rows_all)(in, cs, rs, 1, S, S, w, out, os, width, nrows,                     \
+                         CYC_SQUARE_BLOCK_ROWS_DP(S, VW), 0, 1, flags);                     \
+        else                                                                                \
+            FN(rows_all)(in, cs, rs, 1, S, S, w, out, os, width, nrows,                     \
+                         CYC_SQUARE_BLOCK_ROWS(S, VW), 0, 1, flags);                        \
+    } while (0)
 #define EVEN_SQUARE_ROWS(S)                                                               \
     TARGET static __attribute__((noinline)) void FN(square_rows_##S)(                      \
         const T *in, cyc_index cs, cyc_index rs, const T *w, T *out, cyc_index os,          \
