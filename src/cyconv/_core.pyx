@@ -794,11 +794,12 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     # batches recomputed 1 row in 6; float64 9x9's 6-row blocks in 16-row
     # batches 1 in 8). The kernels' blocks are min(M, 8) or 4 rows (3 for
     # 3x3), or CYC_SQUARE_BLOCK_ROWS(_DP) for square kernels (AVX-512: 6 for
-    # 7x7; 8 or 6 for float64 11x11) and CYC_RECT_BLOCK_ROWS for single-channel R x 3, 5, 7 ones
-    # (AVX-512), so a multiple of lcm(min(M, 8), 8) and of that serves every
-    # level (but the 5-row blocks of the transposed and the
-    # every-other-column 7x7 rows: 2 rows recomputed in 168); the batch's
-    # border strips, narrow, still fit in `strip`.
+    # 7x7; 8 or 6 for float64 11x11) and CYC_RECT_BLOCK_ROWS for
+    # single-channel R x 3, 5, 7 ones (AVX-512), so a multiple of
+    # lcm(min(M, 8), 8) and of those serves every level (but the 5-row
+    # blocks of the transposed and the every-other-column 7x7 rows: 2 rows
+    # recomputed in 168); the batch's border strips, narrow, still fit in
+    # `strip`.
     batch_rows = strip_rows
     if in_place:
         i = M * 8 // _gcd(M, 8) if M <= 8 else 8
