@@ -102,30 +102,32 @@ import faulthandler, os, random, signal, threading, time
 from cyconv import _parallel
 signal.signal(signal.SIGINT, signal.default_int_handler)
 faulthandler.dump_traceback_later(50, exit=True)   # a hang prints its stacks
-storm_over = threading.Event()
+storm_go, storm_over = threading.Event(), threading.Event()
 
 def storm():
+    storm_go.wait()   # only once the main thread is inside its try
     while not storm_over.is_set():
         time.sleep(random.uniform(0.0005, 0.005))
         os.kill(os.getpid(), signal.SIGINT)
 
 chunks = [(i, i + 1) for i in range(100_000)]
 interrupts = 0
-threading.Thread(target=storm).start()
-for threads in (1, 2):
-    end = time.monotonic() + 1.0
-    while True:
-        try:   # the interrupt may land anywhere in this loop
-            if time.monotonic() > end:
+storm_thread = threading.Thread(target=storm)
+storm_thread.start()
+start = time.monotonic()
+done = False
+while not done:
+    try:   # the interrupt may land anywhere in here, the inner loop's jumps included
+        storm_go.set()
+        while True:
+            elapsed = time.monotonic() - start
+            if elapsed > 2.0:
+                storm_over.set()
+                while storm_thread.is_alive():   # the storm's last signal lands here
+                    time.sleep(0.01)
+                done = True
                 break
-            _parallel.run(slice, chunks, threads)   # slice: a chunk of no work
-        except KeyboardInterrupt:
-            interrupts += 1
-while True:
-    try:
-        storm_over.set()
-        time.sleep(0.1)   # the storm's last signal lands here
-        break
+            _parallel.run(slice, chunks, 1 if elapsed < 1.0 else 2)   # a chunk of no work
     except KeyboardInterrupt:
         interrupts += 1
 
