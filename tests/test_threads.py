@@ -236,6 +236,46 @@ def test_gil_released(which):
     assert share > 0.25, f"Python on another thread ran at {share:.0%} of its speed"
 
 
+def test_cpu_slots_bound_concurrent_calls_and_come_back():
+    """Calls from more Python threads than CPUs, each on its calling thread
+    alone, run at most one chunk per CPU at once; every slot comes back,
+    also from a chunk that raises."""
+    from cyconv import _core, _parallel
+    cpus = _parallel.available_cpus()
+    lock = threading.Lock()
+    running = peak = 0
+
+    def counted(state, i, j):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+
+    start = threading.Barrier(3 * cpus)
+
+    def caller():
+        start.wait()
+        _parallel.run(counted, [(0, 1), (1, 2)], 1)
+
+    callers = [threading.Thread(target=caller) for _ in range(3 * cpus)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert peak == cpus, f"{peak} chunks ran at once on {cpus} CPUs"
+
+    def fails(state, i, j):
+        raise ValueError("in a chunk")
+
+    for nthreads in (1, 2):
+        with pytest.raises(ValueError, match="in a chunk"):
+            _parallel.run(fails, [(0, 1), (1, 2)], nthreads)
+    assert _core.free_cpu_slots() == cpus
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_fork_after_use():
     """Call (starting the pool), fork, and call again with threads in the child."""

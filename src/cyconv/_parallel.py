@@ -142,11 +142,10 @@ def _get_pool(size: int) -> ThreadPoolExecutor:
 
 def _reset_after_fork() -> None:
     # Threads do not survive fork(): slots they held would never come back.
-    global _cpu_slots
-    _cpu_slots = threading.BoundedSemaphore(available_cpus())
+    _core.reset_cpu_slots(available_cpus())
 
 
-_cpu_slots = threading.BoundedSemaphore(available_cpus())
+_core.reset_cpu_slots(available_cpus())
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
@@ -158,11 +157,22 @@ def run(func: Callable[..., None], chunks: Sequence[tuple], nthreads: int,
     The calling thread takes part. Chunks are handed out one at a time, and
     each runs while holding one of the process's CPU slots, so concurrent
     calls from many Python threads never run more kernels at once than there
-    are CPUs. Ctrl-C is held back to the gaps between chunks (see
-    _ctrl_c_deferred): no thread then takes another chunk, running ones
-    finish (each is short), and KeyboardInterrupt is raised.
+    are CPUs. A chunk takes its slot and gives it back inside one C call
+    (_core.run_in_cpu_slot), so Ctrl-C never leaves one taken. On the
+    calling thread alone, Ctrl-C then raises KeyboardInterrupt as it comes,
+    once the running chunk's kernel returns. With helper threads it is held
+    back to the gaps between chunks (see _ctrl_c_deferred): no thread then
+    takes another chunk, running ones finish, and KeyboardInterrupt is raised.
     `state` is scratch() made once per thread (None without `scratch`).
     """
+    if nthreads <= 1 or len(chunks) <= 1:
+        # No pool, no hand-out lock, nothing to defer Ctrl-C for (which
+        # cost a 256^2 float32 5x5 call 7 of its 60 us, the Python
+        # semaphore 4 more, both with the kernel's data in the caches).
+        state = scratch() if scratch is not None else None
+        for chunk in chunks:
+            _core.run_in_cpu_slot(func, state, chunk)
+        return
     interrupted: list = []
     with _ctrl_c_deferred(interrupted):
         _run_chunks(func, chunks, nthreads, scratch, interrupted)
@@ -171,15 +181,6 @@ def run(func: Callable[..., None], chunks: Sequence[tuple], nthreads: int,
 
 
 def _run_chunks(func, chunks, nthreads, scratch, interrupted: list) -> None:
-    if nthreads <= 1 or len(chunks) <= 1:
-        # The calling thread alone: no pool, no hand-out lock.
-        state = scratch() if scratch is not None else None
-        for chunk in chunks:
-            if interrupted:
-                return
-            with _cpu_slots:
-                func(state, *chunk)
-        return
     lock = threading.Lock()
     todo = iter(chunks)
     failed = False
@@ -195,8 +196,7 @@ def _run_chunks(func, chunks, nthreads, scratch, interrupted: list) -> None:
                 chunk = None if failed or interrupted else next(todo, None)
             if chunk is None:
                 return
-            with _cpu_slots:
-                func(state, *chunk)
+            _core.run_in_cpu_slot(func, state, chunk)
 
     futures = []
     try:
@@ -248,9 +248,10 @@ def _ctrl_c_deferred(interrupted: list) -> Iterator[None]:
     """While the block runs, Ctrl-C only appends to `interrupted`.
 
     Python's default handler raises KeyboardInterrupt wherever the main
-    thread is, also inside threading's own Semaphore, Condition and Future
-    code, between a lock's acquire and its release: the lock, or a CPU slot,
-    then stays taken and a later call waits forever. Only the default
+    thread is, also inside threading's own Lock and Future code, between a
+    lock's acquire and its release: the hand-out lock then stays taken and
+    a helper waits forever (a Python semaphore for the CPU slots left a slot
+    taken the same way; they are in C now). Only the default
     handler is deferred, and only on the main thread (the only one Python
     runs signal handlers on); any other handler is left as it is.
     """
