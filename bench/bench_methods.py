@@ -44,7 +44,8 @@ def features(image, k):
     shapes = plan.out_shape, plan.kernel.shape
     th, tw, fft = _fft.tile_shape(*shapes, image.dtype)
     f = dict(direct=cm.direct_features(*shapes),
-             separable=cm.separable_features(*shapes, _methods._strip_rows(plan)),
+             separable=cm.separable_features(
+                 *shapes, _methods._strip_rows(plan.out_shape[0], len(plan.col_map), size)),
              fft=cm.fft_features(*shapes, (th, tw), size))
     return dict(features=f, tile=(th, tw), fft=fft,
                 direct=cm.cost(cm.DIRECT[size], f["direct"]),

@@ -473,6 +473,29 @@ def test_every_other_column_direct_reads_in_place(kshape, dtype):
     assert len(list(_direct_on_view_matches(x, wide[:, ::2], k))) == 16
 
 
+@pytest.mark.parametrize("kshape", [(9, 9), (11, 11), (4, 7), (13, 2)])
+@pytest.mark.parametrize("step", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
+def test_rows_gathered_in_several_strips_give_the_in_place_bits(kshape, step, dtype):
+    # Strided images whose rows the kernels cannot read in place are
+    # gathered a strip at a time, in whole row batches where a strip holds
+    # one: over several strips and a short last one, bitwise the C-ordered
+    # image's result.
+    from cyconv import _methods
+    rng = np.random.default_rng(41)
+    width = 2100 // np.dtype(dtype).itemsize
+    strip = _methods._strip_rows(10**6, width + kshape[1] - 1, np.dtype(dtype).itemsize)
+    x = rng.standard_normal((2 * strip + 13, width)).astype(dtype)
+    wide = np.repeat(x, step, axis=1)
+    k = rng.standard_normal(kshape).astype(dtype)
+    for mode, boundary in [("same", "fill"), ("full", "symm"), ("valid", "wrap")]:
+        expected = cyconv.correlate2d(x, k, mode, boundary, method="direct", workers=1)
+        for workers in (1, 2):
+            got = cyconv.correlate2d(wide[:, ::step], k, mode, boundary, method="direct",
+                                     workers=workers)
+            assert np.array_equal(got, expected), (mode, boundary, workers)
+
+
 @pytest.fixture
 def stream_and_prefetch_always():
     """Results written with non-temporal stores, and the next input rows

@@ -829,7 +829,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     the same kernel in the same order either way. flags: the row kernels'
     CYC_ROWS_* for the image and `out` (a streamed `out` is fenced before
     returning; the strips, in cache, are not prefetched)."""
-    cdef Py_ssize_t y = row0, y1, i, rs = 0, jl = 0, jr = 0, el, er, batch_rows, b
+    cdef Py_ssize_t y = row0, y1, i, rs = 0, jl = 0, jr = 0, el, er, batch_rows, b, gather_rows
     cdef const real_t *src
     cdef bint stream = flags & CYC_ROWS_STREAM
     # Interior output columns [jl, jr): windows inside image columns, widened
@@ -866,17 +866,20 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
     # blocks of the transposed and the every-other-column 7x7 rows: 2 rows
     # recomputed in 168); the batch's border strips, narrow, still fit in
     # `strip`.
+    i = M * 8 // _gcd(M, 8) if M <= 8 else 8
+    if M == N and M >= 4:
+        b = CYC_SQUARE_BLOCK_ROWS(M, <int>(64 // sizeof(real_t)))
+        i = i * b // _gcd(i, b)
+        b = CYC_SQUARE_BLOCK_ROWS_DP(M, <int>(64 // sizeof(real_t)))
+        i = i * b // _gcd(i, b)
+    elif CYC_RECT_SHIFTED(M, N):
+        b = CYC_RECT_BLOCK_ROWS(M, N, <int>(64 // sizeof(real_t)))
+        i = i * b // _gcd(i, b)
+    # Gathered rows go in whole batches too where the strip holds one (16
+    # rows of 6-row blocks computed 18).
+    gather_rows = strip_rows // i * i if strip_rows >= i else strip_rows
     batch_rows = strip_rows
     if in_place:
-        i = M * 8 // _gcd(M, 8) if M <= 8 else 8
-        if M == N and M >= 4:
-            b = CYC_SQUARE_BLOCK_ROWS(M, <int>(64 // sizeof(real_t)))
-            i = i * b // _gcd(i, b)
-            b = CYC_SQUARE_BLOCK_ROWS_DP(M, <int>(64 // sizeof(real_t)))
-            i = i * b // _gcd(i, b)
-        elif CYC_RECT_SHIFTED(M, N):
-            b = CYC_RECT_BLOCK_ROWS(M, N, <int>(64 // sizeof(real_t)))
-            i = i * b // _gcd(i, b)
         batch_rows = (strip_rows + i - 1) // i * i
         batch_rows = min(batch_rows, (strip_rows + M - 1) * Wp // max(el, er, 1) - M + 1)
     while y < row1:
@@ -901,7 +904,7 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
                               Wo - jr, y1 - y, tmajor, False, flags & CYC_ROWS_STREAM)
         else:
             y1 = y + 1
-            while y1 < row1 and y1 - y < strip_rows and not (
+            while y1 < row1 and y1 - y < gather_rows and not (
                     in_place and _rows_in_place(row_map, y1, M)):
                 y1 += 1
             _gather_rows(image, W, ys, xs, row_map, col_map, left, Wp, fill, strip, y, y1 + M - 1)

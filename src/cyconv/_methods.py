@@ -8,6 +8,7 @@ index maps (see _padding) and the fill value. The kernel is already flipped
 
 from __future__ import annotations
 
+import os
 import weakref
 from dataclasses import dataclass
 
@@ -17,8 +18,36 @@ from . import _core, _cost_model, _fft, _memory, _parallel, _scratch
 
 METHODS = ("auto", "direct", "separable", "fft")
 
-# Rows of padded input gathered at a time: small enough to stay in L2.
-_STRIP_BYTES = 1 << 17
+def _l2_bytes() -> int | None:
+    """The size of CPU 0's L2 cache, from Linux's sysfs; None elsewhere."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in sorted(os.listdir(base)):
+            path = os.path.join(base, entry)
+            if not entry.startswith("index"):
+                continue
+            with open(os.path.join(path, "level")) as f:
+                level = f.read().strip()
+            with open(os.path.join(path, "type")) as f:
+                kind = f.read().strip()
+            if level == "2" and kind in ("Unified", "Data"):
+                with open(os.path.join(path, "size")) as f:
+                    text = f.read().strip()
+                scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+                return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+# Rows of padded input gathered at a time: half of L2, so that they stay in
+# it beside the rows they are read from and written to. Larger strips redo
+# fewer overlapping rows and cut fewer row blocks short (Zen 4, 1 MB L2, one
+# thread, 512 KB against 128 KB: a column-strided 1024^2 float64 image, its
+# rows gathered, 9x9 and 11x11 1.12-1.15x as fast; the separable path at 9x9
+# 1.13-1.17x; in-place calls 0.99-1.01x). 256 KB where L2 is unknown: most
+# current cores have 512 KB or more.
+_STRIP_BYTES = min(max((_l2_bytes() or 1 << 19) // 2, 1 << 17), 1 << 19)
 
 @dataclass(frozen=True)
 class Plan:
