@@ -15,30 +15,32 @@ from __future__ import annotations
 import functools
 import math
 
-# Fitted on the development machine (AMD EPYC Zen 4, AVX-512, 2 cores shared
-# by other jobs; one thread, CPU time; images 64-1024, kernels 3-101; see
+# Fitted on the development machine (AMD EPYC Zen 4, AVX-512, 1 MB L2, 2
+# cores shared by other jobs; one thread; images 64-1024, kernels 3-101;
+# refitted 2026-12-07 after the kernels of issue 11 cut direct calls' fixed
+# cost from 40 to 4 us and separable ones' from 250 to 16 us; see
 # bench/RESULTS.md), keyed by the itemsize of the real type (4: float32,
 # 8: float64). "call": fixed cost of a call; "pixel": per output pixel;
 # "mac": per multiply-add.
 DIRECT = {
-    4: {"call": 39e-6, "pixel": 1.12e-9, "mac": 5.18e-11},
-    8: {"call": 43e-6, "pixel": 1.91e-9, "mac": 9.64e-11},
+    4: {"call": 4.7e-6, "pixel": 0.0, "mac": 2.35e-11},
+    8: {"call": 4.5e-6, "pixel": 0.0, "mac": 4.52e-11},
 }
 SEPARABLE = {
-    4: {"call": 241e-6, "pixel": 1.32e-9, "mac": 1.13e-10},
-    8: {"call": 256e-6, "pixel": 2.02e-9, "mac": 2.39e-10},
+    4: {"call": 16.2e-6, "pixel": 2.37e-10, "mac": 3.18e-11},
+    8: {"call": 15.9e-6, "pixel": 3.74e-10, "mac": 6.48e-11},
 }
 # FFT, by (backend, itemsize of the real type the transforms run in; complex
 # data counts twice). "point_log": per tile point * log2(tile points) of a
 # forward + inverse transform; "point": per tile point (gather, spectrum
 # product, output); "band": per band of tiles (NumPy call overheads). The
-# fit cannot tell "point" from "point_log" apart over the measured tile
-# sizes: "point_log" is set to pocketfft's share and "point" fitted.
+# fit cannot tell "point" from "point_log" apart well over the measured tile
+# sizes (one of them may come out near 0): both are the fit's. NumPy's FFT
+# transforms float32 in float64, so it has no itemsize-4 row.
 FFT = {
-    ("scipy", 4): {"call": 470e-6, "band": 50e-6, "point": 6.4e-9, "point_log": 1.4e-9},
-    ("scipy", 8): {"call": 540e-6, "band": 50e-6, "point": 10e-9, "point_log": 2.2e-9},
-    ("numpy", 4): {"call": 540e-6, "band": 50e-6, "point": 15e-9, "point_log": 3.3e-9},
-    ("numpy", 8): {"call": 540e-6, "band": 50e-6, "point": 15e-9, "point_log": 3.3e-9},
+    ("scipy", 4): {"call": 57e-6, "band": 106e-6, "point": 1.72e-9, "point_log": 0.362e-9},
+    ("scipy", 8): {"call": 45e-6, "band": 121e-6, "point": 0.0, "point_log": 0.757e-9},
+    ("numpy", 8): {"call": 28e-6, "band": 152e-6, "point": 1.25e-9, "point_log": 0.665e-9},
 }
 FFT_MIN_CALL = min(c["call"] for c in FFT.values())
 
