@@ -166,9 +166,9 @@ def run(func: Callable[..., None], chunks: Sequence[tuple], nthreads: int,
     `state` is scratch() made once per thread (None without `scratch`).
     """
     if nthreads <= 1 or len(chunks) <= 1:
-        # No pool, no hand-out lock, nothing to defer Ctrl-C for (which
-        # cost a 256^2 float32 5x5 call 7 of its 60 us, the Python
-        # semaphore 4 more, both with the kernel's data in the caches).
+        # No pool, no hand-out lock, nothing to defer Ctrl-C for (the
+        # deferral cost a 256^2 float32 5x5 call about 7 us, a Python
+        # semaphore 4 more: the kernel's data push theirs out of the caches).
         state = scratch() if scratch is not None else None
         for chunk in chunks:
             _core.run_in_cpu_slot(func, state, chunk)
