@@ -346,7 +346,7 @@ def current_cpu():
 # count. A chunk takes its slot and gives it back inside one C call
 # (run_in_cpu_slot), so Ctrl-C cannot land between the two and leave it
 # taken, and the calling thread's chunks need no deferred Ctrl-C (which with
-# a Python semaphore cost a 256^2 float32 5x5 call 12-19 us: bench/RESULTS.md).
+# a Python semaphore cost a 256^2 float32 5x5 call 13 us: bench/RESULTS.md).
 
 cdef PyThread_type_lock _slot_gate = NULL
 cdef PyThread_type_lock _slot_guard = NULL
