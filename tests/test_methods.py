@@ -154,6 +154,29 @@ def test_all_finite_matches_isfinite_everywhere(dtype, layout):
     assert _core.all_finite(np.empty((0, 5), dtype)) and _core.all_finite(np.empty((5, 0), dtype))
 
 
+
+@pytest.mark.parametrize("level", range(_core.detect_level() + 1))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_vector_scan_finds_every_position_at_every_level(level, dtype):
+    """Rows long enough for the scan's steps of four vectors, then one, then
+    single values: one inf or NaN is found wherever it sits in a row, at
+    every kernel level this CPU has."""
+    from cyconv import _config
+    rng = np.random.default_rng(11)
+    width = 4 * 16 + 16 + 7   # four AVX-512 float32 vectors, one more, a tail
+    base = rng.uniform(-3, 3, (3, width)).astype(dtype)
+    base[0, 0], base[2, -1] = np.finfo(dtype).max, -np.finfo(dtype).max
+    _core.set_level(level)
+    try:
+        assert _core.all_finite(base)
+        for j in range(width):
+            a = base.copy()
+            a[1, j] = _SPECIALS[j % 4]
+            assert not _core.all_finite(a), (j, a[1, j])
+            assert not _core.all_finite(a[:, j:]) and _core.all_finite(a[:, j + 1:])
+    finally:
+        _core.set_level(_config._choose_level())
+
 def test_auto_decides_a_huge_rank1_kernel_fast():
     import time
     g = cyconv.kernels.gaussian(2001)

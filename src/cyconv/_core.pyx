@@ -116,6 +116,8 @@ cdef extern from "kernels.h" nogil:
     ctypedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n)
     ctypedef void (*cyc_f32_to_u8)(const float *src, unsigned char *dst, cyc_index n)
     ctypedef void (*cyc_f32_to_u16)(const float *src, unsigned short *dst, cyc_index n)
+    ctypedef int (*cyc_nonfinite_f32)(const float *row, cyc_index n)
+    ctypedef int (*cyc_nonfinite_f64)(const double *row, cyc_index n)
     ctypedef void (*cyc_taps_row_f32)(const float *const *src, const float *w, cyc_index ntaps,
                                       float *out, cyc_index width)
     ctypedef void (*cyc_depthwise_lanes_f32)(const float *inp, cyc_index rs, cyc_index sh,
@@ -209,6 +211,8 @@ cdef extern from "kernels.h" nogil:
         cyc_pixel_conv_f64 pixel_conv_f64
         cyc_gathered_tile_f32 gathered_tile_f32
         cyc_gathered_tile_f64 gathered_tile_f64
+        cyc_nonfinite_f32 nonfinite_f32
+        cyc_nonfinite_f64 nonfinite_f64
     void cyc_stream_fence()
     int cyc_detect_level()
     int cyc_detect_full_width_512()
@@ -918,17 +922,13 @@ cdef void _correlate_strips(const char *image, Py_ssize_t W, Py_ssize_t ys, Py_s
 cdef inline bint _nonfinite_f32(const char *row, Py_ssize_t n, Py_ssize_t xs) noexcept nogil:
     """Any of n floats, xs bytes apart, with every exponent bit set (inf, NaN):
     adding one to the exponent field carries into the sign bit only then.
-    AND, ADD and OR vectorize on any x86-64 or NEON (a 64-bit compare needs
-    SSE4.1)."""
+    Contiguous rows go to the level's vector scan (kernels' nonfinite_f32)."""
     cdef uint32_t carries = 0
     cdef Py_ssize_t j
-    cdef const uint32_t *u = <const uint32_t *>row
     if xs == 4:
-        for j in range(n):
-            carries |= (u[j] & 0x7f800000u) + 0x00800000u
-    else:
-        for j in range(n):
-            carries |= ((<const uint32_t *>(row + j * xs))[0] & 0x7f800000u) + 0x00800000u
+        return _table.nonfinite_f32(<const float *>row, n) != 0
+    for j in range(n):
+        carries |= ((<const uint32_t *>(row + j * xs))[0] & 0x7f800000u) + 0x00800000u
     return (carries >> 31) != 0
 
 
@@ -936,14 +936,11 @@ cdef inline bint _nonfinite_f64(const char *row, Py_ssize_t n, Py_ssize_t xs) no
     """_nonfinite_f32 for doubles."""
     cdef uint64_t carries = 0
     cdef Py_ssize_t j
-    cdef const uint64_t *u = <const uint64_t *>row
     if xs == 8:
-        for j in range(n):
-            carries |= (u[j] & 0x7ff0000000000000u) + 0x0010000000000000u
-    else:
-        for j in range(n):
-            carries |= ((<const uint64_t *>(row + j * xs))[0] & 0x7ff0000000000000u) \
-                + 0x0010000000000000u
+        return _table.nonfinite_f64(<const double *>row, n) != 0
+    for j in range(n):
+        carries |= ((<const uint64_t *>(row + j * xs))[0] & 0x7ff0000000000000u) \
+            + 0x0010000000000000u
     return (carries >> 63) != 0
 
 

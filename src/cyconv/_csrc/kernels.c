@@ -3,6 +3,7 @@
  * the AVX2 and AVX-512 copies get their instruction sets from per-function
  * target attributes, and are only ever called after cpuid/xgetbv say the CPU
  * and the OS support them. */
+#include <stdint.h>
 #include <string.h>
 #include "kernels.h"
 
@@ -354,6 +355,7 @@ static const cyc_kernel_table table_base = {
     cyc_pixel_taps_f32_base, cyc_pixel_taps_f64_base,
     cyc_pixel_conv_f32_base, cyc_pixel_conv_f64_base,
     cyc_gathered_tile_f32_base, cyc_gathered_tile_f64_base,
+    cyc_nonfinite_f32_base, cyc_nonfinite_f64_base,
 };
 
 #if CYC_X86_DISPATCH
@@ -378,6 +380,7 @@ static const cyc_kernel_table table_avx2 = {
     cyc_pixel_taps_f32_avx2, cyc_pixel_taps_f64_avx2,
     cyc_pixel_conv_f32_avx2, cyc_pixel_conv_f64_avx2,
     cyc_gathered_tile_f32_avx2, cyc_gathered_tile_f64_avx2,
+    cyc_nonfinite_f32_avx2, cyc_nonfinite_f64_avx2,
 };
 /* Not const: cyc_set_rows_512 sets its rows_t_square_once. */
 static cyc_kernel_table table_avx512 = {
@@ -411,6 +414,7 @@ static cyc_kernel_table table_avx512 = {
     cyc_pixel_taps_f32_avx512, cyc_pixel_taps_f64_avx512,
     cyc_pixel_conv_f32_avx512, cyc_pixel_conv_f64_avx512,
     cyc_gathered_tile_f32_avx512, cyc_gathered_tile_f64_avx512,
+    cyc_nonfinite_f32_avx512, cyc_nonfinite_f64_avx512,
 };
 
 #endif

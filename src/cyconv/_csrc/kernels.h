@@ -255,6 +255,10 @@ typedef void (*cyc_u8_to_f32)(const unsigned char *src, float *dst, cyc_index n)
 typedef void (*cyc_u16_to_f32)(const unsigned short *src, float *dst, cyc_index n);
 typedef void (*cyc_f32_to_u8)(const float *src, unsigned char *dst, cyc_index n);
 typedef void (*cyc_f32_to_u16)(const float *src, unsigned short *dst, cyc_index n);
+/* Is any of n contiguous floats / doubles inf or NaN (every exponent bit
+ * set)? 1 or 0. */
+typedef int (*cyc_nonfinite_f32)(const float *row, cyc_index n);
+typedef int (*cyc_nonfinite_f64)(const double *row, cyc_index n);
 /* A weight gradient's tile of one vector of channels (NK = the level's
  * lanes: 16 float32, 8 float64) x `pixels` = CYC_TILE_WIDTH(narrow_pixels, i)
  * elements, the 512-bit counterpart of a blocked tile's two vectors for
@@ -374,6 +378,8 @@ typedef struct {
     cyc_pixel_conv_f64 pixel_conv_f64;
     cyc_gathered_tile_f32 gathered_tile_f32;
     cyc_gathered_tile_f64 gathered_tile_f64;
+    cyc_nonfinite_f32 nonfinite_f32;
+    cyc_nonfinite_f64 nonfinite_f64;
 } cyc_kernel_table;
 
 /* Ask for the cache line at p before writing (or reading) it; a no-op where

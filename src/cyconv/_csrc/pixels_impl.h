@@ -176,6 +176,57 @@ TARGET static void PFN(f32_to_u16)(const float *restrict src, unsigned short *re
     }
 }
 
+/* Is any of n contiguous floats / doubles inf or NaN? A value has every
+ * exponent bit set exactly when adding one to its exponent field carries
+ * into the sign bit; AND, ADD and OR vectorize at every level. Four
+ * independent vectors a step: with one OR chain a call ran at 35 GB/s,
+ * a third of a load-bound scan's speed (Zen 4, 4 MB of float32 in L3: 115
+ * us against 48 here with AVX2). */
+#if VBYTES
+typedef uint32_t PCAT3(pvu32, ISA, t) __attribute__((vector_size(VBYTES)));
+typedef uint64_t PCAT3(pvu64, ISA, t) __attribute__((vector_size(VBYTES)));
+#define NONFINITE_VECTORS(U, VU, EXP, ONE)                                       \
+    const cyc_index lanes = VBYTES / sizeof(U);                                  \
+    VU a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                   \
+    for (; i + 4 * lanes <= n; i += 4 * lanes) {                                 \
+        VU x0, x1, x2, x3;                                                       \
+        memcpy(&x0, row + i, sizeof x0);                                         \
+        memcpy(&x1, row + i + lanes, sizeof x1);                                 \
+        memcpy(&x2, row + i + 2 * lanes, sizeof x2);                             \
+        memcpy(&x3, row + i + 3 * lanes, sizeof x3);                             \
+        a0 |= (x0 & (EXP)) + (ONE);                                              \
+        a1 |= (x1 & (EXP)) + (ONE);                                              \
+        a2 |= (x2 & (EXP)) + (ONE);                                              \
+        a3 |= (x3 & (EXP)) + (ONE);                                              \
+    }                                                                            \
+    for (; i + lanes <= n; i += lanes) {                                         \
+        VU x0;                                                                   \
+        memcpy(&x0, row + i, sizeof x0);                                         \
+        a0 |= (x0 & (EXP)) + (ONE);                                              \
+    }                                                                            \
+    a0 |= a1 | a2 | a3;                                                          \
+    for (cyc_index k = 0; k < lanes; k++) carries |= a0[k];
+#else
+#define NONFINITE_VECTORS(U, VU, EXP, ONE)
+#endif
+#define NONFINITE(SFX, T, U, VU, EXP, ONE)                                       \
+    TARGET static int PFN(nonfinite_##SFX)(const T *row, cyc_index n)            \
+    {                                                                            \
+        U carries = 0, u;                                                        \
+        cyc_index i = 0;                                                         \
+        NONFINITE_VECTORS(U, VU, EXP, ONE)                                       \
+        for (; i < n; i++) {                                                     \
+            memcpy(&u, row + i, sizeof u);                                       \
+            carries |= (u & (EXP)) + (ONE);                                      \
+        }                                                                        \
+        return (int)(carries >> (8 * sizeof(U) - 1));                            \
+    }
+NONFINITE(f32, float, uint32_t, PCAT3(pvu32, ISA, t), 0x7f800000u, 0x00800000u)
+NONFINITE(f64, double, uint64_t, PCAT3(pvu64, ISA, t), UINT64_C(0x7ff0000000000000),
+          UINT64_C(0x0010000000000000))
+#undef NONFINITE
+#undef NONFINITE_VECTORS
+
 #undef PVF
 #undef PVI
 #undef PVW
