@@ -57,8 +57,9 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
         rounded back only when that is provably exact (otherwise direct is
         used), and longdouble is computed in double precision. ``"auto"``
         picks the cheapest by a cost model measured on real hardware (see
-        :func:`choose_method`), keeps the result type, and stays direct when
-        an input holds NaN or inf.
+        :func:`choose_method`; the FFT only where modelled 1.2 times
+        cheaper than the best exact method), keeps the result type, and
+        stays direct when an input holds NaN or inf.
     workers : int, optional
         Threads to use (keyword only; not in SciPy). None: the process default
         (see :func:`set_num_threads`); negative counts back from all CPUs.

@@ -44,10 +44,14 @@ FFT = {
 }
 FFT_MIN_CALL = min(c["call"] for c in FFT.values())
 
-# A tile of more bytes than this spills out of the L2 cache: its points cost
-# this factor more.
-FFT_CACHE_BYTES = 512 << 10
-FFT_SPILL_FACTOR = 1.3
+# A tile of more bytes than this (its transforms and spectrum product touch
+# about three times as many) runs from memory rather than from the caches:
+# its points cost this factor more. Measured with forced square tiles on a
+# 1024^2 image (Zen 4, 1 MB L2, one thread), time per modelled point
+# against 256^2 tiles': tiles of 0.5-2.9 MB 0.95-1.2x, 4.5-5.7 MB
+# 1.3-1.9x, 10 MB (float64 1152^2, the whole image in one tile) 1.3-2.6x.
+FFT_CACHE_BYTES = 4 << 20
+FFT_SPILL_FACTOR = 1.6
 
 
 def cost(constants: dict, features: dict) -> float:

@@ -8,6 +8,8 @@ index maps (see _padding) and the fill value. The kernel is already flipped
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import weakref
 from dataclasses import dataclass
@@ -88,21 +90,43 @@ def choose(plan: Plan, method: str) -> str:
         best, best_cost = "separable", sep_cost
     if fft_cost < best_cost:
         best = "fft"
-    if best != "direct" and not (_all_finite(plan.image) and _all_finite(plan.kernel)
-                                 and np.isfinite(plan.fill)):
-        return "direct"  # only direct summation propagates NaN/inf like SciPy
+    # Only direct summation propagates NaN/inf like SciPy. (A kernel with
+    # rank-1 factors is finite: _rank1_test refuses a non-finite one.)
+    if best != "direct" and not (math.isfinite(plan.fill) and _all_finite(plan.image)
+                                 and (best == "separable" or _all_finite(plan.kernel))):
+        return "direct"
     return best
 
 
+# "auto" takes the FFT only where the model has it this many times cheaper
+# than the best exact-summing method. Its transforms' times swing most with
+# the memory traffic of other jobs (a 10 MB tile 1.3-2.6x its modelled
+# cost on Zen 4), and its errors scale with the largest term, not with each
+# output. Over bench_methods.py's grid (images 64-1024, kernels 3-101, one
+# thread), replaying the picks on its timings: auto within 1.07x of the
+# fastest method everywhere, against 1.57x with no margin (256^2 float64
+# 21x21 dense, whose FFT measured 1.6x its model) and 1.27x (1024^2
+# float64 101x101 Gaussian).
+_FFT_MARGIN = 1.2
+
+
 def _auto_costs(plan: Plan) -> tuple[float, float, float]:
-    """The modelled costs of the direct, FFT and separable methods (shapes only)."""
-    dtype, (M, N) = plan.image.dtype, plan.kernel.shape
+    """The modelled costs of the direct, FFT and separable methods (shapes
+    only), the FFT's times _FFT_MARGIN."""
+    return _modelled_costs(plan.image.dtype, tuple(plan.out_shape), plan.kernel.shape,
+                           len(plan.col_map), _fft.backend_name())
+
+
+@functools.lru_cache(maxsize=512)
+def _modelled_costs(dtype, out_shape, kernel_shape, width, backend):
+    """_auto_costs, remembered by shapes (3 us of Python a call: a third of
+    auto's own cost on a 64^2 image); `backend` keys the FFT's constants."""
     size = dtype.itemsize
     direct = _cost_model.cost(_cost_model.DIRECT[size],
-                              _cost_model.direct_features(plan.out_shape, (M, N)))
-    fft = _fft.tile_shape(plan.out_shape, (M, N), dtype)[2]
+                              _cost_model.direct_features(out_shape, kernel_shape))
+    fft = _FFT_MARGIN * _fft.tile_shape(out_shape, kernel_shape, dtype)[2]
     separable = _cost_model.cost(_cost_model.SEPARABLE[size], _cost_model.separable_features(
-        plan.out_shape, (M, N), _strip_rows(plan.out_shape[0], len(plan.col_map), size)))
+        out_shape, kernel_shape, _strip_rows(out_shape[0], width, size)))
     return direct, fft, separable
 
 
@@ -127,6 +151,7 @@ def direct_unless_rank1(plan: Plan) -> bool:
     return fft >= direct
 
 
+@functools.lru_cache(maxsize=512)
 def direct_by_cost(itemsize: int, out_shape, kernel_shape) -> bool:
     """True when direct summation costs less than the fixed cost of any other
     method: then "auto" picks direct from the shapes alone, whatever the data."""
