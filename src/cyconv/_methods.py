@@ -102,11 +102,12 @@ def choose(plan: Plan, method: str) -> str:
 # than the best exact-summing method. Its transforms' times swing most with
 # the memory traffic of other jobs (a 10 MB tile 1.3-2.6x its modelled
 # cost on Zen 4), and its errors scale with the largest term, not with each
-# output. Over bench_methods.py's grid (images 64-1024, kernels 3-101, one
-# thread), replaying the picks on its timings: auto within 1.07x of the
-# fastest method everywhere, against 1.57x with no margin (256^2 float64
-# 21x21 dense, whose FFT measured 1.6x its model) and 1.27x (1024^2
-# float64 101x101 Gaussian).
+# output. Replaying the picks on bench_methods.py's timings (Zen 4, one
+# thread; images 64-2048, kernels 3-101, two runs): auto within 1.21x of
+# the fastest method everywhere, against 1.57-1.72x with no margin (256^2
+# float64 21x21 dense, whose FFT ran 1.6x its model; 1024^2 float64
+# 101x101 Gaussian 1.27x). Margins of 1.15-1.3 replay the same; the 1.21x
+# are 2048^2 float32 cases whose FFT was that much faster than modelled.
 _FFT_MARGIN = 1.2
 
 
