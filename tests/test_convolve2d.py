@@ -23,6 +23,7 @@ import pytest
 import scipy.signal
 
 import cyconv
+from cyconv import _convolve, _methods
 from convolve2d_reference import (NUMPY_1, FILL_BOUNDARIES, error_bound, output_shape,
                                   reference)
 
@@ -329,6 +330,55 @@ def test_integer_sums_wrap_like_scipy(name, dtype):
         got = check_against_scipy(name, a, b, mode, boundary, int(info.max))
         exact = reference(name, a, b, mode, boundary, int(info.max))
         assert np.array_equal(got, exact), (mode, boundary)
+
+
+def _exact_bound_case(dtype, bits, rng):
+    """An image and kernel of `dtype` whose correlation's bound, max|image| *
+    sum|kernel|, is just below 2**bits (the image holds the peak)."""
+    info = np.iinfo(dtype)
+    k = rng.integers(0 if info.min == 0 else -3, 3, size=(3, 5), endpoint=True)
+    k[1, 2] = 3
+    ksum = int(np.abs(k).sum())
+    peak = (2 ** bits - 1) // ksum
+    assert peak <= info.max
+    # (64 x 80: enough multiply-adds for the float route, _INT_AS_FLOAT_MACS)
+    a = rng.integers(max(info.min, -peak), peak, size=(64, 80), endpoint=True)
+    a[40, 50] = peak
+    assert 2 ** (bits - 1) < peak * ksum < 2 ** bits
+    return a.astype(dtype), k.astype(dtype), peak
+
+
+@pytest.mark.parametrize("dtype, bits", [
+    (dt, bits) for dt in INT_DTYPES for bits in (8, 23, 24, 40, 52, 53, 62)
+    if 2 ** bits // 3 <= np.iinfo(dt).max], ids=str)   # (kernels sum to 3 or more)
+def test_integer_sums_through_float_kernels_are_scipys_bits(dtype, bits):
+    """Integer correlations whose sums stay below 2**23 run on the float32
+    kernels, below 2**52 on the float64 ones, above on 64-bit integers: at
+    each side of both thresholds the result is SciPy's to the bit, wrapping
+    into narrow types included, with every boundary and fill."""
+    a, k, peak = _exact_bound_case(dtype, bits, np.random.default_rng(bits))
+    plan = _convolve._plan(a, k, "same", "fill", 0, True)
+    chosen = _methods._exact_float_type(plan.image, plan.kernel, plan.fill)
+    expected = np.float32 if bits <= 23 else np.float64 if bits <= 52 else None
+    assert (chosen and chosen[0]) == (expected and np.dtype(expected)), chosen
+    fill = -peak if np.iinfo(dtype).min < 0 else peak
+    for name, mode, boundary in itertools.product(FUNCS, MODES, ("fill", "wrap", "symm")):
+        got = check_against_scipy(name, a, k, mode, boundary, fill)
+        assert got.flags.c_contiguous
+        got_f = cy(name)(np.asfortranarray(a), k, mode, boundary, fill)
+        assert got_f.flags.c_contiguous and np.array_equal(got_f, got)
+
+
+@pytest.mark.parametrize("fill", [0, 255, -2**20, 2**40, -2**61])
+def test_narrow_integer_image_into_a_wide_result_counts_the_fill(fill):
+    """A uint8 image with an int64 kernel (an int64 result) is bounded by
+    its own type, 255, and by the fill value, which may be far larger."""
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (64, 80), dtype=np.uint8)
+    k = rng.integers(-3, 4, (5, 5))
+    for name, mode in itertools.product(FUNCS, MODES):
+        got = check_against_scipy(name, a, k, mode, "fill", fill)
+        assert got.dtype == np.int64
 
 
 def test_integer_overflow_example():

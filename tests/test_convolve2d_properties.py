@@ -4,9 +4,11 @@ Hypothesis draws shapes (0 and 1 sizes included), dtypes (with promotion,
 including operands of unsupported types), modes, all six boundary names, fill
 values (valid and invalid), layouts (Fortran order, strided, negative strides,
 byte-swapped, read-only) and data (full-range integers that overflow,
-NaN/inf for floating types). Each example is checked against SciPy where
-SciPy can be called safely, and against a brute-force implementation of the
-definitions, which also covers the documented differences:
+integers of random bit widths whose sums fall on either side of the float
+kernels' exact range, NaN/inf for floating types). Each example is checked
+against SciPy where SciPy can be called safely, and against a brute-force
+implementation of the definitions, which also covers the documented
+differences:
 
 * an empty ``in1`` with wrap/symm: ValueError when the output is non-empty
   (SciPy would die with SIGFPE, so it is never called), otherwise the empty
@@ -29,6 +31,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import cyconv
+from cyconv import _methods
 from convolve2d_reference import NUMPY_1, FILL_BOUNDARIES, error_bound, reference
 
 MAX_EXAMPLES = int(os.environ.get("CYCONV_HYPOTHESIS_EXAMPLES", "200"))
@@ -44,6 +47,7 @@ SUPPORTED = tuple(np.dtype(t) for t in (
 # operands whose type is not supported on its own but may promote to a supported one
 EXTRA_OPERANDS = (np.dtype(bool), np.dtype(np.float16))
 LAYOUTS = ("C", "F", "strided", "reversed", "byteswapped", "readonly", "readonly-reversed-F")
+INT_AS_FLOAT_MACS = _methods._INT_AS_FLOAT_MACS
 
 
 def supported_result(dtype):
@@ -132,6 +136,10 @@ def make_values(shape, dtype, rng, style):
         if style == "small":
             return rng.integers(max(info.min, -5), min(info.max, 5), size=shape, dtype=dtype,
                                 endpoint=True)
+        if style == "scaled":   # sums on either side of float32's and float64's exact range
+            top = min(info.max, 2 ** int(rng.integers(1, info.bits)))
+            return rng.integers(max(info.min, -top), top, size=shape, dtype=dtype,
+                                endpoint=True)
         return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
     scale = 1.0 if style == "small" else 1e3
     x = rng.standard_normal(shape) * scale
@@ -192,7 +200,7 @@ def operands(draw, complex_nonfinite=False):
     dt2 = dt1 if draw(st.booleans()) else draw(pick)
     s1, s2 = draw(shapes), draw(shapes)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    style = draw(st.sampled_from(["small", "large"]))
+    style = draw(st.sampled_from(["small", "scaled", "large"]))
     a = make_values(s1, dt1, rng, style)
     b = make_values(s2, dt2, rng, style)
     kinds = "fc" if complex_nonfinite else "f"
@@ -264,12 +272,19 @@ def test_matches_scipy_or_documented_behaviour(data):
 
     func = getattr(cyconv, name)
     scipy_safe = a.size > 0 or boundary in FILL_BOUNDARIES
+    # Integer sums run on the float kernels where exact, from a size on:
+    # these small examples take either route.
+    int_as_float = data.draw(st.sampled_from([0, INT_AS_FLOAT_MACS]), label="int as float from")
 
     def call():
         with warnings.catch_warnings():
             if numpy_1_wraps(fill, dtype):   # NumPy 1.x's DeprecationWarning, as SciPy's
                 warnings.simplefilter("ignore", DeprecationWarning)
-            return func(xa, xb, mode=mode, boundary=boundary, fillvalue=fill)
+            _methods._INT_AS_FLOAT_MACS = int_as_float
+            try:
+                return func(xa, xb, mode=mode, boundary=boundary, fillvalue=fill)
+            finally:
+                _methods._INT_AS_FLOAT_MACS = INT_AS_FLOAT_MACS
 
     try:
         if not supported_result(dtype):

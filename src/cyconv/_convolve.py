@@ -69,7 +69,9 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full",
     -------
     ndarray
         Result of NumPy's type promotion of ``in1`` and ``in2``; integer sums
-        wrap around in that type like SciPy's. Row-major (C order), except
+        are exact and wrap around in that type like SciPy's (summed on the
+        float kernels where max|in1| * sum|in2| is below 2**23 or 2**52,
+        else in 64-bit integers). Row-major (C order), except
         that the direct and separable methods give a column-major
         float32/float64 image (Fortran order, a transposed view) a
         column-major result: they read the image in place as its transpose,
@@ -154,12 +156,14 @@ def _plan(in1, in2, mode, boundary, fillvalue, convolve):
     else:
         kernel = np.conj(in2) if in2.dtype.kind == "c" else in2
     row_map, col_map = geometry.index_maps()
+    narrower = dtype.kind in "iu" and in1.dtype.kind in "iu" and in1.dtype != dtype
     return _methods.Plan(
         image=aligned(np.asarray(in1, dtype=dtype)),  # native byte order; any strides
         kernel=aligned(np.asarray(kernel, dtype=dtype)),
         row_map=row_map, col_map=col_map, left=geometry.cols.before, top=geometry.rows.before,
         fill=fill,
-        out_shape=geometry.out_shape, swapped=geometry.swapped)
+        out_shape=geometry.out_shape, swapped=geometry.swapped,
+        source=in1 if narrower else None)
 
 
 # --------------------------------------------------------------------------- repeated calls

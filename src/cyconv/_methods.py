@@ -62,6 +62,9 @@ class Plan:
     fill: np.ndarray       # 0-d, result dtype
     out_shape: tuple       # (Ho, Wo) = padded shape - kernel shape + 1
     swapped: bool          # valid mode swapped in1 and in2
+    # The image in its own integer type where the result's is a wider
+    # integer (`image` is its conversion): _direct's float route reads it.
+    source: np.ndarray | None = None
 
 
 def choose(plan: Plan, method: str) -> str:
@@ -225,6 +228,21 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
             lambda _, r0, r1: _core.correlate_complex(padded, pairs, out.view(part), r0, r1),
             Ho, Wo * kernel.size * 4, workers)
         return out
+    Ho, Wo = plan.out_shape
+    if dtype.kind in "iu" and Ho * Wo * kernel.size >= _INT_AS_FLOAT_MACS:
+        # (a narrower source has a smaller bound, and less to read)
+        source = plan.source if plan.source is not None and image is plan.image else image
+        exact = _exact_float_type(source, kernel, fill)
+        if exact is not None:
+            exact, bound = exact
+            image = source
+            # Every product and partial sum is an integer the float type
+            # holds exactly: the float kernels give the exact sums, which
+            # then wrap like SciPy's (1024^2 uint8 3x3 into int64: 5x faster
+            # than the 64-bit integer loop).
+            sums = _direct(image.astype(exact), kernel.astype(exact), plan,
+                           fill.astype(exact), workers)
+            return _integer_result(sums, dtype, bound)
     if dtype.kind in "iu" and dtype != np.uint64:
         # Integer sums wrap like SciPy's: compute modulo 2**64, then truncate.
         wide = np.uint64
@@ -238,6 +256,48 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
     correlate_into(image, kernel, plan.row_map, plan.col_map, plan.left, plan.top, fill, out,
                    workers)
     return out
+
+
+def _integer_result(sums: np.ndarray, dtype: np.dtype, bound: float) -> np.ndarray:
+    """Exact integer sums held in floats, at most `bound` in magnitude, as a
+    C-ordered `dtype` array wrapped like SciPy's: through int32 where that
+    holds them (NumPy converts float32 to int32 4x as fast as to int64),
+    else int64; float-to-integer conversions out of range are undefined."""
+    result = _memory.empty(sums.shape, dtype)
+    if bound <= np.iinfo(dtype).max and (dtype.itemsize <= 4 or bound >= 2.0 ** 31):
+        np.copyto(result, sums, casting="unsafe")   # in range: no wrapping
+    else:
+        np.copyto(result, sums.astype(np.int32 if bound < 2.0 ** 31 else np.int64),
+                  casting="unsafe")
+    return result
+
+
+# Integer correlations of fewer multiply-adds stay on the integer loop: the
+# float path's bound and conversions cost 8-14 us (Zen 4, 16^2 3x3 and 5x5:
+# 0.65-0.82x as fast), and at 64^2 3x3 (37K multiply-adds) it was 0.99-1.21x.
+_INT_AS_FLOAT_MACS = 1 << 16
+
+
+def _exact_float_type(image, kernel, fill):
+    """(float type, bound) where float32 or float64 sums an integer
+    correlation exactly: every product and partial sum is at most
+    bound = max(|image|, |fill|) * sum(|kernel|) in magnitude, below 2**23
+    (float32) or 2**52 (float64), half the types' exact range, which covers
+    the rounding of the float64 estimate of sum(|kernel|). None otherwise.
+    max|image| is the image dtype's bound where that is enough for float32
+    (8-bit images, 16-bit ones with small kernels), else scanned."""
+    if image.size == 0:
+        return None
+    taps = float(np.abs(kernel.astype(np.float64)).sum())
+    info, filled = np.iinfo(image.dtype), abs(int(fill))
+    bound = max(-int(info.min), int(info.max), filled) * taps   # the dtype's: no scan
+    if bound >= 2.0 ** 23:
+        bound = max(abs(int(image.min())), abs(int(image.max())), filled) * taps
+    if bound < 2.0 ** 23:
+        return np.dtype(np.float32), bound
+    if bound < 2.0 ** 52:
+        return np.dtype(np.float64), bound
+    return None
 
 
 # The core's fused functions are called through their specializations
