@@ -72,7 +72,8 @@ def markdown(result: dict) -> str:
     for c in result["cases"]:
         s = c["seconds"]
         rows.append([f"{c['image']} × {c['kernel_dtype']}", c["bits"],
-                     f"{c['kernel']}×{c['kernel']}", c["result"], C.fmt_ms(s["cyconv"]), C.fmt_ms(s["scipy.signal"]),
+                     f"{c['kernel']}×{c['kernel']}", c["result"],
+                     C.fmt_ms(s["cyconv"]), C.fmt_ms(s["scipy.signal"]),
                      C.fmt_ratio(s["scipy.signal"] / s["cyconv"]),
                      "yes" if c["bitwise"] else "**no**"])
     n = result["cases"][0]["size"]
