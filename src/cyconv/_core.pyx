@@ -4126,12 +4126,18 @@ def ndimage_correlate1d_rows(const double[:, ::1] padded,   # IN  rows x (n+L-1)
                              int symmetry,
                              double[:, ::1] out,             # OUT rows x n
                              Py_ssize_t r0, Py_ssize_t r1):
-    """Exact 1-D correlation along each row (the row's positions are the lanes)."""
+    """Exact 1-D correlation along each row (ndimage_exact.h's cyc_exact_1d:
+    the AVX2 copy wherever the kernel level in use is above the baseline)."""
     cdef Py_ssize_t r
+    cdef bint avx2 = _table != cyc_kernels(0)
     with nogil:
         for r in range(r0, r1):
-            _lanes_correlate_exact(&padded[r, 0], 1, &weights[0], weights.shape[0], symmetry,
-                                   &out[r, 0], 1, 1, out.shape[1])
+            if avx2:
+                cyc_exact_1d_avx2(&padded[r, 0], &weights[0], weights.shape[0], symmetry,
+                                  &out[r, 0], out.shape[1])
+            else:
+                cyc_exact_1d_sse2(&padded[r, 0], &weights[0], weights.shape[0], symmetry,
+                                  &out[r, 0], out.shape[1])
 
 
 def ndimage_uniform1d_lanes(const double[:, :, ::1] padded,  # IN  outer x (n+size-1) x lanes
@@ -4184,6 +4190,10 @@ cdef extern from "ndimage_exact.h" nogil:
                              Py_ssize_t T, double *out, Py_ssize_t n)
     void cyc_exact_line_avx2(const double *src, const Py_ssize_t *off, const double *w,
                              Py_ssize_t T, double *out, Py_ssize_t n)
+    void cyc_exact_1d_sse2(const double *src, const double *w, Py_ssize_t L, int symmetry,
+                           double *out, Py_ssize_t n)
+    void cyc_exact_1d_avx2(const double *src, const double *w, Py_ssize_t L, int symmetry,
+                           double *out, Py_ssize_t n)
 
 
 def ndimage_correlate_lines(const double[::1] padded,      # IN  the padded N-d array, flat
