@@ -238,8 +238,8 @@ def _direct(image, kernel, plan: Plan, fill, workers: int) -> np.ndarray:
             image = source
             # Every product and partial sum is an integer the float type
             # holds exactly: the float kernels give the exact sums, which
-            # then wrap like SciPy's (1024^2 uint8 3x3 into int64: 5x faster
-            # than the 64-bit integer loop).
+            # then wrap like SciPy's (1024^2, one thread: uint8 3x3 into
+            # int64 3.7x, int16 5x5 10x as fast as the 64-bit integer loop).
             sums = _direct(image.astype(exact), kernel.astype(exact), plan,
                            fill.astype(exact), workers)
             return _integer_result(sums, dtype, bound)
