@@ -507,6 +507,123 @@ def test_property_separable(case, size, sigma):
         assert_matches(got, ref, peak_bound(x, [16]))
 
 
+# ------------------------------------------------------------------ integer lines in place
+
+LINE_IN = ["uint8", "int8", "uint16", "int16", "bool"]
+LINE_OUT = ["uint8", "int8", "uint16", "int16", "int32"]
+LINE_WEIGHTS = [
+    [0.25, 0.5, 0.25],                     # symmetric, sums within an 8-bit range
+    [-1.5, 0.0, 1.5],                      # antisymmetric: negative sums
+    [0.3, -0.7, 1.9, 0.4],                 # neither (even length)
+    [120.5, -3.25, 77.0, 0.125, 9.0],      # sums far out of 8- and 16-bit ranges
+]
+
+
+def _count_line_passes(monkeypatch) -> list:
+    """Record each pass that runs on the line kernels."""
+    runs = []
+    original = cnd._pass_exact_lines
+
+    def spy(*args, **kwargs):
+        runs.append(args[3])    # the axis
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cnd, "_pass_exact_lines", spy)
+    return runs
+
+
+@pytest.mark.parametrize("in_type", LINE_IN)
+@pytest.mark.parametrize("out_type", LINE_OUT)
+@pytest.mark.parametrize("wraps", [True, False])
+def test_integer_lines_are_scipys_bits(in_type, out_type, wraps, monkeypatch):
+    """8- and 16-bit images into 8- to 32-bit outputs read and written in
+    place, a line at a time through double scratch (correlations and running
+    means): SciPy's bits for every
+    axis, mode, origin, fill, weight shape and layout (pieces and lane blocks
+    made small so that every call has several, with short last ones).
+    wraps=False is the route of CPUs whose casts do not wrap like x86's: only
+    sums within the output's range go on the line kernels."""
+    monkeypatch.setattr(cnd, "_CASTS_WRAP_LIKE_X86", wraps)
+    monkeypatch.setattr(cnd, "_LINE_PIECE", 7)
+    monkeypatch.setattr(cnd, "_LINE_LANES", 24)
+    monkeypatch.setattr(cnd, "_line_plans", {})
+    runs = _count_line_passes(monkeypatch)
+    x = sample((23, 53), in_type, 31)
+    v = sample((3, 17, 30), in_type, 32)
+    out = np.dtype(out_type)
+    cases = [(x, 0, "reflect", 0.0, 0), (x, 1, "constant", -3.7, 0), (x, 1, "wrap", 0.0, -1),
+             (x.T, 0, "nearest", 0.0, 1), (x[::2, ::-3], 1, "mirror", 0.0, 0),
+             (x[:, ::2], 0, "constant", 300.2, 0),
+             (v, 1, "reflect", 0.0, 0), (v, 2, "grid-wrap", 0.0, 0), (v, 0, "constant", 5.5, 0)]
+    for weights in LINE_WEIGHTS:
+        for image, axis, mode, cval, origin in cases:
+            origin = min(origin, (len(weights) - 1) // 2)
+            got, ref = both("correlate1d", image, weights, axis=axis, output=out, mode=mode,
+                            cval=cval, origin=origin)
+            assert_matches(got, ref)
+            # into a strided output, and in place where the types agree
+            target = np.zeros(image.shape[::-1], out).T
+            cnd.correlate1d(image, weights, axis, target, mode, cval, origin)
+            assert_matches(target, ref)
+            if out == image.dtype:
+                inplace = image.copy()
+                cnd.correlate1d(inplace, weights, axis, inplace, mode, cval, origin)
+                assert_matches(inplace, ref)
+    for size in (1, 2, 5):
+        for image, axis, mode, cval, origin in cases:
+            origin = max(min(origin, (size - 1) // 2), -(size // 2))
+            got, ref = both("uniform_filter1d", image, size, axis=axis, output=out, mode=mode,
+                            cval=cval, origin=origin)
+            assert_matches(got, ref)
+    source = np.iinfo(np.uint8 if in_type == "bool" else in_type)
+    holds = np.iinfo(out).min <= source.min and source.max <= np.iinfo(out).max
+    if wraps:
+        assert set(runs) == {0, 1, 2}
+    elif holds:     # the first weights' averages stay in range, on every axis
+        assert set(runs) == {0, 1, 2}
+
+
+def test_integer_lines_hold_only_sums_below_2_to_the_30(monkeypatch):
+    """Sums of 2**30 or more go back to the padded double route (the line
+    kernels truncate through int32); both routes give SciPy's bits."""
+    runs = _count_line_passes(monkeypatch)
+    x = np.array([[-32768, 32767, -32768, 1, 5, -32768, 0]], np.int16)
+    for weights, on_lines in [([16383.5, 16383.5], True), ([16384.0, 16384.5], False),
+                              ([np.nan, 1.0], False)]:
+        del runs[:]
+        got, ref = both("correlate1d", x, weights, output=np.int32, mode="constant",
+                        cval=-32768)
+        assert_matches(got, ref)
+        assert bool(runs) == on_lines
+    del runs[:]     # the fill counts: 40000 * 32767 > 2**30
+    got, ref = both("correlate1d", x, [16383.5, 16383.5], output=np.int32, mode="constant",
+                    cval=40000.0)
+    assert_matches(got, ref)
+    assert not runs
+
+
+@pytest.mark.parametrize("name,args,kwargs", [
+    ("gaussian_filter", (1.5,), {}), ("gaussian_filter", (3.0,), {"mode": "constant"}),
+    ("sobel", (0,), {}), ("sobel", (1,), {"output": np.int16}), ("laplace", (), {}),
+    ("prewitt", (1,), {"output": np.int32}), ("gaussian_laplace", (1.0,), {}),
+    ("uniform_filter", (3,), {}), ("uniform_filter", (8,), {"mode": "wrap"}),
+])
+@pytest.mark.parametrize("in_type", ["uint8", "int16", "uint16"])
+def test_integer_multipass_filters_on_lines(name, args, kwargs, in_type, monkeypatch):
+    """Filters whose passes run on the line kernels, the later passes in place
+    in their output, as SciPy's own functions give them; any thread count."""
+    runs = _count_line_passes(monkeypatch)
+    x = sample((70, 300), in_type, 33)
+    v = sample((9, 40, 33), in_type, 34)
+    for image in (x, v):
+        got, ref = both(name, image, *args, **kwargs)
+        assert_matches(got, ref)
+        for workers in (2, 3):
+            np.testing.assert_array_equal(getattr(cnd, name)(image, *args, workers=workers,
+                                                             **kwargs), got)
+    assert runs
+
+
 # ------------------------------------------------------------------ threads
 
 @pytest.mark.parametrize("dtype", ["uint8", "float32", "float64"])

@@ -44,6 +44,7 @@ import functools
 import math
 import numbers
 import operator
+import platform
 import warnings
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -394,6 +395,11 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
     if ctype is not None and _pass_in_place(src, weights, axis, before, rule, cval, out, ctype,
                                             workers):
         return
+    if ctype is None:
+        plan = _line_plan(src.dtype, out.dtype, weights, size, n, before, rule, cval)
+        if plan is not None:
+            _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers)
+            return
     padded = _pad_axis(src, axis, before, after, rule, cval,
                        np.float64 if ctype is None else ctype)
     result = _target(out, np.float64 if ctype is None else ctype)
@@ -437,6 +443,164 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
                         chunks, work, workers)
     if result is not out:
         _store(result, out)
+
+
+# ------------------------------------------------------------------ integer lines in place
+# An exact pass between 8- and 16-bit images reads the image and writes the
+# output in place, a line at a time through double scratch (_core's
+# ndimage_exact_rows / _lanes), instead of a padded double copy of the image
+# and a double result converted at the end: those moved about 35 MB per
+# 1024^2 uint8 pass. The line kernels truncate through int32, so they serve
+# only sums below 2**30 in magnitude; where C casts do not wrap like x86's
+# (an out-of-range double into uint8 is 0 on ARM, its low byte on x86), only
+# sums within the output type's range.
+
+# The samples' largest magnitude, by the dtypes the line kernels read.
+_LINE_SAMPLE_BOUND = {np.dtype(c): max(-np.iinfo(c).min, np.iinfo(c).max) for c in "bBhH"}
+# The dtypes they write.
+_LINE_OUTPUTS = frozenset(np.dtype(c) for c in "bBhHi")
+_CASTS_WRAP_LIKE_X86 = platform.machine().lower() in {"x86_64", "amd64", "i386", "i686", "x86"}
+# Output rows per piece of a pass down an axis, and lanes per block (the
+# piece's input rows in double, (_LINE_PIECE + L) * (_LINE_LANES + 8) * 8
+# bytes, stay in L2).
+_LINE_PIECE = 64
+_LINE_LANES = 256
+
+
+def _exact_in_lines(src: np.dtype, out: np.dtype, weights: np.ndarray, rule: str,
+                    cval: float) -> bool:
+    """Whether an exact pass from `src` to `out` can run on the line kernels
+    (see above): every sum provably below 2**30 in magnitude, and in the
+    output's range unless casts wrap like x86's."""
+    bound = _LINE_SAMPLE_BOUND.get(src)
+    if bound is None or out not in _LINE_OUTPUTS:
+        return False
+    info = np.iinfo(src)
+    low, high = float(info.min), float(info.max)
+    if rule == "constant":
+        low, high = min(low, cval), max(high, cval)
+    magnitude = max(-low, high) * float(np.abs(weights).sum())
+    if not magnitude < 2.0 ** 30:     # (False for NaN weights or fill)
+        return False
+    if _CASTS_WRAP_LIKE_X86:
+        return True
+    least = float(np.minimum(weights * low, weights * high).sum())
+    most = float(np.maximum(weights * low, weights * high).sum())
+    slack = magnitude * len(weights) * 2.0 ** -50   # rounding in the sums
+    target = np.iinfo(out)
+    return least - slack > target.min - 1 and most + slack < target.max + 1
+
+
+# The C type names of the line kernels' specializations, by dtype.
+_LINE_TYPE_NAMES = {np.dtype(c): name for c, name in
+                    (("b", "int8_t"), ("B", "uint8_t"), ("h", "int16_t"), ("H", "uint16_t"),
+                     ("i", "int32_t"))}
+
+
+class _LinePlan(NamedTuple):
+    """What a pass on the line kernels needs besides the arrays."""
+    index: np.ndarray      # the padded positions' source index, -1 the fill
+    symmetry: int          # of the weights (correlations)
+    rows: object           # _core's kernel along rows for the two dtypes
+    lanes: object          # _core's kernel down an axis for them
+
+
+# _line_plan's answers (None: not on the line kernels). A filter in a loop asks
+# the same question on every call, and the answer costs tens of microseconds
+# (NumPy reductions, Cython's choice of a fused specialization).
+_line_plans: dict = {}
+
+
+def _line_plan(src: np.dtype, out: np.dtype, weights, size: int, n: int, before: int,
+               rule: str, cval: float):
+    """The _LinePlan of an exact pass over n samples, of `weights` or (None)
+    a running mean of `size`, or None where the line kernels do not serve it
+    (_exact_in_lines)."""
+    key = (src, out, None if weights is None else weights.tobytes(), size, n, before, rule,
+           cval)
+    try:
+        return _line_plans[key]
+    except KeyError:
+        pass
+    plan = None
+    taps = _uniform_weights(size) if weights is None else weights   # (same range of sums)
+    if _exact_in_lines(src, out, taps, rule, cval):
+        types = _LINE_TYPE_NAMES[src], _LINE_TYPE_NAMES[out]
+        index = _padding.index_map(n, before, len(taps) - 1 - before, rule)
+        if weights is None:
+            plan = _LinePlan(index, 0, _core.ndimage_uniform_rows[types],
+                             _core.ndimage_uniform_lanes[types])
+        else:
+            plan = _LinePlan(index, _symmetry(weights), _core.ndimage_exact_rows[types],
+                             _core.ndimage_exact_lanes[types])
+    if len(_line_plans) >= _MAX_SHORT_PATHS:
+        _line_plans.clear()
+    _line_plans[key] = plan
+    return plan
+
+
+def _lines_view(a: np.ndarray, axis: int):
+    """`a` as an (outer, n, inner) view (any strides), or None if that needs a copy."""
+    if a.flags.c_contiguous:
+        return a.reshape(math.prod(a.shape[:axis]), a.shape[axis], -1)
+    v = a.view()
+    try:
+        v.shape = (math.prod(a.shape[:axis]), a.shape[axis], math.prod(a.shape[axis + 1:]))
+    except AttributeError:
+        return None
+    return v
+
+
+def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers) -> None:
+    """_pass_1d's exact correlation (`weights`) or running mean (`size`) on
+    the line kernels, as `plan` says."""
+    L = size if weights is None else len(weights)
+    n = src.shape[axis]
+    o3 = _lines_view(out, axis)
+    target = out if o3 is not None else np.empty(out.shape, out.dtype)
+    if o3 is None:
+        o3 = _lines_view(target, axis)
+    outer, _, inner = o3.shape
+    # A row pass reads each row whole before writing it, so it may run in
+    # place; any other overlap reads a copy.
+    if np.may_share_memory(src, target) and not (inner == 1 and src is target):
+        src = src.copy()
+    s3 = _lines_view(src, axis)
+    if s3 is None:
+        s3 = _lines_view(np.ascontiguousarray(src), axis)
+    index, symmetry, rows, down = plan
+    if inner == 1:
+        s2, o2 = s3[:, :, 0], o3[:, :, 0]
+        if weights is None:
+            def run(scratch, r0, r1):
+                rows(s2, index, before, cval, size, o2, scratch, r0, r1)
+        else:
+            def run(scratch, r0, r1):
+                rows(s2, index, before, cval, weights, symmetry, o2, scratch, r0, r1)
+        work = outer * n * L
+        scratch = lambda: _scratch.empty("ndimage.row", (2 * n + L - 1,), np.float64)  # noqa: E731
+        if work < _parallel.MIN_WORK_PER_THREAD:     # (a filter in a loop: no chunks)
+            run(scratch(), 0, outer)
+        else:
+            _parallel.run_work(run, _parallel.chunks_of(outer, n * L, workers), work, workers,
+                               scratch=scratch)
+    else:
+        lanes = min(_LINE_LANES, inner)
+        if weights is None:
+            def run(scratch, o, b0, b1):
+                down(s3, index, cval, size, o3, scratch, o, b0, b1)
+            rows_kept = 4
+        else:
+            def run(scratch, o, b0, b1):
+                down(s3, index, cval, weights, symmetry, o3, scratch, _LINE_PIECE, o, b0, b1)
+            rows_kept = _LINE_PIECE + L
+        chunks = [(o, b, min(b + lanes, inner)) for o in range(outer)
+                  for b in range(0, inner, lanes)]
+        _parallel.run_work(run, chunks, outer * n * inner * L, workers,
+                           scratch=lambda: _scratch.empty("ndimage.rows",
+                                                          (rows_kept * (lanes + 8),), np.float64))
+    if target is not out:
+        out[...] = target
 
 
 @functools.lru_cache(maxsize=64)
