@@ -4199,6 +4199,8 @@ cdef extern from "ndimage_exact.h" nogil:
                                  Py_ssize_t L, int symmetry, double *out, Py_ssize_t n)
     void cyc_exact_1d_lanes_avx2(const double *src, Py_ssize_t ts, const double *w,
                                  Py_ssize_t L, int symmetry, double *out, Py_ssize_t n)
+    void cyc_divide_sse2(double *x, double d, Py_ssize_t n)
+    void cyc_divide_avx2(double *x, double d, Py_ssize_t n)
 
 
 # Integer lines the exact 1-D passes read and write in place (no padded double
@@ -4285,37 +4287,63 @@ def ndimage_exact_rows(const line_in_t[:, :] src,      # IN  rows x n
             _line_from_double(sums, &out[r, 0], out_step, n)
 
 
+cdef inline void _divide(double *x, double d, Py_ssize_t n, bint avx2) noexcept nogil:
+    if avx2:
+        cyc_divide_avx2(x, d, n)
+    else:
+        cyc_divide_sse2(x, d, n)
+
+
 def ndimage_uniform_rows(const line_in_t[:, :] src,     # IN  rows x n
                          const int64_t[::1] index,         # IN  n + size - 1 source columns, -1 fill
                          Py_ssize_t before, double fill, Py_ssize_t size,
                          line_out_t[:, :] out,             # OUT rows x n (may be src itself)
-                         double[::1] scratch,              # >= 2n + size - 1
+                         double[::1] scratch,              # >= 4 (2n + size - 1)
                          Py_ssize_t r0, Py_ssize_t r1):
     """Rows r0..r1 of NI_UniformFilter1D's running mean along the rows (the
     sum of the first window, then one sample in and one out per output,
     each output the sum divided by size), through scratch like
-    ndimage_exact_rows."""
-    cdef Py_ssize_t r, l, n = src.shape[1], m = src.shape[1] + size - 1
+    ndimage_exact_rows. Four rows go in step: each row's sums are one
+    chain of dependent adds, and four chains keep the adder busy."""
+    cdef Py_ssize_t r, i, k, l, n = src.shape[1], m = src.shape[1] + size - 1
     cdef Py_ssize_t step = src.strides[1] // <Py_ssize_t>sizeof(line_in_t)
     cdef Py_ssize_t out_step = out.strides[1] // <Py_ssize_t>sizeof(line_out_t)
-    cdef double *line = &scratch[0]
-    cdef double *means = &scratch[m]
-    cdef double t, d = <double>size
+    cdef double *lines = &scratch[0]         # four padded rows, m apart
+    cdef double *sums = &scratch[4 * m]      # their sums, n apart
+    cdef double t0, t1, t2, t3
     cdef const line_in_t *p
+    cdef bint avx2 = _table != cyc_kernels(0)
+    cdef double *a
+    cdef double *b
+    cdef double *c
+    cdef double *e
     with nogil:
-        for r in range(r0, r1):
-            p = &src[r, 0]
-            _padded_entries(p, step, &index[0], fill, line, 0, before)
-            _line_to_double(p, step, line + before, n)
-            _padded_entries(p, step, &index[0], fill, line, before + n, m)
-            t = 0.0
+        for r in range(r0, r1, 4):
+            k = min(4, r1 - r)
+            for i in range(k):
+                p = &src[r + i, 0]
+                _padded_entries(p, step, &index[0], fill, lines + i * m, 0, before)
+                _line_to_double(p, step, lines + i * m + before, n)
+                _padded_entries(p, step, &index[0], fill, lines + i * m, before + n, m)
+            for i in range(k, 4):            # (a short last group sums copies of its first row)
+                memcpy(lines + i * m, lines, m * sizeof(double))
+            a, b, c, e = lines, lines + m, lines + 2 * m, lines + 3 * m
+            t0 = t1 = t2 = t3 = 0.0
             for l in range(size):
-                t = t + line[l]
-            means[0] = t / d
+                t0 = t0 + a[l]
+                t1 = t1 + b[l]
+                t2 = t2 + c[l]
+                t3 = t3 + e[l]
+            sums[0], sums[n], sums[2 * n], sums[3 * n] = t0, t1, t2, t3
             for l in range(1, n):
-                t = t + (line[l + size - 1] - line[l - 1])
-                means[l] = t / d
-            _line_from_double(means, &out[r, 0], out_step, n)
+                t0 = t0 + (a[l + size - 1] - a[l - 1])
+                t1 = t1 + (b[l + size - 1] - b[l - 1])
+                t2 = t2 + (c[l + size - 1] - c[l - 1])
+                t3 = t3 + (e[l + size - 1] - e[l - 1])
+                sums[l], sums[n + l], sums[2 * n + l], sums[3 * n + l] = t0, t1, t2, t3
+            for i in range(k):
+                _divide(sums + i * n, <double>size, n, avx2)
+                _line_from_double(sums + i * n, &out[r + i, 0], out_step, n)
 
 
 cdef inline void _padded_row(const line_in_t[:, :, :] src, Py_ssize_t o, Py_ssize_t row,
@@ -4346,6 +4374,7 @@ def ndimage_uniform_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lane
     cdef double *leaving = &scratch[2 * B]
     cdef double *means = &scratch[3 * B]
     cdef double d = <double>size
+    cdef bint avx2 = _table != cyc_kernels(0)
     with nogil:
         for b in range(B):
             total[b] = 0.0
@@ -4353,15 +4382,16 @@ def ndimage_uniform_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lane
             _padded_row(src, o, index[l], b0, B, step, fill, entering)
             for b in range(B):
                 total[b] = total[b] + entering[b]
-        for b in range(B):
-            means[b] = total[b] / d
+        memcpy(means, total, B * sizeof(double))
+        _divide(means, d, B, avx2)
         _line_from_double(means, &out[o, 0, b0], out_step, B)
         for l in range(1, n):
             _padded_row(src, o, index[l + size - 1], b0, B, step, fill, entering)
             _padded_row(src, o, index[l - 1], b0, B, step, fill, leaving)
             for b in range(B):
                 total[b] = total[b] + (entering[b] - leaving[b])
-                means[b] = total[b] / d
+            memcpy(means, total, B * sizeof(double))
+            _divide(means, d, B, avx2)
             _line_from_double(means, &out[o, l, b0], out_step, B)
 
 

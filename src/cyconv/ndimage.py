@@ -578,7 +578,8 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
             def run(scratch, r0, r1):
                 rows(s2, index, before, cval, weights, symmetry, o2, scratch, r0, r1)
         work = outer * n * L
-        scratch = lambda: _scratch.empty("ndimage.row", (2 * n + L - 1,), np.float64)  # noqa: E731
+        lines = 2 * n + L - 1 if weights is not None else 4 * (2 * n + L - 1)
+        scratch = lambda: _scratch.empty("ndimage.row", (lines,), np.float64)  # noqa: E731
         if work < _parallel.MIN_WORK_PER_THREAD:     # (a filter in a loop: no chunks)
             run(scratch(), 0, outer)
         else:

@@ -207,10 +207,25 @@ static void cyc_exact_1d_sse2(const double *src, const double *w, ptrdiff_t L, i
 }
 #endif
 
+/* x[j] = x[j] / d for j < n: the running means' divisions, which bound their
+ * speed (a scalar divsd per output: 1.8 ns a sample on Zen 4); each lane
+ * divides exactly as the scalar code would. */
+#define CYC_DIVIDE(NAME, TARGET)                                                      \
+TARGET static void NAME(double *x, double d, ptrdiff_t n)                            \
+{                                                                                    \
+    for (ptrdiff_t j = 0; j < n; j++)                                                \
+        x[j] = x[j] / d;                                                             \
+}
+CYC_DIVIDE(cyc_divide_sse2, )
+#if CYC_EXACT_HAVE_AVX2
+CYC_DIVIDE(cyc_divide_avx2, CYC_EXACT_AVX2_TARGET)
+#endif
+
 #if !CYC_EXACT_HAVE_AVX2
 #define cyc_exact_line_avx2 cyc_exact_line_sse2
 #define cyc_exact_1d_avx2 cyc_exact_1d_sse2
 #define cyc_exact_1d_lanes_avx2 cyc_exact_1d_lanes_sse2
+#define cyc_divide_avx2 cyc_divide_sse2
 #endif
 
 #endif
