@@ -15,6 +15,11 @@ Suites (issue 14's targets):
     ndimage's "reflect"); and a 256x256x256 float32 volume (three 1-D passes).
 ``uniform``
     ``uniform_filter`` of a 2048x2048 float32 image, size 3, 5, 9, 15, 21, 31.
+``integer``
+    the 1-D-pass filters on uint8 images into uint8 outputs (SciPy's default
+    output dtype, bitwise): ``gaussian_filter`` sigma = 1, 3, ``uniform_filter``
+    size 3, 9, ``sobel`` (into uint8 and int16), ``correlate1d`` along each
+    axis, at 256x256 and 1024x1024.
 
 Each case checks cyconv's output against scipy.ndimage's (max relative error,
 1e-4 float32 / 1e-10 float64, bitwise for uint8) and cv2's against cyconv's.
@@ -38,7 +43,8 @@ C.single_thread()
 
 import numpy as np  # noqa: E402
 
-SUITES = ("correlate", "gaussian", "uniform")
+SUITES = ("correlate", "gaussian", "uniform", "integer")
+TAPS = [0.1, 0.2, 0.4, 0.2, 0.1]   # the integer suite's correlate1d weights
 
 
 def _load():
@@ -143,6 +149,25 @@ def run(quick: bool = False, suites=SUITES, log=C.progress) -> dict:
             cases.append(_case(fns, f"uniform_filter float32 {n}² size={size}",
                                {"suite": "uniform", "dtype": "float32", "size": n,
                                 "filter_size": size}, quick, log))
+    if "integer" in suites:
+        calls = [
+            ("gaussian_filter sigma=1", lambda m, x: m.gaussian_filter(x, 1)),
+            ("gaussian_filter sigma=3", lambda m, x: m.gaussian_filter(x, 3)),
+            ("uniform_filter size=3", lambda m, x: m.uniform_filter(x, 3)),
+            ("uniform_filter size=9", lambda m, x: m.uniform_filter(x, 9)),
+            ("sobel axis=0", lambda m, x: m.sobel(x, 0)),
+            ("sobel axis=0 -> int16", lambda m, x: m.sobel(x, 0, output=np.int16)),
+            ("correlate1d 5 taps axis=1", lambda m, x: m.correlate1d(x, TAPS, axis=1)),
+            ("correlate1d 5 taps axis=0", lambda m, x: m.correlate1d(x, TAPS, axis=0)),
+        ]
+        for n in ((16,) if quick else (256, 1024)):
+            x = rng.integers(0, 256, (n, n), dtype=np.uint8)
+            for label, call in calls:
+                fns = {"cyconv": lambda c=call: c(cnd, x),
+                       "scipy.ndimage": lambda c=call: c(ndi, x)}
+                cases.append(_case(fns, f"{label} uint8 {n}²",
+                                   {"suite": "integer", "dtype": "uint8", "size": n,
+                                    "func": label}, quick, log))
     return {"suite": "ndimage", "quick": quick, "machine": C.machine_info(), "clock": C.CLOCK,
             "loadavg": [load_before, C.loadavg()], "wall_over_cpu": C.wall_over_cpu(cases),
             "cases": cases}
