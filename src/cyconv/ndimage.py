@@ -23,7 +23,9 @@ and converts it to the output dtype with a C cast):
   operations (vectorized across independent outputs, no fused multiply-add)
   and converted like SciPy's C cast, so they equal SciPy's bit for bit,
   including truncation toward zero and the platform's wrap-around of
-  out-of-range values.
+  out-of-range values. 1-D passes between 8/16-bit images and 8- to 32-bit
+  outputs read and write them in place, a line at a time through double
+  scratch (where every sum is below 2**30); the others pad a double copy.
 - multi-pass filters (uniform_filter, gaussian_filter, sobel, ...) write each
   pass in the output's dtype and read it back for the next, like SciPy, so
   they equal the same sequence of 1-D calls bit for bit and integer outputs
