@@ -602,6 +602,24 @@ def test_integer_lines_hold_only_sums_below_2_to_the_30(monkeypatch):
     assert not runs
 
 
+def test_unaligned_16_bit_lines_go_the_padded_way(monkeypatch):
+    """A 16-bit image or output off its alignment is not handed to the line
+    kernels (C pointers of its type); the result is SciPy's either way."""
+    runs = _count_line_passes(monkeypatch)
+    a = sample((19, 41), "int16", 35)
+
+    def unaligned(v):
+        return np.frombuffer(bytearray(b"\0" + v.tobytes()), v.dtype, offset=1).reshape(v.shape)
+
+    for image, out in [(unaligned(a), np.zeros_like(a)), (a, unaligned(np.zeros_like(a))),
+                       (a, np.zeros_like(a))]:
+        for axis in (0, 1):
+            ref = ndi.correlate1d(a, [0.2, -0.5, 0.3], axis)
+            cnd.correlate1d(image, [0.2, -0.5, 0.3], axis, out)
+            assert_matches(out, ref)
+    assert runs == [0, 1]      # the aligned pair only
+
+
 @pytest.mark.parametrize("name,args,kwargs", [
     ("gaussian_filter", (1.5,), {}), ("gaussian_filter", (3.0,), {"mode": "constant"}),
     ("sobel", (0,), {}), ("sobel", (1,), {"output": np.int16}), ("laplace", (), {}),

@@ -397,7 +397,7 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
     if ctype is not None and _pass_in_place(src, weights, axis, before, rule, cval, out, ctype,
                                             workers):
         return
-    if ctype is None:
+    if ctype is None and src.flags.aligned and out.flags.aligned:   # (C pointers of the type)
         plan = _line_plan(src.dtype, out.dtype, weights, size, n, before, rule, cval)
         if plan is not None:
             _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers)
