@@ -4201,24 +4201,15 @@ cdef extern from "ndimage_exact.h" nogil:
                                  Py_ssize_t L, int symmetry, double *out, Py_ssize_t n)
     void cyc_divide_sse2(double *x, double d, Py_ssize_t n)
     void cyc_divide_avx2(double *x, double d, Py_ssize_t n)
-    void cyc_u8_to_double_sse2(const uint8_t *p, Py_ssize_t step, double *dst, Py_ssize_t n)
-    void cyc_i8_to_double_sse2(const int8_t *p, Py_ssize_t step, double *dst, Py_ssize_t n)
-    void cyc_u16_to_double_sse2(const uint16_t *p, Py_ssize_t step, double *dst, Py_ssize_t n)
-    void cyc_i16_to_double_sse2(const int16_t *p, Py_ssize_t step, double *dst, Py_ssize_t n)
-    void cyc_double_to_u8_sse2(const double *src, uint8_t *p, Py_ssize_t step, Py_ssize_t n)
-    void cyc_double_to_i8_sse2(const double *src, int8_t *p, Py_ssize_t step, Py_ssize_t n)
-    void cyc_double_to_u16_sse2(const double *src, uint16_t *p, Py_ssize_t step, Py_ssize_t n)
-    void cyc_double_to_i16_sse2(const double *src, int16_t *p, Py_ssize_t step, Py_ssize_t n)
-    void cyc_double_to_i32_sse2(const double *src, int32_t *p, Py_ssize_t step, Py_ssize_t n)
-    void cyc_u8_to_double_avx2(const uint8_t *p, Py_ssize_t step, double *dst, Py_ssize_t n)
-    void cyc_i8_to_double_avx2(const int8_t *p, Py_ssize_t step, double *dst, Py_ssize_t n)
-    void cyc_u16_to_double_avx2(const uint16_t *p, Py_ssize_t step, double *dst, Py_ssize_t n)
-    void cyc_i16_to_double_avx2(const int16_t *p, Py_ssize_t step, double *dst, Py_ssize_t n)
-    void cyc_double_to_u8_avx2(const double *src, uint8_t *p, Py_ssize_t step, Py_ssize_t n)
-    void cyc_double_to_i8_avx2(const double *src, int8_t *p, Py_ssize_t step, Py_ssize_t n)
-    void cyc_double_to_u16_avx2(const double *src, uint16_t *p, Py_ssize_t step, Py_ssize_t n)
-    void cyc_double_to_i16_avx2(const double *src, int16_t *p, Py_ssize_t step, Py_ssize_t n)
-    void cyc_double_to_i32_avx2(const double *src, int32_t *p, Py_ssize_t step, Py_ssize_t n)
+    void cyc_u8_to_double(const uint8_t *p, Py_ssize_t step, double *dst, Py_ssize_t n, int avx2)
+    void cyc_i8_to_double(const int8_t *p, Py_ssize_t step, double *dst, Py_ssize_t n, int avx2)
+    void cyc_u16_to_double(const uint16_t *p, Py_ssize_t step, double *dst, Py_ssize_t n, int avx2)
+    void cyc_i16_to_double(const int16_t *p, Py_ssize_t step, double *dst, Py_ssize_t n, int avx2)
+    void cyc_double_to_u8(const double *src, uint8_t *p, Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_double_to_i8(const double *src, int8_t *p, Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_double_to_u16(const double *src, uint16_t *p, Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_double_to_i16(const double *src, int16_t *p, Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_double_to_i32(const double *src, int32_t *p, Py_ssize_t step, Py_ssize_t n, int avx2)
 
 
 # Integer lines the exact 1-D passes read and write in place (no padded double
@@ -4244,58 +4235,31 @@ ctypedef fused line_out_t:
 cdef inline void _line_to_double(const line_in_t *p, Py_ssize_t step, double *dst,
                                  Py_ssize_t n) noexcept nogil:
     """dst[j] = p[j * step] for j < n (ndimage_exact.h, AVX2 above the baseline)."""
-    cdef bint avx2 = _table != cyc_kernels(0)
+    cdef int avx2 = _table != cyc_kernels(0)
     if line_in_t is uint8_t:
-        if avx2:
-            cyc_u8_to_double_avx2(p, step, dst, n)
-        else:
-            cyc_u8_to_double_sse2(p, step, dst, n)
+        cyc_u8_to_double(p, step, dst, n, avx2)
     elif line_in_t is int8_t:
-        if avx2:
-            cyc_i8_to_double_avx2(p, step, dst, n)
-        else:
-            cyc_i8_to_double_sse2(p, step, dst, n)
+        cyc_i8_to_double(p, step, dst, n, avx2)
     elif line_in_t is uint16_t:
-        if avx2:
-            cyc_u16_to_double_avx2(p, step, dst, n)
-        else:
-            cyc_u16_to_double_sse2(p, step, dst, n)
+        cyc_u16_to_double(p, step, dst, n, avx2)
     else:
-        if avx2:
-            cyc_i16_to_double_avx2(p, step, dst, n)
-        else:
-            cyc_i16_to_double_sse2(p, step, dst, n)
+        cyc_i16_to_double(p, step, dst, n, avx2)
 
 
 cdef inline void _line_from_double(const double *src, line_out_t *p, Py_ssize_t step,
                                    Py_ssize_t n) noexcept nogil:
     """p[j * step] = src[j] truncated toward zero, through int32, for j < n."""
-    cdef bint avx2 = _table != cyc_kernels(0)
+    cdef int avx2 = _table != cyc_kernels(0)
     if line_out_t is uint8_t:
-        if avx2:
-            cyc_double_to_u8_avx2(src, p, step, n)
-        else:
-            cyc_double_to_u8_sse2(src, p, step, n)
+        cyc_double_to_u8(src, p, step, n, avx2)
     elif line_out_t is int8_t:
-        if avx2:
-            cyc_double_to_i8_avx2(src, p, step, n)
-        else:
-            cyc_double_to_i8_sse2(src, p, step, n)
+        cyc_double_to_i8(src, p, step, n, avx2)
     elif line_out_t is uint16_t:
-        if avx2:
-            cyc_double_to_u16_avx2(src, p, step, n)
-        else:
-            cyc_double_to_u16_sse2(src, p, step, n)
+        cyc_double_to_u16(src, p, step, n, avx2)
     elif line_out_t is int16_t:
-        if avx2:
-            cyc_double_to_i16_avx2(src, p, step, n)
-        else:
-            cyc_double_to_i16_sse2(src, p, step, n)
+        cyc_double_to_i16(src, p, step, n, avx2)
     else:
-        if avx2:
-            cyc_double_to_i32_avx2(src, p, step, n)
-        else:
-            cyc_double_to_i32_sse2(src, p, step, n)
+        cyc_double_to_i32(src, p, step, n, avx2)
 
 
 cdef inline void _padded_entries(const line_in_t *p, Py_ssize_t step, const int64_t *index,

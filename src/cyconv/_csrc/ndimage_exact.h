@@ -108,32 +108,27 @@ static void cyc_exact_line_sse2(const double *src, const ptrdiff_t *off, const d
 #if defined(__GNUC__)
 #define CYC_EXACT_LD(v, k, TS) (*(const VU *)(p + (v) * VW + (k) * (TS)))
 /* Four vectors of outputs VW apart from p, the taps TS apart: one statement
- * each, so that GCC keeps the four sums in registers through the taps. */
+ * each, so that GCC keeps the four sums in registers through the taps.
+ * CYC_EXACT_PAIR_SUMS: the (anti)symmetric sums, pairs joined by OP. */
+#define CYC_EXACT_LD(v, k, TS) (*(const VU *)(p + (v) * VW + (k) * (TS)))
+#define CYC_EXACT_PAIR_SUMS(OP, TS)                                                 \
+    a0 = CYC_EXACT_LD(0, c, TS) * w[c];                                             \
+    a1 = CYC_EXACT_LD(1, c, TS) * w[c];                                             \
+    a2 = CYC_EXACT_LD(2, c, TS) * w[c];                                             \
+    a3 = CYC_EXACT_LD(3, c, TS) * w[c];                                             \
+    for (ptrdiff_t i = -c; i < 0; i++) {                                            \
+        const double wi = w[c + i];                                                 \
+        a0 = a0 + (CYC_EXACT_LD(0, c + i, TS) OP CYC_EXACT_LD(0, c - i, TS)) * wi;  \
+        a1 = a1 + (CYC_EXACT_LD(1, c + i, TS) OP CYC_EXACT_LD(1, c - i, TS)) * wi;  \
+        a2 = a2 + (CYC_EXACT_LD(2, c + i, TS) OP CYC_EXACT_LD(2, c - i, TS)) * wi;  \
+        a3 = a3 + (CYC_EXACT_LD(3, c + i, TS) OP CYC_EXACT_LD(3, c - i, TS)) * wi;  \
+    }                                                                               \
+    do {} while (0)
 #define CYC_EXACT_1D_SUMS(TS)                                                       \
     if (symmetry > 0) {                                                             \
-        a0 = CYC_EXACT_LD(0, c, TS) * w[c];                                         \
-        a1 = CYC_EXACT_LD(1, c, TS) * w[c];                                         \
-        a2 = CYC_EXACT_LD(2, c, TS) * w[c];                                         \
-        a3 = CYC_EXACT_LD(3, c, TS) * w[c];                                         \
-        for (ptrdiff_t i = -c; i < 0; i++) {                                        \
-            const double wi = w[c + i];                                             \
-            a0 = a0 + (CYC_EXACT_LD(0, c + i, TS) + CYC_EXACT_LD(0, c - i, TS)) * wi; \
-            a1 = a1 + (CYC_EXACT_LD(1, c + i, TS) + CYC_EXACT_LD(1, c - i, TS)) * wi; \
-            a2 = a2 + (CYC_EXACT_LD(2, c + i, TS) + CYC_EXACT_LD(2, c - i, TS)) * wi; \
-            a3 = a3 + (CYC_EXACT_LD(3, c + i, TS) + CYC_EXACT_LD(3, c - i, TS)) * wi; \
-        }                                                                           \
+        CYC_EXACT_PAIR_SUMS(+, TS);                                                 \
     } else if (symmetry < 0) {                                                      \
-        a0 = CYC_EXACT_LD(0, c, TS) * w[c];                                         \
-        a1 = CYC_EXACT_LD(1, c, TS) * w[c];                                         \
-        a2 = CYC_EXACT_LD(2, c, TS) * w[c];                                         \
-        a3 = CYC_EXACT_LD(3, c, TS) * w[c];                                         \
-        for (ptrdiff_t i = -c; i < 0; i++) {                                        \
-            const double wi = w[c + i];                                             \
-            a0 = a0 + (CYC_EXACT_LD(0, c + i, TS) - CYC_EXACT_LD(0, c - i, TS)) * wi; \
-            a1 = a1 + (CYC_EXACT_LD(1, c + i, TS) - CYC_EXACT_LD(1, c - i, TS)) * wi; \
-            a2 = a2 + (CYC_EXACT_LD(2, c + i, TS) - CYC_EXACT_LD(2, c - i, TS)) * wi; \
-            a3 = a3 + (CYC_EXACT_LD(3, c + i, TS) - CYC_EXACT_LD(3, c - i, TS)) * wi; \
-        }                                                                           \
+        CYC_EXACT_PAIR_SUMS(-, TS);                                                 \
     } else {                                                                        \
         a0 = CYC_EXACT_LD(0, L - 1, TS) * w[L - 1];                                 \
         a1 = CYC_EXACT_LD(1, L - 1, TS) * w[L - 1];                                 \
@@ -260,6 +255,27 @@ CYC_LINE_CONVERSIONS(avx2, CYC_EXACT_AVX2_TARGET)
 #else
 CYC_LINE_CONVERSIONS(avx2, )
 #endif
+
+/* The copy for the level: AVX2 where avx2 is set. */
+#define CYC_LINE_TO_DOUBLE_AT(NAME, T)                                                \
+static inline void NAME(const T *p, ptrdiff_t step, double *dst, ptrdiff_t n, int avx2) \
+{                                                                                    \
+    (avx2 ? NAME##_avx2 : NAME##_sse2)(p, step, dst, n);                             \
+}
+#define CYC_LINE_FROM_DOUBLE_AT(NAME, T)                                              \
+static inline void NAME(const double *src, T *p, ptrdiff_t step, ptrdiff_t n, int avx2) \
+{                                                                                    \
+    (avx2 ? NAME##_avx2 : NAME##_sse2)(src, p, step, n);                             \
+}
+CYC_LINE_TO_DOUBLE_AT(cyc_u8_to_double, uint8_t)
+CYC_LINE_TO_DOUBLE_AT(cyc_i8_to_double, int8_t)
+CYC_LINE_TO_DOUBLE_AT(cyc_u16_to_double, uint16_t)
+CYC_LINE_TO_DOUBLE_AT(cyc_i16_to_double, int16_t)
+CYC_LINE_FROM_DOUBLE_AT(cyc_double_to_u8, uint8_t)
+CYC_LINE_FROM_DOUBLE_AT(cyc_double_to_i8, int8_t)
+CYC_LINE_FROM_DOUBLE_AT(cyc_double_to_u16, uint16_t)
+CYC_LINE_FROM_DOUBLE_AT(cyc_double_to_i16, int16_t)
+CYC_LINE_FROM_DOUBLE_AT(cyc_double_to_i32, int32_t)
 
 #if !CYC_EXACT_HAVE_AVX2
 #define cyc_exact_line_avx2 cyc_exact_line_sse2
