@@ -562,6 +562,17 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
     the line kernels, as `plan` says."""
     L = size if weights is None else len(weights)
     n = src.shape[axis]
+    index, symmetry, rows, down = plan
+    lines = 4 * (2 * n + L - 1)     # ndimage_uniform_rows' scratch (correlations use a fourth)
+    if src.ndim == 2 and axis == 1 and src.size * L < _parallel.MIN_WORK_PER_THREAD \
+            and (src is out or not np.may_share_memory(src, out)):
+        # a small image along its rows (a filter in a loop): one call, no views
+        scratch = _scratch.empty("ndimage.row", (lines,), np.float64)
+        if weights is None:
+            rows(src, index, before, cval, size, out, scratch, 0, src.shape[0])
+        else:
+            rows(src, index, before, cval, weights, symmetry, out, scratch, 0, src.shape[0])
+        return
     o3 = _lines_view(out, axis)
     target = out if o3 is not None else np.empty(out.shape, out.dtype)
     if o3 is None:
@@ -574,7 +585,6 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
     s3 = _lines_view(src, axis)
     if s3 is None:
         s3 = _lines_view(np.ascontiguousarray(src), axis)
-    index, symmetry, rows, down = plan
     if inner == 1:
         s2, o2 = s3[:, :, 0], o3[:, :, 0]
         if weights is None:
@@ -584,7 +594,6 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
             def run(scratch, r0, r1):
                 rows(s2, index, before, cval, weights, symmetry, o2, scratch, r0, r1)
         work = outer * n * L
-        lines = 2 * n + L - 1 if weights is not None else 4 * (2 * n + L - 1)
         scratch = lambda: _scratch.empty("ndimage.row", (lines,), np.float64)  # noqa: E731
         if work < _parallel.MIN_WORK_PER_THREAD:     # (a filter in a loop: no chunks)
             run(scratch(), 0, outer)
