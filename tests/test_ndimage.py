@@ -602,6 +602,31 @@ def test_integer_lines_hold_only_sums_below_2_to_the_30(monkeypatch):
     assert not runs
 
 
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "int8", "uint8"])
+def test_integer_running_means_are_scipys_for_every_size(dtype, monkeypatch):
+    """Running means into integer outputs on the line kernels: SciPy's bits
+    for sizes 1-70, sums at and beside multiples of the size, the type's
+    extremes, negative sums, integer and non-integer fills, along and down
+    the rows."""
+    runs = _count_line_passes(monkeypatch)
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(36)
+    x = rng.integers(info.min, info.max, (8, 157), endpoint=True).astype(dtype)
+    x[1] = info.max
+    x[2] = info.min
+    x[3, ::2], x[3, 1::2] = info.max, info.max - 1
+    x[4, ::2], x[4, 1::2] = info.min, info.max
+    x[5] = rng.integers(max(info.min, -3), 4, 157)
+    x[6, :] = rng.integers(0, 2, 157) + (info.min // 2)
+    for size in range(1, 71):
+        for mode, cval in [("reflect", 0.0), ("constant", -7.0), ("constant", 2.5),
+                           ("wrap", 0.0)]:
+            for axis in (0, 1):
+                got, ref = both("uniform_filter1d", x, size, axis=axis, mode=mode, cval=cval)
+                assert_matches(got, ref)
+    assert set(runs) == {0, 1}
+
+
 def test_unaligned_16_bit_lines_go_the_padded_way(monkeypatch):
     """A 16-bit image or output off its alignment is not handed to the line
     kernels (C pointers of its type); the result is SciPy's either way."""
