@@ -457,9 +457,8 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
 # (an out-of-range double into uint8 is 0 on ARM, its low byte on x86), only
 # sums within the output type's range.
 
-# The samples' largest magnitude, by the dtypes the line kernels read.
-_LINE_SAMPLE_BOUND = {np.dtype(c): max(-np.iinfo(c).min, np.iinfo(c).max) for c in "bBhH"}
-# The dtypes they write.
+# The dtypes the line kernels read, and those they write.
+_LINE_INPUTS = frozenset(np.dtype(c) for c in "bBhH")
 _LINE_OUTPUTS = frozenset(np.dtype(c) for c in "bBhHi")
 _CASTS_WRAP_LIKE_X86 = platform.machine().lower() in {"x86_64", "amd64", "i386", "i686", "x86"}
 # A pass down an axis converts the input rows of a piece of at least
@@ -478,8 +477,7 @@ def _exact_in_lines(src: np.dtype, out: np.dtype, weights: np.ndarray, rule: str
     """Whether an exact pass from `src` to `out` can run on the line kernels
     (see above): every sum provably below 2**30 in magnitude, and in the
     output's range unless casts wrap like x86's."""
-    bound = _LINE_SAMPLE_BOUND.get(src)
-    if bound is None or out not in _LINE_OUTPUTS:
+    if src not in _LINE_INPUTS or out not in _LINE_OUTPUTS:
         return False
     info = np.iinfo(src)
     low, high = float(info.min), float(info.max)
@@ -593,13 +591,9 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
         else:
             def run(scratch, r0, r1):
                 rows(s2, index, before, cval, weights, symmetry, o2, scratch, r0, r1)
-        work = outer * n * L
-        scratch = lambda: _scratch.empty("ndimage.row", (lines,), np.float64)  # noqa: E731
-        if work < _parallel.MIN_WORK_PER_THREAD:     # (a filter in a loop: no chunks)
-            run(scratch(), 0, outer)
-        else:
-            _parallel.run_work(run, _parallel.chunks_of(outer, n * L, workers), work, workers,
-                               scratch=scratch)
+        _parallel.run_work(run, _parallel.chunks_of(outer, n * L, workers), outer * n * L,
+                           workers,
+                           scratch=lambda: _scratch.empty("ndimage.row", (lines,), np.float64))
     else:
         lanes = min(_LINE_LANES, max(16, _LINE_L1_DOUBLES // L // 16 * 16), inner)
         piece = max(_LINE_PIECE, L)
