@@ -4272,6 +4272,16 @@ cdef inline void _padded_entries(const line_in_t *p, Py_ssize_t step, const int6
         dst[q] = fill if index[q] < 0 else <double>p[index[q] * step]
 
 
+cdef inline void _padded_line(const line_in_t *p, Py_ssize_t step, const int64_t *index,
+                              double fill, Py_ssize_t before, Py_ssize_t n, Py_ssize_t m,
+                              double *dst) noexcept nogil:
+    """The m = n + L - 1 padded samples of the line p (n samples `step` apart)
+    as doubles: its n samples from dst[before], the border as index says."""
+    _padded_entries(p, step, index, fill, dst, 0, before)
+    _line_to_double(p, step, dst + before, n)
+    _padded_entries(p, step, index, fill, dst, before + n, m)
+
+
 def ndimage_exact_rows(const line_in_t[:, :] src,      # IN  rows x n
                        const int64_t[::1] index,         # IN  n + L - 1 source columns, -1 fill
                        Py_ssize_t before, double fill,
@@ -4287,14 +4297,10 @@ def ndimage_exact_rows(const line_in_t[:, :] src,      # IN  rows x n
     cdef Py_ssize_t out_step = out.strides[1] // <Py_ssize_t>sizeof(line_out_t)
     cdef double *line = &scratch[0]
     cdef double *sums = &scratch[m]
-    cdef const line_in_t *p
     cdef bint avx2 = _table != cyc_kernels(0)
     with nogil:
         for r in range(r0, r1):
-            p = &src[r, 0]
-            _padded_entries(p, step, &index[0], fill, line, 0, before)
-            _line_to_double(p, step, line + before, n)
-            _padded_entries(p, step, &index[0], fill, line, before + n, m)
+            _padded_line(&src[r, 0], step, &index[0], fill, before, n, m, line)
             if avx2:
                 cyc_exact_1d_avx2(line, &weights[0], L, symmetry, sums, n)
             else:
@@ -4326,7 +4332,6 @@ def ndimage_uniform_rows(const line_in_t[:, :] src,     # IN  rows x n
     cdef double *lines = &scratch[0]         # four padded rows, m apart
     cdef double *sums = &scratch[4 * m]      # their sums, n apart
     cdef double t0, t1, t2, t3
-    cdef const line_in_t *p
     cdef bint avx2 = _table != cyc_kernels(0)
     cdef double *a
     cdef double *b
@@ -4336,10 +4341,7 @@ def ndimage_uniform_rows(const line_in_t[:, :] src,     # IN  rows x n
         for r in range(r0, r1, 4):
             k = min(4, r1 - r)
             for i in range(k):
-                p = &src[r + i, 0]
-                _padded_entries(p, step, &index[0], fill, lines + i * m, 0, before)
-                _line_to_double(p, step, lines + i * m + before, n)
-                _padded_entries(p, step, &index[0], fill, lines + i * m, before + n, m)
+                _padded_line(&src[r + i, 0], step, &index[0], fill, before, n, m, lines + i * m)
             for i in range(k, 4):            # (a short last group sums copies of its first row)
                 memcpy(lines + i * m, lines, m * sizeof(double))
             a, b, c, e = lines, lines + m, lines + 2 * m, lines + 3 * m
@@ -4424,7 +4426,7 @@ def ndimage_exact_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lanes
     rows converted into scratch, each output row summed into its last row.
     The rows lie a cache line more than the block apart: 2 KB apart, a tap's
     rows fell into two L1 sets (Zen 4, L = 25: 7.9 GMAC/s)."""
-    cdef Py_ssize_t i0, k, l, s, P, B = b1 - b0, n = src.shape[1], L = weights.shape[0]
+    cdef Py_ssize_t i0, k, l, P, B = b1 - b0, n = src.shape[1], L = weights.shape[0]
     cdef Py_ssize_t pitch = B + 8
     cdef Py_ssize_t step = src.strides[2] // <Py_ssize_t>sizeof(line_in_t)
     cdef Py_ssize_t out_step = out.strides[2] // <Py_ssize_t>sizeof(line_out_t)
@@ -4436,12 +4438,7 @@ def ndimage_exact_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lanes
         while i0 < n:
             P = min(piece, n - i0)
             for k in range(P + L - 1):
-                s = index[i0 + k]
-                if s < 0:
-                    for l in range(B):
-                        rows[k * pitch + l] = fill
-                else:
-                    _line_to_double(&src[o, s, b0], step, rows + k * pitch, B)
+                _padded_row(src, o, index[i0 + k], b0, B, step, fill, rows + k * pitch)
             for l in range(P):
                 if avx2:
                     cyc_exact_1d_lanes_avx2(rows + l * pitch, pitch, &weights[0], L, symmetry,
