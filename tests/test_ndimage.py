@@ -10,12 +10,13 @@ must agree within a bound of the rounding of their sums.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 ndi = pytest.importorskip("scipy.ndimage")
@@ -625,6 +626,62 @@ def test_integer_running_means_are_scipys_for_every_size(dtype, monkeypatch):
                 got, ref = both("uniform_filter1d", x, size, axis=axis, mode=mode, cval=cval)
                 assert_matches(got, ref)
     assert set(runs) == {0, 1}
+
+
+@SETTINGS
+@example(size=49, quotient=1, step=0, seed=0)       # 49 * fl(1/49) < 1
+@example(size=1602597, quotient=1007049128, step=0, seed=0)
+@example(size=cnd._QUOTIENT_SIZES - 1, quotient=-(2**30 - 1), step=-1, seed=0)
+@given(size=st.integers(1, cnd._QUOTIENT_SIZES - 1), quotient=st.integers(-2**30 + 1, 2**30 - 1),
+       step=st.sampled_from([-1, 0, 1, None]), seed=st.integers(0, 2**32 - 1))
+def test_reciprocal_above_truncates_like_scipys_division(size, quotient, step, seed):
+    """trunc(s * _reciprocal_above(size)) is trunc(s / size) for every
+    integer sum s whose mean is below 2**30 in magnitude: at and beside
+    multiples of the size (the hard cases) and anywhere between."""
+    if step is None:
+        s = int(np.random.default_rng(seed).integers(-(2**30 - 1) * size, (2**30 - 1) * size))
+    else:
+        s = quotient * size + step
+    if abs(s) >= 2**30 * size:
+        return
+    exact = abs(s) // size * (1 if s >= 0 else -1)
+    assert math.trunc(float(s) / size) == exact          # SciPy's division
+    assert math.trunc(float(s) * cnd._reciprocal_above(size)) == exact
+
+
+def test_running_means_near_the_bounds(monkeypatch):
+    """Means near 2**30 (a large integer fill into int32), window sums on
+    either side of 2**31 (int32 prefix sums or double running sums), rows
+    whose prefix sums pass 2**32, and sizes beside _QUOTIENT_SIZES, where the
+    line kernels stop taking running means: the same bits as SciPy on every
+    side."""
+    runs = _count_line_passes(monkeypatch)
+    x = np.array([[0, 65535, 1, 65534, 7], [65535] * 5], np.uint16)
+    for cval in (2.0**30 - 1, -(2.0**30 - 1), 2.0**30 - 65536, 3.0):
+        for size in (2, 3, 641, 65537):
+            for axis in (0, 1):
+                got, ref = both("uniform_filter1d", x, size, axis=axis, output=np.int32,
+                                mode="constant", cval=cval)
+                assert_matches(got, ref)
+    assert len(runs) == 32
+    # Window sums below 2**31 run in int32 (prefix sums mod 2**32); larger
+    # ones, or a fractional fill, sum in double in SciPy's order.
+    for size, cval, kernel in [(2, 2.0**30 - 1, "window_means"), (3, 2.0**30 - 1, "uniform"),
+                               (641, 3.0, "window_means"), (65537, 3.0, "uniform"),
+                               (3, 2.5, "uniform")]:
+        plan = cnd._line_plan(x.dtype, np.dtype(np.int32), None, size, 5, size // 2,
+                              "constant", cval)
+        assert f"ndimage_{kernel}_rows" in plan.rows.__name__
+    long_rows = np.random.default_rng(37).integers(65000, 65536, (3, 70001)).astype(np.uint16)
+    for size in (1, 4, 9):          # the prefix sums pass 2**32 after 65537 samples
+        got, ref = both("uniform_filter1d", long_rows, size, axis=1, mode="nearest")
+        assert_matches(got, ref)
+    runs.clear()
+    for size in (cnd._QUOTIENT_SIZES - 1, cnd._QUOTIENT_SIZES):
+        got, ref = both("uniform_filter1d", x, size, axis=1, output=np.int32,
+                        mode="constant", cval=-12345.0)
+        assert_matches(got, ref)
+    assert runs == [1]          # the size below the bound only
 
 
 def test_unaligned_16_bit_lines_go_the_padded_way(monkeypatch):

@@ -4201,6 +4201,8 @@ cdef extern from "ndimage_exact.h" nogil:
                                  Py_ssize_t L, int symmetry, double *out, Py_ssize_t n)
     void cyc_divide_sse2(double *x, double d, Py_ssize_t n)
     void cyc_divide_avx2(double *x, double d, Py_ssize_t n)
+    void cyc_scale_sse2(double *x, double r, Py_ssize_t n)
+    void cyc_scale_avx2(double *x, double r, Py_ssize_t n)
     void cyc_u8_to_double(const uint8_t *p, Py_ssize_t step, double *dst, Py_ssize_t n, int avx2)
     void cyc_i8_to_double(const int8_t *p, Py_ssize_t step, double *dst, Py_ssize_t n, int avx2)
     void cyc_u16_to_double(const uint16_t *p, Py_ssize_t step, double *dst, Py_ssize_t n, int avx2)
@@ -4210,6 +4212,35 @@ cdef extern from "ndimage_exact.h" nogil:
     void cyc_double_to_u16(const double *src, uint16_t *p, Py_ssize_t step, Py_ssize_t n, int avx2)
     void cyc_double_to_i16(const double *src, int16_t *p, Py_ssize_t step, Py_ssize_t n, int avx2)
     void cyc_double_to_i32(const double *src, int32_t *p, Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_prefix_sums_2(uint32_t *a, uint32_t *b, Py_ssize_t m)
+    void cyc_window_means_u8(const uint32_t *prefix, Py_ssize_t size, double r, uint8_t *p,
+                             Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_window_means_i8(const uint32_t *prefix, Py_ssize_t size, double r, int8_t *p,
+                             Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_window_means_u16(const uint32_t *prefix, Py_ssize_t size, double r, uint16_t *p,
+                              Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_window_means_i16(const uint32_t *prefix, Py_ssize_t size, double r, int16_t *p,
+                              Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_window_means_i32(const uint32_t *prefix, Py_ssize_t size, double r, int32_t *p,
+                              Py_ssize_t step, Py_ssize_t n, int avx2)
+    void cyc_u8_running(const uint8_t *enter, double enter_fill, const uint8_t *leave,
+                        double leave_fill, Py_ssize_t step, double *total, Py_ssize_t n, int avx2)
+    void cyc_i8_running(const int8_t *enter, double enter_fill, const int8_t *leave,
+                        double leave_fill, Py_ssize_t step, double *total, Py_ssize_t n, int avx2)
+    void cyc_u16_running(const uint16_t *enter, double enter_fill, const uint16_t *leave,
+                         double leave_fill, Py_ssize_t step, double *total, Py_ssize_t n, int avx2)
+    void cyc_i16_running(const int16_t *enter, double enter_fill, const int16_t *leave,
+                         double leave_fill, Py_ssize_t step, double *total, Py_ssize_t n, int avx2)
+    void cyc_scaled_to_u8(const double *src, double r, uint8_t *p, Py_ssize_t step, Py_ssize_t n,
+                          int avx2)
+    void cyc_scaled_to_i8(const double *src, double r, int8_t *p, Py_ssize_t step, Py_ssize_t n,
+                          int avx2)
+    void cyc_scaled_to_u16(const double *src, double r, uint16_t *p, Py_ssize_t step,
+                           Py_ssize_t n, int avx2)
+    void cyc_scaled_to_i16(const double *src, double r, int16_t *p, Py_ssize_t step,
+                           Py_ssize_t n, int avx2)
+    void cyc_scaled_to_i32(const double *src, double r, int32_t *p, Py_ssize_t step,
+                           Py_ssize_t n, int avx2)
 
 
 # Integer lines the exact 1-D passes read and write in place (no padded double
@@ -4308,22 +4339,31 @@ def ndimage_exact_rows(const line_in_t[:, :] src,      # IN  rows x n
             _line_from_double(sums, &out[r, 0], out_step, n)
 
 
-cdef inline void _divide(double *x, double d, Py_ssize_t n, bint avx2) noexcept nogil:
-    if avx2:
-        cyc_divide_avx2(x, d, n)
+cdef inline void _means(double *sums, Py_ssize_t size, double reciprocal, Py_ssize_t n,
+                        bint avx2) noexcept nogil:
+    """sums / size in place, as sums * reciprocal if that is given (not 0)."""
+    if reciprocal == 0.0:
+        if avx2:
+            cyc_divide_avx2(sums, <double>size, n)
+        else:
+            cyc_divide_sse2(sums, <double>size, n)
+    elif avx2:
+        cyc_scale_avx2(sums, reciprocal, n)
     else:
-        cyc_divide_sse2(x, d, n)
+        cyc_scale_sse2(sums, reciprocal, n)
 
 
 def ndimage_uniform_rows(const line_in_t[:, :] src,     # IN  rows x n
                          const int64_t[::1] index,         # IN  n + size - 1 source columns, -1 fill
                          Py_ssize_t before, double fill, Py_ssize_t size,
+                         double reciprocal,                # ndimage._reciprocal_above(size) or 0
                          line_out_t[:, :] out,             # OUT rows x n (may be src itself)
                          double[::1] scratch,              # >= 4 (2n + size - 1)
                          Py_ssize_t r0, Py_ssize_t r1):
     """Rows r0..r1 of NI_UniformFilter1D's running mean along the rows (the
     sum of the first window, then one sample in and one out per output,
-    each output the sum divided by size), through scratch like
+    each output sum / size, or sum * reciprocal where that truncates to the
+    same integer), through scratch like
     ndimage_exact_rows. Four rows go in step: each row's sums are one
     chain of dependent adds, and four chains keep the adder busy."""
     cdef Py_ssize_t r, i, k, l, n = src.shape[1], m = src.shape[1] + size - 1
@@ -4359,8 +4399,77 @@ def ndimage_uniform_rows(const line_in_t[:, :] src,     # IN  rows x n
                 t3 = t3 + (e[l + size - 1] - e[l - 1])
                 sums[l], sums[n + l], sums[2 * n + l], sums[3 * n + l] = t0, t1, t2, t3
             for i in range(k):
-                _divide(sums + i * n, <double>size, n, avx2)
+                _means(sums + i * n, size, reciprocal, n, avx2)
                 _line_from_double(sums + i * n, &out[r + i, 0], out_step, n)
+
+
+cdef inline void _padded_ints(const line_in_t *p, Py_ssize_t step, const int64_t *index,
+                              int32_t fill, Py_ssize_t before, Py_ssize_t n, Py_ssize_t m,
+                              int32_t *dst) noexcept nogil:
+    """_padded_line's m padded samples of the line p, as int32."""
+    cdef Py_ssize_t q
+    for q in range(before):
+        dst[q] = fill if index[q] < 0 else <int32_t>p[index[q] * step]
+    if step == 1:
+        for q in range(n):
+            dst[before + q] = <int32_t>p[q]
+    else:
+        for q in range(n):
+            dst[before + q] = <int32_t>p[q * step]
+    for q in range(before + n, m):
+        dst[q] = fill if index[q] < 0 else <int32_t>p[index[q] * step]
+
+
+def ndimage_window_means_rows(const line_in_t[:, :] src,     # IN  rows x n
+                              const int64_t[::1] index,         # IN  n + size - 1 columns, -1 fill
+                              Py_ssize_t before, double fill,   # (an integer here)
+                              Py_ssize_t size,
+                              double reciprocal,                # ndimage._reciprocal_above(size)
+                              line_out_t[:, :] out,             # OUT rows x n (may be src itself)
+                              double[::1] scratch,              # >= 2 (n + size + 32)
+                              Py_ssize_t r0, Py_ssize_t r1):
+    """Rows r0..r1 of ndimage_uniform_rows' running means where every window
+    sums to an integer below 2**31 in magnitude (ndimage._int32_windows):
+    each sum is the difference of two of the row's prefix sums (mod 2**32).
+    The prefix sums overwrite the padded samples they add up (stores and loads
+    at other offsets stalled on false 4 KB aliasing), four rows at a time."""
+    cdef Py_ssize_t r, i, k, q, n = src.shape[1], m = src.shape[1] + size - 1
+    cdef Py_ssize_t pitch = (m + 1 + 15) // 16 * 16 + 16     # four rows, a cache line between
+    cdef Py_ssize_t step = src.strides[1] // <Py_ssize_t>sizeof(line_in_t)
+    cdef Py_ssize_t out_step = out.strides[1] // <Py_ssize_t>sizeof(line_out_t)
+    cdef uint32_t *a = <uint32_t *>&scratch[0]     # row i: 0 then its m samples, at i * pitch
+    cdef uint32_t *b = a + pitch
+    cdef uint32_t *c = a + 2 * pitch
+    cdef uint32_t *e = a + 3 * pitch
+    cdef int32_t int_fill = <int32_t>fill
+    cdef int avx2 = _table != cyc_kernels(0)
+    with nogil:
+        for r in range(r0, r1, 4):
+            k = min(4, r1 - r)
+            for i in range(k):
+                a[i * pitch] = 0
+                _padded_ints(&src[r + i, 0], step, &index[0], int_fill, before, n, m,
+                             <int32_t *>(a + i * pitch + 1))
+            for i in range(k, 4):            # (a short last group sums copies of its first row)
+                memcpy(a + i * pitch, a, (m + 1) * sizeof(uint32_t))
+            cyc_prefix_sums_2(a, b, m + 1)   # a[q] = the sum of the first q samples
+            cyc_prefix_sums_2(c, e, m + 1)
+            for i in range(k):
+                if line_out_t is uint8_t:
+                    cyc_window_means_u8(a + i * pitch, size, reciprocal, &out[r + i, 0],
+                                        out_step, n, avx2)
+                elif line_out_t is int8_t:
+                    cyc_window_means_i8(a + i * pitch, size, reciprocal, &out[r + i, 0],
+                                        out_step, n, avx2)
+                elif line_out_t is uint16_t:
+                    cyc_window_means_u16(a + i * pitch, size, reciprocal, &out[r + i, 0],
+                                         out_step, n, avx2)
+                elif line_out_t is int16_t:
+                    cyc_window_means_i16(a + i * pitch, size, reciprocal, &out[r + i, 0],
+                                         out_step, n, avx2)
+                else:
+                    cyc_window_means_i32(a + i * pitch, size, reciprocal, &out[r + i, 0],
+                                         out_step, n, avx2)
 
 
 cdef inline void _padded_row(const line_in_t[:, :, :] src, Py_ssize_t o, Py_ssize_t row,
@@ -4375,41 +4484,77 @@ cdef inline void _padded_row(const line_in_t[:, :, :] src, Py_ssize_t o, Py_ssiz
         _line_to_double(&src[o, row, b0], step, dst, B)
 
 
+cdef inline void _running(const line_in_t *enter, double enter_fill, const line_in_t *leave,
+                          double leave_fill, Py_ssize_t step, double *total,
+                          Py_ssize_t n) noexcept nogil:
+    """total[j] = total[j] + (enter[j * step] - leave[j * step]) for j < n, a
+    NULL row its fill (ndimage_exact.h's running sums)."""
+    cdef int avx2 = _table != cyc_kernels(0)
+    if line_in_t is uint8_t:
+        cyc_u8_running(enter, enter_fill, leave, leave_fill, step, total, n, avx2)
+    elif line_in_t is int8_t:
+        cyc_i8_running(enter, enter_fill, leave, leave_fill, step, total, n, avx2)
+    elif line_in_t is uint16_t:
+        cyc_u16_running(enter, enter_fill, leave, leave_fill, step, total, n, avx2)
+    else:
+        cyc_i16_running(enter, enter_fill, leave, leave_fill, step, total, n, avx2)
+
+
+cdef inline void _line_of_means(double *sums, Py_ssize_t size, double reciprocal,
+                                line_out_t *p, Py_ssize_t step, double *scratch,
+                                Py_ssize_t n) noexcept nogil:
+    """p[j * step] = sums[j] / size truncated (_means) for j < n: one pass
+    over the sums where the reciprocal serves, a division in scratch if not."""
+    cdef int avx2 = _table != cyc_kernels(0)
+    if reciprocal == 0.0:
+        memcpy(scratch, sums, n * sizeof(double))
+        _means(scratch, size, 0.0, n, avx2)
+        _line_from_double(scratch, p, step, n)
+    elif line_out_t is uint8_t:
+        cyc_scaled_to_u8(sums, reciprocal, p, step, n, avx2)
+    elif line_out_t is int8_t:
+        cyc_scaled_to_i8(sums, reciprocal, p, step, n, avx2)
+    elif line_out_t is uint16_t:
+        cyc_scaled_to_u16(sums, reciprocal, p, step, n, avx2)
+    elif line_out_t is int16_t:
+        cyc_scaled_to_i16(sums, reciprocal, p, step, n, avx2)
+    else:
+        cyc_scaled_to_i32(sums, reciprocal, p, step, n, avx2)
+
+
+cdef inline const line_in_t *_lane_row(const line_in_t[:, :, :] src, Py_ssize_t o,
+                                       Py_ssize_t row, Py_ssize_t b0) noexcept nogil:
+    """Lane b0 of source row `row` of block o, NULL for the fill (row -1)."""
+    if row < 0:
+        return NULL
+    return &src[o, row, b0]
+
+
 def ndimage_uniform_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lanes
                           const int64_t[::1] index,         # IN  n + size - 1 source rows, -1 fill
                           double fill, Py_ssize_t size,
+                          double reciprocal,                # ndimage._reciprocal_above(size) or 0
                           line_out_t[:, :, :] out,          # OUT outer x n x lanes, apart from src
-                          double[::1] scratch,              # >= 4 (b1 - b0)
+                          double[::1] scratch,              # >= 2 (b1 - b0)
                           Py_ssize_t o, Py_ssize_t b0, Py_ssize_t b1):
     """Lanes b0..b1 of block o of NI_UniformFilter1D's running mean down
-    axis 1, every lane in step (ndimage_uniform_rows' sums)."""
+    axis 1, every lane in step (ndimage_uniform_rows' sums), the rows read
+    and written in place."""
     cdef Py_ssize_t l, b, B = b1 - b0, n = src.shape[1]
     cdef Py_ssize_t step = src.strides[2] // <Py_ssize_t>sizeof(line_in_t)
     cdef Py_ssize_t out_step = out.strides[2] // <Py_ssize_t>sizeof(line_out_t)
     cdef double *total = &scratch[0]
-    cdef double *entering = &scratch[B]
-    cdef double *leaving = &scratch[2 * B]
-    cdef double *means = &scratch[3 * B]
-    cdef double d = <double>size
-    cdef bint avx2 = _table != cyc_kernels(0)
+    cdef double *means = &scratch[B]
     with nogil:
         for b in range(B):
             total[b] = 0.0
-        for l in range(size):
-            _padded_row(src, o, index[l], b0, B, step, fill, entering)
-            for b in range(B):
-                total[b] = total[b] + entering[b]
-        memcpy(means, total, B * sizeof(double))
-        _divide(means, d, B, avx2)
-        _line_from_double(means, &out[o, 0, b0], out_step, B)
+        for l in range(size):            # the first window: nothing leaves (x - 0.0 is x)
+            _running(_lane_row(src, o, index[l], b0), fill, NULL, 0.0, step, total, B)
+        _line_of_means(total, size, reciprocal, &out[o, 0, b0], out_step, means, B)
         for l in range(1, n):
-            _padded_row(src, o, index[l + size - 1], b0, B, step, fill, entering)
-            _padded_row(src, o, index[l - 1], b0, B, step, fill, leaving)
-            for b in range(B):
-                total[b] = total[b] + (entering[b] - leaving[b])
-            memcpy(means, total, B * sizeof(double))
-            _divide(means, d, B, avx2)
-            _line_from_double(means, &out[o, l, b0], out_step, B)
+            _running(_lane_row(src, o, index[l + size - 1], b0), fill,
+                     _lane_row(src, o, index[l - 1], b0), fill, step, total, B)
+            _line_of_means(total, size, reciprocal, &out[o, l, b0], out_step, means, B)
 
 
 def ndimage_exact_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lanes

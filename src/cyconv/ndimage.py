@@ -49,6 +49,7 @@ import operator
 import platform
 import warnings
 from collections.abc import Iterable
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
@@ -495,6 +496,41 @@ def _exact_in_lines(src: np.dtype, out: np.dtype, weights: np.ndarray, rule: str
     return least - slack > target.min - 1 and most + slack < target.max + 1
 
 
+# Running means on the line kernels take sizes below this (_reciprocal_above).
+_QUOTIENT_SIZES = 2 ** 21
+
+
+def _reciprocal_above(size: int) -> float:
+    """The least double r >= 1/size: for an integer sum s whose mean s/size
+    is below 2**30 in magnitude (_exact_in_lines), trunc(s * r) is the
+    integer quotient of s by size, the integer SciPy's trunc(s / size) is.
+
+    Why: let x = s/size. s * r = x (1 + e) with 0 <= e < 2**-52, so it lies
+    between x and x + 2**-22, and rounding moves it by at most 2**-24. If x is
+    an integer, the product is x or just above. If not, x is at least 1/size
+    below the next integer, more than the 5 * 2**-24 the product can gain
+    when size < 2**21 (_QUOTIENT_SIZES). SciPy's s / size truncates to the
+    same integer, since rounding one division cannot cross an integer 1/size
+    away. Negative sums are the mirror image."""
+    r = 1.0 / size
+    if Fraction(r) < Fraction(1, size):
+        r = math.nextafter(r, math.inf)
+    return r
+
+
+def _int32_windows(src: np.dtype, size: int, rule: str, cval: float) -> bool:
+    """Whether every window of a running mean of `size` over `src` sums to an
+    integer below 2**31 in magnitude (a whole fill, if it is read), so that
+    ndimage_window_means_rows may sum it in int32, in any order."""
+    info = np.iinfo(src)
+    largest = max(-float(info.min), float(info.max))
+    if rule == "constant":
+        if not float(cval).is_integer():
+            return False
+        largest = max(largest, abs(float(cval)))
+    return largest * size < 2.0 ** 31
+
+
 # The C type names of the line kernels' specializations, by dtype.
 _LINE_TYPE_NAMES = {np.dtype(c): name for c, name in
                     (("b", "int8_t"), ("B", "uint8_t"), ("h", "int16_t"), ("H", "uint16_t"),
@@ -507,6 +543,7 @@ class _LinePlan(NamedTuple):
     symmetry: int          # of the weights (correlations)
     rows: object           # _core's kernel along rows for the two dtypes
     lanes: object          # _core's kernel down an axis for them
+    reciprocal: float      # a running mean's _reciprocal_above(size), 0 to divide
 
 
 # _line_plan's answers (None: not on the line kernels). A filter in a loop asks
@@ -528,15 +565,19 @@ def _line_plan(src: np.dtype, out: np.dtype, weights, size: int, n: int, before:
         pass
     plan = None
     taps = _uniform_weights(size) if weights is None else weights   # (same range of sums)
-    if _exact_in_lines(src, out, taps, rule, cval):
+    if _exact_in_lines(src, out, taps, rule, cval) and (weights is not None
+                                                        or size < _QUOTIENT_SIZES):
         types = _LINE_TYPE_NAMES[src], _LINE_TYPE_NAMES[out]
         index = _padding.index_map(n, before, len(taps) - 1 - before, rule)
         if weights is None:
-            plan = _LinePlan(index, 0, _core.ndimage_uniform_rows[types],
-                             _core.ndimage_uniform_lanes[types])
+            rows = (_core.ndimage_window_means_rows if _int32_windows(src, size, rule, cval)
+                    else _core.ndimage_uniform_rows)
+            plan = _LinePlan(index, 0, rows[types], _core.ndimage_uniform_lanes[types],
+                             # (a fractional fill makes fractional sums)
+                             _reciprocal_above(size) if float(cval).is_integer() else 0.0)
         else:
             plan = _LinePlan(index, _symmetry(weights), _core.ndimage_exact_rows[types],
-                             _core.ndimage_exact_lanes[types])
+                             _core.ndimage_exact_lanes[types], 0.0)
     if len(_line_plans) >= _MAX_SHORT_PATHS:
         _line_plans.clear()
     _line_plans[key] = plan
@@ -560,14 +601,14 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
     the line kernels, as `plan` says."""
     L = size if weights is None else len(weights)
     n = src.shape[axis]
-    index, symmetry, rows, down = plan
-    lines = 4 * (2 * n + L - 1)     # ndimage_uniform_rows' scratch (correlations use a fourth)
+    index, symmetry, rows, down, reciprocal = plan
+    lines = 4 * (2 * n + L - 1) + 64     # ndimage_uniform_rows' scratch (the others need less)
     if src.ndim == 2 and axis == 1 and src.size * L < _parallel.MIN_WORK_PER_THREAD \
             and (src is out or not np.may_share_memory(src, out)):
         # a small image along its rows (a filter in a loop): one call, no views
         scratch = _scratch.empty("ndimage.row", (lines,), np.float64)
         if weights is None:
-            rows(src, index, before, cval, size, out, scratch, 0, src.shape[0])
+            rows(src, index, before, cval, size, reciprocal, out, scratch, 0, src.shape[0])
         else:
             rows(src, index, before, cval, weights, symmetry, out, scratch, 0, src.shape[0])
         return
@@ -587,7 +628,7 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
         s2, o2 = s3[:, :, 0], o3[:, :, 0]
         if weights is None:
             def run(scratch, r0, r1):
-                rows(s2, index, before, cval, size, o2, scratch, r0, r1)
+                rows(s2, index, before, cval, size, reciprocal, o2, scratch, r0, r1)
         else:
             def run(scratch, r0, r1):
                 rows(s2, index, before, cval, weights, symmetry, o2, scratch, r0, r1)
@@ -599,8 +640,8 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
         piece = max(_LINE_PIECE, L)
         if weights is None:
             def run(scratch, o, b0, b1):
-                down(s3, index, cval, size, o3, scratch, o, b0, b1)
-            rows_kept = 4
+                down(s3, index, cval, size, reciprocal, o3, scratch, o, b0, b1)
+            rows_kept = 2
         else:
             def run(scratch, o, b0, b1):
                 down(s3, index, cval, weights, symmetry, o3, scratch, piece, o, b0, b1)

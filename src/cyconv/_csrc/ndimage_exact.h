@@ -203,18 +203,28 @@ static void cyc_exact_1d_sse2(const double *src, const double *w, ptrdiff_t L, i
 }
 #endif
 
-/* x[j] = x[j] / d for j < n: the running means' divisions, which bound their
- * speed (a scalar divsd per output: 1.8 ns a sample on Zen 4); each lane
- * divides exactly as the scalar code would. */
+/* The running means' quotients. x[j] / d is SciPy's; x[j] * r, with r the
+ * double just above 1/d, truncates to the same integer when the sums are
+ * integers (ndimage.py's _reciprocal_above has the proof and the bounds).
+ * The division took 30 % of a uint8 pass on Zen 4; the product is one
+ * multiply. */
 #define CYC_DIVIDE(NAME, TARGET)                                                      \
 TARGET static void NAME(double *x, double d, ptrdiff_t n)                            \
 {                                                                                    \
     for (ptrdiff_t j = 0; j < n; j++)                                                \
         x[j] = x[j] / d;                                                             \
 }
+#define CYC_SCALE(NAME, TARGET)                                                       \
+TARGET static void NAME(double *x, double r, ptrdiff_t n)                            \
+{                                                                                    \
+    for (ptrdiff_t j = 0; j < n; j++)                                                \
+        x[j] = x[j] * r;                                                             \
+}
 CYC_DIVIDE(cyc_divide_sse2, )
+CYC_SCALE(cyc_scale_sse2, )
 #if CYC_EXACT_HAVE_AVX2
 CYC_DIVIDE(cyc_divide_avx2, CYC_EXACT_AVX2_TARGET)
+CYC_SCALE(cyc_scale_avx2, CYC_EXACT_AVX2_TARGET)
 #endif
 
 /* Integer lines to and from double scratch for the passes that read 8- and
@@ -239,7 +249,103 @@ TARGET static void NAME(const double *src, T *p, ptrdiff_t step, ptrdiff_t n)   
     else                                                                             \
         for (ptrdiff_t j = 0; j < n; j++) p[j * step] = (T)(int32_t)src[j];          \
 }
+/* The running means down an axis, every lane in step, from and to the image
+ * in place: total[j] = total[j] + (enter[j] - leave[j]) as NI_UniformFilter1D
+ * updates its sum (a NULL row reads as its fill; the difference of two
+ * samples is exact in int32, one conversion where two were), and p[j] = sum[j] * r
+ * truncated as above (CYC_SCALE says when that is SciPy's integer). Reading
+ * the rows in place instead of through double copies made a uint8 pass at
+ * 1024^2 2.4-2.9x faster on Zen 4. */
+#define CYC_LINE_RUNNING(NAME, T, TARGET)                                             \
+TARGET static void NAME(const T *enter, double enter_fill, const T *leave,           \
+                        double leave_fill, ptrdiff_t step, double *total, ptrdiff_t n) \
+{                                                                                    \
+    if (enter && leave && step == 1)                                                 \
+        for (ptrdiff_t j = 0; j < n; j++)                                            \
+            total[j] = total[j] + (double)((int32_t)enter[j] - (int32_t)leave[j]);   \
+    else                                                                             \
+        for (ptrdiff_t j = 0; j < n; j++)                                            \
+            total[j] = total[j] + ((enter ? (double)enter[j * step] : enter_fill)    \
+                                   - (leave ? (double)leave[j * step] : leave_fill)); \
+}
+#define CYC_LINE_FROM_SCALED(NAME, T, TARGET)                                         \
+TARGET static void NAME(const double *src, double r, T *p, ptrdiff_t step, ptrdiff_t n) \
+{                                                                                    \
+    if (step == 1)                                                                   \
+        for (ptrdiff_t j = 0; j < n; j++) p[j] = (T)(int32_t)(src[j] * r);           \
+    else                                                                             \
+        for (ptrdiff_t j = 0; j < n; j++) p[j * step] = (T)(int32_t)(src[j] * r);    \
+}
+/* Running means along a row whose window sums are integers below 2^31 in
+ * magnitude: any order of summing gives SciPy's sum, so each is a difference
+ * of the row's prefix sums (kept mod 2^32), and p[j] its quotient as in
+ * CYC_LINE_FROM_SCALED. SciPy's serial running sum cannot use the vector
+ * units; this does, after one scalar pass for the prefix sums. */
+#define CYC_WINDOW_MEANS(NAME, T, TARGET)                                             \
+TARGET static void NAME(const uint32_t *prefix, ptrdiff_t size, double r, T *p,      \
+                        ptrdiff_t step, ptrdiff_t n)                                 \
+{                                                                                    \
+    if (step == 1)                                                                   \
+        for (ptrdiff_t j = 0; j < n; j++)                                            \
+            p[j] = (T)(int32_t)((double)(int32_t)(prefix[j + size] - prefix[j]) * r); \
+    else                                                                             \
+        for (ptrdiff_t j = 0; j < n; j++)                                            \
+            p[j * step] = (T)(int32_t)((double)(int32_t)(prefix[j + size] - prefix[j]) * r); \
+}
+/* a[q] = a[0] + ... + a[q], b likewise, for q < m (mod 2^32, in place): the
+ * prefix sums under CYC_WINDOW_MEANS. SSE2 on x86, four sums a vector (two
+ * shifted adds, then the carry of the vector before), two rows in step so
+ * that two carry chains overlap: 0.15 ns a sample on Zen 4, against 0.27 for
+ * four scalar chains. */
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+static inline __m128i cyc_prefix4(__m128i x, __m128i carry)
+{
+    x = _mm_add_epi32(x, _mm_slli_si128(x, 4));
+    x = _mm_add_epi32(x, _mm_slli_si128(x, 8));
+    return _mm_add_epi32(x, carry);
+}
+#endif
+static void cyc_prefix_sums_2(uint32_t *a, uint32_t *b, ptrdiff_t m)
+{
+    uint32_t s = 0, t = 0;
+    ptrdiff_t q = 0;
+#if defined(__SSE2__) || defined(_M_X64)
+    __m128i ca = _mm_setzero_si128(), cb = _mm_setzero_si128();
+    for (; q + 4 <= m; q += 4) {
+        __m128i x = cyc_prefix4(_mm_loadu_si128((const __m128i *)(a + q)), ca);
+        __m128i y = cyc_prefix4(_mm_loadu_si128((const __m128i *)(b + q)), cb);
+        _mm_storeu_si128((__m128i *)(a + q), x);
+        _mm_storeu_si128((__m128i *)(b + q), y);
+        ca = _mm_shuffle_epi32(x, 0xFF);
+        cb = _mm_shuffle_epi32(y, 0xFF);
+    }
+    s = (uint32_t)_mm_cvtsi128_si32(ca);
+    t = (uint32_t)_mm_cvtsi128_si32(cb);
+#endif
+    for (; q < m; q++) {
+        s += a[q];
+        a[q] = s;
+        t += b[q];
+        b[q] = t;
+    }
+}
+
 #define CYC_LINE_CONVERSIONS(SUFFIX, TARGET)                                          \
+    CYC_WINDOW_MEANS(cyc_window_means_u8_##SUFFIX, uint8_t, TARGET)                  \
+    CYC_WINDOW_MEANS(cyc_window_means_i8_##SUFFIX, int8_t, TARGET)                   \
+    CYC_WINDOW_MEANS(cyc_window_means_u16_##SUFFIX, uint16_t, TARGET)                \
+    CYC_WINDOW_MEANS(cyc_window_means_i16_##SUFFIX, int16_t, TARGET)                 \
+    CYC_WINDOW_MEANS(cyc_window_means_i32_##SUFFIX, int32_t, TARGET)                 \
+    CYC_LINE_RUNNING(cyc_u8_running_##SUFFIX, uint8_t, TARGET)                       \
+    CYC_LINE_RUNNING(cyc_i8_running_##SUFFIX, int8_t, TARGET)                        \
+    CYC_LINE_RUNNING(cyc_u16_running_##SUFFIX, uint16_t, TARGET)                     \
+    CYC_LINE_RUNNING(cyc_i16_running_##SUFFIX, int16_t, TARGET)                      \
+    CYC_LINE_FROM_SCALED(cyc_scaled_to_u8_##SUFFIX, uint8_t, TARGET)                 \
+    CYC_LINE_FROM_SCALED(cyc_scaled_to_i8_##SUFFIX, int8_t, TARGET)                  \
+    CYC_LINE_FROM_SCALED(cyc_scaled_to_u16_##SUFFIX, uint16_t, TARGET)               \
+    CYC_LINE_FROM_SCALED(cyc_scaled_to_i16_##SUFFIX, int16_t, TARGET)                \
+    CYC_LINE_FROM_SCALED(cyc_scaled_to_i32_##SUFFIX, int32_t, TARGET)                \
     CYC_LINE_TO_DOUBLE(cyc_u8_to_double_##SUFFIX, uint8_t, TARGET)                   \
     CYC_LINE_TO_DOUBLE(cyc_i8_to_double_##SUFFIX, int8_t, TARGET)                    \
     CYC_LINE_TO_DOUBLE(cyc_u16_to_double_##SUFFIX, uint16_t, TARGET)                 \
@@ -271,6 +377,39 @@ CYC_LINE_TO_DOUBLE_AT(cyc_u8_to_double, uint8_t)
 CYC_LINE_TO_DOUBLE_AT(cyc_i8_to_double, int8_t)
 CYC_LINE_TO_DOUBLE_AT(cyc_u16_to_double, uint16_t)
 CYC_LINE_TO_DOUBLE_AT(cyc_i16_to_double, int16_t)
+#define CYC_LINE_RUNNING_AT(NAME, T)                                                  \
+static inline void NAME(const T *enter, double enter_fill, const T *leave,           \
+                        double leave_fill, ptrdiff_t step, double *total, ptrdiff_t n, \
+                        int avx2)                                                    \
+{                                                                                    \
+    (avx2 ? NAME##_avx2 : NAME##_sse2)(enter, enter_fill, leave, leave_fill, step, total, n); \
+}
+#define CYC_LINE_FROM_SCALED_AT(NAME, T)                                              \
+static inline void NAME(const double *src, double r, T *p, ptrdiff_t step, ptrdiff_t n, \
+                        int avx2)                                                    \
+{                                                                                    \
+    (avx2 ? NAME##_avx2 : NAME##_sse2)(src, r, p, step, n);                          \
+}
+#define CYC_WINDOW_MEANS_AT(NAME, T)                                                  \
+static inline void NAME(const uint32_t *prefix, ptrdiff_t size, double r, T *p,      \
+                        ptrdiff_t step, ptrdiff_t n, int avx2)                       \
+{                                                                                    \
+    (avx2 ? NAME##_avx2 : NAME##_sse2)(prefix, size, r, p, step, n);                 \
+}
+CYC_WINDOW_MEANS_AT(cyc_window_means_u8, uint8_t)
+CYC_WINDOW_MEANS_AT(cyc_window_means_i8, int8_t)
+CYC_WINDOW_MEANS_AT(cyc_window_means_u16, uint16_t)
+CYC_WINDOW_MEANS_AT(cyc_window_means_i16, int16_t)
+CYC_WINDOW_MEANS_AT(cyc_window_means_i32, int32_t)
+CYC_LINE_RUNNING_AT(cyc_u8_running, uint8_t)
+CYC_LINE_RUNNING_AT(cyc_i8_running, int8_t)
+CYC_LINE_RUNNING_AT(cyc_u16_running, uint16_t)
+CYC_LINE_RUNNING_AT(cyc_i16_running, int16_t)
+CYC_LINE_FROM_SCALED_AT(cyc_scaled_to_u8, uint8_t)
+CYC_LINE_FROM_SCALED_AT(cyc_scaled_to_i8, int8_t)
+CYC_LINE_FROM_SCALED_AT(cyc_scaled_to_u16, uint16_t)
+CYC_LINE_FROM_SCALED_AT(cyc_scaled_to_i16, int16_t)
+CYC_LINE_FROM_SCALED_AT(cyc_scaled_to_i32, int32_t)
 CYC_LINE_FROM_DOUBLE_AT(cyc_double_to_u8, uint8_t)
 CYC_LINE_FROM_DOUBLE_AT(cyc_double_to_i8, int8_t)
 CYC_LINE_FROM_DOUBLE_AT(cyc_double_to_u16, uint16_t)
@@ -282,6 +421,7 @@ CYC_LINE_FROM_DOUBLE_AT(cyc_double_to_i32, int32_t)
 #define cyc_exact_1d_avx2 cyc_exact_1d_sse2
 #define cyc_exact_1d_lanes_avx2 cyc_exact_1d_lanes_sse2
 #define cyc_divide_avx2 cyc_divide_sse2
+#define cyc_scale_avx2 cyc_scale_sse2
 #endif
 
 #endif
