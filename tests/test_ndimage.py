@@ -684,6 +684,44 @@ def test_running_means_near_the_bounds(monkeypatch):
     assert runs == [1]          # the size below the bound only
 
 
+@pytest.mark.parametrize("in_type", LINE_IN)
+@pytest.mark.parametrize("out_type", LINE_OUT)
+def test_integer_correlations_write_their_lines_in_place(in_type, out_type, monkeypatch):
+    """N-d correlations into 8/16/32-bit outputs truncate each line into
+    `out` in the core where every sum is below 2**30 (else through a double
+    result): SciPy's bits either way, for 1-3 dimensions, strided and
+    transposed outputs (a transposed 3-D one is not a stack of lines), in
+    place, and a fill that breaks the bound."""
+    taken = []
+    original = cnd._correlate_lines_into
+    monkeypatch.setattr(cnd, "_correlate_lines_into",
+                        lambda *a, **k: taken.append(original(*a, **k)) or taken[-1])
+    rng = np.random.default_rng(38)
+    weights = {1: rng.standard_normal(4) * 3, 2: rng.standard_normal((3, 4)) * 3,
+               3: rng.standard_normal((2, 3, 3)) * 3}
+    for shape in [(23,), (9, 17), (4, 6, 11)]:
+        image = sample(shape, in_type, 39)
+        w = weights[len(shape)]
+        for mode, cval in [("reflect", 0.0), ("constant", -3.5), ("constant", 2.0**29)]:
+            got, ref = both("correlate", image, w, output=np.dtype(out_type), mode=mode,
+                            cval=cval)
+            assert_matches(got, ref)
+            assert taken.pop() == (cval < 2.0**29)
+            strided = np.zeros(shape[:-1] + (2 * shape[-1],), out_type)[..., ::2]
+            cnd.correlate(image, w, strided, mode=mode, cval=cval)
+            assert_matches(strided, ref)
+            taken.clear()
+        if len(shape) == 3:
+            transposed = np.zeros(shape[::-1], out_type).T
+            cnd.convolve(image, w, transposed)
+            assert_matches(transposed, ndi.convolve(image, w, np.dtype(out_type)))
+            assert taken == [False]
+        if in_type == out_type:
+            inplace = image.copy()
+            cnd.correlate(inplace, w, inplace)
+            assert_matches(inplace, ndi.correlate(image, w))
+
+
 def test_unaligned_16_bit_lines_go_the_padded_way(monkeypatch):
     """A 16-bit image or output off its alignment is not handed to the line
     kernels (C pointers of its type); the result is SciPy's either way."""

@@ -4619,6 +4619,34 @@ def ndimage_correlate_lines(const double[::1] padded,      # IN  the padded N-d 
                                     &out[r, 0], n)
 
 
+def ndimage_correlate_lines_to(const double[::1] padded,      # IN  the padded N-d array, flat
+                               const int64_t[::1] line_start,  # IN  flat index of each line's first term
+                               const Py_ssize_t[::1] offsets,  # IN  flat offset of each term
+                               const double[::1] weights,      # IN  one weight per term, C order
+                               line_out_t[:, :] out,            # OUT lines x line length
+                               double[::1] scratch,             # >= line length
+                               Py_ssize_t r0, Py_ssize_t r1):
+    """ndimage_correlate_lines' sums, each line summed into scratch and
+    truncated into its row of an integer output through int32 (the caller
+    bounds every sum below 2**30, as for the line kernels)."""
+    cdef Py_ssize_t r, j, n = out.shape[1], T = offsets.shape[0]
+    cdef Py_ssize_t out_step = out.strides[1] // <Py_ssize_t>sizeof(line_out_t)
+    cdef double *line = &scratch[0]
+    cdef bint avx2 = _table != cyc_kernels(0)
+    with nogil:
+        for r in range(r0, r1):
+            if T == 0:
+                for j in range(n):
+                    line[j] = 0.0
+            elif avx2:
+                cyc_exact_line_avx2(&padded[0] + line_start[r], &offsets[0], &weights[0], T,
+                                    line, n)
+            else:
+                cyc_exact_line_sse2(&padded[0] + line_start[r], &offsets[0], &weights[0], T,
+                                    line, n)
+            _line_from_double(line, &out[r, 0], out_step, n)
+
+
 def ndimage_correlate1d_lanes_fast(const fp_t[:, :, ::1] padded,  # IN  outer x (n+L-1) x lanes
                                    const fp_t[::1] weights,       # IN  L
                                    fp_t[:, :, ::1] out,            # OUT outer x n x lanes

@@ -836,6 +836,8 @@ def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
     flat = padded.reshape(-1)
     lines = len(starts)
     per_line = n_last * max(len(w), 1)
+    if _correlate_lines_into(input.dtype, flat, starts, offsets, w, rule, cval, out, workers):
+        return
     # Lines in pieces of ~64 KiB of doubles, each stored into `out` while in cache.
     piece = max(1, min(lines, (1 << 16) // (8 * max(n_last, 1))))
     out_lines = out.reshape(lines, n_last) if out.flags.c_contiguous else None  # any alignment:
@@ -856,6 +858,33 @@ def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
                        scratch=lambda: np.empty((piece, n_last), np.float64))
     if result is not None:
         _store(result.reshape(input.shape), out)
+
+
+def _correlate_lines_into(src, flat, starts, offsets, w, rule, cval, out, workers) -> bool:
+    """_correlate_exact's lines straight into an 8/16/32-bit integer `out`,
+    each truncated from double scratch in the core, where the line kernels'
+    bound holds (_exact_in_lines): no double result, no NumPy cast per piece.
+    Returns False, doing nothing, where it does not apply."""
+    src = np.dtype(np.uint8) if src == np.bool_ else src
+    if out.dtype not in _LINE_OUTPUTS or not out.flags.aligned \
+            or not _exact_in_lines(src, out.dtype, w, rule, cval):
+        return False
+    lines, n_last = len(starts), out.shape[-1]
+    out_lines = out.view()
+    try:
+        out_lines.shape = (lines, n_last)
+    except AttributeError:     # (rows that no strides reach)
+        return False
+    kernel = _core.ndimage_correlate_lines_to[_LINE_TYPE_NAMES[out.dtype]]
+
+    def chunk(scratch, r0, r1):
+        kernel(flat, starts, offsets, w, out_lines, scratch, r0, r1)
+
+    per_line = n_last * max(len(w), 1)
+    _parallel.run_work(chunk, _parallel.chunks_of(lines, per_line, workers), per_line * lines,
+                       workers, scratch=lambda: _scratch.empty("ndimage.line", (n_last,),
+                                                               np.float64))
+    return True
 
 
 def _computes_into(target, ctype, input) -> bool:
