@@ -688,14 +688,25 @@ def test_running_means_near_the_bounds(monkeypatch):
 @pytest.mark.parametrize("out_type", LINE_OUT)
 def test_integer_correlations_write_their_lines_in_place(in_type, out_type, monkeypatch):
     """N-d correlations into 8/16/32-bit outputs truncate each line into
-    `out` in the core where every sum is below 2**30 (else through a double
-    result): SciPy's bits either way, for 1-3 dimensions, strided and
-    transposed outputs (a transposed 3-D one is not a stack of lines), in
-    place, and a fill that breaks the bound."""
-    taken = []
-    original = cnd._correlate_lines_into
-    monkeypatch.setattr(cnd, "_correlate_lines_into",
-                        lambda *a, **k: taken.append(original(*a, **k)) or taken[-1])
+    `out` in the core where every sum is below 2**30 (2-D images padded by
+    the core too), else through a double result: SciPy's bits either way,
+    for 1-3 dimensions, strided and transposed outputs (a transposed 3-D
+    one is not a stack of lines), in place, and a fill that breaks the
+    bound."""
+    taken = []      # whether each of the two in-place routes served
+    plane, lines = cnd._exact_plane, cnd._correlate_lines_into
+
+    def spy_plane(*args):
+        plan = plane(*args)
+        taken.append(plan is not None)
+        return plan
+
+    def spy_lines(*args):
+        taken.append(lines(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(cnd, "_exact_plane", spy_plane)
+    monkeypatch.setattr(cnd, "_correlate_lines_into", spy_lines)
     rng = np.random.default_rng(38)
     weights = {1: rng.standard_normal(4) * 3, 2: rng.standard_normal((3, 4)) * 3,
                3: rng.standard_normal((2, 3, 3)) * 3}
@@ -706,7 +717,8 @@ def test_integer_correlations_write_their_lines_in_place(in_type, out_type, monk
             got, ref = both("correlate", image, w, output=np.dtype(out_type), mode=mode,
                             cval=cval)
             assert_matches(got, ref)
-            assert taken.pop() == (cval < 2.0**29)
+            assert any(taken) == (cval < 2.0**29)
+            taken.clear()
             strided = np.zeros(shape[:-1] + (2 * shape[-1],), out_type)[..., ::2]
             cnd.correlate(image, w, strided, mode=mode, cval=cval)
             assert_matches(strided, ref)
@@ -715,7 +727,7 @@ def test_integer_correlations_write_their_lines_in_place(in_type, out_type, monk
             transposed = np.zeros(shape[::-1], out_type).T
             cnd.convolve(image, w, transposed)
             assert_matches(transposed, ndi.convolve(image, w, np.dtype(out_type)))
-            assert taken == [False]
+            assert not any(taken)
         if in_type == out_type:
             inplace = image.copy()
             cnd.correlate(inplace, w, inplace)
@@ -915,6 +927,34 @@ def test_repeated_calls_give_the_full_path_s_bits(dtype, func, mode, cval, origi
                                   mode=mode, cval=cval, origin=origin)
     np.testing.assert_allclose(again, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+@pytest.mark.parametrize("func", ["correlate", "convolve"])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_repeated_integer_calls_give_scipy_s_bits(dtype, func, layout):
+    """8/16-bit images are kept too (an _ExactPlane): a repeated call gives
+    SciPy's bits for every mode, fill and origin; a fill that breaks the
+    line kernels' bound is not kept, and an unaligned image with a kept key
+    goes the full way."""
+    rng = np.random.default_rng(40)
+    base = sample((23, 31), dtype, 41)
+    image = {"C": base, "F": np.asfortranarray(base), "strided": base[::1, ::2]}[layout]
+    weights = rng.standard_normal((3, 4)) * 2
+    f, g = getattr(cnd, func), getattr(ndi, func)
+    for mode, cval, origin in [("reflect", 0.0, 0), ("constant", -7.0, 1), ("constant", 2.5, -1),
+                               ("wrap", 0.0, 0), ("constant", 2.0**29, 0)]:
+        cnd._short_paths.clear()
+        for _ in range(2):
+            got = f(image, weights, mode=mode, cval=cval, origin=origin)
+            assert_matches(got, g(image, weights, mode=mode, cval=cval, origin=origin))
+        assert len(cnd._short_paths) == (cval != 2.0**29)
+    if dtype in ("uint16", "int16"):
+        unaligned = np.frombuffer(bytearray(b"\0" + image.tobytes()), dtype, offset=1)
+        unaligned = unaligned.reshape(image.shape)
+        f(image, weights, mode="wrap")
+        assert len(cnd._short_paths) == 1        # the key the unaligned call finds
+        assert_matches(f(unaligned, weights, mode="wrap"), g(image, weights, mode="wrap"))
 
 
 def test_repeated_calls_follow_the_weights_values():

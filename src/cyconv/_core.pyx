@@ -4619,6 +4619,25 @@ def ndimage_correlate_lines(const double[::1] padded,      # IN  the padded N-d 
                                     &out[r, 0], n)
 
 
+def ndimage_pad_plane(const line_in_t[:, :] src,        # IN  H x W
+                      const int64_t[::1] row_map,          # IN  padded rows' source rows, -1 fill
+                      const int64_t[::1] col_map,          # IN  padded columns' sources, -1 fill
+                      Py_ssize_t left, double fill,
+                      double[:, ::1] padded):               # OUT len(row_map) x len(col_map)
+    """The plane src padded as the index maps say, in double: each padded row
+    a source row through _padded_line (its columns from `left` on), or the fill."""
+    cdef Py_ssize_t i, j, n = src.shape[1], m = padded.shape[1]
+    cdef Py_ssize_t step = src.strides[1] // <Py_ssize_t>sizeof(line_in_t)
+    with nogil:
+        for i in range(padded.shape[0]):
+            if row_map[i] < 0:
+                for j in range(m):
+                    padded[i, j] = fill
+            else:
+                _padded_line(&src[row_map[i], 0], step, &col_map[0], fill, left, n, m,
+                             &padded[i, 0])
+
+
 def ndimage_correlate_lines_to(const double[::1] padded,      # IN  the padded N-d array, flat
                                const int64_t[::1] line_start,  # IN  flat index of each line's first term
                                const Py_ssize_t[::1] offsets,  # IN  flat offset of each term

@@ -815,16 +815,79 @@ def _padded_double(input, weights_shape, origins, rule, cval) -> np.ndarray:
     return padded
 
 
-def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
-    """NI_Correlate's sums for any number of dimensions, in double, into `out`."""
-    padded = _padded_double(input, weights.shape, origins, rule, cval)
-    pstrides = np.array(padded.strides, np.int64) // 8
-    # Terms: SciPy drops weights with |w| <= DBL_EPSILON and sums the rest in C order.
+def _terms(weights, pstrides):
+    """(flat offsets, weights) of NI_Correlate's terms in a padded array of
+    strides `pstrides` (elements): SciPy drops weights with |w| <= DBL_EPSILON
+    and sums the rest in C order."""
     keep = np.abs(weights) > np.finfo(np.float64).eps
     terms = np.argwhere(keep)
     offsets = np.ascontiguousarray(terms @ pstrides if terms.size else np.zeros(0, np.int64),
                                    np.intp)
-    w = np.ascontiguousarray(weights[keep], np.float64)
+    return offsets, np.ascontiguousarray(weights[keep], np.float64)
+
+
+class _ExactPlane(NamedTuple):
+    """An exact 2-D correlation of an 8/16-bit image into an 8/16/32-bit
+    output (the line kernels' bound holding), resolved once: the image is
+    padded in double by the core and each output row truncated into place.
+    Kept as a short path for repeated small calls."""
+    pad: object              # _core.ndimage_pad_plane for the input type
+    kernel: object           # _core.ndimage_correlate_lines_to for the output type
+    row_map: np.ndarray
+    col_map: np.ndarray
+    left: int
+    cval: float
+    offsets: np.ndarray      # _terms
+    weights: np.ndarray
+    starts: np.ndarray       # each output row's first term
+    dtype: np.dtype          # of the output
+
+
+def _exact_plane(input, weights, origins, rule, cval, out_dtype):
+    """The _ExactPlane of a 2-D exact correlation, or None where it does not serve."""
+    src = np.dtype(np.uint8) if input.dtype == np.bool_ else input.dtype
+    if input.ndim != 2 or src not in _LINE_INPUTS or out_dtype not in _LINE_OUTPUTS \
+            or not input.flags.aligned:
+        return None
+    (H, W), (kh, kw) = input.shape, weights.shape
+    offsets, w = _terms(weights, np.array([W + kw - 1, 1], np.int64))
+    if not _exact_in_lines(src, out_dtype, w, rule, cval):
+        return None
+    top, left = kh // 2 + origins[0], kw // 2 + origins[1]
+    return _ExactPlane(_core.ndimage_pad_plane[_LINE_TYPE_NAMES[src]],
+                       _core.ndimage_correlate_lines_to[_LINE_TYPE_NAMES[out_dtype]],
+                       _padding.index_map(H, top, kh - 1 - top, rule),
+                       _padding.index_map(W, left, kw - 1 - left, rule), left, cval,
+                       offsets, w, np.arange(H, dtype=np.int64) * (W + kw - 1), out_dtype)
+
+
+def _run_exact_plane(plan: _ExactPlane, input, out, workers) -> None:
+    """plan on `input` into the 2-D `out` (aligned, of plan.dtype)."""
+    H, W = input.shape
+    padded = _scratch.empty("ndimage.plane", (len(plan.row_map), len(plan.col_map)), np.float64)
+    plan.pad(input.view(np.uint8) if input.dtype == np.bool_ else input, plan.row_map,
+             plan.col_map, plan.left, plan.cval, padded)
+    flat = padded.reshape(-1)
+    per_line = W * max(len(plan.weights), 1)
+
+    def chunk(scratch, r0, r1):
+        plan.kernel(flat, plan.starts, plan.offsets, plan.weights, out, scratch, r0, r1)
+
+    _parallel.run_work(chunk, _parallel.chunks_of(H, per_line, workers), per_line * H, workers,
+                       scratch=lambda: _scratch.empty("ndimage.line", (W,), np.float64))
+
+
+def _correlate_exact(input, weights, origins, rule, cval, out, workers):
+    """NI_Correlate's sums for any number of dimensions, in double, into `out`.
+    Returns the _ExactPlane it ran, if it ran one."""
+    if out.flags.aligned:
+        plan = _exact_plane(input, weights, origins, rule, cval, out.dtype)
+        if plan is not None:
+            _run_exact_plane(plan, input, out, workers)
+            return plan
+    padded = _padded_double(input, weights.shape, origins, rule, cval)
+    pstrides = np.array(padded.strides, np.int64) // 8
+    offsets, w = _terms(weights, pstrides)
     n_last = input.shape[-1]
     lead = input.shape[:-1]
     starts = np.zeros(lead, np.int64)
@@ -837,7 +900,7 @@ def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
     lines = len(starts)
     per_line = n_last * max(len(w), 1)
     if _correlate_lines_into(input.dtype, flat, starts, offsets, w, rule, cval, out, workers):
-        return
+        return None
     # Lines in pieces of ~64 KiB of doubles, each stored into `out` while in cache.
     piece = max(1, min(lines, (1 << 16) // (8 * max(n_last, 1))))
     out_lines = out.reshape(lines, n_last) if out.flags.c_contiguous else None  # any alignment:
@@ -858,6 +921,7 @@ def _correlate_exact(input, weights, origins, rule, cval, out, workers) -> None:
                        scratch=lambda: np.empty((piece, n_last), np.float64))
     if result is not None:
         _store(result.reshape(input.shape), out)
+    return None
 
 
 def _correlate_lines_into(src, flat, starts, offsets, w, rule, cval, out, workers) -> bool:
@@ -949,7 +1013,8 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers):
 
 def _correlate_real(input, weights, out, rule, cval, origins, workers):
     """Real input, float64 weights with input.ndim dimensions, validated origins.
-    Returns _correlate_fast's _ShortPath when it took the call, else None."""
+    Returns _correlate_fast's _ShortPath or the _ExactPlane that took the
+    call, else None."""
     _check_real_output(out)
     if input.size == 0:
         return None
@@ -968,8 +1033,7 @@ def _correlate_real(input, weights, out, rule, cval, origins, workers):
         _correlate_exact(input.reshape(1), weights.reshape(1), [0], rule, cval,
                          out.reshape(1), workers)
         return None
-    _correlate_exact(input, weights, origins, rule, cval, out, workers)
-    return None
+    return _correlate_exact(input, weights, origins, rule, cval, out, workers)
 
 
 def _complex_via_real_parts(func, input, weights, output, cval, **kwargs):
@@ -1023,13 +1087,14 @@ _short_paths: dict = {}
 _MAX_SHORT_PATHS = 256
 _SHORT_MAX_TAPS = 256
 _SHORT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_SHORT_INPUTS = frozenset(_SHORT_TYPES) | _LINE_INPUTS     # (8/16-bit: an _ExactPlane)
 
 
 def _short_key(input, weights, output, mode, cval, origin, convolution, axes):
     """The key of a call the short path may repeat, or None."""
     if not (type(input) is np.ndarray and type(weights) is np.ndarray and output is None
             and axes is None and input.ndim == 2 and weights.ndim == 2
-            and input.dtype in _SHORT_TYPES and weights.dtype in _SHORT_TYPES
+            and input.dtype in _SHORT_INPUTS and weights.dtype in _SHORT_TYPES
             and weights.size <= _SHORT_MAX_TAPS and type(mode) is str
             and type(cval) in (int, float) and type(origin) is int):
         return None
@@ -1037,7 +1102,13 @@ def _short_key(input, weights, output, mode, cval, origin, convolution, axes):
             type(cval), cval, origin, convolution)
 
 
-def _run_short(short: _ShortPath, input, workers) -> np.ndarray:
+def _run_short(short, input, workers) -> np.ndarray:
+    if isinstance(short, _ExactPlane):
+        out = np.empty(input.shape, short.dtype)
+        if input.flags.aligned:
+            _run_exact_plane(short, input, out, _parallel.resolve_workers(workers))
+            return out
+        return None
     out = _memory.zeros(input.shape, short.dtype, apart_from=input)
     _correlate_plane_into(input, short.kernel, short.row_map, short.col_map, short.left,
                           short.top, short.cval, out, _parallel.resolve_workers(workers))
@@ -1050,7 +1121,9 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     if key is not None:
         short = _short_paths.get(key)
         if short is not None:
-            return _run_short(short, input, workers)
+            result = _run_short(short, input, workers)
+            if result is not None:
+                return result
     input = _as_input(input)
     weights = _weights_array(weights)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
@@ -1098,7 +1171,8 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
                             workers)
     if target is not output:
         output[...] = target
-    elif key is not None and short is not None and short.ctype == input.dtype:
+    elif key is not None and short is not None and (isinstance(short, _ExactPlane)
+                                                     or short.ctype == input.dtype):
         if len(_short_paths) >= _MAX_SHORT_PATHS:
             _short_paths.clear()
         _short_paths[key] = short
