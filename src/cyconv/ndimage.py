@@ -596,6 +596,11 @@ def _lines_view(a: np.ndarray, axis: int):
     return v
 
 
+def _line_lanes(L: int) -> int:
+    """Lanes a block of a pass down an axis takes (see _LINE_L1_DOUBLES)."""
+    return min(_LINE_LANES, max(16, _LINE_L1_DOUBLES // L // 16 * 16))
+
+
 def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers) -> None:
     """_pass_1d's exact correlation (`weights`) or running mean (`size`) on
     the line kernels, as `plan` says."""
@@ -603,15 +608,25 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
     n = src.shape[axis]
     index, symmetry, rows, down, reciprocal = plan
     lines = 4 * (2 * n + L - 1) + 64     # ndimage_uniform_rows' scratch (the others need less)
-    if src.ndim == 2 and axis == 1 and src.size * L < _parallel.MIN_WORK_PER_THREAD \
-            and (src is out or not np.may_share_memory(src, out)):
-        # a small image along its rows (a filter in a loop): one call, no views
-        scratch = _scratch.empty("ndimage.row", (lines,), np.float64)
-        if weights is None:
-            rows(src, index, before, cval, size, reciprocal, out, scratch, 0, src.shape[0])
-        else:
-            rows(src, index, before, cval, weights, symmetry, out, scratch, 0, src.shape[0])
-        return
+    if src.ndim == 2 and src.size * L < _parallel.MIN_WORK_PER_THREAD:
+        # a small image (a filter in a loop): one call, no chunks
+        if axis == 1 and (src is out or not np.may_share_memory(src, out)):
+            scratch = _scratch.empty("ndimage.row", (lines,), np.float64)
+            if weights is None:
+                rows(src, index, before, cval, size, reciprocal, out, scratch, 0, src.shape[0])
+            else:
+                rows(src, index, before, cval, weights, symmetry, out, scratch, 0, src.shape[0])
+            return
+        inner = src.shape[1]
+        if axis == 0 and inner <= _line_lanes(L) and not np.may_share_memory(src, out):
+            piece = max(_LINE_PIECE, L)
+            scratch = _scratch.empty("ndimage.rows", ((piece + L) * (inner + 8),), np.float64)
+            if weights is None:
+                down(src[None], index, cval, size, reciprocal, out[None], scratch, 0, 0, inner)
+            else:
+                down(src[None], index, cval, weights, symmetry, out[None], scratch, piece, 0, 0,
+                     inner)
+            return
     o3 = _lines_view(out, axis)
     target = out if o3 is not None else np.empty(out.shape, out.dtype)
     if o3 is None:
@@ -636,7 +651,7 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
                            workers,
                            scratch=lambda: _scratch.empty("ndimage.row", (lines,), np.float64))
     else:
-        lanes = min(_LINE_LANES, max(16, _LINE_L1_DOUBLES // L // 16 * 16), inner)
+        lanes = min(_line_lanes(L), inner)
         piece = max(_LINE_PIECE, L)
         if weights is None:
             def run(scratch, o, b0, b1):
