@@ -19,7 +19,7 @@ Suites (issue 14's targets):
     the 1-D-pass filters on uint8 images into uint8 outputs (SciPy's default
     output dtype, bitwise): ``gaussian_filter`` sigma = 1, 3, ``uniform_filter``
     size 3, 9, ``sobel`` (into uint8 and int16), ``correlate1d`` along each
-    axis, at 256x256 and 1024x1024.
+    axis, and ``correlate`` with a 3x3 blur, at 16x16, 256x256 and 1024x1024.
 
 Each case checks cyconv's output against scipy.ndimage's (max relative error,
 1e-4 float32 / 1e-10 float64, bitwise for uint8) and cv2's against cyconv's.
@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 
 SUITES = ("correlate", "gaussian", "uniform", "integer")
 TAPS = [0.1, 0.2, 0.4, 0.2, 0.1]   # the integer suite's correlate1d weights
+BLUR_3X3 = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0   # and its 2-D weights
 
 
 def _load():
@@ -159,8 +160,9 @@ def run(quick: bool = False, suites=SUITES, log=C.progress) -> dict:
             ("sobel axis=0 -> int16", lambda m, x: m.sobel(x, 0, output=np.int16)),
             ("correlate1d 5 taps axis=1", lambda m, x: m.correlate1d(x, TAPS, axis=1)),
             ("correlate1d 5 taps axis=0", lambda m, x: m.correlate1d(x, TAPS, axis=0)),
+            ("correlate 3x3", lambda m, x: m.correlate(x, BLUR_3X3)),
         ]
-        for n in ((16,) if quick else (256, 1024)):
+        for n in ((16,) if quick else (16, 256, 1024)):
             x = rng.integers(0, 256, (n, n), dtype=np.uint8)
             for label, call in calls:
                 fns = {"cyconv": lambda c=call: c(cnd, x),

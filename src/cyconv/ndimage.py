@@ -393,16 +393,16 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
         weights = _uniform_weights(size)    # float outputs: a plain correlation
     if ctype is not None and _pass_small(src, weights, axis, before, rule, cval, out, ctype):
         return
-    if workers is None:   # (left for here: a small pass needs no thread count)
-        workers = _parallel.get_num_threads()
-    if ctype is not None and _pass_in_place(src, weights, axis, before, rule, cval, out, ctype,
-                                            workers):
-        return
     if ctype is None and src.flags.aligned and out.flags.aligned:   # (C pointers of the type)
         plan = _line_plan(src.dtype, out.dtype, weights, size, n, before, rule, cval)
         if plan is not None:
             _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers)
             return
+    if workers is None:   # (left for here: a small pass needs no thread count)
+        workers = _parallel.get_num_threads()
+    if ctype is not None and _pass_in_place(src, weights, axis, before, rule, cval, out, ctype,
+                                            workers):
+        return
     padded = _pad_axis(src, axis, before, after, rule, cval,
                        np.float64 if ctype is None else ctype)
     result = _target(out, np.float64 if ctype is None else ctype)
@@ -603,7 +603,7 @@ def _line_lanes(L: int) -> int:
 
 def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers) -> None:
     """_pass_1d's exact correlation (`weights`) or running mean (`size`) on
-    the line kernels, as `plan` says."""
+    the line kernels, as `plan` says (workers None: the default count)."""
     L = size if weights is None else len(weights)
     n = src.shape[axis]
     index, symmetry, rows, down, reciprocal = plan
@@ -627,6 +627,8 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
                 down(src[None], index, cval, weights, symmetry, out[None], scratch, piece, 0, 0,
                      inner)
             return
+    if workers is None:
+        workers = _parallel.get_num_threads()
     o3 = _lines_view(out, axis)
     target = out if o3 is not None else np.empty(out.shape, out.dtype)
     if o3 is None:
