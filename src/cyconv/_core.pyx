@@ -4420,6 +4420,23 @@ cdef inline void _padded_ints(const line_in_t *p, Py_ssize_t step, const int64_t
         dst[q] = fill if index[q] < 0 else <int32_t>p[index[q] * step]
 
 
+cdef inline void _window_means(const uint32_t *prefix, Py_ssize_t size, double reciprocal,
+                               line_out_t *p, Py_ssize_t step, Py_ssize_t n) noexcept nogil:
+    """p[j * step] = the mean of window j from the prefix sums, truncated
+    (ndimage_exact.h's CYC_WINDOW_MEANS), for j < n."""
+    cdef int avx2 = _table != cyc_kernels(0)
+    if line_out_t is uint8_t:
+        cyc_window_means_u8(prefix, size, reciprocal, p, step, n, avx2)
+    elif line_out_t is int8_t:
+        cyc_window_means_i8(prefix, size, reciprocal, p, step, n, avx2)
+    elif line_out_t is uint16_t:
+        cyc_window_means_u16(prefix, size, reciprocal, p, step, n, avx2)
+    elif line_out_t is int16_t:
+        cyc_window_means_i16(prefix, size, reciprocal, p, step, n, avx2)
+    else:
+        cyc_window_means_i32(prefix, size, reciprocal, p, step, n, avx2)
+
+
 def ndimage_window_means_rows(const line_in_t[:, :] src,     # IN  rows x n
                               const int64_t[::1] index,         # IN  n + size - 1 columns, -1 fill
                               Py_ssize_t before, double fill,   # (an integer here)
@@ -4442,7 +4459,6 @@ def ndimage_window_means_rows(const line_in_t[:, :] src,     # IN  rows x n
     cdef uint32_t *c = a + 2 * pitch
     cdef uint32_t *e = a + 3 * pitch
     cdef int32_t int_fill = <int32_t>fill
-    cdef int avx2 = _table != cyc_kernels(0)
     with nogil:
         for r in range(r0, r1, 4):
             k = min(4, r1 - r)
@@ -4455,21 +4471,7 @@ def ndimage_window_means_rows(const line_in_t[:, :] src,     # IN  rows x n
             cyc_prefix_sums_2(a, b, m + 1)   # a[q] = the sum of the first q samples
             cyc_prefix_sums_2(c, e, m + 1)
             for i in range(k):
-                if line_out_t is uint8_t:
-                    cyc_window_means_u8(a + i * pitch, size, reciprocal, &out[r + i, 0],
-                                        out_step, n, avx2)
-                elif line_out_t is int8_t:
-                    cyc_window_means_i8(a + i * pitch, size, reciprocal, &out[r + i, 0],
-                                        out_step, n, avx2)
-                elif line_out_t is uint16_t:
-                    cyc_window_means_u16(a + i * pitch, size, reciprocal, &out[r + i, 0],
-                                         out_step, n, avx2)
-                elif line_out_t is int16_t:
-                    cyc_window_means_i16(a + i * pitch, size, reciprocal, &out[r + i, 0],
-                                         out_step, n, avx2)
-                else:
-                    cyc_window_means_i32(a + i * pitch, size, reciprocal, &out[r + i, 0],
-                                         out_step, n, avx2)
+                _window_means(a + i * pitch, size, reciprocal, &out[r + i, 0], out_step, n)
 
 
 cdef inline void _padded_row(const line_in_t[:, :, :] src, Py_ssize_t o, Py_ssize_t row,
