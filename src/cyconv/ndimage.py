@@ -25,7 +25,11 @@ and converts it to the output dtype with a C cast):
   including truncation toward zero and the platform's wrap-around of
   out-of-range values. 1-D passes between 8/16-bit images and 8- to 32-bit
   outputs read and write them in place, a line at a time through double
-  scratch (where every sum is below 2**30); the others pad a double copy.
+  scratch (where every sum is below 2**30), and 2-D correlations of such
+  images are padded by the core and written a row at a time; the others pad
+  a double copy. Running means whose sums are whole numbers may add them in
+  another order (exact in any) and truncate sum * r, r just above 1/size,
+  for SciPy's sum / size: the same integers.
 - multi-pass filters (uniform_filter, gaussian_filter, sobel, ...) write each
   pass in the output's dtype and read it back for the next, like SciPy, so
   they equal the same sequence of 1-D calls bit for bit and integer outputs
