@@ -884,18 +884,24 @@ def _exact_plane(input, weights, origins, rule, cval, out_dtype):
 
 def _run_exact_plane(plan: _ExactPlane, input, out, workers) -> None:
     """plan on `input` into the 2-D `out` (aligned, of plan.dtype)."""
-    H, W = input.shape
     padded = _scratch.empty("ndimage.plane", (len(plan.row_map), len(plan.col_map)), np.float64)
     plan.pad(input.view(np.uint8) if input.dtype == np.bool_ else input, plan.row_map,
              plan.col_map, plan.left, plan.cval, padded)
-    flat = padded.reshape(-1)
-    per_line = W * max(len(plan.weights), 1)
+    _lines_into(plan.kernel, padded.reshape(-1), plan.starts, plan.offsets, plan.weights, out,
+                workers)
+
+
+def _lines_into(kernel, flat, starts, offsets, weights, out_lines, workers) -> None:
+    """kernel (an ndimage_correlate_lines_to) over the rows of the 2-D
+    out_lines, split among the workers."""
+    lines, n = out_lines.shape
+    per_line = n * max(len(weights), 1)
 
     def chunk(scratch, r0, r1):
-        plan.kernel(flat, plan.starts, plan.offsets, plan.weights, out, scratch, r0, r1)
+        kernel(flat, starts, offsets, weights, out_lines, scratch, r0, r1)
 
-    _parallel.run_work(chunk, _parallel.chunks_of(H, per_line, workers), per_line * H, workers,
-                       scratch=lambda: _scratch.empty("ndimage.line", (W,), np.float64))
+    _parallel.run_work(chunk, _parallel.chunks_of(lines, per_line, workers), per_line * lines,
+                       workers, scratch=lambda: _scratch.empty("ndimage.line", (n,), np.float64))
 
 
 def _correlate_exact(input, weights, origins, rule, cval, out, workers):
@@ -960,15 +966,8 @@ def _correlate_lines_into(src, flat, starts, offsets, w, rule, cval, out, worker
         out_lines.shape = (lines, n_last)
     except AttributeError:     # (rows that no strides reach)
         return False
-    kernel = _core.ndimage_correlate_lines_to[_LINE_TYPE_NAMES[out.dtype]]
-
-    def chunk(scratch, r0, r1):
-        kernel(flat, starts, offsets, w, out_lines, scratch, r0, r1)
-
-    per_line = n_last * max(len(w), 1)
-    _parallel.run_work(chunk, _parallel.chunks_of(lines, per_line, workers), per_line * lines,
-                       workers, scratch=lambda: _scratch.empty("ndimage.line", (n_last,),
-                                                               np.float64))
+    _lines_into(_core.ndimage_correlate_lines_to[_LINE_TYPE_NAMES[out.dtype]], flat, starts,
+                offsets, w, out_lines, workers)
     return True
 
 
