@@ -983,6 +983,12 @@ def test_repeated_calls_keep_scipy_s_tiny_weight_rule():
 
 # ------------------------------------------------------------------ small 1-D passes (kept plans)
 
+def forget_small_passes():
+    """Forget the kept small passes and the kept filters that call them."""
+    cnd._pass_plans.clear()
+    cnd._kept_filters.clear()
+
+
 SMALL_PASS_CALLS = {
     "correlate1d": lambda m, a, mode, cval: m.correlate1d(a, [0.5, -1.0, 2.0, 0.25], axis=-1,
                                                           mode=mode, cval=cval, origin=1),
@@ -1015,12 +1021,13 @@ def test_small_passes_give_the_planned_path_s_bits(dtype, call, mode, cval, shap
     # pass planned in full, so the same bits, call after call.
     image = sample(shape, dtype, seed=3)
     f = SMALL_PASS_CALLS[call]
-    cnd._pass_plans.clear()
+    forget_small_passes()
     first = f(cnd, image, mode, cval)
     assert cnd._pass_plans                        # the passes were kept ...
     again = f(cnd, image, mode, cval)             # ... and run from their plans
     with monkeypatch.context() as m:
         m.setattr(cnd, "_pass_small", lambda *args: False)
+        m.setattr(cnd, "_run_kept", lambda *args: None)
         full = f(cnd, image, mode, cval)
     assert again.dtype == first.dtype == full.dtype == dtype
     assert again.tobytes() == first.tobytes() == full.tobytes()
@@ -1040,7 +1047,7 @@ def test_small_pass_plans_are_told_apart():
              dict(weights=[1.0, 2.0, 1.0], axis=1, mode="constant", cval=1.0),
              dict(weights=[1.0, 2.0, 1.0], axis=1, mode="constant", cval=2.0),
              dict(weights=[1.0, 2.0, 1.0], axis=1, mode="wrap")]
-    cnd._pass_plans.clear()
+    forget_small_passes()
     for _ in range(2):
         for kwargs in calls:
             for a in (image, image.astype(np.float32), image[:, :7]):
@@ -1057,7 +1064,7 @@ def test_small_pass_plans_follow_the_weights_values():
     rng = np.random.default_rng(9)
     image = rng.standard_normal((10, 11))
     changed = np.array([1.0, 2.0, 1.0])
-    cnd._pass_plans.clear()
+    forget_small_passes()
     for value in (5.0, -1.0):
         cnd.correlate1d(image, changed)
         changed[1] = value
@@ -1075,7 +1082,7 @@ def test_small_pass_with_an_overlapping_output(axis):
     buffer = rng.standard_normal((13, 12))
     x, y = buffer[:12], buffer[1:]
     expected = ndi.correlate1d(x.copy(), [1.0, -2.0, 0.5], axis=axis)
-    cnd._pass_plans.clear()
+    forget_small_passes()
     cnd.correlate1d(x.copy(), [1.0, -2.0, 0.5], axis=axis)        # keep the plan
     cnd.correlate1d(x, [1.0, -2.0, 0.5], axis=axis, output=y)
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
@@ -1089,7 +1096,7 @@ def test_small_passes_from_threads():
     rng = np.random.default_rng(11)
     images = [rng.standard_normal((40, 30)).astype(np.float32) for _ in range(8)]
     weights = np.array([0.25, 0.5, -1.0, 0.5, 0.25])
-    cnd._pass_plans.clear()
+    forget_small_passes()
     alone = [cnd.correlate1d(a, weights, mode="wrap").tobytes() for a in images]
 
     def filter_all(_):
@@ -1099,3 +1106,137 @@ def test_small_passes_from_threads():
     with ThreadPoolExecutor(4) as pool:
         for results in pool.map(filter_all, range(4)):
             assert results == alone * 200
+
+
+# ------------------------------------------------------------------ repeated small filters (kept)
+
+KEPT_CALLS = {
+    "correlate1d list": lambda m, a, mode, cval: m.correlate1d(a, [0.5, -1.0, 2.0, 0.25],
+                                                               mode=mode, cval=cval, origin=1),
+    "correlate1d array axis 0": lambda m, a, mode, cval: m.correlate1d(
+        a, np.array([1.0, 2.0, 1.0]), axis=0, mode=mode, cval=cval),
+    "convolve1d": lambda m, a, mode, cval: m.convolve1d(a, [3, -1], axis=0, mode=mode,
+                                                        cval=cval),
+    "uniform_filter1d": lambda m, a, mode, cval: m.uniform_filter1d(a, 4, axis=0, mode=mode,
+                                                                    cval=cval, origin=-1),
+    "uniform_filter": lambda m, a, mode, cval: m.uniform_filter(a, [3, 5], mode=mode, cval=cval),
+    "gaussian_filter1d": lambda m, a, mode, cval: m.gaussian_filter1d(a, 1.5, mode=mode,
+                                                                      cval=cval),
+    "gaussian_filter": lambda m, a, mode, cval: m.gaussian_filter(a, (0.8, 2), mode=mode,
+                                                                  cval=cval, order=(1, 0)),
+    "sobel": lambda m, a, mode, cval: m.sobel(a, axis=0, mode=mode, cval=cval),
+    "prewitt": lambda m, a, mode, cval: m.prewitt(a, mode=mode, cval=cval),
+    "laplace": lambda m, a, mode, cval: m.laplace(a, mode=mode, cval=cval),
+}
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "float32", "float64"])
+@pytest.mark.parametrize("call", sorted(KEPT_CALLS))
+@pytest.mark.parametrize("mode, cval", [("reflect", 0.0), ("constant", 3), ("constant", -2.5),
+                                        ("wrap", 0.0), ("mirror", 0)])
+def test_kept_filters_give_the_full_path_s_bits(dtype, call, mode, cval, monkeypatch):
+    # A small filter repeated from its kept passes: the full path's bits,
+    # and (8/16-bit images) SciPy's.
+    image = sample((13, 17), dtype, seed=21)
+    f = KEPT_CALLS[call]
+    forget_small_passes()
+    first = f(cnd, image, mode, cval)
+    assert len(cnd._kept_filters) == 1
+    kept = next(iter(cnd._kept_filters.values()))
+    assert kept is not None and kept.dtype == image.dtype     # the call is kept ...
+    calls = []
+    with monkeypatch.context() as m:   # ... and repeated by its kept passes alone
+        m.setattr(cnd, "_pass_1d", lambda *args: calls.append(args))
+        again = f(cnd, image, mode, cval)
+    assert calls == []
+    with monkeypatch.context() as m:
+        m.setattr(cnd, "_run_kept", lambda *args: None)
+        full = f(cnd, image, mode, cval)
+    assert again.dtype == first.dtype == full.dtype == image.dtype
+    assert again.tobytes() == first.tobytes() == full.tobytes()
+    assert_matches(again, f(ndi, image, mode, cval))
+
+
+def test_kept_filters_are_told_apart(monkeypatch):
+    # Calls on one image that differ in one argument each (its value or its
+    # type, a zero's sign): a filter kept for one never serves another (the
+    # full path's bits, zeros' signs too), and a call SciPy rejects is
+    # rejected after a kept one that differs only in a type.
+    image = sample((12, 10), "float64", seed=22)
+    image[3:6, 2:5] = -0.0
+    calls = [dict(weights=[1.0, 2.0, 1.0]), dict(weights=[1.0, 2.0, 1.5]),
+             dict(weights=np.array([1.0, 2.0, 1.0]), axis=0), dict(weights=[1, 2, 1], origin=1),
+             dict(weights=[1.0, 2.0, 1.0], mode="constant", cval=1),
+             dict(weights=[1.0, 2.0, 1.0], mode="constant", cval=2.0),
+             dict(weights=[1.0, 2.0, 1.0], mode="constant", cval=-0.0),
+             dict(weights=[1.0, -0.0, 1.0], mode="constant"),
+             dict(weights=[1.0, 0.0, 1.0], mode="constant"),
+             dict(weights=[1.0, 2.0, 1.0], mode="wrap")]
+    forget_small_passes()
+    for _ in range(2):
+        for kwargs in calls:
+            for a in (image, image.astype(np.float32), image.astype(np.int16)):
+                got = cnd.correlate1d(a, **kwargs)
+                with monkeypatch.context() as m:
+                    m.setattr(cnd, "_run_kept", lambda *args: None)
+                    assert got.tobytes() == cnd.correlate1d(a, **kwargs).tobytes()
+                assert_matches(got, ndi.correlate1d(a, **kwargs))
+    # one kept filter per call and dtype, but for the two with a -0.0 scalar
+    assert len(cnd._kept_filters) == (len(calls) - 2) * 3
+    cnd.uniform_filter1d(image, 3)
+    for bad in (dict(size=3.0), dict(size=3, axis=1.0), dict(size=3, origin=0.0)):
+        with pytest.raises(TypeError):
+            cnd.uniform_filter1d(image, **bad)
+    cnd.sobel(image, workers=2)
+    with pytest.raises(ValueError):
+        cnd.sobel(image, workers=0)
+
+
+def test_kept_integer_filters_follow_the_weights_values():
+    # The weights array changed in place after a kept call, then the old
+    # values in a new array: every call filters with the values it was given.
+    image = sample((10, 11), "uint8", seed=23)
+    changed = np.array([1.0, 2.0, 1.0]) / 4
+    forget_small_passes()
+    for value in (0.75, -0.25):
+        for axis in (0, 1):
+            cnd.correlate1d(image, changed, axis=axis)
+        changed[1] = value
+        for weights in (changed, np.array([1.0, 2.0, 1.0]) / 4):
+            for axis in (0, 1):
+                assert_matches(cnd.correlate1d(image, weights, axis=axis),
+                               ndi.correlate1d(image, weights, axis=axis))
+
+
+def test_kept_filters_skip_what_they_do_not_serve():
+    # Larger images, other layouts, given outputs and complex or bool images
+    # take the full path (and give SciPy's results); only plain calls are kept.
+    forget_small_passes()
+    rng = np.random.default_rng(24)
+    base = rng.standard_normal((40, 30))
+    for a in (np.asfortranarray(base), base[:, ::2], base.astype(np.complex128), base > 0,
+              rng.standard_normal((1100, 1000)), np.zeros((0, 5))):
+        assert_matches(cnd.sobel(a), ndi.sobel(a))
+        out = np.empty(a.shape, np.float64 if a.dtype != np.complex128 else a.dtype)
+        assert_matches(cnd.uniform_filter(a, 3, output=out), ndi.uniform_filter(a, 3, output=out))
+    assert not any(cnd._kept_filters.values())
+
+
+def test_kept_filters_from_threads():
+    # Threads repeating kept filters at once: float passes serve one call at
+    # a time (the others take the full path), integer ones take scratch of
+    # their own thread; every result has the bits of a call made alone.
+    from concurrent.futures import ThreadPoolExecutor
+    images = [sample((24, 20), dtype, seed=s) for s in range(4)
+              for dtype in ("uint8", "int16", "float32")]
+    forget_small_passes()
+    calls = [lambda a: cnd.sobel(a, mode="wrap"), lambda a: cnd.uniform_filter(a, 5),
+             lambda a: cnd.correlate1d(a, [0.25, 0.5, 0.25], axis=0)]
+    alone = [f(a).tobytes() for f in calls for a in images]
+
+    def filter_all(_):
+        return [f(a).tobytes() for _ in range(50) for f in calls for a in images]
+
+    with ThreadPoolExecutor(4) as pool:
+        for results in pool.map(filter_all, range(4)):
+            assert results == alone * 50

@@ -608,29 +608,15 @@ def _line_lanes(L: int) -> int:
 def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers) -> None:
     """_pass_1d's exact correlation (`weights`) or running mean (`size`) on
     the line kernels, as `plan` says (workers None: the default count)."""
+    if src.ndim == 2:   # a small image (a filter in a loop): one core call, no chunks
+        run = _small_lines(src.shape, weights, size, axis, before, cval, plan)
+        if run is not None and (axis == 1 and src is out or not np.may_share_memory(src, out)):
+            run(src, out)
+            return
     L = size if weights is None else len(weights)
     n = src.shape[axis]
     index, symmetry, rows, down, reciprocal = plan
     lines = 4 * (2 * n + L - 1) + 64     # ndimage_uniform_rows' scratch (the others need less)
-    if src.ndim == 2 and src.size * L < _parallel.MIN_WORK_PER_THREAD:
-        # a small image (a filter in a loop): one call, no chunks
-        if axis == 1 and (src is out or not np.may_share_memory(src, out)):
-            scratch = _scratch.empty("ndimage.row", (lines,), np.float64)
-            if weights is None:
-                rows(src, index, before, cval, size, reciprocal, out, scratch, 0, src.shape[0])
-            else:
-                rows(src, index, before, cval, weights, symmetry, out, scratch, 0, src.shape[0])
-            return
-        inner = src.shape[1]
-        if axis == 0 and inner <= _line_lanes(L) and not np.may_share_memory(src, out):
-            piece = max(_LINE_PIECE, L)
-            scratch = _scratch.empty("ndimage.rows", ((piece + L) * (inner + 8),), np.float64)
-            if weights is None:
-                down(src[None], index, cval, size, reciprocal, out[None], scratch, 0, 0, inner)
-            else:
-                down(src[None], index, cval, weights, symmetry, out[None], scratch, piece, 0, 0,
-                     inner)
-            return
     if workers is None:
         workers = _parallel.get_num_threads()
     o3 = _lines_view(out, axis)
@@ -674,6 +660,45 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
                                                           (rows_kept * (lanes + 8),), np.float64))
     if target is not out:
         out[...] = target
+
+
+def _small_lines(shape, weights, size, axis, before, cval, plan):
+    """The one core call of a small exact pass along `axis` of a 2-D image of
+    `shape` (down axis 0: at most _line_lanes(L) lanes), as run(src, out) ->
+    True; None for a pass that is not small. src and out may be the same
+    array along the rows (each row is read whole before it is written), and
+    must not overlap otherwise."""
+    L = size if weights is None else len(weights)
+    rows, inner = shape
+    if rows * inner * L >= _parallel.MIN_WORK_PER_THREAD or axis == 0 and inner > _line_lanes(L):
+        return None
+    index, symmetry, along, down, reciprocal = plan
+    if axis == 1:
+        lines = 4 * (2 * inner + L - 1) + 64   # ndimage_uniform_rows' scratch (the most)
+        if weights is None:
+            def run(src, out):
+                along(src, index, before, cval, size, reciprocal, out,
+                      _scratch.empty("ndimage.row", (lines,), np.float64), 0, rows)
+                return True
+        else:
+            def run(src, out):
+                along(src, index, before, cval, weights, symmetry, out,
+                      _scratch.empty("ndimage.row", (lines,), np.float64), 0, rows)
+                return True
+        return run
+    piece = max(_LINE_PIECE, L)
+    kept_rows = (piece + L) * (inner + 8)
+    if weights is None:
+        def run(src, out):
+            down(src[None], index, cval, size, reciprocal, out[None],
+                 _scratch.empty("ndimage.rows", (kept_rows,), np.float64), 0, 0, inner)
+            return True
+    else:
+        def run(src, out):
+            down(src[None], index, cval, weights, symmetry, out[None],
+                 _scratch.empty("ndimage.rows", (kept_rows,), np.float64), piece, 0, 0, inner)
+            return True
+    return run
 
 
 @functools.lru_cache(maxsize=64)
@@ -765,18 +790,24 @@ def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
     C-contiguous native arrays of the compute type, from a kept
     _core.SmallPass. False (nothing done) for any other call, and when the
     kept pass declines (overlapping arrays, or another thread is in it)."""
-    L = len(weights)
-    if not (src.size * L < _parallel.MIN_WORK_PER_THREAD and src.dtype == ctype
+    if not (src.size * len(weights) < _parallel.MIN_WORK_PER_THREAD and src.dtype == ctype
             and out.dtype == ctype):   # (ctype is native: so are they)
         return False
     sf, of = src.flags, out.flags
     if not (sf.c_contiguous and of.c_contiguous and sf.aligned and of.aligned):
         return False
-    key = (src.shape, ctype, axis, before, rule, cval, weights.tobytes())
+    return _small_pass(src.shape, ctype, axis, before, rule, cval, weights).run(src, out)
+
+
+def _small_pass(shape, ctype, axis, before, rule, cval, weights):
+    """The kept _core.SmallPass of a pass along `axis` of a C-contiguous
+    `shape` array of the compute type."""
+    key = (shape, ctype, axis, before, rule, cval, weights.tobytes())
     plan = _pass_plans.get(key)
     if plan is None:
-        outer, n = math.prod(src.shape[:axis]), src.shape[axis]
-        inner = math.prod(src.shape[axis + 1:])
+        L = len(weights)
+        outer, n = math.prod(shape[:axis]), shape[axis]
+        inner = math.prod(shape[axis + 1:])
         block = _down_block(L, ctype)
         scratch = _along_scratch(n, L, before) if inner == 1 \
             else (_DOWN_PIECE + L - 1) * min(block, inner)
@@ -789,7 +820,7 @@ def _pass_small(src, weights, axis, before, rule, cval, out, ctype) -> bool:
         if len(_pass_plans) >= _MAX_SHORT_PATHS:
             _pass_plans.clear()
         _pass_plans[key] = plan
-    return plan.run(src, out)
+    return plan
 
 
 def _along_scratch(n: int, L: int, before: int) -> int:
@@ -1226,12 +1257,146 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
                                   workers)
 
 
+# ------------------------------------------------------------------ repeated small filters
+# The 1-D-pass filters run in loops over small images too, where their Python
+# (argument checks, the planning of each pass, the output's making) was most
+# of a call: 4-6 us a pass at 16 x 16, where SciPy takes 5. A call with plain
+# arguments (an aligned C-contiguous float or 8/16-bit image below
+# MIN_WORK_PER_THREAD elements, no output, scalars and lists of numbers) is
+# keyed by them. After its full path, its passes are kept if each was one
+# core call (_small_pass, _small_lines), and a later call with the key makes
+# its output and makes the same core calls: the same bits.
+
+class _KeptFilter(NamedTuple):
+    dtype: np.dtype     # of the output, and of every pass (the input's)
+    passes: tuple       # run(src, dst) -> bool a pass; False: it declined, nothing done
+    summed: bool        # every pass filters the input, and their results are added
+
+
+_kept_filters: dict = {}    # key -> _KeptFilter, or None: the call is not kept
+_KEPT_INPUTS = frozenset(np.dtype(c) for c in "bBhHfd")
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _plain(value):
+    """`value` as part of a kept filter's key: its type with it, or raise
+    _NotPlain. (Types tell 3 from 3.0, and arrays are keyed by their bytes;
+    a scalar -0.0 is not plain: it equals 0.0 but may give a sum the other
+    sign.)"""
+    t = type(value)
+    if t is str or t is int or value is None:
+        return t, value
+    if t is float:
+        if value == 0.0 and math.copysign(1.0, value) < 0:
+            raise _NotPlain
+        return t, value
+    if t is list or t is tuple:
+        return (t,) + tuple(_plain(v) for v in value)
+    if t is np.ndarray and value.dtype.kind in "biuf":
+        return t, value.dtype, value.shape, value.tobytes()
+    if isinstance(value, (np.floating, np.integer)):
+        if value == 0 and np.signbit(value):
+            raise _NotPlain
+        return t, value
+    raise _NotPlain
+
+
+def _kept_key(input, output, mode, cval, workers, *arguments):
+    """The key of a call kept filters may repeat (`arguments`: the name of
+    the filter and its own), or None."""
+    if not (type(input) is np.ndarray and output is None and input.dtype in _KEPT_INPUTS
+            and 0 < input.size < _parallel.MIN_WORK_PER_THREAD
+            and (type(cval) is float or type(cval) is int)
+            and (workers is None or type(workers) is int)):
+        return None
+    flags = input.flags
+    if not (flags.c_contiguous and flags.aligned):
+        return None
+    try:
+        return (input.shape, input.dtype, _plain(mode), _plain(cval), workers,
+                *map(_plain, arguments))
+    except _NotPlain:
+        return None
+
+
+def _run_kept(key, input):
+    """The call `key` made by its kept filter on `input`, or None (not kept,
+    or a pass declined: another thread is in it)."""
+    kept = _kept_filters.get(key)
+    if kept is None:
+        return None
+    passes = kept.passes
+    out = np.empty(input.shape, kept.dtype)
+    if len(passes) == 1:
+        return out if passes[0](input, out) else None
+    other = np.empty(input.shape, kept.dtype)
+    if kept.summed:
+        if not passes[0](input, out):
+            return None
+        for run in passes[1:]:
+            if not run(input, other):
+                return None
+            out += other
+        return out
+    src = input
+    for i, run in enumerate(passes):
+        dst = out if (len(passes) - 1 - i) % 2 == 0 else other   # (the last into out)
+        if not run(src, dst):
+            return None
+        src = dst
+    return out
+
+
+def _keep(key, output, passes, summed=False) -> None:
+    """Keep the filter the call `key` ran into `output` as `passes` (weights
+    or None, size, axis, before, rule, cval each, in _pass_1d's terms), if
+    each pass was one core call; else remember that it is not kept."""
+    if key in _kept_filters:
+        return
+    runs = []
+    for weights, size, axis, before, rule, cval in passes:
+        run = _kept_pass(output.dtype, output.shape, weights, size, axis, before, rule, cval)
+        if run is None:
+            runs = []
+            break
+        runs.append(run)
+    if len(_kept_filters) >= _MAX_SHORT_PATHS:
+        _kept_filters.clear()
+    _kept_filters[key] = _KeptFilter(output.dtype, tuple(runs), summed) if runs else None
+
+
+def _kept_pass(dtype, shape, weights, size, axis, before, rule, cval):
+    """run(src, dst) making _pass_1d's pass between C-contiguous arrays of
+    `dtype` and `shape` through the one core call its small path makes, or
+    None where it takes another route."""
+    ctype = _compute_type(dtype, dtype)
+    if ctype is not None:
+        taps = _uniform_weights(size) if weights is None else weights
+        if math.prod(shape) * len(taps) >= _parallel.MIN_WORK_PER_THREAD:
+            return None
+        return _small_pass(shape, ctype, axis, before, rule, cval, taps).run
+    if len(shape) != 2:
+        return None
+    if weights is not None:
+        weights = np.array(weights)   # (a copy: they may be the caller's array, changed later)
+    plan = _line_plan(dtype, dtype, weights, size, shape[axis], before, rule, cval)
+    return None if plan is None else _small_lines(shape, weights, size, axis, before, cval, plan)
+
+
 # ------------------------------------------------------------------ 1-D filters
 
 def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
                 workers=None):
     """1-D correlation along `axis` of an N-d array, as scipy.ndimage.correlate1d:
     out[i] = sum_k weights[k] * input[i + k - (len(weights) // 2 + origin)]."""
+    key = _kept_key(input, output, mode, cval, workers, "correlate1d", weights, axis, origin)
+    if key is not None:
+        kept = _run_kept(key, input)
+        if kept is not None:
+            return kept
     input = _as_input(input)
     weights = _weights_array(weights)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
@@ -1251,7 +1416,10 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
                            "<= (len(weights)-1) // 2")
     rule = _extend_mode(mode)
     cval = _real_cval(cval)
-    _pass_1d(input, np.ascontiguousarray(weights), 0, axis, rule, cval, origin, output, workers)
+    weights = np.ascontiguousarray(weights)
+    _pass_1d(input, weights, 0, axis, rule, cval, origin, output, workers)
+    if key is not None:
+        _keep(key, output, [(weights, 0, axis, len(weights) // 2 + origin, rule, cval)])
     return output
 
 
@@ -1276,6 +1444,11 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     """Mean over `size` neighbours along `axis`, as scipy.ndimage.uniform_filter1d.
     Integer outputs use SciPy's running sum (bitwise equal); float outputs sum
     each window directly (equal within rounding)."""
+    key = _kept_key(input, output, mode, cval, workers, "uniform_filter1d", size, axis, origin)
+    if key is not None:
+        kept = _run_kept(key, input)
+        if kept is not None:
+            return kept
     input = _as_input(input)
     workers = _checked_workers(workers)
     axis = normalize_axis_index(axis, input.ndim)
@@ -1289,7 +1462,10 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
         raise ValueError("invalid origin")
     rule = _extend_mode(mode)
     if not complex_output:
-        _pass_1d(input, None, size, axis, rule, _real_cval(cval), origin, output, workers)
+        cval = _real_cval(cval)
+        _pass_1d(input, None, size, axis, rule, cval, origin, output, workers)
+        if key is not None:
+            _keep(key, output, [(None, size, axis, size // 2 + origin, rule, cval)])
     else:
         _pass_1d(input.real, None, size, axis, rule, float(np.real(cval)), origin, output.real,
                  workers)
@@ -1303,6 +1479,11 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     """Multidimensional mean filter, as scipy.ndimage.uniform_filter: one
     uniform_filter1d pass per axis (of `axes`) with size > 1, each written into
     the output and read back by the next. `size`, `origin`, `mode` may be per axis."""
+    key = _kept_key(input, output, mode, cval, workers, "uniform_filter", size, origin, axes)
+    if key is not None:
+        kept = _run_kept(key, input)
+        if kept is not None:
+            return kept
     input = _as_input(input)
     output = _get_output(output, input, complex_output=input.dtype.kind == "c",
                          overwritten=True)
@@ -1313,7 +1494,9 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     passes = [(ax, None, int(s), o, m) for ax, s, o, m in zip(axes, sizes, origins, modes)
               if s > 1]
     if passes:
-        _run_passes(input, output, passes, cval, workers)
+        made = _run_passes(input, output, passes, cval, workers)
+        if key is not None:
+            _keep(key, output, made)
     else:
         output[...] = input[...]
     return output
@@ -1386,6 +1569,12 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     gaussian_filter1d pass per axis (of `axes`) with sigma > 1e-15, each written
     into the output and read back by the next. `sigma`, `order`, `mode`,
     `radius` may be per axis."""
+    key = _kept_key(input, output, mode, cval, workers, "gaussian_filter", sigma, order,
+                    truncate, radius, axes)
+    if key is not None:
+        kept = _run_kept(key, input)
+        if kept is not None:
+            return kept
     input = _as_input(input)
     output = _get_output(output, input, overwritten=True)
     axes = _check_axes(axes, input.ndim)
@@ -1397,7 +1586,9 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     passes = [(axes[i], _gaussian_weights(sigmas[i], orders[i], truncate, radii[i]), 0, 0,
                modes[i]) for i in range(n) if sigmas[i] > 1e-15]
     if passes:
-        _run_passes(input, output, passes, cval, workers)
+        made = _run_passes(input, output, passes, cval, workers)
+        if key is not None:
+            _keep(key, output, made)
     else:
         output[...] = input[...]
     return output
@@ -1417,24 +1608,32 @@ _PREWITT_SMOOTH = _constant_weights([1, 1, 1])
 _SECOND_DIFFERENCE = _constant_weights([1, -2, 1])
 
 
-def _derivative_filter(input, axis, output, mode, cval, derivative, smooth, workers):
+def _derivative_filter(name, input, axis, output, mode, cval, derivative, smooth, workers):
+    key = _kept_key(input, output, mode, cval, workers, name, axis)
+    if key is not None:
+        kept = _run_kept(key, input)
+        if kept is not None:
+            return kept
     input = _as_input(input)
     axis = normalize_axis_index(axis, input.ndim)
     output = _get_output(output, input, overwritten=True)
     modes = _normalize_sequence(mode, input.ndim)
     passes = [(axis, derivative, 0, 0, modes[axis])]
     passes += [(ax, smooth, 0, 0, modes[ax]) for ax in range(input.ndim) if ax != axis]
-    _run_passes(input, output, passes, cval, workers)
+    made = _run_passes(input, output, passes, cval, workers)
+    if key is not None:
+        _keep(key, output, made)
     return output
 
 
-def _run_passes(input, output, passes, cval, workers) -> None:
+def _run_passes(input, output, passes, cval, workers) -> list:
     """1-D passes (axis, weights or None for a mean of `size`, size, origin,
     mode) one after the other, each written in the output's dtype and read
     back by the next, as SciPy runs them: the result equals the same
     sequence of correlate1d / uniform_filter1d calls bit for bit. A float
     output alternates with one scratch array of its dtype so that no pass
-    reads the array it writes (which would need a copy)."""
+    reads the array it writes (which would need a copy). Returns the passes
+    in _keep's terms (empty for complex arrays)."""
     buffers = [output]
     if len(passes) > 1 and output.dtype.kind == "f" and output.dtype.isnative \
             and output.flags.c_contiguous:
@@ -1443,6 +1642,7 @@ def _run_passes(input, output, passes, cval, workers) -> None:
     if real:   # each pass's checks here, in uniform_filter1d's / correlate1d's order
         workers = _checked_workers(workers)
     src = input
+    made = []
     for i, (axis, weights, size, origin, mode) in enumerate(passes):
         dst = buffers[(len(passes) - 1 - i) % len(buffers)]
         if not real:
@@ -1458,23 +1658,27 @@ def _run_passes(input, output, passes, cval, workers) -> None:
             rule = _extend_mode(mode)
             if i == 0:
                 cval = _real_cval(cval)
-            _pass_1d(src, None if weights is None else np.ascontiguousarray(weights), size,
-                     axis, rule, cval, origin, dst, workers)
+            if weights is not None:
+                weights = np.ascontiguousarray(weights)
+            _pass_1d(src, weights, size, axis, rule, cval, origin, dst, workers)
+            L = size if weights is None else len(weights)
+            made.append((weights, size, axis, L // 2 + origin, rule, cval))
         src = dst
+    return made
 
 
 def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0, *, workers=None):
     """Prewitt filter, as scipy.ndimage.prewitt: [-1, 0, 1] along `axis`, then
     [1, 1, 1] along every other axis, each pass into the output."""
-    return _derivative_filter(input, axis, output, mode, cval, _DIFFERENCE, _PREWITT_SMOOTH,
-                              workers)
+    return _derivative_filter("prewitt", input, axis, output, mode, cval, _DIFFERENCE,
+                              _PREWITT_SMOOTH, workers)
 
 
 def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0, *, workers=None):
     """Sobel filter, as scipy.ndimage.sobel: [-1, 0, 1] along `axis`, then
     [1, 2, 1] along every other axis, each pass into the output."""
-    return _derivative_filter(input, axis, output, mode, cval, _DIFFERENCE, _SOBEL_SMOOTH,
-                              workers)
+    return _derivative_filter("sobel", input, axis, output, mode, cval, _DIFFERENCE,
+                              _SOBEL_SMOOTH, workers)
 
 
 def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0,
@@ -1501,10 +1705,23 @@ def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0,
 def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None, workers=None):
     """Laplace filter, as scipy.ndimage.laplace: the sum over `axes` of [1, -2, 1]
     along each axis."""
+    key = _kept_key(input, output, mode, cval, workers, "laplace", axes)
+    if key is not None:
+        kept = _run_kept(key, input)
+        if kept is not None:
+            return kept
+
     def derivative2(input, axis, output, mode, cval):
         return correlate1d(input, _SECOND_DIFFERENCE, axis, output, mode, cval, 0,
                            workers=workers)
-    return generic_laplace(input, derivative2, output, mode, cval, axes=axes)
+
+    output = generic_laplace(input, derivative2, output, mode, cval, axes=axes)
+    if key is not None:
+        axes = _check_axes(axes, output.ndim)
+        modes = _normalize_sequence(mode, len(axes))
+        _keep(key, output, [(_SECOND_DIFFERENCE, 0, ax, 1, _extend_mode(m), _real_cval(cval))
+                            for ax, m in zip(axes, modes)], summed=True)
+    return output
 
 
 def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None,
