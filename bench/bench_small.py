@@ -20,8 +20,9 @@ process CPU time, each sample a batch of calls):
 plan, index maps, method, thread decision, output allocation).
 
 A third table times ``cyconv.ndimage`` filters against ``scipy.ndimage`` on
-float32 images of 16², 32², 64², 128² (default arguments: mode "reflect";
-``correlate`` with a 3x3 kernel, ``correlate1d`` with [1, 2, 1] / 4).
+float32 and uint8 images of 16², 32², 64², 128² (default arguments: mode
+"reflect", the output in the input's dtype; ``correlate`` with a 3x3 kernel,
+``correlate1d`` with [1, 2, 1] / 4).
 
 A second table times ``cyconv.conv2d`` on small layers (padding 1, one
 thread) against ``torch.nn.functional.conv2d`` when PyTorch is installed:
@@ -129,15 +130,17 @@ def run_ndimage(cyconv, rng, repeat: int, log) -> list:
         return []
     import cyconv.ndimage as cnd
     cases = []
-    for name, f in NDIMAGE_FILTERS.items():
-        for n in NDIMAGE_SIZES:
-            x = rng.random((n, n)).astype(np.float32)
-            fns = {"cyconv": lambda f=f, x=x: f(cnd, x), "scipy": lambda f=f, x=x: f(ndi, x)}
-            timings = check_and_time(fns, "cyconv", f"{name} {n}²", repeat)
-            cases.append({"filter": name, "size": n,
-                          "peers": {p: t.as_dict() for p, t in timings.items()}})
-            log(f"ndimage {name} {n}²: " + ", ".join(
-                f"{p} {t.median * 1e6:.2f} µs" for p, t in timings.items()))
+    for dtype in ("float32", "uint8"):
+        for name, f in NDIMAGE_FILTERS.items():
+            for n in NDIMAGE_SIZES:
+                x = (rng.random((n, n)) * (255 if dtype == "uint8" else 1)).astype(dtype)
+                fns = {"cyconv": lambda f=f, x=x: f(cnd, x),
+                       "scipy": lambda f=f, x=x: f(ndi, x)}
+                timings = check_and_time(fns, "cyconv", f"{name} {dtype} {n}²", repeat)
+                cases.append({"filter": name, "dtype": dtype, "size": n,
+                              "peers": {p: t.as_dict() for p, t in timings.items()}})
+                log(f"ndimage {name} {dtype} {n}²: " + ", ".join(
+                    f"{p} {t.median * 1e6:.2f} µs" for p, t in timings.items()))
     return cases
 
 
@@ -190,16 +193,17 @@ def markdown(result: dict) -> str:
                        f"{torch / repeated:.2f}×" if torch else "–"])
     conv = C.markdown_table(["input", "weight", "conv2d µs", "conv2d first µs", "torch µs",
                              "vs torch"], layers) if layers else ""
-    filters = [[c["filter"], f"{c['size']}²", f"{us(c, 'cyconv'):.1f}", f"{us(c, 'scipy'):.1f}",
+    filters = [[c["filter"], c.get("dtype", "float32"), f"{c['size']}²",
+                f"{us(c, 'cyconv'):.1f}", f"{us(c, 'scipy'):.1f}",
                 f"{us(c, 'scipy') / us(c, 'cyconv'):.2f}×"] for c in result.get("ndimage", [])]
-    nd = C.markdown_table(["filter", "image", "cyconv.ndimage µs", "scipy.ndimage µs",
+    nd = C.markdown_table(["filter", "dtype", "image", "cyconv.ndimage µs", "scipy.ndimage µs",
                            "vs scipy"], filters) if filters else ""
     return (table + "\n\n"
             + "vs scipy: t_scipy / t_cyconv (> 1: cyconv faster); vs cv2: t_cyconv / t_cv2 "
               "(< 2: within 2× of OpenCV). " + C.noise_note(result)
             + ("\n\n" + conv + "\n\nconv2d, padding 1, one thread; vs torch: t_torch / "
                "t_cyconv of the repeated call." if conv else "")
-            + ("\n\n" + nd + "\n\nndimage filters, float32, default arguments; vs scipy: "
+            + ("\n\n" + nd + "\n\nndimage filters, default arguments; vs scipy: "
                "t_scipy / t_cyconv." if nd else ""))
 
 

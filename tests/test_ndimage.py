@@ -1240,3 +1240,19 @@ def test_kept_filters_from_threads():
     with ThreadPoolExecutor(4) as pool:
         for results in pool.map(filter_all, range(4)):
             assert results == alone * 50
+
+
+def test_repeated_calls_tell_a_negative_zero_fill_apart():
+    # A fill of -0.0 equals 0.0 but may give -0.0 sums where 0.0 gives 0.0
+    # (SciPy's do, on an image of -0.0): a call kept with one never serves
+    # the other (and workers are still checked).
+    image = np.full((9, 12), -0.0)
+    weights = np.array([[0.5, 1.0], [1.5, 2.0]])
+    cnd._short_paths.clear()
+    for cval in (0.0, -0.0, 0.0, -0.0):
+        got = cnd.correlate(image, weights, mode="constant", cval=cval)
+        full = cnd.correlate(image, weights, mode="constant", cval=cval, axes=(0, 1))
+        assert got.tobytes() == full.tobytes()
+    assert len(cnd._short_paths) == 1
+    with pytest.raises(ValueError):
+        cnd.correlate(image, weights, mode="constant", workers=0)

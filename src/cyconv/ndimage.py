@@ -927,6 +927,10 @@ def _lines_into(kernel, flat, starts, offsets, weights, out_lines, workers) -> N
     out_lines, split among the workers."""
     lines, n = out_lines.shape
     per_line = n * max(len(weights), 1)
+    if per_line * lines < _parallel.MIN_WORK_PER_THREAD:   # one chunk: run_work's call, here
+        kernel(flat, starts, offsets, weights, out_lines,
+               _scratch.empty("ndimage.line", (n,), np.float64), 0, lines)
+        return
 
     def chunk(scratch, r0, r1):
         kernel(flat, starts, offsets, weights, out_lines, scratch, r0, r1)
@@ -1047,7 +1051,12 @@ def _correlate_fast(input, weights, origins, rule, cval, out, ctype, workers):
         # one plane straight into `out` (the moveaxis above kept its axes)
         _correlate_plane_into(input if input.dtype == ctype else input.astype(ctype), kernel,
                               row_map, col_map, left, top, cval, out, workers)
-        return _ShortPath(kernel, row_map, col_map, left, top, cval, out.dtype, ctype)
+        fill = np.full(1, cval, ctype)
+        fill.flags.writeable = False
+        strip_rows = _methods._strip_rows(H, len(col_map), ctype.itemsize)
+        return _ShortPath(kernel, row_map, col_map, left, top, cval, out.dtype, ctype,
+                          _methods.correlate_plane_for(ctype), fill,
+                          (strip_rows + M - 1, len(col_map)), H * W * M * N)
     plane_out = np.empty((H, W), ctype)
     for index in np.ndindex(*src.shape[:-2]):
         plane = src[index]
@@ -1132,6 +1141,10 @@ class _ShortPath(NamedTuple):
     cval: float
     dtype: np.dtype         # of the output
     ctype: np.dtype         # the compute type (= the input's)
+    correlate: object       # _core.correlate_plane for it
+    fill: np.ndarray        # cval in it, the one element correlate reads
+    strip_shape: tuple      # of _methods.correlate_into's strips
+    work: int               # multiply-adds of a call
 
 
 _short_paths: dict = {}
@@ -1149,6 +1162,8 @@ def _short_key(input, weights, output, mode, cval, origin, convolution, axes):
             and weights.size <= _SHORT_MAX_TAPS and type(mode) is str
             and type(cval) in (int, float) and type(origin) is int):
         return None
+    if cval == 0 and math.copysign(1.0, cval) < 0:   # (as _plain: -0.0 is not 0.0's key)
+        return None
     return (input.shape, input.dtype, weights.shape, weights.dtype, weights.tobytes(), mode,
             type(cval), cval, origin, convolution)
 
@@ -1160,6 +1175,18 @@ def _run_short(short, input, workers) -> np.ndarray:
             _run_exact_plane(short, input, out, _parallel.resolve_workers(workers))
             return out
         return None
+    if short.work < _parallel.MIN_WORK_PER_THREAD:
+        flags = input.flags
+        if flags.c_contiguous and flags.aligned:
+            # one core call here, as _methods.correlate_into makes it for one
+            # chunk (its own argument handling is most of a 16 x 16 call)
+            _parallel.resolve_workers(workers)
+            out = np.empty(input.shape, short.dtype)
+            short.correlate(input, short.row_map, short.col_map, short.left, short.fill,
+                            short.kernel, out,
+                            _scratch.empty("direct.strip", short.strip_shape, short.ctype),
+                            0, input.shape[0], False)
+            return out
     out = _memory.zeros(input.shape, short.dtype, apart_from=input)
     _correlate_plane_into(input, short.kernel, short.row_map, short.col_map, short.left,
                           short.top, short.cval, out, _parallel.resolve_workers(workers))
@@ -1281,6 +1308,9 @@ class _NotPlain(Exception):
     pass
 
 
+_PLAIN_ITEMS = frozenset((int, float, str, type(None)))
+
+
 def _plain(value):
     """`value` as part of a kept filter's key: its type with it, or raise
     _NotPlain. (Types tell 3 from 3.0, and arrays are keyed by their bytes;
@@ -1293,8 +1323,13 @@ def _plain(value):
         if value == 0.0 and math.copysign(1.0, value) < 0:
             raise _NotPlain
         return t, value
-    if t is list or t is tuple:
-        return (t,) + tuple(_plain(v) for v in value)
+    if t is list or t is tuple:   # of numbers, strings, None
+        items = tuple(value)
+        types = tuple(map(type, items))
+        if not _PLAIN_ITEMS.issuperset(types) or 0.0 in items and any(
+                math.copysign(1.0, v) < 0 for v in items if v == 0.0):
+            raise _NotPlain
+        return t, items, types
     if t is np.ndarray and value.dtype.kind in "biuf":
         return t, value.dtype, value.shape, value.tobytes()
     if isinstance(value, (np.floating, np.integer)):
