@@ -247,3 +247,41 @@ def test_convolve2d_and_ndimage_stay_in_their_buffers(side, h, w, m, n, mode, bo
     got = cyconv.ndimage.correlate(np.asarray(real, np.float64), guarded_copy(k, side),
                                    mode="mirror")
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+
+
+@SETTINGS
+@given(h=st.integers(1, 40), w=st.integers(1, 40), L=st.integers(1, 9),
+       axis=st.sampled_from([0, 1]),
+       dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float64]),
+       mode=st.sampled_from(["reflect", "constant", "nearest", "mirror", "wrap"]),
+       data=st.data())
+def test_small_ndimage_passes_stay_in_their_buffers(side, h, w, L, axis, dtype, mode, data,
+                                                     monkeypatch):
+    # The kept small passes (_core.SmallLines, _core.SmallPass), their own
+    # scratch guarded too: 1-D correlations and running means of small images.
+    from scipy import ndimage
+    import cyconv.ndimage as cnd
+    monkeypatch.setattr(cnd, "_kept_scratch",
+                        lambda n, dtype: guarded_empty((n,), dtype, side))
+    cnd._pass_plans.clear()
+    cnd._line_passes.clear()
+    cnd._kept_filters.clear()
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    a = (rng.integers(info.min, info.max, (h, w), endpoint=True) if info is not None
+         else rng.standard_normal((h, w)) * 10).astype(dtype)
+    origin = data.draw(st.integers(-(L // 2), (L - 1) // 2))
+    weights = rng.standard_normal(L)
+    image = guarded_copy(a, side)
+    for _ in range(2):       # planned, then from the kept pass
+        for f in (lambda m, out: m.correlate1d(image, weights, axis, out, mode, 3, origin),
+                  lambda m, out: m.uniform_filter1d(image, L, axis, out, mode, 3, origin)):
+            got = f(cnd, guarded_empty((h, w), dtype, side))
+            want = f(ndimage, np.empty((h, w), dtype))
+            if info is not None:
+                np.testing.assert_array_equal(got, want)
+            else:
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(a).max() * L)
+    cnd._pass_plans.clear()   # (their scratch goes with this test's mappings)
+    cnd._line_passes.clear()
+    cnd._kept_filters.clear()

@@ -177,6 +177,19 @@ class SmallPass:
     def run(self, src: NDArray, out: NDArray) -> bool: ...
 
 
+LINE_TYPES: dict[str, int]
+
+
+class SmallLines:
+    """A small exact 1-D pass between 2-D 8/16-bit images with its constant
+    arguments kept (built by ndimage._small_lines)."""
+    def __init__(self, in_code: int, out_code: int, index: NDArray[np.int64],
+                 weights: NDArray[np.float64] | None, scratch: NDArray[np.float64], rows: int,
+                 cols: int, axis: int, before: int, fill: float, size: int,
+                 reciprocal: float, symmetry: int, piece: int, window_means: bool) -> None: ...
+    def run(self, src: NDArray, out: NDArray) -> bool: ...
+
+
 class PixelPlan:
     """Geometry and weights of the fused 8/16-bit image filter (built by cyconv.image)."""
     M: int

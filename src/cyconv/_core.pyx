@@ -4313,6 +4313,41 @@ cdef inline void _padded_line(const line_in_t *p, Py_ssize_t step, const int64_t
     _padded_entries(p, step, index, fill, dst, before + n, m)
 
 
+cdef inline const line_in_t *_in_row(const line_in_t *p, Py_ssize_t r,
+                                     Py_ssize_t stride) noexcept nogil:
+    """Row r of an image of rows `stride` bytes apart."""
+    return <const line_in_t *>(<const char *>p + r * stride)
+
+
+cdef inline line_out_t *_out_row(line_out_t *p, Py_ssize_t r, Py_ssize_t stride) noexcept nogil:
+    """Row r of an output of rows `stride` bytes apart."""
+    return <line_out_t *>(<char *>p + r * stride)
+
+
+# The line passes work on pointers: rows `*_row` bytes apart, samples along a
+# row `step` elements apart. The `def` functions below unpack memoryviews for
+# them; SmallLines calls them on a kept pass's C-contiguous images.
+
+cdef void _exact_rows(const line_in_t *src, Py_ssize_t src_row, Py_ssize_t step,
+                      const int64_t *index, Py_ssize_t before, double fill,
+                      const double *weights, Py_ssize_t L, int symmetry,
+                      line_out_t *out, Py_ssize_t out_row, Py_ssize_t out_step, Py_ssize_t n,
+                      double *scratch, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Rows r0..r1 of an exact 1-D correlation along the rows (cyc_exact_1d),
+    each row padded, summed and stored through scratch (>= 2n + L - 1)."""
+    cdef Py_ssize_t r, m = n + L - 1
+    cdef double *line = scratch
+    cdef double *sums = scratch + m
+    cdef bint avx2 = _table != cyc_kernels(0)
+    for r in range(r0, r1):
+        _padded_line(_in_row(src, r, src_row), step, index, fill, before, n, m, line)
+        if avx2:
+            cyc_exact_1d_avx2(line, weights, L, symmetry, sums, n)
+        else:
+            cyc_exact_1d_sse2(line, weights, L, symmetry, sums, n)
+        _line_from_double(sums, _out_row(out, r, out_row), out_step, n)
+
+
 def ndimage_exact_rows(const line_in_t[:, :] src,      # IN  rows x n
                        const int64_t[::1] index,         # IN  n + L - 1 source columns, -1 fill
                        Py_ssize_t before, double fill,
@@ -4321,22 +4356,15 @@ def ndimage_exact_rows(const line_in_t[:, :] src,      # IN  rows x n
                        line_out_t[:, :] out,             # OUT rows x n (may be src itself)
                        double[::1] scratch,              # >= 2n + L - 1
                        Py_ssize_t r0, Py_ssize_t r1):
-    """Rows r0..r1 of an exact 1-D correlation along the rows (cyc_exact_1d),
-    each row padded, summed and stored through scratch."""
-    cdef Py_ssize_t r, n = src.shape[1], L = weights.shape[0], m = src.shape[1] + L - 1
-    cdef Py_ssize_t step = src.strides[1] // <Py_ssize_t>sizeof(line_in_t)
-    cdef Py_ssize_t out_step = out.strides[1] // <Py_ssize_t>sizeof(line_out_t)
-    cdef double *line = &scratch[0]
-    cdef double *sums = &scratch[m]
-    cdef bint avx2 = _table != cyc_kernels(0)
+    """Rows r0..r1 of an exact 1-D correlation along the rows (_exact_rows)."""
+    if r1 <= r0 or src.shape[1] == 0:
+        return
     with nogil:
-        for r in range(r0, r1):
-            _padded_line(&src[r, 0], step, &index[0], fill, before, n, m, line)
-            if avx2:
-                cyc_exact_1d_avx2(line, &weights[0], L, symmetry, sums, n)
-            else:
-                cyc_exact_1d_sse2(line, &weights[0], L, symmetry, sums, n)
-            _line_from_double(sums, &out[r, 0], out_step, n)
+        _exact_rows(&src[0, 0], src.strides[0], src.strides[1] // <Py_ssize_t>sizeof(line_in_t),
+                    &index[0], before, fill, &weights[0], weights.shape[0], symmetry,
+                    &out[0, 0], out.strides[0],
+                    out.strides[1] // <Py_ssize_t>sizeof(line_out_t), src.shape[1],
+                    &scratch[0], r0, r1)
 
 
 cdef inline void _means(double *sums, Py_ssize_t size, double reciprocal, Py_ssize_t n,
@@ -4353,6 +4381,52 @@ cdef inline void _means(double *sums, Py_ssize_t size, double reciprocal, Py_ssi
         cyc_scale_sse2(sums, reciprocal, n)
 
 
+cdef void _uniform_rows(const line_in_t *src, Py_ssize_t src_row, Py_ssize_t step,
+                        const int64_t *index, Py_ssize_t before, double fill, Py_ssize_t size,
+                        double reciprocal, line_out_t *out, Py_ssize_t out_row,
+                        Py_ssize_t out_step, Py_ssize_t n, double *scratch, Py_ssize_t r0,
+                        Py_ssize_t r1) noexcept nogil:
+    """Rows r0..r1 of NI_UniformFilter1D's running mean along the rows (the
+    sum of the first window, then one sample in and one out per output,
+    each output sum / size, or sum * reciprocal where that truncates to the
+    same integer), through scratch (>= 4 (2n + size - 1)) like _exact_rows.
+    Four rows go in step: each row's sums are one chain of dependent adds,
+    and four chains keep the adder busy."""
+    cdef Py_ssize_t r, i, k, l, m = n + size - 1
+    cdef double *lines = scratch             # four padded rows, m apart
+    cdef double *sums = scratch + 4 * m      # their sums, n apart
+    cdef double t0, t1, t2, t3
+    cdef bint avx2 = _table != cyc_kernels(0)
+    cdef double *a
+    cdef double *b
+    cdef double *c
+    cdef double *e
+    for r in range(r0, r1, 4):
+        k = min(4, r1 - r)
+        for i in range(k):
+            _padded_line(_in_row(src, r + i, src_row), step, index, fill, before, n, m,
+                         lines + i * m)
+        for i in range(k, 4):            # (a short last group sums copies of its first row)
+            memcpy(lines + i * m, lines, m * sizeof(double))
+        a, b, c, e = lines, lines + m, lines + 2 * m, lines + 3 * m
+        t0 = t1 = t2 = t3 = 0.0
+        for l in range(size):
+            t0 = t0 + a[l]
+            t1 = t1 + b[l]
+            t2 = t2 + c[l]
+            t3 = t3 + e[l]
+        sums[0], sums[n], sums[2 * n], sums[3 * n] = t0, t1, t2, t3
+        for l in range(1, n):
+            t0 = t0 + (a[l + size - 1] - a[l - 1])
+            t1 = t1 + (b[l + size - 1] - b[l - 1])
+            t2 = t2 + (c[l + size - 1] - c[l - 1])
+            t3 = t3 + (e[l + size - 1] - e[l - 1])
+            sums[l], sums[n + l], sums[2 * n + l], sums[3 * n + l] = t0, t1, t2, t3
+        for i in range(k):
+            _means(sums + i * n, size, reciprocal, n, avx2)
+            _line_from_double(sums + i * n, _out_row(out, r + i, out_row), out_step, n)
+
+
 def ndimage_uniform_rows(const line_in_t[:, :] src,     # IN  rows x n
                          const int64_t[::1] index,         # IN  n + size - 1 source columns, -1 fill
                          Py_ssize_t before, double fill, Py_ssize_t size,
@@ -4360,47 +4434,15 @@ def ndimage_uniform_rows(const line_in_t[:, :] src,     # IN  rows x n
                          line_out_t[:, :] out,             # OUT rows x n (may be src itself)
                          double[::1] scratch,              # >= 4 (2n + size - 1)
                          Py_ssize_t r0, Py_ssize_t r1):
-    """Rows r0..r1 of NI_UniformFilter1D's running mean along the rows (the
-    sum of the first window, then one sample in and one out per output,
-    each output sum / size, or sum * reciprocal where that truncates to the
-    same integer), through scratch like
-    ndimage_exact_rows. Four rows go in step: each row's sums are one
-    chain of dependent adds, and four chains keep the adder busy."""
-    cdef Py_ssize_t r, i, k, l, n = src.shape[1], m = src.shape[1] + size - 1
-    cdef Py_ssize_t step = src.strides[1] // <Py_ssize_t>sizeof(line_in_t)
-    cdef Py_ssize_t out_step = out.strides[1] // <Py_ssize_t>sizeof(line_out_t)
-    cdef double *lines = &scratch[0]         # four padded rows, m apart
-    cdef double *sums = &scratch[4 * m]      # their sums, n apart
-    cdef double t0, t1, t2, t3
-    cdef bint avx2 = _table != cyc_kernels(0)
-    cdef double *a
-    cdef double *b
-    cdef double *c
-    cdef double *e
+    """Rows r0..r1 of NI_UniformFilter1D's running mean along the rows (_uniform_rows)."""
+    if r1 <= r0 or src.shape[1] == 0:
+        return
     with nogil:
-        for r in range(r0, r1, 4):
-            k = min(4, r1 - r)
-            for i in range(k):
-                _padded_line(&src[r + i, 0], step, &index[0], fill, before, n, m, lines + i * m)
-            for i in range(k, 4):            # (a short last group sums copies of its first row)
-                memcpy(lines + i * m, lines, m * sizeof(double))
-            a, b, c, e = lines, lines + m, lines + 2 * m, lines + 3 * m
-            t0 = t1 = t2 = t3 = 0.0
-            for l in range(size):
-                t0 = t0 + a[l]
-                t1 = t1 + b[l]
-                t2 = t2 + c[l]
-                t3 = t3 + e[l]
-            sums[0], sums[n], sums[2 * n], sums[3 * n] = t0, t1, t2, t3
-            for l in range(1, n):
-                t0 = t0 + (a[l + size - 1] - a[l - 1])
-                t1 = t1 + (b[l + size - 1] - b[l - 1])
-                t2 = t2 + (c[l + size - 1] - c[l - 1])
-                t3 = t3 + (e[l + size - 1] - e[l - 1])
-                sums[l], sums[n + l], sums[2 * n + l], sums[3 * n + l] = t0, t1, t2, t3
-            for i in range(k):
-                _means(sums + i * n, size, reciprocal, n, avx2)
-                _line_from_double(sums + i * n, &out[r + i, 0], out_step, n)
+        _uniform_rows(&src[0, 0], src.strides[0],
+                      src.strides[1] // <Py_ssize_t>sizeof(line_in_t), &index[0], before, fill,
+                      size, reciprocal, &out[0, 0], out.strides[0],
+                      out.strides[1] // <Py_ssize_t>sizeof(line_out_t), src.shape[1],
+                      &scratch[0], r0, r1)
 
 
 cdef inline void _padded_ints(const line_in_t *p, Py_ssize_t step, const int64_t *index,
@@ -4437,6 +4479,39 @@ cdef inline void _window_means(const uint32_t *prefix, Py_ssize_t size, double r
         cyc_window_means_i32(prefix, size, reciprocal, p, step, n, avx2)
 
 
+cdef void _window_means_rows(const line_in_t *src, Py_ssize_t src_row, Py_ssize_t step,
+                             const int64_t *index, Py_ssize_t before, double fill,
+                             Py_ssize_t size, double reciprocal, line_out_t *out,
+                             Py_ssize_t out_row, Py_ssize_t out_step, Py_ssize_t n,
+                             double *scratch, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Rows r0..r1 of _uniform_rows' running means where every window sums to
+    an integer below 2**31 in magnitude (ndimage._int32_windows): each sum is
+    the difference of two of the row's prefix sums (mod 2**32). The prefix
+    sums overwrite the padded samples they add up (stores and loads at other
+    offsets stalled on false 4 KB aliasing), four rows at a time; scratch
+    holds >= 2 (n + size + 32) doubles."""
+    cdef Py_ssize_t r, i, k, m = n + size - 1
+    cdef Py_ssize_t pitch = (m + 1 + 15) // 16 * 16 + 16     # four rows, a cache line between
+    cdef uint32_t *a = <uint32_t *>scratch     # row i: 0 then its m samples, at i * pitch
+    cdef uint32_t *b = a + pitch
+    cdef uint32_t *c = a + 2 * pitch
+    cdef uint32_t *e = a + 3 * pitch
+    cdef int32_t int_fill = <int32_t>fill
+    for r in range(r0, r1, 4):
+        k = min(4, r1 - r)
+        for i in range(k):
+            a[i * pitch] = 0
+            _padded_ints(_in_row(src, r + i, src_row), step, index, int_fill, before, n, m,
+                         <int32_t *>(a + i * pitch + 1))
+        for i in range(k, 4):            # (a short last group sums copies of its first row)
+            memcpy(a + i * pitch, a, (m + 1) * sizeof(uint32_t))
+        cyc_prefix_sums_2(a, b, m + 1)   # a[q] = the sum of the first q samples
+        cyc_prefix_sums_2(c, e, m + 1)
+        for i in range(k):
+            _window_means(a + i * pitch, size, reciprocal, _out_row(out, r + i, out_row),
+                          out_step, n)
+
+
 def ndimage_window_means_rows(const line_in_t[:, :] src,     # IN  rows x n
                               const int64_t[::1] index,         # IN  n + size - 1 columns, -1 fill
                               Py_ssize_t before, double fill,   # (an integer here)
@@ -4445,45 +4520,15 @@ def ndimage_window_means_rows(const line_in_t[:, :] src,     # IN  rows x n
                               line_out_t[:, :] out,             # OUT rows x n (may be src itself)
                               double[::1] scratch,              # >= 2 (n + size + 32)
                               Py_ssize_t r0, Py_ssize_t r1):
-    """Rows r0..r1 of ndimage_uniform_rows' running means where every window
-    sums to an integer below 2**31 in magnitude (ndimage._int32_windows):
-    each sum is the difference of two of the row's prefix sums (mod 2**32).
-    The prefix sums overwrite the padded samples they add up (stores and loads
-    at other offsets stalled on false 4 KB aliasing), four rows at a time."""
-    cdef Py_ssize_t r, i, k, q, n = src.shape[1], m = src.shape[1] + size - 1
-    cdef Py_ssize_t pitch = (m + 1 + 15) // 16 * 16 + 16     # four rows, a cache line between
-    cdef Py_ssize_t step = src.strides[1] // <Py_ssize_t>sizeof(line_in_t)
-    cdef Py_ssize_t out_step = out.strides[1] // <Py_ssize_t>sizeof(line_out_t)
-    cdef uint32_t *a = <uint32_t *>&scratch[0]     # row i: 0 then its m samples, at i * pitch
-    cdef uint32_t *b = a + pitch
-    cdef uint32_t *c = a + 2 * pitch
-    cdef uint32_t *e = a + 3 * pitch
-    cdef int32_t int_fill = <int32_t>fill
+    """Rows r0..r1 of running means from prefix sums (_window_means_rows)."""
+    if r1 <= r0 or src.shape[1] == 0:
+        return
     with nogil:
-        for r in range(r0, r1, 4):
-            k = min(4, r1 - r)
-            for i in range(k):
-                a[i * pitch] = 0
-                _padded_ints(&src[r + i, 0], step, &index[0], int_fill, before, n, m,
-                             <int32_t *>(a + i * pitch + 1))
-            for i in range(k, 4):            # (a short last group sums copies of its first row)
-                memcpy(a + i * pitch, a, (m + 1) * sizeof(uint32_t))
-            cyc_prefix_sums_2(a, b, m + 1)   # a[q] = the sum of the first q samples
-            cyc_prefix_sums_2(c, e, m + 1)
-            for i in range(k):
-                _window_means(a + i * pitch, size, reciprocal, &out[r + i, 0], out_step, n)
-
-
-cdef inline void _padded_row(const line_in_t[:, :, :] src, Py_ssize_t o, Py_ssize_t row,
-                             Py_ssize_t b0, Py_ssize_t B, Py_ssize_t step, double fill,
-                             double *dst) noexcept nogil:
-    """Lanes b0..b0+B of source row `row` of block o as doubles (the fill for row -1)."""
-    cdef Py_ssize_t b
-    if row < 0:
-        for b in range(B):
-            dst[b] = fill
-    else:
-        _line_to_double(&src[o, row, b0], step, dst, B)
+        _window_means_rows(&src[0, 0], src.strides[0],
+                           src.strides[1] // <Py_ssize_t>sizeof(line_in_t), &index[0], before,
+                           fill, size, reciprocal, &out[0, 0], out.strides[0],
+                           out.strides[1] // <Py_ssize_t>sizeof(line_out_t), src.shape[1],
+                           &scratch[0], r0, r1)
 
 
 cdef inline void _running(const line_in_t *enter, double enter_fill, const line_in_t *leave,
@@ -4524,12 +4569,33 @@ cdef inline void _line_of_means(double *sums, Py_ssize_t size, double reciprocal
         cyc_scaled_to_i32(sums, reciprocal, p, step, n, avx2)
 
 
-cdef inline const line_in_t *_lane_row(const line_in_t[:, :, :] src, Py_ssize_t o,
-                                       Py_ssize_t row, Py_ssize_t b0) noexcept nogil:
-    """Lane b0 of source row `row` of block o, NULL for the fill (row -1)."""
+cdef inline const line_in_t *_lane_row(const line_in_t *src, Py_ssize_t row,
+                                       Py_ssize_t src_row) noexcept nogil:
+    """Source row `row` of a block of lanes, NULL for the fill (row -1)."""
     if row < 0:
         return NULL
-    return &src[o, row, b0]
+    return _in_row(src, row, src_row)
+
+
+cdef void _uniform_lanes(const line_in_t *src, Py_ssize_t src_row, Py_ssize_t step,
+                         const int64_t *index, double fill, Py_ssize_t size, double reciprocal,
+                         line_out_t *out, Py_ssize_t out_row, Py_ssize_t out_step,
+                         Py_ssize_t n, Py_ssize_t B, double *scratch) noexcept nogil:
+    """B lanes (from src and out, each a block's first lane) of
+    NI_UniformFilter1D's running mean down n rows, every lane in step
+    (_uniform_rows' sums), the rows read and written in place; scratch >= 2B."""
+    cdef Py_ssize_t l, b
+    cdef double *total = scratch
+    cdef double *means = scratch + B
+    for b in range(B):
+        total[b] = 0.0
+    for l in range(size):            # the first window: nothing leaves (x - 0.0 is x)
+        _running(_lane_row(src, index[l], src_row), fill, NULL, 0.0, step, total, B)
+    _line_of_means(total, size, reciprocal, out, out_step, means, B)
+    for l in range(1, n):
+        _running(_lane_row(src, index[l + size - 1], src_row), fill,
+                 _lane_row(src, index[l - 1], src_row), fill, step, total, B)
+        _line_of_means(total, size, reciprocal, _out_row(out, l, out_row), out_step, means, B)
 
 
 def ndimage_uniform_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lanes
@@ -4540,23 +4606,50 @@ def ndimage_uniform_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lane
                           double[::1] scratch,              # >= 2 (b1 - b0)
                           Py_ssize_t o, Py_ssize_t b0, Py_ssize_t b1):
     """Lanes b0..b1 of block o of NI_UniformFilter1D's running mean down
-    axis 1, every lane in step (ndimage_uniform_rows' sums), the rows read
-    and written in place."""
-    cdef Py_ssize_t l, b, B = b1 - b0, n = src.shape[1]
-    cdef Py_ssize_t step = src.strides[2] // <Py_ssize_t>sizeof(line_in_t)
-    cdef Py_ssize_t out_step = out.strides[2] // <Py_ssize_t>sizeof(line_out_t)
-    cdef double *total = &scratch[0]
-    cdef double *means = &scratch[B]
+    axis 1 (_uniform_lanes)."""
+    if b1 <= b0 or src.shape[1] == 0:
+        return
     with nogil:
-        for b in range(B):
-            total[b] = 0.0
-        for l in range(size):            # the first window: nothing leaves (x - 0.0 is x)
-            _running(_lane_row(src, o, index[l], b0), fill, NULL, 0.0, step, total, B)
-        _line_of_means(total, size, reciprocal, &out[o, 0, b0], out_step, means, B)
-        for l in range(1, n):
-            _running(_lane_row(src, o, index[l + size - 1], b0), fill,
-                     _lane_row(src, o, index[l - 1], b0), fill, step, total, B)
-            _line_of_means(total, size, reciprocal, &out[o, l, b0], out_step, means, B)
+        _uniform_lanes(&src[o, 0, b0], src.strides[1],
+                       src.strides[2] // <Py_ssize_t>sizeof(line_in_t), &index[0], fill, size,
+                       reciprocal, &out[o, 0, b0], out.strides[1],
+                       out.strides[2] // <Py_ssize_t>sizeof(line_out_t), src.shape[1], b1 - b0,
+                       &scratch[0])
+
+
+cdef void _exact_lanes(const line_in_t *src, Py_ssize_t src_row, Py_ssize_t step,
+                       const int64_t *index, double fill, const double *weights, Py_ssize_t L,
+                       int symmetry, line_out_t *out, Py_ssize_t out_row, Py_ssize_t out_step,
+                       Py_ssize_t n, Py_ssize_t B, double *scratch,
+                       Py_ssize_t piece) noexcept nogil:
+    """B lanes (from src and out, each a block's first lane) of an exact 1-D
+    correlation down n rows (cyc_exact_1d_lanes), `piece` output rows at a
+    time: their padded input rows converted into scratch (>= (piece + L) *
+    (B + 8)), each output row summed into its last row. The rows lie a cache
+    line more than the block apart: 2 KB apart, a tap's rows fell into two
+    L1 sets (Zen 4, L = 25: 7.9 GMAC/s)."""
+    cdef Py_ssize_t i0, k, l, P, b, row, pitch = B + 8
+    cdef double *rows = scratch
+    cdef double *sums = scratch + (piece + L - 1) * pitch
+    cdef double *dst
+    cdef bint avx2 = _table != cyc_kernels(0)
+    i0 = 0
+    while i0 < n:
+        P = min(piece, n - i0)
+        for k in range(P + L - 1):
+            row, dst = index[i0 + k], rows + k * pitch
+            if row < 0:
+                for b in range(B):
+                    dst[b] = fill
+            else:
+                _line_to_double(_in_row(src, row, src_row), step, dst, B)
+        for l in range(P):
+            if avx2:
+                cyc_exact_1d_lanes_avx2(rows + l * pitch, pitch, weights, L, symmetry, sums, B)
+            else:
+                cyc_exact_1d_lanes_sse2(rows + l * pitch, pitch, weights, L, symmetry, sums, B)
+            _line_from_double(sums, _out_row(out, i0 + l, out_row), out_step, B)
+        i0 += piece
 
 
 def ndimage_exact_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lanes
@@ -4568,33 +4661,149 @@ def ndimage_exact_lanes(const line_in_t[:, :, :] src,   # IN  outer x n x lanes
                         double[::1] scratch,              # >= (piece + L) * (b1 - b0 + 8)
                         Py_ssize_t piece,
                         Py_ssize_t o, Py_ssize_t b0, Py_ssize_t b1):
-    """Lanes b0..b1 of block o of an exact 1-D correlation down axis 1
-    (cyc_exact_1d_lanes), `piece` output rows at a time: their padded input
-    rows converted into scratch, each output row summed into its last row.
-    The rows lie a cache line more than the block apart: 2 KB apart, a tap's
-    rows fell into two L1 sets (Zen 4, L = 25: 7.9 GMAC/s)."""
-    cdef Py_ssize_t i0, k, l, P, B = b1 - b0, n = src.shape[1], L = weights.shape[0]
-    cdef Py_ssize_t pitch = B + 8
-    cdef Py_ssize_t step = src.strides[2] // <Py_ssize_t>sizeof(line_in_t)
-    cdef Py_ssize_t out_step = out.strides[2] // <Py_ssize_t>sizeof(line_out_t)
-    cdef double *rows = &scratch[0]
-    cdef double *sums = &scratch[(piece + L - 1) * pitch]
-    cdef bint avx2 = _table != cyc_kernels(0)
+    """Lanes b0..b1 of block o of an exact 1-D correlation down axis 1 (_exact_lanes)."""
+    if b1 <= b0 or src.shape[1] == 0:
+        return
     with nogil:
-        i0 = 0
-        while i0 < n:
-            P = min(piece, n - i0)
-            for k in range(P + L - 1):
-                _padded_row(src, o, index[i0 + k], b0, B, step, fill, rows + k * pitch)
-            for l in range(P):
-                if avx2:
-                    cyc_exact_1d_lanes_avx2(rows + l * pitch, pitch, &weights[0], L, symmetry,
-                                            sums, B)
-                else:
-                    cyc_exact_1d_lanes_sse2(rows + l * pitch, pitch, &weights[0], L, symmetry,
-                                            sums, B)
-                _line_from_double(sums, &out[o, i0 + l, b0], out_step, B)
-            i0 += piece
+        _exact_lanes(&src[o, 0, b0], src.strides[1],
+                     src.strides[2] // <Py_ssize_t>sizeof(line_in_t), &index[0], fill,
+                     &weights[0], weights.shape[0], symmetry, &out[o, 0, b0], out.strides[1],
+                     out.strides[2] // <Py_ssize_t>sizeof(line_out_t), src.shape[1], b1 - b0,
+                     &scratch[0], piece)
+
+
+# A small exact pass kept between calls (ndimage._small_lines): one call
+# along the rows or down them of a C-contiguous 2-D image, every constant
+# resolved once, so a call unpacks only its two images (a 16 x 16 uint8 pass
+# spent most of its 1.7 us converting the memoryviews of the `def` kernels).
+
+cdef struct _LinePass:
+    const int64_t *index
+    const double *weights        # NULL: a running mean of `size`
+    double *scratch
+    Py_ssize_t rows, cols, L, size, before, piece
+    double fill, reciprocal
+    int symmetry
+    int axis                     # 1 along the rows, 0 down them
+    bint window_means            # along the rows from int32 prefix sums
+
+
+cdef void _line_pass(const _LinePass *p, const line_in_t *src,
+                     line_out_t *out) noexcept nogil:
+    cdef Py_ssize_t n = p.cols
+    cdef Py_ssize_t src_row = n * sizeof(line_in_t), out_row = n * sizeof(line_out_t)
+    if p.axis == 1:
+        if p.weights != NULL:
+            _exact_rows(src, src_row, 1, p.index, p.before, p.fill, p.weights, p.L, p.symmetry,
+                        out, out_row, 1, n, p.scratch, 0, p.rows)
+        elif p.window_means:
+            _window_means_rows(src, src_row, 1, p.index, p.before, p.fill, p.size,
+                               p.reciprocal, out, out_row, 1, n, p.scratch, 0, p.rows)
+        else:
+            _uniform_rows(src, src_row, 1, p.index, p.before, p.fill, p.size, p.reciprocal,
+                          out, out_row, 1, n, p.scratch, 0, p.rows)
+    elif p.weights != NULL:
+        _exact_lanes(src, src_row, 1, p.index, p.fill, p.weights, p.L, p.symmetry, out, out_row,
+                     1, p.rows, n, p.scratch, p.piece)
+    else:
+        _uniform_lanes(src, src_row, 1, p.index, p.fill, p.size, p.reciprocal, out, out_row, 1,
+                       p.rows, n, p.scratch)
+
+
+cdef void _line_pass_to(const _LinePass *p, const line_in_t *src, void *out,
+                        int out_code) noexcept nogil:
+    # the output's type: LINE_TYPES' codes
+    if out_code == 0:
+        _line_pass(p, src, <uint8_t *>out)
+    elif out_code == 1:
+        _line_pass(p, src, <int8_t *>out)
+    elif out_code == 2:
+        _line_pass(p, src, <uint16_t *>out)
+    elif out_code == 3:
+        _line_pass(p, src, <int16_t *>out)
+    else:
+        _line_pass(p, src, <int32_t *>out)
+
+
+# The codes of SmallLines' sample types, by NumPy type character.
+LINE_TYPES = {"B": 0, "b": 1, "H": 2, "h": 3, "i": 4}
+
+
+cdef class SmallLines:
+    """A small exact 1-D pass between C-contiguous 2-D 8/16-bit images kept
+    between calls (built by ndimage._small_lines): its index map, weights,
+    fill and scratch resolved once."""
+    cdef _LinePass p
+    cdef const int64_t[::1] index
+    cdef const double[::1] weights
+    cdef double[::1] scratch
+    cdef int in_code, out_code
+    cdef Py_ssize_t in_bytes, out_bytes      # of a whole image
+    cdef bint in_use                         # another thread runs it: run() declines
+
+    def __init__(self, int in_code, int out_code, const int64_t[::1] index, weights,
+                 double[::1] scratch, Py_ssize_t rows, Py_ssize_t cols, int axis,
+                 Py_ssize_t before, double fill, Py_ssize_t size, double reciprocal,
+                 int symmetry, Py_ssize_t piece, bint window_means):
+        cdef Py_ssize_t[5] itemsize = [1, 1, 2, 2, 4]
+        self.index, self.scratch = index, scratch
+        self.p.index, self.p.scratch = &self.index[0], &self.scratch[0]
+        if weights is None:
+            self.p.weights, self.p.L = NULL, size
+        else:
+            self.weights = weights
+            self.p.weights, self.p.L = &self.weights[0], self.weights.shape[0]
+        self.p.rows, self.p.cols, self.p.axis, self.p.before = rows, cols, axis, before
+        self.p.fill, self.p.size, self.p.reciprocal = fill, size, reciprocal
+        self.p.symmetry, self.p.piece, self.p.window_means = symmetry, piece, window_means
+        self.in_code, self.out_code = in_code, out_code
+        self.in_bytes = rows * cols * itemsize[in_code]
+        self.out_bytes = rows * cols * itemsize[out_code]
+
+    def run(self, src, out):
+        """Filter `src` into `out` (C-contiguous, of the kept types and shape;
+        checked by the caller). False, with nothing done, when the two
+        overlap (but for the same image along the rows, which reads each row
+        whole before writing it) or while another thread is running this
+        pass (the GIL makes the test and the claim one step)."""
+        if self.in_use:
+            return False
+        self.in_use = True
+        try:
+            return _run_small_lines(self, src, out) == 1
+        finally:
+            self.in_use = False
+
+
+cdef int _run_small_lines(SmallLines k, object src, object out) except -1:
+    """1 when done, 0 when it declined (nothing done)."""
+    cdef Py_buffer sb, ob
+    PyObject_GetBuffer(src, &sb, PyBUF_C_CONTIGUOUS)
+    try:
+        PyObject_GetBuffer(out, &ob, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+    except:
+        PyBuffer_Release(&sb)
+        raise
+    cdef const char *s = <const char *>sb.buf
+    cdef char *o = <char *>ob.buf
+    cdef bint overlap = s < o + ob.len and o < s + sb.len
+    if sb.len != k.in_bytes or ob.len != k.out_bytes or overlap and not (
+            k.p.axis == 1 and s == o and k.in_bytes == k.out_bytes):
+        PyBuffer_Release(&ob)
+        PyBuffer_Release(&sb)
+        return 0
+    with nogil:
+        if k.in_code == 0:
+            _line_pass_to(&k.p, <const uint8_t *>s, o, k.out_code)
+        elif k.in_code == 1:
+            _line_pass_to(&k.p, <const int8_t *>s, o, k.out_code)
+        elif k.in_code == 2:
+            _line_pass_to(&k.p, <const uint16_t *>s, o, k.out_code)
+        else:
+            _line_pass_to(&k.p, <const int16_t *>s, o, k.out_code)
+    PyBuffer_Release(&ob)
+    PyBuffer_Release(&sb)
+    return 1
 
 
 def ndimage_correlate_lines(const double[::1] padded,      # IN  the padded N-d array, flat

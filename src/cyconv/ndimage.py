@@ -548,6 +548,7 @@ class _LinePlan(NamedTuple):
     rows: object           # _core's kernel along rows for the two dtypes
     lanes: object          # _core's kernel down an axis for them
     reciprocal: float      # a running mean's _reciprocal_above(size), 0 to divide
+    window_means: bool     # rows is ndimage_window_means_rows (int32 prefix sums)
 
 
 # _line_plan's answers (None: not on the line kernels). A filter in a loop asks
@@ -574,14 +575,15 @@ def _line_plan(src: np.dtype, out: np.dtype, weights, size: int, n: int, before:
         types = _LINE_TYPE_NAMES[src], _LINE_TYPE_NAMES[out]
         index = _padding.index_map(n, before, len(taps) - 1 - before, rule)
         if weights is None:
-            rows = (_core.ndimage_window_means_rows if _int32_windows(src, size, rule, cval)
-                    else _core.ndimage_uniform_rows)
+            prefix = _int32_windows(src, size, rule, cval)
+            rows = _core.ndimage_window_means_rows if prefix else _core.ndimage_uniform_rows
             plan = _LinePlan(index, 0, rows[types], _core.ndimage_uniform_lanes[types],
                              # (a fractional fill makes fractional sums)
-                             _reciprocal_above(size) if float(cval).is_integer() else 0.0)
+                             _reciprocal_above(size) if float(cval).is_integer() else 0.0,
+                             prefix)
         else:
             plan = _LinePlan(index, _symmetry(weights), _core.ndimage_exact_rows[types],
-                             _core.ndimage_exact_lanes[types], 0.0)
+                             _core.ndimage_exact_lanes[types], 0.0, False)
     if len(_line_plans) >= _MAX_SHORT_PATHS:
         _line_plans.clear()
     _line_plans[key] = plan
@@ -608,14 +610,15 @@ def _line_lanes(L: int) -> int:
 def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers) -> None:
     """_pass_1d's exact correlation (`weights`) or running mean (`size`) on
     the line kernels, as `plan` says (workers None: the default count)."""
-    if src.ndim == 2:   # a small image (a filter in a loop): one core call, no chunks
-        run = _small_lines(src.shape, weights, size, axis, before, cval, plan)
-        if run is not None and (axis == 1 and src is out or not np.may_share_memory(src, out)):
-            run(src, out)
+    if src.ndim == 2 and src.flags.c_contiguous and out.flags.c_contiguous:
+        # a small image (a filter in a loop): one core call, no chunks
+        kept = _small_lines(src.dtype, out.dtype, src.shape, weights, size, axis, before, cval,
+                            plan)
+        if kept is not None and kept.run(src, out):
             return
     L = size if weights is None else len(weights)
     n = src.shape[axis]
-    index, symmetry, rows, down, reciprocal = plan
+    index, symmetry, rows, down, reciprocal, _ = plan
     lines = 4 * (2 * n + L - 1) + 64     # ndimage_uniform_rows' scratch (the others need less)
     if workers is None:
         workers = _parallel.get_num_threads()
@@ -662,43 +665,40 @@ def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers
         out[...] = target
 
 
-def _small_lines(shape, weights, size, axis, before, cval, plan):
-    """The one core call of a small exact pass along `axis` of a 2-D image of
-    `shape` (down axis 0: at most _line_lanes(L) lanes), as run(src, out) ->
-    True; None for a pass that is not small. src and out may be the same
-    array along the rows (each row is read whole before it is written), and
-    must not overlap otherwise."""
+def _small_lines(src, out, shape, weights, size, axis, before, cval, plan):
+    """The kept _core.SmallLines of a small exact pass along `axis` between
+    C-contiguous 2-D images of `shape` and the dtypes `src` and `out` (down
+    axis 0: at most _line_lanes(L) lanes), or None for a pass that is not
+    small."""
     L = size if weights is None else len(weights)
-    rows, inner = shape
-    if rows * inner * L >= _parallel.MIN_WORK_PER_THREAD or axis == 0 and inner > _line_lanes(L):
+    rows, cols = shape
+    if rows * cols * L >= _parallel.MIN_WORK_PER_THREAD or axis == 0 and cols > _line_lanes(L):
         return None
-    index, symmetry, along, down, reciprocal = plan
-    if axis == 1:
-        lines = 4 * (2 * inner + L - 1) + 64   # ndimage_uniform_rows' scratch (the most)
-        if weights is None:
-            def run(src, out):
-                along(src, index, before, cval, size, reciprocal, out,
-                      _scratch.empty("ndimage.row", (lines,), np.float64), 0, rows)
-                return True
-        else:
-            def run(src, out):
-                along(src, index, before, cval, weights, symmetry, out,
-                      _scratch.empty("ndimage.row", (lines,), np.float64), 0, rows)
-                return True
-        return run
-    piece = max(_LINE_PIECE, L)
-    kept_rows = (piece + L) * (inner + 8)
-    if weights is None:
-        def run(src, out):
-            down(src[None], index, cval, size, reciprocal, out[None],
-                 _scratch.empty("ndimage.rows", (kept_rows,), np.float64), 0, 0, inner)
-            return True
-    else:
-        def run(src, out):
-            down(src[None], index, cval, weights, symmetry, out[None],
-                 _scratch.empty("ndimage.rows", (kept_rows,), np.float64), piece, 0, 0, inner)
-            return True
-    return run
+    key = (shape, src, out, None if weights is None else weights.tobytes(), size, axis, before,
+           cval, plan.index.tobytes(), plan.symmetry, plan.reciprocal, plan.window_means)
+    kept = _line_passes.get(key)
+    if kept is None:
+        piece = max(_LINE_PIECE, L)
+        scratch = 4 * (2 * cols + L - 1) + 64 if axis == 1 \
+            else (piece + L) * (cols + 8)    # (the most any kernel along / down needs)
+        # (the weights are a copy: they may be the caller's array, changed later)
+        kept = _core.SmallLines(_core.LINE_TYPES[src.char], _core.LINE_TYPES[out.char],
+                                plan.index, None if weights is None else np.array(weights),
+                                _kept_scratch(scratch, np.float64), rows, cols, axis,
+                                before, cval, size, plan.reciprocal, plan.symmetry, piece,
+                                plan.window_means)
+        if len(_line_passes) >= _MAX_SHORT_PATHS:
+            _line_passes.clear()
+        _line_passes[key] = kept
+    return kept
+
+
+_line_passes: dict = {}   # _small_lines' answers
+
+
+def _kept_scratch(n: int, dtype) -> np.ndarray:
+    """The scratch a kept small pass owns (the memory bounds tests guard it)."""
+    return np.empty(n, dtype)
 
 
 @functools.lru_cache(maxsize=64)
@@ -815,7 +815,7 @@ def _small_pass(shape, ctype, axis, before, rule, cval, weights):
         # changed later)
         plan = _core.SmallPass(_padding.index_map(n, before, L - 1 - before, rule),
                                np.array(_kernel_as(weights, ctype)),
-                               np.empty(max(scratch, 1), ctype), cval, outer, n, inner,
+                               _kept_scratch(max(scratch, 1), ctype), cval, outer, n, inner,
                                before, _DOWN_PIECE, block)
         if len(_pass_plans) >= _MAX_SHORT_PATHS:
             _pass_plans.clear()
@@ -1415,10 +1415,10 @@ def _kept_pass(dtype, shape, weights, size, axis, before, rule, cval):
         return _small_pass(shape, ctype, axis, before, rule, cval, taps).run
     if len(shape) != 2:
         return None
-    if weights is not None:
-        weights = np.array(weights)   # (a copy: they may be the caller's array, changed later)
     plan = _line_plan(dtype, dtype, weights, size, shape[axis], before, rule, cval)
-    return None if plan is None else _small_lines(shape, weights, size, axis, before, cval, plan)
+    kept = None if plan is None else _small_lines(dtype, dtype, shape, weights, size, axis,
+                                                  before, cval, plan)
+    return None if kept is None else kept.run
 
 
 # ------------------------------------------------------------------ 1-D filters
