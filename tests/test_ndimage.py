@@ -1220,6 +1220,13 @@ def test_kept_filters_skip_what_they_do_not_serve():
         out = np.empty(a.shape, np.float64 if a.dtype != np.complex128 else a.dtype)
         assert_matches(cnd.uniform_filter(a, 3, output=out), ndi.uniform_filter(a, 3, output=out))
     assert not any(cnd._kept_filters.values())
+    # a call whose passes are too large to be small is not even keyed
+    forget_small_passes()
+    mid = sample((256, 256), "uint8", seed=25)
+    for call in (lambda m: m.gaussian_filter(mid, 2.0), lambda m: m.correlate1d(mid, [1.0] * 17),
+                 lambda m: m.uniform_filter1d(mid, 17, axis=0)):
+        assert_matches(call(cnd), call(ndi))
+    assert cnd._kept_filters == {}
 
 
 def test_kept_filters_from_threads():

@@ -610,13 +610,14 @@ def _line_lanes(L: int) -> int:
 def _pass_exact_lines(src, weights, size, axis, before, cval, out, plan, workers) -> None:
     """_pass_1d's exact correlation (`weights`) or running mean (`size`) on
     the line kernels, as `plan` says (workers None: the default count)."""
-    if src.ndim == 2 and src.flags.c_contiguous and out.flags.c_contiguous:
+    L = size if weights is None else len(weights)
+    if src.ndim == 2 and src.size * L < _parallel.MIN_WORK_PER_THREAD \
+            and src.flags.c_contiguous and out.flags.c_contiguous:
         # a small image (a filter in a loop): one core call, no chunks
         kept = _small_lines(src.dtype, out.dtype, src.shape, weights, size, axis, before, cval,
                             plan)
         if kept is not None and kept.run(src, out):
             return
-    L = size if weights is None else len(weights)
     n = src.shape[axis]
     index, symmetry, rows, down, reciprocal, _ = plan
     lines = 4 * (2 * n + L - 1) + 64     # ndimage_uniform_rows' scratch (the others need less)
@@ -697,8 +698,17 @@ _line_passes: dict = {}   # _small_lines' answers
 
 
 def _kept_scratch(n: int, dtype) -> np.ndarray:
-    """The scratch a kept small pass owns (the memory bounds tests guard it)."""
-    return np.empty(n, dtype)
+    """The scratch a kept small pass owns: n elements of `dtype`, aligned to
+    a cache line like _scratch's (on np.empty's 16 bytes, half of the AVX2
+    loads of a pass down 256 lanes split a line: 15 % slower). The memory
+    bounds tests guard it."""
+    nbytes = n * np.dtype(dtype).itemsize
+    buffer = np.empty(nbytes + _scratch.ALIGN, np.uint8)
+    start = -buffer.ctypes.data % _scratch.ALIGN
+    scratch = buffer[start:start + nbytes].view(dtype)
+    if _scratch.poison:
+        scratch.view(np.uint8).fill(0xFF)
+    return scratch
 
 
 @functools.lru_cache(maxsize=64)
@@ -1339,11 +1349,13 @@ def _plain(value):
     raise _NotPlain
 
 
-def _kept_key(input, output, mode, cval, workers, *arguments):
+def _kept_key(input, output, mode, cval, workers, taps, *arguments):
     """The key of a call kept filters may repeat (`arguments`: the name of
-    the filter and its own), or None."""
+    the filter and its own), or None. `taps`: a bound below the taps of
+    each of its passes, so that a larger call, whose passes are not small,
+    is not keyed (2 us)."""
     if not (type(input) is np.ndarray and output is None and input.dtype in _KEPT_INPUTS
-            and 0 < input.size < _parallel.MIN_WORK_PER_THREAD
+            and 0 < input.size * taps < _parallel.MIN_WORK_PER_THREAD
             and (type(cval) is float or type(cval) is int)
             and (workers is None or type(workers) is int)):
         return None
@@ -1355,6 +1367,22 @@ def _kept_key(input, output, mode, cval, workers, *arguments):
                 *map(_plain, arguments))
     except _NotPlain:
         return None
+
+
+def _taps(weights) -> int:
+    """len(weights) where that is cheap and meaningful, else 1 (_kept_key's bound)."""
+    t = type(weights)
+    return len(weights) if (t is list or t is tuple or t is np.ndarray and weights.ndim == 1) \
+        else 1
+
+
+def _gaussian_taps(sigma, truncate, radius) -> int:
+    """gaussian_filter's taps for a scalar sigma (and truncate, no radius),
+    else 1 (_kept_key's bound)."""
+    if type(sigma) in (int, float) and type(truncate) in (int, float) and radius is None \
+            and 0 < sigma * truncate < 1e9:
+        return 2 * int(truncate * sigma + 0.5) + 1
+    return 1
 
 
 def _run_kept(key, input):
@@ -1427,7 +1455,8 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
                 workers=None):
     """1-D correlation along `axis` of an N-d array, as scipy.ndimage.correlate1d:
     out[i] = sum_k weights[k] * input[i + k - (len(weights) // 2 + origin)]."""
-    key = _kept_key(input, output, mode, cval, workers, "correlate1d", weights, axis, origin)
+    key = _kept_key(input, output, mode, cval, workers, _taps(weights), "correlate1d", weights,
+                    axis, origin)
     if key is not None:
         kept = _run_kept(key, input)
         if kept is not None:
@@ -1479,7 +1508,8 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     """Mean over `size` neighbours along `axis`, as scipy.ndimage.uniform_filter1d.
     Integer outputs use SciPy's running sum (bitwise equal); float outputs sum
     each window directly (equal within rounding)."""
-    key = _kept_key(input, output, mode, cval, workers, "uniform_filter1d", size, axis, origin)
+    key = _kept_key(input, output, mode, cval, workers, size if type(size) is int else 1,
+                    "uniform_filter1d", size, axis, origin)
     if key is not None:
         kept = _run_kept(key, input)
         if kept is not None:
@@ -1514,7 +1544,8 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     """Multidimensional mean filter, as scipy.ndimage.uniform_filter: one
     uniform_filter1d pass per axis (of `axes`) with size > 1, each written into
     the output and read back by the next. `size`, `origin`, `mode` may be per axis."""
-    key = _kept_key(input, output, mode, cval, workers, "uniform_filter", size, origin, axes)
+    key = _kept_key(input, output, mode, cval, workers, 1, "uniform_filter", size, origin,
+                    axes)
     if key is not None:
         kept = _run_kept(key, input)
         if kept is not None:
@@ -1604,7 +1635,8 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     gaussian_filter1d pass per axis (of `axes`) with sigma > 1e-15, each written
     into the output and read back by the next. `sigma`, `order`, `mode`,
     `radius` may be per axis."""
-    key = _kept_key(input, output, mode, cval, workers, "gaussian_filter", sigma, order,
+    key = _kept_key(input, output, mode, cval, workers, _gaussian_taps(sigma, truncate, radius),
+                    "gaussian_filter", sigma, order,
                     truncate, radius, axes)
     if key is not None:
         kept = _run_kept(key, input)
@@ -1644,7 +1676,7 @@ _SECOND_DIFFERENCE = _constant_weights([1, -2, 1])
 
 
 def _derivative_filter(name, input, axis, output, mode, cval, derivative, smooth, workers):
-    key = _kept_key(input, output, mode, cval, workers, name, axis)
+    key = _kept_key(input, output, mode, cval, workers, 3, name, axis)
     if key is not None:
         kept = _run_kept(key, input)
         if kept is not None:
@@ -1740,7 +1772,7 @@ def generic_laplace(input, derivative2, output=None, mode="reflect", cval=0.0,
 def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None, workers=None):
     """Laplace filter, as scipy.ndimage.laplace: the sum over `axes` of [1, -2, 1]
     along each axis."""
-    key = _kept_key(input, output, mode, cval, workers, "laplace", axes)
+    key = _kept_key(input, output, mode, cval, workers, 3, "laplace", axes)
     if key is not None:
         kept = _run_kept(key, input)
         if kept is not None:
