@@ -395,6 +395,12 @@ def _pass_1d(src: np.ndarray, weights: np.ndarray | None, size: int, axis: int, 
     ctype = _compute_type(src.dtype, out.dtype)
     if weights is None and ctype is not None:
         weights = _uniform_weights(size)    # float outputs: a plain correlation
+    if ctype is not None and src.dtype != ctype:
+        # the SIMD kernels read the compute type: convert once (the same C
+        # casts a padded copy made), then read the copy in place
+        converted = _scratch.empty("ndimage.converted", src.shape, ctype)
+        converted[...] = src
+        src = converted
     if ctype is not None and _pass_small(src, weights, axis, before, rule, cval, out, ctype):
         return
     if ctype is None and src.flags.aligned and out.flags.aligned:   # (C pointers of the type)
@@ -1354,7 +1360,7 @@ def _kept_key(input, output, mode, cval, workers, taps, *arguments):
     the filter and its own), or None. `taps`: a bound below the taps of
     each of its passes, so that a larger call, whose passes are not small,
     is not keyed (2 us)."""
-    if not (type(input) is np.ndarray and output is None and input.dtype in _KEPT_INPUTS
+    if not (type(input) is np.ndarray and input.dtype in _KEPT_INPUTS
             and 0 < input.size * taps < _parallel.MIN_WORK_PER_THREAD
             and (type(cval) is float or type(cval) is int)
             and (workers is None or type(workers) is int)):
@@ -1362,9 +1368,15 @@ def _kept_key(input, output, mode, cval, workers, taps, *arguments):
     flags = input.flags
     if not (flags.c_contiguous and flags.aligned):
         return None
+    if output is None or type(output) is type or isinstance(output, np.dtype):
+        target = output
+    elif type(output) is np.ndarray:     # (its shape and layout: _run_kept checks them)
+        target = output.dtype
+    else:
+        return None
     try:
-        return (input.shape, input.dtype, _plain(mode), _plain(cval), workers,
-                *map(_plain, arguments))
+        return (input.shape, input.dtype, type(output), target, _plain(mode), _plain(cval),
+                workers, *map(_plain, arguments))
     except _NotPlain:
         return None
 
@@ -1385,14 +1397,23 @@ def _gaussian_taps(sigma, truncate, radius) -> int:
     return 1
 
 
-def _run_kept(key, input):
-    """The call `key` made by its kept filter on `input`, or None (not kept,
-    or a pass declined: another thread is in it)."""
+def _run_kept(key, input, output=None):
+    """The call `key` made by its kept filter from `input` into `output` (an
+    array, or a new one), or None (not kept, an output array the kernels
+    cannot write in place or that shares memory with the input, or a pass
+    declined: another thread is in it)."""
     kept = _kept_filters.get(key)
     if kept is None:
         return None
     passes = kept.passes
-    out = np.empty(input.shape, kept.dtype)
+    if type(output) is np.ndarray:
+        flags = output.flags
+        if not (output.shape == input.shape and flags.c_contiguous and flags.aligned
+                and flags.writeable) or np.may_share_memory(input, output):
+            return None
+        out = output
+    else:
+        out = np.empty(input.shape, kept.dtype)
     if len(passes) == 1:
         return out if passes[0](input, out) else None
     other = np.empty(input.shape, kept.dtype)
@@ -1413,15 +1434,19 @@ def _run_kept(key, input):
     return out
 
 
-def _keep(key, output, passes, summed=False) -> None:
-    """Keep the filter the call `key` ran into `output` as `passes` (weights
-    or None, size, axis, before, rule, cval each, in _pass_1d's terms), if
-    each pass was one core call; else remember that it is not kept."""
+def _keep(key, input, output, passes, summed=False) -> None:
+    """Keep the filter the call `key` ran from `input` into `output` as
+    `passes` (weights or None, size, axis, before, rule, cval each, in
+    _pass_1d's terms), if each pass was one core call; else remember that
+    it is not kept. The first pass (every pass, if summed) reads the input's
+    dtype, the others the output's."""
     if key in _kept_filters:
         return
     runs = []
-    for weights, size, axis, before, rule, cval in passes:
-        run = _kept_pass(output.dtype, output.shape, weights, size, axis, before, rule, cval)
+    for i, (weights, size, axis, before, rule, cval) in enumerate(passes):
+        src = input.dtype if i == 0 or summed else output.dtype
+        run = _kept_pass(src, output.dtype, output.shape, weights, size, axis, before, rule,
+                         cval)
         if run is None:
             runs = []
             break
@@ -1431,20 +1456,28 @@ def _keep(key, output, passes, summed=False) -> None:
     _kept_filters[key] = _KeptFilter(output.dtype, tuple(runs), summed) if runs else None
 
 
-def _kept_pass(dtype, shape, weights, size, axis, before, rule, cval):
-    """run(src, dst) making _pass_1d's pass between C-contiguous arrays of
-    `dtype` and `shape` through the one core call its small path makes, or
-    None where it takes another route."""
-    ctype = _compute_type(dtype, dtype)
+def _kept_pass(src, out, shape, weights, size, axis, before, rule, cval):
+    """run(source, dst) making _pass_1d's pass from a C-contiguous array of
+    dtype `src` into one of dtype `out`, both of `shape`, through the core
+    call its small path makes, or None where it takes another route."""
+    ctype = _compute_type(src, out)
     if ctype is not None:
         taps = _uniform_weights(size) if weights is None else weights
-        if math.prod(shape) * len(taps) >= _parallel.MIN_WORK_PER_THREAD:
+        if out != ctype or math.prod(shape) * len(taps) >= _parallel.MIN_WORK_PER_THREAD:
             return None
-        return _small_pass(shape, ctype, axis, before, rule, cval, taps).run
+        small = _small_pass(shape, ctype, axis, before, rule, cval, taps)
+        if src == ctype:
+            return small.run
+
+        def run(source, dst):      # converted first, as _pass_1d does
+            converted = _scratch.empty("ndimage.converted", shape, ctype)
+            converted[...] = source
+            return small.run(converted, dst)
+        return run
     if len(shape) != 2:
         return None
-    plan = _line_plan(dtype, dtype, weights, size, shape[axis], before, rule, cval)
-    kept = None if plan is None else _small_lines(dtype, dtype, shape, weights, size, axis,
+    plan = _line_plan(src, out, weights, size, shape[axis], before, rule, cval)
+    kept = None if plan is None else _small_lines(src, out, shape, weights, size, axis,
                                                   before, cval, plan)
     return None if kept is None else kept.run
 
@@ -1458,7 +1491,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     key = _kept_key(input, output, mode, cval, workers, _taps(weights), "correlate1d", weights,
                     axis, origin)
     if key is not None:
-        kept = _run_kept(key, input)
+        kept = _run_kept(key, input, output)
         if kept is not None:
             return kept
     input = _as_input(input)
@@ -1483,7 +1516,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     weights = np.ascontiguousarray(weights)
     _pass_1d(input, weights, 0, axis, rule, cval, origin, output, workers)
     if key is not None:
-        _keep(key, output, [(weights, 0, axis, len(weights) // 2 + origin, rule, cval)])
+        _keep(key, input, output, [(weights, 0, axis, len(weights) // 2 + origin, rule, cval)])
     return output
 
 
@@ -1511,7 +1544,7 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     key = _kept_key(input, output, mode, cval, workers, size if type(size) is int else 1,
                     "uniform_filter1d", size, axis, origin)
     if key is not None:
-        kept = _run_kept(key, input)
+        kept = _run_kept(key, input, output)
         if kept is not None:
             return kept
     input = _as_input(input)
@@ -1530,7 +1563,7 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
         cval = _real_cval(cval)
         _pass_1d(input, None, size, axis, rule, cval, origin, output, workers)
         if key is not None:
-            _keep(key, output, [(None, size, axis, size // 2 + origin, rule, cval)])
+            _keep(key, input, output, [(None, size, axis, size // 2 + origin, rule, cval)])
     else:
         _pass_1d(input.real, None, size, axis, rule, float(np.real(cval)), origin, output.real,
                  workers)
@@ -1547,7 +1580,7 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     key = _kept_key(input, output, mode, cval, workers, 1, "uniform_filter", size, origin,
                     axes)
     if key is not None:
-        kept = _run_kept(key, input)
+        kept = _run_kept(key, input, output)
         if kept is not None:
             return kept
     input = _as_input(input)
@@ -1562,7 +1595,7 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     if passes:
         made = _run_passes(input, output, passes, cval, workers)
         if key is not None:
-            _keep(key, output, made)
+            _keep(key, input, output, made)
     else:
         output[...] = input[...]
     return output
@@ -1639,7 +1672,7 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
                     "gaussian_filter", sigma, order,
                     truncate, radius, axes)
     if key is not None:
-        kept = _run_kept(key, input)
+        kept = _run_kept(key, input, output)
         if kept is not None:
             return kept
     input = _as_input(input)
@@ -1655,7 +1688,7 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     if passes:
         made = _run_passes(input, output, passes, cval, workers)
         if key is not None:
-            _keep(key, output, made)
+            _keep(key, input, output, made)
     else:
         output[...] = input[...]
     return output
@@ -1678,7 +1711,7 @@ _SECOND_DIFFERENCE = _constant_weights([1, -2, 1])
 def _derivative_filter(name, input, axis, output, mode, cval, derivative, smooth, workers):
     key = _kept_key(input, output, mode, cval, workers, 3, name, axis)
     if key is not None:
-        kept = _run_kept(key, input)
+        kept = _run_kept(key, input, output)
         if kept is not None:
             return kept
     input = _as_input(input)
@@ -1689,7 +1722,7 @@ def _derivative_filter(name, input, axis, output, mode, cval, derivative, smooth
     passes += [(ax, smooth, 0, 0, modes[ax]) for ax in range(input.ndim) if ax != axis]
     made = _run_passes(input, output, passes, cval, workers)
     if key is not None:
-        _keep(key, output, made)
+        _keep(key, input, output, made)
     return output
 
 
@@ -1697,13 +1730,12 @@ def _run_passes(input, output, passes, cval, workers) -> list:
     """1-D passes (axis, weights or None for a mean of `size`, size, origin,
     mode) one after the other, each written in the output's dtype and read
     back by the next, as SciPy runs them: the result equals the same
-    sequence of correlate1d / uniform_filter1d calls bit for bit. A float
-    output alternates with one scratch array of its dtype so that no pass
-    reads the array it writes (which would need a copy). Returns the passes
-    in _keep's terms (empty for complex arrays)."""
+    sequence of correlate1d / uniform_filter1d calls bit for bit. The output
+    alternates with one scratch array of its dtype so that no pass reads the
+    array it writes (which would need a copy). Returns the passes in _keep's
+    terms (empty for complex arrays)."""
     buffers = [output]
-    if len(passes) > 1 and output.dtype.kind == "f" and output.dtype.isnative \
-            and output.flags.c_contiguous:
+    if len(passes) > 1 and output.dtype.isnative and output.flags.c_contiguous:
         buffers = [output, _memory.empty(output.shape, output.dtype, apart_from=output)]
     real = input.dtype.kind != "c" and output.dtype.kind != "c"
     if real:   # each pass's checks here, in uniform_filter1d's / correlate1d's order
@@ -1774,7 +1806,7 @@ def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None, workers=
     along each axis."""
     key = _kept_key(input, output, mode, cval, workers, 3, "laplace", axes)
     if key is not None:
-        kept = _run_kept(key, input)
+        kept = _run_kept(key, input, output)
         if kept is not None:
             return kept
 
@@ -1786,8 +1818,9 @@ def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None, workers=
     if key is not None:
         axes = _check_axes(axes, output.ndim)
         modes = _normalize_sequence(mode, len(axes))
-        _keep(key, output, [(_SECOND_DIFFERENCE, 0, ax, 1, _extend_mode(m), _real_cval(cval))
-                            for ax, m in zip(axes, modes)], summed=True)
+        _keep(key, input, output, [(_SECOND_DIFFERENCE, 0, ax, 1, _extend_mode(m),
+                                    _real_cval(cval)) for ax, m in zip(axes, modes)],
+              summed=True)
     return output
 
 
