@@ -39,6 +39,12 @@ and converts it to the output dtype with a C cast):
   kernels; three or more filtered axes, and integer outputs, run on the
   exact N-d engine (double precision, vectorized along the last axis).
 
+Repeated small calls (a filter in a loop over small images) skip their
+Python: a call with plain arguments (a C-contiguous float or 8/16-bit image,
+scalars and lists of numbers, the output None, a dtype or an array) whose
+passes each were one core call keeps them, and a later call with the same
+arguments makes the same core calls directly (the same bits).
+
 Where SciPy raises RuntimeError for a bad argument, cyconv raises an error
 that is both a ValueError (or TypeError, for unsupported dtypes) and a
 RuntimeError, with SciPy's message.
@@ -1304,11 +1310,11 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
 # The 1-D-pass filters run in loops over small images too, where their Python
 # (argument checks, the planning of each pass, the output's making) was most
 # of a call: 4-6 us a pass at 16 x 16, where SciPy takes 5. A call with plain
-# arguments (an aligned C-contiguous float or 8/16-bit image below
-# MIN_WORK_PER_THREAD elements, no output, scalars and lists of numbers) is
-# keyed by them. After its full path, its passes are kept if each was one
-# core call (_small_pass, _small_lines), and a later call with the key makes
-# its output and makes the same core calls: the same bits.
+# arguments (an aligned C-contiguous float or 8/16-bit image whose passes may
+# be small, scalars and lists of numbers, an output that is None, a dtype or
+# an array) is keyed by them. After its full path, its passes are kept if
+# each was one core call (_small_pass, _small_lines), and a later call with
+# the key makes the same core calls into its output: the same bits.
 
 class _KeptFilter(NamedTuple):
     dtype: np.dtype     # of the output, and of every pass (the input's)
