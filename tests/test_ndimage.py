@@ -989,6 +989,7 @@ def test_repeated_calls_keep_scipy_s_tiny_weight_rule():
 def forget_small_passes():
     """Forget the kept small passes and the kept filters that call them."""
     cnd._pass_plans.clear()
+    cnd._line_passes.clear()
     cnd._kept_filters.clear()
 
 
@@ -1222,6 +1223,11 @@ def test_kept_filters_skip_what_they_do_not_serve():
         out = np.empty(a.shape, np.float64 if a.dtype != np.complex128 else a.dtype)
         assert_matches(cnd.uniform_filter(a, 3, output=out), ndi.uniform_filter(a, 3, output=out))
     assert not any(cnd._kept_filters.values())
+    # a long row is small work but would pin megabytes of scratch: not kept
+    row = sample((1, 300_000), "uint8", seed=28)
+    for _ in range(2):
+        assert_matches(cnd.uniform_filter1d(row, 3), ndi.uniform_filter1d(row, 3))
+    assert not cnd._line_passes and not any(cnd._kept_filters.values())
     # a call whose passes are too large to be small is not even keyed
     forget_small_passes()
     mid = sample((256, 256), "uint8", seed=25)

@@ -694,6 +694,8 @@ def _small_lines(src, out, shape, weights, size, axis, before, cval, plan):
         piece = max(_LINE_PIECE, L)
         scratch = 4 * (2 * cols + L - 1) + 64 if axis == 1 \
             else (piece + L) * (cols + 8)    # (the most any kernel along / down needs)
+        if scratch > _KEPT_SCRATCH_DOUBLES:  # (long rows: the general path's scratch)
+            return None
         # (the weights are a copy: they may be the caller's array, changed later)
         kept = _core.SmallLines(_core.LINE_TYPES[src.char], _core.LINE_TYPES[out.char],
                                 plan.index, None if weights is None else np.array(weights),
@@ -707,6 +709,7 @@ def _small_lines(src, out, shape, weights, size, axis, before, cval, plan):
 
 
 _line_passes: dict = {}   # _small_lines' answers
+_KEPT_SCRATCH_DOUBLES = 1 << 17   # 1 MB: what a kept pass may own (up to 256 are kept)
 
 
 def _kept_scratch(n: int, dtype) -> np.ndarray:
