@@ -1478,10 +1478,8 @@ def _kept_pass(src, out, shape, weights, size, axis, before, rule, cval):
         if src == ctype:
             return small.run
 
-        def run(source, dst):      # converted first, as _pass_1d does
-            converted = _scratch.empty("ndimage.converted", shape, ctype)
-            converted[...] = source
-            return small.run(converted, dst)
+        def run(source, dst):      # converted first, as _pass_1d does (the same C casts)
+            return small.run(source.astype(ctype), dst)
         return run
     if len(shape) != 2:
         return None
