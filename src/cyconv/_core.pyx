@@ -4775,15 +4775,23 @@ cdef class SmallLines:
             self.in_use = False
 
 
+cdef int _source_and_output(object src, object out, Py_buffer *sb,
+                            Py_buffer *ob) except -1:
+    """The buffers of a kept pass's C-contiguous source and writable output
+    (both released if the second cannot be had)."""
+    PyObject_GetBuffer(src, sb, PyBUF_C_CONTIGUOUS)
+    try:
+        PyObject_GetBuffer(out, ob, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+    except:
+        PyBuffer_Release(sb)
+        raise
+    return 0
+
+
 cdef int _run_small_lines(SmallLines k, object src, object out) except -1:
     """1 when done, 0 when it declined (nothing done)."""
     cdef Py_buffer sb, ob
-    PyObject_GetBuffer(src, &sb, PyBUF_C_CONTIGUOUS)
-    try:
-        PyObject_GetBuffer(out, &ob, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
-    except:
-        PyBuffer_Release(&sb)
-        raise
+    _source_and_output(src, out, &sb, &ob)
     cdef const char *s = <const char *>sb.buf
     cdef char *o = <char *>ob.buf
     cdef bint overlap = s < o + ob.len and o < s + sb.len
@@ -5125,12 +5133,7 @@ cdef int _run_small_pass(SmallPass p, const fp_t *weights, fp_t *scratch,
                          object src, object out) except -1:
     """1 when done, 0 when `out` overlaps `src` (nothing done)."""
     cdef Py_buffer sb, ob
-    PyObject_GetBuffer(src, &sb, PyBUF_C_CONTIGUOUS)
-    try:
-        PyObject_GetBuffer(out, &ob, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
-    except:
-        PyBuffer_Release(&sb)
-        raise
+    _source_and_output(src, out, &sb, &ob)
     cdef const char *s = <const char *>sb.buf
     cdef fp_t *o = <fp_t *>ob.buf
     cdef Py_ssize_t i, plane = p.n * p.inner, itemsize = sizeof(fp_t)
