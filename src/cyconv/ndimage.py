@@ -1320,7 +1320,7 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
 # the key makes the same core calls into its output: the same bits.
 
 class _KeptFilter(NamedTuple):
-    dtype: np.dtype     # of the output, and of every pass (the input's)
+    dtype: np.dtype     # of the output (a new one's; every pass writes it)
     passes: tuple       # run(src, dst) -> bool a pass; False: it declined, nothing done
     summed: bool        # every pass filters the input, and their results are added
 
