@@ -1186,6 +1186,16 @@ def test_kept_filters_are_told_apart(monkeypatch):
                 assert_matches(got, ndi.correlate1d(a, **kwargs))
     # one kept filter per call and dtype, but for the two with a -0.0 scalar
     assert len(cnd._kept_filters) == (len(calls) - 2) * 3
+    # the output's dtype, however given, is part of the key
+    small = sample((9, 8), "uint8", seed=29)
+    outputs = [None, np.int16, np.float32, np.dtype(np.int16), np.dtype(np.float64), np.uint8,
+               np.empty((9, 8), np.int32), np.empty((9, 8), np.float32)]
+    for _ in range(2):
+        for output in outputs:
+            got = cnd.sobel(small, output=output)
+            expected = ndi.sobel(small, output=output if not isinstance(output, np.ndarray)
+                                 else np.empty_like(output))
+            assert_matches(got, expected)
     cnd.uniform_filter1d(image, 3)
     for bad in (dict(size=3.0), dict(size=3, axis=1.0), dict(size=3, origin=0.0)):
         with pytest.raises(TypeError):
