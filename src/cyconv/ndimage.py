@@ -1408,10 +1408,10 @@ def _gaussian_taps(sigma, truncate, radius) -> int:
 
 def _run_kept(key, input, output=None):
     """The call `key` made by its kept filter from `input` into `output` (an
-    array, or a new one), or None (not kept, an output array the kernels
-    cannot write in place or that shares memory with the input, or a pass
-    declined: another thread is in it)."""
-    kept = _kept_filters.get(key)
+    array, or a new one), or None (no key, not kept, an output array the
+    kernels cannot write in place or that shares memory with the input, or a
+    pass declined: another thread is in it)."""
+    kept = None if key is None else _kept_filters.get(key)
     if kept is None:
         return None
     passes = kept.passes
@@ -1443,14 +1443,17 @@ def _run_kept(key, input, output=None):
     return out
 
 
+def _keeping(key) -> bool:
+    """Whether the call `key` is still to be kept (or found not keepable)."""
+    return key is not None and key not in _kept_filters
+
+
 def _keep(key, input, output, passes, summed=False) -> None:
     """Keep the filter the call `key` ran from `input` into `output` as
     `passes` (weights or None, size, axis, before, rule, cval each, in
     _pass_1d's terms), if each pass was one core call; else remember that
     it is not kept. The first pass (every pass, if summed) reads the input's
     dtype, the others the output's."""
-    if key in _kept_filters:
-        return
     runs = []
     for i, (weights, size, axis, before, rule, cval) in enumerate(passes):
         src = input.dtype if i == 0 or summed else output.dtype
@@ -1497,10 +1500,9 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     out[i] = sum_k weights[k] * input[i + k - (len(weights) // 2 + origin)]."""
     key = _kept_key(input, output, mode, cval, workers, _taps(weights), "correlate1d", weights,
                     axis, origin)
-    if key is not None:
-        kept = _run_kept(key, input, output)
-        if kept is not None:
-            return kept
+    kept = _run_kept(key, input, output)
+    if kept is not None:
+        return kept
     input = _as_input(input)
     weights = _weights_array(weights)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
@@ -1522,7 +1524,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     cval = _real_cval(cval)
     weights = np.ascontiguousarray(weights)
     _pass_1d(input, weights, 0, axis, rule, cval, origin, output, workers)
-    if key is not None:
+    if _keeping(key):
         _keep(key, input, output, [(weights, 0, axis, len(weights) // 2 + origin, rule, cval)])
     return output
 
@@ -1550,10 +1552,9 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     each window directly (equal within rounding)."""
     key = _kept_key(input, output, mode, cval, workers, size if type(size) is int else 1,
                     "uniform_filter1d", size, axis, origin)
-    if key is not None:
-        kept = _run_kept(key, input, output)
-        if kept is not None:
-            return kept
+    kept = _run_kept(key, input, output)
+    if kept is not None:
+        return kept
     input = _as_input(input)
     workers = _checked_workers(workers)
     axis = normalize_axis_index(axis, input.ndim)
@@ -1569,7 +1570,7 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     if not complex_output:
         cval = _real_cval(cval)
         _pass_1d(input, None, size, axis, rule, cval, origin, output, workers)
-        if key is not None:
+        if _keeping(key):
             _keep(key, input, output, [(None, size, axis, size // 2 + origin, rule, cval)])
     else:
         _pass_1d(input.real, None, size, axis, rule, float(np.real(cval)), origin, output.real,
@@ -1586,10 +1587,9 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     the output and read back by the next. `size`, `origin`, `mode` may be per axis."""
     key = _kept_key(input, output, mode, cval, workers, 1, "uniform_filter", size, origin,
                     axes)
-    if key is not None:
-        kept = _run_kept(key, input, output)
-        if kept is not None:
-            return kept
+    kept = _run_kept(key, input, output)
+    if kept is not None:
+        return kept
     input = _as_input(input)
     output = _get_output(output, input, complex_output=input.dtype.kind == "c",
                          overwritten=True)
@@ -1601,7 +1601,7 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
               if s > 1]
     if passes:
         made = _run_passes(input, output, passes, cval, workers)
-        if key is not None:
+        if _keeping(key):
             _keep(key, input, output, made)
     else:
         output[...] = input[...]
@@ -1676,12 +1676,10 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     into the output and read back by the next. `sigma`, `order`, `mode`,
     `radius` may be per axis."""
     key = _kept_key(input, output, mode, cval, workers, _gaussian_taps(sigma, truncate, radius),
-                    "gaussian_filter", sigma, order,
-                    truncate, radius, axes)
-    if key is not None:
-        kept = _run_kept(key, input, output)
-        if kept is not None:
-            return kept
+                    "gaussian_filter", sigma, order, truncate, radius, axes)
+    kept = _run_kept(key, input, output)
+    if kept is not None:
+        return kept
     input = _as_input(input)
     output = _get_output(output, input, overwritten=True)
     axes = _check_axes(axes, input.ndim)
@@ -1694,7 +1692,7 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
                modes[i]) for i in range(n) if sigmas[i] > 1e-15]
     if passes:
         made = _run_passes(input, output, passes, cval, workers)
-        if key is not None:
+        if _keeping(key):
             _keep(key, input, output, made)
     else:
         output[...] = input[...]
@@ -1717,10 +1715,9 @@ _SECOND_DIFFERENCE = _constant_weights([1, -2, 1])
 
 def _derivative_filter(name, input, axis, output, mode, cval, derivative, smooth, workers):
     key = _kept_key(input, output, mode, cval, workers, 3, name, axis)
-    if key is not None:
-        kept = _run_kept(key, input, output)
-        if kept is not None:
-            return kept
+    kept = _run_kept(key, input, output)
+    if kept is not None:
+        return kept
     input = _as_input(input)
     axis = normalize_axis_index(axis, input.ndim)
     output = _get_output(output, input, overwritten=True)
@@ -1728,7 +1725,7 @@ def _derivative_filter(name, input, axis, output, mode, cval, derivative, smooth
     passes = [(axis, derivative, 0, 0, modes[axis])]
     passes += [(ax, smooth, 0, 0, modes[ax]) for ax in range(input.ndim) if ax != axis]
     made = _run_passes(input, output, passes, cval, workers)
-    if key is not None:
+    if _keeping(key):
         _keep(key, input, output, made)
     return output
 
@@ -1812,17 +1809,16 @@ def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None, workers=
     """Laplace filter, as scipy.ndimage.laplace: the sum over `axes` of [1, -2, 1]
     along each axis."""
     key = _kept_key(input, output, mode, cval, workers, 3, "laplace", axes)
-    if key is not None:
-        kept = _run_kept(key, input, output)
-        if kept is not None:
-            return kept
+    kept = _run_kept(key, input, output)
+    if kept is not None:
+        return kept
 
     def derivative2(input, axis, output, mode, cval):
         return correlate1d(input, _SECOND_DIFFERENCE, axis, output, mode, cval, 0,
                            workers=workers)
 
     output = generic_laplace(input, derivative2, output, mode, cval, axes=axes)
-    if key is not None:
+    if _keeping(key):
         axes = _check_axes(axes, output.ndim)
         modes = _normalize_sequence(mode, len(axes))
         _keep(key, input, output, [(_SECOND_DIFFERENCE, 0, ax, 1, _extend_mode(m),
