@@ -898,3 +898,82 @@ def test_repeated_gradients_reuse_their_arguments():
     # the threads are part of the call: two give the same bits
     for a, b in zip(cyconv.conv2d_backward(gout, x, w, padding=1, workers=2), first):
         np.testing.assert_array_equal(a, b)
+
+
+def forget_transposes():
+    """Clear what repeated input gradients and transposes reuse."""
+    from cyconv import _conv2d, _conv2d_grad
+    _conv2d_grad._resolved.clear()
+    _conv2d_grad._phase_plans.clear()
+    _conv2d._prepared.clear()
+
+
+@pytest.mark.parametrize("conv", TRANSPOSE_CASES, ids=repr)
+@pytest.mark.parametrize("phases", [True, False], ids=["phases", "any route"])
+def test_repeated_transposes_are_bitwise_a_first_call(conv, phases, monkeypatch):
+    """conv_transpose2d and the input gradient keep their resolved
+    arguments and phase plans (_resolved, _phase_plans) for the next call
+    of the same shapes and arguments: new data, with and without a bias,
+    batched or not, into a fresh array or `out`, gives the bits of a first
+    call with nothing kept, for one thread and two."""
+    from cyconv import _conv2d_grad
+    if phases:   # every layer by its stride phases (_grad_input_phases)
+        monkeypatch.setattr(_conv2d_grad, "_products_images", lambda *args: 0)
+    rng = np.random.default_rng(len(repr(conv)))
+    C_in, C_out, groups = 4, 6, conv.get("groups", 1)
+    w = rand(rng, (C_in, C_out // groups, 3, 2), F32)
+    calls = [(rand(rng, batch + (C_in, H, W), F32), bias, workers)
+             for batch in [(2,), ()] for H, W in [(5, 6), (7, 4)]
+             for bias in (None, rand(rng, C_out, F32)) for workers in (1, 2)]
+    firsts = []   # of x, then of x + 1 (new data: nothing of it is kept)
+    for x, bias, workers in calls:
+        for data in (x, x + 1):
+            forget_transposes()
+            firsts.append(cyconv.conv_transpose2d(data, w, bias, **conv, workers=workers))
+            if phases:
+                assert len(_conv2d_grad._phase_plans) == 1
+    forget_transposes()
+    for round in range(2):   # every call again, each kept beside the others
+        for i, (x, bias, workers) in enumerate(calls):
+            first = firsts[2 * i + round]
+            got = cyconv.conv_transpose2d(x + round, w, bias, **conv, workers=workers)
+            assert got.tobytes() == first.tobytes()
+            out = np.full(first.shape, np.nan, F32)
+            assert cyconv.conv_transpose2d(x + round, w, bias, **conv, out=out,
+                                           workers=workers) is out
+            assert out.tobytes() == first.tobytes()
+    # the input gradient of the conv2d it transposes (weight w: C_in outputs)
+    conv2d_kw = {k: v for k, v in conv.items() if k != "output_padding"}
+    y = rand(rng, (2, C_out, 9, 8), F32)
+    gout = rand(rng, cyconv.conv2d(y, w, **conv2d_kw).shape, F32)
+    forget_transposes()
+    first = cyconv.conv2d_backward(gout, y, w, **conv2d_kw, output_mask=(True, False, False))[0]
+    for _ in range(2):
+        got = cyconv.conv2d_backward(gout, y, w, **conv2d_kw, output_mask=(True, False, False))
+        assert got[0].tobytes() == first.tobytes()
+
+
+@pytest.mark.parametrize("good,bad,error", [
+    ({"stride": 2}, {"stride": 2.0}, TypeError),
+    ({"stride": 1}, {"stride": True}, TypeError),
+    ({"padding": 1}, {"padding": "same"}, TypeError),
+    ({"padding": (1, 1)}, {"padding": (1, 1.0)}, TypeError),
+    ({"groups": 2}, {"groups": 2.0}, TypeError),
+    ({"dilation": [1, 1]}, {"dilation": [1, True]}, TypeError),
+    ({"stride": 2, "output_padding": 1}, {"stride": 2, "output_padding": 2}, ValueError),
+    ({"workers": 1}, {"workers": 0}, ValueError),
+    ({"workers": 1}, {"workers": 1.5}, TypeError),
+])
+def test_transpose_errors_stay_after_a_call_was_kept(good, bad, error):
+    x = np.ones((1, 4, 6, 6), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    forget_transposes()
+    with pytest.raises(error) as full:
+        cyconv.conv_transpose2d(x, w, **bad)
+    for _ in range(2):
+        cyconv.conv_transpose2d(x, w, **good)
+    from cyconv import _conv2d_grad
+    assert _conv2d_grad._resolved
+    with pytest.raises(error) as kept:
+        cyconv.conv_transpose2d(x, w, **bad)
+    assert str(kept.value) == str(full.value)

@@ -67,21 +67,29 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     b = None if bias is None else np.asarray(bias)
     prep = _prepared_call(x, w, b, stride, padding, dilation, groups, padding_mode, workers)
     workers = _parallel.resolve_workers(workers)
-    geo, dtype, plan = prep.geo, prep.dtype, prep.plan
+    result = _check_out(out, prep.result_shape, prep.dtype, (x, w, b))
+    if prep.geo.unbatched:
+        _execute(prep, x[np.newaxis], w, b, result[np.newaxis], workers)
+    else:
+        _execute(prep, x, w, b, result, workers)
+    return result
 
-    result = _check_out(out, prep.result_shape, dtype, (x, w, b))
-    out4 = result[np.newaxis] if geo.unbatched else result
-    if geo.unbatched:
-        x = x[np.newaxis]
+
+def _execute(prep: _Prepared, x, w, b, out4, workers: int) -> None:
+    """The prepared call on the 4-D input x (weights w, bias b or None)
+    into out4: the rest of conv2d once its arguments are checked. Callers
+    within the package that hold a call's _Prepared (conv_transpose2d's
+    phases) run it here, without conv2d's argument checks."""
+    geo, dtype, plan = prep.geo, prep.dtype, prep.plan
     if plan is None:
         if out4.size and geo.empty_kernel:
             # A reduction over nothing: only the bias remains.
             out4[...] = 0 if b is None else b.astype(dtype)[:, None, None]
-        return result
+        return
 
     if prep.pixel is not None:
         _pixel_conv(x, w, b, geo, dtype, out4, workers, prep.pixel)
-        return result
+        return
     if prep.taken is not None:
         # A strided 1x1 layer reads only these pixels: one contiguous copy,
         # read in place by every piece (each piece gathered them from the
@@ -104,7 +112,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
         weights = np.ascontiguousarray(w, dtype=dtype)
     if prep.lowered is None:
         _run(prep, x, weights, bias_arr, out4, workers, packing)
-        return result
+        return
     low = prep.lowered
     plane = _scratch.empty("conv2d.plane", (low.plan.Hp, low.plan.Wp), dtype)
     for n0 in range(0, geo.N, low.images):
@@ -127,7 +135,6 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
                               plane, y0)
             _run(band, cols, weights, bias_arr, out4[n0:n1, :, y0:y0 + band.Ho], workers,
                  packing)
-    return result
 
 
 class _Packing:
@@ -367,13 +374,18 @@ def _key(x, w, b, stride, padding, dilation, groups, padding_mode):
     """The _prepared key of a call, or None when an argument is unhashable."""
     key = (x.shape, x.dtype, w.shape, w.dtype, None if b is None else (b.shape, b.dtype),
            _typed(stride), _typed(padding), _typed(dilation), _typed(groups),
-           _typed(padding_mode), _core.level_name(), _core.depthwise_lanes(),
-           _core.gathered_tiles(), _core.rows_512(), _PIXEL_CONV)
+           _typed(padding_mode)) + _levels()
     try:
         hash(key)
     except TypeError:   # e.g. an array as stride: the full checks explain what is wrong
         return None
     return key
+
+
+def _levels() -> tuple:
+    """The kernel choices a plan depends on (tests switch them)."""
+    return (_core.level_name(), _core.depthwise_lanes(), _core.gathered_tiles(),
+            _core.rows_512(), _PIXEL_CONV)
 
 
 def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) -> _Prepared:

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 from math import gcd
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core, _geometry, _memory, _parallel, _scratch
 from ._conv2d import IntPair, Padding, PaddingMode, conv2d, reads_weight_views, _check_out
+from ._conv2d import _execute, _levels, _prepared_call, _typed
 from ._conv2d import _key as _conv2d_key
 from ._padding import aligned, index_map, padded_planes, zero_frame
 
@@ -66,6 +67,8 @@ class _Geometry:
 # the threads): a gradient repeated in a training loop skips the argument
 # checks, 6-7 of the 100 microseconds of 64 x 32->32 3x3 @3x3's input
 # gradient. Only calls whose arguments passed every check are kept.
+# conv_transpose2d's geometries are kept here too (_resolve_transpose: keys
+# of another length).
 _resolved: dict = {}
 _MAX_RESOLVED = 256
 
@@ -246,7 +249,27 @@ def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None
 
 def _resolve_transpose(x, w, stride, padding, output_padding, groups, dilation, workers,
                        dtype) -> _Geometry:
-    """conv_transpose2d's arguments as the conv2d whose input gradient it is."""
+    """conv_transpose2d's arguments as the conv2d whose input gradient it
+    is; kept by call, as _resolve keeps conv2d's."""
+    key = (x.shape, w.shape, dtype, _typed(stride), _typed(padding), _typed(output_padding),
+           _typed(groups), _typed(dilation))
+    try:
+        key += (_parallel.resolve_workers(workers),)
+        geo = _resolved.get(key)
+    except (TypeError, ValueError):   # unhashable, or bad workers: the checks explain
+        key = geo = None
+    if geo is None:
+        geo = _check_transpose(x, w, stride, padding, output_padding, groups, dilation,
+                               workers, dtype)
+        if key is not None:
+            if len(_resolved) >= _MAX_RESOLVED:
+                _resolved.clear()
+            _resolved[key] = geo
+    return geo
+
+
+def _check_transpose(x, w, stride, padding, output_padding, groups, dilation, workers,
+                     dtype) -> _Geometry:
     N, K, Ho, Wo = x.shape
     Kw, Cg, R, S = w.shape
     groups = _geometry.int_at_least(groups, "groups", 1)
@@ -334,7 +357,14 @@ def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
     elif images := _products_images(geo, y1 - y0, x1 - x0):
         _grad_input_products(gout, w, geo, out, bias, y0, x0, images)
     else:
-        _grad_input_phases(gout, w, geo, out, bias, y0, y1, x0, x1)
+        key = (geo, bias is None) + _levels()
+        phases = _phase_plans.get(key)
+        if phases is None:
+            phases = _phase_plan(gout, w, geo, bias, y0, y1, x0, x1)
+            if len(_phase_plans) >= _MAX_RESOLVED:
+                _phase_plans.clear()
+            _phase_plans[key] = phases
+        _grad_input_phases(gout, w, geo, out, bias, phases)
     if zeros:
         return out
     row_map = index_map(H, top, bottom, geo.np_mode)
@@ -407,13 +437,39 @@ def _grad_input_products(gout, w, geo: _Geometry, out, bias, y0, x0, images: int
                            lambda: _scratch.empty("conv_transpose2d.sums", (plane,), geo.dtype))
 
 
-def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> None:
-    """The padded input's gradient rows y0..y1-1, columns x0..x1-1 into
-    `out`, one stride-1 conv2d call per stride phase."""
-    K, R, S, G = geo.K, geo.R, geo.S, geo.groups
+# Phase plans by geometry, bias or not and kernel levels: a repeated
+# conv_transpose2d or input gradient skips the phases' arithmetic and their
+# conv2d checks (1 x 1 -> 1 3x3 @8x8: 20 of its 33 microseconds).
+_phase_plans: dict = {}
+
+
+class _Phase(NamedTuple):
+    """One stride phase of the input gradient: the pixels of `out[target]`,
+    as conv2d's prepared call on grad_output[source] with the flipped
+    weights' taps wt[taps]; prep None when no tap reaches them (zero, or the
+    bias)."""
+    target: tuple
+    source: tuple | None
+    taps: tuple | None
+    prep: object
+
+
+class _Phases(NamedTuple):
+    steps: tuple        # of _Phase
+    view: bool          # conv2d reads the flipped weights as a view of w (_flipped_weights)
+
+
+def _phase_plan(gout, w, geo: _Geometry, bias, y0, y1, x0, x1) -> _Phases:
+    """_grad_input_phases' stride-1 conv2d calls for the padded input's
+    gradient rows y0..y1-1, columns x0..x1-1, each prepared as conv2d
+    prepares it."""
+    C, K, R, S, G = geo.C, geo.K, geo.R, geo.S, geo.groups
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     Kg = K // G
-    wt = None   # conv2d's weight for this (_flipped_weights), made at the first call
+    dilation = (dh // gcd(sh, dh), dw // gcd(sw, dw))
+    # conv2d's weight (C, K/groups, R, S): only its shape counts here
+    flipped = np.broadcast_to(np.empty((), geo.dtype), (C, Kg, R, S))
+    steps, view = [], False
     # (the phases that hold rows and columns: all of them, unless the stride
     # passes the image; 2**62 looped over every one)
     for py in sorted({y % sh for y in range(y0, min(y1, y0 + sh))}):
@@ -422,12 +478,14 @@ def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> No
             fc, stepc, nc = _phase_taps(px, sw, dw, S)
             rows = _phase_rows(py, sh, dh, fr, stepr, nr, y0, y1, geo.Ho) if nr else None
             cols = _phase_rows(px, sw, dw, fc, stepc, nc, x0, x1, geo.Wo) if nc else None
-            target = out[:, :, _phase_start(py, sh, y0)::sh, _phase_start(px, sw, x0)::sw]
-            if target.size == 0:
+            target = (slice(None), slice(None), slice(_phase_start(py, sh, y0), None, sh),
+                      slice(_phase_start(px, sw, x0), None, sw))
+            Hy, Wx = len(range(y1 - y0)[target[2]]), len(range(x1 - x0)[target[3]])
+            if geo.N * C * Hy * Wx == 0:
                 continue
             if rows is None or cols is None or rows[0] >= rows[1] or cols[0] >= cols[1] or Kg == 0:
                 # No tap reaches these pixels (or nothing to sum): zero, or the bias.
-                target[...] = 0 if bias is None else bias[:, None, None]
+                steps.append(_Phase(target, None, None, None))
                 continue
             ylo, yhi, ypre, ypost = rows
             xlo, xhi, xpre, xpost = cols
@@ -435,32 +493,55 @@ def _grad_input_phases(gout, w, geo: _Geometry, out, bias, y0, y1, x0, x1) -> No
             # first of them the highest original tap.
             r_first = R - 1 - (fr + (nr - 1) * stepr)
             c_first = S - 1 - (fc + (nc - 1) * stepc)
-            gsub, padding = gout[:, :, ylo:yhi, xlo:xhi], (xpre, xpost, ypre, ypost)
-            dilation = (dh // gcd(sh, dh), dw // gcd(sw, dw))
-            if wt is None:
-                wt = _flipped_weights(w, geo, gsub, padding, dilation)
-            # (at unit stride all of wt; else a view, which conv2d packs or copies)
-            sub = wt[:, :, r_first::stepr, c_first::stepc]
-            conv2d(gsub, sub, bias, padding=padding, dilation=dilation, groups=G, out=target,
-                   workers=geo.workers)
+            source = (slice(None), slice(None), slice(ylo, yhi), slice(xlo, xhi))
+            taps = (slice(None), slice(None), slice(r_first, None, stepr),
+                    slice(c_first, None, stepc))
+            padding = (xpre, xpost, ypre, ypost)
+            if not steps or all(step.prep is None for step in steps):
+                view = _flips_as_view(gout[source], w, geo, padding, dilation)
+            prep = _prepared_call(gout[source], flipped[taps], bias, 1, padding, dilation, G,
+                                  "zeros", geo.workers)
+            steps.append(_Phase(target, source, taps, prep))
+    return _Phases(tuple(steps), view)
 
 
-def _flipped_weights(w, geo: _Geometry, gout, padding, dilation) -> np.ndarray:
-    """conv2d's weight for the input gradient: (C, K/groups, R, S), each
-    group's channel axes swapped and the taps flipped. A view of `w` when
-    one call (unit stride, one group) reads it once: blocked tiles, which
-    pack it, or small-image tiles on one image, which stage each block of
-    it as they go (a copy first wrote and read back all of it: 512 -> 512
-    3x3, 9.4 MB, a third of the gradient at 7x7). Else a copy: small-image
-    tiles stage every block again for each image (Zen 5: 64 x 16 -> 16 3x3
-    @8x8 took 1.1x as long on the view; 32 x 16 -> 16 @16x16 as long)."""
-    C, K, R, S, G = geo.C, geo.K, geo.R, geo.S, geo.groups
+def _grad_input_phases(gout, w, geo: _Geometry, out, bias, phases: _Phases) -> None:
+    """The padded input's gradient into `out`, one stride-1 conv2d call per
+    stride phase (_phase_plan)."""
+    wt = None   # conv2d's weight for this (_flipped_weights), made at the first call
+    for target, source, taps, prep in phases.steps:
+        if prep is None:
+            out[target] = 0 if bias is None else bias[:, None, None]
+            continue
+        if wt is None:
+            wt = _flipped_weights(w, geo, phases.view)
+        # (at unit stride all of wt; else a view, which conv2d packs or copies)
+        _execute(prep, gout[source], wt[taps], bias, out[target], geo.workers)
+
+
+def _flips_as_view(gout, w, geo: _Geometry, padding, dilation) -> bool:
+    """Whether conv2d reads the input gradient's flipped weights as a view
+    of `w` (_flipped_weights): when one call (unit stride, one group) reads
+    them once: blocked tiles, which pack them, or small-image tiles on one
+    image, which stage each block of them as they go (a copy first wrote
+    and read back all of them: 512 -> 512 3x3, 9.4 MB, a third of the
+    gradient at 7x7). Else a copy: small-image tiles stage every block
+    again for each image (Zen 5: 64 x 16 -> 16 3x3 @8x8 took 1.1x as long
+    on the view; 32 x 16 -> 16 @16x16 as long)."""
+    if geo.groups != 1 or geo.stride != (1, 1):
+        return False
     view = np.asarray(w, geo.dtype).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
-    if G == 1 and geo.stride == (1, 1) and reads_weight_views(gout, view, 1, padding, dilation,
-                                                               1, once=True):
-        return view
-    wt = _memory.empty((C, K // G, R, S), geo.dtype)
-    _core.flip_transpose_weights(np.ascontiguousarray(w, geo.dtype), G, wt)
+    return reads_weight_views(gout, view, 1, padding, dilation, 1, once=True)
+
+
+def _flipped_weights(w, geo: _Geometry, view: bool) -> np.ndarray:
+    """conv2d's weight for the input gradient: (C, K/groups, R, S), each
+    group's channel axes swapped and the taps flipped; a view of `w`, or a
+    copy (_flips_as_view says which)."""
+    if view:
+        return np.asarray(w, geo.dtype).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    wt = _memory.empty((geo.C, geo.K // geo.groups, geo.R, geo.S), geo.dtype)
+    _core.flip_transpose_weights(np.ascontiguousarray(w, geo.dtype), geo.groups, wt)
     return wt
 
 
