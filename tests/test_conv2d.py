@@ -482,6 +482,40 @@ def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, str
         cyconv.conv2d(x, w, None, *args, padding_mode=mode, workers=workers), flat_unbiased)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_gathered_pieces_hold_a_tile_of_images(workers, monkeypatch):
+    """Tiles gathered across images leave out columns of zero padding only
+    in pieces of a tile's images (plan.gather_images): however small the
+    chunks, a batch of more images than that runs in pieces of at least
+    that many, as many for each thread, and gives the bits of one piece
+    and of the flat tiles."""
+    from cyconv import _conv2d, _core, _parallel
+    x, w, b = case_arrays(61, N=37, C=64, K=32, H=7, W=7, R=3, S=3, dtype=F32)
+    plan = _conv2d._prepared_call(x, w, b, 1, 2, 1, 1, "zeros", workers).plan
+    if not plan.gathers:
+        pytest.skip("this level runs the layer in row tiles")
+    images = plan.gather_images
+    assert images == plan.tile_pixels > 1
+    pieces = []
+    run = _parallel.run
+    monkeypatch.setattr(_parallel, "run", lambda job, chunks, *a: (pieces.append(chunks),
+                                                                    run(job, chunks, *a)))
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    got = check(x, w, b, 1, 2)
+    got = cyconv.conv2d(x, w, b, padding=2, workers=workers)
+    sizes = [n1 - n0 for n0, n1, *_ in pieces[-1]]
+    assert sum(sizes) == 37 and min(sizes) >= images
+    assert len(sizes) % min(workers, len(sizes)) == 0
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1 << 60)
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, padding=2, workers=1), got)
+    assert [n1 - n0 for n0, n1, *_ in pieces[-1]] == [37]
+    old = _core.set_gathered_tiles(False)
+    try:
+        np.testing.assert_array_equal(cyconv.conv2d(x, w, b, padding=2, workers=1), got)
+    finally:
+        _core.set_gathered_tiles(old)
+
+
 def test_tiles_across_images_planned():
     """The plans of some tiny images of a batch gather their tiles across
     images (which sizes depends on the level's tile width), and never those

@@ -3194,6 +3194,16 @@ cdef class Conv2dPlan:
         return self.g.gathers
 
     @property
+    def gather_images(self):
+        """Images a piece of gathered tiles needs for classes of columns off
+        the zero padding (_conv2d_gathered: a corner's class has a pixel an
+        image, and fills a tile of tile_pixels images); 1 where they take
+        none (fewer than GATHER_COLUMN_TAPS products a pixel)."""
+        g = &self.g
+        return g.PT if (g.gathers and g.zero_padding
+                        and g.Cg * g.R * g.S >= GATHER_COLUMN_TAPS) else 1
+
+    @property
     def small(self):
         """Small-image tiles: the weights read in place, the pixels in the
         vector lanes (tiny images; and layers of few output channels where
