@@ -183,6 +183,9 @@ def test_weight_gradient_tiles(N, Cg, Kg, groups, H, W, R, S, stride, dilation, 
         same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
     monkeypatch.setattr(_conv2d_grad, "_FORCE_CHANNELS_LAST", True)
     same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
+    # (the channels-last copy's padding frame zeroed alone, not the whole copy)
+    monkeypatch.setattr(_conv2d_grad, "_ZEROED_BYTES", 0)
+    same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
     monkeypatch.setattr(_conv2d_grad, "_BAND_BYTES", 1)
     same.append(cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1])
     # and for any split of the units into pieces: one unit each, or all in one
@@ -977,3 +980,29 @@ def test_transpose_errors_stay_after_a_call_was_kept(good, bad, error):
     with pytest.raises(error) as kept:
         cyconv.conv_transpose2d(x, w, **bad)
     assert str(kept.value) == str(full.value)
+
+
+def test_weight_tile_plans_follow_the_tuning(monkeypatch):
+    """A weight gradient's plan is kept by geometry (_weight_tiles), and
+    made again when a tuning constant changes: the tests that change them
+    run what they mean to, not a plan kept from before."""
+    from cyconv import _conv2d_grad, _parallel
+    rng = np.random.default_rng(3)
+    x, w = rand(rng, (4, 8, 6, 6), F32), rand(rng, (16, 8, 3, 3), F32)
+    g = rand(rng, (4, 16, 6, 6), F32)
+    geo = _conv2d_grad._resolve(x, w, g, 1, 1, 1, 1, "zeros", 1)
+    plan = _conv2d_grad._weight_tiles_plan(geo)
+    assert _conv2d_grad._weight_tiles_plan(geo) is plan
+    monkeypatch.setattr(_conv2d_grad, "_BAND_BYTES", 1)
+    assert _conv2d_grad._weight_tiles_plan(geo).band == 1 < plan.band
+    monkeypatch.setattr(_conv2d_grad, "_STACKED_ROWS_PIXELS", 1 << 30)
+    assert _conv2d_grad._weight_tiles_plan(geo).tall
+    monkeypatch.setattr(_conv2d_grad, "_STACKED_ROWS_PIXELS", 0)
+    assert not _conv2d_grad._weight_tiles_plan(geo).tall
+    monkeypatch.setattr(_parallel, "CHUNK_WORK", 1)
+    monkeypatch.setattr(_conv2d_grad, "_PIECE_SCRATCH_BYTES", 1)
+    assert len(_conv2d_grad._weight_tiles_plan(geo).chunks) > len(plan.chunks)
+    monkeypatch.setattr(_conv2d_grad, "_FORCE_CHANNELS_LAST", True)
+    assert _conv2d_grad._weight_tiles_plan(geo).channels_last
+    monkeypatch.setattr(_conv2d_grad, "_BAND_COPIES", -1)
+    assert not _conv2d_grad._weight_tiles_plan(geo).copy_bands

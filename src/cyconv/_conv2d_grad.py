@@ -797,22 +797,49 @@ _STACKED_ROWS_PIXELS = 16
 _STACKED_ROWS_MAX_BYTES = 64 << 20
 
 
-def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
-    """conv2d's blocked tiles with the roles turned (_core.weight_grad_tiles):
-    a tile's pixels are PT elements of a tap set. With kernel rows of
-    several taps and no column dilation, the input is copied channels last,
-    where a kernel row's taps and channels are consecutive elements (a set);
-    otherwise a set is the channels of one tap, read in place from the
-    (padded) input when there are at least PT of them. grad_output,
-    channels last in blocks (copied band by band by the pieces that read
-    it, or all of it first: _band_copies), takes the place of the weights,
-    and each sum runs over the output pixels, leaving out zero padding rows
-    while grad_output is finite; tiny images' batch runs as one tall image
-    (_kernel_rows_stacked). Tiles are shared among the threads, each sum in
-    (n, y, x) order: the same bits for any thread count."""
+class _WeightTiles(NamedTuple):
+    """What _grad_weight_tiles derives from a geometry alone."""
+    PT: int                 # a tile's elements of a tap set
+    KB: int                 # a block's output channels
+    blocks: int
+    channels_last: bool     # the input copied channels last (else read as padded planes)
+    strides: tuple          # of that input: image, channel, row, column
+    set_taps: int           # taps of a tap set (a kernel row's, or one)
+    tall: bool              # the batch as one tall image (_kernel_rows_stacked)
+    images: int
+    rows: int
+    row_step: int
+    row_dilation: int
+    band: int               # output rows of grad_output a pass copies
+    passes: int
+    chunks: list            # (group, first unit, end) pieces
+    work: float
+    copy_bands: bool        # pieces copy grad_output's bands (else all of it first)
+
+
+# Weight-tile plans by geometry, kernel levels and the tuning constants
+# (tests change them): a repeated weight gradient skips deriving its pieces
+# (1 x 8 -> 16 3x3 @14x14: 7 of its 27 microseconds).
+_weight_tiles: dict = {}
+
+
+def _weight_tiles_plan(geo: _Geometry) -> _WeightTiles:
+    key = (geo, _FORCE_CHANNELS_LAST, _STACKED_ROWS_PIXELS, _STACKED_ROWS_MAX_BYTES,
+           _BAND_BYTES, _PIECE_CHUNKS, _PIECE_SCRATCH_BYTES, _BAND_COPIES,
+           _parallel.CHUNK_WORK, _parallel.MIN_WORK_PER_THREAD,
+           _parallel.SPLIT_WORK_PER_THREAD, _parallel.PIECES_PER_THREAD) + _levels()
+    plan = _weight_tiles.get(key)
+    if plan is None:
+        if len(_weight_tiles) >= _MAX_RESOLVED:
+            _weight_tiles.clear()
+        plan = _weight_tiles[key] = _plan_weight_tiles(geo)
+    return plan
+
+
+def _plan_weight_tiles(geo: _Geometry) -> _WeightTiles:
     N, C, K, Cg, R, S, G = geo.N, geo.C, geo.K, geo.Cg, geo.R, geo.S, geo.groups
     H, W, Ho, Wo, Kg = geo.H, geo.W, geo.Ho, geo.Wo, K // G
-    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    (sh, _), (dh, dw) = geo.stride, geo.dilation
     top, bottom, left, right = geo.pad
     Hp, Wp = top + H + bottom, left + W + right
     dtype = geo.dtype
@@ -828,25 +855,14 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     # them up to 2x.
     rows_of_taps = S > 1 and dw == 1
     if Cg >= PT and not rows_of_taps and not _FORCE_CHANNELS_LAST:
-        flat = np.ascontiguousarray(_padded(x, geo, "conv2d_grad.padded")).reshape(-1)
-        inputs = [flat[grp * Cg * Hp * Wp:] for grp in range(G)]
-        strides = (C * Hp * Wp, Hp * Wp, Wp, 1)
-        set_taps = 1
+        channels_last, strides, set_taps = False, (C * Hp * Wp, Hp * Wp, Wp, 1), 1
     else:
-        inputs = _channels_last(x, geo, PT)
-        strides = (Hp * Wp * Cg, 1, Wp * Cg, Cg)
+        channels_last, strides = True, (Hp * Wp * Cg, 1, Wp * Cg, Cg)
         set_taps = S if dw == 1 else 1
     # The batch as one tall image (_kernel_rows_stacked): (R, images, rows).
-    tall = (N > 1 and Ho * Wo <= _STACKED_ROWS_PIXELS and not (Cg >= PT and not rows_of_taps)
+    tall = (N > 1 and Ho * Wo <= _STACKED_ROWS_PIXELS and channels_last
             and not _FORCE_CHANNELS_LAST
             and R * N * Ho * Wp * C * dtype.itemsize <= _STACKED_ROWS_MAX_BYTES)
-    if tall:
-        inputs = _kernel_rows_stacked(inputs, geo, PT)
-    # The call's own arrays are scratch kept by the thread (_scratch): new
-    # ones of 0.1-4 MB topped the heap, and glibc gave their pages back
-    # after each call, to be faulted in again by the next (64 x 128 -> 128
-    # 3x3 @4x4: 736 page faults a call).
-    g = np.ascontiguousarray(gout).reshape(N, G, Kg, Ho * Wo)
     sets = R * S // set_taps
     tiles = -(-set_taps * Cg // PT)
     # (tall: one image of N * Ho output rows, kernel row r's input rows
@@ -854,23 +870,6 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     images, rows, row_step, row_dilation = (1, N * Ho, 1, N * Ho) if tall else (N, Ho, sh, dh)
     band = max(1, min(rows, _BAND_BYTES // (Wo * KB * dtype.itemsize)))
     passes = images * -(-rows // band)
-    # The core writes each channel's taps first, channels last (one transpose below).
-    grad = _memory.empty((G, Kg, Cg, R, S), dtype)
-    taps_first = grad if R * S == 1 else _scratch.empty("conv2d_grad.taps_first",
-                                                        (G, Kg, R, S, Cg), dtype)
-
-    def job(_, grp, u0, u1):
-        scratch = _scratch.empty("conv2d_grad.tile_sums",
-                                 (PT * KB * (u1 - u0 if passes > 1 else 1),), dtype)
-        stage = _scratch.empty("conv2d_grad.stage", (KB * (set_taps * Cg + 48),), dtype)
-        band_rows = _scratch.empty("conv2d_grad.band",
-                                   (blocks * band * Wo * KB if copy_bands else 1,), dtype)
-        _core.weight_grad_tiles(inputs[grp], *strides, gouts[grp], K * Ho * Wo, Ho, copy_bands,
-                                images, rows, Wo, row_step, sw, row_dilation, dw, S, Cg,
-                                set_taps, band, top, H, skip,
-                                taps_first[grp].reshape(Kg, R * S * Cg),
-                                scratch, stage, band_rows, u0, u1)
-
     units = sets * blocks * tiles
     work_per_unit = float(N) * Ho * Wo * PT * KB
     # A piece streams grad_output's blocks through L2 once, band by band,
@@ -889,6 +888,61 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     work = work_per_unit * units * G
     threads = _parallel.threads_for(geo.workers, work, len(chunks))
     copy_bands = _band_copies(chunks, tiles, blocks, threads) <= _BAND_COPIES
+    return _WeightTiles(PT, KB, blocks, channels_last, strides, set_taps, tall, images, rows,
+                        row_step, row_dilation, band, passes, chunks, work, copy_bands)
+
+
+def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
+    """conv2d's blocked tiles with the roles turned (_core.weight_grad_tiles):
+    a tile's pixels are PT elements of a tap set. With kernel rows of
+    several taps and no column dilation, the input is copied channels last,
+    where a kernel row's taps and channels are consecutive elements (a set);
+    otherwise a set is the channels of one tap, read in place from the
+    (padded) input when there are at least PT of them. grad_output,
+    channels last in blocks (copied band by band by the pieces that read
+    it, or all of it first: _band_copies), takes the place of the weights,
+    and each sum runs over the output pixels, leaving out zero padding rows
+    while grad_output is finite; tiny images' batch runs as one tall image
+    (_kernel_rows_stacked). Tiles are shared among the threads, each sum in
+    (n, y, x) order: the same bits for any thread count."""
+    N, K, Cg, R, S, G = geo.N, geo.K, geo.Cg, geo.R, geo.S, geo.groups
+    H, Ho, Wo, Kg = geo.H, geo.Ho, geo.Wo, K // G
+    (_, sw), (_, dw) = geo.stride, geo.dilation
+    top, bottom, left, right = geo.pad
+    Hp, Wp = top + H + bottom, left + geo.W + right
+    dtype = geo.dtype
+    plan = _weight_tiles_plan(geo)
+    PT, KB, blocks, tall, passes = plan.PT, plan.KB, plan.blocks, plan.tall, plan.passes
+    if plan.channels_last:
+        inputs = _channels_last(x, geo, PT)
+    else:
+        flat = np.ascontiguousarray(_padded(x, geo, "conv2d_grad.padded")).reshape(-1)
+        inputs = [flat[grp * Cg * Hp * Wp:] for grp in range(G)]
+    if tall:
+        inputs = _kernel_rows_stacked(inputs, geo, PT)
+    # The call's own arrays are scratch kept by the thread (_scratch): new
+    # ones of 0.1-4 MB topped the heap, and glibc gave their pages back
+    # after each call, to be faulted in again by the next (64 x 128 -> 128
+    # 3x3 @4x4: 736 page faults a call).
+    g = np.ascontiguousarray(gout).reshape(N, G, Kg, Ho * Wo)
+    # The core writes each channel's taps first, channels last (one transpose below).
+    grad = _memory.empty((G, Kg, Cg, R, S), dtype)
+    taps_first = grad if R * S == 1 else _scratch.empty("conv2d_grad.taps_first",
+                                                        (G, Kg, R, S, Cg), dtype)
+    copy_bands = plan.copy_bands
+
+    def job(_, grp, u0, u1):
+        scratch = _scratch.empty("conv2d_grad.tile_sums",
+                                 (PT * KB * (u1 - u0 if passes > 1 else 1),), dtype)
+        stage = _scratch.empty("conv2d_grad.stage", (KB * (plan.set_taps * Cg + 48),), dtype)
+        band_rows = _scratch.empty("conv2d_grad.band",
+                                   (blocks * plan.band * Wo * KB if copy_bands else 1,), dtype)
+        _core.weight_grad_tiles(inputs[grp], *plan.strides, gouts[grp], K * Ho * Wo, Ho,
+                                copy_bands, plan.images, plan.rows, Wo, plan.row_step, sw,
+                                plan.row_dilation, dw, S, Cg, plan.set_taps, plan.band, top, H,
+                                skip, taps_first[grp].reshape(Kg, R * S * Cg),
+                                scratch, stage, band_rows, u0, u1)
+
     if copy_bands:
         flat = g.reshape(-1)
         gouts = [flat[grp * Kg * Ho * Wo:] for grp in range(G)]
@@ -907,7 +961,7 @@ def _grad_weight_tiles(gout, x, geo: _Geometry) -> np.ndarray:
     # band copies check their bands as they go; the whole copy is checked here.
     skip = (_SKIP_PADDING_ROWS and not tall and geo.np_mode == "constant" and top + bottom > 0
             and (copy_bands or _core.all_finite(g.reshape(N * K, Ho * Wo))))
-    _parallel.run_work(job, chunks, work, geo.workers)
+    _parallel.run_work(job, plan.chunks, plan.work, geo.workers)
     if R * S > 1:
         _core.transpose_batched(taps_first.reshape(K, R * S, Cg), grad.reshape(K, Cg, R * S))
     return grad.reshape(K, Cg, R, S)
@@ -957,6 +1011,12 @@ def _kernel_rows_stacked(inputs: list, geo: _Geometry, PT: int) -> list:
     return [out[grp] for grp in range(G)]
 
 
+# _channels_last zeroes a copy of at most this many bytes whole, rather than
+# its padding frame: one memset against four strided slices (1 x 8 -> 16
+# 3x3 @14x14: 0.4 against 5 microseconds).
+_ZEROED_BYTES = 64 << 10
+
+
 def _channels_last(x, geo: _Geometry, PT: int) -> list:
     """The padded input channels last, one flat (pixels, Cg) array per group,
     with PT elements past the last pixel (read, not kept, by a tap set of
@@ -971,10 +1031,13 @@ def _channels_last(x, geo: _Geometry, PT: int) -> list:
     x = np.ascontiguousarray(x).reshape(N, G, Cg, Hp - top - bottom, Wp - left - right)
     tail = -(-PT // Cg)
     out = _scratch.empty("conv2d_grad.channels_last", (G, N * Hp * Wp + tail, Cg), geo.dtype)
-    out[:, N * Hp * Wp:] = 0
     body = out[:, :N * Hp * Wp].reshape(G, N, Hp, Wp, Cg)
-    if zeros:   # (the pixels' channels go last: the frame is axes 2 and 3)
-        zero_frame(np.moveaxis(body, -1, 2), (top, bottom), (left, right))
+    if zeros and out.nbytes <= _ZEROED_BYTES:
+        out.fill(0)   # the frame and the tail at once
+    else:
+        out[:, N * Hp * Wp:] = 0
+        if zeros:   # (the pixels' channels go last: the frame is axes 2 and 3)
+            zero_frame(body.transpose(0, 1, 4, 2, 3), (top, bottom), (left, right))
     if Cg == 1:   # the layout of the planes: one copy (a transpose per image cost 1 us)
         body[..., top:Hp - bottom, left:Wp - right, 0] = x[:, :, 0].transpose(1, 0, 2, 3)
         return [out[grp].reshape(-1) for grp in range(G)]
