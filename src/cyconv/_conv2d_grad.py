@@ -27,6 +27,7 @@ Arguments are resolved (through ``_geometry``) in ``_resolve`` /
 from __future__ import annotations
 
 import dataclasses
+import functools
 from math import gcd
 from typing import NamedTuple, Sequence
 
@@ -37,7 +38,7 @@ from . import _core, _geometry, _memory, _parallel, _scratch
 from ._conv2d import IntPair, Padding, PaddingMode, conv2d, reads_weight_views, _check_out
 from ._conv2d import _execute, _levels, _prepared_call, _typed
 from ._conv2d import _key as _conv2d_key
-from ._padding import aligned, index_map, padded_planes, zero_frame
+from ._padding import aligned, padded_planes, zero_frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,8 +368,8 @@ def _grad_input(gout, w, geo: _Geometry, out=None, bias=None) -> np.ndarray:
         _grad_input_phases(gout, w, geo, out, bias, phases)
     if zeros:
         return out
-    row_map = index_map(H, top, bottom, geo.np_mode)
-    col_map = index_map(W, left, right, geo.np_mode)
+    row_map = _geometry.padded_map(H, top, bottom, geo.np_mode)
+    col_map = _geometry.padded_map(W, left, right, geo.np_mode)
     folded = _fold(out, row_map, top, H, axis=2)
     return _fold(folded, col_map, left, W, axis=3)
 
@@ -665,6 +666,16 @@ def _pixel_taps_fits(geo: _Geometry) -> bool:
     return Kg % _core.tile_sizes()["block_f64" if geo.dtype == np.float64 else "block_f32"] != 0
 
 
+@functools.lru_cache(maxsize=256)
+def _tap_offsets(Cg, R, S, sw, dh, dw, Hp, Wq) -> np.ndarray:
+    """_grad_weight_pixel_taps' element offset of each tap (c, r, s) in its
+    padded input's column phases (read-only: kept for the next call)."""
+    offsets = np.array([((c * sw + s * dw % sw) * Hp + r * dh) * Wq + s * dw // sw
+                        for c in range(Cg) for r in range(R) for s in range(S)], np.int64)
+    offsets.flags.writeable = False
+    return offsets
+
+
 def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
     """Layers of few taps (a grayscale or colour image's first layer): the
     output pixels in the vector lanes (_core.pixel_taps), a block of output
@@ -690,8 +701,7 @@ def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
         padded = phases
     padded = padded.reshape(-1)
     g = np.ascontiguousarray(gout, dtype).reshape(-1)
-    offsets = np.array([((c * sw + s * dw % sw) * Hp + r * dh) * Wq + s * dw // sw
-                        for c in range(Cg) for r in range(R) for s in range(S)], np.int64)
+    offsets = _tap_offsets(Cg, R, S, sw, dh, dw, Hp, Wq)
     ntaps = offsets.size
     row_step = sh * Wq if Ho > 1 else 0   # (a lone output row: any stride, even 2**62)
     per_image = float(Ho) * Wo * Kg * ntaps
@@ -706,7 +716,7 @@ def _grad_weight_pixel_taps(gout, x, geo: _Geometry) -> np.ndarray:
                          row_step, offsets, min(N, n0 + step) - n0, Ho, Wo, parts[grp, i])
 
     chunks = [(grp, i) for grp in range(G) for i in range(len(starts))]
-    _parallel.run(job, chunks, _parallel.threads_for(geo.workers, per_image * N * G, len(chunks)))
+    _parallel.run_work(job, chunks, per_image * N * G, geo.workers)
     grad = parts[:, 0].copy()
     for i in range(1, len(starts)):
         grad += parts[:, i]
@@ -1055,8 +1065,8 @@ def _grad_weight_depthwise_lanes(gout, x, geo: _Geometry) -> np.ndarray:
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     top, bottom, left, right = geo.pad
     C, R, S, Ho, Wo = geo.C, geo.R, geo.S, geo.Ho, geo.Wo
-    row_map = index_map(geo.H, top, bottom, geo.np_mode)
-    col_map = index_map(geo.W, left, right, geo.np_mode)
+    row_map = _geometry.padded_map(geo.H, top, bottom, geo.np_mode)
+    col_map = _geometry.padded_map(geo.W, left, right, geo.np_mode)
     x = aligned(np.asarray(x, geo.dtype))
     gout = np.ascontiguousarray(gout, geo.dtype)
     lanes, band, size = _core.depthwise_grad_plan(col_map.size, Wo, Ho, R, S, sh, dh,
@@ -1071,6 +1081,5 @@ def _grad_weight_depthwise_lanes(gout, x, geo: _Geometry) -> np.ndarray:
 
     chunks = [(g0, min(g0 + per_thread, groups)) for g0 in range(0, groups, per_thread)]
     work = float(geo.N) * C * Ho * Wo * R * S
-    _parallel.run(job, chunks, _parallel.threads_for(geo.workers, work, len(chunks)),
-                  lambda: np.empty(size, geo.dtype))
+    _parallel.run_work(job, chunks, work, geo.workers, lambda: np.empty(size, geo.dtype))
     return grad.reshape(C, 1, R, S)

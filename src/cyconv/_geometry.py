@@ -165,9 +165,14 @@ def _cached_index_map(n: int, before: int, after: int, rule: str) -> np.ndarray:
 def axis_map(axis: Axis, rule: str) -> np.ndarray:
     """Source index of each padded sample of `axis` (-1 for the fill) under
     the np.pad mode `rule`; read-only, shared between calls."""
-    if axis.padded <= _CACHED_MAP_LENGTH:
-        return _cached_index_map(axis.size, axis.before, axis.after, rule)
-    m = index_map(axis.size, axis.before, axis.after, rule)
+    return padded_map(axis.size, axis.before, axis.after, rule)
+
+
+def padded_map(n: int, before: int, after: int, rule: str) -> np.ndarray:
+    """index_map(n, before, after, rule), read-only, shared between calls."""
+    if n + before + after <= _CACHED_MAP_LENGTH:
+        return _cached_index_map(n, before, after, rule)
+    m = index_map(n, before, after, rule)
     m.flags.writeable = False
     return m
 
