@@ -98,7 +98,7 @@ def _execute(prep: _Prepared, x, w, b, out4, workers: int) -> None:
     if x.dtype != dtype:  # also fixes a non-native byte order; any strides are fine
         x = x.astype(dtype)
     x, w = aligned(x), aligned(w)
-    bias_arr = np.empty(0, dtype) if b is None else aligned(np.ascontiguousarray(b, dtype=dtype))
+    bias_arr = _NO_BIAS[dtype] if b is None else aligned(np.ascontiguousarray(b, dtype=dtype))
     if prep.lowered is not None:   # as a 1x1 layer on the pixels' patches (_prepare)
         w = w.reshape(geo.K, -1, 1, 1)
     packing = None
@@ -194,15 +194,22 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
         edge = max(edge, plan.weight_stage)   # the core stages each block's weights there
 
     padded_shape = plan.padded_shape
+    core = _methods.core_function(_core.conv2d, dtype)
+    if N * Ho * per_row < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
+        # Microseconds of work, a single piece: no CPU slot (as _parallel.run_rows).
+        if plan.gathers:   # its tiles run across the images: the core pads them all
+            padded_shape = (padded_shape[0] * N,) + padded_shape[1:]
+        packed_blocks = () if packing is None else (packing.source, packing.done)
+        core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4,
+             *_buffers(padded_shape, plan.scratch, edge, dtype), 0, N, 0, Ho, 0, -1,
+             *packed_blocks)
+        return
 
     def scratch():
         # Each thread pads its own copy of one image at a time (or of each
         # image of a piece whose blocks run outer: padded_shape set below).
-        return (_scratch.empty("conv2d.padded", padded_shape, dtype),
-                _scratch.empty("conv2d.tiles", (plan.scratch,), dtype),
-                _scratch.empty("conv2d.edge", (edge,), dtype))
+        return _buffers(padded_shape, plan.scratch, edge, dtype)
 
-    core = _methods.core_function(_core.conv2d, dtype)
     # The core packs the blocks as it runs them while one thread runs the
     # pieces (_Packing); set below when the pieces share threads.
     threads_pack = False
@@ -219,12 +226,6 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
         core(plan, x, prep.row_map, prep.col_map, weights, bias_arr, out4, padded, tiles, edge,
              n0, n1, y0, y1, b0, b1, *packed_blocks)
 
-    if N * Ho * per_row < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
-        # Microseconds of work, a single piece: no CPU slot (as _parallel.run_rows).
-        if plan.gathers:   # its tiles run across the images: the core pads them all
-            padded_shape = (padded_shape[0] * N,) + padded_shape[1:]
-        job(scratch(), 0, N, 0, Ho)
-        return
     # Pieces of about CHUNK_WORK: whole images when they are small, else row
     # ranges. When the weights exceed L2 (the blocks run outer), each piece
     # streams them from memory once: then pieces take as many rows as one
@@ -291,6 +292,14 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
     if threads_pack:
         packing.share()
     _parallel.run(job, chunks, nthreads, scratch)
+
+
+def _buffers(padded_shape, tiles: int, edge: int, dtype) -> tuple:
+    """The core conv2d's scratch, kept by this thread: the padded input,
+    the tiles' sums and the edge columns."""
+    return (_scratch.empty("conv2d.padded", padded_shape, dtype),
+            _scratch.empty("conv2d.tiles", (tiles,), dtype),
+            _scratch.empty("conv2d.edge", (edge,), dtype))
 
 
 # One thread runs a batch as one piece, its weights packed block by block
