@@ -31,7 +31,11 @@ in NumPy has (MNIST- and CIFAR-sized images, 1-128 channels, batches of
 32-64, 3×3 with padding 1, one with stride 2), each with its forward pass
 too (``conv2d`` vs ``torch.nn.functional.conv2d``).
 
-    python bench/bench_grad.py [--quick] [--train-step] [--small] [--json PATH] [--markdown]
+``--tiny`` runs one-image layers and the DQN Atari net (batches 1 and 32),
+with conv_transpose2d and the whole backward pass too.
+
+    python bench/bench_grad.py [--quick] [--train-step] [--small | --tiny] [--json PATH]
+                               [--markdown]
 """
 
 from __future__ import annotations
@@ -62,6 +66,19 @@ SMALL_CASES = [B.Case("small", n, c, k, h, h, 3, 3, stride=st, padding=1)
                                       (64, 64, 64, 8, 1), (64, 64, 64, 4, 1), (64, 32, 32, 3, 1),
                                       (64, 128, 128, 2, 1)]]
 SMALL_OPS = ("forward", "grad_input", "grad_weight")
+# --tiny: layers called on one image at a time (online learning, a
+# reinforcement-learning agent's steps), where each call's fixed cost
+# shows, and the DQN Atari net's three layers ("valid" padding) at batches
+# of 1 and 32; "backward" is conv2d_backward's three gradients against
+# autograd's one convolution_backward call.
+TINY_CASES = [B.Case("tiny", 1, c, k, h, h, r, r, stride=st, padding=p)
+              for c, k, h, r, st, p in [(1, 1, 8, 3, 1, 1), (1, 8, 28, 3, 1, 1),
+                                        (3, 8, 16, 3, 1, 1), (8, 16, 14, 3, 1, 1),
+                                        (16, 32, 16, 3, 2, 1)]] \
+    + [B.Case("DQN", n, c, k, h, h, r, r, stride=st)
+       for n in (1, 32) for c, k, h, r, st in [(4, 32, 84, 8, 4), (32, 64, 20, 4, 2),
+                                              (64, 64, 9, 3, 1)]]
+TINY_OPS = SMALL_OPS + ("conv_transpose2d", "backward")
 
 
 def callables(case: B.Case, op: str, cyconv, torch):
@@ -81,6 +98,12 @@ def callables(case: B.Case, op: str, cyconv, torch):
     if op == "grad_weight":
         return (lambda: cyconv.conv2d_backward(g, x, w, output_mask=(False, True, False), **kw)[1],
                 lambda: nn_grad.conv2d_weight(xt, w.shape, gt, **kw).numpy())
+    if op == "backward":   # the three gradients (tuples: _flat joins them to compare)
+        pair = [case.stride] * 2, [case.padding] * 2
+        return (lambda: cyconv.conv2d_backward(g, x, w, **kw),
+                lambda: torch.ops.aten.convolution_backward(
+                    gt, xt, wt, [case.K], *pair, [1, 1], False, [0, 0], case.groups,
+                    [True, True, True]))
     # The transpose of the layer: (N, K, Ho, Wo) -> (N, C, H, W).
     op_h = case.H + 2 * case.padding - ((Ho - 1) * case.stride + case.R)
     op_w = case.W + 2 * case.padding - ((Wo - 1) * case.stride + case.S)
@@ -89,6 +112,13 @@ def callables(case: B.Case, op: str, cyconv, torch):
     F = torch.nn.functional
     return (lambda: cyconv.conv_transpose2d(g, w, **tkw),
             lambda: F.conv_transpose2d(gt, wt, **tkw).numpy())
+
+
+def _flat(result):
+    """A result as one array: a tuple of gradients (arrays or tensors) joined."""
+    if not isinstance(result, tuple):
+        return result
+    return np.concatenate([np.asarray(a).ravel() for a in result])
 
 
 def train_step(torch, repeat: int = 15) -> dict:
@@ -117,7 +147,8 @@ def train_step(torch, repeat: int = 15) -> dict:
     return dict(cyconv=t["cyconv"].as_dict(), torch=t["torch"].as_dict(), ratio=ratio)
 
 
-def run(quick: bool = False, only_train_step: bool = False, small: bool = False) -> dict:
+def run(quick: bool = False, only_train_step: bool = False, small: bool = False,
+        tiny: bool = False) -> dict:
     cyconv = C.import_cyconv()
     torch = C.optional_import("torch")
     if torch is None:
@@ -126,17 +157,19 @@ def run(quick: bool = False, only_train_step: bool = False, small: bool = False)
     step = train_step(torch, repeat=3 if quick else 15)
     if only_train_step:
         return dict(machine=C.machine_info(), rows=[], summary={}, train_step=step)
-    cases, ops = (SMALL_CASES, SMALL_OPS) if small else (CASES, OPS)
+    cases, ops = ((TINY_CASES, TINY_OPS) if tiny else (SMALL_CASES, SMALL_OPS) if small
+                  else (CASES, OPS))
     cases = [c.quick() for c in cases] if quick else cases
     rows = []
     for case in cases:
         for op in ops:
             ours, theirs = callables(case, op, cyconv, torch)
-            err = C.max_rel_err(ours(), theirs())
+            err = C.max_rel_err(_flat(ours()), _flat(theirs()))
             t = C.time_interleaved({"cyconv": ours, "torch": theirs},
                                    repeat=3 if quick else 7, budget=None if quick else 4.0)
             ratio = t["torch"].median / t["cyconv"].median
-            rows.append(dict(case=case.label, N=case.N, op=op, flops=case.flops,
+            flops = case.flops * (2 if op == "backward" else 1)   # (two products' worth)
+            rows.append(dict(case=case.label, N=case.N, op=op, flops=flops,
                              cyconv=t["cyconv"].as_dict(), torch=t["torch"].as_dict(),
                              ratio=ratio, max_rel_err=err))
             C.progress(f"{case.label:42s} {op:17s} cyconv {t['cyconv'].median * 1e3:8.2f} ms  "
@@ -178,8 +211,10 @@ def main(argv=None) -> int:
     ap.add_argument("--train-step", action="store_true", help="only the training-step case")
     ap.add_argument("--small", action="store_true",
                     help="the small layers of MNIST/CIFAR-sized nets instead of the ResNet set")
+    ap.add_argument("--tiny", action="store_true",
+                    help="one-image layers and the DQN net instead of the ResNet set")
     args = ap.parse_args(argv)
-    result = run(args.quick, args.train_step, args.small)
+    result = run(args.quick, args.train_step, args.small, args.tiny)
     if args.json:
         C.write_json(args.json, result)
     if args.markdown:

@@ -102,7 +102,12 @@ def _as_float(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return a if a.dtype == dtype else a.astype(dtype)
 
 
+_ALL_GRADIENTS = (True, True, True)
+
+
 def _check_mask(output_mask) -> tuple[bool, bool, bool]:
+    if output_mask is _ALL_GRADIENTS:   # the default, checked once
+        return output_mask
     try:
         mask = tuple(output_mask)
     except TypeError:
@@ -118,7 +123,7 @@ def _check_mask(output_mask) -> tuple[bool, bool, bool]:
 def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
                     groups: int = 1, *, padding_mode: PaddingMode = "zeros",
-                    output_mask: Sequence[bool] = (True, True, True),
+                    output_mask: Sequence[bool] = _ALL_GRADIENTS,
                     workers: int | None = None
                     ) -> tuple[NDArray | None, NDArray | None, NDArray | None]:
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
