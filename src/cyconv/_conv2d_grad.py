@@ -503,7 +503,7 @@ def _phase_plan(gout, w, geo: _Geometry, bias, y0, y1, x0, x1) -> _Phases:
             taps = (slice(None), slice(None), slice(r_first, None, stepr),
                     slice(c_first, None, stepc))
             padding = (xpre, xpost, ypre, ypost)
-            if not steps or all(step.prep is None for step in steps):
+            if all(step.prep is None for step in steps):   # the first phase that sums
                 view = _flips_as_view(gout[source], w, geo, padding, dilation)
             prep = _prepared_call(gout[source], flipped[taps], bias, 1, padding, dilation, G,
                                   "zeros", geo.workers)
@@ -839,6 +839,7 @@ _weight_tiles: dict = {}
 
 
 def _weight_tiles_plan(geo: _Geometry) -> _WeightTiles:
+    """_plan_weight_tiles(geo), made once per geometry and tuning."""
     key = (geo, _FORCE_CHANNELS_LAST, _STACKED_ROWS_PIXELS, _STACKED_ROWS_MAX_BYTES,
            _BAND_BYTES, _PIECE_CHUNKS, _PIECE_SCRATCH_BYTES, _BAND_COPIES,
            _parallel.CHUNK_WORK, _parallel.MIN_WORK_PER_THREAD,
