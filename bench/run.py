@@ -9,6 +9,9 @@ the system C compiler and run, plus the clock-based estimate
 2 FMA pipes x 16 fp32 lanes x 2 flops x 'cpu MHz'); single-thread BLAS GEMM
 as a practical reference; then bench_convolve2d.py and bench_conv2d.py.
 
+The report replaces the part of the output file above LOG_MARKER; the
+measurements recorded below it by hand (one section per session) are kept.
+
 Options: --json PATH (all raw results), --output PATH (markdown; default
 bench/RESULTS.md for a full run, nothing for --quick), --no-rss (skip the
 per-peer peak-RSS subprocesses), --only convolve2d|conv2d, --strict (exit 1
@@ -187,6 +190,17 @@ def mismatches(res: dict | None) -> list:
             if "check" in p and not p["check"]["ok"]]
 
 
+LOG_MARKER = ("<!-- Everything above is written by bench/run.py; "
+              "everything below is kept by it. -->")
+
+
+def with_kept_log(report: str, path: Path) -> str:
+    """The new report followed by the log an existing file holds below LOG_MARKER."""
+    old = path.read_text() if path.exists() else ""
+    log = old[old.index(LOG_MARKER):] if LOG_MARKER in old else LOG_MARKER + "\n"
+    return report.rstrip("\n") + "\n\n" + log
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -261,7 +275,7 @@ def main(argv=None) -> int:
 
     output = args.output or (None if args.quick else str(C.BENCH_DIR / "RESULTS.md"))
     if output:
-        Path(output).write_text(text)
+        Path(output).write_text(with_kept_log(text, Path(output)))
         C.progress(f"wrote {output}")
     if args.json:
         C.write_json(args.json, {"machine": machine, "peak": peak, "blas": blas,
