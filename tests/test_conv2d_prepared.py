@@ -144,7 +144,9 @@ def test_kinds_of_arguments_are_kept_apart():
     x = np.ones((1, 1, 8, 8))
     w = np.ones((1, 1, 3, 3))
     results = [cyconv.conv2d(x, w, padding=p) for p in (1, "same", [1], np.int64(1), (1, 1))]
-    assert len(_conv2d._prepared) == 5
+    # (a NumPy string for the usual plain ints and string: the slower key's kind)
+    results.append(cyconv.conv2d(x, w, padding=1, padding_mode=np.str_("zeros")))
+    assert len(_conv2d._prepared) == 6
     assert all(r.tobytes() == results[0].tobytes() for r in results)
 
 
@@ -175,3 +177,125 @@ def test_remembered_maps_are_read_only():
     for a in (prep.row_map, prep.col_map):
         with pytest.raises(ValueError):
             a[0] = 7
+
+
+# Calls of one piece keep their scratch with the plan (_core.SmallConv2d):
+# one layer of each plan the AVX-512 level makes for them (other levels
+# plan some of them otherwise, and check the same).
+KEPT_CALLS = [
+    ((1, 1, 2, 2), (1, 1, 1, 1), {}),                                      # plain tiles
+    ((1, 1, 2, 2), (8, 1, 1, 1), {}),                                      # weights packed
+    ((1, 4, 5, 5), (8, 4, 3, 3), {"padding": 1}),                          # weights staged
+    ((1, 16, 2, 2), (32, 1, 1, 1), {"groups": 16}),                        # depthwise lanes
+    ((1, 32, 2, 2), (64, 32, 3, 3), {"stride": 2, "padding": 1}),          # packed inline
+    ((2, 1, 2, 2), (8, 1, 3, 3), {"stride": 2, "padding": 1}),             # gathered tiles
+    ((3, 9, 9), (16, 3, 3, 3), {"stride": 2, "padding": "same"}),          # unbatched
+    ((1, 4, 6, 5), (8, 2, 3, 2), {"groups": 2, "dilation": (2, 1), "padding": (1, 2),
+                                  "padding_mode": "reflect"}),
+    ((1, 1, 8, 8), (1, 1, 3, 3), {"padding": 1}),
+]
+
+
+@pytest.fixture
+def kept_runs(monkeypatch):
+    """What each call's kept one-piece call answered (True: it ran the call)."""
+    answers = []
+    ran_small = _conv2d._ran_small
+    monkeypatch.setattr(_conv2d, "_ran_small",
+                        lambda *args: answers.append(ran_small(*args)) or answers[-1])
+    return answers
+
+
+def general_path(*args, **kwargs):
+    """conv2d's result without the kept one-piece call."""
+    ran_small = _conv2d._ran_small
+    _conv2d._ran_small = lambda *args: False
+    try:
+        return cyconv.conv2d(*args, **kwargs)
+    finally:
+        _conv2d._ran_small = ran_small
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xshape,wshape,kwargs", KEPT_CALLS)
+def test_kept_one_piece_calls_are_bitwise_the_general_path(kept_runs, dtype, xshape, wshape,
+                                                           kwargs):
+    rng = np.random.default_rng(sum(xshape) + sum(wshape))
+    x = rng.standard_normal(xshape).astype(dtype)
+    w = rng.standard_normal(wshape).astype(dtype)
+    b = rng.standard_normal(wshape[0]).astype(dtype)
+    out = None
+    for i in range(4):
+        # The same arrays changed in place: nothing of the data is kept
+        # (packed weights included).
+        x *= -1.5
+        w[...] = rng.standard_normal(wshape)
+        bias = None if i == 1 else b
+        expected = general_path(x, w, bias, **kwargs)
+        got = cyconv.conv2d(x, w, bias, out=out, **kwargs)
+        assert got.tobytes() == expected.tobytes()
+        out = got if i == 2 else None
+    assert all(prep.small is not None for prep in _conv2d._prepared.values())
+    assert kept_runs == [True] * 4
+    x4 = x if x.ndim == 4 else x[None]
+    ref = conv2d_reference(x4.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                           **kwargs)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref.reshape(got.shape), rtol=tol, atol=tol * 10)
+
+
+def misaligned(a):
+    """A copy of `a` whose data starts one byte past an element boundary."""
+    raw = np.empty(a.nbytes + 1, np.uint8)[1:]
+    copy = raw.view(a.dtype).reshape(a.shape)
+    copy[...] = a
+    assert not copy.flags.aligned
+    return copy
+
+
+@pytest.mark.parametrize("case", ["flipped weights", "misaligned input", "misaligned weights",
+                                  "big-endian input", "strided bias", "float32 input"])
+def test_kept_calls_decline_arrays_they_do_not_take(kept_runs, case):
+    # Declined, the general path runs the call (converting or copying).
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 4, 6, 6))
+    w = rng.standard_normal((8, 4, 3, 3))
+    b = rng.standard_normal(16)[::2]
+    if case == "flipped weights":   # (taken by plans that pack or stage them)
+        x, w = x[:, :1], w[:1, :1, ::-1, ::-1]
+    elif case == "misaligned input":
+        x = misaligned(x)
+    elif case == "misaligned weights":
+        w = misaligned(w)
+    elif case == "big-endian input":
+        x = x.astype(">f8")
+    elif case == "float32 input":   # (a float64 call)
+        x = x.astype(np.float32)
+    b = b[:len(w)] if case == "strided bias" else np.ascontiguousarray(b[:len(w)])
+    expected = general_path(np.array(x), np.array(w), b, padding=1)
+    got = cyconv.conv2d(x, w, b, padding=1)
+    assert got.tobytes() == expected.tobytes()
+    assert all(prep.small is not None for prep in _conv2d._prepared.values())
+    prep = _conv2d._prepared[_conv2d._key(x, w, b, 1, 1, 1, 1, "zeros")]
+    assert kept_runs == [case == "flipped weights" and prep.plan.blocked]
+
+
+def test_kept_calls_on_threads_at_once():
+    # A kept call another thread is running declines: the general path runs.
+    import threading
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
+    expected = general_path(x, w, padding=1)
+    results, start = [], threading.Barrier(4)
+
+    def calls():
+        start.wait()
+        results.extend(cyconv.conv2d(x, w, padding=1).tobytes() for _ in range(300))
+
+    threads = [threading.Thread(target=calls) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected.tobytes()] * 1200

@@ -68,10 +68,12 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     prep = _prepared_call(x, w, b, stride, padding, dilation, groups, padding_mode, workers)
     workers = _parallel.resolve_workers(workers)
     result = _check_out(out, prep.result_shape, prep.dtype, (x, w, b))
+    if prep.small is not None and _ran_small(prep.small, x, w, b, result):
+        return result
     if prep.geo.unbatched:
-        _execute(prep, x[np.newaxis], w, b, result[np.newaxis], workers)
+        _execute_planned(prep, x[np.newaxis], w, b, result[np.newaxis], workers)
     else:
-        _execute(prep, x, w, b, result, workers)
+        _execute_planned(prep, x, w, b, result, workers)
     return result
 
 
@@ -80,6 +82,12 @@ def _execute(prep: _Prepared, x, w, b, out4, workers: int) -> None:
     into out4: the rest of conv2d once its arguments are checked. Callers
     within the package that hold a call's _Prepared (conv_transpose2d's
     phases) run it here, without conv2d's argument checks."""
+    if prep.small is None or not _ran_small(prep.small, x, w, b, out4):
+        _execute_planned(prep, x, w, b, out4, workers)
+
+
+def _execute_planned(prep: _Prepared, x, w, b, out4, workers: int) -> None:
+    """_execute without the kept one-piece call."""
     geo, dtype, plan = prep.geo, prep.dtype, prep.plan
     if plan is None:
         if out4.size and geo.empty_kernel:
@@ -294,6 +302,34 @@ def _run(prep: _Prepared, x, weights, bias_arr, out4, workers: int,
     _parallel.run(job, chunks, nthreads, scratch)
 
 
+def _ran_small(small, x, w, b, out) -> bool:
+    """Whether the kept one-piece call `small` (_core.SmallConv2d) ran the
+    call; else nothing was done. It declines what _run would not run as
+    one piece now (tests change the limits)."""
+    return (small.work < min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK)
+            and small.run(x, w, b, out, _scratch.poison))
+
+
+def _small_call(geo, dtype, plan, row_map, col_map):
+    """A _core.SmallConv2d for a call _run makes in one piece, with its own
+    scratch of at most SMALL_CALL_BYTES; else None."""
+    per_row = geo.K * geo.Wo * geo.Cg * geo.R * geo.S
+    if geo.N * geo.Ho * per_row >= min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
+        return None
+    packs = plan.blocked and not plan.pack_inline and not plan.weight_stage   # as _execute
+    sizes = (math.prod(plan.padded_shape) * (geo.N if plan.gathers else 1), plan.scratch,
+             max(plan.edge, plan.weight_stage), math.prod(plan.packed_shape) if packs else 0)
+    if sum(sizes) * dtype.itemsize > SMALL_CALL_BYTES:
+        return None
+    buffers = [_scratch.aligned_bytes(max(1, n) * dtype.itemsize) for n in sizes]
+    marks = np.zeros(plan.packed_shape[0] if packs else 1, np.uint8)
+    return _core.SmallConv2d(plan, row_map, col_map, geo.N, *buffers, marks)
+
+
+# The most scratch a kept one-piece call holds (bytes); up to _MAX_PREPARED are kept.
+SMALL_CALL_BYTES = 256 << 10
+
+
 def _buffers(padded_shape, tiles: int, edge: int, dtype) -> tuple:
     """The core conv2d's scratch, kept by this thread: the padded input,
     the tiles' sums and the edge columns."""
@@ -347,6 +383,7 @@ class _Prepared(NamedTuple):
     taken: tuple | None = None   # (rows, cols) slices of the input the plan reads, or all
     lowered: _Lowered | None = None   # plan is the 1x1 layer on the patches, or None
     pixel: _PixelConv | None = None   # runs _pixel_conv instead of the plan, or None
+    small: object = None   # _core.SmallConv2d: the call kept as one piece, or None
 
 
 # Prepared calls by _key: a repeated call (a layer in a training loop) skips
@@ -396,9 +433,14 @@ def reads_weight_views(x, w, stride, padding, dilation, groups, once=False) -> b
 
 def _key(x, w, b, stride, padding, dilation, groups, padding_mode):
     """The _prepared key of a call, or None when an argument is unhashable."""
-    key = (x.shape, x.dtype, w.shape, w.dtype, None if b is None else (b.shape, b.dtype),
-           _typed(stride), _typed(padding), _typed(dilation), _typed(groups),
-           _typed(padding_mode)) + _levels()
+    arrays = x.shape, x.dtype, w.shape, w.dtype, None if b is None else (b.shape, b.dtype)
+    if (type(stride) is int and type(padding) is int and type(dilation) is int
+            and type(groups) is int and type(padding_mode) is str):
+        # The common call, without _typed's calls: its ints and string in
+        # place, where other calls' keys hold (type, value) pairs.
+        return arrays + (stride, padding, dilation, groups, padding_mode) + _levels()
+    key = arrays + (_typed(stride), _typed(padding), _typed(dilation), _typed(groups),
+                    _typed(padding_mode)) + _levels()
     try:
         hash(key)
     except TypeError:   # e.g. an array as stride: the full checks explain what is wrong
@@ -503,8 +545,11 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
     pixel = None
     if lowered is None and taken is None and _pixel_conv_fits(geo, dtype):
         pixel = _pixel_conv_plan(geo)
+    small = None
+    if lowered is None and taken is None and pixel is None:
+        small = _small_call(geo, dtype, plan, row_map, col_map)
     return _Prepared(geo, dtype, plan, row_map, col_map, shape, geo.Ho, per_row, taken, lowered,
-                     pixel)
+                     pixel, small)
 
 
 # Layers of at most this many taps a group (Cg * R * S, R * S > 1) and at

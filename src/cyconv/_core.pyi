@@ -170,6 +170,18 @@ def ndimage_correlate_along_fast(image: NDArray, col_map: NDArray[np.int64], bef
                                  stream: bool = ...) -> None: ...
 
 
+class SmallConv2d:
+    """A conv2d call of one piece with its plan, index maps and scratch kept (built by
+    _conv2d._small_call)."""
+    work: int
+    def __init__(self, plan: Conv2dPlan, row_map: NDArray[np.int64],
+                 col_map: NDArray[np.int64], N: int, padded: NDArray[np.uint8],
+                 scratch: NDArray[np.uint8], edge: NDArray[np.uint8],
+                 packed: NDArray[np.uint8], marks: NDArray[np.uint8]) -> None: ...
+    def run(self, image: NDArray, weights: NDArray, bias: NDArray | None,
+            out: NDArray, poison: bool = ...) -> bool: ...
+
+
 class SmallPass:
     """A small 1-D pass of cyconv.ndimage with its constant arguments kept (built by
     ndimage._pass_small)."""

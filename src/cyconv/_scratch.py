@@ -29,6 +29,14 @@ poison = False
 _local = threading.local()   # .kept: {purpose: (buffer, the array last handed out)}
 
 
+def aligned_bytes(nbytes: int) -> np.ndarray:
+    """A new uninitialized uint8 array of `nbytes`, `ALIGN`-byte aligned
+    (scratch its owner keeps, not this thread)."""
+    buffer = np.empty(nbytes + ALIGN, np.uint8)
+    start = -buffer.ctypes.data % ALIGN
+    return buffer[start:start + nbytes]
+
+
 def empty(purpose: str, shape: tuple, dtype) -> np.ndarray:
     """An uninitialized C-contiguous array of `shape` (a tuple) and `dtype`,
     made from this thread's kept buffer for `purpose`, `ALIGN`-byte aligned."""
