@@ -257,8 +257,12 @@ def _resolve_transpose(x, w, stride, padding, output_padding, groups, dilation, 
                        dtype) -> _Geometry:
     """conv_transpose2d's arguments as the conv2d whose input gradient it
     is; kept by call, as _resolve keeps conv2d's."""
-    key = (x.shape, w.shape, dtype, _typed(stride), _typed(padding), _typed(output_padding),
-           _typed(groups), _typed(dilation))
+    if (type(stride) is int and type(padding) is int and type(output_padding) is int
+            and type(groups) is int and type(dilation) is int):   # (as conv2d's _key)
+        key = x.shape, w.shape, dtype, stride, padding, output_padding, groups, dilation
+    else:
+        key = (x.shape, w.shape, dtype, _typed(stride), _typed(padding),
+               _typed(output_padding), _typed(groups), _typed(dilation))
     try:
         key += (_parallel.resolve_workers(workers),)
         geo = _resolved.get(key)

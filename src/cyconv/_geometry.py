@@ -512,6 +512,11 @@ def conv2d_dtype(input_dtype: np.dtype, weight_dtype: np.dtype,
                  bias_dtype: np.dtype | None) -> np.dtype:
     """conv2d's compute and result type: float32 when every array is float16
     or float32, else float64; TypeError for complex and non-numeric arrays."""
+    if input_dtype == weight_dtype and (bias_dtype is None or bias_dtype == input_dtype):
+        # (every array float32, or every one float64: a repeated layer's call)
+        same = _NATIVE_FLOATS.get(input_dtype)
+        if same is not None:
+            return same
     dtypes = [("input", input_dtype), ("weight", weight_dtype)]
     if bias_dtype is not None:
         dtypes.append(("bias", bias_dtype))
@@ -526,6 +531,8 @@ def conv2d_dtype(input_dtype: np.dtype, weight_dtype: np.dtype,
         return np.dtype(np.float32)
     return np.dtype(np.float64)
 
+
+_NATIVE_FLOATS = {np.dtype(t): np.dtype(t) for t in (np.float32, np.float64)}
 
 _MAX_BYTES = 2 ** 62  # beyond this no allocation can succeed; refuse before trying
 
