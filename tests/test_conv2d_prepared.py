@@ -187,7 +187,7 @@ KEPT_CALLS = [
     ((1, 1, 2, 2), (8, 1, 1, 1), {}),                                      # weights packed
     ((1, 4, 5, 5), (8, 4, 3, 3), {"padding": 1}),                          # weights staged
     ((1, 16, 2, 2), (32, 1, 1, 1), {"groups": 16}),                        # depthwise lanes
-    ((1, 32, 2, 2), (64, 32, 3, 3), {"stride": 2, "padding": 1}),          # packed inline
+    ((1, 256, 2, 2), (64, 256, 1, 1), {}),                          # packed inline (float32)
     ((2, 1, 2, 2), (8, 1, 3, 3), {"stride": 2, "padding": 1}),             # gathered tiles
     ((3, 9, 9), (16, 3, 3, 3), {"stride": 2, "padding": "same"}),          # unbatched
     ((1, 4, 6, 5), (8, 2, 3, 2), {"groups": 2, "dilation": (2, 1), "padding": (1, 2),
@@ -198,7 +198,9 @@ KEPT_CALLS = [
 
 @pytest.fixture
 def kept_runs(monkeypatch):
-    """What each call's kept one-piece call answered (True: it ran the call)."""
+    """What each call's kept one-piece call answered (True: it ran the call).
+    Calls of up to 1 MB of scratch are kept (test_kept_calls_hold_little_scratch)."""
+    monkeypatch.setattr(_conv2d, "SMALL_CALL_BYTES", 1 << 20)
     answers = []
     ran_small = _conv2d._ran_small
     monkeypatch.setattr(_conv2d, "_ran_small",
@@ -242,6 +244,22 @@ def test_kept_one_piece_calls_are_bitwise_the_general_path(kept_runs, dtype, xsh
                            **kwargs)
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got, ref.reshape(got.shape), rtol=tol, atol=tol * 10)
+
+
+def test_kept_calls_hold_little_scratch(monkeypatch):
+    # A one-piece call whose scratch would pass SMALL_CALL_BYTES (here its
+    # packed or staged weights: 73 KB) takes the general path.
+    x = np.ones((1, 32, 2, 2), np.float32)
+    w = np.ones((64, 32, 3, 3), np.float32)
+    got = cyconv.conv2d(x, w, stride=2, padding=1)
+    assert w.nbytes > _conv2d.SMALL_CALL_BYTES
+    (prep,) = _conv2d._prepared.values()
+    assert prep.small is None and prep.plan is not None
+    monkeypatch.setattr(_conv2d, "SMALL_CALL_BYTES", 1 << 20)   # (kept with a larger bound)
+    _conv2d._prepared.clear()
+    assert cyconv.conv2d(x, w, stride=2, padding=1).tobytes() == got.tobytes()
+    (prep,) = _conv2d._prepared.values()
+    assert prep.small is not None
 
 
 def misaligned(a):

@@ -326,8 +326,9 @@ def _small_call(geo, dtype, plan, row_map, col_map):
     return _core.SmallConv2d(plan, row_map, col_map, geo.N, *buffers, marks)
 
 
-# The most scratch a kept one-piece call holds (bytes); up to _MAX_PREPARED are kept.
-SMALL_CALL_BYTES = 256 << 10
+# The most scratch a kept one-piece call holds (bytes): up to _MAX_PREPARED are
+# kept, 16 MB at most.
+SMALL_CALL_BYTES = 64 << 10
 
 
 def _buffers(padded_shape, tiles: int, edge: int, dtype) -> tuple:
