@@ -446,6 +446,7 @@ def test_depthwise_channels_in_lanes(C, H, W, R, S, stride, dilation, padding, m
     (12, 3, 64, 16, 16, 3, 3, (2, 1), 2, 1, 2),
     (9, 16, 32, 13, 13, 5, 5, 2, 1, 1, 3),
     (16, 32, 32, 8, 8, 3, 3, (3, 0), 1, 1, 2),
+    (12, 32, 64, 20, 20, 4, 4, 0, 1, 1, 2),   # DQN's second layer: rows of 9
 ], ids=str)
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("weights", ["finite", "inf", "nan"])

@@ -1657,12 +1657,15 @@ cdef void _conv_plan(_Conv *g, bint double_precision) noexcept nogil:
         # in tiles of 14 and 5). A piece of several such images runs tiles
         # of any PT of its output pixels instead, across rows and images
         # (_conv2d_gathered): the same sums, so the same bits.
-        # A strided layer's rows of at most about half a tile run in one
+        # A strided layer's rows of at most two thirds of a tile run in one
         # narrow row tile each (3x3/2 @16x16: rows of 8 in tiles of 14, 16
         # accumulators for 28): those gather too. Zen 4, 64 x 32 -> 64
         # 3x3/2 float32, float64: rows of 6 1.55x, 1.57x; of 8 1.23x,
         # 1.14x; of 10 (one 10-pixel tile) 0.93x, 0.96x; 12-13 1.00-1.07x.
-        g.gathers = (g.flat or ((g.sh > 1 or g.sw > 1) and g.Wo <= g.PT // 2 + 1)) \
+        # Rows of 9 (2026-12-07, float32 / float64): DQN's 32 x 32 -> 64
+        # 4x4/2 @20x20 1.10x / 1.09x, 8 x 128 -> 128 3x3/2 @18x18 1.09x /
+        # 1.08x. (AVX2's 6-pixel tiles: rows of 4, as before.)
+        g.gathers = (g.flat or ((g.sh > 1 or g.sw > 1) and 3 * g.Wo <= 2 * g.PT)) \
             and _gathered_tiles_on and g.N > 1 \
             and g.chunk == g.Cg and not g.lanes and not g.pack_inline \
             and ((g.Ho - 1) * g.Wb + g.Wo if g.flat else g.Ho * g.Wo) <= GATHER_MAX_PIXELS
