@@ -310,10 +310,10 @@ def _ran_small(small, x, w, b, out) -> bool:
             and small.run(x, w, b, out, _scratch.poison))
 
 
-def _small_call(geo, dtype, plan, row_map, col_map):
-    """A _core.SmallConv2d for a call _run makes in one piece, with its own
-    scratch of at most SMALL_CALL_BYTES; else None."""
-    per_row = geo.K * geo.Wo * geo.Cg * geo.R * geo.S
+def _small_call(geo, dtype, plan, row_map, col_map, per_row: int):
+    """A _core.SmallConv2d for a call _run makes in one piece (per_row
+    multiply-adds an output row), with its own scratch of at most
+    SMALL_CALL_BYTES; else None."""
     if geo.N * geo.Ho * per_row >= min(_parallel.MIN_WORK_PER_THREAD, _parallel.CHUNK_WORK):
         return None
     packs = plan.blocked and not plan.pack_inline and not plan.weight_stage   # as _execute
@@ -548,7 +548,7 @@ def _prepare(x, w, b, stride, padding, dilation, groups, padding_mode, workers) 
         pixel = _pixel_conv_plan(geo)
     small = None
     if lowered is None and taken is None and pixel is None:
-        small = _small_call(geo, dtype, plan, row_map, col_map)
+        small = _small_call(geo, dtype, plan, row_map, col_map, per_row)
     return _Prepared(geo, dtype, plan, row_map, col_map, shape, geo.Ho, per_row, taken, lowered,
                      pixel, small)
 
