@@ -483,6 +483,36 @@ def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, str
         cyconv.conv2d(x, w, None, *args, padding_mode=mode, workers=workers), flat_unbiased)
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("layer", [
+    # (C, K, H, R, stride): no padding
+    (32, 32, 5, 3, 1),    # flat tiles of 3x3 outputs (gathered at every level)
+    (32, 64, 20, 4, 2),   # DQN's second layer: rows of 9 (gathered on AVX-512)
+], ids=str)
+@pytest.mark.parametrize("batch", ["contiguous", "every other image", "images reversed",
+                                   "one image repeated"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_gathered_tiles_read_unpadded_images_in_place(layer, batch, workers, dtype):
+    """Without padding, tiles gathered across images read each C-ordered
+    image where it is (no padded copy), whatever the batch's stride: the
+    reference's values, and bitwise the row or flat tiles' result."""
+    from cyconv import _conv2d, _core
+    C, K, H, R, stride = layer
+    x, w, b = case_arrays(C + H + R, N=32, C=C, K=K, H=H, W=H, R=R, S=R, dtype=dtype)
+    x = {"contiguous": x[:16], "every other image": x[::2], "images reversed": x[::-2],
+         "one image repeated": np.broadcast_to(x[:1], (16,) + x.shape[1:])}[batch]
+    if not _conv2d._prepared_call(x, w, b, stride, 0, 1, 1, "zeros", workers).plan.gathers:
+        pytest.skip("this level runs the layer in row tiles")
+    got = check(x, w, b, stride)
+    old = _core.set_gathered_tiles(False)
+    try:
+        tiles = cyconv.conv2d(x, w, b, stride, workers=1)
+    finally:
+        _core.set_gathered_tiles(old)
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, stride, workers=workers), tiles)
+    np.testing.assert_array_equal(got, tiles)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_gathered_pieces_hold_a_tile_of_images(workers, monkeypatch):
     """Tiles gathered across images leave out columns of zero padding only
