@@ -485,31 +485,44 @@ def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, str
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
 @pytest.mark.parametrize("layer", [
-    # (C, K, H, R, stride): no padding
-    (32, 32, 5, 3, 1),    # flat tiles of 3x3 outputs (gathered at every level)
-    (32, 64, 20, 4, 2),   # DQN's second layer: rows of 9 (gathered on AVX-512)
+    # (C, K, H, R, stride, padding)
+    (32, 32, 5, 3, 1, 0),    # flat tiles of 3x3 outputs (gathered at every level)
+    (32, 64, 20, 4, 2, 0),   # DQN's second layer: rows of 9 (gathered on AVX-512)
+    (64, 64, 4, 3, 1, 1),    # classes of rows and columns: no tile reads the padding (AVX-512)
+    (64, 64, 5, 3, 1, (2, 0)),   # padding rows only (AVX-512)
+    (32, 32, 10, 3, 1, (1, 0)),  # (every level)
+    (32, 32, 4, 3, 1, 1),    # classes of rows only: tiles read the padding columns (AVX-512)
+    (32, 32, 9, 3, 1, 1),    # (every level)
 ], ids=str)
+@pytest.mark.parametrize("weights", ["finite", "inf"])
 @pytest.mark.parametrize("batch", ["contiguous", "every other image", "images reversed",
                                    "one image repeated"])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_gathered_tiles_read_unpadded_images_in_place(layer, batch, workers, dtype):
-    """Without padding, tiles gathered across images read each C-ordered
-    image where it is (no padded copy), whatever the batch's stride: the
-    reference's values, and bitwise the row or flat tiles' result."""
+def test_gathered_tiles_read_images_in_place(layer, weights, batch, workers, dtype):
+    """Tiles gathered across C-ordered images read them where they are
+    (no padded copy) when they read no padding: without padding, or with
+    zero padding that every tile leaves out (finite weights). Whatever the
+    batch's stride: the reference's values, and bitwise the row or flat
+    tiles' result."""
     from cyconv import _conv2d, _core
-    C, K, H, R, stride = layer
+    C, K, H, R, stride, padding = layer
     x, w, b = case_arrays(C + H + R, N=32, C=C, K=K, H=H, W=H, R=R, S=R, dtype=dtype)
     x = {"contiguous": x[:16], "every other image": x[::2], "images reversed": x[::-2],
          "one image repeated": np.broadcast_to(x[:1], (16,) + x.shape[1:])}[batch]
-    if not _conv2d._prepared_call(x, w, b, stride, 0, 1, 1, "zeros", workers).plan.gathers:
+    if not _conv2d._prepared_call(x, w, b, stride, padding, 1, 1, "zeros", workers).plan.gathers:
         pytest.skip("this level runs the layer in row tiles")
-    got = check(x, w, b, stride)
+    if weights == "inf":   # (products with the padding then count: NaN)
+        w[-1, -1, -1, -1] = np.inf
+        got = cyconv.conv2d(x, w, b, stride, padding, workers=1)
+    else:
+        got = check(x, w, b, stride, padding)
     old = _core.set_gathered_tiles(False)
     try:
-        tiles = cyconv.conv2d(x, w, b, stride, workers=1)
+        tiles = cyconv.conv2d(x, w, b, stride, padding, workers=1)
     finally:
         _core.set_gathered_tiles(old)
-    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, stride, workers=workers), tiles)
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, b, stride, padding, workers=workers),
+                                  tiles)
     np.testing.assert_array_equal(got, tiles)
 
 

@@ -2773,12 +2773,20 @@ cdef Py_ssize_t _tap_classes(Py_ssize_t n_out, Py_ssize_t before, Py_ssize_t siz
     return 1
 
 
+cdef bint _column_classes(const _Conv *g, Py_ssize_t images, bint skip) noexcept nogil:
+    # Do _conv2d_gathered's pieces of `images` images go by classes of
+    # columns too (see there)?
+    return skip and g.Cg * g.R * g.S >= GATHER_COLUMN_TAPS and images >= g.PT
+
+
 cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
+                           Py_ssize_t channel, Py_ssize_t row,
                            const fp_t *packed, const fp_t *bias, char *out,
                            const Py_ssize_t *ostr, fp_t *tile, Py_ssize_t images,
                            Py_ssize_t b0, Py_ssize_t b1, bint skip) noexcept nogil:
-    """Every output pixel of `images` padded images (`plane` elements apart;
-    `out` at the first image), in tiles of PT pixels gathered across
+    """Every output pixel of `images` padded images (`plane` elements apart,
+    their channels `channel` and their rows `row` elements apart; `out` at
+    the first image), in tiles of PT pixels gathered across
     rows and images (gathered_tile), each tile running channel blocks b0
     <= bb < b1 while its input stays in L1. With `skip` (zero padding,
     every block's weights finite) the pixels go by class, those whose
@@ -2794,15 +2802,14 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
     0.81x, 1.11x; 8 x 512 -> 512 @4x4 0.98x, 1.17x). A class's last tile
     repeats its last pixel."""
     cdef Py_ssize_t PT = g.PT, KB = g.KB, S = g.S
-    cdef Py_ssize_t cs = g.Hb * g.Wb, rs = g.Wb * g.dh
+    cdef Py_ssize_t cs = channel, rs = row * g.dh
     cdef Py_ssize_t block = g.Cg * g.R * S * KB
     cdef Py_ssize_t off[CYC_MAX_TILE_PIXELS]
     cdef Py_ssize_t rows[3 * MAX_TAP_CLASSES]
     cdef Py_ssize_t cols[3 * MAX_TAP_CLASSES]
     cdef Py_ssize_t nrc = _tap_classes(g.Ho, g.top, g.H, g.R, g.dh, g.sh, skip, rows)
     cdef Py_ssize_t ncc = _tap_classes(g.Wo, g.left, g.W, S, g.dw, g.sw,
-                                       skip and g.Cg * g.R * S >= GATHER_COLUMN_TAPS
-                                       and images >= PT, cols)
+                                       _column_classes(g, images, skip), cols)
     cdef Py_ssize_t rc, cc, ya, xa, ny, nx, r0, r1, s0, s1, each, total, shift, wshift
     cdef Py_ssize_t p0, i, n, y, x, tn, ty, tx, sn, sy, sx, npx, run, bb, grp, b, k0
     for rc in range(nrc):
@@ -2823,7 +2830,7 @@ cdef void _conv2d_gathered(const _Conv *g, const fp_t *padded, Py_ssize_t plane,
                 npx = min(PT, total - p0)
                 tn, ty, tx = n, y, x
                 for i in range(npx):
-                    off[i] = tn * plane + (ya + ty) * g.sh * g.Wb + (xa + tx) * g.sw + shift
+                    off[i] = tn * plane + (ya + ty) * g.sh * row + (xa + tx) * g.sw + shift
                     tx += 1
                     if tx == nx:
                         tx, ty = 0, ty + 1
@@ -2909,6 +2916,21 @@ cdef inline bint _finite_blocks(const uint8_t *marks, Py_ssize_t b0,
     return True
 
 
+cdef inline bint _gathered_reads_image(const _Conv *g, const Py_ssize_t *istr,
+                                       Py_ssize_t item, Py_ssize_t images,
+                                       bint skip) noexcept nogil:
+    # Can _conv2d_gathered's tiles on `images` images (byte strides istr,
+    # elements of `item` bytes) read them in place: C-ordered rows, and no
+    # padding, or none that the tiles read (zero padding left out by
+    # classes of rows and of columns, with `skip`: every block's weights
+    # finite)?
+    if istr[3] != item or istr[2] != g.W * item or istr[1] % item or istr[0] % item:
+        return False
+    if g.Hb == g.H and g.Wb == g.W:
+        return True
+    return skip and (_column_classes(g, images, skip) or g.left == g.right == 0)
+
+
 cdef bint _reads_image(const _Conv *g, const uint8_t *marks, Py_ssize_t b0,
                        Py_ssize_t b1) noexcept nogil:
     """Do the tiles of blocks b0 <= bb < b1 (all of them when the tiles run
@@ -2949,8 +2971,8 @@ cdef void _conv2d_range(const _Conv *g,
     into it as it starts, whatever its mark."""
     cdef Py_ssize_t n, bb, m0, m1, block = g.Cg * g.R * g.S * g.KB
     cdef const fp_t *wb = weights
-    cdef const fp_t *images              # gathered tiles' images, images_plane elements apart
-    cdef Py_ssize_t images_plane
+    cdef const fp_t *images              # what gathered tiles read (_conv2d_gathered)
+    cdef Py_ssize_t images_plane, images_channel, images_row
     cdef bint skip
     # Padded rows these output rows read; small-image tiles also read the
     # zero rows below the padded image, where their last tile overruns, and
@@ -2984,24 +3006,26 @@ cdef void _conv2d_range(const _Conv *g,
     if g.gathers and 1 < n1 - n0 <= slots and y0 == 0 and y1 == g.Ho:
         if source != NULL and not one_slot:
             _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, b0, b1)
-        if in_place and istr[0] % item == 0:
-            # No padding: the tiles read each pixel where it is, with no
-            # copy of the images first (Zen 4, "valid" layers, float32 /
-            # float64: 32 x 64 -> 64 3x3 @9x9 1.06x / 1.04x, 3x3/2 @18x18
-            # 1.07x / 1.18x, 64 x 32 -> 32 3x3 @5x5 1.32x / 1.17x).
-            images = <const fp_t *>(image + n0 * istr[0])
-            images_plane = istr[0] // item
+        skip = g.zero_padding and _finite_blocks(packed_blocks, b0, b1)
+        if _gathered_reads_image(g, istr, item, n1 - n0, skip and not one_slot):
+            # The tiles read each pixel where it is, with no padded copy of
+            # the images first. Zen 4, float32 / float64: "valid" 32 x 64
+            # -> 64 3x3 @9x9 1.06x / 1.04x, 3x3/2 @18x18 1.07x / 1.18x,
+            # 64 x 32 -> 32 3x3 @5x5 1.32x / 1.17x; zero padding left out,
+            # 64 x 64 -> 64 @4x4 1.10x / 1.05x, 64 x 128 -> 128 @2x2 1.34x
+            # / 1.03x, 32 x 64 -> 64 @7x7 padded by 2 (DQN's input
+            # gradient) 1.10x / 1.14x.
+            images = <const fp_t *>(image + n0 * istr[0]) - origin
+            images_plane, images_channel, images_row = istr[0] // item, istr[1] // item, g.W
         else:
             for n in range(n0, n1):
                 _pad_image(g, image + n * istr[0], istr, row_map, col_map,
                            padded + (n - n0) * plane, row0, row1)
-            images, images_plane = padded, plane
+            images, images_plane, images_channel, images_row = padded, plane, cs, g.Wb
         if g.tiles_outer:   # (never with one_slot: blocks outer only)
-            _conv2d_gathered(g, images, images_plane, weights, bias, out + n0 * ostr[0], ostr,
-                             scratch, n1 - n0, b0, b1,
-                             g.zero_padding and _finite_blocks(packed_blocks, b0, b1))
+            _conv2d_gathered(g, images, images_plane, images_channel, images_row, weights,
+                             bias, out + n0 * ostr[0], ostr, scratch, n1 - n0, b0, b1, skip)
             return
-        skip = g.zero_padding and _finite_blocks(packed_blocks, b0, b1)
         for bb in range(b0, b1):
             # each block over the piece while its weights stay in L2 (as
             # per_block below: 8 x 512 -> 512 3x3 @4x4 0.93x the flat tiles
@@ -3011,8 +3035,8 @@ cdef void _conv2d_range(const _Conv *g,
                 _pack_weights(g, source, sstr[0], sstr[1], sstr[2], sstr[3], <fp_t *>wb,
                               bb, bb + 1, packed_blocks)
                 skip = g.zero_padding and _finite_blocks(packed_blocks, bb, bb + 1)
-            _conv2d_gathered(g, images, images_plane, wb, bias, out + n0 * ostr[0], ostr,
-                             scratch, n1 - n0, bb, bb + 1, skip)
+            _conv2d_gathered(g, images, images_plane, images_channel, images_row, wb, bias,
+                             out + n0 * ostr[0], ostr, scratch, n1 - n0, bb, bb + 1, skip)
         return
     if source != NULL and not per_block:
         _pack_missing(g, source, sstr, packed_blocks, <fp_t *>weights, b0, b1)
