@@ -493,6 +493,7 @@ def test_tiles_across_images(N, C, K, H, W, R, S, padding, dilation, groups, str
     (32, 32, 10, 3, 1, (1, 0)),  # (every level)
     (32, 32, 4, 3, 1, 1),    # classes of rows only: tiles read the padding columns (AVX-512)
     (32, 32, 9, 3, 1, 1),    # (every level)
+    (8, 32, 8, 11, 1, 10),   # more classes of rows than kept: one of every tap (AVX-512)
 ], ids=str)
 @pytest.mark.parametrize("weights", ["finite", "inf"])
 @pytest.mark.parametrize("batch", ["contiguous", "every other image", "images reversed",

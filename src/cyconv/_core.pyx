@@ -2916,19 +2916,37 @@ cdef inline bint _finite_blocks(const uint8_t *marks, Py_ssize_t b0,
     return True
 
 
+cdef bint _classes_read_no_padding(Py_ssize_t n_out, Py_ssize_t before, Py_ssize_t size,
+                                   Py_ssize_t K, Py_ssize_t d, Py_ssize_t step,
+                                   bint skip) noexcept nogil:
+    # Do the taps of _tap_classes' ranges (the same arguments) read only
+    # the image, no padding? Not where padding is left out by more ranges
+    # than MAX_TAP_CLASSES: one range of every tap then.
+    cdef Py_ssize_t classes[3 * MAX_TAP_CLASSES]
+    cdef Py_ssize_t n = _tap_classes(n_out, before, size, K, d, step, skip, classes)
+    cdef Py_ssize_t c, first, last, k0, k1
+    for c in range(n):
+        first, k0, k1 = classes[3 * c], classes[3 * c + 1], classes[3 * c + 2]
+        last = classes[3 * c + 3] - 1 if c + 1 < n else n_out - 1
+        # (a range's taps move on with its positions: its first and last read the ends)
+        if k0 < k1 and (first * step + k0 * d < before
+                        or last * step + (k1 - 1) * d >= before + size):
+            return False
+    return True
+
+
 cdef inline bint _gathered_reads_image(const _Conv *g, const Py_ssize_t *istr,
                                        Py_ssize_t item, Py_ssize_t images,
                                        bint skip) noexcept nogil:
     # Can _conv2d_gathered's tiles on `images` images (byte strides istr,
-    # elements of `item` bytes) read them in place: C-ordered rows, and no
-    # padding, or none that the tiles read (zero padding left out by
-    # classes of rows and of columns, with `skip`: every block's weights
-    # finite)?
+    # elements of `item` bytes; with `skip` as it will be called) read
+    # them in place: C-ordered rows, and no padding that a tile reads (its
+    # classes of rows and of columns leave out zero padding)?
     if istr[3] != item or istr[2] != g.W * item or istr[1] % item or istr[0] % item:
         return False
-    if g.Hb == g.H and g.Wb == g.W:
-        return True
-    return skip and (_column_classes(g, images, skip) or g.left == g.right == 0)
+    return _classes_read_no_padding(g.Ho, g.top, g.H, g.R, g.dh, g.sh, skip) \
+        and _classes_read_no_padding(g.Wo, g.left, g.W, g.S, g.dw, g.sw,
+                                     _column_classes(g, images, skip))
 
 
 cdef bint _reads_image(const _Conv *g, const uint8_t *marks, Py_ssize_t b0,
